@@ -1,0 +1,43 @@
+# ztm — make targets. `make test` is what CI runs (.ci/run); it installs the
+# system packages the tests need when they are missing.
+
+GO          ?= go
+# Benchmarks: which ones (a -bench regexp), how long each, how many runs
+# (the fastest run of each counts).
+BENCH       ?= .
+BENCHTIME   ?= 1s
+BENCHCOUNT  ?= 3
+BENCHPKGS   ?= ./...
+# Fuzzing: how long each Fuzz target runs under `make fuzz`.
+FUZZTIME    ?= 10s
+FUZZPKGS    ?= ./...
+# staticcheck, pinned.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Whole-suite bound; the suite takes a few minutes on 2 cores.
+TESTTIMEOUT ?= 20m
+
+.PHONY: all deps test vet fuzz lint bench clean
+
+all: test
+
+deps:
+	@bash scripts/install-deps.sh
+
+vet:
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) ./...
+
+fuzz: deps
+	@bash scripts/fuzz.sh "$(FUZZTIME)" $(FUZZPKGS)
+
+lint:
+	$(GO) run $(STATICCHECK) ./...
+
+bench: deps
+	@set -o pipefail; \
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(BENCHPKGS) | tee bench.txt | $(GO) run ./internal/benchratio
+
+clean:
+	rm -f bench.txt
