@@ -1,0 +1,143 @@
+package depcheck
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/ztmkit/ztm"
+
+// rule limits what a package may import, directly or not. Allowed entries
+// are import paths, with "ztm:" standing for the module path; an entry
+// ending in "/..." allows that package and every package below it, any
+// other entry exactly that package.
+type rule struct {
+	pkg     string   // module-relative package; "identity/keystore" matches only itself unless tree is set
+	tree    bool     // also matches every package below pkg
+	allowed []string // allowed non-standard dependency prefixes
+}
+
+var (
+	cbor    = []string{"github.com/fxamacker/cbor/v2/...", "github.com/x448/float16/..."}
+	xcrypto = []string{"golang.org/x/crypto/...", "golang.org/x/sys/..."}
+)
+
+func join(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}
+
+// rules, most specific first. Packages no rule matches (backends, examples,
+// internal test helpers, the root package) may import anything.
+var rules = []rule{
+	{pkg: "identity/keystore", allowed: nil},
+	{pkg: "identity", allowed: join(xcrypto, cbor, []string{"ztm:identity/keystore", "ztm:internal/detcbor"})},
+	{pkg: "attest", allowed: join(xcrypto, cbor, []string{
+		"github.com/veraison/go-cose/...", "github.com/go-jose/go-jose/v4/...",
+		"ztm:identity", "ztm:identity/keystore", "ztm:internal/detcbor", "ztm:internal/coseutil",
+	})},
+	{pkg: "manifest", allowed: join(xcrypto, cbor, []string{
+		"github.com/veraison/go-cose/...", "github.com/transparency-dev/merkle/...",
+		"ztm:identity", "ztm:identity/keystore", "ztm:internal/detcbor", "ztm:internal/coseutil",
+	})},
+	{pkg: "ca", allowed: join(xcrypto, cbor, []string{"ztm:identity", "ztm:identity/keystore", "ztm:internal/detcbor"})},
+}
+
+func ruleFor(pkg string) *rule {
+	rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
+	for i, r := range rules {
+		if rel == r.pkg || (r.tree && strings.HasPrefix(rel, r.pkg+"/")) {
+			return &rules[i]
+		}
+	}
+	return nil
+}
+
+// violations returns the dependencies of pkg that its rule does not allow.
+func violations(r *rule, deps []string) []string {
+	var bad []string
+	for _, d := range deps {
+		if d == "" {
+			continue
+		}
+		ok := false
+		for _, a := range r.allowed {
+			path := a
+			if rel, isOwn := strings.CutPrefix(a, "ztm:"); isOwn {
+				path = module + "/" + rel
+			}
+			tree, isTree := strings.CutSuffix(path, "/...")
+			if d == path || (isTree && (d == tree || strings.HasPrefix(d, tree+"/"))) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			bad = append(bad, d)
+		}
+	}
+	return bad
+}
+
+func goList(t *testing.T, args ...string) []string {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"list"}, args...)...).Output()
+	if err != nil {
+		msg := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = string(ee.Stderr)
+		}
+		t.Fatalf("go list %v: %v\n%s", args, err, msg)
+	}
+	return strings.Fields(string(out))
+}
+
+func TestCoreDependencies(t *testing.T) {
+	checked := 0
+	for _, pkg := range goList(t, module+"/...") {
+		r := ruleFor(pkg)
+		if r == nil {
+			continue
+		}
+		deps := goList(t, "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", pkg)
+		var external []string
+		for _, d := range deps {
+			if d != pkg {
+				external = append(external, d)
+			}
+		}
+		if bad := violations(r, external); len(bad) > 0 {
+			t.Errorf("%s depends on %v, which its rule does not allow (allowed: %v)", pkg, bad, r.allowed)
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no core package found to check")
+	}
+}
+
+func TestViolations(t *testing.T) {
+	r := ruleFor(module + "/manifest")
+	if r == nil || r.pkg != "manifest" {
+		t.Fatalf("ruleFor(manifest) = %+v", r)
+	}
+	got := violations(r, []string{
+		"github.com/veraison/go-cose",
+		module + "/internal/detcbor",
+		module + "/ca",                       // manifest never imports ca
+		module + "/identity/keystore/pkcs11", // nor a cgo backend
+		"github.com/veraison/go-cose2",       // a prefix, not the module
+		"modernc.org/sqlite",
+	})
+	want := []string{module + "/ca", module + "/identity/keystore/pkcs11", "github.com/veraison/go-cose2", "modernc.org/sqlite"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("violations = %v, want %v", got, want)
+	}
+	if ruleFor(module+"/identity/keystore/pkcs11") != nil {
+		t.Error("backends are not core packages")
+	}
+}
