@@ -8,6 +8,7 @@ set -euo pipefail
 
 NEEDS=(
 	"openssl openssl"
+	"/usr/lib/postgresql postgresql"
 )
 
 missing=()
