@@ -7,6 +7,9 @@
 set -euo pipefail
 
 NEEDS=(
+	"/usr/lib/softhsm/libsofthsm2.so softhsm2"
+	"softhsm2-util softhsm2"
+	"pkcs11-tool opensc"
 	"openssl openssl"
 	"/usr/lib/postgresql postgresql"
 )

@@ -1,0 +1,401 @@
+package pkcs11
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	p11 "github.com/miekg/pkcs11"
+
+	"github.com/ztmkit/ztm/identity/keystore"
+)
+
+// A PKCS#11 module is initialized once per process (C_Initialize), and a
+// login holds for every session of the process on a token. So the state of
+// modules and tokens is process-wide, whatever number of stores use them:
+// this table is the one piece of mutable package state, as in every
+// PKCS#11 binding, and it is reference counted so that the last store to
+// close finalizes the module.
+var (
+	modulesMu sync.Mutex
+	modules   = map[string]*module{}
+	// libraries keeps each module loaded once it has been loaded: some
+	// modules (OpenSSL-based ones among them) do not survive being
+	// unloaded and loaded again in one process. Guarded by modulesMu.
+	libraries = map[string]*p11.Ctx{}
+)
+
+// module is one initialized PKCS#11 module.
+type module struct {
+	key   string // the module's resolved path, the key in modules
+	ctx   *p11.Ctx
+	owner bool // this package called C_Initialize, so it calls C_Finalize
+	refs  int  // stores using the module; guarded by modulesMu
+
+	mu     sync.Mutex
+	tokens map[uint]*token // by slot id; guarded by mu
+}
+
+// token is the process-wide state of one token in a module's slot.
+type token struct {
+	mod  *module
+	slot uint
+	info p11.TokenInfo
+	refs int // stores using the token; guarded by mod.mu
+
+	// pin is the PIN the process logged in with, kept to log in again if
+	// the module drops the login, and to check the PIN of later stores.
+	pin      string
+	loggedIn bool
+	// session is held open so that the login lasts while stores come and
+	// go (PKCS#11 logs out when a process closes its last session).
+	session p11.SessionHandle
+	loginMu sync.Mutex // serializes C_Login
+
+	// keyMu serializes Create and Delete on the token across the
+	// process's stores, so that the label search and the key generation
+	// are atomic for this process.
+	keyMu sync.Mutex
+	// algs are the algorithms the token's mechanisms support.
+	algs []keystore.Algorithm
+
+	objMu sync.Mutex
+	objs  map[p11.ObjectHandle]*object // private keys handed out; guarded by objMu
+}
+
+// object is a private key object that keys refer to. Every key fetched for
+// one object shares it, so that a Delete stops them all at once.
+type object struct {
+	handle p11.ObjectHandle
+	id     []byte
+	gone   atomic.Bool
+}
+
+// openModule returns the initialized module at path, loading and
+// initializing it if no store uses it yet.
+func openModule(path string) (*module, error) {
+	if path == "" {
+		return nil, &ModuleError{Path: path, Reason: "no module path"}
+	}
+	if !filepath.IsAbs(path) {
+		return nil, &ModuleError{Path: path, Reason: "the module path must be absolute"}
+	}
+	resolved, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &ModuleError{Path: path, Reason: "no such file: install the PKCS#11 library of the token (for SoftHSM2 on Debian: apt-get install softhsm2)", Err: err}
+		}
+		return nil, &ModuleError{Path: path, Reason: "cannot resolve the path", Err: err}
+	}
+	if st, err := os.Stat(resolved); err != nil {
+		return nil, &ModuleError{Path: path, Reason: "cannot stat the module", Err: err}
+	} else if !st.Mode().IsRegular() {
+		return nil, &ModuleError{Path: path, Reason: "not a regular file"}
+	}
+
+	modulesMu.Lock()
+	defer modulesMu.Unlock()
+	if m := modules[resolved]; m != nil {
+		m.refs++
+		return m, nil
+	}
+	ctx := libraries[resolved]
+	if ctx == nil {
+		ctx = p11.New(resolved)
+		if ctx == nil {
+			return nil, &ModuleError{Path: path, Reason: "cannot load it as a PKCS#11 library (dlopen or C_GetFunctionList failed)"}
+		}
+		libraries[resolved] = ctx
+	}
+	owner := true
+	if err := ctx.Initialize(); err != nil {
+		if rv(err) != p11.CKR_CRYPTOKI_ALREADY_INITIALIZED {
+			return nil, &ModuleError{Path: path, Reason: "C_Initialize failed", Err: wrap("C_Initialize", err)}
+		}
+		// Another library in this process initialized the module; it
+		// also finalizes it.
+		owner = false
+	}
+	m := &module{key: resolved, ctx: ctx, owner: owner, refs: 1, tokens: map[uint]*token{}}
+	modules[resolved] = m
+	return m, nil
+}
+
+// release drops one reference to m and finalizes it after the last.
+func (m *module) release() {
+	modulesMu.Lock()
+	defer modulesMu.Unlock()
+	m.refs--
+	if m.refs > 0 {
+		return
+	}
+	delete(modules, m.key)
+	if m.owner {
+		_ = m.ctx.Finalize()
+	}
+}
+
+// findSlot returns the slot of the one token that cfg selects.
+func (m *module) findSlot(cfg *Config) (uint, p11.TokenInfo, error) {
+	slots, err := m.ctx.GetSlotList(true)
+	if err != nil {
+		return 0, p11.TokenInfo{}, wrap("C_GetSlotList", err)
+	}
+	var found []uint
+	var infos []p11.TokenInfo
+	for _, slot := range slots {
+		if cfg.HasSlotID && slot != cfg.SlotID {
+			continue
+		}
+		info, err := m.ctx.GetTokenInfo(slot)
+		if err != nil {
+			continue // the token was removed since C_GetSlotList
+		}
+		if info.Flags&p11.CKF_TOKEN_INITIALIZED == 0 {
+			continue
+		}
+		if cfg.TokenLabel != "" && info.Label != cfg.TokenLabel ||
+			cfg.TokenSerial != "" && info.SerialNumber != cfg.TokenSerial ||
+			cfg.TokenManufacturer != "" && info.ManufacturerID != cfg.TokenManufacturer ||
+			cfg.TokenModel != "" && info.Model != cfg.TokenModel {
+			continue
+		}
+		found = append(found, slot)
+		infos = append(infos, info)
+	}
+	switch len(found) {
+	case 1:
+		return found[0], infos[0], nil
+	case 0:
+		return 0, p11.TokenInfo{}, fmt.Errorf("%w: no initialized token in %s matches %s (a module that was already initialized in this process may not see tokens created since by another process, such as softhsm2-util, until every store on it is closed)",
+			ErrTokenNotFound, cfg.ModulePath, selector(cfg))
+	}
+	return 0, p11.TokenInfo{}, fmt.Errorf("%w: %d tokens in %s match %s; add serial= to choose one", ErrTokenNotFound, len(found), cfg.ModulePath, selector(cfg))
+}
+
+// selector describes the token selectors of cfg, for errors.
+func selector(cfg *Config) string {
+	c := Config{TokenLabel: cfg.TokenLabel, TokenSerial: cfg.TokenSerial, TokenManufacturer: cfg.TokenManufacturer, TokenModel: cfg.TokenModel, SlotID: cfg.SlotID, HasSlotID: cfg.HasSlotID}
+	return c.String()
+}
+
+// openToken returns the token state for slot, logging in with pin. The
+// caller holds a reference to m.
+func (m *module) openToken(slot uint, info p11.TokenInfo, pin string) (*token, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.tokens[slot]
+	if t == nil {
+		algs, err := algorithms(m.ctx, slot)
+		if err != nil {
+			return nil, err
+		}
+		sh, err := m.ctx.OpenSession(slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
+		if err != nil {
+			return nil, wrap("C_OpenSession", err)
+		}
+		t = &token{mod: m, slot: slot, info: info, session: sh, algs: algs, objs: map[p11.ObjectHandle]*object{}}
+		if err := t.login(pin); err != nil {
+			_ = m.ctx.CloseSession(sh)
+			return nil, err
+		}
+		m.tokens[slot] = t
+	} else if err := t.checkPIN(pin); err != nil {
+		return nil, err
+	}
+	t.refs++
+	return t, nil
+}
+
+// release drops one reference to t and logs out after the last.
+func (t *token) release() {
+	m := t.mod
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t.refs--
+	if t.refs > 0 {
+		return
+	}
+	delete(m.tokens, t.slot)
+	if t.loggedIn {
+		_ = m.ctx.Logout(t.session)
+	}
+	_ = m.ctx.CloseSession(t.session)
+}
+
+// login logs the process in to the token as the user, if the token needs
+// it.
+func (t *token) login(pin string) error {
+	t.loginMu.Lock()
+	defer t.loginMu.Unlock()
+	return t.loginLocked(pin)
+}
+
+// loginLocked is login with t.loginMu held.
+func (t *token) loginLocked(pin string) error {
+	if t.info.Flags&p11.CKF_LOGIN_REQUIRED == 0 && pin == "" {
+		return nil
+	}
+	if pin == "" && t.info.Flags&p11.CKF_PROTECTED_AUTHENTICATION_PATH == 0 {
+		return fmt.Errorf("pkcs11: token %q needs a PIN: give pin-source or pin-value: %w", t.info.Label, keystore.ErrAuth)
+	}
+	err := t.mod.ctx.Login(t.session, p11.CKU_USER, pin)
+	switch rv(err) {
+	case 0:
+		if err != nil {
+			return wrap("C_Login", err)
+		}
+	case p11.CKR_USER_ALREADY_LOGGED_IN:
+		// Logged in by another library in this process; the PIN cannot
+		// be checked.
+	default:
+		return fmt.Errorf("pkcs11: failed to log in to token %q: %w", t.info.Label, wrap("C_Login", err))
+	}
+	t.pin = pin
+	t.loggedIn = true
+	return nil
+}
+
+// relogin logs in again after the module reported CKR_USER_NOT_LOGGED_IN.
+func (t *token) relogin() error {
+	t.loginMu.Lock()
+	pin, was := t.pin, t.loggedIn
+	t.loginMu.Unlock()
+	if !was {
+		return nil
+	}
+	return t.login(pin)
+}
+
+// checkPIN checks the PIN of a second store on a token the process is
+// already logged in to: PKCS#11 would accept any PIN then
+// (CKR_USER_ALREADY_LOGGED_IN), so the PIN is compared with the one the
+// login used.
+func (t *token) checkPIN(pin string) error {
+	t.loginMu.Lock()
+	defer t.loginMu.Unlock()
+	if !t.loggedIn {
+		if pin == "" {
+			return nil
+		}
+		return t.loginLocked(pin)
+	}
+	if subtle.ConstantTimeCompare([]byte(pin), []byte(t.pin)) != 1 {
+		return fmt.Errorf("pkcs11: token %q: the PIN differs from the one this process is logged in with: %w", t.info.Label, keystore.ErrAuth)
+	}
+	return nil
+}
+
+// object returns the shared state of the private key object h with CKA_ID
+// id, making it if no key refers to h yet.
+func (t *token) object(h p11.ObjectHandle, id []byte) *object {
+	t.objMu.Lock()
+	defer t.objMu.Unlock()
+	if o := t.objs[h]; o != nil && !o.gone.Load() && string(o.id) == string(id) {
+		return o
+	}
+	o := &object{handle: h, id: id}
+	t.objs[h] = o
+	return o
+}
+
+// forget marks the object at h destroyed.
+func (t *token) forget(h p11.ObjectHandle) {
+	t.objMu.Lock()
+	defer t.objMu.Unlock()
+	if o := t.objs[h]; o != nil {
+		o.gone.Store(true)
+		delete(t.objs, h)
+	}
+}
+
+// pool is a store's set of sessions on its token.
+type pool struct {
+	tok   *token
+	slots chan struct{}          // one per session that may be open
+	idle  chan p11.SessionHandle // open sessions not in use
+	done  chan struct{}          // closed by close
+
+	mu     sync.Mutex
+	closed bool
+}
+
+func newPool(t *token, max int) *pool {
+	p := &pool{tok: t, slots: make(chan struct{}, max), idle: make(chan p11.SessionHandle, max), done: make(chan struct{})}
+	for range max {
+		p.slots <- struct{}{}
+	}
+	return p
+}
+
+// get returns a session, waiting while max sessions are in use.
+func (p *pool) get(ctx context.Context) (p11.SessionHandle, error) {
+	select {
+	case <-p.slots:
+	case <-p.done:
+		return 0, keystore.ErrClosed
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	select {
+	case sh := <-p.idle:
+		return sh, nil
+	default:
+	}
+	sh, err := p.tok.mod.ctx.OpenSession(p.tok.slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
+	if err != nil {
+		p.slots <- struct{}{}
+		return 0, wrap("C_OpenSession", err)
+	}
+	return sh, nil
+}
+
+// put gives a session back; a session that failed is closed instead.
+func (p *pool) put(sh p11.SessionHandle, err error) {
+	p.mu.Lock()
+	if p.closed || (err != nil && rv(err) != 0 && !harmless(err)) {
+		p.mu.Unlock()
+		_ = p.tok.mod.ctx.CloseSession(sh)
+	} else {
+		p.idle <- sh
+		p.mu.Unlock()
+	}
+	p.slots <- struct{}{}
+}
+
+// harmless reports whether a failed call leaves its session usable: the
+// codes for which no operation is left active.
+func harmless(err error) bool {
+	switch rv(err) {
+	case p11.CKR_KEY_HANDLE_INVALID, p11.CKR_OBJECT_HANDLE_INVALID, p11.CKR_ATTRIBUTE_SENSITIVE,
+		p11.CKR_ATTRIBUTE_TYPE_INVALID, p11.CKR_MECHANISM_INVALID, p11.CKR_TEMPLATE_INCONSISTENT:
+		return true
+	}
+	return false
+}
+
+// close closes the idle sessions and makes get fail; sessions in use are
+// closed when they are put back.
+func (p *pool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	close(p.done)
+	for {
+		select {
+		case sh := <-p.idle:
+			_ = p.tok.mod.ctx.CloseSession(sh)
+		default:
+			return
+		}
+	}
+}

@@ -1,0 +1,486 @@
+package pkcs11
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	p11 "github.com/miekg/pkcs11"
+
+	"github.com/ztmkit/ztm/identity/keystore"
+)
+
+func init() {
+	keystore.Register(Scheme, func(ctx context.Context, uri string) (keystore.Store, error) {
+		cfg, err := ParseURI(uri)
+		if err != nil {
+			return nil, err
+		}
+		return Open(ctx, *cfg)
+	})
+}
+
+// Store is a [keystore.Store] over one token of a PKCS#11 module. It is
+// safe for concurrent use: operations run on a pool of up to
+// [Config.MaxSessions] sessions, and several stores, in one process, may be
+// open on the same token at once.
+type Store struct {
+	cfg  Config // PIN cleared
+	mod  *module
+	tok  *token
+	pool *pool
+
+	// ops is held for reading by every operation that calls the module,
+	// and for writing by Close, so that Close waits for them.
+	ops    sync.RWMutex
+	closed bool // guarded by ops
+}
+
+var _ keystore.Store = (*Store)(nil)
+
+// Open opens the token cfg selects, logging in with its PIN. Errors:
+// a [*ModuleError] when the module cannot be loaded or initialized (a
+// missing module is named with its path), an error wrapping
+// [ErrTokenNotFound] when no token, or several, match, an error wrapping
+// [keystore.ErrAuth] when the token refuses the PIN, and a
+// [*keystore.URIError] for a Config that cannot be used. No error message
+// carries the PIN.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if cfg.ModulePath == "" {
+		return nil, &keystore.URIError{URI: cfg.String(), Part: "module-path", Reason: "required"}
+	}
+	if !cfg.selects() {
+		return nil, &keystore.URIError{URI: cfg.String(), Part: "token", Reason: "no token selected: give token=, serial= or slot-id="}
+	}
+	if cfg.MaxSessions < 0 {
+		return nil, &keystore.URIError{URI: cfg.String(), Part: "max-sessions", Reason: "negative"}
+	}
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = DefaultMaxSessions
+	}
+	pin, err := cfg.pin()
+	if err != nil {
+		return nil, err
+	}
+	cfg.PIN = ""
+	mod, err := openModule(cfg.ModulePath)
+	if err != nil {
+		return nil, err
+	}
+	slot, info, err := mod.findSlot(&cfg)
+	if err != nil {
+		mod.release()
+		return nil, err
+	}
+	tok, err := mod.openToken(slot, info, pin)
+	if err != nil {
+		mod.release()
+		return nil, err
+	}
+	return &Store{cfg: cfg, mod: mod, tok: tok, pool: newPool(tok, cfg.MaxSessions)}, nil
+}
+
+// Config returns the configuration the store was opened with, without the
+// PIN.
+func (s *Store) Config() Config { return s.cfg }
+
+// Algorithms returns the algorithms the token can create keys for, found
+// from its mechanism list when the store was opened, in
+// [keystore.Algorithms] order. Create refuses the others with
+// [keystore.ErrUnsupportedAlgorithm].
+func (s *Store) Algorithms() []keystore.Algorithm { return slices.Clone(s.tok.algs) }
+
+// begin starts an operation; end must follow when it returns nil.
+func (s *Store) begin() error {
+	s.ops.RLock()
+	if s.closed {
+		s.ops.RUnlock()
+		return keystore.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) end() { s.ops.RUnlock() }
+
+// do runs f on a session from the pool, retrying once on a new session
+// (logging in again if needed) when the module says the session or its
+// login was lost. Every operation of this package is safe to retry.
+func (s *Store) do(ctx context.Context, f func(sh p11.SessionHandle) error) error {
+	for attempt := 0; ; attempt++ {
+		sh, err := s.pool.get(ctx)
+		if err != nil {
+			return err
+		}
+		err = f(sh)
+		s.pool.put(sh, err)
+		if err == nil || attempt > 0 || !sessionLost(err) {
+			return err
+		}
+		if rv(err) == p11.CKR_USER_NOT_LOGGED_IN {
+			if lerr := s.tok.relogin(); lerr != nil {
+				return errors.Join(err, lerr)
+			}
+		}
+	}
+}
+
+// Create generates a key pair inside the token: the private key with
+// CKA_LABEL req.Label, a random 16-byte CKA_ID shared with its public key,
+// CKA_TOKEN, CKA_PRIVATE and CKA_SENSITIVE true, and CKA_EXTRACTABLE false
+// unless req.Exportable (the key then stays sensitive: it can leave the
+// token only wrapped under another key, never in clear).
+//
+// The label is searched first, under a lock shared by the process's
+// stores on the token, so that ErrExists is exact within one process;
+// across processes it is best effort (see the package documentation). If
+// any step after generation fails, the objects made are destroyed.
+func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystore.Key, error) {
+	if err := keystore.ValidateLabel(req.Label); err != nil {
+		return nil, err
+	}
+	if !req.Algorithm.Valid() {
+		return nil, fmt.Errorf("pkcs11: %w: %v", keystore.ErrUnsupportedAlgorithm, req.Algorithm)
+	}
+	if err := s.begin(); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	if !slices.Contains(s.tok.algs, req.Algorithm) {
+		return nil, fmt.Errorf("pkcs11: %w: token %q has no mechanisms for %v", keystore.ErrUnsupportedAlgorithm, s.tok.info.Label, req.Algorithm)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	id := make([]byte, 16)
+	if _, err := io.ReadFull(s.cfg.rand(), id); err != nil {
+		return nil, fmt.Errorf("pkcs11: failed to read a random CKA_ID: %w", err)
+	}
+
+	s.tok.keyMu.Lock()
+	defer s.tok.keyMu.Unlock()
+	var k *Key
+	err := s.do(ctx, func(sh p11.SessionHandle) error {
+		for _, class := range []uint{p11.CKO_PRIVATE_KEY, p11.CKO_PUBLIC_KEY} {
+			hs, err := s.find(sh, []*p11.Attribute{
+				p11.NewAttribute(p11.CKA_CLASS, class),
+				p11.NewAttribute(p11.CKA_LABEL, req.Label),
+			}, 1)
+			if err != nil {
+				return err
+			}
+			if len(hs) > 0 {
+				return fmt.Errorf("pkcs11: %w: %q", keystore.ErrExists, req.Label)
+			}
+		}
+		pub, priv := templates(req, id)
+		pubH, privH, err := s.mod.ctx.GenerateKeyPair(sh, []*p11.Mechanism{p11.NewMechanism(keyGenMechanism(req.Algorithm), nil)}, pub, priv)
+		if err != nil {
+			return fmt.Errorf("pkcs11: failed to generate a %v key: %w", req.Algorithm, wrap("C_GenerateKeyPair", err))
+		}
+		k, err = s.load(sh, req.Label, privH, pubH)
+		if err == nil && k.alg != req.Algorithm {
+			err = fmt.Errorf("pkcs11: the token made a %v key when asked for %v", k.alg, req.Algorithm)
+		}
+		if err != nil {
+			// No half keys: destroy what was made.
+			derr := errors.Join(
+				wrap("C_DestroyObject", s.mod.ctx.DestroyObject(sh, privH)),
+				wrap("C_DestroyObject", s.mod.ctx.DestroyObject(sh, pubH)))
+			if derr != nil {
+				return errors.Join(err, fmt.Errorf("pkcs11: failed to destroy the half-made key %q: %w", req.Label, derr))
+			}
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// Get returns the key whose private key object has CKA_LABEL label. Keys
+// made by other tools work too: the public key is the public key object
+// with the same CKA_ID (or, without an id, the same label), or for RSA the
+// private key's modulus. Errors: [keystore.ErrNotFound] when no private
+// key has the label, [keystore.ErrUnsupportedAlgorithm] for a key ztm does
+// not use (such as RSA-2048 or a curve other than P-256, P-384 and
+// Ed25519), and an error for a label several private keys share.
+func (s *Store) Get(ctx context.Context, label string) (keystore.Key, error) {
+	if err := keystore.ValidateLabel(label); err != nil {
+		return nil, err
+	}
+	if err := s.begin(); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var k *Key
+	err := s.do(ctx, func(sh p11.SessionHandle) error {
+		hs, err := s.find(sh, []*p11.Attribute{
+			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
+			p11.NewAttribute(p11.CKA_LABEL, label),
+		}, 2)
+		if err != nil {
+			return err
+		}
+		switch len(hs) {
+		case 0:
+			return fmt.Errorf("pkcs11: %w: %q", keystore.ErrNotFound, label)
+		case 2:
+			return fmt.Errorf("pkcs11: several private keys on token %q have the label %q", s.tok.info.Label, label)
+		}
+		k, err = s.load(sh, label, hs[0], 0)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// List returns the labels of the token's private keys, sorted, leaving
+// out labels that [keystore.ValidateLabel] refuses (keys made by other
+// tools may have any label) and listing a label several keys share once.
+func (s *Store) List(ctx context.Context) ([]string, error) {
+	if err := s.begin(); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var labels []string
+	err := s.do(ctx, func(sh p11.SessionHandle) error {
+		labels = labels[:0]
+		hs, err := s.find(sh, []*p11.Attribute{p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY)}, 0)
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			attrs, err := s.mod.ctx.GetAttributeValue(sh, h, []*p11.Attribute{p11.NewAttribute(p11.CKA_LABEL, nil)})
+			if err != nil {
+				if rv(err) == p11.CKR_OBJECT_HANDLE_INVALID {
+					continue // destroyed since the search
+				}
+				return wrap("C_GetAttributeValue", err)
+			}
+			if l := string(attrs[0].Value); keystore.ValidateLabel(l) == nil {
+				labels = append(labels, l)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(labels)
+	return slices.Compact(labels), nil
+}
+
+// Delete destroys the private key labelled label and the public key
+// objects with its label and CKA_ID. Keys fetched earlier stop signing
+// with [keystore.ErrNotFound].
+func (s *Store) Delete(ctx context.Context, label string) error {
+	if err := keystore.ValidateLabel(label); err != nil {
+		return err
+	}
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.tok.keyMu.Lock()
+	defer s.tok.keyMu.Unlock()
+	return s.do(ctx, func(sh p11.SessionHandle) error {
+		privs, err := s.find(sh, []*p11.Attribute{
+			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
+			p11.NewAttribute(p11.CKA_LABEL, label),
+		}, 2)
+		if err != nil {
+			return err
+		}
+		switch len(privs) {
+		case 0:
+			return fmt.Errorf("pkcs11: %w: %q", keystore.ErrNotFound, label)
+		case 2:
+			return fmt.Errorf("pkcs11: several private keys on token %q have the label %q; not deleting", s.tok.info.Label, label)
+		}
+		id, err := s.attr(sh, privs[0], p11.CKA_ID)
+		if err != nil {
+			return err
+		}
+		pubTmpl := []*p11.Attribute{
+			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
+			p11.NewAttribute(p11.CKA_LABEL, label),
+		}
+		if len(id) > 0 {
+			pubTmpl = append(pubTmpl, p11.NewAttribute(p11.CKA_ID, id))
+		}
+		pubs, err := s.find(sh, pubTmpl, 0)
+		if err != nil {
+			return err
+		}
+		// The private key first: once it is gone the key cannot sign.
+		if err := s.mod.ctx.DestroyObject(sh, privs[0]); err != nil {
+			return fmt.Errorf("pkcs11: failed to destroy key %q: %w", label, wrap("C_DestroyObject", err))
+		}
+		s.tok.forget(privs[0])
+		for _, h := range pubs {
+			if err := s.mod.ctx.DestroyObject(sh, h); err != nil && rv(err) != p11.CKR_OBJECT_HANDLE_INVALID {
+				return fmt.Errorf("pkcs11: destroyed the private key %q but not its public key: %w", label, wrap("C_DestroyObject", err))
+			}
+		}
+		return nil
+	})
+}
+
+// Close releases the store's sessions, and logs out of the token and
+// finalizes the module when no other store in the process uses them. It
+// waits for operations in flight. Keys fetched from the store then fail
+// with [keystore.ErrClosed]. Close is idempotent.
+func (s *Store) Close() error {
+	s.ops.Lock()
+	defer s.ops.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.pool.close()
+	s.tok.release()
+	s.mod.release()
+	return nil
+}
+
+// find returns the handles of up to max objects (all if max is 0) that
+// match tmpl.
+func (s *Store) find(sh p11.SessionHandle, tmpl []*p11.Attribute, max int) ([]p11.ObjectHandle, error) {
+	ctx := s.mod.ctx
+	if err := ctx.FindObjectsInit(sh, tmpl); err != nil {
+		return nil, wrap("C_FindObjectsInit", err)
+	}
+	var out []p11.ObjectHandle
+	for {
+		n := 64
+		if max > 0 {
+			n = max - len(out)
+		}
+		hs, _, err := ctx.FindObjects(sh, n)
+		if err != nil {
+			_ = ctx.FindObjectsFinal(sh)
+			return nil, wrap("C_FindObjects", err)
+		}
+		out = append(out, hs...)
+		if len(hs) == 0 || (max > 0 && len(out) >= max) {
+			break
+		}
+	}
+	if err := ctx.FindObjectsFinal(sh); err != nil {
+		return nil, wrap("C_FindObjectsFinal", err)
+	}
+	return out, nil
+}
+
+// attr returns one attribute of object h.
+func (s *Store) attr(sh p11.SessionHandle, h p11.ObjectHandle, typ uint) ([]byte, error) {
+	attrs, err := s.mod.ctx.GetAttributeValue(sh, h, []*p11.Attribute{p11.NewAttribute(typ, nil)})
+	if err != nil {
+		return nil, wrap("C_GetAttributeValue", err)
+	}
+	return attrs[0].Value, nil
+}
+
+// load builds the key for private key object priv. pub is the public key
+// object if known (0: search by CKA_ID, then label).
+func (s *Store) load(sh p11.SessionHandle, label string, priv, pub p11.ObjectHandle) (*Key, error) {
+	attrs, err := s.mod.ctx.GetAttributeValue(sh, priv, []*p11.Attribute{
+		p11.NewAttribute(p11.CKA_KEY_TYPE, nil),
+		p11.NewAttribute(p11.CKA_ID, nil),
+	})
+	if err != nil {
+		return nil, wrap("C_GetAttributeValue", err)
+	}
+	keyType, ok := ulong(attrs[0].Value)
+	if !ok {
+		return nil, fmt.Errorf("pkcs11: key %q: malformed CKA_KEY_TYPE", label)
+	}
+	id := attrs[1].Value
+	pubKey, err := s.publicKey(sh, label, keyType, id, priv, pub)
+	if err != nil {
+		return nil, err
+	}
+	alg, err := keystore.AlgorithmOf(pubKey)
+	if err != nil {
+		return nil, fmt.Errorf("pkcs11: key %q: %w", label, err)
+	}
+	return &Key{store: s, label: label, alg: alg, pub: pubKey, obj: s.tok.object(priv, id)}, nil
+}
+
+// publicKey reads the public key of a key pair.
+func (s *Store) publicKey(sh p11.SessionHandle, label string, keyType uint, id []byte, priv, pub p11.ObjectHandle) (crypto.PublicKey, error) {
+	switch keyType {
+	case p11.CKK_RSA:
+		attrs, err := s.mod.ctx.GetAttributeValue(sh, priv, []*p11.Attribute{
+			p11.NewAttribute(p11.CKA_MODULUS, nil),
+			p11.NewAttribute(p11.CKA_PUBLIC_EXPONENT, nil),
+		})
+		if err != nil {
+			return nil, wrap("C_GetAttributeValue", err)
+		}
+		return rsaPublicKey(attrs[0].Value, attrs[1].Value)
+	case p11.CKK_EC, ckkECEdwards:
+	default:
+		return nil, fmt.Errorf("pkcs11: key %q: %w: PKCS#11 key type %#x", label, keystore.ErrUnsupportedAlgorithm, keyType)
+	}
+	params, err := s.attr(sh, priv, p11.CKA_EC_PARAMS)
+	if err != nil {
+		return nil, err
+	}
+	if pub == 0 {
+		tmpls := [][]*p11.Attribute{}
+		if len(id) > 0 {
+			tmpls = append(tmpls, []*p11.Attribute{
+				p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
+				p11.NewAttribute(p11.CKA_KEY_TYPE, keyType),
+				p11.NewAttribute(p11.CKA_ID, id),
+			})
+		}
+		tmpls = append(tmpls, []*p11.Attribute{
+			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
+			p11.NewAttribute(p11.CKA_KEY_TYPE, keyType),
+			p11.NewAttribute(p11.CKA_LABEL, label),
+		})
+		for _, tmpl := range tmpls {
+			hs, err := s.find(sh, tmpl, 1)
+			if err != nil {
+				return nil, err
+			}
+			if len(hs) == 1 {
+				pub = hs[0]
+				break
+			}
+		}
+		if pub == 0 {
+			return nil, fmt.Errorf("pkcs11: key %q: no public key object with its CKA_ID or label", label)
+		}
+	}
+	point, err := s.attr(sh, pub, p11.CKA_EC_POINT)
+	if err != nil {
+		return nil, err
+	}
+	if keyType == ckkECEdwards {
+		return edPublicKey(params, point)
+	}
+	return ecPublicKey(params, point)
+}
