@@ -1,0 +1,386 @@
+package manifest
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/veraison/go-cose"
+
+	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/internal/detcbor"
+)
+
+// Content types of the protected header (label 3).
+const (
+	// StepContentType is the content type of a signed step's payload.
+	StepContentType = "application/vnd.ztm.step+cbor"
+	// PolicyContentType is the content type of a signed policy's payload.
+	PolicyContentType = "application/vnd.ztm.policy+cbor"
+)
+
+// COSE header labels used by this package (IANA COSE Header Parameters).
+const (
+	labelAlg         = 1
+	labelContentType = 3
+	labelKID         = 4
+	labelCWTClaims   = 15
+	labelX5Chain     = 33
+)
+
+// cwtWire is the CWT claims header (RFC 9597): iss 1, sub 2, iat 6.
+type cwtWire struct {
+	Iss string `cbor:"1,keyasint,omitempty"`
+	Sub string `cbor:"2,keyasint,omitempty"`
+	Iat uint64 `cbor:"6,keyasint,omitempty"`
+}
+
+// protectedWire is the protected header we write. Field order does not
+// matter: the encoder sorts keys canonically.
+type protectedWire struct {
+	Alg         int64   `cbor:"1,keyasint"`
+	ContentType string  `cbor:"3,keyasint"`
+	KID         []byte  `cbor:"4,keyasint,omitempty"`
+	CWT         cwtWire `cbor:"15,keyasint"`
+	X5Chain     any     `cbor:"33,keyasint,omitempty"`
+}
+
+// protectedIn is the protected header as read: unknown labels are refused.
+type protectedIn struct {
+	Alg         cbor.RawMessage `cbor:"1,keyasint"`
+	ContentType string          `cbor:"3,keyasint"`
+	KID         []byte          `cbor:"4,keyasint"`
+	CWT         *cwtWire        `cbor:"15,keyasint"`
+	X5Chain     cbor.RawMessage `cbor:"33,keyasint"`
+}
+
+// SignOptions says how a [StepSigner] identifies its key. The zero value
+// gives a kid equal to the key's [KeyThumbprint] value.
+type SignOptions struct {
+	// Issuer is the CWT iss claim: who signs (a partner or station name).
+	// Required.
+	Issuer string
+	// KeyID is the kid (label 4). If nil and Chain is empty, the 32-byte
+	// SHA-256 [KeyThumbprint] of the key is used. Ignored if Chain is set.
+	KeyID []byte
+	// Chain, if set, is the signer's certificate chain, leaf first, sent
+	// as x5chain (label 33, RFC 9360) instead of a kid. The leaf must
+	// certify the signing key.
+	Chain []*x509.Certificate
+}
+
+// StepSigner signs steps with one key. Build it once with [NewStepSigner]
+// and reuse it; it is safe for concurrent use if its key is.
+type StepSigner struct {
+	alg     keystore.Algorithm
+	signer  cose.Signer
+	issuer  string
+	kid     []byte
+	x5chain any
+	thumb   Digest
+}
+
+// NewStepSigner returns a signer for key (a [keystore.Key] or any
+// crypto.Signer of an algorithm [keystore.AlgorithmOf] accepts).
+func NewStepSigner(key crypto.Signer, opts SignOptions) (*StepSigner, error) {
+	if key == nil {
+		return nil, errors.New("manifest: nil signing key")
+	}
+	if opts.Issuer == "" || len(opts.Issuer) > MaxNameLen {
+		return nil, fmt.Errorf("manifest: issuer must be 1 to %d bytes", MaxNameLen)
+	}
+	alg, err := keystore.AlgorithmOf(key.Public())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupportedAlgorithm, err)
+	}
+	cs, err := cose.NewSigner(cose.Algorithm(alg.COSE()), key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupportedAlgorithm, err)
+	}
+	thumb, err := KeyThumbprint(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	s := &StepSigner{alg: alg, signer: cs, issuer: opts.Issuer, thumb: thumb}
+	switch {
+	case len(opts.Chain) > 0:
+		lt, err := KeyThumbprint(opts.Chain[0].PublicKey)
+		if err != nil || !lt.Equal(thumb) {
+			return nil, errors.New("manifest: the chain's leaf certificate does not certify the signing key")
+		}
+		if len(opts.Chain) == 1 {
+			s.x5chain = opts.Chain[0].Raw
+		} else {
+			ders := make([][]byte, len(opts.Chain))
+			for i, c := range opts.Chain {
+				ders[i] = c.Raw
+			}
+			s.x5chain = ders
+		}
+	case opts.KeyID != nil:
+		s.kid = bytes.Clone(opts.KeyID)
+	default:
+		s.kid = thumb.Value
+	}
+	return s, nil
+}
+
+// Thumbprint returns the [KeyThumbprint] of the signer's key: what a step's
+// NextCustodian names to hand custody to this signer.
+func (s *StepSigner) Thumbprint() Digest { return s.thumb }
+
+// Algorithm returns the signer's algorithm.
+func (s *StepSigner) Algorithm() keystore.Algorithm { return s.alg }
+
+func (s *StepSigner) protected(contentType, sub string, iat uint64) ([]byte, error) {
+	h := protectedWire{
+		Alg:         s.alg.COSE(),
+		ContentType: contentType,
+		KID:         s.kid,
+		CWT:         cwtWire{Iss: s.issuer, Sub: sub, Iat: iat},
+		X5Chain:     s.x5chain,
+	}
+	inner, err := detcbor.Marshal(&h)
+	if err != nil {
+		return nil, err
+	}
+	return detcbor.Marshal(inner)
+}
+
+// sign1 signs payload under a protected header it builds, and returns the
+// tagged COSE_Sign1.
+func (s *StepSigner) sign1(rand io.Reader, contentType, sub string, iat uint64, payload []byte) ([]byte, error) {
+	rawProt, err := s.protected(contentType, sub, iat)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: failed to encode protected header: %w", err)
+	}
+	msg := cose.Sign1Message{
+		Headers: cose.Headers{
+			RawProtected: rawProt,
+			// go-cose checks alg against the signer from this map; the
+			// signed bytes are RawProtected.
+			Protected:   cose.ProtectedHeader{cose.HeaderLabelAlgorithm: cose.Algorithm(s.alg.COSE())},
+			Unprotected: cose.UnprotectedHeader{},
+		},
+		Payload: payload,
+	}
+	if err := msg.Sign(rand, nil, s.signer); err != nil {
+		return nil, fmt.Errorf("manifest: failed to sign: %w", err)
+	}
+	raw, err := msg.MarshalCBOR()
+	if err != nil {
+		return nil, fmt.Errorf("manifest: failed to encode COSE_Sign1: %w", err)
+	}
+	return raw, nil
+}
+
+// SubjectClaim returns the CWT sub claim for a subject: its bytes in
+// lowercase hexadecimal.
+func SubjectClaim(subject []byte) string { return hex.EncodeToString(subject) }
+
+// Sign signs step as a tagged COSE_Sign1 (RFC 9052 §4.2) whose protected
+// header carries alg, content type [StepContentType], kid or x5chain, and
+// the CWT claims iss (the signer's issuer), sub ([SubjectClaim] of the step's
+// subject) and iat (the step's time). rand is passed to the key; if nil,
+// crypto/rand is used.
+func (s *StepSigner) Sign(rand io.Reader, step *Step) (*SignedStep, error) {
+	payload, err := step.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := s.sign1(rand, StepContentType, SubjectClaim(step.Subject), uint64(step.Time.Unix()), payload)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignedStep(raw)
+}
+
+// SignStep is a one-shot [NewStepSigner] and [StepSigner.Sign].
+func SignStep(rand io.Reader, step *Step, key crypto.Signer, opts SignOptions) (*SignedStep, error) {
+	s, err := NewStepSigner(key, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s.Sign(rand, step)
+}
+
+// SignedStep is a signed step as received: the exact bytes of its
+// COSE_Sign1 and what they decode to. Parsing does not verify the
+// signature: [Verify] does. A SignedStep must not be modified.
+type SignedStep struct {
+	// Raw is the exact COSE_Sign1_Tagged bytes, which the next step's Prev
+	// digest covers.
+	Raw []byte
+	// Step is the decoded payload.
+	Step *Step
+	// Alg is the protected alg, as a COSE algorithm value.
+	Alg int64
+	// KeyID is the protected kid, if any.
+	KeyID []byte
+	// Chain is the protected x5chain, leaf first, if any.
+	Chain []*x509.Certificate
+	// Issuer, SubjectClaim and IssuedAt are the protected CWT claims.
+	Issuer       string
+	SubjectClaim string
+	IssuedAt     uint64
+
+	msg cose.Sign1Message
+}
+
+// ParseSignedStep decodes a signed step, keeping raw as its exact bytes. It
+// refuses, with an error wrapping [ErrMalformed] (or [ErrTooLarge] above
+// [MaxStepSize]), anything but a tagged COSE_Sign1 with an attached
+// canonical step payload and a protected header with an integer alg, the
+// content type [StepContentType], a kid or an x5chain, and CWT claims.
+// Unknown protected header labels are refused.
+func ParseSignedStep(raw []byte) (*SignedStep, error) {
+	if len(raw) > MaxStepSize {
+		return nil, tooLargeErr("signed step", len(raw), MaxStepSize)
+	}
+	ss := &SignedStep{Raw: raw}
+	hdr, err := parseSign1(raw, &ss.msg, "signed step", StepContentType)
+	if err != nil {
+		return nil, err
+	}
+	ss.Alg, ss.KeyID, ss.Chain = hdr.alg, hdr.kid, hdr.chain
+	if hdr.cwt == nil {
+		return nil, decodeErr("signed step", errors.New("protected header without CWT claims (label 15)"))
+	}
+	ss.Issuer, ss.SubjectClaim, ss.IssuedAt = hdr.cwt.Iss, hdr.cwt.Sub, hdr.cwt.Iat
+	if ss.KeyID == nil && ss.Chain == nil {
+		return nil, decodeErr("signed step", errors.New("protected header names no key: neither kid nor x5chain"))
+	}
+	step, err := ParseStep(ss.msg.Payload)
+	if err != nil {
+		return nil, err
+	}
+	ss.Step = step
+	return ss, nil
+}
+
+type sign1Header struct {
+	alg   int64
+	kid   []byte
+	chain []*x509.Certificate
+	cwt   *cwtWire
+}
+
+// parseSign1 decodes a tagged COSE_Sign1 with an attached payload and our
+// protected header.
+func parseSign1(raw []byte, msg *cose.Sign1Message, what, contentType string) (*sign1Header, error) {
+	if err := msg.UnmarshalCBOR(raw); err != nil {
+		return nil, decodeErr(what, err)
+	}
+	if msg.Payload == nil {
+		return nil, decodeErr(what, errors.New("detached payload"))
+	}
+	return parseProtected(msg, what, contentType)
+}
+
+func parseProtected(msg *cose.Sign1Message, what, contentType string) (*sign1Header, error) {
+	var prot []byte
+	if err := detcbor.Unmarshal(msg.Headers.RawProtected, &prot, MaxStepSize); err != nil {
+		return nil, decodeErr(what, fmt.Errorf("protected header: %w", err))
+	}
+	var in protectedIn
+	if err := detcbor.Unmarshal(prot, &in, MaxStepSize); err != nil {
+		return nil, decodeErr(what, fmt.Errorf("protected header: %w", err))
+	}
+	h := &sign1Header{kid: in.KID, cwt: in.CWT}
+	var alg int64
+	if len(in.Alg) == 0 {
+		return nil, decodeErr(what, errors.New("protected header without alg"))
+	}
+	if err := detcbor.Unmarshal(in.Alg, &alg, 0); err != nil {
+		return nil, decodeErr(what, fmt.Errorf("alg is not an integer: %w", err))
+	}
+	h.alg = alg
+	if in.ContentType != contentType {
+		return nil, decodeErr(what, fmt.Errorf("content type %q, want %q", in.ContentType, contentType))
+	}
+	if len(in.X5Chain) > 0 {
+		chain, err := parseX5Chain(in.X5Chain)
+		if err != nil {
+			return nil, decodeErr(what, err)
+		}
+		h.chain = chain
+	}
+	return h, nil
+}
+
+// parseX5Chain decodes an x5chain value: one bstr, or an array of them
+// (RFC 9360 §2).
+func parseX5Chain(raw cbor.RawMessage) ([]*x509.Certificate, error) {
+	var ders [][]byte
+	var one []byte
+	if err := detcbor.Unmarshal(raw, &one, 0); err == nil {
+		ders = [][]byte{one}
+	} else if err := detcbor.Unmarshal(raw, &ders, 0); err != nil || len(ders) < 2 {
+		return nil, errors.New("x5chain is neither a bstr nor an array of two or more bstr")
+	}
+	if len(ders) > 8 {
+		return nil, fmt.Errorf("x5chain of %d certificates, limit 8", len(ders))
+	}
+	chain := make([]*x509.Certificate, len(ders))
+	for i, der := range ders {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("x5chain certificate %d: %w", i, err)
+		}
+		chain[i] = c
+	}
+	return chain, nil
+}
+
+// Chain is a device's steps in order, first step first.
+type Chain []*SignedStep
+
+// Limits of the chain format.
+const (
+	// MaxChainSize bounds an encoded chain.
+	MaxChainSize = 1 << 20
+	// MaxChainLen bounds the number of steps in a chain.
+	MaxChainLen = 1024
+)
+
+// Marshal encodes c as a CBOR array of byte strings, each holding the exact
+// bytes of one step's COSE_Sign1.
+func (c Chain) Marshal() ([]byte, error) {
+	raws := make([][]byte, len(c))
+	for i, s := range c {
+		if s == nil {
+			return nil, fmt.Errorf("manifest: nil step %d in chain", i)
+		}
+		raws[i] = s.Raw
+	}
+	return detcbor.Marshal(raws)
+}
+
+// ParseChain decodes a chain that [Chain.Marshal] encoded, parsing each step
+// with [ParseSignedStep]. It does not verify anything: see [Verify].
+func ParseChain(data []byte) (Chain, error) {
+	if len(data) > MaxChainSize {
+		return nil, tooLargeErr("chain", len(data), MaxChainSize)
+	}
+	var raws [][]byte
+	if err := detcbor.Unmarshal(data, &raws, MaxChainSize); err != nil {
+		return nil, decodeErr("chain", err)
+	}
+	if len(raws) == 0 || len(raws) > MaxChainLen {
+		return nil, decodeErr("chain", fmt.Errorf("%d steps, want 1 to %d", len(raws), MaxChainLen))
+	}
+	c := make(Chain, len(raws))
+	for i, raw := range raws {
+		s, err := ParseSignedStep(raw)
+		if err != nil {
+			return nil, fmt.Errorf("manifest: chain step %d: %w", i, err)
+		}
+		c[i] = s
+	}
+	return c, nil
+}

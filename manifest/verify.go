@@ -1,0 +1,420 @@
+package manifest
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Names of the checks a [Report] lists.
+const (
+	CheckPolicy          = "policy"            // the policy is usable
+	CheckPolicyExpiry    = "policy-expiry"     // the policy has not expired
+	CheckPolicySignature = "policy-signature"  // VerifyPolicy only
+	CheckSignerTrust     = "signer-trust"      // kid known, or x5chain to an anchor
+	CheckAlgorithm       = "algorithm"         // alg known, allowed, the key's
+	CheckSignature       = "signature"         // COSE_Sign1 signature
+	CheckSubject         = "subject"           // same device; CWT claims match payload
+	CheckSequence        = "sequence"          // 0, 1, 2, … in order
+	CheckLink            = "link"              // prev digest = digest of predecessor's bytes
+	CheckFork            = "fork"              // no two steps share a sequence or predecessor
+	CheckCustodian       = "custodian"         // signed by the named next custodian
+	CheckSignerAllowed   = "signer-authorized" // the policy lets this signer sign this step
+	CheckThreshold       = "threshold"         // enough distinct signers
+	CheckLayout          = "layout"            // required steps, in order, nothing else
+	CheckContext         = "context"           // the context was not cancelled
+	CheckReceipt         = "receipt"           // VerifyReceipt only
+)
+
+// VerifyOptions tunes [Verify]. The zero value checks a complete chain at
+// the current time.
+type VerifyOptions struct {
+	// CurrentTime is the time the policy's expiry is checked against. If
+	// zero, time.Now() is used.
+	CurrentTime time.Time
+	// Partial accepts a chain that stops before the policy's last required
+	// steps: a device still on the line. Every step present is still
+	// checked, and must follow the policy's order.
+	Partial bool
+}
+
+// CheckResult is the outcome of one check.
+type CheckResult struct {
+	// Check is the check's name, one of the Check… constants.
+	Check string
+	// Step is the index of the step in the chain, or -1 for the chain.
+	Step int
+	// OK reports whether the check passed.
+	OK bool
+	// Err is a [*VerificationError] if the check failed.
+	Err error
+	// Detail says what was checked, for a passed check.
+	Detail string
+}
+
+// Report lists every check [Verify] ran and its outcome. Checks that could
+// not run (the signature of a step whose signer is unknown) are absent;
+// the failure that prevented them is listed.
+type Report struct {
+	// Policy is the name of the policy the chain was checked against.
+	Policy string
+	// Subject is the device, as the first step names it.
+	Subject []byte
+	// Signers names the signer of each step as the policy knows it: a
+	// PolicyKey name, or "cert:" and the leaf's subject common name; ""
+	// if unknown.
+	Signers []string
+	// Checks lists every check run, in order.
+	Checks []CheckResult
+}
+
+// OK reports whether every check passed.
+func (r *Report) OK() bool {
+	for _, c := range r.Checks {
+		if !c.OK {
+			return false
+		}
+	}
+	return len(r.Checks) > 0
+}
+
+// Err returns nil if every check passed; the [*VerificationError] of the
+// failed check if one did; a [*ReportError] holding each failed check's
+// error if several did. All wrap [ErrVerification].
+func (r *Report) Err() error {
+	var errs []error
+	for _, c := range r.Checks {
+		if !c.OK {
+			errs = append(errs, c.Err)
+		}
+	}
+	switch len(errs) {
+	case 0:
+		if len(r.Checks) == 0 {
+			return &VerificationError{Check: CheckPolicy, Step: -1, Reason: ReasonMalformed, Detail: "no check ran"}
+		}
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return &ReportError{Errors: errs}
+}
+
+// Failed returns the failed checks.
+func (r *Report) Failed() []CheckResult {
+	var out []CheckResult
+	for _, c := range r.Checks {
+		if !c.OK {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (r *Report) pass(check string, step int, detail string) {
+	r.Checks = append(r.Checks, CheckResult{Check: check, Step: step, OK: true, Detail: detail})
+}
+
+func (r *Report) fail(check string, step int, reason Reason, err error, format string, a ...any) {
+	r.Checks = append(r.Checks, CheckResult{Check: check, Step: step, Err: &VerificationError{
+		Check: check, Step: step, Reason: reason, Detail: fmt.Sprintf(format, a...), Err: err}})
+}
+
+// compiledPolicy indexes a policy for verification.
+type compiledPolicy struct {
+	p     *Policy
+	byKID map[string]*PolicyKey
+	roots *x509.CertPool
+}
+
+func compile(p *Policy) (*compiledPolicy, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	c := &compiledPolicy{p: p, byKID: make(map[string]*PolicyKey, len(p.Keys))}
+	for i := range p.Keys {
+		k := &p.Keys[i]
+		kid := k.KeyID
+		if kid == nil {
+			t, err := KeyThumbprint(k.Public)
+			if err != nil {
+				return nil, err
+			}
+			kid = t.Value
+		}
+		c.byKID[string(kid)] = k
+	}
+	if len(p.Roots) > 0 {
+		c.roots = x509.NewCertPool()
+		for _, r := range p.Roots {
+			c.roots.AddCert(r)
+		}
+	}
+	return c, nil
+}
+
+// signer is what verification learned about one step's signer.
+type signer struct {
+	name    string // PolicyKey name or "cert:CN"
+	keyName string // PolicyKey name, if a raw key
+	roles   []string
+	pub     crypto.PublicKey
+	thumb   Digest
+	valid   bool // trusted and signature verified
+}
+
+func (c *compiledPolicy) resolve(ss *SignedStep) (*signer, Reason, error) {
+	if ss.Chain != nil {
+		if c.roots == nil {
+			return nil, ReasonUntrustedSigner, fmt.Errorf("x5chain, but the policy has no trust anchors")
+		}
+		leaf := ss.Chain[0]
+		inter := x509.NewCertPool()
+		for _, ic := range ss.Chain[1:] {
+			inter.AddCert(ic)
+		}
+		// The certificate must have been valid when the step was signed.
+		_, err := leaf.Verify(x509.VerifyOptions{Roots: c.roots, Intermediates: inter,
+			CurrentTime: ss.Step.Time, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		if err != nil {
+			return nil, ReasonUntrustedSigner, err
+		}
+		t, err := KeyThumbprint(leaf.PublicKey)
+		if err != nil {
+			return nil, ReasonAlgorithm, err
+		}
+		return &signer{name: "cert:" + leaf.Subject.CommonName, roles: leaf.Subject.OrganizationalUnit,
+			pub: leaf.PublicKey, thumb: t}, 0, nil
+	}
+	k := c.byKID[string(ss.KeyID)]
+	if k == nil {
+		return nil, ReasonUntrustedSigner, fmt.Errorf("kid %x names no key of the policy", ss.KeyID)
+	}
+	t, err := KeyThumbprint(k.Public)
+	if err != nil {
+		return nil, ReasonAlgorithm, err
+	}
+	return &signer{name: k.Name, keyName: k.Name, pub: k.Public, thumb: t}, 0, nil
+}
+
+func (s *signer) allowedBy(r *StepRule) bool {
+	if s == nil || !s.valid {
+		return false
+	}
+	if s.keyName != "" && slices.Contains(r.Signers, s.keyName) {
+		return true
+	}
+	for _, role := range s.roles {
+		if slices.Contains(r.Roles, role) {
+			return true
+		}
+	}
+	return false
+}
+
+// Verify checks a device's chain against a policy and returns a report of
+// every check: the policy's expiry; for each step, that its signer is
+// trusted (a kid naming a policy key, or an x5chain valid at the step's
+// time under the policy's roots), that the protected alg is the key's, the
+// signature, that it names the same device as the first step (and that its
+// CWT sub and iat match its payload), its sequence number, its link to the
+// exact bytes of its predecessor, that no two steps fork, that it was
+// signed by the next custodian its predecessor named, and that the policy
+// lets its signer sign it; and for the chain, the policy's thresholds and
+// layout. [Report.Err] is nil if and only if every check passed.
+//
+// Verify does no I/O; ctx is checked between steps so that a long chain can
+// be abandoned. opts may be nil.
+func Verify(ctx context.Context, chain Chain, policy *Policy, opts *VerifyOptions) *Report {
+	if opts == nil {
+		opts = &VerifyOptions{}
+	}
+	rep := &Report{}
+	if policy == nil {
+		rep.fail(CheckPolicy, -1, ReasonMalformed, nil, "no policy")
+		return rep
+	}
+	rep.Policy = policy.Name
+	cp, err := compile(policy)
+	if err != nil {
+		rep.fail(CheckPolicy, -1, ReasonMalformed, err, "unusable policy")
+		return rep
+	}
+	now := opts.CurrentTime
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if !policy.Expires.IsZero() && now.After(policy.Expires) {
+		rep.fail(CheckPolicyExpiry, -1, ReasonPolicyExpired, nil, "policy %q expired at %s", policy.Name, policy.Expires.Format(time.RFC3339))
+	} else {
+		rep.pass(CheckPolicyExpiry, -1, "")
+	}
+	if len(chain) == 0 || slices.Contains(chain, nil) {
+		rep.fail(CheckLayout, -1, ReasonMalformed, nil, "empty chain or nil step")
+		return rep
+	}
+	rep.Subject = chain[0].Step.Subject
+	rep.Signers = make([]string, len(chain))
+	signers := make([]*signer, len(chain))
+	seqs := make(map[uint64]int, len(chain))
+	prevs := make(map[string]int, len(chain))
+	for i, ss := range chain {
+		if err := ctx.Err(); err != nil {
+			rep.fail(CheckContext, i, ReasonMalformed, err, "verification abandoned")
+			return rep
+		}
+		st := ss.Step
+		// Signer, algorithm, signature.
+		sg, reason, err := cp.resolve(ss)
+		if err != nil {
+			rep.fail(CheckSignerTrust, i, reason, err, "signer of %q", st.Name)
+		} else {
+			rep.pass(CheckSignerTrust, i, sg.name)
+			rep.Signers[i] = sg.name
+			signers[i] = sg
+			if v, err := verifierFor(ss.Alg, sg.pub); err != nil {
+				rep.fail(CheckAlgorithm, i, ReasonAlgorithm, err, "alg %d", ss.Alg)
+			} else {
+				rep.pass(CheckAlgorithm, i, "")
+				if err := ss.msg.Verify(nil, v); err != nil {
+					rep.fail(CheckSignature, i, ReasonSignature, err, "")
+				} else {
+					rep.pass(CheckSignature, i, "")
+					sg.valid = true
+				}
+			}
+		}
+		// Subject and claims.
+		switch {
+		case !bytes.Equal(st.Subject, chain[0].Step.Subject):
+			rep.fail(CheckSubject, i, ReasonSubject, nil, "step is about %x, chain about %x", st.Subject, chain[0].Step.Subject)
+		case ss.SubjectClaim != SubjectClaim(st.Subject):
+			rep.fail(CheckSubject, i, ReasonSubject, nil, "CWT sub %q does not match the payload's subject", ss.SubjectClaim)
+		case ss.IssuedAt != uint64(st.Time.Unix()):
+			rep.fail(CheckSubject, i, ReasonSubject, nil, "CWT iat %d does not match the payload's time %d", ss.IssuedAt, st.Time.Unix())
+		default:
+			rep.pass(CheckSubject, i, "")
+		}
+		// Fork: a second step with the same sequence or predecessor.
+		forked := false
+		if j, dup := seqs[st.Sequence]; dup {
+			rep.fail(CheckFork, i, ReasonFork, nil, "sequence %d already used by step %d", st.Sequence, j)
+			forked = true
+		} else {
+			seqs[st.Sequence] = i
+		}
+		if st.Prev != nil {
+			key := fmt.Sprintf("%d:%x", st.Prev.Alg, st.Prev.Value)
+			if j, dup := prevs[key]; dup {
+				rep.fail(CheckFork, i, ReasonFork, nil, "predecessor already claimed by step %d", j)
+				forked = true
+			} else {
+				prevs[key] = i
+			}
+		}
+		if !forked {
+			rep.pass(CheckFork, i, "")
+		}
+		// Sequence and link.
+		if st.Sequence != uint64(i) {
+			rep.fail(CheckSequence, i, ReasonSequence, nil, "sequence %d at position %d", st.Sequence, i)
+		} else {
+			rep.pass(CheckSequence, i, "")
+		}
+		switch {
+		case i == 0 && st.Prev == nil:
+			rep.pass(CheckLink, i, "first step")
+		case i == 0:
+			rep.fail(CheckLink, i, ReasonLink, nil, "first step of the chain names a predecessor")
+		case st.Prev == nil || !st.Prev.Matches(chain[i-1].Raw):
+			rep.fail(CheckLink, i, ReasonLink, nil, "previous-step digest is not the digest of step %d's bytes", i-1)
+		default:
+			rep.pass(CheckLink, i, "")
+		}
+		// Custody.
+		if i > 0 && chain[i-1].Step.NextCustodian != nil {
+			want := *chain[i-1].Step.NextCustodian
+			if sg == nil || !sg.valid || !want.Equal(sg.thumb) {
+				rep.fail(CheckCustodian, i, ReasonCustodian, nil, "step %d handed custody to key %x", i-1, want.Value)
+			} else {
+				rep.pass(CheckCustodian, i, "")
+			}
+		}
+	}
+	checkLayout(rep, chain, signers, cp.p, opts.Partial)
+	return rep
+}
+
+// checkLayout matches runs of same-name steps to the policy's rules, in
+// order, and checks who signed each step and the thresholds.
+func checkLayout(rep *Report, chain Chain, signers []*signer, p *Policy, partial bool) {
+	layoutOK := true
+	r := 0
+	for i := 0; i < len(chain); {
+		name := chain[i].Step.Name
+		j := i
+		for j < len(chain) && chain[j].Step.Name == name {
+			j++
+		}
+		// Steps i..j-1 form a run.
+		k := r
+		for k < len(p.Steps) && p.Steps[k].Name != name && p.Steps[k].Optional {
+			k++
+		}
+		switch {
+		case k < len(p.Steps) && p.Steps[k].Name == name:
+			rule := &p.Steps[k]
+			r = k + 1
+			distinct := map[string]bool{}
+			for s := i; s < j; s++ {
+				sg := signers[s]
+				if sg.allowedBy(rule) {
+					rep.pass(CheckSignerAllowed, s, sg.name)
+					distinct[string(sg.thumb.Value)] = true
+				} else {
+					who := "unknown signer"
+					if sg != nil {
+						who = sg.name
+					}
+					rep.fail(CheckSignerAllowed, s, ReasonUnauthorizedSigner, nil, "%s may not sign %q", who, name)
+				}
+			}
+			if len(distinct) < rule.threshold() {
+				rep.fail(CheckThreshold, j-1, ReasonThreshold, nil, "%q signed by %d distinct allowed signers, policy needs %d", name, len(distinct), rule.threshold())
+			} else {
+				rep.pass(CheckThreshold, j-1, fmt.Sprintf("%q: %d of %d", name, len(distinct), rule.threshold()))
+			}
+		case p.AllowExtraSteps && !slices.ContainsFunc(p.Steps[r:], func(sr StepRule) bool { return sr.Name == name }):
+			for s := i; s < j; s++ {
+				if sg := signers[s]; sg != nil && sg.valid {
+					rep.pass(CheckSignerAllowed, s, sg.name+" (extra step)")
+				} else {
+					rep.fail(CheckSignerAllowed, s, ReasonUnauthorizedSigner, nil, "extra step %q by an untrusted signer", name)
+				}
+			}
+		default:
+			want := "the end of the chain"
+			if r < len(p.Steps) {
+				want = fmt.Sprintf("%q", p.Steps[r].Name)
+			}
+			rep.fail(CheckLayout, i, ReasonLayout, nil, "unexpected step %q, expected %s", name, want)
+			layoutOK = false
+		}
+		i = j
+	}
+	if !partial {
+		for ; r < len(p.Steps); r++ {
+			if !p.Steps[r].Optional {
+				rep.fail(CheckLayout, -1, ReasonLayout, nil, "required step %q is missing", p.Steps[r].Name)
+				layoutOK = false
+			}
+		}
+	}
+	if layoutOK {
+		rep.pass(CheckLayout, -1, "")
+	}
+}
