@@ -3,6 +3,7 @@ package pkcs11
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	p11 "github.com/miekg/pkcs11"
 
@@ -43,7 +44,8 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("pkcs11: %s: %s", e.Op, p11.Error(e.Code).Error())
+	name := strings.TrimPrefix(p11.Error(e.Code).Error(), "pkcs11: ")
+	return fmt.Sprintf("pkcs11: %s: %s", e.Op, name)
 }
 
 // Unwrap returns the miekg/pkcs11 Error for Code, and the sentinel Code

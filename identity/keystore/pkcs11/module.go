@@ -255,7 +255,11 @@ func (t *token) loginLocked(pin string) error {
 		// Logged in by another library in this process; the PIN cannot
 		// be checked.
 	default:
-		return fmt.Errorf("pkcs11: failed to log in to token %q: %w", t.info.Label, wrap("C_Login", err))
+		err = wrap("C_Login", err)
+		if errors.Is(err, keystore.ErrAuth) {
+			return fmt.Errorf("pkcs11: token %q refused the PIN: %w", t.info.Label, err)
+		}
+		return fmt.Errorf("pkcs11: failed to log in to token %q: %w", t.info.Label, err)
 	}
 	t.pin = pin
 	t.loggedIn = true

@@ -38,6 +38,10 @@ type Store struct {
 	// and for writing by Close, so that Close waits for them.
 	ops    sync.RWMutex
 	closed bool // guarded by ops
+
+	// testOnlyAfterGenerate, if set, runs after a key pair is generated
+	// and loaded; an error makes Create fail there.
+	testOnlyAfterGenerate func() error
 }
 
 var _ keystore.Store = (*Store)(nil)
@@ -187,6 +191,9 @@ func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystor
 		k, err = s.load(sh, req.Label, privH, pubH)
 		if err == nil && k.alg != req.Algorithm {
 			err = fmt.Errorf("pkcs11: the token made a %v key when asked for %v", k.alg, req.Algorithm)
+		}
+		if err == nil && s.testOnlyAfterGenerate != nil {
+			err = s.testOnlyAfterGenerate()
 		}
 		if err != nil {
 			// No half keys: destroy what was made.
