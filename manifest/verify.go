@@ -361,12 +361,20 @@ func checkLayout(rep *Report, chain Chain, signers []*signer, p *Policy, partial
 			j++
 		}
 		// Steps i..j-1 form a run.
-		k := r
-		for k < len(p.Steps) && p.Steps[k].Name != name && p.Steps[k].Optional {
-			k++
+		// The run matches the next rule of its name, if there is one; the
+		// required rules skipped to reach it are missing.
+		k := slices.IndexFunc(p.Steps[r:], func(sr StepRule) bool { return sr.Name == name })
+		if k >= 0 {
+			k += r
 		}
 		switch {
-		case k < len(p.Steps) && p.Steps[k].Name == name:
+		case k >= 0:
+			for _, skipped := range p.Steps[r:k] {
+				if !skipped.Optional {
+					rep.fail(CheckLayout, i, ReasonLayout, nil, "required step %q is missing before %q", skipped.Name, name)
+					layoutOK = false
+				}
+			}
 			rule := &p.Steps[k]
 			r = k + 1
 			distinct := map[string]bool{}
@@ -376,11 +384,14 @@ func checkLayout(rep *Report, chain Chain, signers []*signer, p *Policy, partial
 					rep.pass(CheckSignerAllowed, s, sg.name)
 					distinct[string(sg.thumb.Value)] = true
 				} else {
-					who := "unknown signer"
-					if sg != nil {
-						who = sg.name
+					switch {
+					case sg == nil:
+						rep.fail(CheckSignerAllowed, s, ReasonUnauthorizedSigner, nil, "untrusted signer for %q", name)
+					case !sg.valid:
+						rep.fail(CheckSignerAllowed, s, ReasonUnauthorizedSigner, nil, "%s: signature or algorithm refused", sg.name)
+					default:
+						rep.fail(CheckSignerAllowed, s, ReasonUnauthorizedSigner, nil, "%s may not sign %q", sg.name, name)
 					}
-					rep.fail(CheckSignerAllowed, s, ReasonUnauthorizedSigner, nil, "%s may not sign %q", who, name)
 				}
 			}
 			if len(distinct) < rule.threshold() {
@@ -388,7 +399,7 @@ func checkLayout(rep *Report, chain Chain, signers []*signer, p *Policy, partial
 			} else {
 				rep.pass(CheckThreshold, j-1, fmt.Sprintf("%q: %d of %d", name, len(distinct), rule.threshold()))
 			}
-		case p.AllowExtraSteps && !slices.ContainsFunc(p.Steps[r:], func(sr StepRule) bool { return sr.Name == name }):
+		case p.AllowExtraSteps:
 			for s := i; s < j; s++ {
 				if sg := signers[s]; sg != nil && sg.valid {
 					rep.pass(CheckSignerAllowed, s, sg.name+" (extra step)")

@@ -1,0 +1,326 @@
+package manifest_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/veraison/go-cose"
+
+	"github.com/ztmkit/ztm/manifest"
+)
+
+func verify(f *fixture, c manifest.Chain, p *manifest.Policy, opts *manifest.VerifyOptions) *manifest.Report {
+	if opts == nil {
+		opts = &manifest.VerifyOptions{CurrentTime: t0}
+	}
+	return manifest.Verify(context.Background(), c, p, opts)
+}
+
+// reasons returns the distinct reasons of a report's failed checks.
+func reasons(t *testing.T, rep *manifest.Report) []manifest.Reason {
+	t.Helper()
+	seen := map[manifest.Reason]bool{}
+	for _, c := range rep.Failed() {
+		var ve *manifest.VerificationError
+		if !errors.As(c.Err, &ve) {
+			t.Fatalf("failed check %s without a *VerificationError: %v", c.Check, c.Err)
+		}
+		seen[ve.Reason] = true
+	}
+	var out []manifest.Reason
+	for r := range seen {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func mustParse(t testing.TB, raw []byte) *manifest.SignedStep {
+	t.Helper()
+	ss, err := manifest.ParseSignedStep(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ss
+}
+
+// replaceAlg rewrites the protected alg of a kid-signed step (the header
+// starts a4 01 26 …) to v, a one-byte CBOR integer.
+func replaceAlg(t *testing.T, raw []byte, v byte) []byte {
+	t.Helper()
+	i := bytes.Index(raw, []byte{0x01, 0x26, 0x03})
+	if i < 0 {
+		t.Fatal("alg not found")
+	}
+	out := bytes.Clone(raw)
+	out[i+1] = v
+	return out
+}
+
+// reEnvelope re-encodes a step's COSE_Sign1 with an extra unprotected
+// header: same payload, same valid signature, different bytes.
+func reEnvelope(t *testing.T, ss *manifest.SignedStep) *manifest.SignedStep {
+	t.Helper()
+	var m cose.Sign1Message
+	if err := m.UnmarshalCBOR(ss.Raw); err != nil {
+		t.Fatal(err)
+	}
+	m.Headers.RawUnprotected = nil
+	m.Headers.Unprotected = cose.UnprotectedHeader{int64(-70000): "note"}
+	raw, err := m.MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mustParse(t, raw)
+}
+
+func TestVerifyGoodChain(t *testing.T) {
+	f := newFixture(t)
+	c := f.build(goodSpecs)
+	rep := verify(f, c, f.policy, nil)
+	if err := rep.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || !bytes.Equal(rep.Subject, f.subject) || rep.Policy != f.policy.Name {
+		t.Fatalf("report: %+v", rep)
+	}
+	want := []string{"chipco", "chipco", "cm", "cert:testhouse-line2", "qa", "plant", "cm"}
+	if !slices.Equal(rep.Signers, want) {
+		t.Fatalf("signers %v, want %v", rep.Signers, want)
+	}
+	// Every check of every step is named.
+	names := map[string]bool{}
+	for _, ch := range rep.Checks {
+		names[ch.Check] = true
+	}
+	for _, n := range []string{manifest.CheckPolicyExpiry, manifest.CheckSignerTrust, manifest.CheckAlgorithm,
+		manifest.CheckSignature, manifest.CheckSubject, manifest.CheckSequence, manifest.CheckLink,
+		manifest.CheckFork, manifest.CheckCustodian, manifest.CheckSignerAllowed, manifest.CheckThreshold,
+		manifest.CheckLayout} {
+		if !names[n] {
+			t.Errorf("report lacks check %q", n)
+		}
+	}
+	// The chain round-trips through its encoding, byte for byte.
+	enc, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := manifest.ParseChain(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range c {
+		if !bytes.Equal(c[i].Raw, c2[i].Raw) {
+			t.Fatalf("step %d changed through the chain encoding", i)
+		}
+	}
+	if err := verify(f, c2, f.policy, nil).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVerifyRefuses(t *testing.T) {
+	R := func(rs ...manifest.Reason) []manifest.Reason { return rs }
+	type tcase struct {
+		name  string
+		chain func(f *fixture, c manifest.Chain) manifest.Chain
+		// policy, if set, changes the fixture's policy before the chain is built.
+		policy func(f *fixture)
+		opts   *manifest.VerifyOptions
+		want   []manifest.Reason
+	}
+	cases := []tcase{
+		{name: "tampered payload", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			raw := bytes.Clone(c[2].Raw)
+			d := c[2].Step.Artifacts["log"].Value
+			i := bytes.Index(raw, d)
+			raw[i] ^= 0x01
+			c[2] = mustParse(f.tb.(*testing.T), raw)
+			return c
+			// The bad signature also voids the step's signer: custody, authorization and threshold fail with it.
+		}, want: R(manifest.ReasonSignature, manifest.ReasonLink, manifest.ReasonCustodian, manifest.ReasonUnauthorizedSigner, manifest.ReasonThreshold)},
+		{name: "re-encoded step (same claims and signature, other bytes)", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			c[3] = reEnvelope(f.tb.(*testing.T), c[3])
+			return c
+		}, want: R(manifest.ReasonLink)},
+		{name: "re-signed step (same claims, new signature)", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			// ECDSA signatures are randomized: same payload, other bytes.
+			c[1] = f.sign(c[1].Step, "chipco")
+			return c
+		}, want: R(manifest.ReasonLink)},
+		{name: "reordered", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			c[2], c[3] = c[3], c[2]
+			return c
+		}, want: R(manifest.ReasonSequence, manifest.ReasonLink, manifest.ReasonLayout, manifest.ReasonCustodian)},
+		{name: "missing middle step", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			return slices.Delete(c, 3, 4)
+		}, want: R(manifest.ReasonSequence, manifest.ReasonLink, manifest.ReasonLayout)},
+		{name: "missing last step", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			return c[:len(c)-1]
+		}, want: R(manifest.ReasonLayout)},
+		{name: "duplicated step", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			return slices.Insert(c, 3, c[2])
+		}, want: R(manifest.ReasonSequence, manifest.ReasonLink, manifest.ReasonFork)},
+		{name: "fork", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			alt := f.newStep(manifest.StepFinalTest, 3, c[2])
+			alt.Predicate = manifest.Claims{1: "fail"}
+			return slices.Insert(c, 4, f.sign(alt, "testhouse"))
+		}, want: R(manifest.ReasonFork, manifest.ReasonSequence, manifest.ReasonLink)},
+		{name: "wrong signer for a step", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			s := c[3].Step.Clone()
+			c[3] = f.sign(s, "cm")
+			c[4] = f.sign(f.newStep("release", 4, c[3]), "qa")
+			c[5] = f.sign(f.newStep("release", 5, c[4]), "plant")
+			c[6] = f.sign(f.newStep(manifest.StepShip, 6, c[5]), "cm")
+			return c
+		}, want: R(manifest.ReasonUnauthorizedSigner, manifest.ReasonThreshold)},
+		{name: "custodian not honoured", policy: func(f *fixture) {
+			f.policy.Steps[2].Signers = []string{"cm", "chipco"}
+		}, chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			return f.build(slices.Replace(slices.Clone(goodSpecs), 2, 3, stepSpec{manifest.StepFirmwareLoad, "chipco"}))
+		}, want: R(manifest.ReasonCustodian)},
+		{name: "untrusted certificate chain", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			t := f.tb.(*testing.T)
+			other, otherKey := newCA(t, "Rogue Root")
+			k := mustKey(t)
+			leaf := issue(t, other, otherKey, "rogue-station", "test-station", k.Public())
+			s, err := manifest.NewStepSigner(k, manifest.SignOptions{Issuer: "rogue", Chain: []*x509.Certificate{leaf}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.parties["rogue"] = &party{name: "rogue", key: k, signer: s}
+			return f.build(slices.Replace(slices.Clone(goodSpecs), 3, 4, stepSpec{manifest.StepFinalTest, "rogue"}))
+		}, want: R(manifest.ReasonUntrustedSigner, manifest.ReasonUnauthorizedSigner, manifest.ReasonThreshold)},
+		{name: "unknown kid", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			t := f.tb.(*testing.T)
+			k := mustKey(t)
+			s, _ := manifest.NewStepSigner(k, manifest.SignOptions{Issuer: "stranger"})
+			f.parties["stranger"] = &party{name: "stranger", key: k, signer: s}
+			return f.build(slices.Replace(slices.Clone(goodSpecs), 0, 1, stepSpec{manifest.StepDieSort, "stranger"}))
+		}, want: R(manifest.ReasonUntrustedSigner, manifest.ReasonUnauthorizedSigner, manifest.ReasonThreshold)},
+		{name: "below threshold: one release", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			return f.build(slices.Delete(slices.Clone(goodSpecs), 5, 6))
+		}, want: R(manifest.ReasonThreshold)},
+		{name: "below threshold: same signer twice", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			return f.build(slices.Replace(slices.Clone(goodSpecs), 5, 6, stepSpec{"release", "qa"}))
+		}, want: R(manifest.ReasonThreshold)},
+		{name: "expired policy", opts: &manifest.VerifyOptions{CurrentTime: t0.Add(2 * 365 * 24 * time.Hour)},
+			want: R(manifest.ReasonPolicyExpired)},
+		{name: "alg of another key type", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			c[0] = mustParse(f.tb, replaceAlg(f.tb.(*testing.T), c[0].Raw, 0x27)) // EdDSA
+			return c
+		}, want: R(manifest.ReasonAlgorithm, manifest.ReasonLink, manifest.ReasonUnauthorizedSigner, manifest.ReasonThreshold)},
+		{name: "unknown alg", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			c[6] = mustParse(f.tb, replaceAlg(f.tb.(*testing.T), c[6].Raw, 0x20)) // -1
+			return c
+		}, want: R(manifest.ReasonAlgorithm, manifest.ReasonUnauthorizedSigner, manifest.ReasonThreshold)},
+		{name: "alg 0 (none)", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			c[6] = mustParse(f.tb, replaceAlg(f.tb.(*testing.T), c[6].Raw, 0x00))
+			return c
+		}, want: R(manifest.ReasonAlgorithm, manifest.ReasonUnauthorizedSigner, manifest.ReasonThreshold)},
+		{name: "step about another device", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			s := c[6].Step.Clone()
+			s.Subject = []byte{0x01, 0xde, 0xad}
+			c[6] = f.sign(s, "cm")
+			return c
+		}, want: R(manifest.ReasonSubject)},
+		{name: "unexpected step", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			return f.build(slices.Insert(slices.Clone(goodSpecs), 3, stepSpec{"rework", "cm"}))
+		}, want: R(manifest.ReasonLayout)},
+		{name: "empty chain", chain: func(f *fixture, c manifest.Chain) manifest.Chain { return nil },
+			want: R(manifest.ReasonMalformed)},
+		{name: "invalid policy", policy: func(f *fixture) { f.policy.Steps[0].Signers = []string{"nobody"} },
+			want: R(manifest.ReasonMalformed)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			if tc.policy != nil {
+				tc.policy(f)
+			}
+			c := f.build(goodSpecs)
+			if tc.chain != nil {
+				c = tc.chain(f, c)
+			}
+			rep := verify(f, c, f.policy, tc.opts)
+			err := rep.Err()
+			if err == nil || rep.OK() {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, manifest.ErrVerification) {
+				t.Fatalf("error does not wrap ErrVerification: %v", err)
+			}
+			var ve *manifest.VerificationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("no *VerificationError in %v", err)
+			}
+			got := reasons(t, rep)
+			slices.Sort(tc.want)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("reasons %v, want %v\n%v", got, tc.want, err)
+			}
+		})
+	}
+}
+
+func TestVerifyOptions(t *testing.T) {
+	f := newFixture(t)
+	// A device still on the line: partial chains verify with Partial.
+	c := f.build(goodSpecs[:4])
+	if err := verify(f, c, f.policy, &manifest.VerifyOptions{CurrentTime: t0, Partial: true}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := verify(f, c, f.policy, nil).Err(); err == nil {
+		t.Fatal("partial chain accepted as complete")
+	}
+	// Optional step at the end.
+	c = f.build(append(slices.Clone(goodSpecs), stepSpec{manifest.StepKeyDestroyed, "chipco"}))
+	if err := verify(f, c, f.policy, nil).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Extra steps when the policy allows them.
+	c = f.build(slices.Insert(slices.Clone(goodSpecs), 3, stepSpec{"rework", "cm"}))
+	f.policy.AllowExtraSteps = true
+	if err := verify(f, c, f.policy, nil).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Three of three signers also meet a 2-of-3 threshold.
+	c = f.build(slices.Insert(slices.Clone(goodSpecs), 6, stepSpec{"release", "security"}))
+	if err := verify(f, c, f.policy, nil).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// A cancelled context stops verification with a failed check.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rep := manifest.Verify(ctx, c, f.policy, nil)
+	if err := rep.Err(); !errors.Is(err, context.Canceled) || !errors.Is(err, manifest.ErrVerification) {
+		t.Fatalf("cancelled: %v", err)
+	}
+	// Nil policy.
+	if err := manifest.Verify(context.Background(), c, nil, nil).Err(); !errors.Is(err, manifest.ErrVerification) {
+		t.Fatalf("nil policy: %v", err)
+	}
+}
+
+func TestReportErrAggregate(t *testing.T) {
+	f := newFixture(t)
+	c := f.build(goodSpecs)
+	c[2], c[3] = c[3], c[2]
+	err := verify(f, c, f.policy, nil).Err()
+	var agg *manifest.ReportError
+	if !errors.As(err, &agg) || len(agg.Errors) < 2 {
+		t.Fatalf("want a *ReportError with several errors, got %T %v", err, err)
+	}
+	if !errors.Is(err, manifest.ErrVerification) {
+		t.Fatal("aggregate does not wrap ErrVerification")
+	}
+	_ = rand.Reader
+}
