@@ -1,0 +1,748 @@
+package attest
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/ztmkit/ztm/internal/detcbor"
+)
+
+// Registered claim keys (CWT) of the claims [Claims] defines. Reference:
+// RFC 8392 §3.1.6 (iat), RFC 9711 §4 and §10 (the EAT claims).
+const (
+	KeyIssuedAt     int64 = 6
+	KeyNonce        int64 = 10
+	KeyUEID         int64 = 256
+	KeyOEMID        int64 = 258
+	KeyHWModel      int64 = 259
+	KeyHWVersion    int64 = 260
+	KeySecureBoot   int64 = 262
+	KeyDebugStatus  int64 = 263
+	KeyProfile      int64 = 265
+	KeySubmods      int64 = 266
+	KeySWName       int64 = 271
+	KeySWVersion    int64 = 272
+	KeyMeasurements int64 = 273
+)
+
+// MeasurementContentFormat is the CoAP content-format number ztm uses in the
+// measurements claim for its own measurement form (see [Measurement]). It
+// lies in the experimental range of the CoAP Content-Formats registry
+// (65000–65535, RFC 7252 §12.3), as no registered format describes a bare
+// named digest.
+const MeasurementContentFormat = 65090
+
+// maxSubmodDepth bounds the nesting of submodules.
+const maxSubmodDepth = 4
+
+// DebugStatus is the EAT dbgstat claim. Reference: RFC 9711 §4.2.9.
+type DebugStatus int
+
+// The dbgstat values, in increasing order of lock-down.
+const (
+	DebugEnabled                     DebugStatus = 0
+	DebugDisabled                    DebugStatus = 1
+	DebugDisabledSinceBoot           DebugStatus = 2
+	DebugDisabledPermanently         DebugStatus = 3
+	DebugDisabledFullyAndPermanently DebugStatus = 4
+)
+
+// Valid reports whether d is one of the five values RFC 9711 defines.
+func (d DebugStatus) Valid() bool { return d >= DebugEnabled && d <= DebugDisabledFullyAndPermanently }
+
+// String returns the RFC 9711 name of d ("enabled", "disabled", …).
+func (d DebugStatus) String() string {
+	switch d {
+	case DebugEnabled:
+		return "enabled"
+	case DebugDisabled:
+		return "disabled"
+	case DebugDisabledSinceBoot:
+		return "disabled-since-boot"
+	case DebugDisabledPermanently:
+		return "disabled-permanently"
+	case DebugDisabledFullyAndPermanently:
+		return "disabled-fully-and-permanently"
+	}
+	return fmt.Sprintf("DebugStatus(%d)", int(d))
+}
+
+// Measurement is one named digest of a component (bootloader, firmware,
+// application image). ztm carries it in the measurements claim (RFC 9711
+// §4.2.16) as the pair [MeasurementContentFormat, bstr .cbor ztm-measurement]
+// where
+//
+//	ztm-measurement = [ name: tstr, digest: [ alg: int, value: bstr ] ]
+//
+// The digest is a SUIT-style [COSE hash algorithm, bytes] pair (RFC 9054:
+// SHA-256 is -16, SHA-384 -43, SHA-512 -44). In the JWT form the bstr is
+// base64url without padding (RFC 9711 §7.2.2).
+type Measurement struct {
+	// Name names the measured component, e.g. "bootloader".
+	Name string
+	// Alg is the COSE algorithm of the digest, e.g. -16 for SHA-256.
+	Alg int64
+	// Digest is the digest value.
+	Digest []byte
+}
+
+// RawMeasurement is an entry of the measurements claim in a content format
+// other than [MeasurementContentFormat] (a CoSWID, for instance). It is kept
+// as received; appraisal does not read it.
+type RawMeasurement struct {
+	// ContentType is the entry's CoAP content-format number.
+	ContentType uint16
+	// Value is the entry's content, as the bytes received.
+	Value []byte
+}
+
+// Claims is an EAT claims set (RFC 9711) as ztm reads and writes it: in a
+// CWT with the registered integer keys ([KeyNonce], [KeyUEID], …), in a JWT
+// with the registered names ("eat_nonce", "ueid", …). A zero field is an
+// absent claim. Claims is a plain value; it is not safe for concurrent
+// mutation.
+type Claims struct {
+	// Nonce is eat_nonce (10): the verifier's challenge, 8 to 64 bytes.
+	Nonce []byte
+	// UEID is ueid (256): the device's universal entity ID, 7 to 33
+	// bytes, the first being its type (1 RAND, 2 EUI-64, 3 IMEI).
+	UEID []byte
+	// OEMID is oemid (258): a 16-byte random ID or a 3-byte IEEE OUI.
+	// (The integer form, an IANA PEN, is not supported.)
+	OEMID []byte
+	// HWModel is hwmodel (259): 1 to 32 bytes naming the model.
+	HWModel []byte
+	// HWVersion is the version string of hwversion (260).
+	HWVersion string
+	// HWVersionScheme is the optional version scheme of hwversion
+	// (CoSWID version-scheme; 0 when absent).
+	HWVersionScheme int64
+	// SecureBoot is secboot (262); nil when absent.
+	SecureBoot *bool
+	// DebugStatus is dbgstat (263); nil when absent.
+	DebugStatus *DebugStatus
+	// SWName is swname (271).
+	SWName string
+	// SWVersion is the version string of swversion (272).
+	SWVersion string
+	// SWVersionScheme is the optional version scheme of swversion (0
+	// when absent).
+	SWVersionScheme int64
+	// Measurements is the ztm-form part of measurements (273).
+	Measurements []Measurement
+	// OtherMeasurements are the other entries of measurements (273).
+	OtherMeasurements []RawMeasurement
+	// Submods is submods (266): the claims sets of the device's
+	// submodules, by name. Only claims-set submodules are supported, not
+	// nested tokens or detached digests.
+	Submods map[string]*Claims
+	// IssuedAt is iat (6), in whole seconds; zero when absent.
+	IssuedAt time.Time
+	// Profile is eat_profile (265), as a URI.
+	Profile string
+	// Extensions are the claims of a CWT that ztm does not define, by
+	// integer key, as the encoded CBOR received (or to be sent).
+	Extensions map[int64]cbor.RawMessage
+	// JSONExtensions are the claims of a JWT that ztm does not define,
+	// by name, as the JSON received (or to be sent).
+	JSONExtensions map[string]json.RawMessage
+}
+
+// BoolPtr returns a pointer to b, for [Claims.SecureBoot].
+func BoolPtr(b bool) *bool { return &b }
+
+// DebugPtr returns a pointer to d, for [Claims.DebugStatus].
+func DebugPtr(d DebugStatus) *DebugStatus { return &d }
+
+type cborMeasurementDigest struct {
+	_     struct{} `cbor:",toarray"`
+	Alg   int64
+	Value []byte
+}
+
+type cborMeasurement struct {
+	_      struct{} `cbor:",toarray"`
+	Name   string
+	Digest cborMeasurementDigest
+}
+
+// validate checks the shape of claims that ztm reads, at every level.
+func (c *Claims) validate(depth int) error {
+	if depth > maxSubmodDepth {
+		return fmt.Errorf("submodules nested deeper than %d", maxSubmodDepth)
+	}
+	if c.Nonce != nil && (len(c.Nonce) < 8 || len(c.Nonce) > 64) {
+		return fmt.Errorf("eat_nonce of %d bytes (want 8 to 64)", len(c.Nonce))
+	}
+	if c.UEID != nil && (len(c.UEID) < 7 || len(c.UEID) > 33) {
+		return fmt.Errorf("ueid of %d bytes (want 7 to 33)", len(c.UEID))
+	}
+	if c.OEMID != nil && len(c.OEMID) != 3 && len(c.OEMID) != 16 {
+		return fmt.Errorf("oemid of %d bytes (want 3 or 16)", len(c.OEMID))
+	}
+	if c.HWModel != nil && (len(c.HWModel) < 1 || len(c.HWModel) > 32) {
+		return fmt.Errorf("hwmodel of %d bytes (want 1 to 32)", len(c.HWModel))
+	}
+	if c.DebugStatus != nil && !c.DebugStatus.Valid() {
+		return fmt.Errorf("dbgstat %d out of range", int(*c.DebugStatus))
+	}
+	for _, m := range c.Measurements {
+		if m.Name == "" || len(m.Digest) == 0 {
+			return errors.New("measurement without name or digest")
+		}
+	}
+	for name, s := range c.Submods {
+		if s == nil {
+			return fmt.Errorf("submodule %q is empty", name)
+		}
+		if err := s.validate(depth + 1); err != nil {
+			return fmt.Errorf("submodule %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func version(v string, scheme int64) []any {
+	if scheme != 0 {
+		return []any{v, scheme}
+	}
+	return []any{v}
+}
+
+// MarshalCBOR encodes c as a deterministic CBOR map with integer keys, the
+// payload of a CWT. It returns an error for claims that violate RFC 9711
+// (a nonce, ueid, oemid or hwmodel of the wrong size, dbgstat out of range).
+func (c *Claims) MarshalCBOR() ([]byte, error) {
+	if err := c.validate(0); err != nil {
+		return nil, fmt.Errorf("attest: %w", err)
+	}
+	m, err := c.cborMap()
+	if err != nil {
+		return nil, err
+	}
+	return detcbor.Marshal(m)
+}
+
+func (c *Claims) cborMap() (map[int64]any, error) {
+	m := make(map[int64]any, 16)
+	for k, v := range c.Extensions {
+		if _, ok := knownKeys[k]; ok {
+			return nil, fmt.Errorf("attest: extension claim %d collides with a defined claim", k)
+		}
+		m[k] = v
+	}
+	if c.Nonce != nil {
+		m[KeyNonce] = c.Nonce
+	}
+	if c.UEID != nil {
+		m[KeyUEID] = c.UEID
+	}
+	if c.OEMID != nil {
+		m[KeyOEMID] = c.OEMID
+	}
+	if c.HWModel != nil {
+		m[KeyHWModel] = c.HWModel
+	}
+	if c.HWVersion != "" {
+		m[KeyHWVersion] = version(c.HWVersion, c.HWVersionScheme)
+	}
+	if c.SecureBoot != nil {
+		m[KeySecureBoot] = *c.SecureBoot
+	}
+	if c.DebugStatus != nil {
+		m[KeyDebugStatus] = int64(*c.DebugStatus)
+	}
+	if c.SWName != "" {
+		m[KeySWName] = c.SWName
+	}
+	if c.SWVersion != "" {
+		m[KeySWVersion] = version(c.SWVersion, c.SWVersionScheme)
+	}
+	if len(c.Measurements)+len(c.OtherMeasurements) > 0 {
+		ms := make([]any, 0, len(c.Measurements)+len(c.OtherMeasurements))
+		for _, x := range c.Measurements {
+			b, err := detcbor.Marshal(cborMeasurement{Name: x.Name, Digest: cborMeasurementDigest{Alg: x.Alg, Value: x.Digest}})
+			if err != nil {
+				return nil, err
+			}
+			ms = append(ms, []any{uint64(MeasurementContentFormat), b})
+		}
+		for _, x := range c.OtherMeasurements {
+			ms = append(ms, []any{uint64(x.ContentType), x.Value})
+		}
+		m[KeyMeasurements] = ms
+	}
+	if len(c.Submods) > 0 {
+		sm := make(map[string]any, len(c.Submods))
+		for name, s := range c.Submods {
+			sub, err := s.cborMap()
+			if err != nil {
+				return nil, err
+			}
+			sm[name] = sub
+		}
+		m[KeySubmods] = sm
+	}
+	if !c.IssuedAt.IsZero() {
+		m[KeyIssuedAt] = c.IssuedAt.Unix()
+	}
+	if c.Profile != "" {
+		m[KeyProfile] = c.Profile
+	}
+	return m, nil
+}
+
+var knownKeys = map[int64]struct{}{
+	KeyIssuedAt: {}, KeyNonce: {}, KeyUEID: {}, KeyOEMID: {}, KeyHWModel: {},
+	KeyHWVersion: {}, KeySecureBoot: {}, KeyDebugStatus: {}, KeyProfile: {},
+	KeySubmods: {}, KeySWName: {}, KeySWVersion: {}, KeyMeasurements: {},
+}
+
+// UnmarshalCBOR decodes a CBOR claims map strictly: duplicate keys,
+// indefinite lengths, text keys, trailing data and claims of the wrong type
+// are errors. It does not check signatures; use a [Verifier] for evidence.
+func (c *Claims) UnmarshalCBOR(data []byte) error {
+	var nc Claims
+	if err := nc.decodeCBOR(data, 0); err != nil {
+		return err
+	}
+	*c = nc
+	return nil
+}
+
+func (c *Claims) decodeCBOR(data []byte, depth int) error {
+	if depth > maxSubmodDepth {
+		return fmt.Errorf("attest: submodules nested deeper than %d", maxSubmodDepth)
+	}
+	dm := detcbor.DecMode()
+	var raw map[int64]cbor.RawMessage
+	if err := detcbor.Unmarshal(data, &raw, len(data)); err != nil {
+		return fmt.Errorf("attest: claims: %w", err)
+	}
+	for k, v := range raw {
+		var err error
+		switch k {
+		case KeyNonce:
+			err = dm.Unmarshal(v, &c.Nonce)
+			if err == nil && c.Nonce == nil {
+				c.Nonce = []byte{}
+			}
+		case KeyUEID:
+			err = decodeBytes(v, &c.UEID)
+		case KeyOEMID:
+			err = decodeBytes(v, &c.OEMID)
+		case KeyHWModel:
+			err = decodeBytes(v, &c.HWModel)
+		case KeyHWVersion:
+			c.HWVersion, c.HWVersionScheme, err = decodeVersion(v)
+		case KeySecureBoot:
+			var b bool
+			if err = dm.Unmarshal(v, &b); err == nil {
+				c.SecureBoot = &b
+			}
+		case KeyDebugStatus:
+			var d int64
+			if err = dm.Unmarshal(v, &d); err == nil {
+				ds := DebugStatus(d)
+				c.DebugStatus = &ds
+			}
+		case KeySWName:
+			err = dm.Unmarshal(v, &c.SWName)
+		case KeySWVersion:
+			c.SWVersion, c.SWVersionScheme, err = decodeVersion(v)
+		case KeyMeasurements:
+			err = c.decodeMeasurements(v)
+		case KeySubmods:
+			var sm map[string]cbor.RawMessage
+			if err = dm.Unmarshal(v, &sm); err == nil {
+				c.Submods = make(map[string]*Claims, len(sm))
+				for name, sv := range sm {
+					s := new(Claims)
+					if err = s.decodeCBOR(sv, depth+1); err != nil {
+						err = fmt.Errorf("submodule %q: %w", name, err)
+						break
+					}
+					c.Submods[name] = s
+				}
+			}
+		case KeyIssuedAt:
+			var t int64
+			if err = dm.Unmarshal(v, &t); err == nil {
+				c.IssuedAt = time.Unix(t, 0).UTC()
+			}
+		case KeyProfile:
+			err = dm.Unmarshal(v, &c.Profile)
+		default:
+			if c.Extensions == nil {
+				c.Extensions = make(map[int64]cbor.RawMessage)
+			}
+			c.Extensions[k] = v
+		}
+		if err != nil {
+			return fmt.Errorf("attest: claim %d: %w", k, err)
+		}
+	}
+	if err := c.validate(depth); err != nil {
+		return fmt.Errorf("attest: %w", err)
+	}
+	sortMeasurements(c.Measurements)
+	return nil
+}
+
+func decodeBytes(v cbor.RawMessage, out *[]byte) error {
+	if len(v) == 0 || v[0]>>5 != 2 {
+		return errors.New("want a byte string")
+	}
+	if err := detcbor.DecMode().Unmarshal(v, out); err != nil {
+		return err
+	}
+	if *out == nil {
+		*out = []byte{}
+	}
+	return nil
+}
+
+func decodeVersion(v cbor.RawMessage) (string, int64, error) {
+	var arr []cbor.RawMessage
+	if err := detcbor.DecMode().Unmarshal(v, &arr); err != nil {
+		return "", 0, err
+	}
+	if len(arr) < 1 || len(arr) > 2 {
+		return "", 0, errors.New("version: want [version, ?scheme]")
+	}
+	var s string
+	var scheme int64
+	if err := detcbor.DecMode().Unmarshal(arr[0], &s); err != nil {
+		return "", 0, err
+	}
+	if s == "" {
+		return "", 0, errors.New("version: empty")
+	}
+	if len(arr) == 2 {
+		if err := detcbor.DecMode().Unmarshal(arr[1], &scheme); err != nil {
+			return "", 0, err
+		}
+	}
+	return s, scheme, nil
+}
+
+type rawMeasurementEntry struct {
+	_           struct{} `cbor:",toarray"`
+	ContentType uint16
+	Value       []byte
+}
+
+func (c *Claims) decodeMeasurements(v cbor.RawMessage) error {
+	var entries []rawMeasurementEntry
+	if err := detcbor.DecMode().Unmarshal(v, &entries); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.ContentType != MeasurementContentFormat {
+			c.OtherMeasurements = append(c.OtherMeasurements, RawMeasurement{ContentType: e.ContentType, Value: e.Value})
+			continue
+		}
+		m, err := decodeMeasurement(e.Value)
+		if err != nil {
+			return err
+		}
+		c.Measurements = append(c.Measurements, m)
+	}
+	return nil
+}
+
+func decodeMeasurement(b []byte) (Measurement, error) {
+	var cm cborMeasurement
+	if err := detcbor.Unmarshal(b, &cm, len(b)); err != nil {
+		return Measurement{}, fmt.Errorf("measurement: %w", err)
+	}
+	return Measurement{Name: cm.Name, Alg: cm.Digest.Alg, Digest: cm.Digest.Value}, nil
+}
+
+func sortMeasurements(ms []Measurement) {
+	sort.SliceStable(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
+}
+
+// JWT claim names of the claims [Claims] defines. Reference: RFC 7519
+// §4.1.6, RFC 9711 §10.1.
+var jsonNames = map[string]struct{}{
+	"eat_nonce": {}, "ueid": {}, "oemid": {}, "hwmodel": {}, "hwversion": {},
+	"secboot": {}, "dbgstat": {}, "swname": {}, "swversion": {},
+	"measurements": {}, "submods": {}, "iat": {}, "eat_profile": {},
+}
+
+var b64 = base64.RawURLEncoding
+
+// MarshalJSON encodes c as a JWT claims set with the registered JWT claim
+// names; byte strings are base64url without padding (RFC 9711 §7.2.2).
+func (c *Claims) MarshalJSON() ([]byte, error) {
+	if err := c.validate(0); err != nil {
+		return nil, fmt.Errorf("attest: %w", err)
+	}
+	m, err := c.jsonMap()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
+}
+
+func (c *Claims) jsonMap() (map[string]any, error) {
+	m := make(map[string]any, 16)
+	for k, v := range c.JSONExtensions {
+		if _, ok := jsonNames[k]; ok {
+			return nil, fmt.Errorf("attest: extension claim %q collides with a defined claim", k)
+		}
+		m[k] = v
+	}
+	if c.Nonce != nil {
+		m["eat_nonce"] = b64.EncodeToString(c.Nonce)
+	}
+	if c.UEID != nil {
+		m["ueid"] = b64.EncodeToString(c.UEID)
+	}
+	if c.OEMID != nil {
+		m["oemid"] = b64.EncodeToString(c.OEMID)
+	}
+	if c.HWModel != nil {
+		m["hwmodel"] = b64.EncodeToString(c.HWModel)
+	}
+	if c.HWVersion != "" {
+		m["hwversion"] = version(c.HWVersion, c.HWVersionScheme)
+	}
+	if c.SecureBoot != nil {
+		m["secboot"] = *c.SecureBoot
+	}
+	if c.DebugStatus != nil {
+		m["dbgstat"] = int(*c.DebugStatus)
+	}
+	if c.SWName != "" {
+		m["swname"] = c.SWName
+	}
+	if c.SWVersion != "" {
+		m["swversion"] = version(c.SWVersion, c.SWVersionScheme)
+	}
+	if len(c.Measurements)+len(c.OtherMeasurements) > 0 {
+		ms := make([]any, 0, len(c.Measurements)+len(c.OtherMeasurements))
+		for _, x := range c.Measurements {
+			b, err := detcbor.Marshal(cborMeasurement{Name: x.Name, Digest: cborMeasurementDigest{Alg: x.Alg, Value: x.Digest}})
+			if err != nil {
+				return nil, err
+			}
+			ms = append(ms, []any{MeasurementContentFormat, b64.EncodeToString(b)})
+		}
+		for _, x := range c.OtherMeasurements {
+			ms = append(ms, []any{x.ContentType, b64.EncodeToString(x.Value)})
+		}
+		m["measurements"] = ms
+	}
+	if len(c.Submods) > 0 {
+		sm := make(map[string]any, len(c.Submods))
+		for name, s := range c.Submods {
+			sub, err := s.jsonMap()
+			if err != nil {
+				return nil, err
+			}
+			sm[name] = sub
+		}
+		m["submods"] = sm
+	}
+	if !c.IssuedAt.IsZero() {
+		m["iat"] = c.IssuedAt.Unix()
+	}
+	if c.Profile != "" {
+		m["eat_profile"] = c.Profile
+	}
+	return m, nil
+}
+
+// UnmarshalJSON decodes a JWT claims set. Duplicate member names, byte
+// claims that are not base64url, and claims of the wrong type are errors.
+func (c *Claims) UnmarshalJSON(data []byte) error {
+	var nc Claims
+	if err := nc.decodeJSON(data, 0); err != nil {
+		return err
+	}
+	*c = nc
+	return nil
+}
+
+func unmarshalB64(v json.RawMessage, out *[]byte) error {
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return err
+	}
+	b, err := b64.DecodeString(s)
+	if err != nil {
+		return fmt.Errorf("not base64url: %w", err)
+	}
+	*out = b
+	return nil
+}
+
+func unmarshalJSONVersion(v json.RawMessage) (string, int64, error) {
+	var arr []json.RawMessage
+	if err := json.Unmarshal(v, &arr); err != nil {
+		return "", 0, err
+	}
+	if len(arr) < 1 || len(arr) > 2 {
+		return "", 0, errors.New("version: want [version, ?scheme]")
+	}
+	var s string
+	var scheme int64
+	if err := json.Unmarshal(arr[0], &s); err != nil {
+		return "", 0, err
+	}
+	if s == "" {
+		return "", 0, errors.New("version: empty")
+	}
+	if len(arr) == 2 {
+		if err := json.Unmarshal(arr[1], &scheme); err != nil {
+			return "", 0, err
+		}
+	}
+	return s, scheme, nil
+}
+
+func (c *Claims) decodeJSON(data []byte, depth int) error {
+	if depth > maxSubmodDepth {
+		return fmt.Errorf("attest: submodules nested deeper than %d", maxSubmodDepth)
+	}
+	raw, err := strictJSONObject(data)
+	if err != nil {
+		return fmt.Errorf("attest: claims: %w", err)
+	}
+	for k, v := range raw {
+		var err error
+		switch k {
+		case "eat_nonce":
+			err = unmarshalB64(v, &c.Nonce)
+		case "ueid":
+			err = unmarshalB64(v, &c.UEID)
+		case "oemid":
+			err = unmarshalB64(v, &c.OEMID)
+		case "hwmodel":
+			err = unmarshalB64(v, &c.HWModel)
+		case "hwversion":
+			c.HWVersion, c.HWVersionScheme, err = unmarshalJSONVersion(v)
+		case "secboot":
+			var b bool
+			if err = json.Unmarshal(v, &b); err == nil {
+				c.SecureBoot = &b
+			}
+		case "dbgstat":
+			var d int
+			if err = json.Unmarshal(v, &d); err == nil {
+				ds := DebugStatus(d)
+				c.DebugStatus = &ds
+			}
+		case "swname":
+			err = json.Unmarshal(v, &c.SWName)
+		case "swversion":
+			c.SWVersion, c.SWVersionScheme, err = unmarshalJSONVersion(v)
+		case "measurements":
+			var entries [][2]json.RawMessage
+			if err = json.Unmarshal(v, &entries); err == nil {
+				for _, e := range entries {
+					var ct uint16
+					var val []byte
+					if err = json.Unmarshal(e[0], &ct); err != nil {
+						break
+					}
+					if err = unmarshalB64(e[1], &val); err != nil {
+						break
+					}
+					if ct != MeasurementContentFormat {
+						c.OtherMeasurements = append(c.OtherMeasurements, RawMeasurement{ContentType: ct, Value: val})
+						continue
+					}
+					var m Measurement
+					if m, err = decodeMeasurement(val); err != nil {
+						break
+					}
+					c.Measurements = append(c.Measurements, m)
+				}
+			}
+		case "submods":
+			var sm map[string]json.RawMessage
+			if err = json.Unmarshal(v, &sm); err == nil {
+				c.Submods = make(map[string]*Claims, len(sm))
+				for name, sv := range sm {
+					s := new(Claims)
+					if err = s.decodeJSON(sv, depth+1); err != nil {
+						err = fmt.Errorf("submodule %q: %w", name, err)
+						break
+					}
+					c.Submods[name] = s
+				}
+			}
+		case "iat":
+			var t int64
+			if err = json.Unmarshal(v, &t); err == nil {
+				c.IssuedAt = time.Unix(t, 0).UTC()
+			}
+		case "eat_profile":
+			err = json.Unmarshal(v, &c.Profile)
+		default:
+			if c.JSONExtensions == nil {
+				c.JSONExtensions = make(map[string]json.RawMessage)
+			}
+			c.JSONExtensions[k] = v
+		}
+		if err != nil {
+			return fmt.Errorf("attest: claim %q: %w", k, err)
+		}
+	}
+	if err := c.validate(depth); err != nil {
+		return fmt.Errorf("attest: %w", err)
+	}
+	sortMeasurements(c.Measurements)
+	return nil
+}
+
+// strictJSONObject decodes one JSON object into its members, refusing
+// duplicate member names (RFC 7519 §4 lets a JWT parser reject them; ztm
+// does) and trailing data.
+func strictJSONObject(data []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("want a JSON object")
+	}
+	out := make(map[string]json.RawMessage, 16)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, ok := tok.(string)
+		if !ok {
+			return nil, errors.New("want a member name")
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("duplicate member %q", name)
+		}
+		out[name] = v
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after the JSON object")
+	}
+	return out, nil
+}

@@ -1,0 +1,593 @@
+package attest
+
+import (
+	"crypto"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/go-jose/go-jose/v4"
+	"github.com/veraison/go-cose"
+
+	"github.com/ztmkit/ztm/identity/keystore"
+
+	"github.com/ztmkit/ztm/internal/detcbor"
+)
+
+// EARProfile is the eat_profile of every [Result]: the EAR profile of
+// draft-ietf-rats-ear.
+const EARProfile = "tag:github.com,2023:veraison/ear"
+
+// EAR claim keys (CBOR) as draft-ietf-rats-ear assigns them, and the keys of
+// ztm's extensions, from the CWT private-use range (RFC 8392 §4: below
+// -65536).
+const (
+	earKeyStatus         int64 = 1000
+	earKeyTrustVector    int64 = 1001
+	earKeyPolicyID       int64 = 1003
+	earKeyVerifierID     int64 = 1004
+	ztmKeyEvidenceDigest int64 = -70000
+	ztmKeyReasons        int64 = -70001
+	ztmKeyUEID           int64 = -70002
+)
+
+// Status is an AR4SI trust tier, the ear.status of an appraisal. Reference:
+// draft-ietf-rats-ar4si §2.3.
+type Status int8
+
+// The trust tiers with their AR4SI numbers.
+const (
+	StatusNone            Status = 0
+	StatusAffirming       Status = 2
+	StatusWarning         Status = 32
+	StatusContraindicated Status = 96
+)
+
+// String returns the tier's EAR name ("affirming", …).
+func (s Status) String() string {
+	switch s {
+	case StatusNone:
+		return "none"
+	case StatusAffirming:
+		return "affirming"
+	case StatusWarning:
+		return "warning"
+	case StatusContraindicated:
+		return "contraindicated"
+	}
+	return fmt.Sprintf("Status(%d)", int(s))
+}
+
+func parseStatus(s string) (Status, error) {
+	for _, st := range []Status{StatusNone, StatusAffirming, StatusWarning, StatusContraindicated} {
+		if s == st.String() {
+			return st, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown ear.status %q", s)
+}
+
+func (s Status) valid() bool {
+	return s == StatusNone || s == StatusAffirming || s == StatusWarning || s == StatusContraindicated
+}
+
+// TrustClaim is one entry of the AR4SI trustworthiness vector, -128 to 127.
+// Its tier follows from its value: -1 to 1 none, 2 to 31 affirming, 32 to 95
+// warning, 96 and above (and below -1) contraindicated.
+type TrustClaim int8
+
+// The AR4SI trust claim values ztm uses. Reference: draft-ietf-rats-ar4si
+// §2.3.
+const (
+	TrustNoClaim                TrustClaim = 0
+	TrustRecognizedInstance     TrustClaim = 2  // instance-identity
+	TrustUntrustworthyInstance  TrustClaim = 96 // instance-identity
+	TrustUnrecognizedInstance   TrustClaim = 97 // instance-identity
+	TrustApprovedConfig         TrustClaim = 2  // configuration
+	TrustUnsupportableConfig    TrustClaim = 96 // configuration
+	TrustApprovedRuntime        TrustClaim = 2  // executables
+	TrustUnrecognizedRuntime    TrustClaim = 33 // executables
+	TrustContraindicatedRuntime TrustClaim = 96 // executables
+	TrustGenuineHardware        TrustClaim = 2  // hardware
+	TrustUnrecognizedHardware   TrustClaim = 97 // hardware
+	TrustCryptoValidationFailed TrustClaim = 99 // any
+)
+
+// Tier returns the trust tier of c.
+func (c TrustClaim) Tier() Status {
+	switch {
+	case c >= -1 && c <= 1:
+		return StatusNone
+	case c >= 2 && c <= 31:
+		return StatusAffirming
+	case c >= 32 && c <= 95:
+		return StatusWarning
+	}
+	return StatusContraindicated
+}
+
+// TrustVector is the AR4SI trustworthiness vector
+// (ear.trustworthiness-vector); a zero entry is "no claim".
+type TrustVector struct {
+	InstanceIdentity TrustClaim
+	Configuration    TrustClaim
+	Executables      TrustClaim
+	FileSystem       TrustClaim
+	Hardware         TrustClaim
+	RuntimeOpaque    TrustClaim
+	StorageOpaque    TrustClaim
+	SourcedData      TrustClaim
+}
+
+var trustNames = [8]string{"instance-identity", "configuration", "executables", "file-system", "hardware", "runtime-opaque", "storage-opaque", "sourced-data"}
+
+func (tv *TrustVector) entries() [8]*TrustClaim {
+	return [8]*TrustClaim{&tv.InstanceIdentity, &tv.Configuration, &tv.Executables, &tv.FileSystem, &tv.Hardware, &tv.RuntimeOpaque, &tv.StorageOpaque, &tv.SourcedData}
+}
+
+// SetAll sets every entry to c.
+func (tv *TrustVector) SetAll(c TrustClaim) {
+	for _, p := range tv.entries() {
+		*p = c
+	}
+}
+
+// Status returns the worst tier among the entries (none if all are none).
+func (tv TrustVector) Status() Status {
+	worst := StatusNone
+	for _, p := range tv.entries() {
+		if t := p.Tier(); t > worst {
+			worst = t
+		}
+	}
+	return worst
+}
+
+// VerifierID is ear.verifier-id: who appraised the evidence.
+type VerifierID struct {
+	// Build names the verifier software and its version.
+	Build string
+	// Developer names the verifier's developer, as a URI.
+	Developer string
+}
+
+// Appraisal is one entry of an EAR's submods: the appraisal of one
+// attester.
+type Appraisal struct {
+	// Status is ear.status.
+	Status Status
+	// TrustVector is ear.trustworthiness-vector.
+	TrustVector TrustVector
+	// PolicyID is ear.appraisal-policy-id.
+	PolicyID string
+	// EvidenceDigest is the SHA-256 of the exact evidence appraised (ztm
+	// extension "ztm.evidence-digest", CBOR key -70000).
+	EvidenceDigest []byte
+	// Reasons say why the status is not affirming, one line per finding,
+	// "<reason>: <detail>" (ztm extension "ztm.reasons", key -70001).
+	Reasons []string
+	// UEID is the attester's ueid, when known (ztm extension "ztm.ueid",
+	// key -70002).
+	UEID []byte
+}
+
+// Result is an attestation result shaped as an EAR (draft-ietf-rats-ear):
+// profile, issue time, verifier, nonce and one [Appraisal] per submodule.
+// It is signed with [Result.SignJWT] or [Result.SignCWT] and read back with
+// [ParseResult]. A Result is a plain value, not safe for concurrent
+// mutation.
+type Result struct {
+	// Profile is eat_profile; always [EARProfile].
+	Profile string
+	// IssuedAt is iat, in whole seconds.
+	IssuedAt time.Time
+	// VerifierID is ear.verifier-id.
+	VerifierID VerifierID
+	// Nonce is eat_nonce: the nonce of the appraised evidence, if any.
+	Nonce []byte
+	// Submods are the appraisals by submodule name.
+	Submods map[string]*Appraisal
+	// Evidence is the authenticated evidence the result is about, when
+	// the Result came from a verifier and the evidence was authentic. It
+	// is not serialized.
+	Evidence *Evidence
+
+	signed []byte
+}
+
+// Status returns the worst status among the submodules' appraisals.
+func (r *Result) Status() Status {
+	worst := StatusNone
+	for _, a := range r.Submods {
+		if a.Status > worst {
+			worst = a.Status
+		}
+	}
+	return worst
+}
+
+// Reasons returns every submodule's reasons, prefixed by the submodule name
+// and sorted.
+func (r *Result) Reasons() []string {
+	var out []string
+	for name, a := range r.Submods {
+		for _, s := range a.Reasons {
+			out = append(out, name+": "+s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Digest returns the SHA-256 of the Result's signed serialization (the
+// exact bytes [Result.SignJWT], [Result.SignCWT] returned or [ParseResult]
+// read), for a CA or ledger to record. It returns nil for a Result that was
+// neither signed nor parsed.
+func (r *Result) Digest() []byte {
+	if r.signed == nil {
+		return nil
+	}
+	d := sha256.Sum256(r.signed)
+	return d[:]
+}
+
+func (r *Result) check() error {
+	if r.Profile != EARProfile {
+		return fmt.Errorf("attest: result eat_profile %q, want %q", r.Profile, EARProfile)
+	}
+	if r.IssuedAt.IsZero() {
+		return fmt.Errorf("attest: result without iat")
+	}
+	if len(r.Submods) == 0 {
+		return fmt.Errorf("attest: result without submods")
+	}
+	for name, a := range r.Submods {
+		if a == nil || !a.Status.valid() {
+			return fmt.Errorf("attest: result submodule %q has no valid status", name)
+		}
+	}
+	return nil
+}
+
+func (r *Result) cborMap() map[int64]any {
+	m := map[int64]any{
+		KeyProfile:       r.Profile,
+		KeyIssuedAt:      r.IssuedAt.Unix(),
+		earKeyVerifierID: map[int64]any{0: r.VerifierID.Build, 1: r.VerifierID.Developer},
+	}
+	if r.Nonce != nil {
+		m[KeyNonce] = r.Nonce
+	}
+	subs := make(map[string]any, len(r.Submods))
+	for name, a := range r.Submods {
+		am := map[int64]any{earKeyStatus: int64(a.Status)}
+		tv := map[int64]any{}
+		for i, p := range a.TrustVector.entries() {
+			if *p != 0 {
+				tv[int64(i)] = int64(*p)
+			}
+		}
+		if len(tv) > 0 {
+			am[earKeyTrustVector] = tv
+		}
+		if a.PolicyID != "" {
+			am[earKeyPolicyID] = a.PolicyID
+		}
+		if a.EvidenceDigest != nil {
+			am[ztmKeyEvidenceDigest] = a.EvidenceDigest
+		}
+		if len(a.Reasons) > 0 {
+			am[ztmKeyReasons] = a.Reasons
+		}
+		if a.UEID != nil {
+			am[ztmKeyUEID] = a.UEID
+		}
+		subs[name] = am
+	}
+	m[KeySubmods] = subs
+	return m
+}
+
+// MarshalJSON encodes the Result as an EAR JSON claims set.
+func (r *Result) MarshalJSON() ([]byte, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	m := map[string]any{
+		"eat_profile":     r.Profile,
+		"iat":             r.IssuedAt.Unix(),
+		"ear.verifier-id": map[string]string{"build": r.VerifierID.Build, "developer": r.VerifierID.Developer},
+	}
+	if r.Nonce != nil {
+		m["eat_nonce"] = b64.EncodeToString(r.Nonce)
+	}
+	subs := make(map[string]any, len(r.Submods))
+	for name, a := range r.Submods {
+		am := map[string]any{"ear.status": a.Status.String()}
+		tv := map[string]int{}
+		for i, p := range a.TrustVector.entries() {
+			if *p != 0 {
+				tv[trustNames[i]] = int(*p)
+			}
+		}
+		if len(tv) > 0 {
+			am["ear.trustworthiness-vector"] = tv
+		}
+		if a.PolicyID != "" {
+			am["ear.appraisal-policy-id"] = a.PolicyID
+		}
+		if a.EvidenceDigest != nil {
+			am["ztm.evidence-digest"] = b64.EncodeToString(a.EvidenceDigest)
+		}
+		if len(a.Reasons) > 0 {
+			am["ztm.reasons"] = a.Reasons
+		}
+		if a.UEID != nil {
+			am["ztm.ueid"] = b64.EncodeToString(a.UEID)
+		}
+		subs[name] = am
+	}
+	m["submods"] = subs
+	return json.Marshal(m)
+}
+
+// SignJWT signs the Result as an EAR JWT (JWS compact serialization, typ
+// "JWT") and records the token for [Result.Digest]. rand may be nil.
+func (r *Result) SignJWT(rand io.Reader, signer crypto.Signer, opts *SignOptions) ([]byte, error) {
+	payload, err := r.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := signJOSE(rand, signer, payload, "JWT", opts)
+	if err != nil {
+		return nil, err
+	}
+	r.signed = tok
+	return tok, nil
+}
+
+// SignCWT signs the Result as an EAR CWT (tagged COSE_Sign1 over the EAR
+// CBOR claims set) and records the token for [Result.Digest]. rand may be
+// nil.
+func (r *Result) SignCWT(rand io.Reader, signer crypto.Signer, opts *SignOptions) ([]byte, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	payload, err := detcbor.Marshal(r.cborMap())
+	if err != nil {
+		return nil, err
+	}
+	tok, err := signCOSE(rand, signer, payload, opts)
+	if err != nil {
+		return nil, err
+	}
+	r.signed = tok
+	return tok, nil
+}
+
+// ParseResult verifies a signed Result (EAR JWT or CWT, detected by its
+// first byte) with the verifier's public key and decodes it. The algorithm
+// comes from the protected header and must match key. Tokens over maxSize
+// bytes (DefaultMaxSize if maxSize <= 0) are refused before parsing. Every
+// failure is a [*VerificationError] wrapping [ErrVerification].
+func ParseResult(token []byte, key crypto.PublicKey, maxSize int) (*Result, error) {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxSize
+	}
+	if len(token) > maxSize {
+		return nil, verr(ReasonTooLarge, nil, "%d bytes, limit %d", len(token), maxSize)
+	}
+	if len(token) == 0 {
+		return nil, verr(ReasonMalformed, nil, "empty token")
+	}
+	var r *Result
+	var e *VerificationError
+	switch token[0] {
+	case 0xd2, 0xd8:
+		r, e = parseResultCWT(token, key, maxSize)
+	case 'e':
+		r, e = parseResultJWT(token, key)
+	default:
+		return nil, verr(ReasonMalformed, nil, "neither a tagged COSE_Sign1 nor a JWS compact serialization")
+	}
+	if e != nil {
+		return nil, e
+	}
+	if err := r.check(); err != nil {
+		return nil, verr(ReasonMalformed, err, "result")
+	}
+	r.signed = append([]byte(nil), token...)
+	return r, nil
+}
+
+func parseResultCWT(token []byte, key crypto.PublicKey, maxSize int) (*Result, *VerificationError) {
+	protRaw, prot, unprot, payload, sig, e := parseSign1(token, maxSize)
+	if e != nil {
+		return nil, e
+	}
+	alg, e := protectedAlgorithm(prot, unprot)
+	if e != nil {
+		return nil, e
+	}
+	if e := checkAlgorithm(alg, key); e != nil {
+		return nil, e
+	}
+	cv, err := cose.NewVerifier(coseAlg(alg), key)
+	if err != nil {
+		return nil, verr(ReasonUntrustedSigner, err, "result key")
+	}
+	tbs, err := sigStructure(protRaw, payload)
+	if err != nil {
+		return nil, verr(ReasonMalformed, err, "Sig_structure")
+	}
+	if err := cv.Verify(tbs, sig); err != nil {
+		return nil, verr(ReasonBadSignature, err, "result")
+	}
+	r, err := decodeResultCBOR(payload)
+	if err != nil {
+		return nil, verr(ReasonMalformed, err, "result")
+	}
+	return r, nil
+}
+
+type earVerifierIDCBOR struct {
+	Build     string `cbor:"0,keyasint"`
+	Developer string `cbor:"1,keyasint"`
+}
+
+type earAppraisalCBOR struct {
+	Status         *int8          `cbor:"1000,keyasint"`
+	TrustVector    map[int64]int8 `cbor:"1001,keyasint"`
+	PolicyID       string         `cbor:"1003,keyasint"`
+	EvidenceDigest []byte         `cbor:"-70000,keyasint"`
+	Reasons        []string       `cbor:"-70001,keyasint"`
+	UEID           []byte         `cbor:"-70002,keyasint"`
+}
+
+type earCBOR struct {
+	Profile    string                      `cbor:"265,keyasint"`
+	IssuedAt   int64                       `cbor:"6,keyasint"`
+	VerifierID earVerifierIDCBOR           `cbor:"1004,keyasint"`
+	Nonce      []byte                      `cbor:"10,keyasint"`
+	Submods    map[string]earAppraisalCBOR `cbor:"266,keyasint"`
+}
+
+func decodeResultCBOR(b []byte) (*Result, error) {
+	var e earCBOR
+	if err := detcbor.Unmarshal(b, &e, len(b)); err != nil {
+		return nil, err
+	}
+	r := &Result{
+		Profile:    e.Profile,
+		IssuedAt:   time.Unix(e.IssuedAt, 0).UTC(),
+		VerifierID: VerifierID(e.VerifierID),
+		Nonce:      e.Nonce,
+		Submods:    make(map[string]*Appraisal, len(e.Submods)),
+	}
+	for name, ea := range e.Submods {
+		if ea.Status == nil {
+			return nil, fmt.Errorf("submodule %q without ear.status", name)
+		}
+		a := &Appraisal{Status: Status(*ea.Status), PolicyID: ea.PolicyID, EvidenceDigest: ea.EvidenceDigest, Reasons: ea.Reasons, UEID: ea.UEID}
+		entries := a.TrustVector.entries()
+		for k, v := range ea.TrustVector {
+			if k < 0 || k >= int64(len(entries)) {
+				return nil, fmt.Errorf("submodule %q: unknown trust vector key %d", name, k)
+			}
+			*entries[k] = TrustClaim(v)
+		}
+		r.Submods[name] = a
+	}
+	return r, nil
+}
+
+func parseResultJWT(token []byte, key crypto.PublicKey) (*Result, *VerificationError) {
+	obj, err := jose.ParseSignedCompact(string(token), joseAlgs)
+	if err != nil {
+		return nil, classifyJOSEHeader(token, err)
+	}
+	if len(obj.Signatures) != 1 {
+		return nil, verr(ReasonMalformed, nil, "want one signature")
+	}
+	h := obj.Signatures[0].Protected
+	alg, err := keystore.ParseAlgorithm(h.Algorithm)
+	if err != nil {
+		return nil, verr(ReasonUnsupportedAlgorithm, err, "JOSE algorithm %q", h.Algorithm)
+	}
+	if e := checkAlgorithm(alg, key); e != nil {
+		return nil, e
+	}
+	payload, err := obj.Verify(key)
+	if err != nil {
+		return nil, verr(ReasonBadSignature, err, "result")
+	}
+	r, err := decodeResultJSON(payload)
+	if err != nil {
+		return nil, verr(ReasonMalformed, err, "result")
+	}
+	return r, nil
+}
+
+type earAppraisalJSON struct {
+	Status         *string        `json:"ear.status"`
+	TrustVector    map[string]int `json:"ear.trustworthiness-vector"`
+	PolicyID       string         `json:"ear.appraisal-policy-id"`
+	EvidenceDigest string         `json:"ztm.evidence-digest"`
+	Reasons        []string       `json:"ztm.reasons"`
+	UEID           string         `json:"ztm.ueid"`
+}
+
+type earJSON struct {
+	Profile    string `json:"eat_profile"`
+	IssuedAt   int64  `json:"iat"`
+	VerifierID struct {
+		Build     string `json:"build"`
+		Developer string `json:"developer"`
+	} `json:"ear.verifier-id"`
+	Nonce   string                      `json:"eat_nonce"`
+	Submods map[string]earAppraisalJSON `json:"submods"`
+}
+
+func decodeResultJSON(b []byte) (*Result, error) {
+	if _, err := strictJSONObject(b); err != nil {
+		return nil, err
+	}
+	var e earJSON
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, err
+	}
+	r := &Result{
+		Profile:    e.Profile,
+		IssuedAt:   time.Unix(e.IssuedAt, 0).UTC(),
+		VerifierID: VerifierID{Build: e.VerifierID.Build, Developer: e.VerifierID.Developer},
+		Submods:    make(map[string]*Appraisal, len(e.Submods)),
+	}
+	var err error
+	if e.Nonce != "" {
+		if r.Nonce, err = b64.DecodeString(e.Nonce); err != nil {
+			return nil, fmt.Errorf("eat_nonce: %w", err)
+		}
+	}
+	for name, ea := range e.Submods {
+		if ea.Status == nil {
+			return nil, fmt.Errorf("submodule %q without ear.status", name)
+		}
+		st, err := parseStatus(*ea.Status)
+		if err != nil {
+			return nil, err
+		}
+		a := &Appraisal{Status: st, PolicyID: ea.PolicyID, Reasons: ea.Reasons}
+		if ea.EvidenceDigest != "" {
+			if a.EvidenceDigest, err = b64.DecodeString(ea.EvidenceDigest); err != nil {
+				return nil, fmt.Errorf("ztm.evidence-digest: %w", err)
+			}
+		}
+		if ea.UEID != "" {
+			if a.UEID, err = b64.DecodeString(ea.UEID); err != nil {
+				return nil, fmt.Errorf("ztm.ueid: %w", err)
+			}
+		}
+		entries := a.TrustVector.entries()
+	next:
+		for k, v := range ea.TrustVector {
+			if v < -128 || v > 127 {
+				return nil, fmt.Errorf("trust claim %q out of range", k)
+			}
+			for i, n := range trustNames {
+				if n == k {
+					*entries[i] = TrustClaim(v)
+					continue next
+				}
+			}
+			return nil, fmt.Errorf("unknown trust vector claim %q", k)
+		}
+		r.Submods[name] = a
+	}
+	return r, nil
+}
+
+var _ cbor.Marshaler = (*Claims)(nil)

@@ -1,0 +1,590 @@
+package attest
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/go-jose/go-jose/v4"
+	"github.com/veraison/go-cose"
+
+	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/internal/detcbor"
+)
+
+// DefaultMaxSize is the size limit on a token when [Config.MaxSize] is zero.
+const DefaultMaxSize = 64 << 10
+
+// Verifier appraises attestation evidence. Implementations are safe for
+// concurrent use. [NewVerifier] returns one for EAT evidence (CWT and JWT);
+// package [github.com/ztmkit/ztm/attest/tpm] has one for TPM 2.0 quotes.
+type Verifier interface {
+	// Verify checks the evidence's form, signature, signer, freshness and
+	// claims, and appraises it against reference values.
+	//
+	// It returns a Result for every evidence it could examine, accepted or
+	// not. A refusal returns an error wrapping [ErrVerification] (with a
+	// [*VerificationError] that names the reason) together with a Result
+	// whose status is contraindicated and whose reasons say why. Evidence
+	// that appraises as affirming or warning returns a nil error; callers
+	// that accept only affirming evidence check [Result.Status]. Only a
+	// done ctx gives a nil Result.
+	Verify(ctx context.Context, evidence []byte) (*Result, error)
+}
+
+// Format is the form of a piece of evidence.
+type Format int
+
+// The evidence forms ztm reads.
+const (
+	// FormatCWT is a tagged COSE_Sign1 (RFC 9052) carrying a CBOR claims
+	// set, optionally inside the CWT tag 61 (RFC 8392).
+	FormatCWT Format = iota + 1
+	// FormatJWT is a JWS compact serialization (RFC 7515) carrying a JSON
+	// claims set.
+	FormatJWT
+)
+
+// String returns "CWT" or "JWT".
+func (f Format) String() string {
+	switch f {
+	case FormatCWT:
+		return "CWT"
+	case FormatJWT:
+		return "JWT"
+	}
+	return fmt.Sprintf("Format(%d)", int(f))
+}
+
+// Config configures an EAT [Verifier]. Its zero value works and trusts no
+// signer; set Roots or Keys.
+type Config struct {
+	// Roots are the trust anchors (chip vendors' attestation CAs) that an
+	// x5chain / x5c must lead to. If nil, no chain is trusted: the system
+	// roots are never used.
+	Roots *x509.CertPool
+	// Keys are the registered attestation keys by key ID (the kid header,
+	// compared as bytes).
+	Keys map[string]crypto.PublicKey
+	// Nonces issues and consumes the challenges. If nil, the nonce claim is
+	// neither required nor checked.
+	//
+	// WARNING: without Nonces, replayed evidence is accepted.
+	Nonces *Nonces
+	// ReferenceValues are the reference values per (oemid, hwmodel).
+	// Evidence from a device with none is contraindicated.
+	ReferenceValues []ReferenceValues
+	// MaxSize is the largest token, in bytes, that is parsed at all. If
+	// zero, DefaultMaxSize (64 KiB) is used.
+	MaxSize int
+	// Time returns the current time, for certificate validity and the
+	// result's iat. If nil, time.Now is used.
+	Time func() time.Time
+	// VerifierID names this verifier in results (ear.verifier-id).
+	VerifierID VerifierID
+	// PolicyID is ear.appraisal-policy-id in results. If empty,
+	// "ztm/attest/default" is used.
+	PolicyID string
+	// Submod names the appraisal in the result's submods. If empty,
+	// "device" is used.
+	Submod string
+}
+
+// Clone returns a copy of c that shares no maps or slices with it (the
+// public keys, the pool and Nonces are shared).
+func (c *Config) Clone() *Config {
+	n := *c
+	if c.Keys != nil {
+		n.Keys = make(map[string]crypto.PublicKey, len(c.Keys))
+		for k, v := range c.Keys {
+			n.Keys[k] = v
+		}
+	}
+	n.ReferenceValues = append([]ReferenceValues(nil), c.ReferenceValues...)
+	return &n
+}
+
+// Evidence is evidence whose signature and signer have been checked, before
+// appraisal.
+type Evidence struct {
+	// Format is the evidence form.
+	Format Format
+	// Claims are the signed claims.
+	Claims *Claims
+	// Algorithm is the signature algorithm, from the protected header.
+	Algorithm keystore.Algorithm
+	// KeyID is the kid that named a registered key, or nil.
+	KeyID []byte
+	// Chain is the verified chain, leaf first, ending at a trust anchor,
+	// when the signer was named by x5chain / x5c; otherwise nil.
+	Chain []*x509.Certificate
+	// Digest is the SHA-256 of the exact evidence bytes.
+	Digest []byte
+}
+
+type registeredKey struct {
+	pub  crypto.PublicKey
+	alg  keystore.Algorithm
+	cose cose.Verifier
+	err  error
+}
+
+// EATVerifier verifies EAT evidence in CWT and JWT form. It is safe for
+// concurrent use.
+type EATVerifier struct {
+	cfg  Config
+	keys map[string]*registeredKey
+	refs map[refKey]*ReferenceValues
+}
+
+var _ Verifier = (*EATVerifier)(nil)
+
+// NewVerifier returns a verifier for cfg, which it copies. It returns an
+// error for reference values that repeat an (oemid, hwmodel) pair or are
+// malformed; a registered key of an unsupported type is reported when used.
+func NewVerifier(cfg Config) (*EATVerifier, error) {
+	v := &EATVerifier{cfg: *cfg.Clone(), keys: make(map[string]*registeredKey, len(cfg.Keys))}
+	if v.cfg.MaxSize <= 0 {
+		v.cfg.MaxSize = DefaultMaxSize
+	}
+	if v.cfg.Time == nil {
+		v.cfg.Time = time.Now
+	}
+	if v.cfg.PolicyID == "" {
+		v.cfg.PolicyID = "ztm/attest/default"
+	}
+	if v.cfg.Submod == "" {
+		v.cfg.Submod = "device"
+	}
+	for kid, pub := range v.cfg.Keys {
+		rk := &registeredKey{pub: pub}
+		rk.alg, rk.err = keystore.AlgorithmOf(pub)
+		if rk.err == nil {
+			rk.cose, rk.err = cose.NewVerifier(coseAlg(rk.alg), pub)
+		}
+		v.keys[kid] = rk
+	}
+	refs, err := indexReferenceValues(v.cfg.ReferenceValues)
+	if err != nil {
+		return nil, err
+	}
+	v.refs = refs
+	return v, nil
+}
+
+// Verify implements [Verifier] for CWT and JWT evidence: it detects the form
+// by the first byte (a CBOR tag or a base64url JOSE header), checks it like
+// [EATVerifier.Decode], requires ueid, oemid and hwmodel (and eat_nonce when
+// Config.Nonces is set), consumes the nonce, and appraises the claims
+// against the reference values for their (oemid, hwmodel).
+func (v *EATVerifier) Verify(ctx context.Context, evidence []byte) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := v.cfg.Time()
+	ev, verr := v.decode(evidence, now)
+	if verr != nil {
+		return v.refusal(now, evidence, nil, verr), verr
+	}
+	return v.appraise(now, ev)
+}
+
+// Decode checks evidence without appraising it or consuming its nonce: size,
+// strict encoding, algorithm, signer trust and signature. It returns an
+// error wrapping [ErrVerification] on any failure.
+func (v *EATVerifier) Decode(evidence []byte) (*Evidence, error) {
+	ev, err := v.decode(evidence, v.cfg.Time())
+	if err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+func (v *EATVerifier) decode(evidence []byte, now time.Time) (*Evidence, *VerificationError) {
+	if len(evidence) > v.cfg.MaxSize {
+		return nil, verr(ReasonTooLarge, nil, "%d bytes, limit %d", len(evidence), v.cfg.MaxSize)
+	}
+	if len(evidence) == 0 {
+		return nil, verr(ReasonMalformed, nil, "empty token")
+	}
+	var ev *Evidence
+	var e *VerificationError
+	switch evidence[0] {
+	case 0xd2, 0xd8:
+		ev, e = v.decodeCWT(evidence, now)
+	case 'e':
+		ev, e = v.decodeJWT(evidence, now)
+	default:
+		return nil, verr(ReasonMalformed, nil, "neither a tagged COSE_Sign1 nor a JWS compact serialization")
+	}
+	if e != nil {
+		return nil, e
+	}
+	d := sha256.Sum256(evidence)
+	ev.Digest = d[:]
+	return ev, nil
+}
+
+// coseAlgorithm maps a COSE algorithm value to a ztm algorithm.
+func coseAlgorithm(a int64) (keystore.Algorithm, bool) {
+	for _, alg := range keystore.Algorithms() {
+		if alg.COSE() == a {
+			return alg, true
+		}
+	}
+	return 0, false
+}
+
+// headerLabel returns the value under an integer label in a decoded COSE
+// header map, whose integer keys decode as uint64 or int64.
+func headerLabel(h map[any]cbor.RawMessage, label int64) (cbor.RawMessage, bool) {
+	if label >= 0 {
+		if v, ok := h[uint64(label)]; ok {
+			return v, true
+		}
+	}
+	v, ok := h[label]
+	return v, ok
+}
+
+type sign1Raw struct {
+	_           struct{} `cbor:",toarray"`
+	Protected   cbor.RawMessage
+	Unprotected cbor.RawMessage
+	Payload     cbor.RawMessage
+	Signature   cbor.RawMessage
+}
+
+func bstr(raw cbor.RawMessage) ([]byte, bool) {
+	if len(raw) == 0 || raw[0]>>5 != 2 {
+		return nil, false
+	}
+	var b []byte
+	if err := detcbor.DecMode().Unmarshal(raw, &b); err != nil {
+		return nil, false
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	return b, true
+}
+
+// parseSign1 strictly decodes a tagged COSE_Sign1 (optionally inside the CWT
+// tag) into its protected header bytes and map, unprotected map, payload and
+// signature.
+func parseSign1(data []byte, maxSize int) (protRaw []byte, prot, unprot map[any]cbor.RawMessage, payload, sig []byte, e *VerificationError) {
+	body := data
+	if len(body) >= 2 && body[0] == 0xd8 && body[1] == cborTagCWT {
+		body = body[2:]
+	}
+	if len(body) == 0 || body[0] != 0xd2 {
+		return nil, nil, nil, nil, nil, verr(ReasonMalformed, nil, "not a tagged COSE_Sign1 (tag 18)")
+	}
+	var msg sign1Raw
+	if err := detcbor.Unmarshal(body[1:], &msg, maxSize); err != nil {
+		return nil, nil, nil, nil, nil, verr(ReasonMalformed, err, "COSE_Sign1")
+	}
+	var ok bool
+	if protRaw, ok = bstr(msg.Protected); !ok {
+		return nil, nil, nil, nil, nil, verr(ReasonMalformed, nil, "protected header is not a byte string")
+	}
+	if payload, ok = bstr(msg.Payload); !ok {
+		return nil, nil, nil, nil, nil, verr(ReasonMalformed, nil, "payload is not a byte string (detached payloads are refused)")
+	}
+	if sig, ok = bstr(msg.Signature); !ok || len(sig) == 0 {
+		return nil, nil, nil, nil, nil, verr(ReasonMalformed, nil, "signature is not a non-empty byte string")
+	}
+	if len(msg.Unprotected) == 0 || msg.Unprotected[0]>>5 != 5 {
+		return nil, nil, nil, nil, nil, verr(ReasonMalformed, nil, "unprotected header is not a map")
+	}
+	if err := detcbor.DecMode().Unmarshal(msg.Unprotected, &unprot); err != nil {
+		return nil, nil, nil, nil, nil, verr(ReasonMalformed, err, "unprotected header")
+	}
+	if len(protRaw) > 0 {
+		if protRaw[0]>>5 != 5 {
+			return nil, nil, nil, nil, nil, verr(ReasonMalformed, nil, "protected header is not a map")
+		}
+		if err := detcbor.Unmarshal(protRaw, &prot, len(protRaw)); err != nil {
+			return nil, nil, nil, nil, nil, verr(ReasonMalformed, err, "protected header")
+		}
+	}
+	return protRaw, prot, unprot, payload, sig, nil
+}
+
+// protectedAlgorithm reads alg, which must be in the protected header only.
+func protectedAlgorithm(prot, unprot map[any]cbor.RawMessage) (keystore.Algorithm, *VerificationError) {
+	if _, ok := headerLabel(unprot, headerAlg); ok {
+		return 0, verr(ReasonAlgorithmUnprotected, nil, "alg in the unprotected header")
+	}
+	if _, ok := headerLabel(prot, headerCrit); ok {
+		return 0, verr(ReasonMalformed, nil, "critical header parameters are not understood")
+	}
+	raw, ok := headerLabel(prot, headerAlg)
+	if !ok {
+		return 0, verr(ReasonUnsupportedAlgorithm, nil, "no alg in the protected header")
+	}
+	var a int64
+	if err := detcbor.DecMode().Unmarshal(raw, &a); err != nil {
+		return 0, verr(ReasonUnsupportedAlgorithm, err, "alg is not an integer")
+	}
+	alg, ok := coseAlgorithm(a)
+	if !ok {
+		return 0, verr(ReasonUnsupportedAlgorithm, nil, "COSE algorithm %d", a)
+	}
+	return alg, nil
+}
+
+func (v *EATVerifier) decodeCWT(data []byte, now time.Time) (*Evidence, *VerificationError) {
+	protRaw, prot, unprot, payload, sig, e := parseSign1(data, v.cfg.MaxSize)
+	if e != nil {
+		return nil, e
+	}
+	alg, e := protectedAlgorithm(prot, unprot)
+	if e != nil {
+		return nil, e
+	}
+	ev := &Evidence{Format: FormatCWT, Algorithm: alg}
+	var pub crypto.PublicKey
+	var cv cose.Verifier
+	if raw, ok := headerLabel(prot, headerX5Chain); ok {
+		ders, err := decodeX5Chain(raw)
+		if err != nil {
+			return nil, verr(ReasonMalformed, err, "x5chain")
+		}
+		chain, e := v.verifyChain(ders, now)
+		if e != nil {
+			return nil, e
+		}
+		ev.Chain = chain
+		pub = chain[0].PublicKey
+	} else {
+		kidRaw, ok := headerLabel(prot, headerKid)
+		if !ok {
+			// kid is only a hint: the key it names must verify the
+			// signature, so it may be unprotected (RFC 9052 §3.1).
+			kidRaw, ok = headerLabel(unprot, headerKid)
+		}
+		if !ok {
+			return nil, verr(ReasonUntrustedSigner, nil, "neither x5chain nor kid names the signer")
+		}
+		kid, ok := bstr(kidRaw)
+		if !ok {
+			return nil, verr(ReasonMalformed, nil, "kid is not a byte string")
+		}
+		rk, e := v.registered(kid)
+		if e != nil {
+			return nil, e
+		}
+		ev.KeyID = kid
+		pub, cv = rk.pub, rk.cose
+	}
+	if e := checkAlgorithm(alg, pub); e != nil {
+		return nil, e
+	}
+	if cv == nil {
+		var err error
+		if cv, err = cose.NewVerifier(coseAlg(alg), pub); err != nil {
+			return nil, verr(ReasonUntrustedSigner, err, "signer key")
+		}
+	}
+	tbs, err := sigStructure(protRaw, payload)
+	if err != nil {
+		return nil, verr(ReasonMalformed, err, "Sig_structure")
+	}
+	if err := cv.Verify(tbs, sig); err != nil {
+		return nil, verr(ReasonBadSignature, err, "COSE_Sign1")
+	}
+	var c Claims
+	if err := c.decodeCBOR(payload, 0); err != nil {
+		return nil, verr(ReasonMalformed, err, "claims")
+	}
+	for k, raw := range c.Extensions {
+		var x any
+		if err := detcbor.DecMode().Unmarshal(raw, &x); err != nil {
+			return nil, verr(ReasonMalformed, err, "claim %d", k)
+		}
+	}
+	ev.Claims = &c
+	return ev, nil
+}
+
+func decodeX5Chain(raw cbor.RawMessage) ([][]byte, error) {
+	if b, ok := bstr(raw); ok {
+		return [][]byte{b}, nil
+	}
+	var ders [][]byte
+	if err := detcbor.DecMode().Unmarshal(raw, &ders); err != nil {
+		return nil, err
+	}
+	if len(ders) == 0 {
+		return nil, errors.New("empty chain")
+	}
+	return ders, nil
+}
+
+func (v *EATVerifier) registered(kid []byte) (*registeredKey, *VerificationError) {
+	rk, ok := v.keys[string(kid)]
+	if !ok {
+		return nil, verr(ReasonUntrustedSigner, nil, "kid %q is not registered", kid)
+	}
+	if rk.err != nil {
+		return nil, verr(ReasonUntrustedSigner, rk.err, "registered key %q", kid)
+	}
+	return rk, nil
+}
+
+func checkAlgorithm(alg keystore.Algorithm, pub crypto.PublicKey) *VerificationError {
+	keyAlg, err := keystore.AlgorithmOf(pub)
+	if err != nil {
+		return verr(ReasonUntrustedSigner, err, "signer key")
+	}
+	if keyAlg != alg {
+		return verr(ReasonAlgorithmMismatch, nil, "header says %v, key is %v", alg, keyAlg)
+	}
+	return nil
+}
+
+// verifyChain parses a chain (leaf first) and verifies it to the roots at
+// now; the leaf must carry the digitalSignature key usage.
+func (v *EATVerifier) verifyChain(ders [][]byte, now time.Time) ([]*x509.Certificate, *VerificationError) {
+	certs := make([]*x509.Certificate, len(ders))
+	for i, der := range ders {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, verr(ReasonMalformed, err, "certificate %d of the chain", i)
+		}
+		certs[i] = c
+	}
+	return VerifyChain(certs, v.cfg.Roots, now)
+}
+
+// VerifyChain verifies certs (leaf first, then intermediates) to roots at
+// now and checks that the leaf may sign (key usage digitalSignature). It
+// returns the verified chain, leaf first, ending at a root. A nil roots
+// trusts nothing. Errors are [*VerificationError]s with
+// [ReasonUntrustedSigner].
+func VerifyChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time) ([]*x509.Certificate, *VerificationError) {
+	if len(certs) == 0 {
+		return nil, verr(ReasonUntrustedSigner, nil, "empty certificate chain")
+	}
+	if roots == nil {
+		return nil, verr(ReasonUntrustedSigner, nil, "no trust anchors configured")
+	}
+	leaf := certs[0]
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         roots,
+		Intermediates: inter,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		return nil, verr(ReasonUntrustedSigner, err, "attestation key certificate")
+	}
+	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return nil, verr(ReasonUntrustedSigner, nil, "attestation key certificate lacks the digitalSignature key usage")
+	}
+	return chains[0], nil
+}
+
+var joseAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.EdDSA, jose.PS256}
+
+// classifyJOSEHeader explains why go-jose refused a token: an algorithm ztm
+// does not accept ("none", HMAC, …) or a malformed token.
+func classifyJOSEHeader(token []byte, err error) *VerificationError {
+	head, _, ok := strings.Cut(string(token), ".")
+	if !ok {
+		return verr(ReasonMalformed, err, "JWS")
+	}
+	hb, derr := base64.RawURLEncoding.DecodeString(head)
+	if derr != nil {
+		return verr(ReasonMalformed, err, "JWS header")
+	}
+	var h struct {
+		Alg *string `json:"alg"`
+	}
+	if json.Unmarshal(hb, &h) != nil {
+		return verr(ReasonMalformed, err, "JWS header")
+	}
+	if h.Alg == nil {
+		return verr(ReasonUnsupportedAlgorithm, err, "no alg in the JOSE header")
+	}
+	for _, a := range joseAlgs {
+		if *h.Alg == string(a) {
+			return verr(ReasonMalformed, err, "JWS")
+		}
+	}
+	return verr(ReasonUnsupportedAlgorithm, err, "JOSE algorithm %q", *h.Alg)
+}
+
+func (v *EATVerifier) decodeJWT(data []byte, now time.Time) (*Evidence, *VerificationError) {
+	obj, err := jose.ParseSignedCompact(string(data), joseAlgs)
+	if err != nil {
+		return nil, classifyJOSEHeader(data, err)
+	}
+	if len(obj.Signatures) != 1 {
+		return nil, verr(ReasonMalformed, nil, "want one signature")
+	}
+	h := obj.Signatures[0].Protected
+	alg, err := keystore.ParseAlgorithm(h.Algorithm)
+	if err != nil {
+		return nil, verr(ReasonUnsupportedAlgorithm, err, "JOSE algorithm %q", h.Algorithm)
+	}
+	ev := &Evidence{Format: FormatJWT, Algorithm: alg}
+	var pub crypto.PublicKey
+	chains, cerr := h.Certificates(x509.VerifyOptions{
+		Roots:       emptyIfNil(v.cfg.Roots),
+		CurrentTime: now,
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	switch {
+	case cerr == nil:
+		if chains[0][0].KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+			return nil, verr(ReasonUntrustedSigner, nil, "attestation key certificate lacks the digitalSignature key usage")
+		}
+		ev.Chain = chains[0]
+		pub = chains[0][0].PublicKey
+	case !errors.Is(cerr, jose.ErrMissingX5cHeader):
+		return nil, verr(ReasonUntrustedSigner, cerr, "x5c")
+	case h.KeyID != "":
+		rk, e := v.registered([]byte(h.KeyID))
+		if e != nil {
+			return nil, e
+		}
+		ev.KeyID = []byte(h.KeyID)
+		pub = rk.pub
+	default:
+		return nil, verr(ReasonUntrustedSigner, nil, "neither x5c nor kid names the signer")
+	}
+	if e := checkAlgorithm(alg, pub); e != nil {
+		return nil, e
+	}
+	payload, err := obj.Verify(pub)
+	if err != nil {
+		return nil, verr(ReasonBadSignature, err, "JWS")
+	}
+	var c Claims
+	if err := c.decodeJSON(payload, 0); err != nil {
+		return nil, verr(ReasonMalformed, err, "claims")
+	}
+	ev.Claims = &c
+	return ev, nil
+}
+
+func emptyIfNil(p *x509.CertPool) *x509.CertPool {
+	if p == nil {
+		return x509.NewCertPool()
+	}
+	return p
+}
