@@ -7,6 +7,8 @@
 set -euo pipefail
 
 NEEDS=(
+	"/usr/include/openssl/evp.h libssl-dev"
+	"swtpm swtpm"
 	"/usr/lib/softhsm/libsofthsm2.so softhsm2"
 	"softhsm2-util softhsm2"
 	"pkcs11-tool opensc"
