@@ -1,0 +1,491 @@
+package ca
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/ztmkit/ztm/identity/keystore"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// PolicyFunc decides whether a request that passed the profile checks may
+// be issued. csr is the parsed request, its signature verified. Returning
+// an error refuses the request; Issue wraps it in a *PolicyError
+// ([ErrPolicy]). It must be safe for concurrent use.
+type PolicyFunc func(ctx context.Context, req *Request, csr *x509.CertificateRequest) error
+
+// QuotaPolicy limits how many certificates one requester may obtain.
+type QuotaPolicy struct {
+	// Limit is the number of certificates per Period. Zero means no quota.
+	Limit int
+	// Period is the sliding window the limit applies to. Zero means the
+	// whole life of the ledger.
+	Period time.Duration
+}
+
+// Config configures an [Authority]. Signer, Chain and Ledger are
+// required; the zero value of every other field works.
+type Config struct {
+	// Signer is the CA's key; a keystore.Key works. Required.
+	Signer crypto.Signer
+	// Chain is the CA's certificate first, then its issuers up to the root
+	// (a root CA's chain is its one certificate). Chain[0] must certify
+	// Signer's public key and be a CA allowed to sign certificates and
+	// CRLs. Required.
+	Chain []*x509.Certificate
+	// Ledger records every issuance and revocation. Required.
+	Ledger Ledger
+	// Profiles the Authority issues under. If nil, DefaultProfiles().
+	Profiles []Profile
+	// Policy approves each request. If nil, every request that passes the
+	// profile checks, the requester checks and the quota is issued.
+	//
+	// WARNING: without a Policy the CA trusts its callers to have checked
+	// the device's evidence.
+	Policy PolicyFunc
+	// Quota limits certificates per requester, enforced in the ledger
+	// transaction. The zero value sets no limit.
+	Quota QuotaPolicy
+	// CRLDistributionPoint, if set, is the URL put in every certificate's
+	// cRLDistributionPoints, where the [Authority.CRLHandler] is served.
+	CRLDistributionPoint string
+	// CRLValidity is the time from a CRL's thisUpdate to its nextUpdate.
+	// If zero, 24 hours. A fresh CRL is made once half of it has passed.
+	CRLValidity time.Duration
+	// Rand is the source of serial numbers and signatures. If nil,
+	// crypto/rand.Reader.
+	Rand io.Reader
+	// Time returns the current time. If nil, time.Now.
+	Time func() time.Time
+}
+
+// Authority is a certificate authority: it issues certificates from
+// requests through profiles, records each in its [Ledger] before returning
+// it, revokes them and publishes CRLs. It is safe for concurrent use; Issue
+// calls from many goroutines share ledger commits.
+type Authority struct {
+	signer   crypto.Signer
+	sigAlg   x509.SignatureAlgorithm
+	chain    []*x509.Certificate
+	ledger   Ledger
+	profiles map[string]Profile
+	policy   PolicyFunc
+	quota    QuotaPolicy
+	cdp      string
+	crlValid time.Duration
+	rand     io.Reader
+	now      func() time.Time
+	stations verifyPools
+
+	crlMu sync.Mutex
+	crl   *cachedCRL
+}
+
+type verifyPools struct {
+	roots, intermediates *x509.CertPool
+}
+
+// New returns an Authority for cfg. It checks that Chain[0] certifies
+// Signer's key and may sign certificates and CRLs; errors wrap
+// ErrInvalidConfig.
+func New(cfg Config) (*Authority, error) {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("ca: %w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
+	}
+	if cfg.Signer == nil || len(cfg.Chain) == 0 || cfg.Ledger == nil {
+		return nil, bad("Signer, Chain and Ledger are required")
+	}
+	sigAlg, err := signatureAlgorithm(cfg.Signer.Public())
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	ca := cfg.Chain[0]
+	if !ca.IsCA || ca.KeyUsage&x509.KeyUsageCertSign == 0 || ca.KeyUsage&x509.KeyUsageCRLSign == 0 {
+		return nil, bad("chain[0] is not a CA certificate with keyCertSign and cRLSign")
+	}
+	if len(ca.SubjectKeyId) == 0 {
+		return nil, bad("chain[0] has no subjectKeyIdentifier")
+	}
+	if !publicKeysEqual(ca.PublicKey, cfg.Signer.Public()) {
+		return nil, bad("chain[0] does not certify the signer's public key")
+	}
+	for i := 1; i < len(cfg.Chain); i++ {
+		if err := cfg.Chain[i-1].CheckSignatureFrom(cfg.Chain[i]); err != nil {
+			return nil, bad("chain[%d] is not issued by chain[%d]: %v", i-1, i, err)
+		}
+	}
+	if cfg.CRLValidity < 0 {
+		return nil, bad("negative CRLValidity")
+	}
+	if cfg.Quota.Limit < 0 || cfg.Quota.Period < 0 {
+		return nil, bad("negative quota")
+	}
+	if cfg.CRLDistributionPoint != "" {
+		if err := validURI(cfg.CRLDistributionPoint); err != nil {
+			return nil, bad("CRLDistributionPoint: %v", err)
+		}
+	}
+	profiles := cfg.Profiles
+	if profiles == nil {
+		profiles = DefaultProfiles()
+	}
+	a := &Authority{
+		signer:   cfg.Signer,
+		sigAlg:   sigAlg,
+		chain:    append([]*x509.Certificate(nil), cfg.Chain...),
+		ledger:   cfg.Ledger,
+		profiles: make(map[string]Profile, len(profiles)),
+		policy:   cfg.Policy,
+		quota:    cfg.Quota,
+		cdp:      cfg.CRLDistributionPoint,
+		crlValid: cfg.CRLValidity,
+		rand:     cfg.Rand,
+		now:      cfg.Time,
+	}
+	for _, p := range profiles {
+		if err := p.validate(); err != nil {
+			return nil, bad("%v", err)
+		}
+		if _, dup := a.profiles[p.Name]; dup {
+			return nil, bad("duplicate profile %q", p.Name)
+		}
+		p.ExtKeyUsage = append([]x509.ExtKeyUsage(nil), p.ExtKeyUsage...)
+		a.profiles[p.Name] = p
+	}
+	if a.crlValid == 0 {
+		a.crlValid = 24 * time.Hour
+	}
+	if a.rand == nil {
+		a.rand = rand.Reader
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	a.stations.roots = x509.NewCertPool()
+	a.stations.intermediates = x509.NewCertPool()
+	a.stations.roots.AddCert(a.chain[len(a.chain)-1])
+	for _, c := range a.chain[:len(a.chain)-1] {
+		a.stations.intermediates.AddCert(c)
+	}
+	return a, nil
+}
+
+// Chain returns the CA's certificate chain, its own certificate first.
+func (a *Authority) Chain() []*x509.Certificate {
+	return append([]*x509.Certificate(nil), a.chain...)
+}
+
+// Profile returns the profile with the given name.
+func (a *Authority) Profile(name string) (Profile, bool) {
+	p, ok := a.profiles[name]
+	return p, ok
+}
+
+// Ledger returns the Authority's ledger.
+func (a *Authority) Ledger() Ledger { return a.ledger }
+
+// maxDigestLen bounds the approval digests a request carries.
+const maxDigestLen = 64
+
+// Request asks an [Authority] for a certificate.
+type Request struct {
+	// CSR is the DER PKCS#10 certificate request. Its signature is
+	// verified and its key must be P-256, P-384, Ed25519 or RSA ≥ 3072.
+	// Of its contents only the public key and the subject attributes and
+	// names the profile allows are used. A request carrying any extension
+	// but a subjectAltName the profile allows is refused.
+	CSR []byte
+	// Profile names the profile to issue under.
+	Profile string
+	// Requester identifies who asks, for the ledger and for quotas. If
+	// empty, it is derived from RequesterCertificate ("sha256:" and the
+	// hex SHA-256 of its DER); one of the two is required.
+	Requester string
+	// RequesterCertificate is the certificate of the station asking, if the
+	// caller authenticated one (e.g. the TLS client certificate). It must
+	// chain to this CA's chain, be valid for clientAuth and not revoked,
+	// and its StationAuthorization must list Profile.
+	RequesterCertificate *x509.Certificate
+	// EvidenceDigest is the digest of the attestation result that approved
+	// the request; StepDigest that of the manifest step. Optional, at most
+	// 64 bytes each; recorded in the ledger.
+	EvidenceDigest []byte
+	StepDigest     []byte
+	// Station is the authorization to put in a Station certificate.
+	// Required for a Station profile, refused for any other. Its profiles
+	// must be profiles of this Authority; when the requester is itself a
+	// station, the authorization must be a subset of the requester's.
+	Station *StationAuthorization
+}
+
+func (a *Authority) requesterID(req *Request) (string, error) {
+	if req.Requester != "" {
+		if len(req.Requester) > 256 {
+			return "", fmt.Errorf("ca: %w: requester longer than 256 bytes", ErrInvalidRequest)
+		}
+		return req.Requester, nil
+	}
+	if req.RequesterCertificate != nil {
+		sum := sha256.Sum256(req.RequesterCertificate.Raw)
+		return "sha256:" + hex.EncodeToString(sum[:]), nil
+	}
+	return "", fmt.Errorf("ca: %w: no requester", ErrInvalidRequest)
+}
+
+// checkRequester verifies a station certificate and its authorization.
+func (a *Authority) checkRequester(ctx context.Context, req *Request, requester string, now time.Time) (*StationAuthorization, error) {
+	cert := req.RequesterCertificate
+	if cert == nil {
+		return nil, nil
+	}
+	deny := func(reason string, err error) error {
+		return &AuthorizationError{Requester: requester, Profile: req.Profile, Reason: reason, Err: err}
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{
+		Roots:         a.stations.roots,
+		Intermediates: a.stations.intermediates,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}); err != nil {
+		return nil, deny("station certificate does not verify", err)
+	}
+	if bytes.Equal(cert.RawIssuer, a.chain[0].RawSubject) && bytes.Equal(cert.AuthorityKeyId, a.chain[0].SubjectKeyId) {
+		st, err := a.ledger.Lookup(ctx, cert.SerialNumber)
+		if err != nil {
+			if errors.Is(err, ErrUnknownSerial) {
+				return nil, deny("station certificate not in this CA's ledger", nil)
+			}
+			return nil, err
+		}
+		if st.Revocation != nil {
+			return nil, deny("station certificate revoked", nil)
+		}
+	}
+	auth, err := ParseStationAuthorization(cert)
+	if err != nil {
+		return nil, deny("no valid station authorization", err)
+	}
+	if !auth.AllowsProfile(req.Profile) {
+		return nil, deny("profile not in the station's authorization", nil)
+	}
+	return auth, nil
+}
+
+// Issue checks req and, if everything passes, issues a certificate,
+// records it durably in the ledger and returns it. Refusals, which leave
+// no certificate and no record: ErrInvalidRequest, ErrUnknownProfile,
+// *CSRError (ErrBadCSR), *AuthorizationError (ErrNotAuthorized),
+// *PolicyError (ErrPolicy), ErrQuotaExceeded. A ledger failure is returned
+// as is; the certificate is then not returned.
+func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate, error) {
+	if req == nil {
+		return nil, fmt.Errorf("ca: %w: nil request", ErrInvalidRequest)
+	}
+	p, ok := a.profiles[req.Profile]
+	if !ok {
+		return nil, fmt.Errorf("ca: %w: %q", ErrUnknownProfile, req.Profile)
+	}
+	requester, err := a.requesterID(req)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.EvidenceDigest) > maxDigestLen || len(req.StepDigest) > maxDigestLen {
+		return nil, fmt.Errorf("ca: %w: digest longer than %d bytes", ErrInvalidRequest, maxDigestLen)
+	}
+	var authExt []byte
+	if p.Kind == Station {
+		if req.Station == nil {
+			return nil, fmt.Errorf("ca: %w: Station profile needs Request.Station", ErrInvalidRequest)
+		}
+		for _, name := range req.Station.Profiles {
+			if _, ok := a.profiles[name]; !ok {
+				return nil, fmt.Errorf("ca: %w: station authorization names unknown profile %q", ErrInvalidRequest, name)
+			}
+		}
+		if authExt, err = req.Station.Marshal(); err != nil {
+			return nil, err
+		}
+	} else if req.Station != nil {
+		return nil, fmt.Errorf("ca: %w: Request.Station set for a %s profile", ErrInvalidRequest, p.Kind)
+	}
+	checked, err := checkCSR(req.CSR, &p)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now()
+	reqAuth, err := a.checkRequester(ctx, req, requester, now)
+	if err != nil {
+		return nil, err
+	}
+	if reqAuth != nil && req.Station != nil {
+		for _, s := range req.Station.Steps {
+			if !reqAuth.AllowsStep(s) {
+				return nil, &AuthorizationError{Requester: requester, Profile: req.Profile, Reason: "cannot grant step " + s + " it does not hold"}
+			}
+		}
+		for _, s := range req.Station.Profiles {
+			if !reqAuth.AllowsProfile(s) {
+				return nil, &AuthorizationError{Requester: requester, Profile: req.Profile, Reason: "cannot grant profile " + s + " it does not hold"}
+			}
+		}
+	}
+	if a.policy != nil {
+		if err := a.policy(ctx, req, checked.csr); err != nil {
+			return nil, &PolicyError{Profile: req.Profile, Err: err}
+		}
+	}
+	tmpl, err := a.template(&p, checked, authExt, now)
+	if err != nil {
+		return nil, err
+	}
+	var quota *Quota
+	if a.quota.Limit > 0 {
+		quota = &Quota{Limit: a.quota.Limit}
+		if a.quota.Period > 0 {
+			quota.Since = now.Add(-a.quota.Period)
+		}
+	}
+	pkHash := sha256.Sum256(checked.csr.RawSubjectPublicKeyInfo)
+	const attempts = 4
+	for i := 0; ; i++ {
+		serial, err := a.serial()
+		if err != nil {
+			return nil, err
+		}
+		tmpl.SerialNumber = serial
+		der, err := x509.CreateCertificate(a.rand, tmpl, a.chain[0], checked.csr.PublicKey, a.signer)
+		if err != nil {
+			return nil, fmt.Errorf("ca: failed to sign certificate: %w", err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("ca: issued certificate does not parse: %w", err)
+		}
+		rec := &Record{
+			Kind:           KindIssuance,
+			Serial:         serial,
+			Subject:        cert.Subject.String(),
+			PublicKeyHash:  pkHash[:],
+			Profile:        p.Name,
+			Requester:      requester,
+			EvidenceDigest: bytes.Clone(req.EvidenceDigest),
+			StepDigest:     bytes.Clone(req.StepDigest),
+			Time:           now.UTC(),
+			Certificate:    der,
+		}
+		err = a.ledger.Append(ctx, rec, quota)
+		if err == nil {
+			return cert, nil
+		}
+		if errors.Is(err, ErrSerialExists) && i+1 < attempts {
+			continue
+		}
+		if errors.Is(err, ErrQuotaExceeded) {
+			return nil, fmt.Errorf("ca: requester %q: %w", requester, ErrQuotaExceeded)
+		}
+		return nil, fmt.Errorf("ca: failed to record certificate: %w", err)
+	}
+}
+
+// serial returns 128 random bits as a positive serial number (at most 17
+// DER octets, within RFC 5280 §4.1.2.2's 20).
+func (a *Authority) serial() (*big.Int, error) {
+	var b [16]byte
+	for {
+		if _, err := io.ReadFull(a.rand, b[:]); err != nil {
+			return nil, fmt.Errorf("ca: failed to read random serial: %w", err)
+		}
+		s := new(big.Int).SetBytes(b[:])
+		if s.Sign() > 0 {
+			return s, nil
+		}
+	}
+}
+
+func (a *Authority) template(p *Profile, c *checkedCSR, authExt []byte, now time.Time) (*x509.Certificate, error) {
+	notBefore := now.UTC().Truncate(time.Second)
+	eku, unknownEKU := p.extKeyUsage()
+	ski, err := subjectKeyID(c.csr.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return nil, &CSRError{Reason: CSRMalformed, Err: err}
+	}
+	tmpl := &x509.Certificate{
+		Subject:               c.subject,
+		NotBefore:             notBefore,
+		NotAfter:              p.notAfter(notBefore),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           eku,
+		UnknownExtKeyUsage:    unknownEKU,
+		BasicConstraintsValid: true,
+		SubjectKeyId:          ski,
+		SignatureAlgorithm:    a.sigAlg,
+	}
+	if !c.san.empty() {
+		v, err := c.san.marshal()
+		if err != nil {
+			return nil, &CSRError{Reason: CSRBadName, Err: err}
+		}
+		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidSubjectAltName, Value: v})
+	}
+	if authExt != nil {
+		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidStationAuthorization, Value: authExt})
+	}
+	if a.cdp != "" {
+		tmpl.CRLDistributionPoints = []string{a.cdp}
+	}
+	return tmpl, nil
+}
+
+// subjectKeyID is RFC 7093 §2 method 1: the leftmost 160 bits of the
+// SHA-256 hash of the subjectPublicKey BIT STRING value.
+func subjectKeyID(spki []byte) ([]byte, error) {
+	in := cryptobyte.String(spki)
+	var seq, algo cryptobyte.String
+	var bits asn1.BitString
+	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1(&algo, cbasn1.SEQUENCE) ||
+		!seq.ReadASN1BitString(&bits) {
+		return nil, errors.New("malformed SubjectPublicKeyInfo")
+	}
+	sum := sha256.Sum256(bits.Bytes)
+	return sum[:20], nil
+}
+
+// signatureAlgorithm picks the certificate signature algorithm for a CA
+// key: the one keystore.Algorithm it signs with.
+func signatureAlgorithm(pub crypto.PublicKey) (x509.SignatureAlgorithm, error) {
+	alg, err := keystore.AlgorithmOf(pub)
+	if err != nil {
+		return 0, err
+	}
+	switch alg {
+	case keystore.ES256:
+		return x509.ECDSAWithSHA256, nil
+	case keystore.ES384:
+		return x509.ECDSAWithSHA384, nil
+	case keystore.EdDSA:
+		return x509.PureEd25519, nil
+	case keystore.PS256:
+		return x509.SHA256WithRSAPSS, nil
+	}
+	return 0, fmt.Errorf("unsupported CA key algorithm %v", alg)
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	e, ok := a.(equaler)
+	return ok && e.Equal(b)
+}

@@ -1,0 +1,208 @@
+package ca
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. [Authority.Issue] and [Authority.Revoke] return errors
+// wrapping one of these for every refusal a caller may handle; match them
+// with errors.Is. A refused request leaves no certificate and no ledger
+// record behind.
+var (
+	// ErrUnknownProfile is returned by Issue for a profile name the
+	// Authority does not have.
+	ErrUnknownProfile = errors.New("ca: unknown profile")
+	// ErrBadCSR is returned, wrapped in a [*CSRError], for a certificate
+	// request that cannot be parsed, whose signature does not verify, whose
+	// key is too weak, or that asks for something the profile does not allow
+	// (CA:true, extensions, subject attributes, names).
+	ErrBadCSR = errors.New("ca: bad certificate request")
+	// ErrInvalidRequest is returned for a [Request] whose caller-supplied
+	// fields are malformed (no requester, oversize digests, a Station
+	// authorization on a non-Station profile…).
+	ErrInvalidRequest = errors.New("ca: invalid request")
+	// ErrNotAuthorized is returned, wrapped in an [*AuthorizationError],
+	// when the requester may not use the profile: its station certificate
+	// does not chain to this CA, is revoked, or its authorization extension
+	// does not list the profile.
+	ErrNotAuthorized = errors.New("ca: requester not authorized")
+	// ErrPolicy is returned, wrapped in a [*PolicyError], when the
+	// configured [PolicyFunc] refuses a request.
+	ErrPolicy = errors.New("ca: refused by policy")
+	// ErrQuotaExceeded is returned by Issue (and by [Ledger.Append]) when
+	// the requester already holds its quota of certificates for the period.
+	ErrQuotaExceeded = errors.New("ca: requester quota exceeded")
+	// ErrSerialExists is returned by [Ledger.Append] for an issuance whose
+	// serial number is already recorded. Issue retries with a fresh serial.
+	ErrSerialExists = errors.New("ca: serial number already recorded")
+	// ErrUnknownSerial is returned by Revoke and [Ledger.Lookup] for a
+	// serial number the ledger has no issuance for.
+	ErrUnknownSerial = errors.New("ca: unknown serial number")
+	// ErrAlreadyRevoked is returned by Revoke for a certificate that is
+	// already revoked.
+	ErrAlreadyRevoked = errors.New("ca: certificate already revoked")
+	// ErrLedgerCorrupt is returned, wrapped in a [*ChainError], by
+	// [Ledger.Verify] when a record does not match its hash or the chain is
+	// broken.
+	ErrLedgerCorrupt = errors.New("ca: ledger hash chain broken")
+	// ErrLedgerClosed is returned by every Ledger method after Close.
+	ErrLedgerClosed = errors.New("ca: ledger is closed")
+	// ErrInvalidConfig is returned by [New], [NewRoot] and
+	// [NewIntermediate] for a configuration they cannot use.
+	ErrInvalidConfig = errors.New("ca: invalid configuration")
+	// ErrNoStationAuthorization is returned by [ParseStationAuthorization]
+	// for a certificate without the station authorization extension.
+	ErrNoStationAuthorization = errors.New("ca: no station authorization extension")
+	// ErrBadExtension is returned, wrapped in an [*ExtensionError], by the
+	// extension parsers for malformed DER.
+	ErrBadExtension = errors.New("ca: malformed extension")
+)
+
+// CSRReason says why a certificate request was refused.
+type CSRReason int
+
+const (
+	// CSRMalformed: the request is not a DER PKCS#10 CertificationRequest.
+	CSRMalformed CSRReason = iota + 1
+	// CSRBadSignature: the request's self-signature does not verify.
+	CSRBadSignature
+	// CSRWeakKey: the key is not P-256, P-384, Ed25519 or RSA ≥ 3072.
+	CSRWeakKey
+	// CSRRequestsCA: the request carries basicConstraints with CA:true.
+	CSRRequestsCA
+	// CSRExtensionNotAllowed: the request asks for an extension the
+	// profile does not take from requests.
+	CSRExtensionNotAllowed
+	// CSRBadSubject: a subject attribute is not allowed by the profile or
+	// has a malformed value.
+	CSRBadSubject
+	// CSRMissingField: the profile requires a field the request lacks (for
+	// an IDevID: subject serialNumber and hardwareModuleName).
+	CSRMissingField
+	// CSRBadName: a subject alternative name is malformed or of a kind the
+	// profile does not allow.
+	CSRBadName
+
+	maxCSRReason
+)
+
+var csrReasonNames = [...]string{
+	CSRMalformed:           "malformed request",
+	CSRBadSignature:        "bad signature",
+	CSRWeakKey:             "weak or unsupported key",
+	CSRRequestsCA:          "requests CA:true",
+	CSRExtensionNotAllowed: "extension not allowed",
+	CSRBadSubject:          "subject not allowed",
+	CSRMissingField:        "missing required field",
+	CSRBadName:             "subject alternative name not allowed",
+}
+
+// String returns a short description of the reason.
+func (r CSRReason) String() string {
+	if r > 0 && r < maxCSRReason {
+		return csrReasonNames[r]
+	}
+	return fmt.Sprintf("CSRReason(%d)", int(r))
+}
+
+// CSRError reports why a certificate request was refused. It wraps
+// [ErrBadCSR].
+type CSRError struct {
+	Reason CSRReason
+	// Detail names the offending extension, attribute or value.
+	Detail string
+	// Err is the underlying parse or verification error, if any.
+	Err error
+}
+
+func (e *CSRError) Error() string {
+	msg := "ca: bad certificate request: " + e.Reason.String()
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns ErrBadCSR and the underlying error.
+func (e *CSRError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrBadCSR, e.Err}
+	}
+	return []error{ErrBadCSR}
+}
+
+// AuthorizationError reports why a requester may not use a profile. It
+// wraps [ErrNotAuthorized].
+type AuthorizationError struct {
+	Requester string
+	Profile   string
+	// Reason says which check failed.
+	Reason string
+	Err    error
+}
+
+func (e *AuthorizationError) Error() string {
+	msg := fmt.Sprintf("ca: requester %q not authorized for profile %q: %s", e.Requester, e.Profile, e.Reason)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns ErrNotAuthorized and the underlying error.
+func (e *AuthorizationError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrNotAuthorized, e.Err}
+	}
+	return []error{ErrNotAuthorized}
+}
+
+// PolicyError carries the error a [PolicyFunc] refused a request with. It
+// wraps [ErrPolicy] and that error.
+type PolicyError struct {
+	Profile string
+	Err     error
+}
+
+func (e *PolicyError) Error() string {
+	return fmt.Sprintf("ca: refused by policy (profile %q): %v", e.Profile, e.Err)
+}
+
+// Unwrap returns ErrPolicy and the policy's own error.
+func (e *PolicyError) Unwrap() []error { return []error{ErrPolicy, e.Err} }
+
+// ChainError reports the first ledger record that breaks the hash chain.
+// It wraps [ErrLedgerCorrupt].
+type ChainError struct {
+	// Seq is the sequence number of the offending record (or the one
+	// expected where a record is missing).
+	Seq    uint64
+	Reason string
+}
+
+func (e *ChainError) Error() string {
+	return fmt.Sprintf("ca: ledger hash chain broken at record %d: %s", e.Seq, e.Reason)
+}
+
+// Unwrap returns ErrLedgerCorrupt.
+func (e *ChainError) Unwrap() error { return ErrLedgerCorrupt }
+
+// ExtensionError reports a malformed extension value. It wraps
+// [ErrBadExtension].
+type ExtensionError struct {
+	// Extension names the extension ("station authorization",
+	// "subjectAltName").
+	Extension string
+	Detail    string
+}
+
+func (e *ExtensionError) Error() string {
+	return fmt.Sprintf("ca: malformed %s extension: %s", e.Extension, e.Detail)
+}
+
+// Unwrap returns ErrBadExtension.
+func (e *ExtensionError) Unwrap() error { return ErrBadExtension }

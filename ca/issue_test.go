@@ -1,0 +1,362 @@
+package ca_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/identity/keystore"
+)
+
+func TestIssueProfiles(t *testing.T) {
+	ctx := context.Background()
+	for _, caAlg := range keystore.Algorithms() {
+		t.Run("CA-"+caAlg.String(), func(t *testing.T) {
+			p := newPKI(t, caAlg, func(c *ca.Config) { c.CRLDistributionPoint = "http://127.0.0.1:8080/crl" })
+			for _, kind := range []string{"P-256", "P-384", "Ed25519", "RSA-3072"} {
+				key := deviceKey(t, kind)
+				serial := "SN-" + kind
+				cert, err := p.auth.Issue(ctx, &ca.Request{
+					CSR:            idevidCSR(t, key, serial),
+					Profile:        "idevid",
+					Requester:      "station-1",
+					EvidenceDigest: bytes.Repeat([]byte{1}, 32),
+					StepDigest:     bytes.Repeat([]byte{2}, 32),
+				})
+				if err != nil {
+					t.Fatalf("%s: %v", kind, err)
+				}
+				if cert.Subject.SerialNumber != serial {
+					t.Errorf("subject serialNumber %q", cert.Subject.SerialNumber)
+				}
+				if !cert.NotAfter.Equal(time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)) {
+					t.Errorf("notAfter %v", cert.NotAfter)
+				}
+				if cert.KeyUsage != x509.KeyUsageDigitalSignature || len(cert.ExtKeyUsage) != 0 || cert.IsCA {
+					t.Errorf("usage %v %v CA %v", cert.KeyUsage, cert.ExtKeyUsage, cert.IsCA)
+				}
+				if len(cert.CRLDistributionPoints) != 1 {
+					t.Errorf("CRL DP %v", cert.CRLDistributionPoints)
+				}
+				if n := cert.SerialNumber.BitLen(); n < 100 || n > 128 {
+					t.Errorf("serial has %d bits", n)
+				}
+				hw, err := ca.HardwareModuleNames(cert)
+				if err != nil || len(hw) != 1 || !hw[0].Type.Equal(exampleHWType) || string(hw[0].SerialNumber) != serial {
+					t.Fatalf("hardwareModuleName %v %v", hw, err)
+				}
+				pool := x509.NewCertPool()
+				pool.AddCert(p.root)
+				inter := x509.NewCertPool()
+				inter.AddCert(p.inter)
+				if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+					t.Fatalf("verify: %v", err)
+				}
+				st, err := p.ledger.Lookup(ctx, cert.SerialNumber)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pkh := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+				r := st.Issuance
+				if !bytes.Equal(r.Certificate, cert.Raw) || !bytes.Equal(r.PublicKeyHash, pkh[:]) ||
+					r.Profile != "idevid" || r.Requester != "station-1" || r.Subject != cert.Subject.String() ||
+					len(r.EvidenceDigest) != 32 || len(r.StepDigest) != 32 || st.Revocation != nil {
+					t.Fatalf("record %+v", r)
+				}
+			}
+			head, err := p.ledger.Verify(ctx)
+			if err != nil || head.Seq != 4 {
+				t.Fatalf("verify %v %v", head, err)
+			}
+		})
+	}
+}
+
+func TestIssueOtherProfiles(t *testing.T) {
+	ctx := context.Background()
+	p := newPKI(t, keystore.ES256, func(c *ca.Config) { c.Time = func() time.Time { return testNow } })
+	key := deviceKey(t, "P-256")
+
+	ldev, err := p.auth.Issue(ctx, &ca.Request{
+		CSR:       csr(t, key, pkix.Name{CommonName: "sensor-7"}, hwModuleSAN(t, exampleHWType, []byte("7"), "sensor-7.line1.example.com")),
+		Profile:   "ldevid",
+		Requester: "station-1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ldev.NotBefore.Equal(testNow) || !ldev.NotAfter.Equal(testNow.Add(90*24*time.Hour-time.Second)) {
+		t.Errorf("LDevID validity %v – %v", ldev.NotBefore, ldev.NotAfter)
+	}
+	if len(ldev.DNSNames) != 1 || ldev.DNSNames[0] != "sensor-7.line1.example.com" || len(ldev.ExtKeyUsage) != 2 {
+		t.Errorf("LDevID %v %v", ldev.DNSNames, ldev.ExtKeyUsage)
+	}
+
+	st, err := p.auth.Issue(ctx, &ca.Request{
+		CSR:       csr(t, key, pkix.Name{CommonName: "Station 3, Line 1"}),
+		Profile:   "station",
+		Requester: "admin",
+		Station:   &ca.StationAuthorization{Steps: []string{"test", "provision"}, Profiles: []string{"ldevid", "idevid"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := ca.ParseStationAuthorization(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(auth.Steps, auth.Profiles) != "[provision test] [idevid ldevid]" {
+		t.Errorf("authorization %v %v", auth.Steps, auth.Profiles)
+	}
+	if len(st.ExtKeyUsage) != 1 || st.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth {
+		t.Errorf("station EKU %v", st.ExtKeyUsage)
+	}
+
+	ak, err := p.auth.Issue(ctx, &ca.Request{
+		CSR:       csr(t, key, pkix.Name{SerialNumber: "AK-1"}),
+		Profile:   "ak",
+		Requester: "station-1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ak.UnknownExtKeyUsage) != 1 || !ak.UnknownExtKeyUsage[0].Equal(asn1.ObjectIdentifier{2, 23, 133, 8, 3}) {
+		t.Errorf("AK EKU %v", ak.UnknownExtKeyUsage)
+	}
+	if _, err := p.ledger.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStationRequester(t *testing.T) {
+	ctx := context.Background()
+	p := newPKI(t, keystore.ES256, nil)
+	issueStation := func(a *ca.Authority, steps, profiles []string) *x509.Certificate {
+		t.Helper()
+		c, err := a.Issue(ctx, &ca.Request{
+			CSR:       csr(t, deviceKey(t, "P-256"), pkix.Name{CommonName: "station"}),
+			Profile:   "station",
+			Requester: "admin",
+			Station:   &ca.StationAuthorization{Steps: steps, Profiles: profiles},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	station := issueStation(p.auth, []string{"provision"}, []string{"idevid"})
+
+	// Allowed profile.
+	if _, err := p.auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "A1"), Profile: "idevid", RequesterCertificate: station}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := p.ledger.Lookup(ctx, station.SerialNumber)
+	_ = st
+	var ae *ca.AuthorizationError
+	// Profile not listed.
+	_, err := p.auth.Issue(ctx, &ca.Request{CSR: csr(t, deviceKey(t, "P-256"), pkix.Name{CommonName: "x"}), Profile: "ldevid", RequesterCertificate: station})
+	if !errors.Is(err, ca.ErrNotAuthorized) || !errors.As(err, &ae) {
+		t.Fatalf("unlisted profile: %v", err)
+	}
+	// A station may not grant more than it holds.
+	_, err = p.auth.Issue(ctx, &ca.Request{
+		CSR: csr(t, deviceKey(t, "P-256"), pkix.Name{CommonName: "x"}), Profile: "station", RequesterCertificate: issueStation(p.auth, []string{"provision"}, []string{"station"}),
+		Station: &ca.StationAuthorization{Profiles: []string{"ldevid"}},
+	})
+	if !errors.Is(err, ca.ErrNotAuthorized) {
+		t.Fatalf("escalation: %v", err)
+	}
+	// A station certificate from another CA.
+	other := newPKI(t, keystore.ES256, nil)
+	foreign := issueStation(other.auth, nil, []string{"idevid"})
+	_, err = p.auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "A2"), Profile: "idevid", RequesterCertificate: foreign})
+	if !errors.Is(err, ca.ErrNotAuthorized) {
+		t.Fatalf("foreign station: %v", err)
+	}
+	// A revoked station.
+	if err := p.auth.Revoke(ctx, station.SerialNumber, ca.ReasonPrivilegeWithdrawn, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "A3"), Profile: "idevid", RequesterCertificate: station})
+	if !errors.Is(err, ca.ErrNotAuthorized) {
+		t.Fatalf("revoked station: %v", err)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	ctx := context.Background()
+	policyErr := errors.New("evidence not approved")
+	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
+		c.Quota = ca.QuotaPolicy{Limit: 1, Period: time.Hour}
+		c.Policy = func(ctx context.Context, req *ca.Request, csr *x509.CertificateRequest) error {
+			if bytes.Equal(req.EvidenceDigest, []byte("bad")) {
+				return policyErr
+			}
+			return nil
+		}
+	})
+	good := deviceKey(t, "P-256")
+	// Use up the quota of "full".
+	if _, err := p.auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, good, "Q1"), Profile: "idevid", Requester: "full"}); err != nil {
+		t.Fatal(err)
+	}
+	station, err := p.auth.Issue(ctx, &ca.Request{
+		CSR: csr(t, good, pkix.Name{CommonName: "s"}), Profile: "station", Requester: "admin",
+		Station: &ca.StationAuthorization{Profiles: []string{"ldevid"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	badSig := idevidCSR(t, good, "S1")
+	badSig[len(badSig)-5] ^= 0xff
+	caTrue := func() pkix.Extension {
+		v, _ := asn1.Marshal(struct{ IsCA bool }{true})
+		return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: v}
+	}()
+	ku := pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 15}, Value: []byte{3, 2, 7, 0x80}}
+	san := hwModuleSAN(t, exampleHWType, []byte("S1"))
+	email := pkix.Extension{Id: oidSAN, Value: func() []byte {
+		v, _ := asn1.Marshal(asn1.RawValue{Tag: 16, IsCompound: true, Bytes: []byte{0x81, 3, 'a', '@', 'b'}})
+		return v
+	}()}
+
+	cases := []struct {
+		name   string
+		req    *ca.Request
+		is     error
+		reason ca.CSRReason
+	}{
+		{"garbage CSR", &ca.Request{CSR: []byte{0x30, 3, 1, 2, 3}, Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRMalformed},
+		{"empty CSR", &ca.Request{Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRMalformed},
+		{"bad CSR signature", &ca.Request{CSR: badSig, Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadSignature},
+		{"CA:true", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, caTrue), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRRequestsCA},
+		{"extra extension", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, ku), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRExtensionNotAllowed},
+		{"SAN on station", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "s"}, san), Profile: "station", Requester: "r", Station: &ca.StationAuthorization{}}, ca.ErrBadCSR, ca.CSRExtensionNotAllowed},
+		{"email SAN", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "s"}, email), Profile: "ldevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadName},
+		{"DNS in IDevID", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, hwModuleSAN(t, exampleHWType, []byte("S1"), "a.example")), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadName},
+		{"bad DNS name", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "s"}, hwModuleSAN(t, nil, nil, "Bad_Name")), Profile: "ldevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadName},
+		{"no hwModule", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRMissingField},
+		{"no serialNumber", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "S1"}, san), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRMissingField},
+		{"serialNumber not printable", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S_1"}, san), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadSubject},
+		{"subject attribute not allowed", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1", Locality: []string{"X"}}, san), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadSubject},
+		{"RSA-2048", &ca.Request{CSR: idevidCSR(t, deviceKey(t, "RSA-2048"), "S1"), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRWeakKey},
+		{"RSA-1024", &ca.Request{CSR: idevidCSR(t, deviceKey(t, "RSA-1024"), "S1"), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRWeakKey},
+		{"P-224", &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-224"), "S1"), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRWeakKey},
+		{"unknown profile", &ca.Request{CSR: idevidCSR(t, good, "S1"), Profile: "root", Requester: "r"}, ca.ErrUnknownProfile, 0},
+		{"no requester", &ca.Request{CSR: idevidCSR(t, good, "S1"), Profile: "idevid"}, ca.ErrInvalidRequest, 0},
+		{"station without authorization", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "s"}), Profile: "station", Requester: "r"}, ca.ErrInvalidRequest, 0},
+		{"authorization on idevid", &ca.Request{CSR: idevidCSR(t, good, "S1"), Profile: "idevid", Requester: "r", Station: &ca.StationAuthorization{}}, ca.ErrInvalidRequest, 0},
+		{"authorization names unknown profile", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "s"}), Profile: "station", Requester: "r", Station: &ca.StationAuthorization{Profiles: []string{"root"}}}, ca.ErrInvalidRequest, 0},
+		{"requester not allowed profile", &ca.Request{CSR: idevidCSR(t, good, "S1"), Profile: "idevid", RequesterCertificate: station}, ca.ErrNotAuthorized, 0},
+		{"policy refuses", &ca.Request{CSR: idevidCSR(t, good, "S1"), Profile: "idevid", Requester: "r", EvidenceDigest: []byte("bad")}, ca.ErrPolicy, 0},
+		{"over quota", &ca.Request{CSR: idevidCSR(t, good, "S1"), Profile: "idevid", Requester: "full"}, ca.ErrQuotaExceeded, 0},
+		{"oversize digest", &ca.Request{CSR: idevidCSR(t, good, "S1"), Profile: "idevid", Requester: "r", StepDigest: make([]byte, 65)}, ca.ErrInvalidRequest, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := p.records(t)
+			cert, err := p.auth.Issue(ctx, tc.req)
+			if cert != nil || !errors.Is(err, tc.is) {
+				t.Fatalf("got %v, %v; want %v", cert, err, tc.is)
+			}
+			if tc.reason != 0 {
+				var ce *ca.CSRError
+				if !errors.As(err, &ce) || ce.Reason != tc.reason {
+					t.Fatalf("got %v; want reason %v", err, tc.reason)
+				}
+			}
+			if tc.is == ca.ErrPolicy && !errors.Is(err, policyErr) {
+				t.Fatalf("policy error not wrapped: %v", err)
+			}
+			if after := p.records(t); after != before {
+				t.Fatalf("ledger grew from %d to %d records", before, after)
+			}
+		})
+	}
+	if _, err := p.ledger.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestQuotaConcurrent(t *testing.T) {
+	ctx := context.Background()
+	const limit, workers = 5, 24
+	p := newPKI(t, keystore.ES256, func(c *ca.Config) { c.Quota = ca.QuotaPolicy{Limit: limit, Period: 24 * time.Hour} })
+	key := deviceKey(t, "P-256")
+	reqCSR := idevidCSR(t, key, "Q")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, over := 0, 0
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, requester := range []string{"s1", "s2"} {
+				_, err := p.auth.Issue(ctx, &ca.Request{CSR: reqCSR, Profile: "idevid", Requester: requester})
+				mu.Lock()
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, ca.ErrQuotaExceeded):
+					over++
+				default:
+					t.Errorf("worker %d: %v", i, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 2*limit || over != 2*workers-2*limit {
+		t.Fatalf("%d issued, %d over quota; want %d and %d", ok, over, 2*limit, 2*workers-2*limit)
+	}
+	if h, err := p.ledger.Verify(ctx); err != nil || h.Seq != 2*limit {
+		t.Fatalf("verify: %v %v", h, err)
+	}
+}
+
+func TestConcurrentIssueChain(t *testing.T) {
+	ctx := context.Background()
+	p := newPKI(t, keystore.ES256, nil)
+	key := deviceKey(t, "P-256")
+	reqCSR := idevidCSR(t, key, "C")
+	const workers, each = 16, 8
+	var wg sync.WaitGroup
+	serials := make(chan string, workers*each)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				c, err := p.auth.Issue(ctx, &ca.Request{CSR: reqCSR, Profile: "idevid", Requester: "s"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				serials <- c.SerialNumber.String()
+			}
+		}()
+	}
+	wg.Wait()
+	close(serials)
+	seen := map[string]bool{}
+	for s := range serials {
+		if seen[s] {
+			t.Fatalf("serial %s twice", s)
+		}
+		seen[s] = true
+	}
+	h, err := p.ledger.Verify(ctx)
+	if err != nil || h.Seq != workers*each || len(seen) != workers*each {
+		t.Fatalf("verify %v %v, %d serials", h, err, len(seen))
+	}
+}

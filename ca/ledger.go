@@ -1,0 +1,342 @@
+package ca
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/ztmkit/ztm/internal/detcbor"
+)
+
+// Ledger is the durable, hash-chained record of everything an [Authority]
+// does: one [Record] per issuance and per revocation. Implementations are
+// github.com/ztmkit/ztm/ca/ledger/sqlite (embedded) and, for several CA
+// instances, a shared-database backend; third-party backends run the
+// conformance kit github.com/ztmkit/ztm/ca/ledger/ledgertest.
+//
+// Implementations must be safe for concurrent use, and must keep the chain
+// linear: every appended record's PrevHash is the Hash of the record with
+// the sequence number just below it, whatever the number of writers.
+type Ledger interface {
+	// Append records rec durably. It assigns rec.Seq, rec.PrevHash and
+	// rec.Hash (see [Record.ChainHash]) and returns only once the record is
+	// committed to stable storage. All checks and the insert happen in one
+	// transaction:
+	//   - an issuance whose serial is already issued → ErrSerialExists;
+	//   - a revocation of a serial never issued → ErrUnknownSerial, of one
+	//     already revoked → ErrAlreadyRevoked;
+	//   - when quota is not nil and rec is an issuance, if the ledger holds
+	//     quota.Limit or more issuances for rec.Requester with Time at or
+	//     after quota.Since → ErrQuotaExceeded.
+	// On any error nothing is recorded and rec is not modified. If ctx ends
+	// before the answer, Append returns ctx.Err(); the record may then
+	// still be committed.
+	Append(ctx context.Context, rec *Record, quota *Quota) error
+	// Lookup returns the issuance record for serial and its revocation, if
+	// any. It returns ErrUnknownSerial when serial was never issued.
+	Lookup(ctx context.Context, serial *big.Int) (*Status, error)
+	// Revoked returns every revocation, in ledger order.
+	Revoked(ctx context.Context) ([]Revocation, error)
+	// NextCRLNumber durably allocates and returns the next CRL number:
+	// 1, 2, 3… strictly increasing across every user of the ledger.
+	NextCRLNumber(ctx context.Context) (*big.Int, error)
+	// Head returns the sequence number and hash of the last record (zero
+	// for an empty ledger).
+	Head(ctx context.Context) (Head, error)
+	// Verify recomputes the whole hash chain from the first record (see
+	// [ChainVerifier]) and returns the head it reaches. A broken chain or a
+	// record that does not match its hash gives a *ChainError wrapping
+	// ErrLedgerCorrupt.
+	Verify(ctx context.Context) (Head, error)
+	// Close releases the ledger. Later calls return ErrLedgerClosed.
+	Close() error
+}
+
+// RecordKind says what a ledger record records.
+type RecordKind uint8
+
+const (
+	// KindIssuance records a certificate issued.
+	KindIssuance RecordKind = 1
+	// KindRevocation records a certificate revoked.
+	KindRevocation RecordKind = 2
+)
+
+// String returns "issuance" or "revocation".
+func (k RecordKind) String() string {
+	switch k {
+	case KindIssuance:
+		return "issuance"
+	case KindRevocation:
+		return "revocation"
+	}
+	return fmt.Sprintf("RecordKind(%d)", int(k))
+}
+
+// Record is one ledger entry. The Authority fills every field but Seq,
+// PrevHash and Hash, which [Ledger.Append] assigns.
+type Record struct {
+	// Seq is the record's position in the ledger, from 1.
+	Seq  uint64
+	Kind RecordKind
+	// Serial is the certificate's serial number (positive).
+	Serial *big.Int
+	// Subject is the certificate subject in RFC 4514 form (issuance only).
+	Subject string
+	// PublicKeyHash is SHA-256 over the certificate's DER
+	// SubjectPublicKeyInfo (issuance only).
+	PublicKeyHash []byte
+	// Profile names the profile the certificate was issued under (issuance
+	// only).
+	Profile string
+	// Requester identifies who asked: the station for an issuance, the
+	// revoking party for a revocation.
+	Requester string
+	// EvidenceDigest and StepDigest are the approvals the caller attached
+	// (an attestation result digest and a manifest step digest); optional.
+	EvidenceDigest []byte
+	StepDigest     []byte
+	// Time is when the record was made: the certificate's notBefore for an
+	// issuance, the revocation time for a revocation. Kept to the
+	// nanosecond, in UTC.
+	Time time.Time
+	// Certificate is the DER certificate (issuance only).
+	Certificate []byte
+	// Reason is the revocation reason (revocation only).
+	Reason RevocationReason
+	// PrevHash is the Hash of the record before (32 zero bytes for the
+	// first record); Hash is this record's [Record.ChainHash].
+	PrevHash []byte
+	Hash     []byte
+}
+
+// canonicalRecord is the documented canonical encoding of a record: a CBOR
+// map with integer keys, core deterministic (RFC 8949 §4.2.1), empty
+// optional fields omitted.
+type canonicalRecord struct {
+	Seq            uint64 `cbor:"1,keyasint"`
+	Kind           uint8  `cbor:"2,keyasint"`
+	Serial         []byte `cbor:"3,keyasint"`
+	Subject        string `cbor:"4,keyasint,omitempty"`
+	PublicKeyHash  []byte `cbor:"5,keyasint,omitempty"`
+	Profile        string `cbor:"6,keyasint,omitempty"`
+	Requester      string `cbor:"7,keyasint,omitempty"`
+	EvidenceDigest []byte `cbor:"8,keyasint,omitempty"`
+	StepDigest     []byte `cbor:"9,keyasint,omitempty"`
+	Time           int64  `cbor:"10,keyasint"`
+	Certificate    []byte `cbor:"11,keyasint,omitempty"`
+	Reason         uint8  `cbor:"12,keyasint,omitempty"`
+}
+
+// CanonicalEncoding returns the record's canonical encoding, which its hash
+// covers: a CBOR map, core deterministic (RFC 8949 §4.2.1), with integer
+// keys
+//
+//	1 seq (uint)              7 requester (tstr)
+//	2 kind (uint: 1 issuance,  8 evidence digest (bstr)
+//	  2 revocation)           9 manifest step digest (bstr)
+//	3 serial (bstr, unsigned  10 time (int, Unix nanoseconds)
+//	  big-endian, minimal)    11 certificate (bstr, DER)
+//	4 subject (tstr)          12 revocation reason (uint)
+//	5 public key hash (bstr)
+//	6 profile (tstr)
+//
+// where keys 4–9, 11 and 12 are left out when empty or zero. PrevHash and
+// Hash are not part of the encoding.
+func (r *Record) CanonicalEncoding() ([]byte, error) {
+	if r.Serial == nil || r.Serial.Sign() <= 0 {
+		return nil, fmt.Errorf("ca: record %d: serial must be positive", r.Seq)
+	}
+	if r.Kind != KindIssuance && r.Kind != KindRevocation {
+		return nil, fmt.Errorf("ca: record %d: invalid kind %d", r.Seq, r.Kind)
+	}
+	return detcbor.Marshal(canonicalRecord{
+		Seq:            r.Seq,
+		Kind:           uint8(r.Kind),
+		Serial:         r.Serial.Bytes(),
+		Subject:        r.Subject,
+		PublicKeyHash:  r.PublicKeyHash,
+		Profile:        r.Profile,
+		Requester:      r.Requester,
+		EvidenceDigest: r.EvidenceDigest,
+		StepDigest:     r.StepDigest,
+		Time:           r.Time.UnixNano(),
+		Certificate:    r.Certificate,
+		Reason:         uint8(r.Reason),
+	})
+}
+
+// ChainHash returns SHA-256(prev || r.CanonicalEncoding()), the hash that
+// links r to the record before it. prev must be 32 bytes.
+func (r *Record) ChainHash(prev []byte) ([]byte, error) {
+	if len(prev) != sha256.Size {
+		return nil, fmt.Errorf("ca: record %d: previous hash is %d bytes, want %d", r.Seq, len(prev), sha256.Size)
+	}
+	enc, err := r.CanonicalEncoding()
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(enc)
+	return h.Sum(nil), nil
+}
+
+// Clone returns a deep copy of r.
+func (r *Record) Clone() *Record {
+	c := *r
+	if r.Serial != nil {
+		c.Serial = new(big.Int).Set(r.Serial)
+	}
+	c.PublicKeyHash = bytes.Clone(r.PublicKeyHash)
+	c.EvidenceDigest = bytes.Clone(r.EvidenceDigest)
+	c.StepDigest = bytes.Clone(r.StepDigest)
+	c.Certificate = bytes.Clone(r.Certificate)
+	c.PrevHash = bytes.Clone(r.PrevHash)
+	c.Hash = bytes.Clone(r.Hash)
+	return &c
+}
+
+// Quota is the per-requester limit [Ledger.Append] enforces in its
+// transaction: at most Limit issuances for the record's requester with Time
+// at or after Since.
+type Quota struct {
+	Limit int
+	Since time.Time
+}
+
+// Status is what [Ledger.Lookup] knows about one serial number.
+type Status struct {
+	// Issuance is the issuance record.
+	Issuance *Record
+	// Revocation is nil while the certificate is not revoked.
+	Revocation *Revocation
+}
+
+// Revocation is one revoked certificate, as a CRL lists it.
+type Revocation struct {
+	// Seq is the sequence number of the revocation record.
+	Seq    uint64
+	Serial *big.Int
+	Time   time.Time
+	Reason RevocationReason
+}
+
+// Head names the last record of a ledger.
+type Head struct {
+	// Seq is the number of records (the last record's sequence number).
+	Seq uint64
+	// Hash is the last record's hash, or 32 zero bytes for an empty ledger.
+	Hash []byte
+}
+
+// ChainVerifier recomputes a ledger's hash chain one record at a time, in
+// sequence order. Ledger backends feed it from Verify. The zero value
+// expects the first record. It is not safe for concurrent use.
+type ChainVerifier struct {
+	seq  uint64
+	prev []byte
+}
+
+// Add checks the next record: its sequence number follows the previous
+// one, its PrevHash is the previous record's hash, its Hash is its
+// [Record.ChainHash], and an issuance record's certificate carries the
+// record's serial number and public key hash. Failures are *ChainError.
+func (v *ChainVerifier) Add(r *Record) error {
+	if v.prev == nil {
+		v.prev = make([]byte, sha256.Size)
+	}
+	want := v.seq + 1
+	if r.Seq != want {
+		return &ChainError{Seq: want, Reason: fmt.Sprintf("found record %d where %d was expected", r.Seq, want)}
+	}
+	if !bytes.Equal(r.PrevHash, v.prev) {
+		return &ChainError{Seq: r.Seq, Reason: "previous-hash link does not match the record before"}
+	}
+	h, err := r.ChainHash(v.prev)
+	if err != nil {
+		return &ChainError{Seq: r.Seq, Reason: err.Error()}
+	}
+	if !bytes.Equal(h, r.Hash) {
+		return &ChainError{Seq: r.Seq, Reason: "record does not match its hash"}
+	}
+	if r.Kind == KindIssuance {
+		cert, err := x509.ParseCertificate(r.Certificate)
+		if err != nil {
+			return &ChainError{Seq: r.Seq, Reason: "certificate does not parse: " + err.Error()}
+		}
+		if cert.SerialNumber.Cmp(r.Serial) != 0 {
+			return &ChainError{Seq: r.Seq, Reason: "certificate serial differs from the record's"}
+		}
+		pkh := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+		if !bytes.Equal(pkh[:], r.PublicKeyHash) {
+			return &ChainError{Seq: r.Seq, Reason: "certificate public key differs from the record's"}
+		}
+	}
+	v.seq = r.Seq
+	v.prev = r.Hash
+	return nil
+}
+
+// Head returns the last record checked.
+func (v *ChainVerifier) Head() Head {
+	if v.prev == nil {
+		return Head{Hash: make([]byte, sha256.Size)}
+	}
+	return Head{Seq: v.seq, Hash: bytes.Clone(v.prev)}
+}
+
+// RevocationReason is a CRL reason code. Reference: RFC 5280 §5.3.1.
+type RevocationReason uint8
+
+// The reason codes of RFC 5280 §5.3.1 (value 7 is unused).
+const (
+	ReasonUnspecified          RevocationReason = 0
+	ReasonKeyCompromise        RevocationReason = 1
+	ReasonCACompromise         RevocationReason = 2
+	ReasonAffiliationChanged   RevocationReason = 3
+	ReasonSuperseded           RevocationReason = 4
+	ReasonCessationOfOperation RevocationReason = 5
+	ReasonCertificateHold      RevocationReason = 6
+	ReasonRemoveFromCRL        RevocationReason = 8
+	ReasonPrivilegeWithdrawn   RevocationReason = 9
+	ReasonAACompromise         RevocationReason = 10
+)
+
+var reasonNames = map[RevocationReason]string{
+	ReasonUnspecified:          "unspecified",
+	ReasonKeyCompromise:        "keyCompromise",
+	ReasonCACompromise:         "cACompromise",
+	ReasonAffiliationChanged:   "affiliationChanged",
+	ReasonSuperseded:           "superseded",
+	ReasonCessationOfOperation: "cessationOfOperation",
+	ReasonCertificateHold:      "certificateHold",
+	ReasonRemoveFromCRL:        "removeFromCRL",
+	ReasonPrivilegeWithdrawn:   "privilegeWithdrawn",
+	ReasonAACompromise:         "aACompromise",
+}
+
+// String returns the RFC 5280 name of the reason.
+func (r RevocationReason) String() string {
+	if n, ok := reasonNames[r]; ok {
+		return n
+	}
+	return fmt.Sprintf("RevocationReason(%d)", int(r))
+}
+
+// validForRevoke reports whether a certificate may be revoked with r:
+// removeFromCRL (delta CRLs only), aACompromise (attribute certificates
+// only), certificateHold (ztm never unrevokes) and the unused value 7 are
+// refused.
+func (r RevocationReason) validForRevoke() bool {
+	switch r {
+	case ReasonUnspecified, ReasonKeyCompromise, ReasonCACompromise, ReasonAffiliationChanged,
+		ReasonSuperseded, ReasonCessationOfOperation, ReasonPrivilegeWithdrawn:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,599 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/url"
+	"sync"
+	"time"
+
+	msqlite "modernc.org/sqlite"
+
+	"github.com/ztmkit/ztm/ca"
+)
+
+// applicationID marks a SQLite file as a ztm CA ledger ("ZTML").
+const applicationID = 0x5A544D4C
+
+// schemaVersion is the PRAGMA user_version of the current schema.
+const schemaVersion = 1
+
+const schema = `
+CREATE TABLE records (
+	seq         INTEGER PRIMARY KEY,
+	kind        INTEGER NOT NULL CHECK (kind IN (1, 2)),
+	serial      BLOB    NOT NULL,
+	subject     TEXT    NOT NULL,
+	pubkey_hash BLOB,
+	profile     TEXT    NOT NULL,
+	requester   TEXT    NOT NULL,
+	evidence    BLOB,
+	step        BLOB,
+	time_ns     INTEGER NOT NULL,
+	cert        BLOB,
+	reason      INTEGER NOT NULL,
+	prev_hash   BLOB    NOT NULL,
+	hash        BLOB    NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX records_issued_serial  ON records (serial) WHERE kind = 1;
+CREATE UNIQUE INDEX records_revoked_serial ON records (serial) WHERE kind = 2;
+CREATE INDEX records_quota ON records (requester, time_ns) WHERE kind = 1;
+CREATE TABLE crl_number (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	n  INTEGER NOT NULL
+) STRICT;
+INSERT INTO crl_number (id, n) VALUES (1, 0);
+`
+
+// Options tune a ledger. The zero value works.
+type Options struct {
+	// MaxBatch is the most appends committed in one transaction. If zero,
+	// 256.
+	MaxBatch int
+	// BusyTimeout is how long a statement waits for another process's
+	// lock. If zero, 10 seconds.
+	BusyTimeout time.Duration
+}
+
+// Ledger is a ca.Ledger in one SQLite file. It is safe for concurrent use.
+type Ledger struct {
+	path     string
+	db       *sql.DB
+	writer   *sql.Conn
+	maxBatch int
+
+	ops       chan op
+	closing   chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+var _ ca.Ledger = (*Ledger)(nil)
+
+// Open opens the ledger in the file at path, creating the file and its
+// schema when absent. A file that is not a SQLite database, or a database
+// that is not a ztm ledger, gives an *OpenError wrapping ErrNotLedger; a
+// ledger with a newer schema one wrapping ErrSchemaVersion.
+func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
+	if path == "" {
+		return nil, &OpenError{Path: path, Err: errors.New("empty path")}
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 10 * time.Second
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	dsn := (&url.URL{Scheme: "file", OmitHost: true, Path: path, RawQuery: q.Encode()}).String()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, &OpenError{Path: path, Err: err}
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxIdleTime(0)
+	l := &Ledger{path: path, db: db, maxBatch: opts.MaxBatch}
+	if err := l.init(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	w, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, &OpenError{Path: path, Err: err}
+	}
+	l.writer = w
+	l.ops = make(chan op, opts.MaxBatch)
+	l.closing = make(chan struct{})
+	l.done = make(chan struct{})
+	go l.run()
+	return l, nil
+}
+
+// classify turns a SQLite error on open into an *OpenError.
+func (l *Ledger) openErr(err error) error {
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case 26, 11: // SQLITE_NOTADB, SQLITE_CORRUPT
+			return &OpenError{Path: l.path, Err: ErrNotLedger, Detail: se.Error()}
+		}
+	}
+	return &OpenError{Path: l.path, Err: err}
+}
+
+func (l *Ledger) init(ctx context.Context) error {
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return l.openErr(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return l.openErr(err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	var appID, version, tables int64
+	if err := conn.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+		return l.openErr(err)
+	}
+	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return l.openErr(err)
+	}
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&tables); err != nil {
+		return l.openErr(err)
+	}
+	switch {
+	case appID == 0 && version == 0 && tables == 0:
+		if _, err := conn.ExecContext(ctx, schema); err != nil {
+			return l.openErr(err)
+		}
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = %d", applicationID, schemaVersion)); err != nil {
+			return l.openErr(err)
+		}
+	case appID != applicationID:
+		return &OpenError{Path: l.path, Err: ErrNotLedger, Detail: fmt.Sprintf("application_id %#x", appID)}
+	case version > schemaVersion || version < 1:
+		return &OpenError{Path: l.path, Err: ErrSchemaVersion, Detail: fmt.Sprintf("schema version %d, this package reads %d", version, schemaVersion)}
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return l.openErr(err)
+	}
+	committed = true
+	return nil
+}
+
+// Close stops the writer, waiting for appends in progress, and closes the
+// database. It is idempotent.
+func (l *Ledger) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		close(l.closing)
+		<-l.done
+		err = errors.Join(l.writer.Close(), l.db.Close())
+	})
+	return err
+}
+
+func (l *Ledger) closed() bool {
+	select {
+	case <-l.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// op is one unit of work for the writer goroutine, applied inside a
+// savepoint of the batch transaction.
+type op struct {
+	ctx   context.Context
+	apply func(ctx context.Context, tx *batchTx) error
+	reply chan error
+}
+
+// batchTx is the writer's view of the open transaction: the connection and
+// the chain tail as it stands after the ops applied so far.
+type batchTx struct {
+	conn     *sql.Conn
+	seq      uint64
+	hash     []byte
+	tailRead bool
+}
+
+func (t *batchTx) tail(ctx context.Context) error {
+	if t.tailRead {
+		return nil
+	}
+	var seq int64
+	var hash []byte
+	err := t.conn.QueryRowContext(ctx, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").Scan(&seq, &hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		t.seq, t.hash = 0, make([]byte, sha256.Size)
+	case err != nil:
+		return err
+	default:
+		t.seq, t.hash = uint64(seq), hash
+	}
+	t.tailRead = true
+	return nil
+}
+
+// submit hands an op to the writer and waits for its answer, which comes
+// after the batch it belongs to is committed.
+func (l *Ledger) submit(ctx context.Context, apply func(ctx context.Context, tx *batchTx) error) error {
+	if l.closed() {
+		return ca.ErrLedgerClosed
+	}
+	o := op{ctx: ctx, apply: apply, reply: make(chan error, 1)}
+	select {
+	case l.ops <- o:
+	case <-l.closing:
+		return ca.ErrLedgerClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-o.reply:
+		return err
+	case <-l.done:
+		// The writer stopped; it answered o if it took it.
+		select {
+		case err := <-o.reply:
+			return err
+		default:
+			return ca.ErrLedgerClosed
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run is the single writer: it takes the first waiting op, then every op
+// already queued (up to MaxBatch), applies them in one transaction, each in
+// its own savepoint so that one failing op does not undo the others,
+// commits once, and answers each op.
+func (l *Ledger) run() {
+	defer close(l.done)
+	batch := make([]op, 0, l.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case o := <-l.ops:
+			batch = append(batch, o)
+		case <-l.closing:
+			// Answer whatever is still queued.
+			for {
+				select {
+				case o := <-l.ops:
+					o.reply <- ca.ErrLedgerClosed
+				default:
+					return
+				}
+			}
+		}
+	drain:
+		for len(batch) < l.maxBatch {
+			select {
+			case o := <-l.ops:
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		l.runBatch(batch)
+	}
+}
+
+func (l *Ledger) runBatch(batch []op) {
+	ctx := context.Background()
+	errs := make([]error, len(batch))
+	fail := func(err error) {
+		for _, o := range batch {
+			o.reply <- err
+		}
+	}
+	if _, err := l.writer.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		fail(fmt.Errorf("sqlite ledger: begin: %w", err))
+		return
+	}
+	tx := &batchTx{conn: l.writer}
+	for i, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := l.writer.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+			errs[i] = err
+			continue
+		}
+		seq, hash, read := tx.seq, tx.hash, tx.tailRead
+		err := o.apply(ctx, tx)
+		if err != nil {
+			tx.seq, tx.hash, tx.tailRead = seq, hash, read
+			if _, rerr := l.writer.ExecContext(ctx, "ROLLBACK TO op"); rerr != nil {
+				l.writer.ExecContext(ctx, "ROLLBACK")
+				fail(fmt.Errorf("sqlite ledger: rollback to savepoint: %w", rerr))
+				return
+			}
+		}
+		if _, rerr := l.writer.ExecContext(ctx, "RELEASE op"); rerr != nil {
+			l.writer.ExecContext(ctx, "ROLLBACK")
+			fail(fmt.Errorf("sqlite ledger: release savepoint: %w", rerr))
+			return
+		}
+		errs[i] = err
+	}
+	if _, err := l.writer.ExecContext(ctx, "COMMIT"); err != nil {
+		l.writer.ExecContext(ctx, "ROLLBACK")
+		fail(fmt.Errorf("sqlite ledger: commit: %w", err))
+		return
+	}
+	for i, o := range batch {
+		o.reply <- errs[i]
+	}
+}
+
+// Append implements ca.Ledger. Concurrent calls share one transaction and
+// one commit (group commit); each is answered after that commit.
+func (l *Ledger) Append(ctx context.Context, rec *ca.Record, quota *ca.Quota) error {
+	if rec == nil || rec.Serial == nil || rec.Serial.Sign() <= 0 {
+		return errors.New("sqlite ledger: record needs a positive serial")
+	}
+	if rec.Kind != ca.KindIssuance && rec.Kind != ca.KindRevocation {
+		return fmt.Errorf("sqlite ledger: invalid record kind %d", rec.Kind)
+	}
+	r := rec.Clone()
+	r.Time = r.Time.UTC()
+	err := l.submit(ctx, func(ctx context.Context, tx *batchTx) error {
+		return l.appendTx(ctx, tx, r, quota)
+	})
+	if err != nil {
+		return err
+	}
+	rec.Seq, rec.PrevHash, rec.Hash = r.Seq, r.PrevHash, r.Hash
+	return nil
+}
+
+func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota *ca.Quota) error {
+	serial := r.Serial.Bytes()
+	var n int64
+	switch r.Kind {
+	case ca.KindIssuance:
+		if err := tx.conn.QueryRowContext(ctx, "SELECT count(*) FROM records WHERE kind = 1 AND serial = ?", serial).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return ca.ErrSerialExists
+		}
+		if quota != nil {
+			if err := tx.conn.QueryRowContext(ctx,
+				"SELECT count(*) FROM records WHERE kind = 1 AND requester = ? AND time_ns >= ?",
+				r.Requester, quota.Since.UnixNano()).Scan(&n); err != nil {
+				return err
+			}
+			if n >= int64(quota.Limit) {
+				return ca.ErrQuotaExceeded
+			}
+		}
+	case ca.KindRevocation:
+		var issued, revoked int64
+		if err := tx.conn.QueryRowContext(ctx,
+			"SELECT count(*) FILTER (WHERE kind = 1), count(*) FILTER (WHERE kind = 2) FROM records WHERE serial = ?",
+			serial).Scan(&issued, &revoked); err != nil {
+			return err
+		}
+		if issued == 0 {
+			return ca.ErrUnknownSerial
+		}
+		if revoked > 0 {
+			return ca.ErrAlreadyRevoked
+		}
+	}
+	if err := tx.tail(ctx); err != nil {
+		return err
+	}
+	r.Seq = tx.seq + 1
+	r.PrevHash = tx.hash
+	h, err := r.ChainHash(r.PrevHash)
+	if err != nil {
+		return err
+	}
+	r.Hash = h
+	_, err = tx.conn.ExecContext(ctx, `INSERT INTO records
+		(seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		int64(r.Seq), int64(r.Kind), serial, r.Subject, nullBlob(r.PublicKeyHash), r.Profile, r.Requester,
+		nullBlob(r.EvidenceDigest), nullBlob(r.StepDigest), r.Time.UnixNano(), nullBlob(r.Certificate),
+		int64(r.Reason), r.PrevHash, r.Hash)
+	if err != nil {
+		var se *msqlite.Error
+		if errors.As(err, &se) && se.Code() == 2067 { // SQLITE_CONSTRAINT_UNIQUE
+			if r.Kind == ca.KindIssuance {
+				return ca.ErrSerialExists
+			}
+			return ca.ErrAlreadyRevoked
+		}
+		return err
+	}
+	tx.seq, tx.hash = r.Seq, r.Hash
+	return nil
+}
+
+func nullBlob(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// NextCRLNumber implements ca.Ledger; the number is committed before it
+// is returned.
+func (l *Ledger) NextCRLNumber(ctx context.Context) (*big.Int, error) {
+	var n int64
+	err := l.submit(ctx, func(ctx context.Context, tx *batchTx) error {
+		return tx.conn.QueryRowContext(ctx, "UPDATE crl_number SET n = n + 1 WHERE id = 1 RETURNING n").Scan(&n)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return big.NewInt(n), nil
+}
+
+const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRecord(s scanner) (*ca.Record, error) {
+	var (
+		r                  ca.Record
+		seq, kind, t, rsn  int64
+		serial             []byte
+		pkh, ev, step, crt []byte
+	)
+	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &step, &t, &crt, &rsn, &r.PrevHash, &r.Hash); err != nil {
+		return nil, err
+	}
+	if seq < 1 || kind < 1 || kind > 255 || rsn < 0 || rsn > 255 {
+		return nil, &ca.ChainError{Seq: uint64(max(seq, 0)), Reason: "column out of range"}
+	}
+	r.Seq, r.Kind, r.Reason = uint64(seq), ca.RecordKind(kind), ca.RevocationReason(rsn)
+	r.Serial = new(big.Int).SetBytes(serial)
+	r.PublicKeyHash, r.EvidenceDigest, r.StepDigest, r.Certificate = pkh, ev, step, crt
+	r.Time = time.Unix(0, t).UTC()
+	return &r, nil
+}
+
+func (l *Ledger) readErr(err error) error {
+	if l.closed() {
+		return ca.ErrLedgerClosed
+	}
+	return fmt.Errorf("sqlite ledger: %w", err)
+}
+
+// Lookup implements ca.Ledger.
+func (l *Ledger) Lookup(ctx context.Context, serial *big.Int) (*ca.Status, error) {
+	if l.closed() {
+		return nil, ca.ErrLedgerClosed
+	}
+	if serial == nil || serial.Sign() <= 0 {
+		return nil, ca.ErrUnknownSerial
+	}
+	rows, err := l.db.QueryContext(ctx, "SELECT "+recordColumns+" FROM records WHERE serial = ? ORDER BY seq", serial.Bytes())
+	if err != nil {
+		return nil, l.readErr(err)
+	}
+	defer rows.Close()
+	st := &ca.Status{}
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, l.readErr(err)
+		}
+		switch r.Kind {
+		case ca.KindIssuance:
+			st.Issuance = r
+		case ca.KindRevocation:
+			st.Revocation = &ca.Revocation{Seq: r.Seq, Serial: r.Serial, Time: r.Time, Reason: r.Reason}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, l.readErr(err)
+	}
+	if st.Issuance == nil {
+		return nil, ca.ErrUnknownSerial
+	}
+	return st, nil
+}
+
+// Revoked implements ca.Ledger.
+func (l *Ledger) Revoked(ctx context.Context) ([]ca.Revocation, error) {
+	if l.closed() {
+		return nil, ca.ErrLedgerClosed
+	}
+	rows, err := l.db.QueryContext(ctx, "SELECT seq, serial, time_ns, reason FROM records WHERE kind = 2 ORDER BY seq")
+	if err != nil {
+		return nil, l.readErr(err)
+	}
+	defer rows.Close()
+	var out []ca.Revocation
+	for rows.Next() {
+		var seq, t, rsn int64
+		var serial []byte
+		if err := rows.Scan(&seq, &serial, &t, &rsn); err != nil {
+			return nil, l.readErr(err)
+		}
+		out = append(out, ca.Revocation{Seq: uint64(seq), Serial: new(big.Int).SetBytes(serial), Time: time.Unix(0, t).UTC(), Reason: ca.RevocationReason(rsn)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, l.readErr(err)
+	}
+	return out, nil
+}
+
+// Head implements ca.Ledger.
+func (l *Ledger) Head(ctx context.Context) (ca.Head, error) {
+	if l.closed() {
+		return ca.Head{}, ca.ErrLedgerClosed
+	}
+	var seq int64
+	var hash []byte
+	err := l.db.QueryRowContext(ctx, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").Scan(&seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ca.Head{Hash: make([]byte, sha256.Size)}, nil
+	}
+	if err != nil {
+		return ca.Head{}, l.readErr(err)
+	}
+	return ca.Head{Seq: uint64(seq), Hash: hash}, nil
+}
+
+// Verify implements ca.Ledger. It reads the records in one read
+// transaction, so it sees one consistent snapshot while appends go on.
+func (l *Ledger) Verify(ctx context.Context) (ca.Head, error) {
+	if l.closed() {
+		return ca.Head{}, ca.ErrLedgerClosed
+	}
+	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return ca.Head{}, l.readErr(err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, "SELECT "+recordColumns+" FROM records ORDER BY seq")
+	if err != nil {
+		return ca.Head{}, l.readErr(err)
+	}
+	defer rows.Close()
+	var v ca.ChainVerifier
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			var ce *ca.ChainError
+			if errors.As(err, &ce) {
+				return ca.Head{}, err
+			}
+			return ca.Head{}, l.readErr(err)
+		}
+		if err := v.Add(r); err != nil {
+			return ca.Head{}, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return ca.Head{}, l.readErr(err)
+	}
+	return v.Head(), nil
+}

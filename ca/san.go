@@ -1,0 +1,266 @@
+package ca
+
+import (
+	"crypto/x509"
+	"encoding/asn1"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// OIDHardwareModuleName is id-on-hardwareModuleName, the otherName type of
+// an IEEE 802.1AR device identifier in subjectAltName. Reference: RFC 4108
+// §5.
+//
+// The encoding here may later move to a package ztm's identity package
+// shares; the wire form will not change.
+var oidHardwareModuleName = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 4}
+
+// OIDHardwareModuleName returns id-on-hardwareModuleName (1.3.6.1.5.5.7.8.4).
+func OIDHardwareModuleName() asn1.ObjectIdentifier {
+	return append(asn1.ObjectIdentifier(nil), oidHardwareModuleName...)
+}
+
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+// maxHWSerialLen bounds hwSerialNum; 802.1AR serials are short, and a bound
+// keeps a request from bloating certificates.
+const maxHWSerialLen = 128
+
+// HardwareModuleName identifies a device's hardware module: its type (an
+// OID the manufacturer assigns) and its serial number. In a certificate it
+// is a subjectAltName otherName:
+//
+//	HardwareModuleName ::= SEQUENCE {
+//	    hwType       OBJECT IDENTIFIER,
+//	    hwSerialNum  OCTET STRING }
+//
+// Reference: RFC 4108 §5; IEEE 802.1AR-2018 §8.10.4.
+type HardwareModuleName struct {
+	Type         asn1.ObjectIdentifier
+	SerialNumber []byte
+}
+
+func (h HardwareModuleName) validate() error {
+	if len(h.Type) < 2 {
+		return fmt.Errorf("hwType %v is not a valid OID", h.Type)
+	}
+	for _, arc := range h.Type {
+		if arc < 0 {
+			return fmt.Errorf("hwType %v is not a valid OID", h.Type)
+		}
+	}
+	if len(h.SerialNumber) == 0 || len(h.SerialNumber) > maxHWSerialLen {
+		return fmt.Errorf("hwSerialNum must be 1 to %d bytes, got %d", maxHWSerialLen, len(h.SerialNumber))
+	}
+	return nil
+}
+
+// subjectAltName is the part of a subjectAltName ztm issues: hardware
+// module names, DNS names and URIs.
+type subjectAltName struct {
+	HardwareModules []HardwareModuleName
+	DNSNames        []string
+	URIs            []string
+}
+
+func (s *subjectAltName) empty() bool {
+	return len(s.HardwareModules) == 0 && len(s.DNSNames) == 0 && len(s.URIs) == 0
+}
+
+// GeneralName tags (RFC 5280 §4.2.1.6).
+const (
+	gnOtherName = 0
+	gnDNSName   = 2
+	gnURI       = 6
+)
+
+// marshal encodes the GeneralNames SEQUENCE.
+func (s *subjectAltName) marshal() ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for _, h := range s.HardwareModules {
+			if err := h.validate(); err != nil {
+				b.SetError(err)
+				return
+			}
+			b.AddASN1(cbasn1.Tag(gnOtherName).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+				b.AddASN1ObjectIdentifier(oidHardwareModuleName)
+				b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1ObjectIdentifier(h.Type)
+						b.AddASN1OctetString(h.SerialNumber)
+					})
+				})
+			})
+		}
+		for _, d := range s.DNSNames {
+			b.AddASN1(cbasn1.Tag(gnDNSName).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(d)) })
+		}
+		for _, u := range s.URIs {
+			b.AddASN1(cbasn1.Tag(gnURI).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u)) })
+		}
+	})
+	return b.Bytes()
+}
+
+// parseSubjectAltName parses a subjectAltName extension value, accepting
+// only otherName hardwareModuleName, dNSName and uniformResourceIdentifier
+// entries, each validated. Anything else is an *ExtensionError.
+func parseSubjectAltName(der []byte) (*subjectAltName, error) {
+	bad := func(format string, a ...any) error {
+		return &ExtensionError{Extension: "subjectAltName", Detail: fmt.Sprintf(format, a...)}
+	}
+	in := cryptobyte.String(der)
+	var names cryptobyte.String
+	if !in.ReadASN1(&names, cbasn1.SEQUENCE) || !in.Empty() {
+		return nil, bad("not a DER GeneralNames sequence")
+	}
+	if names.Empty() {
+		return nil, bad("empty GeneralNames")
+	}
+	out := &subjectAltName{}
+	for !names.Empty() {
+		var gn cryptobyte.String
+		var tag cbasn1.Tag
+		if !names.ReadAnyASN1(&gn, &tag) {
+			return nil, bad("malformed GeneralName")
+		}
+		switch tag {
+		case cbasn1.Tag(gnOtherName).Constructed().ContextSpecific():
+			h, isHW, err := parseOtherName(gn)
+			if err != nil {
+				return nil, err
+			}
+			if !isHW {
+				return nil, bad("otherName of a type other than hardwareModuleName not allowed")
+			}
+			out.HardwareModules = append(out.HardwareModules, h)
+		case cbasn1.Tag(gnDNSName).ContextSpecific():
+			name := string(gn)
+			if err := validDNSName(name); err != nil {
+				return nil, bad("dNSName %q: %v", name, err)
+			}
+			out.DNSNames = append(out.DNSNames, name)
+		case cbasn1.Tag(gnURI).ContextSpecific():
+			uri := string(gn)
+			if err := validURI(uri); err != nil {
+				return nil, bad("URI %q: %v", uri, err)
+			}
+			out.URIs = append(out.URIs, uri)
+		default:
+			return nil, bad("GeneralName with tag %d not allowed", int(tag&0x1f))
+		}
+	}
+	return out, nil
+}
+
+func validDNSName(name string) error {
+	if len(name) == 0 || len(name) > 253 {
+		return fmt.Errorf("length %d out of range", len(name))
+	}
+	for _, label := range strings.Split(name, ".") {
+		if len(label) == 0 || len(label) > 63 {
+			return fmt.Errorf("empty or oversize label")
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("label starts or ends with '-'")
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Errorf("character %q not allowed (lowercase letters, digits and '-' only)", c)
+			}
+		}
+	}
+	return nil
+}
+
+func validURI(s string) error {
+	if len(s) == 0 || len(s) > 1024 {
+		return fmt.Errorf("length %d out of range", len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= 0x20 || s[i] >= 0x7f {
+			return fmt.Errorf("non-printable or non-ASCII character")
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme == "" || (u.Host == "" && u.Opaque == "") {
+		return fmt.Errorf("not an absolute URI with an authority or opaque part")
+	}
+	return nil
+}
+
+// parseOtherName parses the contents of an otherName GeneralName. isHW
+// is false (and err nil) for a well-formed otherName of another type.
+func parseOtherName(gn cryptobyte.String) (h HardwareModuleName, isHW bool, err error) {
+	bad := func(d string) error { return &ExtensionError{Extension: "subjectAltName", Detail: d} }
+	var typ asn1.ObjectIdentifier
+	var explicit, seq cryptobyte.String
+	if !gn.ReadASN1ObjectIdentifier(&typ) ||
+		!gn.ReadASN1(&explicit, cbasn1.Tag(0).Constructed().ContextSpecific()) || !gn.Empty() {
+		return h, false, bad("malformed otherName")
+	}
+	if !typ.Equal(oidHardwareModuleName) {
+		return h, false, nil
+	}
+	var serial []byte
+	if !explicit.ReadASN1(&seq, cbasn1.SEQUENCE) || !explicit.Empty() ||
+		!seq.ReadASN1ObjectIdentifier(&h.Type) ||
+		!seq.ReadASN1Bytes(&serial, cbasn1.OCTET_STRING) || !seq.Empty() {
+		return h, true, bad("malformed hardwareModuleName")
+	}
+	h.SerialNumber = serial
+	if err := h.validate(); err != nil {
+		return h, true, bad("hardwareModuleName: " + err.Error())
+	}
+	return h, true, nil
+}
+
+// HardwareModuleNames returns the hardwareModuleName entries of cert's
+// subjectAltName (none if it has no such extension); other names are
+// skipped. A malformed subjectAltName or hardwareModuleName gives an
+// *ExtensionError wrapping ErrBadExtension.
+func HardwareModuleNames(cert *x509.Certificate) ([]HardwareModuleName, error) {
+	for _, ext := range cert.Extensions {
+		if ext.Id.Equal(oidSubjectAltName) {
+			return parseHardwareModuleNames(ext.Value)
+		}
+	}
+	return nil, nil
+}
+
+func parseHardwareModuleNames(der []byte) ([]HardwareModuleName, error) {
+	bad := func(d string) error { return &ExtensionError{Extension: "subjectAltName", Detail: d} }
+	in := cryptobyte.String(der)
+	var names cryptobyte.String
+	if !in.ReadASN1(&names, cbasn1.SEQUENCE) || !in.Empty() {
+		return nil, bad("not a DER GeneralNames sequence")
+	}
+	var out []HardwareModuleName
+	for !names.Empty() {
+		var gn cryptobyte.String
+		var tag cbasn1.Tag
+		if !names.ReadAnyASN1(&gn, &tag) {
+			return nil, bad("malformed GeneralName")
+		}
+		if tag != cbasn1.Tag(gnOtherName).Constructed().ContextSpecific() {
+			continue
+		}
+		h, isHW, err := parseOtherName(gn)
+		if err != nil {
+			return nil, err
+		}
+		if isHW {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
