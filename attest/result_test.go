@@ -1,0 +1,137 @@
+package attest_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/ztmkit/ztm/attest"
+	"github.com/ztmkit/ztm/attest/devicesim"
+	"github.com/ztmkit/ztm/identity/keystore"
+)
+
+func verifiedResult(t *testing.T, tamper devicesim.Tamper) *attest.Result {
+	t.Helper()
+	e := newEnv(t, envOpts{})
+	e.dev.SetTamper(tamper)
+	ev, err := e.dev.EvidenceCWT(e.nonce(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := e.ver.Verify(context.Background(), ev)
+	if r == nil {
+		t.Fatal("no result")
+	}
+	return r
+}
+
+func TestResultRoundTrip(t *testing.T) {
+	vkey := newKey(t, keystore.ES256)
+	for _, tc := range []struct {
+		name   string
+		tamper devicesim.Tamper
+		want   attest.Status
+	}{
+		{"affirming", devicesim.Tamper{}, attest.StatusAffirming},
+		{"contraindicated", devicesim.Tamper{DebugEnabled: true, WrongMeasurement: "bootloader"}, attest.StatusContraindicated},
+	} {
+		for _, form := range []string{"JWT", "CWT"} {
+			t.Run(tc.name+"/"+form, func(t *testing.T) {
+				r := verifiedResult(t, tc.tamper)
+				if r.Digest() != nil {
+					t.Error("digest before signing")
+				}
+				var tok []byte
+				var err error
+				if form == "JWT" {
+					tok, err = r.SignJWT(nil, vkey, &attest.SignOptions{KeyID: []byte("verifier-1")})
+				} else {
+					tok, err = r.SignCWT(nil, vkey, &attest.SignOptions{KeyID: []byte("verifier-1")})
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				d := sha256.Sum256(tok)
+				if !bytes.Equal(r.Digest(), d[:]) {
+					t.Error("Digest is not the SHA-256 of the token")
+				}
+				p, err := attest.ParseResult(tok, vkey.Public(), 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.Status() != tc.want || !bytes.Equal(p.Digest(), r.Digest()) {
+					t.Errorf("parsed status %v digest %x", p.Status(), p.Digest())
+				}
+				a, b := r.Submods["device"], p.Submods["device"]
+				if a.TrustVector != b.TrustVector || a.PolicyID != b.PolicyID || !bytes.Equal(a.EvidenceDigest, b.EvidenceDigest) ||
+					!bytes.Equal(a.UEID, b.UEID) || len(a.Reasons) != len(b.Reasons) || !bytes.Equal(r.Nonce, p.Nonce) ||
+					!r.IssuedAt.Equal(p.IssuedAt) || r.VerifierID != p.VerifierID || p.Profile != attest.EARProfile {
+					t.Errorf("round trip differs:\n%+v\n%+v", a, b)
+				}
+				// Wrong key, and a tampered token, are refused.
+				other := newKey(t, keystore.ES256)
+				if _, err := attest.ParseResult(tok, other.Public(), 0); !errors.Is(err, attest.ErrBadSignature) {
+					t.Errorf("wrong key: %v", err)
+				}
+				p384 := newKey(t, keystore.ES384)
+				if _, err := attest.ParseResult(tok, p384.Public(), 0); !errors.Is(err, attest.ErrAlgorithmMismatch) {
+					t.Errorf("key of another algorithm: %v", err)
+				}
+				if _, err := attest.ParseResult(tok, vkey.Public(), 16); !errors.Is(err, attest.ErrTooLarge) {
+					t.Errorf("size limit: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// TestEARReadableByPlainJOSE reads our EAR JWT with go-jose's jwt package
+// only: no ztm code on the reading side.
+func TestEARReadableByPlainJOSE(t *testing.T) {
+	vkey := newKey(t, keystore.ES256)
+	r := verifiedResult(t, devicesim.Tamper{})
+	tok, err := r.SignJWT(nil, vkey, &attest.SignOptions{KeyID: []byte("verifier-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := josejwt.ParseSigned(string(tok), []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var std josejwt.Claims
+	var ear struct {
+		Profile    string `json:"eat_profile"`
+		VerifierID struct {
+			Build     string `json:"build"`
+			Developer string `json:"developer"`
+		} `json:"ear.verifier-id"`
+		Nonce   string `json:"eat_nonce"`
+		Submods map[string]struct {
+			Status string         `json:"ear.status"`
+			TV     map[string]int `json:"ear.trustworthiness-vector"`
+			Policy string         `json:"ear.appraisal-policy-id"`
+		} `json:"submods"`
+	}
+	if err := parsed.Claims(vkey.Public(), &std, &ear); err != nil {
+		t.Fatal(err)
+	}
+	if parsed.Headers[0].KeyID != "verifier-1" || parsed.Headers[0].ExtraHeaders["typ"] != "JWT" {
+		t.Errorf("header %+v", parsed.Headers[0])
+	}
+	if std.IssuedAt == nil || !std.IssuedAt.Time().Equal(t0) {
+		t.Errorf("iat %v", std.IssuedAt)
+	}
+	dev := ear.Submods["device"]
+	if ear.Profile != "tag:github.com,2023:veraison/ear" || dev.Status != "affirming" || dev.TV["hardware"] != 2 ||
+		dev.TV["executables"] != 2 || dev.TV["configuration"] != 2 || dev.TV["instance-identity"] != 2 ||
+		ear.VerifierID.Build != "ztm-test 1" || dev.Policy != "ztm/attest/default" || len(ear.Nonce) != 43 {
+		b, _ := json.Marshal(ear)
+		t.Errorf("EAR read by go-jose: %s", b)
+	}
+}
