@@ -12,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -214,3 +215,5 @@ func writePEM(t testing.TB, path string, certs ...*x509.Certificate) string {
 }
 
 var testNow = time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
