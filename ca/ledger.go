@@ -238,14 +238,17 @@ type Head struct {
 // sequence order. Ledger backends feed it from Verify. The zero value
 // expects the first record. It is not safe for concurrent use.
 type ChainVerifier struct {
-	seq  uint64
-	prev []byte
+	seq    uint64
+	prev   []byte
+	issued map[string]bool // serial → revoked
 }
 
 // Add checks the next record: its sequence number follows the previous
 // one, its PrevHash is the previous record's hash, its Hash is its
 // [Record.ChainHash], and an issuance record's certificate carries the
-// record's serial number and public key hash. Failures are *ChainError.
+// record's serial number and public key hash. It also checks that no
+// serial is issued twice and that each revocation names a serial issued
+// earlier and not yet revoked. Failures are *ChainError.
 func (v *ChainVerifier) Add(r *Record) error {
 	if v.prev == nil {
 		v.prev = make([]byte, sha256.Size)
@@ -276,6 +279,26 @@ func (v *ChainVerifier) Add(r *Record) error {
 		if !bytes.Equal(pkh[:], r.PublicKeyHash) {
 			return &ChainError{Seq: r.Seq, Reason: "certificate public key differs from the record's"}
 		}
+	}
+	if v.issued == nil {
+		v.issued = make(map[string]bool)
+	}
+	key := string(r.Serial.Bytes())
+	revoked, issued := v.issued[key]
+	switch r.Kind {
+	case KindIssuance:
+		if issued {
+			return &ChainError{Seq: r.Seq, Reason: "serial issued twice"}
+		}
+		v.issued[key] = false
+	case KindRevocation:
+		if !issued {
+			return &ChainError{Seq: r.Seq, Reason: "revocation of a serial not issued before"}
+		}
+		if revoked {
+			return &ChainError{Seq: r.Seq, Reason: "serial revoked twice"}
+		}
+		v.issued[key] = true
 	}
 	v.seq = r.Seq
 	v.prev = r.Hash
