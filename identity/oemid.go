@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -86,7 +87,8 @@ func NewRandomOEMID(random io.Reader) (OEMID, error) {
 	return o, nil
 }
 
-// ParseOEMID parses the text form [OEMID.String] returns. Bad input gives
+// ParseOEMID parses the text form [OEMID.String] returns; hexadecimal
+// digits may be upper- or lowercase. Bad input gives
 // an error wrapping [ErrInvalidOEMID].
 func ParseOEMID(s string) (OEMID, error) {
 	fail := func(reason string) (OEMID, error) { return OEMID{}, &OEMIDError{Input: s, Reason: reason} }
@@ -183,8 +185,8 @@ func (o OEMID) MarshalCBOR() ([]byte, error) {
 }
 
 // UnmarshalCBOR decodes an OEM ID strictly: an unsigned integer below 2^32
-// or a byte string of 3 or 16 bytes, untagged, with nothing after it. On
-// error o is unchanged.
+// or a byte string of 3 or 16 bytes, untagged, in the shortest form (RFC
+// 8949 §4.2.1), with nothing after it. On error o is unchanged.
 func (o *OEMID) UnmarshalCBOR(data []byte) error {
 	if len(data) == 0 {
 		return &OEMIDError{Reason: "empty CBOR input"}
@@ -198,7 +200,11 @@ func (o *OEMID) UnmarshalCBOR(data []byte) error {
 		if n > 1<<32-1 {
 			return &OEMIDError{Reason: "PEN " + strconv.FormatUint(n, 10) + " is not below 2^32"}
 		}
-		*o = NewPENOEMID(uint32(n))
+		v := NewPENOEMID(uint32(n))
+		if err := checkShortest(data, v); err != nil {
+			return err
+		}
+		*o = v
 		return nil
 	case 2: // byte string
 		var b []byte
@@ -209,8 +215,24 @@ func (o *OEMID) UnmarshalCBOR(data []byte) error {
 		if err != nil {
 			return err
 		}
+		if err := checkShortest(data, v); err != nil {
+			return err
+		}
 		*o = v
 		return nil
 	}
 	return &OEMIDError{Reason: "want a CBOR unsigned integer (PEN) or byte string"}
+}
+
+// checkShortest refuses data that is not the deterministic encoding of v:
+// an integer or length in a longer form than needed.
+func checkShortest(data []byte, v OEMID) error {
+	enc, err := v.MarshalCBOR()
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(enc, data) {
+		return &OEMIDError{Reason: "CBOR integer or length not in its shortest form"}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -270,8 +271,9 @@ func (u UEID) MarshalCBOR() ([]byte, error) {
 }
 
 // UnmarshalCBOR decodes a CBOR byte string holding a UEID, strictly: any
-// other CBOR item, trailing data, or bytes [UEIDFromBytes] refuses give an
-// error, and leave u unchanged.
+// other CBOR item, a tag, a length not in its shortest form (RFC 8949
+// §4.2.1), trailing data, or bytes [UEIDFromBytes] refuses give an error,
+// and leave u unchanged.
 func (u *UEID) UnmarshalCBOR(data []byte) error {
 	var b []byte
 	if len(data) == 0 || data[0]>>5 != 2 { // major type 2, byte string; no tag
@@ -283,6 +285,9 @@ func (u *UEID) UnmarshalCBOR(data []byte) error {
 	v, err := UEIDFromBytes(b)
 	if err != nil {
 		return err
+	}
+	if enc, err := v.MarshalCBOR(); err != nil || !bytes.Equal(enc, data) {
+		return &UEIDError{Input: v.String(), Reason: "CBOR length not in its shortest form"}
 	}
 	*u = v
 	return nil
