@@ -1,0 +1,283 @@
+// Package chainstore keeps devices' manifest chains in a SQLite database
+// (modernc.org/sqlite, no cgo), so that a station or the OEM can append
+// steps as they are signed, read a device's chain back byte for byte, and
+// list the devices of a lot.
+//
+// # Durability
+//
+// The database runs in WAL mode with synchronous=FULL: once [Store.Append]
+// returns, the step is on disk and survives a crash of the process or the
+// machine. A step is written in one transaction, whole or not at all.
+//
+// # Links
+//
+// Append checks a step's place in its device's chain before writing it:
+// sequence 0 for a device's first step, otherwise the next sequence number
+// and a previous-step digest equal to the digest of the exact bytes of the
+// stored predecessor. So a fork (a second step for a sequence number) or a
+// broken link cannot be stored. Append does not check signatures or
+// policy: that is [manifest.Verify]'s job, on the chain read back.
+//
+// # Concurrency
+//
+// A [Store] is safe for concurrent use; appends are serialized. Several
+// processes may open the same database file: SQLite's locking serializes
+// their transactions (each append takes the write lock first).
+package chainstore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/ztmkit/ztm/manifest"
+)
+
+// Sentinel errors.
+var (
+	// ErrFork is returned by Append for a step whose sequence number is
+	// already stored for its device.
+	ErrFork = errors.New("chainstore: a step with this sequence number is already stored (fork)")
+	// ErrOutOfOrder is returned by Append for a step that does not follow
+	// the device's last stored step: a first step with a sequence other
+	// than 0, or a gap.
+	ErrOutOfOrder = errors.New("chainstore: step out of order")
+	// ErrBrokenLink is returned by Append for a step whose previous-step
+	// digest is not the digest of the stored predecessor's bytes.
+	ErrBrokenLink = errors.New("chainstore: previous-step digest does not match the stored step")
+	// ErrNotFound is returned when a device has no stored step.
+	ErrNotFound = errors.New("chainstore: no steps for this device")
+	// ErrClosed is returned by every method after Close.
+	ErrClosed = errors.New("chainstore: store is closed")
+)
+
+// AppendError says why Append refused a step. It wraps one of ErrFork,
+// ErrOutOfOrder or ErrBrokenLink.
+type AppendError struct {
+	// Subject and Sequence identify the refused step.
+	Subject  []byte
+	Sequence uint64
+	// Stored is the number of steps stored for the device.
+	Stored uint64
+	// Err is the sentinel.
+	Err error
+}
+
+func (e *AppendError) Error() string {
+	return fmt.Sprintf("%v: device %x, step %d, %d stored", e.Err, e.Subject, e.Sequence, e.Stored)
+}
+
+// Unwrap returns the sentinel.
+func (e *AppendError) Unwrap() error { return e.Err }
+
+// Store is a chain store over one SQLite database file.
+type Store struct {
+	mu     sync.Mutex
+	db     *sql.DB
+	closed bool
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS steps (
+	subject BLOB    NOT NULL,
+	seq     INTEGER NOT NULL,
+	lot     TEXT    NOT NULL,
+	name    TEXT    NOT NULL,
+	raw     BLOB    NOT NULL,
+	PRIMARY KEY (subject, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS steps_by_lot ON steps (lot, subject);
+`
+
+// Open opens (creating it if needed) the store in the database file at
+// path. The file's directory must exist; it is synced after the file is
+// created so that the new file's entry survives a crash.
+func Open(ctx context.Context, path string) (*Store, error) {
+	_, statErr := os.Stat(path)
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("chainstore: failed to open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("chainstore: failed to create schema in %s: %w", path, err)
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return &Store{db: db}, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("chainstore: failed to sync directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("chainstore: failed to sync directory: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database. Further calls return ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
+	return s.db.Close()
+}
+
+// Append parses a signed step (its exact COSE_Sign1 bytes), checks that it
+// follows its device's last stored step, and stores it durably. It returns
+// the parsed step. Refusals are a [*AppendError] (wrapping ErrFork,
+// ErrOutOfOrder or ErrBrokenLink) or a decoding error from
+// [manifest.ParseSignedStep]; a refused step changes nothing.
+func (s *Store) Append(ctx context.Context, raw []byte) (*manifest.SignedStep, error) {
+	ss, err := manifest.ParseSignedStep(raw)
+	if err != nil {
+		return nil, err
+	}
+	st := ss.Step
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("chainstore: failed to begin: %w", err)
+	}
+	defer tx.Rollback()
+	var n uint64
+	var last []byte
+	row := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM steps WHERE subject = ?`, st.Subject)
+	if err := row.Scan(&n); err != nil {
+		return nil, fmt.Errorf("chainstore: failed to read chain: %w", err)
+	}
+	refuse := func(e error) error {
+		return &AppendError{Subject: bytes.Clone(st.Subject), Sequence: st.Sequence, Stored: n, Err: e}
+	}
+	switch {
+	case st.Sequence < n:
+		return nil, refuse(ErrFork)
+	case st.Sequence > n:
+		return nil, refuse(ErrOutOfOrder)
+	case n > 0:
+		row := tx.QueryRowContext(ctx, `SELECT raw FROM steps WHERE subject = ? AND seq = ?`, st.Subject, int64(n-1))
+		if err := row.Scan(&last); err != nil {
+			return nil, fmt.Errorf("chainstore: failed to read step %d: %w", n-1, err)
+		}
+		if st.Prev == nil || !st.Prev.Matches(last) {
+			return nil, refuse(ErrBrokenLink)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO steps (subject, seq, lot, name, raw) VALUES (?, ?, ?, ?, ?)`,
+		st.Subject, int64(st.Sequence), st.Lot, st.Name, raw); err != nil {
+		return nil, fmt.Errorf("chainstore: failed to store step: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("chainstore: failed to commit: %w", err)
+	}
+	return ss, nil
+}
+
+// Chain returns a device's stored steps in order, parsed from their exact
+// stored bytes. It returns ErrNotFound if none is stored.
+func (s *Store) Chain(ctx context.Context, subject []byte) (manifest.Chain, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT raw FROM steps WHERE subject = ? ORDER BY seq`, subject)
+	if err != nil {
+		return nil, fmt.Errorf("chainstore: failed to read chain: %w", err)
+	}
+	defer rows.Close()
+	var c manifest.Chain
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return nil, fmt.Errorf("chainstore: failed to read chain: %w", err)
+		}
+		ss, err := manifest.ParseSignedStep(raw)
+		if err != nil {
+			return nil, fmt.Errorf("chainstore: stored step %d of %x: %w", len(c), subject, err)
+		}
+		c = append(c, ss)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chainstore: failed to read chain: %w", err)
+	}
+	if len(c) == 0 {
+		return nil, ErrNotFound
+	}
+	return c, nil
+}
+
+// Lot calls fn, in subject order, for every device whose latest step names
+// lot, with the exact bytes of that latest step: the leaves of the lot's
+// manifest (see [manifest.Lot]). It stops at fn's first error and returns
+// it.
+func (s *Store) Lot(ctx context.Context, lot string, fn func(subject, latest []byte) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	rows, err := s.db.QueryContext(ctx, `
+SELECT s.subject, s.raw FROM steps s
+WHERE s.lot = ? AND s.seq = (SELECT MAX(seq) FROM steps t WHERE t.subject = s.subject)
+ORDER BY s.subject`, lot)
+	if err != nil {
+		return fmt.Errorf("chainstore: failed to list lot: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var subject, raw []byte
+		if err := rows.Scan(&subject, &raw); err != nil {
+			return fmt.Errorf("chainstore: failed to list lot: %w", err)
+		}
+		if err := fn(subject, raw); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("chainstore: failed to list lot: %w", err)
+	}
+	return nil
+}
+
+// Devices returns the subjects of the devices whose latest step names lot,
+// in order.
+func (s *Store) Devices(ctx context.Context, lot string) ([][]byte, error) {
+	var out [][]byte
+	err := s.Lot(ctx, lot, func(subject, _ []byte) error {
+		out = append(out, subject)
+		return nil
+	})
+	return out, err
+}
