@@ -155,6 +155,9 @@ func TestParseURIErrors(t *testing.T) {
 		{"pkcs11:token=a" + mod + "&pin-source=file://host/pin", "pin-source"},
 		{"pkcs11:token=a" + mod + "&pin-source=file:/p&pin-value=1234", "pin-source"},
 		{"pkcs11:token=a" + mod + "&max-sessions=0", "max-sessions"},
+		{"pkcs11:pin-value=1234" + mod, "pin-value"},
+		{"pkcs11:token=a;pin-value=1234" + mod, "pin-value"},
+		{"pkcs11:token=a" + mod + "&pin-value=1234&pin-value=1234", "pin-value"},
 	} {
 		_, err := pkcs11.ParseURI(tc.uri)
 		var ue *keystore.URIError

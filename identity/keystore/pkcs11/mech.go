@@ -46,27 +46,30 @@ func algorithms(ctx *p11.Ctx, slot uint) ([]keystore.Algorithm, error) {
 	for _, m := range list {
 		has[m.Mechanism] = true
 	}
-	// keySizes says whether mechanism m accepts keys of size bits (the
-	// unit is bits for RSA and EC; for Edwards curves tokens differ).
-	keySize := func(m uint, bits uint) bool {
+	// keySize says whether mechanism m accepts keys of size bits. The
+	// unit is bits, but some tokens give EC sizes in bytes: either is
+	// accepted, and a token that gives no range is taken at its word.
+	// (Bytes are accepted for EC only.)
+	keySize := func(m uint, bits uint, ec bool) bool {
 		info, err := ctx.GetMechanismInfo(slot, []*p11.Mechanism{p11.NewMechanism(m, nil)})
 		if err != nil {
 			return false
 		}
-		return info.MaxKeySize == 0 || (info.MinKeySize <= bits && bits <= info.MaxKeySize)
+		in := func(n uint) bool { return info.MinKeySize <= n && n <= info.MaxKeySize }
+		return info.MaxKeySize == 0 || in(bits) || (ec && in(bits/8))
 	}
 	var algs []keystore.Algorithm
 	for _, a := range keystore.Algorithms() {
 		ok := false
 		switch a {
 		case keystore.ES256:
-			ok = has[p11.CKM_EC_KEY_PAIR_GEN] && has[p11.CKM_ECDSA] && keySize(p11.CKM_ECDSA, 256)
+			ok = has[p11.CKM_EC_KEY_PAIR_GEN] && has[p11.CKM_ECDSA] && keySize(p11.CKM_ECDSA, 256, true)
 		case keystore.ES384:
-			ok = has[p11.CKM_EC_KEY_PAIR_GEN] && has[p11.CKM_ECDSA] && keySize(p11.CKM_ECDSA, 384)
+			ok = has[p11.CKM_EC_KEY_PAIR_GEN] && has[p11.CKM_ECDSA] && keySize(p11.CKM_ECDSA, 384, true)
 		case keystore.EdDSA:
 			ok = has[ckmECEdwardsKeyPairGen] && has[ckmEdDSA]
 		case keystore.PS256:
-			ok = has[p11.CKM_RSA_PKCS_KEY_PAIR_GEN] && has[p11.CKM_RSA_PKCS_PSS] && keySize(p11.CKM_RSA_PKCS_KEY_PAIR_GEN, keystore.RSABits)
+			ok = has[p11.CKM_RSA_PKCS_KEY_PAIR_GEN] && has[p11.CKM_RSA_PKCS_PSS] && keySize(p11.CKM_RSA_PKCS_KEY_PAIR_GEN, keystore.RSABits, false)
 		}
 		if ok {
 			algs = append(algs, a)

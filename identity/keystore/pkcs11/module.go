@@ -223,6 +223,8 @@ func (t *token) release() {
 		return
 	}
 	delete(m.tokens, t.slot)
+	t.loginMu.Lock()
+	defer t.loginMu.Unlock()
 	if t.loggedIn {
 		_ = m.ctx.Logout(t.session)
 	}

@@ -112,7 +112,7 @@ var refusedPathAttrs = map[string]string{
 // Reference: RFC 7512 §2.3.
 func ParseURI(uri string) (*Config, error) {
 	fail := func(part, reason string, err error) (*Config, error) {
-		return nil, &keystore.URIError{URI: keystore.RedactURI(uri), Part: part, Reason: reason, Err: err}
+		return nil, &keystore.URIError{URI: redact(uri), Part: part, Reason: reason, Err: err}
 	}
 	scheme, rest, ok := strings.Cut(uri, ":")
 	if !ok || !strings.EqualFold(scheme, Scheme) {
@@ -226,6 +226,36 @@ func ParseURI(uri string) (*Config, error) {
 		return fail("token", "no token selected: give token=, serial= or slot-id=", nil)
 	}
 	return cfg, nil
+}
+
+// redact returns uri with the value of every pin-value attribute replaced
+// by "REDACTED", as [keystore.RedactURI] does, but splitting at every
+// separator a malformed URI may use (';', '?', '&', ':' and '#'), so that
+// no PIN reaches an error message whatever the URI looks like.
+func redact(uri string) string {
+	var b strings.Builder
+	for len(uri) > 0 {
+		i := strings.IndexAny(uri, ";?&:#")
+		tok := uri
+		if i >= 0 {
+			tok = uri[:i]
+		}
+		name, _, hasValue := strings.Cut(tok, "=")
+		n, err := url.PathUnescape(name)
+		if err != nil {
+			n = name
+		}
+		if hasValue && strings.EqualFold(n, "pin-value") {
+			tok = name + "=REDACTED"
+		}
+		b.WriteString(tok)
+		if i < 0 {
+			break
+		}
+		b.WriteByte(uri[i])
+		uri = uri[i+1:]
+	}
+	return keystore.RedactURI(b.String())
 }
 
 var queryAttrs = map[string]bool{

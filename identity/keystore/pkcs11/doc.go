@@ -1,0 +1,146 @@
+// Package pkcs11 is a [keystore.Store] over a token of any PKCS#11 module:
+// a network or PCIe HSM, a smart card, a USB token, or SoftHSM2 for tests.
+// Keys are generated inside the token, sign inside it, and do not leave
+// it.
+//
+// Importing the package registers the "pkcs11" scheme with
+// [keystore.Open], as database/sql drivers do:
+//
+//	import _ "github.com/ztmkit/ztm/identity/keystore/pkcs11"
+//
+//	store, err := keystore.Open(ctx, "pkcs11:token=line1;object=station"+
+//		"?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/ztm/line1.pin")
+//
+// [Open] does the same from a [Config] without the registry, and
+// [ParseURI] turns a URI into a Config.
+//
+// # Sections
+//
+//   - URIs: the RFC 7512 attributes this package reads
+//   - Keys: what Create puts on the token
+//   - Errors
+//   - Concurrency and the process-wide module
+//   - Security notes
+//   - Why github.com/miekg/pkcs11
+//
+// # URIs
+//
+// A store URI names a token (RFC 7512, "PKCS #11 URI"):
+//
+//	pkcs11:<path attributes, ';'-separated>?<query attributes, '&'-separated>
+//
+//	| attribute     | where | meaning                                                   |
+//	|---------------|-------|-----------------------------------------------------------|
+//	| token         | path  | token label (CK_TOKEN_INFO.label)                         |
+//	| serial        | path  | token serial number                                       |
+//	| manufacturer  | path  | token manufacturer id                                     |
+//	| model         | path  | token model                                               |
+//	| slot-id       | path  | slot number, decimal (SoftHSM's change: prefer token=)    |
+//	| object        | path  | a key label, carried in [Config.Object]; optional         |
+//	| type          | path  | "private" only; optional                                  |
+//	| x-…           | both  | vendor attributes: ignored (RFC 7512 §2.3)                |
+//	| module-path   | query | the module's file name; required                          |
+//	| pin-source    | query | "file:/path" or "/path": a file holding the user PIN      |
+//	| pin-value     | query | the user PIN itself (see Security notes)                  |
+//	| max-sessions  | query | ztm extension: session pool size (default 16)             |
+//
+// At least one of token, serial, manufacturer, model and slot-id is
+// required, and exactly one initialized token must match all of them.
+// Values are percent-decoded; each attribute may appear once. The id,
+// library-* and slot-manufacturer/-description attributes and module-name
+// are refused with a reason, as are unknown attributes. Every refusal is a
+// [*keystore.URIError] whose Part names the attribute at fault.
+//
+// # Keys
+//
+// [Store.Create] generates a key pair in the token with C_GenerateKeyPair:
+// both objects get CKA_LABEL = the label and one random 16-byte CKA_ID;
+// the private key is CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE and CKA_SIGN
+// true and CKA_EXTRACTABLE false. With [keystore.CreateRequest.Exportable]
+// it is CKA_EXTRACTABLE true and still CKA_SENSITIVE: it may then leave the
+// token only wrapped under another key (C_WrapKey), which is what sealed
+// key injection needs, and never in clear.
+//
+//	| algorithm | key generation                    | signature                                      |
+//	|-----------|-----------------------------------|------------------------------------------------|
+//	| ES256     | CKM_EC_KEY_PAIR_GEN, P-256        | CKM_ECDSA on the digest, r||s turned into DER  |
+//	| ES384     | CKM_EC_KEY_PAIR_GEN, P-384        | CKM_ECDSA on the digest, r||s turned into DER  |
+//	| EdDSA     | CKM_EC_EDWARDS_KEY_PAIR_GEN       | CKM_EDDSA (pure Ed25519) on the message        |
+//	| PS256     | CKM_RSA_PKCS_KEY_PAIR_GEN, 3072   | CKM_RSA_PKCS_PSS, SHA-256, MGF1-SHA-256, salt 32 |
+//
+// An algorithm is offered only when the token lists its mechanisms
+// (C_GetMechanismList; [Store.Algorithms]); Create refuses the others
+// with [keystore.ErrUnsupportedAlgorithm]. SoftHSM 2.6 offers all four.
+//
+// [Store.Get] also uses keys that other tools made, such as
+// pkcs11-tool --keypairgen: the private key is found by label and its
+// public key by CKA_ID. [Store.Delete] destroys the private key and then
+// its public key objects. If a step of Create fails after generation, the
+// objects made are destroyed: no half keys.
+//
+// Labels are unique per token within one process: Create searches for the
+// label and generates the key under a lock that every store of the process
+// on the token shares. PKCS#11 has no way to lock a token across
+// processes, so two processes that create the same label at the same
+// moment may both succeed; Get then reports the label as ambiguous. Give
+// each process its own labels.
+//
+// # Errors
+//
+// A module that is missing or cannot be loaded gives a [*ModuleError] with
+// its path; no matching token, an error wrapping [ErrTokenNotFound]; a
+// refused PIN (CKR_PIN_INCORRECT and the other PIN codes), an error
+// wrapping [keystore.ErrAuth]. Failed PKCS#11 calls are [*Error] values
+// carrying the CK_RV, which also wrap github.com/miekg/pkcs11's Error.
+// A key deleted (by this process, or by another when the module reports
+// its handle invalid) signs with an error wrapping [keystore.ErrNotFound];
+// a key of a closed store, with [keystore.ErrClosed].
+//
+// # Concurrency and the process-wide module
+//
+// Stores and keys are safe for concurrent use. Each store has a pool of up
+// to [Config.MaxSessions] read-write sessions; operations take a session,
+// so that many goroutines sign at once. An operation whose session or
+// login the module drops (CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED,
+// CKR_USER_NOT_LOGGED_IN) is retried once on a new session, after logging
+// in again: every operation here is safe to retry.
+//
+// A PKCS#11 module is initialized once per process, and a login holds for
+// the whole process. So the package keeps one process-wide, reference
+// counted entry per module and per token: many stores may be open on one
+// module and one token. The first store initializes the module
+// (C_Initialize) and logs in; the last Close logs out and finalizes it. A
+// second store on a token the process is logged in to must give the same
+// PIN, or it is refused with [keystore.ErrAuth] (the module itself would
+// accept any PIN then). If another library in the process initialized the
+// module first (CKR_CRYPTOKI_ALREADY_INITIALIZED), the stores share its
+// initialization and never finalize it.
+//
+// Some modules, SoftHSM2 among them, read their configuration and list
+// their tokens at C_Initialize: a token created by another process after
+// that is not seen until every store on the module has closed.
+//
+// # Security notes
+//
+//   - No error, and no formatting of a [Config] (String, GoString), carries
+//     the PIN; pin-value is written as REDACTED.
+//   - Prefer pin-source to pin-value: a PIN in a URI ends up in shell
+//     histories and process lists. The PIN stays in memory while a store
+//     of the process uses the token, to log in again if the module drops
+//     the login.
+//   - Close logs out of the token once no store of the process uses it.
+//   - The rand argument of Sign is ignored: the token uses its own RNG.
+//     [Config.Rand] is used only for the CKA_ID.
+//
+// # Why github.com/miekg/pkcs11
+//
+// The store is written directly on github.com/miekg/pkcs11, not on
+// github.com/ThalesGroup/crypto11 (which is itself built on it). crypto11
+// v1.6.2 has no Ed25519 (CKM_EDDSA) keys, hides its module handle (so its
+// gaps cannot be filled with direct calls on the same initialization), and
+// its per-path module sharing cannot check the PIN of a second context on
+// a logged-in token. Key generation, the CKA_EXTRACTABLE choice, deletion
+// of both halves, error codes and the session pool are each a few direct
+// PKCS#11 calls, which this package makes and tests against SoftHSM2 and
+// OpenSC's pkcs11-tool.
+package pkcs11
