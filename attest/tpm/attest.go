@@ -1,0 +1,172 @@
+package tpm
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/crypto/cryptobyte"
+)
+
+// TPM constants used in quotes. Reference: TPM 2.0 Library Part 2 §6.
+const (
+	// GeneratedValue is TPM_GENERATED_VALUE, the magic of every
+	// TPMS_ATTEST the TPM produces.
+	GeneratedValue uint32 = 0xff544347
+	// TagAttestQuote is TPM_ST_ATTEST_QUOTE.
+	TagAttestQuote uint16 = 0x8018
+
+	algRSASSA uint16 = 0x0014
+	algRSAPSS uint16 = 0x0016
+	algECDSA  uint16 = 0x0018
+	algSHA1   uint16 = 0x0004
+	algSHA256 uint16 = 0x000b
+	algSHA384 uint16 = 0x000c
+	algSHA512 uint16 = 0x000d
+)
+
+// maxPCRSelections bounds the banks a TPML_PCR_SELECTION may list
+// (HASH_COUNT on any TPM is far lower).
+const maxPCRSelections = 16
+
+// ErrMalformed is wrapped by [ParseAttest], [ParseSignature] and
+// [ParseEvidence] for input that is not the structure asked for.
+var ErrMalformed = errors.New("tpm: malformed structure")
+
+// ClockInfo is TPMS_CLOCK_INFO.
+type ClockInfo struct {
+	Clock        uint64
+	ResetCount   uint32
+	RestartCount uint32
+	Safe         bool
+}
+
+// PCRSelection is one TPMS_PCR_SELECTION: a hash bank and the PCRs selected
+// in it, in increasing order.
+type PCRSelection struct {
+	Hash uint16
+	PCRs []int
+}
+
+// Attest is a parsed TPMS_ATTEST of type TPM_ST_ATTEST_QUOTE. Reference: TPM
+// 2.0 Library Part 2 §10.12.8 (TPMS_QUOTE_INFO) and §10.12.12.
+type Attest struct {
+	// Magic is always [GeneratedValue] once parsed.
+	Magic uint32
+	// Type is always [TagAttestQuote] once parsed.
+	Type uint16
+	// QualifiedSigner is the qualified name of the signing key.
+	QualifiedSigner []byte
+	// ExtraData is the caller's qualifying data: the nonce.
+	ExtraData []byte
+	// ClockInfo is the TPM's clock state.
+	ClockInfo ClockInfo
+	// FirmwareVersion is the TPM vendor's firmware version.
+	FirmwareVersion uint64
+	// PCRSelection lists the quoted PCRs per bank.
+	PCRSelection []PCRSelection
+	// PCRDigest is the digest of the quoted PCR values, concatenated in
+	// selection order, with the AK's hash algorithm.
+	PCRDigest []byte
+}
+
+func readTPM2B(s *cryptobyte.String, out *[]byte) bool {
+	var b cryptobyte.String
+	if !s.ReadUint16LengthPrefixed(&b) {
+		return false
+	}
+	*out = append([]byte(nil), b...)
+	return true
+}
+
+// ParseAttest parses a TPMS_ATTEST (the contents of a TPM2B_ATTEST) and
+// checks that it is a quote made by a TPM: magic TPM_GENERATED_VALUE, type
+// TPM_ST_ATTEST_QUOTE. Errors wrap [ErrMalformed].
+func ParseAttest(b []byte) (*Attest, error) {
+	s := cryptobyte.String(b)
+	var a Attest
+	if !s.ReadUint32(&a.Magic) || !s.ReadUint16(&a.Type) {
+		return nil, fmt.Errorf("%w: TPMS_ATTEST header truncated", ErrMalformed)
+	}
+	if a.Magic != GeneratedValue {
+		return nil, fmt.Errorf("%w: TPMS_ATTEST magic %#x, want %#x", ErrMalformed, a.Magic, GeneratedValue)
+	}
+	if a.Type != TagAttestQuote {
+		return nil, fmt.Errorf("%w: TPMS_ATTEST type %#x, want TPM_ST_ATTEST_QUOTE", ErrMalformed, a.Type)
+	}
+	var safe uint8
+	if !readTPM2B(&s, &a.QualifiedSigner) || !readTPM2B(&s, &a.ExtraData) ||
+		!s.ReadUint64(&a.ClockInfo.Clock) || !s.ReadUint32(&a.ClockInfo.ResetCount) ||
+		!s.ReadUint32(&a.ClockInfo.RestartCount) || !s.ReadUint8(&safe) ||
+		!s.ReadUint64(&a.FirmwareVersion) {
+		return nil, fmt.Errorf("%w: TPMS_ATTEST truncated", ErrMalformed)
+	}
+	if safe > 1 {
+		return nil, fmt.Errorf("%w: clockInfo.safe is %d", ErrMalformed, safe)
+	}
+	a.ClockInfo.Safe = safe == 1
+	var count uint32
+	if !s.ReadUint32(&count) {
+		return nil, fmt.Errorf("%w: TPML_PCR_SELECTION truncated", ErrMalformed)
+	}
+	if count > maxPCRSelections {
+		return nil, fmt.Errorf("%w: %d PCR selections", ErrMalformed, count)
+	}
+	for i := uint32(0); i < count; i++ {
+		var sel PCRSelection
+		var bitmap cryptobyte.String
+		if !s.ReadUint16(&sel.Hash) || !s.ReadUint8LengthPrefixed(&bitmap) {
+			return nil, fmt.Errorf("%w: TPMS_PCR_SELECTION truncated", ErrMalformed)
+		}
+		for byteIdx, bits := range bitmap {
+			for bit := 0; bit < 8; bit++ {
+				if bits&(1<<bit) != 0 {
+					sel.PCRs = append(sel.PCRs, byteIdx*8+bit)
+				}
+			}
+		}
+		a.PCRSelection = append(a.PCRSelection, sel)
+	}
+	if !readTPM2B(&s, &a.PCRDigest) {
+		return nil, fmt.Errorf("%w: pcrDigest truncated", ErrMalformed)
+	}
+	if !s.Empty() {
+		return nil, fmt.Errorf("%w: %d bytes of trailing data after TPMS_ATTEST", ErrMalformed, len(s))
+	}
+	return &a, nil
+}
+
+// Signature is a parsed TPMT_SIGNATURE of an ECDSA, RSASSA or RSAPSS key.
+type Signature struct {
+	// Alg is the signature scheme: TPM_ALG_ECDSA, _RSASSA or _RSAPSS.
+	Alg uint16
+	// Hash is the digest algorithm (TPM_ALG_SHA256, …).
+	Hash uint16
+	// R and S are the ECDSA signature; RSA is the RSA signature.
+	R, S, RSA []byte
+}
+
+// ParseSignature parses a TPMT_SIGNATURE. Reference: TPM 2.0 Library Part 2
+// §11.3.4. Errors wrap [ErrMalformed].
+func ParseSignature(b []byte) (*Signature, error) {
+	s := cryptobyte.String(b)
+	var sig Signature
+	if !s.ReadUint16(&sig.Alg) || !s.ReadUint16(&sig.Hash) {
+		return nil, fmt.Errorf("%w: TPMT_SIGNATURE truncated", ErrMalformed)
+	}
+	switch sig.Alg {
+	case algECDSA:
+		if !readTPM2B(&s, &sig.R) || !readTPM2B(&s, &sig.S) {
+			return nil, fmt.Errorf("%w: ECDSA signature truncated", ErrMalformed)
+		}
+	case algRSASSA, algRSAPSS:
+		if !readTPM2B(&s, &sig.RSA) {
+			return nil, fmt.Errorf("%w: RSA signature truncated", ErrMalformed)
+		}
+	default:
+		return nil, fmt.Errorf("%w: signature algorithm %#x", ErrMalformed, sig.Alg)
+	}
+	if !s.Empty() {
+		return nil, fmt.Errorf("%w: trailing data after TPMT_SIGNATURE", ErrMalformed)
+	}
+	return &sig, nil
+}

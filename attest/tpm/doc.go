@@ -1,0 +1,31 @@
+// Package tpm verifies TPM 2.0 quotes as attestation evidence.
+//
+// A TPM proves its platform state with TPM2_Quote: an attestation key (AK)
+// that never leaves the TPM signs a TPMS_ATTEST structure holding the
+// verifier's nonce (extraData) and a digest of selected PCRs. This package
+// checks such a quote and turns it into an [attest.Result], like
+// [attest.EATVerifier] does for EAT evidence; its [Verifier] implements
+// [attest.Verifier].
+//
+// # Sections
+//
+//   - Evidence: [Evidence] is the quote, its signature, the quoted PCR values
+//     and the AK's certificate chain (or key ID), carried as one CBOR map
+//     ([Evidence.Marshal], [ParseEvidence]).
+//   - Parsing: [ParseAttest] reads a TPMS_ATTEST strictly (TPM 2.0 Library
+//     Part 2 §10.12.12) and [ParseSignature] a TPMT_SIGNATURE (§11.3.4);
+//     neither panics or reads past its input, and both refuse trailing data.
+//   - Verification: [NewVerifier] with a [Config]: the AK chain must lead to
+//     the configured trust anchors (or the AK be registered by key ID); the
+//     signature algorithm must match the AK; the nonce must be one the
+//     [attest.Nonces] issued, and is consumed; the supplied PCR values must
+//     hash to the quoted digest; and they must match one of the reference
+//     PCR sets.
+//
+// Errors are those of package attest: every refusal wraps
+// [attest.ErrVerification] through an [*attest.VerificationError] whose
+// Reason says which check failed, and comes with a contraindicated Result.
+//
+// The prover side, creating an AK and quoting, is
+// [github.com/ztmkit/ztm/identity/keystore/tpm].
+package tpm

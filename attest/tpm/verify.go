@@ -1,0 +1,417 @@
+package tpm
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"hash"
+	"math/big"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ztmkit/ztm/attest"
+	"github.com/ztmkit/ztm/internal/detcbor"
+)
+
+// NumPCRs is the number of PCRs in a bank of a PC-client TPM.
+const NumPCRs = 24
+
+// Evidence is a TPM quote as sent to a verifier: exactly what the TPM
+// signed, its signature, the PCR values it quoted, and how to find the AK.
+// On the wire it is a deterministic CBOR map:
+//
+//	tpm-evidence = {
+//	  1: bstr,              ; TPMS_ATTEST, as signed
+//	  2: bstr,              ; TPMT_SIGNATURE
+//	  3: { uint => bstr },  ; quoted PCR index => SHA-256 bank value
+//	  ? 4: [+ bstr],        ; AK certificate chain, DER, leaf first
+//	  ? 5: bstr,            ; AK key ID, registered with the verifier
+//	}
+type Evidence struct {
+	Attest    []byte         `cbor:"1,keyasint"`
+	Signature []byte         `cbor:"2,keyasint"`
+	PCRs      map[int][]byte `cbor:"3,keyasint"`
+	AKChain   [][]byte       `cbor:"4,keyasint,omitempty"`
+	AKKeyID   []byte         `cbor:"5,keyasint,omitempty"`
+}
+
+// Marshal encodes e deterministically.
+func (e *Evidence) Marshal() ([]byte, error) {
+	if err := e.check(); err != nil {
+		return nil, err
+	}
+	return detcbor.Marshal(e)
+}
+
+func (e *Evidence) check() error {
+	if len(e.Attest) == 0 || len(e.Signature) == 0 {
+		return fmt.Errorf("%w: evidence without quote or signature", ErrMalformed)
+	}
+	for i, v := range e.PCRs {
+		if i < 0 || i >= NumPCRs || len(v) != sha256.Size {
+			return fmt.Errorf("%w: PCR %d with a %d-byte value", ErrMalformed, i, len(v))
+		}
+	}
+	if len(e.AKChain) == 0 && len(e.AKKeyID) == 0 {
+		return fmt.Errorf("%w: evidence names no attestation key", ErrMalformed)
+	}
+	return nil
+}
+
+// ParseEvidence decodes evidence strictly (no duplicate keys, indefinite
+// lengths, unknown keys or trailing data; at most maxSize bytes, or
+// attest.DefaultMaxSize if maxSize <= 0). Errors wrap [ErrMalformed].
+func ParseEvidence(b []byte, maxSize int) (*Evidence, error) {
+	if maxSize <= 0 {
+		maxSize = attest.DefaultMaxSize
+	}
+	var e Evidence
+	if err := detcbor.Unmarshal(b, &e, maxSize); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if err := e.check(); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// ReferenceValues is one acceptable platform state: the expected SHA-256
+// bank value of each listed PCR (for instance, the PCRs of one approved
+// firmware release). Every listed PCR must be quoted and equal.
+type ReferenceValues struct {
+	// Name names the state in results, e.g. "firmware 2.3.1".
+	Name string
+	// PCRs are the expected values by PCR index.
+	PCRs map[int][]byte
+}
+
+// Config configures a TPM quote [Verifier]. Its zero value trusts no AK.
+type Config struct {
+	// Roots are the trust anchors an AK certificate chain must lead to.
+	// If nil, no chain is trusted (system roots are never used).
+	Roots *x509.CertPool
+	// Keys are registered AK public keys by key ID.
+	Keys map[string]crypto.PublicKey
+	// Nonces issues and consumes the quote nonces (extraData). If nil,
+	// the nonce is not checked.
+	//
+	// WARNING: without Nonces, a replayed quote is accepted.
+	Nonces *attest.Nonces
+	// ReferenceValues are the acceptable platform states; a quote must
+	// match one. With none, every quote is contraindicated.
+	ReferenceValues []ReferenceValues
+	// MaxSize bounds the evidence size; if zero attest.DefaultMaxSize.
+	MaxSize int
+	// Time returns the current time; if nil, time.Now.
+	Time func() time.Time
+	// VerifierID names this verifier in results.
+	VerifierID attest.VerifierID
+	// PolicyID is ear.appraisal-policy-id; if empty "ztm/attest/tpm".
+	PolicyID string
+	// Submod names the appraisal in results; if empty "tpm".
+	Submod string
+}
+
+// Verifier verifies TPM quotes. It is safe for concurrent use.
+type Verifier struct {
+	cfg Config
+}
+
+var _ attest.Verifier = (*Verifier)(nil)
+
+// NewVerifier returns a verifier for cfg. It returns an error for reference
+// values with a PCR index out of range or a value that is not 32 bytes.
+func NewVerifier(cfg Config) (*Verifier, error) {
+	v := &Verifier{cfg: cfg}
+	if v.cfg.MaxSize <= 0 {
+		v.cfg.MaxSize = attest.DefaultMaxSize
+	}
+	if v.cfg.Time == nil {
+		v.cfg.Time = time.Now
+	}
+	if v.cfg.PolicyID == "" {
+		v.cfg.PolicyID = "ztm/attest/tpm"
+	}
+	if v.cfg.Submod == "" {
+		v.cfg.Submod = "tpm"
+	}
+	keys := make(map[string]crypto.PublicKey, len(cfg.Keys))
+	for k, p := range cfg.Keys {
+		keys[k] = p
+	}
+	v.cfg.Keys = keys
+	v.cfg.ReferenceValues = append([]ReferenceValues(nil), cfg.ReferenceValues...)
+	for i, rv := range v.cfg.ReferenceValues {
+		if len(rv.PCRs) == 0 {
+			return nil, fmt.Errorf("tpm: reference values %d list no PCR", i)
+		}
+		for idx, val := range rv.PCRs {
+			if idx < 0 || idx >= NumPCRs || len(val) != sha256.Size {
+				return nil, fmt.Errorf("tpm: reference values %d: PCR %d with a %d-byte value", i, idx, len(val))
+			}
+		}
+	}
+	return v, nil
+}
+
+func refuse(r attest.Reason, err error, format string, args ...any) *attest.VerificationError {
+	return &attest.VerificationError{Reason: r, Detail: fmt.Sprintf(format, args...), Err: err}
+}
+
+// Verify implements [attest.Verifier] for TPM quote evidence (see
+// [Evidence]): it checks the AK (chain or key ID), that the signature
+// scheme matches the AK, the signature over TPMS_ATTEST, the quote's
+// structure, the nonce in extraData (consumed), that the supplied PCR
+// values hash to the quoted digest, and that they match a reference state.
+// Refusals return a [*attest.VerificationError] and a contraindicated
+// Result.
+func (v *Verifier) Verify(ctx context.Context, evidence []byte) (*attest.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := v.cfg.Time()
+	r := v.newResult(now)
+	a := r.Submods[v.cfg.Submod]
+	if len(evidence) > v.cfg.MaxSize {
+		e := refuse(attest.ReasonTooLarge, nil, "%d bytes, limit %d", len(evidence), v.cfg.MaxSize)
+		return v.refusal(r, e), e
+	}
+	d := sha256.Sum256(evidence)
+	a.EvidenceDigest = d[:]
+	q, att, e := v.authenticate(evidence, now)
+	if e != nil {
+		return v.refusal(r, e), e
+	}
+	r.Nonce = att.ExtraData
+	if v.cfg.Nonces != nil {
+		if err := v.cfg.Nonces.Consume(att.ExtraData); err != nil {
+			var ve *attest.VerificationError
+			if !errors.As(err, &ve) {
+				ve = refuse(attest.ReasonNonceUnknown, err, "nonce")
+			}
+			return v.refusal(r, ve), ve
+		}
+	}
+	if len(v.cfg.ReferenceValues) == 0 {
+		e := refuse(attest.ReasonNoReferenceValues, nil, "no reference PCR values configured")
+		return v.refusal(r, e), e
+	}
+	var misses []string
+	for _, rv := range v.cfg.ReferenceValues {
+		miss := comparePCRs(q.PCRs, rv)
+		if miss == "" {
+			a.TrustVector = attest.TrustVector{
+				InstanceIdentity: attest.TrustRecognizedInstance,
+				Hardware:         attest.TrustGenuineHardware,
+				Executables:      attest.TrustApprovedRuntime,
+			}
+			a.Status = attest.StatusAffirming
+			a.Reasons = nil
+			return r, nil
+		}
+		misses = append(misses, miss)
+	}
+	e = refuse(attest.ReasonMeasurementMismatch, nil, "%s", strings.Join(misses, "; "))
+	r = v.refusal(r, e)
+	a.TrustVector = attest.TrustVector{
+		InstanceIdentity: attest.TrustRecognizedInstance,
+		Hardware:         attest.TrustGenuineHardware,
+		Executables:      attest.TrustContraindicatedRuntime,
+	}
+	return r, e
+}
+
+func comparePCRs(got map[int][]byte, rv ReferenceValues) string {
+	idx := make([]int, 0, len(rv.PCRs))
+	for i := range rv.PCRs {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	for _, i := range idx {
+		g, ok := got[i]
+		switch {
+		case !ok:
+			return fmt.Sprintf("%s: PCR %d not quoted", rv.Name, i)
+		case !bytes.Equal(g, rv.PCRs[i]):
+			return fmt.Sprintf("%s: PCR %d is %x, want %x", rv.Name, i, g, rv.PCRs[i])
+		}
+	}
+	return ""
+}
+
+func (v *Verifier) newResult(now time.Time) *attest.Result {
+	return &attest.Result{
+		Profile:    attest.EARProfile,
+		IssuedAt:   now.Truncate(time.Second),
+		VerifierID: v.cfg.VerifierID,
+		Submods:    map[string]*attest.Appraisal{v.cfg.Submod: {PolicyID: v.cfg.PolicyID}},
+	}
+}
+
+func (v *Verifier) refusal(r *attest.Result, e *attest.VerificationError) *attest.Result {
+	a := r.Submods[v.cfg.Submod]
+	a.Status = attest.StatusContraindicated
+	a.Reasons = []string{e.Reason.String() + ": " + e.Detail}
+	switch e.Reason {
+	case attest.ReasonNonceUnknown, attest.ReasonNonceReused, attest.ReasonNonceExpired:
+		a.TrustVector = attest.TrustVector{InstanceIdentity: attest.TrustUntrustworthyInstance}
+	case attest.ReasonNoReferenceValues:
+		a.TrustVector = attest.TrustVector{InstanceIdentity: attest.TrustRecognizedInstance, Hardware: attest.TrustUnrecognizedHardware}
+	default:
+		a.TrustVector.SetAll(attest.TrustCryptoValidationFailed)
+	}
+	return r
+}
+
+// authenticate parses the evidence, finds and checks the AK, verifies the
+// signature, parses the quote and checks the PCR values against its digest.
+func (v *Verifier) authenticate(evidence []byte, now time.Time) (*Evidence, *Attest, *attest.VerificationError) {
+	q, err := ParseEvidence(evidence, v.cfg.MaxSize)
+	if err != nil {
+		return nil, nil, refuse(attest.ReasonMalformed, err, "TPM evidence")
+	}
+	var pub crypto.PublicKey
+	if len(q.AKChain) > 0 {
+		certs := make([]*x509.Certificate, len(q.AKChain))
+		for i, der := range q.AKChain {
+			if certs[i], err = x509.ParseCertificate(der); err != nil {
+				return nil, nil, refuse(attest.ReasonMalformed, err, "AK certificate %d", i)
+			}
+		}
+		if _, e := attest.VerifyChain(certs, v.cfg.Roots, now); e != nil {
+			return nil, nil, e
+		}
+		pub = certs[0].PublicKey
+	} else {
+		var ok bool
+		if pub, ok = v.cfg.Keys[string(q.AKKeyID)]; !ok {
+			return nil, nil, refuse(attest.ReasonUntrustedSigner, nil, "AK key ID %q is not registered", q.AKKeyID)
+		}
+	}
+	sig, err := ParseSignature(q.Signature)
+	if err != nil {
+		return nil, nil, refuse(attest.ReasonMalformed, err, "TPMT_SIGNATURE")
+	}
+	h, e := checkScheme(sig, pub)
+	if e != nil {
+		return nil, nil, e
+	}
+	h.Write(q.Attest)
+	digest := h.Sum(nil)
+	if e := verifySignature(sig, pub, digest); e != nil {
+		return nil, nil, e
+	}
+	att, err := ParseAttest(q.Attest)
+	if err != nil {
+		return nil, nil, refuse(attest.ReasonMalformed, err, "TPMS_ATTEST")
+	}
+	// The PCR values travel unsigned: they must be exactly the quoted
+	// ones, hashing (in selection order) to the signed digest.
+	ph := newHash(sig.Hash)
+	quoted := 0
+	for _, sel := range att.PCRSelection {
+		if sel.Hash != algSHA256 {
+			return nil, nil, refuse(attest.ReasonMalformed, nil, "quote selects PCRs of bank %#x; only SHA-256 is supported", sel.Hash)
+		}
+		for _, i := range sel.PCRs {
+			val, ok := q.PCRs[i]
+			if !ok {
+				return nil, nil, refuse(attest.ReasonBadSignature, nil, "quoted PCR %d has no value in the evidence", i)
+			}
+			ph.Write(val)
+			quoted++
+		}
+	}
+	if quoted != len(q.PCRs) {
+		return nil, nil, refuse(attest.ReasonBadSignature, nil, "evidence carries %d PCR values, the quote covers %d", len(q.PCRs), quoted)
+	}
+	if !bytes.Equal(ph.Sum(nil), att.PCRDigest) {
+		return nil, nil, refuse(attest.ReasonBadSignature, nil, "PCR values do not match the quoted PCR digest")
+	}
+	return q, att, nil
+}
+
+func newHash(alg uint16) hash.Hash {
+	switch alg {
+	case algSHA384:
+		return sha512.New384()
+	case algSHA512:
+		return sha512.New()
+	}
+	return sha256.New()
+}
+
+// checkScheme checks that the signature scheme is one the AK's key type
+// makes, with an acceptable hash, and returns that hash.
+func checkScheme(sig *Signature, pub crypto.PublicKey) (hash.Hash, *attest.VerificationError) {
+	switch sig.Hash {
+	case algSHA256, algSHA384, algSHA512:
+	case algSHA1:
+		return nil, refuse(attest.ReasonUnsupportedAlgorithm, nil, "SHA-1 signatures are refused")
+	default:
+		return nil, refuse(attest.ReasonUnsupportedAlgorithm, nil, "signature hash %#x", sig.Hash)
+	}
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if sig.Alg != algECDSA {
+			return nil, refuse(attest.ReasonAlgorithmMismatch, nil, "signature scheme %#x from an ECDSA AK", sig.Alg)
+		}
+		want := map[elliptic.Curve]uint16{elliptic.P256(): algSHA256, elliptic.P384(): algSHA384}[k.Curve]
+		if want == 0 {
+			return nil, refuse(attest.ReasonUnsupportedAlgorithm, nil, "AK on curve %s", k.Curve.Params().Name)
+		}
+		if sig.Hash != want {
+			return nil, refuse(attest.ReasonAlgorithmMismatch, nil, "hash %#x with a %s AK", sig.Hash, k.Curve.Params().Name)
+		}
+	case *rsa.PublicKey:
+		if sig.Alg != algRSASSA && sig.Alg != algRSAPSS {
+			return nil, refuse(attest.ReasonAlgorithmMismatch, nil, "signature scheme %#x from an RSA AK", sig.Alg)
+		}
+		if k.N.BitLen() < 2048 {
+			return nil, refuse(attest.ReasonUnsupportedAlgorithm, nil, "RSA-%d AK", k.N.BitLen())
+		}
+	default:
+		return nil, refuse(attest.ReasonUnsupportedAlgorithm, nil, "AK of type %T", pub)
+	}
+	return newHash(sig.Hash), nil
+}
+
+func cryptoHash(alg uint16) crypto.Hash {
+	switch alg {
+	case algSHA384:
+		return crypto.SHA384
+	case algSHA512:
+		return crypto.SHA512
+	}
+	return crypto.SHA256
+}
+
+func verifySignature(sig *Signature, pub crypto.PublicKey, digest []byte) *attest.VerificationError {
+	ok := false
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		r, s := new(big.Int).SetBytes(sig.R), new(big.Int).SetBytes(sig.S)
+		ok = ecdsa.Verify(k, digest, r, s)
+	case *rsa.PublicKey:
+		var err error
+		if sig.Alg == algRSASSA {
+			err = rsa.VerifyPKCS1v15(k, cryptoHash(sig.Hash), digest, sig.RSA)
+		} else {
+			err = rsa.VerifyPSS(k, cryptoHash(sig.Hash), digest, sig.RSA, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto})
+		}
+		ok = err == nil
+	}
+	if !ok {
+		return refuse(attest.ReasonBadSignature, nil, "quote signature does not verify with the AK")
+	}
+	return nil
+}
