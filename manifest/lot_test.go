@@ -38,7 +38,7 @@ func mth(leaves [][]byte) []byte {
 }
 
 // lotFixture signs one step for each of n devices and a lot over them.
-func lotFixture(t *testing.T, n int) (*fixture, [][]byte, *manifest.LotManifest) {
+func lotFixture(t testing.TB, n int) (*fixture, [][]byte, *manifest.LotManifest) {
 	t.Helper()
 	f := newFixture(t)
 	var leaves [][]byte
