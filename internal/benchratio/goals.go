@@ -9,4 +9,5 @@ var goals = map[string]float64{
 	"identity.Create":               0.90,
 	"identity/keystore/mem.Sign":    0.90,
 	"identity/keystore/pkcs11.Sign": 0.90,
+	"identity/keystore/tpm.Sign":    0.90,
 }

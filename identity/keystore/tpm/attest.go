@@ -304,15 +304,19 @@ func (s *Store) Quote(ctx context.Context, akLabel string, nonce []byte, pcrs []
 		if err != nil {
 			return nil, err
 		}
-		o, err := s.loadLocked(ctx, k)
-		if err != nil {
-			return nil, err
-		}
-		rsp, err := execute(ctx, s.tpm, tpm2.Quote{
-			SignHandle:     s.authHandle(o),
-			QualifyingData: tpm2.TPM2BData{Buffer: nonce},
-			InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
-			PCRSelect:      sel,
+		var rsp *tpm2.QuoteResponse
+		err = s.staleRetryLocked(func() error {
+			o, err := s.loadLocked(ctx, k)
+			if err != nil {
+				return err
+			}
+			rsp, err = execute(ctx, s.tpm, tpm2.Quote{
+				SignHandle:     s.authHandle(o),
+				QualifyingData: tpm2.TPM2BData{Buffer: nonce},
+				InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
+				PCRSelect:      sel,
+			})
+			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("tpm: quote with %q: %w", akLabel, err)

@@ -179,17 +179,19 @@ func (s *Store) create(ctx context.Context, label string, alg keystore.Algorithm
 	if _, err := os.Lstat(keyPath(s.dir, label)); err == nil {
 		return nil, fmt.Errorf("tpm: %w: %q", keystore.ErrExists, label)
 	}
-	srk, err := s.srkLocked(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var rsp *tpm2.CreateResponse
-	err = s.withRoomLocked(srk, func() (err error) {
-		rsp, err = execute(ctx, s.tpm, tpm2.Create{
-			ParentHandle: s.authHandle(srk),
-			InPublic:     tpm2.New2B(keyTemplate(alg, restricted)),
+	err := s.staleRetryLocked(func() error {
+		srk, err := s.srkLocked(ctx)
+		if err != nil {
+			return err
+		}
+		return s.withRoomLocked(srk, func() (err error) {
+			rsp, err = execute(ctx, s.tpm, tpm2.Create{
+				ParentHandle: s.authHandle(srk),
+				InPublic:     tpm2.New2B(keyTemplate(alg, restricted)),
+			})
+			return err
 		})
-		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tpm: failed to create %v key: %w", alg, err)
@@ -435,6 +437,18 @@ func (s *Store) flushAllLocked() error {
 	return errors.Join(errs...)
 }
 
+// staleRetryLocked runs f, and once more if it failed because a handle
+// the store held is gone (the TPM was reset): the store then forgets all
+// its handles, so that f loads afresh.
+func (s *Store) staleRetryLocked(f func() error) error {
+	err := f()
+	if err != nil && staleHandle(err) {
+		s.forgetAllLocked()
+		err = f()
+	}
+	return err
+}
+
 // forgetAllLocked drops every cached handle without flushing, after the TPM
 // reported that a handle no longer exists (a TPM reset).
 func (s *Store) forgetAllLocked() { s.loaded = nil }
@@ -478,34 +492,28 @@ func (k *key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 	if err := s.liveLocked(k); err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
+	var rsp *tpm2.SignResponse
+	err := s.staleRetryLocked(func() error {
 		o, err := s.loadLocked(ctx, k)
-		if err != nil && staleHandle(err) && attempt == 0 {
-			s.forgetAllLocked()
-			continue
-		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		rsp, err := execute(ctx, s.tpm, tpm2.Sign{
+		rsp, err = execute(ctx, s.tpm, tpm2.Sign{
 			KeyHandle:  tpm2.NamedHandle{Handle: o.handle, Name: o.name},
 			Digest:     tpm2.TPM2BDigest{Buffer: digest},
 			InScheme:   sigScheme(k.kf.alg),
 			Validation: tpm2.TPMTTKHashCheck{Tag: tpm2.TPMSTHashCheck, Hierarchy: tpm2.TPMRHNull},
 		})
-		if err != nil && staleHandle(err) && attempt == 0 {
-			s.forgetAllLocked()
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("tpm: failed to sign with %q: %w", k.label, err)
-		}
-		sig, err := signatureBytes(&rsp.Signature)
-		if err != nil {
-			return nil, fmt.Errorf("tpm: failed to sign with %q: %w", k.label, err)
-		}
-		return sig, nil
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tpm: failed to sign with %q: %w", k.label, err)
 	}
+	sig, err := signatureBytes(&rsp.Signature)
+	if err != nil {
+		return nil, fmt.Errorf("tpm: failed to sign with %q: %w", k.label, err)
+	}
+	return sig, nil
 }
 
 // liveLocked checks that the store is open and k's key file is still the

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -130,10 +131,31 @@ func TestTPMReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	signVerify(t, k)
-	if err := sim.Reset(); err != nil {
+	reset := func() {
+		t.Helper()
+		if err := sim.Reset(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reset()
+	signVerify(t, k)
+	reset() // the SRK handle is stale now: Create must recover too
+	ctx := context.Background()
+	k2, err := s.Create(ctx, keystore.CreateRequest{Label: "after-reset"})
+	if err != nil {
+		t.Fatalf("Create after reset: %v", err)
+	}
+	signVerify(t, k2)
+	if _, err := s.CreateAttestationKey(ctx, "ak"); err != nil {
 		t.Fatal(err)
 	}
-	signVerify(t, k)
+	if _, err := s.Quote(ctx, "ak", []byte("n"), []int{0}); err != nil {
+		t.Fatal(err)
+	}
+	reset()
+	if _, err := s.Quote(ctx, "ak", []byte("n"), []int{0}); err != nil {
+		t.Fatalf("Quote after reset: %v", err)
+	}
 }
 
 // TestCreateRaceLeavesNothing makes the key file's name taken between
@@ -265,4 +287,14 @@ func TestIndexPermissions(t *testing.T) {
 			t.Errorf("%s has mode %v, want %v", filepath.Base(path), fi.Mode().Perm(), want)
 		}
 	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -90,6 +90,9 @@ func parseURI(uri string) (*uriConfig, error) {
 		known["host"], known["port"], known["ctrl-port"] = true, true, true
 	}
 	for name := range q {
+		if name == "" {
+			return nil, fail("query", "an attribute has no name")
+		}
 		if !known[name] {
 			if name == "host" || name == "port" || name == "ctrl-port" {
 				return nil, fail(name, `only a "tpm:swtpm" URI takes a TCP address`)
