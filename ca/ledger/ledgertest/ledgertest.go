@@ -1,0 +1,598 @@
+// Package ledgertest is the conformance kit every [ca.Ledger]
+// implementation runs, the way keystoretest serves key stores: append and
+// chain verification, unique serials, quotas decided atomically under
+// concurrency, revocation, monotonic CRL numbers, and the closed state.
+//
+// A backend's test calls [Run] with a constructor for an empty ledger:
+//
+//	func TestConformance(t *testing.T) {
+//		ledgertest.Run(t, func(t *testing.T) ca.Ledger {
+//			l, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "l.db"), sqlite.Options{})
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			return l
+//		}, ledgertest.Config{Tamper: tamper})
+//	}
+//
+// Tampering with stored records is backend-specific, so [Config] takes a
+// hook for it.
+package ledgertest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ztmkit/ztm/ca"
+)
+
+// Config holds the backend-specific hooks of the kit. The zero value runs
+// every test that needs no hook.
+type Config struct {
+	// Tamper, if set, changes the stored record with sequence number seq
+	// behind the ledger's back (for instance its subject or certificate),
+	// so that the kit can check that Verify reports ErrLedgerCorrupt.
+	Tamper func(t *testing.T, l ca.Ledger, seq uint64)
+	// Reopen, if set, closes l and opens the same storage again, so that
+	// the kit can check that records persist.
+	Reopen func(t *testing.T, l ca.Ledger) ca.Ledger
+	// Concurrency is the number of goroutines of the race tests. If zero,
+	// 16.
+	Concurrency int
+}
+
+// Run runs the conformance tests. newLedger returns a new, empty ledger
+// for each subtest; the kit closes it.
+func Run(t *testing.T, newLedger func(t *testing.T) ca.Ledger, cfg Config) {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 16
+	}
+	k := &kit{cfg: cfg, newLedger: newLedger}
+	t.Run("Empty", k.testEmpty)
+	t.Run("AppendAndVerify", k.testAppendAndVerify)
+	t.Run("DuplicateSerial", k.testDuplicateSerial)
+	t.Run("Revocation", k.testRevocation)
+	t.Run("Quota", k.testQuota)
+	t.Run("QuotaRace", k.testQuotaRace)
+	t.Run("SerialRace", k.testSerialRace)
+	t.Run("ConcurrentChainLinear", k.testConcurrentChain)
+	t.Run("CRLNumbers", k.testCRLNumbers)
+	t.Run("CanceledContext", k.testCanceled)
+	t.Run("Closed", k.testClosed)
+	if cfg.Tamper != nil {
+		t.Run("Tamper", k.testTamper)
+	}
+	if cfg.Reopen != nil {
+		t.Run("Reopen", k.testReopen)
+	}
+}
+
+type kit struct {
+	cfg       Config
+	newLedger func(t *testing.T) ca.Ledger
+
+	keyOnce sync.Once
+	key     *ecdsa.PrivateKey
+	serial  sync.Mutex
+	next    int64
+}
+
+func (k *kit) open(t *testing.T) ca.Ledger {
+	t.Helper()
+	l := k.newLedger(t)
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// Issuance returns an issuance record with a real self-signed certificate
+// carrying serial, as the ChainVerifier requires.
+func (k *kit) issuance(t testing.TB, serial *big.Int, requester string, at time.Time) *ca.Record {
+	t.Helper()
+	k.keyOnce.Do(func() {
+		var err error
+		if k.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			panic(err)
+		}
+	})
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{SerialNumber: serial.Text(16)},
+		NotBefore:    at.Truncate(time.Second),
+		NotAfter:     at.Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.key.Public(), k.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pkh := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return &ca.Record{
+		Kind:           ca.KindIssuance,
+		Serial:         new(big.Int).Set(serial),
+		Subject:        cert.Subject.String(),
+		PublicKeyHash:  pkh[:],
+		Profile:        "idevid",
+		Requester:      requester,
+		EvidenceDigest: bytes.Repeat([]byte{0xe1}, 32),
+		StepDigest:     bytes.Repeat([]byte{0x57}, 32),
+		Time:           at,
+		Certificate:    der,
+	}
+}
+
+// Issuance returns an issuance record for a fresh random serial, with a
+// real self-signed certificate (a new P-256 key) as [ca.ChainVerifier]
+// requires, for backend tests that need records of their own.
+func Issuance(t testing.TB, requester string, at time.Time) *ca.Record {
+	t.Helper()
+	var k kit
+	return k.issuance(t, newSerial(t), requester, at)
+}
+
+func revocation(serial *big.Int, at time.Time, reason ca.RevocationReason) *ca.Record {
+	return &ca.Record{Kind: ca.KindRevocation, Serial: new(big.Int).Set(serial), Requester: "admin", Time: at, Reason: reason}
+}
+
+// newSerial returns a fresh positive serial (a random 128-bit value).
+func newSerial(t testing.TB) *big.Int {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	b[0] |= 0x01
+	return new(big.Int).SetBytes(b[:])
+}
+
+var base = time.Date(2026, 11, 25, 8, 0, 0, 123456789, time.UTC)
+
+func mustAppend(t testing.TB, l ca.Ledger, r *ca.Record, q *ca.Quota) {
+	t.Helper()
+	if err := l.Append(context.Background(), r, q); err != nil {
+		t.Fatalf("Append(%v %x): %v", r.Kind, r.Serial, err)
+	}
+}
+
+func head(t testing.TB, l ca.Ledger) ca.Head {
+	t.Helper()
+	h, err := l.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (k *kit) testEmpty(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	h := head(t, l)
+	if h.Seq != 0 || !bytes.Equal(h.Hash, make([]byte, 32)) {
+		t.Fatalf("empty head %d %x", h.Seq, h.Hash)
+	}
+	if v, err := l.Verify(ctx); err != nil || v.Seq != 0 {
+		t.Fatalf("Verify on empty ledger: %v %v", v, err)
+	}
+	if revs, err := l.Revoked(ctx); err != nil || len(revs) != 0 {
+		t.Fatalf("Revoked: %v %v", revs, err)
+	}
+	if _, err := l.Lookup(ctx, big.NewInt(1)); !errors.Is(err, ca.ErrUnknownSerial) {
+		t.Fatalf("Lookup on empty ledger: %v", err)
+	}
+}
+
+func sameRecord(a, b *ca.Record) error {
+	switch {
+	case a.Seq != b.Seq, a.Kind != b.Kind, a.Serial.Cmp(b.Serial) != 0, a.Subject != b.Subject,
+		a.Profile != b.Profile, a.Requester != b.Requester, a.Reason != b.Reason:
+		return fmt.Errorf("scalar fields differ: %+v vs %+v", a, b)
+	case !a.Time.Equal(b.Time):
+		return fmt.Errorf("time %v vs %v", a.Time, b.Time)
+	case !bytes.Equal(a.PublicKeyHash, b.PublicKeyHash), !bytes.Equal(a.EvidenceDigest, b.EvidenceDigest),
+		!bytes.Equal(a.StepDigest, b.StepDigest), !bytes.Equal(a.Certificate, b.Certificate),
+		!bytes.Equal(a.PrevHash, b.PrevHash), !bytes.Equal(a.Hash, b.Hash):
+		return fmt.Errorf("byte fields differ")
+	}
+	return nil
+}
+
+func (k *kit) testAppendAndVerify(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	prev := make([]byte, 32)
+	var recs []*ca.Record
+	for i := range 10 {
+		r := k.issuance(t, newSerial(t), "station-a", base.Add(time.Duration(i)*time.Second))
+		if i%3 == 0 {
+			r.EvidenceDigest, r.StepDigest = nil, nil
+		}
+		mustAppend(t, l, r, nil)
+		if r.Seq != uint64(i+1) {
+			t.Fatalf("record %d got Seq %d", i+1, r.Seq)
+		}
+		if !bytes.Equal(r.PrevHash, prev) {
+			t.Fatalf("record %d PrevHash does not link", r.Seq)
+		}
+		want, err := r.ChainHash(prev)
+		if err != nil || !bytes.Equal(want, r.Hash) {
+			t.Fatalf("record %d Hash is not ChainHash: %v", r.Seq, err)
+		}
+		prev = r.Hash
+		recs = append(recs, r)
+	}
+	for _, r := range recs {
+		st, err := l.Lookup(ctx, r.Serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sameRecord(st.Issuance, r); err != nil {
+			t.Fatalf("Lookup(%d): %v", r.Seq, err)
+		}
+		if st.Revocation != nil {
+			t.Fatalf("Lookup(%d): revoked", r.Seq)
+		}
+	}
+	h, err := l.Verify(ctx)
+	if err != nil || h.Seq != 10 || !bytes.Equal(h.Hash, prev) {
+		t.Fatalf("Verify: %d %v", h.Seq, err)
+	}
+	if hh := head(t, l); hh.Seq != 10 || !bytes.Equal(hh.Hash, prev) {
+		t.Fatalf("Head %d", hh.Seq)
+	}
+}
+
+func (k *kit) testDuplicateSerial(t *testing.T) {
+	l := k.open(t)
+	s := newSerial(t)
+	mustAppend(t, l, k.issuance(t, s, "a", base), nil)
+	before := head(t, l)
+	dup := k.issuance(t, s, "b", base)
+	err := l.Append(context.Background(), dup, nil)
+	if !errors.Is(err, ca.ErrSerialExists) {
+		t.Fatalf("duplicate serial: %v", err)
+	}
+	if dup.Seq != 0 || dup.Hash != nil || dup.PrevHash != nil {
+		t.Fatalf("failed Append modified the record")
+	}
+	if h := head(t, l); h.Seq != before.Seq {
+		t.Fatalf("failed Append grew the ledger")
+	}
+}
+
+func (k *kit) testRevocation(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	s1, s2 := newSerial(t), newSerial(t)
+	mustAppend(t, l, k.issuance(t, s1, "a", base), nil)
+	mustAppend(t, l, k.issuance(t, s2, "a", base), nil)
+	at := base.Add(time.Minute)
+	rev := revocation(s1, at, ca.ReasonKeyCompromise)
+	mustAppend(t, l, rev, nil)
+	if rev.Seq != 3 {
+		t.Fatalf("revocation Seq %d", rev.Seq)
+	}
+	if err := l.Append(ctx, revocation(s1, at, ca.ReasonSuperseded), nil); !errors.Is(err, ca.ErrAlreadyRevoked) {
+		t.Fatalf("second revocation: %v", err)
+	}
+	if err := l.Append(ctx, revocation(newSerial(t), at, ca.ReasonSuperseded), nil); !errors.Is(err, ca.ErrUnknownSerial) {
+		t.Fatalf("revocation of unknown serial: %v", err)
+	}
+	revs, err := l.Revoked(ctx)
+	if err != nil || len(revs) != 1 {
+		t.Fatalf("Revoked: %v %v", revs, err)
+	}
+	r := revs[0]
+	if r.Serial.Cmp(s1) != 0 || !r.Time.Equal(at) || r.Reason != ca.ReasonKeyCompromise || r.Seq != 3 {
+		t.Fatalf("revocation %+v", r)
+	}
+	st, err := l.Lookup(ctx, s1)
+	if err != nil || st.Revocation == nil || st.Revocation.Reason != ca.ReasonKeyCompromise {
+		t.Fatalf("Lookup revoked: %+v %v", st, err)
+	}
+	if st, err := l.Lookup(ctx, s2); err != nil || st.Revocation != nil {
+		t.Fatalf("Lookup good: %+v %v", st, err)
+	}
+	if h, err := l.Verify(ctx); err != nil || h.Seq != 3 {
+		t.Fatalf("Verify: %v %v", h, err)
+	}
+}
+
+func (k *kit) testQuota(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	// An old issuance, before the window, does not count.
+	mustAppend(t, l, k.issuance(t, newSerial(t), "st", base.Add(-2*time.Hour)), nil)
+	q := &ca.Quota{Limit: 2, Since: base.Add(-time.Hour)}
+	mustAppend(t, l, k.issuance(t, newSerial(t), "st", base), q)
+	s := newSerial(t)
+	mustAppend(t, l, k.issuance(t, s, "st", base.Add(time.Second)), q)
+	// Revocations do not free quota nor count against it.
+	mustAppend(t, l, revocation(s, base.Add(2*time.Second), ca.ReasonSuperseded), q)
+	before := head(t, l)
+	if err := l.Append(ctx, k.issuance(t, newSerial(t), "st", base.Add(3*time.Second)), q); !errors.Is(err, ca.ErrQuotaExceeded) {
+		t.Fatalf("third issuance within quota 2: %v", err)
+	}
+	if h := head(t, l); h.Seq != before.Seq {
+		t.Fatal("refused Append grew the ledger")
+	}
+	// Another requester has its own quota; no quota means no limit.
+	mustAppend(t, l, k.issuance(t, newSerial(t), "other", base), q)
+	mustAppend(t, l, k.issuance(t, newSerial(t), "st", base), nil)
+	// The boundary is inclusive: Since itself counts.
+	q2 := &ca.Quota{Limit: 1, Since: base.Add(10 * time.Second)}
+	mustAppend(t, l, k.issuance(t, newSerial(t), "edge", base.Add(10*time.Second)), q2)
+	if err := l.Append(ctx, k.issuance(t, newSerial(t), "edge", base.Add(11*time.Second)), q2); !errors.Is(err, ca.ErrQuotaExceeded) {
+		t.Fatalf("inclusive boundary: %v", err)
+	}
+}
+
+func (k *kit) testQuotaRace(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	const limit = 5
+	n := k.cfg.Concurrency * 2
+	recs := make([]*ca.Record, n)
+	for i := range recs {
+		recs[i] = k.issuance(t, newSerial(t), "racer", base)
+	}
+	q := &ca.Quota{Limit: limit, Since: base.Add(-time.Hour)}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, over := 0, 0
+	for _, r := range recs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := l.Append(ctx, r, q)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, ca.ErrQuotaExceeded):
+				over++
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != limit || over != n-limit {
+		t.Fatalf("%d granted, %d refused; want %d and %d", ok, over, limit, n-limit)
+	}
+	if h, err := l.Verify(ctx); err != nil || h.Seq != limit {
+		t.Fatalf("Verify: %v %v", h, err)
+	}
+}
+
+func (k *kit) testSerialRace(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	s := newSerial(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for range k.cfg.Concurrency {
+		r := k.issuance(t, s, "racer", base)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := l.Append(ctx, r, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, ca.ErrSerialExists):
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 1 {
+		t.Fatalf("serial recorded %d times", ok)
+	}
+}
+
+func (k *kit) testConcurrentChain(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	const each = 10
+	workers := k.cfg.Concurrency
+	recs := make([][]*ca.Record, workers)
+	for w := range recs {
+		for range each {
+			recs[w] = append(recs[w], k.issuance(t, newSerial(t), fmt.Sprint("w", w), base))
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var seqs []uint64
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i, r := range recs[w] {
+				if err := l.Append(ctx, r, nil); err != nil {
+					t.Error(err)
+					return
+				}
+				// Revoke some as we go, interleaving record kinds.
+				if i%4 == 0 {
+					rv := revocation(r.Serial, base.Add(time.Second), ca.ReasonSuperseded)
+					if err := l.Append(ctx, rv, nil); err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					seqs = append(seqs, rv.Seq)
+					mu.Unlock()
+				}
+				mu.Lock()
+				seqs = append(seqs, r.Seq)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	for i, s := range seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("sequence numbers not 1..%d: position %d has %d", len(seqs), i, s)
+		}
+	}
+	h, err := l.Verify(ctx)
+	if err != nil || h.Seq != uint64(len(seqs)) {
+		t.Fatalf("Verify: %v %v (want %d records)", h, err, len(seqs))
+	}
+}
+
+func (k *kit) testCRLNumbers(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	for want := int64(1); want <= 3; want++ {
+		n, err := l.NextCRLNumber(ctx)
+		if err != nil || n.Int64() != want {
+			t.Fatalf("NextCRLNumber = %v, %v; want %d", n, err, want)
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := map[int64]bool{}
+	for range k.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			last := int64(0)
+			for range 5 {
+				n, err := l.NextCRLNumber(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n.Int64() <= last {
+					t.Errorf("CRL number went from %d to %d", last, n.Int64())
+				}
+				last = n.Int64()
+				mu.Lock()
+				if got[last] {
+					t.Errorf("CRL number %d handed out twice", last)
+				}
+				got[last] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	total := int64(3 + 5*k.cfg.Concurrency)
+	for n := int64(4); n <= total; n++ {
+		if !got[n] {
+			t.Fatalf("CRL number %d skipped", n)
+		}
+	}
+	// CRL numbers are not chain records.
+	if h := head(t, l); h.Seq != 0 {
+		t.Fatalf("CRL numbers added %d records", h.Seq)
+	}
+}
+
+func (k *kit) testCanceled(t *testing.T) {
+	l := k.open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := l.Append(ctx, k.issuance(t, newSerial(t), "a", base), nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Append with a canceled context: %v", err)
+	}
+	// The ledger still works and its chain is intact.
+	mustAppend(t, l, k.issuance(t, newSerial(t), "a", base), nil)
+	if _, err := l.Verify(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (k *kit) testClosed(t *testing.T) {
+	ctx := context.Background()
+	l := k.newLedger(t)
+	mustAppend(t, l, k.issuance(t, newSerial(t), "a", base), nil)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	check := func(name string, err error) {
+		if !errors.Is(err, ca.ErrLedgerClosed) {
+			t.Errorf("%s after Close: %v", name, err)
+		}
+	}
+	check("Append", l.Append(ctx, k.issuance(t, newSerial(t), "a", base), nil))
+	_, err := l.Lookup(ctx, big.NewInt(1))
+	check("Lookup", err)
+	_, err = l.Revoked(ctx)
+	check("Revoked", err)
+	_, err = l.NextCRLNumber(ctx)
+	check("NextCRLNumber", err)
+	_, err = l.Head(ctx)
+	check("Head", err)
+	_, err = l.Verify(ctx)
+	check("Verify", err)
+}
+
+func (k *kit) testTamper(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	for range 5 {
+		mustAppend(t, l, k.issuance(t, newSerial(t), "a", base), nil)
+	}
+	if _, err := l.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k.cfg.Tamper(t, l, 3)
+	_, err := l.Verify(ctx)
+	var ce *ca.ChainError
+	if !errors.Is(err, ca.ErrLedgerCorrupt) || !errors.As(err, &ce) {
+		t.Fatalf("Verify after tampering: %v", err)
+	}
+	if ce.Seq > 4 || ce.Seq < 3 {
+		t.Fatalf("tampering with record 3 reported at record %d", ce.Seq)
+	}
+}
+
+func (k *kit) testReopen(t *testing.T) {
+	ctx := context.Background()
+	l := k.newLedger(t)
+	var last *ca.Record
+	for range 3 {
+		last = k.issuance(t, newSerial(t), "a", base)
+		mustAppend(t, l, last, nil)
+	}
+	if _, err := l.NextCRLNumber(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l = k.cfg.Reopen(t, l)
+	t.Cleanup(func() { l.Close() })
+	h, err := l.Verify(ctx)
+	if err != nil || h.Seq != 3 || !bytes.Equal(h.Hash, last.Hash) {
+		t.Fatalf("after reopen: %v %v", h, err)
+	}
+	if n, err := l.NextCRLNumber(ctx); err != nil || n.Int64() != 2 {
+		t.Fatalf("CRL number after reopen: %v %v", n, err)
+	}
+	next := k.issuance(t, newSerial(t), "a", base)
+	mustAppend(t, l, next, nil)
+	if next.Seq != 4 || !bytes.Equal(next.PrevHash, last.Hash) {
+		t.Fatalf("chain does not continue after reopen")
+	}
+}

@@ -1,0 +1,138 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/ledger/ledgertest"
+	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+)
+
+func openAt(t *testing.T, path string) *sqlite.Ledger {
+	t.Helper()
+	l, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestConformance(t *testing.T) {
+	paths := map[ca.Ledger]string{}
+	newLedger := func(t *testing.T) ca.Ledger {
+		path := filepath.Join(t.TempDir(), "ledger.db")
+		l := openAt(t, path)
+		paths[l] = path
+		return l
+	}
+	ledgertest.Run(t, newLedger, ledgertest.Config{
+		Tamper: func(t *testing.T, l ca.Ledger, seq uint64) {
+			if _, err := rawDB(t, paths[l]).Exec("UPDATE records SET subject = 'SERIALNUMBER=forged' WHERE seq = ?", seq); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Reopen: func(t *testing.T, l ca.Ledger) ca.Ledger {
+			path := paths[l]
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			nl := openAt(t, path)
+			paths[nl] = path
+			return nl
+		},
+	})
+}
+
+// TestTamperKinds changes stored records in several ways; each is caught.
+func TestTamperKinds(t *testing.T) {
+	ctx := context.Background()
+	for name, stmt := range map[string]string{
+		"delete middle record":  "DELETE FROM records WHERE seq = 3",
+		"delete first record":   "DELETE FROM records WHERE seq = 1",
+		"change certificate":    "UPDATE records SET cert = (SELECT cert FROM records WHERE seq = 2) WHERE seq = 3",
+		"change time":           "UPDATE records SET time_ns = time_ns + 1 WHERE seq = 2",
+		"change requester":      "UPDATE records SET requester = 'someone else' WHERE seq = 4",
+		"recompute own hash":    "UPDATE records SET profile = 'x', hash = zeroblob(32) WHERE seq = 2",
+		"duplicate serial kind": "UPDATE records SET kind = 2 WHERE seq = 5",
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "l.db")
+			l := openAt(t, path)
+			defer l.Close()
+			fill(t, l, 5)
+			if _, err := rawDB(t, path).Exec(stmt); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Verify(ctx); !errors.Is(err, ca.ErrLedgerCorrupt) {
+				t.Fatalf("Verify: %v", err)
+			}
+		})
+	}
+}
+
+func TestOpenRefusesForeignFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.db")
+	os.WriteFile(garbage, []byte("this is not a database, just some text that is long enough to be a header........................................"), 0o600)
+	foreign := filepath.Join(dir, "foreign.db")
+	if _, err := rawDB(t, foreign).Exec("CREATE TABLE t (x)"); err != nil {
+		t.Fatal(err)
+	}
+	newer := filepath.Join(dir, "newer.db")
+	l := openAt(t, newer)
+	l.Close()
+	if _, err := rawDB(t, newer).Exec("PRAGMA user_version = 99"); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]error{garbage: sqlite.ErrNotLedger, foreign: sqlite.ErrNotLedger, newer: sqlite.ErrSchemaVersion} {
+		l, err := sqlite.Open(ctx, path, sqlite.Options{})
+		var oe *sqlite.OpenError
+		if l != nil || !errors.Is(err, want) || !errors.As(err, &oe) {
+			t.Errorf("%s: %v, want %v", filepath.Base(path), err, want)
+		}
+	}
+	// A refused file is left as it was.
+	if b, _ := os.ReadFile(garbage); string(b[:8]) != "this is " {
+		t.Error("garbage file modified")
+	}
+	if _, err := sqlite.Open(ctx, filepath.Join(dir, "missing-dir", "l.db"), sqlite.Options{}); err == nil {
+		t.Error("Open in a missing directory succeeded")
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "l.db")
+	l := openAt(t, path)
+	defer l.Close()
+	var mode string
+	if err := rawDB(t, path).QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode %q %v", mode, err)
+	}
+}
+
+func fill(t *testing.T, l ca.Ledger, n int) {
+	t.Helper()
+	for i := range n {
+		r := ledgertest.Issuance(t, "filler", time.Unix(1_800_000_000+int64(i), 0))
+		if err := l.Append(context.Background(), r, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
