@@ -102,8 +102,12 @@
 // to [Config.MaxSessions] read-write sessions; operations take a session,
 // so that many goroutines sign at once. An operation whose session or
 // login the module drops (CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED,
-// CKR_USER_NOT_LOGGED_IN) is retried once on a new session, after logging
-// in again: every operation here is safe to retry.
+// CKR_USER_NOT_LOGGED_IN; another library in the process calling C_Logout
+// or C_CloseAllSessions does that) is retried once on a new session, after
+// logging in again: every operation here is safe to retry. Modules may
+// renumber private objects across a logout (SoftHSM does), so a key whose
+// handle went stale is found again by its label and CKA_ID; it counts as
+// deleted only when no private key with both is left.
 //
 // A PKCS#11 module is initialized once per process, and a login holds for
 // the whole process. So the package keeps one process-wide, reference

@@ -95,3 +95,12 @@ func sessionLost(err error) bool {
 	}
 	return false
 }
+
+// handleInvalid reports whether err says an object handle names no object.
+func handleInvalid(err error) bool {
+	switch rv(err) {
+	case p11.CKR_KEY_HANDLE_INVALID, p11.CKR_OBJECT_HANDLE_INVALID:
+		return true
+	}
+	return false
+}

@@ -20,8 +20,9 @@ import (
 // checking what the store wrote. It shares the module with the store (the
 // module is initialized once per process).
 type raw struct {
-	ctx *p11.Ctx
-	sh  p11.SessionHandle
+	ctx  *p11.Ctx
+	slot uint
+	sh   p11.SessionHandle
 }
 
 func openRaw(tb testing.TB, tok softhsmtest.Token) *raw {
@@ -64,7 +65,7 @@ func openRaw(tb testing.TB, tok softhsmtest.Token) *raw {
 		}
 		ctx.Destroy()
 	})
-	return &raw{ctx: ctx, sh: sh}
+	return &raw{ctx: ctx, slot: slot, sh: sh}
 }
 
 // find returns the objects of a class with a label.
@@ -198,4 +199,61 @@ func TestDeletedByTool(t *testing.T) {
 	if _, err := s.Get(ctx, "victim"); !errors.Is(err, keystore.ErrNotFound) {
 		t.Fatalf("Get after pkcs11-tool deleted the key: err = %v, want ErrNotFound", err)
 	}
+}
+
+// Another library in the process may log the process out, or close all its
+// sessions: the store logs in again, and its keys keep working (and are
+// not taken for deleted, though private objects are hidden while logged
+// out).
+func TestSurvivesLogoutAndClosedSessions(t *testing.T) {
+	tok := softhsmtest.New(t)
+	s := openToken(t, tok)
+	ctx := context.Background()
+	k, err := s.Create(ctx, keystore.CreateRequest{Label: "steady"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("steady"))
+	signs := func(when string) {
+		t.Helper()
+		sig, err := k.Sign(rand.Reader, digest[:], crypto.SHA256)
+		if err != nil {
+			t.Fatalf("Sign %s: %v", when, err)
+		}
+		if !ecdsa.VerifyASN1(k.Public().(*ecdsa.PublicKey), digest[:], sig) {
+			t.Fatalf("Sign %s: bad signature", when)
+		}
+	}
+	signs("before")
+	for _, tc := range []struct {
+		name   string
+		break_ func(r *raw) error
+	}{
+		{"C_Logout", func(r *raw) error { return r.ctx.Logout(r.sh) }},
+		{"C_CloseAllSessions", func(r *raw) error { return r.ctx.CloseAllSessions(r.slot) }},
+	} {
+		for _, use := range []string{"Sign", "Get", "List", "Create"} {
+			r := openRaw(t, tok)
+			if err := tc.break_(r); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			switch use {
+			case "Sign":
+				signs("after " + tc.name)
+			case "Get":
+				if _, err := s.Get(ctx, "steady"); err != nil {
+					t.Fatalf("Get after %s: %v", tc.name, err)
+				}
+			case "List":
+				if labels, err := s.List(ctx); err != nil || len(labels) != 1 {
+					t.Fatalf("List after %s = %v, %v", tc.name, labels, err)
+				}
+			case "Create":
+				if _, err := s.Create(ctx, keystore.CreateRequest{Label: "steady"}); !errors.Is(err, keystore.ErrExists) {
+					t.Fatalf("Create of a taken label after %s: err = %v, want ErrExists", tc.name, err)
+				}
+			}
+		}
+	}
+	signs("at the end")
 }

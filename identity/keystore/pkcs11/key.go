@@ -3,6 +3,7 @@ package pkcs11
 import (
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -60,29 +61,54 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 		return nil, err
 	}
 	defer s.end()
-	if k.obj.gone.Load() {
-		return nil, fmt.Errorf("pkcs11: %w: key %q was deleted", keystore.ErrNotFound, k.label)
-	}
-	mech := signMechanism(k.alg)
-	var raw []byte
-	err := s.do(context.Background(), func(sh p11.SessionHandle) error {
-		if err := s.mod.ctx.SignInit(sh, mech, k.obj.handle); err != nil {
-			return wrap("C_SignInit", err)
-		}
-		var err error
-		raw, err = s.mod.ctx.Sign(sh, digest)
-		return wrap("C_Sign", err)
-	})
+	raw, err := k.sign(digest)
 	if err != nil {
-		switch rv(err) {
-		case p11.CKR_KEY_HANDLE_INVALID, p11.CKR_OBJECT_HANDLE_INVALID:
-			s.tok.forget(k.obj.handle)
-			return nil, fmt.Errorf("pkcs11: key %q was deleted: %w", k.label, err)
-		}
-		return nil, fmt.Errorf("pkcs11: key %q: %w", k.label, err)
+		return nil, err
 	}
 	if k.alg == keystore.ES256 || k.alg == keystore.ES384 {
 		return ecdsaDER(raw)
 	}
 	return raw, nil
+}
+
+// sign signs digest with the token. A handle that no longer names an
+// object is looked up again (after logging in again, if the module dropped
+// the login), and the key counts as deleted only when its label and
+// CKA_ID are gone from the token.
+func (k *Key) sign(digest []byte) ([]byte, error) {
+	s, o := k.store, k.obj
+	if o.gone.Load() {
+		return nil, fmt.Errorf("pkcs11: %w: key %q was deleted", keystore.ErrNotFound, k.label)
+	}
+	at := o.at.Load()
+	if at.epoch != s.tok.epoch.Load() {
+		var err error
+		if at, err = s.locate(o); err != nil {
+			return nil, err
+		}
+	}
+	mech := signMechanism(k.alg)
+	for attempt := 0; ; attempt++ {
+		var raw []byte
+		err := s.do(context.Background(), func(sh p11.SessionHandle) error {
+			if err := s.mod.ctx.SignInit(sh, mech, at.handle); err != nil {
+				return wrap("C_SignInit", err)
+			}
+			var err error
+			raw, err = s.mod.ctx.Sign(sh, digest)
+			return wrap("C_Sign", err)
+		})
+		if err == nil {
+			return raw, nil
+		}
+		if !handleInvalid(err) || attempt > 0 {
+			return nil, fmt.Errorf("pkcs11: key %q: %w", k.label, err)
+		}
+		if _, lerr := s.tok.ensureLogin(); lerr != nil {
+			return nil, errors.Join(err, lerr)
+		}
+		if at, err = s.locate(o); err != nil {
+			return nil, err
+		}
+	}
 }

@@ -65,17 +65,33 @@ type token struct {
 	// algs are the algorithms the token's mechanisms support.
 	algs []keystore.Algorithm
 
+	// epoch counts the times the process logged in to the token again
+	// after the module dropped the login.
+	epoch atomic.Uint64
+
 	objMu sync.Mutex
-	objs  map[p11.ObjectHandle]*object // private keys handed out; guarded by objMu
+	objs  map[string]*object // private keys handed out, by objectKey; guarded by objMu
 }
 
-// object is a private key object that keys refer to. Every key fetched for
-// one object shares it, so that a Delete stops them all at once.
+// object is a private key object that keys refer to, identified by its
+// label and CKA_ID. Every key fetched for one object shares it, so that a
+// Delete stops them all at once.
 type object struct {
-	handle p11.ObjectHandle
-	id     []byte
-	gone   atomic.Bool
+	label string
+	id    []byte
+	at    atomic.Pointer[objectAt]
+	gone  atomic.Bool
 }
+
+// objectAt is the handle of an object, valid for one login epoch of its
+// token: modules may renumber private objects when they log out (SoftHSM
+// does), so a handle from an earlier epoch is looked up again before use.
+type objectAt struct {
+	handle p11.ObjectHandle
+	epoch  uint64
+}
+
+func objectKey(label string, id []byte) string { return label + "\x00" + string(id) }
 
 // openModule returns the initialized module at path, loading and
 // initializing it if no store uses it yet.
@@ -200,7 +216,7 @@ func (m *module) openToken(slot uint, info p11.TokenInfo, pin string) (*token, e
 		if err != nil {
 			return nil, wrap("C_OpenSession", err)
 		}
-		t = &token{mod: m, slot: slot, info: info, session: sh, algs: algs, objs: map[p11.ObjectHandle]*object{}}
+		t = &token{mod: m, slot: slot, info: info, session: sh, algs: algs, objs: map[string]*object{}}
 		if err := t.login(pin); err != nil {
 			_ = m.ctx.CloseSession(sh)
 			return nil, err
@@ -268,15 +284,37 @@ func (t *token) loginLocked(pin string) error {
 	return nil
 }
 
-// relogin logs in again after the module reported CKR_USER_NOT_LOGGED_IN.
-func (t *token) relogin() error {
+// ensureLogin logs the process in again if the token was logged in and
+// the module dropped the login, replacing the login session if it was
+// closed. It reports whether it had to log in.
+func (t *token) ensureLogin() (bool, error) {
 	t.loginMu.Lock()
-	pin, was := t.pin, t.loggedIn
-	t.loginMu.Unlock()
-	if !was {
-		return nil
+	defer t.loginMu.Unlock()
+	if !t.loggedIn {
+		return false, nil
 	}
-	return t.login(pin)
+	ctx := t.mod.ctx
+	info, err := ctx.GetSessionInfo(t.session)
+	if err != nil {
+		// The login session was closed: open another.
+		sh, err := ctx.OpenSession(t.slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
+		if err != nil {
+			return false, wrap("C_OpenSession", err)
+		}
+		t.session = sh
+		if info, err = ctx.GetSessionInfo(sh); err != nil {
+			return false, wrap("C_GetSessionInfo", err)
+		}
+	}
+	switch info.State {
+	case p11.CKS_RO_USER_FUNCTIONS, p11.CKS_RW_USER_FUNCTIONS:
+		return false, nil
+	}
+	if err := t.loginLocked(t.pin); err != nil {
+		return false, err
+	}
+	t.epoch.Add(1)
+	return true, nil
 }
 
 // checkPIN checks the PIN of a second store on a token the process is
@@ -298,26 +336,29 @@ func (t *token) checkPIN(pin string) error {
 	return nil
 }
 
-// object returns the shared state of the private key object h with CKA_ID
-// id, making it if no key refers to h yet.
-func (t *token) object(h p11.ObjectHandle, id []byte) *object {
+// object returns the shared state of the private key object labelled
+// label with CKA_ID id, found at handle h in login epoch epoch.
+func (t *token) object(label string, id []byte, h p11.ObjectHandle, epoch uint64) *object {
 	t.objMu.Lock()
 	defer t.objMu.Unlock()
-	if o := t.objs[h]; o != nil && !o.gone.Load() && string(o.id) == string(id) {
-		return o
+	k := objectKey(label, id)
+	o := t.objs[k]
+	if o == nil || o.gone.Load() {
+		o = &object{label: label, id: id}
+		t.objs[k] = o
 	}
-	o := &object{handle: h, id: id}
-	t.objs[h] = o
+	o.at.Store(&objectAt{handle: h, epoch: epoch})
 	return o
 }
 
-// forget marks the object at h destroyed.
-func (t *token) forget(h p11.ObjectHandle) {
+// forget marks the object labelled label with CKA_ID id destroyed.
+func (t *token) forget(label string, id []byte) {
 	t.objMu.Lock()
 	defer t.objMu.Unlock()
-	if o := t.objs[h]; o != nil {
+	k := objectKey(label, id)
+	if o := t.objs[k]; o != nil {
 		o.gone.Store(true)
-		delete(t.objs, h)
+		delete(t.objs, k)
 	}
 }
 

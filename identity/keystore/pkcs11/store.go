@@ -113,9 +113,11 @@ func (s *Store) begin() error {
 
 func (s *Store) end() { s.ops.RUnlock() }
 
-// do runs f on a session from the pool, retrying once on a new session
-// (logging in again if needed) when the module says the session or its
-// login was lost. Every operation of this package is safe to retry.
+// do runs f on a session from the pool. When the module says the session
+// or the login is gone (PKCS#11 logs a process out when another library in
+// it calls C_Logout or closes all its sessions), do logs in again if
+// needed and runs f once more on a new session. Every operation of this
+// package is safe to retry.
 func (s *Store) do(ctx context.Context, f func(sh p11.SessionHandle) error) error {
 	for attempt := 0; ; attempt++ {
 		sh, err := s.pool.get(ctx)
@@ -127,12 +129,21 @@ func (s *Store) do(ctx context.Context, f func(sh p11.SessionHandle) error) erro
 		if err == nil || attempt > 0 || !sessionLost(err) {
 			return err
 		}
-		if rv(err) == p11.CKR_USER_NOT_LOGGED_IN {
-			if lerr := s.tok.relogin(); lerr != nil {
-				return errors.Join(err, lerr)
-			}
+		if _, lerr := s.tok.ensureLogin(); lerr != nil {
+			return errors.Join(err, lerr)
 		}
 	}
+}
+
+// loggedIn checks ctx, and that the process is still logged in to the
+// token (logging in again if the module dropped the login): searches do not
+// fail while logged out, they just miss the private keys.
+func (s *Store) loggedIn(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, err := s.tok.ensureLogin()
+	return err
 }
 
 // Create generates a key pair inside the token: the private key with
@@ -159,7 +170,7 @@ func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystor
 	if !slices.Contains(s.tok.algs, req.Algorithm) {
 		return nil, fmt.Errorf("pkcs11: %w: token %q has no mechanisms for %v", keystore.ErrUnsupportedAlgorithm, s.tok.info.Label, req.Algorithm)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := s.loggedIn(ctx); err != nil {
 		return nil, err
 	}
 	id := make([]byte, 16)
@@ -228,7 +239,7 @@ func (s *Store) Get(ctx context.Context, label string) (keystore.Key, error) {
 		return nil, err
 	}
 	defer s.end()
-	if err := ctx.Err(); err != nil {
+	if err := s.loggedIn(ctx); err != nil {
 		return nil, err
 	}
 	var k *Key
@@ -263,7 +274,7 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	defer s.end()
-	if err := ctx.Err(); err != nil {
+	if err := s.loggedIn(ctx); err != nil {
 		return nil, err
 	}
 	var labels []string
@@ -305,7 +316,7 @@ func (s *Store) Delete(ctx context.Context, label string) error {
 		return err
 	}
 	defer s.end()
-	if err := ctx.Err(); err != nil {
+	if err := s.loggedIn(ctx); err != nil {
 		return err
 	}
 	s.tok.keyMu.Lock()
@@ -343,7 +354,7 @@ func (s *Store) Delete(ctx context.Context, label string) error {
 		if err := s.mod.ctx.DestroyObject(sh, privs[0]); err != nil {
 			return fmt.Errorf("pkcs11: failed to destroy key %q: %w", label, wrap("C_DestroyObject", err))
 		}
-		s.tok.forget(privs[0])
+		s.tok.forget(label, id)
 		for _, h := range pubs {
 			if err := s.mod.ctx.DestroyObject(sh, h); err != nil && rv(err) != p11.CKR_OBJECT_HANDLE_INVALID {
 				return fmt.Errorf("pkcs11: destroyed the private key %q but not its public key: %w", label, wrap("C_DestroyObject", err))
@@ -368,6 +379,37 @@ func (s *Store) Close() error {
 	s.tok.release()
 	s.mod.release()
 	return nil
+}
+
+// locate finds o's private key object again, by label and CKA_ID, for
+// the current login epoch. It returns an error wrapping
+// [keystore.ErrNotFound] when the object is gone.
+func (s *Store) locate(o *object) (*objectAt, error) {
+	epoch := s.tok.epoch.Load()
+	tmpl := []*p11.Attribute{
+		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
+		p11.NewAttribute(p11.CKA_LABEL, o.label),
+		p11.NewAttribute(p11.CKA_ID, o.id),
+	}
+	var hs []p11.ObjectHandle
+	err := s.do(context.Background(), func(sh p11.SessionHandle) error {
+		var err error
+		hs, err = s.find(sh, tmpl, 2)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch len(hs) {
+	case 0:
+		s.tok.forget(o.label, o.id)
+		return nil, fmt.Errorf("pkcs11: %w: key %q was deleted", keystore.ErrNotFound, o.label)
+	case 2:
+		return nil, fmt.Errorf("pkcs11: several private keys on token %q have the label %q and the same CKA_ID", s.tok.info.Label, o.label)
+	}
+	at := &objectAt{handle: hs[0], epoch: epoch}
+	o.at.Store(at)
+	return at, nil
 }
 
 // find returns the handles of up to max objects (all if max is 0) that
@@ -411,6 +453,7 @@ func (s *Store) attr(sh p11.SessionHandle, h p11.ObjectHandle, typ uint) ([]byte
 // load builds the key for private key object priv. pub is the public key
 // object if known (0: search by CKA_ID, then label).
 func (s *Store) load(sh p11.SessionHandle, label string, priv, pub p11.ObjectHandle) (*Key, error) {
+	epoch := s.tok.epoch.Load()
 	attrs, err := s.mod.ctx.GetAttributeValue(sh, priv, []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_KEY_TYPE, nil),
 		p11.NewAttribute(p11.CKA_ID, nil),
@@ -431,7 +474,7 @@ func (s *Store) load(sh p11.SessionHandle, label string, priv, pub p11.ObjectHan
 	if err != nil {
 		return nil, fmt.Errorf("pkcs11: key %q: %w", label, err)
 	}
-	return &Key{store: s, label: label, alg: alg, pub: pubKey, obj: s.tok.object(priv, id)}, nil
+	return &Key{store: s, label: label, alg: alg, pub: pubKey, obj: s.tok.object(label, id, priv, epoch)}, nil
 }
 
 // publicKey reads the public key of a key pair.
