@@ -1,0 +1,205 @@
+package manifest_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/veraison/go-cose"
+
+	"github.com/ztmkit/ztm/manifest"
+)
+
+// coseJSVersion is the cose-js release the interop test runs against.
+const coseJSVersion = "0.9.0"
+
+// coseJS returns the node_modules directory holding cose-js, installing it
+// with npm into the user cache directory the first time. The test fails
+// (it does not skip) when node or npm is missing, unless -short is set.
+func coseJS(t *testing.T) string {
+	t.Helper()
+	for _, tool := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if testing.Short() {
+				t.Skipf("%s not installed (-short)", tool)
+			}
+			t.Fatalf("the COSE interop test needs %s: install Node.js 18 or later (Debian: apt-get install nodejs npm)", tool)
+		}
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "ztm-test", "cose-js-"+coseJSVersion)
+	mods := filepath.Join(dir, "node_modules")
+	if _, err := os.Stat(filepath.Join(mods, "cose-js", "package.json")); err == nil {
+		return mods
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Install into a fresh directory, then rename it into place, so that
+	// a concurrent or interrupted install never leaves a half-filled one.
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "install-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	cmd := exec.Command("npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", tmp, "cose-js@"+coseJSVersion)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm install cose-js@%s: %v\n%s", coseJSVersion, err, out)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if _, serr := os.Stat(filepath.Join(mods, "cose-js", "package.json")); serr != nil {
+			t.Fatalf("installing cose-js: %v", err)
+		}
+	}
+	return mods
+}
+
+type jsCase struct {
+	Name string            `json:"name"`
+	Alg  string            `json:"alg"`
+	Msg  string            `json:"msg"`
+	Key  map[string]string `json:"key"`
+}
+
+type jsResult struct {
+	Name    string `json:"name"`
+	OK      bool   `json:"ok"`
+	Payload string `json:"payload"`
+	Error   string `json:"error"`
+}
+
+func jsKey(t *testing.T, pub crypto.PublicKey) (string, map[string]string) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		b, err := k.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := (len(b) - 1) / 2
+		alg := "ES256"
+		if k.Curve == elliptic.P384() {
+			alg = "ES384"
+		}
+		return alg, map[string]string{"x": hex.EncodeToString(b[1 : 1+n]), "y": hex.EncodeToString(b[1+n:])}
+	case *rsa.PublicKey:
+		e := []byte{byte(k.E >> 16), byte(k.E >> 8), byte(k.E)}
+		return "PS256", map[string]string{"n": hex.EncodeToString(k.N.Bytes()), "e": hex.EncodeToString(e)}
+	case ed25519.PublicKey:
+		der, _ := x509.MarshalPKIXPublicKey(k)
+		return "EdDSA", map[string]string{"pem": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}
+	}
+	t.Fatalf("key %T", pub)
+	return "", nil
+}
+
+func TestInteropCoseJS(t *testing.T) {
+	mods := coseJS(t)
+	f := newFixture(t)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type msg struct {
+		name    string
+		raw     []byte
+		pub     crypto.PublicKey
+		payload []byte
+		valid   bool
+	}
+	var msgs []msg
+	add := func(name string, raw []byte, pub crypto.PublicKey, payload []byte) {
+		msgs = append(msgs, msg{name, raw, pub, payload, true})
+		bad := bytes.Clone(raw)
+		bad[len(bad)-10] ^= 0x01 // inside the signature
+		msgs = append(msgs, msg{name + " (tampered)", bad, pub, nil, false})
+	}
+	chain := f.build(goodSpecs)
+	for i, s := range chain[:4] { // kid steps and the x5chain step
+		add(fmt.Sprintf("step %d %s", i, s.Step.Name), s.Raw, f.parties[goodSpecs[i].by].key.Public(), mustPayload(t, s.Raw))
+	}
+	for _, k := range []crypto.Signer{p384, ed, rsaKey} {
+		s := f.newStep(manifest.StepDieSort, 0, nil)
+		ss, err := manifest.SignStep(rand.Reader, s, k, manifest.SignOptions{Issuer: "chipco"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(fmt.Sprintf("step %T", k), ss.Raw, k.Public(), mustPayload(t, ss.Raw))
+	}
+	oem := f.parties["qa"].key
+	signedPolicy, err := manifest.SignPolicy(rand.Reader, f.policy, oem, manifest.SignOptions{Issuer: "ACME"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("policy", signedPolicy, oem.Public(), mustPayload(t, signedPolicy))
+	lf, _, lm := lotFixture(t, 3)
+	add("lot manifest", lm.Raw, lf.parties["cm"].key.Public(), lm.Root)
+
+	var cases []jsCase
+	for _, m := range msgs {
+		alg, key := jsKey(t, m.pub)
+		cases = append(cases, jsCase{Name: m.name, Alg: alg, Msg: hex.EncodeToString(m.raw), Key: key})
+	}
+	in := filepath.Join(t.TempDir(), "cases.json")
+	b, _ := json.Marshal(cases)
+	if err := os.WriteFile(in, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", filepath.Join("testdata", "cosejs_verify.js"), in)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stderr.String())
+	}
+	var results []jsResult
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r jsResult
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("node output %q: %v", sc.Text(), err)
+		}
+		results = append(results, r)
+	}
+	if len(results) != len(msgs) {
+		t.Fatalf("%d results for %d messages\n%s", len(results), len(msgs), out)
+	}
+	for i, m := range msgs {
+		r := results[i]
+		if r.OK != m.valid {
+			t.Errorf("%s: cose-js ok=%v (%s), want %v", m.name, r.OK, r.Error, m.valid)
+			continue
+		}
+		if m.valid && r.Payload != hex.EncodeToString(m.payload) {
+			t.Errorf("%s: cose-js returned another payload", m.name)
+		}
+	}
+}
+
+func mustPayload(t *testing.T, raw []byte) []byte {
+	var m cose.Sign1Message
+	if err := m.UnmarshalCBOR(raw); err != nil {
+		t.Fatal(err)
+	}
+	return m.Payload
+}
