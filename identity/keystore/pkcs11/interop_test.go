@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	p11 "github.com/miekg/pkcs11"
@@ -233,6 +234,16 @@ func TestSurvivesLogoutAndClosedSessions(t *testing.T) {
 		{"C_CloseAllSessions", func(r *raw) error { return r.ctx.CloseAllSessions(r.slot) }},
 	} {
 		for _, use := range []string{"Sign", "Get", "List", "Create"} {
+			// Fill the session pool with idle sessions first.
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					if _, err := k.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
 			r := openRaw(t, tok)
 			if err := tc.break_(r); err != nil {
 				t.Fatalf("%s: %v", tc.name, err)

@@ -427,16 +427,10 @@ func harmless(err error) bool {
 	return false
 }
 
-// close closes the idle sessions and makes get fail; sessions in use are
-// closed when they are put back.
-func (p *pool) close() {
+// flush closes the idle sessions, so that the next get opens a new one.
+func (p *pool) flush() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return
-	}
-	p.closed = true
-	close(p.done)
 	for {
 		select {
 		case sh := <-p.idle:
@@ -445,4 +439,18 @@ func (p *pool) close() {
 			return
 		}
 	}
+}
+
+// close closes the idle sessions and makes get fail; sessions in use are
+// closed when they are put back.
+func (p *pool) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	close(p.done)
+	p.mu.Unlock()
+	p.flush() // put closes the sessions given back from now on
 }

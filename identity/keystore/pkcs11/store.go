@@ -129,6 +129,9 @@ func (s *Store) do(ctx context.Context, f func(sh p11.SessionHandle) error) erro
 		if err == nil || attempt > 0 || !sessionLost(err) {
 			return err
 		}
+		// What lost one session (C_CloseAllSessions, a token reset)
+		// usually lost them all: retry on a new one.
+		s.pool.flush()
 		if _, lerr := s.tok.ensureLogin(); lerr != nil {
 			return errors.Join(err, lerr)
 		}
