@@ -1,4 +1,200 @@
 // Package manifest records and checks the supply-chain history of devices:
 // signed steps, chains of them, verification policies, lot manifests with
 // per-device receipts, and custody transfer.
+//
+// No single partner is trusted. Each station signs what it did to a device
+// as a [Step]; steps are chained by the digest of the exact bytes of their
+// predecessor; the OEM (or a device's later operator) checks a device's
+// whole [Chain] against a signed [Policy] that says who may do what. Most
+// users need three functions: [StepSigner.Sign] at a station, [Verify] at
+// the OEM, and [VerifyPolicy] to load the OEM's published policy.
+//
+// # Sections
+//
+//   - Steps: the [Step] and its CBOR encoding
+//   - Signing: COSE_Sign1 with CWT claims, [StepSigner]
+//   - Verification and policy: [Verify], [Report], [Policy]
+//   - Custody: [Step.NextCustodian]
+//   - Lots and receipts: [Lot], [LotManifest], [VerifyReceipt]
+//   - Chain store: package chainstore
+//   - Sizes
+//
+// # Steps
+//
+// A step is deterministic CBOR (RFC 8949 §4.2.1, core deterministic) with
+// integer keys. [ParseStep] accepts only that canonical form, so a step has
+// exactly one encoding. In CDDL (RFC 8610):
+//
+//	step = {
+//	  1 => tstr,                    ; name: [a-z][a-z0-9-]*, at most 128 bytes
+//	  2 => bstr .size (1..64),      ; subject: the device's UEID (RFC 9711), or a lot id
+//	  3 => uint,                    ; sequence: 0 for the device's first step
+//	  ? 4 => digest,                ; prev: digest of the exact bytes of the previous
+//	                                ;   step's COSE_Sign1; absent if and only if sequence is 0
+//	  ? 5 => { + tstr => digest },  ; artifacts: firmware image, test log, CSR, certificate…
+//	  ? 6 => { + (int / tstr) => any }, ; predicate: step-specific claims (test results,
+//	                                ;   the digest of an attestation result)
+//	  7 => uint,                    ; time: seconds since 1970-01-01T00:00:00Z
+//	  ? 8 => digest,                ; next custodian: SHA-256 of the DER SubjectPublicKeyInfo
+//	                                ;   of the only key that may sign the next step
+//	  ? 9 => tstr,                  ; lot
+//	}
+//	digest = [alg: -16 / -43 / -44, value: bstr]  ; SHA-256 / SHA-384 / SHA-512, as SUIT_Digest
+//
+// Well-known names are [StepDieSort], [StepKeyGeneration],
+// [StepFirmwareLoad], [StepFinalTest], [StepPack], [StepShip] and
+// [StepKeyDestroyed]; any valid name may be used.
+//
+// # Signing
+//
+// A signed step is a tagged COSE_Sign1 (RFC 9052 §4.2), made with
+// github.com/veraison/go-cose over a protected header that this package
+// encodes canonically:
+//
+//	signed-step = #6.18([
+//	  protected:   bstr .cbor step-protected,
+//	  unprotected: {},              ; empty when written; not covered by the signature
+//	  payload:     bstr .cbor step,
+//	  signature:   bstr,
+//	])
+//	step-protected = {
+//	  1 => int,                     ; alg: -7 ES256, -35 ES384, -8 EdDSA, -37 PS256
+//	  3 => "application/vnd.ztm.step+cbor",
+//	  ? 4 => bstr,                  ; kid; by default the 32-byte SHA-256 of the signer's SPKI
+//	  15 => {                       ; CWT claims (RFC 9597), as SCITT signed statements carry them
+//	    1 => tstr,                  ; iss: the signer
+//	    2 => tstr,                  ; sub: the step's subject in lowercase hex
+//	    ? 6 => uint,                ; iat: the step's time
+//	  },
+//	  ? 33 => bstr / [2* bstr],     ; x5chain (RFC 9360), leaf first, instead of kid
+//	}
+//	chain = [+ bstr .cbor signed-step]
+//
+// A station builds a [StepSigner] once over its key (any crypto.Signer, such
+// as a keystore.Key) and signs each step with it. [ParseSignedStep] keeps
+// the exact bytes it was given in [SignedStep.Raw]; nothing in this
+// package ever re-encodes a received message.
+//
+// # Verification and policy
+//
+// [Verify] checks a chain against a [Policy] and returns a [Report] that
+// names every check and its outcome (see the Check… constants):
+//
+//   - the policy has not expired;
+//   - each step's signer is trusted: its kid names a [PolicyKey], or its
+//     x5chain chains to one of the policy's Roots (at the step's time);
+//   - the protected alg is known, allowed and the key's own ("none",
+//     unknown and mismatched algorithms fail);
+//   - the signature verifies over the exact received bytes;
+//   - every step names the chain's device, with CWT claims that match;
+//   - sequence numbers run 0, 1, 2, …; each step's prev is the digest of
+//     the exact bytes of the step before it (a re-encoded step, even with
+//     the same claims and a valid signature, breaks the link); no two steps
+//     claim the same sequence or predecessor (fork);
+//   - next custodians are honoured;
+//   - the policy's layout: its step rules in order, each step signed by a
+//     signer the rule names (a policy key by name, or a certificate whose
+//     leaf subject OU is one of the rule's roles), k-of-n thresholds met.
+//
+// A threshold rule (say "release", 2 of qa, plant and security) is met by
+// consecutive steps of that name signed by distinct allowed signers: each
+// signer adds its own step to the chain. This keeps every signature a
+// plain COSE_Sign1 with its own CWT claims and time, and the chain's
+// linking makes the order of approvals part of the record.
+//
+// [Report.Err] is nil only if every check passed; otherwise it is a
+// [*VerificationError] (one failure) or a [*ReportError] (several), all
+// wrapping [ErrVerification], with a [Reason] each.
+//
+// The OEM writes the policy as JSON ([ParsePolicyJSON], strict), signs its
+// canonical CBOR form with [SignPolicy] (a COSE_Sign1 with content type
+// "application/vnd.ztm.policy+cbor") and publishes it; verifiers load it
+// with [VerifyPolicy] against the OEM's pinned key. In CDDL:
+//
+//	policy = {
+//	  1 => tstr,                    ; name
+//	  2 => uint,                    ; version
+//	  ? 3 => tstr,                  ; issuer
+//	  ? 4 => uint,                  ; issued (seconds since the epoch)
+//	  ? 5 => uint,                  ; expires
+//	  ? 6 => [+ bstr],              ; trust anchors, DER certificates
+//	  ? 7 => [+ { 1 => tstr, 2 => bstr, ? 3 => bstr }],  ; keys: name, SPKI DER, kid
+//	  8 => [+ {                     ; step rules, in order
+//	    1 => tstr,                  ; step name
+//	    ? 2 => [+ tstr],            ; signers (key names)
+//	    ? 3 => [+ tstr],            ; roles (certificate OU)
+//	    ? 4 => uint,                ; threshold (default 1)
+//	    ? 5 => bool,                ; optional
+//	  }],
+//	  ? 9 => bool,                  ; allow extra steps
+//	}
+//
+// # Custody
+//
+// A step may name the next custodian: the [KeyThumbprint] of the only key
+// allowed to sign the device's next step, as FDO ownership vouchers hand a
+// device from one owner to the next. [Verify] fails the custodian check
+// when another key (even one the policy trusts for that step) signs it.
+// A thumbprint rather than a whole key keeps steps small; the key itself
+// must still be trusted by the policy for its signature to count.
+//
+// # Lots and receipts
+//
+// A [Lot] collects the exact bytes of every device's latest step as leaves
+// of an RFC 9162 Merkle tree (SHA-256, leaf hash SHA-256(0x00 ‖ bytes)),
+// building the root with a compact range (github.com/transparency-dev/merkle)
+// in O(log n) memory. [Lot.Sign] makes one signature over the root: a
+// [LotManifest]. Each device then gets a COSE Receipt ([LotManifest.Receipt],
+// RFC 9942, published from draft-ietf-cose-merkle-tree-proofs-18): the
+// same protected header and signature with a detached payload, and its
+// inclusion proof in the unprotected header. [VerifyReceipt] checks it on
+// its own, given the device's step and the signer's key.
+//
+//	receipt = #6.18([
+//	  protected:   bstr .cbor {
+//	    1 => int,                   ; alg
+//	    ? 4 => bstr,                ; kid, or ? 33 => x5chain
+//	    15 => { 1 => tstr, 2 => tstr, ? 6 => uint },  ; iss, sub = lot id, iat
+//	    395 => 1,                   ; vds: RFC9162_SHA256
+//	    -65537 => uint,             ; tree size (private use; see below)
+//	  },
+//	  unprotected: { 396 => { -1 => [ bstr .cbor inclusion-proof ] } },
+//	  payload:     nil,             ; detached: the root
+//	  signature:   bstr,
+//	])
+//	inclusion-proof = [tree-size: uint, leaf-index: uint, inclusion-path: [* bstr]]
+//
+// RFC 9162 inclusion proofs do not authenticate the tree size they claim
+// (the same path can lead to the same root under another size), so the
+// signed protected header also carries the tree size under a private-use
+// label, and [VerifyReceipt] refuses a proof that claims another. Other
+// RFC 9942 verifiers ignore the label.
+//
+// Issuing receipts needs the tree's node hashes: [LotOptions.KeepProofs]
+// keeps them (about 64 bytes a device, 64 MB for a million); without it a
+// Lot holds only O(log n) hashes, enough to sign the root, and receipts are
+// made later by rebuilding the tree from the chain store's latest steps.
+//
+// # Chain store
+//
+// Package chainstore keeps chains in SQLite (WAL, synchronous=FULL): it
+// appends a step only if it links to the stored predecessor, so a fork
+// cannot be stored; it reads a device's chain back byte for byte and lists
+// the latest steps of a lot, the leaves of its manifest.
+//
+// # Sizes
+//
+// Measured by TestStepSizes (which fails if a typical step with a kid
+// reaches 400 bytes), in bytes:
+//
+// The table below is rewritten by go test -run TestStepSizes -update.
+//
+//	step (ES256)                                    payload     COSE
+//	first step (die-sort, no artifacts), kid             53      249
+//	typical step (final-test), kid                      195      391
+//	typical step + next custodian, kid                  232      428
+//	typical step, x5chain (leaf)                        195      773
+//	typical step, x5chain (leaf + intermediate)         195     1162
+//
+// (ECDSA signatures in DER certificates vary by a byte or two.)
 package manifest

@@ -147,7 +147,7 @@ func (f *fixture) newStep(name string, seq uint64, prev *manifest.SignedStep) *m
 	s := &manifest.Step{
 		Name: name, Subject: f.subject, Sequence: seq,
 		Time: t0.Add(time.Duration(seq) * time.Hour), Lot: "LOT-2026-03-A",
-		Artifacts: map[string]manifest.Digest{"log": manifest.Sum(manifest.SHA256, []byte(name + " log"))},
+		Artifacts: map[string]manifest.Digest{"log": manifest.Sum(manifest.SHA256, []byte(name+" log"))},
 		Predicate: manifest.Claims{1: "pass", "station": "line-2"},
 	}
 	if prev != nil {

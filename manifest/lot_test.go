@@ -119,10 +119,10 @@ type receiptParts struct {
 }
 
 type proofParts struct {
-	_        struct{} `cbor:",toarray"`
-	Size     uint64
-	Index    uint64
-	Path     [][]byte
+	_     struct{} `cbor:",toarray"`
+	Size  uint64
+	Index uint64
+	Path  [][]byte
 }
 
 func forge(t *testing.T, rc []byte, edit func(r *receiptParts, p *proofParts)) []byte {
