@@ -35,7 +35,7 @@
 //	| serial        | path  | token serial number                                       |
 //	| manufacturer  | path  | token manufacturer id                                     |
 //	| model         | path  | token model                                               |
-//	| slot-id       | path  | slot number, decimal (SoftHSM's change: prefer token=)    |
+//	| slot-id       | path  | slot number, decimal (SoftHSM renumbers: prefer token=)   |
 //	| object        | path  | a key label, carried in [Config.Object]; optional         |
 //	| type          | path  | "private" only; optional                                  |
 //	| x-…           | both  | vendor attributes: ignored (RFC 7512 §2.3)                |
@@ -118,7 +118,11 @@
 // PIN, or it is refused with [keystore.ErrAuth] (the module itself would
 // accept any PIN then). If another library in the process initialized the
 // module first (CKR_CRYPTOKI_ALREADY_INITIALIZED), the stores share its
-// initialization and never finalize it.
+// initialization and never finalize it; but when that library finalizes
+// the module, the stores fail (CKR_CRYPTOKI_NOT_INITIALIZED) until they
+// are all closed and opened again. github.com/ThalesGroup/crypto11 v1.6.2
+// is such a library, and it also refuses to start on a module this package
+// initialized: in one process, use one of them per module.
 //
 // Some modules, SoftHSM2 among them, read their configuration and list
 // their tokens at C_Initialize: a token created by another process after
