@@ -381,10 +381,15 @@ func (c *Claims) decodeCBOR(data []byte, depth int) error {
 		case KeyProfile:
 			err = dm.Unmarshal(v, &c.Profile)
 		default:
-			if c.Extensions == nil {
-				c.Extensions = make(map[int64]cbor.RawMessage)
+			// Decoding checks the value strictly (duplicate keys,
+			// tag contents) although it is kept as received.
+			var x any
+			if err = dm.Unmarshal(v, &x); err == nil {
+				if c.Extensions == nil {
+					c.Extensions = make(map[int64]cbor.RawMessage)
+				}
+				c.Extensions[k] = v
 			}
-			c.Extensions[k] = v
 		}
 		if err != nil {
 			return fmt.Errorf("attest: claim %d: %w", k, err)

@@ -211,7 +211,9 @@ func TestVerifyRefuses(t *testing.T) {
 		}, attest.ReasonUntrustedSigner},
 		{"x5chain with no roots configured", func(t *testing.T) (*attest.EATVerifier, []byte) {
 			e := newEnv(t, envOpts{
-				chain: func(pub crypto.PublicKey) ([]*x509.Certificate, *x509.CertPool) { return vendor.issue(t, pub, leafOpts{}), nil },
+				chain: func(pub crypto.PublicKey) ([]*x509.Certificate, *x509.CertPool) {
+					return vendor.issue(t, pub, leafOpts{}), nil
+				},
 			})
 			ev, err := e.dev.EvidenceCWT(e.nonce(t))
 			if err != nil {
