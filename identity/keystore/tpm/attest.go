@@ -65,6 +65,8 @@ func (t EKType) String() string {
 	return fmt.Sprintf("EKType(%d)", int(t))
 }
 
+func (t EKType) valid() bool { return t >= 0 && t < maxEKType }
+
 // certIndex returns the NV index of the EK certificate of type t
 // (TCG EK Credential Profile 2.0 §2.2.1.4).
 func (t EKType) certIndex() tpm2.TPMHandle {
@@ -131,7 +133,7 @@ const numPCRs = 24
 // template, which always gives the same key), reads its public part and
 // flushes it.
 func (s *Store) EndorsementKey(ctx context.Context, typ EKType) (*EndorsementKey, error) {
-	if typ < 0 || typ >= maxEKType {
+	if !typ.valid() {
 		return nil, fmt.Errorf("tpm: unknown endorsement key type %v", typ)
 	}
 	s.mu.Lock()
@@ -140,8 +142,9 @@ func (s *Store) EndorsementKey(ctx context.Context, typ EKType) (*EndorsementKey
 		return nil, keystore.ErrClosed
 	}
 	var rsp *tpm2.CreatePrimaryResponse
+	s.makeRoomLocked(nil)
 	err := s.withRoomLocked(nil, func() (err error) {
-		rsp, err = execute(ctx, s.tpm, tpm2.CreatePrimary{
+		rsp, err = execute(ctx, s, tpm2.CreatePrimary{
 			PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(s.endorseAu)},
 			InPublic:      tpm2.New2B(typ.template()),
 		})
@@ -171,7 +174,7 @@ const nvChunk = 512
 // not defined (as on simulators and some firmware TPMs, whose certificates
 // are fetched from the vendor instead).
 func (s *Store) EndorsementCertificate(ctx context.Context, typ EKType) ([]byte, error) {
-	if typ < 0 || typ >= maxEKType {
+	if !typ.valid() {
 		return nil, fmt.Errorf("tpm: unknown endorsement key type %v", typ)
 	}
 	s.mu.Lock()
@@ -180,7 +183,7 @@ func (s *Store) EndorsementCertificate(ctx context.Context, typ EKType) ([]byte,
 		return nil, keystore.ErrClosed
 	}
 	idx := typ.certIndex()
-	pubRsp, err := execute(ctx, s.tpm, tpm2.NVReadPublic{NVIndex: idx})
+	pubRsp, err := execute(ctx, s, tpm2.NVReadPublic{NVIndex: idx})
 	if errors.Is(err, tpm2.TPMRCHandle) {
 		return nil, fmt.Errorf("%w: index %#x (%v) is not defined", ErrNoEKCertificate, uint32(idx), typ)
 	}
@@ -208,7 +211,7 @@ func (s *Store) EndorsementCertificate(ctx context.Context, typ EKType) ([]byte,
 	cert := make([]byte, 0, nvPub.DataSize)
 	for off := 0; off < int(nvPub.DataSize); {
 		n := min(nvChunk, int(nvPub.DataSize)-off)
-		rsp, err := execute(ctx, s.tpm, tpm2.NVRead{
+		rsp, err := execute(ctx, s, tpm2.NVRead{
 			AuthHandle: auth,
 			NVIndex:    tpm2.NamedHandle{Handle: idx, Name: pubRsp.NVName},
 			Size:       uint16(n),
@@ -310,7 +313,7 @@ func (s *Store) Quote(ctx context.Context, akLabel string, nonce []byte, pcrs []
 			if err != nil {
 				return err
 			}
-			rsp, err = execute(ctx, s.tpm, tpm2.Quote{
+			rsp, err = execute(ctx, s, tpm2.Quote{
 				SignHandle:     s.authHandle(o),
 				QualifyingData: tpm2.TPM2BData{Buffer: nonce},
 				InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
@@ -382,7 +385,7 @@ func (s *Store) readPCRsLocked(ctx context.Context, idx []int) ([]PCR, error) {
 	vals := make(map[int][]byte, len(idx))
 	remaining := idx
 	for len(remaining) > 0 {
-		rsp, err := execute(ctx, s.tpm, tpm2.PCRRead{PCRSelectionIn: pcrSelection(remaining)})
+		rsp, err := execute(ctx, s, tpm2.PCRRead{PCRSelectionIn: pcrSelection(remaining)})
 		if err != nil {
 			return nil, fmt.Errorf("tpm: failed to read PCRs: %w", err)
 		}

@@ -30,7 +30,8 @@
 // port+1. Attributes:
 //
 //   - dir (required): the key index directory, an absolute, clean path.
-//   - max-loaded: [Config.MaxLoaded], 1 to 64.
+//   - max-loaded: [Config.MaxLoaded], 1 to 64 (at most 3 through
+//     /dev/tpmrm0).
 //
 // Unknown or repeated attributes are errors. Every URI error is a
 // [*keystore.URIError] whose Part names what is wrong: "path", "dir",
@@ -103,13 +104,3 @@
 // sent again after a short backoff. If the TPM is reset under a running
 // store, the lost handles are detected and the keys reloaded.
 package tpm
-
-import (
-	"github.com/google/go-tpm/tpm2/transport"
-
-	"github.com/ztmkit/ztm/identity/keystore"
-)
-
-var _ transport.TPM // for the doc link above
-
-var _ keystore.Store = (*Store)(nil)

@@ -32,10 +32,12 @@ type Config struct {
 	Dir string
 	// MaxLoaded bounds the objects the store keeps loaded in the TPM
 	// between calls, the storage root key included; the least recently
-	// used is flushed first. Keeping a key loaded makes signing one TPM
-	// command. If 0, DefaultMaxLoaded is used. Lower it when several
-	// stores share one TPM connection without a resource manager (the
-	// simulator, a TCP TPM): the TPM's object slots are shared.
+	// used is flushed first, before a command that loads another, so the
+	// store never holds more. Keeping a key loaded makes signing one TPM
+	// command. If 0, DefaultMaxLoaded is used. Through /dev/tpmrm0 it
+	// must not exceed 3, the kernel's limit per connection. Lower it when
+	// several stores share one TPM connection without a resource manager
+	// (the simulator, a TCP TPM): the TPM's object slots are shared.
 	MaxLoaded int
 	// OwnerAuth is the owner hierarchy's authorization value, under
 	// which the storage root key is created. If nil, the empty value is
@@ -53,6 +55,7 @@ type Store struct {
 	mu        sync.Mutex
 	tpm       transport.TPM
 	closer    io.Closer // non-nil when the store owns the connection
+	retries   int       // resends on a transient TPM warning
 	dir       string
 	maxLoaded int
 	ownerAuth []byte
@@ -112,12 +115,13 @@ func New(ctx context.Context, t transport.TPM, cfg Config) (*Store, error) {
 		endorseAu: bytes.Clone(cfg.EndorsementAuth),
 		supported: make(map[keystore.Algorithm]bool),
 		deleted:   make(map[string]uint64),
+		retries:   defaultRetries,
 	}
 	if s.maxLoaded == 0 {
 		s.maxLoaded = DefaultMaxLoaded
 	}
 	for _, alg := range []keystore.Algorithm{keystore.ES256, keystore.ES384, keystore.PS256} {
-		_, err := execute(ctx, t, tpm2.TestParms{Parameters: supportParms(alg)})
+		_, err := execute(ctx, s, tpm2.TestParms{Parameters: supportParms(alg)})
 		var rc tpm2.TPMRC
 		switch {
 		case err == nil:
@@ -186,7 +190,7 @@ func (s *Store) create(ctx context.Context, label string, alg keystore.Algorithm
 			return err
 		}
 		return s.withRoomLocked(srk, func() (err error) {
-			rsp, err = execute(ctx, s.tpm, tpm2.Create{
+			rsp, err = execute(ctx, s, tpm2.Create{
 				ParentHandle: s.authHandle(srk),
 				InPublic:     tpm2.New2B(keyTemplate(alg, restricted)),
 			})
@@ -319,8 +323,9 @@ func (s *Store) srkLocked(ctx context.Context) (*loadedObject, error) {
 		}
 	}
 	var rsp *tpm2.CreatePrimaryResponse
+	s.makeRoomLocked(nil)
 	err := s.withRoomLocked(nil, func() (err error) {
-		rsp, err = execute(ctx, s.tpm, tpm2.CreatePrimary{
+		rsp, err = execute(ctx, s, tpm2.CreatePrimary{
 			PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(s.ownerAuth)},
 			InPublic:      tpm2.New2B(srkTemplate()),
 		})
@@ -362,8 +367,9 @@ func (s *Store) loadLocked(ctx context.Context, k *key) (*loadedObject, error) {
 		return nil, err
 	}
 	var rsp *tpm2.LoadResponse
+	s.makeRoomLocked(srk)
 	err = s.withRoomLocked(srk, func() (err error) {
-		rsp, err = execute(ctx, s.tpm, tpm2.Load{
+		rsp, err = execute(ctx, s, tpm2.Load{
 			ParentHandle: s.authHandle(srk),
 			InPrivate:    tpm2.TPM2BPrivate{Buffer: k.kf.private},
 			InPublic:     tpm2.BytesAs2B[tpm2.TPMTPublic](k.kf.public),
@@ -404,6 +410,16 @@ func (s *Store) evictLocked(keep *loadedObject) bool {
 		}
 	}
 	return false
+}
+
+// makeRoomLocked flushes least recently used objects, never keep, until
+// one more object fits in maxLoaded, before a command that loads one. This
+// matters beyond the TPM's own slots: the Linux resource manager refuses a
+// connection's fourth transient object with ENOMEM, not with a TPM code the
+// store could react to.
+func (s *Store) makeRoomLocked(keep *loadedObject) {
+	for len(s.loaded) >= s.maxLoaded && s.evictLocked(keep) {
+	}
 }
 
 // trimLocked flushes least recently used objects, never keep, until at
@@ -498,7 +514,7 @@ func (k *key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 		if err != nil {
 			return err
 		}
-		rsp, err = execute(ctx, s.tpm, tpm2.Sign{
+		rsp, err = execute(ctx, s, tpm2.Sign{
 			KeyHandle:  tpm2.NamedHandle{Handle: o.handle, Name: o.name},
 			Digest:     tpm2.TPM2BDigest{Buffer: digest},
 			InScheme:   sigScheme(k.kf.alg),

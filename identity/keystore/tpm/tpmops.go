@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
-	"github.com/google/go-tpm/tpm2/transport"
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
 
@@ -138,17 +137,18 @@ func transient(err error) bool {
 	return errors.Is(err, tpm2.TPMRCRetry) || errors.Is(err, tpm2.TPMRCYielded) || errors.Is(err, tpm2.TPMRCTesting)
 }
 
-// maxRetries bounds how often a command is resent on a transient warning;
-// with the backoff below this is about 5 seconds in all.
-const maxRetries = 24
+// defaultRetries bounds how often a command is resent on a transient
+// warning; with the backoff below this is about 5 seconds in all.
+const defaultRetries = 24
 
-// execute runs cmd on t, resending it while the TPM answers with a
-// transient warning, with a backoff from 1 ms to 250 ms, until ctx is done.
-func execute[C tpm2.Command[R, *R], R any](ctx context.Context, t transport.TPM, cmd C, sess ...tpm2.Session) (*R, error) {
+// execute runs cmd on s's TPM, resending it while the TPM answers with a
+// transient warning, with a backoff from 1 ms to 250 ms, at most s.retries
+// times and until ctx is done.
+func execute[C tpm2.Command[R, *R], R any](ctx context.Context, s *Store, cmd C, sess ...tpm2.Session) (*R, error) {
 	delay := time.Millisecond
 	for i := 0; ; i++ {
-		rsp, err := cmd.Execute(t, sess...)
-		if err == nil || !transient(err) || i == maxRetries {
+		rsp, err := cmd.Execute(s.tpm, sess...)
+		if err == nil || !transient(err) || i >= s.retries {
 			return rsp, err
 		}
 		timer := time.NewTimer(delay)
