@@ -587,6 +587,66 @@ hwSerialNum = OCTETSTRING:OSSL-0042
 	}
 }
 
+// ---- vectors made by openssl ----
+
+// csrVectors returns the requests in testdata/csr, by file name.
+func csrVectors(t testing.TB) map[string][]byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "csr", "*.pem"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no vectors in testdata/csr: %v", err)
+	}
+	out := make(map[string][]byte, len(files))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(data)
+		if block == nil || block.Type != "CERTIFICATE REQUEST" {
+			t.Fatalf("%s: no CERTIFICATE REQUEST block", f)
+		}
+		out[filepath.Base(f)] = block.Bytes
+	}
+	return out
+}
+
+func TestCSRVectors(t *testing.T) {
+	reasons := map[string]CSRErrorReason{
+		"ok":                  0,
+		"weakkey":             CSRWeakKey,
+		"sigalg":              CSRSignatureAlgorithm,
+		"badsignature":        CSRBadSignature,
+		"missingfield":        CSRMissingField,
+		"unexpectedattribute": CSRUnexpectedAttribute,
+		"unexpectedextension": CSRUnexpectedExtension,
+	}
+	policy := CSRPolicy{
+		SerialNumber:   "OSSL-0042",
+		HardwareModule: HardwareModuleName{Type: modelOID, SerialNumber: []byte("OSSL-0042")},
+	}
+	for name, der := range csrVectors(t) {
+		prefix, _, _ := strings.Cut(name, "-")
+		want, known := reasons[prefix]
+		if !known {
+			t.Errorf("%s: unknown outcome %q", name, prefix)
+			continue
+		}
+		c, err := CheckCSR(der, policy)
+		if want == 0 {
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			} else if c.Subject.CommonName != "openssl device" {
+				t.Errorf("%s: CN %q", name, c.Subject.CommonName)
+			}
+			continue
+		}
+		if !isCSRError(err, want) {
+			t.Errorf("%s: err = %v, want %v", name, err, want)
+		}
+	}
+}
+
 // ---- fuzzing ----
 
 func FuzzParseCSR(f *testing.F) {
@@ -602,6 +662,9 @@ func FuzzParseCSR(f *testing.F) {
 	f.Add(noHW)
 	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
 	f.Add(stdlibCSR(f, p224, idevidTemplate(f, "SN-F")))
+	for _, der := range csrVectors(f) {
+		f.Add(der)
+	}
 	f.Add([]byte{})
 	f.Add([]byte{0x30, 0x80})
 	f.Fuzz(func(t *testing.T, der []byte) {

@@ -136,7 +136,7 @@ type DeviceInfo struct {
 // Validate checks every field against the rules in its documentation. The
 // error is a [*DeviceError] naming the first bad field; it wraps
 // [ErrInvalidDevice].
-func (d *DeviceInfo) Validate() error {
+func (d DeviceInfo) Validate() error {
 	if err := validateSerialNumber(d.SerialNumber); err != nil {
 		return err
 	}
