@@ -2,8 +2,15 @@ package pkcs11_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
 	"os"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ztmkit/ztm/identity/keystore"
@@ -44,4 +51,90 @@ func TestAlgorithmsOfSoftHSM(t *testing.T) {
 	if got := s.Algorithms(); !slices.Equal(got, softHSMAlgorithms) {
 		t.Fatalf("Algorithms() = %v, want %v", got, softHSMAlgorithms)
 	}
+}
+
+// Two stores of the process on one token share the label lock: racing
+// Creates of one label through both make exactly one key.
+func TestTwoStoresRacingCreate(t *testing.T) {
+	tok := softhsmtest.New(t)
+	a, b := openToken(t, tok), openToken(t, tok)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var wins atomic.Int32
+	for i := range 16 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			_, err := s.Create(ctx, keystore.CreateRequest{Label: "race"})
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case !errors.Is(err, keystore.ErrExists):
+				t.Errorf("Create: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d Creates won, want 1", wins.Load())
+	}
+	// Closing one store leaves the other, and the login, working.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	k, err := b.Get(ctx, "race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("still here"))
+	if _, err := k.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Close while keys sign: signatures in flight finish, later ones fail with
+// ErrClosed, nothing else goes wrong.
+func TestCloseWhileSigning(t *testing.T) {
+	tok := softhsmtest.New(t)
+	s, err := pkcs11.Open(context.Background(), config(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.Create(context.Background(), keystore.CreateRequest{Label: "busy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("busy"))
+	var wg sync.WaitGroup
+	var signed atomic.Int32
+	for range 8 {
+		wg.Go(func() {
+			for {
+				_, err := k.Sign(rand.Reader, digest[:], crypto.SHA256)
+				if err != nil {
+					if !errors.Is(err, keystore.ErrClosed) {
+						t.Errorf("Sign during Close: %v", err)
+					}
+					return
+				}
+				signed.Add(1)
+			}
+		})
+	}
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	for signed.Load() < 20 {
+		select {
+		case <-stopped:
+			t.Fatal("the signers stopped before Close")
+		default:
+			runtime.Gosched()
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
 }
