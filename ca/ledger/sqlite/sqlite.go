@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	msqlite "modernc.org/sqlite"
@@ -66,7 +67,12 @@ type Ledger struct {
 	writer   *sql.Conn
 	maxBatch int
 
-	ops       chan op
+	stmts *stmts
+
+	commits atomic.Uint64
+	ops     atomic.Uint64
+
+	queue     chan op
 	closing   chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -112,11 +118,48 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		return nil, &OpenError{Path: path, Err: err}
 	}
 	l.writer = w
-	l.ops = make(chan op, opts.MaxBatch)
+	if l.stmts, err = prepare(ctx, w); err != nil {
+		w.Close()
+		db.Close()
+		return nil, &OpenError{Path: path, Err: err}
+	}
+	l.queue = make(chan op, opts.MaxBatch)
 	l.closing = make(chan struct{})
 	l.done = make(chan struct{})
 	go l.run()
 	return l, nil
+}
+
+// stmts are the writer's statements, prepared once on its connection.
+type stmts struct {
+	begin, commit, rollback                *sql.Stmt
+	quota, revState, tail, insert, crlNext *sql.Stmt
+}
+
+func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
+	s := &stmts{}
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&s.begin, "BEGIN IMMEDIATE"},
+		{&s.commit, "COMMIT"},
+		{&s.rollback, "ROLLBACK"},
+		{&s.quota, "SELECT count(*) FROM records WHERE kind = 1 AND requester = ? AND time_ns >= ?"},
+		{&s.revState, "SELECT count(*) FILTER (WHERE kind = 1), count(*) FILTER (WHERE kind = 2) FROM records WHERE serial = ?"},
+		{&s.tail, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"},
+		{&s.insert, `INSERT INTO records
+			(seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.crlNext, "UPDATE crl_number SET n = n + 1 WHERE id = 1 RETURNING n"},
+	} {
+		st, err := c.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return nil, err
+		}
+		*p.dst = st
+	}
+	return s, nil
 }
 
 // classify turns a SQLite error on open into an *OpenError.
@@ -208,7 +251,7 @@ type op struct {
 // batchTx is the writer's view of the open transaction: the connection and
 // the chain tail as it stands after the ops applied so far.
 type batchTx struct {
-	conn     *sql.Conn
+	st       *stmts
 	seq      uint64
 	hash     []byte
 	tailRead bool
@@ -220,7 +263,7 @@ func (t *batchTx) tail(ctx context.Context) error {
 	}
 	var seq int64
 	var hash []byte
-	err := t.conn.QueryRowContext(ctx, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").Scan(&seq, &hash)
+	err := t.st.tail.QueryRowContext(ctx).Scan(&seq, &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		t.seq, t.hash = 0, make([]byte, sha256.Size)
@@ -241,7 +284,7 @@ func (l *Ledger) submit(ctx context.Context, apply func(ctx context.Context, tx 
 	}
 	o := op{ctx: ctx, apply: apply, reply: make(chan error, 1)}
 	select {
-	case l.ops <- o:
+	case l.queue <- o:
 	case <-l.closing:
 		return ca.ErrLedgerClosed
 	case <-ctx.Done():
@@ -264,22 +307,22 @@ func (l *Ledger) submit(ctx context.Context, apply func(ctx context.Context, tx 
 }
 
 // run is the single writer: it takes the first waiting op, then every op
-// already queued (up to MaxBatch), applies them in one transaction, each in
-// its own savepoint so that one failing op does not undo the others,
-// commits once, and answers each op.
+// already queued (up to MaxBatch), applies them in one transaction, commits
+// once, and answers each op. An op refused by a check fails alone; the
+// others commit.
 func (l *Ledger) run() {
 	defer close(l.done)
 	batch := make([]op, 0, l.maxBatch)
 	for {
 		batch = batch[:0]
 		select {
-		case o := <-l.ops:
+		case o := <-l.queue:
 			batch = append(batch, o)
 		case <-l.closing:
 			// Answer whatever is still queued.
 			for {
 				select {
-				case o := <-l.ops:
+				case o := <-l.queue:
 					o.reply <- ca.ErrLedgerClosed
 				default:
 					return
@@ -289,7 +332,7 @@ func (l *Ledger) run() {
 	drain:
 		for len(batch) < l.maxBatch {
 			select {
-			case o := <-l.ops:
+			case o := <-l.queue:
 				batch = append(batch, o)
 			default:
 				break drain
@@ -307,45 +350,58 @@ func (l *Ledger) runBatch(batch []op) {
 			o.reply <- err
 		}
 	}
-	if _, err := l.writer.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if _, err := l.stmts.begin.ExecContext(ctx); err != nil {
 		fail(fmt.Errorf("sqlite ledger: begin: %w", err))
 		return
 	}
-	tx := &batchTx{conn: l.writer}
+	tx := &batchTx{st: l.stmts}
 	for i, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
-		if _, err := l.writer.ExecContext(ctx, "SAVEPOINT op"); err != nil {
-			errs[i] = err
-			continue
-		}
-		seq, hash, read := tx.seq, tx.hash, tx.tailRead
+		// An op reads what it checks and then writes with one statement,
+		// which SQLite undoes alone when it fails on a constraint; so a
+		// refusal (serial taken, quota, unknown or revoked serial) leaves
+		// the transaction and the chain tail as they were. Any other error
+		// may have undone the whole transaction: the batch fails.
 		err := o.apply(ctx, tx)
-		if err != nil {
-			tx.seq, tx.hash, tx.tailRead = seq, hash, read
-			if _, rerr := l.writer.ExecContext(ctx, "ROLLBACK TO op"); rerr != nil {
-				l.writer.ExecContext(ctx, "ROLLBACK")
-				fail(fmt.Errorf("sqlite ledger: rollback to savepoint: %w", rerr))
-				return
-			}
-		}
-		if _, rerr := l.writer.ExecContext(ctx, "RELEASE op"); rerr != nil {
-			l.writer.ExecContext(ctx, "ROLLBACK")
-			fail(fmt.Errorf("sqlite ledger: release savepoint: %w", rerr))
+		if err != nil && !isRefusal(err) {
+			l.stmts.rollback.ExecContext(ctx)
+			fail(fmt.Errorf("sqlite ledger: %w", err))
 			return
 		}
 		errs[i] = err
 	}
-	if _, err := l.writer.ExecContext(ctx, "COMMIT"); err != nil {
-		l.writer.ExecContext(ctx, "ROLLBACK")
+	if _, err := l.stmts.commit.ExecContext(ctx); err != nil {
+		l.stmts.rollback.ExecContext(ctx)
 		fail(fmt.Errorf("sqlite ledger: commit: %w", err))
 		return
 	}
+	l.commits.Add(1)
+	l.ops.Add(uint64(len(batch)))
 	for i, o := range batch {
 		o.reply <- errs[i]
 	}
+}
+
+func isRefusal(err error) bool {
+	return errors.Is(err, ca.ErrSerialExists) || errors.Is(err, ca.ErrQuotaExceeded) ||
+		errors.Is(err, ca.ErrUnknownSerial) || errors.Is(err, ca.ErrAlreadyRevoked)
+}
+
+// Stats counts the writer's work since Open.
+type Stats struct {
+	// Commits is the number of transactions committed.
+	Commits uint64
+	// Ops is the number of writes (appends and CRL numbers) they held; Ops
+	// over Commits is the mean group-commit batch size.
+	Ops uint64
+}
+
+// Stats returns the group-commit counters.
+func (l *Ledger) Stats() Stats {
+	return Stats{Commits: l.commits.Load(), Ops: l.ops.Load()}
 }
 
 // Append implements ca.Ledger. Concurrent calls share one transaction and
@@ -374,16 +430,9 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 	var n int64
 	switch r.Kind {
 	case ca.KindIssuance:
-		if err := tx.conn.QueryRowContext(ctx, "SELECT count(*) FROM records WHERE kind = 1 AND serial = ?", serial).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			return ca.ErrSerialExists
-		}
+		// A serial already issued fails the INSERT on records_issued_serial.
 		if quota != nil {
-			if err := tx.conn.QueryRowContext(ctx,
-				"SELECT count(*) FROM records WHERE kind = 1 AND requester = ? AND time_ns >= ?",
-				r.Requester, quota.Since.UnixNano()).Scan(&n); err != nil {
+			if err := tx.st.quota.QueryRowContext(ctx, r.Requester, quota.Since.UnixNano()).Scan(&n); err != nil {
 				return err
 			}
 			if n >= int64(quota.Limit) {
@@ -392,9 +441,7 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 		}
 	case ca.KindRevocation:
 		var issued, revoked int64
-		if err := tx.conn.QueryRowContext(ctx,
-			"SELECT count(*) FILTER (WHERE kind = 1), count(*) FILTER (WHERE kind = 2) FROM records WHERE serial = ?",
-			serial).Scan(&issued, &revoked); err != nil {
+		if err := tx.st.revState.QueryRowContext(ctx, serial).Scan(&issued, &revoked); err != nil {
 			return err
 		}
 		if issued == 0 {
@@ -414,10 +461,7 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 		return err
 	}
 	r.Hash = h
-	_, err = tx.conn.ExecContext(ctx, `INSERT INTO records
-		(seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		int64(r.Seq), int64(r.Kind), serial, r.Subject, nullBlob(r.PublicKeyHash), r.Profile, r.Requester,
+	_, err = tx.st.insert.ExecContext(ctx, int64(r.Seq), int64(r.Kind), serial, r.Subject, nullBlob(r.PublicKeyHash), r.Profile, r.Requester,
 		nullBlob(r.EvidenceDigest), nullBlob(r.StepDigest), r.Time.UnixNano(), nullBlob(r.Certificate),
 		int64(r.Reason), r.PrevHash, r.Hash)
 	if err != nil {
@@ -446,7 +490,7 @@ func nullBlob(b []byte) any {
 func (l *Ledger) NextCRLNumber(ctx context.Context) (*big.Int, error) {
 	var n int64
 	err := l.submit(ctx, func(ctx context.Context, tx *batchTx) error {
-		return tx.conn.QueryRowContext(ctx, "UPDATE crl_number SET n = n + 1 WHERE id = 1 RETURNING n").Scan(&n)
+		return tx.st.crlNext.QueryRowContext(ctx).Scan(&n)
 	})
 	if err != nil {
 		return nil, err

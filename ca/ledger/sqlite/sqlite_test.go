@@ -14,7 +14,7 @@ import (
 	"github.com/ztmkit/ztm/ca/ledger/sqlite"
 )
 
-func openAt(t *testing.T, path string) *sqlite.Ledger {
+func openAt(t testing.TB, path string) *sqlite.Ledger {
 	t.Helper()
 	l, err := sqlite.Open(context.Background(), path, sqlite.Options{})
 	if err != nil {
