@@ -96,7 +96,12 @@ type Token struct {
 // URI returns a PKCS#11 URI (RFC 7512) that opens the token, with the PIN
 // given by value.
 func (tok Token) URI() string {
-	return "pkcs11:token=" + url.PathEscape(tok.Label) + "?module-path=" + url.PathEscape(tok.Module) + "&pin-value=" + url.PathEscape(tok.PIN)
+	return "pkcs11:token=" + escape(tok.Label) + "?module-path=" + escape(tok.Module) + "&pin-value=" + escape(tok.PIN)
+}
+
+// escape percent-encodes v for an RFC 7512 attribute value, keeping '/'.
+func escape(v string) string {
+	return strings.ReplaceAll(url.PathEscape(v), "%2F", "/")
 }
 
 // New makes a new, empty token with a random label and PIN. It fails the
