@@ -47,6 +47,7 @@ type NonceError struct {
 	Max  int // the longest nonce accepted ([MaxNonceSize])
 }
 
+// Error describes the nonce's problem.
 func (e *NonceError) Error() string {
 	if e.Size == 0 {
 		return "tpm: invalid quote nonce: empty (a quote without a nonce proves no freshness)"
@@ -65,6 +66,7 @@ type KeyFileError struct {
 	Err    error  // ErrCorruptKeyFile or ErrWrongTPM
 }
 
+// Error names the label and what is wrong with its file.
 func (e *KeyFileError) Error() string {
 	return "tpm: key file for " + strconv.Quote(e.Label) + ": " + e.Reason
 }

@@ -184,14 +184,23 @@ func readSmall(path string) ([]byte, error) {
 
 // fileHas reports whether the file at path exists and holds exactly want.
 func fileHas(path string, want []byte) (bool, error) {
-	got, err := readSmall(path)
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, errTooLarge) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	return bytes.Equal(got, want), nil
+	defer f.Close()
+	buf := make([]byte, len(want)+1)
+	n, err := io.ReadFull(f, buf)
+	switch {
+	case err == nil:
+		return false, nil // longer than want
+	case err != io.EOF && err != io.ErrUnexpectedEOF:
+		return false, err
+	}
+	return bytes.Equal(buf[:n], want), nil
 }
 
 // writeKeyFileExcl writes data as label's key file, atomically and only if

@@ -446,7 +446,7 @@ func (s *Store) flushLocked(o *loadedObject) error {
 func (s *Store) flushAllLocked() error {
 	var errs []error
 	for len(s.loaded) > 0 {
-		if err := s.flushLocked(s.loaded[0]); err != nil {
+		if err := s.flushLocked(s.loaded[0]); err != nil && !staleHandle(err) {
 			errs = append(errs, err)
 		}
 	}
