@@ -272,6 +272,8 @@ func (s *Store) Get(ctx context.Context, label string) (keystore.Key, error) {
 // List returns the labels of the token's private keys, sorted, leaving
 // out labels that [keystore.ValidateLabel] refuses (keys made by other
 // tools may have any label) and listing a label several keys share once.
+// Keys that Get refuses as unsupported (such as RSA-2048) are listed, so
+// that they can be found and deleted.
 func (s *Store) List(ctx context.Context) ([]string, error) {
 	if err := s.begin(); err != nil {
 		return nil, err
