@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -136,6 +137,7 @@ func FuzzParseURI(f *testing.F) {
 		"tpm:swtpm?host=127.0.0.1&port=2321&dir=/k",
 		"tpm:swtpm?host=::1&port=2321&ctrl-port=2400&dir=/k",
 		"tpm:swtpm?host=localhost&dir=/k",
+		"tpm:swtpm?port=65535&dir=/k",
 		"tpm://x/dev?dir=/k",
 		"tpm:/dev/tpmrm0?dir=/k&dir=/j",
 		"tpm:/dev/%2e%2e/x?dir=/k",
@@ -168,8 +170,9 @@ func FuzzParseURI(f *testing.F) {
 			}
 		default:
 			for _, a := range []string{c.addr, c.ctrlAddr} {
-				host, _, err := net.SplitHostPort(a)
-				if err != nil || !isLoopback(host) {
+				host, port, err := net.SplitHostPort(a)
+				n, perr := strconv.Atoi(port)
+				if err != nil || !isLoopback(host) || perr != nil || n < 1 || n > 65535 {
 					t.Fatalf("accepted TCP address %q", a)
 				}
 			}

@@ -2,7 +2,6 @@ package tpm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -130,13 +129,16 @@ func parseURI(uri string) (*uriConfig, error) {
 		if !isLoopback(host) {
 			return nil, fail("host", strconv.Quote(host)+" is not a loopback address: TPM commands over TCP are neither encrypted nor authenticated")
 		}
-		port, err := portAttr(get, "port", 2321)
+		port, err := portAttr(get, fail, "port", 2321)
 		if err != nil {
 			return nil, err
 		}
-		ctrl, err := portAttr(get, "ctrl-port", port+1)
+		ctrl, err := portAttr(get, fail, "ctrl-port", port+1)
 		if err != nil {
 			return nil, err
+		}
+		if ctrl > 65535 {
+			return nil, fail("ctrl-port", "port+1 is not a port number: give ctrl-port")
 		}
 		c.addr = net.JoinHostPort(host, strconv.Itoa(port))
 		c.ctrlAddr = net.JoinHostPort(host, strconv.Itoa(ctrl))
@@ -144,14 +146,14 @@ func parseURI(uri string) (*uriConfig, error) {
 	return c, nil
 }
 
-func portAttr(get func(string) (string, bool, error), name string, def int) (int, error) {
+func portAttr(get func(string) (string, bool, error), fail func(part, reason string) error, name string, def int) (int, error) {
 	v, ok, err := get(name)
 	if err != nil || !ok {
 		return def, err
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > 65535 {
-		return 0, &keystore.URIError{Part: name, Reason: "want a TCP port number from 1 to 65535"}
+		return 0, fail(name, "want a TCP port number from 1 to 65535")
 	}
 	return n, nil
 }
@@ -168,10 +170,6 @@ func isLoopback(host string) bool {
 func openURI(ctx context.Context, uri string) (keystore.Store, error) {
 	c, err := parseURI(uri)
 	if err != nil {
-		var ue *keystore.URIError
-		if errors.As(err, &ue) && ue.URI == "" {
-			ue.URI = keystore.RedactURI(uri)
-		}
 		return nil, err
 	}
 	var t transport.TPMCloser
