@@ -1,12 +1,10 @@
 package attest
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"time"
 
@@ -322,6 +320,12 @@ func (c *Claims) decodeCBOR(data []byte, depth int) error {
 	if depth > maxSubmodDepth {
 		return fmt.Errorf("attest: submodules nested deeper than %d", maxSubmodDepth)
 	}
+	if ok, err := c.decodeFast(data, depth); ok {
+		if err != nil {
+			return fmt.Errorf("attest: claims: %w", err)
+		}
+		return c.finish(depth)
+	}
 	dm := detcbor.DecMode()
 	var raw map[int64]cbor.RawMessage
 	if err := detcbor.Unmarshal(data, &raw, len(data)); err != nil {
@@ -363,20 +367,12 @@ func (c *Claims) decodeCBOR(data []byte, depth int) error {
 		case KeySubmods:
 			var sm map[string]cbor.RawMessage
 			if err = dm.Unmarshal(v, &sm); err == nil {
-				c.Submods = make(map[string]*Claims, len(sm))
-				for name, sv := range sm {
-					s := new(Claims)
-					if err = s.decodeCBOR(sv, depth+1); err != nil {
-						err = fmt.Errorf("submodule %q: %w", name, err)
-						break
-					}
-					c.Submods[name] = s
-				}
+				err = c.submodsFrom(sm, depth)
 			}
 		case KeyIssuedAt:
 			var t int64
 			if err = dm.Unmarshal(v, &t); err == nil {
-				c.IssuedAt = time.Unix(t, 0).UTC()
+				c.IssuedAt = unixUTC(t)
 			}
 		case KeyProfile:
 			err = dm.Unmarshal(v, &c.Profile)
@@ -395,10 +391,29 @@ func (c *Claims) decodeCBOR(data []byte, depth int) error {
 			return fmt.Errorf("attest: claim %d: %w", k, err)
 		}
 	}
+	return c.finish(depth)
+}
+
+// finish validates decoded claims and puts measurements in name order.
+func (c *Claims) finish(depth int) error {
 	if err := c.validate(depth); err != nil {
 		return fmt.Errorf("attest: %w", err)
 	}
 	sortMeasurements(c.Measurements)
+	return nil
+}
+
+func unixUTC(t int64) time.Time { return time.Unix(t, 0).UTC() }
+
+func (c *Claims) submodsFrom(sm map[string]cbor.RawMessage, depth int) error {
+	c.Submods = make(map[string]*Claims, len(sm))
+	for name, sv := range sm {
+		s := new(Claims)
+		if err := s.decodeCBOR(sv, depth+1); err != nil {
+			return fmt.Errorf("submodule %q: %w", name, err)
+		}
+		c.Submods[name] = s
+	}
 	return nil
 }
 
@@ -442,7 +457,7 @@ func decodeVersion(v cbor.RawMessage) (string, int64, error) {
 type rawMeasurementEntry struct {
 	_           struct{} `cbor:",toarray"`
 	ContentType uint16
-	Value       []byte
+	Value       bstrField
 }
 
 func (c *Claims) decodeMeasurements(v cbor.RawMessage) error {
@@ -450,6 +465,10 @@ func (c *Claims) decodeMeasurements(v cbor.RawMessage) error {
 	if err := detcbor.DecMode().Unmarshal(v, &entries); err != nil {
 		return err
 	}
+	return c.measurementsFrom(entries)
+}
+
+func (c *Claims) measurementsFrom(entries []rawMeasurementEntry) error {
 	for _, e := range entries {
 		if e.ContentType != MeasurementContentFormat {
 			c.OtherMeasurements = append(c.OtherMeasurements, RawMeasurement{ContentType: e.ContentType, Value: e.Value})
@@ -580,8 +599,8 @@ func (c *Claims) UnmarshalJSON(data []byte) error {
 }
 
 func unmarshalB64(v json.RawMessage, out *[]byte) error {
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
+	s, err := jsonString(v)
+	if err != nil {
 		return err
 	}
 	b, err := b64.DecodeString(s)
@@ -620,11 +639,12 @@ func (c *Claims) decodeJSON(data []byte, depth int) error {
 	if depth > maxSubmodDepth {
 		return fmt.Errorf("attest: submodules nested deeper than %d", maxSubmodDepth)
 	}
-	raw, err := strictJSONObject(data)
+	members, err := scanObject(data)
 	if err != nil {
 		return fmt.Errorf("attest: claims: %w", err)
 	}
-	for k, v := range raw {
+	for _, m := range members {
+		k, v := m.name, json.RawMessage(m.value)
 		var err error
 		switch k {
 		case "eat_nonce":
@@ -639,17 +659,20 @@ func (c *Claims) decodeJSON(data []byte, depth int) error {
 			c.HWVersion, c.HWVersionScheme, err = unmarshalJSONVersion(v)
 		case "secboot":
 			var b bool
-			if err = json.Unmarshal(v, &b); err == nil {
+			if b, err = jsonBool(v); err == nil {
 				c.SecureBoot = &b
 			}
 		case "dbgstat":
-			var d int
-			if err = json.Unmarshal(v, &d); err == nil {
+			var d int64
+			if d, err = jsonInt(v); err == nil {
+				if d < -1<<31 || d > 1<<31-1 {
+					d = -1
+				}
 				ds := DebugStatus(d)
 				c.DebugStatus = &ds
 			}
 		case "swname":
-			err = json.Unmarshal(v, &c.SWName)
+			c.SWName, err = jsonString(v)
 		case "swversion":
 			c.SWVersion, c.SWVersionScheme, err = unmarshalJSONVersion(v)
 		case "measurements":
@@ -676,26 +699,30 @@ func (c *Claims) decodeJSON(data []byte, depth int) error {
 				}
 			}
 		case "submods":
-			var sm map[string]json.RawMessage
-			if err = json.Unmarshal(v, &sm); err == nil {
+			var sm []jsonMember
+			if sm, err = scanObject(v); err == nil {
 				c.Submods = make(map[string]*Claims, len(sm))
-				for name, sv := range sm {
+				for _, sub := range sm {
 					s := new(Claims)
-					if err = s.decodeJSON(sv, depth+1); err != nil {
-						err = fmt.Errorf("submodule %q: %w", name, err)
+					if err = s.decodeJSON(sub.value, depth+1); err != nil {
+						err = fmt.Errorf("submodule %q: %w", sub.name, err)
 						break
 					}
-					c.Submods[name] = s
+					c.Submods[sub.name] = s
 				}
 			}
 		case "iat":
 			var t int64
-			if err = json.Unmarshal(v, &t); err == nil {
+			if t, err = jsonInt(v); err == nil {
 				c.IssuedAt = time.Unix(t, 0).UTC()
 			}
 		case "eat_profile":
-			err = json.Unmarshal(v, &c.Profile)
+			c.Profile, err = jsonString(v)
 		default:
+			if !json.Valid(v) {
+				err = errors.New("invalid JSON")
+				break
+			}
 			if c.JSONExtensions == nil {
 				c.JSONExtensions = make(map[string]json.RawMessage)
 			}
@@ -712,42 +739,3 @@ func (c *Claims) decodeJSON(data []byte, depth int) error {
 	return nil
 }
 
-// strictJSONObject decodes one JSON object into its members, refusing
-// duplicate member names (RFC 7519 §4 lets a JWT parser reject them; ztm
-// does) and trailing data.
-func strictJSONObject(data []byte) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errors.New("want a JSON object")
-	}
-	out := make(map[string]json.RawMessage, 16)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		name, ok := tok.(string)
-		if !ok {
-			return nil, errors.New("want a member name")
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		if _, dup := out[name]; dup {
-			return nil, fmt.Errorf("duplicate member %q", name)
-		}
-		out[name] = v
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the JSON object")
-	}
-	return out, nil
-}

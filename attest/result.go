@@ -533,7 +533,7 @@ type earJSON struct {
 }
 
 func decodeResultJSON(b []byte) (*Result, error) {
-	if _, err := strictJSONObject(b); err != nil {
+	if _, err := scanObject(b); err != nil {
 		return nil, err
 	}
 	var e earJSON

@@ -197,6 +197,10 @@ func (v *EATVerifier) Verify(ctx context.Context, evidence []byte) (*Result, err
 	return v.appraise(now, ev)
 }
 
+// Nonces returns the nonce issuer of the verifier's configuration (nil if
+// none): a jig asks it for the challenge it sends the device.
+func (v *EATVerifier) Nonces() *Nonces { return v.cfg.Nonces }
+
 // Decode checks evidence without appraising it or consuming its nonce: size,
 // strict encoding, algorithm, signer trust and signature. It returns an
 // error wrapping [ErrVerification] on any failure.
@@ -243,36 +247,76 @@ func coseAlgorithm(a int64) (keystore.Algorithm, bool) {
 	return 0, false
 }
 
-// headerLabel returns the value under an integer label in a decoded COSE
-// header map, whose integer keys decode as uint64 or int64.
-func headerLabel(h map[any]cbor.RawMessage, label int64) (cbor.RawMessage, bool) {
-	if label >= 0 {
-		if v, ok := h[uint64(label)]; ok {
+// coseHeader is what ztm reads of a COSE header map.
+type coseHeader struct {
+	hasAlg  bool
+	alg     cbor.RawMessage
+	hasCrit bool
+	hasKid  bool
+	kid     cbor.RawMessage
+	x5chain cbor.RawMessage
+}
+
+// headerFast is the common header map (alg, kid, x5chain) decoded in one
+// pass; any other label sends decoding to the general path.
+type headerFast struct {
+	Alg     cbor.RawMessage `cbor:"1,keyasint"`
+	Kid     cbor.RawMessage `cbor:"4,keyasint"`
+	X5Chain cbor.RawMessage `cbor:"33,keyasint"`
+}
+
+// decodeHeader strictly decodes a COSE header map (duplicate labels are
+// errors), whose labels may be integers or text.
+func decodeHeader(raw []byte) (coseHeader, error) {
+	var h coseHeader
+	if len(raw) == 1 && raw[0] == 0xa0 {
+		return h, nil
+	}
+	if len(raw) == 0 || raw[0]>>5 != 5 {
+		return h, errors.New("header is not a map")
+	}
+	var f headerFast
+	err := detcbor.Unmarshal(raw, &f, len(raw))
+	if err == nil {
+		h.hasAlg, h.alg = f.Alg != nil, f.Alg
+		h.hasKid, h.kid = f.Kid != nil, f.Kid
+		h.x5chain = f.X5Chain
+		return h, nil
+	}
+	var uf *cbor.UnknownFieldError
+	if !errors.As(err, &uf) {
+		return h, err
+	}
+	var m map[any]cbor.RawMessage
+	if err := detcbor.Unmarshal(raw, &m, len(raw)); err != nil {
+		return h, err
+	}
+	get := func(label int64) (cbor.RawMessage, bool) {
+		if v, ok := m[uint64(label)]; ok {
 			return v, true
 		}
+		v, ok := m[label]
+		return v, ok
 	}
-	v, ok := h[label]
-	return v, ok
+	h.alg, h.hasAlg = get(headerAlg)
+	_, h.hasCrit = get(headerCrit)
+	h.kid, h.hasKid = get(headerKid)
+	h.x5chain, _ = get(headerX5Chain)
+	return h, nil
 }
 
 type sign1Raw struct {
 	_           struct{} `cbor:",toarray"`
-	Protected   cbor.RawMessage
+	Protected   bstrField
 	Unprotected cbor.RawMessage
-	Payload     cbor.RawMessage
-	Signature   cbor.RawMessage
+	Payload     bstrField
+	Signature   bstrField
 }
 
 func bstr(raw cbor.RawMessage) ([]byte, bool) {
-	if len(raw) == 0 || raw[0]>>5 != 2 {
+	var b bstrField
+	if b.UnmarshalCBOR(raw) != nil {
 		return nil, false
-	}
-	var b []byte
-	if err := detcbor.DecMode().Unmarshal(raw, &b); err != nil {
-		return nil, false
-	}
-	if b == nil {
-		b = []byte{}
 	}
 	return b, true
 }
@@ -280,59 +324,51 @@ func bstr(raw cbor.RawMessage) ([]byte, bool) {
 // parseSign1 strictly decodes a tagged COSE_Sign1 (optionally inside the CWT
 // tag) into its protected header bytes and map, unprotected map, payload and
 // signature.
-func parseSign1(data []byte, maxSize int) (protRaw []byte, prot, unprot map[any]cbor.RawMessage, payload, sig []byte, e *VerificationError) {
+func parseSign1(data []byte, maxSize int) (protRaw []byte, prot, unprot coseHeader, payload, sig []byte, e *VerificationError) {
 	body := data
 	if len(body) >= 2 && body[0] == 0xd8 && body[1] == cborTagCWT {
 		body = body[2:]
 	}
 	if len(body) == 0 || body[0] != 0xd2 {
-		return nil, nil, nil, nil, nil, verr(ReasonMalformed, nil, "not a tagged COSE_Sign1 (tag 18)")
+		e = verr(ReasonMalformed, nil, "not a tagged COSE_Sign1 (tag 18)")
+		return
 	}
 	var msg sign1Raw
 	if err := detcbor.Unmarshal(body[1:], &msg, maxSize); err != nil {
-		return nil, nil, nil, nil, nil, verr(ReasonMalformed, err, "COSE_Sign1")
+		e = verr(ReasonMalformed, err, "COSE_Sign1 (the payload must be attached, the signature non-empty)")
+		return
 	}
-	var ok bool
-	if protRaw, ok = bstr(msg.Protected); !ok {
-		return nil, nil, nil, nil, nil, verr(ReasonMalformed, nil, "protected header is not a byte string")
+	if len(msg.Signature) == 0 {
+		e = verr(ReasonMalformed, nil, "empty signature")
+		return
 	}
-	if payload, ok = bstr(msg.Payload); !ok {
-		return nil, nil, nil, nil, nil, verr(ReasonMalformed, nil, "payload is not a byte string (detached payloads are refused)")
+	var err error
+	if unprot, err = decodeHeader(msg.Unprotected); err != nil {
+		e = verr(ReasonMalformed, err, "unprotected header")
+		return
 	}
-	if sig, ok = bstr(msg.Signature); !ok || len(sig) == 0 {
-		return nil, nil, nil, nil, nil, verr(ReasonMalformed, nil, "signature is not a non-empty byte string")
-	}
-	if len(msg.Unprotected) == 0 || msg.Unprotected[0]>>5 != 5 {
-		return nil, nil, nil, nil, nil, verr(ReasonMalformed, nil, "unprotected header is not a map")
-	}
-	if err := detcbor.DecMode().Unmarshal(msg.Unprotected, &unprot); err != nil {
-		return nil, nil, nil, nil, nil, verr(ReasonMalformed, err, "unprotected header")
-	}
-	if len(protRaw) > 0 {
-		if protRaw[0]>>5 != 5 {
-			return nil, nil, nil, nil, nil, verr(ReasonMalformed, nil, "protected header is not a map")
-		}
-		if err := detcbor.Unmarshal(protRaw, &prot, len(protRaw)); err != nil {
-			return nil, nil, nil, nil, nil, verr(ReasonMalformed, err, "protected header")
+	if len(msg.Protected) > 0 {
+		if prot, err = decodeHeader(msg.Protected); err != nil {
+			e = verr(ReasonMalformed, err, "protected header")
+			return
 		}
 	}
-	return protRaw, prot, unprot, payload, sig, nil
+	return msg.Protected, prot, unprot, msg.Payload, msg.Signature, nil
 }
 
 // protectedAlgorithm reads alg, which must be in the protected header only.
-func protectedAlgorithm(prot, unprot map[any]cbor.RawMessage) (keystore.Algorithm, *VerificationError) {
-	if _, ok := headerLabel(unprot, headerAlg); ok {
+func protectedAlgorithm(prot, unprot coseHeader) (keystore.Algorithm, *VerificationError) {
+	if unprot.hasAlg {
 		return 0, verr(ReasonAlgorithmUnprotected, nil, "alg in the unprotected header")
 	}
-	if _, ok := headerLabel(prot, headerCrit); ok {
+	if prot.hasCrit {
 		return 0, verr(ReasonMalformed, nil, "critical header parameters are not understood")
 	}
-	raw, ok := headerLabel(prot, headerAlg)
-	if !ok {
+	if !prot.hasAlg {
 		return 0, verr(ReasonUnsupportedAlgorithm, nil, "no alg in the protected header")
 	}
 	var a int64
-	if err := detcbor.DecMode().Unmarshal(raw, &a); err != nil {
+	if err := detcbor.DecMode().Unmarshal(prot.alg, &a); err != nil {
 		return 0, verr(ReasonUnsupportedAlgorithm, err, "alg is not an integer")
 	}
 	alg, ok := coseAlgorithm(a)
@@ -354,8 +390,8 @@ func (v *EATVerifier) decodeCWT(data []byte, now time.Time) (*Evidence, *Verific
 	ev := &Evidence{Format: FormatCWT, Algorithm: alg}
 	var pub crypto.PublicKey
 	var cv cose.Verifier
-	if raw, ok := headerLabel(prot, headerX5Chain); ok {
-		ders, err := decodeX5Chain(raw)
+	if prot.x5chain != nil {
+		ders, err := decodeX5Chain(prot.x5chain)
 		if err != nil {
 			return nil, verr(ReasonMalformed, err, "x5chain")
 		}
@@ -366,11 +402,11 @@ func (v *EATVerifier) decodeCWT(data []byte, now time.Time) (*Evidence, *Verific
 		ev.Chain = chain
 		pub = chain[0].PublicKey
 	} else {
-		kidRaw, ok := headerLabel(prot, headerKid)
+		kidRaw, ok := prot.kid, prot.hasKid
 		if !ok {
 			// kid is only a hint: the key it names must verify the
 			// signature, so it may be unprotected (RFC 9052 §3.1).
-			kidRaw, ok = headerLabel(unprot, headerKid)
+			kidRaw, ok = unprot.kid, unprot.hasKid
 		}
 		if !ok {
 			return nil, verr(ReasonUntrustedSigner, nil, "neither x5chain nor kid names the signer")
