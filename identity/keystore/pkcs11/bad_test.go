@@ -74,6 +74,8 @@ func TestOpenErrors(t *testing.T) {
 		{"no module path", pkcs11.Config{TokenLabel: tok.Label, PIN: tok.PIN}, keystore.ErrInvalidURI, new(*keystore.URIError), "module-path"},
 		{"missing pin-source", pkcs11.Config{ModulePath: tok.Module, TokenLabel: tok.Label, PINSource: "file:" + missing}, fs.ErrNotExist, nil, "pin-source"},
 		{"slot and label disagree", pkcs11.Config{ModulePath: tok.Module, TokenLabel: tok.Label, HasSlotID: true, SlotID: 1 << 30, PIN: tok.PIN}, pkcs11.ErrTokenNotFound, nil, ""},
+		{"bad object", pkcs11.Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, Object: "a/b"}, keystore.ErrInvalidLabel, new(*keystore.URIError), "object"},
+		{"negative max sessions", pkcs11.Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, MaxSessions: -1}, keystore.ErrInvalidURI, new(*keystore.URIError), "max-sessions"},
 		{"other token's PIN", pkcs11.Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: other.PIN}, keystore.ErrAuth, nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -63,6 +63,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if !cfg.selects() {
 		return nil, &keystore.URIError{URI: cfg.String(), Part: "token", Reason: "no token selected: give token=, serial= or slot-id="}
 	}
+	if cfg.Object != "" {
+		if err := keystore.ValidateLabel(cfg.Object); err != nil {
+			return nil, &keystore.URIError{URI: cfg.String(), Part: "object", Reason: "not a valid key label", Err: err}
+		}
+	}
 	if cfg.MaxSessions < 0 {
 		return nil, &keystore.URIError{URI: cfg.String(), Part: "max-sessions", Reason: "negative"}
 	}

@@ -138,3 +138,41 @@ func TestCloseWhileSigning(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// With one session, concurrent operations wait for it in turn.
+func TestOneSession(t *testing.T) {
+	tok := softhsmtest.New(t)
+	cfg := config(tok)
+	cfg.MaxSessions = 1
+	s, err := pkcs11.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	k, err := s.Create(ctx, keystore.CreateRequest{Label: "one", Algorithm: keystore.EdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for range 5 {
+				if i%2 == 0 {
+					if _, err := k.Sign(rand.Reader, []byte("message"), crypto.Hash(0)); err != nil {
+						t.Error(err)
+					}
+				} else if _, err := s.Get(ctx, "one"); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// A canceled context stops a wait for the session.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Get(cctx, "one"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Get with a canceled context: err = %v", err)
+	}
+}
