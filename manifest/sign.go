@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/veraison/go-cose"
@@ -82,6 +85,7 @@ type StepSigner struct {
 	issuer  string
 	kid     []byte
 	x5chain any
+	chain   []*x509.Certificate
 	thumb   Digest
 }
 
@@ -113,6 +117,7 @@ func NewStepSigner(key crypto.Signer, opts SignOptions) (*StepSigner, error) {
 		if err != nil || !lt.Equal(thumb) {
 			return nil, errors.New("manifest: the chain's leaf certificate does not certify the signing key")
 		}
+		s.chain = slices.Clone(opts.Chain)
 		if len(opts.Chain) == 1 {
 			s.x5chain = opts.Chain[0].Raw
 		} else {
@@ -155,9 +160,14 @@ func (s *StepSigner) protected(contentType, sub string, iat uint64) ([]byte, err
 // sign1 signs payload under a protected header it builds, and returns the
 // tagged COSE_Sign1.
 func (s *StepSigner) sign1(rand io.Reader, contentType, sub string, iat uint64, payload []byte) ([]byte, error) {
+	raw, _, err := s.sign1msg(rand, contentType, sub, iat, payload)
+	return raw, err
+}
+
+func (s *StepSigner) sign1msg(rand io.Reader, contentType, sub string, iat uint64, payload []byte) ([]byte, *cose.Sign1Message, error) {
 	rawProt, err := s.protected(contentType, sub, iat)
 	if err != nil {
-		return nil, fmt.Errorf("manifest: failed to encode protected header: %w", err)
+		return nil, nil, fmt.Errorf("manifest: failed to encode protected header: %w", err)
 	}
 	msg := cose.Sign1Message{
 		Headers: cose.Headers{
@@ -170,13 +180,13 @@ func (s *StepSigner) sign1(rand io.Reader, contentType, sub string, iat uint64, 
 		Payload: payload,
 	}
 	if err := msg.Sign(rand, nil, s.signer); err != nil {
-		return nil, fmt.Errorf("manifest: failed to sign: %w", err)
+		return nil, nil, fmt.Errorf("manifest: failed to sign: %w", err)
 	}
 	raw, err := msg.MarshalCBOR()
 	if err != nil {
-		return nil, fmt.Errorf("manifest: failed to encode COSE_Sign1: %w", err)
+		return nil, nil, fmt.Errorf("manifest: failed to encode COSE_Sign1: %w", err)
 	}
-	return raw, nil
+	return raw, &msg, nil
 }
 
 // SubjectClaim returns the CWT sub claim for a subject: its bytes in
@@ -193,11 +203,17 @@ func (s *StepSigner) Sign(rand io.Reader, step *Step) (*SignedStep, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := s.sign1(rand, StepContentType, SubjectClaim(step.Subject), uint64(step.Time.Unix()), payload)
+	sub, iat := SubjectClaim(step.Subject), uint64(step.Time.Unix())
+	raw, msg, err := s.sign1msg(rand, StepContentType, sub, iat, payload)
 	if err != nil {
 		return nil, err
 	}
-	return ParseSignedStep(raw)
+	// The result is what ParseSignedStep(raw) would give, without decoding
+	// again what was just encoded.
+	st := step.Clone()
+	st.Time = time.Unix(step.Time.Unix(), 0).UTC()
+	return &SignedStep{Raw: raw, Step: st, Alg: s.alg.COSE(), KeyID: s.kid, Chain: s.chain,
+		Issuer: s.issuer, SubjectClaim: sub, IssuedAt: iat, msg: *msg}, nil
 }
 
 // SignStep is a one-shot [NewStepSigner] and [StepSigner.Sign].
@@ -270,21 +286,81 @@ type sign1Header struct {
 	cwt   *cwtWire
 }
 
-// parseSign1 decodes a tagged COSE_Sign1 with an attached payload and our
-// protected header.
-func parseSign1(raw []byte, msg *cose.Sign1Message, what, contentType string) (*sign1Header, error) {
-	if err := msg.UnmarshalCBOR(raw); err != nil {
-		return nil, decodeErr(what, err)
-	}
-	if msg.Payload == nil {
-		return nil, decodeErr(what, errors.New("detached payload"))
-	}
-	return parseProtected(msg, what, contentType)
+// sign1Wire is COSE_Sign1 (RFC 9052 §4.2) without its tag.
+type sign1Wire struct {
+	_           struct{} `cbor:",toarray"`
+	Protected   cbor.RawMessage
+	Unprotected map[any]cbor.RawMessage
+	Payload     cbor.RawMessage
+	Signature   []byte
 }
 
-func parseProtected(msg *cose.Sign1Message, what, contentType string) (*sign1Header, error) {
+// noTagsDecMode is detcbor's strict decoding with CBOR tags forbidden:
+// inside a COSE_Sign1 every item has a fixed, untagged type.
+var noTagsDecMode = sync.OnceValue(func() cbor.DecMode {
+	dm, err := cbor.DecOptions{
+		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+		IndefLength:       cbor.IndefLengthForbidden,
+		UTF8:              cbor.UTF8RejectInvalid,
+		MaxNestedLevels:   16,
+		MaxArrayElements:  1 << 16,
+		MaxMapPairs:       1 << 12,
+		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+		TagsMd:            cbor.TagsForbidden,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return dm
+})
+
+// parseSign1 decodes a tagged COSE_Sign1 with an attached payload and our
+// protected header, strictly, into msg (ready for msg.Verify: its
+// RawProtected is the received protected bstr).
+func parseSign1(raw []byte, msg *cose.Sign1Message, what, contentType string) (*sign1Header, error) {
+	if len(raw) < 2 || raw[0] != 0xd2 { // tag 18
+		return nil, decodeErr(what, errors.New("not a tagged COSE_Sign1 (tag 18)"))
+	}
+	var w sign1Wire
+	rest, err := noTagsDecMode().UnmarshalFirst(raw[1:], &w)
+	if err != nil {
+		return nil, decodeErr(what, err)
+	}
+	if len(rest) != 0 {
+		return nil, decodeErr(what, fmt.Errorf("%d bytes of trailing data", len(rest)))
+	}
+	var payload []byte
+	if len(w.Payload) == 0 || w.Payload[0]>>5 != 2 {
+		return nil, decodeErr(what, errors.New("payload is not an attached byte string"))
+	}
+	if err := noTagsDecMode().Unmarshal(w.Payload, &payload); err != nil {
+		return nil, decodeErr(what, err)
+	}
+	if len(w.Signature) == 0 {
+		return nil, decodeErr(what, errors.New("empty signature"))
+	}
+	if len(w.Protected) == 0 || w.Protected[0]>>5 != 2 {
+		return nil, decodeErr(what, errors.New("protected header is not a byte string"))
+	}
+	for k := range w.Unprotected {
+		switch k.(type) {
+		case int64, uint64, string:
+		default:
+			return nil, decodeErr(what, fmt.Errorf("unprotected header label of type %T", k))
+		}
+	}
+	*msg = cose.Sign1Message{Headers: cose.Headers{RawProtected: w.Protected}, Payload: payload, Signature: w.Signature}
+	hdr, err := parseProtected(w.Protected, what, contentType)
+	if err != nil {
+		return nil, err
+	}
+	msg.Headers.Protected = cose.ProtectedHeader{cose.HeaderLabelAlgorithm: cose.Algorithm(hdr.alg)}
+	return hdr, nil
+}
+
+func parseProtected(rawProt cbor.RawMessage, what, contentType string) (*sign1Header, error) {
 	var prot []byte
-	if err := detcbor.Unmarshal(msg.Headers.RawProtected, &prot, MaxStepSize); err != nil {
+	if err := detcbor.Unmarshal(rawProt, &prot, MaxStepSize); err != nil {
 		return nil, decodeErr(what, fmt.Errorf("protected header: %w", err))
 	}
 	var in protectedIn

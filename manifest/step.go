@@ -3,6 +3,9 @@ package manifest
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
@@ -131,9 +134,41 @@ func (d Digest) valid() error {
 	return nil
 }
 
+// DER prefixes of SubjectPublicKeyInfo, up to the key bytes.
+var (
+	spkiP256    = []byte{0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00}
+	spkiP384    = []byte{0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00}
+	spkiEd25519 = []byte{0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00}
+)
+
 // KeyThumbprint returns the SHA-256 digest of pub's DER SubjectPublicKeyInfo.
 // It names a key in a step's next custodian, and is the default kid.
 func KeyThumbprint(pub crypto.PublicKey) (Digest, error) {
+	// Fast paths: the DER SubjectPublicKeyInfo of P-256, P-384 and Ed25519
+	// keys is a fixed prefix and the key bytes (RFC 5480, RFC 8410).
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		var prefix []byte
+		switch k.Curve {
+		case elliptic.P256():
+			prefix = spkiP256
+		case elliptic.P384():
+			prefix = spkiP384
+		}
+		if b, err := k.Bytes(); prefix != nil && err == nil {
+			h := sha256.New()
+			h.Write(prefix)
+			h.Write(b)
+			return Digest{Alg: SHA256, Value: h.Sum(nil)}, nil
+		}
+	case ed25519.PublicKey:
+		if len(k) == ed25519.PublicKeySize {
+			h := sha256.New()
+			h.Write(spkiEd25519)
+			h.Write(k)
+			return Digest{Alg: SHA256, Value: h.Sum(nil)}, nil
+		}
+	}
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return Digest{}, fmt.Errorf("manifest: failed to encode public key: %w", err)

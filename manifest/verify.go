@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -127,7 +129,7 @@ func (r *Report) fail(check string, step int, reason Reason, err error, format s
 // compiledPolicy indexes a policy for verification.
 type compiledPolicy struct {
 	p     *Policy
-	byKID map[string]*PolicyKey
+	byKID map[string]*signer // templates: copied for each step
 	roots *x509.CertPool
 }
 
@@ -135,18 +137,18 @@ func compile(p *Policy) (*compiledPolicy, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	c := &compiledPolicy{p: p, byKID: make(map[string]*PolicyKey, len(p.Keys))}
+	c := &compiledPolicy{p: p, byKID: make(map[string]*signer, len(p.Keys))}
 	for i := range p.Keys {
 		k := &p.Keys[i]
+		t, err := KeyThumbprint(k.Public)
+		if err != nil {
+			return nil, err
+		}
 		kid := k.KeyID
 		if kid == nil {
-			t, err := KeyThumbprint(k.Public)
-			if err != nil {
-				return nil, err
-			}
 			kid = t.Value
 		}
-		c.byKID[string(kid)] = k
+		c.byKID[string(kid)] = &signer{name: k.Name, keyName: k.Name, pub: k.Public, thumb: t}
 	}
 	if len(p.Roots) > 0 {
 		c.roots = x509.NewCertPool()
@@ -194,11 +196,8 @@ func (c *compiledPolicy) resolve(ss *SignedStep) (*signer, Reason, error) {
 	if k == nil {
 		return nil, ReasonUntrustedSigner, fmt.Errorf("kid %x names no key of the policy", ss.KeyID)
 	}
-	t, err := KeyThumbprint(k.Public)
-	if err != nil {
-		return nil, ReasonAlgorithm, err
-	}
-	return &signer{name: k.Name, keyName: k.Name, pub: k.Public, thumb: t}, 0, nil
+	sg := *k
+	return &sg, 0, nil
 }
 
 func (s *signer) allowedBy(r *StepRule) bool {
@@ -233,7 +232,8 @@ func Verify(ctx context.Context, chain Chain, policy *Policy, opts *VerifyOption
 	if opts == nil {
 		opts = &VerifyOptions{}
 	}
-	rep := &Report{}
+	rep := &Report{Checks: make([]CheckResult, 0, 10*len(chain)+4)}
+	var subBuf [2 * MaxSubjectLen]byte
 	if policy == nil {
 		rep.fail(CheckPolicy, -1, ReasonMalformed, nil, "no policy")
 		return rep
@@ -292,7 +292,7 @@ func Verify(ctx context.Context, chain Chain, policy *Policy, opts *VerifyOption
 		switch {
 		case !bytes.Equal(st.Subject, chain[0].Step.Subject):
 			rep.fail(CheckSubject, i, ReasonSubject, nil, "step is about %x, chain about %x", st.Subject, chain[0].Step.Subject)
-		case ss.SubjectClaim != SubjectClaim(st.Subject):
+		case ss.SubjectClaim != string(hex.AppendEncode(subBuf[:0], st.Subject)):
 			rep.fail(CheckSubject, i, ReasonSubject, nil, "CWT sub %q does not match the payload's subject", ss.SubjectClaim)
 		case ss.IssuedAt != uint64(st.Time.Unix()):
 			rep.fail(CheckSubject, i, ReasonSubject, nil, "CWT iat %d does not match the payload's time %d", ss.IssuedAt, st.Time.Unix())
@@ -308,7 +308,7 @@ func Verify(ctx context.Context, chain Chain, policy *Policy, opts *VerifyOption
 			seqs[st.Sequence] = i
 		}
 		if st.Prev != nil {
-			key := fmt.Sprintf("%d:%x", st.Prev.Alg, st.Prev.Value)
+			key := string(rune(-st.Prev.Alg)) + string(st.Prev.Value)
 			if j, dup := prevs[key]; dup {
 				rep.fail(CheckFork, i, ReasonFork, nil, "predecessor already claimed by step %d", j)
 				forked = true
@@ -397,7 +397,7 @@ func checkLayout(rep *Report, chain Chain, signers []*signer, p *Policy, partial
 			if len(distinct) < rule.threshold() {
 				rep.fail(CheckThreshold, j-1, ReasonThreshold, nil, "%q signed by %d distinct allowed signers, policy needs %d", name, len(distinct), rule.threshold())
 			} else {
-				rep.pass(CheckThreshold, j-1, fmt.Sprintf("%q: %d of %d", name, len(distinct), rule.threshold()))
+				rep.pass(CheckThreshold, j-1, name+": "+strconv.Itoa(len(distinct))+" of "+strconv.Itoa(rule.threshold()))
 			}
 		case p.AllowExtraSteps:
 			for s := i; s < j; s++ {
