@@ -99,30 +99,37 @@ func validScheme(s string) bool {
 var secretAttrs = []string{"pin-value", "passphrase", "kek", "password"}
 
 // RedactURI returns uri with the values of secret attributes (pin-value,
-// passphrase, kek, password), in its path or query, replaced by "REDACTED".
-// Backends use it for every URI they put in an error.
+// passphrase, kek, password) replaced by "REDACTED", wherever they stand:
+// in the path or the query, after ';', '&' or '?'. Backends use it for every
+// URI they put in an error.
 func RedactURI(uri string) string {
-	redactIn := func(s string, sep string) string {
-		parts := strings.Split(s, sep)
-		for i, p := range parts {
-			name, _, ok := strings.Cut(p, "=")
-			if !ok {
-				continue
-			}
+	scheme, rest, ok := strings.Cut(uri, ":")
+	if !ok {
+		scheme, rest = "", uri
+	} else {
+		scheme += ":"
+	}
+	var b strings.Builder
+	b.WriteString(scheme)
+	for rest != "" {
+		i := strings.IndexAny(rest, ";&?")
+		attr, sep := rest, ""
+		if i >= 0 {
+			attr, sep, rest = rest[:i], rest[i:i+1], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		if name, _, ok := strings.Cut(attr, "="); ok {
 			n, err := url.PathUnescape(name)
 			if err != nil {
 				n = name
 			}
 			if slices.Contains(secretAttrs, strings.ToLower(n)) {
-				parts[i] = name + "=REDACTED"
+				attr = name + "=REDACTED"
 			}
 		}
-		return strings.Join(parts, sep)
+		b.WriteString(attr)
+		b.WriteString(sep)
 	}
-	path, query, hasQuery := strings.Cut(uri, "?")
-	path = redactIn(path, ";")
-	if !hasQuery {
-		return path
-	}
-	return path + "?" + redactIn(query, "&")
+	return b.String()
 }
