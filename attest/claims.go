@@ -738,4 +738,3 @@ func (c *Claims) decodeJSON(data []byte, depth int) error {
 	sortMeasurements(c.Measurements)
 	return nil
 }
-

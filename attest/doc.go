@@ -1,0 +1,74 @@
+// Package attest produces and appraises attestation evidence: signed claims
+// a device makes about itself (which silicon, which firmware, debug locked,
+// fresh), and the verifier's decision about them.
+//
+// Most users need three calls: [NewNonces] and [Nonces.Issue] to challenge a
+// device, [NewVerifier] and [EATVerifier.Verify] to check its answer, and
+// [Result.SignJWT] (or [Result.SignCWT]) to pass the decision on, to a CA for
+// instance, which reads it back with [ParseResult].
+//
+// # Evidence
+//
+// Evidence is an Entity Attestation Token (RFC 9711): a [Claims] set with the
+// registered claims by their CWT keys and JWT names — eat_nonce (10), ueid
+// (256), oemid (258), hwmodel (259), hwversion (260), secboot (262), dbgstat
+// (263), eat_profile (265), submods (266), swname (271), swversion (272),
+// measurements (273) and iat (6) — plus extension claims kept as received.
+// Measurements are named digests ([Measurement]) in the content format
+// [MeasurementContentFormat].
+//
+// Two forms are read and written: a CWT, a tagged COSE_Sign1 (RFC 9052)
+// over deterministic CBOR ([SignCWT]), and a JWT in JWS compact
+// serialization ([SignJWT]). Both sign with any [crypto.Signer], such as a
+// [github.com/ztmkit/ztm/identity/keystore.Key]; the algorithm (ES256,
+// ES384, EdDSA, PS256) follows from the key. Package
+// [github.com/ztmkit/ztm/attest/devicesim] is a device that produces such
+// evidence.
+//
+// # Trust
+//
+// The signer is named in the protected header, by an x5chain (COSE label
+// 33, JOSE x5c) that must lead to one of [Config.Roots] — the chip
+// vendors' attestation CAs — be valid at [Config.Time] and let its leaf sign
+// (digitalSignature), or by a key ID registered in [Config.Keys]. The
+// algorithm is always the protected header's and must be the key's: a
+// missing, "none", HMAC, unknown or mismatched alg, or an alg in the
+// unprotected header, is refused. Decoding is strict: duplicate map keys
+// or JSON members, indefinite lengths, trailing data and tokens over
+// [Config.MaxSize] (64 KiB by default, checked before parsing) are refused.
+//
+// # Nonces
+//
+// [Nonces] issues 32-byte single-use nonces with a TTL. Verification
+// consumes the evidence's nonce, after the signature is checked; a second use
+// is [ErrNonceReused], a late one [ErrNonceExpired], a foreign one
+// [ErrNonceUnknown]. Memory is bounded and expired nonces are reclaimed.
+//
+// # Appraisal
+//
+// Authentic, fresh evidence is appraised against the [ReferenceValues] of
+// its (oemid, hwmodel): the expected measurements, software name and
+// minimum version, debug disabled (dbgstat at least disabled) and secure
+// boot on. Any failure contraindicates the device; a component with no
+// reference value only gives a warning.
+//
+// # Results
+//
+// The outcome is a [Result] shaped as an EAT Attestation Result (EAR,
+// draft-ietf-rats-ear, profile [EARProfile]): per submodule an
+// [Appraisal] with ear.status (affirming, warning, contraindicated or
+// none, the AR4SI tiers), the AR4SI trustworthiness vector, the appraisal
+// policy ID, and ztm's extensions: the evidence digest, the ueid, and the
+// reasons for any refusal. A Result is signed as an EAR JWT or CWT, read back
+// with [ParseResult], and named by [Result.Digest] for ledgers.
+//
+// Every refusal returns an error wrapping [ErrVerification] and a
+// [*VerificationError] whose [Reason] names the failed check, together with
+// a contraindicated Result that says the same.
+//
+// # TPM
+//
+// TPM 2.0 quotes are the other kind of evidence: package
+// [github.com/ztmkit/ztm/attest/tpm] verifies them into the same Result,
+// and its verifier is a [Verifier] too.
+package attest
