@@ -2,8 +2,10 @@ package manifest
 
 import (
 	"crypto"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"time"
 
@@ -62,6 +64,7 @@ type Lot struct {
 	rng    *compact.Range
 	keep   bool
 	levels [][]byte // levels[l]: hashes of complete level-l subtrees, concatenated
+	h      hash.Hash
 }
 
 // NewLot returns an empty lot named id (1 to MaxNameLen bytes).
@@ -69,8 +72,19 @@ func NewLot(id string, opts LotOptions) (*Lot, error) {
 	if id == "" || len(id) > MaxNameLen {
 		return nil, fmt.Errorf("manifest: lot id of %d bytes", len(id))
 	}
-	f := &compact.RangeFactory{Hash: hasher().HashChildren}
-	return &Lot{id: id, rng: f.NewEmptyRange(0), keep: opts.KeepProofs}, nil
+	f := &compact.RangeFactory{Hash: hashChildren}
+	return &Lot{id: id, rng: f.NewEmptyRange(0), keep: opts.KeepProofs, h: sha256.New()}, nil
+}
+
+// hashChildren is the RFC 9162 interior node hash, SHA-256(0x01 ‖ l ‖ r),
+// with one allocation (the result, which the compact range keeps).
+func hashChildren(l, r []byte) []byte {
+	var buf [1 + 2*sha256.Size]byte
+	buf[0] = 1
+	copy(buf[1:], l)
+	copy(buf[1+sha256.Size:], r)
+	sum := sha256.Sum256(buf[:])
+	return sum[:]
 }
 
 // ID returns the lot's identifier.
@@ -82,7 +96,11 @@ func (l *Lot) Len() uint64 { return l.rng.End() }
 // Add appends a device's latest signed step (its exact COSE_Sign1 bytes)
 // and returns its leaf index.
 func (l *Lot) Add(step []byte) (uint64, error) {
-	return l.AddLeafHash(hasher().HashLeaf(step))
+	// RFC 9162 leaf hash, SHA-256(0x00 ‖ step), with a reused hash state.
+	l.h.Reset()
+	l.h.Write([]byte{0})
+	l.h.Write(step)
+	return l.AddLeafHash(l.h.Sum(make([]byte, 0, sha256.Size)))
 }
 
 // AddLeafHash appends a leaf by its RFC 9162 leaf hash, for callers that
@@ -145,7 +163,7 @@ func (l *Lot) inclusion(index uint64) ([][]byte, error) {
 		lv := l.levels[id.Level]
 		hashes[i] = lv[id.Index*32 : id.Index*32+32]
 	}
-	return nodes.Rehash(hashes, hasher().HashChildren)
+	return nodes.Rehash(hashes, hashChildren)
 }
 
 // receiptProtected is the protected header of a lot signature: alg, kid or
