@@ -2,6 +2,7 @@ package ca
 
 import (
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
 	"net/url"
@@ -263,4 +264,25 @@ func parseHardwareModuleNames(der []byte) ([]HardwareModuleName, error) {
 		}
 	}
 	return out, nil
+}
+
+// Extension returns a subjectAltName extension holding h as its only
+// name, as a device puts it in its certificate request. The error, for an
+// invalid h (hwType not an OID, hwSerialNum empty or over 128 bytes),
+// wraps ErrInvalidRequest.
+func (h HardwareModuleName) Extension() (pkix.Extension, error) {
+	if err := h.validate(); err != nil {
+		return pkix.Extension{}, fmt.Errorf("ca: %w: hardwareModuleName: %v", ErrInvalidRequest, err)
+	}
+	san := subjectAltName{HardwareModules: []HardwareModuleName{h}}
+	v, err := san.marshal()
+	if err != nil {
+		return pkix.Extension{}, fmt.Errorf("ca: %w: %v", ErrInvalidRequest, err)
+	}
+	return pkix.Extension{Id: OIDSubjectAltName(), Value: v}, nil
+}
+
+// OIDSubjectAltName returns id-ce-subjectAltName (2.5.29.17).
+func OIDSubjectAltName() asn1.ObjectIdentifier {
+	return append(asn1.ObjectIdentifier(nil), oidSubjectAltName...)
 }

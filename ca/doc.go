@@ -1,0 +1,88 @@
+// Package ca is ztm's embedded certificate authority: it issues device and
+// station certificates from PKCS#10 requests through fixed profiles,
+// records every issuance and revocation in a durable, hash-chained
+// [Ledger] before anything leaves the CA, revokes certificates and
+// publishes CRLs.
+//
+// Most users need three calls: [NewRoot] and [NewIntermediate] once, in a
+// key ceremony; [New] to make an [Authority] over the intermediate's key,
+// its chain and a ledger; and [Authority.Issue] per device.
+//
+// # Ceremonies
+//
+// [NewRoot] makes a self-signed root certificate and [NewIntermediate] an
+// intermediate signed by it, with a path length (0 by default: it issues
+// only end-entity certificates) and optional name constraints (RFC 5280
+// §4.2.1.10). The keys are any crypto.Signer, typically a keystore.Key
+// created in a hardware store for the purpose; ca never sees private key
+// bytes. Certificates are signed with the algorithm the key's
+// keystore.Algorithm names (ECDSA P-256/SHA-256, P-384/SHA-384, Ed25519,
+// or RSASSA-PSS SHA-256 for RSA-3072).
+//
+// # Profiles
+//
+// A [Profile] fixes what a certificate holds. The four kinds are
+// [IDevID] (IEEE 802.1AR initial device identity: subject serialNumber and
+// a subjectAltName hardwareModuleName, RFC 4108, both required; notAfter
+// 99991231235959Z by default), [LDevID] (operational identity, 90 days by
+// default), [Station] (an authorized workstation: clientAuth and a
+// [StationAuthorization] extension naming the manifest steps and profiles
+// it may use) and [AttestationKey]. [DefaultProfiles] names them "idevid",
+// "ldevid", "station" and "ak".
+//
+// The CA never copies a request's extensions. From a request it takes the
+// public key, after verifying the request's signature and checking that
+// the key is P-256, P-384, Ed25519 or RSA of at least 3072 bits, and only
+// the subject attributes (commonName, serialNumber, organizationName,
+// organizationalUnitName, countryName) and subjectAltName entries
+// (hardwareModuleName; DNS names and URIs for LDevID) the profile allows,
+// each validated. A request asking for CA:true, for any other extension,
+// or for names the profile does not take is refused with a [*CSRError].
+//
+// # Ledger
+//
+// Every issuance and revocation is a [Record] appended to the [Ledger]
+// and committed durably before [Authority.Issue] or [Authority.Revoke]
+// returns. Records form a hash chain: each record's hash is SHA-256 over
+// the previous record's hash and the record's canonical CBOR encoding
+// ([Record.CanonicalEncoding]), so [Ledger.Verify] (through
+// [ChainVerifier]) detects any record changed, removed or reordered.
+// Serial numbers are 128 random bits; the ledger refuses a serial issued
+// twice, and Issue retries with a fresh one. Per-requester quotas
+// ([Config].Quota) are decided inside the ledger's transaction, so two
+// concurrent requests — or two CA instances sharing a database — cannot
+// both take the last certificate of a quota.
+//
+// github.com/ztmkit/ztm/ca/ledger/sqlite is the embedded ledger;
+// github.com/ztmkit/ztm/ca/ledger/ledgertest is the conformance kit every
+// ledger runs.
+//
+// # Policy
+//
+// A [Request] carries the CSR, the profile name, the requester's identity
+// (a name, and the station certificate the caller authenticated, if any)
+// and the approvals the caller attaches: the digest of an attestation
+// result and of a manifest step. The CA checks a station certificate
+// itself — it must chain to the CA, be valid for clientAuth, not be
+// revoked in the ledger, and its [StationAuthorization] must list the
+// profile — and then asks the [PolicyFunc] in [Config], which is where an
+// application re-verifies the device's evidence. A refusal is a typed
+// error and leaves no certificate and no record.
+//
+// # Revocation
+//
+// [Authority.Revoke] records a revocation with an RFC 5280 reason.
+// [Authority.CRL] returns the current CRL, signed afresh with the next
+// CRL number from the ledger (monotonic across every user of the ledger)
+// when revocations changed or half its validity has passed;
+// [Authority.CRLHandler] serves it over HTTP as application/pkix-crl.
+// When [Config].CRLDistributionPoint is set, certificates name it.
+//
+// # Concurrency
+//
+// An [Authority] is safe for concurrent use. Issue calls sign in parallel;
+// the SQLite ledger batches concurrent appends into one transaction and
+// one fsync (group commit), so throughput grows with the number of
+// concurrent requests while each certificate is still recorded before it
+// is returned.
+package ca

@@ -1,0 +1,185 @@
+package ca_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/identity/keystore/mem"
+)
+
+// ceremony makes a root and an intermediate with keys in an in-memory
+// store (a PKCS#11 or TPM store in production).
+func ceremony(ctx context.Context) (root, inter *x509.Certificate, interKey keystore.Key) {
+	store := mem.New()
+	rootKey, err := store.Create(ctx, keystore.CreateRequest{Label: "root", Algorithm: keystore.ES384})
+	if err != nil {
+		log.Fatal(err)
+	}
+	interKey, err = store.Create(ctx, keystore.CreateRequest{Label: "line1"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	root, err = ca.NewRoot(ca.RootRequest{
+		Subject: pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Example OEM Root CA"},
+		Signer:  rootKey,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	inter, err = ca.NewIntermediate(ca.IntermediateRequest{
+		Subject:             pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Line 1 Issuing CA"},
+		PublicKey:           interKey.Public(),
+		Parent:              root,
+		ParentSigner:        rootKey,
+		MaxPathLen:          0,
+		PermittedDNSDomains: []string{"devices.example.com"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return root, inter, interKey
+}
+
+// newAuthority opens a SQLite ledger in dir and makes an Authority over
+// the intermediate of a fresh ceremony.
+func newAuthority(ctx context.Context, dir string, crlURL string) (*ca.Authority, *sqlite.Ledger) {
+	root, inter, key := ceremony(ctx)
+	ledger, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), sqlite.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	auth, err := ca.New(ca.Config{
+		Signer:               key,
+		Chain:                []*x509.Certificate{inter, root},
+		Ledger:               ledger,
+		CRLDistributionPoint: crlURL,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return auth, ledger
+}
+
+// deviceCSR is what a device sends: a request with its IEEE 802.1AR
+// identity, the subject serialNumber and the hardwareModuleName.
+func deviceCSR(serial string) []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		log.Fatal(err)
+	}
+	hw := ca.HardwareModuleName{Type: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, SerialNumber: []byte(serial)}
+	san, err := hw.Extension()
+	if err != nil {
+		log.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject:         pkix.Name{SerialNumber: serial},
+		ExtraExtensions: []pkix.Extension{san},
+	}, key)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return der
+}
+
+// Example_ceremony makes a root and an intermediate CA, the intermediate
+// limited to end-entity certificates and to one DNS domain.
+func Example_ceremony() {
+	root, inter, _ := ceremony(context.Background())
+	fmt.Println(root.Subject.CommonName, "CA:", root.IsCA, "self-signed:", root.CheckSignatureFrom(root) == nil)
+	fmt.Println(inter.Subject.CommonName, "CA:", inter.IsCA, "path length:", inter.MaxPathLen, "zero:", inter.MaxPathLenZero)
+	fmt.Println("permitted:", inter.PermittedDNSDomains, "issued by root:", inter.CheckSignatureFrom(root) == nil)
+	// Output:
+	// Example OEM Root CA CA: true self-signed: true
+	// Line 1 Issuing CA CA: true path length: 0 zero: true
+	// permitted: [devices.example.com] issued by root: true
+}
+
+// ExampleAuthority_Issue issues an IDevID: the certificate is in the
+// ledger before Issue returns.
+func ExampleAuthority_Issue() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "ca-example")
+	defer os.RemoveAll(dir)
+	auth, ledger := newAuthority(ctx, dir, "")
+	defer ledger.Close()
+
+	cert, err := auth.Issue(ctx, &ca.Request{
+		CSR:            deviceCSR("PID-000042"),
+		Profile:        "idevid",
+		Requester:      "station-3",
+		EvidenceDigest: make([]byte, 32), // digest of the attestation result
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	hw, _ := ca.HardwareModuleNames(cert)
+	fmt.Println("subject:", cert.Subject)
+	fmt.Println("hardwareModuleName:", string(hw[0].SerialNumber))
+	fmt.Println("notAfter:", cert.NotAfter.Format("20060102150405Z"))
+	st, _ := ledger.Lookup(ctx, cert.SerialNumber)
+	fmt.Println("recorded:", st.Issuance.Profile, st.Issuance.Requester)
+	head, err := ledger.Verify(ctx)
+	fmt.Println("chain:", head.Seq, "record(s), error:", err)
+	// Output:
+	// subject: SERIALNUMBER=PID-000042
+	// hardwareModuleName: PID-000042
+	// notAfter: 99991231235959Z
+	// recorded: idevid station-3
+	// chain: 1 record(s), error: <nil>
+}
+
+// ExampleAuthority_CRLHandler revokes a certificate and fetches the CRL
+// over HTTP.
+func ExampleAuthority_CRLHandler() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "ca-example")
+	defer os.RemoveAll(dir)
+	auth, ledger := newAuthority(ctx, dir, "")
+	defer ledger.Close()
+	srv := httptest.NewServer(auth.CRLHandler())
+	defer srv.Close()
+
+	cert, err := auth.Issue(ctx, &ca.Request{CSR: deviceCSR("PID-000043"), Profile: "idevid", Requester: "station-3"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := auth.Revoke(ctx, cert.SerialNumber, ca.ReasonKeyCompromise, "security-team"); err != nil {
+		log.Fatal(err)
+	}
+
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	der, _ := io.ReadAll(resp.Body)
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("content type:", resp.Header.Get("Content-Type"))
+	fmt.Println("CRL number:", crl.Number, "signed by the CA:", crl.CheckSignatureFrom(auth.Chain()[0]) == nil)
+	for _, e := range crl.RevokedCertificateEntries {
+		fmt.Println("revoked:", e.SerialNumber.Cmp(cert.SerialNumber) == 0, "reason:", ca.RevocationReason(e.ReasonCode))
+	}
+	// Output:
+	// content type: application/pkix-crl
+	// CRL number: 1 signed by the CA: true
+	// revoked: true reason: keyCompromise
+}

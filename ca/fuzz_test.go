@@ -1,0 +1,107 @@
+package ca
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"testing"
+)
+
+func FuzzParseStationAuthorization(f *testing.F) {
+	for _, a := range []*StationAuthorization{
+		{},
+		{Steps: []string{"provision", "test"}, Profiles: []string{"idevid"}},
+		{Steps: []string{"a:b/c.d_e-f"}, Profiles: []string{"ak", "ldevid", "station"}},
+	} {
+		der, err := a.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(der)
+	}
+	f.Add([]byte{0x30, 0x00})
+	f.Add([]byte{0x30, 0x08, 0x02, 0x01, 0x02, 0x30, 0x00, 0x30, 0x00, 0x00})
+	f.Fuzz(func(t *testing.T, der []byte) {
+		a, err := ParseStationAuthorizationExtension(der)
+		if err != nil {
+			if a != nil {
+				t.Fatal("value with error")
+			}
+			return
+		}
+		// Accepted input is canonical: it re-encodes to the same bytes.
+		again, err := a.Marshal()
+		if err != nil || !bytes.Equal(again, der) {
+			t.Fatalf("accepted non-canonical input %x (re-encoded %x, %v)", der, again, err)
+		}
+	})
+}
+
+func FuzzParseSubjectAltName(f *testing.F) {
+	for _, s := range []subjectAltName{
+		{HardwareModules: []HardwareModuleName{{Type: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 1}, SerialNumber: []byte("SN1")}}},
+		{DNSNames: []string{"a.example.com"}, URIs: []string{"urn:uuid:0e4f5c3a-7b1d-4c55-9a3e-2f1b8d6c7a90"}},
+	} {
+		der, err := s.marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(der)
+	}
+	f.Add([]byte{0x30, 0x05, 0x81, 0x03, 'a', '@', 'b'})
+	f.Fuzz(func(t *testing.T, der []byte) {
+		hw, hwErr := parseHardwareModuleNames(der)
+		san, err := parseSubjectAltName(der)
+		if err != nil {
+			return
+		}
+		if hwErr != nil || len(hw) != len(san.HardwareModules) {
+			t.Fatalf("parsers disagree: %v, %d vs %d", hwErr, len(hw), len(san.HardwareModules))
+		}
+		again, err := san.marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		san2, err := parseSubjectAltName(again)
+		if err != nil || len(san2.HardwareModules) != len(san.HardwareModules) ||
+			len(san2.DNSNames) != len(san.DNSNames) || len(san2.URIs) != len(san.URIs) {
+			t.Fatalf("re-encoding does not parse back: %v", err)
+		}
+	})
+}
+
+func FuzzCheckCSR(f *testing.F) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	hw, _ := HardwareModuleName{Type: asn1.ObjectIdentifier{1, 2, 3}, SerialNumber: []byte("X")}.Extension()
+	for _, tmpl := range []*x509.CertificateRequest{
+		{Subject: pkix.Name{SerialNumber: "X"}, ExtraExtensions: []pkix.Extension{hw}},
+		{Subject: pkix.Name{CommonName: "station"}},
+		{Subject: pkix.Name{CommonName: "d", Country: []string{"DE"}}, DNSNames: []string{"d.example.com"}},
+	} {
+		der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(der)
+	}
+	profiles := DefaultProfiles()
+	f.Fuzz(func(t *testing.T, der []byte) {
+		for i := range profiles {
+			c, err := checkCSR(der, &profiles[i])
+			if (c == nil) == (err == nil) {
+				t.Fatalf("checkCSR returned %v, %v", c, err)
+			}
+			if err != nil {
+				var ce *CSRError
+				if !errors.As(err, &ce) {
+					t.Fatalf("untyped error %v", err)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,36 @@
+// Package sqlite is the embedded [ca.Ledger]: one SQLite file (through the
+// pure-Go modernc.org/sqlite driver) holding the hash-chained records of a
+// CA.
+//
+//	l, err := sqlite.Open(ctx, "ledger.db", sqlite.Options{})
+//	if err != nil { … }
+//	defer l.Close()
+//	auth, err := ca.New(ca.Config{Signer: key, Chain: chain, Ledger: l})
+//
+// # Durability
+//
+// The database runs in WAL mode with synchronous=FULL: a commit returns
+// only after the log is on stable storage, and Append answers only after
+// its commit. The file carries application_id "ZTML" and a schema version
+// (user_version); [Open] refuses a file that is not a SQLite database, a
+// database that is not a ledger ([ErrNotLedger]) or a newer schema
+// ([ErrSchemaVersion]).
+//
+// # Group commit
+//
+// A single writer goroutine owns the write connection. It takes every
+// append waiting (up to [Options].MaxBatch), runs them in one BEGIN
+// IMMEDIATE transaction — checks, chain linking and INSERT per record —
+// commits once and answers each caller. An append refused by a check
+// (serial already issued, quota exceeded, unknown or revoked serial) fails
+// alone, leaving the others to commit. [Ledger.Stats] reports the mean
+// batch size. Reads use a pool of other connections and see committed data
+// only.
+//
+// # Schema
+//
+// Table records (seq, kind, serial, subject, pubkey_hash, profile,
+// requester, evidence, step, time_ns, cert, reason, prev_hash, hash), with
+// unique indexes on the serial of issuances and of revocations and an
+// index for quota counts; table crl_number holds the last CRL number.
+package sqlite
