@@ -16,7 +16,7 @@
 // # URI
 //
 //	tpm:<device>?dir=<index>[&max-loaded=<n>]
-//	tpm:swtpm?dir=<index>[&host=<loopback>][&port=<p>][&ctrl-port=<c>][&max-loaded=<n>]
+//	tpm:swtpm?dir=<index>[&host=<loopback>][&port=<p>][&max-loaded=<n>]
 //
 // The path is the TPM character device, an absolute, clean path; empty
 // means [DefaultDevice] (/dev/tpmrm0, the kernel's resource-managed
@@ -26,8 +26,9 @@
 // ("swtpm socket --tpm2 --server type=tcp,port=2321 --ctrl type=tcp,port=2322
 // --flags not-need-init,startup-clear"): host defaults to 127.0.0.1 and
 // must be a loopback address, since TPM traffic over TCP is neither
-// encrypted nor authenticated; port defaults to 2321 and ctrl-port to
-// port+1. Attributes:
+// encrypted nor authenticated; port (the command port) defaults to 2321.
+// The TPM must be started already (swtpm's startup-clear flag): only the
+// command channel is used. Attributes:
 //
 //   - dir (required): the key index directory, an absolute, clean path.
 //   - max-loaded: [Config.MaxLoaded], 1 to 64 (at most 3 through
@@ -35,7 +36,7 @@
 //
 // Unknown or repeated attributes are errors. Every URI error is a
 // [*keystore.URIError] whose Part names what is wrong: "path", "dir",
-// "max-loaded", "host", "port", "ctrl-port", "query", "fragment", or an
+// "max-loaded", "host", "port", "query", "fragment", or an
 // unknown attribute's name. A device that cannot be opened gives Part
 // "path" with the system error wrapped.
 //

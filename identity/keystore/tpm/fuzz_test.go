@@ -135,7 +135,7 @@ func FuzzParseURI(f *testing.F) {
 		"tpm:?dir=/k",
 		"TPM:/dev/tpm0?dir=/k&max-loaded=2",
 		"tpm:swtpm?host=127.0.0.1&port=2321&dir=/k",
-		"tpm:swtpm?host=::1&port=2321&ctrl-port=2400&dir=/k",
+		"tpm:swtpm?host=::1&port=2321&dir=/k",
 		"tpm:swtpm?host=localhost&dir=/k",
 		"tpm:swtpm?port=65535&dir=/k",
 		"tpm://x/dev?dir=/k",
@@ -169,7 +169,7 @@ func FuzzParseURI(f *testing.F) {
 				t.Fatalf("accepted device %q", c.device)
 			}
 		default:
-			for _, a := range []string{c.addr, c.ctrlAddr} {
+			for _, a := range []string{c.addr} {
 				host, port, err := net.SplitHostPort(a)
 				n, perr := strconv.Atoi(port)
 				if err != nil || !isLoopback(host) || perr != nil || n < 1 || n > 65535 {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
-	"github.com/google/go-tpm/tpm2/transport/tcp"
 
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/tpmtest"
@@ -115,14 +114,14 @@ func TestRetryStopsAtContext(t *testing.T) {
 }
 
 // TestFreshSwtpmWarnings signs on a freshly started swtpm over TCP, whose
-// transport (unlike the device's) does not retry by itself, and reports
-// the warnings the TPM really sent.
+// transport (unlike go-tpm's device and simulator transports) does not
+// retry by itself, and reports the warnings the TPM really sent.
 func TestFreshSwtpmWarnings(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: starts swtpm")
 	}
 	sw := tpmtest.StartSwtpm(t)
-	tt, err := tcp.Open(tcp.Config{CommandAddress: fmt.Sprintf("127.0.0.1:%d", sw.Port), PlatformAddress: fmt.Sprintf("127.0.0.1:%d", sw.CtrlPort)})
+	tt, err := dialMSSim(fmt.Sprintf("127.0.0.1:%d", sw.Port))
 	if err != nil {
 		t.Fatal(err)
 	}

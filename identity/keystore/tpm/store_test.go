@@ -45,7 +45,7 @@ func TestConformanceSwtpm(t *testing.T) {
 	}
 	keystoretest.Run(t, func(t *testing.T) keystoretest.Opener {
 		sw := tpmtest.StartSwtpm(t)
-		uri := fmt.Sprintf("tpm:swtpm?host=127.0.0.1&port=%d&ctrl-port=%d&dir=%s", sw.Port, sw.CtrlPort, t.TempDir())
+		uri := fmt.Sprintf("tpm:swtpm?host=127.0.0.1&port=%d&dir=%s", sw.Port, t.TempDir())
 		return func() (keystore.Store, error) { return keystore.Open(context.Background(), uri) }
 	}, keystoretest.Config{Persistent: true, SkipConcurrentStores: true, Algorithms: []keystore.Algorithm{keystore.ES256, keystore.ES384, keystore.PS256}})
 }

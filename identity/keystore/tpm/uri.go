@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
-	"github.com/google/go-tpm/tpm2/transport/tcp"
 
 	"github.com/ztmkit/ztm/identity/keystore"
 )
@@ -29,7 +28,6 @@ const DefaultDevice = "/dev/tpmrm0"
 type uriConfig struct {
 	device    string // device path, or "" for TCP
 	addr      string // TCP command address host:port
-	ctrlAddr  string // TCP platform (control) address host:port
 	dir       string
 	maxLoaded int
 }
@@ -86,17 +84,17 @@ func parseURI(uri string) (*uriConfig, error) {
 	}
 	known := map[string]bool{"dir": true, "max-loaded": true}
 	if tcpMode {
-		known["host"], known["port"], known["ctrl-port"] = true, true, true
+		known["host"], known["port"] = true, true
 	}
 	for name := range q {
 		if name == "" {
 			return nil, fail("query", "an attribute has no name")
 		}
 		if !known[name] {
-			if name == "host" || name == "port" || name == "ctrl-port" {
+			if name == "host" || name == "port" {
 				return nil, fail(name, `only a "tpm:swtpm" URI takes a TCP address`)
 			}
-			return nil, fail(name, "unknown attribute (known: dir, max-loaded; host, port, ctrl-port for swtpm)")
+			return nil, fail(name, "unknown attribute (known: dir, max-loaded; host, port for swtpm)")
 		}
 	}
 	dir, ok, err := get("dir")
@@ -133,15 +131,7 @@ func parseURI(uri string) (*uriConfig, error) {
 		if err != nil {
 			return nil, err
 		}
-		ctrl, err := portAttr(get, fail, "ctrl-port", port+1)
-		if err != nil {
-			return nil, err
-		}
-		if ctrl > 65535 {
-			return nil, fail("ctrl-port", "port+1 is not a port number: give ctrl-port")
-		}
 		c.addr = net.JoinHostPort(host, strconv.Itoa(port))
-		c.ctrlAddr = net.JoinHostPort(host, strconv.Itoa(ctrl))
 	}
 	return c, nil
 }
@@ -179,11 +169,10 @@ func openURI(ctx context.Context, uri string) (keystore.Store, error) {
 			return nil, &keystore.URIError{URI: keystore.RedactURI(uri), Part: "path", Reason: "cannot open TPM device " + strconv.Quote(c.device), Err: err}
 		}
 	} else {
-		tt, err := tcp.Open(tcp.Config{CommandAddress: c.addr, PlatformAddress: c.ctrlAddr})
+		t, err = dialMSSim(c.addr)
 		if err != nil {
 			return nil, fmt.Errorf("tpm: cannot connect to TPM simulator at %s: %w", c.addr, err)
 		}
-		t = tt
 	}
 	s, err := New(ctx, t, Config{Dir: c.dir, MaxLoaded: c.maxLoaded})
 	if err != nil {

@@ -36,7 +36,7 @@ func TestOpenBadURI(t *testing.T) {
 		{"tpm:swtpm?dir=/a&host=example.com", "host"},
 		{"tpm:swtpm?dir=/a&port=0", "port"},
 		{"tpm:swtpm?dir=/a&port=65536", "port"},
-		{"tpm:swtpm?dir=/a&ctrl-port=x", "ctrl-port"},
+		{"tpm:swtpm?dir=/a&ctrl-port=2322", "ctrl-port"},
 		// The device does not exist: the error points at the path.
 		{"tpm:/nonexistent/tpm0?dir=" + dir, "path"},
 		{"tpm:" + filepath.Join(dir, "nodev") + "?dir=" + dir, "path"},
@@ -76,7 +76,7 @@ func TestOpenSwtpmURI(t *testing.T) {
 		t.Skip("-short: starts swtpm")
 	}
 	sw := tpmtest.StartSwtpm(t)
-	uri := fmt.Sprintf("tpm:swtpm?port=%d&ctrl-port=%d&max-loaded=2&dir=%s", sw.Port, sw.CtrlPort, t.TempDir())
+	uri := fmt.Sprintf("tpm:swtpm?port=%d&max-loaded=2&dir=%s", sw.Port, t.TempDir())
 	ctx := context.Background()
 	s, err := keystore.Open(ctx, uri)
 	if err != nil {
