@@ -57,6 +57,8 @@ type Policy struct {
 	AllowExtraSteps bool
 }
 
+var _ json.Marshaler = (*Policy)(nil)
+
 // PolicyKey is a signer known by its public key.
 type PolicyKey struct {
 	// Name is the name rules use for this signer ("chipco-fab3").

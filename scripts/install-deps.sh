@@ -14,6 +14,8 @@ NEEDS=(
 	"pkcs11-tool opensc"
 	"openssl openssl"
 	"/usr/lib/postgresql postgresql"
+	"node nodejs"
+	"npm npm"
 )
 
 missing=()

@@ -241,7 +241,7 @@ func (s *Store) Chain(ctx context.Context, subject []byte) (manifest.Chain, erro
 // Lot calls fn, in subject order, for every device whose latest step names
 // lot, with the exact bytes of that latest step: the leaves of the lot's
 // manifest (see [manifest.Lot]). It stops at fn's first error and returns
-// it.
+// it. fn must not call the Store: the store is held for the whole listing.
 func (s *Store) Lot(ctx context.Context, lot string, fn func(subject, latest []byte) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

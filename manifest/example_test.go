@@ -1,0 +1,158 @@
+package manifest_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/ztmkit/ztm/manifest"
+)
+
+func pemPublicKey(k *ecdsa.PrivateKey) string {
+	der, err := x509.MarshalPKIXPublicKey(k.Public())
+	if err != nil {
+		log.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+func newKey() *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return k
+}
+
+// Three partners record what they did to a device; the OEM checks the
+// chain against its signed policy.
+func Example() {
+	chipco, cm, testhouse, oem := newKey(), newKey(), newKey(), newKey()
+
+	// The OEM writes its policy as JSON, signs it and publishes it.
+	policyJSON, _ := json.Marshal(map[string]any{
+		"name": "acme-widget-line", "version": 1, "issuer": "ACME",
+		"expires": "2027-01-01T00:00:00Z",
+		"keys": []map[string]string{
+			{"name": "chipco", "publicKey": pemPublicKey(chipco)},
+			{"name": "cm", "publicKey": pemPublicKey(cm)},
+			{"name": "testhouse", "publicKey": pemPublicKey(testhouse)},
+		},
+		"steps": []map[string]any{
+			{"name": "key-generation", "signers": []string{"chipco"}},
+			{"name": "firmware-load", "signers": []string{"cm"}},
+			{"name": "final-test", "signers": []string{"testhouse"}},
+		},
+	})
+	policy, err := manifest.ParsePolicyJSON(policyJSON)
+	if err != nil {
+		log.Fatal(err)
+	}
+	signedPolicy, err := manifest.SignPolicy(rand.Reader, policy, oem, manifest.SignOptions{Issuer: "ACME"})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// Each partner signs its step, linked to the previous one.
+	ueid := []byte{0x01, 0x5a, 0x1d, 0x3c, 0x9e, 0x77, 0x10, 0x42, 0x8b, 0x2f, 0x6c, 0x01, 0xd4, 0x73, 0x55, 0x0e, 0x91}
+	t := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	var chain manifest.Chain
+	for i, p := range []struct {
+		step, issuer string
+		key          *ecdsa.PrivateKey
+	}{{"key-generation", "chipco", chipco}, {"firmware-load", "cm", cm}, {"final-test", "testhouse", testhouse}} {
+		step := &manifest.Step{Name: p.step, Subject: ueid, Sequence: uint64(i), Time: t.Add(time.Duration(i) * time.Hour),
+			Predicate: manifest.Claims{"result": "pass"}}
+		if i > 0 {
+			prev := manifest.Sum(manifest.SHA256, chain[i-1].Raw)
+			step.Prev = &prev
+		}
+		signed, err := manifest.SignStep(rand.Reader, step, p.key, manifest.SignOptions{Issuer: p.issuer})
+		if err != nil {
+			log.Fatal(err)
+		}
+		chain = append(chain, signed)
+	}
+
+	// The operator loads the OEM's policy and verifies the chain.
+	policy, err = manifest.VerifyPolicy(signedPolicy, oem.Public())
+	if err != nil {
+		log.Fatal(err)
+	}
+	opts := &manifest.VerifyOptions{CurrentTime: t.Add(24 * time.Hour)}
+	report := manifest.Verify(context.Background(), chain, policy, opts)
+	fmt.Println("verified:", report.Err() == nil, report.Signers)
+
+	// Dropping the firmware step breaks the chain.
+	report = manifest.Verify(context.Background(), manifest.Chain{chain[0], chain[2]}, policy, opts)
+	for _, c := range report.Failed() {
+		var ve *manifest.VerificationError
+		errors.As(c.Err, &ve)
+		fmt.Printf("step %d: %s: %v\n", c.Step, c.Check, ve.Reason)
+	}
+	// Output:
+	// verified: true [chipco cm testhouse]
+	// step 1: sequence: sequence
+	// step 1: link: broken link
+	// step 1: layout: layout
+}
+
+// A lot manifest signs the root of a Merkle tree over every device's latest
+// step; each device gets a receipt that verifies on its own.
+func ExampleLot() {
+	station, oem := newKey(), newKey()
+	signer, err := manifest.NewStepSigner(station, manifest.SignOptions{Issuer: "cm-line-2"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	lot, err := manifest.NewLot("LOT-2026-03-A", manifest.LotOptions{KeepProofs: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var latest [][]byte
+	for i := range 5 {
+		s, err := signer.Sign(rand.Reader, &manifest.Step{Name: "ship", Subject: []byte{0x01, byte(i)},
+			Time: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC), Lot: "LOT-2026-03-A"})
+		if err != nil {
+			log.Fatal(err)
+		}
+		latest = append(latest, s.Raw)
+		if _, err := lot.Add(s.Raw); err != nil {
+			log.Fatal(err)
+		}
+	}
+	oemSigner, err := manifest.NewStepSigner(oem, manifest.SignOptions{Issuer: "ACME"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := lot.Sign(rand.Reader, oemSigner, time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// Device 3 keeps its last step and its receipt.
+	receipt, err := m.Receipt(3)
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := manifest.VerifyReceipt(receipt, latest[3], oem.Public())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s: device %d of %d, signed by %s\n", r.Lot, r.Index, r.TreeSize, r.Issuer)
+
+	// The receipt proves nothing about another device's step.
+	_, err = manifest.VerifyReceipt(receipt, latest[4], oem.Public())
+	fmt.Println(errors.Is(err, manifest.ErrVerification))
+	// Output:
+	// LOT-2026-03-A: device 3 of 5, signed by ACME
+	// true
+}
