@@ -1,7 +1,10 @@
 // Package tpmtest gives tests a real TPM 2.0: the Microsoft reference
 // implementation, built into the test binary by
 // github.com/google/go-tpm-tools/simulator (cgo; it links against OpenSSL's
-// libcrypto, so building it needs the libssl-dev package).
+// libcrypto, so building it needs the libssl-dev package), through [Open];
+// and a swtpm process on loopback TCP through [StartSwtpm], for what the
+// reference simulator lacks (RSA-3072) and for code that opens a TPM by
+// address.
 //
 // # One simulator per process
 //
