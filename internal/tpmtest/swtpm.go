@@ -47,7 +47,7 @@ func StartSwtpm(tb testing.TB) *Swtpm {
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		if lastErr = waitListening(port, ctrl, done); lastErr != nil {
+		if lastErr = waitListening(ctrl, done); lastErr != nil {
 			cmd.Process.Kill()
 			<-done
 			continue
@@ -75,7 +75,7 @@ func freePort(tb testing.TB) int {
 // waitListening waits until swtpm listens, or exits. It probes the control
 // port only: a probe of the command port would occupy swtpm's single client
 // slot until swtpm noticed it closed. swtpm binds both before serving.
-func waitListening(port, ctrl int, exited <-chan error) error {
+func waitListening(ctrl int, exited <-chan error) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		select {
