@@ -612,27 +612,64 @@ func unmarshalB64(v json.RawMessage, out *[]byte) error {
 }
 
 func unmarshalJSONVersion(v json.RawMessage) (string, int64, error) {
-	var arr []json.RawMessage
-	if err := json.Unmarshal(v, &arr); err != nil {
+	arr, err := scanArray(v)
+	if err != nil {
 		return "", 0, err
 	}
 	if len(arr) < 1 || len(arr) > 2 {
 		return "", 0, errors.New("version: want [version, ?scheme]")
 	}
-	var s string
 	var scheme int64
-	if err := json.Unmarshal(arr[0], &s); err != nil {
+	s, err := jsonString(arr[0])
+	if err != nil {
 		return "", 0, err
 	}
 	if s == "" {
 		return "", 0, errors.New("version: empty")
 	}
 	if len(arr) == 2 {
-		if err := json.Unmarshal(arr[1], &scheme); err != nil {
+		if scheme, err = jsonInt(arr[1]); err != nil {
 			return "", 0, err
 		}
 	}
 	return s, scheme, nil
+}
+
+func (c *Claims) decodeJSONMeasurements(v []byte) error {
+	entries, err := scanArray(v)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		pair, err := scanArray(e)
+		if err != nil {
+			return err
+		}
+		if len(pair) != 2 {
+			return errors.New("measurement: want [content-type, content]")
+		}
+		ct, err := jsonInt(pair[0])
+		if err != nil {
+			return err
+		}
+		if ct < 0 || ct > 65535 {
+			return fmt.Errorf("measurement: content type %d", ct)
+		}
+		var val []byte
+		if err := unmarshalB64(pair[1], &val); err != nil {
+			return err
+		}
+		if ct != MeasurementContentFormat {
+			c.OtherMeasurements = append(c.OtherMeasurements, RawMeasurement{ContentType: uint16(ct), Value: val})
+			continue
+		}
+		m, err := decodeMeasurement(val)
+		if err != nil {
+			return err
+		}
+		c.Measurements = append(c.Measurements, m)
+	}
+	return nil
 }
 
 func (c *Claims) decodeJSON(data []byte, depth int) error {
@@ -676,28 +713,7 @@ func (c *Claims) decodeJSON(data []byte, depth int) error {
 		case "swversion":
 			c.SWVersion, c.SWVersionScheme, err = unmarshalJSONVersion(v)
 		case "measurements":
-			var entries [][2]json.RawMessage
-			if err = json.Unmarshal(v, &entries); err == nil {
-				for _, e := range entries {
-					var ct uint16
-					var val []byte
-					if err = json.Unmarshal(e[0], &ct); err != nil {
-						break
-					}
-					if err = unmarshalB64(e[1], &val); err != nil {
-						break
-					}
-					if ct != MeasurementContentFormat {
-						c.OtherMeasurements = append(c.OtherMeasurements, RawMeasurement{ContentType: ct, Value: val})
-						continue
-					}
-					var m Measurement
-					if m, err = decodeMeasurement(val); err != nil {
-						break
-					}
-					c.Measurements = append(c.Measurements, m)
-				}
-			}
+			err = c.decodeJSONMeasurements(v)
 		case "submods":
 			var sm []jsonMember
 			if sm, err = scanObject(v); err == nil {

@@ -188,3 +188,39 @@ func jsonBool(v []byte) (bool, error) {
 	}
 	return false, fmt.Errorf("not a JSON boolean: %.20q", v)
 }
+
+// scanArray splits one JSON array into the exact bytes of its elements.
+// Elements are checked as they are decoded.
+func scanArray(b []byte) ([][]byte, error) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return nil, errors.New("want a JSON array")
+	}
+	i = skipSpace(b, i+1)
+	var out [][]byte
+	if i < len(b) && b[i] == ']' {
+		i++
+	} else {
+		for {
+			end, err := skipValue(b, i)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, b[i:end])
+			i = skipSpace(b, end)
+			if i < len(b) && b[i] == ',' {
+				i = skipSpace(b, i+1)
+				continue
+			}
+			if i < len(b) && b[i] == ']' {
+				i++
+				break
+			}
+			return nil, errors.New("want ',' or ']'")
+		}
+	}
+	if skipSpace(b, i) != len(b) {
+		return nil, errors.New("trailing data after the JSON array")
+	}
+	return out, nil
+}
