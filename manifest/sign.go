@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -102,7 +103,13 @@ func NewStepSigner(key crypto.Signer, opts SignOptions) (*StepSigner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedAlgorithm, err)
 	}
-	cs, err := cose.NewSigner(cose.Algorithm(alg.COSE()), key)
+	coseKey := key
+	if _, std := key.(*ecdsa.PrivateKey); !std && (alg == keystore.ES256 || alg == keystore.ES384) {
+		// go-cose calls Sign with nil options on ECDSA signers other than
+		// *ecdsa.PrivateKey; keystore keys want the hash named.
+		coseKey = hashNamingSigner{key, alg.SignerOpts()}
+	}
+	cs, err := cose.NewSigner(cose.Algorithm(alg.COSE()), coseKey)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedAlgorithm, err)
 	}
@@ -133,6 +140,19 @@ func NewStepSigner(key crypto.Signer, opts SignOptions) (*StepSigner, error) {
 		s.kid = thumb.Value
 	}
 	return s, nil
+}
+
+// hashNamingSigner passes opts to its signer when called with nil options.
+type hashNamingSigner struct {
+	crypto.Signer
+	opts crypto.SignerOpts
+}
+
+func (h hashNamingSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if opts == nil {
+		opts = h.opts
+	}
+	return h.Signer.Sign(rand, digest, opts)
 }
 
 // Thumbprint returns the [KeyThumbprint] of the signer's key: what a step's

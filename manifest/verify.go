@@ -185,6 +185,9 @@ func (c *compiledPolicy) resolve(ss *SignedStep) (*signer, Reason, error) {
 		if err != nil {
 			return nil, ReasonUntrustedSigner, err
 		}
+		if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+			return nil, ReasonUntrustedSigner, fmt.Errorf("leaf certificate %q is not for digital signatures", leaf.Subject.CommonName)
+		}
 		t, err := KeyThumbprint(leaf.PublicKey)
 		if err != nil {
 			return nil, ReasonAlgorithm, err

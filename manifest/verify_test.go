@@ -199,6 +199,13 @@ func TestVerifyRefuses(t *testing.T) {
 			f.parties["rogue"] = &party{name: "rogue", key: k, signer: s}
 			return f.build(slices.Replace(slices.Clone(goodSpecs), 3, 4, stepSpec{manifest.StepFinalTest, "rogue"}))
 		}, want: R(manifest.ReasonUntrustedSigner, manifest.ReasonUnauthorizedSigner, manifest.ReasonThreshold)},
+		{name: "certificate not valid at the step's time", opts: &manifest.VerifyOptions{CurrentTime: t0, Partial: true},
+			chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+				s := c[3].Step.Clone()
+				s.Time = t0.Add(2 * 365 * 24 * time.Hour) // the station's certificate expired after one year
+				c[3] = f.sign(s, "testhouse")
+				return c[:4]
+			}, want: R(manifest.ReasonUntrustedSigner, manifest.ReasonUnauthorizedSigner, manifest.ReasonThreshold)},
 		{name: "unknown kid", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
 			t := f.tb.(*testing.T)
 			k := mustKey(t)
