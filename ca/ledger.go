@@ -100,9 +100,9 @@ type Record struct {
 	// (an attestation result digest and a manifest step digest); optional.
 	EvidenceDigest []byte
 	StepDigest     []byte
-	// Time is when the record was made: the certificate's notBefore for an
-	// issuance, the revocation time for a revocation. Kept to the
-	// nanosecond, in UTC.
+	// Time is when the record was made: the issuance time (the
+	// certificate's notBefore is this time truncated to the second) or the
+	// revocation time. Kept to the nanosecond, in UTC.
 	Time time.Time
 	// Certificate is the DER certificate (issuance only).
 	Certificate []byte

@@ -97,7 +97,7 @@ func (k *kit) open(t *testing.T) ca.Ledger {
 	return l
 }
 
-// Issuance returns an issuance record with a real self-signed certificate
+// issuance returns an issuance record with a real self-signed certificate
 // carrying serial, as the ChainVerifier requires.
 func (k *kit) issuance(t testing.TB, serial *big.Int, requester string, at time.Time) *ca.Record {
 	t.Helper()
@@ -107,17 +107,44 @@ func (k *kit) issuance(t testing.TB, serial *big.Int, requester string, at time.
 			panic(err)
 		}
 	})
+	r, err := issuanceRecord(k.key, serial, requester, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// NewIssuance returns an issuance record for a fresh random serial, with a
+// real self-signed certificate (a new P-256 key) as [ca.ChainVerifier]
+// requires, for backend tests and examples that need records of their own.
+func NewIssuance(requester string, at time.Time) (*ca.Record, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	b[0] |= 0x01
+	return issuanceRecord(key, new(big.Int).SetBytes(b[:]), requester, at)
+}
+
+func issuanceRecord(key *ecdsa.PrivateKey, serial *big.Int, requester string, at time.Time) (*ca.Record, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{SerialNumber: serial.Text(16)},
 		NotBefore:    at.Truncate(time.Second),
 		NotAfter:     at.Add(time.Hour),
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.key.Public(), k.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	cert, _ := x509.ParseCertificate(der)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
 	pkh := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	return &ca.Record{
 		Kind:           ca.KindIssuance,
@@ -130,16 +157,7 @@ func (k *kit) issuance(t testing.TB, serial *big.Int, requester string, at time.
 		StepDigest:     bytes.Repeat([]byte{0x57}, 32),
 		Time:           at,
 		Certificate:    der,
-	}
-}
-
-// Issuance returns an issuance record for a fresh random serial, with a
-// real self-signed certificate (a new P-256 key) as [ca.ChainVerifier]
-// requires, for backend tests that need records of their own.
-func Issuance(t testing.TB, requester string, at time.Time) *ca.Record {
-	t.Helper()
-	var k kit
-	return k.issuance(t, newSerial(t), requester, at)
+	}, nil
 }
 
 func revocation(serial *big.Int, at time.Time, reason ca.RevocationReason) *ca.Record {

@@ -8,13 +8,12 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/ca/ledger/ledgertest"
 )
 
 func benchRecords(b *testing.B, n int) []*ca.Record {
 	recs := make([]*ca.Record, n)
 	for i := range recs {
-		recs[i] = ledgertest.Issuance(b, "bench", time.Unix(1_800_000_000, 0))
+		recs[i] = mustIssuance(b, "bench", time.Unix(1_800_000_000, 0))
 	}
 	return recs
 }

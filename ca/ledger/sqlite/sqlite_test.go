@@ -130,9 +130,18 @@ func TestPragmas(t *testing.T) {
 func fill(t *testing.T, l ca.Ledger, n int) {
 	t.Helper()
 	for i := range n {
-		r := ledgertest.Issuance(t, "filler", time.Unix(1_800_000_000+int64(i), 0))
+		r := mustIssuance(t, "filler", time.Unix(1_800_000_000+int64(i), 0))
 		if err := l.Append(context.Background(), r, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+func mustIssuance(t testing.TB, requester string, at time.Time) *ca.Record {
+	t.Helper()
+	r, err := ledgertest.NewIssuance(requester, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

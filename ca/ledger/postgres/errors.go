@@ -1,0 +1,143 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Sentinel errors. Match them with errors.Is.
+var (
+	// ErrUnavailable is returned, wrapped in an [*Error], when the database
+	// cannot be reached or the connection is lost: the server is down,
+	// restarting, refusing connections, or the network failed. For
+	// [Ledger.Append] it means nothing was recorded, unless the error also
+	// wraps [ErrCommitUnknown]. The Ledger recovers by itself when the
+	// database is back: later calls open new connections.
+	ErrUnavailable = errors.New("postgres ledger: database unavailable")
+	// ErrCommitUnknown is returned by [Ledger.Append] (and
+	// [Ledger.NextCRLNumber]), wrapped in an [*Error] that also wraps
+	// [ErrUnavailable], when the connection was lost while the COMMIT was
+	// in flight: the transaction may or may not have been committed. The
+	// ledger never reports success it cannot prove, so an issuance that
+	// fails this way may still be in the ledger — recorded, but its
+	// certificate never returned — and [ca.Authority.Issue] returns an
+	// error. The reverse, a certificate returned but not recorded, cannot
+	// happen.
+	ErrCommitUnknown = errors.New("postgres ledger: commit outcome unknown")
+	// ErrSchemaVersion is returned by [Open] and [New] for a ledger whose
+	// schema was made by a newer version of this package.
+	ErrSchemaVersion = errors.New("postgres ledger: unsupported schema version")
+	// ErrNotLedger is returned by [Open] and [New] when the configured
+	// PostgreSQL schema holds tables named like the ledger's but no ledger
+	// schema version.
+	ErrNotLedger = errors.New("postgres ledger: not a ztm CA ledger")
+	// ErrInvalidConfig is returned by [Open] and [New] for a [Config] or
+	// connection string they cannot use.
+	ErrInvalidConfig = errors.New("postgres ledger: invalid configuration")
+)
+
+// Reason says why a database operation failed.
+type Reason int
+
+const (
+	// ReasonDatabase: the server answered with an error (the underlying
+	// error is a *pgconn.PgError). Nothing was recorded.
+	ReasonDatabase Reason = iota + 1
+	// ReasonUnavailable: the database could not be reached or the
+	// connection was lost before any COMMIT was sent. Nothing was recorded.
+	ReasonUnavailable
+	// ReasonCommitUnknown: the connection was lost while the COMMIT was in
+	// flight; the transaction may have been committed.
+	ReasonCommitUnknown
+
+	maxReason
+)
+
+var reasonNames = [...]string{
+	ReasonDatabase:      "database error",
+	ReasonUnavailable:   "database unavailable",
+	ReasonCommitUnknown: "connection lost during commit, outcome unknown",
+}
+
+// String returns a short description of the reason.
+func (r Reason) String() string {
+	if r > 0 && r < maxReason {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("Reason(%d)", int(r))
+}
+
+// Error reports a failed database operation. It wraps [ErrUnavailable] for
+// [ReasonUnavailable], [ErrUnavailable] and [ErrCommitUnknown] for
+// [ReasonCommitUnknown], and always the underlying pgx, network or
+// server error.
+type Error struct {
+	// Op names the ledger operation: "open", "append", "lookup",
+	// "revoked", "head", "verify" or "crl number".
+	Op     string
+	Reason Reason
+	Err    error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("postgres ledger: %s: %s: %v", e.Op, e.Reason, e.Err)
+}
+
+// Unwrap returns the sentinels the Reason stands for and the underlying
+// error.
+func (e *Error) Unwrap() []error {
+	switch e.Reason {
+	case ReasonUnavailable:
+		return []error{ErrUnavailable, e.Err}
+	case ReasonCommitUnknown:
+		return []error{ErrUnavailable, ErrCommitUnknown, e.Err}
+	}
+	return []error{e.Err}
+}
+
+// connectionLost reports whether err means the connection (or the server)
+// failed, as opposed to the server refusing a statement on a working
+// connection. Every error that is not a server's answer counts: network
+// errors, EOF, a closed connection, a timeout.
+func connectionLost(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		if pe.Severity == "FATAL" || pe.Severity == "PANIC" {
+			return true
+		}
+		switch {
+		case len(pe.Code) >= 2 && pe.Code[:2] == "08": // connection exception
+			return true
+		case pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // admin/crash shutdown, cannot connect now
+			return true
+		}
+		return false
+	}
+	return true
+}
+
+// dbError wraps err for op, classifying it.
+func dbError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	if connectionLost(err) {
+		return &Error{Op: op, Reason: ReasonUnavailable, Err: err}
+	}
+	return &Error{Op: op, Reason: ReasonDatabase, Err: err}
+}
+
+// isContextErr reports whether err is only the caller's context ending.
+func isContextErr(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+}

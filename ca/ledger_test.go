@@ -1,0 +1,164 @@
+package ca_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/ledger/ledgertest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata")
+
+// goldenRecords are fixed records whose canonical encodings and chain
+// hashes are kept in testdata/ledger-chain.txt, so that any other ledger
+// implementation can check its encoding byte for byte.
+func goldenRecords() []*ca.Record {
+	serial, _ := new(big.Int).SetString("8f3a5c2e91d04b7a6e1f2d3c4b5a6978", 16)
+	return []*ca.Record{
+		{
+			Seq: 1, Kind: ca.KindIssuance, Serial: serial,
+			Subject:        "SERIALNUMBER=PID-0042",
+			PublicKeyHash:  bytes.Repeat([]byte{0xab}, 32),
+			Profile:        "idevid",
+			Requester:      "station-3",
+			EvidenceDigest: bytes.Repeat([]byte{0x01}, 32),
+			Time:           time.Date(2026, 11, 25, 8, 0, 0, 123456789, time.UTC),
+			Certificate:    []byte{0x30, 0x03, 0x02, 0x01, 0x01},
+		},
+		{
+			Seq: 2, Kind: ca.KindRevocation, Serial: serial,
+			Requester: "security-team",
+			Time:      time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC),
+			Reason:    ca.ReasonKeyCompromise,
+		},
+	}
+}
+
+func TestCanonicalEncodingGolden(t *testing.T) {
+	var b strings.Builder
+	prev := make([]byte, 32)
+	for _, r := range goldenRecords() {
+		enc, err := r.CanonicalEncoding()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := r.ChainHash(prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := sha256.Sum256(append(append([]byte{}, prev...), enc...))
+		if !bytes.Equal(h, want[:]) {
+			t.Fatal("ChainHash is not SHA-256(prev || encoding)")
+		}
+		b.WriteString("encoding " + hex.EncodeToString(enc) + "\n")
+		b.WriteString("hash " + hex.EncodeToString(h) + "\n")
+		prev = h
+	}
+	path := filepath.Join("testdata", "ledger-chain.txt")
+	if *update {
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if string(golden) != b.String() {
+		t.Fatalf("canonical encoding changed:\ngot\n%s\nwant\n%s", b.String(), golden)
+	}
+}
+
+func TestCanonicalEncodingRefuses(t *testing.T) {
+	for name, r := range map[string]*ca.Record{
+		"no serial":       {Seq: 1, Kind: ca.KindIssuance},
+		"negative serial": {Seq: 1, Kind: ca.KindIssuance, Serial: big.NewInt(-1)},
+		"bad kind":        {Seq: 1, Kind: 9, Serial: big.NewInt(1)},
+	} {
+		if _, err := r.CanonicalEncoding(); err == nil {
+			t.Errorf("%s: encoded", name)
+		}
+	}
+	if _, err := (&ca.Record{Seq: 1, Kind: ca.KindIssuance, Serial: big.NewInt(1)}).ChainHash([]byte{1}); err == nil {
+		t.Error("ChainHash accepted a short previous hash")
+	}
+}
+
+func TestChainVerifier(t *testing.T) {
+	at := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	build := func() []*ca.Record {
+		iss := mustIssuance(t, "s", at)
+		iss.Seq = 1
+		rev := &ca.Record{Seq: 2, Kind: ca.KindRevocation, Serial: iss.Serial, Requester: "admin", Time: at, Reason: ca.ReasonSuperseded}
+		iss2 := mustIssuance(t, "s", at)
+		iss2.Seq = 3
+		rs := []*ca.Record{iss, rev, iss2}
+		prev := make([]byte, 32)
+		for _, r := range rs {
+			r.PrevHash = prev
+			r.Hash, _ = r.ChainHash(prev)
+			prev = r.Hash
+		}
+		return rs
+	}
+	run := func(rs []*ca.Record) (ca.Head, error) {
+		var v ca.ChainVerifier
+		for _, r := range rs {
+			if err := v.Add(r); err != nil {
+				return v.Head(), err
+			}
+		}
+		return v.Head(), nil
+	}
+	rs := build()
+	if h, err := run(rs); err != nil || h.Seq != 3 || !bytes.Equal(h.Hash, rs[2].Hash) {
+		t.Fatalf("valid chain: %v %v", h, err)
+	}
+	relink := func(rs []*ca.Record) {
+		prev := make([]byte, 32)
+		for _, r := range rs {
+			r.PrevHash = prev
+			r.Hash, _ = r.ChainHash(prev)
+			prev = r.Hash
+		}
+	}
+	for name, m := range map[string]func(rs []*ca.Record) []*ca.Record{
+		"gap":                  func(rs []*ca.Record) []*ca.Record { return []*ca.Record{rs[0], rs[2]} },
+		"bad link":             func(rs []*ca.Record) []*ca.Record { rs[1].PrevHash = make([]byte, 32); return rs },
+		"bad hash":             func(rs []*ca.Record) []*ca.Record { rs[0].Hash[0] ^= 1; return rs },
+		"changed field":        func(rs []*ca.Record) []*ca.Record { rs[0].Requester = "x"; return rs },
+		"certificate swapped":  func(rs []*ca.Record) []*ca.Record { rs[0].Certificate = rs[2].Certificate; relink(rs); return rs },
+		"key hash wrong":       func(rs []*ca.Record) []*ca.Record { rs[0].PublicKeyHash = make([]byte, 32); relink(rs); return rs },
+		"revoked before issue": func(rs []*ca.Record) []*ca.Record { rs[1].Serial = rs[2].Serial; relink(rs); return rs },
+		"issued twice": func(rs []*ca.Record) []*ca.Record {
+			rs[2].Serial, rs[2].Certificate = rs[0].Serial, rs[0].Certificate
+			relink(rs)
+			return rs
+		},
+	} {
+		_, err := run(m(build()))
+		var ce *ca.ChainError
+		if !errors.Is(err, ca.ErrLedgerCorrupt) || !errors.As(err, &ce) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func mustIssuance(t testing.TB, requester string, at time.Time) *ca.Record {
+	t.Helper()
+	r, err := ledgertest.NewIssuance(requester, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
