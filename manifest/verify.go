@@ -256,7 +256,7 @@ func Verify(ctx context.Context, chain Chain, policy *Policy, opts *VerifyOption
 	} else {
 		rep.pass(CheckPolicyExpiry, -1, "")
 	}
-	if len(chain) == 0 || slices.Contains(chain, nil) {
+	if len(chain) == 0 || slices.ContainsFunc(chain, func(s *SignedStep) bool { return s == nil || s.Step == nil }) {
 		rep.fail(CheckLayout, -1, ReasonMalformed, nil, "empty chain or nil step")
 		return rep
 	}

@@ -244,6 +244,14 @@ func TestVerifyRefuses(t *testing.T) {
 		}, want: R(manifest.ReasonLayout)},
 		{name: "empty chain", chain: func(f *fixture, c manifest.Chain) manifest.Chain { return nil },
 			want: R(manifest.ReasonMalformed)},
+		{name: "hand-made step without payload", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			return append(c, &manifest.SignedStep{Raw: c[0].Raw})
+		}, want: R(manifest.ReasonMalformed)},
+		{name: "hand-made step without signature", chain: func(f *fixture, c manifest.Chain) manifest.Chain {
+			c[6] = &manifest.SignedStep{Raw: c[6].Raw, Step: c[6].Step, Alg: c[6].Alg, KeyID: c[6].KeyID,
+				SubjectClaim: c[6].SubjectClaim, IssuedAt: c[6].IssuedAt}
+			return c
+		}, want: R(manifest.ReasonSignature, manifest.ReasonUnauthorizedSigner, manifest.ReasonThreshold)},
 		{name: "invalid policy", policy: func(f *fixture) { f.policy.Steps[0].Signers = []string{"nobody"} },
 			want: R(manifest.ReasonMalformed)},
 	}

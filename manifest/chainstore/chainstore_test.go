@@ -254,6 +254,57 @@ func TestConcurrentAndLots(t *testing.T) {
 	}
 }
 
+// TestTwoStoresOneFile races forks through two Stores (two connections)
+// on one database file: SQLite's write lock lets exactly one through.
+func TestTwoStoresOneFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "chains.db")
+	a, b := open(t, path), open(t, path)
+	defer a.Close()
+	defer b.Close()
+	l := newLine(t)
+	dev := []byte{0x01, 0x77}
+	s0 := l.next(t, dev, "L", "die-sort", nil)
+	if _, err := a.Append(ctx, s0.Raw); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 10 {
+		prev := s0
+		if round > 0 {
+			c, err := a.Chain(ctx, dev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prev = c[len(c)-1]
+		}
+		x := l.next(t, dev, "L", "x", prev)
+		y := l.next(t, dev, "L", "y", prev)
+		var wg sync.WaitGroup
+		var wins atomic.Int32
+		for i, st := range []*chainstore.Store{a, b} {
+			raw := []*manifest.SignedStep{x, y}[i].Raw
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := st.Append(ctx, raw)
+				if err == nil {
+					wins.Add(1)
+				} else if !errors.Is(err, chainstore.ErrFork) {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("round %d: %d of two rival steps stored", round, wins.Load())
+		}
+	}
+	c, err := b.Chain(ctx, dev)
+	if err != nil || len(c) != 11 {
+		t.Fatalf("%d steps, %v", len(c), err)
+	}
+}
+
 func TestClosed(t *testing.T) {
 	st := open(t, filepath.Join(t.TempDir(), "chains.db"))
 	if err := st.Close(); err != nil {
