@@ -113,6 +113,8 @@ const (
 	// ReasonReceipt: a receipt's inclusion proof does not lead to the
 	// root its signature covers, or does not fit its leaf.
 	ReasonReceipt
+	// ReasonAborted: the context was cancelled before every check ran.
+	ReasonAborted
 	maxReason
 )
 
@@ -131,6 +133,7 @@ var reasonNames = [...]string{
 	ReasonThreshold:          "below threshold",
 	ReasonPolicyExpired:      "policy expired",
 	ReasonReceipt:            "receipt",
+	ReasonAborted:            "aborted",
 }
 
 // String returns a short lowercase name for r.

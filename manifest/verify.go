@@ -267,7 +267,7 @@ func Verify(ctx context.Context, chain Chain, policy *Policy, opts *VerifyOption
 	prevs := make(map[string]int, len(chain))
 	for i, ss := range chain {
 		if err := ctx.Err(); err != nil {
-			rep.fail(CheckContext, i, ReasonMalformed, err, "verification abandoned")
+			rep.fail(CheckContext, i, ReasonAborted, err, "verification abandoned")
 			return rep
 		}
 		st := ss.Step
