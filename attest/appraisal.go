@@ -45,8 +45,14 @@ type ReferenceValues struct {
 
 type refKey struct{ oemid, hwmodel string }
 
-func indexReferenceValues(rvs []ReferenceValues) (map[refKey]*ReferenceValues, error) {
-	out := make(map[refKey]*ReferenceValues, len(rvs))
+// reference is a model's reference values, prepared for appraisal.
+type reference struct {
+	*ReferenceValues
+	minVersion []uint64
+}
+
+func indexReferenceValues(rvs []ReferenceValues) (map[refKey]*reference, error) {
+	out := make(map[refKey]*reference, len(rvs))
 	for i := range rvs {
 		rv := &rvs[i]
 		if len(rv.OEMID) == 0 || len(rv.HWModel) == 0 {
@@ -55,8 +61,10 @@ func indexReferenceValues(rvs []ReferenceValues) (map[refKey]*ReferenceValues, e
 		if rv.MinDebugStatus != 0 && !rv.MinDebugStatus.Valid() {
 			return nil, fmt.Errorf("attest: reference values %d: MinDebugStatus %d out of range", i, int(rv.MinDebugStatus))
 		}
+		ref := &reference{ReferenceValues: rv}
 		if rv.MinSWVersion != "" {
-			if _, err := parseVersion(rv.MinSWVersion); err != nil {
+			var err error
+			if ref.minVersion, err = parseVersion(rv.MinSWVersion); err != nil {
 				return nil, fmt.Errorf("attest: reference values %d: %w", i, err)
 			}
 		}
@@ -69,7 +77,7 @@ func indexReferenceValues(rvs []ReferenceValues) (map[refKey]*ReferenceValues, e
 		if _, dup := out[k]; dup {
 			return nil, fmt.Errorf("attest: reference values %d repeat oemid %x hwmodel %x", i, rv.OEMID, rv.HWModel)
 		}
-		out[k] = rv
+		out[k] = ref
 	}
 	return out, nil
 }
@@ -119,7 +127,7 @@ type finding struct {
 // appraiseClaims checks claims against rv and returns the trust vector, the
 // findings and whether any is a contraindication; it is the appraisal
 // [EATVerifier.Verify] applies once the evidence is authentic and fresh.
-func appraiseClaims(c *Claims, rv *ReferenceValues) (TrustVector, []finding, bool) {
+func appraiseClaims(c *Claims, rv *reference) (TrustVector, []finding, bool) {
 	tv := TrustVector{InstanceIdentity: TrustRecognizedInstance, Hardware: TrustGenuineHardware}
 	var fs []finding
 	contra := false
@@ -169,7 +177,7 @@ func appraiseClaims(c *Claims, rv *ReferenceValues) (TrustVector, []finding, boo
 		tv.Executables, contra = TrustContraindicatedRuntime, true
 	}
 	if rv.MinSWVersion != "" {
-		min, _ := parseVersion(rv.MinSWVersion)
+		min := rv.minVersion
 		got, err := parseVersion(c.SWVersion)
 		switch {
 		case c.SWVersion == "":

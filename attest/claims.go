@@ -681,9 +681,9 @@ func (c *Claims) decodeJSON(data []byte, depth int) error {
 		return fmt.Errorf("attest: claims: %w", err)
 	}
 	for _, m := range members {
-		k, v := m.name, json.RawMessage(m.value)
+		v := json.RawMessage(m.value)
 		var err error
-		switch k {
+		switch string(m.name) {
 		case "eat_nonce":
 			err = unmarshalB64(v, &c.Nonce)
 		case "ueid":
@@ -724,7 +724,7 @@ func (c *Claims) decodeJSON(data []byte, depth int) error {
 						err = fmt.Errorf("submodule %q: %w", sub.name, err)
 						break
 					}
-					c.Submods[sub.name] = s
+					c.Submods[string(sub.name)] = s
 				}
 			}
 		case "iat":
@@ -742,10 +742,10 @@ func (c *Claims) decodeJSON(data []byte, depth int) error {
 			if c.JSONExtensions == nil {
 				c.JSONExtensions = make(map[string]json.RawMessage)
 			}
-			c.JSONExtensions[k] = v
+			c.JSONExtensions[string(m.name)] = v
 		}
 		if err != nil {
-			return fmt.Errorf("attest: claim %q: %w", k, err)
+			return fmt.Errorf("attest: claim %q: %w", m.name, err)
 		}
 	}
 	if err := c.validate(depth); err != nil {

@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +12,7 @@ import (
 // jsonMember is one member of a JSON object: its name and the exact bytes of
 // its value.
 type jsonMember struct {
-	name  string
+	name  []byte // unescaped
 	value []byte
 }
 
@@ -108,19 +109,21 @@ func scanObject(b []byte) ([]jsonMember, error) {
 			if err != nil {
 				return nil, err
 			}
-			var name string
+			var name []byte
 			if escaped {
-				if err := json.Unmarshal(b[i:end], &name); err != nil {
+				var s string
+				if err := json.Unmarshal(b[i:end], &s); err != nil {
 					return nil, err
 				}
+				name = []byte(s)
 			} else {
 				if !utf8.Valid(b[i+1 : end-1]) {
 					return nil, errors.New("invalid UTF-8 in member name")
 				}
-				name = string(b[i+1 : end-1])
+				name = b[i+1 : end-1]
 			}
 			for _, m := range out {
-				if m.name == name {
+				if bytes.Equal(m.name, name) {
 					return nil, fmt.Errorf("duplicate member %q", name)
 				}
 			}

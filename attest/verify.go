@@ -140,9 +140,10 @@ type registeredKey struct {
 // EATVerifier verifies EAT evidence in CWT and JWT form. It is safe for
 // concurrent use.
 type EATVerifier struct {
-	cfg  Config
-	keys map[string]*registeredKey
-	refs map[refKey]*ReferenceValues
+	cfg       Config
+	keys      map[string]*registeredKey
+	refs      map[refKey]*reference
+	emptyPool *x509.CertPool
 }
 
 var _ Verifier = (*EATVerifier)(nil)
@@ -151,7 +152,7 @@ var _ Verifier = (*EATVerifier)(nil)
 // error for reference values that repeat an (oemid, hwmodel) pair or are
 // malformed; a registered key of an unsupported type is reported when used.
 func NewVerifier(cfg Config) (*EATVerifier, error) {
-	v := &EATVerifier{cfg: *cfg.Clone(), keys: make(map[string]*registeredKey, len(cfg.Keys))}
+	v := &EATVerifier{cfg: *cfg.Clone(), keys: make(map[string]*registeredKey, len(cfg.Keys)), emptyPool: x509.NewCertPool()}
 	if v.cfg.MaxSize <= 0 {
 		v.cfg.MaxSize = DefaultMaxSize
 	}
@@ -574,7 +575,7 @@ func (v *EATVerifier) decodeJWT(data []byte, now time.Time) (*Evidence, *Verific
 	ev := &Evidence{Format: FormatJWT, Algorithm: alg}
 	var pub crypto.PublicKey
 	chains, cerr := h.Certificates(x509.VerifyOptions{
-		Roots:       emptyIfNil(v.cfg.Roots),
+		Roots:       v.roots(),
 		CurrentTime: now,
 		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
@@ -612,9 +613,10 @@ func (v *EATVerifier) decodeJWT(data []byte, now time.Time) (*Evidence, *Verific
 	return ev, nil
 }
 
-func emptyIfNil(p *x509.CertPool) *x509.CertPool {
-	if p == nil {
-		return x509.NewCertPool()
+// roots returns the trust anchors, or an empty pool (never the system's).
+func (v *EATVerifier) roots() *x509.CertPool {
+	if v.cfg.Roots == nil {
+		return v.emptyPool
 	}
-	return p
+	return v.cfg.Roots
 }
