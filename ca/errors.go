@@ -116,6 +116,7 @@ type CSRError struct {
 	Err error
 }
 
+// Error describes the failure.
 func (e *CSRError) Error() string {
 	msg := "ca: bad certificate request: " + e.Reason.String()
 	if e.Detail != "" {
@@ -145,6 +146,7 @@ type AuthorizationError struct {
 	Err    error
 }
 
+// Error describes the failure.
 func (e *AuthorizationError) Error() string {
 	msg := fmt.Sprintf("ca: requester %q not authorized for profile %q: %s", e.Requester, e.Profile, e.Reason)
 	if e.Err != nil {
@@ -168,6 +170,7 @@ type PolicyError struct {
 	Err     error
 }
 
+// Error describes the failure.
 func (e *PolicyError) Error() string {
 	return fmt.Sprintf("ca: refused by policy (profile %q): %v", e.Profile, e.Err)
 }
@@ -184,6 +187,7 @@ type ChainError struct {
 	Reason string
 }
 
+// Error describes the failure.
 func (e *ChainError) Error() string {
 	return fmt.Sprintf("ca: ledger hash chain broken at record %d: %s", e.Seq, e.Reason)
 }
@@ -200,6 +204,7 @@ type ExtensionError struct {
 	Detail    string
 }
 
+// Error describes the failure.
 func (e *ExtensionError) Error() string {
 	return fmt.Sprintf("ca: malformed %s extension: %s", e.Extension, e.Detail)
 }

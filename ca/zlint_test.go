@@ -83,6 +83,14 @@ func TestZlint(t *testing.T) {
 			for name, c := range issueAll(t, p) {
 				lintDER(t, reg, name, c.Raw)
 			}
+			// Every device key type.
+			for _, kind := range []string{"P-384", "Ed25519", "RSA-3072"} {
+				c, err := p.auth.Issue(context.Background(), &ca.Request{CSR: idevidCSR(t, deviceKey(t, kind), "K-"+kind), Profile: "idevid", Requester: "s"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				lintDER(t, reg, "idevid "+kind, c.Raw)
+			}
 			// With a CRL distribution point too.
 			p = newPKI(t, alg, func(c *ca.Config) { c.CRLDistributionPoint = "http://crl.example.com/line1.crl" })
 			for name, c := range issueAll(t, p) {

@@ -22,6 +22,7 @@ type OpenError struct {
 	Detail string
 }
 
+// Error describes the failure.
 func (e *OpenError) Error() string {
 	msg := fmt.Sprintf("sqlite ledger: cannot open %q: %v", e.Path, e.Err)
 	if e.Detail != "" {

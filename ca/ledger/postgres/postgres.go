@@ -1,0 +1,226 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ztmkit/ztm/ca"
+)
+
+// Config tunes a ledger. The zero value works.
+type Config struct {
+	// Schema is the PostgreSQL schema (namespace) that holds the ledger's
+	// tables; it is created when absent. Several ledgers — one per issuing
+	// CA — can share a database under different schemas; every instance
+	// of one CA must use the same. Lower-case letters, digits and '_', at
+	// most 63 bytes. If empty, "ztm_ca".
+	Schema string
+	// MaxBatch is the most appends committed in one transaction. If zero,
+	// 256.
+	MaxBatch int
+	// BatchTimeout bounds one group-commit transaction: taking a
+	// connection, waiting for the chain lock, the statements and the
+	// COMMIT. Appends in a batch that runs out of time fail with
+	// [ErrUnavailable] (or [ErrCommitUnknown] if the COMMIT was sent). If
+	// zero, 30 seconds.
+	BatchTimeout time.Duration
+}
+
+const defaultSchema = "ztm_ca"
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Schema == "" {
+		c.Schema = defaultSchema
+	}
+	if !schemaName.MatchString(c.Schema) {
+		return c, fmt.Errorf("postgres ledger: schema name %q: want 1 to 63 of a-z, 0-9 and _, not starting with a digit: %w", c.Schema, ErrInvalidConfig)
+	}
+	if c.MaxBatch < 0 || c.BatchTimeout < 0 {
+		return c, fmt.Errorf("postgres ledger: negative MaxBatch or BatchTimeout: %w", ErrInvalidConfig)
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 256
+	}
+	if c.BatchTimeout == 0 {
+		c.BatchTimeout = 30 * time.Second
+	}
+	return c, nil
+}
+
+// Ledger is a [ca.Ledger] in a PostgreSQL database, shared by any number
+// of Ledger values in any number of processes (CA instances). It is safe
+// for concurrent use.
+type Ledger struct {
+	pool    *pgxpool.Pool
+	ownPool bool
+	cfg     Config
+	q       queries
+
+	commits atomic.Uint64
+	records atomic.Uint64
+	retries atomic.Uint64
+
+	queue     chan *op
+	closing   chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+var _ ca.Ledger = (*Ledger)(nil)
+
+// Open connects to the database named by dsn (a PostgreSQL URL or
+// key=value connection string, with pgxpool's pool_* parameters), creates
+// or migrates the ledger schema, and starts the ledger. The pool is the
+// Ledger's own; Close closes it.
+func Open(ctx context.Context, dsn string, cfg Config) (*Ledger, error) {
+	pc, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// The parse error may quote the DSN, password included.
+		return nil, fmt.Errorf("postgres ledger: cannot parse connection string: %w", ErrInvalidConfig)
+	}
+	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
+		pc.ConnConfig.RuntimeParams["application_name"] = "ztm-ca-ledger"
+	}
+	if !strings.Contains(dsn, "pool_max_conns") && pc.MaxConns < 8 {
+		pc.MaxConns = 8
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, dbError("open", err)
+	}
+	l, err := newLedger(ctx, pool, cfg)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	l.ownPool = true
+	return l, nil
+}
+
+// New starts a ledger over a pool the caller owns (and closes, after the
+// Ledger's Close), creating or migrating the ledger schema. The pool's
+// connections need the privilege to create the schema and its tables the
+// first time, and to read and write them.
+func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Ledger, error) {
+	if pool == nil {
+		return nil, fmt.Errorf("postgres ledger: nil pool: %w", ErrInvalidConfig)
+	}
+	return newLedger(ctx, pool, cfg)
+}
+
+func newLedger(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Ledger, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, pool, cfg.Schema); err != nil {
+		return nil, err
+	}
+	l := &Ledger{
+		pool:    pool,
+		cfg:     cfg,
+		q:       newQueries(cfg.Schema),
+		queue:   make(chan *op, cfg.MaxBatch),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	go l.run()
+	return l, nil
+}
+
+// Close stops the writer, waiting for the batch in progress, answers
+// queued appends with [ca.ErrLedgerClosed], and closes the pool if Open
+// made it. It is idempotent.
+func (l *Ledger) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.closing)
+		<-l.done
+		if l.ownPool {
+			l.pool.Close()
+		}
+	})
+	return nil
+}
+
+func (l *Ledger) closed() bool {
+	select {
+	case <-l.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stats counts a Ledger's work since it was made.
+type Stats struct {
+	// Commits is the number of group-commit transactions committed.
+	Commits uint64
+	// Records is the number of records they appended; Records over
+	// Commits is the mean batch size.
+	Records uint64
+	// Retries is the number of batches run again after the database was
+	// unreachable before their COMMIT.
+	Retries uint64
+}
+
+// Stats returns the group-commit counters of this Ledger (this instance
+// only, not others sharing the database).
+func (l *Ledger) Stats() Stats {
+	return Stats{Commits: l.commits.Load(), Records: l.records.Load(), Retries: l.retries.Load()}
+}
+
+// queries are the ledger's SQL statements with the schema filled in.
+type queries struct {
+	lock, tail, issued, revokedIn, quota, insert string
+	crlNext                                      string
+	lookup, revoked, head, all                   string
+}
+
+const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash`
+
+func newQueries(schema string) queries {
+	s := pgx.Identifier{schema}.Sanitize()
+	r := strings.NewReplacer("{s}", s)
+	return queries{
+		lock:      r.Replace("SELECT id FROM {s}.head WHERE id = 1 FOR UPDATE"),
+		tail:      r.Replace("SELECT seq, hash FROM {s}.records ORDER BY seq DESC LIMIT 1"),
+		issued:    r.Replace("SELECT serial FROM {s}.records WHERE kind = 1 AND serial = ANY($1::bytea[])"),
+		revokedIn: r.Replace("SELECT serial FROM {s}.records WHERE kind = 2 AND serial = ANY($1::bytea[])"),
+		// For each quota-checked append: how many issuances its requester
+		// holds since its window start, counting at most its limit.
+		quota: r.Replace(`SELECT q.i, (SELECT count(*) FROM (
+				SELECT 1 FROM {s}.records r
+				WHERE r.kind = 1 AND r.requester = q.requester AND r.time_ns >= q.since
+				LIMIT q.lim) c)
+			FROM unnest($1::int[], $2::text[], $3::bigint[], $4::bigint[]) AS q(i, requester, since, lim)`),
+		insert: r.Replace(`INSERT INTO {s}.records (` + recordColumns + `)
+			SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::bytea[], $4::text[], $5::bytea[], $6::text[],
+				$7::text[], $8::bytea[], $9::bytea[], $10::bigint[], $11::bytea[], $12::smallint[], $13::bytea[], $14::bytea[])`),
+		crlNext: r.Replace("UPDATE {s}.crl_number SET n = n + 1 WHERE id = 1 RETURNING n"),
+		lookup: r.Replace(`SELECT ` + recordColumns + ` FROM {s}.records WHERE kind = 1 AND serial = $1
+			UNION ALL SELECT ` + recordColumns + ` FROM {s}.records WHERE kind = 2 AND serial = $1 ORDER BY seq`),
+		revoked: r.Replace("SELECT seq, serial, time_ns, reason FROM {s}.records WHERE kind = 2 ORDER BY seq"),
+		head:    r.Replace("SELECT seq, hash FROM {s}.records ORDER BY seq DESC LIMIT 1"),
+		all:     r.Replace("SELECT " + recordColumns + " FROM {s}.records ORDER BY seq"),
+	}
+}
+
+var errClosed = ca.ErrLedgerClosed
+
+// checkOpen returns ErrLedgerClosed after Close.
+func (l *Ledger) checkOpen() error {
+	if l.closed() {
+		return errClosed
+	}
+	return nil
+}
+
+var _ = errors.New
