@@ -193,8 +193,8 @@ type pbes2Params struct {
 // A wrong password and damage to the first ciphertext block (or the IV)
 // cannot be told apart: PBES2 has no MAC. Everything else is: with the
 // right password the first plaintext block is the start of a PKCS#8
-// structure (more than 40 fixed bits; a wrong password matches it with
-// probability below 2^-40), so damage elsewhere is reported as ErrCorrupt.
+// structure (about 40 fixed bits; a wrong password matches them with
+// probability near 2^-40), so damage elsewhere is reported as ErrCorrupt.
 func parseKeyFile(data, password []byte, maxIter int) (crypto.Signer, error) {
 	der, err := decodePEM(data)
 	if err != nil {
@@ -398,24 +398,22 @@ func parseEncryptedPrivateKeyInfo(der []byte, maxIter int) (*pbes2Params, error)
 }
 
 // looksLikePKCS8 reports whether plain, a decrypted PKCS#8 key with its
-// padding, starts as one: SEQUENCE whose length fits the plaintext length
-// within the padding, then INTEGER version 0 or 1, then SEQUENCE.
+// padding, starts as one: a SEQUENCE header in DER (short, one- or two-byte
+// length), then INTEGER version 0 or 1, then SEQUENCE. Random bytes match
+// with probability about 2^-40.
 func looksLikePKCS8(plain []byte) bool {
 	if len(plain) < aes.BlockSize || plain[0] != 0x30 {
 		return false
 	}
-	var l, hdr int
+	var hdr int
 	switch {
 	case plain[1] < 0x80:
-		l, hdr = int(plain[1]), 2
+		hdr = 2
 	case plain[1] == 0x81 && plain[2] >= 0x80:
-		l, hdr = int(plain[2]), 3
+		hdr = 3
 	case plain[1] == 0x82 && plain[2] != 0:
-		l, hdr = int(plain[2])<<8|int(plain[3]), 4
+		hdr = 4
 	default:
-		return false
-	}
-	if n := hdr + l; n > len(plain)-1 || n < len(plain)-aes.BlockSize {
 		return false
 	}
 	q := plain[hdr:]
@@ -463,6 +461,12 @@ func parsePrivateKeyInfo(der []byte) (*privateKeyInfo, bool) {
 				}
 				info.localKeyID = id
 			}
+		}
+		// The store writes localKeyID as its only attribute, and openssl
+		// writes no attributes: attributes without it mean that damage
+		// hit the attribute's OID, so the check cannot be skipped.
+		if info.localKeyID == nil {
+			return nil, false
 		}
 	}
 	// A version 2 key may carry its public key, [1] IMPLICIT BIT STRING.
