@@ -3,6 +3,7 @@ package attest_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
+	"github.com/veraison/go-cose"
 
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/attest/devicesim"
@@ -133,5 +135,44 @@ func TestEARReadableByPlainJOSE(t *testing.T) {
 		ear.VerifierID.Build != "ztm-test 1" || dev.Policy != "ztm/attest/default" || len(ear.Nonce) != 43 {
 		b, _ := json.Marshal(ear)
 		t.Errorf("EAR read by go-jose: %s", b)
+	}
+}
+
+// TestCWTReadableByGoCOSE checks our evidence and EAR CWTs with go-cose
+// alone: tagged COSE_Sign1, alg in the protected header, valid signature.
+func TestCWTReadableByGoCOSE(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	ev, err := e.dev.EvidenceCWT(e.nonce(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.ver.Verify(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey := newKey(t, keystore.ES256)
+	ear, err := r.SignCWT(nil, vkey, &attest.SignOptions{KeyID: []byte("verifier-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		tok []byte
+		pub crypto.PublicKey
+	}{"evidence": {ev, e.key.Public()}, "EAR": {ear, vkey.Public()}} {
+		var msg cose.Sign1Message
+		if err := msg.UnmarshalCBOR(tc.tok); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		alg, err := msg.Headers.Protected.Algorithm()
+		if err != nil || alg != cose.AlgorithmES256 {
+			t.Fatalf("%s: alg %v %v", name, alg, err)
+		}
+		v, err := cose.NewVerifier(alg, tc.pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := msg.Verify(nil, v); err != nil {
+			t.Errorf("%s: go-cose does not verify it: %v", name, err)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package tpm
 
 import (
-	"errors"
 	"fmt"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -27,10 +26,6 @@ const (
 // maxPCRSelections bounds the banks a TPML_PCR_SELECTION may list
 // (HASH_COUNT on any TPM is far lower).
 const maxPCRSelections = 16
-
-// ErrMalformed is wrapped by [ParseAttest], [ParseSignature] and
-// [ParseEvidence] for input that is not the structure asked for.
-var ErrMalformed = errors.New("tpm: malformed structure")
 
 // ClockInfo is TPMS_CLOCK_INFO.
 type ClockInfo struct {
