@@ -2,6 +2,8 @@ package manifest_test
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/ztmkit/ztm/manifest"
@@ -61,6 +63,14 @@ func FuzzParseChain(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(enc)
+	vectors, _ := filepath.Glob(filepath.Join("testdata", "vectors", "*.cbor"))
+	for _, v := range vectors {
+		b, err := os.ReadFile(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Add([]byte{0x80})
 	f.Add([]byte{0x81, 0x40})
 	f.Fuzz(func(t *testing.T, data []byte) {
