@@ -103,8 +103,12 @@ func (l *Lot) Add(step []byte) (uint64, error) {
 	return l.AddLeafHash(l.h.Sum(make([]byte, 0, sha256.Size)))
 }
 
-// AddLeafHash appends a leaf by its RFC 9162 leaf hash, for callers that
-// stored it. It returns the leaf index.
+// LeafHash returns the RFC 9162 leaf hash of a step's exact COSE_Sign1
+// bytes: SHA-256(0x00 ‖ step). It is what [Lot.AddLeafHash] takes.
+func LeafHash(step []byte) []byte { return hasher().HashLeaf(step) }
+
+// AddLeafHash appends a leaf by its RFC 9162 leaf hash ([LeafHash]), for
+// callers that stored it. It returns the leaf index.
 func (l *Lot) AddLeafHash(h []byte) (uint64, error) {
 	if len(h) != 32 {
 		return 0, fmt.Errorf("manifest: leaf hash of %d bytes, want 32", len(h))

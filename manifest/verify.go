@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -115,6 +116,27 @@ func (r *Report) Failed() []CheckResult {
 		}
 	}
 	return out
+}
+
+// String renders the report as one line per check, for people:
+//
+//	ok   signature        step 2  cm
+//	FAIL link             step 3  manifest: link (step 3): broken link: …
+func (r *Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "policy %q, device %x\n", r.Policy, r.Subject)
+	for _, c := range r.Checks {
+		status, text := "ok  ", c.Detail
+		if !c.OK {
+			status, text = "FAIL", fmt.Sprint(c.Err)
+		}
+		where := "chain  "
+		if c.Step >= 0 {
+			where = fmt.Sprintf("step %-2d", c.Step)
+		}
+		fmt.Fprintf(&b, "%s %-17s %s %s\n", status, c.Check, where, text)
+	}
+	return b.String()
 }
 
 func (r *Report) pass(check string, step int, detail string) {

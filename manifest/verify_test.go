@@ -8,6 +8,7 @@ import (
 	"errors"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -336,6 +337,12 @@ func TestReportErrAggregate(t *testing.T) {
 	}
 	if !errors.Is(err, manifest.ErrVerification) {
 		t.Fatal("aggregate does not wrap ErrVerification")
+	}
+	text := verify(f, c, f.policy, nil).String()
+	for _, want := range []string{`policy "acme-widget-line"`, "ok   signature", "FAIL link              step 3"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report text lacks %q:\n%s", want, text)
+		}
 	}
 	_ = rand.Reader
 }
