@@ -30,7 +30,7 @@ type ReferenceValues struct {
 	// MinDebugStatus is the least locked-down dbgstat accepted. Zero
 	// means [DebugDisabled]. A missing dbgstat claim always fails.
 	MinDebugStatus DebugStatus
-	// AllowSecureBootOff accepts evidence without secboot = true.
+	// AllowSecureBootOff accepts evidence without oemboot = true (secure boot).
 	//
 	// WARNING: a device that does not boot securely proves nothing about
 	// the software it runs. Set it only for development boards.
@@ -149,7 +149,7 @@ func appraiseClaims(c *Claims, rv *reference) (TrustVector, []finding, bool) {
 		}
 	}
 	if !rv.AllowSecureBootOff && (c.SecureBoot == nil || !*c.SecureBoot) {
-		fs = append(fs, finding{ReasonSecureBootOff, "secboot is not true"})
+		fs = append(fs, finding{ReasonSecureBootOff, "oemboot (secure boot) is not true"})
 		tv.Configuration, contra = TrustUnsupportableConfig, true
 	}
 

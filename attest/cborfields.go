@@ -71,8 +71,8 @@ type claimsFast struct {
 	DebugStatus  *int64                     `cbor:"263,keyasint"`
 	Profile      *string                    `cbor:"265,keyasint"`
 	Submods      map[string]cbor.RawMessage `cbor:"266,keyasint"`
-	SWName       *string                    `cbor:"271,keyasint"`
-	SWVersion    *versionField              `cbor:"272,keyasint"`
+	SWName       *string                    `cbor:"270,keyasint"`
+	SWVersion    *versionField              `cbor:"271,keyasint"`
 	Measurements *[]rawMeasurementEntry     `cbor:"273,keyasint"`
 }
 

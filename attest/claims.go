@@ -22,12 +22,12 @@ const (
 	KeyOEMID        int64 = 258
 	KeyHWModel      int64 = 259
 	KeyHWVersion    int64 = 260
-	KeySecureBoot   int64 = 262
+	KeyOEMBoot      int64 = 262
 	KeyDebugStatus  int64 = 263
 	KeyProfile      int64 = 265
 	KeySubmods      int64 = 266
-	KeySWName       int64 = 271
-	KeySWVersion    int64 = 272
+	KeySWName       int64 = 270
+	KeySWVersion    int64 = 271
 	KeyMeasurements int64 = 273
 )
 
@@ -123,13 +123,14 @@ type Claims struct {
 	// HWVersionScheme is the optional version scheme of hwversion
 	// (CoSWID version-scheme; 0 when absent).
 	HWVersionScheme int64
-	// SecureBoot is secboot (262); nil when absent.
+	// SecureBoot is oemboot (262, RFC 9711 §4.2.8): true when the boot was
+	// authorized by the OEM (secure boot); nil when absent.
 	SecureBoot *bool
 	// DebugStatus is dbgstat (263); nil when absent.
 	DebugStatus *DebugStatus
-	// SWName is swname (271).
+	// SWName is swname (270).
 	SWName string
-	// SWVersion is the version string of swversion (272).
+	// SWVersion is the version string of swversion (271).
 	SWVersion string
 	// SWVersionScheme is the optional version scheme of swversion (0
 	// when absent).
@@ -253,7 +254,7 @@ func (c *Claims) cborMap() (map[int64]any, error) {
 		m[KeyHWVersion] = version(c.HWVersion, c.HWVersionScheme)
 	}
 	if c.SecureBoot != nil {
-		m[KeySecureBoot] = *c.SecureBoot
+		m[KeyOEMBoot] = *c.SecureBoot
 	}
 	if c.DebugStatus != nil {
 		m[KeyDebugStatus] = int64(*c.DebugStatus)
@@ -300,7 +301,7 @@ func (c *Claims) cborMap() (map[int64]any, error) {
 
 var knownKeys = map[int64]struct{}{
 	KeyIssuedAt: {}, KeyNonce: {}, KeyUEID: {}, KeyOEMID: {}, KeyHWModel: {},
-	KeyHWVersion: {}, KeySecureBoot: {}, KeyDebugStatus: {}, KeyProfile: {},
+	KeyHWVersion: {}, KeyOEMBoot: {}, KeyDebugStatus: {}, KeyProfile: {},
 	KeySubmods: {}, KeySWName: {}, KeySWVersion: {}, KeyMeasurements: {},
 }
 
@@ -347,7 +348,7 @@ func (c *Claims) decodeCBOR(data []byte, depth int) error {
 			err = decodeBytes(v, &c.HWModel)
 		case KeyHWVersion:
 			c.HWVersion, c.HWVersionScheme, err = decodeVersion(v)
-		case KeySecureBoot:
+		case KeyOEMBoot:
 			var b bool
 			if err = dm.Unmarshal(v, &b); err == nil {
 				c.SecureBoot = &b
@@ -499,7 +500,7 @@ func sortMeasurements(ms []Measurement) {
 // §4.1.6, RFC 9711 §10.1.
 var jsonNames = map[string]struct{}{
 	"eat_nonce": {}, "ueid": {}, "oemid": {}, "hwmodel": {}, "hwversion": {},
-	"secboot": {}, "dbgstat": {}, "swname": {}, "swversion": {},
+	"oemboot": {}, "dbgstat": {}, "swname": {}, "swversion": {},
 	"measurements": {}, "submods": {}, "iat": {}, "eat_profile": {},
 }
 
@@ -542,7 +543,7 @@ func (c *Claims) jsonMap() (map[string]any, error) {
 		m["hwversion"] = version(c.HWVersion, c.HWVersionScheme)
 	}
 	if c.SecureBoot != nil {
-		m["secboot"] = *c.SecureBoot
+		m["oemboot"] = *c.SecureBoot
 	}
 	if c.DebugStatus != nil {
 		m["dbgstat"] = int(*c.DebugStatus)
@@ -694,7 +695,7 @@ func (c *Claims) decodeJSON(data []byte, depth int) error {
 			err = unmarshalB64(v, &c.HWModel)
 		case "hwversion":
 			c.HWVersion, c.HWVersionScheme, err = unmarshalJSONVersion(v)
-		case "secboot":
+		case "oemboot":
 			var b bool
 			if b, err = jsonBool(v); err == nil {
 				c.SecureBoot = &b

@@ -11,8 +11,8 @@
 //
 // Evidence is an Entity Attestation Token (RFC 9711): a [Claims] set with the
 // registered claims by their CWT keys and JWT names — eat_nonce (10), ueid
-// (256), oemid (258), hwmodel (259), hwversion (260), secboot (262), dbgstat
-// (263), eat_profile (265), submods (266), swname (271), swversion (272),
+// (256), oemid (258), hwmodel (259), hwversion (260), oemboot (262, secure boot), dbgstat
+// (263), eat_profile (265), submods (266), swname (270), swversion (271),
 // measurements (273) and iat (6) — plus extension claims kept as received.
 // Measurements are named digests ([Measurement]) in the content format
 // [MeasurementContentFormat].

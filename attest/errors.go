@@ -84,7 +84,7 @@ const (
 	ReasonNoReferenceValues
 	// ReasonDebugEnabled: dbgstat is absent or below the required level.
 	ReasonDebugEnabled
-	// ReasonSecureBootOff: secboot is absent or false.
+	// ReasonSecureBootOff: oemboot (secure boot) is absent or false.
 	ReasonSecureBootOff
 	// ReasonMeasurementMismatch: a measurement is missing or differs.
 	ReasonMeasurementMismatch

@@ -107,3 +107,31 @@ func TestInteropRFC8392SignedCWT(t *testing.T) {
 		t.Errorf("tampered: %v", err)
 	}
 }
+
+// TestInteropRFC9711Claims decodes the claims set of RFC 9711 Appendix A.1.5,
+// whose submodule carries a CoSWID measurement (kept as a RawMeasurement).
+func TestInteropRFC9711Claims(t *testing.T) {
+	var c attest.Claims
+	if err := c.UnmarshalCBOR(readHex(t, "rfc9711-a15-claims.hex")); err != nil {
+		t.Fatal(err)
+	}
+	if hex.EncodeToString(c.Nonce) != "5e19fba4483c7896" || hex.EncodeToString(c.OEMID) != "8945ad" ||
+		len(c.UEID) != 16 || c.UEID[0] != 0x01 || c.SecureBoot == nil || !*c.SecureBoot ||
+		c.DebugStatus == nil || *c.DebugStatus != attest.DebugDisabledSinceBoot {
+		t.Errorf("claims %+v", c)
+	}
+	os := c.Submods["OS"]
+	if os == nil || len(os.OtherMeasurements) != 1 || os.OtherMeasurements[0].ContentType != 258 ||
+		len(os.OtherMeasurements[0].Value) != 244 || *os.DebugStatus != attest.DebugDisabledSinceBoot {
+		t.Fatalf("OS submodule %+v", os)
+	}
+	// Re-encoded deterministically, it decodes to the same claims.
+	enc, err := c.MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c2 attest.Claims
+	if err := c2.UnmarshalCBOR(enc); err != nil || !bytes.Equal(c2.Submods["OS"].OtherMeasurements[0].Value, os.OtherMeasurements[0].Value) {
+		t.Errorf("round trip: %v", err)
+	}
+}

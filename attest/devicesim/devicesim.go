@@ -72,7 +72,7 @@ type Config struct {
 type Tamper struct {
 	// DebugEnabled reports dbgstat enabled.
 	DebugEnabled bool
-	// SecureBootOff reports secboot false.
+	// SecureBootOff reports oemboot (secure boot) false.
 	SecureBootOff bool
 	// WrongMeasurement names a component whose reported digest is wrong
 	// (as if its image had been modified).
