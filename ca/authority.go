@@ -206,8 +206,11 @@ type Request struct {
 	// CSR is the DER PKCS#10 certificate request. Its signature is
 	// verified and its key must be P-256, P-384, Ed25519 or RSA ≥ 3072.
 	// Of its contents only the public key and the subject attributes and
-	// names the profile allows are used. A request carrying any extension
-	// but a subjectAltName the profile allows is refused.
+	// names the profile allows are used. A request may carry a
+	// subjectAltName the profile allows, and a basicConstraints (cA false)
+	// and keyUsage (without keyCertSign or cRLSign) that are ignored — the
+	// profile fixes both; any other extension, or a request for CA powers,
+	// is refused.
 	CSR []byte
 	// Profile names the profile to issue under.
 	Profile string

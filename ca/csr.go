@@ -23,6 +23,7 @@ var (
 	oidOrganization       = asn1.ObjectIdentifier{2, 5, 4, 10}
 	oidOrganizationalUnit = asn1.ObjectIdentifier{2, 5, 4, 11}
 	oidBasicConstraints   = asn1.ObjectIdentifier{2, 5, 29, 19}
+	oidKeyUsage           = asn1.ObjectIdentifier{2, 5, 29, 15}
 )
 
 // checkedCSR is what the CA takes from a request: the verified public key
@@ -52,19 +53,25 @@ func checkCSR(der []byte, p *Profile) (*checkedCSR, error) {
 	}
 	out := &checkedCSR{csr: csr}
 	allowHW, allowDNSURI := p.allowsNames()
-	seenSAN := false
+	seen := map[string]bool{}
 	for _, ext := range csr.Extensions {
+		if seen[ext.Id.String()] {
+			return nil, &CSRError{Reason: CSRExtensionNotAllowed, Detail: ext.Id.String() + " requested twice"}
+		}
+		seen[ext.Id.String()] = true
 		switch {
 		case ext.Id.Equal(oidBasicConstraints):
+			// cA false is what the profile gives anyway; ignored.
 			if requestsCA(ext.Value) {
-				return nil, &CSRError{Reason: CSRRequestsCA}
+				return nil, &CSRError{Reason: CSRRequestsCA, Detail: "basicConstraints cA true"}
 			}
-			return nil, &CSRError{Reason: CSRExtensionNotAllowed, Detail: "basicConstraints"}
+		case ext.Id.Equal(oidKeyUsage):
+			// The profile fixes keyUsage; a request for CA usages is refused,
+			// any other is ignored.
+			if requestsCAUsage(ext.Value) {
+				return nil, &CSRError{Reason: CSRRequestsCA, Detail: "keyUsage keyCertSign or cRLSign"}
+			}
 		case ext.Id.Equal(oidSubjectAltName):
-			if seenSAN {
-				return nil, &CSRError{Reason: CSRExtensionNotAllowed, Detail: "subjectAltName requested twice"}
-			}
-			seenSAN = true
 			if !allowHW && !allowDNSURI {
 				return nil, &CSRError{Reason: CSRExtensionNotAllowed, Detail: "subjectAltName (profile " + p.Kind.String() + " takes none)"}
 			}
@@ -107,6 +114,18 @@ func requestsCA(v []byte) bool {
 		}
 	}
 	return isCA
+}
+
+// requestsCAUsage reports whether a keyUsage value asks for keyCertSign
+// (bit 5) or cRLSign (bit 6). A value that does not parse counts as asking,
+// to fail closed.
+func requestsCAUsage(v []byte) bool {
+	in := cryptobyte.String(v)
+	var bits asn1.BitString
+	if !in.ReadASN1BitString(&bits) || !in.Empty() {
+		return true
+	}
+	return bits.At(5) == 1 || bits.At(6) == 1
 }
 
 // checkSubject copies the allowed subject attributes: commonName,

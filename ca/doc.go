@@ -36,8 +36,10 @@
 // the subject attributes (commonName, serialNumber, organizationName,
 // organizationalUnitName, countryName) and subjectAltName entries
 // (hardwareModuleName; DNS names and URIs for LDevID) the profile allows,
-// each validated. A request asking for CA:true, for any other extension,
-// or for names the profile does not take is refused with a [*CSRError].
+// each validated. A basicConstraints (cA false) or keyUsage extension in
+// the request is ignored, as the profile fixes both; a request asking for
+// CA:true or keyCertSign, for any other extension, or for names the
+// profile does not take is refused with a [*CSRError].
 //
 // # Ledger
 //

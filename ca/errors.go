@@ -69,7 +69,8 @@ const (
 	CSRBadSignature
 	// CSRWeakKey: the key is not P-256, P-384, Ed25519 or RSA ≥ 3072.
 	CSRWeakKey
-	// CSRRequestsCA: the request carries basicConstraints with CA:true.
+	// CSRRequestsCA: the request asks for CA powers: basicConstraints
+	// with cA true, or keyUsage with keyCertSign or cRLSign.
 	CSRRequestsCA
 	// CSRExtensionNotAllowed: the request asks for an extension the
 	// profile does not take from requests.

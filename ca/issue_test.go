@@ -222,7 +222,8 @@ func TestBadInput(t *testing.T) {
 		v, _ := asn1.Marshal(struct{ IsCA bool }{true})
 		return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: v}
 	}()
-	ku := pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 15}, Value: []byte{3, 2, 7, 0x80}}
+	kuCertSign := pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 15}, Critical: true, Value: []byte{3, 2, 1, 0x06}}
+	eku := pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Value: []byte{0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01}}
 	san := hwModuleSAN(t, exampleHWType, []byte("S1"))
 	email := pkix.Extension{Id: oidSAN, Value: func() []byte {
 		v, _ := asn1.Marshal(asn1.RawValue{Tag: 16, IsCompound: true, Bytes: []byte{0x81, 3, 'a', '@', 'b'}})
@@ -239,7 +240,9 @@ func TestBadInput(t *testing.T) {
 		{"empty CSR", &ca.Request{Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRMalformed},
 		{"bad CSR signature", &ca.Request{CSR: badSig, Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadSignature},
 		{"CA:true", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, caTrue), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRRequestsCA},
-		{"extra extension", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, ku), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRExtensionNotAllowed},
+		{"keyUsage keyCertSign", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, kuCertSign), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRRequestsCA},
+		{"extra extension", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, eku), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRExtensionNotAllowed},
+		{"private extension", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 9}, Value: []byte{5, 0}}), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRExtensionNotAllowed},
 		{"SAN on station", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "s"}, san), Profile: "station", Requester: "r", Station: &ca.StationAuthorization{}}, ca.ErrBadCSR, ca.CSRExtensionNotAllowed},
 		{"email SAN", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "s"}, email), Profile: "ldevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadName},
 		{"DNS in IDevID", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, hwModuleSAN(t, exampleHWType, []byte("S1"), "a.example")), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadName},

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net/http"
@@ -203,5 +204,65 @@ func TestRevokeAndCRL(t *testing.T) {
 	}
 	if resp, err := http.Post(srv.URL, "text/plain", nil); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("POST: %v %v", resp, err)
+	}
+}
+
+// TestOpenSSLMadeCSR issues an IDevID from a request openssl made, with
+// the hardwareModuleName, basicConstraints CA:FALSE and keyUsage openssl
+// configs commonly add: the CA takes the key and the allowed fields only.
+func TestOpenSSLMadeCSR(t *testing.T) {
+	p := newPKI(t, keystore.ES256, nil)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "req.cnf")
+	os.WriteFile(conf, []byte(`[req]
+distinguished_name = dn
+prompt = no
+req_extensions = ext
+[dn]
+serialNumber = OSSL-0001
+[ext]
+subjectAltName = otherName:1.3.6.1.5.5.7.8.4;SEQUENCE:hwmod
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+[hwmod]
+hwType = OID:1.3.6.1.4.1.99999.1.1
+hwSerialNum = OCTETSTRING:OSSL-0001
+`), 0o600)
+	csrPath := filepath.Join(dir, "req.der")
+	out, err := runOpenSSL(t, "req", "-new", "-config", conf, "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+		"-nodes", "-keyout", filepath.Join(dir, "key.pem"), "-outform", "DER", "-out", csrPath)
+	if err != nil {
+		t.Fatalf("openssl req: %v\n%s", err, out)
+	}
+	der, _ := os.ReadFile(csrPath)
+	cert, err := p.auth.Issue(context.Background(), &ca.Request{CSR: der, Profile: "idevid", Requester: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw, err := ca.HardwareModuleNames(cert)
+	if err != nil || len(hw) != 1 || string(hw[0].SerialNumber) != "OSSL-0001" || cert.Subject.SerialNumber != "OSSL-0001" {
+		t.Fatalf("%v %v %q", hw, err, cert.Subject.SerialNumber)
+	}
+	if cert.KeyUsage != x509.KeyUsageDigitalSignature {
+		t.Fatalf("keyUsage copied from the request: %v", cert.KeyUsage)
+	}
+	// And a request asking for CA:TRUE is refused.
+	os.WriteFile(conf, []byte(`[req]
+distinguished_name = dn
+prompt = no
+req_extensions = ext
+[dn]
+serialNumber = OSSL-0002
+[ext]
+basicConstraints = critical, CA:TRUE
+`), 0o600)
+	if out, err := runOpenSSL(t, "req", "-new", "-config", conf, "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+		"-nodes", "-keyout", filepath.Join(dir, "key2.pem"), "-outform", "DER", "-out", csrPath); err != nil {
+		t.Fatalf("openssl req: %v\n%s", err, out)
+	}
+	der, _ = os.ReadFile(csrPath)
+	var ce *ca.CSRError
+	if _, err := p.auth.Issue(context.Background(), &ca.Request{CSR: der, Profile: "ldevid", Requester: "s"}); !errors.As(err, &ce) || ce.Reason != ca.CSRRequestsCA {
+		t.Fatalf("CA:TRUE request: %v", err)
 	}
 }

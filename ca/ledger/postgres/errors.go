@@ -106,6 +106,10 @@ func connectionLost(err error) bool {
 	if err == nil {
 		return false
 	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason != ReasonDatabase
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		if pe.Severity == "FATAL" || pe.Severity == "PANIC" {

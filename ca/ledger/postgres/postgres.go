@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -222,5 +221,3 @@ func (l *Ledger) checkOpen() error {
 	}
 	return nil
 }
-
-var _ = errors.New

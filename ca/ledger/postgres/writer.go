@@ -135,7 +135,7 @@ func (l *Ledger) runBatch(batch []*op) {
 		if len(batch) == 0 {
 			return
 		}
-		errs, err, retry := l.commitBatch(batch)
+		errs, retry, err := l.commitBatch(batch)
 		if err == nil {
 			for i, o := range batch {
 				o.reply <- errs[i]
@@ -174,12 +174,12 @@ type batchState struct {
 // outcomes (nil or a refusal) when the transaction committed, or err for
 // the whole batch; retry says the failure happened before any COMMIT was
 // sent and was a lost connection, so running the batch again is safe.
-func (l *Ledger) commitBatch(batch []*op) (errs []error, err error, retry bool) {
+func (l *Ledger) commitBatch(batch []*op) (errs []error, retry bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.BatchTimeout)
 	defer cancel()
 	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
-		return nil, dbError("append", err), true
+		return nil, true, dbError("append", err)
 	}
 	inTx := false
 	defer func() { release(conn, inTx) }()
@@ -220,7 +220,7 @@ func (l *Ledger) commitBatch(batch []*op) (errs []error, err error, retry bool) 
 	inTx = true
 	st := &batchState{issued: map[string]bool{}, revoked: map[string]bool{}, quotaBase: map[int]int64{}}
 	if err := l.readState(conn.SendBatch(ctx, b), st, len(revSerials) > 0, len(qi) > 0); err != nil {
-		return nil, dbError("append", err), connectionLost(err)
+		return nil, connectionLost(err), dbError("append", err)
 	}
 
 	// Decide each append in order, linking the accepted ones.
@@ -250,18 +250,18 @@ func (l *Ledger) commitBatch(batch []*op) (errs []error, err error, retry bool) 
 	if err != nil {
 		if connectionLost(err) {
 			// The COMMIT may have reached the server and been applied.
-			return nil, &Error{Op: "append", Reason: ReasonCommitUnknown, Err: err}, false
+			return nil, false, &Error{Op: "append", Reason: ReasonCommitUnknown, Err: err}
 		}
-		return nil, dbError("append", err), false
+		return nil, false, dbError("append", err)
 	}
 	if tag.String() != "COMMIT" {
 		// The server rolled the transaction back.
-		return nil, &Error{Op: "append", Reason: ReasonDatabase, Err: fmt.Errorf("transaction rolled back (%s)", tag)}, false
+		return nil, false, &Error{Op: "append", Reason: ReasonDatabase, Err: fmt.Errorf("transaction rolled back (%s)", tag)}
 	}
 	inTx = false
 	l.commits.Add(1)
 	l.records.Add(uint64(len(st.accepted)))
-	return errs, nil, false
+	return errs, false, nil
 }
 
 // readState reads the results of round trip 1 into st.

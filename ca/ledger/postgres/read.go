@@ -1,0 +1,266 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"math/big"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/ztmkit/ztm/ca"
+)
+
+// retryRead runs fn, and once more if the connection was lost and ctx is
+// still live: a pooled connection may have died with a server restart
+// without the pool knowing yet. Only idempotent reads and the CRL number
+// before its COMMIT is sent go through it.
+func (l *Ledger) retryRead(ctx context.Context, op string, fn func() error) error {
+	if err := l.checkOpen(); err != nil {
+		return err
+	}
+	err := fn()
+	if err != nil && connectionLost(err) && !isContextErr(ctx, err) && !l.closed() {
+		err = fn()
+	}
+	if err == nil {
+		return nil
+	}
+	if l.closed() {
+		return ca.ErrLedgerClosed
+	}
+	if isContextErr(ctx, err) {
+		return ctx.Err()
+	}
+	return dbError(op, err)
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRecord(s scanner) (*ca.Record, error) {
+	var (
+		r              ca.Record
+		seq, t         int64
+		kind, rsn      int16
+		serial         []byte
+		pkh, ev, st, c []byte
+	)
+	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &st, &t, &c, &rsn, &r.PrevHash, &r.Hash); err != nil {
+		return nil, err
+	}
+	if seq < 1 || kind < 1 || kind > 255 || rsn < 0 || rsn > 255 {
+		return nil, &ca.ChainError{Seq: uint64(max(seq, 0)), Reason: "column out of range"}
+	}
+	r.Seq, r.Kind, r.Reason = uint64(seq), ca.RecordKind(kind), ca.RevocationReason(rsn)
+	r.Serial = new(big.Int).SetBytes(serial)
+	r.PublicKeyHash, r.EvidenceDigest, r.StepDigest, r.Certificate = pkh, ev, st, c
+	r.Time = time.Unix(0, t).UTC()
+	return &r, nil
+}
+
+// Lookup implements [ca.Ledger]. It reads the database, so it sees every
+// record any instance committed.
+func (l *Ledger) Lookup(ctx context.Context, serial *big.Int) (*ca.Status, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	if serial == nil || serial.Sign() <= 0 {
+		return nil, ca.ErrUnknownSerial
+	}
+	var st *ca.Status
+	err := l.retryRead(ctx, "lookup", func() error {
+		st = &ca.Status{}
+		rows, err := l.pool.Query(ctx, l.q.lookup, serial.Bytes())
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r, err := scanRecord(rows)
+			if err != nil {
+				return err
+			}
+			switch r.Kind {
+			case ca.KindIssuance:
+				st.Issuance = r
+			case ca.KindRevocation:
+				st.Revocation = &ca.Revocation{Seq: r.Seq, Serial: r.Serial, Time: r.Time, Reason: r.Reason}
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		var ce *ca.ChainError
+		if errors.As(err, &ce) {
+			return nil, ce
+		}
+		return nil, err
+	}
+	if st.Issuance == nil {
+		return nil, ca.ErrUnknownSerial
+	}
+	return st, nil
+}
+
+// Revoked implements [ca.Ledger]. It reads the database on every call —
+// the Ledger caches nothing — so a revocation committed by any instance
+// is in the answer of every instance from the moment it commits.
+func (l *Ledger) Revoked(ctx context.Context) ([]ca.Revocation, error) {
+	var out []ca.Revocation
+	err := l.retryRead(ctx, "revoked", func() error {
+		out = out[:0]
+		rows, err := l.pool.Query(ctx, l.q.revoked)
+		if err != nil {
+			return err
+		}
+		var seq, t int64
+		var rsn int16
+		var serial []byte
+		_, err = pgx.ForEachRow(rows, []any{&seq, &serial, &t, &rsn}, func() error {
+			out = append(out, ca.Revocation{Seq: uint64(seq), Serial: new(big.Int).SetBytes(serial), Time: time.Unix(0, t).UTC(), Reason: ca.RevocationReason(rsn)})
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Head implements [ca.Ledger].
+func (l *Ledger) Head(ctx context.Context) (ca.Head, error) {
+	var h ca.Head
+	err := l.retryRead(ctx, "head", func() error {
+		var seq int64
+		var hash []byte
+		err := l.pool.QueryRow(ctx, l.q.head).Scan(&seq, &hash)
+		if errors.Is(err, pgx.ErrNoRows) {
+			h = ca.Head{Hash: make([]byte, sha256.Size)}
+			return nil
+		}
+		h = ca.Head{Seq: uint64(seq), Hash: hash}
+		return err
+	})
+	if err != nil {
+		return ca.Head{}, err
+	}
+	return h, nil
+}
+
+// Verify implements [ca.Ledger]. It reads every record in one read-only
+// REPEATABLE READ transaction, so it checks one consistent snapshot while
+// appends go on.
+func (l *Ledger) Verify(ctx context.Context) (ca.Head, error) {
+	var h ca.Head
+	var chainErr error
+	err := l.retryRead(ctx, "verify", func() error {
+		chainErr = nil
+		tx, err := l.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(context.WithoutCancel(ctx))
+		rows, err := tx.Query(ctx, l.q.all)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var v ca.ChainVerifier
+		for rows.Next() {
+			r, err := scanRecord(rows)
+			if err == nil {
+				err = v.Add(r)
+			}
+			var ce *ca.ChainError
+			if errors.As(err, &ce) {
+				chainErr = ce
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		h = v.Head()
+		return nil
+	})
+	if err != nil {
+		return ca.Head{}, err
+	}
+	if chainErr != nil {
+		return ca.Head{}, chainErr
+	}
+	return h, nil
+}
+
+// NextCRLNumber implements [ca.Ledger]. The number comes from one counter
+// row, incremented under its row lock in a transaction of its own, and is
+// returned only after that transaction commits: numbers strictly increase
+// across every instance. A number whose COMMIT outcome is unknown is not
+// returned ([ErrCommitUnknown]), which may leave a gap, never a repeat.
+func (l *Ledger) NextCRLNumber(ctx context.Context) (*big.Int, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		n, sent, err := l.nextCRLNumber(ctx)
+		if err == nil {
+			return big.NewInt(n), nil
+		}
+		switch {
+		case l.closed():
+			return nil, ca.ErrLedgerClosed
+		case isContextErr(ctx, err):
+			return nil, ctx.Err()
+		case !sent && connectionLost(err) && attempt == 0:
+			continue // a dead pooled connection; nothing was sent
+		case sent && connectionLost(err) && !pgconn.SafeToRetry(err):
+			return nil, &Error{Op: "crl number", Reason: ReasonCommitUnknown, Err: err}
+		}
+		return nil, dbError("crl number", err)
+	}
+}
+
+// nextCRLNumber runs the increment and its COMMIT in one pipelined round
+// trip; sent says the statements were handed to the connection.
+func (l *Ledger) nextCRLNumber(ctx context.Context) (n int64, sent bool, err error) {
+	conn, err := l.pool.Acquire(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	inTx := true
+	defer func() { release(conn, inTx) }()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	b.Queue("SET LOCAL synchronous_commit TO on")
+	b.Queue(l.q.crlNext)
+	b.Queue("COMMIT")
+	br := conn.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	for range 2 {
+		if _, err := br.Exec(); err != nil {
+			return 0, true, err
+		}
+	}
+	if err := br.QueryRow().Scan(&n); err != nil {
+		return 0, true, err
+	}
+	tag, err := br.Exec()
+	if err != nil {
+		return 0, true, err
+	}
+	if tag.String() != "COMMIT" {
+		return 0, true, errors.New("transaction rolled back")
+	}
+	inTx = false
+	return n, true, nil
+}
