@@ -75,6 +75,11 @@
 // the exact bytes it was given in [SignedStep.Raw]; nothing in this
 // package ever re-encodes a received message.
 //
+// The package's tests check what it signs with implementations that share
+// none of its code: the cose-js package under Node.js verifies steps,
+// policies and lot manifests (ES256, ES384, PS256), Node's crypto module
+// EdDSA steps, and a Node.js RFC 9162 verifier the receipts.
+//
 // # Verification and policy
 //
 // [Verify] checks a chain against a [Policy] and returns a [Report] that

@@ -76,6 +76,7 @@ type jsCase struct {
 	Alg  string            `json:"alg"`
 	Msg  string            `json:"msg"`
 	Key  map[string]string `json:"key"`
+	Leaf string            `json:"leaf,omitempty"`
 }
 
 type jsResult struct {
@@ -150,13 +151,39 @@ func TestInteropCoseJS(t *testing.T) {
 		t.Fatal(err)
 	}
 	add("policy", signedPolicy, oem.Public(), mustPayload(t, signedPolicy))
-	lf, _, lm := lotFixture(t, 3)
+	lf, leaves, lm := lotFixture(t, 7)
 	add("lot manifest", lm.Raw, lf.parties["cm"].key.Public(), lm.Root)
+	type receiptCase struct {
+		index int
+		leaf  []byte
+		valid bool
+	}
+	var receipts []receiptCase
+	for i := range leaves {
+		receipts = append(receipts, receiptCase{i, leaves[i], true})
+	}
+	receipts = append(receipts, receiptCase{2, leaves[3], false}) // another device's step
 
 	var cases []jsCase
 	for _, m := range msgs {
 		alg, key := jsKey(t, m.pub)
 		cases = append(cases, jsCase{Name: m.name, Alg: alg, Msg: hex.EncodeToString(m.raw), Key: key})
+	}
+	lotPub := lf.parties["cm"].key.Public()
+	der, _ := x509.MarshalPKIXPublicKey(lotPub)
+	lotPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	for _, rc := range receipts {
+		r, err := lm.Receipt(uint64(rc.index))
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("receipt %d", rc.index)
+		if !rc.valid {
+			name += " (another leaf)"
+		}
+		msgs = append(msgs, msg{name, r, lotPub, lm.Root, rc.valid})
+		cases = append(cases, jsCase{Name: name, Alg: "receipt", Msg: hex.EncodeToString(r),
+			Key: map[string]string{"pem": lotPEM}, Leaf: hex.EncodeToString(rc.leaf)})
 	}
 	in := filepath.Join(t.TempDir(), "cases.json")
 	b, _ := json.Marshal(cases)
