@@ -12,6 +12,7 @@ var goals = map[string]float64{
 	"ca/ledger/sqlite.AppendParallel": 2.00,
 	"identity.CheckCSR":               0.90,
 	"identity.Create":                 0.90,
+	"identity/keystore/file.Sign":     0.90,
 	"identity/keystore/mem.Sign":      0.90,
 	"identity/keystore/pkcs11.Sign":   0.90,
 	"identity/keystore/tpm.Sign":      0.90,
