@@ -426,10 +426,15 @@ func (a *Authority) template(p *Profile, c *checkedCSR, authExt []byte, now time
 	if err != nil {
 		return nil, &CSRError{Reason: CSRMalformed, Err: err}
 	}
+	notAfter := p.notAfter(notBefore)
+	if !notAfter.Equal(noWellDefinedExpiration) && notAfter.After(a.chain[0].NotAfter) {
+		// A certificate with an end of validity does not outlive its issuer.
+		notAfter = a.chain[0].NotAfter
+	}
 	tmpl := &x509.Certificate{
 		Subject:               c.subject,
 		NotBefore:             notBefore,
-		NotAfter:              p.notAfter(notBefore),
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           eku,
 		UnknownExtKeyUsage:    unknownEKU,

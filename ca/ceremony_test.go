@@ -192,3 +192,20 @@ func TestCRLRefreshAndSharedLedger(t *testing.T) {
 		t.Fatalf("issuer %v", crl3.Issuer)
 	}
 }
+
+func TestValidityCappedAtIssuer(t *testing.T) {
+	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
+		c.Profiles = []ca.Profile{{Name: "long", Kind: ca.LDevID, Validity: 50 * 365 * 24 * time.Hour}, ca.IDevIDProfile()}
+	})
+	c, err := p.auth.Issue(context.Background(), &ca.Request{CSR: csr(t, deviceKey(t, "P-256"), pkix.Name{CommonName: "x"}), Profile: "long", Requester: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.NotAfter.Equal(p.inter.NotAfter) {
+		t.Fatalf("notAfter %v, issuer's %v", c.NotAfter, p.inter.NotAfter)
+	}
+	c, err = p.auth.Issue(context.Background(), &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "x"), Profile: "idevid", Requester: "s"})
+	if err != nil || c.NotAfter.Year() != 9999 {
+		t.Fatalf("IDevID %v %v", c, err)
+	}
+}

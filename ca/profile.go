@@ -73,7 +73,10 @@ type Profile struct {
 	Kind ProfileKind
 	// Validity is how long certificates are valid. If zero: no well-defined
 	// expiration for IDevID and AttestationKey, 90 days for LDevID, 365
-	// days for Station. A negative value is an error.
+	// days for Station. A negative value is an error. A certificate with a
+	// finite validity never outlives the issuing CA's certificate; one
+	// without a well-defined expiration (99991231235959Z) does, as IEEE
+	// 802.1AR allows, so the CA issuing IDevIDs should itself be long-lived.
 	Validity time.Duration
 	// ExtKeyUsage replaces the extended key usages of an LDevID profile
 	// (default clientAuth and serverAuth). Ignored for other kinds, whose
