@@ -140,8 +140,11 @@
 // allowed to sign the device's next step, as FDO ownership vouchers hand a
 // device from one owner to the next. [Verify] fails the custodian check
 // when another key (even one the policy trusts for that step) signs it.
-// A thumbprint rather than a whole key keeps steps small; the key itself
-// must still be trusted by the policy for its signature to count.
+// For a signer that sends an x5chain, the thumbprint is that of its leaf
+// certificate's key, so custody can pass to a certificate as well as to a
+// raw key. A thumbprint rather than a whole key or certificate keeps steps
+// small; the key itself must still be trusted by the policy for its
+// signature to count.
 //
 // # Lots and receipts
 //

@@ -71,7 +71,11 @@ func open(t testing.TB, path string) *chainstore.Store {
 
 func TestAppendReadVerify(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "chains.db")
+	dir := filepath.Join(t.TempDir(), "line 2 #1")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "chains?.db")
 	st := open(t, path)
 	l := newLine(t)
 	dev := []byte{0x01, 0xaa, 0xbb}
@@ -86,6 +90,10 @@ func TestAppendReadVerify(t *testing.T) {
 	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
+	}
+	// The database is the file named, not another one.
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		t.Fatalf("database file %q: %v", path, err)
 	}
 	// Reopened, the chain is there byte for byte and verifies.
 	st = open(t, path)
