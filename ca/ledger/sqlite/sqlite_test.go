@@ -145,3 +145,22 @@ func mustIssuance(t testing.TB, requester string, at time.Time) *ca.Record {
 	}
 	return r
 }
+
+func TestOddPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a dir with spaces #1 & 50%")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "l?x=1.db")
+	l := openAt(t, path)
+	fill(t, l, 2)
+	l.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("ledger not at the path given: %v", err)
+	}
+	l = openAt(t, path)
+	defer l.Close()
+	if h, err := l.Verify(context.Background()); err != nil || h.Seq != 2 {
+		t.Fatalf("%v %v", h, err)
+	}
+}
