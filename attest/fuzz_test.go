@@ -7,6 +7,9 @@ import (
 	"crypto/elliptic"
 	"encoding/hex"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,6 +112,11 @@ func FuzzClaimsCBOR(f *testing.F) {
 	}
 	f.Add(b)
 	f.Add([]byte{0xa1, 0x19, 0x01, 0x0a, 0xa1, 0x61, 0x61, 0xa0})
+	if rfc, err := os.ReadFile(filepath.Join("testdata", "rfc9711-a15-claims.hex")); err == nil {
+		if b, err := hex.DecodeString(strings.Join(strings.Fields(string(rfc)), "")); err == nil {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var c attest.Claims
 		if c.UnmarshalCBOR(data) != nil {

@@ -494,15 +494,24 @@ func (v *EATVerifier) verifyChain(ders [][]byte, now time.Time) ([]*x509.Certifi
 		}
 		certs[i] = c
 	}
-	return VerifyChain(certs, v.cfg.Roots, now)
+	return verifyChain(certs, v.cfg.Roots, now)
 }
 
 // VerifyChain verifies certs (leaf first, then intermediates) to roots at
 // now and checks that the leaf may sign (key usage digitalSignature). It
 // returns the verified chain, leaf first, ending at a root. A nil roots
 // trusts nothing. Errors are [*VerificationError]s with
-// [ReasonUntrustedSigner].
-func VerifyChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time) ([]*x509.Certificate, *VerificationError) {
+// [ReasonUntrustedSigner], wrapping [ErrVerification] and
+// [ErrUntrustedSigner].
+func VerifyChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time) ([]*x509.Certificate, error) {
+	chain, e := verifyChain(certs, roots, now)
+	if e != nil {
+		return nil, e
+	}
+	return chain, nil
+}
+
+func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time) ([]*x509.Certificate, *VerificationError) {
 	if len(certs) == 0 {
 		return nil, verr(ReasonUntrustedSigner, nil, "empty certificate chain")
 	}

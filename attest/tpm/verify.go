@@ -287,8 +287,12 @@ func (v *Verifier) authenticate(evidence []byte, now time.Time) (*Evidence, *Att
 				return nil, nil, refuse(attest.ReasonMalformed, err, "AK certificate %d", i)
 			}
 		}
-		if _, e := attest.VerifyChain(certs, v.cfg.Roots, now); e != nil {
-			return nil, nil, e
+		if _, err := attest.VerifyChain(certs, v.cfg.Roots, now); err != nil {
+			var ve *attest.VerificationError
+			if !errors.As(err, &ve) {
+				ve = refuse(attest.ReasonUntrustedSigner, err, "AK certificate chain")
+			}
+			return nil, nil, ve
 		}
 		pub = certs[0].PublicKey
 	} else {
