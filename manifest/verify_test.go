@@ -346,3 +346,35 @@ func TestReportErrAggregate(t *testing.T) {
 	}
 	_ = rand.Reader
 }
+
+// TestCustodyToCertificate hands custody to a certificate signer: only the
+// station whose leaf key was named may sign the next step, not another
+// station with the same role.
+func TestCustodyToCertificate(t *testing.T) {
+	f := newFixture(t)
+	other := mustKey(t)
+	leaf := issue(t, f.root, f.rootKey, "testhouse-line3", "test-station", other.Public())
+	line3, err := manifest.NewStepSigner(other, manifest.SignOptions{Issuer: "testhouse", Chain: []*x509.Certificate{leaf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.parties["line3"] = &party{name: "line3", key: other, signer: line3}
+
+	build := func(finalBy string) manifest.Chain {
+		c := f.build(goodSpecs[:3])
+		// Re-sign the firmware step naming the line-2 test station.
+		s := c[2].Step.Clone()
+		next := f.parties["testhouse"].signer.Thumbprint()
+		s.NextCustodian = &next
+		c[2] = f.sign(s, "cm")
+		return append(c, f.sign(f.newStep(manifest.StepFinalTest, 3, c[2]), finalBy))
+	}
+	opts := &manifest.VerifyOptions{CurrentTime: t0, Partial: true}
+	if err := verify(f, build("testhouse"), f.policy, opts).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rep := verify(f, build("line3"), f.policy, opts)
+	if got := reasons(t, rep); !slices.Equal(got, []manifest.Reason{manifest.ReasonCustodian}) {
+		t.Fatalf("reasons %v: %v", got, rep.Err())
+	}
+}
