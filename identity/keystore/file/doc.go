@@ -23,7 +23,9 @@
 // (configurable, at least [MinIterations]), and AES-256-CBC with a random
 // IV. The key's algorithm is derived from the key itself. The PKCS#8
 // structure carries the PKCS #9 localKeyID attribute, the SHA-256 of the
-// key's SubjectPublicKeyInfo, which the store checks after decryption.
+// key's SubjectPublicKeyInfo, which the store checks after decryption (a
+// file with PKCS#8 attributes but no localKeyID is refused as damaged;
+// openssl writes no attributes).
 //
 // openssl reads the files directly:
 //

@@ -453,8 +453,8 @@ func (s *Store) Delete(ctx context.Context, label string) error {
 	return nil
 }
 
-// Close wipes every decrypted key and the credential from memory (as far
-// as Go allows: see [Store]). Keys fetched from the store stop signing.
+// Close wipes every decrypted key and the credential from memory, as far
+// as Go allows (see the package documentation's Memory section). Keys fetched from the store stop signing.
 // Close is idempotent and never fails.
 func (s *Store) Close() error {
 	s.mu.Lock()
