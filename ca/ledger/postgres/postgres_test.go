@@ -253,7 +253,7 @@ func TestTamperKinds(t *testing.T) {
 		"change time":          "UPDATE ztm_ca.records SET time_ns = time_ns + 1 WHERE seq = 2",
 		"change requester":     "UPDATE ztm_ca.records SET requester = 'someone else' WHERE seq = 4",
 		"recompute own hash":   "UPDATE ztm_ca.records SET profile = 'x', hash = '\\x00' WHERE seq = 2",
-		"swap order":           "UPDATE ztm_ca.records SET seq = CASE seq WHEN 2 THEN 3 ELSE 2 END WHERE seq IN (2, 3)",
+		"swap order":           "UPDATE ztm_ca.records SET seq = 1000 WHERE seq = 2; UPDATE ztm_ca.records SET seq = 2 WHERE seq = 3; UPDATE ztm_ca.records SET seq = 3 WHERE seq = 1000",
 	} {
 		t.Run(name, func(t *testing.T) {
 			dsn := srv.NewDatabase(t)
