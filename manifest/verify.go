@@ -170,6 +170,9 @@ func compile(p *Policy) (*compiledPolicy, error) {
 		if kid == nil {
 			kid = t.Value
 		}
+		if prev := c.byKID[string(kid)]; prev != nil {
+			return nil, fmt.Errorf("%w: keys %q and %q have the same kid", ErrInvalidPolicy, prev.name, k.Name)
+		}
 		c.byKID[string(kid)] = &signer{name: k.Name, keyName: k.Name, pub: k.Public, thumb: t}
 	}
 	if len(p.Roots) > 0 {

@@ -255,6 +255,9 @@ func TestVerifyRefuses(t *testing.T) {
 		}, want: R(manifest.ReasonSignature, manifest.ReasonUnauthorizedSigner, manifest.ReasonThreshold)},
 		{name: "invalid policy", policy: func(f *fixture) { f.policy.Steps[0].Signers = []string{"nobody"} },
 			want: R(manifest.ReasonMalformed)},
+		{name: "policy naming one key twice", policy: func(f *fixture) {
+			f.policy.Keys = append(f.policy.Keys, manifest.PolicyKey{Name: "chipco-again", Public: f.policy.Keys[0].Public})
+		}, want: R(manifest.ReasonMalformed)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
