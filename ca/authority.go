@@ -214,14 +214,16 @@ type Request struct {
 	CSR []byte
 	// Profile names the profile to issue under.
 	Profile string
-	// Requester identifies who asks, for the ledger and for quotas. If
-	// empty, it is derived from RequesterCertificate ("sha256:" and the
-	// hex SHA-256 of its DER); one of the two is required.
+	// Requester identifies who asks, for the ledger and for quotas, when
+	// no RequesterCertificate is given. Exactly one of the two is required.
 	Requester string
 	// RequesterCertificate is the certificate of the station asking, if the
 	// caller authenticated one (e.g. the TLS client certificate). It must
 	// chain to this CA's chain, be valid for clientAuth and not revoked,
-	// and its StationAuthorization must list Profile.
+	// and its StationAuthorization must list Profile. The requester is
+	// then "station:" and the hex SHA-256 of the certificate's
+	// SubjectPublicKeyInfo, so that a station's quota follows its key
+	// across certificate renewals and cannot be claimed by another.
 	RequesterCertificate *x509.Certificate
 	// EvidenceDigest is the digest of the attestation result that approved
 	// the request; StepDigest that of the manifest step. Optional, at most
@@ -236,17 +238,17 @@ type Request struct {
 }
 
 func (a *Authority) requesterID(req *Request) (string, error) {
-	if req.Requester != "" {
-		if len(req.Requester) > 256 {
-			return "", fmt.Errorf("ca: %w: requester longer than 256 bytes", ErrInvalidRequest)
-		}
-		return req.Requester, nil
-	}
 	if req.RequesterCertificate != nil {
-		sum := sha256.Sum256(req.RequesterCertificate.Raw)
-		return "sha256:" + hex.EncodeToString(sum[:]), nil
+		if req.Requester != "" {
+			return "", fmt.Errorf("ca: %w: set Requester or RequesterCertificate, not both", ErrInvalidRequest)
+		}
+		sum := sha256.Sum256(req.RequesterCertificate.RawSubjectPublicKeyInfo)
+		return "station:" + hex.EncodeToString(sum[:]), nil
 	}
-	return "", fmt.Errorf("ca: %w: no requester", ErrInvalidRequest)
+	if req.Requester == "" || len(req.Requester) > 256 {
+		return "", fmt.Errorf("ca: %w: Requester must be 1 to 256 bytes", ErrInvalidRequest)
+	}
+	return req.Requester, nil
 }
 
 // checkRequester verifies a station certificate and its authorization.

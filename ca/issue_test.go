@@ -9,6 +9,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -156,14 +157,20 @@ func TestStationRequester(t *testing.T) {
 	station := issueStation(p.auth, []string{"provision"}, []string{"idevid"})
 
 	// Allowed profile.
-	if _, err := p.auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "A1"), Profile: "idevid", RequesterCertificate: station}); err != nil {
+	issued, err := p.auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "A1"), Profile: "idevid", RequesterCertificate: station})
+	if err != nil {
 		t.Fatal(err)
 	}
-	st, _ := p.ledger.Lookup(ctx, station.SerialNumber)
-	_ = st
+	if st, err := p.ledger.Lookup(ctx, issued.SerialNumber); err != nil || !strings.HasPrefix(st.Issuance.Requester, "station:") || len(st.Issuance.Requester) != 8+64 {
+		t.Fatalf("requester recorded as %q (%v)", st.Issuance.Requester, err)
+	}
+	// Requester and RequesterCertificate are exclusive.
+	if _, err := p.auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "A9"), Profile: "idevid", Requester: "someone", RequesterCertificate: station}); !errors.Is(err, ca.ErrInvalidRequest) {
+		t.Fatalf("both requester forms: %v", err)
+	}
 	var ae *ca.AuthorizationError
 	// Profile not listed.
-	_, err := p.auth.Issue(ctx, &ca.Request{CSR: csr(t, deviceKey(t, "P-256"), pkix.Name{CommonName: "x"}), Profile: "ldevid", RequesterCertificate: station})
+	_, err = p.auth.Issue(ctx, &ca.Request{CSR: csr(t, deviceKey(t, "P-256"), pkix.Name{CommonName: "x"}), Profile: "ldevid", RequesterCertificate: station})
 	if !errors.Is(err, ca.ErrNotAuthorized) || !errors.As(err, &ae) {
 		t.Fatalf("unlisted profile: %v", err)
 	}
