@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,12 @@ type ReferenceValues struct {
 	// WARNING: an open debug port lets anyone rewrite the device. Set it
 	// only for development boards.
 	AllowDebug bool
+	// Submods are the reference values of the device's submodules, by
+	// submodule name (their OEMID and HWModel are not used). Each listed
+	// submodule must be present in the evidence and is appraised like the
+	// device; a submodule in the evidence that is not listed gives a
+	// warning.
+	Submods map[string]*ReferenceValues
 }
 
 type refKey struct{ oemid, hwmodel string }
@@ -49,6 +56,43 @@ type refKey struct{ oemid, hwmodel string }
 type reference struct {
 	*ReferenceValues
 	minVersion []uint64
+	subs       map[string]*reference
+}
+
+// prepare checks rv and parses what appraisal needs.
+func prepare(rv *ReferenceValues, depth int) (*reference, error) {
+	if depth > maxSubmodDepth {
+		return nil, fmt.Errorf("submodules nested deeper than %d", maxSubmodDepth)
+	}
+	if rv.MinDebugStatus != 0 && !rv.MinDebugStatus.Valid() {
+		return nil, fmt.Errorf("MinDebugStatus %d out of range", int(rv.MinDebugStatus))
+	}
+	ref := &reference{ReferenceValues: rv}
+	if rv.MinSWVersion != "" {
+		var err error
+		if ref.minVersion, err = parseVersion(rv.MinSWVersion); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range rv.Measurements {
+		if m.Name == "" || len(m.Digest) == 0 {
+			return nil, errors.New("measurement without name or digest")
+		}
+	}
+	for name, sub := range rv.Submods {
+		if sub == nil {
+			return nil, fmt.Errorf("submodule %q: nil reference values", name)
+		}
+		p, err := prepare(sub, depth+1)
+		if err != nil {
+			return nil, fmt.Errorf("submodule %q: %w", name, err)
+		}
+		if ref.subs == nil {
+			ref.subs = make(map[string]*reference, len(rv.Submods))
+		}
+		ref.subs[name] = p
+	}
+	return ref, nil
 }
 
 func indexReferenceValues(rvs []ReferenceValues) (map[refKey]*reference, error) {
@@ -58,20 +102,9 @@ func indexReferenceValues(rvs []ReferenceValues) (map[refKey]*reference, error) 
 		if len(rv.OEMID) == 0 || len(rv.HWModel) == 0 {
 			return nil, fmt.Errorf("attest: reference values %d: OEMID and HWModel are required", i)
 		}
-		if rv.MinDebugStatus != 0 && !rv.MinDebugStatus.Valid() {
-			return nil, fmt.Errorf("attest: reference values %d: MinDebugStatus %d out of range", i, int(rv.MinDebugStatus))
-		}
-		ref := &reference{ReferenceValues: rv}
-		if rv.MinSWVersion != "" {
-			var err error
-			if ref.minVersion, err = parseVersion(rv.MinSWVersion); err != nil {
-				return nil, fmt.Errorf("attest: reference values %d: %w", i, err)
-			}
-		}
-		for _, m := range rv.Measurements {
-			if m.Name == "" || len(m.Digest) == 0 {
-				return nil, fmt.Errorf("attest: reference values %d: measurement without name or digest", i)
-			}
+		ref, err := prepare(rv, 0)
+		if err != nil {
+			return nil, fmt.Errorf("attest: reference values %d: %w", i, err)
 		}
 		k := refKey{string(rv.OEMID), string(rv.HWModel)}
 		if _, dup := out[k]; dup {
@@ -191,7 +224,49 @@ func appraiseClaims(c *Claims, rv *reference) (TrustVector, []finding, bool) {
 			tv.Executables, contra = TrustContraindicatedRuntime, true
 		}
 	}
+	// Submodules: each one the reference lists is appraised like the
+	// device, and its findings count for the device.
+	names := make([]string, 0, len(rv.subs))
+	for name := range rv.subs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		sc, ok := c.Submods[name]
+		if !ok {
+			fs = append(fs, finding{ReasonMeasurementMismatch, fmt.Sprintf("no submodule %q", name)})
+			tv.Executables, contra = TrustContraindicatedRuntime, true
+			continue
+		}
+		stv, sfs, scontra := appraiseClaims(sc, rv.subs[name])
+		for _, f := range sfs {
+			fs = append(fs, finding{f.reason, fmt.Sprintf("submodule %q: %s", name, f.detail)})
+		}
+		if scontra {
+			contra = true
+		}
+		tv = worstVector(tv, stv)
+	}
+	for name := range c.Submods {
+		if _, ok := rv.subs[name]; !ok {
+			fs = append(fs, finding{ReasonMeasurementMismatch, fmt.Sprintf("submodule %q has no reference values (warning)", name)})
+			if tv.Executables.Tier() < StatusWarning {
+				tv.Executables = TrustUnrecognizedRuntime
+			}
+		}
+	}
 	return tv, fs, contra
+}
+
+// worstVector keeps, entry by entry, the claim of the worse tier.
+func worstVector(a, b TrustVector) TrustVector {
+	ae, be := a.entries(), b.entries()
+	for i := range ae {
+		if be[i].Tier() > ae[i].Tier() {
+			*ae[i] = *be[i]
+		}
+	}
+	return a
 }
 
 func findMeasurement(ms []Measurement, name string) (Measurement, bool) {

@@ -370,6 +370,34 @@ func TestVerifyRefuses(t *testing.T) {
 			}
 			return e.ver, ev
 		}, attest.ReasonNoReferenceValues},
+		{"submodule with debug enabled", func(t *testing.T) (*attest.EATVerifier, []byte) {
+			e := newEnv(t, envOpts{tweak: withRadioReference})
+			c := goodClaims(t, e)
+			c.Submods = map[string]*attest.Claims{"radio": radioClaims(attest.DebugEnabled, "radio-fw 1")}
+			ev, err := attest.SignCWT(nil, e.key, c, &attest.SignOptions{KeyID: []byte("device-1")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e.ver, ev
+		}, attest.ReasonDebugEnabled},
+		{"submodule measurement mismatch (JWT)", func(t *testing.T) (*attest.EATVerifier, []byte) {
+			e := newEnv(t, envOpts{tweak: withRadioReference})
+			c := goodClaims(t, e)
+			c.Submods = map[string]*attest.Claims{"radio": radioClaims(attest.DebugDisabled, "radio-fw 2")}
+			ev, err := attest.SignJWT(nil, e.key, c, &attest.SignOptions{KeyID: []byte("device-1")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e.ver, ev
+		}, attest.ReasonMeasurementMismatch},
+		{"submodule missing", func(t *testing.T) (*attest.EATVerifier, []byte) {
+			e := newEnv(t, envOpts{tweak: withRadioReference})
+			ev, err := e.dev.EvidenceCWT(e.nonce(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e.ver, ev
+		}, attest.ReasonMeasurementMismatch},
 		{"token over 64 KiB", func(t *testing.T) (*attest.EATVerifier, []byte) {
 			e := newEnv(t, envOpts{})
 			c := goodClaims(t, e)
@@ -546,5 +574,52 @@ func TestVerifyRefuses(t *testing.T) {
 				t.Errorf("signing the refusal: %v", err)
 			}
 		})
+	}
+}
+
+func radioClaims(dbg attest.DebugStatus, image string) *attest.Claims {
+	d := sha256.Sum256([]byte(image))
+	return &attest.Claims{
+		SecureBoot: attest.BoolPtr(true), DebugStatus: attest.DebugPtr(dbg),
+		SWName: "radio-fw", SWVersion: "1.0",
+		Measurements: []attest.Measurement{{Name: "radio", Alg: -16, Digest: d[:]}},
+	}
+}
+
+// withRadioReference expects a "radio" submodule running radio-fw 1.
+func withRadioReference(c *attest.Config) {
+	want := radioClaims(attest.DebugDisabled, "radio-fw 1")
+	c.ReferenceValues[0].Submods = map[string]*attest.ReferenceValues{"radio": {
+		Measurements: want.Measurements, SWName: "radio-fw", MinSWVersion: "1.0",
+	}}
+}
+
+func TestVerifySubmodules(t *testing.T) {
+	ctx := context.Background()
+	// An honest radio submodule is appraised and affirmed.
+	e := newEnv(t, envOpts{tweak: withRadioReference})
+	c := goodClaims(t, e)
+	c.Submods = map[string]*attest.Claims{"radio": radioClaims(attest.DebugDisabledPermanently, "radio-fw 1")}
+	ev, err := attest.SignCWT(nil, e.key, c, &attest.SignOptions{KeyID: []byte("device-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.ver.Verify(ctx, ev)
+	if err != nil || r.Status() != attest.StatusAffirming {
+		t.Fatalf("honest submodule: %v %v", err, r.Reasons())
+	}
+	// A submodule nobody gave reference values for is only a warning.
+	c = goodClaims(t, e)
+	c.Submods = map[string]*attest.Claims{
+		"radio": radioClaims(attest.DebugDisabled, "radio-fw 1"),
+		"gps":   radioClaims(attest.DebugDisabled, "gps"),
+	}
+	ev, err = attest.SignJWT(nil, e.key, c, &attest.SignOptions{KeyID: []byte("device-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = e.ver.Verify(ctx, ev)
+	if err != nil || r.Status() != attest.StatusWarning || r.Submods["device"].TrustVector.Executables != attest.TrustUnrecognizedRuntime {
+		t.Fatalf("unknown submodule: %v %v %v", err, r.Status(), r.Reasons())
 	}
 }
