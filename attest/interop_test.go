@@ -9,7 +9,6 @@ import (
 	"crypto/elliptic"
 	"encoding/hex"
 	"errors"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,7 +58,11 @@ func rfcKey(t *testing.T) (kid string, pub *ecdsa.PublicKey) {
 	if !bytes.Equal(point[1:33], x) || !bytes.Equal(point[33:], y) {
 		t.Fatal("d does not match (x, y)")
 	}
-	return string(kidB), &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+	pub, err = ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(kidB), pub
 }
 
 // TestInteropRFC8392SignedCWT verifies the signed CWT published in RFC 8392
