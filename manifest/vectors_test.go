@@ -47,9 +47,14 @@ func TestVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		der, _ := x509.MarshalPKIXPublicKey(oem.Public())
+		js, err := f.policy.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
 		files := map[string][]byte{
 			"oem.pub.pem": pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}),
 			"policy.cose": signed,
+			"policy.json": append(js, '\n'),
 		}
 		good := f.build(goodSpecs)
 		for _, v := range vectorChains {
@@ -85,6 +90,16 @@ func TestVectors(t *testing.T) {
 	policy, err := manifest.VerifyPolicy(read("policy.cose"), oem)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The signed policy is the JSON one, encoded canonically.
+	fromJSON, err := manifest.ParsePolicyJSON(read("policy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := fromJSON.Marshal()
+	b, _ := policy.Marshal()
+	if !bytes.Equal(a, b) {
+		t.Fatal("policy.json and policy.cose differ")
 	}
 	for _, v := range vectorChains {
 		t.Run(v.file, func(t *testing.T) {
