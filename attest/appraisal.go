@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ztmkit/ztm/identity"
 )
 
 // ReferenceValues are what a verifier expects of one device model, named by
@@ -295,6 +297,11 @@ func requiredClaims(c *Claims, needNonce bool) *VerificationError {
 	}
 	if len(missing) > 0 {
 		return verr(ReasonMissingClaim, nil, "%s", strings.Join(missing, ", "))
+	}
+	// The device's own ueid must be one of the types RFC 9711 defines,
+	// well formed (a relying party otherwise treats it as opaque bytes).
+	if _, err := identity.UEIDFromBytes(c.UEID); err != nil {
+		return verr(ReasonMalformed, err, "ueid")
 	}
 	return nil
 }

@@ -308,6 +308,16 @@ func TestVerifyRefuses(t *testing.T) {
 			}
 			return e.ver, ev
 		}, attest.ReasonMissingClaim},
+		{"ueid malformed (RAND of 10 bytes)", func(t *testing.T) (*attest.EATVerifier, []byte) {
+			e := newEnv(t, envOpts{})
+			c := goodClaims(t, e)
+			c.UEID = append([]byte{0x01}, make([]byte, 10)...)
+			ev, err := attest.SignCWT(nil, e.key, c, &attest.SignOptions{KeyID: []byte("device-1")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e.ver, ev
+		}, attest.ReasonMalformed},
 		{"hwmodel missing (JWT)", func(t *testing.T) (*attest.EATVerifier, []byte) {
 			e := newEnv(t, envOpts{})
 			c := goodClaims(t, e)
