@@ -66,7 +66,8 @@
 // the directory is synced: a crash leaves either the whole key or none, and
 // of two Creates of one label, in any processes, exactly one wins
 // ([keystore.ErrExists] for the other). The directory must be on a local
-// file system with hard links and flock(2) (ext4, XFS, Btrfs, tmpfs, APFS…).
+// file system with hard links and flock(2) (ext4, XFS, Btrfs, tmpfs, APFS…);
+// the package builds on Unix systems only.
 //
 // # URI
 //
