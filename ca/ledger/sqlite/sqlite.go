@@ -42,6 +42,8 @@ CREATE TABLE records (
 ) STRICT;
 CREATE UNIQUE INDEX records_issued_serial  ON records (serial) WHERE kind = 1;
 CREATE UNIQUE INDEX records_revoked_serial ON records (serial) WHERE kind = 2;
+CREATE INDEX records_serial ON records (serial);
+CREATE INDEX records_revocations ON records (seq) WHERE kind = 2;
 CREATE INDEX records_quota ON records (requester, time_ns) WHERE kind = 1;
 CREATE TABLE crl_number (
 	id INTEGER PRIMARY KEY CHECK (id = 1),
