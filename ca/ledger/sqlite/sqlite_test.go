@@ -1,11 +1,13 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,5 +164,71 @@ func TestOddPath(t *testing.T) {
 	defer l.Close()
 	if h, err := l.Verify(context.Background()); err != nil || h.Seq != 2 {
 		t.Fatalf("%v %v", h, err)
+	}
+}
+
+// TestTwoLedgersOneFile runs two Ledger values (as two CA processes would)
+// on one file: their writers take turns through BEGIN IMMEDIATE and the
+// chain stays linear; quota and serial checks see each other's records.
+func TestTwoLedgersOneFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "l.db")
+	a, b := openAt(t, path), openAt(t, path)
+	defer a.Close()
+	defer b.Close()
+	const each = 40
+	recs := make([]*ca.Record, 2*each)
+	for i := range recs {
+		recs[i] = mustIssuance(t, "shared", time.Unix(1_800_000_000, 0))
+	}
+	q := &ca.Quota{Limit: each, Since: time.Unix(0, 0)}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	granted := 0
+	for i, r := range recs {
+		l := a
+		if i%2 == 1 {
+			l = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := l.Append(ctx, r, q)
+			switch {
+			case err == nil:
+				mu.Lock()
+				granted++
+				mu.Unlock()
+			case !errors.Is(err, ca.ErrQuotaExceeded):
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if granted != each {
+		t.Fatalf("%d granted across two ledgers, quota %d", granted, each)
+	}
+	// The same serial through the other ledger is refused.
+	for _, r := range recs {
+		if r.Seq == 0 {
+			continue // refused by the quota
+		}
+		dup := r.Clone()
+		dup.Requester = "other"
+		if err := b.Append(ctx, dup, nil); !errors.Is(err, ca.ErrSerialExists) {
+			t.Fatalf("serial recorded through a reappended: %v", err)
+		}
+		if err := a.Append(ctx, dup, nil); !errors.Is(err, ca.ErrSerialExists) {
+			t.Fatalf("serial recorded through a reappended: %v", err)
+		}
+		break
+	}
+	ha, err := a.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, err := b.Verify(ctx)
+	if err != nil || hb.Seq != ha.Seq || !bytes.Equal(ha.Hash, hb.Hash) {
+		t.Fatalf("ledgers disagree: %v %v %v", ha, hb, err)
 	}
 }
