@@ -27,16 +27,21 @@ func open(t testing.TB, dsn string, cfg postgres.Config) *postgres.Ledger {
 	return l
 }
 
-// exec runs SQL on dsn behind the ledger's back.
-func exec(t testing.TB, dsn, sql string, args ...any) {
+// connect opens a connection of the test's own, closed at cleanup.
+func connect(t testing.TB, dsn string) *pgx.Conn {
 	t.Helper()
-	ctx := context.Background()
-	c, err := pgx.Connect(ctx, dsn)
+	c, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, sql, args...); err != nil {
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// exec runs SQL on dsn behind the ledger's back.
+func exec(t testing.TB, dsn, sql string, args ...any) {
+	t.Helper()
+	if _, err := connect(t, dsn).Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
