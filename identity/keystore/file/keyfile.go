@@ -519,8 +519,10 @@ func checkPublic(signer crypto.Signer, info *privateKeyInfo) error {
 func wipe(k crypto.Signer) {
 	switch k := k.(type) {
 	case *ecdsa.PrivateKey:
-		if k.D != nil {
-			clear(k.D.Bits())
+		// D is one of the copies of the scalar; the key is never used again.
+		//lint:ignore SA1019 wiping, not using, the deprecated field
+		if d := k.D; d != nil {
+			clear(d.Bits())
 		}
 	case ed25519.PrivateKey:
 		clear(k)

@@ -330,6 +330,9 @@ func TestDeleteSeenByOtherStore(t *testing.T) {
 	if err := signCheck(kb); !errors.Is(err, keystore.ErrNotFound) {
 		t.Fatalf("Sign after another store deleted the key: err = %v, want ErrNotFound", err)
 	}
+	if _, err := b.Get(ctx, "shared"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("Get of a cached key another store deleted: err = %v, want ErrNotFound", err)
+	}
 	// The label is re-used for a new key: the old handle stays dead, a new
 	// Get returns the new key.
 	ka2 := create(t, a, "shared", keystore.ES256)
@@ -452,5 +455,49 @@ func TestConcurrentStoresOneDir(t *testing.T) {
 	}
 	if names := dirNames(t, dir); len(names) != labels+1 {
 		t.Errorf("directory holds %v", names)
+	}
+}
+
+// Goroutines fetching one key for the first time at once share one
+// decrypted copy, and all their handles stop at Delete.
+func TestConcurrentFirstGet(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	create(t, openTest(t, dir, testConfig()), "popular", keystore.ES256)
+	s := openTest(t, dir, testConfig())
+	const n = 8
+	keys := make([]keystore.Key, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := s.Get(ctx, "popular")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if err := signCheck(k); err != nil {
+				t.Error(err)
+			}
+			keys[i] = k
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, k := range keys {
+		if err := signCheck(k); err != nil {
+			t.Fatalf("handle after concurrent Gets: %v", err)
+		}
+	}
+	if err := s.Delete(ctx, "popular"); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if err := signCheck(k); !errors.Is(err, keystore.ErrNotFound) {
+			t.Fatalf("handle after Delete: err = %v, want ErrNotFound", err)
+		}
 	}
 }
