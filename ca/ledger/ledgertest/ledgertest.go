@@ -86,8 +86,6 @@ type kit struct {
 
 	keyOnce sync.Once
 	key     *ecdsa.PrivateKey
-	serial  sync.Mutex
-	next    int64
 }
 
 func (k *kit) open(t *testing.T) ca.Ledger {

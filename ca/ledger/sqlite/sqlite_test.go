@@ -216,10 +216,10 @@ func TestTwoLedgersOneFile(t *testing.T) {
 		dup := r.Clone()
 		dup.Requester = "other"
 		if err := b.Append(ctx, dup, nil); !errors.Is(err, ca.ErrSerialExists) {
-			t.Fatalf("serial recorded through a reappended: %v", err)
+			t.Fatalf("same serial appended again: %v", err)
 		}
 		if err := a.Append(ctx, dup, nil); !errors.Is(err, ca.ErrSerialExists) {
-			t.Fatalf("serial recorded through a reappended: %v", err)
+			t.Fatalf("same serial appended again: %v", err)
 		}
 		break
 	}
