@@ -209,3 +209,16 @@ func TestValidityCappedAtIssuer(t *testing.T) {
 		t.Fatalf("IDevID %v %v", c, err)
 	}
 }
+
+func TestIDevIDWithEKU(t *testing.T) {
+	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
+		c.Profiles = []ca.Profile{{Name: "idevid-tls", Kind: ca.IDevID, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}}
+	})
+	c, err := p.auth.Issue(context.Background(), &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "E1"), Profile: "idevid-tls", Requester: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.ExtKeyUsage) != 1 || c.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth || c.NotAfter.Year() != 9999 {
+		t.Fatalf("%v %v", c.ExtKeyUsage, c.NotAfter)
+	}
+}

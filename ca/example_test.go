@@ -183,3 +183,39 @@ func ExampleAuthority_CRLHandler() {
 	// CRL number: 1 signed by the CA: true
 	// revoked: true reason: keyCompromise
 }
+
+// ExampleParseStationAuthorization reads what a station certificate
+// authorizes, as an EST server or a manifest verifier does after verifying
+// the certificate's chain.
+func ExampleParseStationAuthorization() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "ca-example")
+	defer os.RemoveAll(dir)
+	auth, ledger := newAuthority(ctx, dir, "")
+	defer ledger.Close()
+
+	stationKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: "Line 1 Station 3"},
+	}, stationKey)
+	cert, err := auth.Issue(ctx, &ca.Request{
+		CSR:       csr,
+		Profile:   "station",
+		Requester: "pki-admin",
+		Station:   &ca.StationAuthorization{Steps: []string{"test", "provision"}, Profiles: []string{"idevid"}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	a, err := ca.ParseStationAuthorization(cert)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("steps:", a.Steps, "profiles:", a.Profiles)
+	fmt.Println("may request ldevid:", a.AllowsProfile("ldevid"))
+	fmt.Println("extension:", ca.OIDStationAuthorization())
+	// Output:
+	// steps: [provision test] profiles: [idevid]
+	// may request ldevid: false
+	// extension: 2.25.1868605989.1.1
+}

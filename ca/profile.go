@@ -13,7 +13,8 @@ type ProfileKind int
 const (
 	// IDevID is an IEEE 802.1AR initial device identity: subject
 	// serialNumber and a subjectAltName hardwareModuleName, both required;
-	// keyUsage digitalSignature; no extended key usage; by default no
+	// keyUsage digitalSignature; no extended key usage unless the profile
+	// sets one; by default no
 	// well-defined expiration (notAfter 99991231235959Z, IEEE 802.1AR §8.5
 	// and RFC 5280 §4.1.2.5).
 	IDevID ProfileKind = iota + 1
@@ -78,9 +79,10 @@ type Profile struct {
 	// without a well-defined expiration (99991231235959Z) does, as IEEE
 	// 802.1AR allows, so the CA issuing IDevIDs should itself be long-lived.
 	Validity time.Duration
-	// ExtKeyUsage replaces the extended key usages of an LDevID profile
-	// (default clientAuth and serverAuth). Ignored for other kinds, whose
-	// usages are fixed.
+	// ExtKeyUsage sets the extended key usages of an LDevID profile
+	// (default clientAuth and serverAuth) or an IDevID profile (default
+	// none, as IEEE 802.1AR devices usually carry). Ignored for Station and
+	// AttestationKey, whose usages are fixed.
 	ExtKeyUsage []x509.ExtKeyUsage
 }
 
@@ -153,6 +155,8 @@ func (p *Profile) extKeyUsage() ([]x509.ExtKeyUsage, []asn1.ObjectIdentifier) {
 			return append([]x509.ExtKeyUsage(nil), p.ExtKeyUsage...), nil
 		}
 		return []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}, nil
+	case IDevID:
+		return append([]x509.ExtKeyUsage(nil), p.ExtKeyUsage...), nil
 	case Station:
 		return []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil
 	case AttestationKey:
