@@ -14,9 +14,8 @@ const (
 	// IDevID is an IEEE 802.1AR initial device identity: subject
 	// serialNumber and a subjectAltName hardwareModuleName, both required;
 	// keyUsage digitalSignature; no extended key usage unless the profile
-	// sets one; by default no
-	// well-defined expiration (notAfter 99991231235959Z, IEEE 802.1AR §8.5
-	// and RFC 5280 §4.1.2.5).
+	// sets one; by default no well-defined expiration (notAfter
+	// 99991231235959Z, IEEE 802.1AR §8.5 and RFC 5280 §4.1.2.5).
 	IDevID ProfileKind = iota + 1
 	// LDevID is an operational (locally significant) device identity:
 	// short validity (90 days by default), keyUsage digitalSignature,
