@@ -20,20 +20,19 @@ import (
 
 // COSE Receipts (RFC 9942, published from draft-ietf-cose-merkle-tree-proofs-18).
 const (
-	// labelVDS is the verifiable data structure header parameter.
-	labelVDS = 395
-	// labelVDP is the verifiable data structure proofs header parameter.
-	labelVDP = 396
+	// The labels themselves stand in the wire structs' tags below: 395 is
+	// the verifiable data structure (vds) header parameter, 396 the
+	// verifiable data structure proofs (vdp), and -65537 a private-use
+	// protected header parameter (RFC 9052 §16.4: labels below -65536)
+	// carrying the signed tree size. RFC 9162 inclusion proofs do not bind
+	// the tree size they claim: the same path can lead to the same root
+	// under another size. Signing the size lets a verifier refuse a receipt
+	// whose proof claims another one.
+
 	// vdsRFC9162SHA256 is the RFC9162_SHA256 verifiable data structure.
 	vdsRFC9162SHA256 = 1
 	// proofInclusion is the inclusion-proof key in a vdp map.
 	proofInclusion = -1
-	// labelTreeSize is a private-use protected header parameter (RFC 9052
-	// §16.4: labels below -65536) carrying the signed tree size. RFC 9162
-	// inclusion proofs do not bind the tree size they claim: the same path
-	// can lead to the same root under another size. Signing the size lets
-	// a verifier refuse a receipt whose proof claims another one.
-	labelTreeSize = -65537
 )
 
 // MaxReceiptSize bounds an encoded receipt or signed lot manifest.

@@ -28,15 +28,6 @@ const (
 	PolicyContentType = "application/vnd.ztm.policy+cbor"
 )
 
-// COSE header labels used by this package (IANA COSE Header Parameters).
-const (
-	labelAlg         = 1
-	labelContentType = 3
-	labelKID         = 4
-	labelCWTClaims   = 15
-	labelX5Chain     = 33
-)
-
 // cwtWire is the CWT claims header (RFC 9597): iss 1, sub 2, iat 6.
 type cwtWire struct {
 	Iss string `cbor:"1,keyasint,omitempty"`

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/ztmkit/ztm/internal/detcbor"
@@ -372,9 +371,4 @@ func (s *Step) Clone() *Step {
 	c.Artifacts = maps.Clone(s.Artifacts)
 	c.Predicate = maps.Clone(s.Predicate)
 	return &c
-}
-
-// artifactNames returns the artifact names, sorted.
-func (s *Step) artifactNames() []string {
-	return slices.Sorted(maps.Keys(s.Artifacts))
 }

@@ -2,7 +2,6 @@ package tpm
 
 import (
 	"context"
-	"crypto"
 	"errors"
 	"fmt"
 	"math/big"
@@ -118,17 +117,6 @@ func ecdsaDER(r, s []byte) ([]byte, error) {
 		b.AddASN1BigInt(new(big.Int).SetBytes(s))
 	})
 	return b.Bytes()
-}
-
-// hashAlg returns the TPM algorithm ID of h.
-func hashAlg(h crypto.Hash) tpm2.TPMIAlgHash {
-	switch h {
-	case crypto.SHA384:
-		return tpm2.TPMAlgSHA384
-	case crypto.SHA512:
-		return tpm2.TPMAlgSHA512
-	}
-	return tpm2.TPMAlgSHA256
 }
 
 // transient reports whether err is a TPM warning that asks the caller to
