@@ -2,11 +2,13 @@ package attest
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -484,12 +486,93 @@ func (c *Claims) measurementsFrom(entries []rawMeasurementEntry) error {
 	return nil
 }
 
+// decodeMeasurement decodes a ztm-measurement, [name, [alg, digest]],
+// strictly: definite lengths, valid UTF-8, an integer alg, no trailing
+// bytes. It reads the few heads by hand, as it runs on every verification.
 func decodeMeasurement(b []byte) (Measurement, error) {
-	var cm cborMeasurement
-	if err := detcbor.Unmarshal(b, &cm, len(b)); err != nil {
-		return Measurement{}, fmt.Errorf("measurement: %w", err)
+	var m Measurement
+	r := cborReader(b)
+	n, ok := r.head(4)
+	if !ok || n != 2 {
+		return m, errors.New("measurement: want [name, [alg, digest]]")
 	}
-	return Measurement{Name: cm.Name, Alg: cm.Digest.Alg, Digest: cm.Digest.Value}, nil
+	name, ok := r.bytes(3)
+	if !ok || !utf8.Valid(name) {
+		return m, errors.New("measurement: name is not a text string")
+	}
+	if n, ok = r.head(4); !ok || n != 2 {
+		return m, errors.New("measurement: digest is not [alg, value]")
+	}
+	if m.Alg, ok = r.int(); !ok {
+		return m, errors.New("measurement: digest alg is not an integer")
+	}
+	digest, ok := r.bytes(2)
+	if !ok || len(r) != 0 {
+		return m, errors.New("measurement: digest value is not a byte string, or trailing bytes")
+	}
+	m.Name, m.Digest = string(name), append([]byte(nil), digest...)
+	return m, nil
+}
+
+// cborReader reads CBOR heads from the front of a byte slice.
+type cborReader []byte
+
+// head reads a head of the given major type with a definite argument.
+func (r *cborReader) head(major byte) (uint64, bool) {
+	b := *r
+	if len(b) == 0 || b[0]>>5 != major {
+		return 0, false
+	}
+	ai := b[0] & 0x1f
+	var n uint64
+	h := 1
+	switch {
+	case ai < 24:
+		n = uint64(ai)
+	case ai == 24 && len(b) >= 2:
+		n, h = uint64(b[1]), 2
+	case ai == 25 && len(b) >= 3:
+		n, h = uint64(binary.BigEndian.Uint16(b[1:])), 3
+	case ai == 26 && len(b) >= 5:
+		n, h = uint64(binary.BigEndian.Uint32(b[1:])), 5
+	case ai == 27 && len(b) >= 9:
+		n, h = binary.BigEndian.Uint64(b[1:]), 9
+	default:
+		return 0, false
+	}
+	*r = b[h:]
+	return n, true
+}
+
+// bytes reads a byte or text string (major 2 or 3) of definite length.
+func (r *cborReader) bytes(major byte) ([]byte, bool) {
+	n, ok := r.head(major)
+	if !ok || n > uint64(len(*r)) {
+		return nil, false
+	}
+	v := (*r)[:n]
+	*r = (*r)[n:]
+	return v, true
+}
+
+// int reads an integer (major 0 or 1) that fits an int64.
+func (r *cborReader) int() (int64, bool) {
+	if len(*r) == 0 {
+		return 0, false
+	}
+	neg := (*r)[0]>>5 == 1
+	major := byte(0)
+	if neg {
+		major = 1
+	}
+	n, ok := r.head(major)
+	if !ok || n > 1<<63-1 {
+		return 0, false
+	}
+	if neg {
+		return -1 - int64(n), true
+	}
+	return int64(n), true
 }
 
 func sortMeasurements(ms []Measurement) {
