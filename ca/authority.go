@@ -331,6 +331,9 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 	if err != nil {
 		return nil, err
 	}
+	if err := checkNameConstraints(a.chain, &checked.san); err != nil {
+		return nil, err
+	}
 	now := a.now()
 	reqAuth, err := a.checkRequester(ctx, req, requester, now)
 	if err != nil {

@@ -56,15 +56,31 @@ func TestNameConstraintsAndPathLen(t *testing.T) {
 	roots.AddCert(root)
 	inters := x509.NewCertPool()
 	inters.AddCert(inter)
-	for dns, ok := range map[string]bool{"a.devices.example.com": true, "a.other.example.com": false} {
-		c, err := auth.Issue(ctx, &ca.Request{CSR: csr(t, key, pkix.Name{CommonName: "d"}, hwModuleSAN(t, nil, nil, dns)), Profile: "ldevid", Requester: "s"})
-		if err != nil {
-			t.Fatal(err)
+	c, err := auth.Issue(ctx, &ca.Request{CSR: csr(t, key, pkix.Name{CommonName: "d"}, hwModuleSAN(t, nil, nil, "a.devices.example.com", "devices.example.com")), Profile: "ldevid", Requester: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err = c.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Fatal(err)
+	}
+	// Names the chain cannot validate are refused before anything is
+	// signed or recorded.
+	before, _ := l.Head(ctx)
+	for _, dns := range []string{"a.other.example.com", "xdevices.example.com"} {
+		_, err := auth.Issue(ctx, &ca.Request{CSR: csr(t, key, pkix.Name{CommonName: "d"}, hwModuleSAN(t, nil, nil, dns)), Profile: "ldevid", Requester: "s"})
+		var ce *ca.CSRError
+		if !errors.As(err, &ce) || ce.Reason != ca.CSRBadName {
+			t.Errorf("%s: %v", dns, err)
 		}
-		_, err = c.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-		if (err == nil) != ok {
-			t.Errorf("%s: verify error %v, want ok=%v", dns, err, ok)
-		}
+	}
+	uriSAN := pkix.Extension{Id: oidSAN, Value: []byte{0x30, 0x1b, 0x86, 0x19}}
+	uriSAN.Value = append(uriSAN.Value, "https://evil.example.com/x"[:25]...)
+	var ce *ca.CSRError
+	if _, err := auth.Issue(ctx, &ca.Request{CSR: csr(t, key, pkix.Name{CommonName: "d"}, uriSAN), Profile: "ldevid", Requester: "s"}); !errors.As(err, &ce) || !strings.Contains(ce.Detail, "name constraints") {
+		t.Errorf("excluded URI domain: %v", err)
+	}
+	if after, _ := l.Head(ctx); after.Seq != before.Seq {
+		t.Errorf("refused requests were recorded")
 	}
 	// A three-level chain: root → pathlen-1 intermediate → issuing CA.
 	midKey := caKey(t, keystore.ES384)
@@ -81,7 +97,7 @@ func TestNameConstraintsAndPathLen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := auth3.Issue(ctx, &ca.Request{CSR: idevidCSR(t, key, "L3"), Profile: "idevid", Requester: "s"})
+	c, err = auth3.Issue(ctx, &ca.Request{CSR: idevidCSR(t, key, "L3"), Profile: "idevid", Requester: "s"})
 	if err != nil {
 		t.Fatal(err)
 	}
