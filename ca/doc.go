@@ -13,7 +13,8 @@
 // [NewRoot] makes a self-signed root certificate and [NewIntermediate] an
 // intermediate signed by it, with a path length (0 by default: it issues
 // only end-entity certificates) and optional name constraints (RFC 5280
-// §4.2.1.10). The keys are any crypto.Signer, typically a keystore.Key
+// §4.2.1.10), which [Authority.Issue] enforces on the DNS names and URIs
+// it is asked for. The keys are any crypto.Signer, typically a keystore.Key
 // created in a hardware store for the purpose; ca never sees private key
 // bytes. Certificates are signed with the algorithm the key's
 // keystore.Algorithm names (ECDSA P-256/SHA-256, P-384/SHA-384, Ed25519,
