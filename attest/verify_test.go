@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/fxamacker/cbor/v2"
@@ -121,5 +122,50 @@ func TestClaimsRoundTrip(t *testing.T) {
 	}
 	if !strings.Contains(string(jb), `"eat_nonce":"BwcH`) || !strings.Contains(string(jb), `"dbgstat":3`) {
 		t.Errorf("JSON names: %s", jb)
+	}
+}
+
+// TestVerifyConcurrent shares one verifier among goroutines, each sending
+// fresh evidence twice: every first try is accepted, every replay refused.
+func TestVerifyConcurrent(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	const n = 16
+	toks := make([][]byte, n)
+	for i := range toks {
+		var err error
+		if i%2 == 0 {
+			toks[i], err = e.dev.EvidenceCWT(e.nonce(t))
+		} else {
+			toks[i], err = e.dev.EvidenceJWT(e.nonce(t))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	accepted, replayed := 0, 0
+	for _, tok := range toks {
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := e.ver.Verify(context.Background(), tok)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					accepted++
+				case errors.Is(err, attest.ErrNonceReused):
+					replayed++
+				default:
+					t.Errorf("unexpected: %v", err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if accepted != n || replayed != n {
+		t.Errorf("accepted %d, replayed %d; want %d each", accepted, replayed, n)
 	}
 }
