@@ -173,12 +173,15 @@ type opaque struct {
 
 var _ jose.OpaqueSigner = (*opaque)(nil)
 
+// Public returns the signer's public key as a JWK.
 func (o *opaque) Public() *jose.JSONWebKey {
 	return &jose.JSONWebKey{Key: o.signer.Public()}
 }
 
+// Algs returns the one algorithm the key signs with.
 func (o *opaque) Algs() []jose.SignatureAlgorithm { return []jose.SignatureAlgorithm{joseAlg(o.alg)} }
 
+// SignPayload signs payload (the JWS signing input) as alg.
 func (o *opaque) SignPayload(payload []byte, alg jose.SignatureAlgorithm) ([]byte, error) {
 	if alg != joseAlg(o.alg) {
 		return nil, fmt.Errorf("attest: %w: %s", ErrAlgorithmMismatch, alg)

@@ -29,17 +29,17 @@ const maxPCRSelections = 16
 
 // ClockInfo is TPMS_CLOCK_INFO.
 type ClockInfo struct {
-	Clock        uint64
-	ResetCount   uint32
-	RestartCount uint32
-	Safe         bool
+	Clock        uint64 // milliseconds the TPM has been powered
+	ResetCount   uint32 // TPM resets (reboots) since the owner was set
+	RestartCount uint32 // restarts and resumes since the last reset
+	Safe         bool   // whether Clock has not gone backwards
 }
 
 // PCRSelection is one TPMS_PCR_SELECTION: a hash bank and the PCRs selected
 // in it, in increasing order.
 type PCRSelection struct {
-	Hash uint16
-	PCRs []int
+	Hash uint16 // the bank's hash algorithm (TPM_ALG_SHA256 = 0x000b)
+	PCRs []int  // the selected PCR indices, increasing
 }
 
 // Attest is a parsed TPMS_ATTEST of type TPM_ST_ATTEST_QUOTE. Reference: TPM

@@ -36,12 +36,15 @@ const NumPCRs = 24
 //	  ? 4: [+ bstr],        ; AK certificate chain, DER, leaf first
 //	  ? 5: bstr,            ; AK key ID, registered with the verifier
 //	}
+//
+// From a [github.com/ztmkit/ztm/identity/keystore/tpm.Quote] q: Attest is
+// q.Attest, Signature q.Signature, and PCRs holds q.PCRs by index.
 type Evidence struct {
-	Attest    []byte         `cbor:"1,keyasint"`
-	Signature []byte         `cbor:"2,keyasint"`
-	PCRs      map[int][]byte `cbor:"3,keyasint"`
-	AKChain   [][]byte       `cbor:"4,keyasint,omitempty"`
-	AKKeyID   []byte         `cbor:"5,keyasint,omitempty"`
+	Attest    []byte         `cbor:"1,keyasint"`           // TPMS_ATTEST as signed
+	Signature []byte         `cbor:"2,keyasint"`           // TPMT_SIGNATURE
+	PCRs      map[int][]byte `cbor:"3,keyasint"`           // quoted SHA-256 PCR values
+	AKChain   [][]byte       `cbor:"4,keyasint,omitempty"` // AK certificate chain, DER, leaf first
+	AKKeyID   []byte         `cbor:"5,keyasint,omitempty"` // registered AK key ID
 }
 
 // Marshal encodes e deterministically.
