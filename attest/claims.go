@@ -813,7 +813,7 @@ func (c *Claims) decodeJSON(data []byte, depth int) error {
 			}
 		case "iat":
 			var t int64
-			if t, err = jsonInt(v); err == nil {
+			if t, err = jsonNumericDate(v); err == nil {
 				c.IssuedAt = time.Unix(t, 0).UTC()
 			}
 		case "eat_profile":

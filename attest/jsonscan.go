@@ -227,3 +227,16 @@ func scanArray(b []byte) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// jsonNumericDate decodes a NumericDate (RFC 7519 §2): seconds since the
+// epoch, possibly with a fraction, which is dropped.
+func jsonNumericDate(v []byte) (int64, error) {
+	if n, err := jsonInt(v); err == nil {
+		return n, nil
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || f != f || f < -1<<62 || f > 1<<62 || !json.Valid(v) {
+		return 0, fmt.Errorf("not a NumericDate: %.20q", v)
+	}
+	return int64(f), nil
+}

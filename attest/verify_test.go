@@ -169,3 +169,15 @@ func TestVerifyConcurrent(t *testing.T) {
 		t.Errorf("accepted %d, replayed %d; want %d each", accepted, replayed, n)
 	}
 }
+
+func TestClaimsJSONNumericDate(t *testing.T) {
+	var c attest.Claims
+	if err := c.UnmarshalJSON([]byte(`{"iat":1772366400.75}`)); err != nil || c.IssuedAt.Unix() != 1772366400 {
+		t.Fatalf("fractional iat: %v %v", err, c.IssuedAt)
+	}
+	for _, bad := range []string{`{"iat":"1"}`, `{"iat":1e400}`, `{"iat":01}`, `{"iat":true}`} {
+		if err := c.UnmarshalJSON([]byte(bad)); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
