@@ -31,8 +31,8 @@
 //
 // Table records (seq, kind, serial, subject, pubkey_hash, profile,
 // requester, evidence, step, time_ns, cert, reason, prev_hash, hash), with
-// unique indexes on the serial of issuances and of revocations, indexes for
-// lookups by serial, for the revocation list and for quota counts (no
-// per-request query scans the table); table crl_number holds the last CRL
-// number.
+// unique indexes on the serial of issuances and of revocations (which also
+// serve lookups), an index for the revocation list and one for quota counts
+// (no per-request query scans the table); table crl_number holds the last
+// CRL number.
 package sqlite

@@ -62,8 +62,8 @@ func TestQueryPlans(t *testing.T) {
 	defer l.Close()
 	for _, q := range []string{
 		"SELECT count(*) FROM records WHERE kind = 1 AND requester = ? AND time_ns >= ?",
-		"SELECT count(*) FILTER (WHERE kind = 1), count(*) FILTER (WHERE kind = 2) FROM records WHERE serial = ?",
-		"SELECT " + recordColumns + " FROM records WHERE serial = ? ORDER BY seq",
+		"SELECT (SELECT count(*) FROM records WHERE kind = 1 AND serial = ?1), (SELECT count(*) FROM records WHERE kind = 2 AND serial = ?1)",
+		"SELECT " + recordColumns + " FROM records WHERE kind = 1 AND serial = ?1 UNION ALL SELECT " + recordColumns + " FROM records WHERE kind = 2 AND serial = ?1",
 		"SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1",
 		"SELECT seq, serial, time_ns, reason FROM records WHERE kind = 2 ORDER BY seq",
 	} {

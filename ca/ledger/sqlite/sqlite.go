@@ -42,7 +42,6 @@ CREATE TABLE records (
 ) STRICT;
 CREATE UNIQUE INDEX records_issued_serial  ON records (serial) WHERE kind = 1;
 CREATE UNIQUE INDEX records_revoked_serial ON records (serial) WHERE kind = 2;
-CREATE INDEX records_serial ON records (serial);
 CREATE INDEX records_revocations ON records (seq) WHERE kind = 2;
 CREATE INDEX records_quota ON records (requester, time_ns) WHERE kind = 1;
 CREATE TABLE crl_number (
@@ -148,7 +147,7 @@ func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
 		{&s.commit, "COMMIT"},
 		{&s.rollback, "ROLLBACK"},
 		{&s.quota, "SELECT count(*) FROM records WHERE kind = 1 AND requester = ? AND time_ns >= ?"},
-		{&s.revState, "SELECT count(*) FILTER (WHERE kind = 1), count(*) FILTER (WHERE kind = 2) FROM records WHERE serial = ?"},
+		{&s.revState, "SELECT (SELECT count(*) FROM records WHERE kind = 1 AND serial = ?1), (SELECT count(*) FROM records WHERE kind = 2 AND serial = ?1)"},
 		{&s.tail, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"},
 		{&s.insert, `INSERT INTO records
 			(seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash)
@@ -539,7 +538,7 @@ func (l *Ledger) Lookup(ctx context.Context, serial *big.Int) (*ca.Status, error
 	if serial == nil || serial.Sign() <= 0 {
 		return nil, ca.ErrUnknownSerial
 	}
-	rows, err := l.db.QueryContext(ctx, "SELECT "+recordColumns+" FROM records WHERE serial = ? ORDER BY seq", serial.Bytes())
+	rows, err := l.db.QueryContext(ctx, "SELECT "+recordColumns+" FROM records WHERE kind = 1 AND serial = ?1 UNION ALL SELECT "+recordColumns+" FROM records WHERE kind = 2 AND serial = ?1", serial.Bytes())
 	if err != nil {
 		return nil, l.readErr(err)
 	}
