@@ -4,9 +4,11 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -24,15 +26,15 @@ const EARProfile = "tag:github.com,2023:veraison/ear"
 
 // EAR claim keys (CBOR) as draft-ietf-rats-ear assigns them, and the keys of
 // ztm's extensions, from the CWT private-use range (RFC 8392 §4: below
-// -65536).
+// -65536), clear of the -70000… keys Veraison's extensions use.
 const (
 	earKeyStatus         int64 = 1000
 	earKeyTrustVector    int64 = 1001
 	earKeyPolicyID       int64 = 1003
 	earKeyVerifierID     int64 = 1004
-	ztmKeyEvidenceDigest int64 = -70000
-	ztmKeyReasons        int64 = -70001
-	ztmKeyUEID           int64 = -70002
+	ztmKeyEvidenceDigest int64 = -71000
+	ztmKeyReasons        int64 = -71001
+	ztmKeyUEID           int64 = -71002
 )
 
 // Status is an AR4SI trust tier, the ear.status of an appraisal. Reference:
@@ -165,13 +167,13 @@ type Appraisal struct {
 	// PolicyID is ear.appraisal-policy-id.
 	PolicyID string
 	// EvidenceDigest is the SHA-256 of the exact evidence appraised (ztm
-	// extension "ztm.evidence-digest", CBOR key -70000).
+	// extension "ztm.evidence-digest", CBOR key -71000).
 	EvidenceDigest []byte
 	// Reasons say why the status is not affirming, one line per finding,
-	// "<reason>: <detail>" (ztm extension "ztm.reasons", key -70001).
+	// "<reason>: <detail>" (ztm extension "ztm.reasons", key -71001).
 	Reasons []string
 	// UEID is the attester's ueid, when known (ztm extension "ztm.ueid",
-	// key -70002).
+	// key -71002).
 	UEID []byte
 }
 
@@ -443,9 +445,9 @@ type earAppraisalCBOR struct {
 	Status         *int8          `cbor:"1000,keyasint"`
 	TrustVector    map[int64]int8 `cbor:"1001,keyasint"`
 	PolicyID       string         `cbor:"1003,keyasint"`
-	EvidenceDigest []byte         `cbor:"-70000,keyasint"`
-	Reasons        []string       `cbor:"-70001,keyasint"`
-	UEID           []byte         `cbor:"-70002,keyasint"`
+	EvidenceDigest []byte         `cbor:"-71000,keyasint"`
+	Reasons        []string       `cbor:"-71001,keyasint"`
+	UEID           []byte         `cbor:"-71002,keyasint"`
 }
 
 type earCBOR struct {
@@ -456,10 +458,27 @@ type earCBOR struct {
 	Submods    map[string]earAppraisalCBOR `cbor:"266,keyasint"`
 }
 
+// lenientDecMode is detcbor's strict mode (no duplicate keys, no
+// indefinite lengths) that ignores unknown map keys: an EAR may carry other
+// verifiers' extensions, which a reader skips.
+var lenientDecMode = sync.OnceValue(func() cbor.DecMode {
+	opts := detcbor.DecMode().DecOptions()
+	opts.ExtraReturnErrors = cbor.ExtraDecErrorNone
+	dm, err := opts.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return dm
+})
+
 func decodeResultCBOR(b []byte) (*Result, error) {
 	var e earCBOR
-	if err := detcbor.Unmarshal(b, &e, len(b)); err != nil {
+	rest, err := lenientDecMode().UnmarshalFirst(b, &e)
+	if err != nil {
 		return nil, err
+	}
+	if len(rest) != 0 {
+		return nil, errors.New("trailing data after the EAR claims")
 	}
 	r := &Result{
 		Profile:    e.Profile,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -174,5 +175,48 @@ func TestCWTReadableByGoCOSE(t *testing.T) {
 		if err := msg.Verify(nil, v); err != nil {
 			t.Errorf("%s: go-cose does not verify it: %v", name, err)
 		}
+	}
+}
+
+// TestParseResultForeignExtensions reads an EAR CWT made with go-cose that
+// carries another verifier's extension (Veraison's annotated evidence,
+// -70000): unknown extensions are skipped, duplicate keys still refused.
+func TestParseResultForeignExtensions(t *testing.T) {
+	payload := mustCBOR(t, map[int64]any{
+		265:  attest.EARProfile,
+		6:    int64(1772366400),
+		1004: map[int64]any{0: "other 1.0", 1: "https://verifier.example"},
+		266: map[string]any{"device": map[int64]any{
+			1000:   int64(2),
+			1001:   map[int64]any{4: int64(2)},
+			-70000: map[string]any{"x": int64(1)},
+		}},
+	})
+	s, err := cose.NewSigner(cose.AlgorithmES256, rawKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cose.Sign1(rand.Reader, s, cose.Headers{Protected: cose.ProtectedHeader{cose.HeaderLabelAlgorithm: cose.AlgorithmES256}}, payload, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := attest.ParseResult(tok, rawKey.Public(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status() != attest.StatusAffirming || r.Submods["device"].TrustVector.Hardware != 2 || r.VerifierID.Build != "other 1.0" {
+		t.Errorf("result %+v", r.Submods["device"])
+	}
+	// A duplicated key is still refused: the top-level map gains a second
+	// iat.
+	dup := append([]byte{payload[0] + 1}, payload[1:]...)
+	dup = append(dup, mustCBOR(t, int64(6))...)
+	dup = append(dup, mustCBOR(t, int64(1))...)
+	tok, err = cose.Sign1(rand.Reader, s, cose.Headers{Protected: cose.ProtectedHeader{cose.HeaderLabelAlgorithm: cose.AlgorithmES256}}, dup, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := attest.ParseResult(tok, rawKey.Public(), 0); !errors.Is(err, attest.ErrMalformed) {
+		t.Errorf("duplicate iat: %v", err)
 	}
 }
