@@ -163,6 +163,14 @@ func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
 	return s, nil
 }
 
+func (s *stmts) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.begin, s.commit, s.rollback, s.quota, s.revState, s.tail, s.insert, s.crlNext} {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
+}
+
 // classify turns a SQLite error on open into an *OpenError.
 func (l *Ledger) openErr(err error) error {
 	var se *msqlite.Error
@@ -227,7 +235,9 @@ func (l *Ledger) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.closing)
 		<-l.done
-		err = errors.Join(l.writer.Close(), l.db.Close())
+		// Statements first: SQLite closes a connection, and checkpoints
+		// the WAL into the database file, only once they are finalized.
+		err = errors.Join(l.stmts.close(), l.writer.Close(), l.db.Close())
 	})
 	return err
 }
@@ -526,6 +536,13 @@ func scanRecord(s scanner) (*ca.Record, error) {
 func (l *Ledger) readErr(err error) error {
 	if l.closed() {
 		return ca.ErrLedgerClosed
+	}
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case 11, 26: // SQLITE_CORRUPT, SQLITE_NOTADB
+			return &ca.ChainError{Reason: "storage corrupt: " + se.Error()}
+		}
 	}
 	return fmt.Errorf("sqlite ledger: %w", err)
 }

@@ -232,3 +232,40 @@ func TestTwoLedgersOneFile(t *testing.T) {
 		t.Fatalf("ledgers disagree: %v %v %v", ha, hb, err)
 	}
 }
+
+// TestTruncatedFile damages a closed ledger file; Open or Verify reports
+// it with a typed error.
+func TestTruncatedFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "l.db")
+	l := openAt(t, path)
+	fill(t, l, 60)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A clean Close checkpoints the log into the database file.
+	if _, err := os.Stat(path + "-wal"); !os.IsNotExist(err) {
+		t.Fatalf("WAL left after Close: %v", err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, info.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	l, err = sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		if !errors.Is(err, sqlite.ErrNotLedger) {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Logf("Open refused the file: %v", err)
+		return
+	}
+	defer l.Close()
+	_, err = l.Verify(ctx)
+	if !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("Verify on a truncated file: %v", err)
+	}
+	t.Logf("Verify: %v", err)
+}
