@@ -1,0 +1,85 @@
+package ztm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/manifest"
+)
+
+// Decommission ends a device's life: it finds the certificate of the
+// device's last enrollment step in the chain store, revokes it through
+// StationConfig.Revoker with reason, has the device destroy its key when it
+// implements KeyDestroyer (recording a StepKeyDestroyed step), and records
+// a StepDecommissioned step. A certificate already revoked is not an
+// error, so that an interrupted Decommission can be run again.
+//
+// dev is asked only for its Info (and to destroy its key): a device that is
+// no longer reachable can be decommissioned with a Device whose Info
+// returns its identity and that does not implement KeyDestroyer.
+//
+// Failures are a *ProvisionError with StageInfo, StageRevoke,
+// StageDestroy or StageRecord; ErrNotProvisioned (at StageRevoke) for a
+// device with no enrollment step.
+func (s *Station) Decommission(ctx context.Context, dev Device, reason ca.RevocationReason) ([]*manifest.SignedStep, error) {
+	info, err := dev.Info(ctx)
+	if err != nil {
+		return nil, &ProvisionError{Stage: StageInfo, Err: err}
+	}
+	serial := info.SerialNumber
+	fail := func(stage Stage, err error) ([]*manifest.SignedStep, error) {
+		return nil, &ProvisionError{Stage: stage, Serial: serial, Err: err}
+	}
+	if info.UEID.IsZero() {
+		return fail(StageInfo, errors.New("ztm: device has no UEID"))
+	}
+	if s.cfg.Revoker == nil {
+		return fail(StageRevoke, fmt.Errorf("%w: no Revoker", ErrInvalidConfig))
+	}
+	subject := info.UEID.Bytes()
+	chain, err := s.cfg.Chains.Chain(ctx, subject)
+	if err != nil {
+		return fail(StageRevoke, errors.Join(ErrNotProvisioned, err))
+	}
+	var certSerial *big.Int
+	for i := len(chain) - 1; i >= 0 && certSerial == nil; i-- {
+		if st := chain[i].Step; st.Name == StepEnrollment {
+			if b, ok := st.Predicate["serial"].([]byte); ok && len(b) > 0 {
+				certSerial = new(big.Int).SetBytes(b)
+			}
+		}
+	}
+	if certSerial == nil {
+		return fail(StageRevoke, ErrNotProvisioned)
+	}
+	err = s.cfg.Revoker.Revoke(ctx, certSerial, reason, "station:"+s.cfg.Name)
+	if err != nil && !errors.Is(err, ca.ErrAlreadyRevoked) {
+		return fail(StageRevoke, err)
+	}
+	var steps []*manifest.Step
+	destroyed := false
+	if d, ok := dev.(KeyDestroyer); ok {
+		if err := d.DestroyKey(ctx); err != nil {
+			return fail(StageDestroy, err)
+		}
+		destroyed = true
+		steps = append(steps, &manifest.Step{
+			Name:      StepKeyDestroyed,
+			Predicate: manifest.Claims{"holder": "device", "serial": certSerial.Bytes()},
+		})
+	}
+	steps = append(steps, &manifest.Step{
+		Name: StepDecommissioned,
+		Predicate: manifest.Claims{
+			"serial": certSerial.Bytes(), "reason": uint64(reason), "key-destroyed": destroyed,
+		},
+	})
+	recorded, err := s.record(ctx, subject, steps...)
+	if err != nil {
+		return fail(StageRecord, err)
+	}
+	return recorded, nil
+}

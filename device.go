@@ -1,0 +1,54 @@
+package ztm
+
+import (
+	"context"
+	"crypto/x509"
+
+	"github.com/ztmkit/ztm/identity"
+	"github.com/ztmkit/ztm/identity/keystore"
+)
+
+// Device is what an OEM implements for its test jig: the station's view of
+// one device on the line. Each method is one exchange with the device; a
+// real jig talks to it over a debug probe, a serial line or a test socket.
+// Package github.com/ztmkit/ztm/internal/linesim has the simulated devices
+// of examples/factoryline.
+//
+// A Device is used by one Provision call at a time.
+type Device interface {
+	// Info returns what the device says about itself: at least its serial
+	// number and its UEID, which names the device in the manifest.
+	Info(ctx context.Context) (identity.DeviceInfo, error)
+	// Attest answers nonce with attestation evidence signed by the
+	// device's attestation key: an EAT as a CWT or JWT (see package attest)
+	// whose eat_nonce is nonce.
+	Attest(ctx context.Context, nonce []byte) ([]byte, error)
+	// GenerateKey makes the device's identity key of algorithm alg on the
+	// device and returns a DER PKCS#10 certificate request signed by it and
+	// carrying the device's IDevID fields (see identity.CreateCSR). A device
+	// that cannot make keys returns an error wrapping
+	// ErrKeyGenerationUnsupported; it then needs to implement KeyImporter.
+	GenerateKey(ctx context.Context, alg keystore.Algorithm) (csr []byte, err error)
+	// InstallChain stores the device's certificate chain, leaf first, then
+	// intermediates. On error the device must not keep the chain.
+	InstallChain(ctx context.Context, chain []*x509.Certificate) error
+}
+
+// KeyImporter is the optional interface of a device that cannot generate
+// keys but can receive one sealed to its attestation key (key injection).
+type KeyImporter interface {
+	// ImportKey opens the sealed key with the device's attestation key
+	// (OpenSealedKey does it for a device with an ECDH-capable key), stores
+	// it as the device's identity key, and returns a DER PKCS#10 request
+	// signed by it with the device's IDevID fields: proof that the device
+	// holds the key. On error the device must not keep the key.
+	ImportKey(ctx context.Context, sealed *SealedKey) (csr []byte, err error)
+}
+
+// KeyDestroyer is the optional interface of a device that can destroy its
+// identity key at end of life (see Station.Decommission).
+type KeyDestroyer interface {
+	// DestroyKey erases the device's identity key and certificate. It is
+	// idempotent: destroying an absent key is not an error.
+	DestroyKey(ctx context.Context) error
+}

@@ -1,0 +1,127 @@
+package ztm
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Match them with errors.Is.
+var (
+	// ErrInvalidConfig is returned, wrapped, by NewStation for a
+	// configuration it cannot use.
+	ErrInvalidConfig = errors.New("ztm: invalid station configuration")
+	// ErrKeyGenerationUnsupported is what a Device's GenerateKey returns
+	// (wrapped or not) when the device cannot make keys itself. Provision
+	// then injects a key if the device implements KeyImporter.
+	ErrKeyGenerationUnsupported = errors.New("ztm: device cannot generate keys")
+	// ErrRefused is wrapped by every *ProvisionError whose stage refused
+	// the device on its merits (its evidence, its appraisal, its request),
+	// as opposed to a failure of the station or its peers.
+	ErrRefused = errors.New("ztm: device refused")
+	// ErrNotProvisioned is returned by Decommission for a device with no
+	// enrollment step in the chain store.
+	ErrNotProvisioned = errors.New("ztm: device was not provisioned by this line")
+	// ErrUnsupportedKey is returned when a key cannot be sealed or opened:
+	// the device's attested key is not one HPKE can encapsulate to (only
+	// ECDSA P-256 and P-384 and X25519 keys are), or the key to inject
+	// cannot be exported.
+	ErrUnsupportedKey = errors.New("ztm: unsupported key for injection")
+	// ErrSealedKey is returned by OpenSealedKey for a sealed key that does
+	// not open or does not hold a usable private key.
+	ErrSealedKey = errors.New("ztm: sealed key does not open")
+)
+
+// Stage names a step of Station.Provision or Station.Decommission; a
+// *ProvisionError says at which one a device failed.
+type Stage int
+
+// The stages, in the order Provision runs them.
+const (
+	// StageInfo: asking the device who it is.
+	StageInfo Stage = iota + 1
+	// StageNonce: obtaining a nonce from the CA side.
+	StageNonce
+	// StageEvidence: the device answering the nonce with evidence.
+	StageEvidence
+	// StageAppraisal: the station's local check of the evidence (signer,
+	// signature, nonce, reference values).
+	StageAppraisal
+	// StageKey: the device generating its key and request, or the station
+	// injecting one.
+	StageKey
+	// StageCSR: checking the certificate request against the device.
+	StageCSR
+	// StageEnroll: the CA side verifying and issuing.
+	StageEnroll
+	// StageInstall: the device storing its certificate chain.
+	StageInstall
+	// StageRecord: signing and storing the manifest step.
+	StageRecord
+	// StageRevoke: revoking the device's certificate (Decommission, or a
+	// failed install).
+	StageRevoke
+	// StageDestroy: destroying the device's key (Decommission).
+	StageDestroy
+	maxStage
+)
+
+var stageNames = [...]string{
+	StageInfo:      "info",
+	StageNonce:     "nonce",
+	StageEvidence:  "evidence",
+	StageAppraisal: "appraisal",
+	StageKey:       "key",
+	StageCSR:       "csr",
+	StageEnroll:    "enroll",
+	StageInstall:   "install",
+	StageRecord:    "record",
+	StageRevoke:    "revoke",
+	StageDestroy:   "destroy",
+}
+
+// String returns the stage's short lowercase name ("appraisal", "enroll", …).
+func (s Stage) String() string {
+	if s.valid() {
+		return stageNames[s]
+	}
+	return fmt.Sprintf("Stage(%d)", int(s))
+}
+
+func (s Stage) valid() bool { return s > 0 && s < maxStage }
+
+// ProvisionError says at which stage Provision or Decommission failed for
+// a device, and why. It wraps Err, and ErrRefused when Refused is set.
+type ProvisionError struct {
+	// Stage is where the failure happened.
+	Stage Stage
+	// Serial is the device's serial number, when it was known.
+	Serial string
+	// Refused reports a refusal of the device on its merits: evidence that
+	// does not verify or appraise, a request that does not match the
+	// device, or a CA that declined to issue. It is false for failures of
+	// the station, the device's I/O or the network.
+	Refused bool
+	// Err is the underlying error.
+	Err error
+}
+
+// Error describes the failure.
+func (e *ProvisionError) Error() string {
+	who := ""
+	if e.Serial != "" {
+		who = " device " + e.Serial
+	}
+	verb := "failed"
+	if e.Refused {
+		verb = "refused"
+	}
+	return fmt.Sprintf("ztm:%s %s at %s: %v", who, verb, e.Stage, e.Err)
+}
+
+// Unwrap returns Err, and ErrRefused for a refusal.
+func (e *ProvisionError) Unwrap() []error {
+	if e.Refused {
+		return []error{ErrRefused, e.Err}
+	}
+	return []error{e.Err}
+}

@@ -1,0 +1,353 @@
+package linesim
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ztmkit/ztm"
+	"github.com/ztmkit/ztm/attest"
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/identity/keystore/mem"
+	"github.com/ztmkit/ztm/manifest"
+	"github.com/ztmkit/ztm/manifest/chainstore"
+)
+
+// Role is a partner on the line.
+type Role int
+
+// The partners. Rogue is a station with a valid certificate that the CA
+// does not authorize to enroll devices.
+const (
+	ChipVendor Role = iota
+	ContractManufacturer
+	OEM
+	Rogue
+	numRoles
+)
+
+// String names the role as steps and policies do.
+func (r Role) String() string {
+	return [...]string{"chip-vendor", "contract-manufacturer", "oem", "rogue"}[r]
+}
+
+// Steps each partner may sign, and the CA profiles it may request.
+func authorization(r Role) *ca.StationAuthorization {
+	switch r {
+	case ChipVendor:
+		return &ca.StationAuthorization{Steps: []string{manifest.StepDieSort}}
+	case ContractManufacturer:
+		return &ca.StationAuthorization{Steps: cmSteps(), Profiles: []string{"idevid"}}
+	case OEM:
+		return &ca.StationAuthorization{Steps: []string{manifest.StepFinalTest, manifest.StepPack, ztm.StepKeyDestroyed, ztm.StepDecommissioned}}
+	default: // Rogue: the steps of a CM, no profile.
+		return &ca.StationAuthorization{Steps: cmSteps()}
+	}
+}
+
+func cmSteps() []string {
+	return []string{manifest.StepFirmwareLoad, ztm.StepKeyGeneration, ztm.StepKeyInjection,
+		ztm.StepKeyDestroyed, ztm.StepEnrollment, ztm.StepInstallFailed}
+}
+
+// Partner is one partner's station.
+type Partner struct {
+	Role Role
+	// Key is the station key, in the partner's own store.
+	Key keystore.Key
+	// Chain is the station certificate chain, leaf first.
+	Chain []*x509.Certificate
+	// Station is the partner's ztm station.
+	Station *ztm.Station
+	// Store is the partner's key store (station key, injected keys).
+	Store keystore.Store
+}
+
+// Config configures NewLine. Dir is required.
+type Config struct {
+	// Dir holds the CA ledger (ledger.db) and the chain store (chains.db).
+	Dir string
+	// Lot is the lot the OEM packs devices into. If empty, "lot-1".
+	Lot string
+	// NewEnroller returns the enroller a station enrolls through, given
+	// the station's certificate chain and key. If nil, each station uses
+	// an in-process Local enroller bound to its certificate.
+	NewEnroller func(p *Partner) (ztm.Enroller, error)
+}
+
+// Line is a simulated production line's infrastructure.
+type Line struct {
+	Lot string
+	// Authority is the IDevID CA; Roots holds its root.
+	Authority *ca.Authority
+	Root      *x509.Certificate
+	Ledger    *sqlite.Ledger
+	// CAVerifier is the CA side's evidence verifier (it consumes nonces).
+	CAVerifier *attest.EATVerifier
+	// StationVerifier is the stations' local verifier (no nonces).
+	StationVerifier *attest.EATVerifier
+	// Chains is the chain store every station writes.
+	Chains *chainstore.Store
+	// OEMKey signs the policy and the lot manifest.
+	OEMKey   crypto.Signer
+	Partners [numRoles]*Partner
+
+	akCA  *x509.Certificate
+	akKey crypto.Signer
+}
+
+// NewLine sets up a line in cfg.Dir.
+func NewLine(ctx context.Context, cfg Config) (l *Line, err error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("linesim: Dir is required")
+	}
+	if cfg.Lot == "" {
+		cfg.Lot = "lot-1"
+	}
+	l = &Line{Lot: cfg.Lot}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+	caStore := mem.New()
+	rootKey, err := caStore.Create(ctx, keystore.CreateRequest{Label: "root"})
+	if err != nil {
+		return nil, err
+	}
+	l.Root, err = ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "ZTM Widgets IDevID Root", Organization: []string{"ZTM Widgets"}}, Signer: rootKey})
+	if err != nil {
+		return nil, err
+	}
+	issKey, err := caStore.Create(ctx, keystore.CreateRequest{Label: "issuing"})
+	if err != nil {
+		return nil, err
+	}
+	iss, err := ca.NewIntermediate(ca.IntermediateRequest{
+		Subject:   pkix.Name{CommonName: "ZTM Widgets IDevID CA 1", Organization: []string{"ZTM Widgets"}},
+		PublicKey: issKey.Public(), Parent: l.Root, ParentSigner: rootKey,
+	})
+	if err != nil {
+		return nil, err
+	}
+	l.Ledger, err = sqlite.Open(ctx, filepath.Join(cfg.Dir, "ledger.db"), sqlite.Options{})
+	if err != nil {
+		return nil, err
+	}
+	l.Authority, err = ca.New(ca.Config{Signer: issKey, Chain: []*x509.Certificate{iss, l.Root}, Ledger: l.Ledger})
+	if err != nil {
+		return nil, err
+	}
+	// The chip vendor's attestation CA certifies device attestation keys.
+	akKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	l.akKey = akKey
+	l.akCA, err = ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Chip Vendor Attestation CA", Organization: []string{"Chip Vendor"}}, Signer: akKey})
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(l.akCA)
+	// Reference values: those of an honest device of the model.
+	probe, err := l.NewDevice(0, DeviceOptions{})
+	if err != nil {
+		return nil, err
+	}
+	refs := []attest.ReferenceValues{probe.sim.ReferenceValues()}
+	l.CAVerifier, err = attest.NewVerifier(attest.Config{
+		Roots: roots, Nonces: attest.NewNonces(attest.NonceConfig{}), ReferenceValues: refs,
+		VerifierID: attest.VerifierID{Build: "ztm-ca", Developer: "https://github.com/ztmkit/ztm"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	l.StationVerifier, err = attest.NewVerifier(attest.Config{
+		Roots: roots, ReferenceValues: refs,
+		VerifierID: attest.VerifierID{Build: "ztm-station", Developer: "https://github.com/ztmkit/ztm"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	l.Chains, err = chainstore.Open(ctx, filepath.Join(cfg.Dir, "chains.db"))
+	if err != nil {
+		return nil, err
+	}
+	l.OEMKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	for r := Role(0); r < numRoles; r++ {
+		p, err := l.newPartner(ctx, r, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("linesim: station %v: %w", r, err)
+		}
+		l.Partners[r] = p
+	}
+	return l, nil
+}
+
+func (l *Line) newPartner(ctx context.Context, r Role, cfg Config) (*Partner, error) {
+	store := mem.New()
+	key, err := store.Create(ctx, keystore.CreateRequest{Label: "station"})
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: r.String() + "-station-1", OrganizationalUnit: []string{r.String()}}}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := l.Authority.Issue(ctx, &ca.Request{CSR: csr, Profile: "station", Requester: "line-setup", Station: authorization(r)})
+	if err != nil {
+		return nil, err
+	}
+	p := &Partner{Role: r, Key: key, Store: store, Chain: []*x509.Certificate{cert, l.Authority.Chain()[0]}}
+	var enr ztm.Enroller
+	if cfg.NewEnroller != nil {
+		enr, err = cfg.NewEnroller(p)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		enr = &Local{Authority: l.Authority, Verifier: l.CAVerifier, Requester: cert}
+	}
+	lot := ""
+	if r == OEM {
+		lot = l.Lot
+	}
+	p.Station, err = ztm.NewStation(ztm.StationConfig{
+		Name: r.String(), Key: key, Chain: p.Chain, Enroller: enr,
+		Verifier: l.StationVerifier, Chains: l.Chains, Store: store,
+		Revoker: l.Authority, Lot: lot,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// certifyAK issues the chip vendor's certificate for a device's
+// attestation key.
+func (l *Line) certifyAK(pub crypto.PublicKey, serial string) (*x509.Certificate, error) {
+	sn, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: sn.Add(sn, big.NewInt(1)),
+		Subject:      pkix.Name{CommonName: serial + " AK", Organization: []string{"Chip Vendor"}},
+		NotBefore:    now.Add(-time.Hour), NotAfter: now.AddDate(20, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, l.akCA, pub, l.akKey)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+// Policy returns the OEM's policy for the line: which partner signs which
+// step, in order.
+func (l *Line) Policy() *manifest.Policy {
+	key := func(r Role) manifest.PolicyKey {
+		return manifest.PolicyKey{Name: r.String(), Public: l.Partners[r].Key.Public()}
+	}
+	cm, oem := ContractManufacturer.String(), OEM.String()
+	return &manifest.Policy{
+		Name: "ztm-widget-line", Version: 1, Issuer: "ZTM Widgets",
+		Keys: []manifest.PolicyKey{key(ChipVendor), key(ContractManufacturer), key(OEM)},
+		Steps: []manifest.StepRule{
+			{Name: manifest.StepDieSort, Signers: []string{ChipVendor.String()}},
+			{Name: manifest.StepFirmwareLoad, Signers: []string{cm}},
+			{Name: ztm.StepKeyGeneration, Signers: []string{cm}, Optional: true},
+			{Name: ztm.StepKeyInjection, Signers: []string{cm}, Optional: true},
+			{Name: ztm.StepKeyDestroyed, Signers: []string{cm, oem}, Optional: true},
+			{Name: ztm.StepEnrollment, Signers: []string{cm}},
+			{Name: manifest.StepFinalTest, Signers: []string{oem}},
+			{Name: manifest.StepPack, Signers: []string{oem}},
+		},
+	}
+}
+
+// Close closes the chain store and the ledger.
+func (l *Line) Close() error {
+	var errs []error
+	if l.Chains != nil {
+		errs = append(errs, l.Chains.Close())
+	}
+	if l.Ledger != nil {
+		errs = append(errs, l.Ledger.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Local is an in-process enroller: the CA side of enrollment without a
+// network. It verifies the evidence with its verifier (consuming the
+// nonce), requires an affirming appraisal, and issues through the
+// Authority on behalf of the station certificate Requester, which the
+// Authority checks. Enrolling the same CSR twice returns the chain already
+// issued. It is safe for concurrent use.
+type Local struct {
+	Authority *ca.Authority
+	Verifier  *attest.EATVerifier
+	Requester *x509.Certificate
+
+	mu     sync.Mutex
+	issued map[[32]byte][]*x509.Certificate
+}
+
+var _ ztm.Enroller = (*Local)(nil)
+
+// Nonce implements ztm.Enroller.
+func (e *Local) Nonce(ctx context.Context) ([]byte, error) {
+	return e.Verifier.Nonces().Issue()
+}
+
+// Enroll implements ztm.Enroller.
+func (e *Local) Enroll(ctx context.Context, req *ztm.EnrollRequest) ([]*x509.Certificate, error) {
+	id := sha256.Sum256(req.CSR)
+	e.mu.Lock()
+	chain, ok := e.issued[id]
+	e.mu.Unlock()
+	if ok {
+		return chain, nil
+	}
+	res, err := e.Verifier.Verify(ctx, req.Evidence)
+	if err != nil {
+		return nil, err
+	}
+	if st := res.Status(); st != attest.StatusAffirming {
+		return nil, fmt.Errorf("linesim: evidence appraised %v: %w", st, attest.ErrVerification)
+	}
+	cert, err := e.Authority.Issue(ctx, &ca.Request{
+		CSR: req.CSR, Profile: req.Profile, RequesterCertificate: e.Requester,
+		EvidenceDigest: res.Evidence.Digest,
+	})
+	if err != nil {
+		return nil, err
+	}
+	chain = []*x509.Certificate{cert, e.Authority.Chain()[0]}
+	e.mu.Lock()
+	if e.issued == nil {
+		e.issued = make(map[[32]byte][]*x509.Certificate)
+	}
+	e.issued[id] = chain
+	e.mu.Unlock()
+	return chain, nil
+}

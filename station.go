@@ -1,0 +1,641 @@
+package ztm
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/ztmkit/ztm/attest"
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/identity"
+	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/manifest"
+	"github.com/ztmkit/ztm/manifest/chainstore"
+)
+
+// Step names the station writes. Provision writes StepKeyGeneration (or
+// StepKeyInjection and StepKeyDestroyed) and StepEnrollment; a failed
+// install after issuance writes StepInstallFailed; Decommission writes
+// StepKeyDestroyed (when the device destroyed its key) and
+// StepDecommissioned.
+const (
+	// StepKeyGeneration: the device generated its identity key. Artifact
+	// "csr" is the digest of its request; predicate "alg" the algorithm and
+	// "key" the KeyThumbprint value of the public key.
+	StepKeyGeneration = manifest.StepKeyGeneration
+	// StepKeyInjection: the station generated a key and handed it to the
+	// device sealed to its attestation key. Artifact "sealed-key" is the
+	// digest of the sealed blob; predicate "hpke" the suite [kem, kdf, aead]
+	// and "key" the thumbprint.
+	StepKeyInjection = "key-injection"
+	// StepKeyDestroyed: a copy of a key was destroyed: the station's copy
+	// of an injected key (predicate "holder" "station"), or the device's
+	// key at end of life ("holder" "device").
+	StepKeyDestroyed = manifest.StepKeyDestroyed
+	// StepEnrollment: the CA issued the device's certificate and the
+	// device installed it. Artifacts "evidence", "attestation-result" (the
+	// station's signed EAR), "csr" and "certificate" are digests of those
+	// exact bytes; predicate "profile", "serial" (the certificate serial
+	// number, big-endian bytes) and "status" (the local appraisal status).
+	StepEnrollment = "enrollment"
+	// StepInstallFailed: a certificate was issued but the device did not
+	// install it. Artifact "certificate"; predicate "serial", "error" and
+	// "revoked" (whether the station revoked the certificate).
+	StepInstallFailed = "install-failed"
+	// StepDecommissioned: the device reached end of life. Predicate
+	// "serial", "reason" (the RFC 5280 reason code) and "key-destroyed".
+	StepDecommissioned = "decommissioned"
+)
+
+// EnrollRequest is one device's enrollment, as an Enroller receives it.
+type EnrollRequest struct {
+	// CSR is the DER PKCS#10 request the device made (or made with an
+	// injected key).
+	CSR []byte
+	// Profile is the CA profile name, e.g. "idevid".
+	Profile string
+	// Evidence is the device's attestation evidence, bound to a nonce
+	// obtained from Enroller.Nonce.
+	Evidence []byte
+}
+
+// Enroller is what a station enrolls through: the CA in process, or over
+// EST (package github.com/ztmkit/ztm/transport/est).
+type Enroller interface {
+	// Nonce returns a fresh single-use attestation nonce issued by the CA
+	// side.
+	Nonce(ctx context.Context) ([]byte, error)
+	// Enroll has the CA side verify the evidence (consuming its nonce),
+	// check the requester's authorization for the profile, issue, record in
+	// the ledger, and return the chain: leaf first, then intermediates (no
+	// root). Enrolling the same CSR twice returns the certificate already
+	// issued.
+	Enroll(ctx context.Context, req *EnrollRequest) ([]*x509.Certificate, error)
+}
+
+// Revoker revokes certificates; *ca.Authority is one.
+type Revoker interface {
+	// Revoke records the revocation of the certificate with the given
+	// serial number. It returns an error wrapping ca.ErrAlreadyRevoked for
+	// a certificate already revoked.
+	Revoke(ctx context.Context, serial *big.Int, reason ca.RevocationReason, requester string) error
+}
+
+var _ Revoker = (*ca.Authority)(nil)
+
+// StationConfig configures a Station. Name, Key, Enroller, Verifier and
+// Chains are required; the zero value of every other field works.
+type StationConfig struct {
+	// Name names the station in its steps (the CWT iss claim), e.g.
+	// "cm-line2". Required.
+	Name string
+	// Key is the station's signing key, normally a keystore.Key in an HSM
+	// or TPM. It signs the station's steps and attestation results.
+	// Required.
+	Key crypto.Signer
+	// Chain is the station's certificate chain, leaf first, as the CA
+	// issued it (profile "station"). If set, the steps the station may sign
+	// are limited to those its StationAuthorization lists, and its
+	// attestation results carry the chain. Optional.
+	Chain []*x509.Certificate
+	// Enroller enrolls devices with the CA. Required.
+	Enroller Enroller
+	// Verifier appraises evidence locally before anything is enrolled. It
+	// must be configured without Nonces: the nonce belongs to the CA side,
+	// which consumes it; the station checks that the evidence answers the
+	// nonce it asked for. Required.
+	Verifier *attest.EATVerifier
+	// AttestationKeys are the devices' attestation keys by key ID, as the
+	// Verifier knows them, for sealing injected keys to devices whose
+	// evidence names its key by kid. Devices that send an x5chain are sealed
+	// to their chain's leaf key.
+	AttestationKeys map[string]crypto.PublicKey
+	// Chains stores every device's steps. Required.
+	Chains *chainstore.Store
+	// Store holds the keys the station makes for injection. If nil, the
+	// station cannot inject keys.
+	Store keystore.Store
+	// Exporter exports keys of Store for sealing. If nil, keys of the
+	// software stores (mem, file) are exported and others refused.
+	Exporter KeyExporter
+	// Revoker revokes the certificate of a device that failed to install
+	// it, and of a decommissioned device. If nil, Decommission fails and a
+	// failed install is only recorded.
+	Revoker Revoker
+	// Profile is the CA profile devices enroll under. If empty, "idevid".
+	Profile string
+	// Algorithm is the algorithm of device keys. The zero value is ES256.
+	Algorithm keystore.Algorithm
+	// AcceptWarning accepts evidence whose appraisal is "warning" (a
+	// component without reference values). By default only "affirming"
+	// evidence is enrolled.
+	AcceptWarning bool
+	// Lot, if set, is the lot named in every step the station writes.
+	Lot string
+	// Rand is the randomness for signatures. If nil, crypto/rand.Reader.
+	Rand io.Reader
+	// Time returns the current time, for steps. If nil, time.Now.
+	Time func() time.Time
+}
+
+// Station is an authorized provisioning station: it runs Provision for the
+// devices on its jig and records what it did in the chain store. It is
+// safe for concurrent use, for different devices.
+type Station struct {
+	cfg    StationConfig
+	signer *manifest.StepSigner
+	auth   *ca.StationAuthorization // nil: no certificate, no limit
+	export KeyExporter
+	// mu serializes chain appends per subject.
+	mu    sync.Mutex
+	locks map[string]*subjectLock
+}
+
+type subjectLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// NewStation returns a station for cfg, which it copies. Errors wrap
+// ErrInvalidConfig.
+func NewStation(cfg StationConfig) (*Station, error) {
+	bad := func(format string, a ...any) (*Station, error) {
+		return nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, a...)...)
+	}
+	switch {
+	case cfg.Name == "":
+		return bad("Name is required")
+	case cfg.Key == nil:
+		return bad("Key is required")
+	case cfg.Enroller == nil:
+		return bad("Enroller is required")
+	case cfg.Verifier == nil:
+		return bad("Verifier is required")
+	case cfg.Verifier.Nonces() != nil:
+		return bad("the local Verifier must not consume nonces: configure it without Nonces")
+	case cfg.Chains == nil:
+		return bad("Chains is required")
+	case !cfg.Algorithm.Valid():
+		return bad("unknown device key algorithm %d", int(cfg.Algorithm))
+	}
+	if cfg.Profile == "" {
+		cfg.Profile = "idevid"
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Time == nil {
+		cfg.Time = time.Now
+	}
+	s := &Station{cfg: cfg, export: cfg.Exporter, locks: make(map[string]*subjectLock)}
+	if s.export == nil {
+		s.export = softwareExporter{}
+	}
+	opts := manifest.SignOptions{Issuer: cfg.Name}
+	if len(cfg.Chain) > 0 {
+		leaf := cfg.Chain[0]
+		if !publicKeyEqual(leaf.PublicKey, cfg.Key.Public()) {
+			return bad("Chain[0] does not certify Key")
+		}
+		auth, err := ca.ParseStationAuthorization(leaf)
+		if err != nil {
+			return bad("station certificate: %v", err)
+		}
+		s.auth = auth
+	}
+	signer, err := manifest.NewStepSigner(cfg.Key, opts)
+	if err != nil {
+		return bad("%v", err)
+	}
+	s.signer = signer
+	return s, nil
+}
+
+// Name returns the station's name.
+func (s *Station) Name() string { return s.cfg.Name }
+
+// Thumbprint returns the KeyThumbprint of the station's key: the kid of its
+// steps, and how a manifest.Policy names it.
+func (s *Station) Thumbprint() manifest.Digest { return s.signer.Thumbprint() }
+
+// Public returns the station's public key.
+func (s *Station) Public() crypto.PublicKey { return s.cfg.Key.Public() }
+
+// Result is what Provision did for one device.
+type Result struct {
+	// Device is what the device said about itself.
+	Device identity.DeviceInfo
+	// Chain is the certificate chain the device installed, leaf first.
+	Chain []*x509.Certificate
+	// Attestation is the station's appraisal of the device's evidence.
+	Attestation *attest.Result
+	// AttestationToken is that appraisal signed by the station as an EAR
+	// CWT; the enrollment step names its digest.
+	AttestationToken []byte
+	// Evidence is the evidence the device sent.
+	Evidence []byte
+	// CSR is the device's certificate request.
+	CSR []byte
+	// Injected reports that the station injected the key.
+	Injected bool
+	// Steps are the steps Provision recorded, in order.
+	Steps []*manifest.SignedStep
+}
+
+// Provision gives dev its identity: it obtains a nonce from the CA side,
+// has the device answer it with evidence, appraises the evidence locally
+// (signer, signature, the nonce it asked for, the UEID the device claims,
+// reference values), has the device generate its key and request (or
+// injects one, see KeyImporter), checks the request against the device,
+// enrolls it, has the device install the chain and records the steps.
+//
+// Failures are a *ProvisionError naming the stage. Nothing is left half
+// done:
+//   - before enrollment, no certificate exists and nothing is recorded,
+//     except an injected key: its export and the destruction of the
+//     station's copy are recorded as soon as the device holds it;
+//   - the CA records every issuance in its ledger before returning it;
+//   - if the device fails to install an issued certificate, the station
+//     revokes it (when StationConfig.Revoker is set) and records a
+//     StepInstallFailed step naming it;
+//   - the key-generation and enrollment steps are recorded only after the
+//     device installed its chain.
+func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
+	fail := func(stage Stage, serial string, refused bool, err error) (*Result, error) {
+		return nil, &ProvisionError{Stage: stage, Serial: serial, Refused: refused, Err: err}
+	}
+	info, err := dev.Info(ctx)
+	if err != nil {
+		return fail(StageInfo, "", false, err)
+	}
+	serial := info.SerialNumber
+	if err := info.Validate(); err != nil {
+		return fail(StageInfo, serial, true, err)
+	}
+	if info.UEID.IsZero() {
+		return fail(StageInfo, serial, true, errors.New("ztm: device has no UEID"))
+	}
+	subject := info.UEID.Bytes()
+
+	nonce, err := s.cfg.Enroller.Nonce(ctx)
+	if err != nil {
+		return fail(StageNonce, serial, false, err)
+	}
+	evidence, err := dev.Attest(ctx, nonce)
+	if err != nil {
+		return fail(StageEvidence, serial, false, err)
+	}
+	res, token, err := s.appraise(ctx, evidence, nonce, subject)
+	if err != nil {
+		return fail(StageAppraisal, serial, !errors.Is(err, errStation), err)
+	}
+	r := &Result{Device: info, Attestation: res, AttestationToken: token, Evidence: evidence}
+
+	csr, err := dev.GenerateKey(ctx, s.cfg.Algorithm)
+	var keyStep *manifest.Step
+	switch {
+	case errors.Is(err, ErrKeyGenerationUnsupported):
+		imp, ok := dev.(KeyImporter)
+		if !ok {
+			return fail(StageKey, serial, true, err)
+		}
+		csr, err = s.inject(ctx, imp, res.Evidence, subject, r)
+		if err != nil {
+			return fail(StageKey, serial, false, err)
+		}
+		r.Injected = true
+	case err != nil:
+		return fail(StageKey, serial, false, err)
+	}
+	r.CSR = csr
+	req, err := identity.CheckCSR(csr, identity.CSRPolicy{
+		SerialNumber:   info.SerialNumber,
+		HardwareModule: info.HardwareModule,
+		Algorithms:     []identity.Algorithm{s.cfg.Algorithm},
+	})
+	if err != nil {
+		return fail(StageCSR, serial, true, err)
+	}
+	if !r.Injected {
+		thumb, err := manifest.KeyThumbprint(req.PublicKey)
+		if err != nil {
+			return fail(StageCSR, serial, true, err)
+		}
+		keyStep = &manifest.Step{
+			Name:      StepKeyGeneration,
+			Artifacts: map[string]manifest.Digest{"csr": manifest.Sum(manifest.SHA256, csr)},
+			Predicate: manifest.Claims{"alg": req.Algorithm.String(), "key": thumb.Value},
+		}
+	} else if !publicKeyEqual(req.PublicKey, r.Steps[0].Step.Predicate["pub"]) {
+		// The request must be signed by the key the station injected.
+		return fail(StageCSR, serial, true, errors.New("ztm: request is not signed by the injected key"))
+	}
+
+	chain, err := s.cfg.Enroller.Enroll(ctx, &EnrollRequest{CSR: csr, Profile: s.cfg.Profile, Evidence: evidence})
+	if err != nil {
+		return fail(StageEnroll, serial, refusedByCA(err), err)
+	}
+	if len(chain) == 0 {
+		return fail(StageEnroll, serial, false, errors.New("ztm: enroller returned no certificate"))
+	}
+	leaf := chain[0]
+	if err := checkLeaf(leaf, req); err != nil {
+		// Issued, but not what was asked for: never install it.
+		return nil, s.installFailed(ctx, subject, serial, leaf, err)
+	}
+	if err := dev.InstallChain(ctx, chain); err != nil {
+		return nil, s.installFailed(ctx, subject, serial, leaf, err)
+	}
+	r.Chain = chain
+
+	enroll := &manifest.Step{
+		Name: StepEnrollment,
+		Artifacts: map[string]manifest.Digest{
+			"evidence":           manifest.Sum(manifest.SHA256, evidence),
+			"attestation-result": manifest.Sum(manifest.SHA256, token),
+			"csr":                manifest.Sum(manifest.SHA256, csr),
+			"certificate":        manifest.Sum(manifest.SHA256, leaf.Raw),
+		},
+		Predicate: manifest.Claims{
+			"profile": s.cfg.Profile,
+			"serial":  leaf.SerialNumber.Bytes(),
+			"status":  res.Status().String(),
+		},
+	}
+	steps := []*manifest.Step{enroll}
+	if keyStep != nil {
+		steps = []*manifest.Step{keyStep, enroll}
+	}
+	recorded, err := s.record(ctx, subject, steps...)
+	if err != nil {
+		return fail(StageRecord, serial, false, err)
+	}
+	r.Steps = append(r.Steps, recorded...)
+	return r, nil
+}
+
+// errStation marks appraisal failures that are the station's, not the
+// device's.
+var errStation = errors.New("ztm: station failure")
+
+// appraise checks evidence locally and signs the result.
+func (s *Station) appraise(ctx context.Context, evidence, nonce, subject []byte) (*attest.Result, []byte, error) {
+	res, err := s.cfg.Verifier.Verify(ctx, evidence)
+	if err != nil {
+		return nil, nil, err
+	}
+	claims := res.Evidence.Claims
+	if subtle.ConstantTimeCompare(claims.Nonce, nonce) != 1 {
+		return nil, nil, fmt.Errorf("ztm: evidence does not answer the nonce asked (replayed evidence?): %w", attest.ErrVerification)
+	}
+	if !bytes.Equal(claims.UEID, subject) {
+		return nil, nil, fmt.Errorf("ztm: evidence is from ueid %x, the device says %x: %w", claims.UEID, subject, attest.ErrVerification)
+	}
+	switch st := res.Status(); {
+	case st == attest.StatusAffirming:
+	case st == attest.StatusWarning && s.cfg.AcceptWarning:
+	default:
+		return nil, nil, fmt.Errorf("ztm: appraisal %v %v: %w", st, res.Reasons(), attest.ErrVerification)
+	}
+	opts := &attest.SignOptions{Chain: s.cfg.Chain}
+	if len(s.cfg.Chain) == 0 {
+		opts = &attest.SignOptions{KeyID: s.signer.Thumbprint().Value}
+	}
+	token, err := res.SignCWT(s.cfg.Rand, s.cfg.Key, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: failed to sign the attestation result: %w", errStation, err)
+	}
+	return res, token, nil
+}
+
+// inject creates a key, seals it to the device's attestation key, hands it
+// over, destroys the station's copy and records both.
+func (s *Station) inject(ctx context.Context, dev KeyImporter, ev *attest.Evidence, subject []byte, r *Result) (csr []byte, err error) {
+	if s.cfg.Store == nil {
+		return nil, fmt.Errorf("%w: the station has no key store for injection", ErrInvalidConfig)
+	}
+	var recipient crypto.PublicKey
+	switch {
+	case len(ev.Chain) > 0:
+		recipient = ev.Chain[0].PublicKey
+	case ev.KeyID != nil && s.cfg.AttestationKeys[string(ev.KeyID)] != nil:
+		recipient = s.cfg.AttestationKeys[string(ev.KeyID)]
+	default:
+		return nil, fmt.Errorf("%w: the device's attestation key is unknown to the station", ErrUnsupportedKey)
+	}
+	var nb [8]byte
+	if _, err := io.ReadFull(rand.Reader, nb[:]); err != nil {
+		return nil, err
+	}
+	label := "inject-" + hex.EncodeToString(subject) + "-" + hex.EncodeToString(nb[:])
+	key, err := s.cfg.Store.Create(ctx, keystore.CreateRequest{Label: label, Algorithm: s.cfg.Algorithm, Exportable: true})
+	if err != nil {
+		return nil, err
+	}
+	destroyed := false
+	defer func() {
+		if !destroyed {
+			if derr := s.cfg.Store.Delete(context.WithoutCancel(ctx), label); derr != nil && !errors.Is(derr, keystore.ErrNotFound) {
+				err = errors.Join(err, fmt.Errorf("ztm: failed to destroy the station's copy of %q: %w", label, derr))
+			}
+		}
+	}()
+	priv, err := s.export.ExportKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := SealKey(recipient, subject, priv)
+	if err != nil {
+		return nil, err
+	}
+	csr, err = dev.ImportKey(ctx, sealed)
+	if err != nil {
+		return nil, err
+	}
+	// The device holds the key: destroy the station's copy, then record
+	// the export and the destruction whatever happens next.
+	if err := s.cfg.Store.Delete(ctx, label); err != nil {
+		return nil, fmt.Errorf("ztm: failed to destroy the station's copy of %q: %w", label, err)
+	}
+	destroyed = true
+	thumb, err := manifest.KeyThumbprint(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	steps, err := s.record(ctx, subject,
+		&manifest.Step{
+			Name:      StepKeyInjection,
+			Artifacts: map[string]manifest.Digest{"sealed-key": manifest.Sum(manifest.SHA256, sealed.Ciphertext)},
+			Predicate: manifest.Claims{
+				"alg":  sealed.Algorithm.String(),
+				"key":  thumb.Value,
+				"pub":  pubDER,
+				"hpke": []any{uint64(sealed.KEM), uint64(sealed.KDF), uint64(sealed.AEAD)},
+			},
+		},
+		&manifest.Step{
+			Name:      StepKeyDestroyed,
+			Predicate: manifest.Claims{"holder": "station", "key": thumb.Value, "label": label},
+		})
+	if err != nil {
+		return nil, err
+	}
+	r.Steps = append(r.Steps, steps...)
+	return csr, nil
+}
+
+// installFailed handles a certificate that was issued but not installed:
+// it revokes it if it can and records a StepInstallFailed step.
+func (s *Station) installFailed(ctx context.Context, subject []byte, serial string, leaf *x509.Certificate, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	revoked := false
+	errs := []error{cause}
+	if s.cfg.Revoker != nil {
+		err := s.cfg.Revoker.Revoke(ctx, leaf.SerialNumber, ca.ReasonCessationOfOperation, "station:"+s.cfg.Name)
+		if err == nil || errors.Is(err, ca.ErrAlreadyRevoked) {
+			revoked = true
+		} else {
+			errs = append(errs, fmt.Errorf("ztm: failed to revoke the uninstalled certificate: %w", err))
+		}
+	}
+	_, err := s.record(ctx, subject, &manifest.Step{
+		Name:      StepInstallFailed,
+		Artifacts: map[string]manifest.Digest{"certificate": manifest.Sum(manifest.SHA256, leaf.Raw)},
+		Predicate: manifest.Claims{"serial": leaf.SerialNumber.Bytes(), "error": cause.Error(), "revoked": revoked},
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("ztm: failed to record the failed install: %w", err))
+	}
+	return &ProvisionError{Stage: StageInstall, Serial: serial, Err: errors.Join(errs...)}
+}
+
+// Record signs a step of the given name about the device subject (its
+// UEID bytes), chained to the device's last stored step, and appends it to
+// the chain store. Stations use it for the steps of their trade
+// ("die-sort", "firmware-load", "final-test", …). A station with a
+// certificate may only sign the steps its StationAuthorization lists.
+func (s *Station) Record(ctx context.Context, subject []byte, name string, artifacts map[string]manifest.Digest, predicate manifest.Claims) (*manifest.SignedStep, error) {
+	steps, err := s.record(ctx, subject, &manifest.Step{Name: name, Artifacts: artifacts, Predicate: predicate})
+	if err != nil {
+		return nil, err
+	}
+	return steps[0], nil
+}
+
+// record appends steps (Name, Artifacts and Predicate set) in order.
+func (s *Station) record(ctx context.Context, subject []byte, steps ...*manifest.Step) ([]*manifest.SignedStep, error) {
+	for _, st := range steps {
+		if s.auth != nil && !s.auth.AllowsStep(st.Name) {
+			return nil, fmt.Errorf("ztm: station %q is not authorized to sign %q steps: %w", s.cfg.Name, st.Name, ca.ErrNotAuthorized)
+		}
+	}
+	unlock := s.lock(subject)
+	defer unlock()
+	var prev *manifest.SignedStep
+	chain, err := s.cfg.Chains.Chain(ctx, subject)
+	switch {
+	case errors.Is(err, chainstore.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		prev = chain[len(chain)-1]
+	}
+	out := make([]*manifest.SignedStep, 0, len(steps))
+	for _, st := range steps {
+		st = st.Clone()
+		st.Subject = subject
+		st.Lot = s.cfg.Lot
+		st.Time = s.cfg.Time().UTC().Truncate(time.Second)
+		if prev != nil {
+			d := manifest.Sum(manifest.SHA256, prev.Raw)
+			st.Prev = &d
+			st.Sequence = prev.Step.Sequence + 1
+		}
+		signed, err := s.signer.Sign(s.cfg.Rand, st)
+		if err != nil {
+			return out, err
+		}
+		stored, err := s.cfg.Chains.Append(ctx, signed.Raw)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, stored)
+		prev = stored
+	}
+	return out, nil
+}
+
+// lock serializes appends for one device within this station.
+func (s *Station) lock(subject []byte) func() {
+	k := string(subject)
+	s.mu.Lock()
+	l := s.locks[k]
+	if l == nil {
+		l = &subjectLock{}
+		s.locks[k] = l
+	}
+	l.refs++
+	s.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.locks, k)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// checkLeaf checks that the issued certificate is for the request.
+func checkLeaf(leaf *x509.Certificate, req *identity.CSR) error {
+	if !publicKeyEqual(leaf.PublicKey, req.PublicKey) {
+		return errors.New("ztm: issued certificate is for another key")
+	}
+	if leaf.Subject.SerialNumber != req.SerialNumber {
+		return fmt.Errorf("ztm: issued certificate names serial %q, the request %q", leaf.Subject.SerialNumber, req.SerialNumber)
+	}
+	return nil
+}
+
+// refusedByCA reports whether an enrollment error is the CA side refusing
+// the device (rather than failing).
+func refusedByCA(err error) bool {
+	for _, target := range []error{
+		attest.ErrVerification, ca.ErrNotAuthorized, ca.ErrPolicy, ca.ErrBadCSR,
+		ca.ErrQuotaExceeded, ca.ErrUnknownProfile, ca.ErrInvalidRequest,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// publicKeyEqual compares two public keys; b may be the DER
+// SubjectPublicKeyInfo of a key.
+func publicKeyEqual(a crypto.PublicKey, b any) bool {
+	if der, ok := b.([]byte); ok {
+		pub, err := x509.ParsePKIXPublicKey(der)
+		if err != nil {
+			return false
+		}
+		b = pub
+	}
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && b != nil && k.Equal(b)
+}

@@ -1,0 +1,258 @@
+package ztm_test
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"testing"
+
+	"github.com/ztmkit/ztm"
+	"github.com/ztmkit/ztm/attest"
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/internal/linesim"
+	"github.com/ztmkit/ztm/manifest"
+)
+
+func newLine(t testing.TB) *linesim.Line {
+	t.Helper()
+	l, err := linesim.NewLine(context.Background(), linesim.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// fullLine runs a device through every partner's steps.
+func fullLine(t *testing.T, l *linesim.Line, d *linesim.Device) (*ztm.Result, error) {
+	t.Helper()
+	ctx := context.Background()
+	chip, cm, oem := l.Partners[linesim.ChipVendor].Station, l.Partners[linesim.ContractManufacturer].Station, l.Partners[linesim.OEM].Station
+	if _, err := chip.Record(ctx, d.UEID(), manifest.StepDieSort, nil, manifest.Claims{"bin": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cm.Record(ctx, d.UEID(), manifest.StepFirmwareLoad, map[string]manifest.Digest{"firmware": manifest.Sum(manifest.SHA256, linesim.Firmware())}, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := cm.Provision(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{manifest.StepFinalTest, manifest.StepPack} {
+		if _, err := oem.Record(ctx, d.UEID(), name, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return res, nil
+}
+
+func verifyChain(t *testing.T, l *linesim.Line, d *linesim.Device) *manifest.Report {
+	t.Helper()
+	chain, err := l.Chains.Chain(context.Background(), d.UEID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return manifest.Verify(context.Background(), chain, l.Policy(), nil)
+}
+
+func TestProvisionHonest(t *testing.T) {
+	l := newLine(t)
+	for _, inject := range []bool{false, true} {
+		d, err := l.NewDevice(1+boolInt(inject), linesim.DeviceOptions{NoKeyGeneration: inject})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := fullLine(t, l, d)
+		if err != nil {
+			t.Fatalf("inject=%v: %v", inject, err)
+		}
+		if res.Injected != inject {
+			t.Errorf("Injected = %v", res.Injected)
+		}
+		if len(d.Chain()) != 2 || !d.Chain()[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(d.Key().Public()) {
+			t.Fatalf("device did not install a chain for its key")
+		}
+		if res.Attestation.Status() != attest.StatusAffirming || res.AttestationToken == nil {
+			t.Errorf("attestation %v", res.Attestation.Status())
+		}
+		rep := verifyChain(t, l, d)
+		if !rep.OK() {
+			t.Fatalf("inject=%v: chain refused:\n%s", inject, rep)
+		}
+		var names []string
+		for _, s := range res.Steps {
+			names = append(names, s.Step.Name)
+		}
+		want := "[key-generation enrollment]"
+		if inject {
+			want = "[key-injection key-destroyed enrollment]"
+		}
+		if got := sprint(names); got != want {
+			t.Errorf("steps %s, want %s", got, want)
+		}
+		enr := res.Steps[len(res.Steps)-1].Step
+		if !enr.Artifacts["certificate"].Matches(d.Chain()[0].Raw) || !enr.Artifacts["attestation-result"].Matches(res.AttestationToken) {
+			t.Errorf("enrollment step artifacts do not name the certificate and result")
+		}
+		// The CA recorded the issuance.
+		st, err := l.Ledger.Lookup(context.Background(), d.Chain()[0].SerialNumber)
+		if err != nil || st.Issuance == nil {
+			t.Fatalf("ledger lookup: %v", err)
+		}
+	}
+	// Injected keys never stay in the station's store.
+	labels, err := l.Partners[linesim.ContractManufacturer].Store.List(context.Background())
+	if err != nil || len(labels) != 1 || labels[0] != "station" {
+		t.Errorf("station store holds %v, %v", labels, err)
+	}
+}
+
+func TestProvisionRefusesTampered(t *testing.T) {
+	l := newLine(t)
+	ctx := context.Background()
+	for i, kind := range linesim.TamperKinds() {
+		d, err := l.NewDevice(uint32(10+i), linesim.DeviceOptions{Tamper: kind})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := l.Partners[linesim.ContractManufacturer].Station
+		wantStage := ztm.StageAppraisal
+		if kind == linesim.UnauthorizedStation {
+			st = l.Partners[linesim.Rogue].Station
+			wantStage = ztm.StageEnroll
+		}
+		head, _ := l.Ledger.Head(ctx)
+		_, err = st.Provision(ctx, d)
+		var pe *ztm.ProvisionError
+		if !errors.As(err, &pe) || pe.Stage != wantStage || !errors.Is(err, ztm.ErrRefused) {
+			t.Fatalf("%v: err = %v, want refusal at %v", kind, err, wantStage)
+		}
+		if kind == linesim.UnauthorizedStation && !errors.Is(err, ca.ErrNotAuthorized) {
+			t.Errorf("%v: %v", kind, err)
+		}
+		if d.Chain() != nil {
+			t.Errorf("%v: device holds a certificate", kind)
+		}
+		if h, _ := l.Ledger.Head(ctx); h.Seq != head.Seq {
+			t.Errorf("%v: the ledger grew", kind)
+		}
+		if _, err := l.Chains.Chain(ctx, d.UEID()); err == nil {
+			t.Errorf("%v: steps recorded for a refused device", kind)
+		}
+	}
+}
+
+func TestProvisionInstallFailureRevokesAndRecords(t *testing.T) {
+	l := newLine(t)
+	ctx := context.Background()
+	d, err := l.NewDevice(20, linesim.DeviceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetFailInstall(true)
+	_, err = l.Partners[linesim.ContractManufacturer].Station.Provision(ctx, d)
+	var pe *ztm.ProvisionError
+	if !errors.As(err, &pe) || pe.Stage != ztm.StageInstall || pe.Refused {
+		t.Fatalf("err = %v", err)
+	}
+	chain, err := l.Chains.Chain(ctx, d.UEID())
+	if err != nil || len(chain) != 1 || chain[0].Step.Name != ztm.StepInstallFailed {
+		t.Fatalf("chain %v %v", chain, err)
+	}
+	if chain[0].Step.Predicate["revoked"] != true {
+		t.Errorf("not revoked: %v", chain[0].Step.Predicate)
+	}
+	revoked, err := l.Ledger.Revoked(ctx)
+	if err != nil || len(revoked) != 1 {
+		t.Fatalf("revocations %v %v", revoked, err)
+	}
+}
+
+func TestDecommission(t *testing.T) {
+	l := newLine(t)
+	ctx := context.Background()
+	d, err := l.NewDevice(30, linesim.DeviceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fullLine(t, l, d); err != nil {
+		t.Fatal(err)
+	}
+	serial := d.Chain()[0].SerialNumber
+	oem := l.Partners[linesim.OEM].Station
+	steps, err := oem.Decommission(ctx, d, ca.ReasonCessationOfOperation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 2 || steps[0].Step.Name != ztm.StepKeyDestroyed || steps[1].Step.Name != ztm.StepDecommissioned {
+		t.Fatalf("steps %v", steps)
+	}
+	if d.Key() != nil {
+		t.Error("device still holds its key")
+	}
+	st, err := l.Ledger.Lookup(ctx, serial)
+	if err != nil || st.Revocation == nil {
+		t.Fatalf("not revoked: %v", err)
+	}
+	// Again: already revoked is fine, and recorded again.
+	if _, err := oem.Decommission(ctx, d, ca.ReasonCessationOfOperation); err != nil {
+		t.Fatal(err)
+	}
+	// A device never provisioned.
+	d2, _ := l.NewDevice(31, linesim.DeviceOptions{})
+	if _, err := oem.Decommission(ctx, d2, ca.ReasonUnspecified); !errors.Is(err, ztm.ErrNotProvisioned) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestNewStationRefusesBadConfig(t *testing.T) {
+	l := newLine(t)
+	p := l.Partners[linesim.ContractManufacturer]
+	good := ztm.StationConfig{Name: "cm", Key: p.Key, Enroller: &linesim.Local{}, Verifier: l.StationVerifier, Chains: l.Chains}
+	if _, err := ztm.NewStation(good); err != nil {
+		t.Fatal(err)
+	}
+	for name, mut := range map[string]func(*ztm.StationConfig){
+		"no name":         func(c *ztm.StationConfig) { c.Name = "" },
+		"no key":          func(c *ztm.StationConfig) { c.Key = nil },
+		"no enroller":     func(c *ztm.StationConfig) { c.Enroller = nil },
+		"no verifier":     func(c *ztm.StationConfig) { c.Verifier = nil },
+		"nonce verifier":  func(c *ztm.StationConfig) { c.Verifier = l.CAVerifier },
+		"no chains":       func(c *ztm.StationConfig) { c.Chains = nil },
+		"bad algorithm":   func(c *ztm.StationConfig) { c.Algorithm = keystore.Algorithm(99) },
+		"foreign chain":   func(c *ztm.StationConfig) { c.Chain = l.Partners[linesim.OEM].Chain },
+	} {
+		c := good
+		mut(&c)
+		if _, err := ztm.NewStation(c); !errors.Is(err, ztm.ErrInvalidConfig) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}
+
+func TestStationRefusesUnauthorizedStep(t *testing.T) {
+	l := newLine(t)
+	_, err := l.Partners[linesim.ChipVendor].Station.Record(context.Background(), []byte{1, 2, 3, 4, 5, 6, 7, 8}, manifest.StepPack, nil, nil)
+	if !errors.Is(err, ca.ErrNotAuthorized) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func boolInt(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func sprint(s []string) string {
+	out := "["
+	for i, x := range s {
+		if i > 0 {
+			out += " "
+		}
+		out += x
+	}
+	return out + "]"
+}
