@@ -21,6 +21,7 @@ import (
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/manifest"
 	"github.com/ztmkit/ztm/manifest/chainstore"
+	"github.com/ztmkit/ztm/transport/est"
 )
 
 // Step names the station writes. Provision writes StepKeyGeneration (or
@@ -57,20 +58,15 @@ const (
 	StepDecommissioned = "decommissioned"
 )
 
-// EnrollRequest is one device's enrollment, as an Enroller receives it.
-type EnrollRequest struct {
-	// CSR is the DER PKCS#10 request the device made (or made with an
-	// injected key).
-	CSR []byte
-	// Profile is the CA profile name, e.g. "idevid".
-	Profile string
-	// Evidence is the device's attestation evidence, bound to a nonce
-	// obtained from Enroller.Nonce.
-	Evidence []byte
-}
+// EnrollRequest is one device's enrollment, as an Enroller receives it:
+// the device's CSR, the CA profile and the device's evidence. It is
+// est.EnrollRequest, so that the enrollers of package transport/est (in
+// process and over EST) are Enrollers.
+type EnrollRequest = est.EnrollRequest
 
-// Enroller is what a station enrolls through: the CA in process, or over
-// EST (package github.com/ztmkit/ztm/transport/est).
+// Enroller is what a station enrolls through: the CA in process
+// (est.Gate.Local) or over EST (*est.Client). It is the same interface as
+// est.Enroller.
 type Enroller interface {
 	// Nonce returns a fresh single-use attestation nonce issued by the CA
 	// side.
@@ -91,7 +87,12 @@ type Revoker interface {
 	Revoke(ctx context.Context, serial *big.Int, reason ca.RevocationReason, requester string) error
 }
 
-var _ Revoker = (*ca.Authority)(nil)
+var (
+	_ Revoker  = (*ca.Authority)(nil)
+	_ Enroller = (*est.Client)(nil)
+	_ Enroller = (*est.Local)(nil)
+	_ Enroller = est.Enroller(nil)
+)
 
 // StationConfig configures a Station. Name, Key, Enroller, Verifier and
 // Chains are required; the zero value of every other field works.
@@ -618,6 +619,7 @@ func refusedByCA(err error) bool {
 	for _, target := range []error{
 		attest.ErrVerification, ca.ErrNotAuthorized, ca.ErrPolicy, ca.ErrBadCSR,
 		ca.ErrQuotaExceeded, ca.ErrUnknownProfile, ca.ErrInvalidRequest,
+		est.ErrEvidence, est.ErrForbidden, est.ErrBadRequest, est.ErrConflict, est.ErrQuotaExceeded,
 	} {
 		if errors.Is(err, target) {
 			return true

@@ -12,11 +12,14 @@ import (
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/linesim"
 	"github.com/ztmkit/ztm/manifest"
+	"github.com/ztmkit/ztm/transport/est"
 )
 
-func newLine(t testing.TB) *linesim.Line {
+func newLine(t testing.TB) *linesim.Line { return newLineEST(t, false) }
+
+func newLineEST(t testing.TB, overEST bool) *linesim.Line {
 	t.Helper()
-	l, err := linesim.NewLine(context.Background(), linesim.Config{Dir: t.TempDir()})
+	l, err := linesim.NewLine(context.Background(), linesim.Config{Dir: t.TempDir(), EST: overEST})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +60,11 @@ func verifyChain(t *testing.T, l *linesim.Line, d *linesim.Device) *manifest.Rep
 }
 
 func TestProvisionHonest(t *testing.T) {
-	l := newLine(t)
+	t.Run("local", func(t *testing.T) { testHonest(t, newLineEST(t, false)) })
+	t.Run("est", func(t *testing.T) { testHonest(t, newLineEST(t, true)) })
+}
+
+func testHonest(t *testing.T, l *linesim.Line) {
 	for _, inject := range []bool{false, true} {
 		d, err := l.NewDevice(1+boolInt(inject), linesim.DeviceOptions{NoKeyGeneration: inject})
 		if err != nil {
@@ -109,7 +116,11 @@ func TestProvisionHonest(t *testing.T) {
 }
 
 func TestProvisionRefusesTampered(t *testing.T) {
-	l := newLine(t)
+	t.Run("local", func(t *testing.T) { testRefusesTampered(t, newLineEST(t, false)) })
+	t.Run("est", func(t *testing.T) { testRefusesTampered(t, newLineEST(t, true)) })
+}
+
+func testRefusesTampered(t *testing.T, l *linesim.Line) {
 	ctx := context.Background()
 	for i, kind := range linesim.TamperKinds() {
 		d, err := l.NewDevice(uint32(10+i), linesim.DeviceOptions{Tamper: kind})
@@ -128,7 +139,7 @@ func TestProvisionRefusesTampered(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Stage != wantStage || !errors.Is(err, ztm.ErrRefused) {
 			t.Fatalf("%v: err = %v, want refusal at %v", kind, err, wantStage)
 		}
-		if kind == linesim.UnauthorizedStation && !errors.Is(err, ca.ErrNotAuthorized) {
+		if kind == linesim.UnauthorizedStation && !errors.Is(err, est.ErrForbidden) {
 			t.Errorf("%v: %v", kind, err)
 		}
 		if d.Chain() != nil {
@@ -209,19 +220,19 @@ func TestDecommission(t *testing.T) {
 func TestNewStationRefusesBadConfig(t *testing.T) {
 	l := newLine(t)
 	p := l.Partners[linesim.ContractManufacturer]
-	good := ztm.StationConfig{Name: "cm", Key: p.Key, Enroller: &linesim.Local{}, Verifier: l.StationVerifier, Chains: l.Chains}
+	good := ztm.StationConfig{Name: "cm", Key: p.Key, Enroller: l.Gate.Local(est.Requester{}), Verifier: l.StationVerifier, Chains: l.Chains}
 	if _, err := ztm.NewStation(good); err != nil {
 		t.Fatal(err)
 	}
 	for name, mut := range map[string]func(*ztm.StationConfig){
-		"no name":         func(c *ztm.StationConfig) { c.Name = "" },
-		"no key":          func(c *ztm.StationConfig) { c.Key = nil },
-		"no enroller":     func(c *ztm.StationConfig) { c.Enroller = nil },
-		"no verifier":     func(c *ztm.StationConfig) { c.Verifier = nil },
-		"nonce verifier":  func(c *ztm.StationConfig) { c.Verifier = l.CAVerifier },
-		"no chains":       func(c *ztm.StationConfig) { c.Chains = nil },
-		"bad algorithm":   func(c *ztm.StationConfig) { c.Algorithm = keystore.Algorithm(99) },
-		"foreign chain":   func(c *ztm.StationConfig) { c.Chain = l.Partners[linesim.OEM].Chain },
+		"no name":        func(c *ztm.StationConfig) { c.Name = "" },
+		"no key":         func(c *ztm.StationConfig) { c.Key = nil },
+		"no enroller":    func(c *ztm.StationConfig) { c.Enroller = nil },
+		"no verifier":    func(c *ztm.StationConfig) { c.Verifier = nil },
+		"nonce verifier": func(c *ztm.StationConfig) { c.Verifier = l.CAVerifier },
+		"no chains":      func(c *ztm.StationConfig) { c.Chains = nil },
+		"bad algorithm":  func(c *ztm.StationConfig) { c.Algorithm = keystore.Algorithm(99) },
+		"foreign chain":  func(c *ztm.StationConfig) { c.Chain = l.Partners[linesim.OEM].Chain },
 	} {
 		c := good
 		mut(&c)

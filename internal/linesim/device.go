@@ -254,7 +254,7 @@ func (l *Line) NewDevice(n uint32, opts DeviceOptions) (*Device, error) {
 	d := &Device{
 		info: identity.DeviceInfo{
 			UEID: ueid, SerialNumber: serial,
-			HardwareModule: identity.HardwareModuleName{Type: modelOID, SerialNumber: []byte(serial)},
+			HardwareModule: identity.HardwareModuleName{Type: modelOID, SerialNumber: ueid.Bytes()},
 			HardwareModel:  []byte(Model), Organization: "ZTM Widgets",
 		},
 		ak: ak, sim: sim, tamper: opts.Tamper, noKeyGen: opts.NoKeyGeneration,

@@ -6,14 +6,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
+	"net/http"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/ztmkit/ztm"
@@ -24,6 +25,7 @@ import (
 	"github.com/ztmkit/ztm/identity/keystore/mem"
 	"github.com/ztmkit/ztm/manifest"
 	"github.com/ztmkit/ztm/manifest/chainstore"
+	"github.com/ztmkit/ztm/transport/est"
 )
 
 // Role is a partner on the line.
@@ -74,6 +76,8 @@ type Partner struct {
 	Station *ztm.Station
 	// Store is the partner's key store (station key, injected keys).
 	Store keystore.Store
+
+	enroller ztm.Enroller
 }
 
 // Config configures NewLine. Dir is required.
@@ -82,10 +86,11 @@ type Config struct {
 	Dir string
 	// Lot is the lot the OEM packs devices into. If empty, "lot-1".
 	Lot string
-	// NewEnroller returns the enroller a station enrolls through, given
-	// the station's certificate chain and key. If nil, each station uses
-	// an in-process Local enroller bound to its certificate.
-	NewEnroller func(p *Partner) (ztm.Enroller, error)
+	// EST makes stations enroll over EST: an est.Server on a random port
+	// of 127.0.0.1 over TLS, each station authenticated by its station
+	// certificate. Otherwise each station enrolls in process through the
+	// same est.Gate (est.Gate.Local).
+	EST bool
 }
 
 // Line is a simulated production line's infrastructure.
@@ -95,6 +100,12 @@ type Line struct {
 	Authority *ca.Authority
 	Root      *x509.Certificate
 	Ledger    *sqlite.Ledger
+	// Gate holds the CA side's enrollment checks (evidence, authorization,
+	// idempotency); Idempotency is its durable store.
+	Gate        *est.Gate
+	Idempotency *est.IdempotencyStore
+	// ESTURL is the EST server's base URL when Config.EST is set.
+	ESTURL string
 	// CAVerifier is the CA side's evidence verifier (it consumes nonces).
 	CAVerifier *attest.EATVerifier
 	// StationVerifier is the stations' local verifier (no nonces).
@@ -107,6 +118,9 @@ type Line struct {
 
 	akCA  *x509.Certificate
 	akKey crypto.Signer
+
+	estServer *http.Server
+	estRoots  *x509.CertPool
 }
 
 // NewLine sets up a line in cfg.Dir.
@@ -147,7 +161,11 @@ func NewLine(ctx context.Context, cfg Config) (l *Line, err error) {
 	if err != nil {
 		return nil, err
 	}
-	l.Authority, err = ca.New(ca.Config{Signer: issKey, Chain: []*x509.Certificate{iss, l.Root}, Ledger: l.Ledger})
+	l.Idempotency, err = est.OpenIdempotencyStore(ctx, filepath.Join(cfg.Dir, "enrollments.db"))
+	if err != nil {
+		return nil, err
+	}
+	l.Authority, err = ca.New(ca.Config{Signer: issKey, Chain: []*x509.Certificate{iss, l.Root}, Ledger: l.Idempotency.Ledger(l.Ledger)})
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +193,17 @@ func NewLine(ctx context.Context, cfg Config) (l *Line, err error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	l.Gate, err = est.NewGate(est.GateConfig{
+		Authority: l.Authority, Verifier: l.CAVerifier, Nonces: l.CAVerifier.Nonces(), Idempotency: l.Idempotency,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.EST {
+		if err := l.startEST(); err != nil {
+			return nil, err
+		}
 	}
 	l.StationVerifier, err = attest.NewVerifier(attest.Config{
 		Roots: roots, ReferenceValues: refs,
@@ -217,15 +246,18 @@ func (l *Line) newPartner(ctx context.Context, r Role, cfg Config) (*Partner, er
 		return nil, err
 	}
 	p := &Partner{Role: r, Key: key, Store: store, Chain: []*x509.Certificate{cert, l.Authority.Chain()[0]}}
-	var enr ztm.Enroller
-	if cfg.NewEnroller != nil {
-		enr, err = cfg.NewEnroller(p)
+	var enr ztm.Enroller = l.Gate.Local(est.Requester{Certificate: cert})
+	if cfg.EST {
+		c, err := est.NewClient(est.ClientConfig{
+			URL: l.ESTURL, Roots: l.estRoots,
+			Certificate: &tls.Certificate{Certificate: [][]byte{cert.Raw, p.Chain[1].Raw}, PrivateKey: key, Leaf: cert},
+		})
 		if err != nil {
 			return nil, err
 		}
-	} else {
-		enr = &Local{Authority: l.Authority, Verifier: l.CAVerifier, Requester: cert}
+		enr = c
 	}
+	p.enroller = enr
 	lot := ""
 	if r == OEM {
 		lot = l.Lot
@@ -285,69 +317,69 @@ func (l *Line) Policy() *manifest.Policy {
 	}
 }
 
-// Close closes the chain store and the ledger.
+// startEST serves the Gate over EST on 127.0.0.1 with a TLS certificate
+// of its own.
+func (l *Line) startEST() error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "est.line.test"},
+		NotBefore:    now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	l.estRoots = x509.NewCertPool()
+	l.estRoots.AddCert(cert)
+	srv, err := est.NewServer(est.ServerConfig{Gate: l.Gate})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	l.estServer = est.NewHTTPServer(ln.Addr().String(), srv, est.ServerTLSConfig(tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}))
+	l.ESTURL = "https://" + ln.Addr().String()
+	go l.estServer.ServeTLS(ln, "", "")
+	return nil
+}
+
+// Close stops the EST server and closes the chain store and the ledger.
 func (l *Line) Close() error {
 	var errs []error
+	if l.estServer != nil {
+		errs = append(errs, l.estServer.Close())
+	}
+	for _, p := range l.Partners {
+		if p == nil {
+			continue
+		}
+		if c, ok := p.enroller.(*est.Client); ok {
+			c.Close()
+		}
+	}
 	if l.Chains != nil {
 		errs = append(errs, l.Chains.Close())
 	}
 	if l.Ledger != nil {
 		errs = append(errs, l.Ledger.Close())
 	}
+	if l.Idempotency != nil {
+		errs = append(errs, l.Idempotency.Close())
+	}
 	return errors.Join(errs...)
 }
 
-// Local is an in-process enroller: the CA side of enrollment without a
-// network. It verifies the evidence with its verifier (consuming the
-// nonce), requires an affirming appraisal, and issues through the
-// Authority on behalf of the station certificate Requester, which the
-// Authority checks. Enrolling the same CSR twice returns the chain already
-// issued. It is safe for concurrent use.
-type Local struct {
-	Authority *ca.Authority
-	Verifier  *attest.EATVerifier
-	Requester *x509.Certificate
-
-	mu     sync.Mutex
-	issued map[[32]byte][]*x509.Certificate
-}
-
-var _ ztm.Enroller = (*Local)(nil)
-
-// Nonce implements ztm.Enroller.
-func (e *Local) Nonce(ctx context.Context) ([]byte, error) {
-	return e.Verifier.Nonces().Issue()
-}
-
-// Enroll implements ztm.Enroller.
-func (e *Local) Enroll(ctx context.Context, req *ztm.EnrollRequest) ([]*x509.Certificate, error) {
-	id := sha256.Sum256(req.CSR)
-	e.mu.Lock()
-	chain, ok := e.issued[id]
-	e.mu.Unlock()
-	if ok {
-		return chain, nil
-	}
-	res, err := e.Verifier.Verify(ctx, req.Evidence)
-	if err != nil {
-		return nil, err
-	}
-	if st := res.Status(); st != attest.StatusAffirming {
-		return nil, fmt.Errorf("linesim: evidence appraised %v: %w", st, attest.ErrVerification)
-	}
-	cert, err := e.Authority.Issue(ctx, &ca.Request{
-		CSR: req.CSR, Profile: req.Profile, RequesterCertificate: e.Requester,
-		EvidenceDigest: res.Evidence.Digest,
-	})
-	if err != nil {
-		return nil, err
-	}
-	chain = []*x509.Certificate{cert, e.Authority.Chain()[0]}
-	e.mu.Lock()
-	if e.issued == nil {
-		e.issued = make(map[[32]byte][]*x509.Certificate)
-	}
-	e.issued[id] = chain
-	e.mu.Unlock()
-	return chain, nil
-}
