@@ -1,0 +1,382 @@
+package est
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxResponse bounds the answers the Client reads.
+const maxResponse = 1 << 20
+
+// ClientConfig configures a [Client]. URL and Roots are required.
+type ClientConfig struct {
+	// URL is the server's base URL, "https://host:port" (a path, if any,
+	// is replaced by /.well-known/est/…).
+	URL string
+	// Roots are the trust anchors for the server's TLS certificate
+	// (explicit: the system roots are never used). Obtain them out of band
+	// or with BootstrapCACerts.
+	Roots *x509.CertPool
+	// Certificate is the client certificate (the station's, with its key
+	// as a crypto.Signer in PrivateKey) for mutual TLS. Optional when
+	// Username is set.
+	Certificate *tls.Certificate
+	// Username and Password are HTTP Basic credentials (RFC 7030 §3.2.3),
+	// sent only over TLS.
+	Username, Password string
+	// MaxRetries bounds the retries after a 202 or 503 with Retry-After
+	// (RFC 7030 §4.2.3). If zero, 3; negative means none.
+	MaxRetries int
+	// MaxRetryAfter caps one wait. If zero, 60 seconds. A Retry-After
+	// longer than this, or one that would pass the context's deadline,
+	// ends the call with a *RetryLaterError.
+	MaxRetryAfter time.Duration
+	// Transport, if set, replaces the HTTP transport (tests, proxies). Its
+	// TLS configuration is then the caller's.
+	Transport http.RoundTripper
+	// Timeout bounds each HTTP exchange. If zero, 60 seconds.
+	Timeout time.Duration
+}
+
+// Client is an EST client (RFC 7030) and an [Enroller] over EST. It is safe
+// for concurrent use and keeps connections alive between calls.
+type Client struct {
+	base       *url.URL
+	hc         *http.Client
+	tr         *http.Transport
+	user, pass string
+	retries    int
+	maxWait    time.Duration
+	sleep      func(ctx context.Context, d time.Duration) error
+}
+
+// NewClient returns a Client for cfg. Errors wrap [ErrInvalidConfig].
+func NewClient(cfg ClientConfig) (*Client, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("est: %w: URL must be https://host[:port]", ErrInvalidConfig)
+	}
+	if cfg.Roots == nil && cfg.Transport == nil {
+		return nil, fmt.Errorf("est: %w: Roots required (explicit trust anchors)", ErrInvalidConfig)
+	}
+	c := &Client{base: &url.URL{Scheme: u.Scheme, Host: u.Host}, user: cfg.Username, pass: cfg.Password,
+		retries: cfg.MaxRetries, maxWait: cfg.MaxRetryAfter, sleep: sleepCtx}
+	if c.retries == 0 {
+		c.retries = 3
+	} else if c.retries < 0 {
+		c.retries = 0
+	}
+	if c.maxWait <= 0 {
+		c.maxWait = 60 * time.Second
+	}
+	rt := cfg.Transport
+	if rt == nil {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cfg.Roots}
+		if cfg.Certificate != nil {
+			tc.Certificates = []tls.Certificate{*cfg.Certificate}
+		}
+		c.tr = &http.Transport{
+			TLSClientConfig:     tc,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+		}
+		rt = c.tr
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	c.hc = &http.Client{Transport: rt, Timeout: timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return c, nil
+}
+
+// Close closes the Client's idle connections.
+func (c *Client) Close() {
+	if c.tr != nil {
+		c.tr.CloseIdleConnections()
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Client) url(label, op string) string {
+	u := *c.base
+	if label == "" {
+		u.Path = PathPrefix + op
+	} else {
+		u.Path = PathPrefix + label + "/" + op
+	}
+	return u.String()
+}
+
+// do runs one EST exchange with the Retry-After loop and returns the
+// decoded base64 body of a 200 answer of media type want.
+func (c *Client) do(ctx context.Context, method, label, op string, body []byte, hdr http.Header, want string) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, method, c.url(label, op), bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		if body == nil {
+			req.Body = http.NoBody
+		}
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		if c.user != "" {
+			req.SetBasicAuth(c.user, c.pass)
+		}
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("est: %s: %w", op, err)
+		}
+		data, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+		resp.Body.Close()
+		if rerr != nil {
+			return nil, fmt.Errorf("est: %s: reading answer: %w", op, rerr)
+		}
+		if resp.StatusCode == http.StatusOK {
+			if len(data) > maxResponse {
+				return nil, fmt.Errorf("est: %w: %s answer over %d bytes", ErrBadResponse, op, maxResponse)
+			}
+			mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+			wmt, wparams, _ := mime.ParseMediaType(want)
+			if err != nil || mt != wmt || (wparams["smime-type"] != "" && params["smime-type"] != "" && params["smime-type"] != wparams["smime-type"]) {
+				return nil, fmt.Errorf("est: %w: %s answered %q, want %q", ErrBadResponse, op, resp.Header.Get("Content-Type"), want)
+			}
+			out, err := decodeBase64Body(data)
+			if err != nil {
+				return nil, fmt.Errorf("est: %w: %v", ErrBadResponse, err)
+			}
+			return out, nil
+		}
+		if len(data) > 1024 {
+			data = data[:1024]
+		}
+		se := &StatusError{Code: resp.StatusCode, Body: string(data)}
+		if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusServiceUnavailable {
+			return nil, se
+		}
+		after, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		if !ok {
+			if resp.StatusCode == http.StatusAccepted {
+				return nil, &RetryLaterError{Err: se}
+			}
+			return nil, se
+		}
+		if attempt >= c.retries || after > c.maxWait {
+			return nil, &RetryLaterError{After: after, Err: se}
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Now().Add(after).After(dl) {
+			return nil, &RetryLaterError{After: after, Err: se}
+		}
+		if err := c.sleep(ctx, after); err != nil {
+			return nil, &RetryLaterError{After: after, Err: errors.Join(se, err)}
+		}
+	}
+}
+
+// retryAfter parses a Retry-After value: delta-seconds or an HTTP-date
+// (RFC 9110 §10.2.3).
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		d := t.Sub(now)
+		if d < 0 {
+			d = 0
+		}
+		return d, true
+	}
+	return 0, false
+}
+
+// CACerts fetches the CA certificates (/cacerts, RFC 7030 §4.1) from a
+// server already trusted through Roots.
+func (c *Client) CACerts(ctx context.Context, label string) ([]*x509.Certificate, error) {
+	der, err := c.do(ctx, http.MethodGet, label, "cacerts", nil, nil, MediaTypeCertsOnly)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := parseCertsOnly(der)
+	if err != nil {
+		return nil, fmt.Errorf("est: %w: %v", ErrBadResponse, err)
+	}
+	return certs, nil
+}
+
+// CSRAttrs fetches what the server wants in a request (/csrattrs, RFC
+// 7030 §4.5).
+func (c *Client) CSRAttrs(ctx context.Context, label string) ([]CSRAttr, error) {
+	der, err := c.do(ctx, http.MethodGet, label, "csrattrs", nil, nil, MediaTypeCSRAttrs)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCSRAttrs(der)
+}
+
+// Nonce implements Enroller: it fetches a fresh attestation nonce from the
+// ztm-nonce extension endpoint of the default label.
+func (c *Client) Nonce(ctx context.Context) ([]byte, error) { return c.NonceFor(ctx, "") }
+
+// NonceFor fetches a nonce under label.
+func (c *Client) NonceFor(ctx context.Context, label string) ([]byte, error) {
+	n, err := c.do(ctx, http.MethodGet, label, "ztm-nonce", nil, nil, MediaTypeNonce)
+	if err != nil {
+		return nil, err
+	}
+	if len(n) < 8 || len(n) > 64 {
+		return nil, fmt.Errorf("est: %w: nonce of %d bytes", ErrBadResponse, len(n))
+	}
+	return n, nil
+}
+
+// SimpleEnroll sends csr (DER) to /simpleenroll under label, with the
+// device's evidence in the ZTM-Evidence header when not nil, and returns
+// the certificates of the answer, the one for csr's key first.
+func (c *Client) SimpleEnroll(ctx context.Context, label string, csr, evidence []byte) ([]*x509.Certificate, error) {
+	return c.enroll(ctx, label, "simpleenroll", csr, evidence)
+}
+
+// SimpleReenroll sends csr to /simplereenroll under label. The Client's
+// Certificate must be the certificate being renewed, and csr must carry
+// its subject and subjectAltName (RFC 7030 §4.2.2).
+func (c *Client) SimpleReenroll(ctx context.Context, label string, csr, evidence []byte) ([]*x509.Certificate, error) {
+	return c.enroll(ctx, label, "simplereenroll", csr, evidence)
+}
+
+func (c *Client) enroll(ctx context.Context, label, op string, csr, evidence []byte) ([]*x509.Certificate, error) {
+	parsed, err := x509.ParseCertificateRequest(csr)
+	if err != nil {
+		return nil, fmt.Errorf("est: %w: %v", ErrBadRequest, err)
+	}
+	hdr := http.Header{
+		"Content-Type":              {MediaTypePKCS10},
+		"Content-Transfer-Encoding": {"base64"},
+	}
+	if len(evidence) > 0 {
+		hdr.Set(HeaderEvidence, base64.StdEncoding.EncodeToString(evidence))
+	}
+	der, err := c.do(ctx, http.MethodPost, label, op, encodeBase64Body(csr), hdr, MediaTypeCertsOnly)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := parseCertsOnly(der)
+	if err != nil {
+		return nil, fmt.Errorf("est: %w: %v", ErrBadResponse, err)
+	}
+	return leafFirst(certs, parsed.RawSubjectPublicKeyInfo)
+}
+
+// leafFirst puts the certificate for spki first.
+func leafFirst(certs []*x509.Certificate, spki []byte) ([]*x509.Certificate, error) {
+	for i, c := range certs {
+		if bytes.Equal(c.RawSubjectPublicKeyInfo, spki) {
+			out := append([]*x509.Certificate{c}, certs[:i]...)
+			return append(out, certs[i+1:]...), nil
+		}
+	}
+	return nil, fmt.Errorf("est: %w: no certificate for the request's key", ErrBadResponse)
+}
+
+// Enroll implements Enroller: SimpleEnroll under the label named like the
+// profile (the Server's default label mapping).
+func (c *Client) Enroll(ctx context.Context, req *EnrollRequest) ([]*x509.Certificate, error) {
+	if req == nil {
+		return nil, fmt.Errorf("est: %w: nil request", ErrBadRequest)
+	}
+	return c.SimpleEnroll(ctx, req.Profile, req.CSR, req.Evidence)
+}
+
+// BootstrapCACerts is the bootstrap of RFC 7030 §4.1.1: it fetches
+// /cacerts from a server it does not yet trust (TLS without server
+// verification, no client credential), then accepts the answer only if one
+// of the certificates has the SHA-256 fingerprint (of its DER) that the
+// caller obtained out of band, and the server's own TLS certificate
+// chains to that certificate. It returns the certificates, the one with
+// the fingerprint last. Use it only when the caller asks for bootstrap;
+// otherwise give the Client explicit Roots.
+func BootstrapCACerts(ctx context.Context, serverURL, label string, fingerprint []byte) ([]*x509.Certificate, error) {
+	if len(fingerprint) != sha256.Size {
+		return nil, fmt.Errorf("est: %w: fingerprint must be a SHA-256 (32 bytes)", ErrInvalidConfig)
+	}
+	var peer []*x509.Certificate
+	tr := &http.Transport{TLSClientConfig: &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// The server is verified below, against the anchor the
+		// fingerprint selects.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			peer = cs.PeerCertificates
+			return nil
+		},
+	}}
+	defer tr.CloseIdleConnections()
+	c, err := NewClient(ClientConfig{URL: serverURL, Transport: tr, MaxRetries: -1})
+	if err != nil {
+		return nil, err
+	}
+	certs, err := c.CACerts(ctx, label)
+	if err != nil {
+		return nil, err
+	}
+	var anchor *x509.Certificate
+	for _, cert := range certs {
+		if sum := sha256.Sum256(cert.Raw); bytes.Equal(sum[:], fingerprint) {
+			anchor = cert
+		}
+	}
+	if anchor == nil {
+		return nil, ErrFingerprint
+	}
+	if len(peer) == 0 {
+		return nil, fmt.Errorf("est: %w: server sent no TLS certificate", ErrBadResponse)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(anchor)
+	inter := x509.NewCertPool()
+	for _, cert := range append(peer[1:], certs...) {
+		inter.AddCert(cert)
+	}
+	host := c.base.Hostname()
+	if _, err := peer[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: host}); err != nil {
+		return nil, fmt.Errorf("est: %w: server certificate does not chain to the bootstrapped anchor: %v", ErrFingerprint, err)
+	}
+	out := make([]*x509.Certificate, 0, len(certs))
+	for _, cert := range certs {
+		if cert != anchor {
+			out = append(out, cert)
+		}
+	}
+	return append(out, anchor), nil
+}

@@ -1,0 +1,5 @@
+package est
+
+import "crypto/x509/pkix"
+
+type pkixExtension = pkix.Extension

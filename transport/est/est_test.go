@@ -1,0 +1,358 @@
+package est_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ztmkit/ztm/attest"
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/identity"
+	"github.com/ztmkit/ztm/transport/est"
+)
+
+func TestEnrollIdempotent(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOpts{})
+	st, key := e.station("idevid")
+	c := e.client(st, key)
+	before := e.issuances()
+
+	nonce, err := c.Nonce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nonce) != attest.NonceSize {
+		t.Fatalf("nonce of %d bytes", len(nonce))
+	}
+	d := e.devices[0]
+	csr := d.csr(t, "SN-0001")
+	ev := d.evidence(t, nonce)
+	chain, err := c.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chain) != 2 || !bytes.Equal(chain[1].Raw, e.inter.Raw) {
+		t.Fatalf("chain of %d certificates, want leaf and intermediate", len(chain))
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(e.root)
+	inter := x509.NewCertPool()
+	inter.AddCert(chain[1])
+	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.issuances(); got != before+1 {
+		t.Fatalf("ledger grew by %d, want 1", got-before)
+	}
+	status, err := e.ledger.Lookup(ctx, chain[0].SerialNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(status.Issuance.EvidenceDigest) != sha256.Size {
+		t.Errorf("evidence digest %x not recorded", status.Issuance.EvidenceDigest)
+	}
+	if want := "station:"; !strings.HasPrefix(status.Issuance.Requester, want) {
+		t.Errorf("requester %q", status.Issuance.Requester)
+	}
+
+	// The same request again (the evidence's nonce is spent) gives the
+	// same certificate and records nothing.
+	again, err := c.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again[0].Raw, chain[0].Raw) {
+		t.Fatal("second enrollment of one request gave another certificate")
+	}
+	if got := e.issuances(); got != before+1 {
+		t.Fatalf("ledger grew by %d, want 1", got-before)
+	}
+	// Another station sending the same request is refused.
+	st2, key2 := e.station("idevid")
+	_, err = e.client(st2, key2).Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: ev})
+	var se *est.StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusConflict || !errors.Is(err, est.ErrConflict) {
+		t.Fatalf("other station: err = %v, want 409", err)
+	}
+}
+
+func TestLocalEnroller(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOpts{noServer: true})
+	st, _ := e.station("idevid")
+	var l est.Enroller = e.gate.Local(est.Requester{Certificate: st})
+	nonce, err := l.Nonce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.devices[0]
+	csr := d.csr(t, "SN-L1")
+	chain, err := l.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chain) != 2 {
+		t.Fatalf("%d certificates", len(chain))
+	}
+	st2, _ := e.station("ldevid")
+	// Replayed evidence with a new request is refused before the CA.
+	n := e.issuances()
+	_, err = l.Enroll(ctx, &est.EnrollRequest{CSR: d.csr(t, "SN-L2"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	if !errors.Is(err, est.ErrEvidence) || !errors.Is(err, attest.ErrNonceReused) {
+		t.Fatalf("replay: err = %v", err)
+	}
+	// Evidence of another device than the request's is refused.
+	e2 := newDevice(t, 99)
+	nonce, _ = l.Nonce(ctx)
+	_, err = l.Enroll(ctx, &est.EnrollRequest{CSR: e2.csr(t, "SN-L3"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	if !errors.Is(err, est.ErrEvidence) {
+		t.Fatalf("foreign device: err = %v", err)
+	}
+	// No evidence at all.
+	_, err = l.Enroll(ctx, &est.EnrollRequest{CSR: d.csr(t, "SN-L4"), Profile: "idevid"})
+	if !errors.Is(err, est.ErrEvidence) {
+		t.Fatalf("no evidence: err = %v", err)
+	}
+	// A station not allowed the profile.
+	nonce, _ = l.Nonce(ctx)
+	_, err = e.gate.Local(est.Requester{Certificate: st2}).Enroll(ctx, &est.EnrollRequest{CSR: d.csr(t, "SN-L5"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	if !errors.Is(err, est.ErrForbidden) {
+		t.Fatalf("profile not allowed: err = %v", err)
+	}
+	if got := e.issuances(); got != n {
+		t.Fatalf("refusals recorded %d records", got-n)
+	}
+}
+
+func TestCACertsCSRAttrsBootstrap(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOpts{})
+	c := e.client(nil, nil)
+	certs, err := c.CACerts(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(certs) != 2 || !certs[0].Equal(e.inter) || !certs[1].Equal(e.root) {
+		t.Fatalf("cacerts: %d certificates", len(certs))
+	}
+	attrs, err := c.CSRAttrs(ctx, "idevid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oids []string
+	for _, a := range attrs {
+		oids = append(oids, a.OID.String())
+	}
+	if got := strings.Join(oids, " "); got != "1.2.840.113549.1.9.7 2.5.4.5 1.3.6.1.5.5.7.8.4" {
+		t.Fatalf("csrattrs %s", got)
+	}
+	fp := sha256.Sum256(e.root.Raw)
+	boot, err := est.BootstrapCACerts(ctx, e.url, "", fp[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !boot[len(boot)-1].Equal(e.root) {
+		t.Fatal("bootstrap: anchor not last")
+	}
+	fp[0] ^= 1
+	if _, err := est.BootstrapCACerts(ctx, e.url, "", fp[:]); !errors.Is(err, est.ErrFingerprint) {
+		t.Fatalf("wrong fingerprint: err = %v", err)
+	}
+	// Without bootstrap, a client without the right anchor fails TLS.
+	other := x509.NewCertPool()
+	other.AddCert(e.inter)
+	c2, err := est.NewClient(est.ClientConfig{URL: e.url, Roots: other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if _, err := c2.CACerts(ctx, ""); err == nil {
+		t.Fatal("untrusted server accepted")
+	}
+}
+
+func TestServerKeyGenNotOffered(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	st, key := e.station("idevid")
+	resp := e.post(t, st, key, "/.well-known/est/serverkeygen", est.MediaTypePKCS10, []byte("x"), nil)
+	if resp.code != http.StatusNotImplemented {
+		t.Fatalf("serverkeygen: %d", resp.code)
+	}
+}
+
+type answer struct {
+	code int
+	body string
+	hdr  http.Header
+}
+
+// post sends a raw request over mTLS (cert may be nil).
+func (e *env) post(t *testing.T, cert *x509.Certificate, key any, path, ctype string, body []byte, hdr http.Header) answer {
+	t.Helper()
+	tc := &tls.Config{RootCAs: e.tlsRoots}
+	if cert != nil {
+		tc.Certificates = []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}}
+	}
+	tr := &http.Transport{TLSClientConfig: tc}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodPost, e.url+path, bytes.NewReader(body))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{code: resp.StatusCode, body: string(b), hdr: resp.Header}
+}
+
+func b64(b []byte) []byte { return []byte(base64.StdEncoding.EncodeToString(b)) }
+
+func TestBadInput(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOpts{})
+	st, key := e.station("idevid")
+	stOther, keyOther := e.station("ldevid")
+	d := e.devices[0]
+	// A certificate from a CA that is not ours, with a station
+	// authorization of its own.
+	foreign := newEnv(t, envOpts{noServer: true})
+	fst, fkey := foreign.station("idevid")
+
+	evHdr := func() http.Header {
+		n, err := e.nonces.Issue()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return http.Header{est.HeaderEvidence: {base64.StdEncoding.EncodeToString(d.evidence(t, n))}}
+	}
+	good := d.csr(t, "SN-BAD")
+	badSig := bytes.Clone(good)
+	badSig[len(badSig)-3] ^= 0x55
+	spent, _ := e.nonces.Issue()
+	spentEv := d.evidence(t, spent)
+	if _, err := e.verifier.Verify(ctx, spentEv); err != nil {
+		t.Fatal(err)
+	}
+
+	const path = "/.well-known/est/simpleenroll"
+	cases := []struct {
+		name  string
+		cert  *x509.Certificate
+		key   any
+		path  string
+		ctype string
+		body  []byte
+		hdr   http.Header
+		code  int
+	}{
+		{"malformed base64", st, key, path, est.MediaTypePKCS10, []byte("!!!not base64!!!"), evHdr(), 400},
+		{"base64 of garbage", st, key, path, est.MediaTypePKCS10, b64([]byte("garbage")), evHdr(), 400},
+		{"wrong content type", st, key, path, "application/json", b64(good), evHdr(), 415},
+		{"no content type", st, key, path, "", b64(good), evHdr(), 415},
+		{"bad CSR signature", st, key, path, est.MediaTypePKCS10, b64(badSig), evHdr(), 400},
+		{"no client certificate", nil, nil, path, est.MediaTypePKCS10, b64(good), evHdr(), 401},
+		{"foreign client certificate", fst, fkey, path, est.MediaTypePKCS10, b64(good), evHdr(), 401},
+		{"station not allowed the profile", stOther, keyOther, path, est.MediaTypePKCS10, b64(good), evHdr(), 403},
+		{"replayed evidence", st, key, path, est.MediaTypePKCS10, b64(good), http.Header{est.HeaderEvidence: {base64.StdEncoding.EncodeToString(spentEv)}}, 403},
+		{"no evidence", st, key, path, est.MediaTypePKCS10, b64(good), nil, 403},
+		{"malformed evidence header", st, key, path, est.MediaTypePKCS10, b64(good), http.Header{est.HeaderEvidence: {"%%%"}}, 400},
+		{"oversize body", st, key, path, est.MediaTypePKCS10, bytes.Repeat([]byte("A"), est.DefaultMaxBodySize+1), evHdr(), 413},
+		{"unknown label", st, key, "/.well-known/est/nosuch/simpleenroll", est.MediaTypePKCS10, b64(good), evHdr(), 404},
+		{"profile label not allowed", st, key, "/.well-known/est/ldevid/simpleenroll", est.MediaTypePKCS10, b64(good), evHdr(), 403},
+		{"reenroll without matching certificate", st, key, "/.well-known/est/simplereenroll", est.MediaTypePKCS10, b64(good), evHdr(), 403},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := e.issuances()
+			a := e.post(t, tc.cert, tc.key, tc.path, tc.ctype, tc.body, tc.hdr)
+			if a.code != tc.code {
+				t.Fatalf("status %d (%q), want %d", a.code, a.body, tc.code)
+			}
+			if a.body == "" || len(a.body) > 200 {
+				t.Errorf("error body %q: want short text", a.body)
+			}
+			if got := e.issuances(); got != before {
+				t.Fatalf("refused request recorded %d records", got-before)
+			}
+		})
+	}
+	// The good request still enrolls after all that.
+	a := e.post(t, st, key, path, est.MediaTypePKCS10, b64(good), evHdr())
+	if a.code != 200 {
+		t.Fatalf("good request: %d %s", a.code, a.body)
+	}
+}
+
+func csrFor(t *testing.T, d *device, key *ecdsa.PrivateKey, serial string) []byte {
+	t.Helper()
+	der, err := identity.CreateCSR(nil, key, identity.DeviceInfo{SerialNumber: serial,
+		HardwareModule: identity.HardwareModuleName{Type: hwType, SerialNumber: d.ueid}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func TestReenroll(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOpts{})
+	st, key := e.station("idevid", "ldevid")
+	c := e.client(st, key)
+	d := e.devices[0]
+	devKey := newKey(t)
+	nonce, _ := c.Nonce(ctx)
+	chain, err := c.SimpleEnroll(ctx, "ldevid", csrFor(t, d, devKey, "SN-RE"), d.evidence(t, nonce))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The device renews with its current LDevID as TLS client
+	// certificate and a request with the same subject and names.
+	dc := e.client(chain[0], devKey)
+	key2 := newKey(t)
+	nonce, _ = c.Nonce(ctx)
+	renewed, err := dc.SimpleReenroll(ctx, "ldevid", csrFor(t, d, key2, "SN-RE"), d.evidence(t, nonce))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(renewed[0].RawSubject, chain[0].RawSubject) || renewed[0].SerialNumber.Cmp(chain[0].SerialNumber) == 0 {
+		t.Fatal("renewal did not give a new certificate for the same subject")
+	}
+	// A different subject is refused.
+	nonce, _ = c.Nonce(ctx)
+	_, err = dc.SimpleReenroll(ctx, "ldevid", csrFor(t, d, newKey(t), "SN-OTHER"), d.evidence(t, nonce))
+	if !errors.Is(err, est.ErrForbidden) {
+		t.Fatalf("other subject: err = %v", err)
+	}
+	// Another profile than the current certificate's is refused.
+	nonce, _ = c.Nonce(ctx)
+	_, err = dc.SimpleReenroll(ctx, "idevid", csrFor(t, d, newKey(t), "SN-RE"), d.evidence(t, nonce))
+	if !errors.Is(err, est.ErrForbidden) {
+		t.Fatalf("other profile: err = %v", err)
+	}
+	// A revoked certificate cannot renew.
+	if err := e.auth.Revoke(ctx, chain[0].SerialNumber, ca.ReasonSuperseded, "test"); err != nil {
+		t.Fatal(err)
+	}
+	nonce, _ = c.Nonce(ctx)
+	_, err = dc.SimpleReenroll(ctx, "ldevid", csrFor(t, d, newKey(t), "SN-RE"), d.evidence(t, nonce))
+	if !errors.Is(err, est.ErrForbidden) {
+		t.Fatalf("revoked: err = %v", err)
+	}
+}

@@ -1,0 +1,263 @@
+package est_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ztmkit/ztm/attest"
+	"github.com/ztmkit/ztm/attest/devicesim"
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/identity"
+	"github.com/ztmkit/ztm/transport/est"
+)
+
+// env is a test PKI (root → intermediate → Authority with a SQLite
+// ledger and an idempotency store), an attestation verifier, and an EST
+// server on 127.0.0.1 over TLS.
+type env struct {
+	t        testing.TB
+	dir      string
+	root     *x509.Certificate
+	rootKey  crypto.Signer
+	inter    *x509.Certificate
+	ledger   *sqlite.Ledger
+	store    *est.IdempotencyStore
+	auth     *ca.Authority
+	nonces   *attest.Nonces
+	verifier *attest.EATVerifier
+	gate     *est.Gate
+	server   *est.Server
+	devices  []*device
+	tlsRoots *x509.CertPool
+	url      string
+	srv      *http.Server
+	addr     string
+}
+
+type envOpts struct {
+	devices   int
+	quota     ca.QuotaPolicy
+	gate      func(*est.GateConfig)
+	server    func(*est.ServerConfig)
+	noServer  bool
+	noncesMax int
+}
+
+func newKey(t testing.TB) *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func newEnv(t testing.TB, o envOpts) *env {
+	t.Helper()
+	ctx := context.Background()
+	e := &env{t: t, dir: t.TempDir()}
+	e.rootKey = newKey(t)
+	interKey := newKey(t)
+	var err error
+	e.root, err = ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Test Root CA"}, Signer: e.rootKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.inter, err = ca.NewIntermediate(ca.IntermediateRequest{Subject: pkix.Name{CommonName: "Test Issuing CA"},
+		PublicKey: interKey.Public(), Parent: e.root, ParentSigner: e.rootKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ledger, err = sqlite.Open(ctx, filepath.Join(e.dir, "ledger.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.ledger.Close() })
+	e.store, err = est.OpenIdempotencyStore(ctx, filepath.Join(e.dir, "idem.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.store.Close() })
+	e.auth, err = ca.New(ca.Config{Signer: interKey, Chain: []*x509.Certificate{e.inter, e.root},
+		Ledger: e.store.Ledger(e.ledger), Quota: o.quota})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.nonces = attest.NewNonces(attest.NonceConfig{MaxOutstanding: o.noncesMax})
+	keys := map[string]crypto.PublicKey{}
+	var refs []attest.ReferenceValues
+	n := o.devices
+	if n == 0 {
+		n = 1
+	}
+	for i := range n {
+		d := newDevice(t, i)
+		keys[string(d.kid)] = d.attKey.Public()
+		if i == 0 {
+			refs = append(refs, d.sim.ReferenceValues())
+		}
+		e.devices = append(e.devices, d)
+	}
+	e.verifier, err = attest.NewVerifier(attest.Config{Keys: keys, Nonces: e.nonces, ReferenceValues: refs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := est.GateConfig{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces, Idempotency: e.store}
+	if o.gate != nil {
+		o.gate(&gc)
+	}
+	e.gate, err = est.NewGate(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := est.ServerConfig{Gate: e.gate}
+	if o.server != nil {
+		o.server(&sc)
+	}
+	e.server, err = est.NewServer(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.noServer {
+		e.start()
+	}
+	return e
+}
+
+// serverTLSCert is the server's TLS certificate for 127.0.0.1, issued by
+// the test root so that cacerts bootstrap can verify it.
+func (e *env) serverTLSCert() tls.Certificate {
+	k := newKey(e.t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "est.test"},
+		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, e.root, k.Public(), e.rootKey)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
+}
+
+func (e *env) start() {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.addr = l.Addr().String()
+	e.url = "https://" + e.addr
+	e.tlsRoots = x509.NewCertPool()
+	e.tlsRoots.AddCert(e.root)
+	e.srv = est.NewHTTPServer(e.addr, e.server, est.ServerTLSConfig(e.serverTLSCert()))
+	e.srv.ErrorLog = log.New(io.Discard, "", 0)
+	go e.srv.ServeTLS(l, "", "")
+	e.t.Cleanup(func() { e.srv.Close() })
+}
+
+// station issues a station certificate allowed the given profiles and
+// returns it with its key.
+func (e *env) station(profiles ...string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	e.t.Helper()
+	k := newKey(e.t)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: fmt.Sprintf("station-%d", stationN.Add(1))}}, k)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cert, err := e.auth.Issue(context.Background(), &ca.Request{CSR: csr, Profile: "station", Requester: "test-admin",
+		Station: &ca.StationAuthorization{Steps: []string{"provision"}, Profiles: profiles}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cert, k
+}
+
+var stationN atomic.Int64
+
+func (e *env) client(cert *x509.Certificate, key crypto.Signer) *est.Client {
+	e.t.Helper()
+	cfg := est.ClientConfig{URL: e.url, Roots: e.tlsRoots}
+	if cert != nil {
+		cfg.Certificate = &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}
+	}
+	c, err := est.NewClient(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(c.Close)
+	return c
+}
+
+func (e *env) issuances() uint64 {
+	h, err := e.ledger.Head(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return h.Seq
+}
+
+// device is a simulated device with its attestation key and a UEID.
+type device struct {
+	sim    *devicesim.Device
+	attKey *ecdsa.PrivateKey
+	kid    []byte
+	ueid   []byte
+}
+
+var hwType = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 55555, 1, 1}
+
+func newDevice(t testing.TB, i int) *device {
+	k := newKey(t)
+	ueid := make([]byte, 17)
+	ueid[0] = 0x01
+	rand.Read(ueid[1:])
+	d := &device{attKey: k, kid: []byte(fmt.Sprintf("dev-%d", i)), ueid: ueid}
+	var err error
+	d.sim, err = devicesim.New(devicesim.Config{Key: k, KeyID: d.kid, UEID: ueid, OEMID: []byte{0x00, 0x1b, 0x63},
+		HWModel: []byte("sensor-v2"), SWName: "sensor-fw", SWVersion: "2.3.1",
+		Images: map[string][]byte{"firmware": []byte("firmware image")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// csr makes a fresh device key and its IDevID request naming the device.
+func (d *device) csr(t testing.TB, serial string) []byte {
+	t.Helper()
+	der, err := identity.CreateCSR(nil, newKey(t), identity.DeviceInfo{SerialNumber: serial,
+		HardwareModule: identity.HardwareModuleName{Type: hwType, SerialNumber: d.ueid}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func (d *device) evidence(t testing.TB, nonce []byte) []byte {
+	t.Helper()
+	ev, err := d.sim.EvidenceCWT(nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}

@@ -1,0 +1,169 @@
+// Package durable opens the SQLite files of package est (the server's
+// idempotency table and the station's offline queue) in WAL mode with
+// synchronous=FULL, and runs their writes through one writer goroutine that
+// commits concurrent writes together (group commit): each caller is
+// answered only after the transaction holding its write is on stable
+// storage.
+package durable
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+)
+
+// ErrClosed is returned by Do after Close.
+var ErrClosed = errors.New("durable: closed")
+
+// Open opens (creating if absent) the SQLite database at path with WAL and
+// synchronous=FULL, runs schema in one transaction, and starts the writer.
+func Open(ctx context.Context, path, schema string) (*DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(4)
+	if _, err := w.ExecContext(ctx, schema); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("durable: schema: %w", err)
+	}
+	d := &DB{w: w, Read: r, ops: make(chan *op), stop: make(chan struct{}), done: make(chan struct{})}
+	go d.loop()
+	return d, nil
+}
+
+// DB is a database with one writer goroutine and a pool of readers.
+type DB struct {
+	w *sql.DB
+	// Read is the pool for reads; it sees committed data only.
+	Read *sql.DB
+
+	ops       chan *op
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+type op struct {
+	fn  func(*sql.Tx) error
+	err chan error
+}
+
+// maxBatch bounds the writes committed in one transaction.
+const maxBatch = 256
+
+// Do runs fn in a write transaction shared with other concurrent writes and
+// returns once that transaction is committed durably. fn runs inside a
+// savepoint: if it returns an error its writes are rolled back alone and
+// that error is returned. If ctx ends first, Do returns ctx.Err() and fn
+// may still be committed.
+func (d *DB) Do(ctx context.Context, fn func(*sql.Tx) error) error {
+	o := &op{fn: fn, err: make(chan error, 1)}
+	select {
+	case d.ops <- o:
+	case <-d.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-o.err:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (d *DB) loop() {
+	defer close(d.done)
+	for {
+		var batch []*op
+		select {
+		case o := <-d.ops:
+			batch = append(batch, o)
+		case <-d.stop:
+			return
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-d.ops:
+				batch = append(batch, o)
+			default:
+				break more
+			}
+		}
+		d.commit(batch)
+	}
+}
+
+func (d *DB) commit(batch []*op) {
+	ctx := context.Background()
+	fail := func(err error) {
+		for _, o := range batch {
+			o.err <- err
+		}
+	}
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		fail(err)
+		return
+	}
+	errs := make([]error, len(batch))
+	for i, o := range batch {
+		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
+			tx.Rollback()
+			fail(err)
+			return
+		}
+		if errs[i] = o.fn(tx); errs[i] != nil {
+			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
+				tx.Rollback()
+				fail(err)
+				return
+			}
+		}
+		if _, err := tx.Exec("RELEASE op"); err != nil {
+			tx.Rollback()
+			fail(err)
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		fail(err)
+		return
+	}
+	for i, o := range batch {
+		o.err <- errs[i]
+	}
+}
+
+// Close stops the writer (writes in progress finish) and closes the
+// database. It is idempotent.
+func (d *DB) Close() error {
+	var err error
+	d.closeOnce.Do(func() {
+		close(d.stop)
+		<-d.done
+		err = errors.Join(d.w.Close(), d.Read.Close())
+	})
+	return err
+}

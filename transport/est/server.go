@@ -1,0 +1,455 @@
+package est
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ztmkit/ztm/attest"
+	"github.com/ztmkit/ztm/ca"
+)
+
+// PathPrefix is the path under which every EST operation lives (RFC 7030
+// §3.2.2).
+const PathPrefix = "/.well-known/est/"
+
+// DefaultMaxBodySize is the largest request body the Server reads when
+// ServerConfig.MaxBodySize is zero.
+const DefaultMaxBodySize = 64 << 10
+
+// BasicCredential is one HTTP Basic user and the profiles it may request.
+type BasicCredential struct {
+	Username, Password string
+	// Profiles lists the CA profiles this user may enroll under.
+	Profiles []string
+}
+
+// ServerConfig configures a [Server]. Gate is required; the zero value of
+// every other field works.
+type ServerConfig struct {
+	// Gate makes every enrollment's checks and calls the CA.
+	Gate *Gate
+	// Labels maps an EST label (RFC 7030 §3.2.2, the path segment after
+	// /.well-known/est/) to a CA profile. If nil, a label is the name of
+	// one of the Authority's profiles.
+	Labels map[string]string
+	// DefaultProfile is the profile of requests without a label. If empty,
+	// "idevid".
+	DefaultProfile string
+	// MaxBodySize bounds request bodies; larger ones get 413. If zero,
+	// DefaultMaxBodySize (64 KiB).
+	MaxBodySize int64
+	// BasicAuth lists HTTP Basic credentials accepted in place of a client
+	// certificate (RFC 7030 §3.2.3). The requester is then "basic:" and
+	// the username.
+	//
+	// WARNING: a password is a bearer secret that any holder can replay
+	// from anywhere, and the CA cannot tie it to a station key; use TLS
+	// client certificates of the Station profile wherever the client can
+	// hold a key, and Basic only over TLS to bootstrap legacy tools.
+	BasicAuth []BasicCredential
+	// RequireChannelBinding refuses (403) requests whose CSR does not
+	// carry the connection's tls-exporter value (RFC 9266) in its
+	// challengePassword.
+	RequireChannelBinding bool
+	// RetryAfter is the Retry-After sent with a 503 when the CA is
+	// momentarily unable to answer (ledger busy, deadline). If zero, 5
+	// seconds.
+	RetryAfter time.Duration
+	// ErrorLog receives one line per internal (5xx) error. If nil, they
+	// are not logged.
+	ErrorLog func(format string, args ...any)
+}
+
+// Server is the EST server: an http.Handler serving RFC 7030 over the
+// [Gate]. See the package documentation for the endpoints. It holds no
+// global state and is safe for concurrent use.
+type Server struct {
+	gate     *Gate
+	labels   map[string]string
+	def      string
+	maxBody  int64
+	basic    []basicEntry
+	reqBind  bool
+	retry    time.Duration
+	logf     func(string, ...any)
+	cacerts  []byte
+	csrattrs []byte
+}
+
+type basicEntry struct {
+	user, passHash [32]byte
+	name           string
+	profiles       []string
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// NewServer returns a Server for cfg. Errors wrap [ErrInvalidConfig].
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Gate == nil {
+		return nil, fmt.Errorf("est: %w: no Gate", ErrInvalidConfig)
+	}
+	s := &Server{
+		gate: cfg.Gate, def: cfg.DefaultProfile, maxBody: cfg.MaxBodySize,
+		reqBind: cfg.RequireChannelBinding, retry: cfg.RetryAfter, logf: cfg.ErrorLog,
+	}
+	if s.def == "" {
+		s.def = "idevid"
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodySize
+	}
+	if s.retry <= 0 {
+		s.retry = 5 * time.Second
+	}
+	if cfg.Labels != nil {
+		s.labels = make(map[string]string, len(cfg.Labels))
+		for l, p := range cfg.Labels {
+			if l == "" || strings.ContainsAny(l, "/?#") {
+				return nil, fmt.Errorf("est: %w: label %q", ErrInvalidConfig, l)
+			}
+			if _, ok := cfg.Gate.auth.Profile(p); !ok {
+				return nil, fmt.Errorf("est: %w: label %q names unknown profile %q", ErrInvalidConfig, l, p)
+			}
+			s.labels[l] = p
+		}
+	}
+	for _, c := range cfg.BasicAuth {
+		if c.Username == "" || c.Password == "" || strings.Contains(c.Username, ":") {
+			return nil, fmt.Errorf("est: %w: Basic credentials need a username without ':' and a password", ErrInvalidConfig)
+		}
+		s.basic = append(s.basic, basicEntry{
+			user: sha256.Sum256([]byte(c.Username)), passHash: sha256.Sum256([]byte(c.Password)),
+			name: "basic:" + c.Username, profiles: append([]string(nil), c.Profiles...),
+		})
+	}
+	chain := cfg.Gate.auth.Chain()
+	der, err := certsOnly(chain)
+	if err != nil {
+		return nil, fmt.Errorf("est: %w: %v", ErrInvalidConfig, err)
+	}
+	s.cacerts = encodeBase64Body(der)
+	attrs, err := MarshalCSRAttrs([]CSRAttr{
+		{OID: oidChallengePassword}, // channel binding (RFC 7030 §3.5, RFC 9266)
+		{OID: oidSerialNumber},      // subject serialNumber (IEEE 802.1AR)
+		{OID: oidHardwareModule},    // hardwareModuleName in subjectAltName (RFC 4108)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.csrattrs = encodeBase64Body(attrs)
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
+	if !ok {
+		s.fail(w, http.StatusNotFound, "not an EST path")
+		return
+	}
+	label, op, hasLabel := strings.Cut(rest, "/")
+	if !hasLabel {
+		op, label = label, ""
+	}
+	if strings.Contains(op, "/") || op == "" {
+		s.fail(w, http.StatusNotFound, "unknown EST operation")
+		return
+	}
+	profile := s.def
+	if label != "" {
+		if s.labels != nil {
+			p, ok := s.labels[label]
+			if !ok {
+				s.fail(w, http.StatusNotFound, "unknown label")
+				return
+			}
+			profile = p
+		} else {
+			if _, ok := s.gate.auth.Profile(label); !ok {
+				s.fail(w, http.StatusNotFound, "unknown label")
+				return
+			}
+			profile = label
+		}
+	}
+	switch op {
+	case "cacerts":
+		if !s.method(w, r, http.MethodGet) {
+			return
+		}
+		s.writeBase64(w, MediaTypeCertsOnly, s.cacerts)
+	case "csrattrs":
+		if !s.method(w, r, http.MethodGet) {
+			return
+		}
+		s.writeBase64(w, MediaTypeCSRAttrs, s.csrattrs)
+	case "simpleenroll", "simplereenroll":
+		if !s.method(w, r, http.MethodPost) {
+			return
+		}
+		s.enroll(w, r, profile, op == "simplereenroll")
+	case "serverkeygen":
+		if !s.method(w, r, http.MethodPost) {
+			return
+		}
+		// Keys never leave their store unsealed (ztm design decision 1).
+		// RFC 7030 §4.4 would have the CA generate the device's private
+		// key and send it back; see the package documentation.
+		s.fail(w, http.StatusNotImplemented, "serverkeygen is not offered: device keys are generated in the device's key store, never by the CA")
+	case "ztm-nonce":
+		if !s.method(w, r, http.MethodGet) {
+			return
+		}
+		if _, err := s.authenticate(r); err != nil {
+			s.error(w, err)
+			return
+		}
+		n, err := s.gate.Nonce(r.Context())
+		if err != nil {
+			if errors.Is(err, attest.ErrNoncesFull) {
+				w.Header().Set("Retry-After", strconv.Itoa(int(s.retry/time.Second)))
+				s.fail(w, http.StatusServiceUnavailable, "too many outstanding nonces")
+				return
+			}
+			s.error(w, err)
+			return
+		}
+		s.writeBase64(w, MediaTypeNonce, encodeBase64Body(n))
+	default:
+		s.fail(w, http.StatusNotFound, "unknown EST operation")
+	}
+}
+
+func (s *Server) method(w http.ResponseWriter, r *http.Request, m string) bool {
+	if r.Method == m || (m == http.MethodGet && r.Method == http.MethodHead) {
+		return true
+	}
+	w.Header().Set("Allow", m)
+	s.fail(w, http.StatusMethodNotAllowed, "method not allowed")
+	return false
+}
+
+func (s *Server) writeBase64(w http.ResponseWriter, mediaType string, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", mediaType)
+	h.Set("Content-Transfer-Encoding", "base64")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+// fail answers code with a short plain-text body.
+func (s *Server) fail(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	io.WriteString(w, msg+"\n")
+}
+
+// authenticate returns the requester of r: its verified station
+// certificate, or a Basic credential.
+func (s *Server) authenticate(r *http.Request) (Requester, error) {
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		leaf := r.TLS.PeerCertificates[0]
+		if err := s.gate.VerifyStation(leaf, r.TLS.PeerCertificates[1:]); err != nil {
+			return Requester{}, err
+		}
+		return Requester{Certificate: leaf}, nil
+	}
+	if user, pass, ok := r.BasicAuth(); ok && len(s.basic) > 0 {
+		u, p := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(pass))
+		for _, b := range s.basic {
+			if subtle.ConstantTimeCompare(u[:], b.user[:])&subtle.ConstantTimeCompare(p[:], b.passHash[:]) == 1 {
+				return Requester{Name: b.name, Profiles: b.profiles}, nil
+			}
+		}
+		return Requester{}, fmt.Errorf("est: %w: wrong username or password", ErrUnauthenticated)
+	}
+	return Requester{}, fmt.Errorf("est: %w: no client certificate", ErrUnauthenticated)
+}
+
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request, profile string, renew bool) {
+	who, err := s.authenticate(r)
+	if err != nil {
+		s.error(w, err)
+		return
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != MediaTypePKCS10 {
+		s.fail(w, http.StatusUnsupportedMediaType, "content type must be "+MediaTypePKCS10)
+		return
+	}
+	if cte := r.Header.Get("Content-Transfer-Encoding"); cte != "" && !strings.EqualFold(strings.TrimSpace(cte), "base64") {
+		s.fail(w, http.StatusUnsupportedMediaType, "content transfer encoding must be base64")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.fail(w, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		s.fail(w, http.StatusBadRequest, "failed to read request body")
+		return
+	}
+	der, _, err := DecodeCSRBody(body)
+	if err != nil {
+		s.error(w, err)
+		return
+	}
+	var evidence []byte
+	if v := r.Header.Get(HeaderEvidence); v != "" {
+		evidence, err = decodeEvidenceHeader(v)
+		if err != nil {
+			s.error(w, err)
+			return
+		}
+	}
+	opts := enrollOptions{requireBinding: s.reqBind}
+	if r.TLS != nil && r.TLS.Version >= tls.VersionTLS13 {
+		if ekm, err := r.TLS.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32); err == nil {
+			opts.binding = ekm
+		}
+	}
+	if renew {
+		if who.Certificate == nil {
+			s.fail(w, http.StatusUnauthorized, "re-enrollment requires the current certificate as the TLS client certificate")
+			return
+		}
+		opts.renew = who.Certificate
+		// The renewing device is its own requester: the CA records it by
+		// its key; no station authorization is involved.
+		h := sha256.Sum256(who.Certificate.RawSubjectPublicKeyInfo)
+		who = Requester{Name: fmt.Sprintf("renew:%x", h), Profiles: []string{profile}}
+	}
+	chain, err := s.gate.enroll(r.Context(), who, &EnrollRequest{CSR: der, Profile: profile, Evidence: evidence}, opts)
+	if err != nil {
+		s.error(w, err)
+		return
+	}
+	out, err := certsOnly(chain)
+	if err != nil {
+		s.error(w, err)
+		return
+	}
+	s.writeBase64(w, MediaTypeCertsOnly, encodeBase64Body(out))
+}
+
+// decodeEvidenceHeader decodes the ZTM-Evidence header: standard base64,
+// padding optional.
+func decodeEvidenceHeader(v string) ([]byte, error) {
+	v = strings.TrimSpace(v)
+	b, err := base64.RawStdEncoding.Strict().DecodeString(strings.TrimRight(v, "="))
+	if err != nil || len(b) == 0 {
+		return nil, &RequestError{Reason: "malformed " + HeaderEvidence + " header", Err: err}
+	}
+	return b, nil
+}
+
+// error maps an enrollment error to its status.
+func (s *Server) error(w http.ResponseWriter, err error) {
+	code, msg := statusOf(err)
+	if code == http.StatusUnauthorized && len(s.basic) > 0 {
+		w.Header().Set("WWW-Authenticate", `Basic realm="est"`)
+	}
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(int((s.retry+time.Second-1)/time.Second)))
+	}
+	if code >= 500 && s.logf != nil {
+		s.logf("est: %v", err)
+	}
+	s.fail(w, code, msg)
+}
+
+// statusOf returns the HTTP status and short message for err.
+func statusOf(err error) (int, string) {
+	var re *RequestError
+	var ee *EvidenceError
+	switch {
+	case errors.As(err, &re):
+		return http.StatusBadRequest, re.Reason
+	case errors.Is(err, ca.ErrBadCSR):
+		var ce *ca.CSRError
+		if errors.As(err, &ce) {
+			return http.StatusBadRequest, "certificate request refused: " + ce.Reason.String()
+		}
+		return http.StatusBadRequest, "certificate request refused"
+	case errors.Is(err, ErrUnauthenticated):
+		return http.StatusUnauthorized, "authentication required: a station client certificate issued by this CA"
+	case errors.As(err, &ee):
+		if errors.Is(err, attest.ErrNonceReused) {
+			return http.StatusForbidden, "evidence refused: nonce reused"
+		}
+		return http.StatusForbidden, ee.Reason
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden, shortMsg(err)
+	case errors.Is(err, ca.ErrNotAuthorized), errors.Is(err, ca.ErrPolicy):
+		return http.StatusForbidden, "requester not authorized by the CA"
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict, "certificate request already enrolled by another requester"
+	case errors.Is(err, ca.ErrQuotaExceeded):
+		return http.StatusTooManyRequests, "certificate quota exceeded"
+	case errors.Is(err, ca.ErrUnknownProfile):
+		return http.StatusNotFound, "unknown profile"
+	case errors.Is(err, ca.ErrInvalidRequest):
+		return http.StatusBadRequest, "invalid request"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "CA busy, retry later"
+	}
+	return http.StatusServiceUnavailable, "CA temporarily unavailable, retry later"
+}
+
+// shortMsg is err's message without the package prefix and sentinel.
+func shortMsg(err error) string {
+	m := err.Error()
+	if i := strings.LastIndex(m, ": "); i >= 0 {
+		return m[i+2:]
+	}
+	return m
+}
+
+// ServerTLSConfig returns the TLS configuration of an EST server: TLS 1.2
+// at least (1.3 preferred: Go negotiates the highest common version),
+// the server's certificate, and client certificates requested but not
+// verified by TLS — the Server verifies them against the CA's chain itself,
+// so that a missing or foreign certificate gets an HTTP 401 with a reason
+// instead of a failed handshake, and cacerts stays reachable without one
+// (RFC 7030 §4.1.1).
+func ServerTLSConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequestClientCert,
+	}
+}
+
+// NewHTTPServer returns an *http.Server for handler with TLS from
+// tlsConfig and the timeouts an EST server needs: ReadHeaderTimeout 10 s,
+// ReadTimeout 30 s, WriteTimeout 60 s, IdleTimeout 120 s, and 16 KiB of
+// headers. Serve it with ListenAndServeTLS("", "") or ServeTLS(l, "", "").
+func NewHTTPServer(addr string, handler http.Handler, tlsConfig *tls.Config) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           handler,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+}
