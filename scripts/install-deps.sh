@@ -13,6 +13,7 @@ NEEDS=(
 	"softhsm2-util softhsm2"
 	"pkcs11-tool opensc"
 	"openssl openssl"
+	"curl curl"
 	"/usr/lib/postgresql postgresql"
 	"node nodejs"
 	"npm npm"
