@@ -1,20 +1,35 @@
-// Command factoryline runs a simulated production line: it gives each of N
-// simulated devices an identity — a key generated inside the chosen key
-// store and a PKCS#10 request carrying the IEEE 802.1AR IDevID fields — and
-// checks each request the way the CA will before it issues anything.
+// Command factoryline runs a simulated production line end to end: N
+// simulated devices, each with a real attestation key certified by a chip
+// vendor, go through three partner stations — the chip vendor (die-sort),
+// the contract manufacturer (firmware-load, then ztm.Station.Provision:
+// evidence, local appraisal, on-device key or HPKE-sealed key injection,
+// enrollment over EST, install: key-generation or key-injection and
+// key-destroyed, then enrollment) and the OEM (final-test, pack) — each
+// signing its own steps. The CA runs in process with a SQLite ledger and
+// serves EST over TLS on 127.0.0.1 with mutual TLS by station
+// certificate. Then every device's chain is verified against the OEM's
+// policy and a lot manifest with per-device receipts is signed.
 //
-//	go run ./examples/factoryline                     # 10 devices, keys in memory
-//	go run ./examples/factoryline -devices 100 -out out \
-//	    -store 'file:out/keys?passphrase-source=env:ZTM_PASSPHRASE'
+//	go run ./examples/factoryline                 # 1,000 devices into ./factoryline-out
+//	go run ./examples/factoryline -tamper 10      # and 10 bad devices, each refused
 //
-// With -out, each device's request is written as out/<serial>.csr.pem, which
-// `openssl req -verify -noout -text -in` reads. The program exits non-zero on
-// anything unexpected.
+// Bad devices (-tamper N) cycle through: debug port enabled, replayed
+// nonce, tampered firmware, and an honest device taken to an unauthorized
+// station. Every one must be refused; the program exits non-zero on
+// anything unexpected (a bad device accepted, an honest one refused, a
+// chain that does not verify).
+//
+// Outputs, in -out: ledger.db (the CA's hash-chained ledger), chains.db
+// (every device's steps), enrollments.db (EST idempotency), policy.cose
+// (the OEM's signed policy) and oem.pem (its public key), lot.cose (the
+// signed lot manifest), chains/<serial>.chain and receipts/<serial>.receipt
+// per device, and sample-evidence.cwt and sample-ear.cwt, which
+// examples/inspect prints. examples/verify checks a chain.
 package main
 
 import (
 	"context"
-	"encoding/asn1"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -23,115 +38,420 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/ztmkit/ztm/identity"
-	"github.com/ztmkit/ztm/identity/keystore"
-	_ "github.com/ztmkit/ztm/identity/keystore/file"
-	_ "github.com/ztmkit/ztm/identity/keystore/mem"
+	"github.com/ztmkit/ztm"
+	"github.com/ztmkit/ztm/internal/linesim"
+	"github.com/ztmkit/ztm/manifest"
 )
 
 // config is what the flags set.
 type config struct {
-	Devices   int
-	Store     string
-	Algorithm string
-	Out       string
+	Devices     int
+	Workers     int
+	Out         string
+	Tamper      int
+	InjectEvery int
+	// Progress forces the progress bar (true) or plain lines (false); nil
+	// decides by whether stdout is a terminal.
+	Progress *bool
 }
-
-// modelOID names the simulated hardware model: an arc under IANA PEN 32473,
-// which RFC 5612 reserves for documentation.
-var modelOID = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 1, 1}
 
 func main() {
 	var cfg config
-	flag.IntVar(&cfg.Devices, "devices", 10, "number of devices to provision")
-	flag.StringVar(&cfg.Store, "store", "mem:", "key store URI (mem:, file:DIR?passphrase-source=…, pkcs11:…, tpm:…)")
-	flag.StringVar(&cfg.Algorithm, "alg", "ES256", "device key algorithm: ES256, ES384, EdDSA or PS256")
-	flag.StringVar(&cfg.Out, "out", "", "directory to write each device's CSR to (none if empty)")
+	flag.IntVar(&cfg.Devices, "devices", 1000, "number of honest devices to provision")
+	flag.IntVar(&cfg.Workers, "workers", 4*runtime.GOMAXPROCS(0), "devices provisioned at once")
+	flag.StringVar(&cfg.Out, "out", "factoryline-out", "output directory (its line files are replaced)")
+	flag.IntVar(&cfg.Tamper, "tamper", 0, "number of bad devices to send as well; each must be refused")
+	flag.IntVar(&cfg.InjectEvery, "inject-every", 10, "every n-th honest device cannot make keys and gets an injected key (0: none)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, cfg, os.Stdout); err != nil {
+	if _, err := run(ctx, cfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "factoryline:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, cfg config, w io.Writer) error {
-	if cfg.Devices < 1 {
-		return errors.New("-devices must be at least 1")
-	}
-	alg, err := keystore.ParseAlgorithm(cfg.Algorithm)
-	if err != nil {
-		return err
-	}
-	if cfg.Out != "" {
-		if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-			return err
-		}
-	}
-	store, err := keystore.Open(ctx, cfg.Store)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+// summary is what a run did.
+type summary struct {
+	Devices, Accepted, Refused, Injected int
+	RefusedBy                            map[string]int
+	Elapsed                              time.Duration
+}
 
-	fmt.Fprintf(w, "factoryline: %d devices, %v keys in %s\n", cfg.Devices, alg, keystore.RedactURI(cfg.Store))
-	fmt.Fprintf(w, "%-10s  %-34s  %-6s  %s\n", "SERIAL", "UEID", "ALG", "CSR")
+// job is one device to run through the line.
+type job struct {
+	n      uint32
+	tamper linesim.Tamper
+	inject bool
+}
+
+// outcome is what happened to one device.
+type outcome struct {
+	job
+	dev      *linesim.Device
+	res      *ztm.Result
+	err      error
+	stage    ztm.Stage
+	accepted bool
+}
+
+func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
+	if cfg.Devices < 0 || cfg.Tamper < 0 || cfg.Devices+cfg.Tamper < 1 {
+		return nil, errors.New("-devices and -tamper must not be negative, and at least one device is needed")
+	}
+	if cfg.Workers < 1 {
+		cfg.Workers = 1
+	}
+	if err := prepareOut(cfg.Out); err != nil {
+		return nil, err
+	}
 	start := time.Now()
-	for i := range cfg.Devices {
-		if err := ctx.Err(); err != nil {
+	lot := "lot-" + start.UTC().Format("20060102-150405")
+	line, err := linesim.NewLine(ctx, linesim.Config{Dir: cfg.Out, Lot: lot, EST: true})
+	if err != nil {
+		return nil, err
+	}
+	defer line.Close()
+	fmt.Fprintf(w, "factoryline: CA with SQLite ledger, EST at %s (mTLS by station certificate), 3 partner stations, lot %s\n", line.ESTURL, lot)
+
+	jobs := plan(cfg)
+	total := len(jobs)
+	prog := newProgress(w, total, cfg.Progress)
+	queue := make(chan job)
+	results := make(chan outcome)
+	var wg sync.WaitGroup
+	for range cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range queue {
+				results <- runDevice(ctx, line, j)
+			}
+		}()
+	}
+	go func() {
+		defer close(queue)
+		for _, j := range jobs {
+			select {
+			case queue <- j:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(results) }()
+
+	sum := &summary{Devices: total, RefusedBy: map[string]int{}}
+	var accepted []outcome
+	var unexpected []string
+	var sample *outcome
+	for o := range results {
+		prog.tick()
+		switch {
+		case o.accepted && o.tamper == linesim.Honest:
+			sum.Accepted++
+			if o.inject {
+				sum.Injected++
+			}
+			accepted = append(accepted, o)
+			if sample == nil {
+				sample = &o
+			}
+		case !o.accepted && o.tamper != linesim.Honest && errors.Is(o.err, ztm.ErrRefused):
+			sum.Refused++
+			sum.RefusedBy[fmt.Sprintf("%v at %v", o.tamper, o.stage)]++
+		case o.accepted:
+			unexpected = append(unexpected, fmt.Sprintf("device %d (%v) was accepted", o.n, o.tamper))
+		default:
+			unexpected = append(unexpected, fmt.Sprintf("device %d (%v): %v", o.n, o.tamper, o.err))
+		}
+	}
+	prog.done()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	provisioned := time.Since(start)
+
+	// The OEM checks every accepted device's chain against its policy.
+	policy := line.Policy()
+	for _, o := range accepted {
+		chain, err := line.Chains.Chain(ctx, o.dev.UEID())
+		if err != nil {
+			return nil, err
+		}
+		if rep := manifest.Verify(ctx, chain, policy, nil); !rep.OK() {
+			unexpected = append(unexpected, fmt.Sprintf("device %s: chain refused by the policy:\n%s", o.dev.Serial(), rep))
+			continue
+		}
+		raw, err := chain.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(cfg.Out, "chains", o.dev.Serial()+".chain"), raw, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeLot(ctx, line, cfg.Out, accepted); err != nil {
+		return nil, err
+	}
+	if err := writePolicy(line, cfg.Out, policy); err != nil {
+		return nil, err
+	}
+	if sample != nil {
+		if err := os.WriteFile(filepath.Join(cfg.Out, "sample-evidence.cwt"), sample.res.Evidence, 0o644); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(cfg.Out, "sample-ear.cwt"), sample.res.AttestationToken, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	head, err := line.Ledger.Verify(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("CA ledger: %w", err)
+	}
+	sum.Elapsed = time.Since(start)
+
+	fmt.Fprintf(w, "\ndevices     %d (%d honest, %d bad)\n", total, cfg.Devices, cfg.Tamper)
+	fmt.Fprintf(w, "accepted    %d (%d with an injected key), every chain verified against policy %q\n", sum.Accepted, sum.Injected, policy.Name)
+	fmt.Fprintf(w, "refused     %d", sum.Refused)
+	if len(sum.RefusedBy) > 0 {
+		var kinds []string
+		for k, n := range sum.RefusedBy {
+			kinds = append(kinds, fmt.Sprintf("%d %s", n, k))
+		}
+		fmt.Fprintf(w, " (%s)", strings.Join(sortStrings(kinds), ", "))
+	}
+	fmt.Fprintf(w, "\nthroughput  %.0f devices/s (%v provisioning, %v in all, %d workers)\n",
+		float64(total)/provisioned.Seconds(), provisioned.Round(time.Millisecond), sum.Elapsed.Round(time.Millisecond), cfg.Workers)
+	fmt.Fprintf(w, "CA ledger   %d records, hash chain verified\n", head.Seq)
+	fmt.Fprintf(w, "outputs     %s: ledger.db chains.db policy.cose oem.pem lot.cose chains/ receipts/\n", cfg.Out)
+	if len(unexpected) > 0 {
+		for _, u := range unexpected {
+			fmt.Fprintln(w, "UNEXPECTED:", u)
+		}
+		return sum, fmt.Errorf("%d unexpected outcomes", len(unexpected))
+	}
+	return sum, nil
+}
+
+// plan spreads the bad devices among the honest ones.
+func plan(cfg config) []job {
+	total := cfg.Devices + cfg.Tamper
+	jobs := make([]job, 0, total)
+	kinds := linesim.TamperKinds()
+	bad, honest := 0, 0
+	for i := range total {
+		// Bad device number k goes at about position (k+1)*total/(Tamper+1).
+		if bad < cfg.Tamper && i+1 >= (bad+1)*total/(cfg.Tamper+1) {
+			jobs = append(jobs, job{n: uint32(i + 1), tamper: kinds[bad%len(kinds)]})
+			bad++
+			continue
+		}
+		honest++
+		jobs = append(jobs, job{n: uint32(i + 1), inject: cfg.InjectEvery > 0 && honest%cfg.InjectEvery == 0})
+	}
+	return jobs
+}
+
+// runDevice takes one device through every station.
+func runDevice(ctx context.Context, line *linesim.Line, j job) outcome {
+	o := outcome{job: j}
+	dev, err := line.NewDevice(j.n, linesim.DeviceOptions{Tamper: j.tamper, NoKeyGeneration: j.inject})
+	if err != nil {
+		o.err = err
+		return o
+	}
+	o.dev = dev
+	chip := line.Partners[linesim.ChipVendor].Station
+	cm := line.Partners[linesim.ContractManufacturer].Station
+	oem := line.Partners[linesim.OEM].Station
+	if _, err := chip.Record(ctx, dev.UEID(), manifest.StepDieSort, nil, manifest.Claims{"bin": 1, "wafer": "W0421"}); err != nil {
+		o.err = err
+		return o
+	}
+	fw := map[string]manifest.Digest{"firmware": manifest.Sum(manifest.SHA256, linesim.Firmware())}
+	if _, err := cm.Record(ctx, dev.UEID(), manifest.StepFirmwareLoad, fw, nil); err != nil {
+		o.err = err
+		return o
+	}
+	st := cm
+	if j.tamper == linesim.UnauthorizedStation {
+		st = line.Partners[linesim.Rogue].Station
+	}
+	o.res, o.err = st.Provision(ctx, dev)
+	if o.err != nil {
+		var pe *ztm.ProvisionError
+		if errors.As(o.err, &pe) {
+			o.stage = pe.Stage
+		}
+		return o
+	}
+	if _, err := oem.Record(ctx, dev.UEID(), manifest.StepFinalTest, nil, manifest.Claims{"result": "pass"}); err != nil {
+		o.err = err
+		return o
+	}
+	if _, err := oem.Record(ctx, dev.UEID(), manifest.StepPack, nil, manifest.Claims{"carton": fmt.Sprintf("C%05d", j.n/50)}); err != nil {
+		o.err = err
+		return o
+	}
+	o.accepted = true
+	return o
+}
+
+// writeLot signs the lot manifest over every packed device's last step and
+// writes each device's receipt, checking it.
+func writeLot(ctx context.Context, line *linesim.Line, out string, accepted []outcome) error {
+	serials := make(map[string]string, len(accepted))
+	for _, o := range accepted {
+		serials[string(o.dev.UEID())] = o.dev.Serial()
+	}
+	lot, err := manifest.NewLot(line.Lot, manifest.LotOptions{KeepProofs: true})
+	if err != nil {
+		return err
+	}
+	type leaf struct {
+		serial string
+		step   []byte
+	}
+	var leaves []leaf
+	err = line.Chains.Lot(ctx, line.Lot, func(subject, latest []byte) error {
+		if _, err := lot.Add(latest); err != nil {
 			return err
 		}
-		serial := fmt.Sprintf("SN%08d", i+1)
-		ueid, err := identity.NewRandomUEID(nil, 16)
+		leaves = append(leaves, leaf{serials[string(subject)], append([]byte(nil), latest...)})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(leaves) != len(accepted) {
+		return fmt.Errorf("the lot holds %d devices, %d were packed", len(leaves), len(accepted))
+	}
+	signer, err := manifest.NewStepSigner(line.OEMKey, manifest.SignOptions{Issuer: "ZTM Widgets"})
+	if err != nil {
+		return err
+	}
+	m, err := lot.Sign(nil, signer, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "lot.cose"), m.Raw, 0o644); err != nil {
+		return err
+	}
+	for i, lf := range leaves {
+		r, err := m.Receipt(uint64(i))
 		if err != nil {
 			return err
 		}
-		dev := identity.DeviceInfo{
-			UEID:           ueid,
-			SerialNumber:   serial,
-			HardwareModule: identity.HardwareModuleName{Type: modelOID, SerialNumber: []byte(serial)},
-			OEMID:          identity.NewPENOEMID(32473),
-			HardwareModel:  []byte("ztm-sim-1"),
-			CommonName:     "ztm simulated device " + serial,
+		if _, err := manifest.VerifyReceipt(r, lf.step, line.OEMKey.Public()); err != nil {
+			return fmt.Errorf("receipt of %s: %w", lf.serial, err)
 		}
-		id, err := identity.Create(ctx, store, identity.CreateRequest{
-			Label:     "device-" + serial,
-			Algorithm: alg,
-			Device:    dev,
-		})
-		if err != nil {
-			return fmt.Errorf("device %s: %w", serial, err)
+		if err := os.WriteFile(filepath.Join(out, "receipts", lf.serial+".receipt"), r, 0o644); err != nil {
+			return err
 		}
-		// The CA checks the request against what the line says the device
-		// is; do the same here, so a bad request never leaves the station.
-		if _, err := identity.CheckCSR(id.CSR, identity.CSRPolicy{
-			SerialNumber:          serial,
-			HardwareModule:        dev.HardwareModule,
-			RequireHardwareModule: true,
-		}); err != nil {
-			return fmt.Errorf("device %s: own request refused: %w", serial, err)
-		}
-		where := fmt.Sprintf("%d bytes", len(id.CSR))
-		if cfg.Out != "" {
-			path := filepath.Join(cfg.Out, serial+".csr.pem")
-			data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: id.CSR})
-			if err := os.WriteFile(path, data, 0o644); err != nil {
+	}
+	return nil
+}
+
+// writePolicy writes the OEM's signed policy and public key.
+func writePolicy(line *linesim.Line, out string, p *manifest.Policy) error {
+	signed, err := manifest.SignPolicy(nil, p, line.OEMKey, manifest.SignOptions{Issuer: p.Issuer})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "policy.cose"), signed, 0o644); err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKIXPublicKey(line.OEMKey.Public())
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(out, "oem.pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+}
+
+// prepareOut creates out and removes what an earlier run left there.
+func prepareOut(out string) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	for _, pattern := range []string{"ledger.db*", "chains.db*", "enrollments.db*", "*.cose", "*.cwt", "oem.pem"} {
+		matches, _ := filepath.Glob(filepath.Join(out, pattern))
+		for _, m := range matches {
+			if err := os.Remove(m); err != nil {
 				return err
 			}
-			where = path
 		}
-		fmt.Fprintf(w, "%-10s  %-34s  %-6v  %s\n", serial, ueid, id.Key.Algorithm(), where)
 	}
-	elapsed := time.Since(start)
-	labels, err := store.List(ctx)
-	if err != nil {
-		return err
+	for _, dir := range []string{"chains", "receipts"} {
+		if err := os.RemoveAll(filepath.Join(out, dir)); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(out, dir), 0o755); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintf(w, "factoryline: %d identities in %v (%.0f devices/s); the store holds %d keys\n",
-		cfg.Devices, elapsed.Round(time.Millisecond), float64(cfg.Devices)/elapsed.Seconds(), len(labels))
 	return nil
+}
+
+func sortStrings(s []string) []string {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	return s
+}
+
+// progress draws a bar on a terminal and a line per tenth otherwise.
+type progress struct {
+	w          io.Writer
+	total      int
+	bar        bool
+	n          atomic.Int64
+	lastTenth  int
+	start      time.Time
+	lastRedraw time.Time
+}
+
+func newProgress(w io.Writer, total int, force *bool) *progress {
+	p := &progress{w: w, total: total, start: time.Now()}
+	if force != nil {
+		p.bar = *force
+	} else if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.bar = true
+		}
+	}
+	return p
+}
+
+func (p *progress) tick() {
+	n := int(p.n.Add(1))
+	if p.bar {
+		if now := time.Now(); n == p.total || now.Sub(p.lastRedraw) > 50*time.Millisecond {
+			p.lastRedraw = now
+			const width = 40
+			filled := width * n / p.total
+			rate := float64(n) / time.Since(p.start).Seconds()
+			fmt.Fprintf(p.w, "\r[%s%s] %d/%d  %.0f/s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), n, p.total, rate)
+		}
+		return
+	}
+	if tenth := 10 * n / p.total; tenth > p.lastTenth {
+		p.lastTenth = tenth
+		fmt.Fprintf(p.w, "provisioned %d/%d devices (%d%%)\n", n, p.total, 10*tenth)
+	}
+}
+
+func (p *progress) done() {
+	if p.bar {
+		fmt.Fprintln(p.w)
+	}
 }

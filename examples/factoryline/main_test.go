@@ -2,64 +2,101 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ztmkit/ztm/manifest"
 )
 
-func TestRunWritesVerifiableCSRs(t *testing.T) {
+// TestLine runs the whole line with 50 honest devices (5 with injected
+// keys) and 8 bad ones, two of each kind, over EST on loopback TLS.
+func TestLine(t *testing.T) {
 	out := t.TempDir()
 	var buf bytes.Buffer
-	if err := run(t.Context(), config{Devices: 3, Store: "mem:", Algorithm: "ES256", Out: out}, &buf); err != nil {
+	plain := false
+	sum, err := run(t.Context(), config{Devices: 50, Tamper: 8, Workers: 4, InjectEvery: 10, Out: out, Progress: &plain}, &buf)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
+	}
+	if sum.Devices != 58 || sum.Accepted != 50 || sum.Refused != 8 || sum.Injected != 5 {
+		t.Fatalf("summary %+v\n%s", sum, buf.String())
+	}
+	for _, kind := range []string{"debug-enabled at appraisal", "replayed-nonce at appraisal", "tampered-firmware at appraisal", "unauthorized-station at enroll"} {
+		if sum.RefusedBy[kind] != 2 {
+			t.Errorf("refused %q: %d, want 2 (%v)", kind, sum.RefusedBy[kind], sum.RefusedBy)
+		}
+	}
+	for _, want := range []string{"devices     58 (50 honest, 8 bad)", "refused     8", "throughput", "hash chain verified", "provisioned 58/58 devices (100%)"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, buf.String())
+		}
+	}
+
+	// The outputs verify on their own.
+	oem, err := os.ReadFile(filepath.Join(out, "oem.pem"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "3 identities") || !strings.Contains(buf.String(), "the store holds 3 keys") {
-		t.Errorf("summary missing:\n%s", buf.String())
+	pub := parsePEMPublicKey(t, oem)
+	signedPolicy, err := os.ReadFile(filepath.Join(out, "policy.cose"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	files, _ := filepath.Glob(filepath.Join(out, "*.csr.pem"))
-	if len(files) != 3 {
-		t.Fatalf("wrote %d CSRs, want 3", len(files))
+	policy, err := manifest.VerifyPolicy(signedPolicy, pub)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, f := range files {
-		cmd := exec.Command("openssl", "req", "-in", f, "-noout", "-verify", "-subject")
-		got, err := cmd.CombinedOutput()
+	chains, _ := filepath.Glob(filepath.Join(out, "chains", "*.chain"))
+	receipts, _ := filepath.Glob(filepath.Join(out, "receipts", "*.receipt"))
+	if len(chains) != 50 || len(receipts) != 50 {
+		t.Fatalf("%d chains, %d receipts", len(chains), len(receipts))
+	}
+	lotRaw, err := os.ReadFile(filepath.Join(out, "lot.cose"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lot, err := manifest.VerifyLotManifest(lotRaw, pub)
+	if err != nil || lot.TreeSize != 50 {
+		t.Fatalf("lot manifest: %v", err)
+	}
+	for _, f := range chains {
+		raw, _ := os.ReadFile(f)
+		chain, err := manifest.ParseChain(raw)
 		if err != nil {
-			t.Fatalf("openssl req -verify %s: %v\n%s (install openssl)", f, err, got)
+			t.Fatal(err)
 		}
-		serial := strings.TrimSuffix(filepath.Base(f), ".csr.pem")
-		if !strings.Contains(string(got), "serialNumber") || !strings.Contains(string(got), serial) {
-			t.Errorf("openssl subject of %s lacks the serial:\n%s", f, got)
+		if rep := manifest.Verify(context.Background(), chain, policy, nil); !rep.OK() {
+			t.Fatalf("%s:\n%s", f, rep)
+		}
+		serial := strings.TrimSuffix(filepath.Base(f), ".chain")
+		r, err := os.ReadFile(filepath.Join(out, "receipts", serial+".receipt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := manifest.VerifyReceipt(r, chain[len(chain)-1].Raw, pub); err != nil {
+			t.Fatalf("receipt of %s: %v", serial, err)
 		}
 	}
 }
 
-func TestRunFileStore(t *testing.T) {
-	dir := t.TempDir()
-	pass := filepath.Join(dir, "pass")
-	if err := os.WriteFile(pass, []byte("correct horse battery staple\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	uri := "file:" + filepath.Join(dir, "keys") + "?passphrase-source=file:" + pass
-	var buf bytes.Buffer
-	if err := run(t.Context(), config{Devices: 2, Store: uri, Algorithm: "EdDSA"}, &buf); err != nil {
-		t.Fatal(err)
-	}
-	keys, _ := filepath.Glob(filepath.Join(dir, "keys", "device-*"))
-	if len(keys) != 2 {
-		t.Errorf("file store holds %d key files, want 2:\n%s", len(keys), buf.String())
+// TestLineRunsTwiceInOneDirectory checks that a second run replaces the
+// first's outputs rather than colliding with them.
+func TestLineRunsTwiceInOneDirectory(t *testing.T) {
+	out := t.TempDir()
+	plain := false
+	for range 2 {
+		var buf bytes.Buffer
+		if _, err := run(t.Context(), config{Devices: 3, Workers: 2, Out: out, Progress: &plain}, &buf); err != nil {
+			t.Fatalf("%v\n%s", err, buf.String())
+		}
 	}
 }
 
-func TestRunRefusesBadInput(t *testing.T) {
-	for _, cfg := range []config{
-		{Devices: 0, Store: "mem:", Algorithm: "ES256"},
-		{Devices: 1, Store: "mem:", Algorithm: "RS1"},
-		{Devices: 1, Store: "nosuch:", Algorithm: "ES256"},
-	} {
-		if err := run(t.Context(), cfg, &bytes.Buffer{}); err == nil {
-			t.Errorf("run(%+v) succeeded", cfg)
-		}
+func TestRunRefusesNoDevices(t *testing.T) {
+	if _, err := run(t.Context(), config{Out: t.TempDir()}, &bytes.Buffer{}); err == nil {
+		t.Fatal("no devices accepted")
 	}
 }
