@@ -382,4 +382,3 @@ func (l *Line) Close() error {
 	}
 	return errors.Join(errs...)
 }
-
