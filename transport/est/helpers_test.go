@@ -261,3 +261,7 @@ func (d *device) evidence(t testing.TB, nonce []byte) []byte {
 	}
 	return ev
 }
+
+type x509Cert = x509.Certificate
+
+func parseCert(der []byte) (*x509.Certificate, error) { return x509.ParseCertificate(der) }
