@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -43,14 +47,16 @@ var (
 type Reason int
 
 const (
-	// ReasonDatabase: the server answered with an error (the underlying
-	// error is a *pgconn.PgError). Nothing was recorded.
+	// ReasonDatabase: the server refused a statement (the underlying error
+	// is a *pgconn.PgError) or a value could not be encoded or decoded.
+	// Nothing was recorded.
 	ReasonDatabase Reason = iota + 1
 	// ReasonUnavailable: the database could not be reached or the
 	// connection was lost before any COMMIT was sent. Nothing was recorded.
 	ReasonUnavailable
-	// ReasonCommitUnknown: the connection was lost while the COMMIT was in
-	// flight; the transaction may have been committed.
+	// ReasonCommitUnknown: the connection was lost (or the answer could
+	// not be read) while the COMMIT was in flight; the transaction may
+	// have been committed.
 	ReasonCommitUnknown
 
 	maxReason
@@ -59,7 +65,7 @@ const (
 var reasonNames = [...]string{
 	ReasonDatabase:      "database error",
 	ReasonUnavailable:   "database unavailable",
-	ReasonCommitUnknown: "connection lost during commit, outcome unknown",
+	ReasonCommitUnknown: "commit outcome unknown",
 }
 
 // String returns a short description of the reason.
@@ -98,10 +104,10 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Err}
 }
 
-// connectionLost reports whether err means the connection (or the server)
-// failed, as opposed to the server refusing a statement on a working
-// connection. Every error that is not a server's answer counts: network
-// errors, EOF, a closed connection, a timeout.
+// connectionLost reports whether err means the connection or the server
+// failed (network errors, EOF, a closed connection, a timeout, the server
+// shutting down), as opposed to the server refusing a statement on a
+// working connection or a client-side encoding error.
 func connectionLost(err error) bool {
 	if err == nil {
 		return false
@@ -116,14 +122,27 @@ func connectionLost(err error) bool {
 			return true
 		}
 		switch {
-		case len(pe.Code) >= 2 && pe.Code[:2] == "08": // connection exception
+		case strings.HasPrefix(pe.Code, "08"): // connection exception
 			return true
 		case pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // admin/crash shutdown, cannot connect now
 			return true
 		}
 		return false
 	}
-	return true
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ne) || errors.As(err, &ce) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) ||
+		strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "conn busy")
+}
+
+// serverRefused reports whether err is the server's refusal of a statement
+// on a working connection: in a pipeline, the statements after it up to
+// the COMMIT were skipped, so nothing was committed.
+func serverRefused(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && !connectionLost(err)
 }
 
 // dbError wraps err for op, classifying it.

@@ -178,9 +178,8 @@ func (l *Ledger) Stats() Stats {
 
 // queries are the ledger's SQL statements with the schema filled in.
 type queries struct {
-	lock, tail, issued, revokedIn, quota, insert string
-	crlNext                                      string
-	lookup, revoked, head, all                   string
+	appendBatch, crlNext       string
+	lookup, revoked, head, all string
 }
 
 const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash`
@@ -189,20 +188,9 @@ func newQueries(schema string) queries {
 	s := pgx.Identifier{schema}.Sanitize()
 	r := strings.NewReplacer("{s}", s)
 	return queries{
-		lock:      r.Replace("SELECT id FROM {s}.head WHERE id = 1 FOR UPDATE"),
-		tail:      r.Replace("SELECT seq, hash FROM {s}.records ORDER BY seq DESC LIMIT 1"),
-		issued:    r.Replace("SELECT serial FROM {s}.records WHERE kind = 1 AND serial = ANY($1::bytea[])"),
-		revokedIn: r.Replace("SELECT serial FROM {s}.records WHERE kind = 2 AND serial = ANY($1::bytea[])"),
-		// For each quota-checked append: how many issuances its requester
-		// holds since its window start, counting at most its limit.
-		quota: r.Replace(`SELECT q.i, (SELECT count(*) FROM (
-				SELECT 1 FROM {s}.records r
-				WHERE r.kind = 1 AND r.requester = q.requester AND r.time_ns >= q.since
-				LIMIT q.lim) c)
-			FROM unnest($1::int[], $2::text[], $3::bigint[], $4::bigint[]) AS q(i, requester, since, lim)`),
-		insert: r.Replace(`INSERT INTO {s}.records (` + recordColumns + `)
-			SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::bytea[], $4::text[], $5::bytea[], $6::text[],
-				$7::text[], $8::bytea[], $9::bytea[], $10::bigint[], $11::bytea[], $12::smallint[], $13::bytea[], $14::bytea[])`),
+		appendBatch: r.Replace(`SELECT o_refusal, o_seq, o_prev, o_hash FROM {s}.append_batch(
+			$1::smallint[], $2::bytea[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bytea[], $8::bytea[],
+			$9::bigint[], $10::bytea[], $11::smallint[], $12::bytea[], $13::bytea[], $14::bigint[], $15::bigint[])`),
 		crlNext: r.Replace("UPDATE {s}.crl_number SET n = n + 1 WHERE id = 1 RETURNING n"),
 		lookup: r.Replace(`SELECT ` + recordColumns + ` FROM {s}.records WHERE kind = 1 AND serial = $1
 			UNION ALL SELECT ` + recordColumns + ` FROM {s}.records WHERE kind = 2 AND serial = $1 ORDER BY seq`),

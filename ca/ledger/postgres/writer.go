@@ -1,8 +1,8 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -20,7 +20,10 @@ type op struct {
 	ctx   context.Context
 	rec   *ca.Record // a private clone; the writer fills Seq, PrevHash, Hash
 	quota *ca.Quota
-	reply chan error
+	// prefix and suffix are rec's canonical encoding before and after its
+	// sequence number (see splitEncoding).
+	prefix, suffix []byte
+	reply          chan error
 }
 
 // Append implements [ca.Ledger]. Concurrent calls on one Ledger share one
@@ -54,7 +57,11 @@ func (l *Ledger) Append(ctx context.Context, rec *ca.Record, quota *ca.Quota) er
 		qq := *quota
 		q = &qq
 	}
-	o := &op{ctx: ctx, rec: r, quota: q, reply: make(chan error, 1)}
+	prefix, suffix, err := splitEncoding(r)
+	if err != nil {
+		return fmt.Errorf("postgres ledger: %w", err)
+	}
+	o := &op{ctx: ctx, rec: r, quota: q, prefix: prefix, suffix: suffix, reply: make(chan error, 1)}
 	select {
 	case l.queue <- o:
 	case <-l.closing:
@@ -62,7 +69,6 @@ func (l *Ledger) Append(ctx context.Context, rec *ca.Record, quota *ca.Quota) er
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	var err error
 	select {
 	case err = <-o.reply:
 	case <-l.done:
@@ -158,22 +164,32 @@ func (l *Ledger) runBatch(batch []*op) {
 	}
 }
 
-// batchState is the chain and the facts the checks need, as they stand
-// after the appends of the batch accepted so far.
-type batchState struct {
-	seq     uint64
-	hash    []byte
-	issued  map[string]bool // serial → issued (in the ledger or this batch)
-	revoked map[string]bool
-	// quotaBase[i] is the ledger's count for batch[i]'s quota check.
-	quotaBase map[int]int64
-	accepted  []*ca.Record
+// splitEncoding returns r's canonical encoding (see
+// [ca.Record.CanonicalEncoding]) cut around the sequence number: a CBOR
+// map whose first key is 1, the sequence number, so that the encoding
+// for sequence number n is prefix || CBOR(n) || suffix. The database
+// fills n in when it links the record.
+func splitEncoding(r *ca.Record) (prefix, suffix []byte, err error) {
+	c := *r
+	c.Seq = 0
+	enc, err := c.CanonicalEncoding()
+	if err != nil {
+		return nil, nil, err
+	}
+	// A map header of one byte (at most 23 entries), key 1, then 0 as
+	// the sequence number.
+	if len(enc) < 3 || enc[0]&0xe0 != 0xa0 || enc[1] != 0x01 || enc[2] != 0x00 {
+		return nil, nil, errors.New("canonical encoding does not start with the sequence number")
+	}
+	return enc[:2], enc[3:], nil
 }
 
-// commitBatch runs one transaction for batch. It returns the per-append
-// outcomes (nil or a refusal) when the transaction committed, or err for
-// the whole batch; retry says the failure happened before any COMMIT was
-// sent and was a lost connection, so running the batch again is safe.
+// commitBatch runs one transaction for batch, in one round trip: BEGIN,
+// append_batch (which takes the chain lock, checks, links and inserts
+// each record), COMMIT, pipelined. It returns the per-append outcomes
+// (nil or a refusal) when the transaction committed, or err for the whole
+// batch; retry says nothing reached the server, so running the batch again
+// is safe.
 func (l *Ledger) commitBatch(batch []*op) (errs []error, retry bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.BatchTimeout)
 	defer cancel()
@@ -181,215 +197,122 @@ func (l *Ledger) commitBatch(batch []*op) (errs []error, retry bool, err error) 
 	if err != nil {
 		return nil, true, dbError("append", err)
 	}
-	inTx := false
+	inTx := true
 	defer func() { release(conn, inTx) }()
 
-	// Round trip 1: begin, take the chain lock, then read the tail and
-	// everything the checks need. Statements after the lock run on
-	// snapshots taken after it was granted, so they see every record
-	// committed by the lock's previous holder, in any process.
-	var serials, revSerials [][]byte
-	var qi []int32
-	var qreq []string
-	var qsince, qlim []int64
-	for i, o := range batch {
-		s := o.rec.Serial.Bytes()
-		serials = append(serials, s)
-		if o.rec.Kind == ca.KindRevocation {
-			revSerials = append(revSerials, s)
-		}
-		if o.quota != nil {
-			qi = append(qi, int32(i))
-			qreq = append(qreq, o.rec.Requester)
-			qsince = append(qsince, unixNano(o.quota.Since))
-			qlim = append(qlim, int64(max(o.quota.Limit, 0)))
-		}
-	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
 	b.Queue("SET LOCAL synchronous_commit TO on")
-	b.Queue(l.q.lock)
-	b.Queue(l.q.tail)
-	b.Queue(l.q.issued, serials)
-	if len(revSerials) > 0 {
-		b.Queue(l.q.revokedIn, revSerials)
-	}
-	if len(qi) > 0 {
-		b.Queue(l.q.quota, qi, qreq, qsince, qlim)
-	}
-	inTx = true
-	st := &batchState{issued: map[string]bool{}, revoked: map[string]bool{}, quotaBase: map[int]int64{}}
-	if err := l.readState(conn.SendBatch(ctx, b), st, len(revSerials) > 0, len(qi) > 0); err != nil {
-		return nil, connectionLost(err), dbError("append", err)
-	}
-
-	// Decide each append in order, linking the accepted ones.
-	errs = make([]error, len(batch))
-	for i, o := range batch {
-		errs[i] = st.apply(i, o)
-	}
-
-	// Round trip 2: insert the accepted records and commit, pipelined.
-	b = &pgx.Batch{}
-	if len(st.accepted) > 0 {
-		b.Queue(l.q.insert, insertArgs(st.accepted)...)
-	}
+	b.Queue(l.q.appendBatch, appendArgs(batch)...)
 	b.Queue("COMMIT")
-	br := conn.SendBatch(ctx, b)
-	var tag pgconn.CommandTag
-	if len(st.accepted) > 0 {
-		if _, err = br.Exec(); err == nil {
-			tag, err = br.Exec()
-		}
-	} else {
-		tag, err = br.Exec()
+	type result struct {
+		refusal   int16
+		seq       *int64
+		prev, sum []byte
 	}
+	var res []result
+	br := conn.SendBatch(ctx, b)
+	err = func() error {
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		var r result
+		if _, err := pgx.ForEachRow(rows, []any{&r.refusal, &r.seq, &r.prev, &r.sum}, func() error {
+			res = append(res, r)
+			r = result{}
+			return nil
+		}); err != nil {
+			return err
+		}
+		tag, err := br.Exec()
+		if err != nil {
+			return err
+		}
+		if tag.String() != "COMMIT" {
+			return &Error{Op: "append", Reason: ReasonDatabase, Err: fmt.Errorf("transaction rolled back (%s)", tag)}
+		}
+		return nil
+	}()
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		if connectionLost(err) {
-			// The COMMIT may have reached the server and been applied.
-			return nil, false, &Error{Op: "append", Reason: ReasonCommitUnknown, Err: err}
-		}
+	switch {
+	case err == nil:
+	case pgconn.SafeToRetry(err):
+		// Nothing was written to the connection.
+		return nil, true, dbError("append", err)
+	case serverRefused(err):
+		// The server refused a statement: the COMMIT was skipped.
 		return nil, false, dbError("append", err)
-	}
-	if tag.String() != "COMMIT" {
-		// The server rolled the transaction back.
-		return nil, false, &Error{Op: "append", Reason: ReasonDatabase, Err: fmt.Errorf("transaction rolled back (%s)", tag)}
+	default:
+		// The connection was lost (or the answer could not be read) after
+		// the COMMIT was sent: it may have been applied.
+		return nil, false, &Error{Op: "append", Reason: ReasonCommitUnknown, Err: err}
 	}
 	inTx = false
+	if len(res) != len(batch) {
+		return nil, false, &Error{Op: "append", Reason: ReasonDatabase, Err: fmt.Errorf("append_batch returned %d rows for %d records", len(res), len(batch))}
+	}
+	errs = make([]error, len(batch))
+	accepted := 0
+	for i, o := range batch {
+		switch res[i].refusal {
+		case 0:
+			r := o.rec
+			if res[i].seq == nil {
+				errs[i] = &Error{Op: "append", Reason: ReasonDatabase, Err: errors.New("append_batch accepted a record without a sequence number")}
+				continue
+			}
+			r.Seq, r.PrevHash, r.Hash = uint64(*res[i].seq), res[i].prev, res[i].sum
+			// The database computed the hash; check it against ours.
+			if h, err := r.ChainHash(r.PrevHash); err != nil || !bytes.Equal(h, r.Hash) {
+				errs[i] = &ca.ChainError{Seq: r.Seq, Reason: "hash computed by the database differs from the record's ChainHash"}
+				continue
+			}
+			accepted++
+		case 1:
+			errs[i] = ca.ErrSerialExists
+		case 2:
+			errs[i] = ca.ErrQuotaExceeded
+		case 3:
+			errs[i] = ca.ErrUnknownSerial
+		case 4:
+			errs[i] = ca.ErrAlreadyRevoked
+		default:
+			errs[i] = &Error{Op: "append", Reason: ReasonDatabase, Err: fmt.Errorf("unknown refusal code %d", res[i].refusal)}
+		}
+	}
 	l.commits.Add(1)
-	l.records.Add(uint64(len(st.accepted)))
+	l.records.Add(uint64(accepted))
 	return errs, false, nil
 }
 
-// readState reads the results of round trip 1 into st.
-func (l *Ledger) readState(br pgx.BatchResults, st *batchState, haveRev, haveQuota bool) (err error) {
-	defer func() {
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	for range 3 { // BEGIN, SET LOCAL, lock
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
-	}
-	var seq int64
-	var hash []byte
-	switch err := br.QueryRow().Scan(&seq, &hash); {
-	case errors.Is(err, pgx.ErrNoRows):
-		st.seq, st.hash = 0, make([]byte, sha256.Size)
-	case err != nil:
-		return err
-	default:
-		st.seq, st.hash = uint64(seq), hash
-	}
-	readSet := func(m map[string]bool) error {
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		ss, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-		if err != nil {
-			return err
-		}
-		for _, s := range ss {
-			m[string(s)] = true
-		}
-		return nil
-	}
-	if err := readSet(st.issued); err != nil {
-		return err
-	}
-	if haveRev {
-		if err := readSet(st.revoked); err != nil {
-			return err
-		}
-	}
-	if haveQuota {
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		var i int32
-		var n int64
-		_, err = pgx.ForEachRow(rows, []any{&i, &n}, func() error {
-			st.quotaBase[int(i)] = n
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// apply decides the i-th append of the batch against the state and, if
-// it is accepted, links it to the chain.
-func (st *batchState) apply(i int, o *op) error {
-	r := o.rec
-	key := string(r.Serial.Bytes())
-	switch r.Kind {
-	case ca.KindIssuance:
-		if st.issued[key] {
-			return ca.ErrSerialExists
-		}
-		if o.quota != nil {
-			n := st.quotaBase[i]
-			since := unixNano(o.quota.Since)
-			for _, a := range st.accepted {
-				if a.Kind == ca.KindIssuance && a.Requester == r.Requester && a.Time.UnixNano() >= since {
-					n++
-				}
-			}
-			if n >= int64(o.quota.Limit) {
-				return ca.ErrQuotaExceeded
-			}
-		}
-	case ca.KindRevocation:
-		if !st.issued[key] {
-			return ca.ErrUnknownSerial
-		}
-		if st.revoked[key] {
-			return ca.ErrAlreadyRevoked
-		}
-	}
-	r.Seq = st.seq + 1
-	r.PrevHash = st.hash
-	h, err := r.ChainHash(r.PrevHash)
-	if err != nil {
-		r.Seq, r.PrevHash = 0, nil
-		return fmt.Errorf("postgres ledger: %w", err)
-	}
-	r.Hash = h
-	st.seq, st.hash = r.Seq, r.Hash
-	if r.Kind == ca.KindIssuance {
-		st.issued[key] = true
-	} else {
-		st.revoked[key] = true
-	}
-	st.accepted = append(st.accepted, r)
-	return nil
-}
-
-func insertArgs(recs []*ca.Record) []any {
-	n := len(recs)
+func appendArgs(batch []*op) []any {
+	n := len(batch)
 	var (
-		seq, tns                  = make([]int64, n), make([]int64, n)
+		tns, qlim, qsince         = make([]int64, n), make([]*int64, n), make([]int64, n)
 		kind, reason              = make([]int16, n), make([]int16, n)
 		serial, pkh, ev, step     = make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
-		cert, prev, hash          = make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		cert, prefix, suffix      = make([][]byte, n), make([][]byte, n), make([][]byte, n)
 		subject, profile, request = make([]string, n), make([]string, n), make([]string, n)
 	)
-	for i, r := range recs {
-		seq[i], kind[i], serial[i] = int64(r.Seq), int16(r.Kind), r.Serial.Bytes()
-		subject[i], pkh[i], profile[i], request[i] = r.Subject, nullBytes(r.PublicKeyHash), r.Profile, r.Requester
-		ev[i], step[i], tns[i], cert[i] = nullBytes(r.EvidenceDigest), nullBytes(r.StepDigest), r.Time.UnixNano(), nullBytes(r.Certificate)
-		reason[i], prev[i], hash[i] = int16(r.Reason), r.PrevHash, r.Hash
+	for i, o := range batch {
+		r := o.rec
+		kind[i], serial[i], subject[i], pkh[i], profile[i] = int16(r.Kind), r.Serial.Bytes(), r.Subject, nullBytes(r.PublicKeyHash), r.Profile
+		request[i], ev[i], step[i], tns[i], cert[i] = r.Requester, nullBytes(r.EvidenceDigest), nullBytes(r.StepDigest), r.Time.UnixNano(), nullBytes(r.Certificate)
+		reason[i], prefix[i], suffix[i] = int16(r.Reason), o.prefix, o.suffix
+		if o.quota != nil {
+			lim := int64(o.quota.Limit)
+			qlim[i], qsince[i] = &lim, unixNano(o.quota.Since)
+		}
 	}
-	return []any{seq, kind, serial, subject, pkh, profile, request, ev, step, tns, cert, reason, prev, hash}
+	return []any{kind, serial, subject, pkh, profile, request, ev, step, tns, cert, reason, prefix, suffix, qlim, qsince}
 }
 
 func nullBytes(b []byte) []byte {
