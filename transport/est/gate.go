@@ -127,6 +127,11 @@ type GateConfig struct {
 	// remembers enrollments in memory only (lost at restart, and growing
 	// with every enrollment): use a store in production.
 	Idempotency *IdempotencyStore
+	// CommitTimeout bounds an enrollment once its evidence is being
+	// verified; from then on it is no longer cancelled by the caller's
+	// context, so that a nonce is never spent without the certificate
+	// being issued and recorded. If zero, 30 seconds.
+	CommitTimeout time.Duration
 	// Time returns the current time, for requester checks. If nil,
 	// time.Now.
 	Time func() time.Time
@@ -139,17 +144,18 @@ type GateConfig struct {
 // and idempotency by the request's SHA-256. A Gate is safe for concurrent
 // use.
 type Gate struct {
-	auth       *ca.Authority
-	verifier   attest.Verifier
-	nonces     *attest.Nonces
-	noEvidence bool
-	warning    bool
-	binding    BindingFunc
-	store      *IdempotencyStore
-	mem        *memIdem
-	now        func() time.Time
-	roots      *x509.CertPool
-	inters     *x509.CertPool
+	auth          *ca.Authority
+	verifier      attest.Verifier
+	nonces        *attest.Nonces
+	noEvidence    bool
+	warning       bool
+	binding       BindingFunc
+	store         *IdempotencyStore
+	mem           *memIdem
+	now           func() time.Time
+	commitTimeout time.Duration
+	roots         *x509.CertPool
+	inters        *x509.CertPool
 
 	mu       sync.Mutex
 	inflight map[string]*inflightEntry
@@ -182,6 +188,9 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 	}
 	if g.now == nil {
 		g.now = time.Now
+	}
+	if g.commitTimeout = cfg.CommitTimeout; g.commitTimeout <= 0 {
+		g.commitTimeout = 30 * time.Second
 	}
 	if g.store != nil {
 		il, ok := cfg.Authority.Ledger().(*idemLedger)
@@ -344,6 +353,12 @@ func (g *Gate) enroll(ctx context.Context, who Requester, req *EnrollRequest, op
 		}
 		return g.chainOut(leaf), nil
 	}
+	// From here the evidence's nonce is consumed: finish even if the
+	// caller goes away (a dropped connection, a killed station), so that
+	// its retry finds the certificate in the idempotency table instead of
+	// a spent nonce.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.commitTimeout)
+	defer cancel()
 	evDigest, err := g.checkEvidence(ctx, csr, req.Evidence)
 	if err != nil {
 		return nil, err
