@@ -51,8 +51,10 @@ const (
 	// is a *pgconn.PgError) or a value could not be encoded or decoded.
 	// Nothing was recorded.
 	ReasonDatabase Reason = iota + 1
-	// ReasonUnavailable: the database could not be reached or the
-	// connection was lost before any COMMIT was sent. Nothing was recorded.
+	// ReasonUnavailable: the database could not be reached, the
+	// connection was lost before any COMMIT was sent, or the server gave
+	// up on the statement (timeout, lock not available, too many
+	// connections). Nothing was recorded.
 	ReasonUnavailable
 	// ReasonCommitUnknown: the connection was lost (or the answer could
 	// not be read) while the COMMIT was in flight; the transaction may
@@ -137,6 +139,14 @@ func connectionLost(err error) bool {
 		strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "conn busy")
 }
 
+// unavailableCode reports whether a server error means the database could
+// not serve the request in time or at all: a statement timeout or
+// cancellation (57014), a lock not available (55P03), too many
+// connections (53300).
+func unavailableCode(code string) bool {
+	return code == "57014" || code == "55P03" || code == "53300"
+}
+
 // serverRefused reports whether err is the server's refusal of a statement
 // on a working connection: in a pipeline, the statements after it up to
 // the COMMIT were skipped, so nothing was committed.
@@ -154,7 +164,8 @@ func dbError(op string, err error) error {
 	if errors.As(err, &e) {
 		return err
 	}
-	if connectionLost(err) {
+	var pe *pgconn.PgError
+	if connectionLost(err) || errors.As(err, &pe) && unavailableCode(pe.Code) {
 		return &Error{Op: op, Reason: ReasonUnavailable, Err: err}
 	}
 	return &Error{Op: op, Reason: ReasonDatabase, Err: err}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -200,9 +201,15 @@ func (l *Ledger) commitBatch(batch []*op) (errs []error, retry bool, err error) 
 	inTx := true
 	defer func() { release(conn, inTx) }()
 
+	// The server gives up a little before the client does, so that a
+	// batch that runs out of time is, as a rule, rolled back rather than
+	// left to commit after Append has failed.
+	dl, _ := ctx.Deadline()
+	stmtTimeout := max(time.Until(dl)*9/10, time.Millisecond)
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	b.Queue("SET LOCAL synchronous_commit TO on")
+	b.Queue("SELECT set_config('synchronous_commit', 'on', true), set_config('statement_timeout', $1, true)",
+		strconv.FormatInt(stmtTimeout.Milliseconds(), 10))
 	b.Queue(l.q.appendBatch, appendArgs(batch)...)
 	b.Queue("COMMIT")
 	type result struct {
