@@ -38,6 +38,7 @@ type env struct {
 	root     *x509.Certificate
 	rootKey  crypto.Signer
 	inter    *x509.Certificate
+	interKey crypto.Signer
 	ledger   *sqlite.Ledger
 	store    *est.IdempotencyStore
 	auth     *ca.Authority
@@ -75,6 +76,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e := &env{t: t, dir: t.TempDir()}
 	e.rootKey = newKey(t)
 	interKey := newKey(t)
+	e.interKey = interKey
 	var err error
 	e.root, err = ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Test Root CA"}, Signer: e.rootKey})
 	if err != nil {
@@ -265,3 +267,5 @@ func (d *device) evidence(t testing.TB, nonce []byte) []byte {
 type x509Cert = x509.Certificate
 
 func parseCert(der []byte) (*x509.Certificate, error) { return x509.ParseCertificate(der) }
+
+func mustSigner(t testing.TB, e *env) crypto.Signer { return e.interKey }

@@ -1,0 +1,88 @@
+package est_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/transport/est"
+)
+
+// stallLedger simulates a ledger whose answer is lost: for the next
+// append it either commits (commit true) or not, and then holds the
+// answer until the caller's context ends.
+type stallLedger struct {
+	ca.Ledger
+	armed  atomic.Bool
+	commit bool
+}
+
+func (l *stallLedger) Append(ctx context.Context, rec *ca.Record, q *ca.Quota) error {
+	if rec.Kind != ca.KindIssuance || !l.armed.CompareAndSwap(true, false) {
+		return l.Ledger.Append(ctx, rec, q)
+	}
+	if l.commit {
+		if err := l.Ledger.Append(context.WithoutCancel(ctx), rec, q); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestIdempotencyPendingResolved covers the window between the
+// idempotency store's pending entry and the ledger's answer: a retry of
+// the same request finds the certificate the ledger committed, or, when
+// the ledger never committed it, issues once.
+func TestIdempotencyPendingResolved(t *testing.T) {
+	for _, commit := range []bool{true, false} {
+		name := map[bool]string{true: "ledger committed", false: "ledger did not commit"}[commit]
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			var stall *stallLedger
+			e := newEnv(t, envOpts{noServer: true})
+			// Rebuild the Authority over the stalling ledger.
+			stall = &stallLedger{Ledger: e.ledger, commit: commit}
+			auth, err := ca.New(ca.Config{Signer: mustSigner(t, e), Chain: e.auth.Chain(), Ledger: e.store.Ledger(stall)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gate, err := est.NewGate(est.GateConfig{Authority: auth, Verifier: e.verifier, Nonces: e.nonces,
+				Idempotency: e.store, CommitTimeout: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, _ := e.station("idevid")
+			l := gate.Local(est.Requester{Certificate: st})
+			d := e.devices[0]
+			csr := d.csr(t, "SN-PEND")
+			before := e.issuances()
+			stall.armed.Store(true)
+			nonce, _ := l.Nonce(ctx)
+			if _, err := l.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)}); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("stalled enrollment: err = %v", err)
+			}
+			nonce, _ = l.Nonce(ctx)
+			chain, err := l.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := e.issuances() - before; got != 1 {
+				t.Fatalf("%d issuances for one request", got)
+			}
+			s, err := e.ledger.Lookup(ctx, chain[0].SerialNumber)
+			if err != nil || !bytes.Equal(s.Issuance.Certificate, chain[0].Raw) {
+				t.Fatalf("answer not the ledger's certificate: %v", err)
+			}
+			// And once more, now from the done entry.
+			again, err := l.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid"})
+			if err != nil || !again[0].Equal(chain[0]) {
+				t.Fatalf("repeat: %v", err)
+			}
+		})
+	}
+}
