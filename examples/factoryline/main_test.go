@@ -100,3 +100,36 @@ func TestRunRefusesNoDevices(t *testing.T) {
 		t.Fatal("no devices accepted")
 	}
 }
+
+func TestProgressBar(t *testing.T) {
+	var buf bytes.Buffer
+	bar := true
+	if _, err := run(t.Context(), config{Devices: 4, Workers: 2, Out: t.TempDir(), Progress: &bar}, &buf); err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
+	}
+	if !strings.Contains(buf.String(), "\r[########################################] 4/4") || strings.Contains(buf.String(), "provisioned 4/4") {
+		t.Errorf("no progress bar:\n%q", buf.String())
+	}
+}
+
+func TestPlanSpreadsAndCyclesBadDevices(t *testing.T) {
+	jobs := plan(config{Devices: 20, Tamper: 10, InjectEvery: 5})
+	kinds := map[string]int{}
+	honest, injected := 0, 0
+	for _, j := range jobs {
+		if j.tamper != 0 {
+			kinds[j.tamper.String()]++
+			continue
+		}
+		honest++
+		if j.inject {
+			injected++
+		}
+	}
+	if len(jobs) != 30 || honest != 20 || injected != 4 {
+		t.Fatalf("%d jobs, %d honest, %d injected", len(jobs), honest, injected)
+	}
+	if kinds["debug-enabled"] != 3 || kinds["replayed-nonce"] != 3 || kinds["tampered-firmware"] != 2 || kinds["unauthorized-station"] != 2 {
+		t.Errorf("kinds %v", kinds)
+	}
+}

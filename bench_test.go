@@ -1,0 +1,81 @@
+package ztm_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ztmkit/ztm/internal/linesim"
+)
+
+// BenchmarkProvision measures Station.Provision end to end for one device,
+// devices in parallel: nonce, evidence (the device signs), local appraisal,
+// EAR signature, on-device key and CSR, CSR check, enrollment through the
+// est.Gate in process (evidence verified again, nonce consumed, issuance
+// recorded durably in the SQLite ledger and idempotency store), install,
+// two signed steps appended durably to the SQLite chain store. Its twin,
+// BenchmarkProvisionRaw, is the crypto floor of the same work.
+func BenchmarkProvision(b *testing.B) {
+	l := newLine(b)
+	cm := l.Partners[linesim.ContractManufacturer].Station
+	devs := make([]*linesim.Device, b.N)
+	for i := range devs {
+		d, err := l.NewDevice(uint32(i+1), linesim.DeviceOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		devs[i] = d
+	}
+	var next atomic.Int64
+	// Durable commits are shared by concurrent devices (group commit), as
+	// on a line with several jigs.
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			d := devs[next.Add(1)-1]
+			if _, err := cm.Provision(context.Background(), d); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkProvisionRaw is the crypto a provisioned device needs at the
+// least, with crypto/ecdsa on P-256, devices in parallel: one key
+// generation; six signatures (the device's CSR and evidence, the station's
+// attestation result and two steps, the CA's certificate); six
+// verifications (evidence signature and attestation-key certificate, by the
+// station and again by the CA; the CSR, by each).
+func BenchmarkProvisionRaw(b *testing.B) {
+	signer, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	msg := sha256.Sum256([]byte("message"))
+	sig, _ := ecdsa.SignASN1(rand.Reader, signer, msg[:])
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+				b.Fatal(err)
+			}
+			for range 6 {
+				d := sha256.Sum256(msg[:])
+				if _, err := ecdsa.SignASN1(rand.Reader, signer, d[:]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for range 6 {
+				d := sha256.Sum256(msg[:])
+				_ = d
+				if !ecdsa.VerifyASN1(&signer.PublicKey, msg[:], sig) {
+					b.Fatal("verify")
+				}
+			}
+		}
+	})
+}
