@@ -56,15 +56,21 @@ func (j *jig) InstallChain(ctx context.Context, chain []*x509.Certificate) error
 	return nil
 }
 
-// A station provisions one device: the CA side (an Authority with a SQLite
-// ledger behind an est.Gate, in process here; over EST with est.Client in a
-// real plant) re-checks the evidence the station checked first.
-func ExampleStation_Provision() {
+// exampleLine sets up what ExampleStation_Provision describes and returns
+// the station, the device on its jig and a cleanup function.
+func exampleLine() (*ztm.Station, *jig, func()) {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "ztm-example")
-	defer os.RemoveAll(dir)
+	var closers []func() error
+	cleanup := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+		os.RemoveAll(dir)
+	}
 	must := func(err error) {
 		if err != nil {
+			cleanup()
 			panic(err)
 		}
 	}
@@ -77,7 +83,7 @@ func ExampleStation_Provision() {
 	must(err)
 	ledger, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), sqlite.Options{})
 	must(err)
-	defer ledger.Close()
+	closers = append(closers, ledger.Close)
 	authority, err := ca.New(ca.Config{Signer: caKey, Chain: []*x509.Certificate{root}, Ledger: ledger})
 	must(err)
 
@@ -109,11 +115,14 @@ func ExampleStation_Provision() {
 	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "cm-station-1"}}, stationKey)
 	must(err)
 	stationCert, err := authority.Issue(ctx, &ca.Request{CSR: csr, Profile: "station", Requester: "setup",
-		Station: &ca.StationAuthorization{Steps: []string{ztm.StepKeyGeneration, ztm.StepEnrollment, ztm.StepInstallFailed}, Profiles: []string{"idevid"}}})
+		Station: &ca.StationAuthorization{
+			Steps:    []string{ztm.StepKeyGeneration, ztm.StepEnrollment, ztm.StepInstallFailed, ztm.StepKeyDestroyed, ztm.StepDecommissioned},
+			Profiles: []string{"idevid"},
+		}})
 	must(err)
 	chains, err := chainstore.Open(ctx, filepath.Join(dir, "chains.db"))
 	must(err)
-	defer chains.Close()
+	closers = append(closers, chains.Close)
 	station, err := ztm.NewStation(ztm.StationConfig{
 		Name: "cm-station-1", Key: stationKey, Chain: []*x509.Certificate{stationCert},
 		Enroller: gate.Local(est.Requester{Certificate: stationCert}),
@@ -123,11 +132,22 @@ func ExampleStation_Provision() {
 
 	// The device on the jig. Its hardwareModuleName carries its UEID, which
 	// ties the certificate to the evidence.
-	serial := "WIDGET-0001"
 	dev := &jig{dev: sim, info: identity.DeviceInfo{
-		UEID: ueid, SerialNumber: serial,
+		UEID: ueid, SerialNumber: "WIDGET-0001",
 		HardwareModule: identity.HardwareModuleName{Type: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 1}, SerialNumber: ueid.Bytes()},
 	}}
+	return station, dev, cleanup
+}
+
+// A station provisions one device: the CA side (an Authority with a SQLite
+// ledger behind an est.Gate, in process here; over EST with est.Client in a
+// real plant) re-checks the evidence the station checked first. The setup
+// is in exampleLine.
+func ExampleStation_Provision() {
+	station, dev, cleanup := exampleLine()
+	defer cleanup()
+	ctx := context.Background()
+
 	res, err := station.Provision(ctx, dev)
 	var pe *ztm.ProvisionError
 	if errors.As(err, &pe) {
@@ -142,7 +162,7 @@ func ExampleStation_Provision() {
 
 	// A device whose debug port is open is refused before any certificate
 	// exists.
-	sim.SetTamper(devicesim.Tamper{DebugEnabled: true})
+	dev.dev.SetTamper(devicesim.Tamper{DebugEnabled: true})
 	_, err = station.Provision(ctx, dev)
 	if errors.As(err, &pe) {
 		fmt.Println("tampered device refused at", pe.Stage, errors.Is(err, ztm.ErrRefused))
@@ -153,4 +173,60 @@ func ExampleStation_Provision() {
 	// step 0: key-generation by cm-station-1
 	// step 1: enrollment by cm-station-1
 	// tampered device refused at appraisal true
+}
+
+// At end of life the station revokes the device's certificate, has the
+// device destroy its key, and records both.
+func ExampleStation_Decommission() {
+	station, dev, cleanup := exampleLine()
+	defer cleanup()
+	ctx := context.Background()
+	if _, err := station.Provision(ctx, dev); err != nil {
+		panic(err)
+	}
+	steps, err := station.Decommission(ctx, destroyer{dev}, ca.ReasonCessationOfOperation)
+	if err != nil {
+		panic(err)
+	}
+	for _, s := range steps {
+		fmt.Printf("step %d: %s\n", s.Step.Sequence, s.Step.Name)
+	}
+	fmt.Println("device key:", dev.key)
+	// Output:
+	// step 2: key-destroyed
+	// step 3: decommissioned
+	// device key: <nil>
+}
+
+// destroyer is a jig whose device can erase its key (ztm.KeyDestroyer).
+type destroyer struct{ *jig }
+
+func (d destroyer) DestroyKey(ctx context.Context) error {
+	d.key, d.cert = nil, nil
+	return nil
+}
+
+// The device side of key injection: a key sealed to the device's
+// attestation key opens only with that key, for that device.
+func ExampleOpenSealedKey() {
+	deviceAK, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ueid := []byte{0x02, 0x00, 0x00, 0x5e, 0xfe, 0x00, 0x00, 0x00, 0x01}
+	injected, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+
+	sealed, err := ztm.SealKey(deviceAK.Public(), ueid, injected) // station side
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("HPKE suite: KEM %#04x, KDF %#04x, AEAD %#04x\n", sealed.KEM, sealed.KDF, sealed.AEAD)
+
+	key, err := ztm.OpenSealedKey(deviceAK, ueid, sealed) // device side
+	fmt.Println(err == nil && key.Public().(*ecdsa.PublicKey).Equal(injected.Public()))
+
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, err = ztm.OpenSealedKey(other, ueid, sealed)
+	fmt.Println(errors.Is(err, ztm.ErrSealedKey))
+	// Output:
+	// HPKE suite: KEM 0x0010, KDF 0x0001, AEAD 0x0001
+	// true
+	// true
 }
