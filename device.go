@@ -11,8 +11,8 @@ import (
 // Device is what an OEM implements for its test jig: the station's view of
 // one device on the line. Each method is one exchange with the device; a
 // real jig talks to it over a debug probe, a serial line or a test socket.
-// Package github.com/ztmkit/ztm/internal/linesim has the simulated devices
-// of examples/factoryline.
+// The simulated devices of examples/factoryline implement it over package
+// github.com/ztmkit/ztm/attest/devicesim.
 //
 // A Device is used by one Provision call at a time.
 type Device interface {
