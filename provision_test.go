@@ -192,3 +192,21 @@ func TestStageString(t *testing.T) {
 		t.Error(ztm.StageEnroll, ztm.Stage(0), ztm.Stage(99))
 	}
 }
+
+func TestDecommissionNeedsARevoker(t *testing.T) {
+	l := newLine(t)
+	p := l.Partners[linesim.OEM]
+	st, err := ztm.NewStation(ztm.StationConfig{Name: "oem", Key: p.Key, Enroller: l.Gate.Local(est.Requester{}), Verifier: l.StationVerifier, Chains: l.Chains})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := l.NewDevice(300, linesim.DeviceOptions{})
+	_, err = st.Decommission(context.Background(), d, 0)
+	var pe *ztm.ProvisionError
+	if !errors.As(err, &pe) || pe.Stage != ztm.StageRevoke || !errors.Is(err, ztm.ErrInvalidConfig) {
+		t.Fatalf("err = %v", err)
+	}
+	if d.Key() != nil {
+		t.Fatal("unexpected key")
+	}
+}
