@@ -33,17 +33,38 @@
 //	identity/keystore/file    encrypted PKCS#8 key files
 //	identity/keystore/pkcs11  HSMs and tokens over PKCS#11
 //	identity/keystore/tpm     TPM 2.0 keys, attestation keys and quotes
-//	attest                    evidence, nonces, appraisal, EAR results
+//	attest                    evidence (EAT as CWT or JWT), nonces, appraisal, EAR results
 //	attest/tpm                TPM 2.0 quote verification
-//	manifest                  signed supply-chain steps, chains, policies, lot manifests
-//	ca                        the embedded CA: profiles, ledger, revocation, CRLs
-//	transport/est             EST (RFC 7030) server and client
+//	attest/devicesim          a simulated device that signs real evidence
+//	manifest                  signed supply-chain steps, chains, policies, lot manifests, receipts
+//	manifest/chainstore       a crash-safe store of each device's chain of steps
+//	ca                        the embedded CA: ceremonies, profiles, revocation, CRLs
+//	ca/ledger/sqlite          the embedded, hash-chained issuance ledger
+//	ca/ledger/postgres        the same ledger shared by several CA instances
+//	transport/est             EST (RFC 7030) server, client and in-process gate
 //
-// Start with [github.com/ztmkit/ztm/identity/keystore.Open] to get a key
-// store, and with the identity package to give a device its identity. The
-// program in examples/factoryline runs a simulated line end to end:
+// # Provisioning
+//
+// [Station] is the SDK's main entry point. Give it the station's key, its
+// certificate, an [Enroller] (the CA in process, or over EST with
+// *est.Client), a local attestation verifier and a chain store, then call
+// [Station.Provision] for each device on the jig: nonce → evidence → local
+// appraisal → on-device key and CSR (or a key sealed to the device with
+// HPKE, see [KeyImporter]) → enrollment → install → signed steps
+// "key-generation" and "enrollment". A failure is a [*ProvisionError]
+// naming its [Stage]; nothing is left half done. [Station.Decommission]
+// revokes, destroys and records at the end of a device's life. The OEM
+// implements [Device] for its jig.
+//
+// The program in examples/factoryline runs a whole simulated line — a CA
+// with its ledger, an EST server on loopback, three partner stations, a
+// thousand devices, the OEM's verification of every chain and a lot
+// manifest with receipts:
 //
 //	go run ./examples/factoryline
+//
+// examples/verify checks one device's chain against the OEM's policy, and
+// examples/inspect prints any step, evidence, result or receipt readably.
 //
 // # Conventions
 //
