@@ -276,9 +276,9 @@ func (c *Client) SimpleReenroll(ctx context.Context, label string, csr, evidence
 }
 
 func (c *Client) enroll(ctx context.Context, label, op string, csr, evidence []byte) ([]*x509.Certificate, error) {
-	parsed, err := x509.ParseCertificateRequest(csr)
+	spki, err := csrPublicKeyInfo(csr)
 	if err != nil {
-		return nil, fmt.Errorf("est: %w: %v", ErrBadRequest, err)
+		return nil, err
 	}
 	hdr := http.Header{
 		"Content-Type":              {MediaTypePKCS10},
@@ -295,7 +295,7 @@ func (c *Client) enroll(ctx context.Context, label, op string, csr, evidence []b
 	if err != nil {
 		return nil, fmt.Errorf("est: %w: %v", ErrBadResponse, err)
 	}
-	return leafFirst(certs, parsed.RawSubjectPublicKeyInfo)
+	return leafFirst(certs, spki)
 }
 
 // leafFirst puts the certificate for spki first.

@@ -154,12 +154,22 @@ type Gate struct {
 	mem           *memIdem
 	now           func() time.Time
 	commitTimeout time.Duration
+	issuers       []*x509.Certificate
 	roots         *x509.CertPool
 	inters        *x509.CertPool
 
 	mu       sync.Mutex
 	inflight map[string]*inflightEntry
+
+	// verified caches station chains verified recently, by SHA-256 of
+	// the leaf and the intermediates sent, until a minute has passed or
+	// the leaf expires; the CA still checks revocation on every issuance.
+	vmu      sync.Mutex
+	verified map[[32]byte]time.Time
 }
+
+// maxVerified bounds the station verification cache.
+const maxVerified = 1024
 
 type inflightEntry struct {
 	mu   sync.Mutex
@@ -182,6 +192,7 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 		noEvidence: cfg.AllowNoEvidence, warning: cfg.AcceptWarning,
 		binding: cfg.Binding, store: cfg.Idempotency, now: cfg.Time,
 		inflight: map[string]*inflightEntry{},
+		verified: map[[32]byte]time.Time{},
 	}
 	if g.binding == nil {
 		g.binding = BindUEIDToHardwareModule
@@ -201,6 +212,7 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 		g.mem = &memIdem{m: map[string]*enrolledEntry{}}
 	}
 	chain := cfg.Authority.Chain()
+	g.issuers = issuersOf(chain)
 	g.roots, g.inters = x509.NewCertPool(), x509.NewCertPool()
 	g.roots.AddCert(chain[len(chain)-1])
 	for _, c := range chain[:len(chain)-1] {
@@ -226,8 +238,12 @@ func (g *Gate) Nonce(ctx context.Context) ([]byte, error) {
 
 // chainOut returns leaf then the CA chain without its root.
 func (g *Gate) chainOut(leaf *x509.Certificate) []*x509.Certificate {
-	chain := g.auth.Chain()
-	out := []*x509.Certificate{leaf}
+	return append([]*x509.Certificate{leaf}, g.issuers...)
+}
+
+// issuersOf is chain without a trailing self-signed root.
+func issuersOf(chain []*x509.Certificate) []*x509.Certificate {
+	var out []*x509.Certificate
 	for _, c := range chain {
 		if bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil {
 			break
@@ -241,6 +257,20 @@ func (g *Gate) chainOut(leaf *x509.Certificate) []*x509.Certificate {
 // chains to the Authority's chain, for clientAuth, at the current time. It
 // does not check the ledger (the CA does, on issuance).
 func (g *Gate) VerifyStation(cert *x509.Certificate, intermediates []*x509.Certificate) error {
+	now := g.now()
+	h := sha256.New()
+	h.Write(cert.Raw)
+	for _, c := range intermediates {
+		h.Write(c.Raw)
+	}
+	var key [32]byte
+	h.Sum(key[:0])
+	g.vmu.Lock()
+	until, ok := g.verified[key]
+	g.vmu.Unlock()
+	if ok && now.Before(until) && !now.Before(cert.NotBefore) {
+		return nil
+	}
 	pool := g.inters
 	if len(intermediates) > 0 {
 		pool = g.inters.Clone()
@@ -255,6 +285,16 @@ func (g *Gate) VerifyStation(cert *x509.Certificate, intermediates []*x509.Certi
 	if err != nil {
 		return fmt.Errorf("est: %w: %v", ErrUnauthenticated, err)
 	}
+	until = now.Add(time.Minute)
+	if cert.NotAfter.Before(until) {
+		until = cert.NotAfter
+	}
+	g.vmu.Lock()
+	if len(g.verified) >= maxVerified {
+		clear(g.verified)
+	}
+	g.verified[key] = until
+	g.vmu.Unlock()
 	return nil
 }
 
@@ -266,6 +306,8 @@ type enrollOptions struct {
 	requireBinding bool
 	// renew is the certificate being renewed (simplereenroll).
 	renew *x509.Certificate
+	// parsed is req.CSR already parsed and its signature checked.
+	parsed *x509.CertificateRequest
 }
 
 // authorize checks that who may use profile before any evidence is looked
@@ -322,9 +364,12 @@ func (g *Gate) enroll(ctx context.Context, who Requester, req *EnrollRequest, op
 	if req == nil || len(req.CSR) == 0 {
 		return nil, &RequestError{Reason: "no certificate request"}
 	}
-	csr, err := parseCSR(req.CSR)
-	if err != nil {
-		return nil, err
+	csr := opts.parsed
+	if csr == nil {
+		var err error
+		if csr, err = parseCSRNoCheck(req.CSR); err != nil {
+			return nil, err
+		}
 	}
 	requester, err := g.authorize(who, req.Profile)
 	if err != nil {
@@ -405,9 +450,15 @@ func (g *Gate) previous(ctx context.Context, digest []byte) (*enrolledEntry, err
 func (g *Gate) checkEvidence(ctx context.Context, csr *x509.CertificateRequest, evidence []byte) ([]byte, error) {
 	if len(evidence) == 0 {
 		if g.noEvidence {
+			// The CA verifies the request's signature itself.
 			return nil, nil
 		}
 		return nil, &EvidenceError{Reason: "attestation evidence required"}
+	}
+	// A request whose signature does not verify must not spend the
+	// evidence's nonce.
+	if err := csr.CheckSignature(); err != nil {
+		return nil, &RequestError{Reason: "bad certificate request signature", Err: err}
 	}
 	if g.verifier == nil {
 		return nil, &EvidenceError{Reason: "no verifier configured"}

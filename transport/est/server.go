@@ -306,7 +306,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, profile string, 
 		s.fail(w, http.StatusBadRequest, "failed to read request body")
 		return
 	}
-	der, _, err := DecodeCSRBody(body)
+	der, parsed, err := decodeCSRBodyNoCheck(body)
 	if err != nil {
 		s.error(w, err)
 		return
@@ -319,7 +319,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, profile string, 
 			return
 		}
 	}
-	opts := enrollOptions{requireBinding: s.reqBind}
+	opts := enrollOptions{requireBinding: s.reqBind, parsed: parsed}
 	if r.TLS != nil && r.TLS.Version >= tls.VersionTLS13 {
 		if ekm, err := r.TLS.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32); err == nil {
 			opts.binding = ekm

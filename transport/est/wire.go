@@ -98,6 +98,32 @@ func DecodeCSRBody(body []byte) ([]byte, *x509.CertificateRequest, error) {
 // parseCSR parses a DER request with no trailing data and checks its
 // signature.
 func parseCSR(der []byte) (*x509.CertificateRequest, error) {
+	csr, err := parseCSRNoCheck(der)
+	if err != nil {
+		return nil, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, &RequestError{Reason: "bad certificate request signature", Err: err}
+	}
+	return csr, nil
+}
+
+// decodeCSRBodyNoCheck is DecodeCSRBody without the signature check, which
+// the Gate makes before evidence is verified and the CA always makes.
+func decodeCSRBodyNoCheck(body []byte) ([]byte, *x509.CertificateRequest, error) {
+	der, err := decodeBase64Body(body)
+	if err != nil {
+		return nil, nil, &RequestError{Reason: "malformed base64", Err: err}
+	}
+	csr, err := parseCSRNoCheck(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	return der, csr, nil
+}
+
+// parseCSRNoCheck parses a DER request with no trailing data.
+func parseCSRNoCheck(der []byte) (*x509.CertificateRequest, error) {
 	s := cryptobyte.String(der)
 	var seq cryptobyte.String
 	if !s.ReadASN1Element(&seq, cbasn1.SEQUENCE) || !s.Empty() {
@@ -106,9 +132,6 @@ func parseCSR(der []byte) (*x509.CertificateRequest, error) {
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
 		return nil, &RequestError{Reason: "malformed certificate request", Err: err}
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, &RequestError{Reason: "bad certificate request signature", Err: err}
 	}
 	return csr, nil
 }
@@ -168,8 +191,12 @@ func certsOnly(certs []*x509.Certificate) ([]byte, error) {
 }
 
 // parseCertsOnly parses a certs-only SignedData (DER) and returns its
-// certificates in order. It refuses one without certificates.
+// certificates in order. It refuses one without certificates. The DER
+// form is read directly; anything else (BER) goes through pkcs7.Parse.
 func parseCertsOnly(der []byte) ([]*x509.Certificate, error) {
+	if certs, ok := readCertsOnlyDER(der); ok {
+		return certs, nil
+	}
 	p7, err := pkcs7.Parse(der)
 	if err != nil {
 		return nil, fmt.Errorf("est: malformed certs-only SignedData: %w", err)
@@ -257,4 +284,51 @@ func ParseCSRAttrs(der []byte) ([]CSRAttr, error) {
 func readAnyElement(s *cryptobyte.String, out *cryptobyte.String) bool {
 	var tag cbasn1.Tag
 	return s.ReadAnyASN1Element(out, &tag)
+}
+
+var oidSignedData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+
+// readCertsOnlyDER reads the certificates of a DER ContentInfo holding a
+// SignedData (RFC 5652 §5.1) with no signers.
+func readCertsOnlyDER(der []byte) ([]*x509.Certificate, bool) {
+	s := cryptobyte.String(der)
+	var ci, content, sd, certs cryptobyte.String
+	var oid asn1.ObjectIdentifier
+	var version int
+	if !s.ReadASN1(&ci, cbasn1.SEQUENCE) || !s.Empty() ||
+		!ci.ReadASN1ObjectIdentifier(&oid) || !oid.Equal(oidSignedData) ||
+		!ci.ReadASN1(&content, cbasn1.Tag(0).Constructed().ContextSpecific()) || !ci.Empty() ||
+		!content.ReadASN1(&sd, cbasn1.SEQUENCE) || !content.Empty() ||
+		!sd.ReadASN1Integer(&version) ||
+		!sd.SkipASN1(cbasn1.SET) || // digestAlgorithms
+		!sd.SkipASN1(cbasn1.SEQUENCE) || // encapContentInfo
+		!sd.ReadASN1(&certs, cbasn1.Tag(0).Constructed().ContextSpecific()) {
+		return nil, false
+	}
+	if sd.PeekASN1Tag(cbasn1.Tag(1).Constructed().ContextSpecific()) {
+		sd.SkipASN1(cbasn1.Tag(1).Constructed().ContextSpecific()) // crls
+	}
+	var signers cryptobyte.String
+	if !sd.ReadASN1(&signers, cbasn1.SET) || !sd.Empty() || len(certs) == 0 {
+		return nil, false
+	}
+	out, err := x509.ParseCertificates(certs)
+	if err != nil || len(out) == 0 {
+		return nil, false
+	}
+	return out, true
+}
+
+// csrPublicKeyInfo returns the DER SubjectPublicKeyInfo of a DER request.
+func csrPublicKeyInfo(der []byte) ([]byte, error) {
+	s := cryptobyte.String(der)
+	var req, tbs cryptobyte.String
+	var spki cryptobyte.String
+	if !s.ReadASN1(&req, cbasn1.SEQUENCE) || !s.Empty() ||
+		!req.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
+		!tbs.SkipASN1(cbasn1.INTEGER) || !tbs.SkipASN1(cbasn1.SEQUENCE) ||
+		!tbs.ReadASN1Element(&spki, cbasn1.SEQUENCE) {
+		return nil, &RequestError{Reason: "malformed certificate request"}
+	}
+	return spki, nil
 }

@@ -421,4 +421,6 @@ type FailedError struct {
 }
 
 // Error describes the failure.
-func (e *FailedError) Error() string { return "queue: request " + e.Key.String()[:16] + "… refused: " + e.Reason }
+func (e *FailedError) Error() string {
+	return "queue: request " + e.Key.String()[:16] + "… refused: " + e.Reason
+}

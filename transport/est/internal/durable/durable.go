@@ -156,6 +156,12 @@ func (d *DB) commit(batch []*op) {
 	}
 }
 
+// Prepare prepares a statement on the write connection, for use in Do
+// through tx.Stmt. It is closed with the DB.
+func (d *DB) Prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	return d.w.PrepareContext(ctx, query)
+}
+
 // Close stops the writer (writes in progress finish) and closes the
 // database. It is idempotent.
 func (d *DB) Close() error {
