@@ -80,6 +80,9 @@ var _ ca.Ledger = (*Ledger)(nil)
 // or migrates the ledger schema, and starts the ledger. The pool is the
 // Ledger's own; Close closes it.
 func Open(ctx context.Context, dsn string, cfg Config) (*Ledger, error) {
+	if _, err := cfg.withDefaults(); err != nil {
+		return nil, err
+	}
 	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// The parse error may quote the DSN, password included.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/ledger/ledgertest"
@@ -233,6 +234,30 @@ func TestSchema(t *testing.T) {
 		hb, _ := b.Verify(ctx)
 		if ha.Seq != 3 || hb.Seq != 1 {
 			t.Fatalf("heads %d and %d, want 3 and 1", ha.Seq, hb.Seq)
+		}
+	})
+
+	t.Run("NewOnCallersPool", func(t *testing.T) {
+		dsn := srv.NewDatabase(t)
+		pool, err := pgxpool.New(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Close()
+		l, err := postgres.New(ctx, pool, postgres.Config{Schema: "shared_pool"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Append(ctx, issuance(t, "st", time.Unix(1_800_000_000, 0)), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// Close left the caller's pool open.
+		var n int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM shared_pool.records").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("pool after Close: %d records, %v", n, err)
 		}
 	})
 

@@ -241,8 +241,11 @@ func (l *Ledger) nextCRLNumber(ctx context.Context) (n int64, sent bool, err err
 	b.Queue(l.q.crlNext)
 	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
+	committed := false
 	defer func() {
-		if cerr := br.Close(); err == nil && cerr != nil {
+		// After the COMMIT is acknowledged, a failure to read the rest
+		// changes nothing.
+		if cerr := br.Close(); err == nil && cerr != nil && !committed {
 			err = cerr
 		}
 	}()
@@ -261,6 +264,6 @@ func (l *Ledger) nextCRLNumber(ctx context.Context) (n int64, sent bool, err err
 	if tag.String() != "COMMIT" {
 		return 0, true, errors.New("transaction rolled back")
 	}
-	inTx = false
+	committed, inTx = true, false
 	return n, true, nil
 }

@@ -160,6 +160,10 @@ var migrations = [...]string{
 // SchemaVersion is the schema version this package creates and reads.
 const SchemaVersion = len(migrations)
 
+// minServerVersion is the oldest PostgreSQL this package runs on (11, for
+// sha256 in SQL), as server_version_num.
+const minServerVersion = 110000
+
 // lockClass is the first key of the advisory lock that serializes
 // migrations ("ZTML"); the second is hashtext(schema name).
 const lockClass = 0x5A544D4C
@@ -179,6 +183,13 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", int32(lockClass), schema); err != nil {
 		return dbError("open", err)
+	}
+	var serverVersion int
+	if err := tx.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&serverVersion); err != nil {
+		return dbError("open", err)
+	}
+	if serverVersion < minServerVersion {
+		return fmt.Errorf("postgres ledger: server version %d, need PostgreSQL 11 or later (sha256): %w", serverVersion, ErrInvalidConfig)
 	}
 	// After the lock every statement sees what an earlier holder committed.
 	var hasSchema, hasVersion, hasRecords bool

@@ -179,7 +179,7 @@ func splitEncoding(r *ca.Record) (prefix, suffix []byte, err error) {
 	}
 	// A map header of one byte (at most 23 entries), key 1, then 0 as
 	// the sequence number.
-	if len(enc) < 3 || enc[0]&0xe0 != 0xa0 || enc[1] != 0x01 || enc[2] != 0x00 {
+	if len(enc) < 3 || enc[0] < 0xa1 || enc[0] > 0xb7 || enc[1] != 0x01 || enc[2] != 0x00 {
 		return nil, nil, errors.New("canonical encoding does not start with the sequence number")
 	}
 	return enc[:2], enc[3:], nil
@@ -218,6 +218,7 @@ func (l *Ledger) commitBatch(batch []*op) (errs []error, retry bool, err error) 
 		prev, sum []byte
 	}
 	var res []result
+	committed := false
 	br := conn.SendBatch(ctx, b)
 	err = func() error {
 		for range 2 {
@@ -244,9 +245,13 @@ func (l *Ledger) commitBatch(batch []*op) (errs []error, retry bool, err error) 
 		if tag.String() != "COMMIT" {
 			return &Error{Op: "append", Reason: ReasonDatabase, Err: fmt.Errorf("transaction rolled back (%s)", tag)}
 		}
+		committed = true
 		return nil
 	}()
-	if cerr := br.Close(); err == nil {
+	// Once the COMMIT is acknowledged, a failure to read what follows
+	// (the pipeline's end) changes nothing; the pool drops a broken
+	// connection.
+	if cerr := br.Close(); err == nil && !committed {
 		err = cerr
 	}
 	switch {
