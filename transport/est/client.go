@@ -1,6 +1,7 @@
 package est
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -155,30 +157,10 @@ func (c *Client) do(ctx context.Context, method, label, op string, body []byte, 
 		if err != nil {
 			return nil, fmt.Errorf("est: %s: %w", op, err)
 		}
-		data, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
-		resp.Body.Close()
-		if rerr != nil {
-			return nil, fmt.Errorf("est: %s: reading answer: %w", op, rerr)
+		out, se, err := readAnswer(resp, op, want)
+		if se == nil {
+			return out, err
 		}
-		if resp.StatusCode == http.StatusOK {
-			if len(data) > maxResponse {
-				return nil, fmt.Errorf("est: %w: %s answer over %d bytes", ErrBadResponse, op, maxResponse)
-			}
-			mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-			wmt, wparams, _ := mime.ParseMediaType(want)
-			if err != nil || mt != wmt || (wparams["smime-type"] != "" && params["smime-type"] != "" && params["smime-type"] != wparams["smime-type"]) {
-				return nil, fmt.Errorf("est: %w: %s answered %q, want %q", ErrBadResponse, op, resp.Header.Get("Content-Type"), want)
-			}
-			out, err := decodeBase64Body(data)
-			if err != nil {
-				return nil, fmt.Errorf("est: %w: %v", ErrBadResponse, err)
-			}
-			return out, nil
-		}
-		if len(data) > 1024 {
-			data = data[:1024]
-		}
-		se := &StatusError{Code: resp.StatusCode, Body: string(data)}
 		if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusServiceUnavailable {
 			return nil, se
 		}
@@ -199,6 +181,120 @@ func (c *Client) do(ctx context.Context, method, label, op string, body []byte, 
 			return nil, &RetryLaterError{After: after, Err: errors.Join(se, err)}
 		}
 	}
+}
+
+// readAnswer reads and closes resp: the decoded base64 body of a 200
+// answer of media type want, or the *StatusError of another status.
+func readAnswer(resp *http.Response, op, want string) ([]byte, *StatusError, error) {
+	data, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	resp.Body.Close()
+	if rerr != nil {
+		return nil, nil, fmt.Errorf("est: %s: reading answer: %w", op, rerr)
+	}
+	if resp.StatusCode != http.StatusOK {
+		if len(data) > 1024 {
+			data = data[:1024]
+		}
+		return nil, &StatusError{Code: resp.StatusCode, Body: string(data)}, nil
+	}
+	if len(data) > maxResponse {
+		return nil, nil, fmt.Errorf("est: %w: %s answer over %d bytes", ErrBadResponse, op, maxResponse)
+	}
+	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	wmt, wparams, _ := mime.ParseMediaType(want)
+	if err != nil || mt != wmt || (wparams["smime-type"] != "" && params["smime-type"] != "" && params["smime-type"] != wparams["smime-type"]) {
+		return nil, nil, fmt.Errorf("est: %w: %s answered %q, want %q", ErrBadResponse, op, resp.Header.Get("Content-Type"), want)
+	}
+	out, err := decodeBase64Body(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("est: %w: %v", ErrBadResponse, err)
+	}
+	return out, nil, nil
+}
+
+// EnrollBound enrolls a request bound to its TLS connection (RFC 9266
+// tls-exporter, RFC 7030 §3.5). It opens a new TLS 1.3 connection with the
+// Client's credentials, calls makeCSR with the base64 of the
+// connection's exporter value, which the request must carry as its
+// challengePassword (PrintableString or UTF8String), and sends it to
+// simpleenroll under label on that connection. The device must therefore
+// sign its request while the station holds the connection open. A 202 or
+// 503 is returned as a *RetryLaterError: a retry needs a new connection
+// and so a new request. The Client must have been made without a custom
+// Transport.
+func (c *Client) EnrollBound(ctx context.Context, label string, makeCSR func(challengePassword string) ([]byte, error), evidence []byte) ([]*x509.Certificate, error) {
+	if c.tr == nil {
+		return nil, fmt.Errorf("est: %w: EnrollBound needs the Client's own transport", ErrInvalidConfig)
+	}
+	tc := c.tr.TLSClientConfig.Clone()
+	tc.MinVersion = tls.VersionTLS13
+	tc.NextProtos = []string{"http/1.1"}
+	d := &tls.Dialer{Config: tc}
+	conn, err := d.DialContext(ctx, "tcp", canonicalAddr(c.base))
+	if err != nil {
+		return nil, fmt.Errorf("est: simpleenroll: %w", err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	cs := conn.(*tls.Conn).ConnectionState()
+	ekm, err := cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
+	if err != nil {
+		return nil, fmt.Errorf("est: channel binding: %w", err)
+	}
+	csr, err := makeCSR(base64.StdEncoding.EncodeToString(ekm))
+	if err != nil {
+		return nil, err
+	}
+	spki, err := csrPublicKeyInfo(csr)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(label, "simpleenroll"), bytes.NewReader(encodeBase64Body(csr)))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", MediaTypePKCS10)
+	req.Header.Set("Content-Transfer-Encoding", "base64")
+	req.Close = true
+	if len(evidence) > 0 {
+		req.Header.Set(HeaderEvidence, base64.StdEncoding.EncodeToString(evidence))
+	}
+	if c.user != "" {
+		req.SetBasicAuth(c.user, c.pass)
+	}
+	if err := req.Write(conn); err != nil {
+		return nil, fmt.Errorf("est: simpleenroll: %w", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return nil, fmt.Errorf("est: simpleenroll: %w", err)
+	}
+	der, se, err := readAnswer(resp, "simpleenroll", MediaTypeCertsOnly)
+	if se != nil {
+		if se.Code == http.StatusAccepted || se.Code == http.StatusServiceUnavailable {
+			after, _ := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+			return nil, &RetryLaterError{After: after, Err: se}
+		}
+		return nil, se
+	}
+	if err != nil {
+		return nil, err
+	}
+	certs, err := parseCertsOnly(der)
+	if err != nil {
+		return nil, fmt.Errorf("est: %w: %v", ErrBadResponse, err)
+	}
+	return leafFirst(certs, spki)
+}
+
+// canonicalAddr is host:port of u, port 443 by default.
+func canonicalAddr(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	return net.JoinHostPort(u.Hostname(), "443")
 }
 
 // retryAfter parses a Retry-After value: delta-seconds or an HTTP-date

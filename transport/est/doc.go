@@ -1,0 +1,165 @@
+// Package est is ztm's EST (Enrollment over Secure Transport, RFC 7030)
+// server and client, with attestation-gated enrollment: the CA side
+// verifies the device's evidence and the station's authorization itself,
+// so a compromised station cannot mint identities.
+//
+// Most users need three calls. On the CA side, [NewGate] over a
+// ca.Authority and an attest verifier, then [NewServer] for the
+// http.Handler (serve it with [NewHTTPServer] and [ServerTLSConfig]). On
+// the station, [NewClient], then [Client.Nonce] and [Client.Enroll] per
+// device. [Gate.Local] enrolls in process with exactly the same checks;
+// both implement [Enroller]. Package
+// github.com/ztmkit/ztm/transport/est/queue keeps requests durably while
+// the CA cannot be reached.
+//
+// # Sections
+//
+//   - Endpoints: what the [Server] answers, with media types.
+//   - Authentication: station certificates, HTTP Basic, re-enrollment.
+//   - Attestation: the ztm-nonce extension and the evidence header.
+//   - Channel binding: RFC 9266 tls-exporter in the challengePassword.
+//   - Status codes: what each refusal answers.
+//   - Idempotency and the offline queue.
+//   - serverkeygen: why it answers 501.
+//
+// # Endpoints
+//
+// Every path is /.well-known/est/[<label>/]<operation> (RFC 7030 §3.2.2).
+// A label selects a CA profile: ServerConfig.Labels maps labels to
+// profiles, or, when nil, a label is a profile name ("idevid", "ldevid");
+// no label means ServerConfig.DefaultProfile ("idevid"). Bodies are base64
+// (RFC 4648, line breaks allowed) of DER, with Content-Transfer-Encoding:
+// base64 sent on answers and accepted (or absent) on requests.
+//
+//	operation       method  request body                   answer (200)
+//	cacerts         GET     —                              application/pkcs7-mime; smime-type=certs-only
+//	                                                       (issuing CA, its issuers, the root)
+//	simpleenroll    POST    application/pkcs10             application/pkcs7-mime; smime-type=certs-only
+//	                                                       (the certificate, then the issuing CA chain without the root)
+//	simplereenroll  POST    application/pkcs10             as simpleenroll
+//	csrattrs        GET     —                              application/csrattrs (SEQUENCE OF AttrOrOID)
+//	serverkeygen    POST    —                              501 (see below)
+//	ztm-nonce       GET     —                              application/octet-stream: base64 of 32 bytes
+//
+// The csrattrs answer lists challengePassword (1.2.840.113549.1.9.7, for
+// the channel binding), serialNumber (2.5.4.5, the device serial number
+// of an IEEE 802.1AR IDevID) and hardwareModuleName (1.3.6.1.5.5.7.8.4,
+// RFC 4108, in the subjectAltName).
+//
+// # Authentication
+//
+// cacerts and csrattrs need no credential (RFC 7030 §4.1.1, §4.5). Every
+// other operation needs a TLS client certificate of the Station profile
+// issued by the same CA: the server verifies the chain itself (TLS only
+// requests the certificate, see [ServerTLSConfig]), reads the station's
+// authorization with ca.ParseStationAuthorization and refuses a profile
+// it does not list; the CA checks it again, with revocation, when it
+// issues. ServerConfig.BasicAuth accepts HTTP Basic credentials instead,
+// each with its own list of profiles (see its WARNING).
+//
+// simplereenroll (RFC 7030 §4.2.2) requires the certificate being renewed
+// as the TLS client certificate: it must chain to the CA for clientAuth
+// (an LDevID has it; an IDevID, by default, does not and cannot renew
+// over EST), be recorded in the ledger under the requested profile and
+// not be revoked, and the request's subject and subjectAltName must be
+// identical to the certificate's. The ledger records the requester as
+// "renew:" and the hex SHA-256 of the current certificate's key.
+//
+// # Attestation
+//
+// ztm-nonce is a ztm extension (not in RFC 7030): an authenticated GET
+// returns a fresh single-use nonce from the Gate's attest.Nonces, as the
+// base64 of its 32 bytes with media type application/octet-stream. The
+// device answers it with EAT evidence (CWT or JWT, package attest), which
+// the station sends with simpleenroll in the header
+//
+//	ZTM-Evidence: <base64 of the exact evidence bytes>
+//
+// The header, rather than the evidence attribute of
+// draft-ietf-lamps-csr-attestation, keeps the device's CSR exactly as the
+// device signed it (a station cannot add an attribute to a signed request)
+// and lets the device sign its request and its evidence separately; that
+// draft's attribute OID was not yet assigned when this was written.
+//
+// Before calling the CA, the Gate verifies the evidence (which consumes
+// its nonce, so replayed evidence is refused), requires an "affirming"
+// appraisal (GateConfig.AcceptWarning allows "warning"), and checks that
+// the evidence names the request's device with GateConfig.Binding — by
+// default [BindUEIDToHardwareModule]: the request's hardwareModuleName
+// hwSerialNum must be the evidence's UEID. The digest of the attestation
+// Result (its signed form; the evidence's own SHA-256 for an unsigned
+// Result) goes into the ledger record as its evidence digest. Once the
+// evidence is being verified the enrollment is no longer cancelled by the
+// client going away (GateConfig.CommitTimeout bounds it), so a spent nonce
+// always leaves a certificate that a retry receives.
+//
+// # Channel binding
+//
+// When the request carries a challengePassword, it must be the base64 of
+// the connection's RFC 9266 tls-exporter value (TLS 1.3:
+// ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)), as RFC 7030
+// §3.5 places channel bindings; otherwise the request is refused (403).
+// ServerConfig.RequireChannelBinding refuses requests without it. TLS 1.2
+// connections and in-process enrollment have no such value, so a request
+// with a challengePassword is refused there. [Client.EnrollBound] makes
+// requests bound to its connection.
+//
+// # Status codes
+//
+//	200  issued (or issued before, for the same request)
+//	400  body not base64, request not DER PKCS#10 or its signature bad,
+//	     malformed ZTM-Evidence, the CA refused the request's content
+//	401  no client certificate, one that does not chain to the CA for
+//	     clientAuth, or wrong Basic credentials
+//	403  the station may not use the profile; evidence missing, refused
+//	     (bad signature, replayed or unknown nonce, appraisal) or naming
+//	     another device; channel binding absent or wrong; re-enrollment
+//	     not matching the current certificate
+//	404  unknown label or operation
+//	409  the same request was enrolled by another requester
+//	413  body over ServerConfig.MaxBodySize (64 KiB by default)
+//	415  Content-Type not application/pkcs10 (or a transfer encoding
+//	     other than base64)
+//	429  the requester's quota (ca.Config.Quota) is used up: RFC 6585 §4,
+//	     a per-client limit over a period; retrying helps only once the
+//	     window slides (never for a lifetime quota)
+//	501  serverkeygen
+//	503  the CA could not answer in time (ledger busy, deadline), with
+//	     Retry-After (RFC 7030 §4.2.3)
+//
+// Refusals have a short text/plain body saying why. A refused request
+// leaves no certificate and no ledger record. The [Client] returns them as
+// [*StatusError], which wraps the sentinel of its code ([ErrBadRequest],
+// [ErrUnauthenticated], [ErrForbidden], [ErrConflict], [ErrQuotaExceeded]);
+// on 202 or 503 with Retry-After it waits and retries (bounded by
+// ClientConfig.MaxRetries, MaxRetryAfter and the context's deadline) and
+// then returns a [*RetryLaterError] ([ErrRetryLater]).
+//
+// # Idempotency and the offline queue
+//
+// Enrolling the same request (same DER, hence same SHA-256) twice returns
+// the certificate already issued, never a second one — also after a crash
+// of the server between its writes, through an [IdempotencyStore] (a
+// SQLite table beside the ledger; see its documentation for why the ca
+// ledger alone cannot answer). The repeat is answered before the evidence
+// is looked at, so a retry with evidence whose nonce is spent still gets
+// its certificate. The station's queue (package queue) relies on this: it
+// resends every request it is not sure about.
+//
+// # serverkeygen
+//
+// RFC 7030 §4.4 has the CA generate the device's key pair and send the
+// private key back (in clear inside TLS, or encrypted to a key the client
+// names). ztm refuses this by design: device keys are generated in the
+// device's own key store, and the CA's evidence check is about that key;
+// a key made by the CA would exist outside any device store, be known to
+// the CA, and be attested by nothing. Key injection, where a station must
+// provide a key, is a separate, recorded path (sealed to the device with
+// HPKE), not an EST operation. serverkeygen therefore answers 501 Not
+// Implemented with that reason, and the Client has no method for it.
+//
+// # Concurrency
+//
+// Server, Gate, Local, Client and IdempotencyStore are safe for
+// concurrent use.
+package est
