@@ -1,6 +1,7 @@
 package est_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -269,3 +270,5 @@ type x509Cert = x509.Certificate
 func parseCert(der []byte) (*x509.Certificate, error) { return x509.ParseCertificate(der) }
 
 func mustSigner(t testing.TB, e *env) crypto.Signer { return e.interKey }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

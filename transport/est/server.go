@@ -327,6 +327,9 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, profile string, 
 	}
 	if renew {
 		if who.Certificate == nil {
+			if len(s.basic) > 0 {
+				w.Header().Set("WWW-Authenticate", `Basic realm="est"`)
+			}
 			s.fail(w, http.StatusUnauthorized, "re-enrollment requires the current certificate as the TLS client certificate")
 			return
 		}

@@ -36,7 +36,6 @@ var (
 	oidChallengePassword = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 7}
 	oidSerialNumber      = asn1.ObjectIdentifier{2, 5, 4, 5}
 	oidHardwareModule    = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 4}
-	oidExtensionRequest  = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 14}
 	oidSubjectAltName    = asn1.ObjectIdentifier{2, 5, 29, 17}
 )
 
