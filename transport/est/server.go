@@ -442,8 +442,9 @@ func ServerTLSConfig(cert tls.Certificate) *tls.Config {
 
 // NewHTTPServer returns an *http.Server for handler with TLS from
 // tlsConfig and the timeouts an EST server needs: ReadHeaderTimeout 10 s,
-// ReadTimeout 30 s, WriteTimeout 60 s, IdleTimeout 120 s, and 16 KiB of
-// headers. Serve it with ListenAndServeTLS("", "") or ServeTLS(l, "", "").
+// ReadTimeout 30 s, WriteTimeout 60 s, IdleTimeout 120 s, and 128 KiB of
+// headers (room for a ZTM-Evidence header carrying evidence of up to the
+// 64 KiB attest accepts, in base64). Serve it with ListenAndServeTLS("", "") or ServeTLS(l, "", "").
 func NewHTTPServer(addr string, handler http.Handler, tlsConfig *tls.Config) *http.Server {
 	return &http.Server{
 		Addr:              addr,
@@ -453,6 +454,6 @@ func NewHTTPServer(addr string, handler http.Handler, tlsConfig *tls.Config) *ht
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    128 << 10,
 	}
 }
