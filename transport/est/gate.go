@@ -569,6 +569,28 @@ var (
 	_ Enroller = (*Client)(nil)
 )
 
+// LocalConfig configures [NewLocal]: the Gate's configuration and the
+// requester every enrollment is made for.
+type LocalConfig struct {
+	GateConfig
+	// Requester is the station (its certificate) or named requester.
+	Requester Requester
+}
+
+// NewLocal returns an in-process Enroller with its own Gate. To share one
+// Gate (and its idempotency state) between requesters, use NewGate and
+// Gate.Local.
+func NewLocal(cfg LocalConfig) (*Local, error) {
+	g, err := NewGate(cfg.GateConfig)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Requester.Certificate == nil && cfg.Requester.Name == "" {
+		return nil, fmt.Errorf("est: %w: no Requester", ErrInvalidConfig)
+	}
+	return g.Local(cfg.Requester), nil
+}
+
 // Local returns an Enroller that enrolls through g as who (typically
 // Requester{Certificate: stationCert}).
 func (g *Gate) Local(who Requester) *Local { return &Local{gate: g, who: who} }

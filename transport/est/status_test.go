@@ -93,3 +93,53 @@ func TestStatusCodes(t *testing.T) {
 		t.Fatalf("ledger closed: %d %q, Retry-After %q", w.Code, w.Body.String(), w.Header().Get("Retry-After"))
 	}
 }
+
+func TestLabels(t *testing.T) {
+	e := newEnv(t, envOpts{noServer: true})
+	if _, err := est.NewServer(est.ServerConfig{Gate: e.gate, Labels: map[string]string{"line1": "nosuch"}}); !errors.Is(err, est.ErrInvalidConfig) {
+		t.Fatalf("label to unknown profile: %v", err)
+	}
+	s, err := est.NewServer(est.ServerConfig{Gate: e.gate, Labels: map[string]string{"line1": "idevid"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, code := range map[string]int{
+		"/.well-known/est/line1/csrattrs":  200,
+		"/.well-known/est/line1/cacerts":   200,
+		"/.well-known/est/idevid/csrattrs": 404,
+		"/.well-known/est/csrattrs":        200,
+		"/.well-known/est/a/b/csrattrs":    404,
+	} {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != code {
+			t.Errorf("%s: %d, want %d", path, w.Code, code)
+		}
+	}
+}
+
+func TestNewLocal(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOpts{noServer: true})
+	st, _ := e.station("idevid")
+	if _, err := est.NewLocal(est.LocalConfig{GateConfig: est.GateConfig{Authority: e.auth}}); !errors.Is(err, est.ErrInvalidConfig) {
+		t.Fatalf("no verifier: %v", err)
+	}
+	// A second Gate on the same store keeps one certificate per request.
+	l, err := est.NewLocal(est.LocalConfig{GateConfig: est.GateConfig{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces, Idempotency: e.store},
+		Requester: est.Requester{Certificate: st}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.devices[0]
+	csr := d.csr(t, "SN-NL")
+	nonce, _ := l.Nonce(ctx)
+	first, err := l.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.gate.Local(est.Requester{Certificate: st}).Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid"})
+	if err != nil || !again[0].Equal(first[0]) {
+		t.Fatalf("other gate, same store: %v", err)
+	}
+}

@@ -54,9 +54,13 @@ func (s State) String() string {
 
 // Item is one queued request.
 type Item struct {
-	Key      Key
-	Request  est.EnrollRequest
-	State    State
+	// Key is the request's idempotency key.
+	Key Key
+	// Request is the request as added.
+	Request est.EnrollRequest
+	// State is where it stands.
+	State State
+	// Attempts counts the attempts made.
 	Attempts int
 	// NextAttempt is when a pending request is tried next.
 	NextAttempt time.Time

@@ -32,7 +32,6 @@ func (s *scripted) Enroll(ctx context.Context, req *est.EnrollRequest) ([]*x509.
 	return s.answer(req, n)
 }
 
-
 func TestQueueOutcomes(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
