@@ -79,9 +79,9 @@
 // draft-ietf-lamps-csr-attestation, keeps the device's CSR exactly as the
 // device signed it (a station cannot add an attribute to a signed request)
 // and lets the device sign its request and its evidence separately. The
-// draft's evidence attribute is not read: in the draft versions checked
-// (up to -25) its OID is still "id-aa TBDAA", awaiting IANA, so no
-// interoperable encoding exists yet.
+// draft's evidence attribute is not read: where its OID could be checked
+// it was still "id-aa TBDAA", awaiting allocation, so there is no
+// interoperable encoding to read yet.
 //
 // Before calling the CA, the Gate verifies the evidence (which consumes
 // its nonce, so replayed evidence is refused), requires an "affirming"
