@@ -72,7 +72,12 @@ var migrations = [...]string{
 		p_requester text[], p_evidence bytea[], p_step bytea[], p_time bigint[], p_cert bytea[],
 		p_reason smallint[], p_prefix bytea[], p_suffix bytea[], p_qlimit bigint[], p_qsince bigint[])
 	RETURNS TABLE (o_refusal smallint, o_seq bigint, o_prev bytea, o_hash bytea)
-	LANGUAGE plpgsql AS $fn$
+	LANGUAGE plpgsql
+	-- Plan each statement for the table as it is: a plan cached while the
+	-- table was small (before autovacuum's first ANALYZE) would scan the
+	-- wrong index once it has grown.
+	SET plan_cache_mode = force_custom_plan
+	AS $fn$
 	DECLARE
 		v_seq     bigint;
 		v_hash    bytea;
@@ -160,9 +165,9 @@ var migrations = [...]string{
 // SchemaVersion is the schema version this package creates and reads.
 const SchemaVersion = len(migrations)
 
-// minServerVersion is the oldest PostgreSQL this package runs on (11, for
-// sha256 in SQL), as server_version_num.
-const minServerVersion = 110000
+// minServerVersion is the oldest PostgreSQL this package runs on (12, for
+// sha256 in SQL and plan_cache_mode), as server_version_num.
+const minServerVersion = 120000
 
 // lockClass is the first key of the advisory lock that serializes
 // migrations ("ZTML"); the second is hashtext(schema name).
@@ -189,7 +194,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 		return dbError("open", err)
 	}
 	if serverVersion < minServerVersion {
-		return fmt.Errorf("postgres ledger: server version %d, need PostgreSQL 11 or later (sha256): %w", serverVersion, ErrInvalidConfig)
+		return fmt.Errorf("postgres ledger: server version %d, need PostgreSQL 12 or later: %w", serverVersion, ErrInvalidConfig)
 	}
 	// After the lock every statement sees what an earlier holder committed.
 	var hasSchema, hasVersion, hasRecords bool
