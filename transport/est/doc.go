@@ -7,8 +7,8 @@
 // ca.Authority and an attest verifier, then [NewServer] for the
 // http.Handler (serve it with [NewHTTPServer] and [ServerTLSConfig]). On
 // the station, [NewClient], then [Client.Nonce] and [Client.Enroll] per
-// device. [Gate.Local] enrolls in process with exactly the same checks;
-// both implement [Enroller]. Package
+// device. [Gate.Local] (or [NewLocal]) enrolls in process with exactly
+// the same checks; both implement [Enroller]. Package
 // github.com/ztmkit/ztm/transport/est/queue keeps requests durably while
 // the CA cannot be reached.
 //
@@ -62,8 +62,9 @@
 // (an LDevID has it; an IDevID, by default, does not and cannot renew
 // over EST), be recorded in the ledger under the requested profile and
 // not be revoked, and the request's subject and subjectAltName must be
-// identical to the certificate's. The ledger records the requester as
-// "renew:" and the hex SHA-256 of the current certificate's key.
+// identical to the certificate's. Evidence is required as for
+// simpleenroll. The ledger records the requester as "renew:" and the hex
+// SHA-256 of the current certificate's key.
 //
 // # Attestation
 //
