@@ -209,7 +209,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// key and send it back; see the package documentation.
 		s.fail(w, http.StatusNotImplemented, "serverkeygen is not offered: device keys are generated in the device's key store, never by the CA")
 	case "ztm-nonce":
-		if !s.method(w, r, http.MethodGet) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			s.fail(w, http.StatusMethodNotAllowed, "method not allowed")
 			return
 		}
 		if _, err := s.authenticate(r); err != nil {
