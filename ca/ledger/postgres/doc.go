@@ -80,28 +80,34 @@
 // client round trip. Linking inside the database holds the lock only for
 // the function and the commit's fsync. Measured on two shared cores with
 // PostgreSQL 15 on the same machine (fsync on), appends of ready records
-// from 64 goroutines, µs per record, ranges over runs (the benchmarks
-// BenchmarkAppendParallel and BenchmarkAppendParallel3, whose rtt=1ms
+// from 64 goroutines, µs per record, ranges over three interleaved runs
+// (BenchmarkAppendParallel and BenchmarkAppendParallel3, whose rtt=1ms
 // variant goes through a proxy adding 0.5 ms each way):
 //
 //	                         client-side linking   in-database linking
-//	1 instance, loopback          41–45                 52–71
-//	3 instances, loopback         77–90                 87–100
-//	1 instance, 1 ms RTT         184–222               130–184
-//	3 instances, 1 ms RTT        312–346               203–206
+//	1 instance, loopback          44–96                 58–62
+//	3 instances, loopback         99–129                89–155
+//	1 instance, 1 ms RTT         194–243               135–175
+//	3 instances, 1 ms RTT        328–405               133–247
 //
-// On loopback the PL/pgSQL loop costs some 15 µs per record more than a
-// bulk insert; as soon as the database is across a network, and the more
-// instances contend, holding the lock for a round trip costs more, so the
-// package links in the database. Issue itself (BenchmarkIssueParallel,
-// signing included) measured the same either way on loopback, about
-// 190–270 µs per certificate on one or three instances against 105–120 µs
-// for the raw CSR check and signature. An advisory lock would serialize
-// the same way as the head row; the row lock was kept because it belongs
-// to the schema (it follows the ledger into another schema or database,
-// and pg_locks shows it on the table). Two writers per instance, each on
-// its own connection, measured slower on loopback (batches halve, the
-// lock is contended by the instance itself), so there is one.
+// On loopback the two are alike (the PL/pgSQL loop costs a little more
+// per record than a bulk insert); once the database is across a network,
+// and the more instances contend, holding the lock for a round trip costs
+// more, so the package links in the database. Issue itself
+// (BenchmarkIssueParallel, signing included, PostgreSQL sharing the two
+// cores) takes about 220 µs per certificate on one instance and 240 µs
+// spread over three, against 110 µs for the raw CSR check and signature.
+// An advisory lock would serialize the same way as the head row; the row
+// lock was kept because it belongs to the schema (it follows the ledger
+// into another schema or database, and pg_locks shows it on the table).
+// Two writers per instance, each on its own connection, measured slower
+// on loopback (batches halve, and the instance contends with itself for
+// the lock), so there is one.
+//
+// The function's statements, and the package's reads, are planned at
+// each execution: a plan cached while the table was small (before
+// autovacuum's first ANALYZE) scanned the wrong index once the table had
+// grown — appends were five times slower at 20,000 records.
 //
 // # Revocations and CRL numbers
 //
@@ -134,7 +140,7 @@
 //
 // # Connections and privileges
 //
-// The role needs CREATE on the database the first time (to create the
+// PostgreSQL 12 or later is required. The role needs CREATE on the database the first time (to create the
 // schema, its tables and functions) and then SELECT, INSERT and UPDATE on
 // the tables and EXECUTE on the functions. Each Ledger uses one
 // connection for its writer and others for reads and CRL numbers; [Open]

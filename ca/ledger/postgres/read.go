@@ -72,7 +72,7 @@ func (l *Ledger) Lookup(ctx context.Context, serial *big.Int) (*ca.Status, error
 	var st *ca.Status
 	err := l.retryRead(ctx, "lookup", func() error {
 		st = &ca.Status{}
-		rows, err := l.pool.Query(ctx, l.q.lookup, serial.Bytes())
+		rows, err := l.pool.Query(ctx, l.q.lookup, freshPlan, serial.Bytes())
 		if err != nil {
 			return err
 		}
@@ -111,7 +111,7 @@ func (l *Ledger) Revoked(ctx context.Context) ([]ca.Revocation, error) {
 	var out []ca.Revocation
 	err := l.retryRead(ctx, "revoked", func() error {
 		out = out[:0]
-		rows, err := l.pool.Query(ctx, l.q.revoked)
+		rows, err := l.pool.Query(ctx, l.q.revoked, freshPlan)
 		if err != nil {
 			return err
 		}
@@ -136,7 +136,7 @@ func (l *Ledger) Head(ctx context.Context) (ca.Head, error) {
 	err := l.retryRead(ctx, "head", func() error {
 		var seq int64
 		var hash []byte
-		err := l.pool.QueryRow(ctx, l.q.head).Scan(&seq, &hash)
+		err := l.pool.QueryRow(ctx, l.q.head, freshPlan).Scan(&seq, &hash)
 		if errors.Is(err, pgx.ErrNoRows) {
 			h = ca.Head{Hash: make([]byte, sha256.Size)}
 			return nil
@@ -163,7 +163,7 @@ func (l *Ledger) Verify(ctx context.Context) (ca.Head, error) {
 			return err
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx))
-		rows, err := tx.Query(ctx, l.q.all)
+		rows, err := tx.Query(ctx, l.q.all, freshPlan)
 		if err != nil {
 			return err
 		}
@@ -267,3 +267,9 @@ func (l *Ledger) nextCRLNumber(ctx context.Context) (n int64, sent bool, err err
 	committed, inTx = true, false
 	return n, true, nil
 }
+
+// freshPlan makes pgx run a query as an unnamed statement, planned at
+// each execution for the parameters and the table as they are. A named
+// statement's generic plan, chosen while the records table was still
+// small, can scan the wrong index for good once it has grown.
+const freshPlan = pgx.QueryExecModeCacheDescribe
