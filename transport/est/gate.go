@@ -158,8 +158,7 @@ type Gate struct {
 	roots         *x509.CertPool
 	inters        *x509.CertPool
 
-	mu       sync.Mutex
-	inflight map[string]*inflightEntry
+	locks keyLocks
 
 	// verified caches station chains verified recently, by SHA-256 of
 	// the leaf and the intermediates sent, until a minute has passed or
@@ -191,7 +190,6 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 		auth: cfg.Authority, verifier: cfg.Verifier, nonces: cfg.Nonces,
 		noEvidence: cfg.AllowNoEvidence, warning: cfg.AcceptWarning,
 		binding: cfg.Binding, store: cfg.Idempotency, now: cfg.Time,
-		inflight: map[string]*inflightEntry{},
 		verified: map[[32]byte]time.Time{},
 	}
 	if g.binding == nil {
@@ -338,24 +336,42 @@ func (g *Gate) authorize(who Requester, profile string) (string, error) {
 	return "", fmt.Errorf("est: %w: requester %q not authorized for profile %q", ErrForbidden, who.Name, profile)
 }
 
-// lockDigest serializes enrollments of one request.
+// lockDigest serializes enrollments of one request: per IdempotencyStore
+// when the Gate has one (Gates sharing a store share the locks), else per
+// Gate.
 func (g *Gate) lockDigest(key string) func() {
-	g.mu.Lock()
-	e := g.inflight[key]
+	if g.store != nil {
+		return g.store.locks.lock(key)
+	}
+	return g.locks.lock(key)
+}
+
+// keyLocks is a set of mutexes by key, each kept while in use.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*inflightEntry
+}
+
+func (k *keyLocks) lock(key string) func() {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*inflightEntry{}
+	}
+	e := k.m[key]
 	if e == nil {
 		e = &inflightEntry{}
-		g.inflight[key] = e
+		k.m[key] = e
 	}
 	e.refs++
-	g.mu.Unlock()
+	k.mu.Unlock()
 	e.mu.Lock()
 	return func() {
 		e.mu.Unlock()
-		g.mu.Lock()
+		k.mu.Lock()
 		if e.refs--; e.refs == 0 {
-			delete(g.inflight, key)
+			delete(k.m, key)
 		}
-		g.mu.Unlock()
+		k.mu.Unlock()
 	}
 }
 

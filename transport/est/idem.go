@@ -32,6 +32,9 @@ import (
 //
 // An IdempotencyStore is safe for concurrent use.
 type IdempotencyStore struct {
+	// locks serialize the enrollments of one request across every Gate
+	// using the store.
+	locks    keyLocks
 	db       *durable.DB
 	insert   *sql.Stmt
 	lookupSt *sql.Stmt

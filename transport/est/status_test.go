@@ -2,6 +2,7 @@ package est_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -141,5 +142,30 @@ func TestNewLocal(t *testing.T) {
 	again, err := e.gate.Local(est.Requester{Certificate: st}).Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid"})
 	if err != nil || !again[0].Equal(first[0]) {
 		t.Fatalf("other gate, same store: %v", err)
+	}
+}
+
+func TestTLSVersions(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	get := func(maxV uint16) (*http.Response, error) {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.tlsRoots, MaxVersion: maxV}}
+		defer tr.CloseIdleConnections()
+		return (&http.Client{Transport: tr}).Get(e.url + "/.well-known/est/cacerts")
+	}
+	resp, err := get(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.TLS.Version != tls.VersionTLS13 {
+		t.Fatalf("negotiated %s, want TLS 1.3", tls.VersionName(resp.TLS.Version))
+	}
+	resp, err = get(tls.VersionTLS12)
+	if err != nil {
+		t.Fatalf("TLS 1.2 refused: %v", err)
+	}
+	resp.Body.Close()
+	if _, err := get(tls.VersionTLS11); err == nil {
+		t.Fatal("TLS 1.1 accepted")
 	}
 }
