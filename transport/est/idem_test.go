@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,5 +85,51 @@ func TestIdempotencyPendingResolved(t *testing.T) {
 				t.Fatalf("repeat: %v", err)
 			}
 		})
+	}
+}
+
+// TestConcurrentSameRequest sends one request from many goroutines at once
+// (through two Gates sharing a store): one certificate, the same for all.
+func TestConcurrentSameRequest(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOpts{noServer: true})
+	st, _ := e.station("idevid")
+	g2, err := est.NewGate(est.GateConfig{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces, Idempotency: e.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.devices[0]
+	csr := d.csr(t, "SN-CONC")
+	nonce, _ := e.nonces.Issue()
+	ev := d.evidence(t, nonce)
+	before := e.issuances()
+	const n = 20
+	got := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		g := e.gate
+		if i%2 == 1 {
+			g = g2
+		}
+		wg.Go(func() {
+			chain, err := g.Local(est.Requester{Certificate: st}).Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: ev})
+			errs[i] = err
+			if err == nil {
+				got[i] = chain[0].Raw
+			}
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("goroutine %d: %v", i, errs[i])
+		}
+		if !bytes.Equal(got[i], got[0]) {
+			t.Fatal("two certificates for one request")
+		}
+	}
+	if e.issuances()-before != 1 {
+		t.Fatalf("%d issuances", e.issuances()-before)
 	}
 }
