@@ -90,6 +90,7 @@ type Error struct {
 	Err    error
 }
 
+// Error returns "postgres ledger: <op>: <reason>: <underlying error>".
 func (e *Error) Error() string {
 	return fmt.Sprintf("postgres ledger: %s: %s: %v", e.Op, e.Reason, e.Err)
 }

@@ -15,8 +15,7 @@ import (
 
 // retryRead runs fn, and once more if the connection was lost and ctx is
 // still live: a pooled connection may have died with a server restart
-// without the pool knowing yet. Only idempotent reads and the CRL number
-// before its COMMIT is sent go through it.
+// without the pool knowing yet. Only idempotent reads go through it.
 func (l *Ledger) retryRead(ctx context.Context, op string, fn func() error) error {
 	if err := l.checkOpen(); err != nil {
 		return err
