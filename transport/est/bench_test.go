@@ -74,4 +74,4 @@ func BenchmarkEnrollRaw(b *testing.B) {
 // benchParallelism × GOMAXPROCS goroutines enroll at once in both
 // benchmarks: a station line has many devices in flight, and the ledger's
 // group commit needs concurrent requests to batch.
-const benchParallelism = 8
+const benchParallelism = 16
