@@ -66,6 +66,10 @@ type Ledger struct {
 	commits atomic.Uint64
 	records atomic.Uint64
 	retries atomic.Uint64
+	// suspect is set when a connection was lost: pooled connections may
+	// be dead too (the server restarted), so the writer pings each one
+	// before it sends a batch, until a batch commits.
+	suspect atomic.Bool
 
 	queue     chan *op
 	closing   chan struct{}
@@ -150,6 +154,19 @@ func (l *Ledger) Close() error {
 		}
 	})
 	return nil
+}
+
+// lost records that err lost a connection: the pool's other connections
+// are suspect. A pool of the Ledger's own is emptied at once; the
+// connections of a caller's pool are checked before the writer uses them.
+func (l *Ledger) lost(err error) {
+	if !connectionLost(err) {
+		return
+	}
+	l.suspect.Store(true)
+	if l.ownPool {
+		l.pool.Reset()
+	}
 }
 
 func (l *Ledger) closed() bool {

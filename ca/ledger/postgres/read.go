@@ -22,6 +22,7 @@ func (l *Ledger) retryRead(ctx context.Context, op string, fn func() error) erro
 	}
 	err := fn()
 	if err != nil && connectionLost(err) && !isContextErr(ctx, err) && !l.closed() {
+		l.lost(err)
 		err = fn()
 	}
 	if err == nil {
@@ -211,6 +212,7 @@ func (l *Ledger) NextCRLNumber(ctx context.Context) (*big.Int, error) {
 		if err == nil {
 			return big.NewInt(n), nil
 		}
+		l.lost(err)
 		switch {
 		case l.closed():
 			return nil, ca.ErrLedgerClosed

@@ -196,7 +196,18 @@ func (l *Ledger) commitBatch(batch []*op) (errs []error, retry bool, err error) 
 	defer cancel()
 	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
+		l.lost(err)
 		return nil, true, dbError("append", err)
+	}
+	if l.suspect.Load() {
+		// After a lost connection, make sure this one is alive before
+		// sending a COMMIT whose outcome could otherwise be unknown.
+		if err := conn.Ping(ctx); err != nil {
+			conn.Conn().PgConn().Close(ctx)
+			conn.Release()
+			l.lost(err)
+			return nil, true, dbError("append", err)
+		}
 	}
 	inTx := true
 	defer func() { release(conn, inTx) }()
@@ -254,8 +265,10 @@ func (l *Ledger) commitBatch(batch []*op) (errs []error, retry bool, err error) 
 	if cerr := br.Close(); err == nil && !committed {
 		err = cerr
 	}
+	l.lost(err)
 	switch {
 	case err == nil:
+		l.suspect.Store(false)
 	case pgconn.SafeToRetry(err):
 		// Nothing was written to the connection.
 		return nil, true, dbError("append", err)
