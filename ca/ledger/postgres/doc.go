@@ -135,8 +135,11 @@
 // cannot happen. A batch that exceeds [Config].BatchTimeout (waiting for
 // the chain lock, say) is cancelled by the server a little before the
 // client gives up, so it normally fails with ErrUnavailable and is rolled
-// back. When the database comes back, the pool opens new connections and
-// the next calls succeed; nothing needs reopening.
+// back. After a lost connection the Ledger empties a pool of its own and
+// pings the writer's connection before its next batch, so connections
+// that died with a server restart fail before a COMMIT is sent; when the
+// database is back the pool opens new connections and the next calls
+// succeed — nothing needs reopening.
 //
 // # Connections and privileges
 //
