@@ -455,7 +455,7 @@ func (g *Gate) previous(ctx context.Context, digest []byte) (*enrolledEntry, err
 		return g.mem.m[string(digest)], nil
 	}
 	e, err := g.store.lookup(ctx, digest)
-	if err != nil || e == nil || e.done {
+	if err != nil || e == nil {
 		return e, err
 	}
 	return g.store.resolve(ctx, g.auth.Ledger(), digest, e)

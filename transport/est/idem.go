@@ -14,14 +14,15 @@ import (
 
 // IdempotencyStore is the server side of idempotent enrollment: a durable
 // table from the SHA-256 of each enrolled certificate request to the serial
-// number, requester and certificate issued for it, in its own SQLite file
+// number and requester it was issued for, in its own SQLite file
 // (WAL, synchronous=FULL, group commit).
 //
 // The ca ledger cannot be searched by request, so the store takes part in
 // the ledger's append itself: the Authority must be built over
-// [IdempotencyStore.Ledger], which records the request's digest, the
-// certificate and its serial durably, as pending, before the ledger appends
-// the issuance (and removes the entry if the ledger refuses it). The next
+// [IdempotencyStore.Ledger], which records the request's digest and the
+// certificate's serial durably, as pending, before the ledger appends
+// the issuance (and removes the entry if the ledger refuses it). The
+// certificate itself stays in the ledger only. The next
 // request with the same digest asks the ledger for that serial
 // ([ca.Ledger.Lookup]) and either answers with the certificate the ledger
 // holds, marking the entry done, or, if the ledger never committed it (a
@@ -45,7 +46,6 @@ CREATE TABLE IF NOT EXISTS enrolled (
 	csr_digest BLOB PRIMARY KEY,
 	serial     BLOB NOT NULL,
 	requester  TEXT NOT NULL,
-	cert       BLOB NOT NULL,
 	done       INTEGER NOT NULL
 ) WITHOUT ROWID;`
 
@@ -57,8 +57,8 @@ func OpenIdempotencyStore(ctx context.Context, path string) (*IdempotencyStore, 
 		return nil, fmt.Errorf("est: failed to open idempotency store: %w", err)
 	}
 	s := &IdempotencyStore{db: db}
-	if s.insert, err = db.Prepare(ctx, `INSERT INTO enrolled (csr_digest, serial, requester, cert, done) VALUES (?, ?, ?, ?, 0)`); err == nil {
-		s.lookupSt, err = db.Read.PrepareContext(ctx, `SELECT serial, requester, cert, done FROM enrolled WHERE csr_digest = ?`)
+	if s.insert, err = db.Prepare(ctx, `INSERT INTO enrolled (csr_digest, serial, requester, done) VALUES (?, ?, ?, 0)`); err == nil {
+		s.lookupSt, err = db.Read.PrepareContext(ctx, `SELECT serial, requester, done FROM enrolled WHERE csr_digest = ?`)
 	}
 	if err != nil {
 		db.Close()
@@ -109,7 +109,7 @@ func (l *idemLedger) Append(ctx context.Context, rec *ca.Record, quota *ca.Quota
 	}
 	serial := rec.Serial.Bytes()
 	err := l.store.db.Do(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Stmt(l.store.insert).Exec(call.digest, serial, call.requester, rec.Certificate)
+		_, err := tx.Stmt(l.store.insert).Exec(call.digest, serial, call.requester)
 		return err
 	})
 	if err != nil {
@@ -154,7 +154,7 @@ func (s *IdempotencyStore) lookup(ctx context.Context, digest []byte) (*enrolled
 	var serial []byte
 	e := &enrolledEntry{}
 	err := s.lookupSt.QueryRowContext(ctx, digest).
-		Scan(&serial, &e.requester, &e.cert, &e.done)
+		Scan(&serial, &e.requester, &e.done)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -165,24 +165,30 @@ func (s *IdempotencyStore) lookup(ctx context.Context, digest []byte) (*enrolled
 	return e, nil
 }
 
-// resolve settles a pending entry against the ledger: it returns the
-// entry, marked done, when the ledger holds its serial, and nil (after
-// deleting it) when the ledger never recorded it.
+// resolve reads the certificate of an entry from the ledger. An entry
+// still pending whose serial the ledger never recorded (the process
+// stopped, or the ledger's answer was lost, between the two writes) is
+// forgotten and nil returned, so that the request is issued afresh; a
+// pending entry the ledger holds is marked done.
 func (s *IdempotencyStore) resolve(ctx context.Context, ledger ca.Ledger, digest []byte, e *enrolledEntry) (*enrolledEntry, error) {
 	st, err := ledger.Lookup(ctx, e.serial)
 	switch {
 	case err == nil:
 		e.cert = st.Issuance.Certificate
-		e.done = true
-		if err := s.db.Do(ctx, func(tx *sql.Tx) error {
-			_, err := tx.Exec(`UPDATE enrolled SET done = 1, cert = ? WHERE csr_digest = ?`, e.cert, digest)
-			return err
-		}); err != nil {
-			return nil, err
+		if !e.done {
+			e.done = true
+			if err := s.db.Do(ctx, func(tx *sql.Tx) error {
+				_, err := tx.Exec(`UPDATE enrolled SET done = 1 WHERE csr_digest = ?`, digest)
+				return err
+			}); err != nil {
+				return nil, err
+			}
 		}
 		return e, nil
-	case errors.Is(err, ca.ErrUnknownSerial):
+	case errors.Is(err, ca.ErrUnknownSerial) && !e.done:
 		return nil, s.forget(ctx, digest)
+	case errors.Is(err, ca.ErrUnknownSerial):
+		return nil, fmt.Errorf("est: the ledger lost serial %x, recorded as issued for this request", e.serial)
 	default:
 		return nil, err
 	}
