@@ -59,7 +59,8 @@ var (
 type RequestError struct {
 	// Reason is a short description ("malformed base64").
 	Reason string
-	Err    error
+	// Err is the underlying error, if any.
+	Err error
 }
 
 // Error describes the failure.
@@ -79,7 +80,8 @@ func (e *RequestError) Unwrap() []error { return []error{ErrBadRequest, e.Err} }
 type EvidenceError struct {
 	// Reason is a short description.
 	Reason string
-	Err    error
+	// Err is the verifier's or the binding check's error, if any.
+	Err error
 }
 
 // Error describes the failure.
@@ -99,7 +101,9 @@ func (e *EvidenceError) Unwrap() []error { return []error{ErrEvidence, e.Err} }
 // ErrForbidden, 409 ErrConflict, 429 ErrQuotaExceeded, 202 and 503
 // ErrRetryLater.
 type StatusError struct {
+	// Code is the HTTP status code.
 	Code int
+	// Body is the start of the answer's body.
 	Body string
 }
 
@@ -149,7 +153,9 @@ func (e *StatusError) Temporary() bool {
 type RetryLaterError struct {
 	// After is the server's last Retry-After (zero if it gave none).
 	After time.Duration
-	Err   error
+	// Err is the last *StatusError (joined with the context's error when
+	// the context ended during the wait).
+	Err error
 }
 
 // Error describes the failure.
