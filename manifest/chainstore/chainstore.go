@@ -20,9 +20,13 @@
 //
 // # Concurrency
 //
-// A [Store] is safe for concurrent use; appends are serialized. Several
-// processes may open the same database file: SQLite's locking serializes
-// their transactions (each append takes the write lock first).
+// A [Store] is safe for concurrent use. Concurrent appends share one
+// transaction and one sync to disk (group commit): a single writer takes
+// every append waiting, checks and writes each in turn — so two steps of one
+// device in the same batch still link — and commits once, before any of them
+// returns. A refused step is answered on its own and changes nothing.
+// Several processes may open the same database file: SQLite's locking
+// serializes their transactions (each batch takes the write lock first).
 package chainstore
 
 import (
@@ -80,10 +84,26 @@ func (e *AppendError) Unwrap() error { return e.Err }
 
 // Store is a chain store over one SQLite database file.
 type Store struct {
-	mu     sync.Mutex
+	// mu guards closed. Append and the readers hold it shared for their
+	// whole call, so Close, which takes it exclusively, waits for them.
+	mu     sync.RWMutex
 	db     *sql.DB
 	closed bool
+
+	reqs chan *appendReq // to the writer
+	quit chan struct{}   // closed by Close to stop the writer
+	done chan struct{}   // closed by the writer when it stops
 }
+
+// appendReq is one Append waiting for the writer.
+type appendReq struct {
+	step *manifest.SignedStep
+	raw  []byte
+	res  chan error // buffered: the writer never blocks on it
+}
+
+// maxBatch bounds the appends one transaction takes.
+const maxBatch = 256
 
 const schema = `
 CREATE TABLE IF NOT EXISTS steps (
@@ -124,7 +144,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			return nil, err
 		}
 	}
-	return &Store{db: db}, nil
+	st := &Store{
+		db:   db,
+		reqs: make(chan *appendReq),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	go st.writer()
+	return st, nil
 }
 
 func syncDir(dir string) error {
@@ -147,6 +174,8 @@ func (s *Store) Close() error {
 		return ErrClosed
 	}
 	s.closed = true
+	close(s.quit)
+	<-s.done
 	return s.db.Close()
 }
 
@@ -155,60 +184,130 @@ func (s *Store) Close() error {
 // the parsed step. Refusals are a [*AppendError] (wrapping ErrFork,
 // ErrOutOfOrder or ErrBrokenLink) or a decoding error from
 // [manifest.ParseSignedStep]; a refused step changes nothing.
+//
+// ctx bounds the wait for the writer to take the step; once taken, Append
+// waits for the commit, so that a step it reports as failed was not stored.
 func (s *Store) Append(ctx context.Context, raw []byte) (*manifest.SignedStep, error) {
 	ss, err := manifest.ParseSignedStep(raw)
 	if err != nil {
 		return nil, err
 	}
-	st := ss.Step
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
+	req := &appendReq{step: ss, raw: raw, res: make(chan error, 1)}
+	select {
+	case s.reqs <- req:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := <-req.res; err != nil {
+		return nil, err
+	}
+	return ss, nil
+}
+
+// writer commits the appends waiting, a batch per transaction, until Close.
+func (s *Store) writer() {
+	defer close(s.done)
+	for {
+		var batch []*appendReq
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		case <-s.quit:
+			return
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit writes a batch in one transaction and answers every request: its
+// refusal, or nil once the transaction is committed. If the transaction
+// fails, every request in it fails and nothing is stored.
+func (s *Store) commit(batch []*appendReq) {
+	ctx := context.Background()
+	failAll := func(err error) {
+		for _, r := range batch {
+			r.res <- err
+		}
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("chainstore: failed to begin: %w", err)
+		failAll(fmt.Errorf("chainstore: failed to begin: %w", err))
+		return
 	}
-	defer tx.Rollback()
+	results := make([]error, len(batch))
+	for i, r := range batch {
+		err := appendTx(ctx, tx, r.step, r.raw)
+		var refusal *AppendError
+		if err != nil && !errors.As(err, &refusal) {
+			tx.Rollback()
+			failAll(err)
+			return
+		}
+		results[i] = err
+	}
+	if err := tx.Commit(); err != nil {
+		failAll(fmt.Errorf("chainstore: failed to commit: %w", err))
+		return
+	}
+	for i, r := range batch {
+		r.res <- results[i]
+	}
+}
+
+// appendTx checks one step against its device's stored chain, inside tx,
+// and inserts it. It returns a *AppendError for a refusal, which writes
+// nothing, and any other error for a failure of the database.
+func appendTx(ctx context.Context, tx *sql.Tx, ss *manifest.SignedStep, raw []byte) error {
+	st := ss.Step
 	var n uint64
-	var last []byte
 	row := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM steps WHERE subject = ?`, st.Subject)
 	if err := row.Scan(&n); err != nil {
-		return nil, fmt.Errorf("chainstore: failed to read chain: %w", err)
+		return fmt.Errorf("chainstore: failed to read chain: %w", err)
 	}
 	refuse := func(e error) error {
 		return &AppendError{Subject: bytes.Clone(st.Subject), Sequence: st.Sequence, Stored: n, Err: e}
 	}
 	switch {
 	case st.Sequence < n:
-		return nil, refuse(ErrFork)
+		return refuse(ErrFork)
 	case st.Sequence > n:
-		return nil, refuse(ErrOutOfOrder)
+		return refuse(ErrOutOfOrder)
 	case n > 0:
+		var last []byte
 		row := tx.QueryRowContext(ctx, `SELECT raw FROM steps WHERE subject = ? AND seq = ?`, st.Subject, int64(n-1))
 		if err := row.Scan(&last); err != nil {
-			return nil, fmt.Errorf("chainstore: failed to read step %d: %w", n-1, err)
+			return fmt.Errorf("chainstore: failed to read step %d: %w", n-1, err)
 		}
 		if st.Prev == nil || !st.Prev.Matches(last) {
-			return nil, refuse(ErrBrokenLink)
+			return refuse(ErrBrokenLink)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO steps (subject, seq, lot, name, raw) VALUES (?, ?, ?, ?, ?)`,
 		st.Subject, int64(st.Sequence), st.Lot, st.Name, raw); err != nil {
-		return nil, fmt.Errorf("chainstore: failed to store step: %w", err)
+		return fmt.Errorf("chainstore: failed to store step: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("chainstore: failed to commit: %w", err)
-	}
-	return ss, nil
+	return nil
 }
 
 // Chain returns a device's stored steps in order, parsed from their exact
 // stored bytes. It returns ErrNotFound if none is stored.
 func (s *Store) Chain(ctx context.Context, subject []byte) (manifest.Chain, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
@@ -241,10 +340,11 @@ func (s *Store) Chain(ctx context.Context, subject []byte) (manifest.Chain, erro
 // Lot calls fn, in subject order, for every device whose latest step names
 // lot, with the exact bytes of that latest step: the leaves of the lot's
 // manifest (see [manifest.Lot]). It stops at fn's first error and returns
-// it. fn must not call the Store: the store is held for the whole listing.
+// it. fn must not call the Store: the listing holds the database
+// connection, which the store's other calls wait for.
 func (s *Store) Lot(ctx context.Context, lot string, fn func(subject, latest []byte) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
 		return ErrClosed
 	}
