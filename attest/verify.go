@@ -519,16 +519,28 @@ func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time)
 		return nil, verr(ReasonUntrustedSigner, nil, "no trust anchors configured")
 	}
 	leaf := certs[0]
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
+	opts := x509.VerifyOptions{
+		Roots:       roots,
+		CurrentTime: now,
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	}
-	chains, err := leaf.Verify(x509.VerifyOptions{
-		Roots:         roots,
-		Intermediates: inter,
-		CurrentTime:   now,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	})
+	// First the leaf against the anchors alone: a leaf a root issued needs
+	// one signature check, where the pool of the chain's other certificates
+	// would add one more for a chain that carries its root (x5chain often
+	// does, and crypto/x509 tries that copy as an intermediate as well).
+	// Only a success is taken: more intermediates can only add chains, and
+	// crypto/x509 tries the roots first, so the chain found is the one the
+	// full verification returns first. Any failure, or a chain through
+	// intermediates, is decided by the full verification below.
+	chains, err := leaf.Verify(opts)
+	if err != nil && len(certs) > 1 {
+		inter := x509.NewCertPool()
+		for _, c := range certs[1:] {
+			inter.AddCert(c)
+		}
+		opts.Intermediates = inter
+		chains, err = leaf.Verify(opts)
+	}
 	if err != nil {
 		return nil, verr(ReasonUntrustedSigner, err, "attestation key certificate")
 	}

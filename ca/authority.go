@@ -76,7 +76,10 @@ type Config struct {
 // Authority is a certificate authority: it issues certificates from
 // requests through profiles, records each in its [Ledger] before returning
 // it, revokes them and publishes CRLs. It is safe for concurrent use; Issue
-// calls from many goroutines share ledger commits.
+// calls from many goroutines share ledger commits. It remembers the last
+// few hundred station certificates whose chain verified, while their chain
+// is valid, so that a station's requests after the first cost no chain
+// verification; revocation and authorization are checked on every request.
 type Authority struct {
 	signer   crypto.Signer
 	sigAlg   x509.SignatureAlgorithm
@@ -90,6 +93,7 @@ type Authority struct {
 	rand     io.Reader
 	now      func() time.Time
 	stations verifyPools
+	verified *verifiedCache
 
 	crlMu sync.Mutex
 	crl   *cachedCRL
@@ -175,6 +179,7 @@ func New(cfg Config) (*Authority, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.verified = newVerifiedCache(maxVerifiedStations)
 	a.stations.roots = x509.NewCertPool()
 	a.stations.intermediates = x509.NewCertPool()
 	a.stations.roots.AddCert(a.chain[len(a.chain)-1])
@@ -260,13 +265,21 @@ func (a *Authority) checkRequester(ctx context.Context, req *Request, requester 
 	deny := func(reason string, err error) error {
 		return &AuthorizationError{Requester: requester, Profile: req.Profile, Reason: reason, Err: err}
 	}
-	if _, err := cert.Verify(x509.VerifyOptions{
-		Roots:         a.stations.roots,
-		Intermediates: a.stations.intermediates,
-		CurrentTime:   now,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}); err != nil {
-		return nil, deny("station certificate does not verify", err)
+	// The chain is verified once per certificate and remembered while
+	// every certificate of it is valid (see verifiedCache); revocation and
+	// authorization below are checked on every request.
+	key := sha256.Sum256(cert.Raw)
+	if !a.verified.verified(key, now) {
+		chains, err := cert.Verify(x509.VerifyOptions{
+			Roots:         a.stations.roots,
+			Intermediates: a.stations.intermediates,
+			CurrentTime:   now,
+			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		})
+		if err != nil {
+			return nil, deny("station certificate does not verify", err)
+		}
+		a.verified.add(key, chains[0])
 	}
 	if bytes.Equal(cert.RawIssuer, a.chain[0].RawSubject) && bytes.Equal(cert.AuthorityKeyId, a.chain[0].SubjectKeyId) {
 		st, err := a.ledger.Lookup(ctx, cert.SerialNumber)

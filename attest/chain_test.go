@@ -1,0 +1,119 @@
+package attest_test
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/ztmkit/ztm/attest"
+)
+
+// certify issues a certificate for pub from parent (nil: self-signed).
+func certify(t *testing.T, cn string, pub crypto.PublicKey, parent *x509.Certificate, parentKey crypto.Signer, ca bool, notAfter time.Time) *x509.Certificate {
+	t.Helper()
+	serial++
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    t0.Add(-time.Hour),
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	if ca {
+		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign
+	}
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func p256(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestVerifyChainShapes covers the chain shapes verifyChain takes two
+// ways: a leaf a root issued (checked against the anchors alone) and a
+// leaf an intermediate issued (checked with the chain's certificates).
+// Each refusal must hold whichever way is tried first.
+func TestVerifyChainShapes(t *testing.T) {
+	far := t0.Add(10 * 365 * 24 * time.Hour)
+	rootKey, interKey, otherKey, leafKey := p256(t), p256(t), p256(t), p256(t)
+	root := certify(t, "AK Root", rootKey.Public(), nil, rootKey, true, far)
+	inter := certify(t, "AK Intermediate", interKey.Public(), root, rootKey, true, far)
+	// An impostor intermediate: same name, another key, self-signed.
+	impostor := certify(t, "AK Intermediate", otherKey.Public(), nil, otherKey, true, far)
+	leafOfRoot := certify(t, "ak-1", leafKey.Public(), root, rootKey, false, far)
+	leafOfInter := certify(t, "ak-2", leafKey.Public(), inter, interKey, false, far)
+	leafOfImpostor := certify(t, "ak-3", leafKey.Public(), impostor, otherKey, false, far)
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+
+	// An expired root: the same key and name, validity over at t0.
+	expiredRoot := certify(t, "AK Root", rootKey.Public(), nil, rootKey, true, t0.Add(-time.Minute))
+	expiredRoots := x509.NewCertPool()
+	expiredRoots.AddCert(expiredRoot)
+
+	for _, tc := range []struct {
+		name  string
+		certs []*x509.Certificate
+		roots *x509.CertPool
+		want  []*x509.Certificate // nil: refused
+	}{
+		{"leaf alone", []*x509.Certificate{leafOfRoot}, roots, []*x509.Certificate{leafOfRoot, root}},
+		{"leaf and its root", []*x509.Certificate{leafOfRoot, root}, roots, []*x509.Certificate{leafOfRoot, root}},
+		{"leaf, intermediate", []*x509.Certificate{leafOfInter, inter}, roots, []*x509.Certificate{leafOfInter, inter, root}},
+		{"leaf, intermediate, root", []*x509.Certificate{leafOfInter, inter, root}, roots, []*x509.Certificate{leafOfInter, inter, root}},
+		{"leaf of an intermediate not sent", []*x509.Certificate{leafOfInter}, roots, nil},
+		{"leaf of an intermediate, impostor sent", []*x509.Certificate{leafOfInter, impostor, root}, roots, nil},
+		{"leaf of the impostor", []*x509.Certificate{leafOfImpostor, impostor, root}, roots, nil},
+		{"leaf and its root, root expired", []*x509.Certificate{leafOfRoot, root}, expiredRoots, nil},
+		{"leaf, intermediate, root expired", []*x509.Certificate{leafOfInter, inter, root}, expiredRoots, nil},
+		{"leaf under an untrusted root", []*x509.Certificate{leafOfRoot, root}, x509.NewCertPool(), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := attest.VerifyChain(tc.certs, tc.roots, t0)
+			if tc.want == nil {
+				if err == nil {
+					t.Fatalf("accepted, chain of %d", len(got))
+				}
+				var ve *attest.VerificationError
+				if !errors.As(err, &ve) || ve.Reason != attest.ReasonUntrustedSigner {
+					t.Fatalf("error %v, want ReasonUntrustedSigner", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("chain of %d, want %d", len(got), len(tc.want))
+			}
+			for i := range got {
+				if !got[i].Equal(tc.want[i]) {
+					t.Fatalf("chain[%d] is %q, want %q", i, got[i].Subject.CommonName, tc.want[i].Subject.CommonName)
+				}
+			}
+		})
+	}
+}
