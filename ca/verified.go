@@ -12,6 +12,11 @@ import (
 // verification an Authority remembers.
 const maxVerifiedStations = 256
 
+// maxVerifiedCSRs bounds the requests whose signature an Authority
+// remembers as verified (Authority.CheckCSRSignature) until Issue takes
+// them.
+const maxVerifiedCSRs = 4096
+
 // verifiedCache remembers station certificates whose chain crypto/x509
 // verified to the Authority's chain, so that a station's next request
 // costs no signature check. It is keyed by the SHA-256 of the
@@ -65,15 +70,21 @@ func (c *verifiedCache) add(key [sha256.Size]byte, chain []*x509.Certificate) {
 	if len(chain) == 0 {
 		return
 	}
-	e := &verifiedEntry{key: key, notBefore: chain[0].NotBefore, notAfter: chain[0].NotAfter}
+	nb, na := chain[0].NotBefore, chain[0].NotAfter
 	for _, cert := range chain[1:] {
-		if cert.NotBefore.After(e.notBefore) {
-			e.notBefore = cert.NotBefore
+		if cert.NotBefore.After(nb) {
+			nb = cert.NotBefore
 		}
-		if cert.NotAfter.Before(e.notAfter) {
-			e.notAfter = cert.NotAfter
+		if cert.NotAfter.Before(na) {
+			na = cert.NotAfter
 		}
 	}
+	c.put(key, nb, na)
+}
+
+// put remembers key as verified from notBefore to notAfter inclusive.
+func (c *verifiedCache) put(key [sha256.Size]byte, notBefore, notAfter time.Time) {
+	e := &verifiedEntry{key: key, notBefore: notBefore, notAfter: notAfter}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.m[key]; ok {
@@ -87,6 +98,21 @@ func (c *verifiedCache) add(key [sha256.Size]byte, chain []*x509.Certificate) {
 		c.order.Remove(last)
 		delete(c.m, last.Value.(*verifiedEntry).key)
 	}
+}
+
+// take reports whether key is remembered as verified at now, and forgets
+// it.
+func (c *verifiedCache) take(key [sha256.Size]byte, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.m[key]
+	if !ok {
+		return false
+	}
+	c.order.Remove(el)
+	delete(c.m, key)
+	e := el.Value.(*verifiedEntry)
+	return !now.Before(e.notBefore) && !now.After(e.notAfter)
 }
 
 // len returns the number of entries.

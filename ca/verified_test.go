@@ -1,8 +1,12 @@
 package ca
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"sync"
 	"testing"
 	"time"
@@ -84,5 +88,39 @@ func TestVerifiedCacheBounded(t *testing.T) {
 	wg.Wait()
 	if c.len() != 3 {
 		t.Fatalf("%d entries after concurrent use, bound 3", c.len())
+	}
+}
+
+// TestCheckCSRSignatureTaken checks that Issue takes what
+// CheckCSRSignature remembered, so that the memory holds only requests
+// not issued yet, and that it stays bounded.
+func TestCheckCSRSignatureTaken(t *testing.T) {
+	a := &Authority{csrSigs: newVerifiedCache(2)}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ders [][]byte
+	for i := range 3 {
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: string(rune('a' + i))}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.CheckCSRSignature(der); err != nil {
+			t.Fatal(err)
+		}
+		ders = append(ders, der)
+	}
+	if n := a.csrSigs.len(); n != 2 {
+		t.Fatalf("%d remembered, bound 2", n)
+	}
+	if a.csrSigs.take(sha256.Sum256(ders[0]), time.Time{}) {
+		t.Error("oldest entry not evicted")
+	}
+	if !a.csrSigs.take(sha256.Sum256(ders[2]), time.Time{}) {
+		t.Error("entry not remembered")
+	}
+	if a.csrSigs.take(sha256.Sum256(ders[2]), time.Time{}) {
+		t.Error("entry not forgotten when taken")
 	}
 }

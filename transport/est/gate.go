@@ -472,8 +472,9 @@ func (g *Gate) checkEvidence(ctx context.Context, csr *x509.CertificateRequest, 
 		return nil, &EvidenceError{Reason: "attestation evidence required"}
 	}
 	// A request whose signature does not verify must not spend the
-	// evidence's nonce.
-	if err := csr.CheckSignature(); err != nil {
+	// evidence's nonce. The Authority checks it, so that Issue does not
+	// verify it again.
+	if err := g.auth.CheckCSRSignature(csr.Raw); err != nil {
 		return nil, &RequestError{Reason: "bad certificate request signature", Err: err}
 	}
 	if g.verifier == nil {
