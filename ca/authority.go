@@ -342,8 +342,14 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 	} else if req.Station != nil {
 		return nil, fmt.Errorf("ca: %w: Request.Station set for a %s profile", ErrInvalidRequest, p.Kind)
 	}
-	sigVerified := len(req.CSR) <= maxCSRSize && a.csrSigs.take(sha256.Sum256(req.CSR), time.Time{})
-	checked, err := checkCSR(req.CSR, &p, sigVerified)
+	// A request CheckCSRSignature parsed and verified is not again.
+	var parsed *x509.CertificateRequest
+	if len(req.CSR) <= maxCSRSize {
+		if v, ok := a.csrSigs.take(sha256.Sum256(req.CSR), time.Time{}); ok {
+			parsed = v.(*x509.CertificateRequest)
+		}
+	}
+	checked, err := checkCSR(req.CSR, &p, parsed)
 	if err != nil {
 		return nil, err
 	}

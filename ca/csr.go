@@ -41,16 +41,17 @@ type checkedCSR struct {
 // and signature as [Authority.Issue] does first, returning the same
 // *CSRError (ErrBadCSR) on failure. A caller that must refuse a forged
 // request before it spends anything on it (an EST gate that consumes the
-// evidence's nonce next) calls it; Issue then does not verify the
-// signature of those exact bytes again. The Authority remembers, by the
-// SHA-256 of the DER, the last few thousand requests that passed and not
-// yet issued; every other check of Issue is made as usual. It is safe for
+// evidence's nonce next) calls it; Issue then neither parses nor
+// verifies those exact bytes again. The Authority remembers, by the
+// SHA-256 of the DER, the last thousand requests that passed and were not
+// issued yet; every other check of Issue is made as usual. It is safe for
 // concurrent use.
 func (a *Authority) CheckCSRSignature(der []byte) error {
-	if _, err := parseCSR(der, false); err != nil {
+	csr, err := parseCSR(der)
+	if err != nil {
 		return err
 	}
-	a.csrSigs.put(sha256.Sum256(der), time.Time{}, forever)
+	a.csrSigs.put(sha256.Sum256(der), time.Time{}, forever, csr)
 	return nil
 }
 
@@ -58,9 +59,8 @@ func (a *Authority) CheckCSRSignature(der []byte) error {
 // bytes never stops verifying.
 var forever = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
 
-// parseCSR parses der and checks its key and, unless sigVerified, its
-// signature.
-func parseCSR(der []byte, sigVerified bool) (*x509.CertificateRequest, error) {
+// parseCSR parses der and checks its key and its signature.
+func parseCSR(der []byte) (*x509.CertificateRequest, error) {
 	if len(der) == 0 || len(der) > maxCSRSize {
 		return nil, &CSRError{Reason: CSRMalformed, Detail: fmt.Sprintf("%d bytes", len(der))}
 	}
@@ -72,21 +72,22 @@ func parseCSR(der []byte, sigVerified bool) (*x509.CertificateRequest, error) {
 	if _, err := keystore.AlgorithmOf(csr.PublicKey); err != nil {
 		return nil, &CSRError{Reason: CSRWeakKey, Err: err}
 	}
-	if !sigVerified {
-		if err := csr.CheckSignature(); err != nil {
-			return nil, &CSRError{Reason: CSRBadSignature, Err: err}
-		}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, &CSRError{Reason: CSRBadSignature, Err: err}
 	}
 	return csr, nil
 }
 
 // checkCSR parses and checks a DER PKCS#10 request against profile p.
-// sigVerified says that the signature of these exact bytes was verified
-// already (Authority.CheckCSRSignature).
-func checkCSR(der []byte, p *Profile, sigVerified bool) (*checkedCSR, error) {
-	csr, err := parseCSR(der, sigVerified)
-	if err != nil {
-		return nil, err
+// parsed, if not nil, is der as parseCSR returned it before (key and
+// signature checked).
+func checkCSR(der []byte, p *Profile, parsed *x509.CertificateRequest) (*checkedCSR, error) {
+	csr := parsed
+	if csr == nil {
+		var err error
+		if csr, err = parseCSR(der); err != nil {
+			return nil, err
+		}
 	}
 	out := &checkedCSR{csr: csr}
 	allowHW, allowDNSURI := p.allowsNames()

@@ -92,7 +92,7 @@ func FuzzCheckCSR(f *testing.F) {
 	profiles := DefaultProfiles()
 	f.Fuzz(func(t *testing.T, der []byte) {
 		for i := range profiles {
-			c, err := checkCSR(der, &profiles[i], false)
+			c, err := checkCSR(der, &profiles[i], nil)
 			if (c == nil) == (err == nil) {
 				t.Fatalf("checkCSR returned %v, %v", c, err)
 			}

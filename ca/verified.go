@@ -12,10 +12,10 @@ import (
 // verification an Authority remembers.
 const maxVerifiedStations = 256
 
-// maxVerifiedCSRs bounds the requests whose signature an Authority
-// remembers as verified (Authority.CheckCSRSignature) until Issue takes
-// them.
-const maxVerifiedCSRs = 4096
+// maxVerifiedCSRs bounds the requests an Authority remembers, parsed and
+// their signature verified (Authority.CheckCSRSignature), until Issue
+// takes them: at most a few MB.
+const maxVerifiedCSRs = 1024
 
 // verifiedCache remembers station certificates whose chain crypto/x509
 // verified to the Authority's chain, so that a station's next request
@@ -39,6 +39,8 @@ type verifiedEntry struct {
 	key       [sha256.Size]byte
 	notBefore time.Time
 	notAfter  time.Time
+	// value is what the verification produced, if the user keeps it.
+	value any
 }
 
 func newVerifiedCache(max int) *verifiedCache {
@@ -79,12 +81,13 @@ func (c *verifiedCache) add(key [sha256.Size]byte, chain []*x509.Certificate) {
 			na = cert.NotAfter
 		}
 	}
-	c.put(key, nb, na)
+	c.put(key, nb, na, nil)
 }
 
-// put remembers key as verified from notBefore to notAfter inclusive.
-func (c *verifiedCache) put(key [sha256.Size]byte, notBefore, notAfter time.Time) {
-	e := &verifiedEntry{key: key, notBefore: notBefore, notAfter: notAfter}
+// put remembers key as verified from notBefore to notAfter inclusive,
+// with value.
+func (c *verifiedCache) put(key [sha256.Size]byte, notBefore, notAfter time.Time, value any) {
+	e := &verifiedEntry{key: key, notBefore: notBefore, notAfter: notAfter, value: value}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.m[key]; ok {
@@ -100,19 +103,22 @@ func (c *verifiedCache) put(key [sha256.Size]byte, notBefore, notAfter time.Time
 	}
 }
 
-// take reports whether key is remembered as verified at now, and forgets
-// it.
-func (c *verifiedCache) take(key [sha256.Size]byte, now time.Time) bool {
+// take returns the value of key if it is remembered as verified at now
+// (ok), and forgets it.
+func (c *verifiedCache) take(key [sha256.Size]byte, now time.Time) (value any, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.m[key]
-	if !ok {
-		return false
+	el, found := c.m[key]
+	if !found {
+		return nil, false
 	}
 	c.order.Remove(el)
 	delete(c.m, key)
 	e := el.Value.(*verifiedEntry)
-	return !now.Before(e.notBefore) && !now.After(e.notAfter)
+	if now.Before(e.notBefore) || now.After(e.notAfter) {
+		return nil, false
+	}
+	return e.value, true
 }
 
 // len returns the number of entries.

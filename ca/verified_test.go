@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -114,13 +115,14 @@ func TestCheckCSRSignatureTaken(t *testing.T) {
 	if n := a.csrSigs.len(); n != 2 {
 		t.Fatalf("%d remembered, bound 2", n)
 	}
-	if a.csrSigs.take(sha256.Sum256(ders[0]), time.Time{}) {
+	if _, ok := a.csrSigs.take(sha256.Sum256(ders[0]), time.Time{}); ok {
 		t.Error("oldest entry not evicted")
 	}
-	if !a.csrSigs.take(sha256.Sum256(ders[2]), time.Time{}) {
-		t.Error("entry not remembered")
+	v, ok := a.csrSigs.take(sha256.Sum256(ders[2]), time.Time{})
+	if csr, _ := v.(*x509.CertificateRequest); !ok || csr == nil || !bytes.Equal(csr.Raw, ders[2]) {
+		t.Errorf("entry not remembered with its request (%v, %T)", ok, v)
 	}
-	if a.csrSigs.take(sha256.Sum256(ders[2]), time.Time{}) {
+	if _, ok := a.csrSigs.take(sha256.Sum256(ders[2]), time.Time{}); ok {
 		t.Error("entry not forgotten when taken")
 	}
 }
