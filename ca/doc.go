@@ -72,6 +72,13 @@
 // application re-verifies the device's evidence. A refusal is a typed
 // error and leaves no certificate and no record.
 //
+// A station's chain is verified on its first request and remembered (by
+// the SHA-256 of its certificate, a bounded LRU) only while every
+// certificate of the chain is valid; the ledger is asked about revocation
+// on every request. A caller that must refuse a forged request before it
+// spends anything on it calls [Authority.CheckCSRSignature] first; Issue
+// then does not parse and verify the same bytes again.
+//
 // # Revocation
 //
 // [Authority.Revoke] records a revocation with an RFC 5280 reason.
