@@ -344,7 +344,7 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 	}
 	// A request CheckCSRSignature parsed and verified is not again.
 	var parsed *x509.CertificateRequest
-	if len(req.CSR) <= maxCSRSize {
+	if !a.csrSigs.empty() && len(req.CSR) <= maxCSRSize {
 		if v, ok := a.csrSigs.take(sha256.Sum256(req.CSR), time.Time{}); ok {
 			parsed = v.(*x509.CertificateRequest)
 		}

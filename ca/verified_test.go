@@ -97,6 +97,9 @@ func TestVerifiedCacheBounded(t *testing.T) {
 // not issued yet, and that it stays bounded.
 func TestCheckCSRSignatureTaken(t *testing.T) {
 	a := &Authority{csrSigs: newVerifiedCache(2)}
+	if !a.csrSigs.empty() {
+		t.Fatal("new cache not empty")
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -124,5 +127,11 @@ func TestCheckCSRSignatureTaken(t *testing.T) {
 	}
 	if _, ok := a.csrSigs.take(sha256.Sum256(ders[2]), time.Time{}); ok {
 		t.Error("entry not forgotten when taken")
+	}
+	if a.csrSigs.empty() {
+		t.Error("cache with an entry reports empty")
+	}
+	if _, ok := a.csrSigs.take(sha256.Sum256(ders[1]), time.Time{}); !ok || !a.csrSigs.empty() {
+		t.Error("cache not empty after its last entry was taken")
 	}
 }
