@@ -1,0 +1,64 @@
+package est_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"testing"
+
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/transport/est"
+)
+
+// TestGateForgedRequestKeepsNonce checks the Gate's signature check made
+// through Authority.CheckCSRSignature: a request whose signature does not
+// verify is refused before the evidence's nonce is spent, and the good
+// request, checked once by the Gate, is issued.
+func TestGateForgedRequestKeepsNonce(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOpts{noServer: true})
+	st, _ := e.station("idevid")
+	l := e.gate.Local(est.Requester{Certificate: st})
+	d := e.devices[0]
+	good := d.csr(t, "SN-SIG")
+	bad := bytes.Clone(good)
+	bad[len(bad)-1] ^= 0x01
+	nonce, err := l.Nonce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := d.evidence(t, nonce)
+	n := e.issuances()
+	_, err = l.Enroll(ctx, &est.EnrollRequest{CSR: bad, Profile: "idevid", Evidence: ev})
+	var re *est.RequestError
+	if !errors.As(err, &re) || !errors.Is(err, est.ErrBadRequest) || !errors.Is(err, ca.ErrBadCSR) {
+		t.Fatalf("forged request: err = %v", err)
+	}
+	if got := e.issuances(); got != n {
+		t.Fatalf("forged request recorded %d records", got-n)
+	}
+	// The nonce was not spent: the same evidence enrolls the good request.
+	chain, err := l.Enroll(ctx, &est.EnrollRequest{CSR: good, Profile: "idevid", Evidence: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(chain[0].RawSubjectPublicKeyInfo, mustCSRKey(t, good)) {
+		t.Fatal("certificate is not for the request's key")
+	}
+	// The forged bytes stay refused after the good ones were checked.
+	nonce, _ = l.Nonce(ctx)
+	_, err = l.Enroll(ctx, &est.EnrollRequest{CSR: bad, Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	if !errors.As(err, &re) {
+		t.Fatalf("forged request again: err = %v", err)
+	}
+}
+
+func mustCSRKey(t *testing.T, der []byte) []byte {
+	t.Helper()
+	c, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.RawSubjectPublicKeyInfo
+}
