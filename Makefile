@@ -1,6 +1,7 @@
 # ztm — make targets. `make test` is what CI runs (.ci/run); it installs the
 # system packages the tests need when they are missing.
 
+SHELL       := /bin/bash
 GO          ?= go
 # Benchmarks: which ones (a -bench regexp), how long each, how many runs
 # (the fastest run of each counts).
