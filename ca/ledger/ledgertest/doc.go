@@ -1,0 +1,20 @@
+// Package ledgertest is the conformance kit every [ca.Ledger]
+// implementation runs, the way keystoretest serves key stores: append and
+// chain verification, unique serials, quotas decided atomically under
+// concurrency, revocation, monotonic CRL numbers, and the closed state.
+//
+// A backend's test calls [Run] with a constructor for an empty ledger:
+//
+//	func TestConformance(t *testing.T) {
+//		ledgertest.Run(t, func(t *testing.T) ca.Ledger {
+//			l, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "l.db"), sqlite.Options{})
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			return l
+//		}, ledgertest.Config{Tamper: tamper})
+//	}
+//
+// Tampering with stored records is backend-specific, so [Config] takes a
+// hook for it.
+package ledgertest
