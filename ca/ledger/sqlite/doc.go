@@ -23,8 +23,12 @@
 // IMMEDIATE transaction — checks, chain linking and INSERT per record —
 // commits once and answers each caller. An append refused by a check
 // (serial already issued, quota exceeded, unknown or revoked serial) fails
-// alone, leaving the others to commit. [Ledger.Stats] reports the mean
-// batch size. Reads use a pool of other connections and see committed data
+// alone, leaving the others to commit. When the previous transaction held
+// more than one write — callers are concurrent — the writer lingers up to
+// [Options].Linger (default [DefaultLinger]) for more appends before it
+// commits, so one fsync serves more of them; after a transaction of one
+// write it never waits, so a lone caller is not delayed. [Ledger.Stats]
+// reports the mean batch size. Reads use a pool of other connections and see committed data
 // only.
 //
 // # Schema

@@ -59,7 +59,16 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for another process's
 	// lock. If zero, 10 seconds.
 	BusyTimeout time.Duration
+	// Linger is how long the writer, holding a first append, keeps
+	// collecting more before it commits — only when the previous
+	// transaction held more than one write, the sign of concurrent
+	// callers. A lone caller never waits. If zero, DefaultLinger; if
+	// negative, the writer never lingers.
+	Linger time.Duration
 }
+
+// DefaultLinger is the writer's linger when [Options].Linger is zero.
+const DefaultLinger = 500 * time.Microsecond
 
 // Ledger is a ca.Ledger in one SQLite file. It is safe for concurrent use.
 type Ledger struct {
@@ -67,6 +76,7 @@ type Ledger struct {
 	db       *sql.DB
 	writer   *sql.Conn
 	maxBatch int
+	linger   time.Duration
 
 	stmts *stmts
 
@@ -95,6 +105,12 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 10 * time.Second
 	}
+	switch {
+	case opts.Linger == 0:
+		opts.Linger = DefaultLinger
+	case opts.Linger < 0:
+		opts.Linger = 0
+	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -108,7 +124,7 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(0)
-	l := &Ledger{path: path, db: db, maxBatch: opts.MaxBatch}
+	l := &Ledger{path: path, db: db, maxBatch: opts.MaxBatch, linger: opts.Linger}
 	if err := l.init(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -321,9 +337,21 @@ func (l *Ledger) submit(ctx context.Context, apply func(ctx context.Context, tx 
 // already queued (up to MaxBatch), applies them in one transaction, commits
 // once, and answers each op. An op refused by a check fails alone; the
 // others commit.
+//
+// When the previous transaction held more than one op, callers are
+// concurrent: the writer then lingers, collecting ops until MaxBatch or
+// the linger bound, so that one commit (its page writes and fsync) serves
+// more of them. After a transaction of one op it never waits, so a lone
+// caller pays no latency.
 func (l *Ledger) run() {
 	defer close(l.done)
 	batch := make([]op, 0, l.maxBatch)
+	var timer *time.Timer
+	if l.linger > 0 {
+		timer = time.NewTimer(time.Hour)
+		timer.Stop()
+	}
+	prev := 0
 	for {
 		batch = batch[:0]
 		select {
@@ -349,8 +377,30 @@ func (l *Ledger) run() {
 				break drain
 			}
 		}
+		if timer != nil && prev > 1 && len(batch) < l.maxBatch {
+			batch = l.lingerFor(batch, timer)
+		}
+		prev = len(batch)
 		l.runBatch(batch)
 	}
+}
+
+// lingerFor adds ops to batch as they arrive until it holds MaxBatch, the
+// linger bound passes or the ledger is closing.
+func (l *Ledger) lingerFor(batch []op, timer *time.Timer) []op {
+	timer.Reset(l.linger)
+	defer timer.Stop()
+	for len(batch) < l.maxBatch {
+		select {
+		case o := <-l.queue:
+			batch = append(batch, o)
+		case <-timer.C:
+			return batch
+		case <-l.closing:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (l *Ledger) runBatch(batch []op) {
