@@ -68,7 +68,7 @@ type Options struct {
 }
 
 // DefaultLinger is the writer's linger when [Options].Linger is zero.
-const DefaultLinger = 500 * time.Microsecond
+const DefaultLinger = time.Millisecond
 
 // Ledger is a ca.Ledger in one SQLite file. It is safe for concurrent use.
 type Ledger struct {
