@@ -4,6 +4,12 @@
 // commits concurrent writes together (group commit): each caller is
 // answered only after the transaction holding its write is on stable
 // storage.
+//
+// Like the CA's SQLite ledger, the writer lingers: when the transaction it
+// last committed held more than one write (callers are concurrent), it
+// waits up to [Linger] for more writes before committing, so that one sync
+// serves more callers. After a transaction of one write it never waits: a
+// lone caller gets no added latency.
 package durable
 
 import (
@@ -13,6 +19,8 @@ import (
 	"fmt"
 	"net/url"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 )
@@ -57,6 +65,7 @@ type DB struct {
 	Read *sql.DB
 
 	ops       chan *op
+	commits   atomic.Int64 // transactions committed, for tests
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -69,6 +78,10 @@ type op struct {
 
 // maxBatch bounds the writes committed in one transaction.
 const maxBatch = 256
+
+// Linger is how long the writer, holding a first write after a transaction
+// of several, waits for more before it commits.
+const Linger = time.Millisecond
 
 // Do runs fn in a write transaction shared with other concurrent writes and
 // returns once that transaction is committed durably. fn runs inside a
@@ -94,6 +107,9 @@ func (d *DB) Do(ctx context.Context, fn func(*sql.Tx) error) error {
 
 func (d *DB) loop() {
 	defer close(d.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	prev := 0
 	for {
 		var batch []*op
 		select {
@@ -111,8 +127,30 @@ func (d *DB) loop() {
 				break more
 			}
 		}
+		if prev > 1 && len(batch) < maxBatch {
+			batch = d.lingerFor(batch, timer)
+		}
+		prev = len(batch)
 		d.commit(batch)
 	}
+}
+
+// lingerFor adds writes to batch as they arrive, until it holds maxBatch,
+// Linger passes or the database is closing.
+func (d *DB) lingerFor(batch []*op, timer *time.Timer) []*op {
+	timer.Reset(Linger)
+	defer timer.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case o := <-d.ops:
+			batch = append(batch, o)
+		case <-timer.C:
+			return batch
+		case <-d.stop:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (d *DB) commit(batch []*op) {
@@ -151,6 +189,7 @@ func (d *DB) commit(batch []*op) {
 		fail(err)
 		return
 	}
+	d.commits.Add(1)
 	for i, o := range batch {
 		o.err <- errs[i]
 	}

@@ -62,3 +62,56 @@ func TestBatchIsolation(t *testing.T) {
 		t.Fatalf("journal_mode %q synchronous %d; want wal, 2 (FULL)", mode, syncMode)
 	}
 }
+
+// TestLinger checks the writer's adaptive linger through its commit count:
+// a lone caller's writes each commit alone (the linger is never taken after
+// a transaction of one), and concurrent writes share transactions.
+func TestLinger(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "d.db"), `CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	insert := func(k int) error {
+		return db.Do(ctx, func(tx *sql.Tx) error {
+			_, err := tx.Exec(`INSERT INTO t (k) VALUES (?)`, k)
+			return err
+		})
+	}
+	for i := range 5 {
+		if err := insert(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := db.commits.Load(); n != 5 {
+		t.Fatalf("5 sequential writes took %d transactions, want 5", n)
+	}
+	const concurrent = 64
+	var wg sync.WaitGroup
+	errs := make(chan error, concurrent)
+	for i := range concurrent {
+		wg.Go(func() {
+			if err := insert(100 + i); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := db.commits.Load() - 5; n >= concurrent/2 {
+		t.Fatalf("%d concurrent writes took %d transactions, want them shared", concurrent, n)
+	}
+	// After the burst, a lone write still commits (the linger ends by its
+	// bound, not by more writes).
+	if err := insert(1000); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.Read.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil || n != 5+concurrent+1 {
+		t.Fatalf("%d rows, %v; want %d", n, err, 5+concurrent+1)
+	}
+}
