@@ -38,7 +38,7 @@ lint:
 
 bench: deps
 	@set -o pipefail; \
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(BENCHPKGS) | tee bench.txt | $(GO) run ./internal/benchratio
+	$(GO) test -run '^$$' -bench '$(value BENCH)' -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(BENCHPKGS) | tee bench.txt | $(GO) run ./internal/benchratio
 
 clean:
 	rm -f bench.txt
