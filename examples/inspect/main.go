@@ -134,9 +134,10 @@ func printSign1(w io.Writer, data []byte) bool {
 
 // inspect prints one input.
 func inspect(w io.Writer, data []byte) error {
-	data = bytes.TrimSpace(data)
-	if isJWT(data) {
-		return inspectJWT(w, data)
+	// Only text is trimmed: a binary item may well end in a byte that
+	// reads as white space (a signature's last byte, say).
+	if text := bytes.TrimSpace(data); isJWT(text) {
+		return inspectJWT(w, text)
 	}
 	if chain, err := manifest.ParseChain(data); err == nil {
 		fmt.Fprintf(w, "manifest chain, %d steps\n", len(chain))

@@ -93,3 +93,13 @@ func FuzzInspect(f *testing.F) {
 		}
 	})
 }
+
+// A binary item whose last byte reads as white space is not trimmed.
+func TestInspectBinaryEndingInSpaceByte(t *testing.T) {
+	for _, last := range []byte{'\t', '\n', '\v', '\f', '\r', ' '} {
+		var out bytes.Buffer
+		if err := inspect(&out, []byte{0x41, last}); err != nil {
+			t.Fatalf("h'%02x': %v", last, err)
+		}
+	}
+}
