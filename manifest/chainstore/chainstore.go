@@ -58,7 +58,8 @@ type Store struct {
 	// mu guards closed. Append and the readers hold it shared for their
 	// whole call, so Close, which takes it exclusively, waits for them.
 	mu     sync.RWMutex
-	db     *sql.DB
+	db     *sql.DB // the writer's one connection
+	read   *sql.DB // readers: in WAL mode they see committed data, and do not wait for the writer
 	closed bool
 
 	reqs chan *appendReq // to the writer
@@ -115,8 +116,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			return nil, err
 		}
 	}
+	read, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("chainstore: failed to open %s: %w", path, err)
+	}
+	read.SetMaxOpenConns(4)
 	st := &Store{
 		db:   db,
+		read: read,
 		reqs: make(chan *appendReq),
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
@@ -147,7 +155,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	close(s.quit)
 	<-s.done
-	return s.db.Close()
+	return errors.Join(s.read.Close(), s.db.Close())
 }
 
 // Append parses a signed step (its exact COSE_Sign1 bytes), checks that it
@@ -282,7 +290,7 @@ func (s *Store) Chain(ctx context.Context, subject []byte) (manifest.Chain, erro
 	if s.closed {
 		return nil, ErrClosed
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT raw FROM steps WHERE subject = ? ORDER BY seq`, subject)
+	rows, err := s.read.QueryContext(ctx, `SELECT raw FROM steps WHERE subject = ? ORDER BY seq`, subject)
 	if err != nil {
 		return nil, fmt.Errorf("chainstore: failed to read chain: %w", err)
 	}
@@ -311,15 +319,14 @@ func (s *Store) Chain(ctx context.Context, subject []byte) (manifest.Chain, erro
 // Lot calls fn, in subject order, for every device whose latest step names
 // lot, with the exact bytes of that latest step: the leaves of the lot's
 // manifest (see [manifest.Lot]). It stops at fn's first error and returns
-// it. fn must not call the Store: the listing holds the database
-// connection, which the store's other calls wait for.
+// it. fn must not call the Store.
 func (s *Store) Lot(ctx context.Context, lot string, fn func(subject, latest []byte) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return ErrClosed
 	}
-	rows, err := s.db.QueryContext(ctx, `
+	rows, err := s.read.QueryContext(ctx, `
 SELECT s.subject, s.raw FROM steps s
 WHERE s.lot = ? AND s.seq = (SELECT MAX(seq) FROM steps t WHERE t.subject = s.subject)
 ORDER BY s.subject`, lot)

@@ -78,7 +78,8 @@ type Ledger struct {
 	maxBatch int
 	linger   time.Duration
 
-	stmts *stmts
+	stmts  *stmts
+	lookup *sql.Stmt // Lookup's query, prepared once on the read pool
 
 	commits atomic.Uint64
 	ops     atomic.Uint64
@@ -136,6 +137,12 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	}
 	l.writer = w
 	if l.stmts, err = prepare(ctx, w); err != nil {
+		w.Close()
+		db.Close()
+		return nil, &OpenError{Path: path, Err: err}
+	}
+	if l.lookup, err = db.PrepareContext(ctx, lookupQuery); err != nil {
+		l.stmts.close()
 		w.Close()
 		db.Close()
 		return nil, &OpenError{Path: path, Err: err}
@@ -253,7 +260,7 @@ func (l *Ledger) Close() error {
 		<-l.done
 		// Statements first: SQLite closes a connection, and checkpoints
 		// the WAL into the database file, only once they are finalized.
-		err = errors.Join(l.stmts.close(), l.writer.Close(), l.db.Close())
+		err = errors.Join(l.lookup.Close(), l.stmts.close(), l.writer.Close(), l.db.Close())
 	})
 	return err
 }
@@ -605,7 +612,7 @@ func (l *Ledger) Lookup(ctx context.Context, serial *big.Int) (*ca.Status, error
 	if serial == nil || serial.Sign() <= 0 {
 		return nil, ca.ErrUnknownSerial
 	}
-	rows, err := l.db.QueryContext(ctx, "SELECT "+recordColumns+" FROM records WHERE kind = 1 AND serial = ?1 UNION ALL SELECT "+recordColumns+" FROM records WHERE kind = 2 AND serial = ?1", serial.Bytes())
+	rows, err := l.lookup.QueryContext(ctx, serial.Bytes())
 	if err != nil {
 		return nil, l.readErr(err)
 	}
@@ -631,6 +638,10 @@ func (l *Ledger) Lookup(ctx context.Context, serial *big.Int) (*ca.Status, error
 	}
 	return st, nil
 }
+
+// lookupQuery finds a serial's issuance and revocation through the partial
+// unique indexes on serial.
+const lookupQuery = "SELECT " + recordColumns + " FROM records WHERE kind = 1 AND serial = ?1 UNION ALL SELECT " + recordColumns + " FROM records WHERE kind = 2 AND serial = ?1"
 
 // Revoked implements ca.Ledger.
 func (l *Ledger) Revoked(ctx context.Context) ([]ca.Revocation, error) {
