@@ -12,10 +12,7 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
-	"github.com/go-jose/go-jose/v4"
 	"github.com/veraison/go-cose"
-
-	"github.com/ztmkit/ztm/identity/keystore"
 
 	"github.com/ztmkit/ztm/internal/detcbor"
 )
@@ -505,17 +502,9 @@ func decodeResultCBOR(b []byte) (*Result, error) {
 }
 
 func parseResultJWT(token []byte, key crypto.PublicKey) (*Result, *VerificationError) {
-	obj, err := jose.ParseSignedCompact(string(token), joseAlgs)
-	if err != nil {
-		return nil, classifyJOSEHeader(token, err)
-	}
-	if len(obj.Signatures) != 1 {
-		return nil, verr(ReasonMalformed, nil, "want one signature")
-	}
-	h := obj.Signatures[0].Protected
-	alg, err := keystore.ParseAlgorithm(h.Algorithm)
-	if err != nil {
-		return nil, verr(ReasonUnsupportedAlgorithm, err, "JOSE algorithm %q", h.Algorithm)
+	obj, alg, e := parseJWS(token)
+	if e != nil {
+		return nil, e
 	}
 	if e := checkAlgorithm(alg, key); e != nil {
 		return nil, e

@@ -580,19 +580,31 @@ func classifyJOSEHeader(token []byte, err error) *VerificationError {
 	return verr(ReasonUnsupportedAlgorithm, err, "JOSE algorithm %q", *h.Alg)
 }
 
-func (v *EATVerifier) decodeJWT(data []byte, now time.Time) (*Evidence, *VerificationError) {
-	obj, err := jose.ParseSignedCompact(string(data), joseAlgs)
+// parseJWS parses a compact JWS with exactly one signature and returns it
+// with the algorithm its protected header names: the envelope checks that
+// evidence and results share, as parseSign1 is for COSE.
+func parseJWS(token []byte) (*jose.JSONWebSignature, keystore.Algorithm, *VerificationError) {
+	obj, err := jose.ParseSignedCompact(string(token), joseAlgs)
 	if err != nil {
-		return nil, classifyJOSEHeader(data, err)
+		return nil, 0, classifyJOSEHeader(token, err)
 	}
 	if len(obj.Signatures) != 1 {
-		return nil, verr(ReasonMalformed, nil, "want one signature")
+		return nil, 0, verr(ReasonMalformed, nil, "want one signature")
 	}
 	h := obj.Signatures[0].Protected
 	alg, err := keystore.ParseAlgorithm(h.Algorithm)
 	if err != nil {
-		return nil, verr(ReasonUnsupportedAlgorithm, err, "JOSE algorithm %q", h.Algorithm)
+		return nil, 0, verr(ReasonUnsupportedAlgorithm, err, "JOSE algorithm %q", h.Algorithm)
 	}
+	return obj, alg, nil
+}
+
+func (v *EATVerifier) decodeJWT(data []byte, now time.Time) (*Evidence, *VerificationError) {
+	obj, alg, e := parseJWS(data)
+	if e != nil {
+		return nil, e
+	}
+	h := obj.Signatures[0].Protected
 	ev := &Evidence{Format: FormatJWT, Algorithm: alg}
 	var pub crypto.PublicKey
 	chains, cerr := h.Certificates(x509.VerifyOptions{
