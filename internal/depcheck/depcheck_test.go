@@ -19,8 +19,8 @@ type rule struct {
 }
 
 var (
-	cbor    = []string{"github.com/fxamacker/cbor/v2/...", "github.com/x448/float16/..."}
-	xcrypto = []string{"golang.org/x/crypto/...", "golang.org/x/sys/..."}
+	cbor       = []string{"github.com/fxamacker/cbor/v2/...", "github.com/x448/float16/..."}
+	cryptobyte = []string{"golang.org/x/crypto/cryptobyte/..."}
 )
 
 func join(lists ...[]string) []string {
@@ -32,19 +32,23 @@ func join(lists ...[]string) []string {
 }
 
 // rules, most specific first. Packages no rule matches (backends, examples,
-// internal test helpers, the root package) may import anything.
+// internal test helpers, the root package) may import anything. DO NOT
+// widen a rule just to make the test pass: each says what DESIGN.md gives
+// the package.
 var rules = []rule{
 	{pkg: "identity/keystore", allowed: nil},
-	{pkg: "identity", allowed: join(xcrypto, cbor, []string{"ztm:identity/keystore", "ztm:internal/detcbor"})},
-	{pkg: "attest", allowed: join(xcrypto, cbor, []string{
+	{pkg: "identity", allowed: join(cryptobyte, cbor, []string{"ztm:identity/keystore", "ztm:internal/detcbor"})},
+	{pkg: "attest", allowed: join(cryptobyte, cbor, []string{
 		"github.com/veraison/go-cose/...", "github.com/go-jose/go-jose/v4/...",
-		"ztm:identity", "ztm:identity/keystore", "ztm:internal/detcbor", "ztm:internal/coseutil",
+		"ztm:identity", "ztm:identity/keystore", "ztm:internal/detcbor",
 	})},
-	{pkg: "manifest", allowed: join(xcrypto, cbor, []string{
+	// manifest never imports ca, attest or transport.
+	{pkg: "manifest", allowed: join(cbor, []string{
 		"github.com/veraison/go-cose/...", "github.com/transparency-dev/merkle/...",
-		"ztm:identity", "ztm:identity/keystore", "ztm:internal/detcbor", "ztm:internal/coseutil",
+		"ztm:identity/keystore", "ztm:internal/detcbor",
 	})},
-	{pkg: "ca", allowed: join(xcrypto, cbor, []string{"ztm:identity", "ztm:identity/keystore", "ztm:internal/detcbor"})},
+	// ca never imports attest, manifest, transport or a database driver.
+	{pkg: "ca", allowed: join(cryptobyte, cbor, []string{"ztm:identity", "ztm:identity/keystore", "ztm:internal/detcbor"})},
 }
 
 func ruleFor(pkg string) *rule {
