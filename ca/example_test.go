@@ -18,6 +18,7 @@ import (
 
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/identity/keystore/mem"
 )
@@ -83,7 +84,7 @@ func deviceCSR(serial string) []byte {
 		log.Fatal(err)
 	}
 	hw := ca.HardwareModuleName{Type: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, SerialNumber: []byte(serial)}
-	san, err := hw.Extension()
+	san, err := identity.HardwareModuleNameExtension(hw, false)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package ca
 
 import (
+	"github.com/ztmkit/ztm/identity"
+
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -77,7 +79,7 @@ func FuzzParseSubjectAltName(f *testing.F) {
 
 func FuzzCheckCSR(f *testing.F) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	hw, _ := HardwareModuleName{Type: asn1.ObjectIdentifier{1, 2, 3}, SerialNumber: []byte("X")}.Extension()
+	hw, _ := identity.HardwareModuleNameExtension(HardwareModuleName{Type: asn1.ObjectIdentifier{1, 2, 3}, SerialNumber: []byte("X")}, false)
 	for _, tmpl := range []*x509.CertificateRequest{
 		{Subject: pkix.Name{SerialNumber: "X"}, ExtraExtensions: []pkix.Extension{hw}},
 		{Subject: pkix.Name{CommonName: "station"}},

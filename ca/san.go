@@ -2,7 +2,6 @@ package ca
 
 import (
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
 	"net/url"
@@ -10,55 +9,26 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/ztmkit/ztm/identity"
 )
 
-// OIDHardwareModuleName is id-on-hardwareModuleName, the otherName type of
-// an IEEE 802.1AR device identifier in subjectAltName. Reference: RFC 4108
-// §5.
-//
-// The encoding here may later move to a package ztm's identity package
-// shares; the wire form will not change.
-var oidHardwareModuleName = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 4}
+// OIDHardwareModuleName returns id-on-hardwareModuleName
+// (1.3.6.1.5.5.7.8.4), the otherName type of an IEEE 802.1AR device
+// identifier in subjectAltName. Reference: RFC 4108 §5.
+func OIDHardwareModuleName() asn1.ObjectIdentifier { return identity.OIDHardwareModuleName() }
 
-// OIDHardwareModuleName returns id-on-hardwareModuleName (1.3.6.1.5.5.7.8.4).
-func OIDHardwareModuleName() asn1.ObjectIdentifier {
-	return append(asn1.ObjectIdentifier(nil), oidHardwareModuleName...)
-}
-
-var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
-
-// maxHWSerialLen bounds hwSerialNum; 802.1AR serials are short, and a bound
-// keeps a request from bloating certificates.
-const maxHWSerialLen = 128
+var (
+	oidHardwareModuleName = identity.OIDHardwareModuleName()
+	oidSubjectAltName     = asn1.ObjectIdentifier{2, 5, 29, 17}
+)
 
 // HardwareModuleName identifies a device's hardware module: its type (an
-// OID the manufacturer assigns) and its serial number. In a certificate it
-// is a subjectAltName otherName:
-//
-//	HardwareModuleName ::= SEQUENCE {
-//	    hwType       OBJECT IDENTIFIER,
-//	    hwSerialNum  OCTET STRING }
-//
-// Reference: RFC 4108 §5; IEEE 802.1AR-2018 §8.10.4.
-type HardwareModuleName struct {
-	Type         asn1.ObjectIdentifier
-	SerialNumber []byte
-}
-
-func (h HardwareModuleName) validate() error {
-	if len(h.Type) < 2 {
-		return fmt.Errorf("hwType %v is not a valid OID", h.Type)
-	}
-	for _, arc := range h.Type {
-		if arc < 0 {
-			return fmt.Errorf("hwType %v is not a valid OID", h.Type)
-		}
-	}
-	if len(h.SerialNumber) == 0 || len(h.SerialNumber) > maxHWSerialLen {
-		return fmt.Errorf("hwSerialNum must be 1 to %d bytes, got %d", maxHWSerialLen, len(h.SerialNumber))
-	}
-	return nil
-}
+// OID the manufacturer assigns) and its serial number, the otherName of an
+// IDevID's subjectAltName. It is [identity.HardwareModuleName]: the CA
+// validates and encodes it with the same code a device's request was made
+// with. Reference: RFC 4108 §5; IEEE 802.1AR-2018 §8.10.4.
+type HardwareModuleName = identity.HardwareModuleName
 
 // subjectAltName is the part of a subjectAltName ztm issues: hardware
 // module names, DNS names and URIs.
@@ -84,17 +54,15 @@ func (s *subjectAltName) marshal() ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		for _, h := range s.HardwareModules {
-			if err := h.validate(); err != nil {
+			v, err := h.Marshal() // validates h
+			if err != nil {
 				b.SetError(err)
 				return
 			}
 			b.AddASN1(cbasn1.Tag(gnOtherName).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 				b.AddASN1ObjectIdentifier(oidHardwareModuleName)
 				b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						b.AddASN1ObjectIdentifier(h.Type)
-						b.AddASN1OctetString(h.SerialNumber)
-					})
+					b.AddBytes(v)
 				})
 			})
 		}
@@ -204,7 +172,7 @@ func validURI(s string) error {
 func parseOtherName(gn cryptobyte.String) (h HardwareModuleName, isHW bool, err error) {
 	bad := func(d string) error { return &ExtensionError{Extension: "subjectAltName", Detail: d} }
 	var typ asn1.ObjectIdentifier
-	var explicit, seq cryptobyte.String
+	var explicit cryptobyte.String
 	if !gn.ReadASN1ObjectIdentifier(&typ) ||
 		!gn.ReadASN1(&explicit, cbasn1.Tag(0).Constructed().ContextSpecific()) || !gn.Empty() {
 		return h, false, bad("malformed otherName")
@@ -212,14 +180,7 @@ func parseOtherName(gn cryptobyte.String) (h HardwareModuleName, isHW bool, err 
 	if !typ.Equal(oidHardwareModuleName) {
 		return h, false, nil
 	}
-	var serial []byte
-	if !explicit.ReadASN1(&seq, cbasn1.SEQUENCE) || !explicit.Empty() ||
-		!seq.ReadASN1ObjectIdentifier(&h.Type) ||
-		!seq.ReadASN1Bytes(&serial, cbasn1.OCTET_STRING) || !seq.Empty() {
-		return h, true, bad("malformed hardwareModuleName")
-	}
-	h.SerialNumber = serial
-	if err := h.validate(); err != nil {
+	if h, err = identity.ParseHardwareModuleName(explicit); err != nil {
 		return h, true, bad("hardwareModuleName: " + err.Error())
 	}
 	return h, true, nil
@@ -264,22 +225,6 @@ func parseHardwareModuleNames(der []byte) ([]HardwareModuleName, error) {
 		}
 	}
 	return out, nil
-}
-
-// Extension returns a subjectAltName extension holding h as its only
-// name, as a device puts it in its certificate request. The error, for an
-// invalid h (hwType not an OID, hwSerialNum empty or over 128 bytes),
-// wraps ErrInvalidRequest.
-func (h HardwareModuleName) Extension() (pkix.Extension, error) {
-	if err := h.validate(); err != nil {
-		return pkix.Extension{}, fmt.Errorf("ca: %w: hardwareModuleName: %v", ErrInvalidRequest, err)
-	}
-	san := subjectAltName{HardwareModules: []HardwareModuleName{h}}
-	v, err := san.marshal()
-	if err != nil {
-		return pkix.Extension{}, fmt.Errorf("ca: %w: %v", ErrInvalidRequest, err)
-	}
-	return pkix.Extension{Id: OIDSubjectAltName(), Value: v}, nil
 }
 
 // OIDSubjectAltName returns id-ce-subjectAltName (2.5.29.17).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/ledger/postgres"
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/internal/pgtest"
 )
 
@@ -73,7 +74,7 @@ func benchIssue(b *testing.B, instances int) {
 func benchIssueRaw(b *testing.B) {
 	p := newPKI(b)
 	csrDER := idevidCSR(b, "BENCH-1")
-	san, err := ca.HardwareModuleName{Type: hwType, SerialNumber: []byte("BENCH-1")}.Extension()
+	san, err := identity.HardwareModuleNameExtension(ca.HardwareModuleName{Type: hwType, SerialNumber: []byte("BENCH-1")}, false)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/identity/keystore/mem"
 )
@@ -131,7 +132,7 @@ func idevidCSR(t testing.TB, serial string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	san, err := ca.HardwareModuleName{Type: hwType, SerialNumber: []byte(serial)}.Extension()
+	san, err := identity.HardwareModuleNameExtension(ca.HardwareModuleName{Type: hwType, SerialNumber: []byte(serial)}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
