@@ -546,16 +546,14 @@ func (s *Station) record(ctx context.Context, subject []byte, steps ...*manifest
 	}
 	unlock := s.lock(subject)
 	defer unlock()
-	var prev *manifest.SignedStep
-	chain, err := s.cfg.Chains.Chain(ctx, subject)
+	prev, err := s.cfg.Chains.Last(ctx, subject)
 	switch {
 	case errors.Is(err, chainstore.ErrNotFound):
+		prev = nil
 	case err != nil:
 		return nil, err
-	default:
-		prev = chain[len(chain)-1]
 	}
-	out := make([]*manifest.SignedStep, 0, len(steps))
+	raws := make([][]byte, 0, len(steps))
 	for _, st := range steps {
 		st = st.Clone()
 		st.Subject = subject
@@ -568,16 +566,14 @@ func (s *Station) record(ctx context.Context, subject []byte, steps ...*manifest
 		}
 		signed, err := s.signer.Sign(s.cfg.Rand, st)
 		if err != nil {
-			return out, err
+			return nil, err
 		}
-		stored, err := s.cfg.Chains.Append(ctx, signed.Raw)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, stored)
-		prev = stored
+		raws = append(raws, signed.Raw)
+		prev = signed
 	}
-	return out, nil
+	// One durable commit for all of them: they are stored together or
+	// not at all.
+	return s.cfg.Chains.AppendAll(ctx, raws...)
 }
 
 // lock serializes appends for one device within this station.

@@ -62,16 +62,21 @@ type Store struct {
 	read   *sql.DB // readers: in WAL mode they see committed data, and do not wait for the writer
 	closed bool
 
+	// The writer's statements, prepared once on its connection, and the
+	// readers' on theirs.
+	head, insert *sql.Stmt
+	last         *sql.Stmt
+
 	reqs chan *appendReq // to the writer
 	quit chan struct{}   // closed by Close to stop the writer
 	done chan struct{}   // closed by the writer when it stops
 }
 
-// appendReq is one Append waiting for the writer.
+// appendReq is one Append or AppendAll waiting for the writer: steps of
+// one device, in order, stored together or not at all.
 type appendReq struct {
-	step *manifest.SignedStep
-	raw  []byte
-	res  chan error // buffered: the writer never blocks on it
+	steps []*manifest.SignedStep
+	res   chan error // buffered: the writer never blocks on it
 }
 
 // maxBatch bounds the appends one transaction takes.
@@ -129,8 +134,36 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
 	}
+	for _, p := range []struct {
+		db  *sql.DB
+		dst **sql.Stmt
+		sql string
+	}{
+		{db, &st.head, headQuery},
+		{db, &st.insert, `INSERT INTO steps (subject, seq, lot, name, raw) VALUES (?, ?, ?, ?, ?)`},
+		{read, &st.last, headQuery},
+	} {
+		if *p.dst, err = p.db.PrepareContext(ctx, p.sql); err != nil {
+			st.closeDBs()
+			return nil, fmt.Errorf("chainstore: failed to open %s: %w", path, err)
+		}
+	}
 	go st.writer()
 	return st, nil
+}
+
+// headQuery reads a device's latest step.
+const headQuery = `SELECT seq, raw FROM steps WHERE subject = ? ORDER BY seq DESC LIMIT 1`
+
+// closeDBs closes the prepared statements, then the databases.
+func (s *Store) closeDBs() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.head, s.insert, s.last} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(append(errs, s.read.Close(), s.db.Close())...)
 }
 
 func syncDir(dir string) error {
@@ -155,7 +188,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	close(s.quit)
 	<-s.done
-	return errors.Join(s.read.Close(), s.db.Close())
+	return s.closeDBs()
 }
 
 // Append parses a signed step (its exact COSE_Sign1 bytes), checks that it
@@ -167,16 +200,38 @@ func (s *Store) Close() error {
 // ctx bounds the wait for the writer to take the step; once taken, Append
 // waits for the commit, so that a step it reports as failed was not stored.
 func (s *Store) Append(ctx context.Context, raw []byte) (*manifest.SignedStep, error) {
-	ss, err := manifest.ParseSignedStep(raw)
+	steps, err := s.AppendAll(ctx, raw)
 	if err != nil {
 		return nil, err
+	}
+	return steps[0], nil
+}
+
+// AppendAll is Append for consecutive steps of one device, in order: the
+// first must follow the device's last stored step and each next one the
+// step before it. They are stored in one durable commit, all or none: a
+// refusal of any of them (an [*AppendError] naming it) stores none.
+func (s *Store) AppendAll(ctx context.Context, raws ...[]byte) ([]*manifest.SignedStep, error) {
+	if len(raws) == 0 {
+		return nil, errors.New("chainstore: no step to append")
+	}
+	steps := make([]*manifest.SignedStep, len(raws))
+	for i, raw := range raws {
+		ss, err := manifest.ParseSignedStep(raw)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 && !bytes.Equal(ss.Step.Subject, steps[0].Step.Subject) {
+			return nil, fmt.Errorf("chainstore: steps of devices %x and %x in one append", steps[0].Step.Subject, ss.Step.Subject)
+		}
+		steps[i] = ss
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
-	req := &appendReq{step: ss, raw: raw, res: make(chan error, 1)}
+	req := &appendReq{steps: steps, res: make(chan error, 1)}
 	select {
 	case s.reqs <- req:
 	case <-ctx.Done():
@@ -185,7 +240,7 @@ func (s *Store) Append(ctx context.Context, raw []byte) (*manifest.SignedStep, e
 	if err := <-req.res; err != nil {
 		return nil, err
 	}
-	return ss, nil
+	return steps, nil
 }
 
 // writer commits the appends waiting, a batch per transaction, until Close.
@@ -227,9 +282,10 @@ func (s *Store) commit(batch []*appendReq) {
 		failAll(fmt.Errorf("chainstore: failed to begin: %w", err))
 		return
 	}
+	head, insert := tx.Stmt(s.head), tx.Stmt(s.insert)
 	results := make([]error, len(batch))
 	for i, r := range batch {
-		err := appendTx(ctx, tx, r.step, r.raw)
+		err := appendTx(ctx, head, insert, r.steps)
 		var refusal *AppendError
 		if err != nil && !errors.As(err, &refusal) {
 			tx.Rollback()
@@ -247,39 +303,70 @@ func (s *Store) commit(batch []*appendReq) {
 	}
 }
 
-// appendTx checks one step against its device's stored chain, inside tx,
-// and inserts it. It returns a *AppendError for a refusal, which writes
+// appendTx checks consecutive steps of one device against its stored
+// chain, inside a transaction (head and insert are its statements), and
+// inserts them. It returns a *AppendError for a refusal, which writes
 // nothing, and any other error for a failure of the database.
-func appendTx(ctx context.Context, tx *sql.Tx, ss *manifest.SignedStep, raw []byte) error {
-	st := ss.Step
-	var n uint64
-	row := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM steps WHERE subject = ?`, st.Subject)
-	if err := row.Scan(&n); err != nil {
+func appendTx(ctx context.Context, head, insert *sql.Stmt, steps []*manifest.SignedStep) error {
+	subject := steps[0].Step.Subject
+	var n uint64 // steps stored
+	var last []byte
+	var seq int64
+	switch err := head.QueryRowContext(ctx, subject).Scan(&seq, &last); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
 		return fmt.Errorf("chainstore: failed to read chain: %w", err)
+	default:
+		n = uint64(seq) + 1
 	}
-	refuse := func(e error) error {
-		return &AppendError{Subject: bytes.Clone(st.Subject), Sequence: st.Sequence, Stored: n, Err: e}
-	}
-	switch {
-	case st.Sequence < n:
-		return refuse(ErrFork)
-	case st.Sequence > n:
-		return refuse(ErrOutOfOrder)
-	case n > 0:
-		var last []byte
-		row := tx.QueryRowContext(ctx, `SELECT raw FROM steps WHERE subject = ? AND seq = ?`, st.Subject, int64(n-1))
-		if err := row.Scan(&last); err != nil {
-			return fmt.Errorf("chainstore: failed to read step %d: %w", n-1, err)
+	// Check them all before writing any, the later ones against the
+	// earlier ones.
+	for _, ss := range steps {
+		st := ss.Step
+		refuse := func(e error) error {
+			return &AppendError{Subject: bytes.Clone(st.Subject), Sequence: st.Sequence, Stored: n, Err: e}
 		}
-		if st.Prev == nil || !st.Prev.Matches(last) {
+		switch {
+		case st.Sequence < n:
+			return refuse(ErrFork)
+		case st.Sequence > n:
+			return refuse(ErrOutOfOrder)
+		case n > 0 && (st.Prev == nil || !st.Prev.Matches(last)):
 			return refuse(ErrBrokenLink)
 		}
+		n, last = n+1, ss.Raw
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO steps (subject, seq, lot, name, raw) VALUES (?, ?, ?, ?, ?)`,
-		st.Subject, int64(st.Sequence), st.Lot, st.Name, raw); err != nil {
-		return fmt.Errorf("chainstore: failed to store step: %w", err)
+	for _, ss := range steps {
+		st := ss.Step
+		if _, err := insert.ExecContext(ctx, st.Subject, int64(st.Sequence), st.Lot, st.Name, ss.Raw); err != nil {
+			return fmt.Errorf("chainstore: failed to store step: %w", err)
+		}
 	}
 	return nil
+}
+
+// Last returns a device's latest stored step, parsed from its exact stored
+// bytes: the step the device's next one must follow. It returns
+// ErrNotFound if none is stored.
+func (s *Store) Last(ctx context.Context, subject []byte) (*manifest.SignedStep, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	var seq int64
+	var raw []byte
+	switch err := s.last.QueryRowContext(ctx, subject).Scan(&seq, &raw); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, ErrNotFound
+	case err != nil:
+		return nil, fmt.Errorf("chainstore: failed to read chain: %w", err)
+	}
+	ss, err := manifest.ParseSignedStep(raw)
+	if err != nil {
+		return nil, fmt.Errorf("chainstore: stored step %d of %x: %w", seq, subject, err)
+	}
+	return ss, nil
 }
 
 // Chain returns a device's stored steps in order, parsed from their exact

@@ -390,3 +390,57 @@ func crashChild(t *testing.T) {
 		fmt.Printf("stored %d\n", i+1)
 	}
 }
+
+func TestAppendAllAtomicAndLast(t *testing.T) {
+	ctx := context.Background()
+	st := open(t, filepath.Join(t.TempDir(), "chains.db"))
+	defer st.Close()
+	l := newLine(t)
+	dev := []byte{0x01, 0x07}
+	if _, err := st.Last(ctx, dev); !errors.Is(err, chainstore.ErrNotFound) {
+		t.Fatalf("Last of an unknown device: %v", err)
+	}
+	s0 := l.next(t, dev, "L", "die-sort", nil)
+	s1 := l.next(t, dev, "L", "key-generation", s0)
+	s2 := l.next(t, dev, "L", "enrollment", s1)
+	if _, err := st.AppendAll(ctx); err == nil {
+		t.Fatal("an empty append was accepted")
+	}
+	// The second step does not follow the first: neither is stored.
+	var ae *chainstore.AppendError
+	if _, err := st.AppendAll(ctx, s0.Raw, s2.Raw); !errors.As(err, &ae) || !errors.Is(err, chainstore.ErrOutOfOrder) || ae.Sequence != 2 {
+		t.Fatalf("gap inside one append: %v", err)
+	}
+	if _, err := st.Last(ctx, dev); !errors.Is(err, chainstore.ErrNotFound) {
+		t.Fatalf("a refused append stored a step: %v", err)
+	}
+	// Steps of two devices in one append are refused before the writer.
+	other := l.next(t, []byte{0x01, 0x08}, "L", "die-sort", nil)
+	if _, err := st.AppendAll(ctx, s0.Raw, other.Raw); err == nil {
+		t.Fatal("steps of two devices were appended together")
+	}
+	got, err := st.AppendAll(ctx, s0.Raw, s1.Raw, s2.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || !bytes.Equal(got[2].Raw, s2.Raw) {
+		t.Fatalf("AppendAll returned %d steps", len(got))
+	}
+	last, err := st.Last(ctx, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(last.Raw, s2.Raw) || last.Step.Sequence != 2 {
+		t.Fatalf("Last is step %d", last.Step.Sequence)
+	}
+	// A fork of a stored step inside a longer append refuses it all.
+	fork := l.next(t, dev, "L", "rework", s1)
+	after := l.next(t, dev, "L", "ship", fork)
+	if _, err := st.AppendAll(ctx, fork.Raw, after.Raw); !errors.Is(err, chainstore.ErrFork) {
+		t.Fatalf("fork: %v", err)
+	}
+	chain, err := st.Chain(ctx, dev)
+	if err != nil || len(chain) != 3 {
+		t.Fatalf("chain after refusals: %d steps, %v", len(chain), err)
+	}
+}
