@@ -181,3 +181,46 @@ func freePort(t testing.TB) int {
 	defer time.Sleep(10 * time.Millisecond)
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// CPUTime returns the CPU time (user and system) the server's processes
+// have used so far: the postmaster and its children that are still
+// running. Benchmarks report it per operation next to the client's own, as
+// both share the machine's cores. It returns 0 where /proc cannot tell.
+func (s *Server) CPUTime() time.Duration {
+	pidFile, err := os.ReadFile(filepath.Join(s.dataDir(), "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	first, _, _ := bytes.Cut(pidFile, []byte("\n"))
+	master, err := strconv.Atoi(string(bytes.TrimSpace(first)))
+	if err != nil {
+		return 0
+	}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var ticks int64
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid … utime stime: fields 14 and 15, counted
+		// after the command name, which may hold spaces.
+		end := bytes.LastIndexByte(b, ')')
+		if end < 0 {
+			continue
+		}
+		pid, _ := strconv.Atoi(string(bytes.TrimSpace(b[:bytes.IndexByte(b, '(')])))
+		f := bytes.Fields(b[end+1:])
+		if len(f) < 13 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(string(f[1])); pid != master && ppid != master {
+			continue
+		}
+		u, _ := strconv.ParseInt(string(f[11]), 10, 64)
+		st, _ := strconv.ParseInt(string(f[12]), 10, 64)
+		ticks += u + st
+	}
+	// USER_HZ is 100 on every Linux ABI Go supports.
+	return time.Duration(ticks) * 10 * time.Millisecond
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/ledger/postgres"
 	"github.com/ztmkit/ztm/identity"
+	"github.com/ztmkit/ztm/internal/benchcpu"
 	"github.com/ztmkit/ztm/internal/pgtest"
 )
 
@@ -46,6 +47,9 @@ func benchIssue(b *testing.B, instances int) {
 		var next atomic.Int64
 		b.SetParallelism(32)
 		b.ResetTimer()
+		defer benchcpu.Start(b)()
+		pg0 := srv.CPUTime()
+		defer func() { b.ReportMetric(float64(srv.CPUTime()-pg0)/float64(b.N), "pg-cpu-ns/op") }()
 		b.RunParallel(func(pb *testing.PB) {
 			auth := auths[int(next.Add(1))%len(auths)]
 			for pb.Next() {
@@ -81,6 +85,7 @@ func benchIssueRaw(b *testing.B) {
 	b.Run("P-256", func(b *testing.B) {
 		b.SetParallelism(32)
 		b.ResetTimer()
+		defer benchcpu.Start(b)()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				c, err := x509.ParseCertificateRequest(csrDER)
@@ -171,6 +176,7 @@ func benchAppendOn(b *testing.B, ls []*postgres.Ledger, tmpl *ca.Record) {
 		var next atomic.Int64
 		b.SetParallelism(32)
 		b.ResetTimer()
+		defer benchcpu.Start(b)()
 		b.RunParallel(func(pb *testing.PB) {
 			l := ls[int(next.Add(1))%len(ls)]
 			for pb.Next() {

@@ -1,0 +1,27 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ztmkit/ztm/ca"
+)
+
+// MigrateTo brings the schema in pool's database to version target only,
+// as an older release of this package left it.
+func MigrateTo(ctx context.Context, pool *pgxpool.Pool, schema string, target int) error {
+	return migrateTo(ctx, pool, schema, target)
+}
+
+// AppendDirect appends rec by calling the schema's append_batch once, as
+// the writer does, without a Ledger (whose Open would migrate).
+func AppendDirect(ctx context.Context, pool *pgxpool.Pool, rec *ca.Record) error {
+	prefix, suffix, err := splitEncoding(rec)
+	if err != nil {
+		return err
+	}
+	_, err = pool.Exec(ctx, `SELECT * FROM ztm_ca.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		appendArgs([]*op{{rec: rec, prefix: prefix, suffix: suffix}})...)
+	return err
+}
