@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ztmkit/ztm/internal/benchcpu"
 	"github.com/ztmkit/ztm/internal/linesim"
 )
 
@@ -35,6 +36,7 @@ func BenchmarkProvision(b *testing.B) {
 	// on a line with several jigs.
 	b.SetParallelism(8)
 	b.ResetTimer()
+	defer benchcpu.Start(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			d := devs[next.Add(1)-1]
@@ -58,6 +60,7 @@ func BenchmarkProvisionRaw(b *testing.B) {
 	sig, _ := ecdsa.SignASN1(rand.Reader, signer, msg[:])
 	b.SetParallelism(8)
 	b.ResetTimer()
+	defer benchcpu.Start(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {

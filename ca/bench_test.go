@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"github.com/ztmkit/ztm/internal/benchcpu"
 	"math/big"
 	"testing"
 	"time"
@@ -77,6 +78,7 @@ func BenchmarkIssueParallel(b *testing.B) {
 	ctx := context.Background()
 	b.SetParallelism(32)
 	b.ResetTimer()
+	defer benchcpu.Start(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := p.auth.Issue(ctx, req); err != nil {
@@ -96,6 +98,7 @@ func BenchmarkIssueParallelRaw(b *testing.B) {
 	san := hwModuleSAN(b, exampleHWType, []byte("BENCH-1"))
 	b.SetParallelism(32)
 	b.ResetTimer()
+	defer benchcpu.Start(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			rawIssue(b, p, req.CSR, san)
