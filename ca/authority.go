@@ -242,6 +242,15 @@ type Request struct {
 	// must be profiles of this Authority; when the requester is itself a
 	// station, the authorization must be a subset of the requester's.
 	Station *StationAuthorization
+	// IdempotencyKey, when set (1 to 64 bytes, e.g. the SHA-256 of the
+	// CSR), names the request so that retrying it never issues twice: the
+	// ledger records the key with the issuance, in the same transaction,
+	// and refuses a second issuance under it — across restarts and across
+	// Authorities sharing the ledger. Issue then returns the certificate
+	// recorded for the key if the requester is the same, and an error
+	// wrapping ErrRequestExists if not. [Ledger.LookupRequest] answers a
+	// retry before any other work.
+	IdempotencyKey []byte
 }
 
 func (a *Authority) requesterID(req *Request) (string, error) {
@@ -325,6 +334,9 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 	}
 	if len(req.EvidenceDigest) > maxDigestLen || len(req.StepDigest) > maxDigestLen {
 		return nil, fmt.Errorf("ca: %w: digest longer than %d bytes", ErrInvalidRequest, maxDigestLen)
+	}
+	if len(req.IdempotencyKey) > MaxIdempotencyKey {
+		return nil, fmt.Errorf("ca: %w: idempotency key longer than %d bytes", ErrInvalidRequest, MaxIdempotencyKey)
 	}
 	var authExt []byte
 	if p.Kind == Station {
@@ -414,6 +426,7 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 			Requester:      requester,
 			EvidenceDigest: bytes.Clone(req.EvidenceDigest),
 			StepDigest:     bytes.Clone(req.StepDigest),
+			IdempotencyKey: bytes.Clone(req.IdempotencyKey),
 			Time:           now.UTC(),
 			Certificate:    der,
 		}
@@ -424,11 +437,33 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 		if errors.Is(err, ErrSerialExists) && i+1 < attempts {
 			continue
 		}
+		if errors.Is(err, ErrRequestExists) {
+			// Issued already, by a concurrent or earlier call: the
+			// certificate just signed is not recorded and never leaves.
+			return a.recorded(ctx, req.IdempotencyKey, requester)
+		}
 		if errors.Is(err, ErrQuotaExceeded) {
 			return nil, fmt.Errorf("ca: requester %q: %w", requester, ErrQuotaExceeded)
 		}
 		return nil, fmt.Errorf("ca: failed to record certificate: %w", err)
 	}
+}
+
+// recorded returns the certificate the ledger holds for an idempotency
+// key, if it was issued to requester.
+func (a *Authority) recorded(ctx context.Context, key []byte, requester string) (*x509.Certificate, error) {
+	st, err := a.ledger.LookupRequest(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("ca: idempotency key recorded, but: %w", err)
+	}
+	if st.Issuance.Requester != requester {
+		return nil, fmt.Errorf("ca: idempotency key %x was issued to another requester: %w", key, ErrRequestExists)
+	}
+	cert, err := x509.ParseCertificate(st.Issuance.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("ca: recorded certificate does not parse: %w", err)
+	}
+	return cert, nil
 }
 
 // serial returns 128 random bits as a positive serial number (at most 17

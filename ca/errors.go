@@ -36,6 +36,14 @@ var (
 	// ErrSerialExists is returned by [Ledger.Append] for an issuance whose
 	// serial number is already recorded. Issue retries with a fresh serial.
 	ErrSerialExists = errors.New("ca: serial number already recorded")
+	// ErrRequestExists is returned by [Ledger.Append] for an issuance whose
+	// idempotency key is already recorded, and, wrapped, by Issue when that
+	// record is another requester's (the same requester gets the recorded
+	// certificate back).
+	ErrRequestExists = errors.New("ca: idempotency key already recorded")
+	// ErrUnknownRequest is returned by [Ledger.LookupRequest] for an
+	// idempotency key the ledger has no issuance for.
+	ErrUnknownRequest = errors.New("ca: unknown idempotency key")
 	// ErrUnknownSerial is returned by Revoke and [Ledger.Lookup] for a
 	// serial number the ledger has no issuance for.
 	ErrUnknownSerial = errors.New("ca: unknown serial number")

@@ -370,3 +370,52 @@ func TestConcurrentIssueChain(t *testing.T) {
 		t.Fatalf("verify %v %v, %d serials", h, err, len(seen))
 	}
 }
+
+// TestIdempotencyKey: Issue under a key already recorded returns the
+// recorded certificate to its requester, concurrently too, and refuses
+// everyone else; the ledger holds one issuance per key.
+func TestIdempotencyKey(t *testing.T) {
+	ctx := context.Background()
+	p := newPKI(t, keystore.ES256, nil)
+	csr := idevidCSR(t, deviceKey(t, "P-256"), "IDEM-1")
+	key := sha256.Sum256(csr)
+	req := &ca.Request{CSR: csr, Profile: "idevid", Requester: "st-1", IdempotencyKey: key[:]}
+	const n = 8
+	certs := make([]*x509.Certificate, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := p.auth.Issue(ctx, req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			certs[i] = c
+		}()
+	}
+	wg.Wait()
+	for _, c := range certs[1:] {
+		if c == nil || certs[0] == nil || !bytes.Equal(c.Raw, certs[0].Raw) {
+			t.Fatal("one idempotency key gave different certificates")
+		}
+	}
+	other := *req
+	other.Requester = "st-2"
+	if _, err := p.auth.Issue(ctx, &other); !errors.Is(err, ca.ErrRequestExists) {
+		t.Fatalf("another requester under the key: %v", err)
+	}
+	st, err := p.ledger.LookupRequest(ctx, key[:])
+	if err != nil || !bytes.Equal(st.Issuance.Certificate, certs[0].Raw) {
+		t.Fatalf("LookupRequest: %v", err)
+	}
+	if h, err := p.ledger.Verify(ctx); err != nil || h.Seq != 1 {
+		t.Fatalf("ledger holds %d records (%v), want 1", h.Seq, err)
+	}
+	long := *req
+	long.IdempotencyKey = make([]byte, ca.MaxIdempotencyKey+1)
+	if _, err := p.auth.Issue(ctx, &long); !errors.Is(err, ca.ErrInvalidRequest) {
+		t.Fatalf("over-long key: %v", err)
+	}
+}

@@ -29,6 +29,8 @@ type Ledger interface {
 	//   - an issuance whose serial is already issued → ErrSerialExists;
 	//   - a revocation of a serial never issued → ErrUnknownSerial, of one
 	//     already revoked → ErrAlreadyRevoked;
+	//   - an issuance whose IdempotencyKey is already recorded →
+	//     ErrRequestExists;
 	//   - when quota is not nil and rec is an issuance, if the ledger holds
 	//     quota.Limit or more issuances for rec.Requester with Time at or
 	//     after quota.Since → ErrQuotaExceeded.
@@ -39,6 +41,9 @@ type Ledger interface {
 	// Lookup returns the issuance record for serial and its revocation, if
 	// any. It returns ErrUnknownSerial when serial was never issued.
 	Lookup(ctx context.Context, serial *big.Int) (*Status, error)
+	// LookupRequest is Lookup by the issuance's IdempotencyKey. It returns
+	// ErrUnknownRequest when no issuance carries key.
+	LookupRequest(ctx context.Context, key []byte) (*Status, error)
 	// Revoked returns every revocation, in ledger order.
 	Revoked(ctx context.Context) ([]Revocation, error)
 	// NextCRLNumber durably allocates and returns the next CRL number:
@@ -100,6 +105,9 @@ type Record struct {
 	// (an attestation result digest and a manifest step digest); optional.
 	EvidenceDigest []byte
 	StepDigest     []byte
+	// IdempotencyKey is the issuance request's [Request.IdempotencyKey]
+	// (at most MaxIdempotencyKey bytes); optional, unique in the ledger.
+	IdempotencyKey []byte
 	// Time is when the record was made: the issuance time (the
 	// certificate's notBefore is this time truncated to the second) or the
 	// revocation time. Kept to the nanosecond, in UTC.
@@ -130,7 +138,11 @@ type canonicalRecord struct {
 	Time           int64  `cbor:"10,keyasint"`
 	Certificate    []byte `cbor:"11,keyasint,omitempty"`
 	Reason         uint8  `cbor:"12,keyasint,omitempty"`
+	IdempotencyKey []byte `cbor:"13,keyasint,omitempty"`
 }
+
+// MaxIdempotencyKey is the longest [Request.IdempotencyKey], in bytes.
+const MaxIdempotencyKey = 64
 
 // CanonicalEncoding returns the record's canonical encoding, which its hash
 // covers: a CBOR map, core deterministic (RFC 8949 §4.2.1), with integer
@@ -142,10 +154,10 @@ type canonicalRecord struct {
 //	3 serial (bstr, unsigned  10 time (int, Unix nanoseconds)
 //	  big-endian, minimal)    11 certificate (bstr, DER)
 //	4 subject (tstr)          12 revocation reason (uint)
-//	5 public key hash (bstr)
+//	5 public key hash (bstr)  13 idempotency key (bstr)
 //	6 profile (tstr)
 //
-// where keys 4–9, 11 and 12 are left out when empty or zero. PrevHash and
+// where keys 4–9 and 11–13 are left out when empty or zero. PrevHash and
 // Hash are not part of the encoding.
 func (r *Record) CanonicalEncoding() ([]byte, error) {
 	if r.Serial == nil || r.Serial.Sign() <= 0 {
@@ -167,6 +179,7 @@ func (r *Record) CanonicalEncoding() ([]byte, error) {
 		Time:           r.Time.UnixNano(),
 		Certificate:    r.Certificate,
 		Reason:         uint8(r.Reason),
+		IdempotencyKey: r.IdempotencyKey,
 	})
 }
 
@@ -195,6 +208,7 @@ func (r *Record) Clone() *Record {
 	c.PublicKeyHash = bytes.Clone(r.PublicKeyHash)
 	c.EvidenceDigest = bytes.Clone(r.EvidenceDigest)
 	c.StepDigest = bytes.Clone(r.StepDigest)
+	c.IdempotencyKey = bytes.Clone(r.IdempotencyKey)
 	c.Certificate = bytes.Clone(r.Certificate)
 	c.PrevHash = bytes.Clone(r.PrevHash)
 	c.Hash = bytes.Clone(r.Hash)
@@ -240,15 +254,17 @@ type Head struct {
 type ChainVerifier struct {
 	seq    uint64
 	prev   []byte
-	issued map[string]bool // serial → revoked
+	issued map[string]bool     // serial → revoked
+	keys   map[string]struct{} // idempotency keys recorded
 }
 
 // Add checks the next record: its sequence number follows the previous
 // one, its PrevHash is the previous record's hash, its Hash is its
 // [Record.ChainHash], and an issuance record's certificate carries the
 // record's serial number and public key hash. It also checks that no
-// serial is issued twice and that each revocation names a serial issued
-// earlier and not yet revoked. Failures are *ChainError.
+// serial and no idempotency key is issued twice and that each revocation
+// names a serial issued earlier and not yet revoked. Failures are
+// *ChainError.
 func (v *ChainVerifier) Add(r *Record) error {
 	if v.prev == nil {
 		v.prev = make([]byte, sha256.Size)
@@ -266,6 +282,12 @@ func (v *ChainVerifier) Add(r *Record) error {
 	}
 	if !bytes.Equal(h, r.Hash) {
 		return &ChainError{Seq: r.Seq, Reason: "record does not match its hash"}
+	}
+	if r.Kind == KindRevocation && len(r.IdempotencyKey) > 0 {
+		return &ChainError{Seq: r.Seq, Reason: "revocation with an idempotency key"}
+	}
+	if len(r.IdempotencyKey) > MaxIdempotencyKey {
+		return &ChainError{Seq: r.Seq, Reason: "idempotency key too long"}
 	}
 	if r.Kind == KindIssuance {
 		cert, err := x509.ParseCertificate(r.Certificate)
@@ -289,6 +311,15 @@ func (v *ChainVerifier) Add(r *Record) error {
 	case KindIssuance:
 		if issued {
 			return &ChainError{Seq: r.Seq, Reason: "serial issued twice"}
+		}
+		if len(r.IdempotencyKey) > 0 {
+			if v.keys == nil {
+				v.keys = make(map[string]struct{})
+			}
+			if _, dup := v.keys[string(r.IdempotencyKey)]; dup {
+				return &ChainError{Seq: r.Seq, Reason: "idempotency key issued twice"}
+			}
+			v.keys[string(r.IdempotencyKey)] = struct{}{}
 		}
 		v.issued[key] = false
 	case KindRevocation:

@@ -20,8 +20,7 @@
 // chain that does not verify).
 //
 // Outputs, in -out: ledger.db (the CA's hash-chained ledger), chains.db
-// (every device's steps), enrollments.db (EST idempotency), policy.cose
-// (the OEM's signed policy) and oem.pem (its public key), lot.cose (the
+// (every device's steps), policy.cose (the OEM's signed policy) and oem.pem (its public key), lot.cose (the
 // signed lot manifest), chains/<serial>.chain and receipts/<serial>.receipt
 // per device, and sample-evidence.cwt and sample-ear.cwt, which
 // examples/inspect prints. examples/verify checks a chain.
@@ -381,7 +380,7 @@ func prepareOut(out string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	for _, pattern := range []string{"ledger.db*", "chains.db*", "enrollments.db*", "*.cose", "*.cwt", "oem.pem"} {
+	for _, pattern := range []string{"ledger.db*", "chains.db*", "*.cose", "*.cwt", "oem.pem"} {
 		matches, _ := filepath.Glob(filepath.Join(out, pattern))
 		for _, m := range matches {
 			if err := os.Remove(m); err != nil {

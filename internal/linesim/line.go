@@ -101,9 +101,8 @@ type Line struct {
 	Root      *x509.Certificate
 	Ledger    *sqlite.Ledger
 	// Gate holds the CA side's enrollment checks (evidence, authorization,
-	// idempotency); Idempotency is its durable store.
-	Gate        *est.Gate
-	Idempotency *est.IdempotencyStore
+	// idempotency through the ledger).
+	Gate *est.Gate
 	// ESTURL is the EST server's base URL when Config.EST is set.
 	ESTURL string
 	// CAVerifier is the CA side's evidence verifier (it consumes nonces).
@@ -161,11 +160,7 @@ func NewLine(ctx context.Context, cfg Config) (l *Line, err error) {
 	if err != nil {
 		return nil, err
 	}
-	l.Idempotency, err = est.OpenIdempotencyStore(ctx, filepath.Join(cfg.Dir, "enrollments.db"))
-	if err != nil {
-		return nil, err
-	}
-	l.Authority, err = ca.New(ca.Config{Signer: issKey, Chain: []*x509.Certificate{iss, l.Root}, Ledger: l.Idempotency.Ledger(l.Ledger)})
+	l.Authority, err = ca.New(ca.Config{Signer: issKey, Chain: []*x509.Certificate{iss, l.Root}, Ledger: l.Ledger})
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +190,7 @@ func NewLine(ctx context.Context, cfg Config) (l *Line, err error) {
 		return nil, err
 	}
 	l.Gate, err = est.NewGate(est.GateConfig{
-		Authority: l.Authority, Verifier: l.CAVerifier, Nonces: l.CAVerifier.Nonces(), Idempotency: l.Idempotency,
+		Authority: l.Authority, Verifier: l.CAVerifier, Nonces: l.CAVerifier.Nonces(),
 	})
 	if err != nil {
 		return nil, err
@@ -376,9 +371,6 @@ func (l *Line) Close() error {
 	}
 	if l.Ledger != nil {
 		errs = append(errs, l.Ledger.Close())
-	}
-	if l.Idempotency != nil {
-		errs = append(errs, l.Idempotency.Close())
 	}
 	return errors.Join(errs...)
 }

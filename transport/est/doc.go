@@ -141,12 +141,16 @@
 // # Idempotency and the offline queue
 //
 // Enrolling the same request (same DER, hence same SHA-256) twice returns
-// the certificate already issued, never a second one — also after a crash
-// of the server between its writes, through an [IdempotencyStore] (a
-// SQLite table beside the ledger; see its documentation for why the ca
-// ledger alone cannot answer). The repeat is answered before the evidence
-// is looked at, so a retry with evidence whose nonce is spent still gets
-// its certificate. The station's queue (package queue) relies on this: it
+// the certificate already issued, never a second one. The SHA-256 is the
+// issuance's idempotency key ([ca.Request].IdempotencyKey): the ledger
+// records it in the same transaction as the certificate and refuses it a
+// second time, so the answer holds after a crash or a lost reply, and
+// across CA instances sharing a ledger (ca/ledger/postgres) — there is no
+// second store to keep in step. The repeat is answered from the ledger
+// ([ca.Ledger].LookupRequest) before the evidence is looked at, so a retry
+// with evidence whose nonce is spent still gets its certificate; a
+// request already issued to another requester is refused with
+// [ErrConflict]. The station's queue (package queue) relies on this: it
 // resends every request it is not sure about.
 //
 // # serverkeygen
@@ -163,6 +167,5 @@
 //
 // # Concurrency
 //
-// Server, Gate, Local, Client and IdempotencyStore are safe for
-// concurrent use.
+// Server, Gate, Local and Client are safe for concurrent use.
 package est

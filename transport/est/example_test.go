@@ -33,7 +33,7 @@ func ExampleServer() {
 	defer pki.close()
 
 	gate, err := est.NewGate(est.GateConfig{
-		Authority: pki.auth, Verifier: pki.verifier, Nonces: pki.nonces, Idempotency: pki.store,
+		Authority: pki.auth, Verifier: pki.verifier, Nonces: pki.nonces,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -131,7 +131,7 @@ func ExampleNewLocal() {
 		log.Fatal(err)
 	}
 	enroller, err := est.NewLocal(est.LocalConfig{
-		GateConfig: est.GateConfig{Authority: pki.auth, Verifier: pki.verifier, Nonces: pki.nonces, Idempotency: pki.store},
+		GateConfig: est.GateConfig{Authority: pki.auth, Verifier: pki.verifier, Nonces: pki.nonces},
 		Requester:  est.Requester{Certificate: station},
 	})
 	if err != nil {
@@ -163,7 +163,6 @@ type examplePKI struct {
 	dir         string
 	auth        *ca.Authority
 	ledger      *sqlite.Ledger
-	store       *est.IdempotencyStore
 	nonces      *attest.Nonces
 	verifier    *attest.EATVerifier
 	roots       *x509.CertPool
@@ -190,8 +189,7 @@ func newExamplePKI() *examplePKI {
 	inter := must(ca.NewIntermediate(ca.IntermediateRequest{Subject: pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Line 1 Issuing CA"},
 		PublicKey: interKey.Public(), Parent: root, ParentSigner: rootKey}))
 	p.ledger = must(sqlite.Open(ctx, filepath.Join(p.dir, "ledger.db"), sqlite.Options{}))
-	p.store = must(est.OpenIdempotencyStore(ctx, filepath.Join(p.dir, "enrolled.db")))
-	p.auth = must(ca.New(ca.Config{Signer: interKey, Chain: []*x509.Certificate{inter, root}, Ledger: p.store.Ledger(p.ledger)}))
+	p.auth = must(ca.New(ca.Config{Signer: interKey, Chain: []*x509.Certificate{inter, root}, Ledger: p.ledger}))
 	p.roots = x509.NewCertPool()
 	p.roots.AddCert(root)
 
@@ -226,7 +224,7 @@ func newExamplePKI() *examplePKI {
 
 // serve runs an EST server for p on 127.0.0.1.
 func (p *examplePKI) serve() (string, func()) {
-	gate := must(est.NewGate(est.GateConfig{Authority: p.auth, Verifier: p.verifier, Nonces: p.nonces, Idempotency: p.store}))
+	gate := must(est.NewGate(est.GateConfig{Authority: p.auth, Verifier: p.verifier, Nonces: p.nonces}))
 	h := must(est.NewServer(est.ServerConfig{Gate: gate}))
 	l := must(net.Listen("tcp", "127.0.0.1:0"))
 	srv := est.NewHTTPServer(l.Addr().String(), h, est.ServerTLSConfig(p.serverCert))
@@ -235,7 +233,6 @@ func (p *examplePKI) serve() (string, func()) {
 }
 
 func (p *examplePKI) close() {
-	p.store.Close()
 	p.ledger.Close()
 	os.RemoveAll(p.dir)
 }

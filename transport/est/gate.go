@@ -122,11 +122,6 @@ type GateConfig struct {
 	// Binding checks that the evidence names the request's device. If nil,
 	// BindUEIDToHardwareModule.
 	Binding BindingFunc
-	// Idempotency makes enrollment idempotent across restarts; the
-	// Authority must be built over Idempotency.Ledger(…). If nil, the Gate
-	// remembers enrollments in memory only (lost at restart, and growing
-	// with every enrollment): use a store in production.
-	Idempotency *IdempotencyStore
 	// CommitTimeout bounds an enrollment once its evidence is being
 	// verified; from then on it is no longer cancelled by the caller's
 	// context, so that a nonce is never spent without the certificate
@@ -150,15 +145,11 @@ type Gate struct {
 	noEvidence    bool
 	warning       bool
 	binding       BindingFunc
-	store         *IdempotencyStore
-	mem           *memIdem
 	now           func() time.Time
 	commitTimeout time.Duration
 	issuers       []*x509.Certificate
 	roots         *x509.CertPool
 	inters        *x509.CertPool
-
-	locks keyLocks
 
 	// verified caches station chains verified recently, by SHA-256 of
 	// the leaf and the intermediates sent, until a minute has passed or
@@ -189,7 +180,7 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 	g := &Gate{
 		auth: cfg.Authority, verifier: cfg.Verifier, nonces: cfg.Nonces,
 		noEvidence: cfg.AllowNoEvidence, warning: cfg.AcceptWarning,
-		binding: cfg.Binding, store: cfg.Idempotency, now: cfg.Time,
+		binding: cfg.Binding, now: cfg.Time,
 		verified: map[[32]byte]time.Time{},
 	}
 	if g.binding == nil {
@@ -200,14 +191,6 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 	}
 	if g.commitTimeout = cfg.CommitTimeout; g.commitTimeout <= 0 {
 		g.commitTimeout = 30 * time.Second
-	}
-	if g.store != nil {
-		il, ok := cfg.Authority.Ledger().(*idemLedger)
-		if !ok || il.store != g.store {
-			return nil, fmt.Errorf("est: %w: the Authority's ledger is not Idempotency.Ledger(…)", ErrInvalidConfig)
-		}
-	} else {
-		g.mem = &memIdem{m: map[string]*enrolledEntry{}}
 	}
 	chain := cfg.Authority.Chain()
 	g.issuers = issuersOf(chain)
@@ -336,15 +319,12 @@ func (g *Gate) authorize(who Requester, profile string) (string, error) {
 	return "", fmt.Errorf("est: %w: requester %q not authorized for profile %q", ErrForbidden, who.Name, profile)
 }
 
-// lockDigest serializes enrollments of one request: per IdempotencyStore
-// when the Gate has one (Gates sharing a store share the locks), else per
-// Gate.
-func (g *Gate) lockDigest(key string) func() {
-	if g.store != nil {
-		return g.store.locks.lock(key)
-	}
-	return g.locks.lock(key)
-}
+// enrolling serializes the enrollments of one request (by the SHA-256 of
+// its DER) in this process, whatever Gate or Authority they go through, so
+// that a repeat waits for the first to be recorded and is answered from
+// the ledger instead of spending its evidence again. Across processes the
+// ledger decides (see Gate.enroll).
+var enrolling keyLocks
 
 // keyLocks is a set of mutexes by key, each kept while in use.
 type keyLocks struct {
@@ -399,66 +379,69 @@ func (g *Gate) enroll(ctx context.Context, who Requester, req *EnrollRequest, op
 			return nil, err
 		}
 	}
+	// The request's SHA-256 is its idempotency key: the ledger records it
+	// with the issuance, in the same transaction, so a repeat is answered
+	// with the certificate issued for it — after a crash, a lost answer or
+	// on another CA instance sharing the ledger — and never issued twice.
 	d := sha256.Sum256(req.CSR)
-	unlock := g.lockDigest(string(d[:]))
+	unlock := enrolling.lock(string(d[:]))
 	defer unlock()
-	if prev, err := g.previous(ctx, d[:]); err != nil {
-		return nil, err
-	} else if prev != nil {
-		if prev.requester != requester {
-			return nil, ErrConflict
-		}
-		leaf, err := x509.ParseCertificate(prev.cert)
-		if err != nil {
-			return nil, fmt.Errorf("est: stored certificate: %w", err)
-		}
-		return g.chainOut(leaf), nil
+	if chain, err := g.previous(ctx, d[:], requester); chain != nil || err != nil {
+		return chain, err
 	}
 	// From here the evidence's nonce is consumed: finish even if the
 	// caller goes away (a dropped connection, a killed station), so that
-	// its retry finds the certificate in the idempotency table instead of
-	// a spent nonce.
+	// its retry finds the certificate in the ledger instead of a spent
+	// nonce.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.commitTimeout)
 	defer cancel()
 	evDigest, err := g.checkEvidence(ctx, csr, req.Evidence)
 	if err != nil {
+		// Another process may have enrolled the same request with the
+		// same evidence meanwhile: its certificate is the answer.
+		var ee *EvidenceError
+		if errors.As(err, &ee) {
+			if chain, perr := g.previous(ctx, d[:], requester); chain != nil || perr != nil {
+				return chain, perr
+			}
+		}
 		return nil, err
 	}
-	caReq := &ca.Request{CSR: req.CSR, Profile: req.Profile, EvidenceDigest: evDigest}
+	caReq := &ca.Request{CSR: req.CSR, Profile: req.Profile, EvidenceDigest: evDigest, IdempotencyKey: d[:]}
 	if who.Certificate != nil {
 		caReq.RequesterCertificate = who.Certificate
 	} else {
 		caReq.Requester = requester
 	}
-	issueCtx := ctx
-	call := &idemCall{digest: d[:], requester: requester}
-	if g.store != nil {
-		issueCtx = context.WithValue(ctx, idemCtxKey{}, call)
-	}
-	leaf, err := g.auth.Issue(issueCtx, caReq)
-	if err != nil {
+	leaf, err := g.auth.Issue(ctx, caReq)
+	switch {
+	case errors.Is(err, ca.ErrRequestExists):
+		// Issued meanwhile to another requester.
+		return nil, ErrConflict
+	case err != nil:
 		return nil, err
-	}
-	if g.mem != nil {
-		g.mem.mu.Lock()
-		g.mem.m[string(d[:])] = &enrolledEntry{requester: requester, cert: leaf.Raw, done: true}
-		g.mem.mu.Unlock()
 	}
 	return g.chainOut(leaf), nil
 }
 
-// previous returns what was already issued for digest, if anything.
-func (g *Gate) previous(ctx context.Context, digest []byte) (*enrolledEntry, error) {
-	if g.mem != nil {
-		g.mem.mu.Lock()
-		defer g.mem.mu.Unlock()
-		return g.mem.m[string(digest)], nil
+// previous returns the chain already issued for the request with SHA-256
+// digest, or nil if none is recorded; ErrConflict if it was issued to
+// another requester.
+func (g *Gate) previous(ctx context.Context, digest []byte, requester string) ([]*x509.Certificate, error) {
+	st, err := g.auth.Ledger().LookupRequest(ctx, digest)
+	switch {
+	case errors.Is(err, ca.ErrUnknownRequest):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case st.Issuance.Requester != requester:
+		return nil, ErrConflict
 	}
-	e, err := g.store.lookup(ctx, digest)
-	if err != nil || e == nil {
-		return e, err
+	leaf, err := x509.ParseCertificate(st.Issuance.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("est: recorded certificate: %w", err)
 	}
-	return g.store.resolve(ctx, g.auth.Ledger(), digest, e)
+	return g.chainOut(leaf), nil
 }
 
 // checkEvidence verifies the evidence and its binding to the request and

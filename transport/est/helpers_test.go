@@ -31,7 +31,7 @@ import (
 )
 
 // env is a test PKI (root → intermediate → Authority with a SQLite
-// ledger and an idempotency store), an attestation verifier, and an EST
+// ledger), an attestation verifier, and an EST
 // server on 127.0.0.1 over TLS.
 type env struct {
 	t        testing.TB
@@ -41,7 +41,6 @@ type env struct {
 	inter    *x509.Certificate
 	interKey crypto.Signer
 	ledger   *sqlite.Ledger
-	store    *est.IdempotencyStore
 	auth     *ca.Authority
 	nonces   *attest.Nonces
 	verifier *attest.EATVerifier
@@ -93,13 +92,8 @@ func newEnv(t testing.TB, o envOpts) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.ledger.Close() })
-	e.store, err = est.OpenIdempotencyStore(ctx, filepath.Join(e.dir, "idem.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.store.Close() })
 	e.auth, err = ca.New(ca.Config{Signer: interKey, Chain: []*x509.Certificate{e.inter, e.root},
-		Ledger: e.store.Ledger(e.ledger), Quota: o.quota})
+		Ledger: e.ledger, Quota: o.quota})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +116,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc := est.GateConfig{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces, Idempotency: e.store}
+	gc := est.GateConfig{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces}
 	if o.gate != nil {
 		o.gate(&gc)
 	}

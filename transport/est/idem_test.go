@@ -35,11 +35,10 @@ func (l *stallLedger) Append(ctx context.Context, rec *ca.Record, q *ca.Quota) e
 	return ctx.Err()
 }
 
-// TestIdempotencyPendingResolved covers the window between the
-// idempotency store's pending entry and the ledger's answer: a retry of
-// the same request finds the certificate the ledger committed, or, when
-// the ledger never committed it, issues once.
-func TestIdempotencyPendingResolved(t *testing.T) {
+// TestIdempotencyAnswerLost covers an enrollment whose ledger answer is
+// lost: a retry of the same request finds the certificate the ledger
+// committed, or, when the ledger never committed it, issues once.
+func TestIdempotencyAnswerLost(t *testing.T) {
 	for _, commit := range []bool{true, false} {
 		name := map[bool]string{true: "ledger committed", false: "ledger did not commit"}[commit]
 		t.Run(name, func(t *testing.T) {
@@ -48,12 +47,12 @@ func TestIdempotencyPendingResolved(t *testing.T) {
 			e := newEnv(t, envOpts{noServer: true})
 			// Rebuild the Authority over the stalling ledger.
 			stall = &stallLedger{Ledger: e.ledger, commit: commit}
-			auth, err := ca.New(ca.Config{Signer: mustSigner(t, e), Chain: e.auth.Chain(), Ledger: e.store.Ledger(stall)})
+			auth, err := ca.New(ca.Config{Signer: mustSigner(t, e), Chain: e.auth.Chain(), Ledger: stall})
 			if err != nil {
 				t.Fatal(err)
 			}
 			gate, err := est.NewGate(est.GateConfig{Authority: auth, Verifier: e.verifier, Nonces: e.nonces,
-				Idempotency: e.store, CommitTimeout: 100 * time.Millisecond})
+				CommitTimeout: 100 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,7 +78,7 @@ func TestIdempotencyPendingResolved(t *testing.T) {
 			if err != nil || !bytes.Equal(s.Issuance.Certificate, chain[0].Raw) {
 				t.Fatalf("answer not the ledger's certificate: %v", err)
 			}
-			// And once more, now from the done entry.
+			// And once more, without evidence: answered from the ledger.
 			again, err := l.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid"})
 			if err != nil || !again[0].Equal(chain[0]) {
 				t.Fatalf("repeat: %v", err)
@@ -89,12 +88,12 @@ func TestIdempotencyPendingResolved(t *testing.T) {
 }
 
 // TestConcurrentSameRequest sends one request from many goroutines at once
-// (through two Gates sharing a store): one certificate, the same for all.
+// (through two Gates on one Authority): one certificate, the same for all.
 func TestConcurrentSameRequest(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, envOpts{noServer: true})
 	st, _ := e.station("idevid")
-	g2, err := est.NewGate(est.GateConfig{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces, Idempotency: e.store})
+	g2, err := est.NewGate(est.GateConfig{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces})
 	if err != nil {
 		t.Fatal(err)
 	}

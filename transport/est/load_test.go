@@ -103,7 +103,6 @@ func TestLoad(t *testing.T) {
 	if err := e.srv.Shutdown(sctx); err != nil {
 		t.Fatal(err)
 	}
-	e.store.Close()
 	e.ledger.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > baseline && time.Now().Before(deadline) {

@@ -126,8 +126,8 @@ func TestNewLocal(t *testing.T) {
 	if _, err := est.NewLocal(est.LocalConfig{GateConfig: est.GateConfig{Authority: e.auth}}); !errors.Is(err, est.ErrInvalidConfig) {
 		t.Fatalf("no verifier: %v", err)
 	}
-	// A second Gate on the same store keeps one certificate per request.
-	l, err := est.NewLocal(est.LocalConfig{GateConfig: est.GateConfig{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces, Idempotency: e.store},
+	// A second Gate on the same Authority keeps one certificate per request.
+	l, err := est.NewLocal(est.LocalConfig{GateConfig: est.GateConfig{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces},
 		Requester: est.Requester{Certificate: st}})
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func TestNewLocal(t *testing.T) {
 	}
 	again, err := e.gate.Local(est.Requester{Certificate: st}).Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid"})
 	if err != nil || !again[0].Equal(first[0]) {
-		t.Fatalf("other gate, same store: %v", err)
+		t.Fatalf("other gate, same ledger: %v", err)
 	}
 }
 

@@ -49,6 +49,8 @@ func Run(t *testing.T, newLedger func(t *testing.T) ca.Ledger, cfg Config) {
 	t.Run("Quota", k.testQuota)
 	t.Run("QuotaRace", k.testQuotaRace)
 	t.Run("SerialRace", k.testSerialRace)
+	t.Run("IdempotencyKey", k.testIdempotencyKey)
+	t.Run("IdempotencyKeyRace", k.testIdempotencyKeyRace)
 	t.Run("ConcurrentChainLinear", k.testConcurrentChain)
 	t.Run("CRLNumbers", k.testCRLNumbers)
 	t.Run("CanceledContext", k.testCanceled)
@@ -198,6 +200,7 @@ func sameRecord(a, b *ca.Record) error {
 		return fmt.Errorf("time %v vs %v", a.Time, b.Time)
 	case !bytes.Equal(a.PublicKeyHash, b.PublicKeyHash), !bytes.Equal(a.EvidenceDigest, b.EvidenceDigest),
 		!bytes.Equal(a.StepDigest, b.StepDigest), !bytes.Equal(a.Certificate, b.Certificate),
+		!bytes.Equal(a.IdempotencyKey, b.IdempotencyKey),
 		!bytes.Equal(a.PrevHash, b.PrevHash), !bytes.Equal(a.Hash, b.Hash):
 		return fmt.Errorf("byte fields differ")
 	}
@@ -403,6 +406,106 @@ func (k *kit) testSerialRace(t *testing.T) {
 	}
 }
 
+// testIdempotencyKey: a key is recorded with its issuance, found again by
+// LookupRequest (with the revocation, once there is one), survives in the
+// chain, and cannot be recorded twice.
+func (k *kit) testIdempotencyKey(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	key := bytes.Repeat([]byte{0xa5}, sha256.Size)
+	if _, err := l.LookupRequest(ctx, key); !errors.Is(err, ca.ErrUnknownRequest) {
+		t.Fatalf("LookupRequest on an empty ledger: %v", err)
+	}
+	for _, bad := range [][]byte{nil, {}, bytes.Repeat([]byte{1}, ca.MaxIdempotencyKey+1)} {
+		if _, err := l.LookupRequest(ctx, bad); !errors.Is(err, ca.ErrUnknownRequest) {
+			t.Fatalf("LookupRequest(%d bytes): %v", len(bad), err)
+		}
+	}
+	mustAppend(t, l, k.issuance(t, newSerial(t), "a", base), nil) // no key
+	r := k.issuance(t, newSerial(t), "a", base)
+	r.IdempotencyKey = key
+	mustAppend(t, l, r, nil)
+	st, err := l.LookupRequest(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sameRecord(st.Issuance, r); err != nil || st.Revocation != nil {
+		t.Fatalf("LookupRequest: %v (revocation %v)", err, st.Revocation)
+	}
+	if _, err := l.LookupRequest(ctx, key[:16]); !errors.Is(err, ca.ErrUnknownRequest) {
+		t.Fatalf("LookupRequest of a prefix of the key: %v", err)
+	}
+	// The same key again, even from the same requester, is refused and
+	// changes nothing.
+	before := head(t, l)
+	dup := k.issuance(t, newSerial(t), "a", base)
+	dup.IdempotencyKey = bytes.Clone(key)
+	if err := l.Append(ctx, dup, nil); !errors.Is(err, ca.ErrRequestExists) {
+		t.Fatalf("second issuance under one key: %v", err)
+	}
+	if dup.Seq != 0 || dup.Hash != nil {
+		t.Fatal("refused Append modified the record")
+	}
+	if h := head(t, l); h.Seq != before.Seq {
+		t.Fatal("refused Append grew the ledger")
+	}
+	// A key on a revocation, or longer than the limit, is refused.
+	rev := revocation(r.Serial, base.Add(time.Minute), ca.ReasonSuperseded)
+	rev.IdempotencyKey = []byte("k")
+	if err := l.Append(ctx, rev, nil); err == nil {
+		t.Fatal("revocation with an idempotency key was recorded")
+	}
+	long := k.issuance(t, newSerial(t), "a", base)
+	long.IdempotencyKey = bytes.Repeat([]byte{2}, ca.MaxIdempotencyKey+1)
+	if err := l.Append(ctx, long, nil); err == nil {
+		t.Fatal("over-long idempotency key was recorded")
+	}
+	mustAppend(t, l, revocation(r.Serial, base.Add(time.Minute), ca.ReasonSuperseded), nil)
+	st, err = l.LookupRequest(ctx, key)
+	if err != nil || st.Revocation == nil || st.Revocation.Reason != ca.ReasonSuperseded {
+		t.Fatalf("LookupRequest after revocation: %+v %v", st, err)
+	}
+	if h, err := l.Verify(ctx); err != nil || h.Seq != 3 {
+		t.Fatalf("Verify: %v %v", h, err)
+	}
+}
+
+// testIdempotencyKeyRace: of many concurrent issuances under one key,
+// exactly one is recorded.
+func (k *kit) testIdempotencyKeyRace(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	key := []byte("one request")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for range k.cfg.Concurrency {
+		r := k.issuance(t, newSerial(t), "racer", base)
+		r.IdempotencyKey = key
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := l.Append(ctx, r, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, ca.ErrRequestExists):
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 1 {
+		t.Fatalf("idempotency key recorded %d times", ok)
+	}
+	if h, err := l.Verify(ctx); err != nil || h.Seq != 1 {
+		t.Fatalf("Verify: %v %v", h, err)
+	}
+}
+
 func (k *kit) testConcurrentChain(t *testing.T) {
 	ctx := context.Background()
 	l := k.open(t)
@@ -537,6 +640,8 @@ func (k *kit) testClosed(t *testing.T) {
 	check("Append", l.Append(ctx, k.issuance(t, newSerial(t), "a", base), nil))
 	_, err := l.Lookup(ctx, big.NewInt(1))
 	check("Lookup", err)
+	_, err = l.LookupRequest(ctx, []byte("key"))
+	check("LookupRequest", err)
 	_, err = l.Revoked(ctx)
 	check("Revoked", err)
 	_, err = l.NextCRLNumber(ctx)

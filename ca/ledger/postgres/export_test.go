@@ -14,14 +14,15 @@ func MigrateTo(ctx context.Context, pool *pgxpool.Pool, schema string, target in
 	return migrateTo(ctx, pool, schema, target)
 }
 
-// AppendDirect appends rec by calling the schema's append_batch once, as
-// the writer does, without a Ledger (whose Open would migrate).
+// AppendDirect appends rec by calling schema version 1's append_batch
+// once, as the writer then did, without a Ledger (whose Open would
+// migrate).
 func AppendDirect(ctx context.Context, pool *pgxpool.Pool, rec *ca.Record) error {
 	prefix, suffix, err := splitEncoding(rec)
 	if err != nil {
 		return err
 	}
 	_, err = pool.Exec(ctx, `SELECT * FROM ztm_ca.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-		appendArgs([]*op{{rec: rec, prefix: prefix, suffix: suffix}})...)
+		appendArgs([]*op{{rec: rec, prefix: prefix, suffix: suffix}})[:15]...)
 	return err
 }

@@ -128,6 +128,9 @@ func (m *multi) Append(ctx context.Context, r *ca.Record, q *ca.Quota) error {
 func (m *multi) Lookup(ctx context.Context, s *big.Int) (*ca.Status, error) {
 	return m.next().Lookup(ctx, s)
 }
+func (m *multi) LookupRequest(ctx context.Context, key []byte) (*ca.Status, error) {
+	return m.next().LookupRequest(ctx, key)
+}
 func (m *multi) Revoked(ctx context.Context) ([]ca.Revocation, error) { return m.next().Revoked(ctx) }
 func (m *multi) NextCRLNumber(ctx context.Context) (*big.Int, error) {
 	return m.next().NextCRLNumber(ctx)

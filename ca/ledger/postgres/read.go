@@ -47,7 +47,7 @@ func scanRecord(s scanner) (*ca.Record, error) {
 		serial         []byte
 		pkh, ev, st, c []byte
 	)
-	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &st, &t, &c, &rsn, &r.PrevHash, &r.Hash); err != nil {
+	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &st, &t, &c, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey); err != nil {
 		return nil, err
 	}
 	if seq < 1 || kind < 1 || kind > 255 || rsn < 0 || rsn > 255 {
@@ -69,10 +69,27 @@ func (l *Ledger) Lookup(ctx context.Context, serial *big.Int) (*ca.Status, error
 	if serial == nil || serial.Sign() <= 0 {
 		return nil, ca.ErrUnknownSerial
 	}
+	return l.status(ctx, l.q.lookup, serial.Bytes(), ca.ErrUnknownSerial)
+}
+
+// LookupRequest implements [ca.Ledger], like Lookup.
+func (l *Ledger) LookupRequest(ctx context.Context, key []byte) (*ca.Status, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	if len(key) == 0 || len(key) > ca.MaxIdempotencyKey {
+		return nil, ca.ErrUnknownRequest
+	}
+	return l.status(ctx, l.q.lookupKey, key, ca.ErrUnknownRequest)
+}
+
+// status reads the issuance and revocation records query returns for arg,
+// or notFound when there is no issuance.
+func (l *Ledger) status(ctx context.Context, query string, arg []byte, notFound error) (*ca.Status, error) {
 	var st *ca.Status
 	err := l.retryRead(ctx, "lookup", func() error {
 		st = &ca.Status{}
-		rows, err := l.pool.Query(ctx, l.q.lookup, freshPlan, serial.Bytes())
+		rows, err := l.pool.Query(ctx, query, freshPlan, arg)
 		if err != nil {
 			return err
 		}
@@ -99,7 +116,7 @@ func (l *Ledger) Lookup(ctx context.Context, serial *big.Int) (*ca.Status, error
 		return nil, err
 	}
 	if st.Issuance == nil {
-		return nil, ca.ErrUnknownSerial
+		return nil, notFound
 	}
 	return st, nil
 }

@@ -177,6 +177,127 @@ var migrations = [...]string{
 			ELSE decode('1b', 'hex') || int8send(v)
 		END
 	$fn$;`,
+
+	// 3: idempotency keys (ca.Record.IdempotencyKey), unique, and
+	// append_batch taking them (refusal 5). The version-1 function, with
+	// one parameter fewer, is dropped.
+	`ALTER TABLE {s}.records ADD COLUMN idem_key bytea CHECK (length(idem_key) BETWEEN 1 AND 64);
+	CREATE UNIQUE INDEX records_idem_key ON {s}.records (idem_key) WHERE idem_key IS NOT NULL;
+	DROP FUNCTION {s}.append_batch(smallint[], bytea[], text[], bytea[], text[], text[], bytea[], bytea[],
+		bigint[], bytea[], smallint[], bytea[], bytea[], bigint[], bigint[]);
+	-- append_batch appends a batch of records under the chain lock, in
+	-- order. Each record is checked (o_refusal 1: serial already issued,
+	-- 2: quota exceeded, 3: revocation of a serial never issued, 4:
+	-- already revoked, 5: idempotency key already recorded) against the
+	-- ledger and the records of the batch accepted before it and, if
+	-- accepted, numbered and linked:
+	-- hash = SHA-256(previous hash || canonical encoding), the canonical
+	-- encoding being p_prefix || cbor_uint(seq) || p_suffix (the client
+	-- splits the record's encoding around its sequence number, key 1).
+	-- The accepted records are inserted with one statement at the end.
+	CREATE FUNCTION {s}.append_batch(
+		p_kind smallint[], p_serial bytea[], p_subject text[], p_pkh bytea[], p_profile text[],
+		p_requester text[], p_evidence bytea[], p_step bytea[], p_time bigint[], p_cert bytea[],
+		p_reason smallint[], p_prefix bytea[], p_suffix bytea[], p_qlimit bigint[], p_qsince bigint[],
+		p_idem bytea[])
+	RETURNS TABLE (o_refusal smallint, o_seq bigint, o_prev bytea, o_hash bytea)
+	LANGUAGE plpgsql
+	-- Plan each statement for the table as it is: a plan cached while the
+	-- table was small (before autovacuum's first ANALYZE) would scan the
+	-- wrong index once it has grown.
+	SET plan_cache_mode = force_custom_plan
+	AS $fn$
+	DECLARE
+		v_seq     bigint;
+		v_hash    bytea;
+		v_n       bigint;
+		k         integer;
+		d_issued  bytea[];  -- serials of the batch the ledger has issued
+		d_revoked bytea[];  -- and revoked
+		d_keys    bytea[];  -- idempotency keys of the batch the ledger holds
+		b_issued  bytea[]  := '{}';  -- accepted in this batch so far
+		b_keys    bytea[]  := '{}';
+		b_revoked bytea[]  := '{}';
+		b_req     text[]   := '{}';  -- requester and time of each accepted issuance
+		b_time    bigint[] := '{}';
+		a_k       integer[] := '{}'; -- accepted: index, seq, previous hash, hash
+		a_seq     bigint[]  := '{}';
+		a_prev    bytea[]   := '{}';
+		a_hash    bytea[]   := '{}';
+	BEGIN
+		-- The chain lock: held by every appending transaction, of every
+		-- instance, until it ends. Statements after it see every record
+		-- committed by its previous holders.
+		PERFORM 1 FROM {s}.head h WHERE h.id = 1 FOR UPDATE;
+		SELECT r.seq, r.hash INTO v_seq, v_hash FROM {s}.records r ORDER BY r.seq DESC LIMIT 1;
+		IF NOT FOUND THEN
+			v_seq := 0;
+			v_hash := decode(repeat('00', 32), 'hex');
+		END IF;
+		SELECT coalesce(array_agg(r.serial), '{}') INTO d_issued FROM {s}.records r
+			WHERE r.kind = 1 AND r.serial = ANY (p_serial);
+		SELECT coalesce(array_agg(r.serial), '{}') INTO d_revoked FROM {s}.records r
+			WHERE r.kind = 2 AND r.serial = ANY (p_serial);
+		SELECT coalesce(array_agg(r.idem_key), '{}') INTO d_keys FROM {s}.records r
+			WHERE r.idem_key = ANY (p_idem);
+		FOR k IN 1 .. coalesce(array_length(p_kind, 1), 0) LOOP
+			o_refusal := 0; o_seq := NULL; o_prev := NULL; o_hash := NULL;
+			IF p_kind[k] = 1 THEN
+				IF p_serial[k] = ANY (d_issued) OR p_serial[k] = ANY (b_issued) THEN
+					o_refusal := 1;
+				ELSIF p_idem[k] = ANY (d_keys) OR p_idem[k] = ANY (b_keys) THEN
+					o_refusal := 5;
+				ELSIF p_qlimit[k] IS NOT NULL THEN
+					SELECT count(*) INTO v_n FROM (
+						SELECT 1 FROM {s}.records r
+						WHERE r.kind = 1 AND r.requester = p_requester[k] AND r.time_ns >= p_qsince[k]
+						LIMIT greatest(p_qlimit[k], 0)) c;
+					v_n := v_n + (SELECT count(*) FROM unnest(b_req, b_time) AS b(rq, t)
+						WHERE b.rq = p_requester[k] AND b.t >= p_qsince[k]);
+					IF v_n >= p_qlimit[k] THEN
+						o_refusal := 2;
+					END IF;
+				END IF;
+			ELSIF NOT (p_serial[k] = ANY (d_issued) OR p_serial[k] = ANY (b_issued)) THEN
+				o_refusal := 3;
+			ELSIF p_serial[k] = ANY (d_revoked) OR p_serial[k] = ANY (b_revoked) THEN
+				o_refusal := 4;
+			END IF;
+			IF o_refusal = 0 THEN
+				o_seq := v_seq + 1;
+				o_prev := v_hash;
+				o_hash := sha256(v_hash || p_prefix[k] || {s}.cbor_uint(o_seq) || p_suffix[k]);
+				a_k := a_k || k;
+				a_seq := a_seq || o_seq;
+				a_prev := a_prev || o_prev;
+				a_hash := a_hash || o_hash;
+				IF p_kind[k] = 1 THEN
+					b_issued := b_issued || p_serial[k];
+					b_req := b_req || p_requester[k];
+					b_time := b_time || p_time[k];
+					IF p_idem[k] IS NOT NULL THEN
+						b_keys := b_keys || p_idem[k];
+					END IF;
+				ELSE
+					b_revoked := b_revoked || p_serial[k];
+				END IF;
+				v_seq := o_seq;
+				v_hash := o_hash;
+			END IF;
+			RETURN NEXT;
+		END LOOP;
+		INSERT INTO {s}.records (seq, kind, serial, subject, pubkey_hash, profile, requester,
+			evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key)
+		SELECT a.seq, t.kind, t.serial, t.subject, t.pkh, t.profile, t.requester,
+			t.evidence, t.step, t.time_ns, t.cert, t.reason, a.prev, a.hash, t.idem
+		FROM unnest(a_k, a_seq, a_prev, a_hash) AS a(k, seq, prev, hash)
+		JOIN unnest(p_kind, p_serial, p_subject, p_pkh, p_profile, p_requester, p_evidence, p_step,
+			p_time, p_cert, p_reason, p_idem) WITH ORDINALITY
+			AS t(kind, serial, subject, pkh, profile, requester, evidence, step, time_ns, cert, reason, idem, k)
+			ON t.k = a.k
+		ORDER BY a.seq;
+	END
+	$fn$;`,
 }
 
 // SchemaVersion is the schema version this package creates and reads.

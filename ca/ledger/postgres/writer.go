@@ -44,6 +44,9 @@ func (l *Ledger) Append(ctx context.Context, rec *ca.Record, quota *ca.Quota) er
 	if len(rec.Serial.Bytes()) > 64 {
 		return errors.New("postgres ledger: serial longer than 64 bytes")
 	}
+	if len(rec.IdempotencyKey) > ca.MaxIdempotencyKey || (rec.Kind == ca.KindRevocation && len(rec.IdempotencyKey) > 0) {
+		return errors.New("postgres ledger: idempotency key too long, or on a revocation")
+	}
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
@@ -309,6 +312,8 @@ func (l *Ledger) commitBatch(batch []*op) (errs []error, retry bool, err error) 
 			errs[i] = ca.ErrUnknownSerial
 		case 4:
 			errs[i] = ca.ErrAlreadyRevoked
+		case 5:
+			errs[i] = ca.ErrRequestExists
 		default:
 			errs[i] = &Error{Op: "append", Reason: ReasonDatabase, Err: fmt.Errorf("unknown refusal code %d", res[i].refusal)}
 		}
@@ -326,18 +331,19 @@ func appendArgs(batch []*op) []any {
 		serial, pkh, ev, step     = make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
 		cert, prefix, suffix      = make([][]byte, n), make([][]byte, n), make([][]byte, n)
 		subject, profile, request = make([]string, n), make([]string, n), make([]string, n)
+		idem                      = make([][]byte, n)
 	)
 	for i, o := range batch {
 		r := o.rec
 		kind[i], serial[i], subject[i], pkh[i], profile[i] = int16(r.Kind), r.Serial.Bytes(), r.Subject, nullBytes(r.PublicKeyHash), r.Profile
 		request[i], ev[i], step[i], tns[i], cert[i] = r.Requester, nullBytes(r.EvidenceDigest), nullBytes(r.StepDigest), r.Time.UnixNano(), nullBytes(r.Certificate)
-		reason[i], prefix[i], suffix[i] = int16(r.Reason), o.prefix, o.suffix
+		reason[i], prefix[i], suffix[i], idem[i] = int16(r.Reason), o.prefix, o.suffix, nullBytes(r.IdempotencyKey)
 		if o.quota != nil {
 			lim := int64(o.quota.Limit)
 			qlim[i], qsince[i] = &lim, unixNano(o.quota.Since)
 		}
 	}
-	return []any{kind, serial, subject, pkh, profile, request, ev, step, tns, cert, reason, prefix, suffix, qlim, qsince}
+	return []any{kind, serial, subject, pkh, profile, request, ev, step, tns, cert, reason, prefix, suffix, qlim, qsince, idem}
 }
 
 func nullBytes(b []byte) []byte {

@@ -2,9 +2,15 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
+	"database/sql"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ztmkit/ztm/ca/ledger/ledgertest"
 )
 
 // TestConnectionPragmas checks the settings durability depends on, on the
@@ -89,5 +95,58 @@ func TestQueryPlans(t *testing.T) {
 				t.Errorf("%s scans the table: %v", q, plan)
 			}
 		}
+	}
+}
+
+// TestMigrateFromVersion1 opens a ledger file of schema version 1 with a
+// record in it: Open migrates it, the old record still verifies and new
+// ones, with idempotency keys, chain on.
+func TestMigrateFromVersion1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(schema + fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = 1;", applicationID)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ledgertest.NewIssuance("st", time.Unix(1_800_000_000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Seq, r.PrevHash = 1, make([]byte, sha256.Size)
+	if r.Hash, err = r.ChainHash(r.PrevHash); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO records (seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, 1, 1, r.Serial.Bytes(), r.Subject, r.PublicKeyHash, r.Profile, r.Requester,
+		nullBlob(r.EvidenceDigest), nullBlob(r.StepDigest), r.Time.UnixNano(), r.Certificate, 0, r.PrevHash, r.Hash); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	l, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var version int64
+	if err := l.db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != schemaVersion {
+		t.Fatalf("user_version %d after Open, want %d (%v)", version, schemaVersion, err)
+	}
+	next, err := ledgertest.NewIssuance("st", time.Unix(1_800_000_001, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.IdempotencyKey = []byte("request-1")
+	if err := l.Append(ctx, next, nil); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := l.Verify(ctx); err != nil || h.Seq != 2 {
+		t.Fatalf("Verify after migration: %v %v", h, err)
+	}
+	if st, err := l.LookupRequest(ctx, []byte("request-1")); err != nil || st.Issuance.Seq != 2 {
+		t.Fatalf("LookupRequest after migration: %v", err)
 	}
 }

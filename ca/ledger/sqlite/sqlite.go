@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +21,17 @@ import (
 // applicationID marks a SQLite file as a ztm CA ledger ("ZTML").
 const applicationID = 0x5A544D4C
 
-// schemaVersion is the PRAGMA user_version of the current schema.
-const schemaVersion = 1
+// schemaVersion is the PRAGMA user_version of the current schema: the
+// schema below, then each of migrations.
+const schemaVersion int64 = 1 + int64(len(migrations))
+
+// migrations take the schema from version i+1 to i+2. Released ones are
+// never edited; a change is a new entry.
+var migrations = [...]string{
+	// 2: idempotency keys (ca.Record.IdempotencyKey), unique.
+	`ALTER TABLE records ADD COLUMN idem_key BLOB CHECK (idem_key IS NULL OR length(idem_key) BETWEEN 1 AND 64);
+	CREATE UNIQUE INDEX records_idem_key ON records (idem_key) WHERE idem_key IS NOT NULL;`,
+}
 
 const schema = `
 CREATE TABLE records (
@@ -78,8 +88,9 @@ type Ledger struct {
 	maxBatch int
 	linger   time.Duration
 
-	stmts  *stmts
-	lookup *sql.Stmt // Lookup's query, prepared once on the read pool
+	stmts     *stmts
+	lookup    *sql.Stmt // Lookup's query, prepared once on the read pool
+	lookupKey *sql.Stmt // LookupRequest's
 
 	commits atomic.Uint64
 	ops     atomic.Uint64
@@ -141,7 +152,12 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		db.Close()
 		return nil, &OpenError{Path: path, Err: err}
 	}
-	if l.lookup, err = db.PrepareContext(ctx, lookupQuery); err != nil {
+	if l.lookup, err = db.PrepareContext(ctx, lookupQuery); err == nil {
+		if l.lookupKey, err = db.PrepareContext(ctx, lookupKeyQuery); err != nil {
+			l.lookup.Close()
+		}
+	}
+	if err != nil {
 		l.stmts.close()
 		w.Close()
 		db.Close()
@@ -158,6 +174,7 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 type stmts struct {
 	begin, commit, rollback                *sql.Stmt
 	quota, revState, tail, insert, crlNext *sql.Stmt
+	keyTaken                               *sql.Stmt
 }
 
 func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
@@ -172,9 +189,10 @@ func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
 		{&s.quota, "SELECT count(*) FROM records WHERE kind = 1 AND requester = ? AND time_ns >= ?"},
 		{&s.revState, "SELECT (SELECT count(*) FROM records WHERE kind = 1 AND serial = ?1), (SELECT count(*) FROM records WHERE kind = 2 AND serial = ?1)"},
 		{&s.tail, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"},
+		{&s.keyTaken, "SELECT count(*) FROM records WHERE idem_key = ?"},
 		{&s.insert, `INSERT INTO records
-			(seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			(seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.crlNext, "UPDATE crl_number SET n = n + 1 WHERE id = 1 RETURNING n"},
 	} {
 		st, err := c.PrepareContext(ctx, p.sql)
@@ -188,7 +206,7 @@ func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
 
 func (s *stmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.begin, s.commit, s.rollback, s.quota, s.revState, s.tail, s.insert, s.crlNext} {
+	for _, st := range []*sql.Stmt{s.begin, s.commit, s.rollback, s.quota, s.revState, s.tail, s.insert, s.crlNext, s.keyTaken} {
 		errs = append(errs, st.Close())
 	}
 	return errors.Join(errs...)
@@ -236,13 +254,22 @@ func (l *Ledger) init(ctx context.Context) error {
 		if _, err := conn.ExecContext(ctx, schema); err != nil {
 			return l.openErr(err)
 		}
-		if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = %d", applicationID, schemaVersion)); err != nil {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d", applicationID)); err != nil {
 			return l.openErr(err)
 		}
+		version = 1
 	case appID != applicationID:
 		return &OpenError{Path: l.path, Err: ErrNotLedger, Detail: fmt.Sprintf("application_id %#x", appID)}
 	case version > schemaVersion || version < 1:
 		return &OpenError{Path: l.path, Err: ErrSchemaVersion, Detail: fmt.Sprintf("schema version %d, this package reads %d", version, schemaVersion)}
+	}
+	for ; version < schemaVersion; version++ {
+		if _, err := conn.ExecContext(ctx, migrations[version-1]); err != nil {
+			return &OpenError{Path: l.path, Err: fmt.Errorf("migration to schema version %d: %w", version+1, err)}
+		}
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", version+1)); err != nil {
+			return l.openErr(err)
+		}
 	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return l.openErr(err)
@@ -260,7 +287,7 @@ func (l *Ledger) Close() error {
 		<-l.done
 		// Statements first: SQLite closes a connection, and checkpoints
 		// the WAL into the database file, only once they are finalized.
-		err = errors.Join(l.lookup.Close(), l.stmts.close(), l.writer.Close(), l.db.Close())
+		err = errors.Join(l.lookup.Close(), l.lookupKey.Close(), l.stmts.close(), l.writer.Close(), l.db.Close())
 	})
 	return err
 }
@@ -454,7 +481,7 @@ func (l *Ledger) runBatch(batch []op) {
 }
 
 func isRefusal(err error) bool {
-	return errors.Is(err, ca.ErrSerialExists) || errors.Is(err, ca.ErrQuotaExceeded) ||
+	return errors.Is(err, ca.ErrSerialExists) || errors.Is(err, ca.ErrQuotaExceeded) || errors.Is(err, ca.ErrRequestExists) ||
 		errors.Is(err, ca.ErrUnknownSerial) || errors.Is(err, ca.ErrAlreadyRevoked)
 }
 
@@ -480,6 +507,9 @@ func (l *Ledger) Append(ctx context.Context, rec *ca.Record, quota *ca.Quota) er
 	}
 	if rec.Kind != ca.KindIssuance && rec.Kind != ca.KindRevocation {
 		return fmt.Errorf("sqlite ledger: invalid record kind %d", rec.Kind)
+	}
+	if len(rec.IdempotencyKey) > ca.MaxIdempotencyKey || (rec.Kind == ca.KindRevocation && len(rec.IdempotencyKey) > 0) {
+		return errors.New("sqlite ledger: idempotency key too long, or on a revocation")
 	}
 	r := rec.Clone()
 	r.Time = r.Time.UTC()
@@ -507,6 +537,14 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 				return ca.ErrQuotaExceeded
 			}
 		}
+		if len(r.IdempotencyKey) > 0 {
+			if err := tx.st.keyTaken.QueryRowContext(ctx, r.IdempotencyKey).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return ca.ErrRequestExists
+			}
+		}
 	case ca.KindRevocation:
 		var issued, revoked int64
 		if err := tx.st.revState.QueryRowContext(ctx, serial).Scan(&issued, &revoked); err != nil {
@@ -531,11 +569,14 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 	r.Hash = h
 	_, err = tx.st.insert.ExecContext(ctx, int64(r.Seq), int64(r.Kind), serial, r.Subject, nullBlob(r.PublicKeyHash), r.Profile, r.Requester,
 		nullBlob(r.EvidenceDigest), nullBlob(r.StepDigest), r.Time.UnixNano(), nullBlob(r.Certificate),
-		int64(r.Reason), r.PrevHash, r.Hash)
+		int64(r.Reason), r.PrevHash, r.Hash, nullBlob(r.IdempotencyKey))
 	if err != nil {
 		var se *msqlite.Error
 		if errors.As(err, &se) && se.Code() == 2067 { // SQLITE_CONSTRAINT_UNIQUE
-			if r.Kind == ca.KindIssuance {
+			switch {
+			case strings.Contains(se.Error(), "idem_key"):
+				return ca.ErrRequestExists
+			case r.Kind == ca.KindIssuance:
 				return ca.ErrSerialExists
 			}
 			return ca.ErrAlreadyRevoked
@@ -566,7 +607,7 @@ func (l *Ledger) NextCRLNumber(ctx context.Context) (*big.Int, error) {
 	return big.NewInt(n), nil
 }
 
-const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash`
+const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -577,7 +618,7 @@ func scanRecord(s scanner) (*ca.Record, error) {
 		serial             []byte
 		pkh, ev, step, crt []byte
 	)
-	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &step, &t, &crt, &rsn, &r.PrevHash, &r.Hash); err != nil {
+	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &step, &t, &crt, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey); err != nil {
 		return nil, err
 	}
 	if seq < 1 || kind < 1 || kind > 255 || rsn < 0 || rsn > 255 {
@@ -612,7 +653,24 @@ func (l *Ledger) Lookup(ctx context.Context, serial *big.Int) (*ca.Status, error
 	if serial == nil || serial.Sign() <= 0 {
 		return nil, ca.ErrUnknownSerial
 	}
-	rows, err := l.lookup.QueryContext(ctx, serial.Bytes())
+	return l.status(ctx, l.lookup, serial.Bytes(), ca.ErrUnknownSerial)
+}
+
+// LookupRequest implements ca.Ledger.
+func (l *Ledger) LookupRequest(ctx context.Context, key []byte) (*ca.Status, error) {
+	if l.closed() {
+		return nil, ca.ErrLedgerClosed
+	}
+	if len(key) == 0 || len(key) > ca.MaxIdempotencyKey {
+		return nil, ca.ErrUnknownRequest
+	}
+	return l.status(ctx, l.lookupKey, key, ca.ErrUnknownRequest)
+}
+
+// status reads the issuance and revocation records query returns for arg,
+// or notFound when there is no issuance.
+func (l *Ledger) status(ctx context.Context, query *sql.Stmt, arg []byte, notFound error) (*ca.Status, error) {
+	rows, err := query.QueryContext(ctx, arg)
 	if err != nil {
 		return nil, l.readErr(err)
 	}
@@ -634,14 +692,19 @@ func (l *Ledger) Lookup(ctx context.Context, serial *big.Int) (*ca.Status, error
 		return nil, l.readErr(err)
 	}
 	if st.Issuance == nil {
-		return nil, ca.ErrUnknownSerial
+		return nil, notFound
 	}
 	return st, nil
 }
 
 // lookupQuery finds a serial's issuance and revocation through the partial
-// unique indexes on serial.
-const lookupQuery = "SELECT " + recordColumns + " FROM records WHERE kind = 1 AND serial = ?1 UNION ALL SELECT " + recordColumns + " FROM records WHERE kind = 2 AND serial = ?1"
+// unique indexes on serial; lookupKeyQuery an idempotency key's, through
+// the one on idem_key.
+const (
+	lookupQuery    = "SELECT " + recordColumns + " FROM records WHERE kind = 1 AND serial = ?1 UNION ALL SELECT " + recordColumns + " FROM records WHERE kind = 2 AND serial = ?1"
+	lookupKeyQuery = "SELECT " + recordColumns + " FROM records WHERE idem_key = ?1 AND kind = 1 UNION ALL SELECT " + recordColumns +
+		" FROM records WHERE kind = 2 AND serial = (SELECT serial FROM records WHERE idem_key = ?1 AND kind = 1)"
+)
 
 // Revoked implements ca.Ledger.
 func (l *Ledger) Revoked(ctx context.Context) ([]ca.Revocation, error) {

@@ -19,8 +19,9 @@
 // At least once on the wire, exactly once in effect: a request is marked
 // done only after its chain is durably stored, so a crash at any point
 // leaves it pending and it is sent again after restart. The EST server
-// answers a repeated CSR with the certificate it already issued (its
-// IdempotencyStore), so no device gets two identities for one request.
+// answers a repeated CSR with the certificate it already issued (the CA
+// ledger records each request's SHA-256 as its idempotency key), so no
+// device gets two identities for one request.
 //
 // Refusals that a retry cannot cure (400, 401, 403, 409, and their typed
 // errors) end a request as Failed; network errors, 5xx, 202/503 with
