@@ -30,7 +30,8 @@ type Ledger interface {
 	//   - a revocation of a serial never issued → ErrUnknownSerial, of one
 	//     already revoked → ErrAlreadyRevoked;
 	//   - an issuance whose IdempotencyKey is already recorded →
-	//     ErrRequestExists;
+	//     ErrRequestExists (checked before the quota: a repeat is not a
+	//     new issuance);
 	//   - when quota is not nil and rec is an issuance, if the ledger holds
 	//     quota.Limit or more issuances for rec.Requester with Time at or
 	//     after quota.Since → ErrQuotaExceeded.

@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/ztmkit/ztm/internal/groupcommit"
 	"github.com/ztmkit/ztm/manifest"
 )
 
@@ -81,6 +83,12 @@ type appendReq struct {
 
 // maxBatch bounds the appends one transaction takes.
 const maxBatch = 256
+
+// Linger is how long the writer, after a commit that held several appends
+// (the sign of concurrent callers), keeps collecting appends before the
+// next commit, so that one sync serves more of them. A lone caller never
+// waits.
+const Linger = time.Millisecond
 
 const schema = `
 CREATE TABLE IF NOT EXISTS steps (
@@ -246,24 +254,10 @@ func (s *Store) AppendAll(ctx context.Context, raws ...[]byte) ([]*manifest.Sign
 // writer commits the appends waiting, a batch per transaction, until Close.
 func (s *Store) writer() {
 	defer close(s.done)
-	for {
-		var batch []*appendReq
-		select {
-		case r := <-s.reqs:
-			batch = append(batch, r)
-		case <-s.quit:
-			return
-		}
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-s.reqs:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		s.commit(batch)
+	// Close waits for the Appends in progress, so none is left queued;
+	// any that were would be refused, not lost.
+	for _, r := range groupcommit.Run(s.reqs, s.quit, groupcommit.Options{MaxBatch: maxBatch, Linger: Linger}, s.commit) {
+		r.res <- ErrClosed
 	}
 }
 

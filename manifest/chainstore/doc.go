@@ -24,7 +24,10 @@
 // transaction and one sync to disk (group commit): a single writer takes
 // every append waiting, checks and writes each in turn — so two steps of one
 // device in the same batch still link — and commits once, before any of them
-// returns. A refused step is answered on its own and changes nothing.
-// Several processes may open the same database file: SQLite's locking
+// returns. Under concurrent load the writer waits up to [Linger] for more
+// appends before committing, so that one sync serves more stations; a lone
+// caller never waits. [Store.AppendAll] stores several steps of one device
+// in one commit, all or none. A refused step is answered on its own and
+// changes nothing. Several processes may open the same database file: SQLite's locking
 // serializes their transactions (each batch takes the write lock first).
 package chainstore

@@ -384,11 +384,13 @@ func (g *Gate) enroll(ctx context.Context, who Requester, req *EnrollRequest, op
 	// with the certificate issued for it — after a crash, a lost answer or
 	// on another CA instance sharing the ledger — and never issued twice.
 	d := sha256.Sum256(req.CSR)
+	//
+	// A first request, the common case, costs no read for this: a repeat
+	// carries evidence whose nonce is spent (or none), which fails below
+	// and is then answered from the ledger; a repeat with fresh evidence
+	// reaches Issue, which answers it with the recorded certificate.
 	unlock := enrolling.lock(string(d[:]))
 	defer unlock()
-	if chain, err := g.previous(ctx, d[:], requester); chain != nil || err != nil {
-		return chain, err
-	}
 	// From here the evidence's nonce is consumed: finish even if the
 	// caller goes away (a dropped connection, a killed station), so that
 	// its retry finds the certificate in the ledger instead of a spent
@@ -397,8 +399,6 @@ func (g *Gate) enroll(ctx context.Context, who Requester, req *EnrollRequest, op
 	defer cancel()
 	evDigest, err := g.checkEvidence(ctx, csr, req.Evidence)
 	if err != nil {
-		// Another process may have enrolled the same request with the
-		// same evidence meanwhile: its certificate is the answer.
 		var ee *EvidenceError
 		if errors.As(err, &ee) {
 			if chain, perr := g.previous(ctx, d[:], requester); chain != nil || perr != nil {

@@ -335,6 +335,16 @@ func (k *kit) testQuota(t *testing.T) {
 	if err := l.Append(ctx, k.issuance(t, newSerial(t), "edge", base.Add(11*time.Second)), q2); !errors.Is(err, ca.ErrQuotaExceeded) {
 		t.Fatalf("inclusive boundary: %v", err)
 	}
+	// A repeated request at the quota is a repeat, not a new issuance.
+	q3 := &ca.Quota{Limit: 1, Since: base}
+	first := k.issuance(t, newSerial(t), "keyed", base)
+	first.IdempotencyKey = []byte("keyed-1")
+	mustAppend(t, l, first, q3)
+	again := k.issuance(t, newSerial(t), "keyed", base)
+	again.IdempotencyKey = []byte("keyed-1")
+	if err := l.Append(ctx, again, q3); !errors.Is(err, ca.ErrRequestExists) {
+		t.Fatalf("repeat at the quota: %v, want ErrRequestExists", err)
+	}
 }
 
 func (k *kit) testQuotaRace(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/internal/groupcommit"
 )
 
 // op is one append waiting for the writer.
@@ -94,34 +95,12 @@ func (l *Ledger) Append(ctx context.Context, rec *ca.Record, quota *ca.Quota) er
 
 // run is the writer: it takes the first waiting append, then every append
 // already queued (up to MaxBatch), and commits them in one transaction.
+// It does not linger: while one instance's transaction holds the chain
+// lock, the next batch collects by itself.
 func (l *Ledger) run() {
 	defer close(l.done)
-	batch := make([]*op, 0, l.cfg.MaxBatch)
-	for {
-		batch = batch[:0]
-		select {
-		case o := <-l.queue:
-			batch = append(batch, o)
-		case <-l.closing:
-			for {
-				select {
-				case o := <-l.queue:
-					o.reply <- ca.ErrLedgerClosed
-				default:
-					return
-				}
-			}
-		}
-	drain:
-		for len(batch) < l.cfg.MaxBatch {
-			select {
-			case o := <-l.queue:
-				batch = append(batch, o)
-			default:
-				break drain
-			}
-		}
-		l.runBatch(batch)
+	for _, o := range groupcommit.Run(l.queue, l.closing, groupcommit.Options{MaxBatch: l.cfg.MaxBatch}, l.runBatch) {
+		o.reply <- ca.ErrLedgerClosed
 	}
 }
 

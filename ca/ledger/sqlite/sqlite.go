@@ -16,6 +16,7 @@ import (
 	msqlite "modernc.org/sqlite"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/internal/groupcommit"
 )
 
 // applicationID marks a SQLite file as a ztm CA ledger ("ZTML").
@@ -379,62 +380,9 @@ func (l *Ledger) submit(ctx context.Context, apply func(ctx context.Context, tx 
 // caller pays no latency.
 func (l *Ledger) run() {
 	defer close(l.done)
-	batch := make([]op, 0, l.maxBatch)
-	var timer *time.Timer
-	if l.linger > 0 {
-		timer = time.NewTimer(time.Hour)
-		timer.Stop()
+	for _, o := range groupcommit.Run(l.queue, l.closing, groupcommit.Options{MaxBatch: l.maxBatch, Linger: l.linger}, l.runBatch) {
+		o.reply <- ca.ErrLedgerClosed
 	}
-	prev := 0
-	for {
-		batch = batch[:0]
-		select {
-		case o := <-l.queue:
-			batch = append(batch, o)
-		case <-l.closing:
-			// Answer whatever is still queued.
-			for {
-				select {
-				case o := <-l.queue:
-					o.reply <- ca.ErrLedgerClosed
-				default:
-					return
-				}
-			}
-		}
-	drain:
-		for len(batch) < l.maxBatch {
-			select {
-			case o := <-l.queue:
-				batch = append(batch, o)
-			default:
-				break drain
-			}
-		}
-		if timer != nil && prev > 1 && len(batch) < l.maxBatch {
-			batch = l.lingerFor(batch, timer)
-		}
-		prev = len(batch)
-		l.runBatch(batch)
-	}
-}
-
-// lingerFor adds ops to batch as they arrive until it holds MaxBatch, the
-// linger bound passes or the ledger is closing.
-func (l *Ledger) lingerFor(batch []op, timer *time.Timer) []op {
-	timer.Reset(l.linger)
-	defer timer.Stop()
-	for len(batch) < l.maxBatch {
-		select {
-		case o := <-l.queue:
-			batch = append(batch, o)
-		case <-timer.C:
-			return batch
-		case <-l.closing:
-			return batch
-		}
-	}
-	return batch
 }
 
 func (l *Ledger) runBatch(batch []op) {
@@ -529,20 +477,21 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 	switch r.Kind {
 	case ca.KindIssuance:
 		// A serial already issued fails the INSERT on records_issued_serial.
-		if quota != nil {
-			if err := tx.st.quota.QueryRowContext(ctx, r.Requester, quota.Since.UnixNano()).Scan(&n); err != nil {
-				return err
-			}
-			if n >= int64(quota.Limit) {
-				return ca.ErrQuotaExceeded
-			}
-		}
+		// A repeated request is answered as such even at the quota.
 		if len(r.IdempotencyKey) > 0 {
 			if err := tx.st.keyTaken.QueryRowContext(ctx, r.IdempotencyKey).Scan(&n); err != nil {
 				return err
 			}
 			if n > 0 {
 				return ca.ErrRequestExists
+			}
+		}
+		if quota != nil {
+			if err := tx.st.quota.QueryRowContext(ctx, r.Requester, quota.Since.UnixNano()).Scan(&n); err != nil {
+				return err
+			}
+			if n >= int64(quota.Limit) {
+				return ca.ErrQuotaExceeded
 			}
 		}
 	case ca.KindRevocation:

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+
+	"github.com/ztmkit/ztm/internal/groupcommit"
 )
 
 // ErrClosed is returned by Do after Close.
@@ -105,52 +107,13 @@ func (d *DB) Do(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 }
 
+// loop is the writer (see package groupcommit): batches of writes, one
+// transaction each, lingering under concurrent load.
 func (d *DB) loop() {
 	defer close(d.done)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	prev := 0
-	for {
-		var batch []*op
-		select {
-		case o := <-d.ops:
-			batch = append(batch, o)
-		case <-d.stop:
-			return
-		}
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case o := <-d.ops:
-				batch = append(batch, o)
-			default:
-				break more
-			}
-		}
-		if prev > 1 && len(batch) < maxBatch {
-			batch = d.lingerFor(batch, timer)
-		}
-		prev = len(batch)
-		d.commit(batch)
+	for _, o := range groupcommit.Run(d.ops, d.stop, groupcommit.Options{MaxBatch: maxBatch, Linger: Linger}, d.commit) {
+		o.err <- ErrClosed
 	}
-}
-
-// lingerFor adds writes to batch as they arrive, until it holds maxBatch,
-// Linger passes or the database is closing.
-func (d *DB) lingerFor(batch []*op, timer *time.Timer) []*op {
-	timer.Reset(Linger)
-	defer timer.Stop()
-	for len(batch) < maxBatch {
-		select {
-		case o := <-d.ops:
-			batch = append(batch, o)
-		case <-timer.C:
-			return batch
-		case <-d.stop:
-			return batch
-		}
-	}
-	return batch
 }
 
 func (d *DB) commit(batch []*op) {
