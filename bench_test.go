@@ -37,6 +37,11 @@ func BenchmarkProvision(b *testing.B) {
 	b.SetParallelism(8)
 	b.ResetTimer()
 	defer benchcpu.Start(b)()
+	st0 := l.Ledger.Stats()
+	defer func() {
+		st := l.Ledger.Stats()
+		b.ReportMetric(float64(st.Ops-st0.Ops)/float64(st.Commits-st0.Commits), "issues/commit")
+	}()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			d := devs[next.Add(1)-1]

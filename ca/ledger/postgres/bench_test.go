@@ -156,7 +156,7 @@ func benchAppend(b *testing.B, instances int) {
 		for range instances {
 			ls = append(ls, open(b, dsn, postgres.Config{}))
 		}
-		b.Run(net.name, func(b *testing.B) { benchAppendOn(b, ls, tmpl) })
+		b.Run(net.name, func(b *testing.B) { benchAppendOn(b, srv, ls, tmpl) })
 		for _, l := range ls {
 			l.Close()
 		}
@@ -165,7 +165,7 @@ func benchAppend(b *testing.B, instances int) {
 
 // benchAppendOn appends ready records from 32×GOMAXPROCS goroutines
 // spread over ls.
-func benchAppendOn(b *testing.B, ls []*postgres.Ledger, tmpl *ca.Record) {
+func benchAppendOn(b *testing.B, srv *pgtest.Server, ls []*postgres.Ledger, tmpl *ca.Record) {
 	ctx := context.Background()
 	{
 		var before, after postgres.Stats
@@ -177,6 +177,8 @@ func benchAppendOn(b *testing.B, ls []*postgres.Ledger, tmpl *ca.Record) {
 		b.SetParallelism(32)
 		b.ResetTimer()
 		defer benchcpu.Start(b)()
+		pg0 := srv.CPUTime()
+		defer func() { b.ReportMetric(float64(srv.CPUTime()-pg0)/float64(b.N), "pg-cpu-ns/op") }()
 		b.RunParallel(func(pb *testing.PB) {
 			l := ls[int(next.Add(1))%len(ls)]
 			for pb.Next() {

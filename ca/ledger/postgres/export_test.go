@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -25,4 +26,10 @@ func AppendDirect(ctx context.Context, pool *pgxpool.Pool, rec *ca.Record) error
 	_, err = pool.Exec(ctx, `SELECT * FROM ztm_ca.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		appendArgs([]*op{{rec: rec, prefix: prefix, suffix: suffix}})[:15]...)
 	return err
+}
+
+// ChainLockSQL is the statement that takes schema's chain lock, as
+// append_batch does, for tests that hold it from another transaction.
+func ChainLockSQL(schema string) string {
+	return fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, %d)", chainLockClass, chainLockKey(schema))
 }

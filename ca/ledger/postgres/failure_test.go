@@ -41,7 +41,7 @@ func TestCommitUnknown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := holder.Exec(ctx, "SELECT id FROM ztm_ca.head WHERE id = 1 FOR UPDATE"); err != nil {
+			if _, err := holder.Exec(ctx, postgres.ChainLockSQL("ztm_ca")); err != nil {
 				t.Fatal(err)
 			}
 			rec := issuance(t, "st", time.Unix(1_800_000_001, 0))

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"bytes"
-	"encoding/binary"
 	"math/big"
 	"testing"
 	"time"
@@ -10,26 +9,10 @@ import (
 	"github.com/ztmkit/ztm/ca"
 )
 
-// cborUint mirrors the schema's cbor_uint function (RFC 8949 §3.1, major
-// type 0, shortest form); TestCBORUint checks the SQL one against the
-// records' encoding.
-func cborUint(v uint64) []byte {
-	switch {
-	case v < 24:
-		return []byte{byte(v)}
-	case v < 1<<8:
-		return []byte{0x18, byte(v)}
-	case v < 1<<16:
-		return binary.BigEndian.AppendUint16([]byte{0x19}, uint16(v))
-	case v < 1<<32:
-		return binary.BigEndian.AppendUint32([]byte{0x1a}, uint32(v))
-	}
-	return binary.BigEndian.AppendUint64([]byte{0x1b}, v)
-}
-
 // FuzzSplitEncoding checks, for records of every shape, that the
 // canonical encoding with sequence number seq is exactly prefix ||
-// CBOR(seq) || suffix, which is how the database builds it.
+// CBOR(seq) || suffix, which is how the database builds it, and that
+// chainHash over the split is the record's ChainHash.
 func FuzzSplitEncoding(f *testing.F) {
 	f.Add(uint8(1), []byte{1}, "SERIALNUMBER=1", []byte("pkh"), "idevid", "station", []byte{}, []byte{}, int64(0), []byte("cert"), uint8(0), uint64(1))
 	f.Add(uint8(2), []byte{0xff, 0}, "", []byte{}, "", "admin", []byte{}, []byte{}, int64(-1), []byte{}, uint8(1), uint64(24))
@@ -41,6 +24,7 @@ func FuzzSplitEncoding(f *testing.F) {
 			Kind: ca.RecordKind(kind), Serial: new(big.Int).SetBytes(serial), Subject: subject, PublicKeyHash: pkh,
 			Profile: profile, Requester: requester, EvidenceDigest: ev, StepDigest: step,
 			Time: time.Unix(0, tns).UTC(), Certificate: cert, Reason: ca.RevocationReason(reason),
+			IdempotencyKey: step,
 		}
 		prefix, suffix, err := splitEncoding(r)
 		if _, encErr := r.CanonicalEncoding(); (err == nil) != (encErr == nil) {
@@ -58,6 +42,10 @@ func FuzzSplitEncoding(f *testing.F) {
 		got := append(append(append([]byte{}, prefix...), cborUint(seq)...), suffix...)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("seq %d: split encoding %x, want %x", seq, got, want)
+		}
+		prev := bytes.Repeat([]byte{0x5a}, 32)
+		if h, err := r.ChainHash(prev); err != nil || !bytes.Equal(chainHash(prev, prefix, seq, suffix), h) {
+			t.Fatalf("seq %d: chainHash differs from ChainHash (%v)", seq, err)
 		}
 	})
 }

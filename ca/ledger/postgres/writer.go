@@ -3,6 +3,8 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -277,8 +279,9 @@ func (l *Ledger) commitBatch(batch []*op) (errs []error, retry bool, err error) 
 				continue
 			}
 			r.Seq, r.PrevHash, r.Hash = uint64(*res[i].seq), res[i].prev, res[i].sum
-			// The database computed the hash; check it against ours.
-			if h, err := r.ChainHash(r.PrevHash); err != nil || !bytes.Equal(h, r.Hash) {
+			// The database computed the hash; check it against ours (the
+			// record's ChainHash, from the encoding already split).
+			if h := chainHash(r.PrevHash, o.prefix, r.Seq, o.suffix); !bytes.Equal(h, r.Hash) {
 				errs[i] = &ca.ChainError{Seq: r.Seq, Reason: "hash computed by the database differs from the record's ChainHash"}
 				continue
 			}
@@ -300,6 +303,33 @@ func (l *Ledger) commitBatch(batch []*op) (errs []error, retry bool, err error) 
 	l.commits.Add(1)
 	l.records.Add(uint64(accepted))
 	return errs, false, nil
+}
+
+// chainHash is [ca.Record.ChainHash] for the record whose canonical
+// encoding with sequence number seq is prefix || CBOR(seq) || suffix.
+func chainHash(prev, prefix []byte, seq uint64, suffix []byte) []byte {
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(prefix)
+	h.Write(cborUint(seq))
+	h.Write(suffix)
+	return h.Sum(nil)
+}
+
+// cborUint is the CBOR encoding of v (RFC 8949 §3.1, major type 0,
+// shortest form), as the schema's cbor_uint computes it.
+func cborUint(v uint64) []byte {
+	switch {
+	case v < 24:
+		return []byte{byte(v)}
+	case v < 1<<8:
+		return []byte{0x18, byte(v)}
+	case v < 1<<16:
+		return binary.BigEndian.AppendUint16([]byte{0x19}, uint16(v))
+	case v < 1<<32:
+		return binary.BigEndian.AppendUint32([]byte{0x1a}, uint32(v))
+	}
+	return binary.BigEndian.AppendUint64([]byte{0x1b}, v)
 }
 
 func appendArgs(batch []*op) []any {
