@@ -54,7 +54,11 @@
 // twice, and Issue retries with a fresh one. Per-requester quotas
 // ([Config].Quota) are decided inside the ledger's transaction, so two
 // concurrent requests — or two CA instances sharing a database — cannot
-// both take the last certificate of a quota.
+// both take the last certificate of a quota. A request may carry an
+// idempotency key ([Request].IdempotencyKey, e.g. the SHA-256 of its CSR):
+// the ledger records it with the issuance in the same transaction, so a
+// retried request gets the certificate already issued for it
+// ([Ledger.LookupRequest]) and never a second one.
 //
 // github.com/ztmkit/ztm/ca/ledger/sqlite is the embedded ledger;
 // github.com/ztmkit/ztm/ca/ledger/ledgertest is the conformance kit every
