@@ -318,8 +318,11 @@ func (a *Authority) checkRequester(ctx context.Context, req *Request, requester 
 // records it durably in the ledger and returns it. Refusals, which leave
 // no certificate and no record: ErrInvalidRequest, ErrUnknownProfile,
 // *CSRError (ErrBadCSR), *AuthorizationError (ErrNotAuthorized),
-// *PolicyError (ErrPolicy), ErrQuotaExceeded. A ledger failure is returned
-// as is; the certificate is then not returned.
+// *PolicyError (ErrPolicy), ErrQuotaExceeded, and ErrRequestExists for an
+// IdempotencyKey already issued to another requester. A request whose
+// IdempotencyKey is already recorded for the same requester returns the
+// recorded certificate, after the same checks. A ledger failure is
+// returned as is; the certificate is then not returned.
 func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate, error) {
 	if req == nil {
 		return nil, fmt.Errorf("ca: %w: nil request", ErrInvalidRequest)

@@ -146,11 +146,12 @@
 // records it in the same transaction as the certificate and refuses it a
 // second time, so the answer holds after a crash or a lost reply, and
 // across CA instances sharing a ledger (ca/ledger/postgres) — there is no
-// second store to keep in step. The repeat is answered from the ledger
-// ([ca.Ledger].LookupRequest) before the evidence is looked at, so a retry
-// with evidence whose nonce is spent still gets its certificate; a
-// request already issued to another requester is refused with
-// [ErrConflict]. The station's queue (package queue) relies on this: it
+// second store to keep in step. A retry whose evidence no longer verifies
+// (its nonce spent, or no evidence at all) is answered from the ledger
+// ([ca.Ledger].LookupRequest); one with fresh evidence is answered by the
+// Authority, which finds the key recorded. Either way it gets the
+// certificate already issued; a request already issued to another
+// requester is refused with [ErrConflict]. The station's queue (package queue) relies on this: it
 // resends every request it is not sure about.
 //
 // # serverkeygen

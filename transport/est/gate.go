@@ -383,12 +383,11 @@ func (g *Gate) enroll(ctx context.Context, who Requester, req *EnrollRequest, op
 	// with the issuance, in the same transaction, so a repeat is answered
 	// with the certificate issued for it — after a crash, a lost answer or
 	// on another CA instance sharing the ledger — and never issued twice.
-	d := sha256.Sum256(req.CSR)
-	//
 	// A first request, the common case, costs no read for this: a repeat
 	// carries evidence whose nonce is spent (or none), which fails below
 	// and is then answered from the ledger; a repeat with fresh evidence
 	// reaches Issue, which answers it with the recorded certificate.
+	d := sha256.Sum256(req.CSR)
 	unlock := enrolling.lock(string(d[:]))
 	defer unlock()
 	// From here the evidence's nonce is consumed: finish even if the
