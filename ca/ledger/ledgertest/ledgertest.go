@@ -387,33 +387,36 @@ func (k *kit) testQuotaRace(t *testing.T) {
 }
 
 func (k *kit) testSerialRace(t *testing.T) {
-	ctx := context.Background()
 	l := k.open(t)
 	s := newSerial(t)
+	if ok := k.race(t, l, ca.ErrSerialExists, func() *ca.Record { return k.issuance(t, s, "racer", base) }); ok != 1 {
+		t.Fatalf("serial recorded %d times", ok)
+	}
+}
+
+// race appends Concurrency records made by next at once and returns how
+// many were recorded; every other append must fail with refusal.
+func (k *kit) race(t *testing.T, l ca.Ledger, refusal error, next func() *ca.Record) (ok int) {
+	t.Helper()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	ok := 0
 	for range k.cfg.Concurrency {
-		r := k.issuance(t, s, "racer", base)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := l.Append(ctx, r, nil)
+		r := next()
+		wg.Go(func() {
+			err := l.Append(context.Background(), r, nil)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err == nil:
 				ok++
-			case errors.Is(err, ca.ErrSerialExists):
+			case errors.Is(err, refusal):
 			default:
 				t.Error(err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	if ok != 1 {
-		t.Fatalf("serial recorded %d times", ok)
-	}
+	return ok
 }
 
 // testIdempotencyKey: a key is recorded with its issuance, found again by
@@ -483,35 +486,17 @@ func (k *kit) testIdempotencyKey(t *testing.T) {
 // testIdempotencyKeyRace: of many concurrent issuances under one key,
 // exactly one is recorded.
 func (k *kit) testIdempotencyKeyRace(t *testing.T) {
-	ctx := context.Background()
 	l := k.open(t)
 	key := []byte("one request")
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	ok := 0
-	for range k.cfg.Concurrency {
+	ok := k.race(t, l, ca.ErrRequestExists, func() *ca.Record {
 		r := k.issuance(t, newSerial(t), "racer", base)
 		r.IdempotencyKey = key
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := l.Append(ctx, r, nil)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-			case errors.Is(err, ca.ErrRequestExists):
-			default:
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+		return r
+	})
 	if ok != 1 {
 		t.Fatalf("idempotency key recorded %d times", ok)
 	}
-	if h, err := l.Verify(ctx); err != nil || h.Seq != 1 {
+	if h, err := l.Verify(context.Background()); err != nil || h.Seq != 1 {
 		t.Fatalf("Verify: %v %v", h, err)
 	}
 }
