@@ -5,9 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -143,6 +145,39 @@ func ExampleAuthority_Issue() {
 	// notAfter: 99991231235959Z
 	// recorded: idevid station-3
 	// chain: 1 record(s), error: <nil>
+}
+
+// A request retried with the same idempotency key — after a lost answer,
+// a crash, or on another CA instance sharing the ledger — gets the
+// certificate issued the first time, never a second one.
+func ExampleRequest_idempotencyKey() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "ca-example")
+	defer os.RemoveAll(dir)
+	auth, ledger := newAuthority(ctx, dir, "")
+	defer ledger.Close()
+
+	csr := deviceCSR("PID-000044")
+	key := sha256.Sum256(csr)
+	req := &ca.Request{CSR: csr, Profile: "idevid", Requester: "station-3", IdempotencyKey: key[:]}
+	first, err := auth.Issue(ctx, req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	again, err := auth.Issue(ctx, req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("same certificate:", again.Equal(first))
+	st, _ := ledger.LookupRequest(ctx, key[:])
+	fmt.Println("recorded serial matches:", st.Issuance.Serial.Cmp(first.SerialNumber) == 0)
+	req.Requester = "station-4"
+	_, err = auth.Issue(ctx, req)
+	fmt.Println("other requester refused:", errors.Is(err, ca.ErrRequestExists))
+	// Output:
+	// same certificate: true
+	// recorded serial matches: true
+	// other requester refused: true
 }
 
 // ExampleAuthority_CRLHandler revokes a certificate and fetches the CRL
