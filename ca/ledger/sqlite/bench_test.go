@@ -40,6 +40,10 @@ func BenchmarkAppendParallel(b *testing.B) {
 			}
 		}
 	})
+	b.StopTimer()
+	if st := l.Stats(); st.Commits > 0 {
+		b.ReportMetric(float64(st.Ops)/float64(st.Commits), "records/commit")
+	}
 }
 
 // BenchmarkAppendParallelRaw is the raw primitive without group commit:
