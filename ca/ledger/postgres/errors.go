@@ -151,6 +151,13 @@ func unavailableCode(code string) bool {
 // serverRefused reports whether err is the server's refusal of a statement
 // on a working connection: in a pipeline, the statements after it up to
 // the COMMIT were skipped, so nothing was committed.
+// uniqueViolation reports whether the server refused a statement for a
+// duplicate key in a unique index.
+func uniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
 func serverRefused(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && !connectionLost(err)

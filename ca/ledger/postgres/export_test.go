@@ -33,3 +33,22 @@ func AppendDirect(ctx context.Context, pool *pgxpool.Pool, rec *ca.Record) error
 func ChainLockSQL(schema string) string {
 	return fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, %d)", chainLockClass, chainLockKey(schema))
 }
+
+// AppendTogether appends recs as one batch — one transaction, as the
+// writer forms them under load — and returns each one's outcome.
+func (l *Ledger) AppendTogether(ctx context.Context, recs []*ca.Record) []error {
+	batch := make([]*op, len(recs))
+	for i, r := range recs {
+		prefix, suffix, err := splitEncoding(r)
+		if err != nil {
+			panic(err)
+		}
+		batch[i] = &op{ctx: ctx, rec: r.Clone(), prefix: prefix, suffix: suffix, reply: make(chan error, 1)}
+	}
+	l.runBatch(batch)
+	errs := make([]error, len(recs))
+	for i, o := range batch {
+		errs[i] = <-o.reply
+	}
+	return errs
+}

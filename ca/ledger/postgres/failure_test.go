@@ -134,3 +134,45 @@ func TestCBORUint(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchWithDuplicates: a batch of issuances is first tried without
+// looking its serials and keys up; one that repeats a recorded serial or
+// key fails that try on the unique index, and the batch is run again the
+// careful way — the duplicates are refused, the others recorded, the
+// chain linear.
+func TestBatchWithDuplicates(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	l := open(t, srv.NewDatabase(t), postgres.Config{})
+	at := time.Unix(1_800_000_000, 0)
+	old := issuance(t, "st", at)
+	old.IdempotencyKey = []byte("request-1")
+	if err := l.Append(ctx, old, nil); err != nil {
+		t.Fatal(err)
+	}
+	dupSerial := issuance(t, "st", at)
+	dupSerial.Serial = old.Serial
+	dupKey := issuance(t, "st", at)
+	dupKey.IdempotencyKey = []byte("request-1")
+	fresh1, fresh2 := issuance(t, "st", at), issuance(t, "st", at)
+	errs := l.AppendTogether(ctx, []*ca.Record{fresh1, dupSerial, dupKey, fresh2})
+	for i, want := range []error{nil, ca.ErrSerialExists, ca.ErrRequestExists, nil} {
+		if !errors.Is(errs[i], want) {
+			t.Errorf("record %d: %v, want %v", i, errs[i], want)
+		}
+	}
+	if st := l.Stats(); st.Records != 3 {
+		t.Errorf("%d records counted, want 3", st.Records)
+	}
+	if h, err := l.Verify(ctx); err != nil || h.Seq != 3 {
+		t.Fatalf("Verify: %v %v", h, err)
+	}
+	// A batch of fresh issuances alone takes the fast way and commits.
+	errs = l.AppendTogether(ctx, []*ca.Record{issuance(t, "st", at), issuance(t, "st", at)})
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	if h, err := l.Verify(ctx); err != nil || h.Seq != 5 {
+		t.Fatalf("Verify: %v %v", h, err)
+	}
+}

@@ -205,7 +205,7 @@ var migrations = [...]string{
 		p_kind smallint[], p_serial bytea[], p_subject text[], p_pkh bytea[], p_profile text[],
 		p_requester text[], p_evidence bytea[], p_step bytea[], p_time bigint[], p_cert bytea[],
 		p_reason smallint[], p_prefix bytea[], p_suffix bytea[], p_qlimit bigint[], p_qsince bigint[],
-		p_idem bytea[])
+		p_idem bytea[], p_fast boolean)
 	RETURNS TABLE (o_refusal smallint, o_seq bigint, o_prev bytea, o_hash bytea)
 	LANGUAGE plpgsql
 	-- Plan each statement for the table as it is: a plan cached while the
@@ -241,12 +241,19 @@ var migrations = [...]string{
 			v_seq := 0;
 			v_hash := decode(repeat('00', 32), 'hex');
 		END IF;
-		SELECT coalesce(array_agg(r.serial), '{}') INTO d_issued FROM {s}.records r
-			WHERE r.kind = 1 AND r.serial = ANY (p_serial);
-		SELECT coalesce(array_agg(r.serial), '{}') INTO d_revoked FROM {s}.records r
-			WHERE r.kind = 2 AND r.serial = ANY (p_serial);
-		SELECT coalesce(array_agg(r.idem_key), '{}') INTO d_keys FROM {s}.records r
-			WHERE r.idem_key = ANY (p_idem);
+		IF p_fast THEN
+			-- Issuances only: a serial or key the ledger already holds
+			-- fails the INSERT on its unique index, and the client runs
+			-- the batch again with p_fast false.
+			d_issued := '{}'; d_revoked := '{}'; d_keys := '{}';
+		ELSE
+			SELECT coalesce(array_agg(r.serial), '{}') INTO d_issued FROM {s}.records r
+				WHERE r.kind = 1 AND r.serial = ANY (p_serial);
+			SELECT coalesce(array_agg(r.serial), '{}') INTO d_revoked FROM {s}.records r
+				WHERE r.kind = 2 AND r.serial = ANY (p_serial);
+			SELECT coalesce(array_agg(r.idem_key), '{}') INTO d_keys FROM {s}.records r
+				WHERE r.idem_key = ANY (p_idem);
+		END IF;
 		FOR k IN 1 .. coalesce(array_length(p_kind, 1), 0) LOOP
 			o_refusal := 0; o_seq := NULL; o_prev := NULL; o_hash := NULL;
 			IF p_kind[k] = 1 THEN
@@ -263,6 +270,15 @@ var migrations = [...]string{
 						WHERE b.rq = p_requester[k] AND b.t >= p_qsince[k]);
 					IF v_n >= p_qlimit[k] THEN
 						o_refusal := 2;
+						-- The fast way skipped the lookups: a refusal must
+						-- still name a serial or key already recorded first.
+						IF p_fast THEN
+							IF EXISTS (SELECT 1 FROM {s}.records r WHERE r.kind = 1 AND r.serial = p_serial[k]) THEN
+								o_refusal := 1;
+							ELSIF EXISTS (SELECT 1 FROM {s}.records r WHERE r.idem_key = p_idem[k]) THEN
+								o_refusal := 5;
+							END IF;
+						END IF;
 					END IF;
 				END IF;
 			ELSIF NOT (p_serial[k] = ANY (d_issued) OR p_serial[k] = ANY (b_issued)) THEN

@@ -126,7 +126,19 @@ func (l *Ledger) runBatch(batch []*op) {
 		if len(batch) == 0 {
 			return
 		}
-		errs, retry, err := l.commitBatch(batch)
+		// A batch of issuances goes the fast way: the database relies on
+		// its unique indexes instead of looking the serials and keys up
+		// first. One that hits an index (a repeated request, in practice)
+		// fails whole and is run again the careful way, which refuses
+		// just the duplicates.
+		fast := true
+		for _, o := range batch {
+			fast = fast && o.rec.Kind == ca.KindIssuance
+		}
+		errs, retry, err := l.commitBatch(batch, fast)
+		if err != nil && fast && uniqueViolation(err) {
+			errs, retry, err = l.commitBatch(batch, false)
+		}
 		if err == nil {
 			for i, o := range batch {
 				o.reply <- errs[i]
@@ -175,7 +187,7 @@ func splitEncoding(r *ca.Record) (prefix, suffix []byte, err error) {
 // (nil or a refusal) when the transaction committed, or err for the whole
 // batch; retry says nothing reached the server, so running the batch again
 // is safe.
-func (l *Ledger) commitBatch(batch []*op) (errs []error, retry bool, err error) {
+func (l *Ledger) commitBatch(batch []*op, fast bool) (errs []error, retry bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.BatchTimeout)
 	defer cancel()
 	conn, err := l.pool.Acquire(ctx)
@@ -205,7 +217,7 @@ func (l *Ledger) commitBatch(batch []*op) (errs []error, retry bool, err error) 
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
 	b.Queue("SELECT set_config('synchronous_commit', 'on', true), set_config('statement_timeout', $1, true)",
 		strconv.FormatInt(stmtTimeout.Milliseconds(), 10))
-	b.Queue(l.q.appendBatch, appendArgs(batch)...)
+	b.Queue(l.q.appendBatch, append(appendArgs(batch), fast)...)
 	b.Queue("COMMIT")
 	type result struct {
 		refusal   int16
