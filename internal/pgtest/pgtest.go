@@ -183,9 +183,10 @@ func freePort(t testing.TB) int {
 }
 
 // CPUTime returns the CPU time (user and system) the server's processes
-// have used so far: the postmaster and its children that are still
-// running. Benchmarks report it per operation next to the client's own, as
-// both share the machine's cores. It returns 0 where /proc cannot tell.
+// have used so far: the postmaster, its children still running, and those
+// it has reaped. Benchmarks report it per operation next to the client's
+// own, as both share the machine's cores. It returns 0 where /proc cannot
+// tell.
 func (s *Server) CPUTime() time.Duration {
 	pidFile, err := os.ReadFile(filepath.Join(s.dataDir(), "postmaster.pid"))
 	if err != nil {
@@ -217,9 +218,14 @@ func (s *Server) CPUTime() time.Duration {
 		if ppid, _ := strconv.Atoi(string(f[1])); pid != master && ppid != master {
 			continue
 		}
-		u, _ := strconv.ParseInt(string(f[11]), 10, 64)
-		st, _ := strconv.ParseInt(string(f[12]), 10, 64)
-		ticks += u + st
+		fields := []int{11, 12} // utime, stime
+		if pid == master {
+			fields = append(fields, 13, 14) // cutime, cstime: reaped children
+		}
+		for _, i := range fields {
+			v, _ := strconv.ParseInt(string(f[i]), 10, 64)
+			ticks += v
+		}
 	}
 	// USER_HZ is 100 on every Linux ABI Go supports.
 	return time.Duration(ticks) * 10 * time.Millisecond
