@@ -49,7 +49,10 @@
 // race — the first migrates, the others wait, then find the schema
 // current. A schema made by a newer version of the package gives
 // [ErrSchemaVersion]; tables named like the ledger's without a version,
-// [ErrNotLedger].
+// [ErrNotLedger]. Upgrade every instance together: once a newer instance
+// has migrated the schema, an older one still running fails its appends
+// (schema 3 replaced append_batch) — it never writes a wrong record — and
+// refuses to open again.
 //
 // # Appending: the chain lock and group commit
 //
