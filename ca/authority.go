@@ -248,8 +248,8 @@ type Request struct {
 	// and refuses a second issuance under it — across restarts and across
 	// Authorities sharing the ledger. Issue then returns the certificate
 	// recorded for the key if the requester is the same, and an error
-	// wrapping ErrRequestExists if not. [Ledger.LookupRequest] answers a
-	// retry before any other work.
+	// wrapping ErrRequestExists if not. A caller that wants to answer a
+	// retry before any other work can ask [Ledger.LookupRequest] first.
 	IdempotencyKey []byte
 }
 
