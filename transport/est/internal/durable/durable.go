@@ -1,15 +1,15 @@
-// Package durable opens the SQLite files of package est (the server's
-// idempotency table and the station's offline queue) in WAL mode with
-// synchronous=FULL, and runs their writes through one writer goroutine that
-// commits concurrent writes together (group commit): each caller is
-// answered only after the transaction holding its write is on stable
-// storage.
+// Package durable opens the SQLite file of the station's offline queue
+// (package queue) in WAL mode with synchronous=FULL, and runs its writes
+// through one writer goroutine that commits concurrent writes together
+// (group commit): each caller is answered only after the transaction
+// holding its write is on stable storage.
 //
-// Like the CA's SQLite ledger, the writer lingers: when the transaction it
-// last committed held more than one write (callers are concurrent), it
-// waits up to [Linger] for more writes before committing, so that one sync
-// serves more callers. After a transaction of one write it never waits: a
-// lone caller gets no added latency.
+// The writer is the loop of package internal/groupcommit, as the CA
+// ledgers' are: when the transaction it last committed held more than one
+// write (callers are concurrent), it waits up to [Linger] for more writes
+// before committing, so that one sync serves more callers. After a
+// transaction of one write it never waits: a lone caller gets no added
+// latency.
 package durable
 
 import (
@@ -156,12 +156,6 @@ func (d *DB) commit(batch []*op) {
 	for i, o := range batch {
 		o.err <- errs[i]
 	}
-}
-
-// Prepare prepares a statement on the write connection, for use in Do
-// through tx.Stmt. It is closed with the DB.
-func (d *DB) Prepare(ctx context.Context, query string) (*sql.Stmt, error) {
-	return d.w.PrepareContext(ctx, query)
 }
 
 // Close stops the writer (writes in progress finish) and closes the
