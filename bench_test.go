@@ -17,8 +17,8 @@ import (
 // devices in parallel: nonce, evidence (the device signs), local appraisal,
 // EAR signature, on-device key and CSR, CSR check, enrollment through the
 // est.Gate in process (evidence verified again, nonce consumed, issuance
-// recorded durably in the SQLite ledger and idempotency store), install,
-// two signed steps appended durably to the SQLite chain store. Its twin,
+// recorded durably in the SQLite ledger), install, two signed steps
+// appended durably, in one commit, to the SQLite chain store. Its twin,
 // BenchmarkProvisionRaw, is the crypto floor of the same work.
 func BenchmarkProvision(b *testing.B) {
 	l := newLine(b)

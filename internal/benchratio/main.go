@@ -2,10 +2,14 @@
 // every benchmark BenchmarkX that has a twin BenchmarkXRaw in the same
 // package, one line comparing the two:
 //
-//	BENCH <package>.<X> ours=<ns/op> raw=<ns/op> ratio=<raw/ours> goal=<g> <ok|LOW>
+//	BENCH <package>.<X> ours=<ns/op> raw=<ns/op> ratio=<raw/ours> (<n> pairs <min>..<max>) goal=<g> <ok|LOW>
 //
 // A ratio of 1.00 means the wrapper costs nothing over the raw primitive it
-// wraps; the goal for each pair comes from the goals table. Benchmarks with
+// wraps; the goal for each pair comes from the goals table. The input may
+// hold several rounds (`make bench` prints "round: N" before each `go
+// test` over every package): a run of X and the run of XRaw in the same
+// round make a pair, and the ratio printed is the median of the pairs'
+// ratios (ours and raw are the medians of their runs). Benchmarks with
 // no twin are listed after the pairs with the metrics they reported. `make
 // bench` runs it; it exits 1 when the input has no benchmark at all or a
 // pair lacks a goal, and 0 otherwise (a LOW ratio is a finding to read, not

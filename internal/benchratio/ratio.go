@@ -12,27 +12,39 @@ import (
 
 const modulePath = "github.com/ztmkit/ztm"
 
-// result is one benchmark line: its package, name without the "Benchmark"
-// prefix and the -GOMAXPROCS suffix, and its metrics by unit.
+// result is one benchmark: its package, name without the "Benchmark"
+// prefix and the -GOMAXPROCS suffix, its metrics by unit (averaged over
+// its runs) and the ns/op of each run.
 type result struct {
 	pkg     string
 	name    string
 	metrics map[string]float64
 	units   []string // in the order printed
+	runs    map[runID]float64
 }
+
+// runID places a run: its round (see roundPrefix) and its position among
+// the benchmark's runs in that round (-count > 1).
+type runID struct{ round, n int }
+
+// roundPrefix starts the line `make bench` prints before each round: one
+// `go test` over every package, so that a benchmark and its raw twin run
+// close together in time, once per round.
+const roundPrefix = "round: "
 
 var procSuffix = regexp.MustCompile(`-\d+$`)
 
-// parse reads `go test -bench` output. When a benchmark appears more than
-// once (-count > 1), its ns/op is the fastest run (on a shared, noisy machine
-// the minimum is the steadiest estimate of the cost) and its other metrics
-// are averaged.
+// parse reads `go test -bench` output, possibly several rounds of it
+// (lines "round: N" between them). Every run's ns/op is kept for pairing
+// (see pairRatios); the other metrics are averaged over the runs.
 func parse(r io.Reader) ([]*result, error) {
 	var (
 		pkg    string
+		round  int
 		out    []*result
 		byKey  = map[string]*result{}
-		counts = map[string]int{}
+		counts = map[string]int{} // runs so far, all rounds
+		inRnd  = map[string]int{} // runs so far in this round
 	)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -40,6 +52,11 @@ func parse(r io.Reader) ([]*result, error) {
 		line := sc.Text()
 		if p, ok := strings.CutPrefix(line, "pkg: "); ok {
 			pkg = strings.TrimSpace(p)
+			continue
+		}
+		if _, ok := strings.CutPrefix(line, roundPrefix); ok {
+			round++
+			clear(inRnd)
 			continue
 		}
 		if !strings.HasPrefix(line, "Benchmark") {
@@ -57,7 +74,7 @@ func parse(r io.Reader) ([]*result, error) {
 		key := pkg + "\x00" + name
 		res := byKey[key]
 		if res == nil {
-			res = &result{pkg: relPkg(pkg), name: name, metrics: map[string]float64{}}
+			res = &result{pkg: relPkg(pkg), name: name, metrics: map[string]float64{}, runs: map[runID]float64{}}
 			byKey[key] = res
 			out = append(out, res)
 		}
@@ -71,16 +88,17 @@ func parse(r io.Reader) ([]*result, error) {
 			if _, seen := res.metrics[unit]; !seen {
 				res.units = append(res.units, unit)
 			}
-			switch {
-			case n == 0:
+			if unit == "ns/op" {
+				res.runs[runID{round, inRnd[key]}] = v
+			}
+			if n == 0 {
 				res.metrics[unit] = v
-			case unit == "ns/op":
-				res.metrics[unit] = min(res.metrics[unit], v)
-			default:
+			} else {
 				res.metrics[unit] = (res.metrics[unit]*float64(n) + v) / float64(n+1)
 			}
 		}
 		counts[key] = n + 1
+		inRnd[key]++
 	}
 	return out, sc.Err()
 }
@@ -139,13 +157,13 @@ func report(results []*result, goals map[string]float64) reportOut {
 		if ours == nil {
 			continue
 		}
-		o, r := ours.metrics["ns/op"], raw.metrics["ns/op"]
-		if o <= 0 || r <= 0 {
+		ratios, ourNs, rawNs := pairRatios(ours, raw)
+		if len(ratios) == 0 {
 			continue
 		}
+		o, r, ratio := median(ourNs), median(rawNs), median(ratios)
 		paired[ours], paired[raw] = true, true
 		rep.pairs++
-		ratio := r / o
 		goalText, verdict := "none", "NOGOAL"
 		if g, ok := goalFor(goals, ours.pkg, ours.name); ok {
 			goalText = strconv.FormatFloat(g, 'f', 2, 64)
@@ -159,8 +177,12 @@ func report(results []*result, goals map[string]float64) reportOut {
 		} else {
 			rep.noGoal++
 		}
-		pairLines = append(pairLines, fmt.Sprintf("BENCH %s.%s ours=%s raw=%s ratio=%.2f goal=%s %s",
-			ours.pkg, ours.name, fmtNs(o), fmtNs(r), ratio, goalText, verdict))
+		spread := ""
+		if len(ratios) > 1 {
+			spread = fmt.Sprintf(" (%d pairs %.2f..%.2f)", len(ratios), slices.Min(ratios), slices.Max(ratios))
+		}
+		pairLines = append(pairLines, fmt.Sprintf("BENCH %s.%s ours=%s raw=%s ratio=%.2f%s goal=%s %s",
+			ours.pkg, ours.name, fmtNs(o), fmtNs(r), ratio, spread, goalText, verdict))
 	}
 	for _, r := range results {
 		if paired[r] {
@@ -179,6 +201,45 @@ func report(results []*result, goals map[string]float64) reportOut {
 	slices.Sort(soloLines)
 	rep.lines = append(pairLines, soloLines...)
 	return rep
+}
+
+// pairRatios pairs the runs of a benchmark and its raw twin that ran in
+// the same round, in the same position, and returns raw/ours for each pair
+// with the two runs' ns/op. A pair ran close together in time, so a slow
+// spell of a shared machine weighs on both of its runs; the median over
+// the rounds then drops the spells that fell between the two.
+func pairRatios(ours, raw *result) (ratios, oursNs, rawNs []float64) {
+	ids := make([]runID, 0, len(ours.runs))
+	for id := range ours.runs {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b runID) int {
+		if a.round != b.round {
+			return a.round - b.round
+		}
+		return a.n - b.n
+	})
+	for _, id := range ids {
+		o, r := ours.runs[id], raw.runs[id]
+		if o <= 0 || r <= 0 {
+			continue
+		}
+		ratios = append(ratios, r/o)
+		oursNs = append(oursNs, o)
+		rawNs = append(rawNs, r)
+	}
+	return ratios, oursNs, rawNs
+}
+
+// median returns the middle of vs (the mean of the two middle values for
+// an even count); vs is not empty.
+func median(vs []float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func fmtNs(v float64) string {

@@ -19,9 +19,27 @@ PASS
 ok  	github.com/ztmkit/ztm/identity/keystore/mem	3.1s
 pkg: github.com/ztmkit/ztm
 BenchmarkProvision-2   	 100	 1000 ns/op
-BenchmarkProvisionRaw-2	 100	 990 ns/op
 BenchmarkProvision-2   	 100	 3000 ns/op
+BenchmarkProvisionRaw-2	 100	 990 ns/op
 BenchmarkProvisionRaw-2	 100	 1010 ns/op
+`
+
+// rounds is three rounds of `make bench`: the third round's runs were
+// slowed together, the second one's ours alone.
+const rounds = `round: 1
+pkg: github.com/ztmkit/ztm/ca
+BenchmarkIssue-2      	 100	 1000 ns/op	 18.00 issues/commit
+BenchmarkIssueRaw-2   	 100	  800 ns/op
+BenchmarkLonely-2     	 100	   10 ns/op
+round: 2
+pkg: github.com/ztmkit/ztm/ca
+BenchmarkIssue-2      	 100	 2000 ns/op	 14.00 issues/commit
+BenchmarkIssueRaw-2   	 100	  820 ns/op
+round: 3
+pkg: github.com/ztmkit/ztm/ca
+BenchmarkIssue-2      	 100	 1500 ns/op	 16.00 issues/commit
+BenchmarkIssueRaw-2   	 100	 1230 ns/op
+BenchmarkLonely-2     	 100	   20 ns/op
 `
 
 func TestReport(t *testing.T) {
@@ -37,8 +55,8 @@ func TestReport(t *testing.T) {
 	want := []string{
 		"BENCH identity/keystore/mem.Sign/ES256 ours=20000 raw=19000 ratio=0.95 goal=0.90 ok",
 		"BENCH identity/keystore/mem.Sign/ES384 ours=100000 raw=50000 ratio=0.50 goal=0.60 LOW",
-		// -count=2: the fastest run of each counts: ours 1000, raw 990.
-		"BENCH ztm.Provision ours=1000 raw=990 ratio=0.99 goal=0.40 ok",
+		// -count=2: runs paired in order (990/1000, 1010/3000), medians.
+		"BENCH ztm.Provision ours=2000 raw=1000 ratio=0.66 (2 pairs 0.34..0.99) goal=0.40 ok",
 		"INFO  identity/keystore/mem.Lonely 1234 ns/op 7.5 ns/device",
 	}
 	if got := strings.Join(rep.lines, "\n"); got != strings.Join(want, "\n") {
@@ -46,6 +64,23 @@ func TestReport(t *testing.T) {
 	}
 	if rep.pairs != 3 || rep.low != 1 || rep.noGoal != 0 {
 		t.Errorf("pairs=%d low=%d noGoal=%d", rep.pairs, rep.low, rep.noGoal)
+	}
+}
+
+func TestRounds(t *testing.T) {
+	results, err := parse(strings.NewReader(rounds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := report(results, map[string]float64{"ca.Issue": 0.80})
+	want := []string{
+		// Pairs 0.80, 0.41, 0.82: the median drops the round whose ours
+		// alone was slow; ratio of medians would say 820/1500 = 0.55.
+		"BENCH ca.Issue ours=1500 raw=820 ratio=0.80 (3 pairs 0.41..0.82) goal=0.80 ok",
+		"INFO  ca.Lonely 15 ns/op",
+	}
+	if got := strings.Join(rep.lines, "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("report:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
 	}
 }
 
