@@ -50,8 +50,10 @@
 // the previous record's hash and the record's canonical CBOR encoding
 // ([Record.CanonicalEncoding]), so [Ledger.Verify] (through
 // [ChainVerifier]) detects any record changed, removed or reordered.
-// Serial numbers are 128 random bits; the ledger refuses a serial issued
-// twice, and Issue retries with a fresh one. Per-requester quotas
+// A serial number is 128 random bits under 31 bits of the issuance time
+// in milliseconds (so that concurrent issuances land together in the
+// ledger's serial index); the ledger refuses a serial issued twice, and
+// Issue retries with a fresh one. Per-requester quotas
 // ([Config].Quota) are decided inside the ledger's transaction, so two
 // concurrent requests — or two CA instances sharing a database — cannot
 // both take the last certificate of a quota. A request may carry an

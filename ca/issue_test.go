@@ -9,6 +9,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,32 @@ import (
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/identity/keystore"
 )
+
+// checkSerial checks the form of an issued serial number: 128 random bits
+// under 31 bits of the issuance time in milliseconds, 20 DER octets at
+// most.
+func checkSerial(t *testing.T, cert *x509.Certificate) {
+	t.Helper()
+	s := cert.SerialNumber
+	if s.Sign() <= 0 || s.BitLen() > 159 {
+		t.Errorf("serial %x: %d bits", s, s.BitLen())
+	}
+	der, err := asn1.Marshal(s)
+	if err != nil || len(der) > 2+20 {
+		t.Errorf("serial %x: DER %x, %v", s, der, err)
+	}
+	random := new(big.Int).And(s, new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 128), big.NewInt(1)))
+	if random.BitLen() < 100 {
+		t.Errorf("serial %x: random part has %d bits", s, random.BitLen())
+	}
+	// The time bits are the issuance time, of which notBefore is the
+	// second.
+	const mod = 1 << 31
+	ms := new(big.Int).Rsh(s, 128).Int64()
+	if d := (ms - cert.NotBefore.UnixMilli()%mod + mod) % mod; d >= 1000 {
+		t.Errorf("serial %x: time bits %d, %d ms after notBefore %v", s, ms, d, cert.NotBefore)
+	}
+}
 
 func TestIssueProfiles(t *testing.T) {
 	ctx := context.Background()
@@ -48,9 +75,7 @@ func TestIssueProfiles(t *testing.T) {
 				if len(cert.CRLDistributionPoints) != 1 {
 					t.Errorf("CRL DP %v", cert.CRLDistributionPoints)
 				}
-				if n := cert.SerialNumber.BitLen(); n < 100 || n > 128 {
-					t.Errorf("serial has %d bits", n)
-				}
+				checkSerial(t, cert)
 				hw, err := ca.HardwareModuleNames(cert)
 				if err != nil || len(hw) != 1 || !hw[0].Type.Equal(exampleHWType) || string(hw[0].SerialNumber) != serial {
 					t.Fatalf("hardwareModuleName %v %v", hw, err)
