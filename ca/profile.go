@@ -5,6 +5,8 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"time"
+
+	"github.com/ztmkit/ztm/internal/stationauth"
 )
 
 // ProfileKind is the kind of certificate a [Profile] issues.
@@ -104,7 +106,7 @@ func DefaultProfiles() []Profile {
 }
 
 func (p *Profile) validate() error {
-	if p.Name == "" || !validAuthName(p.Name) {
+	if !stationauth.ValidName(p.Name) {
 		return fmt.Errorf("profile name %q invalid", p.Name)
 	}
 	if !p.Kind.valid() {

@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"slices"
 
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+	"github.com/ztmkit/ztm/internal/stationauth"
 )
 
 // ztm's private OID arc is 2.25.1868605989. The 2.25 arc (ITU-T X.667 |
@@ -20,7 +19,7 @@ import (
 //
 //	2.25.1868605989.1      certificate extensions
 //	2.25.1868605989.1.1    station authorization
-var oidStationAuthorization = asn1.ObjectIdentifier{2, 25, 1868605989, 1, 1}
+var oidStationAuthorization = stationauth.OID
 
 // OIDStationAuthorization returns the OID of the station authorization
 // extension, 2.25.1868605989.1.1.
@@ -28,16 +27,12 @@ func OIDStationAuthorization() asn1.ObjectIdentifier {
 	return append(asn1.ObjectIdentifier(nil), oidStationAuthorization...)
 }
 
-// Bounds on a station authorization, so that one fits a certificate.
-const (
-	maxAuthNames   = 64
-	maxAuthNameLen = 64
-)
-
 // StationAuthorization is what an authorized workstation may do: the
 // manifest steps it may sign and the CA profiles it may request
-// certificates under. It travels in a non-critical extension of the
-// station's certificate:
+// certificates under. The Authority checks Profiles on every request the
+// station makes; manifest.Verify lets the station's certificate sign only
+// the listed Steps, whatever roles its subject claims. It travels in a
+// non-critical extension of the station's certificate:
 //
 //	StationAuthorization ::= SEQUENCE {
 //	    version   INTEGER (1),
@@ -63,58 +58,14 @@ func (a *StationAuthorization) AllowsStep(step string) bool {
 	return slices.Contains(a.Steps, step)
 }
 
-func validAuthName(s string) bool {
-	if len(s) == 0 || len(s) > maxAuthNameLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '.' || c == '_' || c == '-' || c == ':' || c == '/') {
-			return false
-		}
-	}
-	return true
-}
-
-func canonicalNames(field string, names []string) ([]string, error) {
-	if len(names) > maxAuthNames {
-		return nil, fmt.Errorf("%d %s, at most %d allowed", len(names), field, maxAuthNames)
-	}
-	out := slices.Clone(names)
-	slices.Sort(out)
-	out = slices.Compact(out)
-	for _, n := range out {
-		if !validAuthName(n) {
-			return nil, fmt.Errorf("invalid name %q in %s", n, field)
-		}
-	}
-	return out, nil
-}
-
 // Marshal returns the DER extension value. Names are sorted and
 // de-duplicated; an invalid name is an error wrapping ErrInvalidRequest.
 func (a *StationAuthorization) Marshal() ([]byte, error) {
-	steps, err := canonicalNames("steps", a.Steps)
+	der, err := stationauth.Marshal(a.Steps, a.Profiles)
 	if err != nil {
 		return nil, fmt.Errorf("ca: station authorization: %w: %v", ErrInvalidRequest, err)
 	}
-	profiles, err := canonicalNames("profiles", a.Profiles)
-	if err != nil {
-		return nil, fmt.Errorf("ca: station authorization: %w: %v", ErrInvalidRequest, err)
-	}
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1Int64(1)
-		for _, list := range [][]string{steps, profiles} {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				for _, n := range list {
-					b.AddASN1(cbasn1.UTF8String, func(b *cryptobyte.Builder) { b.AddBytes([]byte(n)) })
-				}
-			})
-		}
-	})
-	return b.Bytes()
+	return der, nil
 }
 
 // ParseStationAuthorizationExtension parses the DER value of a station
@@ -122,47 +73,11 @@ func (a *StationAuthorization) Marshal() ([]byte, error) {
 // valid, lists sorted without duplicates, and no trailing data. Errors are
 // *ExtensionError wrapping ErrBadExtension.
 func ParseStationAuthorizationExtension(der []byte) (*StationAuthorization, error) {
-	bad := func(d string) error { return &ExtensionError{Extension: "station authorization", Detail: d} }
-	in := cryptobyte.String(der)
-	var seq cryptobyte.String
-	var version int64
-	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !in.Empty() {
-		return nil, bad("not a DER SEQUENCE")
+	steps, profiles, err := stationauth.Parse(der)
+	if err != nil {
+		return nil, &ExtensionError{Extension: "station authorization", Detail: err.Error()}
 	}
-	if !seq.ReadASN1Integer(&version) {
-		return nil, bad("missing version")
-	}
-	if version != 1 {
-		return nil, bad(fmt.Sprintf("unsupported version %d", version))
-	}
-	var lists [2][]string
-	for i, field := range []string{"steps", "profiles"} {
-		var list cryptobyte.String
-		if !seq.ReadASN1(&list, cbasn1.SEQUENCE) {
-			return nil, bad("missing " + field)
-		}
-		for !list.Empty() {
-			var s cryptobyte.String
-			if !list.ReadASN1(&s, cbasn1.UTF8String) {
-				return nil, bad("malformed name in " + field)
-			}
-			name := string(s)
-			if !validAuthName(name) {
-				return nil, bad(fmt.Sprintf("invalid name %q in %s", name, field))
-			}
-			if n := len(lists[i]); n > 0 && lists[i][n-1] >= name {
-				return nil, bad(field + " not sorted or has duplicates")
-			}
-			if len(lists[i]) == maxAuthNames {
-				return nil, bad("too many " + field)
-			}
-			lists[i] = append(lists[i], name)
-		}
-	}
-	if !seq.Empty() {
-		return nil, bad("trailing data")
-	}
-	return &StationAuthorization{Steps: lists[0], Profiles: lists[1]}, nil
+	return &StationAuthorization{Steps: steps, Profiles: profiles}, nil
 }
 
 // ParseStationAuthorization returns the station authorization of cert. It
@@ -170,17 +85,12 @@ func ParseStationAuthorizationExtension(der []byte) (*StationAuthorization, erro
 // *ExtensionError (wrapping ErrBadExtension) when it is malformed or
 // present twice. It does not verify cert; callers verify the chain first.
 func ParseStationAuthorization(cert *x509.Certificate) (*StationAuthorization, error) {
-	var found []byte
-	for _, ext := range cert.Extensions {
-		if ext.Id.Equal(oidStationAuthorization) {
-			if found != nil {
-				return nil, &ExtensionError{Extension: "station authorization", Detail: "extension present twice"}
-			}
-			found = ext.Value
-		}
+	der, ok, err := stationauth.Extension(cert)
+	if err != nil {
+		return nil, &ExtensionError{Extension: "station authorization", Detail: err.Error()}
 	}
-	if found == nil {
+	if !ok {
 		return nil, ErrNoStationAuthorization
 	}
-	return ParseStationAuthorizationExtension(found)
+	return ParseStationAuthorizationExtension(der)
 }

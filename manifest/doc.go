@@ -101,6 +101,15 @@
 //     signer the rule names (a policy key by name, or a certificate whose
 //     leaf subject OU is one of the rule's roles), k-of-n thresholds met.
 //
+// A role is what a certificate's subject says; a station authorization is
+// what its CA granted. A leaf that carries the station authorization
+// extension ztm's CA issues to stations (ca.StationAuthorization: the
+// steps a station may sign) may sign only the steps it lists, whatever
+// its OU — a rule's role does not stretch it, and neither does
+// AllowExtraSteps — and a leaf whose extension is malformed is not
+// trusted at all. Leaves without the extension (from another PKI) are
+// judged by their roles alone.
+//
 // A threshold rule (say "release", 2 of qa, plant and security) is met by
 // consecutive steps of that name signed by distinct allowed signers: each
 // signer adds its own step to the chain. This keeps every signature a

@@ -66,14 +66,16 @@ func newCA(tb testing.TB, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
 	return c, key
 }
 
-// issue makes a leaf certificate for pub with the given OU (role).
-func issue(tb testing.TB, ca *x509.Certificate, caKey crypto.Signer, cn, ou string, pub crypto.PublicKey) *x509.Certificate {
+// issue makes a leaf certificate for pub with the given OU (role) and
+// extensions.
+func issue(tb testing.TB, ca *x509.Certificate, caKey crypto.Signer, cn, ou string, pub crypto.PublicKey, exts ...pkix.Extension) *x509.Certificate {
 	tb.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
 		Subject:      pkix.Name{CommonName: cn, Organization: []string{"TestHouse"}, OrganizationalUnit: []string{ou}},
 		NotBefore:    t0.Add(-time.Hour), NotAfter: t0.Add(365 * 24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature,
+		KeyUsage:        x509.KeyUsageDigitalSignature,
+		ExtraExtensions: exts,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, caKey)
 	if err != nil {

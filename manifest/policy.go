@@ -77,7 +77,8 @@ type StepRule struct {
 	// Signers are names of [PolicyKey] entries allowed to sign the step.
 	Signers []string
 	// Roles are certificate roles (leaf subject OU values) allowed to sign
-	// the step, for signers that send an x5chain chaining to Roots.
+	// the step, for signers that send an x5chain chaining to Roots. A leaf
+	// with a station authorization must also list the step there.
 	Roles []string
 	// Threshold is the number of distinct allowed signers that must each
 	// sign a step of this name, as consecutive steps in the chain (k of n).

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ztmkit/ztm/internal/stationauth"
 )
 
 // Names of the checks a [Report] lists.
@@ -192,6 +194,10 @@ type signer struct {
 	pub     crypto.PublicKey
 	thumb   Digest
 	valid   bool // trusted and signature verified
+	// bounded: the signer's certificate carries a station authorization,
+	// and may sign only the steps it lists.
+	bounded bool
+	steps   []string
 }
 
 func (c *compiledPolicy) resolve(ss *SignedStep) (*signer, Reason, error) {
@@ -217,8 +223,19 @@ func (c *compiledPolicy) resolve(ss *SignedStep) (*signer, Reason, error) {
 		if err != nil {
 			return nil, ReasonAlgorithm, err
 		}
-		return &signer{name: "cert:" + leaf.Subject.CommonName, roles: leaf.Subject.OrganizationalUnit,
-			pub: leaf.PublicKey, thumb: t}, 0, nil
+		sg := &signer{name: "cert:" + leaf.Subject.CommonName, roles: leaf.Subject.OrganizationalUnit,
+			pub: leaf.PublicKey, thumb: t}
+		// A station authorization (issued by ztm's CA) bounds the steps the
+		// certificate may sign, whatever its roles say.
+		der, ok, err := stationauth.Extension(leaf)
+		if err == nil && ok {
+			sg.bounded = true
+			sg.steps, _, err = stationauth.Parse(der)
+		}
+		if err != nil {
+			return nil, ReasonUntrustedSigner, fmt.Errorf("leaf certificate %q: station authorization: %w", leaf.Subject.CommonName, err)
+		}
+		return sg, 0, nil
 	}
 	k := c.byKID[string(ss.KeyID)]
 	if k == nil {
@@ -228,8 +245,14 @@ func (c *compiledPolicy) resolve(ss *SignedStep) (*signer, Reason, error) {
 	return &sg, 0, nil
 }
 
+// authorizes reports whether the signer's station authorization, if it
+// has one, lists step.
+func (s *signer) authorizes(step string) bool {
+	return !s.bounded || slices.Contains(s.steps, step)
+}
+
 func (s *signer) allowedBy(r *StepRule) bool {
-	if s == nil || !s.valid {
+	if s == nil || !s.valid || !s.authorizes(r.Name) {
 		return false
 	}
 	if s.keyName != "" && slices.Contains(r.Signers, s.keyName) {
@@ -246,13 +269,15 @@ func (s *signer) allowedBy(r *StepRule) bool {
 // Verify checks a device's chain against a policy and returns a report of
 // every check: the policy's expiry; for each step, that its signer is
 // trusted (a kid naming a policy key, or an x5chain valid at the step's
-// time under the policy's roots), that the protected alg is the key's, the
+// time under the policy's roots, whose station authorization, if the leaf
+// has one, is well formed), that the protected alg is the key's, the
 // signature, that it names the same device as the first step (and that its
 // CWT sub and iat match its payload), its sequence number, its link to the
 // exact bytes of its predecessor, that no two steps fork, that it was
 // signed by the next custodian its predecessor named, and that the policy
-// lets its signer sign it; and for the chain, the policy's thresholds and
-// layout. [Report.Err] is nil if and only if every check passed.
+// lets its signer sign it (and, for a certificate with a station
+// authorization, that the authorization lists the step); and for the
+// chain, the policy's thresholds and layout. [Report.Err] is nil if and only if every check passed.
 //
 // Verify does no I/O; ctx is checked between steps so that a long chain can
 // be abandoned. opts may be nil.
@@ -417,6 +442,8 @@ func checkLayout(rep *Report, chain Chain, signers []*signer, p *Policy, partial
 						rep.fail(CheckSignerAllowed, s, ReasonUnauthorizedSigner, nil, "untrusted signer for %q", name)
 					case !sg.valid:
 						rep.fail(CheckSignerAllowed, s, ReasonUnauthorizedSigner, nil, "%s: signature or algorithm refused", sg.name)
+					case !sg.authorizes(name):
+						rep.fail(CheckSignerAllowed, s, ReasonUnauthorizedSigner, nil, "%s may not sign %q: its certificate's station authorization does not list it", sg.name, name)
 					default:
 						rep.fail(CheckSignerAllowed, s, ReasonUnauthorizedSigner, nil, "%s may not sign %q", sg.name, name)
 					}
@@ -429,10 +456,13 @@ func checkLayout(rep *Report, chain Chain, signers []*signer, p *Policy, partial
 			}
 		case p.AllowExtraSteps:
 			for s := i; s < j; s++ {
-				if sg := signers[s]; sg != nil && sg.valid {
-					rep.pass(CheckSignerAllowed, s, sg.name+" (extra step)")
-				} else {
+				switch sg := signers[s]; {
+				case sg == nil || !sg.valid:
 					rep.fail(CheckSignerAllowed, s, ReasonUnauthorizedSigner, nil, "extra step %q by an untrusted signer", name)
+				case !sg.authorizes(name):
+					rep.fail(CheckSignerAllowed, s, ReasonUnauthorizedSigner, nil, "%s may not sign extra step %q: its certificate's station authorization does not list it", sg.name, name)
+				default:
+					rep.pass(CheckSignerAllowed, s, sg.name+" (extra step)")
 				}
 			}
 		default:

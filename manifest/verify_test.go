@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"slices"
 	"sort"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/veraison/go-cose"
 
+	"github.com/ztmkit/ztm/internal/stationauth"
 	"github.com/ztmkit/ztm/manifest"
 )
 
@@ -379,5 +381,103 @@ func TestCustodyToCertificate(t *testing.T) {
 	rep := verify(f, build("line3"), f.policy, opts)
 	if got := reasons(t, rep); !slices.Equal(got, []manifest.Reason{manifest.ReasonCustodian}) {
 		t.Fatalf("reasons %v: %v", got, rep.Err())
+	}
+}
+
+// TestVerifyStationAuthorization: a certificate that carries a station
+// authorization (as ztm's CA issues them) may sign only the steps it
+// lists, whatever role its OU claims; a malformed one is not trusted.
+func TestVerifyStationAuthorization(t *testing.T) {
+	auth := func(steps ...string) pkix.Extension {
+		der, err := stationauth.Marshal(steps, []string{"idevid"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pkix.Extension{Id: stationauth.OID, Value: der}
+	}
+	for _, tc := range []struct {
+		name   string
+		ext    pkix.Extension
+		check  string
+		reason manifest.Reason
+		detail string
+	}{
+		{name: "lists the step", ext: auth(manifest.StepFinalTest, manifest.StepPack)},
+		{name: "does not list the step", ext: auth(manifest.StepPack),
+			check: manifest.CheckSignerAllowed, reason: manifest.ReasonUnauthorizedSigner, detail: "station authorization does not list it"},
+		{name: "lists no step", ext: auth(),
+			check: manifest.CheckSignerAllowed, reason: manifest.ReasonUnauthorizedSigner, detail: "station authorization does not list it"},
+		{name: "malformed", ext: pkix.Extension{Id: stationauth.OID, Value: []byte{0x30, 0x03, 0x02, 0x01, 0x02}},
+			check: manifest.CheckSignerTrust, reason: manifest.ReasonUntrustedSigner, detail: "unsupported version 2"},
+		{name: "empty", ext: pkix.Extension{Id: stationauth.OID, Value: []byte{}},
+			check: manifest.CheckSignerTrust, reason: manifest.ReasonUntrustedSigner, detail: "not a DER SEQUENCE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			// The test station keeps its role ("test-station", which the
+			// policy lets sign final-test) and gains an authorization.
+			k := mustKey(t)
+			leaf := issue(t, f.root, f.rootKey, "testhouse-line3", "test-station", k.Public(), tc.ext)
+			s, err := manifest.NewStepSigner(k, manifest.SignOptions{Issuer: "testhouse", Chain: []*x509.Certificate{leaf}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.parties["testhouse"] = &party{name: "testhouse", key: k, signer: s}
+			rep := verify(f, f.build(goodSpecs), f.policy, nil)
+			if tc.check == "" {
+				if err := rep.Err(); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			failed := rep.Failed()
+			if len(failed) == 0 {
+				t.Fatal("chain verified")
+			}
+			found := false
+			for _, c := range failed {
+				var ve *manifest.VerificationError
+				if c.Check == tc.check && c.Step == 3 && errors.As(c.Err, &ve) && ve.Reason == tc.reason &&
+					strings.Contains(c.Err.Error(), tc.detail) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("want %s of step 3 failing with %v (%q); got %v", tc.check, tc.reason, tc.detail, rep)
+			}
+		})
+	}
+}
+
+// TestVerifyStationAuthorizationExtraStep: with AllowExtraSteps, a step no
+// rule names still needs the signer's station authorization to list it.
+func TestVerifyStationAuthorizationExtraStep(t *testing.T) {
+	specs := slices.Insert(slices.Clone(goodSpecs), 4, stepSpec{"burn-in", "testhouse"})
+	for _, steps := range [][]string{{manifest.StepFinalTest}, {manifest.StepFinalTest, "burn-in"}} {
+		f := newFixture(t)
+		f.policy.AllowExtraSteps = true
+		der, err := stationauth.Marshal(steps, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := mustKey(t)
+		leaf := issue(t, f.root, f.rootKey, "testhouse-line3", "test-station", k.Public(), pkix.Extension{Id: stationauth.OID, Value: der})
+		s, err := manifest.NewStepSigner(k, manifest.SignOptions{Issuer: "testhouse", Chain: []*x509.Certificate{leaf}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.parties["testhouse"] = &party{name: "testhouse", key: k, signer: s}
+		rep := verify(f, f.build(specs), f.policy, nil)
+		listed := slices.Contains(steps, "burn-in")
+		if err := rep.Err(); (err == nil) != listed {
+			t.Fatalf("authorization %v: %v", steps, err)
+		}
+		if !listed {
+			failed := rep.Failed()
+			if len(failed) != 1 || failed[0].Check != manifest.CheckSignerAllowed || failed[0].Step != 4 ||
+				!strings.Contains(failed[0].Err.Error(), "extra step") {
+				t.Fatalf("authorization %v: %v", steps, rep)
+			}
+		}
 	}
 }
