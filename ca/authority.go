@@ -267,11 +267,16 @@ func (a *Authority) requesterID(req *Request) (string, error) {
 	return req.Requester, nil
 }
 
-// checkRequester verifies a station certificate and its authorization.
-func (a *Authority) checkRequester(ctx context.Context, req *Request, requester string, now time.Time) (*StationAuthorization, error) {
+// checkRequester verifies a station certificate and its authorization. It
+// returns the certificate's serial number when this CA issued it: the
+// ledger then refuses the issuance, in the transaction that would record
+// it, if that certificate is revoked or unknown (see
+// [Record.RequesterSerial]), so that a revocation recorded before takes
+// effect even for a request already being served.
+func (a *Authority) checkRequester(req *Request, requester string, now time.Time) (*StationAuthorization, *big.Int, error) {
 	cert := req.RequesterCertificate
 	if cert == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	deny := func(reason string, err error) error {
 		return &AuthorizationError{Requester: requester, Profile: req.Profile, Reason: reason, Err: err}
@@ -288,30 +293,22 @@ func (a *Authority) checkRequester(ctx context.Context, req *Request, requester 
 			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		})
 		if err != nil {
-			return nil, deny("station certificate does not verify", err)
+			return nil, nil, deny("station certificate does not verify", err)
 		}
 		a.verified.add(key, chains[0])
 	}
+	var serial *big.Int
 	if bytes.Equal(cert.RawIssuer, a.chain[0].RawSubject) && bytes.Equal(cert.AuthorityKeyId, a.chain[0].SubjectKeyId) {
-		st, err := a.ledger.Lookup(ctx, cert.SerialNumber)
-		if err != nil {
-			if errors.Is(err, ErrUnknownSerial) {
-				return nil, deny("station certificate not in this CA's ledger", nil)
-			}
-			return nil, err
-		}
-		if st.Revocation != nil {
-			return nil, deny("station certificate revoked", nil)
-		}
+		serial = cert.SerialNumber
 	}
 	auth, err := ParseStationAuthorization(cert)
 	if err != nil {
-		return nil, deny("no valid station authorization", err)
+		return nil, nil, deny("no valid station authorization", err)
 	}
 	if !auth.AllowsProfile(req.Profile) {
-		return nil, deny("profile not in the station's authorization", nil)
+		return nil, nil, deny("profile not in the station's authorization", nil)
 	}
-	return auth, nil
+	return auth, serial, nil
 }
 
 // Issue checks req and, if everything passes, issues a certificate,
@@ -372,7 +369,7 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 		return nil, err
 	}
 	now := a.now()
-	reqAuth, err := a.checkRequester(ctx, req, requester, now)
+	reqAuth, requesterSerial, err := a.checkRequester(req, requester, now)
 	if err != nil {
 		return nil, err
 	}
@@ -421,17 +418,18 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 			return nil, fmt.Errorf("ca: issued certificate does not parse: %w", err)
 		}
 		rec := &Record{
-			Kind:           KindIssuance,
-			Serial:         serial,
-			Subject:        cert.Subject.String(),
-			PublicKeyHash:  pkHash[:],
-			Profile:        p.Name,
-			Requester:      requester,
-			EvidenceDigest: bytes.Clone(req.EvidenceDigest),
-			StepDigest:     bytes.Clone(req.StepDigest),
-			IdempotencyKey: bytes.Clone(req.IdempotencyKey),
-			Time:           now.UTC(),
-			Certificate:    der,
+			Kind:            KindIssuance,
+			Serial:          serial,
+			Subject:         cert.Subject.String(),
+			PublicKeyHash:   pkHash[:],
+			Profile:         p.Name,
+			Requester:       requester,
+			EvidenceDigest:  bytes.Clone(req.EvidenceDigest),
+			StepDigest:      bytes.Clone(req.StepDigest),
+			IdempotencyKey:  bytes.Clone(req.IdempotencyKey),
+			RequesterSerial: requesterSerial,
+			Time:            now.UTC(),
+			Certificate:     der,
 		}
 		err = a.ledger.Append(ctx, rec, quota)
 		if err == nil {
@@ -439,6 +437,12 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 		}
 		if errors.Is(err, ErrSerialExists) && i+1 < attempts {
 			continue
+		}
+		if errors.Is(err, ErrRequesterRevoked) {
+			return nil, &AuthorizationError{Requester: requester, Profile: req.Profile, Reason: "station certificate revoked", Err: err}
+		}
+		if errors.Is(err, ErrRequesterUnknown) {
+			return nil, &AuthorizationError{Requester: requester, Profile: req.Profile, Reason: "station certificate not in this CA's ledger", Err: err}
 		}
 		if errors.Is(err, ErrRequestExists) {
 			// Issued already, by a concurrent or earlier call: the

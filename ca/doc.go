@@ -56,7 +56,13 @@
 // Issue retries with a fresh one. Per-requester quotas
 // ([Config].Quota) are decided inside the ledger's transaction, so two
 // concurrent requests — or two CA instances sharing a database — cannot
-// both take the last certificate of a quota. A request may carry an
+// both take the last certificate of a quota. So is a station's revocation:
+// an issuance that a station certified by this CA requests records the
+// station certificate's serial ([Record].RequesterSerial), and the ledger
+// refuses it if it holds that certificate's revocation — once Revoke
+// returns, no request of the station is issued, not even one already
+// being served, and [ChainVerifier] checks this over the whole ledger. A
+// request may carry an
 // idempotency key ([Request].IdempotencyKey, e.g. the SHA-256 of its CSR):
 // the ledger records it with the issuance in the same transaction, so a
 // retried request gets the certificate already issued for it

@@ -24,8 +24,9 @@ var (
 	ErrInvalidRequest = errors.New("ca: invalid request")
 	// ErrNotAuthorized is returned, wrapped in an [*AuthorizationError],
 	// when the requester may not use the profile: its station certificate
-	// does not chain to this CA, is revoked, or its authorization extension
-	// does not list the profile.
+	// does not chain to this CA, is revoked (decided in the ledger's
+	// transaction, see [Record.RequesterSerial]), or its authorization
+	// extension does not list the profile.
 	ErrNotAuthorized = errors.New("ca: requester not authorized")
 	// ErrPolicy is returned, wrapped in a [*PolicyError], when the
 	// configured [PolicyFunc] refuses a request.
@@ -50,6 +51,12 @@ var (
 	// ErrAlreadyRevoked is returned by Revoke for a certificate that is
 	// already revoked.
 	ErrAlreadyRevoked = errors.New("ca: certificate already revoked")
+	// ErrRequesterRevoked is returned by [Ledger.Append] for an issuance
+	// whose [Record.RequesterSerial] the ledger records as revoked, and
+	// ErrRequesterUnknown for one whose requester serial it has no
+	// issuance for. Issue returns them wrapped in an [*AuthorizationError].
+	ErrRequesterRevoked = errors.New("ca: requester certificate revoked")
+	ErrRequesterUnknown = errors.New("ca: requester certificate not in the ledger")
 	// ErrLedgerCorrupt is returned, wrapped in a [*ChainError], by
 	// [Ledger.Verify] when a record does not match its hash or the chain is
 	// broken.

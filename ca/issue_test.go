@@ -188,6 +188,8 @@ func TestStationRequester(t *testing.T) {
 	}
 	if st, err := p.ledger.Lookup(ctx, issued.SerialNumber); err != nil || !strings.HasPrefix(st.Issuance.Requester, "station:") || len(st.Issuance.Requester) != 8+64 {
 		t.Fatalf("requester recorded as %q (%v)", st.Issuance.Requester, err)
+	} else if st.Issuance.RequesterSerial == nil || st.Issuance.RequesterSerial.Cmp(station.SerialNumber) != 0 {
+		t.Fatalf("requester serial recorded as %v, want %v", st.Issuance.RequesterSerial, station.SerialNumber)
 	}
 	// Requester and RequesterCertificate are exclusive.
 	if _, err := p.auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "A9"), Profile: "idevid", Requester: "someone", RequesterCertificate: station}); !errors.Is(err, ca.ErrInvalidRequest) {
@@ -218,9 +220,16 @@ func TestStationRequester(t *testing.T) {
 	if err := p.auth.Revoke(ctx, station.SerialNumber, ca.ReasonPrivilegeWithdrawn, "admin"); err != nil {
 		t.Fatal(err)
 	}
+	before, err := p.ledger.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, err = p.auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "A3"), Profile: "idevid", RequesterCertificate: station})
-	if !errors.Is(err, ca.ErrNotAuthorized) {
+	if !errors.Is(err, ca.ErrNotAuthorized) || !errors.Is(err, ca.ErrRequesterRevoked) || !errors.As(err, &ae) || ae.Reason != "station certificate revoked" {
 		t.Fatalf("revoked station: %v", err)
+	}
+	if h, err := p.ledger.Head(ctx); err != nil || h.Seq != before.Seq {
+		t.Fatalf("refused issuance recorded: head %d, was %d (%v)", h.Seq, before.Seq, err)
 	}
 }
 

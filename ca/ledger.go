@@ -29,6 +29,9 @@ type Ledger interface {
 	//   - an issuance whose serial is already issued → ErrSerialExists;
 	//   - a revocation of a serial never issued → ErrUnknownSerial, of one
 	//     already revoked → ErrAlreadyRevoked;
+	//   - an issuance whose RequesterSerial was never issued →
+	//     ErrRequesterUnknown, is revoked → ErrRequesterRevoked (checked
+	//     first: a revoked station gets nothing, not even a repeat);
 	//   - an issuance whose IdempotencyKey is already recorded →
 	//     ErrRequestExists (checked before the quota: a repeat is not a
 	//     new issuance);
@@ -109,6 +112,13 @@ type Record struct {
 	// IdempotencyKey is the issuance request's [Request.IdempotencyKey]
 	// (at most MaxIdempotencyKey bytes); optional, unique in the ledger.
 	IdempotencyKey []byte
+	// RequesterSerial is the serial number of the requester's certificate
+	// when this ledger's CA issued it (a station's certificate); optional,
+	// issuance only. The ledger refuses the issuance, in the transaction
+	// that would record it, if it holds no issuance of that serial or
+	// holds its revocation: once a station's revocation is recorded, no
+	// issuance it requested follows it in the ledger.
+	RequesterSerial *big.Int
 	// Time is when the record was made: the issuance time (the
 	// certificate's notBefore is this time truncated to the second) or the
 	// revocation time. Kept to the nanosecond, in UTC.
@@ -140,6 +150,8 @@ type canonicalRecord struct {
 	Certificate    []byte `cbor:"11,keyasint,omitempty"`
 	Reason         uint8  `cbor:"12,keyasint,omitempty"`
 	IdempotencyKey []byte `cbor:"13,keyasint,omitempty"`
+	// RequesterSerial, like Serial: unsigned big-endian, minimal.
+	RequesterSerial []byte `cbor:"14,keyasint,omitempty"`
 }
 
 // MaxIdempotencyKey is the longest [Request.IdempotencyKey], in bytes.
@@ -149,16 +161,17 @@ const MaxIdempotencyKey = 64
 // covers: a CBOR map, core deterministic (RFC 8949 §4.2.1), with integer
 // keys
 //
-//	1 seq (uint)              7 requester (tstr)
-//	2 kind (uint: 1 issuance,  8 evidence digest (bstr)
-//	  2 revocation)           9 manifest step digest (bstr)
-//	3 serial (bstr, unsigned  10 time (int, Unix nanoseconds)
-//	  big-endian, minimal)    11 certificate (bstr, DER)
-//	4 subject (tstr)          12 revocation reason (uint)
-//	5 public key hash (bstr)  13 idempotency key (bstr)
-//	6 profile (tstr)
+//	1 seq (uint)              8 evidence digest (bstr)
+//	2 kind (uint: 1 issuance,  9 manifest step digest (bstr)
+//	  2 revocation)           10 time (int, Unix nanoseconds)
+//	3 serial (bstr, unsigned  11 certificate (bstr, DER)
+//	  big-endian, minimal)    12 revocation reason (uint)
+//	4 subject (tstr)          13 idempotency key (bstr)
+//	5 public key hash (bstr)  14 requester certificate serial (bstr,
+//	6 profile (tstr)             as serial)
+//	7 requester (tstr)
 //
-// where keys 4–9 and 11–13 are left out when empty or zero. PrevHash and
+// where keys 4–9 and 11–14 are left out when empty or zero. PrevHash and
 // Hash are not part of the encoding.
 func (r *Record) CanonicalEncoding() ([]byte, error) {
 	if r.Serial == nil || r.Serial.Sign() <= 0 {
@@ -167,20 +180,28 @@ func (r *Record) CanonicalEncoding() ([]byte, error) {
 	if r.Kind != KindIssuance && r.Kind != KindRevocation {
 		return nil, fmt.Errorf("ca: record %d: invalid kind %d", r.Seq, r.Kind)
 	}
+	var requesterSerial []byte
+	if r.RequesterSerial != nil {
+		if r.RequesterSerial.Sign() <= 0 || r.Kind != KindIssuance {
+			return nil, fmt.Errorf("ca: record %d: requester serial must be positive, and on an issuance", r.Seq)
+		}
+		requesterSerial = r.RequesterSerial.Bytes()
+	}
 	return detcbor.Marshal(canonicalRecord{
-		Seq:            r.Seq,
-		Kind:           uint8(r.Kind),
-		Serial:         r.Serial.Bytes(),
-		Subject:        r.Subject,
-		PublicKeyHash:  r.PublicKeyHash,
-		Profile:        r.Profile,
-		Requester:      r.Requester,
-		EvidenceDigest: r.EvidenceDigest,
-		StepDigest:     r.StepDigest,
-		Time:           r.Time.UnixNano(),
-		Certificate:    r.Certificate,
-		Reason:         uint8(r.Reason),
-		IdempotencyKey: r.IdempotencyKey,
+		Seq:             r.Seq,
+		Kind:            uint8(r.Kind),
+		Serial:          r.Serial.Bytes(),
+		Subject:         r.Subject,
+		PublicKeyHash:   r.PublicKeyHash,
+		Profile:         r.Profile,
+		Requester:       r.Requester,
+		EvidenceDigest:  r.EvidenceDigest,
+		StepDigest:      r.StepDigest,
+		Time:            r.Time.UnixNano(),
+		Certificate:     r.Certificate,
+		Reason:          uint8(r.Reason),
+		IdempotencyKey:  r.IdempotencyKey,
+		RequesterSerial: requesterSerial,
 	})
 }
 
@@ -205,6 +226,9 @@ func (r *Record) Clone() *Record {
 	c := *r
 	if r.Serial != nil {
 		c.Serial = new(big.Int).Set(r.Serial)
+	}
+	if r.RequesterSerial != nil {
+		c.RequesterSerial = new(big.Int).Set(r.RequesterSerial)
 	}
 	c.PublicKeyHash = bytes.Clone(r.PublicKeyHash)
 	c.EvidenceDigest = bytes.Clone(r.EvidenceDigest)
@@ -263,9 +287,10 @@ type ChainVerifier struct {
 // one, its PrevHash is the previous record's hash, its Hash is its
 // [Record.ChainHash], and an issuance record's certificate carries the
 // record's serial number and public key hash. It also checks that no
-// serial and no idempotency key is issued twice and that each revocation
-// names a serial issued earlier and not yet revoked. Failures are
-// *ChainError.
+// serial and no idempotency key is issued twice, that each revocation
+// names a serial issued earlier and not yet revoked, and that an issuance
+// with a requester serial names a certificate issued earlier and not
+// revoked before it. Failures are *ChainError.
 func (v *ChainVerifier) Add(r *Record) error {
 	if v.prev == nil {
 		v.prev = make([]byte, sha256.Size)
@@ -312,6 +337,14 @@ func (v *ChainVerifier) Add(r *Record) error {
 	case KindIssuance:
 		if issued {
 			return &ChainError{Seq: r.Seq, Reason: "serial issued twice"}
+		}
+		if r.RequesterSerial != nil {
+			switch revoked, issued := v.issued[string(r.RequesterSerial.Bytes())]; {
+			case !issued:
+				return &ChainError{Seq: r.Seq, Reason: "requester certificate not issued before"}
+			case revoked:
+				return &ChainError{Seq: r.Seq, Reason: "requester certificate revoked before"}
+			}
 		}
 		if len(r.IdempotencyKey) > 0 {
 			if v.keys == nil {

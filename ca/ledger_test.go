@@ -41,6 +41,17 @@ func goldenRecords() []*ca.Record {
 			Time:      time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC),
 			Reason:    ca.ReasonKeyCompromise,
 		},
+		{
+			Seq: 3, Kind: ca.KindIssuance, Serial: big.NewInt(0x0102030405),
+			Subject:         "SERIALNUMBER=PID-0043",
+			PublicKeyHash:   bytes.Repeat([]byte{0xcd}, 32),
+			Profile:         "idevid",
+			Requester:       "station:" + strings.Repeat("ef", 32),
+			IdempotencyKey:  []byte("request-7"),
+			RequesterSerial: big.NewInt(0x0a0b),
+			Time:            time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC),
+			Certificate:     []byte{0x30, 0x03, 0x02, 0x01, 0x02},
+		},
 	}
 }
 
@@ -81,9 +92,11 @@ func TestCanonicalEncodingGolden(t *testing.T) {
 
 func TestCanonicalEncodingRefuses(t *testing.T) {
 	for name, r := range map[string]*ca.Record{
-		"no serial":       {Seq: 1, Kind: ca.KindIssuance},
-		"negative serial": {Seq: 1, Kind: ca.KindIssuance, Serial: big.NewInt(-1)},
-		"bad kind":        {Seq: 1, Kind: 9, Serial: big.NewInt(1)},
+		"no serial":                        {Seq: 1, Kind: ca.KindIssuance},
+		"negative serial":                  {Seq: 1, Kind: ca.KindIssuance, Serial: big.NewInt(-1)},
+		"bad kind":                         {Seq: 1, Kind: 9, Serial: big.NewInt(1)},
+		"negative requester serial":        {Seq: 1, Kind: ca.KindIssuance, Serial: big.NewInt(1), RequesterSerial: big.NewInt(-2)},
+		"requester serial on a revocation": {Seq: 1, Kind: ca.KindRevocation, Serial: big.NewInt(1), RequesterSerial: big.NewInt(2)},
 	} {
 		if _, err := r.CanonicalEncoding(); err == nil {
 			t.Errorf("%s: encoded", name)
@@ -126,11 +139,19 @@ func TestChainVerifier(t *testing.T) {
 	}
 	relink := func(rs []*ca.Record) {
 		prev := make([]byte, 32)
-		for _, r := range rs {
+		for i, r := range rs {
+			r.Seq = uint64(i + 1)
 			r.PrevHash = prev
 			r.Hash, _ = r.ChainHash(prev)
 			prev = r.Hash
 		}
+	}
+	// An issuance requested by a station issued before and not revoked.
+	rs = []*ca.Record{mustIssuance(t, "station-setup", at), mustIssuance(t, "s", at)}
+	rs[1].RequesterSerial = rs[0].Serial
+	relink(rs)
+	if _, err := run(rs); err != nil {
+		t.Fatalf("issuance by a live station: %v", err)
 	}
 	for name, m := range map[string]func(rs []*ca.Record) []*ca.Record{
 		"gap":                  func(rs []*ca.Record) []*ca.Record { return []*ca.Record{rs[0], rs[2]} },
@@ -140,6 +161,16 @@ func TestChainVerifier(t *testing.T) {
 		"certificate swapped":  func(rs []*ca.Record) []*ca.Record { rs[0].Certificate = rs[2].Certificate; relink(rs); return rs },
 		"key hash wrong":       func(rs []*ca.Record) []*ca.Record { rs[0].PublicKeyHash = make([]byte, 32); relink(rs); return rs },
 		"revoked before issue": func(rs []*ca.Record) []*ca.Record { rs[1].Serial = rs[2].Serial; relink(rs); return rs },
+		"requester revoked before": func(rs []*ca.Record) []*ca.Record {
+			rs[2].RequesterSerial = rs[0].Serial
+			relink(rs)
+			return rs
+		},
+		"requester never issued": func(rs []*ca.Record) []*ca.Record {
+			rs[2].RequesterSerial = big.NewInt(12345)
+			relink(rs)
+			return rs
+		},
 		"issued twice": func(rs []*ca.Record) []*ca.Record {
 			rs[2].Serial, rs[2].Certificate = rs[0].Serial, rs[0].Certificate
 			relink(rs)

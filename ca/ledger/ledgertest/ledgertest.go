@@ -51,6 +51,8 @@ func Run(t *testing.T, newLedger func(t *testing.T) ca.Ledger, cfg Config) {
 	t.Run("SerialRace", k.testSerialRace)
 	t.Run("IdempotencyKey", k.testIdempotencyKey)
 	t.Run("IdempotencyKeyRace", k.testIdempotencyKeyRace)
+	t.Run("RequesterSerial", k.testRequesterSerial)
+	t.Run("RequesterRevokedRace", k.testRequesterRevokedRace)
 	t.Run("ConcurrentChainLinear", k.testConcurrentChain)
 	t.Run("CRLNumbers", k.testCRLNumbers)
 	t.Run("CanceledContext", k.testCanceled)
@@ -198,6 +200,9 @@ func sameRecord(a, b *ca.Record) error {
 		return fmt.Errorf("scalar fields differ: %+v vs %+v", a, b)
 	case !a.Time.Equal(b.Time):
 		return fmt.Errorf("time %v vs %v", a.Time, b.Time)
+	case (a.RequesterSerial == nil) != (b.RequesterSerial == nil),
+		a.RequesterSerial != nil && a.RequesterSerial.Cmp(b.RequesterSerial) != 0:
+		return fmt.Errorf("requester serial %v vs %v", a.RequesterSerial, b.RequesterSerial)
 	case !bytes.Equal(a.PublicKeyHash, b.PublicKeyHash), !bytes.Equal(a.EvidenceDigest, b.EvidenceDigest),
 		!bytes.Equal(a.StepDigest, b.StepDigest), !bytes.Equal(a.Certificate, b.Certificate),
 		!bytes.Equal(a.IdempotencyKey, b.IdempotencyKey),
@@ -498,6 +503,107 @@ func (k *kit) testIdempotencyKeyRace(t *testing.T) {
 	}
 	if h, err := l.Verify(context.Background()); err != nil || h.Seq != 1 {
 		t.Fatalf("Verify: %v %v", h, err)
+	}
+}
+
+// testRequesterSerial: an issuance naming its requester's certificate is
+// refused when the ledger has no issuance of it, or its revocation —
+// checked before the idempotency key, so a revoked requester does not get
+// even a repeat — and the field is kept.
+func (k *kit) testRequesterSerial(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	refused := func(what string, r *ca.Record, want error) {
+		t.Helper()
+		before := head(t, l)
+		err := l.Append(ctx, r, nil)
+		if want != nil && !errors.Is(err, want) || err == nil {
+			t.Fatalf("%s: %v, want %v", what, err, want)
+		}
+		if r.Seq != 0 || r.Hash != nil {
+			t.Fatalf("%s: refused Append modified the record", what)
+		}
+		if h := head(t, l); h.Seq != before.Seq {
+			t.Fatalf("%s: refused Append grew the ledger", what)
+		}
+	}
+	byStation := func(station *big.Int, key []byte) *ca.Record {
+		r := k.issuance(t, newSerial(t), "station:s1", base)
+		r.RequesterSerial, r.IdempotencyKey = station, key
+		return r
+	}
+	station := newSerial(t)
+	refused("unknown requester", byStation(station, nil), ca.ErrRequesterUnknown)
+	mustAppend(t, l, k.issuance(t, station, "line-setup", base), nil)
+	key := []byte("request 1")
+	first := byStation(station, key)
+	mustAppend(t, l, first, nil)
+	st, err := l.Lookup(ctx, first.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sameRecord(st.Issuance, first); err != nil {
+		t.Fatalf("Lookup: %v", err)
+	}
+	rev := revocation(station, base.Add(time.Minute), ca.ReasonKeyCompromise)
+	rev.RequesterSerial = station
+	refused("requester serial on a revocation", rev, nil)
+	bad := byStation(station, nil)
+	bad.RequesterSerial = new(big.Int).Neg(station)
+	refused("negative requester serial", bad, nil)
+	mustAppend(t, l, revocation(station, base.Add(time.Minute), ca.ReasonKeyCompromise), nil)
+	refused("revoked requester", byStation(station, nil), ca.ErrRequesterRevoked)
+	refused("revoked requester, repeated request", byStation(station, bytes.Clone(key)), ca.ErrRequesterRevoked)
+	if h, err := l.Verify(ctx); err != nil || h.Seq != 3 {
+		t.Fatalf("Verify: %v %v", h, err)
+	}
+}
+
+// testRequesterRevokedRace: a station's revocation races its requests. No
+// issuance it requested may follow the revocation in the ledger, which
+// Verify checks (see ca.ChainVerifier).
+func (k *kit) testRequesterRevokedRace(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	station := newSerial(t)
+	mustAppend(t, l, k.issuance(t, station, "line-setup", base), nil)
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		ok, no  int
+		unknown []error
+	)
+	for i := range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i == 12 {
+				if err := l.Append(ctx, revocation(station, base, ca.ReasonKeyCompromise), nil); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+			r := k.issuance(t, newSerial(t), "station:s1", base)
+			r.RequesterSerial = station
+			err := l.Append(ctx, r, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, ca.ErrRequesterRevoked):
+				no++
+			default:
+				unknown = append(unknown, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(unknown) > 0 || ok+no != 23 {
+		t.Fatalf("%d recorded, %d refused, other errors %v", ok, no, unknown)
+	}
+	if h, err := l.Verify(ctx); err != nil || h.Seq != uint64(ok+2) {
+		t.Fatalf("Verify: %v %v (%d recorded)", h, err, ok)
 	}
 }
 

@@ -36,7 +36,8 @@
 //
 //   - records (seq, kind, serial, subject, pubkey_hash, profile,
 //     requester, evidence, step, time_ns, cert, reason, prev_hash, hash,
-//     idem_key): one row per [ca.Record], seq the primary key, unique
+//     idem_key, requester_serial): one row per [ca.Record], seq the
+//     primary key, unique
 //     indexes on the serial of issuances and of revocations and on the
 //     idempotency key, an index for quota counts;
 //   - crl_number: one row, the last CRL number;
@@ -51,8 +52,8 @@
 // [ErrSchemaVersion]; tables named like the ledger's without a version,
 // [ErrNotLedger]. Upgrade every instance together: once a newer instance
 // has migrated the schema, an older one still running fails its appends
-// (schema 3 replaced append_batch) — it never writes a wrong record — and
-// refuses to open again.
+// (schemas 3 and 4 each replaced append_batch) — it never writes a wrong
+// record — and refuses to open again.
 //
 // # Appending: the chain lock and group commit
 //
@@ -62,9 +63,9 @@
 // append_batch takes the chain lock — a transaction-level advisory lock
 // (pg_advisory_xact_lock), the same for every appending transaction of
 // every instance on the schema, held until it ends — reads the chain's
-// tail, and then, for each record in order: checks it (serial already
-// issued, idempotency key already recorded, quota, revocation of an
-// unknown or revoked serial)
+// tail, and then, for each record in order: checks it (requester
+// certificate unknown or revoked, serial already issued, idempotency key
+// already recorded, quota, revocation of an unknown or revoked serial)
 // against the ledger and the records of the batch accepted before it;
 // numbers it; and computes its hash, SHA-256 over the previous hash and
 // the record's canonical encoding, which the client sends cut around the
@@ -79,8 +80,11 @@
 // and the writer sends the batch again the careful way, which refuses just
 // the duplicates. Duplicates are repeated requests, rare; the fast way
 // cut the server's CPU per issue by about a third on one instance (43 →
-// 30 µs in BenchmarkIssueParallel) and by an eighth on three (90 → 78). Batches with revocations always go the
-// careful way.
+// 30 µs in BenchmarkIssueParallel) and by an eighth on three (90 → 78).
+// Batches with revocations always go the careful way. Requester
+// certificates ([ca.Record.RequesterSerial]) are looked up either way
+// (two statements, only for a batch that names one): their refusal is an
+// answer, not a constraint.
 //
 // Statements after the lock see every record committed by the lock's
 // previous holder (READ COMMITTED takes a new snapshot per statement), so

@@ -41,14 +41,17 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanRecord(s scanner) (*ca.Record, error) {
 	var (
-		r              ca.Record
-		seq, t         int64
-		kind, rsn      int16
-		serial         []byte
-		pkh, ev, st, c []byte
+		r               ca.Record
+		seq, t          int64
+		kind, rsn       int16
+		serial, rserial []byte
+		pkh, ev, st, c  []byte
 	)
-	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &st, &t, &c, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey); err != nil {
+	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &st, &t, &c, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey, &rserial); err != nil {
 		return nil, err
+	}
+	if rserial != nil {
+		r.RequesterSerial = new(big.Int).SetBytes(rserial)
 	}
 	if seq < 1 || kind < 1 || kind > 255 || rsn < 0 || rsn > 255 {
 		return nil, &ca.ChainError{Seq: uint64(max(seq, 0)), Reason: "column out of range"}

@@ -319,6 +319,152 @@ var migrations = [...]string{
 		FROM unnest(a_k, a_seq, a_prev, a_hash) AS a(k, seq, prev, hash);
 	END
 	$fn$;`,
+
+	// 4: the requester certificate's serial (ca.Record.RequesterSerial),
+	// and append_batch refusing an issuance whose requester certificate the
+	// ledger has not issued (refusal 6) or has revoked (7), under the chain
+	// lock, so that no request of a station follows its revocation. The
+	// version-3 function, with one parameter fewer, is dropped.
+	`ALTER TABLE {s}.records ADD COLUMN requester_serial bytea CHECK (length(requester_serial) BETWEEN 1 AND 64);
+	DROP FUNCTION {s}.append_batch(smallint[], bytea[], text[], bytea[], text[], text[], bytea[], bytea[],
+		bigint[], bytea[], smallint[], bytea[], bytea[], bigint[], bigint[], bytea[], boolean);
+	-- append_batch appends a batch of records under the chain lock, in
+	-- order, as version 3's did, and refuses an issuance whose requester
+	-- serial (p_rserial, NULL for none) names no issuance (6) or a revoked
+	-- one (7) of the ledger or of the batch before it.
+	CREATE FUNCTION {s}.append_batch(
+		p_kind smallint[], p_serial bytea[], p_subject text[], p_pkh bytea[], p_profile text[],
+		p_requester text[], p_evidence bytea[], p_step bytea[], p_time bigint[], p_cert bytea[],
+		p_reason smallint[], p_prefix bytea[], p_suffix bytea[], p_qlimit bigint[], p_qsince bigint[],
+		p_idem bytea[], p_rserial bytea[], p_fast boolean)
+	RETURNS TABLE (o_refusal smallint, o_seq bigint, o_prev bytea, o_hash bytea)
+	LANGUAGE plpgsql
+	-- Plan each statement for the table as it is: a plan cached while the
+	-- table was small (before autovacuum's first ANALYZE) would scan the
+	-- wrong index once it has grown.
+	SET plan_cache_mode = force_custom_plan
+	AS $fn$
+	DECLARE
+		v_seq     bigint;
+		v_hash    bytea;
+		v_n       bigint;
+		k         integer;
+		d_issued  bytea[];  -- serials of the batch the ledger has issued
+		d_revoked bytea[];  -- and revoked
+		d_keys    bytea[];  -- idempotency keys of the batch the ledger holds
+		d_rissued  bytea[] := '{}';  -- requester serials the ledger has issued
+		d_rrevoked bytea[] := '{}';  -- and revoked
+		b_issued  bytea[]  := '{}';  -- accepted in this batch so far
+		b_keys    bytea[]  := '{}';
+		b_revoked bytea[]  := '{}';
+		b_req     text[]   := '{}';  -- requester and time of each accepted issuance
+		b_time    bigint[] := '{}';
+		a_k       integer[] := '{}'; -- accepted: index, seq, previous hash, hash
+		a_seq     bigint[]  := '{}';
+		a_prev    bytea[]   := '{}';
+		a_hash    bytea[]   := '{}';
+	BEGIN
+		-- The chain lock: held by every appending transaction, of every
+		-- instance, until it ends (released after the commit is visible).
+		-- Statements after it see every record committed by its previous
+		-- holders.
+		PERFORM pg_advisory_xact_lock({chainlock});
+		SELECT r.seq, r.hash INTO v_seq, v_hash FROM {s}.records r ORDER BY r.seq DESC LIMIT 1;
+		IF NOT FOUND THEN
+			v_seq := 0;
+			v_hash := decode(repeat('00', 32), 'hex');
+		END IF;
+		IF p_fast THEN
+			-- Issuances only: a serial or key the ledger already holds
+			-- fails the INSERT on its unique index, and the client runs
+			-- the batch again with p_fast false.
+			d_issued := '{}'; d_revoked := '{}'; d_keys := '{}';
+		ELSE
+			SELECT coalesce(array_agg(r.serial), '{}') INTO d_issued FROM {s}.records r
+				WHERE r.kind = 1 AND r.serial = ANY (p_serial);
+			SELECT coalesce(array_agg(r.serial), '{}') INTO d_revoked FROM {s}.records r
+				WHERE r.kind = 2 AND r.serial = ANY (p_serial);
+			SELECT coalesce(array_agg(r.idem_key), '{}') INTO d_keys FROM {s}.records r
+				WHERE r.idem_key = ANY (p_idem);
+		END IF;
+		-- Requester certificates, looked up the fast way too: a refusal
+		-- here is the ledger's answer, not a constraint to fall back on.
+		IF cardinality(array_remove(p_rserial, NULL)) > 0 THEN
+			SELECT coalesce(array_agg(r.serial), '{}') INTO d_rissued FROM {s}.records r
+				WHERE r.kind = 1 AND r.serial = ANY (p_rserial);
+			SELECT coalesce(array_agg(r.serial), '{}') INTO d_rrevoked FROM {s}.records r
+				WHERE r.kind = 2 AND r.serial = ANY (p_rserial);
+		END IF;
+		FOR k IN 1 .. coalesce(array_length(p_kind, 1), 0) LOOP
+			o_refusal := 0; o_seq := NULL; o_prev := NULL; o_hash := NULL;
+			IF p_kind[k] = 1 THEN
+				IF p_rserial[k] IS NOT NULL AND NOT (p_rserial[k] = ANY (d_rissued) OR p_rserial[k] = ANY (b_issued)) THEN
+					o_refusal := 6;
+				ELSIF p_rserial[k] = ANY (d_rrevoked) OR p_rserial[k] = ANY (b_revoked) THEN
+					o_refusal := 7;
+				ELSIF p_serial[k] = ANY (d_issued) OR p_serial[k] = ANY (b_issued) THEN
+					o_refusal := 1;
+				ELSIF p_idem[k] = ANY (d_keys) OR p_idem[k] = ANY (b_keys) THEN
+					o_refusal := 5;
+				ELSIF p_qlimit[k] IS NOT NULL THEN
+					SELECT count(*) INTO v_n FROM (
+						SELECT 1 FROM {s}.records r
+						WHERE r.kind = 1 AND r.requester = p_requester[k] AND r.time_ns >= p_qsince[k]
+						LIMIT greatest(p_qlimit[k], 0)) c;
+					v_n := v_n + (SELECT count(*) FROM unnest(b_req, b_time) AS b(rq, t)
+						WHERE b.rq = p_requester[k] AND b.t >= p_qsince[k]);
+					IF v_n >= p_qlimit[k] THEN
+						o_refusal := 2;
+						-- The fast way skipped the lookups: a refusal must
+						-- still name a serial or key already recorded first.
+						IF p_fast THEN
+							IF EXISTS (SELECT 1 FROM {s}.records r WHERE r.kind = 1 AND r.serial = p_serial[k]) THEN
+								o_refusal := 1;
+							ELSIF EXISTS (SELECT 1 FROM {s}.records r WHERE r.idem_key = p_idem[k]) THEN
+								o_refusal := 5;
+							END IF;
+						END IF;
+					END IF;
+				END IF;
+			ELSIF NOT (p_serial[k] = ANY (d_issued) OR p_serial[k] = ANY (b_issued)) THEN
+				o_refusal := 3;
+			ELSIF p_serial[k] = ANY (d_revoked) OR p_serial[k] = ANY (b_revoked) THEN
+				o_refusal := 4;
+			END IF;
+			IF o_refusal = 0 THEN
+				o_seq := v_seq + 1;
+				o_prev := v_hash;
+				o_hash := sha256(v_hash || p_prefix[k] || {s}.cbor_uint(o_seq) || p_suffix[k]);
+				a_k := a_k || k;
+				a_seq := a_seq || o_seq;
+				a_prev := a_prev || o_prev;
+				a_hash := a_hash || o_hash;
+				IF p_kind[k] = 1 THEN
+					b_issued := b_issued || p_serial[k];
+					b_req := b_req || p_requester[k];
+					b_time := b_time || p_time[k];
+					IF p_idem[k] IS NOT NULL THEN
+						b_keys := b_keys || p_idem[k];
+					END IF;
+				ELSE
+					b_revoked := b_revoked || p_serial[k];
+				END IF;
+				v_seq := o_seq;
+				v_hash := o_hash;
+			END IF;
+			RETURN NEXT;
+		END LOOP;
+		-- One scan of the accepted records, each row's fields taken from
+		-- the parameters by index: a plan that is quick to make, as it is
+		-- made on every call (see plan_cache_mode above).
+		INSERT INTO {s}.records (seq, kind, serial, subject, pubkey_hash, profile, requester,
+			evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial)
+		SELECT a.seq, p_kind[a.k], p_serial[a.k], p_subject[a.k], p_pkh[a.k], p_profile[a.k], p_requester[a.k],
+			p_evidence[a.k], p_step[a.k], p_time[a.k], p_cert[a.k], p_reason[a.k], a.prev, a.hash, p_idem[a.k],
+			p_rserial[a.k]
+		FROM unnest(a_k, a_seq, a_prev, a_hash) AS a(k, seq, prev, hash);
+	END
+	$fn$;`,
 }
 
 // SchemaVersion is the schema version this package creates and reads.

@@ -50,6 +50,9 @@ func (l *Ledger) Append(ctx context.Context, rec *ca.Record, quota *ca.Quota) er
 	if len(rec.IdempotencyKey) > ca.MaxIdempotencyKey || (rec.Kind == ca.KindRevocation && len(rec.IdempotencyKey) > 0) {
 		return errors.New("postgres ledger: idempotency key too long, or on a revocation")
 	}
+	if rs := rec.RequesterSerial; rs != nil && (rs.Sign() <= 0 || len(rs.Bytes()) > 64 || rec.Kind != ca.KindIssuance) {
+		return errors.New("postgres ledger: requester serial not positive, too long, or on a revocation")
+	}
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
@@ -308,6 +311,10 @@ func (l *Ledger) commitBatch(batch []*op, fast bool) (errs []error, retry bool, 
 			errs[i] = ca.ErrAlreadyRevoked
 		case 5:
 			errs[i] = ca.ErrRequestExists
+		case 6:
+			errs[i] = ca.ErrRequesterUnknown
+		case 7:
+			errs[i] = ca.ErrRequesterRevoked
 		default:
 			errs[i] = &Error{Op: "append", Reason: ReasonDatabase, Err: fmt.Errorf("unknown refusal code %d", res[i].refusal)}
 		}
@@ -352,19 +359,22 @@ func appendArgs(batch []*op) []any {
 		serial, pkh, ev, step     = make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
 		cert, prefix, suffix      = make([][]byte, n), make([][]byte, n), make([][]byte, n)
 		subject, profile, request = make([]string, n), make([]string, n), make([]string, n)
-		idem                      = make([][]byte, n)
+		idem, rserial             = make([][]byte, n), make([][]byte, n)
 	)
 	for i, o := range batch {
 		r := o.rec
 		kind[i], serial[i], subject[i], pkh[i], profile[i] = int16(r.Kind), r.Serial.Bytes(), r.Subject, nullBytes(r.PublicKeyHash), r.Profile
 		request[i], ev[i], step[i], tns[i], cert[i] = r.Requester, nullBytes(r.EvidenceDigest), nullBytes(r.StepDigest), r.Time.UnixNano(), nullBytes(r.Certificate)
 		reason[i], prefix[i], suffix[i], idem[i] = int16(r.Reason), o.prefix, o.suffix, nullBytes(r.IdempotencyKey)
+		if r.RequesterSerial != nil {
+			rserial[i] = r.RequesterSerial.Bytes()
+		}
 		if o.quota != nil {
 			lim := int64(o.quota.Limit)
 			qlim[i], qsince[i] = &lim, unixNano(o.quota.Since)
 		}
 	}
-	return []any{kind, serial, subject, pkh, profile, request, ev, step, tns, cert, reason, prefix, suffix, qlim, qsince, idem}
+	return []any{kind, serial, subject, pkh, profile, request, ev, step, tns, cert, reason, prefix, suffix, qlim, qsince, idem, rserial}
 }
 
 func nullBytes(b []byte) []byte {

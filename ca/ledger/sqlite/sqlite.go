@@ -32,6 +32,8 @@ var migrations = [...]string{
 	// 2: idempotency keys (ca.Record.IdempotencyKey), unique.
 	`ALTER TABLE records ADD COLUMN idem_key BLOB CHECK (idem_key IS NULL OR length(idem_key) BETWEEN 1 AND 64);
 	CREATE UNIQUE INDEX records_idem_key ON records (idem_key) WHERE idem_key IS NOT NULL;`,
+	// 3: the requester certificate's serial (ca.Record.RequesterSerial).
+	`ALTER TABLE records ADD COLUMN requester_serial BLOB CHECK (requester_serial IS NULL OR length(requester_serial) BETWEEN 1 AND 64);`,
 }
 
 const schema = `
@@ -192,8 +194,8 @@ func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
 		{&s.tail, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"},
 		{&s.keyTaken, "SELECT count(*) FROM records WHERE idem_key = ?"},
 		{&s.insert, `INSERT INTO records
-			(seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			(seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.crlNext, "UPDATE crl_number SET n = n + 1 WHERE id = 1 RETURNING n"},
 	} {
 		st, err := c.PrepareContext(ctx, p.sql)
@@ -405,9 +407,10 @@ func (l *Ledger) runBatch(batch []op) {
 		}
 		// An op reads what it checks and then writes with one statement,
 		// which SQLite undoes alone when it fails on a constraint; so a
-		// refusal (serial taken, quota, unknown or revoked serial) leaves
-		// the transaction and the chain tail as they were. Any other error
-		// may have undone the whole transaction: the batch fails.
+		// refusal (serial taken, quota, unknown or revoked serial or
+		// requester) leaves the transaction and the chain tail as they
+		// were. Any other error may have undone the whole transaction: the
+		// batch fails.
 		err := o.apply(ctx, tx)
 		if err != nil && !isRefusal(err) {
 			l.stmts.rollback.ExecContext(ctx)
@@ -430,7 +433,8 @@ func (l *Ledger) runBatch(batch []op) {
 
 func isRefusal(err error) bool {
 	return errors.Is(err, ca.ErrSerialExists) || errors.Is(err, ca.ErrQuotaExceeded) || errors.Is(err, ca.ErrRequestExists) ||
-		errors.Is(err, ca.ErrUnknownSerial) || errors.Is(err, ca.ErrAlreadyRevoked)
+		errors.Is(err, ca.ErrUnknownSerial) || errors.Is(err, ca.ErrAlreadyRevoked) ||
+		errors.Is(err, ca.ErrRequesterRevoked) || errors.Is(err, ca.ErrRequesterUnknown)
 }
 
 // Stats counts the writer's work since Open.
@@ -459,6 +463,9 @@ func (l *Ledger) Append(ctx context.Context, rec *ca.Record, quota *ca.Quota) er
 	if len(rec.IdempotencyKey) > ca.MaxIdempotencyKey || (rec.Kind == ca.KindRevocation && len(rec.IdempotencyKey) > 0) {
 		return errors.New("sqlite ledger: idempotency key too long, or on a revocation")
 	}
+	if rs := rec.RequesterSerial; rs != nil && (rs.Sign() <= 0 || len(rs.Bytes()) > 64 || rec.Kind != ca.KindIssuance) {
+		return errors.New("sqlite ledger: requester serial not positive, too long, or on a revocation")
+	}
 	r := rec.Clone()
 	r.Time = r.Time.UTC()
 	err := l.submit(ctx, func(ctx context.Context, tx *batchTx) error {
@@ -476,6 +483,19 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 	var n int64
 	switch r.Kind {
 	case ca.KindIssuance:
+		// A revoked requester gets nothing, a repeat included.
+		if r.RequesterSerial != nil {
+			var issued, revoked int64
+			if err := tx.st.revState.QueryRowContext(ctx, r.RequesterSerial.Bytes()).Scan(&issued, &revoked); err != nil {
+				return err
+			}
+			if issued == 0 {
+				return ca.ErrRequesterUnknown
+			}
+			if revoked > 0 {
+				return ca.ErrRequesterRevoked
+			}
+		}
 		// A serial already issued fails the INSERT on records_issued_serial.
 		// A repeated request is answered as such even at the quota.
 		if len(r.IdempotencyKey) > 0 {
@@ -518,7 +538,7 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 	r.Hash = h
 	_, err = tx.st.insert.ExecContext(ctx, int64(r.Seq), int64(r.Kind), serial, r.Subject, nullBlob(r.PublicKeyHash), r.Profile, r.Requester,
 		nullBlob(r.EvidenceDigest), nullBlob(r.StepDigest), r.Time.UnixNano(), nullBlob(r.Certificate),
-		int64(r.Reason), r.PrevHash, r.Hash, nullBlob(r.IdempotencyKey))
+		int64(r.Reason), r.PrevHash, r.Hash, nullBlob(r.IdempotencyKey), nullSerial(r.RequesterSerial))
 	if err != nil {
 		var se *msqlite.Error
 		if errors.As(err, &se) && se.Code() == 2067 { // SQLITE_CONSTRAINT_UNIQUE
@@ -534,6 +554,13 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 	}
 	tx.seq, tx.hash = r.Seq, r.Hash
 	return nil
+}
+
+func nullSerial(n *big.Int) any {
+	if n == nil {
+		return nil
+	}
+	return n.Bytes()
 }
 
 func nullBlob(b []byte) any {
@@ -556,7 +583,7 @@ func (l *Ledger) NextCRLNumber(ctx context.Context) (*big.Int, error) {
 	return big.NewInt(n), nil
 }
 
-const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key`
+const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -564,11 +591,14 @@ func scanRecord(s scanner) (*ca.Record, error) {
 	var (
 		r                  ca.Record
 		seq, kind, t, rsn  int64
-		serial             []byte
+		serial, rserial    []byte
 		pkh, ev, step, crt []byte
 	)
-	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &step, &t, &crt, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey); err != nil {
+	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &step, &t, &crt, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey, &rserial); err != nil {
 		return nil, err
+	}
+	if rserial != nil {
+		r.RequesterSerial = new(big.Int).SetBytes(rserial)
 	}
 	if seq < 1 || kind < 1 || kind > 255 || rsn < 0 || rsn > 255 {
 		return nil, &ca.ChainError{Seq: uint64(max(seq, 0)), Reason: "column out of range"}
