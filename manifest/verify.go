@@ -277,7 +277,8 @@ func (s *signer) allowedBy(r *StepRule) bool {
 // signed by the next custodian its predecessor named, and that the policy
 // lets its signer sign it (and, for a certificate with a station
 // authorization, that the authorization lists the step); and for the
-// chain, the policy's thresholds and layout. [Report.Err] is nil if and only if every check passed.
+// chain, the policy's thresholds and layout. [Report.Err] is nil if and
+// only if every check passed.
 //
 // Verify does no I/O; ctx is checked between steps so that a long chain can
 // be abandoned. opts may be nil.
