@@ -72,6 +72,12 @@ func parseCSR(der []byte) (*x509.CertificateRequest, error) {
 	if _, err := keystore.AlgorithmOf(csr.PublicKey); err != nil {
 		return nil, &CSRError{Reason: CSRWeakKey, Err: err}
 	}
+	// Go verifies SHA-1 request signatures (for compatibility); a CA that
+	// issues device identities does not take them.
+	switch csr.SignatureAlgorithm {
+	case x509.SHA1WithRSA, x509.ECDSAWithSHA1, x509.DSAWithSHA1:
+		return nil, &CSRError{Reason: CSRBadSignature, Detail: csr.SignatureAlgorithm.String() + ": SHA-1 signatures are not accepted"}
+	}
 	if err := csr.CheckSignature(); err != nil {
 		return nil, &CSRError{Reason: CSRBadSignature, Err: err}
 	}

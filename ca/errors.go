@@ -80,7 +80,8 @@ type CSRReason int
 const (
 	// CSRMalformed: the request is not a DER PKCS#10 CertificationRequest.
 	CSRMalformed CSRReason = iota + 1
-	// CSRBadSignature: the request's self-signature does not verify.
+	// CSRBadSignature: the request's self-signature does not verify, or
+	// is made with SHA-1.
 	CSRBadSignature
 	// CSRWeakKey: the key is not P-256, P-384, Ed25519 or RSA ≥ 3072.
 	CSRWeakKey

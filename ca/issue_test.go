@@ -3,6 +3,7 @@ package ca_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -259,6 +260,13 @@ func TestBadInput(t *testing.T) {
 	}
 	badSig := idevidCSR(t, good, "S1")
 	badSig[len(badSig)-5] ^= 0xff
+	sha1CSR, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{SerialNumber: "S1"}, ExtraExtensions: []pkix.Extension{hwModuleSAN(t, exampleHWType, []byte("S1"))},
+		SignatureAlgorithm: x509.ECDSAWithSHA1,
+	}, good)
+	if err != nil {
+		t.Fatal(err)
+	}
 	caTrue := func() pkix.Extension {
 		v, _ := asn1.Marshal(struct{ IsCA bool }{true})
 		return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: v}
@@ -280,6 +288,7 @@ func TestBadInput(t *testing.T) {
 		{"garbage CSR", &ca.Request{CSR: []byte{0x30, 3, 1, 2, 3}, Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRMalformed},
 		{"empty CSR", &ca.Request{Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRMalformed},
 		{"bad CSR signature", &ca.Request{CSR: badSig, Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadSignature},
+		{"SHA-1 CSR signature", &ca.Request{CSR: sha1CSR, Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadSignature},
 		{"CA:true", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, caTrue), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRRequestsCA},
 		{"keyUsage keyCertSign", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, kuCertSign), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRRequestsCA},
 		{"extra extension", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, eku), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRExtensionNotAllowed},
