@@ -20,6 +20,12 @@ import (
 // buildAttest lays out a TPMS_ATTEST of a quote by hand (TPM 2.0 Library
 // Part 2 §10.12.12), for structures a real TPM never signs.
 func buildAttest(magic uint32, typ uint16, nonce []byte, pcrs []int, digest []byte) []byte {
+	return buildAttestSels(magic, typ, nonce, [][]int{pcrs}, digest)
+}
+
+// buildAttestSels is buildAttest with one SHA-256 selection per element
+// of sels.
+func buildAttestSels(magic uint32, typ uint16, nonce []byte, sels [][]int, digest []byte) []byte {
 	var b cryptobyte.Builder
 	b.AddUint32(magic)
 	b.AddUint16(typ)
@@ -30,15 +36,17 @@ func buildAttest(magic uint32, typ uint16, nonce []byte, pcrs []int, digest []by
 	b.AddUint32(0)    // restartCount
 	b.AddUint8(1)     // safe
 	b.AddUint64(0x2023)
-	b.AddUint32(1) // one selection
-	b.AddUint16(0x000b)
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {
-		bitmap := make([]byte, 3)
-		for _, p := range pcrs {
-			bitmap[p/8] |= 1 << (p % 8)
-		}
-		b.AddBytes(bitmap)
-	})
+	b.AddUint32(uint32(len(sels)))
+	for _, pcrs := range sels {
+		b.AddUint16(0x000b)
+		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {
+			bitmap := make([]byte, 3)
+			for _, p := range pcrs {
+				bitmap[p/8] |= 1 << (p % 8)
+			}
+			b.AddBytes(bitmap)
+		})
+	}
 	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(digest) })
 	return b.BytesOrPanic()
 }
@@ -130,6 +138,28 @@ func TestSoftwareSignedQuotes(t *testing.T) {
 			b, _ := e.Marshal()
 			return b
 		}, reason(attest.ReasonAlgorithmMismatch)},
+		{"a PCR quoted twice, to carry an unquoted one", func() []byte {
+			// The quote covers PCR 1 twice; the evidence adds PCR 0 (the
+			// reference value) that no selection covers, keeping the count.
+			v := sha256.Sum256([]byte("any value of PCR 1"))
+			one := v[:]
+			h := sha256.New()
+			h.Write(one)
+			h.Write(one)
+			att := buildAttestSels(0xff544347, 0x8018, fresh(), [][]int{{1}, {1}}, h.Sum(nil))
+			hd := sha256.Sum256(att)
+			r, s, err := ecdsa.Sign(rand.Reader, ecKey, hd[:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := &attesttpm.Evidence{Attest: att, Signature: tpmSig(0x0018, r.Bytes(), s.Bytes()),
+				PCRs: map[int][]byte{0: pcr, 1: one}, AKKeyID: []byte("ec")}
+			b, err := ev.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}, reason(attest.ReasonMalformed)},
 		{"trailing bytes in TPMS_ATTEST", func() []byte {
 			return sign("ec", 0x0018, append(buildAttest(0xff544347, 0x8018, fresh(), []int{0}, d[:]), 0))
 		}, reason(attest.ReasonMalformed)},

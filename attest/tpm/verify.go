@@ -322,24 +322,31 @@ func (v *Verifier) authenticate(evidence []byte, now time.Time) (*Evidence, *Att
 		return nil, nil, refuse(attest.ReasonMalformed, err, "TPMS_ATTEST")
 	}
 	// The PCR values travel unsigned: they must be exactly the quoted
-	// ones, hashing (in selection order) to the signed digest.
+	// ones, hashing (in selection order) to the signed digest. A PCR
+	// selected twice would let the count below match while the evidence
+	// carries a value no selection covers: refused.
 	ph := newHash(sig.Hash)
-	quoted := 0
+	quoted := make(map[int]bool, len(q.PCRs))
 	for _, sel := range att.PCRSelection {
 		if sel.Hash != algSHA256 {
 			return nil, nil, refuse(attest.ReasonMalformed, nil, "quote selects PCRs of bank %#x; only SHA-256 is supported", sel.Hash)
 		}
 		for _, i := range sel.PCRs {
+			if quoted[i] {
+				return nil, nil, refuse(attest.ReasonMalformed, nil, "quote selects PCR %d twice", i)
+			}
+			quoted[i] = true
 			val, ok := q.PCRs[i]
 			if !ok {
 				return nil, nil, refuse(attest.ReasonBadSignature, nil, "quoted PCR %d has no value in the evidence", i)
 			}
 			ph.Write(val)
-			quoted++
 		}
 	}
-	if quoted != len(q.PCRs) {
-		return nil, nil, refuse(attest.ReasonBadSignature, nil, "evidence carries %d PCR values, the quote covers %d", len(q.PCRs), quoted)
+	// Every quoted PCR has a value, the quoted set has no repeat: equal
+	// sizes make the sets equal.
+	if len(quoted) != len(q.PCRs) {
+		return nil, nil, refuse(attest.ReasonBadSignature, nil, "evidence carries %d PCR values, the quote covers %d", len(q.PCRs), len(quoted))
 	}
 	if !bytes.Equal(ph.Sum(nil), att.PCRDigest) {
 		return nil, nil, refuse(attest.ReasonBadSignature, nil, "PCR values do not match the quoted PCR digest")
