@@ -195,10 +195,17 @@ func (c *Claims) validate(depth int) error {
 	if c.DebugStatus != nil && !c.DebugStatus.Valid() {
 		return fmt.Errorf("dbgstat %d out of range", int(*c.DebugStatus))
 	}
+	// Two digests for one component: appraisal would compare one and a
+	// reader could take the other.
+	names := make(map[string]struct{}, len(c.Measurements))
 	for _, m := range c.Measurements {
 		if m.Name == "" || len(m.Digest) == 0 {
 			return errors.New("measurement without name or digest")
 		}
+		if _, dup := names[m.Name]; dup {
+			return fmt.Errorf("measurement %q appears twice", m.Name)
+		}
+		names[m.Name] = struct{}{}
 	}
 	for name, s := range c.Submods {
 		if s == nil {

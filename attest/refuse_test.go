@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -540,6 +541,36 @@ func TestVerifyRefuses(t *testing.T) {
 			e := newEnv(t, envOpts{tweak: withRawKey})
 			js := strings.Replace(claimsJSON(t, goodClaims(t, e)), `"dbgstat":2`, `"dbgstat":"off"`, 1)
 			return e.ver, craftJWT(`{"alg":"ES256","kid":"raw"}`, js, es256Raw(t))
+		}, attest.ReasonMalformed},
+		{"CWT one component measured twice", func(t *testing.T) (*attest.EATVerifier, []byte) {
+			e := newEnv(t, envOpts{tweak: withRawKey})
+			var m map[int64]any
+			if err := cbor.Unmarshal(claimsCBOR(t, goodClaims(t, e)), &m); err != nil {
+				t.Fatal(err)
+			}
+			ms, ok := m[attest.KeyMeasurements].([]any)
+			if !ok || len(ms) == 0 {
+				t.Fatalf("no measurements in %v", m)
+			}
+			m[attest.KeyMeasurements] = append(ms, ms[0])
+			return e.ver, craftCWT(t, protKidRaw(t, -7), emptyMap, mustCBOR(t, m))
+		}, attest.ReasonMalformed},
+		{"JWT one component measured twice", func(t *testing.T) (*attest.EATVerifier, []byte) {
+			e := newEnv(t, envOpts{tweak: withRawKey})
+			var m map[string]any
+			if err := json.Unmarshal([]byte(claimsJSON(t, goodClaims(t, e))), &m); err != nil {
+				t.Fatal(err)
+			}
+			ms, ok := m["measurements"].([]any)
+			if !ok || len(ms) == 0 {
+				t.Fatalf("no measurements in %v", m)
+			}
+			m["measurements"] = append(ms, ms[0])
+			js, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e.ver, craftJWT(`{"alg":"ES256","kid":"raw"}`, string(js), es256Raw(t))
 		}, attest.ReasonMalformed},
 		{"neither CWT nor JWT", func(t *testing.T) (*attest.EATVerifier, []byte) {
 			e := newEnv(t, envOpts{})
