@@ -345,10 +345,7 @@ func (c *Claims) decodeCBOR(data []byte, depth int) error {
 		var err error
 		switch k {
 		case KeyNonce:
-			err = dm.Unmarshal(v, &c.Nonce)
-			if err == nil && c.Nonce == nil {
-				c.Nonce = []byte{}
-			}
+			err = decodeBytes(v, &c.Nonce)
 		case KeyUEID:
 			err = decodeBytes(v, &c.UEID)
 		case KeyOEMID:

@@ -542,6 +542,24 @@ func TestVerifyRefuses(t *testing.T) {
 			js := strings.Replace(claimsJSON(t, goodClaims(t, e)), `"dbgstat":2`, `"dbgstat":"off"`, 1)
 			return e.ver, craftJWT(`{"alg":"ES256","kid":"raw"}`, js, es256Raw(t))
 		}, attest.ReasonMalformed},
+		{"CWT nonce as an array of integers, beside an extension claim", func(t *testing.T) (*attest.EATVerifier, []byte) {
+			e := newEnv(t, envOpts{tweak: withRawKey})
+			var m map[int64]any
+			if err := cbor.Unmarshal(claimsCBOR(t, goodClaims(t, e)), &m); err != nil {
+				t.Fatal(err)
+			}
+			nonce, ok := m[attest.KeyNonce].([]byte)
+			if !ok {
+				t.Fatalf("no nonce in %v", m)
+			}
+			ints := make([]any, len(nonce))
+			for i, b := range nonce {
+				ints[i] = uint64(b)
+			}
+			m[attest.KeyNonce] = ints
+			m[-70000] = 1 // an extension claim: the claims decode the general way
+			return e.ver, craftCWT(t, protKidRaw(t, -7), emptyMap, mustCBOR(t, m))
+		}, attest.ReasonMalformed},
 		{"CWT one component measured twice", func(t *testing.T) (*attest.EATVerifier, []byte) {
 			e := newEnv(t, envOpts{tweak: withRawKey})
 			var m map[int64]any
