@@ -442,16 +442,16 @@ type earAppraisalCBOR struct {
 	Status         *int8          `cbor:"1000,keyasint"`
 	TrustVector    map[int64]int8 `cbor:"1001,keyasint"`
 	PolicyID       string         `cbor:"1003,keyasint"`
-	EvidenceDigest []byte         `cbor:"-71000,keyasint"`
+	EvidenceDigest bstrField      `cbor:"-71000,keyasint"`
 	Reasons        []string       `cbor:"-71001,keyasint"`
-	UEID           []byte         `cbor:"-71002,keyasint"`
+	UEID           bstrField      `cbor:"-71002,keyasint"`
 }
 
 type earCBOR struct {
 	Profile    string                      `cbor:"265,keyasint"`
-	IssuedAt   int64                       `cbor:"6,keyasint"`
+	IssuedAt   *int64                      `cbor:"6,keyasint"`
 	VerifierID earVerifierIDCBOR           `cbor:"1004,keyasint"`
-	Nonce      []byte                      `cbor:"10,keyasint"`
+	Nonce      bstrField                   `cbor:"10,keyasint"`
 	Submods    map[string]earAppraisalCBOR `cbor:"266,keyasint"`
 }
 
@@ -479,10 +479,12 @@ func decodeResultCBOR(b []byte) (*Result, error) {
 	}
 	r := &Result{
 		Profile:    e.Profile,
-		IssuedAt:   time.Unix(e.IssuedAt, 0).UTC(),
 		VerifierID: VerifierID(e.VerifierID),
 		Nonce:      e.Nonce,
 		Submods:    make(map[string]*Appraisal, len(e.Submods)),
+	}
+	if e.IssuedAt != nil {
+		r.IssuedAt = time.Unix(*e.IssuedAt, 0).UTC()
 	}
 	for name, ea := range e.Submods {
 		if ea.Status == nil {
@@ -520,82 +522,150 @@ func parseResultJWT(token []byte, key crypto.PublicKey) (*Result, *VerificationE
 	return r, nil
 }
 
-type earAppraisalJSON struct {
-	Status         *string        `json:"ear.status"`
-	TrustVector    map[string]int `json:"ear.trustworthiness-vector"`
-	PolicyID       string         `json:"ear.appraisal-policy-id"`
-	EvidenceDigest string         `json:"ztm.evidence-digest"`
-	Reasons        []string       `json:"ztm.reasons"`
-	UEID           string         `json:"ztm.ueid"`
-}
-
-type earJSON struct {
-	Profile    string `json:"eat_profile"`
-	IssuedAt   int64  `json:"iat"`
-	VerifierID struct {
-		Build     string `json:"build"`
-		Developer string `json:"developer"`
-	} `json:"ear.verifier-id"`
-	Nonce   string                      `json:"eat_nonce"`
-	Submods map[string]earAppraisalJSON `json:"submods"`
-}
-
+// decodeResultJSON reads EAR claims in JSON, member names exact and
+// unrepeated at every level (encoding/json would match names regardless
+// of case and keep the last of two); members it does not know are skipped.
 func decodeResultJSON(b []byte) (*Result, error) {
-	if _, err := scanObject(b); err != nil {
+	members, err := scanObject(b)
+	if err != nil {
 		return nil, err
 	}
-	var e earJSON
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, err
-	}
-	r := &Result{
-		Profile:    e.Profile,
-		IssuedAt:   time.Unix(e.IssuedAt, 0).UTC(),
-		VerifierID: VerifierID{Build: e.VerifierID.Build, Developer: e.VerifierID.Developer},
-		Submods:    make(map[string]*Appraisal, len(e.Submods)),
-	}
-	var err error
-	if e.Nonce != "" {
-		if r.Nonce, err = b64.DecodeString(e.Nonce); err != nil {
-			return nil, fmt.Errorf("eat_nonce: %w", err)
+	r := &Result{}
+	for _, m := range members {
+		switch string(m.name) {
+		case "eat_profile":
+			r.Profile, err = jsonString(m.value)
+		case "iat":
+			var t int64
+			if t, err = jsonNumericDate(m.value); err == nil {
+				r.IssuedAt = time.Unix(t, 0).UTC()
+			}
+		case "ear.verifier-id":
+			err = decodeVerifierIDJSON(m.value, &r.VerifierID)
+		case "eat_nonce":
+			r.Nonce, err = jsonBase64(m.value)
+		case "submods":
+			r.Submods, err = decodeSubmodsJSON(m.value)
 		}
-	}
-	for name, ea := range e.Submods {
-		if ea.Status == nil {
-			return nil, fmt.Errorf("submodule %q without ear.status", name)
-		}
-		st, err := parseStatus(*ea.Status)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", m.name, err)
 		}
-		a := &Appraisal{Status: st, PolicyID: ea.PolicyID, Reasons: ea.Reasons}
-		if ea.EvidenceDigest != "" {
-			if a.EvidenceDigest, err = b64.DecodeString(ea.EvidenceDigest); err != nil {
-				return nil, fmt.Errorf("ztm.evidence-digest: %w", err)
-			}
-		}
-		if ea.UEID != "" {
-			if a.UEID, err = b64.DecodeString(ea.UEID); err != nil {
-				return nil, fmt.Errorf("ztm.ueid: %w", err)
-			}
-		}
-		entries := a.TrustVector.entries()
-	next:
-		for k, v := range ea.TrustVector {
-			if v < -128 || v > 127 {
-				return nil, fmt.Errorf("trust claim %q out of range", k)
-			}
-			for i, n := range trustNames {
-				if n == k {
-					*entries[i] = TrustClaim(v)
-					continue next
-				}
-			}
-			return nil, fmt.Errorf("unknown trust vector claim %q", k)
-		}
-		r.Submods[name] = a
+	}
+	if r.Submods == nil {
+		r.Submods = map[string]*Appraisal{}
 	}
 	return r, nil
+}
+
+func decodeVerifierIDJSON(b []byte, id *VerifierID) error {
+	members, err := scanObject(b)
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		switch string(m.name) {
+		case "build":
+			id.Build, err = jsonString(m.value)
+		case "developer":
+			id.Developer, err = jsonString(m.value)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+func decodeSubmodsJSON(b []byte) (map[string]*Appraisal, error) {
+	members, err := scanObject(b)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*Appraisal, len(members))
+	for _, m := range members {
+		a, err := decodeAppraisalJSON(m.value)
+		if err != nil {
+			return nil, fmt.Errorf("submodule %q: %w", m.name, err)
+		}
+		out[string(m.name)] = a
+	}
+	return out, nil
+}
+
+func decodeAppraisalJSON(b []byte) (*Appraisal, error) {
+	members, err := scanObject(b)
+	if err != nil {
+		return nil, err
+	}
+	a := &Appraisal{}
+	hasStatus := false
+	for _, m := range members {
+		switch string(m.name) {
+		case "ear.status":
+			var s string
+			if s, err = jsonString(m.value); err == nil {
+				a.Status, err = parseStatus(s)
+				hasStatus = true
+			}
+		case "ear.trustworthiness-vector":
+			err = decodeTrustVectorJSON(m.value, &a.TrustVector)
+		case "ear.appraisal-policy-id":
+			a.PolicyID, err = jsonString(m.value)
+		case "ztm.evidence-digest":
+			a.EvidenceDigest, err = jsonBase64(m.value)
+		case "ztm.reasons":
+			var items [][]byte
+			if items, err = scanArray(m.value); err == nil {
+				a.Reasons = make([]string, len(items))
+				for i, it := range items {
+					if a.Reasons[i], err = jsonString(it); err != nil {
+						break
+					}
+				}
+			}
+		case "ztm.ueid":
+			a.UEID, err = jsonBase64(m.value)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.name, err)
+		}
+	}
+	if !hasStatus {
+		return nil, errors.New("no ear.status")
+	}
+	return a, nil
+}
+
+func decodeTrustVectorJSON(b []byte, tv *TrustVector) error {
+	members, err := scanObject(b)
+	if err != nil {
+		return err
+	}
+	entries := tv.entries()
+next:
+	for _, m := range members {
+		v, err := jsonInt(m.value)
+		if err != nil || v < -128 || v > 127 {
+			return fmt.Errorf("trust claim %q: want an integer from -128 to 127", m.name)
+		}
+		for i, n := range trustNames {
+			if n == string(m.name) {
+				*entries[i] = TrustClaim(v)
+				continue next
+			}
+		}
+		return fmt.Errorf("unknown trust vector claim %q", m.name)
+	}
+	return nil
+}
+
+// jsonBase64 decodes a JSON string holding base64url without padding.
+func jsonBase64(v []byte) ([]byte, error) {
+	s, err := jsonString(v)
+	if err != nil {
+		return nil, err
+	}
+	return b64.DecodeString(s)
 }
 
 var _ cbor.Marshaler = (*Claims)(nil)

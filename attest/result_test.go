@@ -220,3 +220,71 @@ func TestParseResultForeignExtensions(t *testing.T) {
 		t.Errorf("duplicate iat: %v", err)
 	}
 }
+
+// TestParseResultJSONStrict: EAR claims in JSON are read with exact member
+// names, none repeated at any level, and iat required.
+func TestParseResultJSONStrict(t *testing.T) {
+	const head = `{"eat_profile":"` + attest.EARProfile + `","ear.verifier-id":{"build":"v 1","developer":"https://v.example"}`
+	parse := func(payload string) (*attest.Result, error) {
+		return attest.ParseResult(craftJWT(`{"alg":"ES256"}`, payload, es256Raw(t)), rawKey.Public(), 0)
+	}
+	r, err := parse(head + `,"iat":1772366400,"x-other":{"a":1,"a":2},"submods":{"device":{"ear.status":"affirming","ear.trustworthiness-vector":{"hardware":2}}}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status() != attest.StatusAffirming || r.Submods["device"].TrustVector.Hardware != 2 || r.VerifierID.Build != "v 1" {
+		t.Fatalf("result %+v", r)
+	}
+	for name, payload := range map[string]string{
+		"ear.status twice":       head + `,"iat":1,"submods":{"device":{"ear.status":"contraindicated","ear.status":"affirming"}}}`,
+		"submodule twice":        head + `,"iat":1,"submods":{"device":{"ear.status":"contraindicated"},"device":{"ear.status":"affirming"}}}`,
+		"trust claim twice":      head + `,"iat":1,"submods":{"device":{"ear.status":"affirming","ear.trustworthiness-vector":{"hardware":96,"hardware":2}}}}`,
+		"verifier id twice":      `{"eat_profile":"` + attest.EARProfile + `","iat":1,"ear.verifier-id":{"build":"a","build":"b"},"submods":{"device":{"ear.status":"affirming"}}}`,
+		"no iat":                 head + `,"submods":{"device":{"ear.status":"affirming"}}}`,
+		"no ear.status":          head + `,"iat":1,"submods":{"device":{}}}`,
+		"status of another case": head + `,"iat":1,"submods":{"device":{"EAR.STATUS":"affirming"}}}`,
+	} {
+		if _, err := parse(payload); !errors.Is(err, attest.ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// A member named like a known one in another case is not that member.
+	r, err = parse(head + `,"iat":1,"submods":{"device":{"ear.status":"contraindicated"}},"SUBMODS":{"device":{"ear.status":"affirming"}}}`)
+	if err != nil || r.Status() != attest.StatusContraindicated {
+		t.Fatalf("case variant of submods: %v, %v", r, err)
+	}
+}
+
+// TestParseResultCBORStrict: the CWT form requires iat too, and its byte
+// strings must be byte strings.
+func TestParseResultCBORStrict(t *testing.T) {
+	s, err := cose.NewSigner(cose.AlgorithmES256, rawKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse := func(claims map[int64]any) error {
+		tok, err := cose.Sign1(rand.Reader, s, cose.Headers{Protected: cose.ProtectedHeader{cose.HeaderLabelAlgorithm: cose.AlgorithmES256}}, mustCBOR(t, claims), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = attest.ParseResult(tok, rawKey.Public(), 0)
+		return err
+	}
+	good := func() map[int64]any {
+		return map[int64]any{265: attest.EARProfile, 6: int64(1772366400), 1004: map[int64]any{0: "v 1", 1: "https://v.example"},
+			266: map[string]any{"device": map[int64]any{1000: int64(2)}}}
+	}
+	if err := parse(good()); err != nil {
+		t.Fatal(err)
+	}
+	noIAT := good()
+	delete(noIAT, 6)
+	if err := parse(noIAT); !errors.Is(err, attest.ErrMalformed) {
+		t.Errorf("no iat: %v", err)
+	}
+	intNonce := good()
+	intNonce[10] = []any{1, 2, 3, 4, 5, 6, 7, 8}
+	if err := parse(intNonce); !errors.Is(err, attest.ErrMalformed) {
+		t.Errorf("nonce as an array of integers: %v", err)
+	}
+}
