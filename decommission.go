@@ -2,17 +2,23 @@ package ztm
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/big"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/manifest"
 )
 
 // Decommission ends a device's life: it finds the certificate of the
-// device's last enrollment step in the chain store, revokes it through
-// StationConfig.Revoker with reason, has the device destroy its key when it
+// device's last enrollment step in the chain store, checks through
+// StationConfig.Revoker that the CA issued that certificate to this device
+// (its digest is the step's, its subject serialNumber and hardwareModuleName
+// the device's: the chain store checks no signature, and a step appended
+// by anyone must not make it revoke another device), revokes it with
+// reason, has the device destroy its key when it
 // implements KeyDestroyer (recording a StepKeyDestroyed step), and records
 // a StepDecommissioned step. A certificate already revoked is not an
 // error, so that an interrupted Decommission can be run again.
@@ -23,7 +29,8 @@ import (
 //
 // Failures are a *ProvisionError with StageInfo, StageRevoke,
 // StageDestroy or StageRecord; ErrNotProvisioned (at StageRevoke) for a
-// device with no enrollment step.
+// device with no enrollment step, or one naming a certificate that is not
+// the device's.
 func (s *Station) Decommission(ctx context.Context, dev Device, reason ca.RevocationReason) ([]*manifest.SignedStep, error) {
 	info, err := dev.Info(ctx)
 	if err != nil {
@@ -44,16 +51,30 @@ func (s *Station) Decommission(ctx context.Context, dev Device, reason ca.Revoca
 	if err != nil {
 		return fail(StageRevoke, errors.Join(ErrNotProvisioned, err))
 	}
-	var certSerial *big.Int
+	var (
+		certSerial *big.Int
+		certDigest manifest.Digest
+	)
 	for i := len(chain) - 1; i >= 0 && certSerial == nil; i-- {
 		if st := chain[i].Step; st.Name == StepEnrollment {
 			if b, ok := st.Predicate["serial"].([]byte); ok && len(b) > 0 {
 				certSerial = new(big.Int).SetBytes(b)
+				certDigest = st.Artifacts["certificate"]
 			}
 		}
 	}
 	if certSerial == nil {
 		return fail(StageRevoke, ErrNotProvisioned)
+	}
+	// The chain store checks no signature: the certificate it names must
+	// be the one the step recorded, and the device's, before it is revoked.
+	cert, err := s.cfg.Revoker.IssuedCertificate(ctx, certSerial)
+	if err != nil {
+		return fail(StageRevoke, err)
+	}
+	if !certDigest.Matches(cert.Raw) || cert.Subject.SerialNumber != info.SerialNumber ||
+		(!info.HardwareModule.IsZero() && !certHardwareModule(cert, info.HardwareModule)) {
+		return fail(StageRevoke, fmt.Errorf("%w: the enrollment step names certificate %x, which is not this device's", ErrNotProvisioned, certSerial))
 	}
 	err = s.cfg.Revoker.Revoke(ctx, certSerial, reason, "station:"+s.cfg.Name)
 	if err != nil && !errors.Is(err, ca.ErrAlreadyRevoked) {
@@ -82,4 +103,19 @@ func (s *Station) Decommission(ctx context.Context, dev Device, reason ca.Revoca
 		return fail(StageRecord, err)
 	}
 	return recorded, nil
+}
+
+// certHardwareModule reports whether cert names hw in its subject
+// alternative name.
+func certHardwareModule(cert *x509.Certificate, hw identity.HardwareModuleName) bool {
+	names, err := ca.HardwareModuleNames(cert)
+	if err != nil {
+		return false
+	}
+	for _, n := range names {
+		if n.Equal(hw) {
+			return true
+		}
+	}
+	return false
 }

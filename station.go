@@ -85,6 +85,12 @@ type Revoker interface {
 	// serial number. It returns an error wrapping ca.ErrAlreadyRevoked for
 	// a certificate already revoked.
 	Revoke(ctx context.Context, serial *big.Int, reason ca.RevocationReason, requester string) error
+	// IssuedCertificate returns the certificate issued with serial, so
+	// that Decommission revokes only a certificate of the device at hand
+	// (the chain store it reads the serial from checks no signature). It
+	// returns an error wrapping ca.ErrUnknownSerial for a serial never
+	// issued.
+	IssuedCertificate(ctx context.Context, serial *big.Int) (*x509.Certificate, error)
 }
 
 var (

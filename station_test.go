@@ -3,8 +3,13 @@ package ztm_test
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/ztmkit/ztm"
 	"github.com/ztmkit/ztm/attest"
@@ -214,6 +219,59 @@ func TestDecommission(t *testing.T) {
 	d2, _ := l.NewDevice(31, linesim.DeviceOptions{})
 	if _, err := oem.Decommission(ctx, d2, ca.ReasonUnspecified); !errors.Is(err, ztm.ErrNotProvisioned) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestDecommissionChecksTheCertificate: the chain store checks no
+// signature, so an enrollment step appended to device X's chain naming
+// device Y's certificate must not make Decommission(X) revoke Y's.
+func TestDecommissionChecksTheCertificate(t *testing.T) {
+	l := newLine(t)
+	ctx := context.Background()
+	x, _ := l.NewDevice(40, linesim.DeviceOptions{})
+	y, _ := l.NewDevice(41, linesim.DeviceOptions{})
+	for _, d := range []*linesim.Device{x, y} {
+		if _, err := fullLine(t, l, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yCert := y.Chain()[0]
+	chain, err := l.Chains.Chain(ctx, x.UEID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogue, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := manifest.NewStepSigner(rogue, manifest.SignOptions{Issuer: "rogue"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := manifest.Sum(manifest.SHA256, chain[len(chain)-1].Raw)
+	forged, err := signer.Sign(rand.Reader, &manifest.Step{
+		Name: ztm.StepEnrollment, Subject: x.UEID(), Sequence: uint64(len(chain)), Prev: &prev, Time: time.Now(),
+		Artifacts: map[string]manifest.Digest{"certificate": manifest.Sum(manifest.SHA256, yCert.Raw)},
+		Predicate: manifest.Claims{"serial": yCert.SerialNumber.Bytes()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Chains.Append(ctx, forged.Raw); err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Partners[linesim.OEM].Station.Decommission(ctx, x, ca.ReasonCessationOfOperation)
+	var pe *ztm.ProvisionError
+	if !errors.As(err, &pe) || pe.Stage != ztm.StageRevoke || !errors.Is(err, ztm.ErrNotProvisioned) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, c := range []*x509.Certificate{yCert, x.Chain()[0]} {
+		if st, err := l.Ledger.Lookup(ctx, c.SerialNumber); err != nil || st.Revocation != nil {
+			t.Fatalf("certificate %x revoked (%v)", c.SerialNumber, err)
+		}
+	}
+	if x.Key() == nil {
+		t.Fatal("device X's key destroyed")
 	}
 }
 

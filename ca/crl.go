@@ -129,3 +129,17 @@ func (a *Authority) CRLHandler() http.Handler {
 		}
 	})
 }
+
+// IssuedCertificate returns the certificate the ledger records under
+// serial, revoked or not, or ErrUnknownSerial.
+func (a *Authority) IssuedCertificate(ctx context.Context, serial *big.Int) (*x509.Certificate, error) {
+	st, err := a.ledger.Lookup(ctx, serial)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(st.Issuance.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("ca: recorded certificate does not parse: %w", err)
+	}
+	return cert, nil
+}
