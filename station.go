@@ -276,7 +276,12 @@ type Result struct {
 //     revokes it (when StationConfig.Revoker is set) and records a
 //     StepInstallFailed step naming it;
 //   - the key-generation and enrollment steps are recorded only after the
-//     device installed its chain.
+//     device installed its chain; a station whose certificate does not
+//     authorize those steps is refused (StageRecord) before it asks for a
+//     nonce, and if they cannot be recorded (the chain store failed, or
+//     another station appended to the device meanwhile) the installed
+//     certificate is revoked (when a Revoker is set), so that a retry
+//     starts clean.
 func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 	fail := func(stage Stage, serial string, refused bool, err error) (*Result, error) {
 		return nil, &ProvisionError{Stage: stage, Serial: serial, Refused: refused, Err: err}
@@ -293,6 +298,11 @@ func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 		return fail(StageInfo, serial, true, errors.New("ztm: device has no UEID"))
 	}
 	subject := info.UEID.Bytes()
+	// A station that could not record the enrollment must not start one:
+	// the certificate would be issued and installed, then left unrecorded.
+	if err := s.mayRecord(StepEnrollment); err != nil {
+		return fail(StageRecord, serial, false, err)
+	}
 
 	nonce, err := s.cfg.Enroller.Nonce(ctx)
 	if err != nil {
@@ -308,6 +318,9 @@ func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 	}
 	r := &Result{Device: info, Attestation: res, AttestationToken: token, Evidence: evidence}
 
+	if err := s.mayRecord(StepKeyGeneration); err != nil {
+		return fail(StageRecord, serial, false, err)
+	}
 	csr, err := dev.GenerateKey(ctx, s.cfg.Algorithm)
 	var keyStep *manifest.Step
 	switch {
@@ -315,6 +328,9 @@ func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 		imp, ok := dev.(KeyImporter)
 		if !ok {
 			return fail(StageKey, serial, true, err)
+		}
+		if err := s.mayRecord(StepKeyInjection, StepKeyDestroyed); err != nil {
+			return fail(StageRecord, serial, false, err)
 		}
 		csr, err = s.inject(ctx, imp, res.Evidence, subject, r)
 		if err != nil {
@@ -385,7 +401,7 @@ func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 	}
 	recorded, err := s.record(ctx, subject, steps...)
 	if err != nil {
-		return fail(StageRecord, serial, false, err)
+		return nil, s.notRecorded(ctx, serial, leaf, err)
 	}
 	r.Steps = append(r.Steps, recorded...)
 	return r, nil
@@ -505,6 +521,21 @@ func (s *Station) inject(ctx context.Context, dev KeyImporter, ev *attest.Eviden
 	return csr, nil
 }
 
+// notRecorded handles a certificate issued and installed whose enrollment
+// could not be recorded (the chain store failed, or another station
+// appended to the device at the same moment): the chain would not account
+// for it, so it is revoked when a Revoker is configured, and a retry of
+// Provision starts clean.
+func (s *Station) notRecorded(ctx context.Context, serial string, leaf *x509.Certificate, cause error) error {
+	errs := []error{cause}
+	if s.cfg.Revoker == nil {
+		errs = append(errs, fmt.Errorf("ztm: certificate %x was installed but not recorded, and no Revoker is configured", leaf.SerialNumber))
+	} else if err := s.cfg.Revoker.Revoke(context.WithoutCancel(ctx), leaf.SerialNumber, ca.ReasonCessationOfOperation, "station:"+s.cfg.Name); err != nil && !errors.Is(err, ca.ErrAlreadyRevoked) {
+		errs = append(errs, fmt.Errorf("ztm: failed to revoke the unrecorded certificate: %w", err))
+	}
+	return &ProvisionError{Stage: StageRecord, Serial: serial, Err: errors.Join(errs...)}
+}
+
 // installFailed handles a certificate that was issued but not installed:
 // it revokes it if it can and records a StepInstallFailed step.
 func (s *Station) installFailed(ctx context.Context, subject []byte, serial string, leaf *x509.Certificate, cause error) error {
@@ -543,11 +574,22 @@ func (s *Station) Record(ctx context.Context, subject []byte, name string, artif
 	return steps[0], nil
 }
 
+// mayRecord reports, as an error wrapping ca.ErrNotAuthorized, a step name
+// the station's certificate does not authorize it to sign.
+func (s *Station) mayRecord(names ...string) error {
+	for _, n := range names {
+		if s.auth != nil && !s.auth.AllowsStep(n) {
+			return fmt.Errorf("ztm: station %q is not authorized to sign %q steps: %w", s.cfg.Name, n, ca.ErrNotAuthorized)
+		}
+	}
+	return nil
+}
+
 // record appends steps (Name, Artifacts and Predicate set) in order.
 func (s *Station) record(ctx context.Context, subject []byte, steps ...*manifest.Step) ([]*manifest.SignedStep, error) {
 	for _, st := range steps {
-		if s.auth != nil && !s.auth.AllowsStep(st.Name) {
-			return nil, fmt.Errorf("ztm: station %q is not authorized to sign %q steps: %w", s.cfg.Name, st.Name, ca.ErrNotAuthorized)
+		if err := s.mayRecord(st.Name); err != nil {
+			return nil, err
 		}
 	}
 	unlock := s.lock(subject)

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"testing"
 	"time"
@@ -324,4 +325,77 @@ func sprint(s []string) string {
 		out += x
 	}
 	return out + "]"
+}
+
+// TestProvisionRefusesStepsItCannotRecord: a station whose certificate does
+// not authorize the enrollment step is refused before anything happens —
+// no nonce, no certificate, no key on the device.
+func TestProvisionRefusesStepsItCannotRecord(t *testing.T) {
+	l := newLine(t)
+	ctx := context.Background()
+	cm := l.Partners[linesim.ContractManufacturer]
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "cm-station-2"}}, cm.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := l.Authority.Issue(ctx, &ca.Request{CSR: csr, Profile: "station", Requester: "line-setup",
+		Station: &ca.StationAuthorization{Steps: []string{ztm.StepKeyGeneration}, Profiles: []string{"idevid"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ztm.NewStation(ztm.StationConfig{Name: "cm-2", Key: cm.Key, Chain: []*x509.Certificate{cert, l.Authority.Chain()[0]},
+		Enroller: l.Gate.Local(est.Requester{Certificate: cert}), Verifier: l.StationVerifier, Chains: l.Chains, Revoker: l.Authority})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := l.NewDevice(50, linesim.DeviceOptions{})
+	before, err := l.Ledger.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Provision(ctx, d)
+	var pe *ztm.ProvisionError
+	if !errors.As(err, &pe) || pe.Stage != ztm.StageRecord || !errors.Is(err, ca.ErrNotAuthorized) {
+		t.Fatalf("err = %v", err)
+	}
+	if h, err := l.Ledger.Head(ctx); err != nil || h.Seq != before.Seq {
+		t.Fatalf("ledger grew: %d → %d (%v)", before.Seq, h.Seq, err)
+	}
+	if d.Key() != nil || len(d.Chain()) != 0 {
+		t.Fatal("the device was given a key or a chain")
+	}
+}
+
+// closingDevice closes the chain store once it has installed its chain, so
+// that the station cannot record the enrollment.
+type closingDevice struct {
+	*linesim.Device
+	chains interface{ Close() error }
+}
+
+func (d closingDevice) InstallChain(ctx context.Context, chain []*x509.Certificate) error {
+	if err := d.Device.InstallChain(ctx, chain); err != nil {
+		return err
+	}
+	return d.chains.Close()
+}
+
+// TestProvisionRevokesWhatItCannotRecord: a certificate issued and
+// installed whose enrollment cannot be recorded is revoked.
+func TestProvisionRevokesWhatItCannotRecord(t *testing.T) {
+	l := newLine(t)
+	ctx := context.Background()
+	d, _ := l.NewDevice(51, linesim.DeviceOptions{})
+	_, err := l.Partners[linesim.ContractManufacturer].Station.Provision(ctx, closingDevice{d, l.Chains})
+	var pe *ztm.ProvisionError
+	if !errors.As(err, &pe) || pe.Stage != ztm.StageRecord {
+		t.Fatalf("err = %v", err)
+	}
+	if len(d.Chain()) == 0 {
+		t.Fatal("no chain installed: the test did not reach the record stage")
+	}
+	st, err := l.Ledger.Lookup(ctx, d.Chain()[0].SerialNumber)
+	if err != nil || st.Revocation == nil {
+		t.Fatalf("unrecorded certificate not revoked (%v)", err)
+	}
 }
