@@ -85,6 +85,14 @@ func TestEnrollIdempotent(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != http.StatusConflict || !errors.Is(err, est.ErrConflict) {
 		t.Fatalf("other station: err = %v, want 409", err)
 	}
+	// Once the station is revoked, not even its repeat is answered.
+	if err := e.auth.Revoke(ctx, st.SerialNumber, ca.ReasonKeyCompromise, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: ev})
+	if !errors.As(err, &se) || se.Code != http.StatusForbidden {
+		t.Fatalf("revoked station's repeat: err = %v, want 403", err)
+	}
 }
 
 func TestLocalEnroller(t *testing.T) {

@@ -400,7 +400,7 @@ func (g *Gate) enroll(ctx context.Context, who Requester, req *EnrollRequest, op
 	if err != nil {
 		var ee *EvidenceError
 		if errors.As(err, &ee) {
-			if chain, perr := g.previous(ctx, d[:], requester); chain != nil || perr != nil {
+			if chain, perr := g.previous(ctx, d[:], requester, req.Profile); chain != nil || perr != nil {
 				return chain, perr
 			}
 		}
@@ -425,8 +425,9 @@ func (g *Gate) enroll(ctx context.Context, who Requester, req *EnrollRequest, op
 
 // previous returns the chain already issued for the request with SHA-256
 // digest, or nil if none is recorded; ErrConflict if it was issued to
-// another requester.
-func (g *Gate) previous(ctx context.Context, digest []byte, requester string) ([]*x509.Certificate, error) {
+// another requester. A station revoked since gets nothing, as Issue would
+// answer it.
+func (g *Gate) previous(ctx context.Context, digest []byte, requester, profile string) ([]*x509.Certificate, error) {
 	st, err := g.auth.Ledger().LookupRequest(ctx, digest)
 	switch {
 	case errors.Is(err, ca.ErrUnknownRequest):
@@ -435,6 +436,15 @@ func (g *Gate) previous(ctx context.Context, digest []byte, requester string) ([
 		return nil, err
 	case st.Issuance.Requester != requester:
 		return nil, ErrConflict
+	}
+	if rs := st.Issuance.RequesterSerial; rs != nil {
+		station, err := g.auth.Ledger().Lookup(ctx, rs)
+		if err != nil && !errors.Is(err, ca.ErrUnknownSerial) {
+			return nil, err
+		}
+		if err != nil || station.Revocation != nil {
+			return nil, &ca.AuthorizationError{Requester: requester, Profile: profile, Reason: "station certificate revoked", Err: ca.ErrRequesterRevoked}
+		}
 	}
 	leaf, err := x509.ParseCertificate(st.Issuance.Certificate)
 	if err != nil {
