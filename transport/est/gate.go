@@ -177,6 +177,11 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 	if cfg.Verifier != nil && cfg.Nonces == nil {
 		return nil, fmt.Errorf("est: %w: a Verifier needs its Nonces", ErrInvalidConfig)
 	}
+	// Evidence is fresh only if the Verifier spends the nonces the Gate
+	// hands out; one that says which it spends must say these.
+	if v, ok := cfg.Verifier.(interface{ Nonces() *attest.Nonces }); ok && v.Nonces() != cfg.Nonces {
+		return nil, fmt.Errorf("est: %w: the Verifier does not consume the Gate's Nonces (evidence could be replayed)", ErrInvalidConfig)
+	}
 	g := &Gate{
 		auth: cfg.Authority, verifier: cfg.Verifier, nonces: cfg.Nonces,
 		noEvidence: cfg.AllowNoEvidence, warning: cfg.AcceptWarning,

@@ -2,6 +2,7 @@ package est_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/transport/est"
 )
@@ -125,6 +127,17 @@ func TestNewLocal(t *testing.T) {
 	st, _ := e.station("idevid")
 	if _, err := est.NewLocal(est.LocalConfig{GateConfig: est.GateConfig{Authority: e.auth}}); !errors.Is(err, est.ErrInvalidConfig) {
 		t.Fatalf("no verifier: %v", err)
+	}
+	// A Verifier that spends other nonces (or none) than the Gate hands out
+	// would let evidence be replayed.
+	for name, n := range map[string]*attest.Nonces{"no nonces": nil, "other nonces": attest.NewNonces(attest.NonceConfig{})} {
+		v, err := attest.NewVerifier(attest.Config{Keys: map[string]crypto.PublicKey{"k": e.devices[0].attKey.Public()}, Nonces: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := est.NewGate(est.GateConfig{Authority: e.auth, Verifier: v, Nonces: e.nonces}); !errors.Is(err, est.ErrInvalidConfig) {
+			t.Errorf("verifier with %s: %v", name, err)
+		}
 	}
 	// A second Gate on the same Authority keeps one certificate per request.
 	l, err := est.NewLocal(est.LocalConfig{GateConfig: est.GateConfig{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces},
