@@ -52,6 +52,31 @@ type ReferenceValues struct {
 	Submods map[string]*ReferenceValues
 }
 
+// clone returns a deep copy of rv, so that a verifier's policy does not
+// change with the caller's slices. Submodules deeper than NewVerifier
+// accepts are left shared (it refuses them), so that a cycle ends.
+func (rv *ReferenceValues) clone(depth int) *ReferenceValues {
+	c := *rv
+	c.OEMID, c.HWModel = bytes.Clone(rv.OEMID), bytes.Clone(rv.HWModel)
+	if rv.Measurements != nil {
+		c.Measurements = make([]Measurement, len(rv.Measurements))
+		for i, m := range rv.Measurements {
+			m.Digest = bytes.Clone(m.Digest)
+			c.Measurements[i] = m
+		}
+	}
+	if rv.Submods != nil {
+		c.Submods = make(map[string]*ReferenceValues, len(rv.Submods))
+		for name, s := range rv.Submods {
+			if s != nil && depth < maxSubmodDepth+1 {
+				s = s.clone(depth + 1)
+			}
+			c.Submods[name] = s
+		}
+	}
+	return &c
+}
+
 type refKey struct{ oemid, hwmodel string }
 
 // reference is a model's reference values, prepared for appraisal.

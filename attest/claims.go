@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -591,7 +592,18 @@ var jsonNames = map[string]struct{}{
 	"measurements": {}, "submods": {}, "iat": {}, "eat_profile": {},
 }
 
-var b64 = base64.RawURLEncoding
+// b64 is base64url without padding (RFC 7515 §2), decoding strictly:
+// unused trailing bits must be zero, so that one value has one encoding
+// (decodeB64 also refuses the line breaks the decoder would skip).
+var b64 = base64.RawURLEncoding.Strict()
+
+// decodeB64 decodes s as b64, refusing CR and LF.
+func decodeB64(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errors.New("line break in base64url")
+	}
+	return b64.DecodeString(s)
+}
 
 // MarshalJSON encodes c as a JWT claims set with the registered JWT claim
 // names; byte strings are base64url without padding (RFC 9711 §7.2.2).
@@ -691,7 +703,7 @@ func unmarshalB64(v json.RawMessage, out *[]byte) error {
 	if err != nil {
 		return err
 	}
-	b, err := b64.DecodeString(s)
+	b, err := decodeB64(s)
 	if err != nil {
 		return fmt.Errorf("not base64url: %w", err)
 	}

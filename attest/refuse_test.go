@@ -537,6 +537,21 @@ func TestVerifyRefuses(t *testing.T) {
 			js = strings.TrimSuffix(js, "}") + `,"ueid":"AQAAAAAAAAAAAAAAAAAAAAAA"}`
 			return e.ver, craftJWT(`{"alg":"ES256","kid":"raw"}`, js, es256Raw(t))
 		}, attest.ReasonMalformed},
+		{"JWT ueid in non-canonical base64url", func(t *testing.T) (*attest.EATVerifier, []byte) {
+			// The last character of a 17-byte value carries two unused
+			// bits; set one, which a lenient decoder ignores.
+			e := newEnv(t, envOpts{tweak: withRawKey})
+			js := claimsJSON(t, goodClaims(t, e))
+			i := strings.Index(js, `"ueid":"`) + len(`"ueid":"`)
+			end := i + strings.IndexByte(js[i:], '"')
+			const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+			if (end-i)%4 == 0 {
+				t.Fatalf("ueid %q has no unused bits", js[i:end])
+			}
+			last := strings.IndexByte(alphabet, js[end-1])
+			js = js[:end-1] + string(alphabet[last^1]) + js[end:]
+			return e.ver, craftJWT(`{"alg":"ES256","kid":"raw"}`, js, es256Raw(t))
+		}, attest.ReasonMalformed},
 		{"JWT claims of the wrong type", func(t *testing.T) (*attest.EATVerifier, []byte) {
 			e := newEnv(t, envOpts{tweak: withRawKey})
 			js := strings.Replace(claimsJSON(t, goodClaims(t, e)), `"dbgstat":2`, `"dbgstat":"off"`, 1)

@@ -665,7 +665,7 @@ func jsonBase64(v []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return b64.DecodeString(s)
+	return decodeB64(s)
 }
 
 var _ cbor.Marshaler = (*Claims)(nil)

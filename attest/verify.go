@@ -108,7 +108,12 @@ func (c *Config) Clone() *Config {
 			n.Keys[k] = v
 		}
 	}
-	n.ReferenceValues = append([]ReferenceValues(nil), c.ReferenceValues...)
+	if c.ReferenceValues != nil {
+		n.ReferenceValues = make([]ReferenceValues, len(c.ReferenceValues))
+		for i := range c.ReferenceValues {
+			n.ReferenceValues[i] = *c.ReferenceValues[i].clone(0)
+		}
+	}
 	return &n
 }
 

@@ -181,3 +181,36 @@ func TestClaimsJSONNumericDate(t *testing.T) {
 		}
 	}
 }
+
+// TestNewVerifierCopiesReferenceValues: changing the caller's reference
+// values after NewVerifier does not change the verifier's policy, and a
+// cycle of submodules is refused, not followed forever.
+func TestNewVerifierCopiesReferenceValues(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	ev, err := e.dev.EvidenceCWT(e.nonce(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The env's verifier was built from e.cfg; spoil its reference values
+	// now.
+	spoiled := 0
+	for i := range e.cfg.ReferenceValues {
+		for j := range e.cfg.ReferenceValues[i].Measurements {
+			for k := range e.cfg.ReferenceValues[i].Measurements[j].Digest {
+				e.cfg.ReferenceValues[i].Measurements[j].Digest[k] ^= 0xff
+				spoiled++
+			}
+		}
+	}
+	if spoiled == 0 {
+		t.Fatal("no reference digest to spoil")
+	}
+	if r, err := e.ver.Verify(context.Background(), ev); err != nil || r.Status() != attest.StatusAffirming {
+		t.Fatalf("after the caller changed its reference values: %v", err)
+	}
+	loop := &attest.ReferenceValues{OEMID: []byte{1, 2, 3}, HWModel: []byte("m")}
+	loop.Submods = map[string]*attest.ReferenceValues{"self": loop}
+	if _, err := attest.NewVerifier(attest.Config{ReferenceValues: []attest.ReferenceValues{*loop}}); err == nil {
+		t.Fatal("a cycle of submodules was accepted")
+	}
+}
