@@ -1,6 +1,7 @@
 package attest_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -115,5 +116,25 @@ func TestVerifyChainShapes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVerifyAKNamesDevice: an attestation-key certificate that names its
+// device (hardwareModuleName = UEID) vouches for that device's evidence,
+// CWT and JWT alike; TestVerifyRefuses has the other device's.
+func TestVerifyAKNamesDevice(t *testing.T) {
+	vendor := newPKI(t, "vendor attestation CA")
+	e := newEnv(t, envOpts{chain: func(pub crypto.PublicKey) ([]*x509.Certificate, *x509.CertPool) {
+		return vendor.issue(t, pub, leafOpts{exts: []pkix.Extension{akName(t, testUEID)}}), vendor.pool
+	}})
+	for name, sign := range map[string]func([]byte) ([]byte, error){"CWT": e.dev.EvidenceCWT, "JWT": e.dev.EvidenceJWT} {
+		ev, err := sign(e.nonce(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := e.ver.Verify(context.Background(), ev)
+		if err != nil || r.Status() != attest.StatusAffirming {
+			t.Fatalf("%s: %v", name, err)
+		}
 	}
 }

@@ -30,7 +30,13 @@
 // The signer is named in the protected header, by an x5chain (COSE label
 // 33, JOSE x5c) that must lead to one of [Config.Roots] — the chip
 // vendors' attestation CAs — be valid at [Config.Time] and let its leaf sign
-// (digitalSignature), or by a key ID registered in [Config.Keys]. The
+// (digitalSignature), or by a key ID registered in [Config.Keys]. A leaf
+// that names its device — a hardwareModuleName in its subject alternative
+// name, as ztm's CA issues under the "ak" profile — signs only evidence
+// whose ueid is that name's serial number: one key extracted from one
+// device cannot speak for others. (A leaf without one, like a key ID,
+// binds no ueid; the CA's request binding then rests on the issuer of the
+// key.) The
 // algorithm is always the protected header's and must be the key's: a
 // missing, "none", HMAC, unknown or mismatched alg, or an alg in the
 // unprotected header, is refused. Decoding is strict: duplicate map keys

@@ -82,6 +82,7 @@ func newPKI(t testing.TB, name string) *pki {
 type leafOpts struct {
 	notAfter time.Time
 	usage    x509.KeyUsage
+	exts     []pkix.Extension
 }
 
 // issue certifies pub as an attestation key, leaf first chain.
@@ -100,6 +101,8 @@ func (p *pki) issue(t testing.TB, pub crypto.PublicKey, o leafOpts) []*x509.Cert
 		NotBefore:    t0.Add(-time.Hour),
 		NotAfter:     o.notAfter,
 		KeyUsage:     o.usage,
+
+		ExtraExtensions: o.exts,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.root, pub, p.rootKey)
 	if err != nil {

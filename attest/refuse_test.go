@@ -10,6 +10,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/attest/devicesim"
+	"github.com/ztmkit/ztm/identity"
 )
 
 // rawKey is a plain key registered as "raw", for hand-crafted tokens.
@@ -90,6 +93,16 @@ func es256Raw(t testing.TB) func([]byte) []byte {
 }
 
 // goodClaims returns honest claims for the env's device with a fresh nonce.
+// akName is the subject alternative name of an attestation-key
+// certificate that names its device by UEID.
+func akName(t testing.TB, ueid []byte) pkix.Extension {
+	ext, err := identity.HardwareModuleNameExtension(identity.HardwareModuleName{Type: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 1}, SerialNumber: ueid}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ext
+}
+
 func goodClaims(t testing.TB, e *env) *attest.Claims {
 	return e.dev.Claims(e.nonce(t))
 }
@@ -188,6 +201,15 @@ func TestVerifyRefuses(t *testing.T) {
 		}, attest.ReasonBadSignature},
 		{"x5chain to an untrusted CA", func(t *testing.T) (*attest.EATVerifier, []byte) {
 			e := chainEnv(t, leafOpts{}, other)
+			ev, err := e.dev.EvidenceCWT(e.nonce(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e.ver, ev
+		}, attest.ReasonUntrustedSigner},
+		{"x5chain of another device's attestation key", func(t *testing.T) (*attest.EATVerifier, []byte) {
+			other := append([]byte{0x01}, bytes.Repeat([]byte{7}, 16)...)
+			e := chainEnv(t, leafOpts{exts: []pkix.Extension{akName(t, other)}}, vendor)
 			ev, err := e.dev.EvidenceCWT(e.nonce(t))
 			if err != nil {
 				t.Fatal(err)

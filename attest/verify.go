@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -16,6 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/veraison/go-cose"
 
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/detcbor"
 )
@@ -238,9 +240,31 @@ func (v *EATVerifier) decode(evidence []byte, now time.Time) (*Evidence, *Verifi
 	if e != nil {
 		return nil, e
 	}
+	if e := signerNamesDevice(ev); e != nil {
+		return nil, e
+	}
 	d := sha256.Sum256(evidence)
 	ev.Digest = d[:]
 	return ev, nil
+}
+
+// signerNamesDevice binds an attestation key to its device when its
+// certificate says which: a leaf with a hardwareModuleName (as ztm's CA
+// issues under the "ak" profile, the serial being the device's UEID) signs
+// only evidence whose ueid is that serial, so that one extracted key
+// cannot speak for every device. A leaf without one binds nothing here.
+func signerNamesDevice(ev *Evidence) *VerificationError {
+	if len(ev.Chain) == 0 {
+		return nil
+	}
+	hw, ok, err := identity.HardwareModuleNameFromExtensions(ev.Chain[0].Extensions)
+	switch {
+	case err != nil:
+		return verr(ReasonUntrustedSigner, err, "attestation-key certificate's hardwareModuleName")
+	case ok && !bytes.Equal(hw.SerialNumber, ev.Claims.UEID):
+		return verr(ReasonUntrustedSigner, nil, "attestation-key certificate is for device %x, the evidence's ueid is %x", hw.SerialNumber, ev.Claims.UEID)
+	}
+	return nil
 }
 
 // coseAlgorithm maps a COSE algorithm value to a ztm algorithm.
