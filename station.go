@@ -122,10 +122,11 @@ type StationConfig struct {
 	// which consumes it; the station checks that the evidence answers the
 	// nonce it asked for. Required.
 	Verifier *attest.EATVerifier
-	// AttestationKeys are the devices' attestation keys by key ID, as the
-	// Verifier knows them, for sealing injected keys to devices whose
-	// evidence names its key by kid. Devices that send an x5chain are sealed
-	// to their chain's leaf key.
+	// AttestationKeys are the devices' attestation keys by key ID. Keys
+	// injected into a device are sealed to the key that verified its
+	// evidence (attest.Evidence.PublicKey: the registered key its kid names,
+	// or its x5chain's leaf); an entry here must be that same key, or the
+	// injection is refused. Optional.
 	AttestationKeys map[string]crypto.PublicKey
 	// Chains stores every device's steps. Required.
 	Chains *chainstore.Store
@@ -447,14 +448,19 @@ func (s *Station) inject(ctx context.Context, dev KeyImporter, ev *attest.Eviden
 	if s.cfg.Store == nil {
 		return nil, fmt.Errorf("%w: the station has no key store for injection", ErrInvalidConfig)
 	}
-	var recipient crypto.PublicKey
-	switch {
-	case len(ev.Chain) > 0:
+	// Seal to the key that verified the device's evidence, and to no
+	// other: a separately configured key could be another device's.
+	recipient := ev.PublicKey
+	if len(ev.Chain) > 0 && recipient == nil {
 		recipient = ev.Chain[0].PublicKey
-	case ev.KeyID != nil && s.cfg.AttestationKeys[string(ev.KeyID)] != nil:
-		recipient = s.cfg.AttestationKeys[string(ev.KeyID)]
-	default:
+	}
+	if recipient == nil {
 		return nil, fmt.Errorf("%w: the device's attestation key is unknown to the station", ErrUnsupportedKey)
+	}
+	if ev.KeyID != nil {
+		if k, ok := s.cfg.AttestationKeys[string(ev.KeyID)]; ok && !publicKeyEqual(recipient, k) {
+			return nil, fmt.Errorf("%w: AttestationKeys[%q] is not the key that verified the evidence", ErrInvalidConfig, ev.KeyID)
+		}
 	}
 	var nb [8]byte
 	if _, err := io.ReadFull(rand.Reader, nb[:]); err != nil {

@@ -136,5 +136,18 @@ func TestVerifyAKNamesDevice(t *testing.T) {
 		if err != nil || r.Status() != attest.StatusAffirming {
 			t.Fatalf("%s: %v", name, err)
 		}
+		if !e.key.Public().(*ecdsa.PublicKey).Equal(r.Evidence.PublicKey) {
+			t.Fatalf("%s: Evidence.PublicKey is not the leaf's key", name)
+		}
+	}
+	// By kid: the registered key.
+	k := newEnv(t, envOpts{})
+	ev, err := k.dev.EvidenceCWT(k.nonce(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := k.ver.Verify(context.Background(), ev)
+	if err != nil || !k.key.Public().(*ecdsa.PublicKey).Equal(r.Evidence.PublicKey) {
+		t.Fatalf("kid: Evidence.PublicKey is not the registered key (%v)", err)
 	}
 }

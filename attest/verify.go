@@ -130,6 +130,9 @@ type Evidence struct {
 	Algorithm keystore.Algorithm
 	// KeyID is the kid that named a registered key, or nil.
 	KeyID []byte
+	// PublicKey is the key the signature verified with: the registered
+	// key KeyID named, or the leaf of Chain.
+	PublicKey crypto.PublicKey
 	// Chain is the verified chain, leaf first, ending at a trust anchor,
 	// when the signer was named by x5chain / x5c; otherwise nil.
 	Chain []*x509.Certificate
@@ -455,6 +458,7 @@ func (v *EATVerifier) decodeCWT(data []byte, now time.Time) (*Evidence, *Verific
 	if e := checkAlgorithm(alg, pub); e != nil {
 		return nil, e
 	}
+	ev.PublicKey = pub
 	if cv == nil {
 		var err error
 		if cv, err = cose.NewVerifier(coseAlg(alg), pub); err != nil {
@@ -663,6 +667,7 @@ func (v *EATVerifier) decodeJWT(data []byte, now time.Time) (*Evidence, *Verific
 	if e := checkAlgorithm(alg, pub); e != nil {
 		return nil, e
 	}
+	ev.PublicKey = pub
 	payload, err := obj.Verify(pub)
 	if err != nil {
 		return nil, verr(ReasonBadSignature, err, "JWS")
