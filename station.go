@@ -278,8 +278,9 @@ type Result struct {
 //     StepInstallFailed step naming it;
 //   - the key-generation and enrollment steps are recorded only after the
 //     device installed its chain; a station whose certificate does not
-//     authorize those steps is refused (StageRecord) before it asks for a
-//     nonce, and if they cannot be recorded (the chain store failed, or
+//     authorize those steps is refused (StageRecord) before anything is
+//     issued (for the enrollment step, before it asks for a nonce), and
+//     if they cannot be recorded (the chain store failed, or
 //     another station appended to the device meanwhile) the installed
 //     certificate is revoked (when a Revoker is set), so that a retry
 //     starts clean.
@@ -319,9 +320,6 @@ func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 	}
 	r := &Result{Device: info, Attestation: res, AttestationToken: token, Evidence: evidence}
 
-	if err := s.mayRecord(StepKeyGeneration); err != nil {
-		return fail(StageRecord, serial, false, err)
-	}
 	csr, err := dev.GenerateKey(ctx, s.cfg.Algorithm)
 	var keyStep *manifest.Step
 	switch {
@@ -351,6 +349,11 @@ func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 		return fail(StageCSR, serial, true, err)
 	}
 	if !r.Injected {
+		// Before enrollment: a certificate must not be issued for a step
+		// the station could not then record.
+		if err := s.mayRecord(StepKeyGeneration); err != nil {
+			return fail(StageRecord, serial, false, err)
+		}
 		thumb, err := manifest.KeyThumbprint(req.PublicKey)
 		if err != nil {
 			return fail(StageCSR, serial, true, err)

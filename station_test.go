@@ -328,41 +328,43 @@ func sprint(s []string) string {
 }
 
 // TestProvisionRefusesStepsItCannotRecord: a station whose certificate does
-// not authorize the enrollment step is refused before anything happens —
-// no nonce, no certificate, no key on the device.
+// not authorize a step Provision records is refused before anything is
+// issued — without the enrollment step, before even a nonce.
 func TestProvisionRefusesStepsItCannotRecord(t *testing.T) {
 	l := newLine(t)
 	ctx := context.Background()
 	cm := l.Partners[linesim.ContractManufacturer]
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "cm-station-2"}}, cm.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := l.Authority.Issue(ctx, &ca.Request{CSR: csr, Profile: "station", Requester: "line-setup",
-		Station: &ca.StationAuthorization{Steps: []string{ztm.StepKeyGeneration}, Profiles: []string{"idevid"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := ztm.NewStation(ztm.StationConfig{Name: "cm-2", Key: cm.Key, Chain: []*x509.Certificate{cert, l.Authority.Chain()[0]},
-		Enroller: l.Gate.Local(est.Requester{Certificate: cert}), Verifier: l.StationVerifier, Chains: l.Chains, Revoker: l.Authority})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, _ := l.NewDevice(50, linesim.DeviceOptions{})
-	before, err := l.Ledger.Head(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = st.Provision(ctx, d)
-	var pe *ztm.ProvisionError
-	if !errors.As(err, &pe) || pe.Stage != ztm.StageRecord || !errors.Is(err, ca.ErrNotAuthorized) {
-		t.Fatalf("err = %v", err)
-	}
-	if h, err := l.Ledger.Head(ctx); err != nil || h.Seq != before.Seq {
-		t.Fatalf("ledger grew: %d → %d (%v)", before.Seq, h.Seq, err)
-	}
-	if d.Key() != nil || len(d.Chain()) != 0 {
-		t.Fatal("the device was given a key or a chain")
+	for i, steps := range [][]string{{ztm.StepKeyGeneration}, {ztm.StepEnrollment}} {
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "cm-station-2"}}, cm.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := l.Authority.Issue(ctx, &ca.Request{CSR: csr, Profile: "station", Requester: "line-setup",
+			Station: &ca.StationAuthorization{Steps: steps, Profiles: []string{"idevid"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := ztm.NewStation(ztm.StationConfig{Name: "cm-2", Key: cm.Key, Chain: []*x509.Certificate{cert, l.Authority.Chain()[0]},
+			Enroller: l.Gate.Local(est.Requester{Certificate: cert}), Verifier: l.StationVerifier, Chains: l.Chains, Revoker: l.Authority})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := l.NewDevice(uint32(50+i), linesim.DeviceOptions{})
+		before, err := l.Ledger.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = st.Provision(ctx, d)
+		var pe *ztm.ProvisionError
+		if !errors.As(err, &pe) || pe.Stage != ztm.StageRecord || !errors.Is(err, ca.ErrNotAuthorized) {
+			t.Fatalf("steps %v: err = %v", steps, err)
+		}
+		if h, err := l.Ledger.Head(ctx); err != nil || h.Seq != before.Seq {
+			t.Fatalf("steps %v: ledger grew: %d → %d (%v)", steps, before.Seq, h.Seq, err)
+		}
+		if len(d.Chain()) != 0 {
+			t.Fatalf("steps %v: the device was given a chain", steps)
+		}
 	}
 }
 
