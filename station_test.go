@@ -8,13 +8,16 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/ztmkit/ztm"
 	"github.com/ztmkit/ztm/attest"
+	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/linesim"
 	"github.com/ztmkit/ztm/manifest"
@@ -399,5 +402,86 @@ func TestProvisionRevokesWhatItCannotRecord(t *testing.T) {
 	st, err := l.Ledger.Lookup(ctx, d.Chain()[0].SerialNumber)
 	if err != nil || st.Revocation == nil {
 		t.Fatalf("unrecorded certificate not revoked (%v)", err)
+	}
+}
+
+// kidDevice needs key injection and names its attestation key by kid.
+type kidDevice struct {
+	sim  *devicesim.Device
+	ak   *ecdsa.PrivateKey
+	info identity.DeviceInfo
+}
+
+func (d *kidDevice) Info(context.Context) (identity.DeviceInfo, error) { return d.info, nil }
+func (d *kidDevice) Attest(_ context.Context, nonce []byte) ([]byte, error) {
+	return d.sim.EvidenceCWT(nonce)
+}
+func (d *kidDevice) GenerateKey(context.Context, keystore.Algorithm) ([]byte, error) {
+	return nil, ztm.ErrKeyGenerationUnsupported
+}
+func (d *kidDevice) InstallChain(context.Context, []*x509.Certificate) error { return nil }
+func (d *kidDevice) ImportKey(_ context.Context, sealed *ztm.SealedKey) ([]byte, error) {
+	key, err := ztm.OpenSealedKey(d.ak, d.info.UEID.Bytes(), sealed)
+	if err != nil {
+		return nil, err
+	}
+	return identity.CreateCSR(rand.Reader, key, d.info)
+}
+
+// TestInjectionSealsToTheVerifiedKey: a key injected into a device whose
+// evidence names its attestation key by kid is sealed to the key that
+// verified the evidence; an AttestationKeys entry naming another key is
+// refused before anything is sealed.
+func TestInjectionSealsToTheVerifiedKey(t *testing.T) {
+	l := newLine(t)
+	ctx := context.Background()
+	ak, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ueid := identity.NewEUI64UEID([8]byte{0x02, 0, 0, 0xfe, 0, 0, 0, 9})
+	sim, err := devicesim.New(devicesim.Config{Key: ak, KeyID: []byte("ak-9"), UEID: ueid.Bytes(),
+		OEMID: []byte{1, 2, 3}, HWModel: []byte("kid-widget"), SWName: "fw", SWVersion: "1.0",
+		Images: map[string][]byte{"firmware": []byte("fw")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := &kidDevice{sim: sim, ak: ak, info: identity.DeviceInfo{UEID: ueid, SerialNumber: "KID-0009",
+		HardwareModule: identity.HardwareModuleName{Type: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 9}, SerialNumber: ueid.Bytes()}}}
+	local, err := attest.NewVerifier(attest.Config{Keys: map[string]crypto.PublicKey{"ak-9": ak.Public()},
+		ReferenceValues: []attest.ReferenceValues{sim.ReferenceValues()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := l.Partners[linesim.ContractManufacturer]
+	for _, tc := range []struct {
+		name string
+		keys map[string]crypto.PublicKey
+		want ztm.Stage // the first stage that fails
+	}{
+		// The CA side does not know this device's key: enrollment fails,
+		// after the key was sealed and imported.
+		{"no entry", nil, ztm.StageEnroll},
+		{"the verified key", map[string]crypto.PublicKey{"ak-9": ak.Public()}, ztm.StageEnroll},
+		{"another key", map[string]crypto.PublicKey{"ak-9": other.Public()}, ztm.StageKey},
+	} {
+		st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: cm.Key, Chain: cm.Chain,
+			Enroller: l.Gate.Local(est.Requester{Certificate: cm.Chain[0]}), Verifier: local, Chains: l.Chains,
+			Store: cm.Store, AttestationKeys: tc.keys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = st.Provision(ctx, dev)
+		var pe *ztm.ProvisionError
+		if !errors.As(err, &pe) || pe.Stage != tc.want {
+			t.Fatalf("%s: err = %v, want a failure at %v", tc.name, err, tc.want)
+		}
+		if tc.want == ztm.StageKey && !errors.Is(err, ztm.ErrInvalidConfig) {
+			t.Fatalf("%s: err = %v", tc.name, err)
+		}
 	}
 }
