@@ -543,7 +543,7 @@ func decodeResultJSON(b []byte) (*Result, error) {
 		case "ear.verifier-id":
 			err = decodeVerifierIDJSON(m.value, &r.VerifierID)
 		case "eat_nonce":
-			r.Nonce, err = jsonBase64(m.value)
+			err = unmarshalB64(m.value, &r.Nonce)
 		case "submods":
 			r.Submods, err = decodeSubmodsJSON(m.value)
 		}
@@ -612,7 +612,7 @@ func decodeAppraisalJSON(b []byte) (*Appraisal, error) {
 		case "ear.appraisal-policy-id":
 			a.PolicyID, err = jsonString(m.value)
 		case "ztm.evidence-digest":
-			a.EvidenceDigest, err = jsonBase64(m.value)
+			err = unmarshalB64(m.value, &a.EvidenceDigest)
 		case "ztm.reasons":
 			var items [][]byte
 			if items, err = scanArray(m.value); err == nil {
@@ -624,7 +624,7 @@ func decodeAppraisalJSON(b []byte) (*Appraisal, error) {
 				}
 			}
 		case "ztm.ueid":
-			a.UEID, err = jsonBase64(m.value)
+			err = unmarshalB64(m.value, &a.UEID)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", m.name, err)
@@ -657,15 +657,6 @@ next:
 		return fmt.Errorf("unknown trust vector claim %q", m.name)
 	}
 	return nil
-}
-
-// jsonBase64 decodes a JSON string holding base64url without padding.
-func jsonBase64(v []byte) ([]byte, error) {
-	s, err := jsonString(v)
-	if err != nil {
-		return nil, err
-	}
-	return decodeB64(s)
 }
 
 var _ cbor.Marshaler = (*Claims)(nil)
