@@ -537,29 +537,40 @@ func (s *Station) inject(ctx context.Context, dev KeyImporter, ev *attest.Eviden
 // Provision starts clean.
 func (s *Station) notRecorded(ctx context.Context, serial string, leaf *x509.Certificate, cause error) error {
 	errs := []error{cause}
-	if s.cfg.Revoker == nil {
-		errs = append(errs, fmt.Errorf("ztm: certificate %x was installed but not recorded, and no Revoker is configured", leaf.SerialNumber))
-	} else if err := s.cfg.Revoker.Revoke(context.WithoutCancel(ctx), leaf.SerialNumber, ca.ReasonCessationOfOperation, "station:"+s.cfg.Name); err != nil && !errors.Is(err, ca.ErrAlreadyRevoked) {
+	switch revoked, err := s.revokeIssued(ctx, leaf); {
+	case err != nil:
 		errs = append(errs, fmt.Errorf("ztm: failed to revoke the unrecorded certificate: %w", err))
+	case !revoked:
+		errs = append(errs, fmt.Errorf("ztm: certificate %x was installed but not recorded, and no Revoker is configured", leaf.SerialNumber))
 	}
 	return &ProvisionError{Stage: StageRecord, Serial: serial, Err: errors.Join(errs...)}
+}
+
+// revokeIssued revokes a certificate issued to a device that the station
+// cannot account for, even if ctx is done. It reports false with no error
+// when no Revoker is configured; a certificate already revoked counts as
+// revoked.
+func (s *Station) revokeIssued(ctx context.Context, leaf *x509.Certificate) (bool, error) {
+	if s.cfg.Revoker == nil {
+		return false, nil
+	}
+	err := s.cfg.Revoker.Revoke(context.WithoutCancel(ctx), leaf.SerialNumber, ca.ReasonCessationOfOperation, "station:"+s.cfg.Name)
+	if err != nil && !errors.Is(err, ca.ErrAlreadyRevoked) {
+		return false, err
+	}
+	return true, nil
 }
 
 // installFailed handles a certificate that was issued but not installed:
 // it revokes it if it can and records a StepInstallFailed step.
 func (s *Station) installFailed(ctx context.Context, subject []byte, serial string, leaf *x509.Certificate, cause error) error {
 	ctx = context.WithoutCancel(ctx)
-	revoked := false
 	errs := []error{cause}
-	if s.cfg.Revoker != nil {
-		err := s.cfg.Revoker.Revoke(ctx, leaf.SerialNumber, ca.ReasonCessationOfOperation, "station:"+s.cfg.Name)
-		if err == nil || errors.Is(err, ca.ErrAlreadyRevoked) {
-			revoked = true
-		} else {
-			errs = append(errs, fmt.Errorf("ztm: failed to revoke the uninstalled certificate: %w", err))
-		}
+	revoked, err := s.revokeIssued(ctx, leaf)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("ztm: failed to revoke the uninstalled certificate: %w", err))
 	}
-	_, err := s.record(ctx, subject, &manifest.Step{
+	_, err = s.record(ctx, subject, &manifest.Step{
 		Name:      StepInstallFailed,
 		Artifacts: map[string]manifest.Digest{"certificate": manifest.Sum(manifest.SHA256, leaf.Raw)},
 		Predicate: manifest.Claims{"serial": leaf.SerialNumber.Bytes(), "error": cause.Error(), "revoked": revoked},
