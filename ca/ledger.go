@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"math/big"
 	"time"
@@ -24,8 +25,9 @@ import (
 type Ledger interface {
 	// Append records rec durably. It assigns rec.Seq, rec.PrevHash and
 	// rec.Hash (see [Record.ChainHash]) and returns only once the record is
-	// committed to stable storage. All checks and the insert happen in one
-	// transaction:
+	// committed to stable storage. A record that fails
+	// [Record.CheckAppendable] is refused first. All checks and the insert
+	// happen in one transaction:
 	//   - an issuance whose serial is already issued → ErrSerialExists;
 	//   - a revocation of a serial never issued → ErrUnknownSerial, of one
 	//     already revoked → ErrAlreadyRevoked;
@@ -156,6 +158,25 @@ type canonicalRecord struct {
 
 // MaxIdempotencyKey is the longest [Request.IdempotencyKey], in bytes.
 const MaxIdempotencyKey = 64
+
+// CheckAppendable reports, before any I/O, a record no ledger may append:
+// one without a positive serial or of an unknown kind, an idempotency key
+// over MaxIdempotencyKey bytes or on a revocation, a requester serial not
+// positive, over 64 bytes or on a revocation. Ledgers call it first in
+// Append.
+func (r *Record) CheckAppendable() error {
+	switch {
+	case r == nil || r.Serial == nil || r.Serial.Sign() <= 0:
+		return errors.New("record needs a positive serial")
+	case r.Kind != KindIssuance && r.Kind != KindRevocation:
+		return fmt.Errorf("invalid record kind %d", r.Kind)
+	case len(r.IdempotencyKey) > MaxIdempotencyKey || (r.Kind == KindRevocation && len(r.IdempotencyKey) > 0):
+		return errors.New("idempotency key too long, or on a revocation")
+	case r.RequesterSerial != nil && (r.RequesterSerial.Sign() <= 0 || len(r.RequesterSerial.Bytes()) > 64 || r.Kind != KindIssuance):
+		return errors.New("requester serial not positive, too long, or on a revocation")
+	}
+	return nil
+}
 
 // CanonicalEncoding returns the record's canonical encoding, which its hash
 // covers: a CBOR map, core deterministic (RFC 8949 §4.2.1), with integer

@@ -193,3 +193,24 @@ func mustIssuance(t testing.TB, requester string, at time.Time) *ca.Record {
 	}
 	return r
 }
+
+func TestCheckAppendable(t *testing.T) {
+	at := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	if err := mustIssuance(t, "s", at).CheckAppendable(); err != nil {
+		t.Fatalf("good issuance: %v", err)
+	}
+	for name, r := range map[string]*ca.Record{
+		"nil":                              nil,
+		"no serial":                        {Kind: ca.KindIssuance},
+		"bad kind":                         {Kind: 9, Serial: big.NewInt(1)},
+		"long idempotency key":             {Kind: ca.KindIssuance, Serial: big.NewInt(1), IdempotencyKey: make([]byte, ca.MaxIdempotencyKey+1)},
+		"idempotency key on a revocation":  {Kind: ca.KindRevocation, Serial: big.NewInt(1), IdempotencyKey: []byte("k")},
+		"negative requester serial":        {Kind: ca.KindIssuance, Serial: big.NewInt(1), RequesterSerial: big.NewInt(-1)},
+		"long requester serial":            {Kind: ca.KindIssuance, Serial: big.NewInt(1), RequesterSerial: new(big.Int).Lsh(big.NewInt(1), 64*8)},
+		"requester serial on a revocation": {Kind: ca.KindRevocation, Serial: big.NewInt(1), RequesterSerial: big.NewInt(2)},
+	} {
+		if err := r.CheckAppendable(); err == nil {
+			t.Errorf("%s: appendable", name)
+		}
+	}
+}

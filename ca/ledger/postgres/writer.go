@@ -38,20 +38,11 @@ type op struct {
 // [ErrCommitUnknown] — the record may then be in the ledger although
 // Append failed.
 func (l *Ledger) Append(ctx context.Context, rec *ca.Record, quota *ca.Quota) error {
-	if rec == nil || rec.Serial == nil || rec.Serial.Sign() <= 0 {
-		return errors.New("postgres ledger: record needs a positive serial")
-	}
-	if rec.Kind != ca.KindIssuance && rec.Kind != ca.KindRevocation {
-		return fmt.Errorf("postgres ledger: invalid record kind %d", rec.Kind)
+	if err := rec.CheckAppendable(); err != nil {
+		return fmt.Errorf("postgres ledger: %w", err)
 	}
 	if len(rec.Serial.Bytes()) > 64 {
 		return errors.New("postgres ledger: serial longer than 64 bytes")
-	}
-	if len(rec.IdempotencyKey) > ca.MaxIdempotencyKey || (rec.Kind == ca.KindRevocation && len(rec.IdempotencyKey) > 0) {
-		return errors.New("postgres ledger: idempotency key too long, or on a revocation")
-	}
-	if rs := rec.RequesterSerial; rs != nil && (rs.Sign() <= 0 || len(rs.Bytes()) > 64 || rec.Kind != ca.KindIssuance) {
-		return errors.New("postgres ledger: requester serial not positive, too long, or on a revocation")
 	}
 	if err := l.checkOpen(); err != nil {
 		return err

@@ -454,17 +454,8 @@ func (l *Ledger) Stats() Stats {
 // Append implements ca.Ledger. Concurrent calls share one transaction and
 // one commit (group commit); each is answered after that commit.
 func (l *Ledger) Append(ctx context.Context, rec *ca.Record, quota *ca.Quota) error {
-	if rec == nil || rec.Serial == nil || rec.Serial.Sign() <= 0 {
-		return errors.New("sqlite ledger: record needs a positive serial")
-	}
-	if rec.Kind != ca.KindIssuance && rec.Kind != ca.KindRevocation {
-		return fmt.Errorf("sqlite ledger: invalid record kind %d", rec.Kind)
-	}
-	if len(rec.IdempotencyKey) > ca.MaxIdempotencyKey || (rec.Kind == ca.KindRevocation && len(rec.IdempotencyKey) > 0) {
-		return errors.New("sqlite ledger: idempotency key too long, or on a revocation")
-	}
-	if rs := rec.RequesterSerial; rs != nil && (rs.Sign() <= 0 || len(rs.Bytes()) > 64 || rec.Kind != ca.KindIssuance) {
-		return errors.New("sqlite ledger: requester serial not positive, too long, or on a revocation")
+	if err := rec.CheckAppendable(); err != nil {
+		return fmt.Errorf("sqlite ledger: %w", err)
 	}
 	r := rec.Clone()
 	r.Time = r.Time.UTC()
