@@ -454,9 +454,6 @@ func (s *Station) inject(ctx context.Context, dev KeyImporter, ev *attest.Eviden
 	// Seal to the key that verified the device's evidence, and to no
 	// other: a separately configured key could be another device's.
 	recipient := ev.PublicKey
-	if len(ev.Chain) > 0 && recipient == nil {
-		recipient = ev.Chain[0].PublicKey
-	}
 	if recipient == nil {
 		return nil, fmt.Errorf("%w: the device's attestation key is unknown to the station", ErrUnsupportedKey)
 	}
