@@ -94,7 +94,6 @@ type Authority struct {
 	now      func() time.Time
 	stations verifyPools
 	verified *verifiedCache
-	csrSigs  *verifiedCache
 
 	crlMu sync.Mutex
 	crl   *cachedCRL
@@ -181,7 +180,6 @@ func New(cfg Config) (*Authority, error) {
 		a.now = time.Now
 	}
 	a.verified = newVerifiedCache(maxVerifiedStations)
-	a.csrSigs = newVerifiedCache(maxVerifiedCSRs)
 	a.stations.roots = x509.NewCertPool()
 	a.stations.intermediates = x509.NewCertPool()
 	a.stations.roots.AddCert(a.chain[len(a.chain)-1])
@@ -312,15 +310,73 @@ func (a *Authority) checkRequester(req *Request, requester string, now time.Time
 }
 
 // Issue checks req and, if everything passes, issues a certificate,
-// records it durably in the ledger and returns it. Refusals, which leave
-// no certificate and no record: ErrInvalidRequest, ErrUnknownProfile,
-// *CSRError (ErrBadCSR), *AuthorizationError (ErrNotAuthorized),
-// *PolicyError (ErrPolicy), ErrQuotaExceeded, and ErrRequestExists for an
-// IdempotencyKey already issued to another requester. A request whose
-// IdempotencyKey is already recorded for the same requester returns the
-// recorded certificate, after the same checks. A ledger failure is
-// returned as is; the certificate is then not returned.
+// records it durably in the ledger and returns it: it is [Authority.Check]
+// then [Authority.IssueChecked]. Refusals, which leave no certificate and
+// no record: ErrInvalidRequest, ErrUnknownProfile, *CSRError (ErrBadCSR),
+// *AuthorizationError (ErrNotAuthorized), *PolicyError (ErrPolicy),
+// ErrQuotaExceeded, ErrRequestExists for an IdempotencyKey already issued
+// to another requester or under another profile, and ErrRepeatRevoked for
+// one whose certificate has been revoked since. A request whose
+// IdempotencyKey is already recorded for the same requester and profile
+// returns the recorded certificate, after the same checks. A ledger
+// failure is returned as is; the certificate is then not returned.
 func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate, error) {
+	c, err := a.Check(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return a.IssueChecked(ctx, c)
+}
+
+// Checked is a request an [Authority] has checked with [Authority.Check]:
+// its certificate request parsed once, its key and signature verified,
+// its contents checked against the profile and the CA's name constraints,
+// and its requester verified and authorized. [Authority.IssueChecked]
+// issues it without parsing or verifying any of it again. A Checked is
+// not safe for concurrent use; it may be issued once.
+type Checked struct {
+	req             Request
+	profile         Profile
+	csr             *checkedCSR
+	requester       string
+	requesterSerial *big.Int
+	authExt         []byte
+	time            time.Time
+}
+
+// CSR returns the parsed certificate request, its signature verified. The
+// caller must not modify it.
+func (c *Checked) CSR() *x509.CertificateRequest { return c.csr.csr }
+
+// Requester returns the requester as the ledger records it: the Request's
+// Requester, or "station:" and the hex SHA-256 of the station
+// certificate's key.
+func (c *Checked) Requester() string { return c.requester }
+
+// Profile returns the profile the request is for.
+func (c *Checked) Profile() Profile { return c.profile }
+
+// SetApproval sets the digests of the attestation result and manifest
+// step that approved the request (see [Request.EvidenceDigest]), once
+// they are known: after the request was checked and before it is issued.
+// Each is at most 64 bytes; it returns an error wrapping
+// ErrInvalidRequest otherwise.
+func (c *Checked) SetApproval(evidenceDigest, stepDigest []byte) error {
+	if len(evidenceDigest) > maxDigestLen || len(stepDigest) > maxDigestLen {
+		return fmt.Errorf("ca: %w: digest longer than %d bytes", ErrInvalidRequest, maxDigestLen)
+	}
+	c.req.EvidenceDigest = bytes.Clone(evidenceDigest)
+	c.req.StepDigest = bytes.Clone(stepDigest)
+	return nil
+}
+
+// Check makes every check of req that needs no ledger write: the profile,
+// the certificate request (parsed once: key, signature, contents, name
+// constraints) and the requester (its certificate's chain and station
+// authorization). It returns the same refusals as [Authority.Issue] for
+// those checks. The revocation of the requester, idempotency, the quota
+// and the Policy are decided by [Authority.IssueChecked].
+func (a *Authority) Check(ctx context.Context, req *Request) (*Checked, error) {
 	if req == nil {
 		return nil, fmt.Errorf("ca: %w: nil request", ErrInvalidRequest)
 	}
@@ -338,30 +394,11 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 	if len(req.IdempotencyKey) > MaxIdempotencyKey {
 		return nil, fmt.Errorf("ca: %w: idempotency key longer than %d bytes", ErrInvalidRequest, MaxIdempotencyKey)
 	}
-	var authExt []byte
-	if p.Kind == Station {
-		if req.Station == nil {
-			return nil, fmt.Errorf("ca: %w: Station profile needs Request.Station", ErrInvalidRequest)
-		}
-		for _, name := range req.Station.Profiles {
-			if _, ok := a.profiles[name]; !ok {
-				return nil, fmt.Errorf("ca: %w: station authorization names unknown profile %q", ErrInvalidRequest, name)
-			}
-		}
-		if authExt, err = req.Station.Marshal(); err != nil {
-			return nil, err
-		}
-	} else if req.Station != nil {
-		return nil, fmt.Errorf("ca: %w: Request.Station set for a %s profile", ErrInvalidRequest, p.Kind)
+	authExt, err := a.stationExtension(&p, req)
+	if err != nil {
+		return nil, err
 	}
-	// A request CheckCSRSignature parsed and verified is not again.
-	var parsed *x509.CertificateRequest
-	if !a.csrSigs.empty() && len(req.CSR) <= maxCSRSize {
-		if v, ok := a.csrSigs.take(sha256.Sum256(req.CSR), time.Time{}); ok {
-			parsed = v.(*x509.CertificateRequest)
-		}
-	}
-	checked, err := checkCSR(req.CSR, &p, parsed)
+	checked, err := checkCSR(req.CSR, &p)
 	if err != nil {
 		return nil, err
 	}
@@ -373,24 +410,76 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 	if err != nil {
 		return nil, err
 	}
-	if reqAuth != nil && req.Station != nil {
-		for _, s := range req.Station.Steps {
-			if !reqAuth.AllowsStep(s) {
-				return nil, &AuthorizationError{Requester: requester, Profile: req.Profile, Reason: "cannot grant step " + s + " it does not hold"}
-			}
+	if err := checkGrant(reqAuth, req, requester); err != nil {
+		return nil, err
+	}
+	c := &Checked{
+		req: *req, profile: p, csr: checked, requester: requester,
+		requesterSerial: requesterSerial, authExt: authExt, time: now,
+	}
+	c.req.CSR = bytes.Clone(req.CSR)
+	c.req.IdempotencyKey = bytes.Clone(req.IdempotencyKey)
+	c.req.EvidenceDigest = bytes.Clone(req.EvidenceDigest)
+	c.req.StepDigest = bytes.Clone(req.StepDigest)
+	return c, nil
+}
+
+// stationExtension returns the encoded StationAuthorization a Station
+// profile's certificate carries, and refuses one for any other profile.
+func (a *Authority) stationExtension(p *Profile, req *Request) ([]byte, error) {
+	if p.Kind != Station {
+		if req.Station != nil {
+			return nil, fmt.Errorf("ca: %w: Request.Station set for a %s profile", ErrInvalidRequest, p.Kind)
 		}
-		for _, s := range req.Station.Profiles {
-			if !reqAuth.AllowsProfile(s) {
-				return nil, &AuthorizationError{Requester: requester, Profile: req.Profile, Reason: "cannot grant profile " + s + " it does not hold"}
-			}
+		return nil, nil
+	}
+	if req.Station == nil {
+		return nil, fmt.Errorf("ca: %w: Station profile needs Request.Station", ErrInvalidRequest)
+	}
+	for _, name := range req.Station.Profiles {
+		if _, ok := a.profiles[name]; !ok {
+			return nil, fmt.Errorf("ca: %w: station authorization names unknown profile %q", ErrInvalidRequest, name)
 		}
 	}
+	return req.Station.Marshal()
+}
+
+// checkGrant refuses a station authorization that a station requester
+// would grant beyond its own.
+func checkGrant(reqAuth *StationAuthorization, req *Request, requester string) error {
+	if reqAuth == nil || req.Station == nil {
+		return nil
+	}
+	for _, s := range req.Station.Steps {
+		if !reqAuth.AllowsStep(s) {
+			return &AuthorizationError{Requester: requester, Profile: req.Profile, Reason: "cannot grant step " + s + " it does not hold"}
+		}
+	}
+	for _, s := range req.Station.Profiles {
+		if !reqAuth.AllowsProfile(s) {
+			return &AuthorizationError{Requester: requester, Profile: req.Profile, Reason: "cannot grant profile " + s + " it does not hold"}
+		}
+	}
+	return nil
+}
+
+// IssueChecked issues a request [Authority.Check] accepted: it applies the
+// Policy, signs, and records the certificate in the ledger, which decides
+// in its transaction the requester's revocation, the idempotency key and
+// the quota. Its refusals are those of [Authority.Issue]. c must come from
+// this Authority's Check.
+func (a *Authority) IssueChecked(ctx context.Context, c *Checked) (*x509.Certificate, error) {
+	if c == nil || c.csr == nil {
+		return nil, fmt.Errorf("ca: %w: request not checked", ErrInvalidRequest)
+	}
+	req, p := &c.req, &c.profile
 	if a.policy != nil {
-		if err := a.policy(ctx, req, checked.csr); err != nil {
+		if err := a.policy(ctx, req, c.csr.csr); err != nil {
 			return nil, &PolicyError{Profile: req.Profile, Err: err}
 		}
 	}
-	tmpl, err := a.template(&p, checked, authExt, now)
+	now := c.time
+	tmpl, err := a.template(p, c.csr, c.authExt, now)
 	if err != nil {
 		return nil, err
 	}
@@ -401,7 +490,7 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 			quota.Since = now.Add(-a.quota.Period)
 		}
 	}
-	pkHash := sha256.Sum256(checked.csr.RawSubjectPublicKeyInfo)
+	pkHash := sha256.Sum256(c.csr.csr.RawSubjectPublicKeyInfo)
 	const attempts = 4
 	for i := 0; ; i++ {
 		serial, err := a.serial(now)
@@ -409,7 +498,7 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 			return nil, err
 		}
 		tmpl.SerialNumber = serial
-		der, err := x509.CreateCertificate(a.rand, tmpl, a.chain[0], checked.csr.PublicKey, a.signer)
+		der, err := x509.CreateCertificate(a.rand, tmpl, a.chain[0], c.csr.csr.PublicKey, a.signer)
 		if err != nil {
 			return nil, fmt.Errorf("ca: failed to sign certificate: %w", err)
 		}
@@ -423,11 +512,11 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 			Subject:         cert.Subject.String(),
 			PublicKeyHash:   pkHash[:],
 			Profile:         p.Name,
-			Requester:       requester,
-			EvidenceDigest:  bytes.Clone(req.EvidenceDigest),
-			StepDigest:      bytes.Clone(req.StepDigest),
-			IdempotencyKey:  bytes.Clone(req.IdempotencyKey),
-			RequesterSerial: requesterSerial,
+			Requester:       c.requester,
+			EvidenceDigest:  req.EvidenceDigest,
+			StepDigest:      req.StepDigest,
+			IdempotencyKey:  req.IdempotencyKey,
+			RequesterSerial: c.requesterSerial,
 			Time:            now.UTC(),
 			Certificate:     der,
 		}
@@ -438,35 +527,71 @@ func (a *Authority) Issue(ctx context.Context, req *Request) (*x509.Certificate,
 		if errors.Is(err, ErrSerialExists) && i+1 < attempts {
 			continue
 		}
-		if errors.Is(err, ErrRequesterRevoked) {
-			return nil, &AuthorizationError{Requester: requester, Profile: req.Profile, Reason: "station certificate revoked", Err: err}
-		}
-		if errors.Is(err, ErrRequesterUnknown) {
-			return nil, &AuthorizationError{Requester: requester, Profile: req.Profile, Reason: "station certificate not in this CA's ledger", Err: err}
-		}
 		if errors.Is(err, ErrRequestExists) {
 			// Issued already, by a concurrent or earlier call: the
 			// certificate just signed is not recorded and never leaves.
-			return a.recorded(ctx, req.IdempotencyKey, requester)
+			return a.Repeat(ctx, req.IdempotencyKey, c.requester, p.Name)
 		}
-		if errors.Is(err, ErrQuotaExceeded) {
-			return nil, fmt.Errorf("ca: requester %q: %w", requester, ErrQuotaExceeded)
-		}
-		return nil, fmt.Errorf("ca: failed to record certificate: %w", err)
+		return nil, a.appendRefused(c, err)
 	}
 }
 
-// recorded returns the certificate the ledger holds for an idempotency
-// key, if it was issued to requester.
-func (a *Authority) recorded(ctx context.Context, key []byte, requester string) (*x509.Certificate, error) {
+// appendRefused turns the ledger's refusal of an issuance into Issue's
+// error.
+func (a *Authority) appendRefused(c *Checked, err error) error {
+	deny := func(reason string) error {
+		return &AuthorizationError{Requester: c.requester, Profile: c.req.Profile, Reason: reason, Err: err}
+	}
+	switch {
+	case errors.Is(err, ErrRequesterRevoked):
+		return deny("station certificate revoked")
+	case errors.Is(err, ErrRequesterUnknown):
+		return deny("station certificate not in this CA's ledger")
+	case errors.Is(err, ErrQuotaExceeded):
+		return fmt.Errorf("ca: requester %q: %w", c.requester, ErrQuotaExceeded)
+	}
+	return fmt.Errorf("ca: failed to record certificate: %w", err)
+}
+
+// Repeat answers a repeated request: it returns the certificate the
+// ledger records for the idempotency key when the repeat may have it,
+// which is when it comes from the same requester under the same profile,
+// the certificate is not revoked, and the requesting station's
+// certificate (Record.RequesterSerial) is not revoked either. This is the
+// one repeat rule of the CA; [Authority.Issue] applies it to a key the
+// ledger already holds. Errors: ErrUnknownRequest when no issuance carries
+// key; ErrRequestExists when it was issued to another requester or under
+// another profile (a different request that happens to share the key);
+// ErrRepeatRevoked when its certificate is revoked; an
+// *AuthorizationError wrapping ErrRequesterRevoked when the station is.
+func (a *Authority) Repeat(ctx context.Context, key []byte, requester, profile string) (*x509.Certificate, error) {
+	if len(key) == 0 {
+		return nil, fmt.Errorf("ca: %w: empty idempotency key", ErrUnknownRequest)
+	}
 	st, err := a.ledger.LookupRequest(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("ca: idempotency key recorded, but: %w", err)
+		return nil, err
 	}
-	if st.Issuance.Requester != requester {
+	rec := st.Issuance
+	switch {
+	case rec.Requester != requester:
 		return nil, fmt.Errorf("ca: idempotency key %x was issued to another requester: %w", key, ErrRequestExists)
+	case rec.Profile != profile:
+		return nil, fmt.Errorf("ca: idempotency key %x was issued under profile %q, not %q: %w", key, rec.Profile, profile, ErrRequestExists)
+	case st.Revocation != nil:
+		return nil, fmt.Errorf("ca: certificate %x issued for this request was revoked at %s (%v): %w",
+			rec.Serial, st.Revocation.Time.UTC().Format(time.RFC3339), st.Revocation.Reason, ErrRepeatRevoked)
 	}
-	cert, err := x509.ParseCertificate(st.Issuance.Certificate)
+	if rs := rec.RequesterSerial; rs != nil {
+		station, err := a.ledger.Lookup(ctx, rs)
+		if err != nil && !errors.Is(err, ErrUnknownSerial) {
+			return nil, err
+		}
+		if err != nil || station.Revocation != nil {
+			return nil, &AuthorizationError{Requester: requester, Profile: profile, Reason: "station certificate revoked", Err: ErrRequesterRevoked}
+		}
+	}
+	cert, err := x509.ParseCertificate(rec.Certificate)
 	if err != nil {
 		return nil, fmt.Errorf("ca: recorded certificate does not parse: %w", err)
 	}

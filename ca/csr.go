@@ -1,16 +1,15 @@
 package ca
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"fmt"
-	"time"
 	"unicode/utf8"
 
 	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/internal/testhook"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -37,30 +36,9 @@ type checkedCSR struct {
 	san     subjectAltName
 }
 
-// CheckCSRSignature parses the DER PKCS#10 request der and checks its key
-// and signature as [Authority.Issue] does first, returning the same
-// *CSRError (ErrBadCSR) on failure. A caller that must refuse a forged
-// request before it spends anything on it (an EST gate that consumes the
-// evidence's nonce next) calls it; Issue then neither parses nor
-// verifies those exact bytes again. The Authority remembers, by the
-// SHA-256 of the DER, the last thousand requests that passed and were not
-// issued yet; every other check of Issue is made as usual. It is safe for
-// concurrent use.
-func (a *Authority) CheckCSRSignature(der []byte) error {
-	csr, err := parseCSR(der)
-	if err != nil {
-		return err
-	}
-	a.csrSigs.put(sha256.Sum256(der), time.Time{}, forever, csr)
-	return nil
-}
-
-// forever is the end of a remembered CSR signature: a signature over given
-// bytes never stops verifying.
-var forever = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
-
 // parseCSR parses der and checks its key and its signature.
 func parseCSR(der []byte) (*x509.CertificateRequest, error) {
+	testhook.CSRParsed.Add(1)
 	if len(der) == 0 || len(der) > maxCSRSize {
 		return nil, &CSRError{Reason: CSRMalformed, Detail: fmt.Sprintf("%d bytes", len(der))}
 	}
@@ -85,15 +63,10 @@ func parseCSR(der []byte) (*x509.CertificateRequest, error) {
 }
 
 // checkCSR parses and checks a DER PKCS#10 request against profile p.
-// parsed, if not nil, is der as parseCSR returned it before (key and
-// signature checked).
-func checkCSR(der []byte, p *Profile, parsed *x509.CertificateRequest) (*checkedCSR, error) {
-	csr := parsed
-	if csr == nil {
-		var err error
-		if csr, err = parseCSR(der); err != nil {
-			return nil, err
-		}
+func checkCSR(der []byte, p *Profile) (*checkedCSR, error) {
+	csr, err := parseCSR(der)
+	if err != nil {
+		return nil, err
 	}
 	out := &checkedCSR{csr: csr}
 	allowHW, allowDNSURI := p.allowsNames()

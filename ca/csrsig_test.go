@@ -36,43 +36,56 @@ func wantCSRReason(t *testing.T, err error, reason ca.CSRReason) {
 	}
 }
 
-// TestCheckCSRSignature checks that a signature checked ahead of Issue
-// counts for those exact bytes only.
-func TestCheckCSRSignature(t *testing.T) {
+// TestCheckThenIssue checks the two phases: Check refuses a forged, weak
+// or malformed request before anything is spent on it, and IssueChecked
+// issues what Check accepted without parsing the request again.
+func TestCheckThenIssue(t *testing.T) {
 	ctx := context.Background()
 	p := newPKI(t, keystore.ES256, nil)
-	issue := func(der []byte) (*x509.Certificate, error) {
-		return p.auth.Issue(ctx, &ca.Request{CSR: der, Profile: "idevid", Requester: "line"})
+	check := func(der []byte) (*ca.Checked, error) {
+		return p.auth.Check(ctx, &ca.Request{CSR: der, Profile: "idevid", Requester: "line"})
 	}
 	good := idevidCSR(t, deviceKey(t, "P-256"), "S1")
 	bad := badSignature(t, good)
 
-	// A forged request is refused by the check and then by Issue.
-	wantCSRReason(t, p.auth.CheckCSRSignature(bad), ca.CSRBadSignature)
-	_, err := issue(bad)
+	_, err := check(bad)
+	wantCSRReason(t, err, ca.CSRBadSignature)
+	_, err = p.auth.Issue(ctx, &ca.Request{CSR: bad, Profile: "idevid", Requester: "line"})
 	wantCSRReason(t, err, ca.CSRBadSignature)
 
-	// The same request signed properly: checking it does not vouch for a
-	// copy with another signature (same contents, other bytes).
-	if err := p.auth.CheckCSRSignature(good); err != nil {
-		t.Fatal(err)
-	}
-	_, err = issue(bad)
-	wantCSRReason(t, err, ca.CSRBadSignature)
-	if _, err := issue(good); err != nil {
-		t.Fatal(err)
-	}
-
-	// The other checks are made on a checked request: a weak key,
-	// malformed bytes.
 	weak := idevidCSR(t, deviceKey(t, "P-224"), "S2")
-	wantCSRReason(t, p.auth.CheckCSRSignature(weak), ca.CSRWeakKey)
-	wantCSRReason(t, p.auth.CheckCSRSignature(good[:len(good)-3]), ca.CSRMalformed)
-	wantCSRReason(t, p.auth.CheckCSRSignature(nil), ca.CSRMalformed)
+	_, err = check(weak)
+	wantCSRReason(t, err, ca.CSRWeakKey)
+	_, err = check(good[:len(good)-3])
+	wantCSRReason(t, err, ca.CSRMalformed)
+	_, err = check(nil)
+	wantCSRReason(t, err, ca.CSRMalformed)
 	noHW := csr(t, deviceKey(t, "P-256"), pkix.Name{SerialNumber: "S3", CommonName: "Sensor S3"})
-	if err := p.auth.CheckCSRSignature(noHW); err != nil {
+	_, err = check(noHW)
+	wantCSRReason(t, err, ca.CSRMissingField)
+
+	c, err := check(good)
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = issue(noHW)
-	wantCSRReason(t, err, ca.CSRMissingField)
+	if !bytes.Equal(c.CSR().Raw, good) || c.Requester() != "line" || c.Profile().Name != "idevid" {
+		t.Fatalf("checked request: %x %q %q", c.CSR().Raw[:8], c.Requester(), c.Profile().Name)
+	}
+	if err := c.SetApproval(make([]byte, 65), nil); !errors.Is(err, ca.ErrInvalidRequest) {
+		t.Fatalf("SetApproval with a 65-byte digest: %v", err)
+	}
+	if err := c.SetApproval([]byte("evidence-digest"), nil); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := p.auth.IssueChecked(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.auth.Ledger().Lookup(ctx, cert.SerialNumber)
+	if err != nil || string(st.Issuance.EvidenceDigest) != "evidence-digest" {
+		t.Fatalf("recorded evidence digest %q, %v", st.Issuance.EvidenceDigest, err)
+	}
+	if _, err := p.auth.IssueChecked(ctx, nil); !errors.Is(err, ca.ErrInvalidRequest) {
+		t.Fatalf("IssueChecked(nil): %v", err)
+	}
 }

@@ -88,8 +88,10 @@
 // the SHA-256 of its certificate, a bounded LRU) only while every
 // certificate of the chain is valid; the ledger is asked about revocation
 // on every request. A caller that must refuse a forged request before it
-// spends anything on it calls [Authority.CheckCSRSignature] first; Issue
-// then does not parse and verify the same bytes again.
+// spends anything on it (a registration authority about to spend the
+// evidence's nonce, as package github.com/ztmkit/ztm/ca/enroll does)
+// issues in two phases: [Authority.Check] parses and checks the request
+// and the requester once, [Authority.IssueChecked] signs and records it.
 //
 // # Revocation
 //

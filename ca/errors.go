@@ -45,6 +45,11 @@ var (
 	// ErrUnknownRequest is returned by [Ledger.LookupRequest] for an
 	// idempotency key the ledger has no issuance for.
 	ErrUnknownRequest = errors.New("ca: unknown idempotency key")
+	// ErrRepeatRevoked is returned by [Authority.Issue] and
+	// [Authority.Repeat] for a repeated request whose certificate has been
+	// revoked since it was issued: the revoked certificate is never
+	// delivered again.
+	ErrRepeatRevoked = errors.New("ca: the certificate issued for this request is revoked")
 	// ErrUnknownSerial is returned by Revoke and [Ledger.Lookup] for a
 	// serial number the ledger has no issuance for.
 	ErrUnknownSerial = errors.New("ca: unknown serial number")

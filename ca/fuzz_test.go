@@ -94,7 +94,7 @@ func FuzzCheckCSR(f *testing.F) {
 	profiles := DefaultProfiles()
 	f.Fuzz(func(t *testing.T, der []byte) {
 		for i := range profiles {
-			c, err := checkCSR(der, &profiles[i], nil)
+			c, err := checkCSR(der, &profiles[i])
 			if (c == nil) == (err == nil) {
 				t.Fatalf("checkCSR returned %v, %v", c, err)
 			}

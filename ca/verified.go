@@ -13,11 +13,6 @@ import (
 // verification an Authority remembers.
 const maxVerifiedStations = 256
 
-// maxVerifiedCSRs bounds the requests an Authority remembers, parsed and
-// their signature verified (Authority.CheckCSRSignature), until Issue
-// takes them: at most a few MB.
-const maxVerifiedCSRs = 1024
-
 // verifiedCache remembers station certificates whose chain crypto/x509
 // verified to the Authority's chain, so that a station's next request
 // costs no signature check. It is keyed by the SHA-256 of the

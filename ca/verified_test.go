@@ -1,13 +1,8 @@
 package ca
 
 import (
-	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"sync"
 	"testing"
 	"time"
@@ -89,49 +84,5 @@ func TestVerifiedCacheBounded(t *testing.T) {
 	wg.Wait()
 	if c.len() != 3 {
 		t.Fatalf("%d entries after concurrent use, bound 3", c.len())
-	}
-}
-
-// TestCheckCSRSignatureTaken checks that Issue takes what
-// CheckCSRSignature remembered, so that the memory holds only requests
-// not issued yet, and that it stays bounded.
-func TestCheckCSRSignatureTaken(t *testing.T) {
-	a := &Authority{csrSigs: newVerifiedCache(2)}
-	if !a.csrSigs.empty() {
-		t.Fatal("new cache not empty")
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ders [][]byte
-	for i := range 3 {
-		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: string(rune('a' + i))}}, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.CheckCSRSignature(der); err != nil {
-			t.Fatal(err)
-		}
-		ders = append(ders, der)
-	}
-	if n := a.csrSigs.len(); n != 2 {
-		t.Fatalf("%d remembered, bound 2", n)
-	}
-	if _, ok := a.csrSigs.take(sha256.Sum256(ders[0]), time.Time{}); ok {
-		t.Error("oldest entry not evicted")
-	}
-	v, ok := a.csrSigs.take(sha256.Sum256(ders[2]), time.Time{})
-	if csr, _ := v.(*x509.CertificateRequest); !ok || csr == nil || !bytes.Equal(csr.Raw, ders[2]) {
-		t.Errorf("entry not remembered with its request (%v, %T)", ok, v)
-	}
-	if _, ok := a.csrSigs.take(sha256.Sum256(ders[2]), time.Time{}); ok {
-		t.Error("entry not forgotten when taken")
-	}
-	if a.csrSigs.empty() {
-		t.Error("cache with an entry reports empty")
-	}
-	if _, ok := a.csrSigs.take(sha256.Sum256(ders[1]), time.Time{}); !ok || !a.csrSigs.empty() {
-		t.Error("cache not empty after its last entry was taken")
 	}
 }
