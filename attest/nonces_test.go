@@ -47,9 +47,9 @@ func TestNoncesLifecycle(t *testing.T) {
 	if err := n.Consume(b); !errors.Is(err, attest.ErrNonceExpired) {
 		t.Errorf("expired: %v", err)
 	}
-	// Memory bound: 3 outstanding (a, b expired but not yet reclaimed).
-	if got := n.Outstanding(); got != 2 {
-		t.Errorf("outstanding %d, want 2", got)
+	// a was consumed and left the pool; b expired but is not reclaimed yet.
+	if got := n.Outstanding(); got != 1 {
+		t.Errorf("outstanding %d, want 1", got)
 	}
 	// Issuing reclaims the expired ones.
 	var fresh [][]byte
@@ -66,19 +66,72 @@ func TestNoncesLifecycle(t *testing.T) {
 	if _, err := n.Issue(); !errors.Is(err, attest.ErrNoncesFull) {
 		t.Errorf("over the bound: %v", err)
 	}
-	// A reclaimed nonce is unknown.
-	if err := n.Consume(a); !errors.Is(err, attest.ErrNonceUnknown) {
+	// A consumed nonce stays refused; a reclaimed one is unknown.
+	if err := n.Consume(a); !errors.Is(err, attest.ErrNonceReused) {
+		t.Errorf("consumed: %v", err)
+	}
+	if err := n.Consume(b); !errors.Is(err, attest.ErrNonceUnknown) {
 		t.Errorf("reclaimed: %v", err)
 	}
-	// Consumed nonces still count until they expire.
+	// A consumed nonce leaves the pool at once, and its replay is still
+	// refused.
 	if err := n.Consume(fresh[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.Issue(); !errors.Is(err, attest.ErrNoncesFull) {
-		t.Errorf("consumed still remembered: %v", err)
+	if _, err := n.Issue(); err != nil {
+		t.Errorf("consumed nonce still takes a place: %v", err)
+	}
+	if err := n.Consume(fresh[0]); !errors.Is(err, attest.ErrNonceReused) {
+		t.Errorf("replay after leaving the pool: %v", err)
 	}
 	c.Advance(time.Minute)
 	if _, err := n.Issue(); err != nil {
+		t.Errorf("after expiry: %v", err)
+	}
+}
+
+// TestNoncesCapacityByThroughput checks that a small pool serves any
+// number of enrollments that consume their nonces, that a replay is
+// refused however long ago its nonce left the reuse memory, and that one
+// owner cannot take more than its share.
+func TestNoncesCapacityByThroughput(t *testing.T) {
+	c := newClock()
+	n := attest.NewNonces(attest.NonceConfig{TTL: time.Minute, MaxOutstanding: 100, MaxPerOwner: 10, Time: c.Now})
+	var first []byte
+	for i := range 10 * 100 {
+		x, err := n.IssueFor("station-a")
+		if err != nil {
+			t.Fatalf("enrollment %d: %v", i, err)
+		}
+		if err := n.Consume(x); err != nil {
+			t.Fatalf("enrollment %d: %v", i, err)
+		}
+		if first == nil {
+			first = x
+		}
+	}
+	if err := n.Consume(first); !errors.Is(err, attest.ErrNonceUnknown) && !errors.Is(err, attest.ErrNonceReused) {
+		t.Errorf("replay of an old nonce: %v", err)
+	}
+	// A flooding owner gets its share and no more; the others go on.
+	for range 10 {
+		if _, err := n.IssueFor("flood"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := n.IssueFor("flood"); !errors.Is(err, attest.ErrNoncesFull) {
+		t.Errorf("over the owner's share: %v", err)
+	}
+	x, err := n.IssueFor("honest")
+	if err != nil {
+		t.Fatalf("honest owner beside a flood: %v", err)
+	}
+	if err := n.Consume(x); err != nil {
+		t.Fatal(err)
+	}
+	// Expired nonces give the flooding owner its share back.
+	c.Advance(time.Minute)
+	if _, err := n.IssueFor("flood"); err != nil {
 		t.Errorf("after expiry: %v", err)
 	}
 }
