@@ -16,7 +16,7 @@ import (
 // BenchmarkProvision measures Station.Provision end to end for one device,
 // devices in parallel: nonce, evidence (the device signs), local appraisal,
 // EAR signature, on-device key and CSR, CSR check, enrollment through the
-// est.Gate in process (evidence verified again, nonce consumed, issuance
+// enroll.Service in process (evidence verified again, nonce consumed, issuance
 // recorded durably in the SQLite ledger), install, two signed steps
 // appended durably, in one commit, to the SQLite chain store. Its twin,
 // BenchmarkProvisionRaw, is the crypto floor of the same work.

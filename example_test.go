@@ -18,12 +18,12 @@ import (
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/ca/ledger/sqlite"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/identity/keystore/mem"
 	"github.com/ztmkit/ztm/manifest/chainstore"
-	"github.com/ztmkit/ztm/transport/est"
 )
 
 // jig is what an OEM writes: the station's view of the device on its test
@@ -106,7 +106,7 @@ func exampleLine() (*ztm.Station, *jig, func()) {
 	verifierConfig.Nonces = attest.NewNonces(attest.NonceConfig{})
 	caVerifier, err := attest.NewVerifier(verifierConfig) // the CA's: consumes nonces
 	must(err)
-	gate, err := est.NewGate(est.GateConfig{Authority: authority, Verifier: caVerifier, Nonces: verifierConfig.Nonces})
+	gate, err := enroll.New(enroll.Config{Authority: authority, Verifier: caVerifier, Nonces: verifierConfig.Nonces})
 	must(err)
 
 	// The station: its key, its certificate, its chain store.
@@ -125,7 +125,7 @@ func exampleLine() (*ztm.Station, *jig, func()) {
 	closers = append(closers, chains.Close)
 	station, err := ztm.NewStation(ztm.StationConfig{
 		Name: "cm-station-1", Key: stationKey, Chain: []*x509.Certificate{stationCert},
-		Enroller: gate.Local(est.Requester{Certificate: stationCert}),
+		Enroller: gate.Local(enroll.Requester{Certificate: stationCert}),
 		Verifier: local, Chains: chains, Revoker: authority,
 	})
 	must(err)
@@ -140,7 +140,7 @@ func exampleLine() (*ztm.Station, *jig, func()) {
 }
 
 // A station provisions one device: the CA side (an Authority with a SQLite
-// ledger behind an est.Gate, in process here; over EST with est.Client in a
+// ledger behind an enroll.Service, in process here; over EST with est.Client in a
 // real plant) re-checks the evidence the station checked first. The setup
 // is in exampleLine.
 func ExampleStation_Provision() {

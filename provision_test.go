@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ztmkit/ztm"
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/linesim"
@@ -67,7 +68,7 @@ func (e failingEnroller) Nonce(ctx context.Context) ([]byte, error) {
 	return make([]byte, 32), nil
 }
 
-func (e failingEnroller) Enroll(ctx context.Context, req *ztm.EnrollRequest) ([]*x509.Certificate, error) {
+func (e failingEnroller) Enroll(ctx context.Context, req *enroll.Request) ([]*x509.Certificate, error) {
 	return nil, e.enrollErr
 }
 
@@ -149,7 +150,7 @@ func TestProvisionFailuresNameTheirStage(t *testing.T) {
 		if tc.stage == ztm.StageEnroll {
 			// The station's nonce is not the CA's; give it one that the
 			// device's evidence answers.
-			st, _ = ztm.NewStation(ztm.StationConfig{Name: "cm", Key: p.Key, Enroller: nonceThenFail{l.Gate, tc.enr.enrollErr}, Verifier: l.StationVerifier, Chains: l.Chains})
+			st, _ = ztm.NewStation(ztm.StationConfig{Name: "cm", Key: p.Key, Enroller: nonceThenFail{l.Service.Local(enroll.Requester{Certificate: p.Chain[0]}), tc.enr.enrollErr}, Verifier: l.StationVerifier, Chains: l.Chains})
 		}
 		_, err = st.Provision(ctx, d)
 		var pe *ztm.ProvisionError
@@ -163,19 +164,19 @@ func TestProvisionFailuresNameTheirStage(t *testing.T) {
 }
 
 type nonceThenFail struct {
-	g   *est.Gate
+	g   *enroll.Local
 	err error
 }
 
 func (e nonceThenFail) Nonce(ctx context.Context) ([]byte, error) { return e.g.Nonce(ctx) }
-func (e nonceThenFail) Enroll(ctx context.Context, req *ztm.EnrollRequest) ([]*x509.Certificate, error) {
+func (e nonceThenFail) Enroll(ctx context.Context, req *enroll.Request) ([]*x509.Certificate, error) {
 	return nil, e.err
 }
 
 func TestProvisionInjectionNeedsAStore(t *testing.T) {
 	l := newLine(t)
 	p := l.Partners[linesim.ContractManufacturer]
-	st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: p.Key, Enroller: l.Gate.Local(est.Requester{Certificate: p.Chain[0]}), Verifier: l.StationVerifier, Chains: l.Chains})
+	st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: p.Key, Enroller: l.Service.Local(enroll.Requester{Certificate: p.Chain[0]}), Verifier: l.StationVerifier, Chains: l.Chains})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func TestStageString(t *testing.T) {
 func TestDecommissionNeedsARevoker(t *testing.T) {
 	l := newLine(t)
 	p := l.Partners[linesim.OEM]
-	st, err := ztm.NewStation(ztm.StationConfig{Name: "oem", Key: p.Key, Enroller: l.Gate.Local(est.Requester{}), Verifier: l.StationVerifier, Chains: l.Chains})
+	st, err := ztm.NewStation(ztm.StationConfig{Name: "oem", Key: p.Key, Enroller: l.Service.Local(enroll.Requester{}), Verifier: l.StationVerifier, Chains: l.Chains})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,11 +17,11 @@ import (
 
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/manifest"
 	"github.com/ztmkit/ztm/manifest/chainstore"
-	"github.com/ztmkit/ztm/transport/est"
 )
 
 // Step names the station writes. Provision writes StepKeyGeneration (or
@@ -58,27 +58,6 @@ const (
 	StepDecommissioned = "decommissioned"
 )
 
-// EnrollRequest is one device's enrollment, as an Enroller receives it:
-// the device's CSR, the CA profile and the device's evidence. It is
-// est.EnrollRequest, so that the enrollers of package transport/est (in
-// process and over EST) are Enrollers.
-type EnrollRequest = est.EnrollRequest
-
-// Enroller is what a station enrolls through: the CA in process
-// (est.Gate.Local) or over EST (*est.Client). It is the same interface as
-// est.Enroller.
-type Enroller interface {
-	// Nonce returns a fresh single-use attestation nonce issued by the CA
-	// side.
-	Nonce(ctx context.Context) ([]byte, error)
-	// Enroll has the CA side verify the evidence (consuming its nonce),
-	// check the requester's authorization for the profile, issue, record in
-	// the ledger, and return the chain: leaf first, then intermediates (no
-	// root). Enrolling the same CSR twice returns the certificate already
-	// issued.
-	Enroll(ctx context.Context, req *EnrollRequest) ([]*x509.Certificate, error)
-}
-
 // Revoker revokes certificates; *ca.Authority is one.
 type Revoker interface {
 	// Revoke records the revocation of the certificate with the given
@@ -93,12 +72,7 @@ type Revoker interface {
 	IssuedCertificate(ctx context.Context, serial *big.Int) (*x509.Certificate, error)
 }
 
-var (
-	_ Revoker  = (*ca.Authority)(nil)
-	_ Enroller = (*est.Client)(nil)
-	_ Enroller = (*est.Local)(nil)
-	_ Enroller = est.Enroller(nil)
-)
+var _ Revoker = (*ca.Authority)(nil)
 
 // StationConfig configures a Station. Name, Key, Enroller, Verifier and
 // Chains are required; the zero value of every other field works.
@@ -115,8 +89,9 @@ type StationConfig struct {
 	// are limited to those its StationAuthorization lists, and its
 	// attestation results carry the chain. Optional.
 	Chain []*x509.Certificate
-	// Enroller enrolls devices with the CA. Required.
-	Enroller Enroller
+	// Enroller enrolls devices with the CA: in process (enroll.Local) or
+	// over EST (est.Client). Required.
+	Enroller enroll.Enroller
 	// Verifier appraises evidence locally before anything is enrolled. It
 	// must be configured without Nonces: the nonce belongs to the CA side,
 	// which consumes it; the station checks that the evidence answers the
@@ -368,9 +343,9 @@ func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 		return fail(StageCSR, serial, true, errors.New("ztm: request is not signed by the injected key"))
 	}
 
-	chain, err := s.cfg.Enroller.Enroll(ctx, &EnrollRequest{CSR: csr, Profile: s.cfg.Profile, Evidence: evidence})
+	chain, err := s.cfg.Enroller.Enroll(ctx, &enroll.Request{CSR: csr, Profile: s.cfg.Profile, Evidence: evidence})
 	if err != nil {
-		return fail(StageEnroll, serial, refusedByCA(err), err)
+		return fail(StageEnroll, serial, errors.Is(err, enroll.ErrRefused), err)
 	}
 	if len(chain) == 0 {
 		return fail(StageEnroll, serial, false, errors.New("ztm: enroller returned no certificate"))
@@ -672,21 +647,6 @@ func checkLeaf(leaf *x509.Certificate, req *identity.CSR) error {
 		return fmt.Errorf("ztm: issued certificate names serial %q, the request %q", leaf.Subject.SerialNumber, req.SerialNumber)
 	}
 	return nil
-}
-
-// refusedByCA reports whether an enrollment error is the CA side refusing
-// the device (rather than failing).
-func refusedByCA(err error) bool {
-	for _, target := range []error{
-		attest.ErrVerification, ca.ErrNotAuthorized, ca.ErrPolicy, ca.ErrBadCSR,
-		ca.ErrQuotaExceeded, ca.ErrUnknownProfile, ca.ErrInvalidRequest,
-		est.ErrEvidence, est.ErrForbidden, est.ErrBadRequest, est.ErrConflict, est.ErrQuotaExceeded,
-	} {
-		if errors.Is(err, target) {
-			return true
-		}
-	}
-	return false
 }
 
 // publicKeyEqual compares two public keys; b may be the DER

@@ -17,11 +17,11 @@ import (
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/linesim"
 	"github.com/ztmkit/ztm/manifest"
-	"github.com/ztmkit/ztm/transport/est"
 )
 
 func newLine(t testing.TB) *linesim.Line { return newLineEST(t, false) }
@@ -148,7 +148,9 @@ func testRefusesTampered(t *testing.T, l *linesim.Line) {
 		if !errors.As(err, &pe) || pe.Stage != wantStage || !errors.Is(err, ztm.ErrRefused) {
 			t.Fatalf("%v: err = %v, want refusal at %v", kind, err, wantStage)
 		}
-		if kind == linesim.UnauthorizedStation && !errors.Is(err, est.ErrForbidden) {
+		// The same reason in process and over EST.
+		var re *enroll.RefusalError
+		if kind == linesim.UnauthorizedStation && (!errors.As(err, &re) || re.Reason != enroll.ReasonNotAuthorized) {
 			t.Errorf("%v: %v", kind, err)
 		}
 		if d.Chain() != nil {
@@ -282,7 +284,7 @@ func TestDecommissionChecksTheCertificate(t *testing.T) {
 func TestNewStationRefusesBadConfig(t *testing.T) {
 	l := newLine(t)
 	p := l.Partners[linesim.ContractManufacturer]
-	good := ztm.StationConfig{Name: "cm", Key: p.Key, Enroller: l.Gate.Local(est.Requester{}), Verifier: l.StationVerifier, Chains: l.Chains}
+	good := ztm.StationConfig{Name: "cm", Key: p.Key, Enroller: l.Service.Local(enroll.Requester{}), Verifier: l.StationVerifier, Chains: l.Chains}
 	if _, err := ztm.NewStation(good); err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +350,7 @@ func TestProvisionRefusesStepsItCannotRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 		st, err := ztm.NewStation(ztm.StationConfig{Name: "cm-2", Key: cm.Key, Chain: []*x509.Certificate{cert, l.Authority.Chain()[0]},
-			Enroller: l.Gate.Local(est.Requester{Certificate: cert}), Verifier: l.StationVerifier, Chains: l.Chains, Revoker: l.Authority})
+			Enroller: l.Service.Local(enroll.Requester{Certificate: cert}), Verifier: l.StationVerifier, Chains: l.Chains, Revoker: l.Authority})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -470,7 +472,7 @@ func TestInjectionSealsToTheVerifiedKey(t *testing.T) {
 		{"another key", map[string]crypto.PublicKey{"ak-9": other.Public()}, ztm.StageKey},
 	} {
 		st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: cm.Key, Chain: cm.Chain,
-			Enroller: l.Gate.Local(est.Requester{Certificate: cm.Chain[0]}), Verifier: local, Chains: l.Chains,
+			Enroller: l.Service.Local(enroll.Requester{Certificate: cm.Chain[0]}), Verifier: local, Chains: l.Chains,
 			Store: cm.Store, AttestationKeys: tc.keys})
 		if err != nil {
 			t.Fatal(err)

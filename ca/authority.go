@@ -279,25 +279,9 @@ func (a *Authority) checkRequester(req *Request, requester string, now time.Time
 	deny := func(reason string, err error) error {
 		return &AuthorizationError{Requester: requester, Profile: req.Profile, Reason: reason, Err: err}
 	}
-	// The chain is verified once per certificate and remembered while
-	// every certificate of it is valid (see verifiedCache); revocation and
-	// authorization below are checked on every request.
-	key := sha256.Sum256(cert.Raw)
-	if !a.verified.verified(key, now) {
-		chains, err := cert.Verify(x509.VerifyOptions{
-			Roots:         a.stations.roots,
-			Intermediates: a.stations.intermediates,
-			CurrentTime:   now,
-			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		})
-		if err != nil {
-			return nil, nil, deny("station certificate does not verify", err)
-		}
-		a.verified.add(key, chains[0])
-	}
-	var serial *big.Int
-	if bytes.Equal(cert.RawIssuer, a.chain[0].RawSubject) && bytes.Equal(cert.AuthorityKeyId, a.chain[0].SubjectKeyId) {
-		serial = cert.SerialNumber
+	serial, err := a.verifyStation(cert, now)
+	if err != nil {
+		return nil, nil, deny("station certificate does not verify", err)
 	}
 	auth, err := ParseStationAuthorization(cert)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/ztmkit/ztm"
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/ca/ledger/sqlite"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/identity/keystore/mem"
@@ -77,7 +78,7 @@ type Partner struct {
 	// Store is the partner's key store (station key, injected keys).
 	Store keystore.Store
 
-	enroller ztm.Enroller
+	enroller enroll.Enroller
 }
 
 // Config configures NewLine. Dir is required.
@@ -89,7 +90,7 @@ type Config struct {
 	// EST makes stations enroll over EST: an est.Server on a random port
 	// of 127.0.0.1 over TLS, each station authenticated by its station
 	// certificate. Otherwise each station enrolls in process through the
-	// same est.Gate (est.Gate.Local).
+	// same enroll.Service (enroll.Service.Local).
 	EST bool
 }
 
@@ -100,9 +101,9 @@ type Line struct {
 	Authority *ca.Authority
 	Root      *x509.Certificate
 	Ledger    *sqlite.Ledger
-	// Gate holds the CA side's enrollment checks (evidence, authorization,
+	// Service holds the CA side's enrollment checks (evidence, authorization,
 	// idempotency through the ledger).
-	Gate *est.Gate
+	Service *enroll.Service
 	// ESTURL is the EST server's base URL when Config.EST is set.
 	ESTURL string
 	// CAVerifier is the CA side's evidence verifier (it consumes nonces).
@@ -189,7 +190,7 @@ func NewLine(ctx context.Context, cfg Config) (l *Line, err error) {
 	if err != nil {
 		return nil, err
 	}
-	l.Gate, err = est.NewGate(est.GateConfig{
+	l.Service, err = enroll.New(enroll.Config{
 		Authority: l.Authority, Verifier: l.CAVerifier, Nonces: l.CAVerifier.Nonces(),
 	})
 	if err != nil {
@@ -241,7 +242,7 @@ func (l *Line) newPartner(ctx context.Context, r Role, cfg Config) (*Partner, er
 		return nil, err
 	}
 	p := &Partner{Role: r, Key: key, Store: store, Chain: []*x509.Certificate{cert, l.Authority.Chain()[0]}}
-	var enr ztm.Enroller = l.Gate.Local(est.Requester{Certificate: cert})
+	var enr enroll.Enroller = l.Service.Local(enroll.Requester{Certificate: cert})
 	if cfg.EST {
 		c, err := est.NewClient(est.ClientConfig{
 			URL: l.ESTURL, Roots: l.estRoots,
@@ -312,7 +313,7 @@ func (l *Line) Policy() *manifest.Policy {
 	}
 }
 
-// startEST serves the Gate over EST on 127.0.0.1 with a TLS certificate
+// startEST serves the Service over EST on 127.0.0.1 with a TLS certificate
 // of its own.
 func (l *Line) startEST() error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -338,7 +339,7 @@ func (l *Line) startEST() error {
 	}
 	l.estRoots = x509.NewCertPool()
 	l.estRoots.AddCert(cert)
-	srv, err := est.NewServer(est.ServerConfig{Gate: l.Gate})
+	srv, err := est.NewServer(est.ServerConfig{Service: l.Service})
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/transport/est"
+	"github.com/ztmkit/ztm/ca/enroll"
 )
 
 // benchCSRs makes n distinct IDevID requests (outside the timer).
@@ -25,7 +25,7 @@ func benchCSRs(b *testing.B, d *device, n int) [][]byte {
 // Evidence is left out (AllowNoEvidence) so that the pair measures what
 // EST adds to Authority.Issue; the attest package benchmarks verification.
 func BenchmarkEnroll(b *testing.B) {
-	e := newEnv(b, envOpts{gate: func(c *est.GateConfig) { c.AllowNoEvidence = true }})
+	e := newEnv(b, envOpts{gate: func(c *enroll.Config) { c.AllowNoEvidence = true }})
 	st, key := e.station("idevid")
 	csrs := benchCSRs(b, e.devices[0], b.N)
 	var next atomic.Int64

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ztmkit/ztm/ca/enroll"
 )
 
 // maxResponse bounds the answers the Client reads.
@@ -195,7 +197,7 @@ func readAnswer(resp *http.Response, op, want string) ([]byte, *StatusError, err
 		if len(data) > 1024 {
 			data = data[:1024]
 		}
-		return nil, &StatusError{Code: resp.StatusCode, Body: string(data)}, nil
+		return nil, newStatusError(resp.StatusCode, resp.Header.Get(HeaderRefusal), string(data)), nil
 	}
 	if len(data) > maxResponse {
 		return nil, nil, fmt.Errorf("est: %w: %s answer over %d bytes", ErrBadResponse, op, maxResponse)
@@ -407,7 +409,7 @@ func leafFirst(certs []*x509.Certificate, spki []byte) ([]*x509.Certificate, err
 
 // Enroll implements Enroller: SimpleEnroll under the label named like the
 // profile (the Server's default label mapping).
-func (c *Client) Enroll(ctx context.Context, req *EnrollRequest) ([]*x509.Certificate, error) {
+func (c *Client) Enroll(ctx context.Context, req *enroll.Request) ([]*x509.Certificate, error) {
 	if req == nil {
 		return nil, fmt.Errorf("est: %w: nil request", ErrBadRequest)
 	}

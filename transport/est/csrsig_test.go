@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/transport/est"
+	"github.com/ztmkit/ztm/ca/enroll"
 )
 
 // TestGateForgedRequestKeepsNonce checks the Gate's signature check made
@@ -19,7 +19,7 @@ func TestGateForgedRequestKeepsNonce(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, envOpts{noServer: true})
 	st, _ := e.station("idevid")
-	l := e.gate.Local(est.Requester{Certificate: st})
+	l := e.gate.Local(enroll.Requester{Certificate: st})
 	d := e.devices[0]
 	good := d.csr(t, "SN-SIG")
 	bad := bytes.Clone(good)
@@ -30,16 +30,16 @@ func TestGateForgedRequestKeepsNonce(t *testing.T) {
 	}
 	ev := d.evidence(t, nonce)
 	n := e.issuances()
-	_, err = l.Enroll(ctx, &est.EnrollRequest{CSR: bad, Profile: "idevid", Evidence: ev})
-	var re *est.RequestError
-	if !errors.As(err, &re) || !errors.Is(err, est.ErrBadRequest) || !errors.Is(err, ca.ErrBadCSR) {
+	_, err = l.Enroll(ctx, &enroll.Request{CSR: bad, Profile: "idevid", Evidence: ev})
+	var re *enroll.RefusalError
+	if !errors.As(err, &re) || re.Reason != enroll.ReasonBadRequest || !errors.Is(err, ca.ErrBadCSR) {
 		t.Fatalf("forged request: err = %v", err)
 	}
 	if got := e.issuances(); got != n {
 		t.Fatalf("forged request recorded %d records", got-n)
 	}
 	// The nonce was not spent: the same evidence enrolls the good request.
-	chain, err := l.Enroll(ctx, &est.EnrollRequest{CSR: good, Profile: "idevid", Evidence: ev})
+	chain, err := l.Enroll(ctx, &enroll.Request{CSR: good, Profile: "idevid", Evidence: ev})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestGateForgedRequestKeepsNonce(t *testing.T) {
 	}
 	// The forged bytes stay refused after the good ones were checked.
 	nonce, _ = l.Nonce(ctx)
-	_, err = l.Enroll(ctx, &est.EnrollRequest{CSR: bad, Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	_, err = l.Enroll(ctx, &enroll.Request{CSR: bad, Profile: "idevid", Evidence: d.evidence(t, nonce)})
 	if !errors.As(err, &re) {
 		t.Fatalf("forged request again: err = %v", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ztmkit/ztm/ca/enroll"
 )
 
 // Sentinel errors. Match them with errors.Is.
@@ -26,11 +28,6 @@ var (
 	// the certificate being renewed, or the CA refused the requester. The
 	// server answers 403.
 	ErrForbidden = errors.New("est: forbidden")
-	// ErrEvidence is wrapped, in an [*EvidenceError], when the device's
-	// attestation evidence is missing, refused by the verifier (bad
-	// signature, replayed or unknown nonce, appraisal failed) or does not
-	// name the device of the request. The server answers 403.
-	ErrEvidence = errors.New("est: attestation evidence refused")
 	// ErrConflict is returned when a request repeats a certificate request
 	// already enrolled by another requester. The server answers 409.
 	ErrConflict = errors.New("est: certificate request already enrolled by another requester")
@@ -74,37 +71,46 @@ func (e *RequestError) Error() string {
 // Unwrap returns ErrBadRequest and the underlying error.
 func (e *RequestError) Unwrap() []error { return []error{ErrBadRequest, e.Err} }
 
-// EvidenceError reports why the device's evidence was refused. It wraps
-// [ErrEvidence] and the verifier's error (which wraps
-// attest.ErrVerification and, for a replay, attest.ErrNonceReused).
-type EvidenceError struct {
-	// Reason is a short description.
-	Reason string
-	// Err is the verifier's or the binding check's error, if any.
-	Err error
-}
-
-// Error describes the failure.
-func (e *EvidenceError) Error() string {
-	if e.Err != nil {
-		return "est: evidence refused: " + e.Reason + ": " + e.Err.Error()
-	}
-	return "est: evidence refused: " + e.Reason
-}
-
-// Unwrap returns ErrEvidence and the underlying error.
-func (e *EvidenceError) Unwrap() []error { return []error{ErrEvidence, e.Err} }
-
 // StatusError is the Client's error for an HTTP answer other than success:
 // the status code and the start of the body (at most 1 KiB). It wraps the
-// sentinel of its code: 400 ErrBadRequest, 401 ErrUnauthenticated, 403
+// sentinel of its code (400 ErrBadRequest, 401 ErrUnauthenticated, 403
 // ErrForbidden, 409 ErrConflict, 429 ErrQuotaExceeded, 202 and 503
-// ErrRetryLater.
+// ErrRetryLater) and, for a refusal, the *enroll.RefusalError the server
+// named in its ZTM-Refusal header — or, from a server that sends none,
+// the one its status code implies — so that errors.Is(err,
+// enroll.ErrRefused), errors.Is(err, attest.ErrPolicy) and
+// enroll.Retryable answer as they do in process.
 type StatusError struct {
 	// Code is the HTTP status code.
 	Code int
 	// Body is the start of the answer's body.
 	Body string
+	// Refusal is the refusal the answer reports, or nil.
+	Refusal *enroll.RefusalError
+}
+
+// byStatus is the refusal a plain EST server's status code implies.
+var byStatus = map[int]enroll.Reason{
+	http.StatusBadRequest:      enroll.ReasonBadRequest,
+	http.StatusUnauthorized:    enroll.ReasonUnauthenticated,
+	http.StatusForbidden:       enroll.ReasonNotAuthorized,
+	http.StatusConflict:        enroll.ReasonConflict,
+	http.StatusTooManyRequests: enroll.ReasonQuota,
+}
+
+func newStatusError(code int, refusal, body string) *StatusError {
+	e := &StatusError{Code: code, Body: body}
+	detail := strings.TrimSpace(body)
+	if refusal != "" {
+		if re, ok := enroll.Reported(strings.TrimSpace(refusal), detail); ok {
+			e.Refusal = re
+			return e
+		}
+	}
+	if r, ok := byStatus[code]; ok {
+		e.Refusal, _ = enroll.Reported(r.String(), detail)
+	}
+	return e
 }
 
 // Error describes the failure.
@@ -116,23 +122,28 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("est: server answered %d %s: %s", e.Code, http.StatusText(e.Code), b)
 }
 
-// Unwrap returns the sentinel of the status code, if any.
-func (e *StatusError) Unwrap() error {
+// Unwrap returns the sentinel of the status code, if any, and the
+// Refusal, if any.
+func (e *StatusError) Unwrap() []error {
+	var errs []error
 	switch e.Code {
 	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
-		return ErrBadRequest
+		errs = append(errs, ErrBadRequest)
 	case http.StatusUnauthorized:
-		return ErrUnauthenticated
+		errs = append(errs, ErrUnauthenticated)
 	case http.StatusForbidden:
-		return ErrForbidden
+		errs = append(errs, ErrForbidden)
 	case http.StatusConflict:
-		return ErrConflict
+		errs = append(errs, ErrConflict)
 	case http.StatusTooManyRequests:
-		return ErrQuotaExceeded
+		errs = append(errs, ErrQuotaExceeded)
 	case http.StatusAccepted, http.StatusServiceUnavailable:
-		return ErrRetryLater
+		errs = append(errs, ErrRetryLater)
 	}
-	return nil
+	if e.Refusal != nil {
+		errs = append(errs, e.Refusal)
+	}
+	return errs
 }
 
 // Temporary reports whether a later retry of the same request may succeed:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/transport/est"
 )
@@ -38,7 +39,7 @@ func TestEnrollIdempotent(t *testing.T) {
 	d := e.devices[0]
 	csr := d.csr(t, "SN-0001")
 	ev := d.evidence(t, nonce)
-	chain, err := c.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: ev})
+	chain, err := c.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: ev})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestEnrollIdempotent(t *testing.T) {
 
 	// The same request again (the evidence's nonce is spent) gives the
 	// same certificate and records nothing.
-	again, err := c.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: ev})
+	again, err := c.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: ev})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func TestEnrollIdempotent(t *testing.T) {
 	}
 	// Another station sending the same request is refused.
 	st2, key2 := e.station("idevid")
-	_, err = e.client(st2, key2).Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: ev})
+	_, err = e.client(st2, key2).Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: ev})
 	var se *est.StatusError
 	if !errors.As(err, &se) || se.Code != http.StatusConflict || !errors.Is(err, est.ErrConflict) {
 		t.Fatalf("other station: err = %v, want 409", err)
@@ -89,7 +90,7 @@ func TestEnrollIdempotent(t *testing.T) {
 	if err := e.auth.Revoke(ctx, st.SerialNumber, ca.ReasonKeyCompromise, "admin"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: ev})
+	_, err = c.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: ev})
 	if !errors.As(err, &se) || se.Code != http.StatusForbidden {
 		t.Fatalf("revoked station's repeat: err = %v, want 403", err)
 	}
@@ -99,14 +100,14 @@ func TestLocalEnroller(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, envOpts{noServer: true})
 	st, _ := e.station("idevid")
-	var l est.Enroller = e.gate.Local(est.Requester{Certificate: st})
+	var l enroll.Enroller = e.gate.Local(enroll.Requester{Certificate: st})
 	nonce, err := l.Nonce(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := e.devices[0]
 	csr := d.csr(t, "SN-L1")
-	chain, err := l.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	chain, err := l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,26 +117,26 @@ func TestLocalEnroller(t *testing.T) {
 	st2, _ := e.station("ldevid")
 	// Replayed evidence with a new request is refused before the CA.
 	n := e.issuances()
-	_, err = l.Enroll(ctx, &est.EnrollRequest{CSR: d.csr(t, "SN-L2"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
-	if !errors.Is(err, est.ErrEvidence) || !errors.Is(err, attest.ErrNonceReused) {
+	_, err = l.Enroll(ctx, &enroll.Request{CSR: d.csr(t, "SN-L2"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	if !errors.Is(err, enroll.ErrRefused) || !errors.Is(err, attest.ErrNonceReused) {
 		t.Fatalf("replay: err = %v", err)
 	}
 	// Evidence of another device than the request's is refused.
 	e2 := newDevice(t, 99)
 	nonce, _ = l.Nonce(ctx)
-	_, err = l.Enroll(ctx, &est.EnrollRequest{CSR: e2.csr(t, "SN-L3"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
-	if !errors.Is(err, est.ErrEvidence) {
+	_, err = l.Enroll(ctx, &enroll.Request{CSR: e2.csr(t, "SN-L3"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	if !errors.Is(err, enroll.ErrRefused) {
 		t.Fatalf("foreign device: err = %v", err)
 	}
 	// No evidence at all.
-	_, err = l.Enroll(ctx, &est.EnrollRequest{CSR: d.csr(t, "SN-L4"), Profile: "idevid"})
-	if !errors.Is(err, est.ErrEvidence) {
+	_, err = l.Enroll(ctx, &enroll.Request{CSR: d.csr(t, "SN-L4"), Profile: "idevid"})
+	if !errors.Is(err, enroll.ErrRefused) {
 		t.Fatalf("no evidence: err = %v", err)
 	}
 	// A station not allowed the profile.
 	nonce, _ = l.Nonce(ctx)
-	_, err = e.gate.Local(est.Requester{Certificate: st2}).Enroll(ctx, &est.EnrollRequest{CSR: d.csr(t, "SN-L5"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
-	if !errors.Is(err, est.ErrForbidden) {
+	_, err = e.gate.Local(enroll.Requester{Certificate: st2}).Enroll(ctx, &enroll.Request{CSR: d.csr(t, "SN-L5"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	if re := (*enroll.RefusalError)(nil); !errors.As(err, &re) || re.Reason != enroll.ReasonNotAuthorized {
 		t.Fatalf("profile not allowed: err = %v", err)
 	}
 	if got := e.issuances(); got != n {

@@ -21,6 +21,7 @@ import (
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/ca/ledger/sqlite"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/transport/est"
@@ -32,13 +33,13 @@ func ExampleServer() {
 	pki := newExamplePKI()
 	defer pki.close()
 
-	gate, err := est.NewGate(est.GateConfig{
+	gate, err := enroll.New(enroll.Config{
 		Authority: pki.auth, Verifier: pki.verifier, Nonces: pki.nonces,
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	handler, err := est.NewServer(est.ServerConfig{Gate: gate})
+	handler, err := est.NewServer(est.ServerConfig{Service: gate})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func ExampleClient_Enroll() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	chain, err := station.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: evidence})
+	chain, err := station.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: evidence})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -108,7 +109,7 @@ func ExampleClient_Enroll() {
 	fmt.Println("chain:", len(chain), "certificates")
 
 	// Enrolling the same request again returns the same certificate.
-	again, err := station.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: evidence})
+	again, err := station.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: evidence})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -130,9 +131,9 @@ func ExampleNewLocal() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	enroller, err := est.NewLocal(est.LocalConfig{
-		GateConfig: est.GateConfig{Authority: pki.auth, Verifier: pki.verifier, Nonces: pki.nonces},
-		Requester:  est.Requester{Certificate: station},
+	enroller, err := enroll.NewLocal(enroll.LocalConfig{
+		Config:    enroll.Config{Authority: pki.auth, Verifier: pki.verifier, Nonces: pki.nonces},
+		Requester: enroll.Requester{Certificate: station},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -141,7 +142,7 @@ func ExampleNewLocal() {
 		HardwareModule: identity.HardwareModuleName{Type: []int{1, 3, 6, 1, 4, 1, 55555, 1}, SerialNumber: pki.ueid}}
 	nonce := must(enroller.Nonce(ctx))
 	evidence := must(pki.device.EvidenceCWT(nonce))
-	chain, err := enroller.Enroll(ctx, &est.EnrollRequest{CSR: must(identity.CreateCSR(nil, pki.deviceKey, info)), Profile: "idevid", Evidence: evidence})
+	chain, err := enroller.Enroll(ctx, &enroll.Request{CSR: must(identity.CreateCSR(nil, pki.deviceKey, info)), Profile: "idevid", Evidence: evidence})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -149,8 +150,8 @@ func ExampleNewLocal() {
 
 	// The same evidence for another request: its nonce is spent.
 	otherKey := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
-	_, err = enroller.Enroll(ctx, &est.EnrollRequest{CSR: must(identity.CreateCSR(nil, otherKey, info)), Profile: "idevid", Evidence: evidence})
-	fmt.Println("replay refused:", errors.Is(err, est.ErrEvidence), errors.Is(err, attest.ErrNonceReused))
+	_, err = enroller.Enroll(ctx, &enroll.Request{CSR: must(identity.CreateCSR(nil, otherKey, info)), Profile: "idevid", Evidence: evidence})
+	fmt.Println("replay refused:", errors.Is(err, enroll.ErrRefused), errors.Is(err, attest.ErrNonceReused))
 	// Output:
 	// device: SERIALNUMBER=SN-000124
 	// replay refused: true true
@@ -224,8 +225,8 @@ func newExamplePKI() *examplePKI {
 
 // serve runs an EST server for p on 127.0.0.1.
 func (p *examplePKI) serve() (string, func()) {
-	gate := must(est.NewGate(est.GateConfig{Authority: p.auth, Verifier: p.verifier, Nonces: p.nonces}))
-	h := must(est.NewServer(est.ServerConfig{Gate: gate}))
+	gate := must(enroll.New(enroll.Config{Authority: p.auth, Verifier: p.verifier, Nonces: p.nonces}))
+	h := must(est.NewServer(est.ServerConfig{Service: gate}))
 	l := must(net.Listen("tcp", "127.0.0.1:0"))
 	srv := est.NewHTTPServer(l.Addr().String(), h, est.ServerTLSConfig(p.serverCert))
 	go srv.ServeTLS(l, "", "")

@@ -25,6 +25,7 @@ import (
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/ca/ledger/sqlite"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/transport/est"
@@ -44,7 +45,7 @@ type env struct {
 	auth     *ca.Authority
 	nonces   *attest.Nonces
 	verifier *attest.EATVerifier
-	gate     *est.Gate
+	gate     *enroll.Service
 	server   *est.Server
 	devices  []*device
 	tlsRoots *x509.CertPool
@@ -56,7 +57,7 @@ type env struct {
 type envOpts struct {
 	devices   int
 	quota     ca.QuotaPolicy
-	gate      func(*est.GateConfig)
+	gate      func(*enroll.Config)
 	server    func(*est.ServerConfig)
 	noServer  bool
 	noncesMax int
@@ -116,15 +117,15 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc := est.GateConfig{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces}
+	gc := enroll.Config{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces}
 	if o.gate != nil {
 		o.gate(&gc)
 	}
-	e.gate, err = est.NewGate(gc)
+	e.gate, err = enroll.New(gc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := est.ServerConfig{Gate: e.gate}
+	sc := est.ServerConfig{Service: e.gate}
 	if o.server != nil {
 		o.server(&sc)
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/transport/est"
+	"github.com/ztmkit/ztm/ca/enroll"
 )
 
 // stallLedger simulates a ledger whose answer is lost: for the next
@@ -51,23 +51,23 @@ func TestIdempotencyAnswerLost(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gate, err := est.NewGate(est.GateConfig{Authority: auth, Verifier: e.verifier, Nonces: e.nonces,
+			gate, err := enroll.New(enroll.Config{Authority: auth, Verifier: e.verifier, Nonces: e.nonces,
 				CommitTimeout: 100 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
 			st, _ := e.station("idevid")
-			l := gate.Local(est.Requester{Certificate: st})
+			l := gate.Local(enroll.Requester{Certificate: st})
 			d := e.devices[0]
 			csr := d.csr(t, "SN-PEND")
 			before := e.issuances()
 			stall.armed.Store(true)
 			nonce, _ := l.Nonce(ctx)
-			if _, err := l.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)}); !errors.Is(err, context.DeadlineExceeded) {
+			if _, err := l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)}); !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("stalled enrollment: err = %v", err)
 			}
 			nonce, _ = l.Nonce(ctx)
-			chain, err := l.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)})
+			chain, err := l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,7 +79,7 @@ func TestIdempotencyAnswerLost(t *testing.T) {
 				t.Fatalf("answer not the ledger's certificate: %v", err)
 			}
 			// And once more, without evidence: answered from the ledger.
-			again, err := l.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid"})
+			again, err := l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid"})
 			if err != nil || !again[0].Equal(chain[0]) {
 				t.Fatalf("repeat: %v", err)
 			}
@@ -88,15 +88,12 @@ func TestIdempotencyAnswerLost(t *testing.T) {
 }
 
 // TestConcurrentSameRequest sends one request from many goroutines at once
-// (through two Gates on one Authority): one certificate, the same for all.
+// (through two requesters' Locals of one Service): one certificate, the
+// same for all.
 func TestConcurrentSameRequest(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, envOpts{noServer: true})
 	st, _ := e.station("idevid")
-	g2, err := est.NewGate(est.GateConfig{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces})
-	if err != nil {
-		t.Fatal(err)
-	}
 	d := e.devices[0]
 	csr := d.csr(t, "SN-CONC")
 	nonce, _ := e.nonces.Issue()
@@ -107,12 +104,8 @@ func TestConcurrentSameRequest(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		g := e.gate
-		if i%2 == 1 {
-			g = g2
-		}
 		wg.Go(func() {
-			chain, err := g.Local(est.Requester{Certificate: st}).Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: ev})
+			chain, err := e.gate.Local(enroll.Requester{Certificate: st}).Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: ev})
 			errs[i] = err
 			if err == nil {
 				got[i] = chain[0].Raw

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/transport/est"
 )
 
@@ -57,7 +58,7 @@ func TestLoad(t *testing.T) {
 					var ev []byte
 					if ev, err = d.sim.EvidenceCWT(nonce); err == nil {
 						var chain []*x509Cert
-						chain, err = c.Enroll(ctx, &est.EnrollRequest{CSR: j.csr, Profile: "idevid", Evidence: ev})
+						chain, err = c.Enroll(ctx, &enroll.Request{CSR: j.csr, Profile: "idevid", Evidence: ev})
 						if err == nil {
 							mu.Lock()
 							issued[chain[0].SerialNumber.String()] = chain[0].Raw

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/transport/est"
 	"github.com/ztmkit/ztm/transport/est/queue"
 )
@@ -28,7 +29,7 @@ type childConfig struct {
 	Root      []byte
 	Cert      []byte
 	Key       []byte
-	Requests  []est.EnrollRequest
+	Requests  []enroll.Request
 }
 
 const childEnv = "ZTM_EST_QUEUE_CHILD"
@@ -101,7 +102,7 @@ func TestQueueKill(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.Requests = append(cfg.Requests, est.EnrollRequest{CSR: d.csr(t, "SN-Q-"+string(rune('A'+i%26))+string(rune('A'+i/26))),
+		cfg.Requests = append(cfg.Requests, enroll.Request{CSR: d.csr(t, "SN-Q-"+string(rune('A'+i%26))+string(rune('A'+i/26))),
 			Profile: "idevid", Evidence: d.evidence(t, nonce)})
 	}
 	before := e.issuances()

@@ -1,7 +1,6 @@
 package est
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
@@ -9,14 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/ztmkit/ztm/attest"
-	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/enroll"
 )
 
 // PathPrefix is the path under which every EST operation lives (RFC 7030
@@ -34,11 +33,11 @@ type BasicCredential struct {
 	Profiles []string
 }
 
-// ServerConfig configures a [Server]. Gate is required; the zero value of
-// every other field works.
+// ServerConfig configures a [Server]. Service is required; the zero value
+// of every other field works.
 type ServerConfig struct {
-	// Gate makes every enrollment's checks and calls the CA.
-	Gate *Gate
+	// Service decides every enrollment and calls the CA.
+	Service *enroll.Service
 	// Labels maps an EST label (RFC 7030 §3.2.2, the path segment after
 	// /.well-known/est/) to a CA profile. If nil, a label is the name of
 	// one of the Authority's profiles.
@@ -66,23 +65,25 @@ type ServerConfig struct {
 	// momentarily unable to answer (ledger busy, deadline). If zero, 5
 	// seconds.
 	RetryAfter time.Duration
-	// ErrorLog receives one line per internal (5xx) error. If nil, they
-	// are not logged.
-	ErrorLog func(format string, args ...any)
+	// Logger receives one record per answer other than success: refusals
+	// at level Info with the requester and the reason (the Service logs
+	// them too when it has a Logger), internal (5xx) errors at level
+	// Error. If nil, nothing is logged.
+	Logger *slog.Logger
 }
 
 // Server is the EST server: an http.Handler serving RFC 7030 over the
 // [Gate]. See the package documentation for the endpoints. It holds no
 // global state and is safe for concurrent use.
 type Server struct {
-	gate     *Gate
+	svc      *enroll.Service
 	labels   map[string]string
 	def      string
 	maxBody  int64
 	basic    []basicEntry
 	reqBind  bool
 	retry    time.Duration
-	logf     func(string, ...any)
+	log      *slog.Logger
 	cacerts  []byte
 	csrattrs []byte
 }
@@ -97,12 +98,12 @@ var _ http.Handler = (*Server)(nil)
 
 // NewServer returns a Server for cfg. Errors wrap [ErrInvalidConfig].
 func NewServer(cfg ServerConfig) (*Server, error) {
-	if cfg.Gate == nil {
-		return nil, fmt.Errorf("est: %w: no Gate", ErrInvalidConfig)
+	if cfg.Service == nil {
+		return nil, fmt.Errorf("est: %w: no Service", ErrInvalidConfig)
 	}
 	s := &Server{
-		gate: cfg.Gate, def: cfg.DefaultProfile, maxBody: cfg.MaxBodySize,
-		reqBind: cfg.RequireChannelBinding, retry: cfg.RetryAfter, logf: cfg.ErrorLog,
+		svc: cfg.Service, def: cfg.DefaultProfile, maxBody: cfg.MaxBodySize,
+		reqBind: cfg.RequireChannelBinding, retry: cfg.RetryAfter, log: cfg.Logger,
 	}
 	if s.def == "" {
 		s.def = "idevid"
@@ -119,7 +120,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			if l == "" || strings.ContainsAny(l, "/?#") {
 				return nil, fmt.Errorf("est: %w: label %q", ErrInvalidConfig, l)
 			}
-			if _, ok := cfg.Gate.auth.Profile(p); !ok {
+			if _, ok := cfg.Service.Authority().Profile(p); !ok {
 				return nil, fmt.Errorf("est: %w: label %q names unknown profile %q", ErrInvalidConfig, l, p)
 			}
 			s.labels[l] = p
@@ -134,7 +135,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			name: "basic:" + c.Username, profiles: append([]string(nil), c.Profiles...),
 		})
 	}
-	chain := cfg.Gate.auth.Chain()
+	chain := cfg.Service.Authority().Chain()
 	der, err := certsOnly(chain)
 	if err != nil {
 		return nil, fmt.Errorf("est: %w: %v", ErrInvalidConfig, err)
@@ -177,7 +178,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			profile = p
 		} else {
-			if _, ok := s.gate.auth.Profile(label); !ok {
+			if _, ok := s.svc.Authority().Profile(label); !ok {
 				s.fail(w, http.StatusNotFound, "unknown label")
 				return
 			}
@@ -214,18 +215,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, http.StatusMethodNotAllowed, "method not allowed")
 			return
 		}
-		if _, err := s.authenticate(r); err != nil {
-			s.error(w, err)
+		who, err := s.authenticate(r)
+		if err != nil {
+			s.error(w, r, err)
 			return
 		}
-		n, err := s.gate.Nonce(r.Context())
+		n, err := s.svc.Nonce(r.Context(), who)
 		if err != nil {
-			if errors.Is(err, attest.ErrNoncesFull) {
-				w.Header().Set("Retry-After", strconv.Itoa(int(s.retry/time.Second)))
-				s.fail(w, http.StatusServiceUnavailable, "too many outstanding nonces")
-				return
-			}
-			s.error(w, err)
+			s.error(w, r, err)
 			return
 		}
 		s.writeBase64(w, MediaTypeNonce, encodeBase64Body(n))
@@ -262,31 +259,32 @@ func (s *Server) fail(w http.ResponseWriter, code int, msg string) {
 }
 
 // authenticate returns the requester of r: its verified station
-// certificate, or a Basic credential.
-func (s *Server) authenticate(r *http.Request) (Requester, error) {
+// certificate, or a Basic credential. A station certificate must chain
+// to the CA's own chain; intermediates the client sends are not used.
+func (s *Server) authenticate(r *http.Request) (enroll.Requester, error) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		leaf := r.TLS.PeerCertificates[0]
-		if err := s.gate.VerifyStation(leaf, r.TLS.PeerCertificates[1:]); err != nil {
-			return Requester{}, err
+		if err := s.svc.VerifyStation(r.Context(), leaf); err != nil {
+			return enroll.Requester{}, err
 		}
-		return Requester{Certificate: leaf}, nil
+		return enroll.Requester{Certificate: leaf}, nil
 	}
 	if user, pass, ok := r.BasicAuth(); ok && len(s.basic) > 0 {
 		u, p := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(pass))
 		for _, b := range s.basic {
 			if subtle.ConstantTimeCompare(u[:], b.user[:])&subtle.ConstantTimeCompare(p[:], b.passHash[:]) == 1 {
-				return Requester{Name: b.name, Profiles: b.profiles}, nil
+				return enroll.Requester{Name: b.name, Profiles: b.profiles}, nil
 			}
 		}
-		return Requester{}, fmt.Errorf("est: %w: wrong username or password", ErrUnauthenticated)
+		return enroll.Requester{}, &enroll.RefusalError{Reason: enroll.ReasonUnauthenticated, Detail: "wrong username or password", Err: ErrUnauthenticated}
 	}
-	return Requester{}, fmt.Errorf("est: %w: no client certificate", ErrUnauthenticated)
+	return enroll.Requester{}, &enroll.RefusalError{Reason: enroll.ReasonUnauthenticated, Detail: "no client certificate", Err: ErrUnauthenticated}
 }
 
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request, profile string, renew bool) {
 	who, err := s.authenticate(r)
 	if err != nil {
-		s.error(w, err)
+		s.error(w, r, err)
 		return
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -308,47 +306,41 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, profile string, 
 		s.fail(w, http.StatusBadRequest, "failed to read request body")
 		return
 	}
-	der, parsed, err := decodeCSRBodyNoCheck(body)
+	// The request is parsed, once, by the Service.
+	der, err := decodeBase64Body(body)
 	if err != nil {
-		s.error(w, err)
+		s.error(w, r, &enroll.RefusalError{Reason: enroll.ReasonBadRequest, Detail: "malformed base64", Err: &RequestError{Reason: "malformed base64", Err: err}})
 		return
 	}
 	var evidence []byte
 	if v := r.Header.Get(HeaderEvidence); v != "" {
 		evidence, err = decodeEvidenceHeader(v)
 		if err != nil {
-			s.error(w, err)
+			s.error(w, r, &enroll.RefusalError{Reason: enroll.ReasonBadRequest, Detail: "malformed " + HeaderEvidence + " header", Err: err})
 			return
 		}
 	}
-	opts := enrollOptions{requireBinding: s.reqBind, parsed: parsed}
+	opts := enroll.Options{RequireChannelBinding: s.reqBind}
 	if r.TLS != nil && r.TLS.Version >= tls.VersionTLS13 {
 		if ekm, err := r.TLS.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32); err == nil {
-			opts.binding = ekm
+			opts.ChannelBinding = ekm
 		}
 	}
 	if renew {
 		if who.Certificate == nil {
-			if len(s.basic) > 0 {
-				w.Header().Set("WWW-Authenticate", `Basic realm="est"`)
-			}
-			s.fail(w, http.StatusUnauthorized, "re-enrollment requires the current certificate as the TLS client certificate")
+			s.error(w, r, &enroll.RefusalError{Reason: enroll.ReasonUnauthenticated, Detail: "re-enrollment requires the current certificate as the TLS client certificate", Err: ErrUnauthenticated})
 			return
 		}
-		opts.renew = who.Certificate
-		// The renewing device is its own requester: the CA records it by
-		// its key; no station authorization is involved.
-		h := sha256.Sum256(who.Certificate.RawSubjectPublicKeyInfo)
-		who = Requester{Name: fmt.Sprintf("renew:%x", h), Profiles: []string{profile}}
+		opts.Renew = who.Certificate
 	}
-	chain, err := s.gate.enroll(r.Context(), who, &EnrollRequest{CSR: der, Profile: profile, Evidence: evidence}, opts)
+	chain, err := s.svc.Enroll(r.Context(), who, &enroll.Request{CSR: der, Profile: profile, Evidence: evidence}, opts)
 	if err != nil {
-		s.error(w, err)
+		s.error(w, r, err)
 		return
 	}
 	out, err := certsOnly(chain)
 	if err != nil {
-		s.error(w, err)
+		s.error(w, r, err)
 		return
 	}
 	s.writeBase64(w, MediaTypeCertsOnly, encodeBase64Body(out))
@@ -365,66 +357,98 @@ func decodeEvidenceHeader(v string) ([]byte, error) {
 	return b, nil
 }
 
-// error maps an enrollment error to its status.
-func (s *Server) error(w http.ResponseWriter, err error) {
-	code, msg := statusOf(err)
-	if code == http.StatusUnauthorized && len(s.basic) > 0 {
-		w.Header().Set("WWW-Authenticate", `Basic realm="est"`)
-	}
-	if code == http.StatusServiceUnavailable {
+// HeaderRefusal is the answer header naming the check that refused a
+// request: an enroll.RefusalError code, "evidence/debug-enabled" or
+// "quota". The Client reads it back into the same *enroll.RefusalError.
+const HeaderRefusal = "ZTM-Refusal"
+
+// statusOf is the HTTP status of each refusal reason.
+var statusOf = map[enroll.Reason]int{
+	enroll.ReasonBadRequest:       http.StatusBadRequest,
+	enroll.ReasonUnauthenticated:  http.StatusUnauthorized,
+	enroll.ReasonNotAuthorized:    http.StatusForbidden,
+	enroll.ReasonRequesterRevoked: http.StatusForbidden,
+	enroll.ReasonChannelBinding:   http.StatusForbidden,
+	enroll.ReasonEvidenceRequired: http.StatusForbidden,
+	enroll.ReasonEvidence:         http.StatusForbidden,
+	enroll.ReasonAppraisal:        http.StatusForbidden,
+	enroll.ReasonEvidenceBinding:  http.StatusForbidden,
+	enroll.ReasonUnknownProfile:   http.StatusNotFound,
+	enroll.ReasonPolicy:           http.StatusForbidden,
+	enroll.ReasonConflict:         http.StatusConflict,
+	enroll.ReasonRepeatRevoked:    http.StatusConflict,
+	enroll.ReasonRenewal:          http.StatusForbidden,
+	enroll.ReasonQuota:            http.StatusTooManyRequests,
+	enroll.ReasonNonceLimit:       http.StatusServiceUnavailable,
+}
+
+// error answers err: a refusal with the status of its reason, the
+// ZTM-Refusal header and its message; anything else with 503 and
+// Retry-After (the CA could not answer: ledger busy, deadline).
+func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
+	var re *enroll.RefusalError
+	if !errors.As(err, &re) {
+		if s.log != nil {
+			s.log.LogAttrs(r.Context(), slog.LevelError, "est: internal error", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+		}
 		w.Header().Set("Retry-After", strconv.Itoa(int((s.retry+time.Second-1)/time.Second)))
+		s.fail(w, http.StatusServiceUnavailable, "CA temporarily unavailable, retry later")
+		return
 	}
-	if code >= 500 && s.logf != nil {
-		s.logf("est: %v", err)
+	code, ok := statusOf[re.Reason]
+	if !ok {
+		code = http.StatusForbidden
 	}
-	s.fail(w, code, msg)
+	h := w.Header()
+	h.Set(HeaderRefusal, re.Code())
+	switch code {
+	case http.StatusUnauthorized:
+		if len(s.basic) > 0 {
+			h.Set("WWW-Authenticate", `Basic realm="est"`)
+		}
+	case http.StatusServiceUnavailable:
+		h.Set("Retry-After", strconv.Itoa(int((s.retry+time.Second-1)/time.Second)))
+	}
+	if s.log != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "est: refused", slog.String("path", r.URL.Path),
+			slog.String("requester", requesterOf(r)), slog.String("reason", re.Code()), slog.String("error", err.Error()))
+	}
+	s.fail(w, code, refusalText(re))
 }
 
-// statusOf returns the HTTP status and short message for err.
-func statusOf(err error) (int, string) {
-	var re *RequestError
-	var ee *EvidenceError
+// maxRefusalText bounds the body of a refusal.
+const maxRefusalText = 160
+
+// refusalText is the body of a refusal, one short line: the reason code
+// and the detail, or the innermost message of the error behind it.
+func refusalText(re *enroll.RefusalError) string {
+	msg := "refused: " + re.Code()
 	switch {
-	case errors.As(err, &re):
-		return http.StatusBadRequest, re.Reason
-	case errors.Is(err, ca.ErrBadCSR):
-		var ce *ca.CSRError
-		if errors.As(err, &ce) {
-			return http.StatusBadRequest, "certificate request refused: " + ce.Reason.String()
+	case re.Detail != "":
+		msg += ": " + re.Detail
+	case re.Err != nil:
+		m := re.Err.Error()
+		if i := strings.LastIndex(m, ": "); i >= 0 {
+			m = m[i+2:]
 		}
-		return http.StatusBadRequest, "certificate request refused"
-	case errors.Is(err, ErrUnauthenticated):
-		return http.StatusUnauthorized, "authentication required: a station client certificate issued by this CA"
-	case errors.As(err, &ee):
-		if errors.Is(err, attest.ErrNonceReused) {
-			return http.StatusForbidden, "evidence refused: nonce reused"
-		}
-		return http.StatusForbidden, ee.Reason
-	case errors.Is(err, ErrForbidden):
-		return http.StatusForbidden, shortMsg(err)
-	case errors.Is(err, ca.ErrNotAuthorized), errors.Is(err, ca.ErrPolicy):
-		return http.StatusForbidden, "requester not authorized by the CA"
-	case errors.Is(err, ErrConflict):
-		return http.StatusConflict, "certificate request already enrolled by another requester"
-	case errors.Is(err, ca.ErrQuotaExceeded):
-		return http.StatusTooManyRequests, "certificate quota exceeded"
-	case errors.Is(err, ca.ErrUnknownProfile):
-		return http.StatusNotFound, "unknown profile"
-	case errors.Is(err, ca.ErrInvalidRequest):
-		return http.StatusBadRequest, "invalid request"
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, "CA busy, retry later"
+		msg += ": " + m
 	}
-	return http.StatusServiceUnavailable, "CA temporarily unavailable, retry later"
+	if len(msg) > maxRefusalText {
+		msg = strings.ToValidUTF8(msg[:maxRefusalText-3], "") + "..."
+	}
+	return strings.ReplaceAll(msg, "\n", " ")
 }
 
-// shortMsg is err's message without the package prefix and sentinel.
-func shortMsg(err error) string {
-	m := err.Error()
-	if i := strings.LastIndex(m, ": "); i >= 0 {
-		return m[i+2:]
+// requesterOf names the client of r for the log: the subject of its TLS
+// client certificate, the Basic user, or its address.
+func requesterOf(r *http.Request) string {
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		return r.TLS.PeerCertificates[0].Subject.String()
 	}
-	return m
+	if u, _, ok := r.BasicAuth(); ok {
+		return "basic:" + u
+	}
+	return r.RemoteAddr
 }
 
 // ServerTLSConfig returns the TLS configuration of an EST server: TLS 1.2

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/transport/est"
 )
 
@@ -99,10 +100,10 @@ func TestStatusCodes(t *testing.T) {
 
 func TestLabels(t *testing.T) {
 	e := newEnv(t, envOpts{noServer: true})
-	if _, err := est.NewServer(est.ServerConfig{Gate: e.gate, Labels: map[string]string{"line1": "nosuch"}}); !errors.Is(err, est.ErrInvalidConfig) {
+	if _, err := est.NewServer(est.ServerConfig{Service: e.gate, Labels: map[string]string{"line1": "nosuch"}}); !errors.Is(err, est.ErrInvalidConfig) {
 		t.Fatalf("label to unknown profile: %v", err)
 	}
-	s, err := est.NewServer(est.ServerConfig{Gate: e.gate, Labels: map[string]string{"line1": "idevid"}})
+	s, err := est.NewServer(est.ServerConfig{Service: e.gate, Labels: map[string]string{"line1": "idevid"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestNewLocal(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, envOpts{noServer: true})
 	st, _ := e.station("idevid")
-	if _, err := est.NewLocal(est.LocalConfig{GateConfig: est.GateConfig{Authority: e.auth}}); !errors.Is(err, est.ErrInvalidConfig) {
+	if _, err := enroll.NewLocal(enroll.LocalConfig{Config: enroll.Config{Authority: e.auth}}); !errors.Is(err, enroll.ErrInvalidConfig) {
 		t.Fatalf("no verifier: %v", err)
 	}
 	// A Verifier that spends other nonces (or none) than the Gate hands out
@@ -135,24 +136,24 @@ func TestNewLocal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := est.NewGate(est.GateConfig{Authority: e.auth, Verifier: v, Nonces: e.nonces}); !errors.Is(err, est.ErrInvalidConfig) {
+		if _, err := enroll.New(enroll.Config{Authority: e.auth, Verifier: v, Nonces: e.nonces}); !errors.Is(err, enroll.ErrInvalidConfig) {
 			t.Errorf("verifier with %s: %v", name, err)
 		}
 	}
 	// A second Gate on the same Authority keeps one certificate per request.
-	l, err := est.NewLocal(est.LocalConfig{GateConfig: est.GateConfig{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces},
-		Requester: est.Requester{Certificate: st}})
+	l, err := enroll.NewLocal(enroll.LocalConfig{Config: enroll.Config{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces},
+		Requester: enroll.Requester{Certificate: st}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := e.devices[0]
 	csr := d.csr(t, "SN-NL")
 	nonce, _ := l.Nonce(ctx)
-	first, err := l.Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	first, err := l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := e.gate.Local(est.Requester{Certificate: st}).Enroll(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid"})
+	again, err := e.gate.Local(enroll.Requester{Certificate: st}).Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid"})
 	if err != nil || !again[0].Equal(first[0]) {
 		t.Fatalf("other gate, same ledger: %v", err)
 	}

@@ -10,7 +10,7 @@
 //   - Queue.Add: store a request (idempotent by [KeyOf], the SHA-256 of the
 //     CSR DER).
 //   - Queue.Flush, Queue.Run: send what is due through any
-//     [github.com/ztmkit/ztm/transport/est.Enroller] (an EST Client, or a
+//     [github.com/ztmkit/ztm/transport/enroll.Enroller] (an EST Client, or a
 //     Local enroller in process).
 //   - Queue.Get, Queue.Wait, Queue.List: read outcomes.
 //

@@ -13,9 +13,9 @@ import (
 	"path/filepath"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/ca/ledger/sqlite"
 	"github.com/ztmkit/ztm/identity"
-	"github.com/ztmkit/ztm/transport/est"
 	"github.com/ztmkit/ztm/transport/est/queue"
 )
 
@@ -38,7 +38,7 @@ func Example() {
 	deviceKey := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
 	csr := must(identity.CreateCSR(nil, deviceKey, identity.DeviceInfo{SerialNumber: "SN-42",
 		HardwareModule: identity.HardwareModuleName{Type: []int{1, 3, 6, 1, 4, 1, 55555, 1}, SerialNumber: []byte{1, 2, 3, 4, 5, 6, 7}}}))
-	key := must(q.Add(ctx, &est.EnrollRequest{CSR: csr, Profile: "idevid"}))
+	key := must(q.Add(ctx, &enroll.Request{CSR: csr, Profile: "idevid"}))
 	it := must(q.Get(ctx, key))
 	fmt.Println(it.State)
 
@@ -49,8 +49,8 @@ func Example() {
 	defer ledger.Close()
 	auth := must(ca.New(ca.Config{Signer: caKey, Chain: []*x509.Certificate{root}, Ledger: ledger}))
 	// WARNING: AllowNoEvidence only to keep the example short.
-	gate := must(est.NewGate(est.GateConfig{Authority: auth, AllowNoEvidence: true}))
-	enroller := gate.Local(est.Requester{Name: "station-7", Profiles: []string{"idevid"}})
+	gate := must(enroll.New(enroll.Config{Authority: auth, AllowNoEvidence: true}))
+	enroller := gate.Local(enroll.Requester{Name: "station-7", Profiles: []string{"idevid"}})
 
 	st := must(q.Flush(ctx, enroller))
 	fmt.Printf("done %d, pending %d\n", st.Done, st.Pending)

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/transport/est"
 	"github.com/ztmkit/ztm/transport/est/internal/durable"
 )
@@ -57,7 +57,7 @@ type Item struct {
 	// Key is the request's idempotency key.
 	Key Key
 	// Request is the request as added.
-	Request est.EnrollRequest
+	Request enroll.Request
 	// State is where it stands.
 	State State
 	// Attempts counts the attempts made.
@@ -151,7 +151,7 @@ func (q *Queue) Close() error { return q.db.Close() }
 // Add stores req durably and returns its key. It returns once the request
 // is on stable storage. Adding a request whose CSR is already queued
 // changes nothing and returns the same key.
-func (q *Queue) Add(ctx context.Context, req *est.EnrollRequest) (Key, error) {
+func (q *Queue) Add(ctx context.Context, req *enroll.Request) (Key, error) {
 	if req == nil || len(req.CSR) == 0 || req.Profile == "" {
 		return Key{}, fmt.Errorf("queue: %w: request needs a CSR and a profile", est.ErrBadRequest)
 	}
@@ -238,7 +238,7 @@ type Stats struct {
 // quota). A request the process dies while sending is sent again after
 // restart; the server answers with the certificate it already issued for
 // that CSR, so no device gets two. Calls to Flush are serialized.
-func (q *Queue) Flush(ctx context.Context, e est.Enroller) (Stats, error) {
+func (q *Queue) Flush(ctx context.Context, e enroll.Enroller) (Stats, error) {
 	q.flushMu.Lock()
 	defer q.flushMu.Unlock()
 	var st Stats
@@ -301,7 +301,7 @@ func (q *Queue) Flush(ctx context.Context, e est.Enroller) (Stats, error) {
 }
 
 // attempt sends one request and records the outcome.
-func (q *Queue) attempt(ctx context.Context, e est.Enroller, it *Item) (State, error) {
+func (q *Queue) attempt(ctx context.Context, e enroll.Enroller, it *Item) (State, error) {
 	actx, cancel := context.WithTimeout(ctx, q.timeout)
 	chain, err := e.Enroll(actx, &it.Request)
 	cancel()
@@ -349,28 +349,24 @@ func (q *Queue) backoff(n int) time.Duration {
 	return j
 }
 
-// permanent reports whether err is a refusal a retry cannot cure.
+// permanent reports whether err is a refusal a retry cannot cure: the
+// registration authority's word (enroll.Retryable), or an EST answer that
+// no retry changes.
 func permanent(err error) bool {
+	if errors.Is(err, enroll.ErrRefused) {
+		return !enroll.Retryable(err)
+	}
 	var se *est.StatusError
 	if errors.As(err, &se) {
 		return !se.Temporary()
 	}
-	switch {
-	case errors.Is(err, est.ErrRetryLater), errors.Is(err, est.ErrQuotaExceeded):
-		return false
-	case errors.Is(err, est.ErrBadRequest), errors.Is(err, est.ErrForbidden), errors.Is(err, est.ErrEvidence),
-		errors.Is(err, est.ErrConflict), errors.Is(err, est.ErrUnauthenticated), errors.Is(err, est.ErrBadResponse),
-		errors.Is(err, ca.ErrBadCSR), errors.Is(err, ca.ErrNotAuthorized), errors.Is(err, ca.ErrPolicy),
-		errors.Is(err, ca.ErrUnknownProfile), errors.Is(err, ca.ErrInvalidRequest):
-		return true
-	}
-	return false
+	return errors.Is(err, est.ErrBadResponse) || errors.Is(err, enroll.ErrInvalidConfig)
 }
 
 // Run flushes the queue through e until ctx ends: at once, then whenever
 // the next pending request is due or Add adds one (checking at least every
 // MaxBackoff). It returns ctx.Err().
-func (q *Queue) Run(ctx context.Context, e est.Enroller) error {
+func (q *Queue) Run(ctx context.Context, e enroll.Enroller) error {
 	for {
 		if _, err := q.Flush(ctx, e); err != nil && ctx.Err() != nil {
 			return ctx.Err()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/transport/est"
 	"github.com/ztmkit/ztm/transport/est/queue"
 )
@@ -19,12 +20,12 @@ import (
 type scripted struct {
 	mu     sync.Mutex
 	calls  map[string]int
-	answer func(req *est.EnrollRequest, n int) ([]*x509.Certificate, error)
+	answer func(req *enroll.Request, n int) ([]*x509.Certificate, error)
 }
 
 func (s *scripted) Nonce(context.Context) ([]byte, error) { return make([]byte, 32), nil }
 
-func (s *scripted) Enroll(ctx context.Context, req *est.EnrollRequest) ([]*x509.Certificate, error) {
+func (s *scripted) Enroll(ctx context.Context, req *enroll.Request) ([]*x509.Certificate, error) {
 	s.mu.Lock()
 	s.calls[string(req.CSR)]++
 	n := s.calls[string(req.CSR)]
@@ -44,7 +45,7 @@ func TestQueueOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaf := selfSigned(t)
-	e := &scripted{calls: map[string]int{}, answer: func(req *est.EnrollRequest, n int) ([]*x509.Certificate, error) {
+	e := &scripted{calls: map[string]int{}, answer: func(req *enroll.Request, n int) ([]*x509.Certificate, error) {
 		switch string(req.CSR) {
 		case "ok":
 			return []*x509.Certificate{leaf}, nil
@@ -60,23 +61,23 @@ func TestQueueOutcomes(t *testing.T) {
 		case "refused":
 			return nil, &est.StatusError{Code: 403, Body: "evidence refused: nonce reused"}
 		case "badcsr":
-			return nil, fmt.Errorf("wrapped: %w", ca.ErrBadCSR)
+			return nil, &enroll.RefusalError{Reason: enroll.ReasonBadRequest, Err: fmt.Errorf("wrapped: %w", ca.ErrBadCSR)}
 		}
 		return nil, errors.New("unexpected")
 	}}
 	keys := map[string]queue.Key{}
 	for _, name := range []string{"ok", "flaky", "busy", "quota", "refused", "badcsr"} {
-		k, err := q.Add(ctx, &est.EnrollRequest{CSR: []byte(name), Profile: "idevid", Evidence: []byte("ev")})
+		k, err := q.Add(ctx, &enroll.Request{CSR: []byte(name), Profile: "idevid", Evidence: []byte("ev")})
 		if err != nil {
 			t.Fatal(err)
 		}
 		keys[name] = k
 	}
 	// Adding the same request again changes nothing.
-	if k, err := q.Add(ctx, &est.EnrollRequest{CSR: []byte("ok"), Profile: "other"}); err != nil || k != keys["ok"] {
+	if k, err := q.Add(ctx, &enroll.Request{CSR: []byte("ok"), Profile: "other"}); err != nil || k != keys["ok"] {
 		t.Fatalf("re-add: %v", err)
 	}
-	if _, err := q.Add(ctx, &est.EnrollRequest{Profile: "idevid"}); !errors.Is(err, est.ErrBadRequest) {
+	if _, err := q.Add(ctx, &enroll.Request{Profile: "idevid"}); !errors.Is(err, est.ErrBadRequest) {
 		t.Fatalf("empty CSR: %v", err)
 	}
 	st, err := q.Flush(ctx, e)

@@ -1,0 +1,62 @@
+// Package enroll is the registration authority of ztm: the one place that
+// decides whether a device gets a certificate, for which key, under which
+// profile, and what a repeated request gets back. It sits between a
+// transport (package transport/est, or a call in process) and the
+// certificate authority (package ca), and depends on ca and attest only.
+//
+// Most users need three calls. On the CA side, [New] over a ca.Authority,
+// an attest.Verifier and the attest.Nonces it consumes. In process, a
+// station enrolls through [Service.Local] (or [NewLocal]); over EST,
+// transport/est serves the same [Service]. Both implement [Enroller].
+//
+// # The decision
+//
+// [Service.Enroll] checks, in order, and stops at the first refusal:
+//
+//  1. the requester: a station certificate of this CA, valid for
+//     clientAuth and not revoked, whose station authorization lists the
+//     profile (or an HTTP Basic name with its profiles);
+//  2. the certificate request, parsed and verified once by
+//     ca.Authority.Check: key, signature, contents against the profile;
+//  3. the channel binding (RFC 9266 tls-exporter in the challengePassword)
+//     and, for a re-enrollment, the certificate being renewed: of a
+//     profile that allows renewal (LDevID, Station; an IDevID never),
+//     issued by this CA, not revoked, with the same names;
+//  4. the device's evidence: verified by the attest.Verifier (which spends
+//     its nonce), appraised affirming, and bound to the request's device
+//     ([BindUEIDToHardwareModule]);
+//
+// and then ca.Authority.IssueChecked signs and records, the ledger
+// deciding in its transaction the station's revocation, repeats and the
+// quota.
+//
+// # Repeats and retries
+//
+// A request repeats an earlier one when its CSR, profile and requester
+// are the same. It is answered with the certificate recorded for it,
+// unless that certificate was revoked since ([ReasonRepeatRevoked]); the
+// same CSR from another requester or under another profile is a
+// [ReasonConflict]. Evidence that passed is remembered, for the nonce's
+// lifetime, by the exact request it came with: a request refused after
+// its nonce was spent (a quota, a busy ledger) is retried as it is,
+// without new evidence.
+//
+// # Nonces
+//
+// [Service.Nonce] hands out nonces only to a requester that would pass
+// step 1, at most attest.NonceConfig.MaxPerOwner outstanding each, so a
+// flooding or revoked station cannot starve the others. A consumed nonce
+// leaves the pool at once; the capacity needed is the number of devices
+// being attested at the same moment, not the rate of enrollments.
+//
+// # Refusals
+//
+// Every refusal is a [*RefusalError] wrapping [ErrRefused], with a
+// [Reason] (and, for evidence and requests, the attest or ca check in
+// Check) and the underlying typed error, so errors.Is(err,
+// attest.ErrPolicy) or errors.Is(err, ca.ErrQuotaExceeded) hold as well.
+// transport/est carries the reason in the ZTM-Refusal header, so the
+// station reads the same reason over EST as in process. [Retryable]
+// says whether a retry of the same request may succeed. Config.Logger
+// receives each refusal with its requester and reason.
+package enroll

@@ -1,0 +1,485 @@
+package enroll
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ztmkit/ztm/attest"
+	"github.com/ztmkit/ztm/ca"
+)
+
+// Request is one device's enrollment, as an [Enroller] receives it.
+type Request struct {
+	// CSR is the DER PKCS#10 request made by the device (or for an
+	// injected key).
+	CSR []byte
+	// Profile is the CA profile name ("idevid").
+	Profile string
+	// Evidence is the device's attestation evidence (an EAT as CWT or JWT,
+	// see package attest), bound to a nonce obtained from the same
+	// Enroller's Nonce; nil only if the CA side's policy allows it.
+	Evidence []byte
+}
+
+// Enroller is what a station enrolls through: in process ([*Local]) or
+// over EST (package transport/est's Client).
+type Enroller interface {
+	// Nonce returns a fresh single-use attestation nonce issued by the CA
+	// side to this requester.
+	Nonce(ctx context.Context) ([]byte, error)
+	// Enroll has the CA side check the requester's authorization for the
+	// profile, verify the evidence (consuming its nonce) and its binding
+	// to the request, issue, record in the ledger, and return the chain:
+	// leaf first, then intermediates (no root). Enrolling the same CSR
+	// under the same profile again returns the certificate already issued,
+	// never a second one, unless it has been revoked since. Refusals wrap
+	// [ErrRefused] in a [*RefusalError]; [Retryable] says whether a retry
+	// may succeed.
+	Enroll(ctx context.Context, req *Request) ([]*x509.Certificate, error)
+}
+
+// Requester is who asks for a certificate.
+type Requester struct {
+	// Certificate is the station's certificate (Station profile, issued by
+	// the same CA), as authenticated by TLS or given in process. The CA
+	// checks it, its revocation and the profiles its authorization lists.
+	Certificate *x509.Certificate
+	// Name identifies a requester without a certificate (HTTP Basic). It
+	// is used only when Certificate is nil; Profiles then lists the
+	// profiles it may use.
+	Name string
+	// Profiles lists the profiles a Name requester may use.
+	Profiles []string
+}
+
+// id is the requester as the ledger records it.
+func (who Requester) id() string {
+	if who.Certificate != nil {
+		h := sha256.Sum256(who.Certificate.RawSubjectPublicKeyInfo)
+		return "station:" + hex.EncodeToString(h[:])
+	}
+	return who.Name
+}
+
+// Config configures a [Service]. Authority is required; Verifier and
+// Nonces are required unless AllowNoEvidence is set.
+type Config struct {
+	// Authority issues and records the certificates.
+	Authority *ca.Authority
+	// Verifier appraises the device's evidence; it must consume nonces
+	// from Nonces (attest.Config.Nonces), so that evidence is fresh and
+	// used once.
+	Verifier attest.Verifier
+	// Nonces issues the nonces Service.Nonce hands out. Its MaxPerOwner
+	// caps each requester's outstanding nonces.
+	Nonces *attest.Nonces
+	// AllowNoEvidence lets a request without evidence through. Evidence
+	// that is present is still verified.
+	//
+	// WARNING: without evidence the CA issues to whatever key a station
+	// presents; a compromised station can then mint identities.
+	AllowNoEvidence bool
+	// AcceptWarning accepts evidence that appraises as "warning"; by
+	// default only "affirming" evidence is.
+	AcceptWarning bool
+	// Binding checks that the evidence names the request's device. If nil,
+	// BindUEIDToHardwareModule.
+	Binding BindingFunc
+	// CommitTimeout bounds an enrollment once its evidence is being
+	// verified; from then on it is no longer cancelled by the caller's
+	// context, so that a nonce is never spent without the certificate
+	// being issued and recorded. If zero, 30 seconds.
+	CommitTimeout time.Duration
+	// Logger receives one record per refusal (requester, profile, reason)
+	// at level Info, and per failure at level Error. If nil, nothing is
+	// logged.
+	Logger *slog.Logger
+	// Time returns the current time. If nil, time.Now.
+	Time func() time.Time
+}
+
+// Service is the registration authority: the one place that decides an
+// enrollment, whether it arrives over EST (package transport/est serves
+// it) or in process ([Local]). In order, it checks the requester (its
+// station certificate, revocation and authorization for the profile), the
+// certificate request (once, through ca.Authority.Check), the channel
+// binding, a re-enrollment against the certificate it renews, then the
+// device's evidence (verified, nonce consumed, bound to the request's
+// device), and has the Authority issue and record. A request repeats an
+// earlier one when CSR, profile and requester are the same: it is
+// answered with the certificate recorded for it (ca.Authority.Repeat).
+// Evidence that passed is remembered for a nonce's lifetime by the
+// request it came with, so that a request refused after its nonce was
+// spent (a quota, a busy ledger) can be retried as it is. A Service is
+// safe for concurrent use.
+type Service struct {
+	auth          *ca.Authority
+	verifier      attest.Verifier
+	nonces        *attest.Nonces
+	noEvidence    bool
+	warning       bool
+	binding       BindingFunc
+	now           func() time.Time
+	commitTimeout time.Duration
+	log           *slog.Logger
+	issuers       []*x509.Certificate
+	inflight      keyLocks
+	passed        *passedCache
+}
+
+// New returns a Service for cfg. Errors wrap [ErrInvalidConfig].
+func New(cfg Config) (*Service, error) {
+	if cfg.Authority == nil {
+		return nil, fmt.Errorf("enroll: %w: no Authority", ErrInvalidConfig)
+	}
+	if !cfg.AllowNoEvidence && (cfg.Verifier == nil || cfg.Nonces == nil) {
+		return nil, fmt.Errorf("enroll: %w: Verifier and Nonces are required unless AllowNoEvidence", ErrInvalidConfig)
+	}
+	if cfg.Verifier != nil && cfg.Nonces == nil {
+		return nil, fmt.Errorf("enroll: %w: a Verifier needs its Nonces", ErrInvalidConfig)
+	}
+	// Evidence is fresh only if the Verifier spends the nonces the
+	// Service hands out; one that says which it spends must say these.
+	if v, ok := cfg.Verifier.(interface{ Nonces() *attest.Nonces }); ok && v.Nonces() != cfg.Nonces {
+		return nil, fmt.Errorf("enroll: %w: the Verifier does not consume the Service's Nonces (evidence could be replayed)", ErrInvalidConfig)
+	}
+	s := &Service{
+		auth: cfg.Authority, verifier: cfg.Verifier, nonces: cfg.Nonces,
+		noEvidence: cfg.AllowNoEvidence, warning: cfg.AcceptWarning,
+		binding: cfg.Binding, now: cfg.Time, log: cfg.Logger,
+	}
+	if s.binding == nil {
+		s.binding = BindUEIDToHardwareModule
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.commitTimeout = cfg.CommitTimeout; s.commitTimeout <= 0 {
+		s.commitTimeout = 30 * time.Second
+	}
+	ttl := attest.DefaultNonceTTL
+	if s.nonces != nil {
+		ttl = s.nonces.TTL()
+	}
+	s.passed = newPassedCache(maxPassed, ttl)
+	s.issuers = issuersOf(cfg.Authority.Chain())
+	return s, nil
+}
+
+// Authority returns the Service's Authority.
+func (s *Service) Authority() *ca.Authority { return s.auth }
+
+// issuersOf is chain without a trailing self-signed root.
+func issuersOf(chain []*x509.Certificate) []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, c := range chain {
+		if bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil {
+			break
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// Issuers returns the CA chain an enrollment answer carries after the
+// leaf: the issuing CA and its issuers, without the root.
+func (s *Service) Issuers() []*x509.Certificate {
+	return append([]*x509.Certificate(nil), s.issuers...)
+}
+
+// VerifyStation checks that cert is a station certificate of this CA: it
+// chains to the Authority's chain for clientAuth at the current time, and
+// the ledger does not hold its revocation. Refusals are a *RefusalError:
+// ReasonUnauthenticated or ReasonRequesterRevoked.
+func (s *Service) VerifyStation(ctx context.Context, cert *x509.Certificate) error {
+	err := s.auth.CheckStation(ctx, cert)
+	var ae *ca.AuthorizationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ca.ErrRequesterRevoked):
+		return s.refused(ctx, Requester{Certificate: cert}, "", &RefusalError{Reason: ReasonRequesterRevoked, Err: err})
+	case errors.As(err, &ae):
+		return s.refused(ctx, Requester{Certificate: cert}, "", &RefusalError{Reason: ReasonUnauthenticated, Err: err})
+	}
+	return err
+}
+
+// Nonce returns a fresh nonce for who, after checking who as an
+// enrollment would (a station certificate: chain and revocation). Each
+// requester has at most the Nonces' MaxPerOwner outstanding. Refusals are
+// a *RefusalError: ReasonUnauthenticated, ReasonRequesterRevoked or,
+// retryable, ReasonNonceLimit.
+func (s *Service) Nonce(ctx context.Context, who Requester) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.nonces == nil {
+		return nil, fmt.Errorf("enroll: %w: no Nonces configured", ErrInvalidConfig)
+	}
+	switch {
+	case who.Certificate != nil:
+		if err := s.VerifyStation(ctx, who.Certificate); err != nil {
+			return nil, err
+		}
+	case who.Name == "":
+		return nil, s.refused(ctx, who, "", refuse(ReasonUnauthenticated, nil, "no requester"))
+	}
+	n, err := s.nonces.IssueFor(who.id())
+	if errors.Is(err, attest.ErrNoncesFull) {
+		return nil, s.refused(ctx, who, "", &RefusalError{Reason: ReasonNonceLimit, Err: err})
+	}
+	return n, err
+}
+
+// Options are what a transport adds to a request.
+type Options struct {
+	// ChannelBinding is the RFC 9266 tls-exporter value of the connection,
+	// or nil when the transport has none (in process, TLS 1.2).
+	ChannelBinding []byte
+	// RequireChannelBinding refuses a request whose challengePassword
+	// does not carry ChannelBinding.
+	RequireChannelBinding bool
+	// Renew is the certificate being renewed (EST simplereenroll), as the
+	// TLS client certificate; the requester is then the renewing device.
+	Renew *x509.Certificate
+}
+
+// Enroll decides req for who and, if every check passes, has the
+// Authority issue and record it, and returns the chain: leaf first, then
+// [Service.Issuers]. Refusals wrap [ErrRefused] in a [*RefusalError];
+// other errors (the ledger failing, a deadline) leave the request
+// retryable.
+func (s *Service) Enroll(ctx context.Context, who Requester, req *Request, opts Options) ([]*x509.Certificate, error) {
+	profile := ""
+	if req != nil {
+		profile = req.Profile
+	}
+	chain, err := s.enroll(ctx, who, req, opts)
+	if err != nil {
+		return nil, s.refused(ctx, who, profile, err)
+	}
+	return chain, nil
+}
+
+func (s *Service) enroll(ctx context.Context, who Requester, req *Request, opts Options) ([]*x509.Certificate, error) {
+	if req == nil || len(req.CSR) == 0 {
+		return nil, refuse(ReasonBadRequest, nil, "no certificate request")
+	}
+	if opts.Renew != nil {
+		if err := s.auth.CheckRenewal(ctx, opts.Renew, req.Profile); err != nil {
+			return nil, &RefusalError{Reason: ReasonRenewal, Err: err}
+		}
+		// The renewing device is its own requester: the CA records it by
+		// its key; no station authorization is involved.
+		h := sha256.Sum256(opts.Renew.RawSubjectPublicKeyInfo)
+		who = Requester{Name: "renew:" + hex.EncodeToString(h[:]), Profiles: []string{req.Profile}}
+	}
+	if err := s.authorize(who, req.Profile); err != nil {
+		return nil, err
+	}
+	// A request repeats an earlier one when CSR, profile and requester are
+	// the same; the ledger holds this key with the issuance.
+	key := requestKey(req.Profile, req.CSR)
+	caReq := &ca.Request{CSR: req.CSR, Profile: req.Profile, IdempotencyKey: key[:]}
+	if who.Certificate != nil {
+		caReq.RequesterCertificate = who.Certificate
+	} else {
+		caReq.Requester = who.Name
+	}
+	checked, err := s.auth.Check(ctx, caReq)
+	if err != nil {
+		return nil, fromCA(err)
+	}
+	csr := checked.CSR()
+	if err := checkChannelBinding(csr, opts); err != nil {
+		return nil, err
+	}
+	if opts.Renew != nil {
+		if err := checkRenewalNames(csr, opts.Renew); err != nil {
+			return nil, err
+		}
+	}
+	unlock := s.inflight.lock(string(key[:]))
+	defer unlock()
+	// From here the evidence's nonce is consumed: finish even if the
+	// caller goes away (a dropped connection, a killed station), so that
+	// its retry finds the certificate in the ledger, or its evidence
+	// remembered, instead of a spent nonce.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.commitTimeout)
+	defer cancel()
+	passKey := passedKey(checked.Requester(), key, req.Evidence)
+	evDigest, err := s.checkEvidence(ctx, csr, req.Evidence, passKey)
+	if err != nil {
+		var re *RefusalError
+		if errors.As(err, &re) && re.Reason != ReasonBadRequest {
+			// A repeat whose evidence is spent or stale is answered from
+			// the ledger when its certificate may be delivered again.
+			leaf, rerr := s.auth.Repeat(ctx, key[:], checked.Requester(), req.Profile)
+			switch {
+			case rerr == nil:
+				return s.chainOut(leaf), nil
+			case !errors.Is(rerr, ca.ErrUnknownRequest):
+				return nil, fromCA(rerr)
+			}
+		}
+		return nil, err
+	}
+	if err := checked.SetApproval(evDigest, nil); err != nil {
+		return nil, fromCA(err)
+	}
+	leaf, err := s.auth.IssueChecked(ctx, checked)
+	if err != nil {
+		return nil, fromCA(err)
+	}
+	s.passed.forget(passKey)
+	return s.chainOut(leaf), nil
+}
+
+// requestKey is the idempotency key of an enrollment: SHA-256 over the
+// profile and the CSR's DER.
+func requestKey(profile string, csr []byte) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write([]byte("ztm enroll v1\x00"))
+	h.Write([]byte(profile))
+	h.Write([]byte{0})
+	h.Write(csr)
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// chainOut returns leaf then the CA chain without its root.
+func (s *Service) chainOut(leaf *x509.Certificate) []*x509.Certificate {
+	return append([]*x509.Certificate{leaf}, s.issuers...)
+}
+
+// authorize checks that who may use profile before anything else is
+// looked at.
+func (s *Service) authorize(who Requester, profile string) error {
+	if _, ok := s.auth.Profile(profile); !ok {
+		return refuse(ReasonUnknownProfile, ca.ErrUnknownProfile, "%q", profile)
+	}
+	if who.Certificate != nil {
+		a, err := ca.ParseStationAuthorization(who.Certificate)
+		if err != nil {
+			return refuse(ReasonNotAuthorized, err, "requester certificate")
+		}
+		if !a.AllowsProfile(profile) {
+			return refuse(ReasonNotAuthorized, ca.ErrNotAuthorized, "station not authorized for profile %q", profile)
+		}
+		return nil
+	}
+	if who.Name == "" {
+		return refuse(ReasonUnauthenticated, nil, "no requester")
+	}
+	for _, p := range who.Profiles {
+		if p == profile {
+			return nil
+		}
+	}
+	return refuse(ReasonNotAuthorized, ca.ErrNotAuthorized, "requester %q not authorized for profile %q", who.Name, profile)
+}
+
+// checkEvidence verifies the evidence and its binding to the request and
+// returns the digest of the Result to record. Evidence that passed for
+// the same request before (passKey) within a nonce's lifetime passes
+// again without its nonce.
+func (s *Service) checkEvidence(ctx context.Context, csr *x509.CertificateRequest, evidence []byte, passKey [sha256.Size]byte) ([]byte, error) {
+	if len(evidence) == 0 {
+		if s.noEvidence {
+			return nil, nil
+		}
+		return nil, refuse(ReasonEvidenceRequired, nil, "attestation evidence required")
+	}
+	if s.verifier == nil {
+		return nil, refuse(ReasonEvidenceRequired, nil, "no verifier configured")
+	}
+	res, err := s.verifier.Verify(ctx, evidence)
+	if err != nil {
+		if res == nil && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, attest.ErrNonceReused) {
+			if d, ok := s.passed.get(passKey, s.now()); ok {
+				return d, nil
+			}
+		}
+		return nil, fromEvidence(err)
+	}
+	switch st := res.Status(); {
+	case st == attest.StatusAffirming:
+	case st == attest.StatusWarning && s.warning:
+	default:
+		return nil, &RefusalError{Reason: ReasonAppraisal, Check: st.String(), Detail: fmt.Sprintf("%v", res.Reasons()), Err: attest.ErrPolicy}
+	}
+	if err := s.binding(csr, res.Evidence); err != nil {
+		return nil, refuse(ReasonEvidenceBinding, err, "evidence does not name the request's device")
+	}
+	digest := res.Digest()
+	if digest == nil {
+		// An unsigned Result has no signed serialization; the evidence
+		// digest identifies what was appraised instead.
+		if res.Evidence != nil && len(res.Evidence.Digest) > 0 {
+			digest = res.Evidence.Digest
+		} else {
+			sum := sha256.Sum256(evidence)
+			digest = sum[:]
+		}
+	}
+	s.passed.put(passKey, digest, s.now())
+	return digest, nil
+}
+
+// checkChannelBinding compares the request's challengePassword with the
+// connection's tls-exporter value (RFC 9266; RFC 7030 §3.5).
+func checkChannelBinding(csr *x509.CertificateRequest, opts Options) error {
+	pw, ok, err := ChallengePassword(csr.RawTBSCertificateRequest)
+	if err != nil {
+		return refuse(ReasonBadRequest, err, "malformed challengePassword")
+	}
+	if !ok {
+		if opts.RequireChannelBinding {
+			return refuse(ReasonChannelBinding, nil, "channel binding required (tls-exporter in challengePassword)")
+		}
+		return nil
+	}
+	if opts.ChannelBinding == nil {
+		// In process, or a TLS version without exporter: a password that
+		// cannot be checked is refused rather than ignored.
+		return refuse(ReasonChannelBinding, nil, "challengePassword present but the connection has no channel binding")
+	}
+	want := base64.StdEncoding.EncodeToString(opts.ChannelBinding)
+	if subtle.ConstantTimeCompare([]byte(pw), []byte(want)) != 1 {
+		return refuse(ReasonChannelBinding, nil, "channel binding does not match this TLS connection")
+	}
+	return nil
+}
+
+// refused logs err when it is a refusal (Info) or a failure (Error), and
+// returns it.
+func (s *Service) refused(ctx context.Context, who Requester, profile string, err error) error {
+	if s.log == nil || err == nil {
+		return err
+	}
+	var re *RefusalError
+	if errors.As(err, &re) {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "enrollment refused",
+			slog.String("requester", who.id()), slog.String("profile", profile),
+			slog.String("reason", re.Code()), slog.String("error", err.Error()))
+	} else {
+		s.log.LogAttrs(ctx, slog.LevelError, "enrollment failed",
+			slog.String("requester", who.id()), slog.String("profile", profile),
+			slog.String("error", err.Error()))
+	}
+	return err
+}

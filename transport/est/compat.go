@@ -1,5 +1,0 @@
-package est
-
-import "crypto/x509/pkix"
-
-type pkixExtension = pkix.Extension
