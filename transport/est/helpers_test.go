@@ -61,6 +61,10 @@ type envOpts struct {
 	server    func(*est.ServerConfig)
 	noServer  bool
 	noncesMax int
+	// authTime is the Authority's clock; nil is time.Now.
+	authTime func() time.Time
+	// perOwner is the nonces' MaxPerOwner.
+	perOwner int
 }
 
 func newKey(t testing.TB) *ecdsa.PrivateKey {
@@ -94,11 +98,11 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	t.Cleanup(func() { e.ledger.Close() })
 	e.auth, err = ca.New(ca.Config{Signer: interKey, Chain: []*x509.Certificate{e.inter, e.root},
-		Ledger: e.ledger, Quota: o.quota})
+		Ledger: e.ledger, Quota: o.quota, Time: o.authTime})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.nonces = attest.NewNonces(attest.NonceConfig{MaxOutstanding: o.noncesMax})
+	e.nonces = attest.NewNonces(attest.NonceConfig{MaxOutstanding: o.noncesMax, MaxPerOwner: o.perOwner})
 	keys := map[string]crypto.PublicKey{}
 	var refs []attest.ReferenceValues
 	n := o.devices

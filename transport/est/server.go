@@ -379,7 +379,7 @@ var statusOf = map[enroll.Reason]int{
 	enroll.ReasonRepeatRevoked:    http.StatusConflict,
 	enroll.ReasonRenewal:          http.StatusForbidden,
 	enroll.ReasonQuota:            http.StatusTooManyRequests,
-	enroll.ReasonNonceLimit:       http.StatusServiceUnavailable,
+	enroll.ReasonNonceLimit:       http.StatusTooManyRequests,
 }
 
 // error answers err: a refusal with the status of its reason, the
@@ -406,7 +406,7 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 		if len(s.basic) > 0 {
 			h.Set("WWW-Authenticate", `Basic realm="est"`)
 		}
-	case http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		h.Set("Retry-After", strconv.Itoa(int((s.retry+time.Second-1)/time.Second)))
 	}
 	if s.log != nil {
