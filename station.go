@@ -21,7 +21,6 @@ import (
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/manifest"
-	"github.com/ztmkit/ztm/manifest/chainstore"
 )
 
 // Step names the station writes. Provision writes StepKeyGeneration (or
@@ -58,6 +57,30 @@ const (
 	StepDecommissioned = "decommissioned"
 )
 
+// StepStore keeps every device's signed steps, in order, by subject (the
+// device's UEID bytes). *chainstore.Store (package manifest/chainstore,
+// durable in SQLite) is one; a line's own database can be another. It must
+// be safe for concurrent use.
+type StepStore interface {
+	// Last returns the subject's last stored step, or an error wrapping
+	// manifest.ErrNoSteps when none is stored.
+	Last(ctx context.Context, subject []byte) (*manifest.SignedStep, error)
+	// Chain returns the subject's stored steps in order, or an error
+	// wrapping manifest.ErrNoSteps when none is stored.
+	Chain(ctx context.Context, subject []byte) (manifest.Chain, error)
+	// AppendAll stores signed steps (their exact bytes) together, in
+	// order, or none of them: each must follow the subject's last stored
+	// step (sequence number and previous-step digest). It returns them
+	// parsed.
+	AppendAll(ctx context.Context, raws ...[]byte) ([]*manifest.SignedStep, error)
+}
+
+// consumesNonces reports whether a verifier spends nonces itself.
+func consumesNonces(v attest.Verifier) bool {
+	n, ok := v.(interface{ Nonces() *attest.Nonces })
+	return ok && n.Nonces() != nil
+}
+
 // Revoker revokes certificates; *ca.Authority is one.
 type Revoker interface {
 	// Revoke records the revocation of the certificate with the given
@@ -92,19 +115,21 @@ type StationConfig struct {
 	// Enroller enrolls devices with the CA: in process (enroll.Local) or
 	// over EST (est.Client). Required.
 	Enroller enroll.Enroller
-	// Verifier appraises evidence locally before anything is enrolled. It
-	// must be configured without Nonces: the nonce belongs to the CA side,
-	// which consumes it; the station checks that the evidence answers the
-	// nonce it asked for. Required.
-	Verifier *attest.EATVerifier
+	// Verifier appraises evidence locally before anything is enrolled: an
+	// *attest.EATVerifier, or attest/tpm's quote verifier. It must not
+	// consume nonces (an EATVerifier configured without Nonces): the nonce
+	// belongs to the CA side, which consumes it; the station checks that
+	// the evidence answers the nonce it asked for. Required.
+	Verifier attest.Verifier
 	// AttestationKeys are the devices' attestation keys by key ID. Keys
 	// injected into a device are sealed to the key that verified its
 	// evidence (attest.Evidence.PublicKey: the registered key its kid names,
 	// or its x5chain's leaf); an entry here must be that same key, or the
 	// injection is refused. Optional.
 	AttestationKeys map[string]crypto.PublicKey
-	// Chains stores every device's steps. Required.
-	Chains *chainstore.Store
+	// Chains stores every device's steps: a *chainstore.Store (package
+	// manifest/chainstore), or any StepStore. Required.
+	Chains StepStore
 	// Store holds the keys the station makes for injection. If nil, the
 	// station cannot inject keys.
 	Store keystore.Store
@@ -164,7 +189,7 @@ func NewStation(cfg StationConfig) (*Station, error) {
 		return bad("Enroller is required")
 	case cfg.Verifier == nil:
 		return bad("Verifier is required")
-	case cfg.Verifier.Nonces() != nil:
+	case consumesNonces(cfg.Verifier):
 		return bad("the local Verifier must not consume nonces: configure it without Nonces")
 	case cfg.Chains == nil:
 		return bad("Chains is required")
@@ -588,7 +613,7 @@ func (s *Station) record(ctx context.Context, subject []byte, steps ...*manifest
 	defer unlock()
 	prev, err := s.cfg.Chains.Last(ctx, subject)
 	switch {
-	case errors.Is(err, chainstore.ErrNotFound):
+	case errors.Is(err, manifest.ErrNoSteps):
 		prev = nil
 	case err != nil:
 		return nil, err

@@ -22,7 +22,10 @@ import (
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/linesim"
 	"github.com/ztmkit/ztm/manifest"
+	"github.com/ztmkit/ztm/manifest/chainstore"
 )
+
+var _ ztm.StepStore = (*chainstore.Store)(nil)
 
 func newLine(t testing.TB) *linesim.Line { return newLineEST(t, false) }
 

@@ -155,3 +155,16 @@ func TestViolations(t *testing.T) {
 		t.Error("backends are not core packages")
 	}
 }
+
+// TestRootLinksNoDatabase: importing the SDK's root package (a station's
+// pipeline) links no database driver; the step store and the ledger are
+// chosen by the program (manifest/chainstore, ca/ledger/...).
+func TestRootLinksNoDatabase(t *testing.T) {
+	for _, d := range goList(t, "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", module) {
+		for _, banned := range []string{"modernc.org/sqlite", "github.com/jackc/pgx", module + "/manifest/chainstore", module + "/transport/"} {
+			if d == banned || strings.HasPrefix(d, banned+"/") || (strings.HasSuffix(banned, "/") && strings.HasPrefix(d, banned)) {
+				t.Errorf("package ztm depends on %s", d)
+			}
+		}
+	}
+}

@@ -30,8 +30,9 @@ var (
 	// ErrBrokenLink is returned by Append for a step whose previous-step
 	// digest is not the digest of the stored predecessor's bytes.
 	ErrBrokenLink = errors.New("chainstore: previous-step digest does not match the stored step")
-	// ErrNotFound is returned when a device has no stored step.
-	ErrNotFound = errors.New("chainstore: no steps for this device")
+	// ErrNotFound is returned when a device has no stored step. It is
+	// manifest.ErrNoSteps, what every step store returns.
+	ErrNotFound = manifest.ErrNoSteps
 	// ErrClosed is returned by every method after Close.
 	ErrClosed = errors.New("chainstore: store is closed")
 )
