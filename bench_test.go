@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/ztmkit/ztm/internal/benchcpu"
-	"github.com/ztmkit/ztm/internal/linesim"
+	"github.com/ztmkit/ztm/examples/linesim"
 )
 
 // BenchmarkProvision measures Station.Provision end to end for one device,

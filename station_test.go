@@ -20,7 +20,7 @@ import (
 	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
-	"github.com/ztmkit/ztm/internal/linesim"
+	"github.com/ztmkit/ztm/examples/linesim"
 	"github.com/ztmkit/ztm/manifest"
 	"github.com/ztmkit/ztm/manifest/chainstore"
 )

@@ -44,7 +44,7 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm"
-	"github.com/ztmkit/ztm/internal/linesim"
+	"github.com/ztmkit/ztm/examples/linesim"
 	"github.com/ztmkit/ztm/manifest"
 )
 

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ztmkit/ztm/internal/linesim"
+	"github.com/ztmkit/ztm/examples/linesim"
 	"github.com/ztmkit/ztm/manifest"
 )
 
