@@ -1,16 +1,17 @@
 // Package est is ztm's EST (Enrollment over Secure Transport, RFC 7030)
-// server and client, with attestation-gated enrollment: the CA side
-// verifies the device's evidence and the station's authorization itself,
-// so a compromised station cannot mint identities.
+// server and client: HTTP only. Every enrollment is decided by the
+// registration authority of package github.com/ztmkit/ztm/ca/enroll,
+// which verifies the device's evidence and the station's authorization
+// itself, so a compromised station cannot mint identities; this package
+// carries its requests and its refusals.
 //
-// Most users need three calls. On the CA side, [NewGate] over a
+// Most users need three calls. On the CA side, enroll.New over a
 // ca.Authority and an attest verifier, then [NewServer] for the
 // http.Handler (serve it with [NewHTTPServer] and [ServerTLSConfig]). On
 // the station, [NewClient], then [Client.Nonce] and [Client.Enroll] per
-// device. [Gate.Local] (or [NewLocal]) enrolls in process with exactly
-// the same checks; both implement [Enroller]. Package
-// github.com/ztmkit/ztm/transport/est/queue keeps requests durably while
-// the CA cannot be reached.
+// device; a *Client is an enroll.Enroller, as the in-process
+// enroll.Local is. Package github.com/ztmkit/ztm/transport/est/queue keeps
+// requests durably while the CA cannot be reached.
 //
 // # Sections
 //
@@ -69,7 +70,7 @@
 // # Attestation
 //
 // ztm-nonce is a ztm extension (not in RFC 7030): an authenticated GET
-// returns a fresh single-use nonce from the Gate's attest.Nonces, as the
+// returns a fresh single-use nonce from the Service's attest.Nonces, as the
 // base64 of its 32 bytes with media type application/octet-stream. The
 // device answers it with EAT evidence (CWT or JWT, package attest), which
 // the station sends with simpleenroll in the header
@@ -84,17 +85,19 @@
 // it was still "id-aa TBDAA", awaiting allocation, so there is no
 // interoperable encoding to read yet.
 //
-// Before calling the CA, the Gate verifies the evidence (which consumes
-// its nonce, so replayed evidence is refused), requires an "affirming"
-// appraisal (GateConfig.AcceptWarning allows "warning"), and checks that
-// the evidence names the request's device with GateConfig.Binding — by
-// default [BindUEIDToHardwareModule]: the request's hardwareModuleName
-// hwSerialNum must be the evidence's UEID. The digest of the attestation
-// Result (its signed form; the evidence's own SHA-256 for an unsigned
-// Result) goes into the ledger record as its evidence digest. Once the
-// evidence is being verified the enrollment is no longer cancelled by the
-// client going away (GateConfig.CommitTimeout bounds it), so a spent nonce
-// always leaves a certificate that a retry receives.
+// Before calling the CA, the enroll.Service verifies the evidence (which
+// consumes its nonce, so replayed evidence is refused), requires an
+// "affirming" appraisal, and checks that the evidence names the request's
+// device — by default the request's hardwareModuleName hwSerialNum must be
+// the evidence's UEID (enroll.BindUEIDToHardwareModule). The digest of
+// the attestation Result goes into the ledger record as its evidence
+// digest. Once the evidence is being verified the enrollment is no longer
+// cancelled by the client going away, so a spent nonce leaves a
+// certificate that a retry receives; evidence that passed is remembered
+// for the nonce's lifetime by its request, so a request refused after it
+// (429 quota, 503) is retried as it is. ztm-nonce answers only a station
+// that could enroll (chain, revocation), at most
+// attest.NonceConfig.MaxPerOwner nonces outstanding each (429 beyond).
 //
 // # Channel binding
 //
@@ -109,50 +112,56 @@
 //
 // # Status codes
 //
+// Every refusal is an *enroll.RefusalError; the server answers it with
+// the status of its reason, the header
+//
+//	ZTM-Refusal: <reason>[/<check>]      e.g. evidence/debug-enabled
+//
+// and a one-line text/plain body saying what failed (no secret), and logs
+// it (ServerConfig.Logger) with the requester and the reason.
+//
 //	200  issued (or issued before, for the same request)
-//	400  body not base64, request not DER PKCS#10 or its signature bad,
-//	     malformed ZTM-Evidence, the CA refused the request's content
-//	401  no client certificate, one that does not chain to the CA for
-//	     clientAuth, or wrong Basic credentials
-//	403  the station may not use the profile; evidence missing, refused
-//	     (bad signature, replayed or unknown nonce, appraisal) or naming
-//	     another device; channel binding absent or wrong; re-enrollment
-//	     not matching the current certificate
-//	404  unknown label or operation
-//	409  the same request was enrolled by another requester
+//	400  bad-request: body not base64, request not DER PKCS#10 or its
+//	     signature bad (check: the ca.CSRReason), malformed ZTM-Evidence
+//	401  unauthenticated: no client certificate, one that does not chain
+//	     to the CA for clientAuth, or wrong Basic credentials
+//	403  not-authorized, requester-revoked, channel-binding,
+//	     evidence-required, evidence (check: the attest.Reason),
+//	     appraisal, evidence-binding, policy, renewal
+//	404  unknown label or operation; unknown-profile
+//	409  conflict (the same request from another requester or under
+//	     another profile), repeat-revoked (its certificate was revoked)
 //	413  body over ServerConfig.MaxBodySize (64 KiB by default)
 //	415  Content-Type not application/pkcs10 (or a transfer encoding
 //	     other than base64)
-//	429  the requester's quota (ca.Config.Quota) is used up: RFC 6585 §4,
-//	     a per-client limit over a period; retrying helps only once the
-//	     window slides (never for a lifetime quota)
+//	429  quota (ca.Config.Quota: RFC 6585 §4) or nonce-limit, with
+//	     Retry-After
 //	501  serverkeygen
 //	503  the CA could not answer in time (ledger busy, deadline), with
 //	     Retry-After (RFC 7030 §4.2.3)
 //
-// Refusals have a short text/plain body saying why. A refused request
-// leaves no certificate and no ledger record. The [Client] returns them as
-// [*StatusError], which wraps the sentinel of its code ([ErrBadRequest],
-// [ErrUnauthenticated], [ErrForbidden], [ErrConflict], [ErrQuotaExceeded]);
-// on 202 or 503 with Retry-After it waits and retries (bounded by
-// ClientConfig.MaxRetries, MaxRetryAfter and the context's deadline) and
-// then returns a [*RetryLaterError] ([ErrRetryLater]).
+// A refused request leaves no certificate and no ledger record. The
+// [Client] returns them as [*StatusError], which wraps the sentinel of its
+// code ([ErrBadRequest], [ErrUnauthenticated], [ErrForbidden],
+// [ErrConflict], [ErrQuotaExceeded]) and the *enroll.RefusalError rebuilt
+// from ZTM-Refusal (enroll.Reported), so that the station reads the same
+// reason, and errors.Is finds the same attest and ca sentinels, as in
+// process; on 202 or 503 with Retry-After it waits and retries (bounded
+// by ClientConfig.MaxRetries, MaxRetryAfter and the context's deadline)
+// and then returns a [*RetryLaterError] ([ErrRetryLater]).
 //
 // # Idempotency and the offline queue
 //
-// Enrolling the same request (same DER, hence same SHA-256) twice returns
-// the certificate already issued, never a second one. The SHA-256 is the
-// issuance's idempotency key ([ca.Request].IdempotencyKey): the ledger
-// records it in the same transaction as the certificate and refuses it a
-// second time, so the answer holds after a crash or a lost reply, and
-// across CA instances sharing a ledger (ca/ledger/postgres) — there is no
-// second store to keep in step. A retry whose evidence no longer verifies
-// (its nonce spent, or no evidence at all) is answered from the ledger
-// ([ca.Ledger].LookupRequest); one with fresh evidence is answered by the
-// Authority, which finds the key recorded. Either way it gets the
-// certificate already issued; a request already issued to another
-// requester is refused with [ErrConflict]. The station's queue (package queue) relies on this: it
-// resends every request it is not sure about.
+// Enrolling the same request (same DER, same profile, same requester)
+// twice returns the certificate already issued, never a second one,
+// unless it was revoked since (409 repeat-revoked). The SHA-256 over the
+// profile and the DER is the issuance's idempotency key
+// ([ca.Request].IdempotencyKey): the ledger records it in the same
+// transaction as the certificate and refuses it a second time, so the
+// answer holds after a crash or a lost reply, and across CA instances
+// sharing a ledger (ca/ledger/postgres). The station's queue (package
+// queue) relies on this: it resends every request it is not sure about,
+// and gives up on those enroll.Retryable calls final.
 //
 // # serverkeygen
 //
@@ -168,5 +177,5 @@
 //
 // # Concurrency
 //
-// Server, Gate, Local and Client are safe for concurrent use.
+// Server and Client are safe for concurrent use.
 package est

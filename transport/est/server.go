@@ -73,8 +73,9 @@ type ServerConfig struct {
 }
 
 // Server is the EST server: an http.Handler serving RFC 7030 over the
-// [Gate]. See the package documentation for the endpoints. It holds no
-// global state and is safe for concurrent use.
+// registration authority of package ca/enroll. See the package
+// documentation for the endpoints. It holds no global state and is safe
+// for concurrent use.
 type Server struct {
 	svc      *enroll.Service
 	labels   map[string]string

@@ -107,20 +107,6 @@ func parseCSR(der []byte) (*x509.CertificateRequest, error) {
 	return csr, nil
 }
 
-// decodeCSRBodyNoCheck is DecodeCSRBody without the signature check, which
-// the Gate makes before evidence is verified and the CA always makes.
-func decodeCSRBodyNoCheck(body []byte) ([]byte, *x509.CertificateRequest, error) {
-	der, err := decodeBase64Body(body)
-	if err != nil {
-		return nil, nil, &RequestError{Reason: "malformed base64", Err: err}
-	}
-	csr, err := parseCSRNoCheck(der)
-	if err != nil {
-		return nil, nil, err
-	}
-	return der, csr, nil
-}
-
 // parseCSRNoCheck parses a DER request with no trailing data.
 func parseCSRNoCheck(der []byte) (*x509.CertificateRequest, error) {
 	s := cryptobyte.String(der)
@@ -133,51 +119,6 @@ func parseCSRNoCheck(der []byte) (*x509.CertificateRequest, error) {
 		return nil, &RequestError{Reason: "malformed certificate request", Err: err}
 	}
 	return csr, nil
-}
-
-// challengePassword returns the challengePassword attribute of a request's
-// TBS (its single value, any DirectoryString form), whether it was present,
-// and an error when it is malformed or present twice.
-func challengePassword(rawTBS []byte) (string, bool, error) {
-	s := cryptobyte.String(rawTBS)
-	var tbs, attrs cryptobyte.String
-	if !s.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
-		!tbs.SkipASN1(cbasn1.INTEGER) || // version
-		!tbs.SkipASN1(cbasn1.SEQUENCE) || // subject
-		!tbs.SkipASN1(cbasn1.SEQUENCE) { // subjectPKInfo
-		return "", false, fmt.Errorf("est: malformed certificate request")
-	}
-	if !tbs.ReadASN1(&attrs, cbasn1.Tag(0).Constructed().ContextSpecific()) {
-		return "", false, nil
-	}
-	var pw string
-	found := false
-	for !attrs.Empty() {
-		var attr, values cryptobyte.String
-		var oid asn1.ObjectIdentifier
-		if !attrs.ReadASN1(&attr, cbasn1.SEQUENCE) || !attr.ReadASN1ObjectIdentifier(&oid) || !attr.ReadASN1(&values, cbasn1.SET) {
-			return "", false, fmt.Errorf("est: malformed request attribute")
-		}
-		if !oid.Equal(oidChallengePassword) {
-			continue
-		}
-		if found {
-			return "", false, fmt.Errorf("est: challengePassword present twice")
-		}
-		found = true
-		var v cryptobyte.String
-		var tag cbasn1.Tag
-		if !values.ReadAnyASN1(&v, &tag) || !values.Empty() {
-			return "", false, fmt.Errorf("est: challengePassword must have one value")
-		}
-		switch tag {
-		case cbasn1.PrintableString, cbasn1.UTF8String, cbasn1.IA5String:
-		default:
-			return "", false, fmt.Errorf("est: challengePassword of ASN.1 tag %d", tag)
-		}
-		pw = string(v)
-	}
-	return pw, found, nil
 }
 
 // certsOnly returns the DER certs-only SignedData holding certs in order.
