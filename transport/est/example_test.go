@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
 	"fmt"
 	"log"
 	"math/big"
@@ -119,42 +118,6 @@ func ExampleClient_Enroll() {
 	// issuer: CN=Line 1 Issuing CA,O=Example OEM
 	// chain: 2 certificates
 	// same certificate: true
-}
-
-// In process, a station enrolls through a Local enroller with the same
-// checks as the EST server: replayed evidence is refused before the CA.
-func ExampleNewLocal() {
-	pki := newExamplePKI()
-	defer pki.close()
-	ctx := context.Background()
-	station, err := x509.ParseCertificate(pki.stationCert.Certificate[0])
-	if err != nil {
-		log.Fatal(err)
-	}
-	enroller, err := enroll.NewLocal(enroll.LocalConfig{
-		Config:    enroll.Config{Authority: pki.auth, Verifier: pki.verifier, Nonces: pki.nonces},
-		Requester: enroll.Requester{Certificate: station},
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	info := identity.DeviceInfo{SerialNumber: "SN-000124",
-		HardwareModule: identity.HardwareModuleName{Type: []int{1, 3, 6, 1, 4, 1, 55555, 1}, SerialNumber: pki.ueid}}
-	nonce := must(enroller.Nonce(ctx))
-	evidence := must(pki.device.EvidenceCWT(nonce))
-	chain, err := enroller.Enroll(ctx, &enroll.Request{CSR: must(identity.CreateCSR(nil, pki.deviceKey, info)), Profile: "idevid", Evidence: evidence})
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println("device:", chain[0].Subject)
-
-	// The same evidence for another request: its nonce is spent.
-	otherKey := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
-	_, err = enroller.Enroll(ctx, &enroll.Request{CSR: must(identity.CreateCSR(nil, otherKey, info)), Profile: "idevid", Evidence: evidence})
-	fmt.Println("replay refused:", errors.Is(err, enroll.ErrRefused), errors.Is(err, attest.ErrNonceReused))
-	// Output:
-	// device: SERIALNUMBER=SN-000124
-	// replay refused: true true
 }
 
 // examplePKI is the setup of the examples: a root and issuing CA with a

@@ -16,6 +16,7 @@ import (
 	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/internal/testhook"
 	"github.com/ztmkit/ztm/transport/est"
 )
 
@@ -353,4 +354,23 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestEnrollParsesCSROnce: an enrollment over EST parses (and verifies)
+// its certificate request once, however many checks read it.
+func TestEnrollParsesCSROnce(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOpts{})
+	st, key := e.station("idevid")
+	c := e.client(st, key)
+	d := e.devices[0]
+	nonce, _ := c.Nonce(ctx)
+	csr, ev := d.csr(t, "SN-ONCE"), d.evidence(t, nonce)
+	before := testhook.CSRParsed.Load()
+	if _, err := c.SimpleEnroll(ctx, "", csr, ev); err != nil {
+		t.Fatal(err)
+	}
+	if n := testhook.CSRParsed.Load() - before; n != 1 {
+		t.Fatalf("one enrollment parsed its request %d times", n)
+	}
 }
