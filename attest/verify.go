@@ -25,6 +25,32 @@ import (
 // DefaultMaxSize is the size limit on a token when [Config.MaxSize] is zero.
 const DefaultMaxSize = 64 << 10
 
+// DefaultClockSkew is the allowance for clock differences between a
+// token's signer and its reader when [Config.ClockSkew] or
+// [ResultOptions.ClockSkew] is zero: a token is accepted until its exp plus
+// one minute, and from its nbf less one minute.
+const DefaultClockSkew = time.Minute
+
+// checkValidity refuses a token whose exp (if set) is not after
+// now - skew, or whose nbf (if set) is after now + skew (RFC 7519 §4.1.4:
+// "on or after" exp is refused). skew 0 is [DefaultClockSkew], a negative
+// skew none.
+func checkValidity(exp, nbf, now time.Time, skew time.Duration) *VerificationError {
+	switch {
+	case skew == 0:
+		skew = DefaultClockSkew
+	case skew < 0:
+		skew = 0
+	}
+	if !exp.IsZero() && !now.Add(-skew).Before(exp) {
+		return verr(ReasonExpired, nil, "exp %s, now %s (allowing %s)", exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), skew)
+	}
+	if !nbf.IsZero() && now.Add(skew).Before(nbf) {
+		return verr(ReasonNotYetValid, nil, "nbf %s, now %s (allowing %s)", nbf.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), skew)
+	}
+	return nil
+}
+
 // Verifier appraises attestation evidence. Implementations are safe for
 // concurrent use. [NewVerifier] returns one for EAT evidence (CWT and JWT);
 // package [github.com/ztmkit/ztm/attest/tpm] has one for TPM 2.0 quotes.
@@ -87,9 +113,14 @@ type Config struct {
 	// MaxSize is the largest token, in bytes, that is parsed at all. If
 	// zero, DefaultMaxSize (64 KiB) is used.
 	MaxSize int
-	// Time returns the current time, for certificate validity and the
-	// result's iat. If nil, time.Now is used.
+	// Time returns the current time, for certificate validity, the
+	// evidence's exp and nbf, and the result's iat. If nil, time.Now is
+	// used.
 	Time func() time.Time
+	// ClockSkew is the allowance for the device's clock when checking the
+	// evidence's exp and nbf (RFC 7519 §4.1.4–5, RFC 8392 §3.1.4–5). If
+	// zero, [DefaultClockSkew] is used; a negative value allows none.
+	ClockSkew time.Duration
 	// VerifierID names this verifier in results (ear.verifier-id).
 	VerifierID VerifierID
 	// PolicyID is ear.appraisal-policy-id in results. If empty,
@@ -241,6 +272,9 @@ func (v *EATVerifier) decode(evidence []byte, now time.Time) (*Evidence, *Verifi
 		return nil, verr(ReasonMalformed, nil, "neither a tagged COSE_Sign1 nor a JWS compact serialization")
 	}
 	if e != nil {
+		return nil, e
+	}
+	if e := checkValidity(ev.Claims.Expiry, ev.Claims.NotBefore, now, v.cfg.ClockSkew); e != nil {
 		return nil, e
 	}
 	if e := signerNamesDevice(ev); e != nil {

@@ -21,54 +21,18 @@ import (
 
 	"github.com/veraison/go-cose"
 
+	"github.com/ztmkit/ztm/internal/nodetest"
 	"github.com/ztmkit/ztm/manifest"
 )
 
 // coseJSVersion is the cose-js release the interop test runs against.
 const coseJSVersion = "0.9.0"
 
-// coseJS returns the node_modules directory holding cose-js, installing it
-// with npm into the user cache directory the first time. The test fails
-// (it does not skip) when node or npm is missing, unless -short is set.
+// coseJS returns the node_modules directory holding cose-js (and the cbor
+// package it depends on), installing it the first time.
 func coseJS(t *testing.T) string {
 	t.Helper()
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if testing.Short() {
-				t.Skipf("%s not installed (-short)", tool)
-			}
-			t.Fatalf("the COSE interop test needs %s: install Node.js 18 or later (Debian: apt-get install nodejs npm)", tool)
-		}
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "ztm-test", "cose-js-"+coseJSVersion)
-	mods := filepath.Join(dir, "node_modules")
-	if _, err := os.Stat(filepath.Join(mods, "cose-js", "package.json")); err == nil {
-		return mods
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// Install into a fresh directory, then rename it into place, so that
-	// a concurrent or interrupted install never leaves a half-filled one.
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "install-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	cmd := exec.Command("npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", tmp, "cose-js@"+coseJSVersion)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm install cose-js@%s: %v\n%s", coseJSVersion, err, out)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if _, serr := os.Stat(filepath.Join(mods, "cose-js", "package.json")); serr != nil {
-			t.Fatalf("installing cose-js: %v", err)
-		}
-	}
-	return mods
+	return nodetest.Modules(t, "cose-js", coseJSVersion)
 }
 
 type jsCase struct {
