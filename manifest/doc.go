@@ -53,7 +53,7 @@
 //
 //	signed-step = #6.18([
 //	  protected:   bstr .cbor step-protected,
-//	  unprotected: {},              ; empty when written; not covered by the signature
+//	  unprotected: {},              ; always empty: not covered by the signature
 //	  payload:     bstr .cbor step,
 //	  signature:   bstr,
 //	])
@@ -68,6 +68,13 @@
 //	  },
 //	  ? 33 => bstr / [2* bstr],     ; x5chain (RFC 9360), leaf first, instead of kid
 //	}
+//
+// A step has one encoding: the unprotected header, which the signature
+// does not cover, must be empty (a step, policy or lot manifest carrying
+// any label there is refused, naming the label), and the byte string heads
+// of the envelope are in shortest form. Otherwise one signed step could be
+// re-encoded, still verifying and attributed to the same signer, under
+// another digest.
 //	chain = [+ bstr .cbor signed-step]
 //
 // A station builds a [StepSigner] once over its key (any crypto.Signer, such
@@ -173,19 +180,31 @@
 //	    ? 4 => bstr,                ; kid, or ? 33 => x5chain
 //	    15 => { 1 => tstr, 2 => tstr, ? 6 => uint },  ; iss, sub = lot id, iat
 //	    395 => 1,                   ; vds: RFC9162_SHA256
-//	    -65537 => uint,             ; tree size (private use; see below)
+//	    ? -65537 => uint,           ; tree size (private use; see below)
 //	  },
-//	  unprotected: { 396 => { -1 => [ bstr .cbor inclusion-proof ] } },
+//	  unprotected: { 396 => { -1 => [ bstr .cbor inclusion-proof ] } },  ; nothing else
 //	  payload:     nil,             ; detached: the root
 //	  signature:   bstr,
 //	])
-//	inclusion-proof = [tree-size: uint, leaf-index: uint, inclusion-path: [* bstr]]
+//	inclusion-proof = [tree-size: uint, leaf-index: uint, inclusion-path: [+ bstr]]
 //
 // RFC 9162 inclusion proofs do not authenticate the tree size they claim
-// (the same path can lead to the same root under another size), so the
+// (the same path can lead to the same root under another size), so ztm's
 // signed protected header also carries the tree size under a private-use
 // label, and [VerifyReceipt] refuses a proof that claims another. Other
-// RFC 9942 verifiers ignore the label.
+// RFC 9942 verifiers ignore the label. It is optional when read: a
+// standard receipt (alg and vds only) verifies, and [Receipt.SizeSigned]
+// says whether its size and index were signed or only claimed; a standard
+// lot manifest verifies too, with CWT claims naming the lot.
+//
+// A lot of one device has no receipt ([ErrSingleLeafLot]). Its inclusion
+// path would be empty (RFC 9162 §2.1.3.1: the root is the leaf's hash),
+// and neither RFC 9942's inclusion-path ([+ bstr]) nor RFC 9162's own
+// inclusion proof (inclusion_path<1..2^16-1>) can carry an empty path;
+// ztm neither writes one nor accepts one. The lot manifest itself is that
+// device's proof: its signed root is the step's leaf hash, which
+// [LotManifest.IsSoleLeaf] checks. (Leaf and node hashes are
+// domain-separated, so such a root is only ever a one-leaf tree's.)
 //
 // Issuing receipts needs the tree's node hashes: [LotOptions.KeepProofs]
 // keeps them (about 64 bytes a device, 64 MB for a million); without it a
