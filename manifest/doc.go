@@ -75,6 +75,7 @@
 // of the envelope are in shortest form. Otherwise one signed step could be
 // re-encoded, still verifying and attributed to the same signer, under
 // another digest.
+//
 //	chain = [+ bstr .cbor signed-step]
 //
 // A station builds a [StepSigner] once over its key (any crypto.Signer, such

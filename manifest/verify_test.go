@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/ztmkit/ztm/internal/stationauth"
 	"github.com/ztmkit/ztm/manifest"
 )
