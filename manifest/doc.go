@@ -69,14 +69,14 @@
 //	  ? 33 => bstr / [2* bstr],     ; x5chain (RFC 9360), leaf first, instead of kid
 //	}
 //
+//	chain = [+ bstr .cbor signed-step]
+//
 // A step has one encoding: the unprotected header, which the signature
 // does not cover, must be empty (a step, policy or lot manifest carrying
 // any label there is refused, naming the label), and the byte string heads
 // of the envelope are in shortest form. Otherwise one signed step could be
 // re-encoded, still verifying and attributed to the same signer, under
 // another digest.
-//
-//	chain = [+ bstr .cbor signed-step]
 //
 // A station builds a [StepSigner] once over its key (any crypto.Signer, such
 // as a keystore.Key) and signs each step with it. [ParseSignedStep] keeps
