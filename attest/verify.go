@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -322,6 +324,24 @@ type coseHeader struct {
 	hasKid  bool
 	kid     cbor.RawMessage
 	x5chain cbor.RawMessage
+	// others are the labels not listed above, formatted and sorted.
+	others []string
+}
+
+// undefinedUnprotected names the labels of an unprotected header that
+// ztm's evidence and results do not define there, or returns "". Only kid
+// may be unprotected: it is a hint that the signature check confirms.
+// (alg is refused on its own, with ReasonAlgorithmUnprotected.)
+func (h *coseHeader) undefinedUnprotected() string {
+	var bad []string
+	if h.hasCrit {
+		bad = append(bad, "2 (crit)")
+	}
+	if h.x5chain != nil {
+		bad = append(bad, "33 (x5chain)")
+	}
+	bad = append(bad, h.others...)
+	return strings.Join(bad, ", ")
 }
 
 // headerFast is the common header map (alg, kid, x5chain) decoded in one
@@ -369,6 +389,31 @@ func decodeHeader(raw []byte) (coseHeader, error) {
 	_, h.hasCrit = get(headerCrit)
 	h.kid, h.hasKid = get(headerKid)
 	h.x5chain, _ = get(headerX5Chain)
+	var nums []int64
+	for k := range m {
+		switch v := k.(type) {
+		case uint64:
+			if v == 1 || v == 2 || v == 4 || v == 33 { // alg, crit, kid, x5chain
+				continue
+			}
+			if v <= 1<<62 {
+				nums = append(nums, int64(v))
+				continue
+			}
+			h.others = append(h.others, fmt.Sprint(v))
+		case int64:
+			nums = append(nums, v)
+		default:
+			h.others = append(h.others, fmt.Sprintf("%q", fmt.Sprint(k)))
+		}
+	}
+	slices.Sort(nums)
+	named := make([]string, len(nums))
+	for i, n := range nums {
+		named[i] = fmt.Sprint(n)
+	}
+	sort.Strings(h.others)
+	h.others = append(named, h.others...)
 	return h, nil
 }
 
@@ -400,6 +445,10 @@ func parseSign1(data []byte, maxSize int) (protRaw []byte, prot, unprot coseHead
 		e = verr(ReasonMalformed, nil, "not a tagged COSE_Sign1 (tag 18)")
 		return
 	}
+	if len(body) < 2 || body[1] != 0x84 {
+		e = verr(ReasonMalformed, nil, "COSE_Sign1 is not an array of 4 items (protected, unprotected, payload, signature)")
+		return
+	}
 	var msg sign1Raw
 	if err := detcbor.Unmarshal(body[1:], &msg, maxSize); err != nil {
 		e = verr(ReasonMalformed, err, "COSE_Sign1 (the payload must be attached, the signature non-empty)")
@@ -412,6 +461,10 @@ func parseSign1(data []byte, maxSize int) (protRaw []byte, prot, unprot coseHead
 	var err error
 	if unprot, err = decodeHeader(msg.Unprotected); err != nil {
 		e = verr(ReasonMalformed, err, "unprotected header")
+		return
+	}
+	if bad := unprot.undefinedUnprotected(); bad != "" {
+		e = verr(ReasonMalformed, nil, "unprotected header label %s not allowed: the signature does not cover it (only kid may be unprotected)", bad)
 		return
 	}
 	if len(msg.Protected) > 0 {
