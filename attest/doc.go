@@ -43,7 +43,9 @@
 // key.) The
 // algorithm is always the protected header's and must be the key's: a
 // missing, "none", HMAC, unknown or mismatched alg, or an alg in the
-// unprotected header, is refused. Decoding is strict: duplicate map keys
+// unprotected header, is refused. The unprotected header, which the
+// signature does not cover, may hold a kid and nothing else; any other
+// label is refused and named. Decoding is strict: duplicate map keys
 // or JSON members, indefinite lengths, trailing data and tokens over
 // [Config.MaxSize] (64 KiB by default, checked before parsing) are refused.
 //
