@@ -100,6 +100,12 @@ const (
 	ReasonExpired
 	// ReasonNotYetValid: the token's nbf is still to come.
 	ReasonNotYetValid
+	// ReasonReboot: the device was reset or restarted (or its TPM clock
+	// went back) since an earlier quote it was required to follow.
+	ReasonReboot
+	// ReasonClockUnsafe: the TPM reports that its clock may have gone
+	// back (clockInfo.safe is NO), and the verifier requires a safe one.
+	ReasonClockUnsafe
 
 	maxReason
 )
@@ -123,6 +129,8 @@ var reasonNames = [...]string{
 	ReasonSoftwareVersion:      "software-version",
 	ReasonExpired:              "expired",
 	ReasonNotYetValid:          "not-yet-valid",
+	ReasonReboot:               "reboot",
+	ReasonClockUnsafe:          "clock-unsafe",
 }
 
 // String returns the reason's short name, as used in a [Result]'s reasons
