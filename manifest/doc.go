@@ -59,7 +59,7 @@
 //	])
 //	step-protected = {
 //	  1 => int,                     ; alg: -7 ES256, -35 ES384, -8 EdDSA, -37 PS256
-//	  3 => "application/vnd.ztm.step+cbor",
+//	  3 => 65091,                   ; content type: StepContentType (CoAP Content-Format, experimental range)
 //	  ? 4 => bstr,                  ; kid; by default the 32-byte SHA-256 of the signer's SPKI
 //	  15 => {                       ; CWT claims (RFC 9597), as SCITT signed statements carry them
 //	    1 => tstr,                  ; iss: the signer
@@ -130,7 +130,7 @@
 //
 // The OEM writes the policy as JSON ([ParsePolicyJSON], strict), signs its
 // canonical CBOR form with [SignPolicy] (a COSE_Sign1 with content type
-// "application/vnd.ztm.policy+cbor") and publishes it; verifiers load it
+// [PolicyContentType], 65092) and publishes it; verifiers load it
 // with [VerifyPolicy] against the OEM's pinned key. In CDDL:
 //
 //	policy = {
@@ -221,17 +221,29 @@
 //
 // # Sizes
 //
-// Measured by TestStepSizes (which fails if a typical step with a kid
-// reaches 400 bytes), in bytes:
+// Every step kind the ztm line writes is under 400 bytes signed with a kid
+// (ES256, a 17-byte RAND UEID, the CA's 20-byte serials): the content type
+// is a number, and a step names by digest what the documents it names
+// already hold. TestStepSizes measures them, fails if one reaches 400
+// bytes, and checks this table, in bytes:
 //
 // The table below is rewritten by go test -run TestStepSizes -update.
 //
-//	step (ES256)                                    payload     COSE
-//	first step (die-sort, no artifacts), kid             53      249
-//	typical step (final-test), kid                      195      391
-//	typical step + next custodian, kid                  232      428
-//	typical step, x5chain (leaf)                        195      773
-//	typical step, x5chain (leaf + intermediate)         195     1162
+//	step (ES256, 17-byte UEID)                      payload     COSE
+//	die-sort (first step)                                45      213
+//	firmware-load                                       127      295
+//	key-generation                                      173      341
+//	key-injection                                       188      356
+//	key-destroyed (station's copy)                      201      369
+//	enrollment                                          212      380
+//	install-failed                                      218      386
+//	final-test (typical)                                195      363
+//	pack                                                 71      239
+//	ship, handing custody on                            123      291
+//	key-destroyed (device, end of life)                 124      292
+//	decommissioned                                      134      302
+//	final-test, x5chain (leaf)                          195      746
+//	final-test, x5chain (leaf + intermediate)           195     1135
 //
 // (ECDSA signatures in DER certificates vary by a byte or two.)
 package manifest
