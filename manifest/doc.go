@@ -67,6 +67,7 @@
 //	    ? 6 => uint,                ; iat: the step's time
 //	  },
 //	  ? 33 => bstr / [2* bstr],     ; x5chain (RFC 9360), leaf first, instead of kid
+//	  ? 34 => digest,               ; x5t (RFC 9360): the leaf by digest, instead of x5chain
 //	}
 //
 //	chain = [+ bstr .cbor signed-step]
@@ -224,8 +225,11 @@
 // Every step kind the ztm line writes is under 400 bytes signed with a kid
 // (ES256, a 17-byte RAND UEID, the CA's 20-byte serials): the content type
 // is a number, and a step names by digest what the documents it names
-// already hold. TestStepSizes measures them, fails if one reaches 400
-// bytes, and checks this table, in bytes:
+// already hold. A station with a certificate stays under 400 bytes by
+// naming it by digest ([SignOptions.ChainByDigest], x5t) where verifiers
+// hold it ([VerifyOptions.Certificates]); the x5chain rows show what
+// sending the chain costs. TestStepSizes measures them, fails if a kid or
+// x5t row reaches 400 bytes, and checks this table, in bytes:
 //
 // The table below is rewritten by go test -run TestStepSizes -update.
 //
@@ -242,7 +246,8 @@
 //	ship, handing custody on                            123      291
 //	key-destroyed (device, end of life)                 124      292
 //	decommissioned                                      134      302
-//	final-test, x5chain (leaf)                          195      746
+//	final-test, certificate by digest (x5t)             195      369
+//	final-test, x5chain (leaf)                          195      745
 //	final-test, x5chain (leaf + intermediate)           195     1135
 //
 // (ECDSA signatures in DER certificates vary by a byte or two.)

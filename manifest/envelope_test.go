@@ -2,8 +2,11 @@ package manifest_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -151,4 +154,73 @@ func TestSign1ShapeRefused(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// TestCertificateByDigest: a station with a certificate may name it by
+// digest (x5t) instead of sending it; a verifier that holds the
+// certificate trusts the step as if the chain had come with it, one that
+// does not refuses it, and the step is a fraction of the size.
+func TestCertificateByDigest(t *testing.T) {
+	f := newFixture(t)
+	specs := slices.Clone(goodSpecs)
+	for i := range specs {
+		if specs[i].by == "testhouse" {
+			specs[i].by = "testhouse-x5t"
+		}
+	}
+	c := f.build(specs)
+	i := slices.IndexFunc(c, func(s *manifest.SignedStep) bool { return s.Step.Name == manifest.StepFinalTest })
+	st := c[i]
+	if st.Chain != nil || st.CertDigest == nil || !st.CertDigest.Matches(f.testhouseLeaf.Raw) {
+		t.Fatalf("step names its certificate by %v / %v", st.Chain, st.CertDigest)
+	}
+	back, err := manifest.ParseSignedStep(st.Raw)
+	if err != nil || back.CertDigest == nil || !back.CertDigest.Equal(*st.CertDigest) {
+		t.Fatalf("parsed: %v %v", back, err)
+	}
+	full := f.sign(st.Step, "testhouse")
+	if len(st.Raw) >= 400 || len(full.Raw)-len(st.Raw) < 300 {
+		t.Errorf("x5t step %d bytes, x5chain step %d", len(st.Raw), len(full.Raw))
+	}
+
+	opts := &manifest.VerifyOptions{CurrentTime: t0, Certificates: []*x509.Certificate{f.testhouseLeaf}}
+	rep := manifest.Verify(context.Background(), c, f.policy, opts)
+	if err := rep.Err(); err != nil || rep.Signers[i] != "cert:testhouse-line2" {
+		t.Fatalf("held certificate: %v %v", err, rep.Signers)
+	}
+	// Not held: the signer is unknown, and the reason says so.
+	rep = manifest.Verify(context.Background(), c, f.policy, &manifest.VerifyOptions{CurrentTime: t0})
+	var ve *manifest.VerificationError
+	failed := rep.Failed()
+	if rep.OK() || len(failed) == 0 || !errors.As(failed[0].Err, &ve) || ve.Reason != manifest.ReasonUntrustedSigner || !strings.Contains(failed[0].Err.Error(), "does not hold") {
+		t.Fatalf("certificate not held: %v", rep.Err())
+	}
+	// A held certificate that is not the one named: refused too.
+	other := issue(t, f.root, f.rootKey, "testhouse-line3", "test-station", mustKey(t).Public())
+	rep = manifest.Verify(context.Background(), c, f.policy, &manifest.VerifyOptions{CurrentTime: t0, Certificates: []*x509.Certificate{other}})
+	if rep.OK() {
+		t.Fatal("another certificate accepted")
+	}
+	// A certificate held but not chaining to the policy's roots: refused.
+	strayCA, strayKey := newCA(t, "Stray CA")
+	stray := issue(t, strayCA, strayKey, "testhouse-line2", "test-station", f.parties["testhouse"].key.Public())
+	ss, err := manifest.NewStepSigner(f.parties["testhouse"].key, manifest.SignOptions{Issuer: "testhouse", Chain: []*x509.Certificate{stray}, ChainByDigest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := slices.Clone(c)
+	c2[i] = must(t, ss, st.Step)
+	rep = manifest.Verify(context.Background(), c2, f.policy, &manifest.VerifyOptions{CurrentTime: t0, Certificates: []*x509.Certificate{stray}})
+	if rep.OK() {
+		t.Fatal("a certificate outside the policy's roots accepted")
+	}
+}
+
+func must(t *testing.T, s *manifest.StepSigner, st *manifest.Step) *manifest.SignedStep {
+	t.Helper()
+	ss, err := s.Sign(rand.Reader, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ss
 }

@@ -180,6 +180,7 @@ type receiptProtected struct {
 	KID     []byte          `cbor:"4,keyasint,omitempty"`
 	CWT     *cwtWire        `cbor:"15,keyasint,omitempty"`
 	X5Chain cbor.RawMessage `cbor:"33,keyasint,omitempty"`
+	X5T     *Digest         `cbor:"34,keyasint,omitempty"`
 	VDS     *int64          `cbor:"395,keyasint"`
 	Size    *uint64         `cbor:"-65537,keyasint"`
 }
@@ -235,7 +236,7 @@ func (l *Lot) Sign(rand io.Reader, s *StepSigner, issuedAt time.Time) (*LotManif
 		return nil, errors.New("manifest: empty lot")
 	}
 	vds, size := int64(vdsRFC9162SHA256), l.Len()
-	h := receiptProtected{Alg: s.alg.COSE(), KID: s.kid, VDS: &vds, Size: &size,
+	h := receiptProtected{Alg: s.alg.COSE(), KID: s.kid, X5T: s.x5t, VDS: &vds, Size: &size,
 		CWT: &cwtWire{Iss: s.issuer, Sub: l.id, Iat: unixOrZero(issuedAt)}}
 	if s.x5chain != nil {
 		x, err := detcbor.Marshal(s.x5chain)
