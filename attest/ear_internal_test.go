@@ -53,3 +53,25 @@ func TestEARDraftFigure5(t *testing.T) {
 		t.Errorf("two policy ids read as %q", p)
 	}
 }
+
+// FuzzDecodeResultCBOR: no EAR claims set in CBOR panics the decoder, and
+// whatever it accepts has an appraisal for every submodule.
+func FuzzDecodeResultCBOR(f *testing.F) {
+	if b, err := os.ReadFile("testdata/draft-ietf-rats-ear-03-fig5.hex"); err == nil {
+		if raw, err := hex.DecodeString(strings.Join(strings.Fields(string(b)), "")); err == nil {
+			f.Add(raw)
+		}
+	}
+	f.Add([]byte{0xa0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := decodeResultCBOR(data)
+		if err != nil {
+			return
+		}
+		for _, a := range r.Submods {
+			if a == nil {
+				t.Fatal("nil appraisal")
+			}
+		}
+	})
+}
