@@ -224,3 +224,65 @@ func must(t *testing.T, s *manifest.StepSigner, st *manifest.Step) *manifest.Sig
 	}
 	return ss
 }
+
+// TestProtectedLabelNamed: a protected header label the format does not
+// define is refused, and the error names it.
+func TestProtectedLabelNamed(t *testing.T) {
+	f := newFixture(t)
+	key := f.parties["chipco"].key
+	kid := f.parties["chipco"].signer.Thumbprint().Value
+	good := f.build(goodSpecs[:1])[0]
+	h := stepHeader(kid, manifest.StepContentType)
+	h[int64(-70000)] = "x"
+	payload, err := good.Step.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := signRaw(t, key, h, nil, payload)
+	if _, err := manifest.ParseSignedStep(raw); !errors.Is(err, manifest.ErrMalformed) || !strings.Contains(err.Error(), "protected header label -70000 not defined") {
+		t.Errorf("step: %v", err)
+	}
+}
+
+// TestReceiptProtectedLabelNamed: the same for a receipt.
+func TestReceiptProtectedLabelNamed(t *testing.T) {
+	_, _, lm := lotFixture(t, 3)
+	rc, err := lm.Receipt(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m cose.Sign1Message
+	if err := m.UnmarshalCBOR(rc); err != nil {
+		t.Fatal(err)
+	}
+	var protBytes []byte
+	if err := cbor.Unmarshal(m.Headers.RawProtected, &protBytes); err != nil {
+		t.Fatal(err)
+	}
+	var prot map[int64]cbor.RawMessage
+	if err := cbor.Unmarshal(protBytes, &prot); err != nil {
+		t.Fatal(err)
+	}
+	prot[16] = mustCBOR(t, "application/receipt+cose") // typ
+	pb, _ := cbor.Marshal(prot)
+	items := []cbor.RawMessage{mustCBOR(t, pb)}
+	var arr []cbor.RawMessage
+	if err := cbor.Unmarshal(rc[1:], &arr); err != nil {
+		t.Fatal(err)
+	}
+	items = append(items, arr[1:]...)
+	b, _ := cbor.Marshal(items)
+	_, err = manifest.ParseReceipt(append([]byte{0xd2}, b...))
+	if !errors.Is(err, manifest.ErrMalformed) || !strings.Contains(err.Error(), "protected header label 16 not defined") {
+		t.Errorf("receipt: %v", err)
+	}
+}
+
+func mustCBOR(t *testing.T, v any) cbor.RawMessage {
+	t.Helper()
+	b, err := cbor.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -413,7 +413,7 @@ func decodeLotProtected(raw []byte, what string) (*receiptProtected, error) {
 	}
 	var ph receiptProtected
 	if err := detcbor.Unmarshal(prot, &ph, MaxReceiptSize); err != nil {
-		return nil, decodeErr(what, fmt.Errorf("protected header: %w", err))
+		return nil, decodeErr(what, protectedErr(prot, err, 1, 4, 15, 33, 34, 395, -65537))
 	}
 	if err := ph.check(); err != nil {
 		return nil, decodeErr(what, err)

@@ -389,6 +389,39 @@ func shortestHead(item []byte) bool {
 	return false
 }
 
+// protectedErr explains a protected header that did not decode: when the
+// decoder met a label the format does not define, it names the labels
+// (but those in known); otherwise it wraps err.
+func protectedErr(prot []byte, err error, known ...int64) error {
+	var uf *cbor.UnknownFieldError
+	if errors.As(err, &uf) {
+		var m map[any]cbor.RawMessage
+		if detcbor.Unmarshal(prot, &m, len(prot)) == nil {
+			var labels []string
+			for k := range m {
+				if n, ok := labelInt(k); ok && slices.Contains(known, n) {
+					continue
+				}
+				labels = append(labels, fmt.Sprint(k))
+			}
+			slices.Sort(labels)
+			return fmt.Errorf("protected header label %s not defined by the format: %w", strings.Join(labels, ", "), err)
+		}
+	}
+	return fmt.Errorf("protected header: %w", err)
+}
+
+// labelInt returns a decoded integer map key as an int64.
+func labelInt(k any) (int64, bool) {
+	switch v := k.(type) {
+	case int64:
+		return v, true
+	case uint64:
+		return int64(v), v <= 1<<62
+	}
+	return 0, false
+}
+
 // coseLabelNames names the COSE header labels an unprotected header is
 // most likely to carry, for error messages.
 var coseLabelNames = map[int64]string{
@@ -518,7 +551,7 @@ func parseProtected(rawProt cbor.RawMessage, what string, contentType uint64) (*
 	}
 	var in protectedIn
 	if err := detcbor.Unmarshal(prot, &in, MaxStepSize); err != nil {
-		return nil, decodeErr(what, fmt.Errorf("protected header: %w", err))
+		return nil, decodeErr(what, protectedErr(prot, err, 1, 3, 4, 15, 33, 34))
 	}
 	h := &sign1Header{kid: in.KID, cwt: in.CWT}
 	var alg int64
