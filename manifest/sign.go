@@ -287,9 +287,11 @@ type SignedStep struct {
 // ParseSignedStep decodes a signed step, keeping raw as its exact bytes. It
 // refuses, with an error wrapping [ErrMalformed] (or [ErrTooLarge] above
 // [MaxStepSize]), anything but a tagged COSE_Sign1 with an attached
-// canonical step payload and a protected header with an integer alg, the
-// content type [StepContentType], a kid or an x5chain, and CWT claims.
-// Unknown protected header labels are refused.
+// canonical step payload, a protected header with an integer alg, the
+// content type [StepContentType], a kid, an x5chain or an x5t, and CWT
+// claims, and an empty unprotected header, with its byte string heads in
+// shortest form. Labels the format does not define, in either header, are
+// refused and named.
 func ParseSignedStep(raw []byte) (*SignedStep, error) {
 	if len(raw) > MaxStepSize {
 		return nil, tooLargeErr("signed step", len(raw), MaxStepSize)
