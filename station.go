@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca"
@@ -35,22 +36,27 @@ const (
 	StepKeyGeneration = manifest.StepKeyGeneration
 	// StepKeyInjection: the station generated a key and handed it to the
 	// device sealed to its attestation key. Artifact "sealed-key" is the
-	// digest of the sealed blob; predicate "hpke" the suite [kem, kdf, aead]
-	// and "key" the thumbprint.
+	// digest of the sealed blob; predicate "alg" the algorithm, "hpke" the
+	// suite [kem, kdf, aead] and "key" the thumbprint (the key itself is in
+	// the certificate the enrollment step names).
 	StepKeyInjection = "key-injection"
 	// StepKeyDestroyed: a copy of a key was destroyed: the station's copy
 	// of an injected key (predicate "holder" "station"), or the device's
 	// key at end of life ("holder" "device").
 	StepKeyDestroyed = manifest.StepKeyDestroyed
 	// StepEnrollment: the CA issued the device's certificate and the
-	// device installed it. Artifacts "evidence", "attestation-result" (the
-	// station's signed EAR), "csr" and "certificate" are digests of those
-	// exact bytes; predicate "profile", "serial" (the certificate serial
-	// number, big-endian bytes) and "status" (the local appraisal status).
+	// device installed it. Artifacts "ear" (the station's signed
+	// attestation result) and "certificate" are digests of those exact
+	// bytes; predicate "profile" and "serial" (the certificate serial
+	// number, big-endian bytes). The step names nothing that what it names
+	// already holds, to stay under 400 bytes: the EAR carries the evidence
+	// digest and the appraisal status, the certificate the key the request
+	// asked for (and the key-generation step names the request).
 	StepEnrollment = "enrollment"
 	// StepInstallFailed: a certificate was issued but the device did not
-	// install it. Artifact "certificate"; predicate "serial", "error" and
-	// "revoked" (whether the station revoked the certificate).
+	// install it. Artifact "certificate"; predicate "serial", "error" (the
+	// first 40 bytes of the error) and "revoked" (whether the station
+	// revoked the certificate).
 	StepInstallFailed = "install-failed"
 	// StepDecommissioned: the device reached end of life. Predicate
 	// "serial", "reason" (the RFC 5280 reason code) and "key-destroyed".
@@ -363,7 +369,7 @@ func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 			Artifacts: map[string]manifest.Digest{"csr": manifest.Sum(manifest.SHA256, csr)},
 			Predicate: manifest.Claims{"alg": req.Algorithm.String(), "key": thumb.Value},
 		}
-	} else if !publicKeyEqual(req.PublicKey, r.Steps[0].Step.Predicate["pub"]) {
+	} else if !keyMatches(req.PublicKey, r.Steps[0].Step.Predicate["key"]) {
 		// The request must be signed by the key the station injected.
 		return fail(StageCSR, serial, true, errors.New("ztm: request is not signed by the injected key"))
 	}
@@ -388,15 +394,12 @@ func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 	enroll := &manifest.Step{
 		Name: StepEnrollment,
 		Artifacts: map[string]manifest.Digest{
-			"evidence":           manifest.Sum(manifest.SHA256, evidence),
-			"attestation-result": manifest.Sum(manifest.SHA256, token),
-			"csr":                manifest.Sum(manifest.SHA256, csr),
-			"certificate":        manifest.Sum(manifest.SHA256, leaf.Raw),
+			"ear":         manifest.Sum(manifest.SHA256, token),
+			"certificate": manifest.Sum(manifest.SHA256, leaf.Raw),
 		},
 		Predicate: manifest.Claims{
 			"profile": s.cfg.Profile,
 			"serial":  leaf.SerialNumber.Bytes(),
-			"status":  res.Status().String(),
 		},
 	}
 	steps := []*manifest.Step{enroll}
@@ -501,10 +504,6 @@ func (s *Station) inject(ctx context.Context, dev KeyImporter, ev *attest.Eviden
 	if err != nil {
 		return nil, err
 	}
-	pubDER, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		return nil, err
-	}
 	steps, err := s.record(ctx, subject,
 		&manifest.Step{
 			Name:      StepKeyInjection,
@@ -512,7 +511,6 @@ func (s *Station) inject(ctx context.Context, dev KeyImporter, ev *attest.Eviden
 			Predicate: manifest.Claims{
 				"alg":  sealed.Algorithm.String(),
 				"key":  thumb.Value,
-				"pub":  pubDER,
 				"hpke": []any{uint64(sealed.KEM), uint64(sealed.KDF), uint64(sealed.AEAD)},
 			},
 		},
@@ -570,7 +568,7 @@ func (s *Station) installFailed(ctx context.Context, subject []byte, serial stri
 	_, err = s.record(ctx, subject, &manifest.Step{
 		Name:      StepInstallFailed,
 		Artifacts: map[string]manifest.Digest{"certificate": manifest.Sum(manifest.SHA256, leaf.Raw)},
-		Predicate: manifest.Claims{"serial": leaf.SerialNumber.Bytes(), "error": cause.Error(), "revoked": revoked},
+		Predicate: manifest.Claims{"serial": leaf.SerialNumber.Bytes(), "error": clip(cause.Error(), maxRecordedError), "revoked": revoked},
 	})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("ztm: failed to record the failed install: %w", err))
@@ -676,14 +674,34 @@ func checkLeaf(leaf *x509.Certificate, req *identity.CSR) error {
 
 // publicKeyEqual compares two public keys; b may be the DER
 // SubjectPublicKeyInfo of a key.
-func publicKeyEqual(a crypto.PublicKey, b any) bool {
-	if der, ok := b.([]byte); ok {
-		pub, err := x509.ParsePKIXPublicKey(der)
-		if err != nil {
-			return false
-		}
-		b = pub
+// maxRecordedError bounds the error text an install-failed step records,
+// in bytes, so that the step stays under 400 bytes signed; the caller gets
+// the whole error.
+const maxRecordedError = 40
+
+// clip cuts s to at most n bytes, at a UTF-8 boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// keyMatches reports whether thumb (a step's "key" claim) is pub's
+// [manifest.KeyThumbprint] value.
+func keyMatches(pub crypto.PublicKey, thumb any) bool {
+	b, ok := thumb.([]byte)
+	if !ok {
+		return false
+	}
+	t, err := manifest.KeyThumbprint(pub)
+	return err == nil && subtle.ConstantTimeCompare(t.Value, b) == 1
+}
+
+func publicKeyEqual(a crypto.PublicKey, b any) bool {
 	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && b != nil && k.Equal(b)
 }

@@ -111,7 +111,7 @@ func testHonest(t *testing.T, l *linesim.Line) {
 			t.Errorf("steps %s, want %s", got, want)
 		}
 		enr := res.Steps[len(res.Steps)-1].Step
-		if !enr.Artifacts["certificate"].Matches(d.Chain()[0].Raw) || !enr.Artifacts["attestation-result"].Matches(res.AttestationToken) {
+		if !enr.Artifacts["certificate"].Matches(d.Chain()[0].Raw) || !enr.Artifacts["ear"].Matches(res.AttestationToken) {
 			t.Errorf("enrollment step artifacts do not name the certificate and result")
 		}
 		// The CA recorded the issuance.

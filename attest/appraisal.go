@@ -416,7 +416,7 @@ func refusalVector(r Reason) TrustVector {
 		if r == ReasonNoReferenceValues {
 			tv.Hardware = TrustUnrecognizedHardware
 		}
-	case ReasonNonceUnknown, ReasonNonceReused, ReasonNonceExpired:
+	case ReasonNonceUnknown, ReasonNonceReused, ReasonNonceExpired, ReasonExpired, ReasonNotYetValid:
 		tv.InstanceIdentity = TrustUntrustworthyInstance
 	default:
 		tv.SetAll(TrustCryptoValidationFailed)

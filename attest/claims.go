@@ -17,8 +17,10 @@ import (
 )
 
 // Registered claim keys (CWT) of the claims [Claims] defines. Reference:
-// RFC 8392 §3.1.6 (iat), RFC 9711 §4 and §10 (the EAT claims).
+// RFC 8392 §3.1.4–6 (exp, nbf, iat), RFC 9711 §4 and §10 (the EAT claims).
 const (
+	KeyExpiry       int64 = 4
+	KeyNotBefore    int64 = 5
 	KeyIssuedAt     int64 = 6
 	KeyNonce        int64 = 10
 	KeyUEID         int64 = 256
@@ -74,6 +76,22 @@ func (d DebugStatus) String() string {
 		return "disabled-fully-and-permanently"
 	}
 	return fmt.Sprintf("DebugStatus(%d)", int(d))
+}
+
+// parseDebugStatusJSON reads dbgstat in its JSON form, the names of RFC
+// 9711 §4.2.9 ("disabled-since-boot", …); the integer form is CBOR's only
+// (debug-status-type = JC<debug-status-json, debug-status-cbor>, §7.2.1).
+func parseDebugStatusJSON(v []byte) (DebugStatus, error) {
+	s, err := jsonString(v)
+	if err != nil {
+		return 0, errors.New(`dbgstat: want one of the RFC 9711 JSON names ("enabled", "disabled", "disabled-since-boot", "disabled-permanently", "disabled-fully-and-permanently")`)
+	}
+	for d := DebugEnabled; d <= DebugDisabledFullyAndPermanently; d++ {
+		if s == d.String() {
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("dbgstat: unknown value %.40q", s)
 }
 
 // Measurement is one named digest of a component (bootloader, firmware,
@@ -148,6 +166,12 @@ type Claims struct {
 	Submods map[string]*Claims
 	// IssuedAt is iat (6), in whole seconds; zero when absent.
 	IssuedAt time.Time
+	// Expiry is exp (4), in whole seconds; zero when absent. A
+	// [Verifier] refuses evidence from its exp on (RFC 7519 §4.1.4).
+	Expiry time.Time
+	// NotBefore is nbf (5), in whole seconds; zero when absent. A
+	// [Verifier] refuses evidence before its nbf (RFC 7519 §4.1.5).
+	NotBefore time.Time
 	// Profile is eat_profile (265), as a URI.
 	Profile string
 	// Extensions are the claims of a CWT that ztm does not define, by
@@ -303,6 +327,12 @@ func (c *Claims) cborMap() (map[int64]any, error) {
 	if !c.IssuedAt.IsZero() {
 		m[KeyIssuedAt] = c.IssuedAt.Unix()
 	}
+	if !c.Expiry.IsZero() {
+		m[KeyExpiry] = c.Expiry.Unix()
+	}
+	if !c.NotBefore.IsZero() {
+		m[KeyNotBefore] = c.NotBefore.Unix()
+	}
 	if c.Profile != "" {
 		m[KeyProfile] = c.Profile
 	}
@@ -310,7 +340,7 @@ func (c *Claims) cborMap() (map[int64]any, error) {
 }
 
 var knownKeys = map[int64]struct{}{
-	KeyIssuedAt: {}, KeyNonce: {}, KeyUEID: {}, KeyOEMID: {}, KeyHWModel: {},
+	KeyExpiry: {}, KeyNotBefore: {}, KeyIssuedAt: {}, KeyNonce: {}, KeyUEID: {}, KeyOEMID: {}, KeyHWModel: {},
 	KeyHWVersion: {}, KeyOEMBoot: {}, KeyDebugStatus: {}, KeyProfile: {},
 	KeySubmods: {}, KeySWName: {}, KeySWVersion: {}, KeyMeasurements: {},
 }
@@ -377,10 +407,10 @@ func (c *Claims) decodeCBOR(data []byte, depth int) error {
 			if err = dm.Unmarshal(v, &sm); err == nil {
 				err = c.submodsFrom(sm, depth)
 			}
-		case KeyIssuedAt:
+		case KeyIssuedAt, KeyExpiry, KeyNotBefore:
 			var t int64
 			if err = dm.Unmarshal(v, &t); err == nil {
-				c.IssuedAt = unixUTC(t)
+				*c.timeClaim(k) = unixUTC(t)
 			}
 		case KeyProfile:
 			err = dm.Unmarshal(v, &c.Profile)
@@ -412,6 +442,17 @@ func (c *Claims) finish(depth int) error {
 }
 
 func unixUTC(t int64) time.Time { return time.Unix(t, 0).UTC() }
+
+// timeClaim returns the field of the time claim with CWT key k.
+func (c *Claims) timeClaim(k int64) *time.Time {
+	switch k {
+	case KeyExpiry:
+		return &c.Expiry
+	case KeyNotBefore:
+		return &c.NotBefore
+	}
+	return &c.IssuedAt
+}
 
 func (c *Claims) submodsFrom(sm map[string]cbor.RawMessage, depth int) error {
 	c.Submods = make(map[string]*Claims, len(sm))
@@ -589,8 +630,12 @@ func sortMeasurements(ms []Measurement) {
 var jsonNames = map[string]struct{}{
 	"eat_nonce": {}, "ueid": {}, "oemid": {}, "hwmodel": {}, "hwversion": {},
 	"oemboot": {}, "dbgstat": {}, "swname": {}, "swversion": {},
-	"measurements": {}, "submods": {}, "iat": {}, "eat_profile": {},
+	"measurements": {}, "submods": {}, "iat": {}, "exp": {}, "nbf": {},
+	"eat_profile": {},
 }
+
+// jsonTimeKeys maps the JWT names of the time claims to their CWT keys.
+var jsonTimeKeys = map[string]int64{"iat": KeyIssuedAt, "exp": KeyExpiry, "nbf": KeyNotBefore}
 
 // b64 is base64url without padding (RFC 7515 §2), decoding strictly:
 // unused trailing bits must be zero, so that one value has one encoding
@@ -645,7 +690,7 @@ func (c *Claims) jsonMap() (map[string]any, error) {
 		m["oemboot"] = *c.SecureBoot
 	}
 	if c.DebugStatus != nil {
-		m["dbgstat"] = int(*c.DebugStatus)
+		m["dbgstat"] = c.DebugStatus.String()
 	}
 	if c.SWName != "" {
 		m["swname"] = c.SWName
@@ -680,6 +725,12 @@ func (c *Claims) jsonMap() (map[string]any, error) {
 	}
 	if !c.IssuedAt.IsZero() {
 		m["iat"] = c.IssuedAt.Unix()
+	}
+	if !c.Expiry.IsZero() {
+		m["exp"] = c.Expiry.Unix()
+	}
+	if !c.NotBefore.IsZero() {
+		m["nbf"] = c.NotBefore.Unix()
 	}
 	if c.Profile != "" {
 		m["eat_profile"] = c.Profile
@@ -800,12 +851,8 @@ func (c *Claims) decodeJSON(data []byte, depth int) error {
 				c.SecureBoot = &b
 			}
 		case "dbgstat":
-			var d int64
-			if d, err = jsonInt(v); err == nil {
-				if d < -1<<31 || d > 1<<31-1 {
-					d = -1
-				}
-				ds := DebugStatus(d)
+			var ds DebugStatus
+			if ds, err = parseDebugStatusJSON(v); err == nil {
 				c.DebugStatus = &ds
 			}
 		case "swname":
@@ -827,10 +874,10 @@ func (c *Claims) decodeJSON(data []byte, depth int) error {
 					c.Submods[string(sub.name)] = s
 				}
 			}
-		case "iat":
+		case "iat", "exp", "nbf":
 			var t int64
 			if t, err = jsonNumericDate(v); err == nil {
-				c.IssuedAt = time.Unix(t, 0).UTC()
+				*c.timeClaim(jsonTimeKeys[string(m.name)]) = unixUTC(t)
 			}
 		case "eat_profile":
 			c.Profile, err = jsonString(v)

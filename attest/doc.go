@@ -13,7 +13,11 @@
 // registered claims by their CWT keys and JWT names — eat_nonce (10), ueid
 // (256), oemid (258), hwmodel (259), hwversion (260), oemboot (262, secure boot), dbgstat
 // (263), eat_profile (265), submods (266), swname (270), swversion (271),
-// measurements (273) and iat (6) — plus extension claims kept as received.
+// measurements (273), iat (6), exp (4) and nbf (5) — plus extension claims
+// kept as received. Enumerated claims take the form of each encoding: dbgstat
+// is an integer in CBOR and its RFC 9711 name ("disabled-since-boot", …) in
+// JSON; the integer form in a JWT is refused. (dbgstat is the only
+// enumerated claim ztm defines; others, such as intuse, are extensions.)
 // Measurements are named digests ([Measurement]) in the content format
 // [MeasurementContentFormat].
 //
@@ -39,9 +43,20 @@
 // key.) The
 // algorithm is always the protected header's and must be the key's: a
 // missing, "none", HMAC, unknown or mismatched alg, or an alg in the
-// unprotected header, is refused. Decoding is strict: duplicate map keys
+// unprotected header, is refused. The unprotected header, which the
+// signature does not cover, may hold a kid and nothing else; any other
+// label is refused and named. Decoding is strict: duplicate map keys
 // or JSON members, indefinite lengths, trailing data and tokens over
 // [Config.MaxSize] (64 KiB by default, checked before parsing) are refused.
+//
+// # Validity
+//
+// Evidence and results past their exp, or before their nbf (RFC 7519
+// §4.1.4–5, RFC 8392 §3.1.4–5), are refused with [ErrExpired] or
+// [ErrNotYetValid]. Clocks differ, so both checks allow a skew,
+// [Config.ClockSkew] or [ResultOptions.ClockSkew]: [DefaultClockSkew] (one
+// minute) unless set, none if negative. exp and nbf are optional; freshness
+// of evidence rests on the nonce.
 //
 // # Nonces
 //
@@ -65,7 +80,10 @@
 // [Appraisal] with ear.status (affirming, warning, contraindicated or
 // none, the AR4SI tiers), the AR4SI trustworthiness vector, the appraisal
 // policy ID, and ztm's extensions: the evidence digest, the ueid, and the
-// reasons for any refusal. A Result is signed as an EAR JWT or CWT, read back
+// reasons for any refusal. In CBOR the verifier is ear.verifier-id (1004)
+// {0: developer, 1: build}, as the draft gives it. The appraisal policy ID
+// (1003) is written as text, as Veraison's profile has it, and read as text
+// or as the one-element array of later draft revisions. A Result is signed as an EAR JWT or CWT, read back
 // with [ParseResult], and named by [Result.Digest] for ledgers.
 //
 // Every refusal returns an error wrapping [ErrVerification] and a

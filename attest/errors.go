@@ -43,6 +43,12 @@ var (
 	ErrNonceReused = errors.New("attest: nonce reused")
 	// ErrNonceExpired is wrapped for a nonce presented after its TTL.
 	ErrNonceExpired = errors.New("attest: nonce expired")
+	// ErrExpired is wrapped for evidence or a result presented after its
+	// exp claim (plus the clock-skew allowance).
+	ErrExpired = errors.New("attest: token expired")
+	// ErrNotYetValid is wrapped for evidence or a result presented before
+	// its nbf claim (less the clock-skew allowance).
+	ErrNotYetValid = errors.New("attest: token not yet valid")
 	// ErrPolicy is wrapped when signed, fresh evidence fails appraisal:
 	// debug enabled, secure boot off, a measurement or software version
 	// that does not meet the reference values, or no reference values.
@@ -90,6 +96,16 @@ const (
 	ReasonMeasurementMismatch
 	// ReasonSoftwareVersion: swname or swversion do not meet the minimum.
 	ReasonSoftwareVersion
+	// ReasonExpired: the token's exp has passed.
+	ReasonExpired
+	// ReasonNotYetValid: the token's nbf is still to come.
+	ReasonNotYetValid
+	// ReasonReboot: the device was reset or restarted (or its TPM clock
+	// went back) since an earlier quote it was required to follow.
+	ReasonReboot
+	// ReasonClockUnsafe: the TPM reports that its clock may have gone
+	// back (clockInfo.safe is NO), and the verifier requires a safe one.
+	ReasonClockUnsafe
 
 	maxReason
 )
@@ -111,6 +127,10 @@ var reasonNames = [...]string{
 	ReasonSecureBootOff:        "secure-boot-off",
 	ReasonMeasurementMismatch:  "measurement-mismatch",
 	ReasonSoftwareVersion:      "software-version",
+	ReasonExpired:              "expired",
+	ReasonNotYetValid:          "not-yet-valid",
+	ReasonReboot:               "reboot",
+	ReasonClockUnsafe:          "clock-unsafe",
 }
 
 // String returns the reason's short name, as used in a [Result]'s reasons
@@ -146,6 +166,10 @@ func (r Reason) Sentinel() error {
 		return ErrNonceReused
 	case ReasonNonceExpired:
 		return ErrNonceExpired
+	case ReasonExpired:
+		return ErrExpired
+	case ReasonNotYetValid:
+		return ErrNotYetValid
 	}
 	return ErrPolicy
 }

@@ -125,7 +125,7 @@ func ExampleClaims_MarshalCBOR() {
 	fmt.Println(string(j))
 	// Output:
 	// a30a48303132333435363719010243001b6319010703
-	// {"dbgstat":3,"eat_nonce":"MDEyMzQ1Njc","oemid":"ABtj"}
+	// {"dbgstat":"disabled-permanently","eat_nonce":"MDEyMzQ1Njc","oemid":"ABtj"}
 }
 
 // A verifier signs its Result as an EAR JWT; the CA reads it back.
@@ -144,7 +144,7 @@ func ExampleResult_SignJWT() {
 	if err != nil {
 		panic(err)
 	}
-	back, err := attest.ParseResult(token, verifierKey.Public(), 0)
+	back, err := attest.ParseResult(token, verifierKey.Public(), nil)
 	if err != nil {
 		panic(err)
 	}

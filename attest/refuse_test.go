@@ -576,7 +576,7 @@ func TestVerifyRefuses(t *testing.T) {
 		}, attest.ReasonMalformed},
 		{"JWT claims of the wrong type", func(t *testing.T) (*attest.EATVerifier, []byte) {
 			e := newEnv(t, envOpts{tweak: withRawKey})
-			js := strings.Replace(claimsJSON(t, goodClaims(t, e)), `"dbgstat":2`, `"dbgstat":"off"`, 1)
+			js := strings.Replace(claimsJSON(t, goodClaims(t, e)), `"dbgstat":"disabled-since-boot"`, `"dbgstat":2`, 1)
 			return e.ver, craftJWT(`{"alg":"ES256","kid":"raw"}`, js, es256Raw(t))
 		}, attest.ReasonMalformed},
 		{"CWT nonce as an array of integers, beside an extension claim", func(t *testing.T) (*attest.EATVerifier, []byte) {

@@ -29,6 +29,8 @@ const (
 	earKeyTrustVector    int64 = 1001
 	earKeyPolicyID       int64 = 1003
 	earKeyVerifierID     int64 = 1004
+	earKeyDeveloper      int64 = 0 // in ear.verifier-id
+	earKeyBuild          int64 = 1 // in ear.verifier-id
 	ztmKeyEvidenceDigest int64 = -71000
 	ztmKeyReasons        int64 = -71001
 	ztmKeyUEID           int64 = -71002
@@ -146,11 +148,13 @@ func (tv TrustVector) Status() Status {
 	return worst
 }
 
-// VerifierID is ear.verifier-id: who appraised the evidence.
+// VerifierID is ear.verifier-id: who appraised the evidence. In CBOR it
+// is the map {0: developer, 1: build}; in JSON {"developer", "build"}.
+// Reference: draft-ietf-rats-ar4si §3.3, draft-ietf-rats-ear §3.
 type VerifierID struct {
-	// Build names the verifier software and its version.
+	// Build names the verifier software and its version (CBOR key 1).
 	Build string
-	// Developer names the verifier's developer, as a URI.
+	// Developer names the verifier's developer, as a URI (CBOR key 0).
 	Developer string
 }
 
@@ -184,6 +188,14 @@ type Result struct {
 	Profile string
 	// IssuedAt is iat, in whole seconds.
 	IssuedAt time.Time
+	// Expiry is exp, in whole seconds: the time from which the result
+	// must no longer be accepted (RFC 7519 §4.1.4, RFC 8392 §3.1.4). Zero
+	// when absent.
+	Expiry time.Time
+	// NotBefore is nbf, in whole seconds: the time before which the
+	// result must not be accepted (RFC 7519 §4.1.5, RFC 8392 §3.1.5). Zero
+	// when absent.
+	NotBefore time.Time
 	// VerifierID is ear.verifier-id.
 	VerifierID VerifierID
 	// Nonce is eat_nonce: the nonce of the appraised evidence, if any.
@@ -256,7 +268,13 @@ func (r *Result) cborMap() map[int64]any {
 	m := map[int64]any{
 		KeyProfile:       r.Profile,
 		KeyIssuedAt:      r.IssuedAt.Unix(),
-		earKeyVerifierID: map[int64]any{0: r.VerifierID.Build, 1: r.VerifierID.Developer},
+		earKeyVerifierID: map[int64]any{earKeyDeveloper: r.VerifierID.Developer, earKeyBuild: r.VerifierID.Build},
+	}
+	if !r.Expiry.IsZero() {
+		m[KeyExpiry] = r.Expiry.Unix()
+	}
+	if !r.NotBefore.IsZero() {
+		m[KeyNotBefore] = r.NotBefore.Unix()
 	}
 	if r.Nonce != nil {
 		m[KeyNonce] = r.Nonce
@@ -300,6 +318,12 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		"eat_profile":     r.Profile,
 		"iat":             r.IssuedAt.Unix(),
 		"ear.verifier-id": map[string]string{"build": r.VerifierID.Build, "developer": r.VerifierID.Developer},
+	}
+	if !r.Expiry.IsZero() {
+		m["exp"] = r.Expiry.Unix()
+	}
+	if !r.NotBefore.IsZero() {
+		m["nbf"] = r.NotBefore.Unix()
 	}
 	if r.Nonce != nil {
 		m["eat_nonce"] = b64.EncodeToString(r.Nonce)
@@ -368,17 +392,42 @@ func (r *Result) SignCWT(rand io.Reader, signer crypto.Signer, opts *SignOptions
 	return tok, nil
 }
 
+// ResultOptions configures [ParseResult]. Its zero value (or nil) works.
+type ResultOptions struct {
+	// MaxSize is the largest token, in bytes, that is parsed at all. If
+	// zero, DefaultMaxSize is used.
+	MaxSize int
+	// Time returns the current time, against which exp and nbf are
+	// checked. If nil, time.Now is used.
+	Time func() time.Time
+	// ClockSkew is the allowance for the clocks of the verifier that
+	// signed the result and of the reader: a result is accepted until
+	// exp + ClockSkew and from nbf - ClockSkew. If zero,
+	// [DefaultClockSkew] is used; a negative value allows none.
+	ClockSkew time.Duration
+}
+
 // ParseResult verifies a signed Result (EAR JWT or CWT, detected by its
 // first byte) with the verifier's public key and decodes it. The algorithm
-// comes from the protected header and must match key. Tokens over maxSize
-// bytes (DefaultMaxSize if maxSize <= 0) are refused before parsing. Every
-// failure is a [*VerificationError] wrapping [ErrVerification].
-func ParseResult(token []byte, key crypto.PublicKey, maxSize int) (*Result, error) {
-	if maxSize <= 0 {
-		maxSize = DefaultMaxSize
+// comes from the protected header and must match key. Tokens over
+// opts.MaxSize bytes are refused before parsing; a result past its exp or
+// before its nbf (RFC 7519 §4.1.4–5, RFC 8392 §3.1.4–5), allowing
+// opts.ClockSkew, is refused with [ErrExpired] or [ErrNotYetValid]. opts
+// may be nil. Every failure is a [*VerificationError] wrapping
+// [ErrVerification].
+func ParseResult(token []byte, key crypto.PublicKey, opts *ResultOptions) (*Result, error) {
+	var o ResultOptions
+	if opts != nil {
+		o = *opts
 	}
-	if len(token) > maxSize {
-		return nil, verr(ReasonTooLarge, nil, "%d bytes, limit %d", len(token), maxSize)
+	if o.MaxSize <= 0 {
+		o.MaxSize = DefaultMaxSize
+	}
+	if o.Time == nil {
+		o.Time = time.Now
+	}
+	if len(token) > o.MaxSize {
+		return nil, verr(ReasonTooLarge, nil, "%d bytes, limit %d", len(token), o.MaxSize)
 	}
 	if len(token) == 0 {
 		return nil, verr(ReasonMalformed, nil, "empty token")
@@ -387,7 +436,7 @@ func ParseResult(token []byte, key crypto.PublicKey, maxSize int) (*Result, erro
 	var e *VerificationError
 	switch token[0] {
 	case 0xd2, 0xd8:
-		r, e = parseResultCWT(token, key, maxSize)
+		r, e = parseResultCWT(token, key, o.MaxSize)
 	case 'e':
 		r, e = parseResultJWT(token, key)
 	default:
@@ -399,8 +448,37 @@ func ParseResult(token []byte, key crypto.PublicKey, maxSize int) (*Result, erro
 	if err := r.check(); err != nil {
 		return nil, verr(ReasonMalformed, err, "result")
 	}
+	if e := checkValidity(r.Expiry, r.NotBefore, o.Time(), o.ClockSkew); e != nil {
+		return nil, e
+	}
 	r.signed = append([]byte(nil), token...)
 	return r, nil
+}
+
+// policyIDField is ear.appraisal-policy-id (1003): a text string as
+// Veraison's EAR profile writes it, or a one-element array of text as
+// later revisions of draft-ietf-rats-ear do (ear_appraisal_policy_ids).
+// A list of several policies is refused rather than cut to one.
+type policyIDField string
+
+func (p *policyIDField) UnmarshalCBOR(b []byte) error {
+	if len(b) > 0 && b[0]>>5 == 4 {
+		var ids []string
+		if err := detcbor.DecMode().Unmarshal(b, &ids); err != nil {
+			return err
+		}
+		if len(ids) != 1 {
+			return fmt.Errorf("%d appraisal policy ids (ztm reads exactly one)", len(ids))
+		}
+		*p = policyIDField(ids[0])
+		return nil
+	}
+	var s string
+	if err := detcbor.DecMode().Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*p = policyIDField(s)
+	return nil
 }
 
 func parseResultCWT(token []byte, key crypto.PublicKey, maxSize int) (*Result, *VerificationError) {
@@ -434,14 +512,14 @@ func parseResultCWT(token []byte, key crypto.PublicKey, maxSize int) (*Result, *
 }
 
 type earVerifierIDCBOR struct {
-	Build     string `cbor:"0,keyasint"`
-	Developer string `cbor:"1,keyasint"`
+	Developer string `cbor:"0,keyasint"`
+	Build     string `cbor:"1,keyasint"`
 }
 
 type earAppraisalCBOR struct {
 	Status         *int8          `cbor:"1000,keyasint"`
 	TrustVector    map[int64]int8 `cbor:"1001,keyasint"`
-	PolicyID       string         `cbor:"1003,keyasint"`
+	PolicyID       policyIDField  `cbor:"1003,keyasint"`
 	EvidenceDigest bstrField      `cbor:"-71000,keyasint"`
 	Reasons        []string       `cbor:"-71001,keyasint"`
 	UEID           bstrField      `cbor:"-71002,keyasint"`
@@ -450,6 +528,8 @@ type earAppraisalCBOR struct {
 type earCBOR struct {
 	Profile    string                      `cbor:"265,keyasint"`
 	IssuedAt   *int64                      `cbor:"6,keyasint"`
+	Expiry     *int64                      `cbor:"4,keyasint"`
+	NotBefore  *int64                      `cbor:"5,keyasint"`
 	VerifierID earVerifierIDCBOR           `cbor:"1004,keyasint"`
 	Nonce      bstrField                   `cbor:"10,keyasint"`
 	Submods    map[string]earAppraisalCBOR `cbor:"266,keyasint"`
@@ -479,18 +559,24 @@ func decodeResultCBOR(b []byte) (*Result, error) {
 	}
 	r := &Result{
 		Profile:    e.Profile,
-		VerifierID: VerifierID(e.VerifierID),
+		VerifierID: VerifierID{Build: e.VerifierID.Build, Developer: e.VerifierID.Developer},
 		Nonce:      e.Nonce,
 		Submods:    make(map[string]*Appraisal, len(e.Submods)),
 	}
 	if e.IssuedAt != nil {
 		r.IssuedAt = time.Unix(*e.IssuedAt, 0).UTC()
 	}
+	if e.Expiry != nil {
+		r.Expiry = time.Unix(*e.Expiry, 0).UTC()
+	}
+	if e.NotBefore != nil {
+		r.NotBefore = time.Unix(*e.NotBefore, 0).UTC()
+	}
 	for name, ea := range e.Submods {
 		if ea.Status == nil {
 			return nil, fmt.Errorf("submodule %q without ear.status", name)
 		}
-		a := &Appraisal{Status: Status(*ea.Status), PolicyID: ea.PolicyID, EvidenceDigest: ea.EvidenceDigest, Reasons: ea.Reasons, UEID: ea.UEID}
+		a := &Appraisal{Status: Status(*ea.Status), PolicyID: string(ea.PolicyID), EvidenceDigest: ea.EvidenceDigest, Reasons: ea.Reasons, UEID: ea.UEID}
 		entries := a.TrustVector.entries()
 		for k, v := range ea.TrustVector {
 			if k < 0 || k >= int64(len(entries)) {
@@ -539,6 +625,16 @@ func decodeResultJSON(b []byte) (*Result, error) {
 			var t int64
 			if t, err = jsonNumericDate(m.value); err == nil {
 				r.IssuedAt = time.Unix(t, 0).UTC()
+			}
+		case "exp":
+			var t int64
+			if t, err = jsonNumericDate(m.value); err == nil {
+				r.Expiry = time.Unix(t, 0).UTC()
+			}
+		case "nbf":
+			var t int64
+			if t, err = jsonNumericDate(m.value); err == nil {
+				r.NotBefore = time.Unix(t, 0).UTC()
 			}
 		case "ear.verifier-id":
 			err = decodeVerifierIDJSON(m.value, &r.VerifierID)

@@ -64,7 +64,7 @@ func TestResultRoundTrip(t *testing.T) {
 				if !bytes.Equal(r.Digest(), d[:]) {
 					t.Error("Digest is not the SHA-256 of the token")
 				}
-				p, err := attest.ParseResult(tok, vkey.Public(), 0)
+				p, err := attest.ParseResult(tok, vkey.Public(), nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -79,14 +79,14 @@ func TestResultRoundTrip(t *testing.T) {
 				}
 				// Wrong key, and a tampered token, are refused.
 				other := newKey(t, keystore.ES256)
-				if _, err := attest.ParseResult(tok, other.Public(), 0); !errors.Is(err, attest.ErrBadSignature) {
+				if _, err := attest.ParseResult(tok, other.Public(), nil); !errors.Is(err, attest.ErrBadSignature) {
 					t.Errorf("wrong key: %v", err)
 				}
 				p384 := newKey(t, keystore.ES384)
-				if _, err := attest.ParseResult(tok, p384.Public(), 0); !errors.Is(err, attest.ErrAlgorithmMismatch) {
+				if _, err := attest.ParseResult(tok, p384.Public(), nil); !errors.Is(err, attest.ErrAlgorithmMismatch) {
 					t.Errorf("key of another algorithm: %v", err)
 				}
-				if _, err := attest.ParseResult(tok, vkey.Public(), 16); !errors.Is(err, attest.ErrTooLarge) {
+				if _, err := attest.ParseResult(tok, vkey.Public(), &attest.ResultOptions{MaxSize: 16}); !errors.Is(err, attest.ErrTooLarge) {
 					t.Errorf("size limit: %v", err)
 				}
 			})
@@ -185,7 +185,7 @@ func TestParseResultForeignExtensions(t *testing.T) {
 	payload := mustCBOR(t, map[int64]any{
 		265:  attest.EARProfile,
 		6:    int64(1772366400),
-		1004: map[int64]any{0: "other 1.0", 1: "https://verifier.example"},
+		1004: map[int64]any{0: "https://verifier.example", 1: "other 1.0"},
 		266: map[string]any{"device": map[int64]any{
 			1000:   int64(2),
 			1001:   map[int64]any{4: int64(2)},
@@ -200,7 +200,7 @@ func TestParseResultForeignExtensions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := attest.ParseResult(tok, rawKey.Public(), 0)
+	r, err := attest.ParseResult(tok, rawKey.Public(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestParseResultForeignExtensions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := attest.ParseResult(tok, rawKey.Public(), 0); !errors.Is(err, attest.ErrMalformed) {
+	if _, err := attest.ParseResult(tok, rawKey.Public(), nil); !errors.Is(err, attest.ErrMalformed) {
 		t.Errorf("duplicate iat: %v", err)
 	}
 }
@@ -226,7 +226,7 @@ func TestParseResultForeignExtensions(t *testing.T) {
 func TestParseResultJSONStrict(t *testing.T) {
 	const head = `{"eat_profile":"` + attest.EARProfile + `","ear.verifier-id":{"build":"v 1","developer":"https://v.example"}`
 	parse := func(payload string) (*attest.Result, error) {
-		return attest.ParseResult(craftJWT(`{"alg":"ES256"}`, payload, es256Raw(t)), rawKey.Public(), 0)
+		return attest.ParseResult(craftJWT(`{"alg":"ES256"}`, payload, es256Raw(t)), rawKey.Public(), nil)
 	}
 	r, err := parse(head + `,"iat":1772366400,"x-other":{"a":1,"a":2},"submods":{"device":{"ear.status":"affirming","ear.trustworthiness-vector":{"hardware":2}}}}`)
 	if err != nil {
@@ -267,11 +267,11 @@ func TestParseResultCBORStrict(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = attest.ParseResult(tok, rawKey.Public(), 0)
+		_, err = attest.ParseResult(tok, rawKey.Public(), nil)
 		return err
 	}
 	good := func() map[int64]any {
-		return map[int64]any{265: attest.EARProfile, 6: int64(1772366400), 1004: map[int64]any{0: "v 1", 1: "https://v.example"},
+		return map[int64]any{265: attest.EARProfile, 6: int64(1772366400), 1004: map[int64]any{0: "https://v.example", 1: "v 1"},
 			266: map[string]any{"device": map[int64]any{1000: int64(2)}}}
 	}
 	if err := parse(good()); err != nil {

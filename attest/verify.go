@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -24,6 +26,32 @@ import (
 
 // DefaultMaxSize is the size limit on a token when [Config.MaxSize] is zero.
 const DefaultMaxSize = 64 << 10
+
+// DefaultClockSkew is the allowance for clock differences between a
+// token's signer and its reader when [Config.ClockSkew] or
+// [ResultOptions.ClockSkew] is zero: a token is accepted until its exp plus
+// one minute, and from its nbf less one minute.
+const DefaultClockSkew = time.Minute
+
+// checkValidity refuses a token whose exp (if set) is not after
+// now - skew, or whose nbf (if set) is after now + skew (RFC 7519 §4.1.4:
+// "on or after" exp is refused). skew 0 is [DefaultClockSkew], a negative
+// skew none.
+func checkValidity(exp, nbf, now time.Time, skew time.Duration) *VerificationError {
+	switch {
+	case skew == 0:
+		skew = DefaultClockSkew
+	case skew < 0:
+		skew = 0
+	}
+	if !exp.IsZero() && !now.Add(-skew).Before(exp) {
+		return verr(ReasonExpired, nil, "exp %s, now %s (allowing %s)", exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), skew)
+	}
+	if !nbf.IsZero() && now.Add(skew).Before(nbf) {
+		return verr(ReasonNotYetValid, nil, "nbf %s, now %s (allowing %s)", nbf.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), skew)
+	}
+	return nil
+}
 
 // Verifier appraises attestation evidence. Implementations are safe for
 // concurrent use. [NewVerifier] returns one for EAT evidence (CWT and JWT);
@@ -87,9 +115,14 @@ type Config struct {
 	// MaxSize is the largest token, in bytes, that is parsed at all. If
 	// zero, DefaultMaxSize (64 KiB) is used.
 	MaxSize int
-	// Time returns the current time, for certificate validity and the
-	// result's iat. If nil, time.Now is used.
+	// Time returns the current time, for certificate validity, the
+	// evidence's exp and nbf, and the result's iat. If nil, time.Now is
+	// used.
 	Time func() time.Time
+	// ClockSkew is the allowance for the device's clock when checking the
+	// evidence's exp and nbf (RFC 7519 §4.1.4–5, RFC 8392 §3.1.4–5). If
+	// zero, [DefaultClockSkew] is used; a negative value allows none.
+	ClockSkew time.Duration
 	// VerifierID names this verifier in results (ear.verifier-id).
 	VerifierID VerifierID
 	// PolicyID is ear.appraisal-policy-id in results. If empty,
@@ -243,6 +276,9 @@ func (v *EATVerifier) decode(evidence []byte, now time.Time) (*Evidence, *Verifi
 	if e != nil {
 		return nil, e
 	}
+	if e := checkValidity(ev.Claims.Expiry, ev.Claims.NotBefore, now, v.cfg.ClockSkew); e != nil {
+		return nil, e
+	}
 	if e := signerNamesDevice(ev); e != nil {
 		return nil, e
 	}
@@ -288,6 +324,24 @@ type coseHeader struct {
 	hasKid  bool
 	kid     cbor.RawMessage
 	x5chain cbor.RawMessage
+	// others are the labels not listed above, formatted and sorted.
+	others []string
+}
+
+// undefinedUnprotected names the labels of an unprotected header that
+// ztm's evidence and results do not define there, or returns "". Only kid
+// may be unprotected: it is a hint that the signature check confirms.
+// (alg is refused on its own, with ReasonAlgorithmUnprotected.)
+func (h *coseHeader) undefinedUnprotected() string {
+	var bad []string
+	if h.hasCrit {
+		bad = append(bad, "2 (crit)")
+	}
+	if h.x5chain != nil {
+		bad = append(bad, "33 (x5chain)")
+	}
+	bad = append(bad, h.others...)
+	return strings.Join(bad, ", ")
 }
 
 // headerFast is the common header map (alg, kid, x5chain) decoded in one
@@ -335,6 +389,31 @@ func decodeHeader(raw []byte) (coseHeader, error) {
 	_, h.hasCrit = get(headerCrit)
 	h.kid, h.hasKid = get(headerKid)
 	h.x5chain, _ = get(headerX5Chain)
+	var nums []int64
+	for k := range m {
+		switch v := k.(type) {
+		case uint64:
+			if v == 1 || v == 2 || v == 4 || v == 33 { // alg, crit, kid, x5chain
+				continue
+			}
+			if v <= 1<<62 {
+				nums = append(nums, int64(v))
+				continue
+			}
+			h.others = append(h.others, fmt.Sprint(v))
+		case int64:
+			nums = append(nums, v)
+		default:
+			h.others = append(h.others, fmt.Sprintf("%q", fmt.Sprint(k)))
+		}
+	}
+	slices.Sort(nums)
+	named := make([]string, len(nums))
+	for i, n := range nums {
+		named[i] = fmt.Sprint(n)
+	}
+	sort.Strings(h.others)
+	h.others = append(named, h.others...)
 	return h, nil
 }
 
@@ -366,6 +445,10 @@ func parseSign1(data []byte, maxSize int) (protRaw []byte, prot, unprot coseHead
 		e = verr(ReasonMalformed, nil, "not a tagged COSE_Sign1 (tag 18)")
 		return
 	}
+	if len(body) < 2 || body[1] != 0x84 {
+		e = verr(ReasonMalformed, nil, "COSE_Sign1 is not an array of 4 items (protected, unprotected, payload, signature)")
+		return
+	}
 	var msg sign1Raw
 	if err := detcbor.Unmarshal(body[1:], &msg, maxSize); err != nil {
 		e = verr(ReasonMalformed, err, "COSE_Sign1 (the payload must be attached, the signature non-empty)")
@@ -378,6 +461,10 @@ func parseSign1(data []byte, maxSize int) (protRaw []byte, prot, unprot coseHead
 	var err error
 	if unprot, err = decodeHeader(msg.Unprotected); err != nil {
 		e = verr(ReasonMalformed, err, "unprotected header")
+		return
+	}
+	if bad := unprot.undefinedUnprotected(); bad != "" {
+		e = verr(ReasonMalformed, nil, "unprotected header label %s not allowed: the signature does not cover it (only kid may be unprotected)", bad)
 		return
 	}
 	if len(msg.Protected) > 0 {

@@ -37,7 +37,7 @@ func signRaw(t testing.TB, key crypto.Signer, prot cose.ProtectedHeader, rawProt
 	return raw
 }
 
-func stepHeader(kid []byte, ct string) cose.ProtectedHeader {
+func stepHeader(kid []byte, ct any) cose.ProtectedHeader {
 	return cose.ProtectedHeader{
 		cose.HeaderLabelAlgorithm:   cose.AlgorithmES256,
 		cose.HeaderLabelContentType: ct,

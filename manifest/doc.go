@@ -53,13 +53,13 @@
 //
 //	signed-step = #6.18([
 //	  protected:   bstr .cbor step-protected,
-//	  unprotected: {},              ; empty when written; not covered by the signature
+//	  unprotected: {},              ; always empty: not covered by the signature
 //	  payload:     bstr .cbor step,
 //	  signature:   bstr,
 //	])
 //	step-protected = {
 //	  1 => int,                     ; alg: -7 ES256, -35 ES384, -8 EdDSA, -37 PS256
-//	  3 => "application/vnd.ztm.step+cbor",
+//	  3 => 65091,                   ; content type: StepContentType (CoAP Content-Format, experimental range)
 //	  ? 4 => bstr,                  ; kid; by default the 32-byte SHA-256 of the signer's SPKI
 //	  15 => {                       ; CWT claims (RFC 9597), as SCITT signed statements carry them
 //	    1 => tstr,                  ; iss: the signer
@@ -67,8 +67,17 @@
 //	    ? 6 => uint,                ; iat: the step's time
 //	  },
 //	  ? 33 => bstr / [2* bstr],     ; x5chain (RFC 9360), leaf first, instead of kid
+//	  ? 34 => digest,               ; x5t (RFC 9360): the leaf by digest, instead of x5chain
 //	}
+//
 //	chain = [+ bstr .cbor signed-step]
+//
+// A step has one encoding: the unprotected header, which the signature
+// does not cover, must be empty (a step, policy or lot manifest carrying
+// any label there is refused, naming the label), and the byte string heads
+// of the envelope are in shortest form. Otherwise one signed step could be
+// re-encoded, still verifying and attributed to the same signer, under
+// another digest.
 //
 // A station builds a [StepSigner] once over its key (any crypto.Signer, such
 // as a keystore.Key) and signs each step with it. [ParseSignedStep] keeps
@@ -122,7 +131,7 @@
 //
 // The OEM writes the policy as JSON ([ParsePolicyJSON], strict), signs its
 // canonical CBOR form with [SignPolicy] (a COSE_Sign1 with content type
-// "application/vnd.ztm.policy+cbor") and publishes it; verifiers load it
+// [PolicyContentType], 65092) and publishes it; verifiers load it
 // with [VerifyPolicy] against the OEM's pinned key. In CDDL:
 //
 //	policy = {
@@ -173,19 +182,31 @@
 //	    ? 4 => bstr,                ; kid, or ? 33 => x5chain
 //	    15 => { 1 => tstr, 2 => tstr, ? 6 => uint },  ; iss, sub = lot id, iat
 //	    395 => 1,                   ; vds: RFC9162_SHA256
-//	    -65537 => uint,             ; tree size (private use; see below)
+//	    ? -65537 => uint,           ; tree size (private use; see below)
 //	  },
-//	  unprotected: { 396 => { -1 => [ bstr .cbor inclusion-proof ] } },
+//	  unprotected: { 396 => { -1 => [ bstr .cbor inclusion-proof ] } },  ; nothing else
 //	  payload:     nil,             ; detached: the root
 //	  signature:   bstr,
 //	])
-//	inclusion-proof = [tree-size: uint, leaf-index: uint, inclusion-path: [* bstr]]
+//	inclusion-proof = [tree-size: uint, leaf-index: uint, inclusion-path: [+ bstr]]
 //
 // RFC 9162 inclusion proofs do not authenticate the tree size they claim
-// (the same path can lead to the same root under another size), so the
+// (the same path can lead to the same root under another size), so ztm's
 // signed protected header also carries the tree size under a private-use
 // label, and [VerifyReceipt] refuses a proof that claims another. Other
-// RFC 9942 verifiers ignore the label.
+// RFC 9942 verifiers ignore the label. It is optional when read: a
+// standard receipt (alg and vds only) verifies, and [Receipt.SizeSigned]
+// says whether its size and index were signed or only claimed; a standard
+// lot manifest verifies too, with CWT claims naming the lot.
+//
+// A lot of one device has no receipt ([ErrSingleLeafLot]). Its inclusion
+// path would be empty (RFC 9162 §2.1.3.1: the root is the leaf's hash),
+// and neither RFC 9942's inclusion-path ([+ bstr]) nor RFC 9162's own
+// inclusion proof (inclusion_path<1..2^16-1>) can carry an empty path;
+// ztm neither writes one nor accepts one. The lot manifest itself is that
+// device's proof: its signed root is the step's leaf hash, which
+// [LotManifest.IsSoleLeaf] checks. (Leaf and node hashes are
+// domain-separated, so such a root is only ever a one-leaf tree's.)
 //
 // Issuing receipts needs the tree's node hashes: [LotOptions.KeepProofs]
 // keeps them (about 64 bytes a device, 64 MB for a million); without it a
@@ -201,17 +222,33 @@
 //
 // # Sizes
 //
-// Measured by TestStepSizes (which fails if a typical step with a kid
-// reaches 400 bytes), in bytes:
+// Every step kind the ztm line writes is under 400 bytes signed with a kid
+// (ES256, a 17-byte RAND UEID, the CA's 20-byte serials): the content type
+// is a number, and a step names by digest what the documents it names
+// already hold. A station with a certificate stays under 400 bytes by
+// naming it by digest ([SignOptions.ChainByDigest], x5t) where verifiers
+// hold it ([VerifyOptions.Certificates]); the x5chain rows show what
+// sending the chain costs. TestStepSizes measures them, fails if a kid or
+// x5t row reaches 400 bytes, and checks this table, in bytes:
 //
 // The table below is rewritten by go test -run TestStepSizes -update.
 //
-//	step (ES256)                                    payload     COSE
-//	first step (die-sort, no artifacts), kid             53      249
-//	typical step (final-test), kid                      195      391
-//	typical step + next custodian, kid                  232      428
-//	typical step, x5chain (leaf)                        195      773
-//	typical step, x5chain (leaf + intermediate)         195     1162
+//	step (ES256, 17-byte UEID)                      payload     COSE
+//	die-sort (first step)                                45      213
+//	firmware-load                                       127      295
+//	key-generation                                      173      341
+//	key-injection                                       188      356
+//	key-destroyed (station's copy)                      201      369
+//	enrollment                                          212      380
+//	install-failed                                      218      386
+//	final-test (typical)                                195      363
+//	pack                                                 71      239
+//	ship, handing custody on                            123      291
+//	key-destroyed (device, end of life)                 124      292
+//	decommissioned                                      134      302
+//	final-test, certificate by digest (x5t)             195      369
+//	final-test, x5chain (leaf)                          195      745
+//	final-test, x5chain (leaf + intermediate)           195     1135
 //
 // (ECDSA signatures in DER certificates vary by a byte or two.)
 package manifest

@@ -38,6 +38,13 @@ var (
 	// ErrNoSteps is returned by a store of steps (package chainstore, or
 	// any ztm.StepStore) for a subject it holds no step of.
 	ErrNoSteps = errors.New("manifest: no steps for this subject")
+	// ErrSingleLeafLot is returned by [LotManifest.Receipt] for a lot of
+	// one device: its inclusion path would be empty, which neither the
+	// receipt format (RFC 9942: inclusion-path [+ bstr]) nor RFC 9162's
+	// own inclusion proof (inclusion_path<1..2^16-1>) can carry. The
+	// signed lot manifest is that device's proof: see
+	// [LotManifest.IsSoleLeaf].
+	ErrSingleLeafLot = errors.New("manifest: a one-device lot has no receipt; its lot manifest is the proof")
 )
 
 // DecodeError reports input that could not be decoded. It wraps

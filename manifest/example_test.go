@@ -6,11 +6,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"log"
+	"math/big"
 	"time"
 
 	"github.com/ztmkit/ztm/manifest"
@@ -155,4 +157,44 @@ func ExampleLot() {
 	// Output:
 	// LOT-2026-03-A: device 3 of 5, signed by ACME
 	// true
+}
+
+// A test station with a certificate names it by digest (x5t) instead of
+// sending it with every step; the OEM, which holds the station's
+// certificate, verifies the step as if the certificate had come with it.
+func ExampleSignOptions_chainByDigest() {
+	rootKey, stationKey := newKey(), newKey()
+	t := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	rootTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ACME Partner Root"},
+		NotBefore: t.Add(-time.Hour), NotAfter: t.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	rootDER, _ := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, rootKey.Public(), rootKey)
+	root, _ := x509.ParseCertificate(rootDER)
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2),
+		Subject:   pkix.Name{CommonName: "testhouse-line2", OrganizationalUnit: []string{"test-station"}},
+		NotBefore: t.Add(-time.Hour), NotAfter: t.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	leafDER, _ := x509.CreateCertificate(rand.Reader, leafTmpl, root, stationKey.Public(), rootKey)
+	leaf, _ := x509.ParseCertificate(leafDER)
+
+	signer, err := manifest.NewStepSigner(stationKey, manifest.SignOptions{
+		Issuer: "testhouse", Chain: []*x509.Certificate{leaf}, ChainByDigest: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ueid := []byte{0x01, 0x5a, 0x1d, 0x3c, 0x9e, 0x77, 0x10, 0x42, 0x8b, 0x2f, 0x6c, 0x01, 0xd4, 0x73, 0x55, 0x0e, 0x91}
+	step, err := signer.Sign(rand.Reader, &manifest.Step{Name: "final-test", Subject: ueid, Time: t})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("under 400 bytes:", len(step.Raw) < 400)
+
+	policy := &manifest.Policy{Name: "acme-widget-line", Version: 1, Issuer: "ACME",
+		Roots: []*x509.Certificate{root},
+		Steps: []manifest.StepRule{{Name: "final-test", Roles: []string{"test-station"}}}}
+	rep := manifest.Verify(context.Background(), manifest.Chain{step}, policy,
+		&manifest.VerifyOptions{CurrentTime: t, Certificates: []*x509.Certificate{leaf}})
+	fmt.Println(rep.OK(), rep.Signers[0])
+	// Output:
+	// under 400 bytes: true
+	// true cert:testhouse-line2
 }

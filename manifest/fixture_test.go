@@ -35,6 +35,9 @@ type fixture struct {
 	rootKey *ecdsa.PrivateKey
 	policy  *manifest.Policy
 	subject []byte
+	// testhouseLeaf is the test house station's certificate. Party
+	// "testhouse" sends it as x5chain, "testhouse-x5t" names it by digest.
+	testhouseLeaf *x509.Certificate
 }
 
 func mustKey(tb testing.TB) *ecdsa.PrivateKey {
@@ -107,6 +110,12 @@ func newFixture(tb testing.TB) *fixture {
 		tb.Fatal(err)
 	}
 	f.parties["testhouse"] = &party{name: "testhouse", key: tk, signer: ts}
+	f.testhouseLeaf = leaf
+	tsd, err := manifest.NewStepSigner(tk, manifest.SignOptions{Issuer: "testhouse", Chain: []*x509.Certificate{leaf}, ChainByDigest: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f.parties["testhouse-x5t"] = &party{name: "testhouse", key: tk, signer: tsd}
 
 	f.policy = &manifest.Policy{
 		Name: "acme-widget-line", Version: 1, Issuer: "ACME",

@@ -13,62 +13,28 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/veraison/go-cose"
 
+	"github.com/ztmkit/ztm/internal/nodetest"
 	"github.com/ztmkit/ztm/manifest"
 )
 
 // coseJSVersion is the cose-js release the interop test runs against.
 const coseJSVersion = "0.9.0"
 
-// coseJS returns the node_modules directory holding cose-js, installing it
-// with npm into the user cache directory the first time. The test fails
-// (it does not skip) when node or npm is missing, unless -short is set.
+// coseJS returns the node_modules directory holding cose-js (and the cbor
+// package it depends on), installing it the first time.
 func coseJS(t *testing.T) string {
 	t.Helper()
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if testing.Short() {
-				t.Skipf("%s not installed (-short)", tool)
-			}
-			t.Fatalf("the COSE interop test needs %s: install Node.js 18 or later (Debian: apt-get install nodejs npm)", tool)
-		}
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "ztm-test", "cose-js-"+coseJSVersion)
-	mods := filepath.Join(dir, "node_modules")
-	if _, err := os.Stat(filepath.Join(mods, "cose-js", "package.json")); err == nil {
-		return mods
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// Install into a fresh directory, then rename it into place, so that
-	// a concurrent or interrupted install never leaves a half-filled one.
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "install-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	cmd := exec.Command("npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", tmp, "cose-js@"+coseJSVersion)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm install cose-js@%s: %v\n%s", coseJSVersion, err, out)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if _, serr := os.Stat(filepath.Join(mods, "cose-js", "package.json")); serr != nil {
-			t.Fatalf("installing cose-js: %v", err)
-		}
-	}
-	return mods
+	return nodetest.Modules(t, "cose-js", coseJSVersion)
 }
 
 type jsCase struct {
@@ -229,4 +195,77 @@ func mustPayload(t *testing.T, raw []byte) []byte {
 		t.Fatal(err)
 	}
 	return m.Payload
+}
+
+// TestInteropStandardReceipt verifies, with ztm, a lot manifest and COSE
+// Receipts made by an independent script (RFC 9162 hashing by hand, node
+// crypto signatures) with only the standard headers: no private tree-size
+// header -65537. Lot manifests missing vds or CWT claims are refused with
+// an error naming what is missing.
+func TestInteropStandardReceipt(t *testing.T) {
+	mods := coseJS(t)
+	_, leaves, _ := lotFixture(t, 5)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyFile, leavesFile := filepath.Join(dir, "key.pem"), filepath.Join(dir, "leaves.json")
+	hexLeaves := make([]string, len(leaves))
+	for i, l := range leaves {
+		hexLeaves[i] = hex.EncodeToString(l)
+	}
+	lj, _ := json.Marshal(hexLeaves)
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(leavesFile, lj, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := nodetest.Run(t, mods, filepath.Join("testdata", "make_receipt.js"), leavesFile, keyFile)
+	var made struct {
+		Root, Lot, LotNoCWT, LotNoVDS string
+		Receipts                      []string
+	}
+	if err := json.Unmarshal(out, &made); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	unhex := func(s string) []byte {
+		b, err := hex.DecodeString(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	lm, err := manifest.VerifyLotManifest(unhex(made.Lot), key.Public())
+	if err != nil {
+		t.Fatalf("lot manifest: %v", err)
+	}
+	if hex.EncodeToString(lm.Root) != made.Root || lm.Lot != "LOT-NODE-1" || lm.TreeSize != 0 {
+		t.Errorf("lot manifest %+v", lm)
+	}
+	for i, rc := range made.Receipts {
+		r, err := manifest.VerifyReceipt(unhex(rc), leaves[i], key.Public())
+		if err != nil {
+			t.Fatalf("receipt %d: %v", i, err)
+		}
+		if r.SizeSigned || r.TreeSize != 5 || r.Index != uint64(i) {
+			t.Errorf("receipt %d: %+v", i, r)
+		}
+		if _, err := manifest.VerifyReceipt(unhex(rc), leaves[(i+1)%5], key.Public()); !errors.Is(err, manifest.ErrVerification) {
+			t.Errorf("receipt %d for another leaf: %v", i, err)
+		}
+	}
+	for name, tc := range map[string]struct{ raw, want string }{
+		"no CWT claims": {made.LotNoCWT, "without CWT claims (label 15)"},
+		"no vds":        {made.LotNoVDS, "without vds (label 395)"},
+	} {
+		if _, err := manifest.VerifyLotManifest(unhex(tc.raw), key.Public()); !errors.Is(err, manifest.ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package manifest
 import (
 	"crypto"
 	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"hash"
@@ -27,12 +28,15 @@ const (
 	// carrying the signed tree size. RFC 9162 inclusion proofs do not bind
 	// the tree size they claim: the same path can lead to the same root
 	// under another size. Signing the size lets a verifier refuse a receipt
-	// whose proof claims another one.
+	// whose proof claims another one. ztm writes it; it is optional when
+	// read, so that standard receipts and lots (alg and vds only) verify.
 
 	// vdsRFC9162SHA256 is the RFC9162_SHA256 verifiable data structure.
 	vdsRFC9162SHA256 = 1
 	// proofInclusion is the inclusion-proof key in a vdp map.
 	proofInclusion = -1
+	// vdpLabel is the verifiable data structure proofs header parameter.
+	vdpLabel = 396
 )
 
 // MaxReceiptSize bounds an encoded receipt or signed lot manifest.
@@ -176,8 +180,25 @@ type receiptProtected struct {
 	KID     []byte          `cbor:"4,keyasint,omitempty"`
 	CWT     *cwtWire        `cbor:"15,keyasint,omitempty"`
 	X5Chain cbor.RawMessage `cbor:"33,keyasint,omitempty"`
-	VDS     int64           `cbor:"395,keyasint"`
-	Size    uint64          `cbor:"-65537,keyasint"`
+	X5T     *Digest         `cbor:"34,keyasint,omitempty"`
+	VDS     *int64          `cbor:"395,keyasint"`
+	Size    *uint64         `cbor:"-65537,keyasint"`
+}
+
+// check checks the parts of a lot signature's protected header that every
+// lot and receipt needs, naming the one that fails.
+func (h *receiptProtected) check() error {
+	switch {
+	case h.VDS == nil:
+		return errors.New("protected header without vds (label 395)")
+	case *h.VDS != vdsRFC9162SHA256:
+		return fmt.Errorf("verifiable data structure (vds) %d, want RFC9162_SHA256 (1)", *h.VDS)
+	case h.Size != nil && *h.Size == 0:
+		return errors.New("signed tree size (label -65537) is zero")
+	case h.CWT != nil && h.CWT.Iat > 1<<62:
+		return errors.New("CWT iat out of range")
+	}
+	return nil
 }
 
 // LotManifest is a signed lot: one signature over the root of the lot's
@@ -194,7 +215,8 @@ type LotManifest struct {
 	IssuedAt time.Time
 	// Root is the signed RFC 9162 root hash.
 	Root []byte
-	// TreeSize is the number of leaves, signed with the root.
+	// TreeSize is the number of leaves, signed with the root (ztm's
+	// protected header -65537); zero when the manifest does not carry it.
 	TreeSize uint64
 	// Raw is the signed manifest.
 	Raw []byte
@@ -213,7 +235,8 @@ func (l *Lot) Sign(rand io.Reader, s *StepSigner, issuedAt time.Time) (*LotManif
 	if l.Len() == 0 {
 		return nil, errors.New("manifest: empty lot")
 	}
-	h := receiptProtected{Alg: s.alg.COSE(), KID: s.kid, VDS: vdsRFC9162SHA256, Size: l.Len(),
+	vds, size := int64(vdsRFC9162SHA256), l.Len()
+	h := receiptProtected{Alg: s.alg.COSE(), KID: s.kid, X5T: s.x5t, VDS: &vds, Size: &size,
 		CWT: &cwtWire{Iss: s.issuer, Sub: l.id, Iat: unixOrZero(issuedAt)}}
 	if s.x5chain != nil {
 		x, err := detcbor.Marshal(s.x5chain)
@@ -278,7 +301,10 @@ type inclusionProof struct {
 // key -1) one inclusion proof [tree-size, leaf-index, inclusion-path]. With
 // the device's step it verifies on its own: see [VerifyReceipt]. It needs
 // a lot built with [LotOptions.KeepProofs], and no leaves added since
-// Sign.
+// Sign. A lot of one device has no receipt ([ErrSingleLeafLot]): its
+// inclusion path would be empty, which the receipt format cannot carry;
+// its lot manifest proves the device's inclusion instead
+// ([LotManifest.IsSoleLeaf]).
 func (m *LotManifest) Receipt(index uint64) ([]byte, error) {
 	if m.lot == nil {
 		return nil, errors.New("manifest: lot manifest without its lot: no receipts")
@@ -286,12 +312,12 @@ func (m *LotManifest) Receipt(index uint64) ([]byte, error) {
 	if m.lot.Len() != m.TreeSize {
 		return nil, errors.New("manifest: leaves were added to the lot since it was signed")
 	}
+	if m.TreeSize == 1 && index == 0 {
+		return nil, ErrSingleLeafLot
+	}
 	path, err := m.lot.inclusion(index)
 	if err != nil {
 		return nil, err
-	}
-	if path == nil {
-		path = [][]byte{}
 	}
 	p, err := detcbor.Marshal(&inclusionProof{TreeSize: m.TreeSize, Index: index, Path: path})
 	if err != nil {
@@ -319,9 +345,14 @@ type Receipt struct {
 	Lot      string
 	Issuer   string
 	IssuedAt time.Time
-	// TreeSize and Index locate the leaf; TreeSize is the signed tree size
-	// (which the proof must claim too).
+	// TreeSize and Index locate the leaf, as the proof claims them.
 	TreeSize, Index uint64
+	// SizeSigned reports whether the protected header carries the tree
+	// size (ztm's label -65537), which the proof's TreeSize then must
+	// equal. Without it (a standard receipt) TreeSize and Index are the
+	// proof's claims only: RFC 9162 inclusion proofs do not bind them, so
+	// the receipt proves that the step is in the signed tree, not where.
+	SizeSigned bool
 	// Path is the inclusion path, leaf side first.
 	Path [][]byte
 
@@ -332,12 +363,20 @@ type Receipt struct {
 
 // ParseReceipt decodes a receipt strictly: a tagged COSE_Sign1 with a
 // detached payload, a protected header with alg, vds = 1 (RFC9162_SHA256)
-// and no unknown label, and an unprotected header holding exactly one
-// inclusion proof whose index is below its tree size and whose path has
-// 32-byte hashes. Errors wrap [ErrMalformed] or [ErrTooLarge].
+// and no unknown label (ztm's signed tree size, -65537, is optional), and
+// an unprotected header holding only vdp (396) with exactly one inclusion
+// proof whose index is below its tree size and whose path has one or more
+// 32-byte hashes. Errors wrap [ErrMalformed] or [ErrTooLarge] and name the
+// check that failed.
 func ParseReceipt(receipt []byte) (*Receipt, error) {
 	if len(receipt) > MaxReceiptSize {
 		return nil, tooLargeErr("receipt", len(receipt), MaxReceiptSize)
+	}
+	if len(receipt) < 2 || receipt[0] != 0xd2 {
+		return nil, decodeErr("receipt", errors.New("not a tagged COSE_Sign1 (tag 18)"))
+	}
+	if err := checkSign1Array(receipt[1:], "receipt"); err != nil {
+		return nil, err
 	}
 	r := &Receipt{}
 	if err := r.msg.UnmarshalCBOR(receipt); err != nil {
@@ -346,34 +385,62 @@ func ParseReceipt(receipt []byte) (*Receipt, error) {
 	if r.msg.Payload != nil {
 		return nil, decodeErr("receipt", errors.New("payload is not detached"))
 	}
+	ph, err := decodeLotProtected(r.msg.Headers.RawProtected, "receipt")
+	if err != nil {
+		return nil, err
+	}
+	r.Alg, r.KeyID = ph.Alg, ph.KID
+	if ph.Size != nil {
+		r.SizeSigned, r.signedSize = true, *ph.Size
+	}
+	if ph.CWT != nil {
+		r.Lot, r.Issuer, r.IssuedAt = ph.CWT.Sub, ph.CWT.Iss, timeOrZero(ph.CWT.Iat)
+	}
+	ip, err := decodeInclusionProof(r.msg.Headers.RawUnprotected)
+	if err != nil {
+		return nil, err
+	}
+	r.TreeSize, r.Index, r.Path = ip.TreeSize, ip.Index, ip.Path
+	return r, nil
+}
+
+// decodeLotProtected decodes and checks the protected header of a lot
+// manifest or receipt.
+func decodeLotProtected(raw []byte, what string) (*receiptProtected, error) {
 	var prot []byte
-	if err := detcbor.Unmarshal(r.msg.Headers.RawProtected, &prot, MaxReceiptSize); err != nil {
-		return nil, decodeErr("receipt", fmt.Errorf("protected header: %w", err))
+	if err := detcbor.Unmarshal(raw, &prot, MaxReceiptSize); err != nil {
+		return nil, decodeErr(what, fmt.Errorf("protected header: %w", err))
 	}
 	var ph receiptProtected
 	if err := detcbor.Unmarshal(prot, &ph, MaxReceiptSize); err != nil {
-		return nil, decodeErr("receipt", fmt.Errorf("protected header: %w", err))
+		return nil, decodeErr(what, protectedErr(prot, err, 1, 4, 15, 33, 34, 395, -65537))
 	}
-	if ph.VDS != vdsRFC9162SHA256 {
-		return nil, decodeErr("receipt", fmt.Errorf("verifiable data structure %d, want RFC9162_SHA256 (1)", ph.VDS))
+	if err := ph.check(); err != nil {
+		return nil, decodeErr(what, err)
 	}
-	r.Alg, r.KeyID, r.signedSize = ph.Alg, ph.KID, ph.Size
-	if ph.CWT != nil {
-		r.Lot, r.Issuer, r.IssuedAt = ph.CWT.Sub, ph.CWT.Iss, timeOrZero(ph.CWT.Iat)
-		if ph.CWT.Iat > 1<<62 {
-			return nil, decodeErr("receipt", errors.New("iat out of range"))
-		}
+	return &ph, nil
+}
+
+// decodeInclusionProof reads the one inclusion proof of a receipt's
+// unprotected header, which may hold vdp (396) only.
+func decodeInclusionProof(rawUnprot []byte) (*inclusionProof, error) {
+	u, err := checkUnprotected(rawUnprot, "receipt", vdpLabel)
+	if err != nil {
+		return nil, err
 	}
-	var uh receiptUnprotected
-	if err := detcbor.Unmarshal(r.msg.Headers.RawUnprotected, &uh, MaxReceiptSize); err != nil {
-		return nil, decodeErr("receipt", fmt.Errorf("unprotected header: %w", err))
+	vdp, ok := u[uint64(vdpLabel)]
+	if !ok {
+		return nil, decodeErr("receipt", errors.New("unprotected header without vdp (label 396)"))
 	}
-	proofs := uh.VDP[proofInclusion]
-	if len(uh.VDP) != 1 || len(proofs) != 1 {
-		return nil, decodeErr("receipt", errors.New("want exactly one inclusion proof"))
+	var proofs map[int64][]cbor.RawMessage
+	if err := detcbor.Unmarshal(vdp, &proofs, MaxReceiptSize); err != nil {
+		return nil, decodeErr("receipt", fmt.Errorf("vdp: %w", err))
+	}
+	if len(proofs) != 1 || len(proofs[proofInclusion]) != 1 {
+		return nil, decodeErr("receipt", errors.New("want exactly one inclusion proof (vdp -1) and no other proof"))
 	}
 	var pb []byte
-	if err := detcbor.Unmarshal(proofs[0], &pb, MaxReceiptSize); err != nil {
+	if err := detcbor.Unmarshal(proofs[proofInclusion][0], &pb, MaxReceiptSize); err != nil {
 		return nil, decodeErr("receipt", fmt.Errorf("inclusion proof: %w", err))
 	}
 	var ip inclusionProof
@@ -383,16 +450,15 @@ func ParseReceipt(receipt []byte) (*Receipt, error) {
 	if ip.Index >= ip.TreeSize {
 		return nil, decodeErr("receipt", fmt.Errorf("leaf index %d in a tree of %d", ip.Index, ip.TreeSize))
 	}
-	if len(ip.Path) > maxProofLen {
-		return nil, decodeErr("receipt", fmt.Errorf("inclusion path of %d hashes for a tree of %d", len(ip.Path), ip.TreeSize))
+	if len(ip.Path) == 0 || len(ip.Path) > maxProofLen {
+		return nil, decodeErr("receipt", fmt.Errorf("inclusion path of %d hashes for a tree of %d (want 1 to %d: inclusion-path is [+ bstr])", len(ip.Path), ip.TreeSize, maxProofLen))
 	}
 	for _, h := range ip.Path {
 		if len(h) != 32 {
 			return nil, decodeErr("receipt", fmt.Errorf("inclusion path hash of %d bytes", len(h)))
 		}
 	}
-	r.TreeSize, r.Index, r.Path = ip.TreeSize, ip.Index, ip.Path
-	return r, nil
+	return &ip, nil
 }
 
 // VerifyReceipt checks that step (the exact COSE_Sign1 bytes of a device's
@@ -414,7 +480,7 @@ func VerifyReceipt(receipt, step []byte, pub crypto.PublicKey) (*Receipt, error)
 	if err != nil {
 		return nil, fail(ReasonAlgorithm, "", err)
 	}
-	if r.TreeSize != r.signedSize {
+	if r.SizeSigned && r.TreeSize != r.signedSize {
 		return nil, fail(ReasonReceipt, fmt.Sprintf("proof claims a tree of %d leaves, the signature one of %d", r.TreeSize, r.signedSize), nil)
 	}
 	root, err := proof.RootFromInclusionProof(hasher(), r.Index, r.TreeSize, hasher().HashLeaf(step), r.Path)
@@ -437,11 +503,19 @@ func (r *Receipt) Root(step []byte) ([]byte, error) {
 }
 
 // VerifyLotManifest checks a signed lot manifest ([LotManifest.Raw])
-// against pub and returns it, with its root. The result issues no
-// receipts.
+// against pub and returns it, with its root. Its protected header needs
+// alg, vds = 1 and the CWT claims that name the lot; ztm's signed tree size
+// (-65537) is optional (TreeSize is then zero). Its unprotected header must
+// be empty. The result issues no receipts.
 func VerifyLotManifest(raw []byte, pub crypto.PublicKey) (*LotManifest, error) {
 	if len(raw) > MaxReceiptSize {
 		return nil, tooLargeErr("lot manifest", len(raw), MaxReceiptSize)
+	}
+	if len(raw) < 2 || raw[0] != 0xd2 {
+		return nil, decodeErr("lot manifest", errors.New("not a tagged COSE_Sign1 (tag 18)"))
+	}
+	if err := checkSign1Array(raw[1:], "lot manifest"); err != nil {
+		return nil, err
 	}
 	var msg cose.Sign1Message
 	if err := msg.UnmarshalCBOR(raw); err != nil {
@@ -450,16 +524,15 @@ func VerifyLotManifest(raw []byte, pub crypto.PublicKey) (*LotManifest, error) {
 	if len(msg.Payload) != 32 {
 		return nil, decodeErr("lot manifest", fmt.Errorf("payload of %d bytes, want a 32-byte root", len(msg.Payload)))
 	}
-	var prot []byte
-	if err := detcbor.Unmarshal(msg.Headers.RawProtected, &prot, MaxReceiptSize); err != nil {
-		return nil, decodeErr("lot manifest", err)
+	if _, err := checkUnprotected(msg.Headers.RawUnprotected, "lot manifest"); err != nil {
+		return nil, err
 	}
-	var ph receiptProtected
-	if err := detcbor.Unmarshal(prot, &ph, MaxReceiptSize); err != nil {
-		return nil, decodeErr("lot manifest", err)
+	ph, err := decodeLotProtected(msg.Headers.RawProtected, "lot manifest")
+	if err != nil {
+		return nil, err
 	}
-	if ph.VDS != vdsRFC9162SHA256 || ph.Size == 0 || ph.CWT == nil || ph.CWT.Iat > 1<<62 {
-		return nil, decodeErr("lot manifest", errors.New("protected header without vds 1 or CWT claims"))
+	if ph.CWT == nil {
+		return nil, decodeErr("lot manifest", errors.New("protected header without CWT claims (label 15) naming the lot"))
 	}
 	v, err := verifierFor(ph.Alg, pub)
 	if err != nil {
@@ -468,6 +541,21 @@ func VerifyLotManifest(raw []byte, pub crypto.PublicKey) (*LotManifest, error) {
 	if err := msg.Verify(nil, v); err != nil {
 		return nil, &VerificationError{Check: CheckSignature, Step: -1, Reason: ReasonSignature, Err: err}
 	}
+	var size uint64
+	if ph.Size != nil {
+		size = *ph.Size
+	}
 	return &LotManifest{Lot: ph.CWT.Sub, Issuer: ph.CWT.Iss, IssuedAt: timeOrZero(ph.CWT.Iat),
-		Root: msg.Payload, TreeSize: ph.Size, Raw: raw, prot: msg.Headers.RawProtected, sig: msg.Signature}, nil
+		Root: msg.Payload, TreeSize: size, Raw: raw, prot: msg.Headers.RawProtected, sig: msg.Signature}, nil
+}
+
+// IsSoleLeaf reports whether step (the exact COSE_Sign1 bytes of a
+// device's step) is the only leaf of the lot: whether the signed root is
+// step's RFC 9162 leaf hash. Leaf and interior hashes are domain-separated
+// (0x00 and 0x01 prefixes), so a root equal to a leaf hash is the root of
+// a one-leaf tree. This is the inclusion proof of a one-device lot, which
+// has no receipt ([ErrSingleLeafLot]). Use it on a manifest that
+// [VerifyLotManifest] returned.
+func (m *LotManifest) IsSoleLeaf(step []byte) bool {
+	return subtle.ConstantTimeCompare(m.Root, LeafHash(step)) == 1
 }

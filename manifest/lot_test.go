@@ -75,6 +75,19 @@ func TestLotReceipts(t *testing.T) {
 			if err != nil || !bytes.Equal(got.Root, m.Root) || got.Lot != "LOT-2026-03-A" || !got.IssuedAt.Equal(t0) {
 				t.Fatalf("VerifyLotManifest: %+v %v", got, err)
 			}
+			if n == 1 {
+				// A one-device lot has no receipt (its path would be
+				// empty, which inclusion-path [+ bstr] forbids): its lot
+				// manifest is the proof.
+				if _, err := m.Receipt(0); !errors.Is(err, manifest.ErrSingleLeafLot) {
+					t.Fatalf("Receipt of a one-device lot: %v", err)
+				}
+				other := f.sign(f.newStep(manifest.StepShip, 0, nil), "cm").Raw
+				if !got.IsSoleLeaf(leaves[0]) || got.IsSoleLeaf(other) {
+					t.Fatal("IsSoleLeaf")
+				}
+				return
+			}
 			for i, leaf := range leaves {
 				rc, err := m.Receipt(uint64(i))
 				if err != nil {
@@ -84,7 +97,7 @@ func TestLotReceipts(t *testing.T) {
 				if err != nil {
 					t.Fatalf("receipt %d: %v", i, err)
 				}
-				if r.Index != uint64(i) || r.TreeSize != uint64(n) || r.Lot != "LOT-2026-03-A" || r.Issuer != "cm" {
+				if r.Index != uint64(i) || r.TreeSize != uint64(n) || !r.SizeSigned || r.Lot != "LOT-2026-03-A" || r.Issuer != "cm" {
 					t.Fatalf("receipt %d: %+v", i, r)
 				}
 				// transparency-dev/merkle's own verifier accepts our proof.
@@ -197,6 +210,7 @@ func TestReceiptRefuses(t *testing.T) {
 		{"flipped path hash", forge(t, rc, func(_ *receiptParts, p *proofParts) { p.Path[0][0] ^= 1 }), leaves[2], pub, verr(manifest.ReasonReceipt)},
 		{"other signer's key", rc, leaves[2], f.parties["qa"].key.Public(), verr(manifest.ReasonReceipt)},
 		{"index beyond size", forge(t, rc, func(_ *receiptParts, p *proofParts) { p.Index = 6 }), leaves[2], pub, is(manifest.ErrMalformed)},
+		{"empty path", forge(t, rc, func(_ *receiptParts, p *proofParts) { p.Path = [][]byte{} }), leaves[2], pub, is(manifest.ErrMalformed)},
 		{"path hash of 31 bytes", forge(t, rc, func(_ *receiptParts, p *proofParts) { p.Path[0] = p.Path[0][:31] }), leaves[2], pub, is(manifest.ErrMalformed)},
 		{"attached payload", forge(t, rc, func(r *receiptParts, _ *proofParts) { r.Payload = cbor.RawMessage{0x41, 0x00} }), leaves[2], pub, is(manifest.ErrMalformed)},
 		{"two proofs", forge(t, rc, func(r *receiptParts, _ *proofParts) {

@@ -45,6 +45,11 @@ type VerifyOptions struct {
 	// steps: a device still on the line. Every step present is still
 	// checked, and must follow the policy's order.
 	Partial bool
+	// Certificates are station certificates the verifier already holds:
+	// the leaves that steps name by digest (x5t, [SignOptions.ChainByDigest])
+	// and their intermediates. They are not trust anchors: a leaf must
+	// still chain to the policy's Roots.
+	Certificates []*x509.Certificate
 }
 
 // CheckResult is the outcome of one check.
@@ -200,43 +205,61 @@ type signer struct {
 	steps   []string
 }
 
-func (c *compiledPolicy) resolve(ss *SignedStep) (*signer, Reason, error) {
+func (c *compiledPolicy) resolve(ss *SignedStep, held []*x509.Certificate) (*signer, Reason, error) {
 	if ss.Chain != nil {
-		if c.roots == nil {
-			return nil, ReasonUntrustedSigner, fmt.Errorf("x5chain, but the policy has no trust anchors")
-		}
-		leaf := ss.Chain[0]
-		inter := x509.NewCertPool()
-		for _, ic := range ss.Chain[1:] {
-			inter.AddCert(ic)
-		}
-		// The certificate must have been valid when the step was signed.
-		_, err := leaf.Verify(x509.VerifyOptions{Roots: c.roots, Intermediates: inter,
-			CurrentTime: ss.Step.Time, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-		if err != nil {
-			return nil, ReasonUntrustedSigner, err
-		}
-		if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-			return nil, ReasonUntrustedSigner, fmt.Errorf("leaf certificate %q is not for digital signatures", leaf.Subject.CommonName)
-		}
-		t, err := KeyThumbprint(leaf.PublicKey)
-		if err != nil {
-			return nil, ReasonAlgorithm, err
-		}
-		sg := &signer{name: "cert:" + leaf.Subject.CommonName, roles: leaf.Subject.OrganizationalUnit,
-			pub: leaf.PublicKey, thumb: t}
-		// A station authorization (issued by ztm's CA) bounds the steps the
-		// certificate may sign, whatever its roles say.
-		der, ok, err := stationauth.Extension(leaf)
-		if err == nil && ok {
-			sg.bounded = true
-			sg.steps, _, err = stationauth.Parse(der)
-		}
-		if err != nil {
-			return nil, ReasonUntrustedSigner, fmt.Errorf("leaf certificate %q: station authorization: %w", leaf.Subject.CommonName, err)
-		}
-		return sg, 0, nil
+		return c.resolveCert(ss, ss.Chain[0], ss.Chain[1:])
 	}
+	if ss.CertDigest != nil {
+		for i, cert := range held {
+			if ss.CertDigest.Matches(cert.Raw) {
+				others := append(slices.Clone(held[:i]), held[i+1:]...)
+				return c.resolveCert(ss, cert, others)
+			}
+		}
+		return nil, ReasonUntrustedSigner, fmt.Errorf("x5t %x names a certificate the verifier does not hold (VerifyOptions.Certificates)", ss.CertDigest.Value)
+	}
+	return c.resolveKID(ss)
+}
+
+// resolveCert trusts a certificate signer: leaf must chain, through
+// intermediates, to the policy's roots at the step's time.
+func (c *compiledPolicy) resolveCert(ss *SignedStep, leaf *x509.Certificate, intermediates []*x509.Certificate) (*signer, Reason, error) {
+	if c.roots == nil {
+		return nil, ReasonUntrustedSigner, fmt.Errorf("a certificate signer, but the policy has no trust anchors")
+	}
+	inter := x509.NewCertPool()
+	for _, ic := range intermediates {
+		inter.AddCert(ic)
+	}
+	// The certificate must have been valid when the step was signed.
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: c.roots, Intermediates: inter,
+		CurrentTime: ss.Step.Time, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return nil, ReasonUntrustedSigner, err
+	}
+	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return nil, ReasonUntrustedSigner, fmt.Errorf("leaf certificate %q is not for digital signatures", leaf.Subject.CommonName)
+	}
+	t, err := KeyThumbprint(leaf.PublicKey)
+	if err != nil {
+		return nil, ReasonAlgorithm, err
+	}
+	sg := &signer{name: "cert:" + leaf.Subject.CommonName, roles: leaf.Subject.OrganizationalUnit,
+		pub: leaf.PublicKey, thumb: t}
+	// A station authorization (issued by ztm's CA) bounds the steps the
+	// certificate may sign, whatever its roles say.
+	der, ok, err := stationauth.Extension(leaf)
+	if err == nil && ok {
+		sg.bounded = true
+		sg.steps, _, err = stationauth.Parse(der)
+	}
+	if err != nil {
+		return nil, ReasonUntrustedSigner, fmt.Errorf("leaf certificate %q: station authorization: %w", leaf.Subject.CommonName, err)
+	}
+	return sg, 0, nil
+}
+
+func (c *compiledPolicy) resolveKID(ss *SignedStep) (*signer, Reason, error) {
 	k := c.byKID[string(ss.KeyID)]
 	if k == nil {
 		return nil, ReasonUntrustedSigner, fmt.Errorf("kid %x names no key of the policy", ss.KeyID)
@@ -323,7 +346,7 @@ func Verify(ctx context.Context, chain Chain, policy *Policy, opts *VerifyOption
 		}
 		st := ss.Step
 		// Signer, algorithm, signature.
-		sg, reason, err := cp.resolve(ss)
+		sg, reason, err := cp.resolve(ss, opts.Certificates)
 		if err != nil {
 			rep.fail(CheckSignerTrust, i, reason, err, "signer of %q", st.Name)
 		} else {

@@ -21,6 +21,17 @@
 //     [attest.Nonces] issued, and is consumed; the supplied PCR values must
 //     hash to the quoted digest; and they must match one of the reference
 //     PCR sets.
+//   - Banks: a quote may select other PCR banks beside SHA-256 (SHA-1, as
+//     many platforms quote, SHA-384, SHA-512); their values
+//     ([Evidence.OtherBanks]) only recompute the signed digest and are
+//     never appraised. Reference values are SHA-256 values.
+//   - Reboots: [Verifier.Decode] and [Verifier.VerifyQuote] return the
+//     authenticated [Quote], whose [Attest.ClockInfo] holds the TPM's
+//     resetCount, restartCount and clock safety. [VerifyOptions.Since]
+//     refuses a quote taken after a reboot, restart or clock rollback since
+//     an earlier quote of the same AK ([attest.ReasonReboot]);
+//     [Config.RequireSafeClock] refuses a clock the TPM marks unsafe
+//     ([attest.ReasonClockUnsafe]).
 //
 // Errors are those of package attest: every refusal wraps
 // [attest.ErrVerification] through an [*attest.VerificationError] whose

@@ -75,6 +75,12 @@ func FuzzVerifyQuote(f *testing.F) {
 	}
 	f.Add(good)
 	f.Add([]byte{0xa0})
+	// The same quote with another bank's values beside it (refused: the
+	// quote does not select that bank), to seed field 6.
+	e.OtherBanks = map[uint16]map[int][]byte{0x0004: {0: make([]byte, 20)}}
+	if multi, err := e.Marshal(); err == nil {
+		f.Add(multi)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := v.Verify(context.Background(), data)
 		if r == nil {

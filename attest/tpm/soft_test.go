@@ -26,15 +26,24 @@ func buildAttest(magic uint32, typ uint16, nonce []byte, pcrs []int, digest []by
 // buildAttestSels is buildAttest with one SHA-256 selection per element
 // of sels.
 func buildAttestSels(magic uint32, typ uint16, nonce []byte, sels [][]int, digest []byte) []byte {
+	return buildAttestClock(magic, typ, nonce, sels, digest, attesttpm.ClockInfo{Clock: 1000, ResetCount: 1, Safe: true})
+}
+
+// buildAttestClock is buildAttestSels with the given clock information.
+func buildAttestClock(magic uint32, typ uint16, nonce []byte, sels [][]int, digest []byte, ci attesttpm.ClockInfo) []byte {
 	var b cryptobyte.Builder
 	b.AddUint32(magic)
 	b.AddUint16(typ)
 	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte{0x00, 0x0b, 1, 2, 3}) })
 	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(nonce) })
-	b.AddUint64(1000) // clock
-	b.AddUint32(1)    // resetCount
-	b.AddUint32(0)    // restartCount
-	b.AddUint8(1)     // safe
+	b.AddUint64(ci.Clock)
+	b.AddUint32(ci.ResetCount)
+	b.AddUint32(ci.RestartCount)
+	if ci.Safe {
+		b.AddUint8(1)
+	} else {
+		b.AddUint8(0)
+	}
 	b.AddUint64(0x2023)
 	b.AddUint32(uint32(len(sels)))
 	for _, pcrs := range sels {
@@ -181,3 +190,85 @@ func TestSoftwareSignedQuotes(t *testing.T) {
 }
 
 func reason(r attest.Reason) *attest.Reason { return &r }
+
+// TestClockChecks: with software-signed quotes whose clock information is
+// chosen, a restart, a reset and a clock that went back since an earlier
+// quote are refused with VerifyOptions.Since, and an unsafe clock with
+// Config.RequireSafeClock; otherwise they are accepted.
+func TestClockChecks(t *testing.T) {
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pcr := make([]byte, 32)
+	d := sha256.Sum256(pcr)
+	nonces := attest.NewNonces(attest.NonceConfig{})
+	cfg := attesttpm.Config{
+		Keys:            map[string]crypto.PublicKey{"ec": ecKey.Public()},
+		Nonces:          nonces,
+		ReferenceValues: []attesttpm.ReferenceValues{{Name: "zero", PCRs: map[int][]byte{0: pcr}}},
+	}
+	quote := func(ci attesttpm.ClockInfo) []byte {
+		n, err := nonces.Issue()
+		if err != nil {
+			t.Fatal(err)
+		}
+		att := buildAttestClock(0xff544347, 0x8018, n, [][]int{{0}}, d[:], ci)
+		h := sha256.Sum256(att)
+		r, s, err := ecdsa.Sign(rand.Reader, ecKey, h[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := (&attesttpm.Evidence{Attest: att, Signature: tpmSig(0x0018, r.Bytes(), s.Bytes()),
+			PCRs: map[int][]byte{0: pcr}, AKKeyID: []byte("ec")}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ver, err := attesttpm.NewVerifier(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := attesttpm.ClockInfo{Clock: 5000, ResetCount: 7, RestartCount: 2, Safe: true}
+	_, first, err := ver.VerifyQuote(context.Background(), quote(base), attesttpm.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Attest.ClockInfo != base {
+		t.Fatalf("clock info %+v", first.Attest.ClockInfo)
+	}
+	for name, tc := range map[string]struct {
+		ci   attesttpm.ClockInfo
+		want *attest.Reason
+	}{
+		"later, same boot":   {attesttpm.ClockInfo{Clock: 9000, ResetCount: 7, RestartCount: 2, Safe: true}, nil},
+		"restart":            {attesttpm.ClockInfo{Clock: 9000, ResetCount: 7, RestartCount: 3, Safe: true}, reason(attest.ReasonReboot)},
+		"reset":              {attesttpm.ClockInfo{Clock: 100, ResetCount: 8, RestartCount: 0, Safe: true}, reason(attest.ReasonReboot)},
+		"clock went back":    {attesttpm.ClockInfo{Clock: 4000, ResetCount: 7, RestartCount: 2, Safe: true}, reason(attest.ReasonReboot)},
+		"unsafe, not needed": {attesttpm.ClockInfo{Clock: 9000, ResetCount: 7, RestartCount: 2}, nil},
+	} {
+		r, _, err := ver.VerifyQuote(context.Background(), quote(tc.ci), attesttpm.VerifyOptions{Since: first})
+		if tc.want == nil {
+			if err != nil || r.Status() != attest.StatusAffirming {
+				t.Errorf("%s: %v", name, err)
+			}
+			continue
+		}
+		var ve *attest.VerificationError
+		if !errors.As(err, &ve) || ve.Reason != *tc.want || r.Status() != attest.StatusContraindicated || !errors.Is(err, attest.ErrVerification) {
+			t.Errorf("%s: %v, want %v", name, err, *tc.want)
+		}
+	}
+	cfg.RequireSafeClock = true
+	strict, err := attesttpm.NewVerifier(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsafe := base
+	unsafe.Safe = false
+	var ve *attest.VerificationError
+	if _, err := strict.Verify(context.Background(), quote(unsafe)); !errors.As(err, &ve) || ve.Reason != attest.ReasonClockUnsafe {
+		t.Errorf("unsafe clock, required safe: %v", err)
+	}
+	if _, err := strict.Verify(context.Background(), quote(base)); err != nil {
+		t.Errorf("safe clock, required safe: %v", err)
+	}
+}

@@ -35,16 +35,39 @@ const NumPCRs = 24
 //	  3: { uint => bstr },  ; quoted PCR index => SHA-256 bank value
 //	  ? 4: [+ bstr],        ; AK certificate chain, DER, leaf first
 //	  ? 5: bstr,            ; AK key ID, registered with the verifier
+//	  ? 6: { uint => { uint => bstr } },  ; other quoted banks: TPM_ALG_ID => PCR index => value
 //	}
 //
 // From a [github.com/ztmkit/ztm/identity/keystore/tpm.Quote] q: Attest is
 // q.Attest, Signature q.Signature, and PCRs holds q.PCRs by index.
+//
+// Many platforms quote the SHA-1 bank beside SHA-256. The values of such
+// other banks (SHA-1, SHA-384 or SHA-512) go in OtherBanks: they are needed
+// to recompute the quote's PCR digest, and are never appraised. Reference
+// values are compared with the SHA-256 bank only.
 type Evidence struct {
-	Attest    []byte         `cbor:"1,keyasint"`           // TPMS_ATTEST as signed
-	Signature []byte         `cbor:"2,keyasint"`           // TPMT_SIGNATURE
-	PCRs      map[int][]byte `cbor:"3,keyasint"`           // quoted SHA-256 PCR values
-	AKChain   [][]byte       `cbor:"4,keyasint,omitempty"` // AK certificate chain, DER, leaf first
-	AKKeyID   []byte         `cbor:"5,keyasint,omitempty"` // registered AK key ID
+	Attest     []byte                    `cbor:"1,keyasint"`           // TPMS_ATTEST as signed
+	Signature  []byte                    `cbor:"2,keyasint"`           // TPMT_SIGNATURE
+	PCRs       map[int][]byte            `cbor:"3,keyasint"`           // quoted SHA-256 PCR values
+	AKChain    [][]byte                  `cbor:"4,keyasint,omitempty"` // AK certificate chain, DER, leaf first
+	AKKeyID    []byte                    `cbor:"5,keyasint,omitempty"` // registered AK key ID
+	OtherBanks map[uint16]map[int][]byte `cbor:"6,keyasint,omitempty"` // other quoted banks, by TPM_ALG_ID
+}
+
+// bankSize returns the digest size of a PCR bank ztm can hash into a quote
+// digest, or 0.
+func bankSize(alg uint16) int {
+	switch alg {
+	case algSHA1:
+		return 20
+	case algSHA256:
+		return 32
+	case algSHA384:
+		return 48
+	case algSHA512:
+		return 64
+	}
+	return 0
 }
 
 // Marshal encodes e deterministically.
@@ -62,6 +85,17 @@ func (e *Evidence) check() error {
 	for i, v := range e.PCRs {
 		if i < 0 || i >= NumPCRs || len(v) != sha256.Size {
 			return fmt.Errorf("%w: PCR %d with a %d-byte value", ErrMalformed, i, len(v))
+		}
+	}
+	for bank, vals := range e.OtherBanks {
+		n := bankSize(bank)
+		if n == 0 || bank == algSHA256 || len(vals) == 0 {
+			return fmt.Errorf("%w: other PCR bank %#x (want SHA-1, SHA-384 or SHA-512, with values)", ErrMalformed, bank)
+		}
+		for i, v := range vals {
+			if i < 0 || i >= NumPCRs || len(v) != n {
+				return fmt.Errorf("%w: bank %#x PCR %d with a %d-byte value", ErrMalformed, bank, i, len(v))
+			}
 		}
 	}
 	if len(e.AKChain) == 0 && len(e.AKKeyID) == 0 {
@@ -122,6 +156,42 @@ type Config struct {
 	PolicyID string
 	// Submod names the appraisal in results; if empty "tpm".
 	Submod string
+	// RequireSafeClock refuses a quote whose clockInfo.safe is NO
+	// ([attest.ReasonClockUnsafe]): the TPM says its clock may have gone
+	// back, so its Clock may repeat one reported before. A TPM powered off
+	// without TPM2_Shutdown reports NO until it next saves its clock, so
+	// this is off by default; the value is always in [Quote].
+	RequireSafeClock bool
+}
+
+// Quote is an authenticated TPM quote: its evidence, the parsed
+// TPMS_ATTEST (with the TPM's clock, reset and restart counts) and the AK
+// whose signature verified. [Verifier.Decode] and [Verifier.VerifyQuote]
+// return it.
+type Quote struct {
+	// Evidence is the evidence as decoded.
+	Evidence *Evidence
+	// Attest is the signed TPMS_ATTEST. Attest.ClockInfo holds resetCount
+	// (TPM resets, i.e. reboots), restartCount (restarts and resumes since
+	// the last reset) and safe. For an AK outside the endorsement and
+	// platform hierarchies the TPM obfuscates resetCount, restartCount and
+	// firmwareVersion with a mask fixed per key: compare them only between
+	// quotes of one AK.
+	Attest *Attest
+	// AK is the attestation key that signed the quote.
+	AK crypto.PublicKey
+}
+
+// VerifyOptions are per-quote appraisal options for
+// [Verifier.VerifyQuote]. The zero value adds no check.
+type VerifyOptions struct {
+	// Since is an earlier quote of the same device (same AK). When set,
+	// the quote is refused ([attest.ReasonReboot]) if it comes from
+	// another AK, if the TPM was reset or restarted since (resetCount or
+	// restartCount differ), or if its Clock is behind Since's: a device
+	// rebooted between two quotes may run other code than the first one
+	// attested.
+	Since *Quote
 }
 
 // Verifier verifies TPM quotes. It is safe for concurrent use.
@@ -174,43 +244,68 @@ func refuse(r attest.Reason, err error, format string, args ...any) *attest.Veri
 // [Evidence]): it checks the AK (chain or key ID), that the signature
 // scheme matches the AK, the signature over TPMS_ATTEST, the quote's
 // structure, the nonce in extraData (consumed), that the supplied PCR
-// values hash to the quoted digest, and that they match a reference state.
-// Refusals return a [*attest.VerificationError] and a contraindicated
-// Result.
+// values hash to the quoted digest, the clock if Config.RequireSafeClock,
+// and that the SHA-256 values match a reference state. Refusals return a
+// [*attest.VerificationError] and a contraindicated Result.
 func (v *Verifier) Verify(ctx context.Context, evidence []byte) (*attest.Result, error) {
+	r, _, err := v.VerifyQuote(ctx, evidence, VerifyOptions{})
+	return r, err
+}
+
+// Decode authenticates a quote without appraising it or consuming its
+// nonce: size, structure, AK, signature and PCR values. Errors are
+// [*attest.VerificationError]s.
+func (v *Verifier) Decode(evidence []byte) (*Quote, error) {
+	if len(evidence) > v.cfg.MaxSize {
+		return nil, refuse(attest.ReasonTooLarge, nil, "%d bytes, limit %d", len(evidence), v.cfg.MaxSize)
+	}
+	q, e := v.authenticate(evidence, v.cfg.Time())
+	if e != nil {
+		return nil, e
+	}
+	return q, nil
+}
+
+// VerifyQuote is [Verifier.Verify] with per-quote options, returning the
+// authenticated [Quote] too (nil if the quote was not authentic), for the
+// caller to keep as the next quote's [VerifyOptions.Since].
+func (v *Verifier) VerifyQuote(ctx context.Context, evidence []byte, opts VerifyOptions) (*attest.Result, *Quote, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := v.cfg.Time()
 	r := v.newResult(now)
 	a := r.Submods[v.cfg.Submod]
 	if len(evidence) > v.cfg.MaxSize {
 		e := refuse(attest.ReasonTooLarge, nil, "%d bytes, limit %d", len(evidence), v.cfg.MaxSize)
-		return v.refusal(r, e), e
+		return v.refusal(r, e), nil, e
 	}
 	d := sha256.Sum256(evidence)
 	a.EvidenceDigest = d[:]
-	q, att, e := v.authenticate(evidence, now)
+	q, e := v.authenticate(evidence, now)
 	if e != nil {
-		return v.refusal(r, e), e
+		return v.refusal(r, e), nil, e
 	}
-	r.Nonce = att.ExtraData
+	r.Nonce = q.Attest.ExtraData
 	if v.cfg.Nonces != nil {
-		if err := v.cfg.Nonces.Consume(att.ExtraData); err != nil {
+		if err := v.cfg.Nonces.Consume(q.Attest.ExtraData); err != nil {
 			var ve *attest.VerificationError
 			if !errors.As(err, &ve) {
 				ve = refuse(attest.ReasonNonceUnknown, err, "nonce")
 			}
-			return v.refusal(r, ve), ve
+			return v.refusal(r, ve), q, ve
 		}
+	}
+	if e := v.checkClock(q, opts); e != nil {
+		return v.refusal(r, e), q, e
 	}
 	if len(v.cfg.ReferenceValues) == 0 {
 		e := refuse(attest.ReasonNoReferenceValues, nil, "no reference PCR values configured")
-		return v.refusal(r, e), e
+		return v.refusal(r, e), q, e
 	}
 	var misses []string
 	for _, rv := range v.cfg.ReferenceValues {
-		miss := comparePCRs(q.PCRs, rv)
+		miss := comparePCRs(q.Evidence.PCRs, rv)
 		if miss == "" {
 			a.TrustVector = attest.TrustVector{
 				InstanceIdentity: attest.TrustRecognizedInstance,
@@ -219,7 +314,7 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte) (*attest.Result,
 			}
 			a.Status = attest.StatusAffirming
 			a.Reasons = nil
-			return r, nil
+			return r, q, nil
 		}
 		misses = append(misses, miss)
 	}
@@ -230,7 +325,38 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte) (*attest.Result,
 		Hardware:         attest.TrustGenuineHardware,
 		Executables:      attest.TrustContraindicatedRuntime,
 	}
-	return r, e
+	return r, q, e
+}
+
+// checkClock applies Config.RequireSafeClock and opts.Since.
+func (v *Verifier) checkClock(q *Quote, opts VerifyOptions) *attest.VerificationError {
+	ci := q.Attest.ClockInfo
+	if v.cfg.RequireSafeClock && !ci.Safe {
+		return refuse(attest.ReasonClockUnsafe, nil, "clockInfo.safe is NO: the TPM clock may have gone back")
+	}
+	prev := opts.Since
+	if prev == nil {
+		return nil
+	}
+	if prev.Attest == nil || !sameKey(prev.AK, q.AK) {
+		return refuse(attest.ReasonReboot, nil, "the earlier quote is from another attestation key")
+	}
+	pc := prev.Attest.ClockInfo
+	switch {
+	case ci.ResetCount != pc.ResetCount:
+		return refuse(attest.ReasonReboot, nil, "TPM reset (reboot) since the earlier quote: resetCount %d, was %d", ci.ResetCount, pc.ResetCount)
+	case ci.RestartCount != pc.RestartCount:
+		return refuse(attest.ReasonReboot, nil, "TPM restart or resume since the earlier quote: restartCount %d, was %d", ci.RestartCount, pc.RestartCount)
+	case ci.Clock < pc.Clock:
+		return refuse(attest.ReasonReboot, nil, "TPM clock went back since the earlier quote: %d ms, was %d ms", ci.Clock, pc.Clock)
+	}
+	return nil
+}
+
+// sameKey reports whether a and b are the same public key.
+func sameKey(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && b != nil && k.Equal(b)
 }
 
 func comparePCRs(got map[int][]byte, rv ReferenceValues) string {
@@ -269,6 +395,9 @@ func (v *Verifier) refusal(r *attest.Result, e *attest.VerificationError) *attes
 		a.TrustVector = attest.TrustVector{InstanceIdentity: attest.TrustUntrustworthyInstance}
 	case attest.ReasonNoReferenceValues:
 		a.TrustVector = attest.TrustVector{InstanceIdentity: attest.TrustRecognizedInstance, Hardware: attest.TrustUnrecognizedHardware}
+	case attest.ReasonReboot, attest.ReasonClockUnsafe:
+		// Authentic, but the runtime may not be the one attested before.
+		a.TrustVector = attest.TrustVector{InstanceIdentity: attest.TrustRecognizedInstance, Hardware: attest.TrustGenuineHardware, Executables: attest.TrustUnrecognizedRuntime}
 	default:
 		a.TrustVector.SetAll(attest.TrustCryptoValidationFailed)
 	}
@@ -277,17 +406,17 @@ func (v *Verifier) refusal(r *attest.Result, e *attest.VerificationError) *attes
 
 // authenticate parses the evidence, finds and checks the AK, verifies the
 // signature, parses the quote and checks the PCR values against its digest.
-func (v *Verifier) authenticate(evidence []byte, now time.Time) (*Evidence, *Attest, *attest.VerificationError) {
+func (v *Verifier) authenticate(evidence []byte, now time.Time) (*Quote, *attest.VerificationError) {
 	q, err := ParseEvidence(evidence, v.cfg.MaxSize)
 	if err != nil {
-		return nil, nil, refuse(attest.ReasonMalformed, err, "TPM evidence")
+		return nil, refuse(attest.ReasonMalformed, err, "TPM evidence")
 	}
 	var pub crypto.PublicKey
 	if len(q.AKChain) > 0 {
 		certs := make([]*x509.Certificate, len(q.AKChain))
 		for i, der := range q.AKChain {
 			if certs[i], err = x509.ParseCertificate(der); err != nil {
-				return nil, nil, refuse(attest.ReasonMalformed, err, "AK certificate %d", i)
+				return nil, refuse(attest.ReasonMalformed, err, "AK certificate %d", i)
 			}
 		}
 		if _, err := attest.VerifyChain(certs, v.cfg.Roots, now); err != nil {
@@ -295,63 +424,83 @@ func (v *Verifier) authenticate(evidence []byte, now time.Time) (*Evidence, *Att
 			if !errors.As(err, &ve) {
 				ve = refuse(attest.ReasonUntrustedSigner, err, "AK certificate chain")
 			}
-			return nil, nil, ve
+			return nil, ve
 		}
 		pub = certs[0].PublicKey
 	} else {
 		var ok bool
 		if pub, ok = v.cfg.Keys[string(q.AKKeyID)]; !ok {
-			return nil, nil, refuse(attest.ReasonUntrustedSigner, nil, "AK key ID %q is not registered", q.AKKeyID)
+			return nil, refuse(attest.ReasonUntrustedSigner, nil, "AK key ID %q is not registered", q.AKKeyID)
 		}
 	}
 	sig, err := ParseSignature(q.Signature)
 	if err != nil {
-		return nil, nil, refuse(attest.ReasonMalformed, err, "TPMT_SIGNATURE")
+		return nil, refuse(attest.ReasonMalformed, err, "TPMT_SIGNATURE")
 	}
 	h, e := checkScheme(sig, pub)
 	if e != nil {
-		return nil, nil, e
+		return nil, e
 	}
 	h.Write(q.Attest)
 	digest := h.Sum(nil)
 	if e := verifySignature(sig, pub, digest); e != nil {
-		return nil, nil, e
+		return nil, e
 	}
 	att, err := ParseAttest(q.Attest)
 	if err != nil {
-		return nil, nil, refuse(attest.ReasonMalformed, err, "TPMS_ATTEST")
+		return nil, refuse(attest.ReasonMalformed, err, "TPMS_ATTEST")
 	}
-	// The PCR values travel unsigned: they must be exactly the quoted
-	// ones, hashing (in selection order) to the signed digest. A PCR
-	// selected twice would let the count below match while the evidence
-	// carries a value no selection covers: refused.
-	ph := newHash(sig.Hash)
-	quoted := make(map[int]bool, len(q.PCRs))
+	if e := checkPCRValues(q, att, newHash(sig.Hash)); e != nil {
+		return nil, e
+	}
+	return &Quote{Evidence: q, Attest: att, AK: pub}, nil
+}
+
+// checkPCRValues checks that the evidence's PCR values are exactly the
+// quoted ones: that they hash, bank by bank in selection order, to the
+// signed digest. The values travel unsigned. A bank or PCR selected twice
+// would let the counts match while the evidence carries a value no
+// selection covers: refused.
+func checkPCRValues(q *Evidence, att *Attest, ph hash.Hash) *attest.VerificationError {
+	banks := make(map[uint16]bool, len(att.PCRSelection))
 	for _, sel := range att.PCRSelection {
+		if bankSize(sel.Hash) == 0 {
+			return refuse(attest.ReasonMalformed, nil, "quote selects PCRs of bank %#x, which ztm cannot hash", sel.Hash)
+		}
+		if banks[sel.Hash] {
+			return refuse(attest.ReasonMalformed, nil, "quote selects bank %#x twice", sel.Hash)
+		}
+		banks[sel.Hash] = true
+	}
+	for _, sel := range att.PCRSelection {
+		vals := q.PCRs
 		if sel.Hash != algSHA256 {
-			return nil, nil, refuse(attest.ReasonMalformed, nil, "quote selects PCRs of bank %#x; only SHA-256 is supported", sel.Hash)
+			vals = q.OtherBanks[sel.Hash]
 		}
 		for _, i := range sel.PCRs {
-			if quoted[i] {
-				return nil, nil, refuse(attest.ReasonMalformed, nil, "quote selects PCR %d twice", i)
-			}
-			quoted[i] = true
-			val, ok := q.PCRs[i]
+			val, ok := vals[i]
 			if !ok {
-				return nil, nil, refuse(attest.ReasonBadSignature, nil, "quoted PCR %d has no value in the evidence", i)
+				return refuse(attest.ReasonBadSignature, nil, "quoted PCR %d of bank %#x has no value in the evidence", i, sel.Hash)
 			}
 			ph.Write(val)
 		}
+		if len(sel.PCRs) != len(vals) {
+			return refuse(attest.ReasonBadSignature, nil, "evidence carries %d PCR values of bank %#x, the quote covers %d", len(vals), sel.Hash, len(sel.PCRs))
+		}
 	}
-	// Every quoted PCR has a value, the quoted set has no repeat: equal
-	// sizes make the sets equal.
-	if len(quoted) != len(q.PCRs) {
-		return nil, nil, refuse(attest.ReasonBadSignature, nil, "evidence carries %d PCR values, the quote covers %d", len(q.PCRs), len(quoted))
+	// Banks the evidence carries but the quote does not select.
+	if !banks[algSHA256] && len(q.PCRs) > 0 {
+		return refuse(attest.ReasonBadSignature, nil, "evidence carries SHA-256 PCR values the quote does not cover")
+	}
+	for bank := range q.OtherBanks {
+		if !banks[bank] {
+			return refuse(attest.ReasonBadSignature, nil, "evidence carries PCR values of bank %#x the quote does not cover", bank)
+		}
 	}
 	if !bytes.Equal(ph.Sum(nil), att.PCRDigest) {
-		return nil, nil, refuse(attest.ReasonBadSignature, nil, "PCR values do not match the quoted PCR digest")
+		return refuse(attest.ReasonBadSignature, nil, "PCR values do not match the quoted PCR digest")
 	}
-	return q, att, nil
+	return nil
 }
 
 func newHash(alg uint16) hash.Hash {
