@@ -108,8 +108,12 @@ hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
 	b64 := enroll("SN-CURL-1", "--cert", filepath.Join(dir, "station.pem"), "--key", filepath.Join(dir, "station.key"))
 	der := run(t, b64, openssl, "base64", "-d")
 	printed := string(run(t, der, openssl, "pkcs7", "-inform", "DER", "-print_certs", "-noout"))
-	if !strings.Contains(printed, "serialNumber = SN-CURL-1") || !strings.Contains(printed, "CN = Test Issuing CA") {
+	if !strings.Contains(printed, "serialNumber = SN-CURL-1") || !strings.Contains(printed, "issuer=CN = Test Issuing CA") {
 		t.Fatalf("openssl pkcs7 -print_certs:\n%s", printed)
+	}
+	// RFC 7030 §4.2.3: the answer holds the issued certificate only.
+	if n := strings.Count(printed, "subject="); n != 1 {
+		t.Fatalf("simpleenroll answered %d certificates, want 1:\n%s", n, printed)
 	}
 	// The device's key is the certificate's.
 	pemOut := run(t, der, openssl, "pkcs7", "-inform", "DER", "-print_certs")
@@ -129,7 +133,7 @@ hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
 	// HTTP Basic instead of a client certificate.
 	b64 = enroll("SN-CURL-2", "-u", "legacy-tool:s3cret-passphrase")
 	printed = string(run(t, run(t, b64, openssl, "base64", "-d"), openssl, "pkcs7", "-inform", "DER", "-print_certs", "-noout"))
-	if !strings.Contains(printed, "serialNumber = SN-CURL-2") {
+	if !strings.Contains(printed, "serialNumber = SN-CURL-2") || strings.Count(printed, "subject=") != 1 {
 		t.Fatalf("basic:\n%s", printed)
 	}
 	h, _ := e.ledger.Head(ctx)

@@ -35,11 +35,16 @@
 //	cacerts         GET     —                              application/pkcs7-mime; smime-type=certs-only
 //	                                                       (issuing CA, its issuers, the root)
 //	simpleenroll    POST    application/pkcs10             application/pkcs7-mime; smime-type=certs-only
-//	                                                       (the certificate, then the issuing CA chain without the root)
+//	                                                       (the issued certificate only, RFC 7030 §4.2.3)
 //	simplereenroll  POST    application/pkcs10             as simpleenroll
 //	csrattrs        GET     —                              application/csrattrs (SEQUENCE OF AttrOrOID)
 //	serverkeygen    POST    —                              501 (see below)
 //	ztm-nonce       GET     —                              application/octet-stream: base64 of 32 bytes
+//
+// The [Client] completes an enrollment answer with the issuing CA
+// certificates from cacerts, fetched once per label and kept (again when
+// a certificate's issuer is not among them), so [Client.Enroll] still
+// returns the certificate and its chain without the root.
 //
 // The csrattrs answer lists challengePassword (1.2.840.113549.1.9.7, for
 // the channel binding), serialNumber (2.5.4.5, the device serial number
@@ -112,9 +117,18 @@
 //	200  issued (or issued before, for the same request)
 //	400  body not base64, request not DER PKCS#10 or its signature bad,
 //	     malformed ZTM-Evidence, the CA refused the request's content
-//	401  no client certificate, one that does not chain to the CA for
-//	     clientAuth, or wrong Basic credentials
-//	403  the station may not use the profile; evidence missing, refused
+//	401  with ServerConfig.BasicAuth set: no client certificate, one
+//	     that does not chain to the CA for clientAuth, or wrong Basic
+//	     credentials; always with the challenge
+//	     WWW-Authenticate: Basic realm="est", charset="UTF-8"
+//	403  without BasicAuth (TLS client certificates only), the same
+//	     refusals: RFC 9110 §15.5.2 requires every 401 to carry a
+//	     challenge the client can answer, and no HTTP authentication
+//	     scheme carries a TLS certificate, so a TLS-only server (RFC 7030
+//	     §3.2.3 makes HTTP authentication optional, §3.3.2) answers 403
+//	     with the reason; simplereenroll without a TLS client
+//	     certificate, whatever the configuration;
+//	     the station may not use the profile; evidence missing, refused
 //	     (bad signature, replayed or unknown nonce, appraisal) or naming
 //	     another device; channel binding absent or wrong; re-enrollment
 //	     not matching the current certificate

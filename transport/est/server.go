@@ -284,6 +284,12 @@ func (s *Server) authenticate(r *http.Request) (Requester, error) {
 }
 
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request, profile string, renew bool) {
+	if renew && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
+		// No HTTP credential can renew a certificate, so there is no
+		// challenge to make: 403, not 401 (RFC 9110 §15.5.2).
+		s.fail(w, http.StatusForbidden, "re-enrollment requires the current certificate as the TLS client certificate")
+		return
+	}
 	who, err := s.authenticate(r)
 	if err != nil {
 		s.error(w, err)
@@ -328,13 +334,6 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, profile string, 
 		}
 	}
 	if renew {
-		if who.Certificate == nil {
-			if len(s.basic) > 0 {
-				w.Header().Set("WWW-Authenticate", `Basic realm="est"`)
-			}
-			s.fail(w, http.StatusUnauthorized, "re-enrollment requires the current certificate as the TLS client certificate")
-			return
-		}
 		opts.renew = who.Certificate
 		// The renewing device is its own requester: the CA records it by
 		// its key; no station authorization is involved.
@@ -346,7 +345,9 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, profile string, 
 		s.error(w, err)
 		return
 	}
-	out, err := certsOnly(chain)
+	// RFC 7030 §4.2.3: the answer holds only the certificate issued; the
+	// client has the CA certificates from /cacerts.
+	out, err := certsOnly(chain[:1])
 	if err != nil {
 		s.error(w, err)
 		return
@@ -368,8 +369,8 @@ func decodeEvidenceHeader(v string) ([]byte, error) {
 // error maps an enrollment error to its status.
 func (s *Server) error(w http.ResponseWriter, err error) {
 	code, msg := statusOf(err)
-	if code == http.StatusUnauthorized && len(s.basic) > 0 {
-		w.Header().Set("WWW-Authenticate", `Basic realm="est"`)
+	if code == http.StatusUnauthorized {
+		code = s.unauthorized(w)
 	}
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(int((s.retry+time.Second-1)/time.Second)))
@@ -378,6 +379,26 @@ func (s *Server) error(w http.ResponseWriter, err error) {
 		s.logf("est: %v", err)
 	}
 	s.fail(w, code, msg)
+}
+
+// basicChallenge is the WWW-Authenticate challenge of a Server that
+// accepts HTTP Basic (RFC 7617 §2, §2.1).
+const basicChallenge = `Basic realm="est", charset="UTF-8"`
+
+// unauthorized sets the challenge of a 401 and returns the status to
+// answer an unauthenticated request with: 401 with a Basic challenge when
+// the Server accepts Basic credentials, and 403 when it authenticates by
+// TLS client certificate only. RFC 9110 §15.5.2 requires every 401 to carry
+// a challenge the client can answer, and no HTTP authentication scheme
+// carries a TLS certificate; RFC 7030 §3.2.3 makes HTTP authentication
+// optional for the server, and §3.3.2 has a TLS-only server authenticate
+// in the handshake alone.
+func (s *Server) unauthorized(w http.ResponseWriter) int {
+	if len(s.basic) == 0 {
+		return http.StatusForbidden
+	}
+	w.Header().Set("WWW-Authenticate", basicChallenge)
+	return http.StatusUnauthorized
 }
 
 // statusOf returns the HTTP status and short message for err.
@@ -431,7 +452,7 @@ func shortMsg(err error) string {
 // at least (1.3 preferred: Go negotiates the highest common version),
 // the server's certificate, and client certificates requested but not
 // verified by TLS — the Server verifies them against the CA's chain itself,
-// so that a missing or foreign certificate gets an HTTP 401 with a reason
+// so that a missing or foreign certificate gets an HTTP 401 or 403 with a reason
 // instead of a failed handshake, and cacerts stays reachable without one
 // (RFC 7030 §4.1.1).
 func ServerTLSConfig(cert tls.Certificate) *tls.Config {
