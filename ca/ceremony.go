@@ -19,7 +19,11 @@ type RootRequest struct {
 	// Signer is the root's key, typically a keystore.Key created for the
 	// ceremony. Required.
 	Signer crypto.Signer
-	// Validity of the root. If zero, 20 years.
+	// Validity of the root. If zero, the root has no well-defined
+	// expiration: notAfter 99991231235959Z (RFC 5280 §4.1.2.5), which IEEE
+	// 802.1AR §8.5 permits for the CAs of IDevIDs, and which the chain of
+	// any profile issuing certificates without expiration needs (see
+	// [New]). Set a Validity only for a CA whose profiles all have one.
 	Validity time.Duration
 	// Rand is the source of the serial number. If nil, crypto/rand.Reader.
 	Rand io.Reader
@@ -40,7 +44,7 @@ func NewRoot(req RootRequest) (*x509.Certificate, error) {
 		IsCA:                  true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
-	return ceremony(tmpl, req.Validity, 20, req.Rand, req.Time, req.Signer.Public(), nil, req.Signer)
+	return ceremony(tmpl, req.Validity, req.Rand, req.Time, req.Signer.Public(), nil, req.Signer)
 }
 
 // IntermediateRequest describes an intermediate CA certificate for
@@ -54,7 +58,8 @@ type IntermediateRequest struct {
 	// Required.
 	Parent       *x509.Certificate
 	ParentSigner crypto.Signer
-	// Validity of the intermediate. If zero, 10 years. It is cut to the
+	// Validity of the intermediate. If zero, no well-defined expiration
+	// (99991231235959Z), as for [RootRequest.Validity]. It is cut to the
 	// parent's notAfter.
 	Validity time.Duration
 	// MaxPathLen is the number of CA certificates that may follow this one
@@ -132,10 +137,10 @@ func NewIntermediate(req IntermediateRequest) (*x509.Certificate, error) {
 	if req.CRLDistributionPoint != "" {
 		tmpl.CRLDistributionPoints = []string{req.CRLDistributionPoint}
 	}
-	return ceremony(tmpl, req.Validity, 10, req.Rand, req.Time, req.PublicKey, req.Parent, req.ParentSigner)
+	return ceremony(tmpl, req.Validity, req.Rand, req.Time, req.PublicKey, req.Parent, req.ParentSigner)
 }
 
-func ceremony(tmpl *x509.Certificate, validity time.Duration, defaultYears int, rnd io.Reader,
+func ceremony(tmpl *x509.Certificate, validity time.Duration, rnd io.Reader,
 	now func() time.Time, pub crypto.PublicKey, parent *x509.Certificate, signer crypto.Signer) (*x509.Certificate, error) {
 	if rnd == nil {
 		rnd = rand.Reader
@@ -173,10 +178,9 @@ func ceremony(tmpl *x509.Certificate, validity time.Duration, defaultYears int, 
 	tmpl.SignatureAlgorithm = sigAlg
 	start := now().UTC().Truncate(time.Second)
 	tmpl.NotBefore = start
-	if validity == 0 {
-		tmpl.NotAfter = start.AddDate(defaultYears, 0, 0).Add(-time.Second)
-	} else {
-		tmpl.NotAfter = start.Add(validity - time.Second)
+	tmpl.NotAfter = noWellDefinedExpiration
+	if end := start.Add(validity - time.Second); validity != 0 && end.Before(noWellDefinedExpiration) {
+		tmpl.NotAfter = end
 	}
 	if parent == nil {
 		parent = tmpl
