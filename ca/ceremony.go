@@ -1,10 +1,14 @@
 package ca
 
 import (
+	"bytes"
+	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -192,4 +196,94 @@ func ceremony(tmpl *x509.Certificate, validity time.Duration, rnd io.Reader,
 		return nil, fmt.Errorf("ca: failed to sign CA certificate: %w", err)
 	}
 	return x509.ParseCertificate(der)
+}
+
+// IntermediateProfile is the profile name under which an [Authority]
+// records the CA certificates it signs ([Authority.IssueIntermediate],
+// [Authority.RecordIntermediate]). No [Profile] may take it.
+const IntermediateProfile = "intermediate-ca"
+
+// IssueIntermediate is the ceremony of an Authority over a parent CA's key
+// (typically the root, opened from its key store for the ceremony): it
+// makes the intermediate CA certificate req describes with [NewIntermediate],
+// signed by the Authority's key under its certificate (req.Parent and
+// req.ParentSigner must be nil or the Authority's own), records it in the
+// Authority's ledger under [IntermediateProfile] for requester, and returns
+// it once recorded. The intermediate can then be revoked with
+// [Authority.Revoke] like any certificate the Authority issued, and the
+// Authority's CRL (the root's CRL) lists it. req.Rand and req.Time default
+// to the Authority's. Errors wrap ErrInvalidConfig for req, or are the
+// ledger's; on any error no certificate is returned.
+func (a *Authority) IssueIntermediate(ctx context.Context, req IntermediateRequest, requester string) (*x509.Certificate, error) {
+	if (req.Parent != nil && !req.Parent.Equal(a.chain[0])) ||
+		(req.ParentSigner != nil && !publicKeysEqual(a.chain[0].PublicKey, req.ParentSigner.Public())) {
+		return nil, fmt.Errorf("ca: %w: the intermediate's parent must be the Authority's certificate and key", ErrInvalidConfig)
+	}
+	if err := checkRequesterName(requester); err != nil {
+		return nil, err
+	}
+	req.Parent, req.ParentSigner = a.chain[0], a.signer
+	if req.Rand == nil {
+		req.Rand = a.rand
+	}
+	if req.Time == nil {
+		req.Time = a.now
+	}
+	cert, err := NewIntermediate(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.RecordIntermediate(ctx, cert, requester); err != nil {
+		return nil, err
+	}
+	return cert, nil
+}
+
+// RecordIntermediate records in the Authority's ledger a CA certificate
+// its key signed outside it (with [NewIntermediate] before ledgers
+// recorded intermediates, or by another tool), so that it can be revoked
+// with [Authority.Revoke] and listed on the Authority's CRL. cert must be
+// a CA certificate for another key than the Authority's, issued by the
+// Authority's certificate; its signature is verified. Errors: ErrInvalidRequest for such a cert or requester,
+// ErrSerialExists when its serial number is recorded already, or the
+// ledger's.
+func (a *Authority) RecordIntermediate(ctx context.Context, cert *x509.Certificate, requester string) error {
+	if err := checkRequesterName(requester); err != nil {
+		return err
+	}
+	if cert == nil || !cert.IsCA || cert.SerialNumber == nil || cert.SerialNumber.Sign() <= 0 {
+		return fmt.Errorf("ca: %w: not a CA certificate with a positive serial number", ErrInvalidRequest)
+	}
+	if publicKeysEqual(cert.PublicKey, a.chain[0].PublicKey) {
+		return fmt.Errorf("ca: %w: CA certificate %q is for the Authority's own key", ErrInvalidRequest, cert.Subject)
+	}
+	if !bytes.Equal(cert.RawIssuer, a.chain[0].RawSubject) || cert.CheckSignatureFrom(a.chain[0]) != nil {
+		return fmt.Errorf("ca: %w: CA certificate %q not issued by this Authority's certificate", ErrInvalidRequest, cert.Subject)
+	}
+	pk := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	rec := &Record{
+		Kind:          KindIssuance,
+		Serial:        new(big.Int).Set(cert.SerialNumber),
+		Subject:       cert.Subject.String(),
+		PublicKeyHash: pk[:],
+		Profile:       IntermediateProfile,
+		Requester:     requester,
+		Time:          a.now().UTC(),
+		Certificate:   bytes.Clone(cert.Raw),
+	}
+	if err := a.ledger.Append(ctx, rec, nil); err != nil {
+		if errors.Is(err, ErrSerialExists) {
+			return fmt.Errorf("ca: CA certificate %x: %w", cert.SerialNumber, err)
+		}
+		return fmt.Errorf("ca: failed to record CA certificate %x: %w", cert.SerialNumber, err)
+	}
+	return nil
+}
+
+// checkRequesterName checks the name a ledger record carries.
+func checkRequesterName(requester string) error {
+	if requester == "" || len(requester) > 256 {
+		return fmt.Errorf("ca: %w: requester must be 1 to 256 bytes", ErrInvalidRequest)
+	}
+	return nil
 }

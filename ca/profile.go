@@ -112,6 +112,9 @@ func (p *Profile) validate() error {
 	if !stationauth.ValidName(p.Name) {
 		return fmt.Errorf("profile name %q invalid", p.Name)
 	}
+	if p.Name == IntermediateProfile {
+		return fmt.Errorf("profile name %q is reserved for CA certificates", p.Name)
+	}
 	if !p.Kind.valid() {
 		return fmt.Errorf("profile %q: invalid kind %d", p.Name, int(p.Kind))
 	}
