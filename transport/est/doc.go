@@ -66,8 +66,11 @@
 // as the TLS client certificate: it must chain to the CA for clientAuth
 // (an LDevID has it; an IDevID, by default, does not and cannot renew
 // over EST), be recorded in the ledger under the requested profile and
-// not be revoked, and the request's subject and subjectAltName must be
-// identical to the certificate's. Evidence is required as for
+// not be revoked; the request's subject must match the certificate's by
+// RFC 5280 §7.1 name matching ([ca.EqualNames]: any string type, case
+// and insignificant spaces ignored, as RFC 7030 §4.2.2 intends — a plain
+// client copying the subject with openssl writes UTF8String where the CA
+// wrote PrintableString), and its subjectAltName must be identical. Evidence is required as for
 // simpleenroll. The ledger records the requester as "renew:" and the hex
 // SHA-256 of the current certificate's key.
 //

@@ -537,7 +537,7 @@ func checkChannelBinding(csr *x509.CertificateRequest, opts enrollOptions) error
 // certificate issued by this CA under the requested profile and not
 // revoked.
 func (g *Gate) checkRenewal(ctx context.Context, csr *x509.CertificateRequest, cur *x509.Certificate, profile string) error {
-	if !bytes.Equal(csr.RawSubject, cur.RawSubject) {
+	if same, err := ca.EqualNames(csr.RawSubject, cur.RawSubject); err != nil || !same { // RFC 5280 §7.1, RFC 7030 §4.2.2
 		return fmt.Errorf("est: %w: re-enrollment subject differs from the current certificate's", ErrForbidden)
 	}
 	if !bytes.Equal(sanValue(csr.Extensions), sanValue(cur.Extensions)) {
