@@ -228,7 +228,7 @@ func readAnswer(resp *http.Response, op, want string) ([]byte, *StatusError, err
 // sign its request while the station holds the connection open. A 202 or
 // 503 is returned as a *RetryLaterError: a retry needs a new connection
 // and so a new request. The Client must have been made without a custom
-// Transport.
+// Transport. It returns what [Client.SimpleEnroll] returns.
 func (c *Client) EnrollBound(ctx context.Context, label string, makeCSR func(challengePassword string) ([]byte, error), evidence []byte) ([]*x509.Certificate, error) {
 	if c.tr == nil {
 		return nil, fmt.Errorf("est: %w: EnrollBound needs the Client's own transport", ErrInvalidConfig)
@@ -362,7 +362,9 @@ func (c *Client) NonceFor(ctx context.Context, label string) ([]byte, error) {
 
 // SimpleEnroll sends csr (DER) to /simpleenroll under label, with the
 // device's evidence in the ZTM-Evidence header when not nil, and returns
-// the certificates of the answer, the one for csr's key first.
+// the certificate issued for csr's key followed by its issuing CA
+// certificates without the root, taken from /cacerts under label (fetched
+// once and kept; see the package documentation).
 func (c *Client) SimpleEnroll(ctx context.Context, label string, csr, evidence []byte) ([]*x509.Certificate, error) {
 	return c.enroll(ctx, label, "simpleenroll", csr, evidence)
 }

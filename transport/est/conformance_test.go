@@ -220,6 +220,22 @@ func BenchmarkRefuseLookAlikeChain(b *testing.B) {
 	}
 }
 
+// TestHTTP2OffByDefault checks that the EST http.Server does not offer
+// HTTP/2 unless configured to (rapid reset, CVE-2023-44487).
+func TestHTTP2OffByDefault(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.tlsRoots}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get(e.url + "/.well-known/est/cacerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 1 {
+		t.Fatalf("negotiated %s by default", resp.Proto)
+	}
+}
+
 // TestHTTP2Config checks that the EST http.Server speaks HTTP/1.1 only by
 // default and HTTP/2, with the configured limits, when asked.
 func TestHTTP2Config(t *testing.T) {
