@@ -314,3 +314,25 @@ func ExampleAuthority_IssueIntermediate() {
 	// CA valid until: 99991231235959Z
 	// root CRL lists the intermediate: true
 }
+
+// EqualNames compares names as RFC 5280 §7.1 does: the string type, case
+// and insignificant spaces do not matter, the order of the RDNs does.
+func ExampleEqualNames() {
+	asCA, _ := asn1.Marshal(pkix.Name{CommonName: "Sensor 42", Organization: []string{"Example OEM"}}.ToRDNSequence())
+	// The same name with UTF8String values, other case and extra spaces,
+	// as another tool may write it.
+	utf8 := func(s string) asn1.RawValue { return asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(s)} }
+	type atv struct {
+		Type  asn1.ObjectIdentifier
+		Value asn1.RawValue
+	}
+	type rdnSET []atv // encoding/asn1 writes a SET OF for a type named …SET
+	other, _ := asn1.Marshal([]rdnSET{
+		{{asn1.ObjectIdentifier{2, 5, 4, 10}, utf8("EXAMPLE  OEM")}},
+		{{asn1.ObjectIdentifier{2, 5, 4, 3}, utf8(" sensor 42 ")}},
+	})
+	same, err := ca.EqualNames(asCA, other)
+	fmt.Println(same, err)
+	// Output:
+	// true <nil>
+}
