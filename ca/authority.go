@@ -160,6 +160,9 @@ func New(cfg Config) (*Authority, error) {
 		rand:     cfg.Rand,
 		now:      cfg.Time,
 	}
+	if err := checkChainValidity(cfg.Chain, profiles); err != nil {
+		return nil, bad("%v", err)
+	}
 	for _, p := range profiles {
 		if err := p.validate(); err != nil {
 			return nil, bad("%v", err)

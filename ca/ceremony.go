@@ -1,10 +1,14 @@
 package ca
 
 import (
+	"bytes"
+	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -19,7 +23,11 @@ type RootRequest struct {
 	// Signer is the root's key, typically a keystore.Key created for the
 	// ceremony. Required.
 	Signer crypto.Signer
-	// Validity of the root. If zero, 20 years.
+	// Validity of the root. If zero, the root has no well-defined
+	// expiration: notAfter 99991231235959Z (RFC 5280 §4.1.2.5), which IEEE
+	// 802.1AR §8.5 permits for the CAs of IDevIDs, and which the chain of
+	// any profile issuing certificates without expiration needs (see
+	// [New]). Set a Validity only for a CA whose profiles all have one.
 	Validity time.Duration
 	// Rand is the source of the serial number. If nil, crypto/rand.Reader.
 	Rand io.Reader
@@ -40,7 +48,7 @@ func NewRoot(req RootRequest) (*x509.Certificate, error) {
 		IsCA:                  true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
-	return ceremony(tmpl, req.Validity, 20, req.Rand, req.Time, req.Signer.Public(), nil, req.Signer)
+	return ceremony(tmpl, req.Validity, req.Rand, req.Time, req.Signer.Public(), nil, req.Signer)
 }
 
 // IntermediateRequest describes an intermediate CA certificate for
@@ -54,7 +62,8 @@ type IntermediateRequest struct {
 	// Required.
 	Parent       *x509.Certificate
 	ParentSigner crypto.Signer
-	// Validity of the intermediate. If zero, 10 years. It is cut to the
+	// Validity of the intermediate. If zero, no well-defined expiration
+	// (99991231235959Z), as for [RootRequest.Validity]. It is cut to the
 	// parent's notAfter.
 	Validity time.Duration
 	// MaxPathLen is the number of CA certificates that may follow this one
@@ -132,10 +141,10 @@ func NewIntermediate(req IntermediateRequest) (*x509.Certificate, error) {
 	if req.CRLDistributionPoint != "" {
 		tmpl.CRLDistributionPoints = []string{req.CRLDistributionPoint}
 	}
-	return ceremony(tmpl, req.Validity, 10, req.Rand, req.Time, req.PublicKey, req.Parent, req.ParentSigner)
+	return ceremony(tmpl, req.Validity, req.Rand, req.Time, req.PublicKey, req.Parent, req.ParentSigner)
 }
 
-func ceremony(tmpl *x509.Certificate, validity time.Duration, defaultYears int, rnd io.Reader,
+func ceremony(tmpl *x509.Certificate, validity time.Duration, rnd io.Reader,
 	now func() time.Time, pub crypto.PublicKey, parent *x509.Certificate, signer crypto.Signer) (*x509.Certificate, error) {
 	if rnd == nil {
 		rnd = rand.Reader
@@ -173,10 +182,9 @@ func ceremony(tmpl *x509.Certificate, validity time.Duration, defaultYears int, 
 	tmpl.SignatureAlgorithm = sigAlg
 	start := now().UTC().Truncate(time.Second)
 	tmpl.NotBefore = start
-	if validity == 0 {
-		tmpl.NotAfter = start.AddDate(defaultYears, 0, 0).Add(-time.Second)
-	} else {
-		tmpl.NotAfter = start.Add(validity - time.Second)
+	tmpl.NotAfter = noWellDefinedExpiration
+	if end := start.Add(validity - time.Second); validity != 0 && end.Before(noWellDefinedExpiration) {
+		tmpl.NotAfter = end
 	}
 	if parent == nil {
 		parent = tmpl
@@ -188,4 +196,94 @@ func ceremony(tmpl *x509.Certificate, validity time.Duration, defaultYears int, 
 		return nil, fmt.Errorf("ca: failed to sign CA certificate: %w", err)
 	}
 	return x509.ParseCertificate(der)
+}
+
+// IntermediateProfile is the profile name under which an [Authority]
+// records the CA certificates it signs ([Authority.IssueIntermediate],
+// [Authority.RecordIntermediate]). No [Profile] may take it.
+const IntermediateProfile = "intermediate-ca"
+
+// IssueIntermediate is the ceremony of an Authority over a parent CA's key
+// (typically the root, opened from its key store for the ceremony): it
+// makes the intermediate CA certificate req describes with [NewIntermediate],
+// signed by the Authority's key under its certificate (req.Parent and
+// req.ParentSigner must be nil or the Authority's own), records it in the
+// Authority's ledger under [IntermediateProfile] for requester, and returns
+// it once recorded. The intermediate can then be revoked with
+// [Authority.Revoke] like any certificate the Authority issued, and the
+// Authority's CRL (the root's CRL) lists it. req.Rand and req.Time default
+// to the Authority's. Errors wrap ErrInvalidConfig for req, or are the
+// ledger's; on any error no certificate is returned.
+func (a *Authority) IssueIntermediate(ctx context.Context, req IntermediateRequest, requester string) (*x509.Certificate, error) {
+	if (req.Parent != nil && !req.Parent.Equal(a.chain[0])) ||
+		(req.ParentSigner != nil && !publicKeysEqual(a.chain[0].PublicKey, req.ParentSigner.Public())) {
+		return nil, fmt.Errorf("ca: %w: the intermediate's parent must be the Authority's certificate and key", ErrInvalidConfig)
+	}
+	if err := checkRequesterName(requester); err != nil {
+		return nil, err
+	}
+	req.Parent, req.ParentSigner = a.chain[0], a.signer
+	if req.Rand == nil {
+		req.Rand = a.rand
+	}
+	if req.Time == nil {
+		req.Time = a.now
+	}
+	cert, err := NewIntermediate(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.RecordIntermediate(ctx, cert, requester); err != nil {
+		return nil, err
+	}
+	return cert, nil
+}
+
+// RecordIntermediate records in the Authority's ledger a CA certificate
+// its key signed outside it (with [NewIntermediate] before ledgers
+// recorded intermediates, or by another tool), so that it can be revoked
+// with [Authority.Revoke] and listed on the Authority's CRL. cert must be
+// a CA certificate for another key than the Authority's, issued by the
+// Authority's certificate; its signature is verified. Errors: ErrInvalidRequest for such a cert or requester,
+// ErrSerialExists when its serial number is recorded already, or the
+// ledger's.
+func (a *Authority) RecordIntermediate(ctx context.Context, cert *x509.Certificate, requester string) error {
+	if err := checkRequesterName(requester); err != nil {
+		return err
+	}
+	if cert == nil || !cert.IsCA || cert.SerialNumber == nil || cert.SerialNumber.Sign() <= 0 {
+		return fmt.Errorf("ca: %w: not a CA certificate with a positive serial number", ErrInvalidRequest)
+	}
+	if publicKeysEqual(cert.PublicKey, a.chain[0].PublicKey) {
+		return fmt.Errorf("ca: %w: CA certificate %q is for the Authority's own key", ErrInvalidRequest, cert.Subject)
+	}
+	if !bytes.Equal(cert.RawIssuer, a.chain[0].RawSubject) || cert.CheckSignatureFrom(a.chain[0]) != nil {
+		return fmt.Errorf("ca: %w: CA certificate %q not issued by this Authority's certificate", ErrInvalidRequest, cert.Subject)
+	}
+	pk := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	rec := &Record{
+		Kind:          KindIssuance,
+		Serial:        new(big.Int).Set(cert.SerialNumber),
+		Subject:       cert.Subject.String(),
+		PublicKeyHash: pk[:],
+		Profile:       IntermediateProfile,
+		Requester:     requester,
+		Time:          a.now().UTC(),
+		Certificate:   bytes.Clone(cert.Raw),
+	}
+	if err := a.ledger.Append(ctx, rec, nil); err != nil {
+		if errors.Is(err, ErrSerialExists) {
+			return fmt.Errorf("ca: CA certificate %x: %w", cert.SerialNumber, err)
+		}
+		return fmt.Errorf("ca: failed to record CA certificate %x: %w", cert.SerialNumber, err)
+	}
+	return nil
+}
+
+// checkRequesterName checks the name a ledger record carries.
+func checkRequesterName(requester string) error {
+	if requester == "" || len(requester) > 256 {
+		return fmt.Errorf("ca: %w: requester must be 1 to 256 bytes", ErrInvalidRequest)
+	}
+	return nil
 }

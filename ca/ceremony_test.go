@@ -210,17 +210,27 @@ func TestCRLRefreshAndSharedLedger(t *testing.T) {
 }
 
 func TestValidityCappedAtIssuer(t *testing.T) {
-	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
-		c.Profiles = []ca.Profile{{Name: "long", Kind: ca.LDevID, Validity: 50 * 365 * 24 * time.Hour}, ca.IDevIDProfile()}
-	})
-	c, err := p.auth.Issue(context.Background(), &ca.Request{CSR: csr(t, deviceKey(t, "P-256"), pkix.Name{CommonName: "x"}), Profile: "long", Requester: "s"})
+	ctx := context.Background()
+	p := newPKI(t, keystore.ES256, nil)
+	interKey := caKey(t, keystore.ES256)
+	inter, err := ca.NewIntermediate(ca.IntermediateRequest{Subject: pkix.Name{CommonName: "Ten Years"},
+		PublicKey: interKey.Public(), Parent: p.root, ParentSigner: p.rootKey, Validity: 10 * 365 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.NotAfter.Equal(p.inter.NotAfter) {
-		t.Fatalf("notAfter %v, issuer's %v", c.NotAfter, p.inter.NotAfter)
+	auth, err := ca.New(ca.Config{Signer: interKey, Chain: []*x509.Certificate{inter, p.root}, Ledger: p.ledger,
+		Profiles: []ca.Profile{{Name: "long", Kind: ca.LDevID, Validity: 50 * 365 * 24 * time.Hour}}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	c, err = p.auth.Issue(context.Background(), &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "x"), Profile: "idevid", Requester: "s"})
+	c, err := auth.Issue(ctx, &ca.Request{CSR: csr(t, deviceKey(t, "P-256"), pkix.Name{CommonName: "x"}), Profile: "long", Requester: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.NotAfter.Equal(inter.NotAfter) {
+		t.Fatalf("notAfter %v, issuer's %v", c.NotAfter, inter.NotAfter)
+	}
+	c, err = p.auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "x"), Profile: "idevid", Requester: "s"})
 	if err != nil || c.NotAfter.Year() != 9999 {
 		t.Fatalf("IDevID %v %v", c, err)
 	}

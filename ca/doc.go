@@ -20,6 +20,19 @@
 // keystore.Algorithm names (ECDSA P-256/SHA-256, P-384/SHA-384, Ed25519,
 // or RSASSA-PSS SHA-256 for RSA-3072).
 //
+// CA certificates have no well-defined expiration by default (notAfter
+// 99991231235959Z, which IEEE 802.1AR §8.5 permits for CAs), because the
+// IDevIDs they issue have none: a 10-year CA would make every device's
+// path validation fail once it expired. [New] refuses a chain under which
+// a profile's certificates would outlive their issuer.
+//
+// For an issuing CA to be revocable, make it with
+// [Authority.IssueIntermediate] on an Authority over the root key (the
+// offline root ceremony, with the root's own ledger): it records the
+// intermediate, [Authority.Revoke] revokes it and the root's
+// [Authority.CRL] lists it. [Authority.RecordIntermediate] records one
+// made before.
+//
 // # Profiles
 //
 // A [Profile] fixes what a certificate holds. The four kinds are

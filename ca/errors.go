@@ -42,6 +42,10 @@ var (
 	// record is another requester's (the same requester gets the recorded
 	// certificate back).
 	ErrRequestExists = errors.New("ca: idempotency key already recorded")
+	// ErrMalformedName is returned by [EqualNames] for a name that is not
+	// a DER X.501 Name or holds a string value that is not valid for its
+	// type.
+	ErrMalformedName = errors.New("ca: malformed distinguished name")
 	// ErrUnknownRequest is returned by [Ledger.LookupRequest] for an
 	// idempotency key the ledger has no issuance for.
 	ErrUnknownRequest = errors.New("ca: unknown idempotency key")

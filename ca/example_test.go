@@ -255,3 +255,84 @@ func ExampleParseStationAuthorization() {
 	// may request ldevid: false
 	// extension: 2.25.1868605989.1.1
 }
+
+// ExampleAuthority_IssueIntermediate is the offline root ceremony: an
+// Authority over the root key (from any key store: a PKCS#11 token or a
+// TPM in production) signs an issuing CA and records it in the root's own
+// ledger, so that it can later be revoked and listed on the root's CRL.
+func ExampleAuthority_IssueIntermediate() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "root-ceremony")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	store := mem.New()
+	rootKey, err := store.Create(ctx, keystore.CreateRequest{Label: "root", Algorithm: keystore.ES384})
+	if err != nil {
+		log.Fatal(err)
+	}
+	root, err := ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Example OEM Root CA"}, Signer: rootKey})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ledger, err := sqlite.Open(ctx, filepath.Join(dir, "root-ledger.db"), sqlite.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ledger.Close()
+	// No leaf profiles: the root signs CA certificates and CRLs only.
+	rootCA, err := ca.New(ca.Config{Signer: rootKey, Chain: []*x509.Certificate{root}, Ledger: ledger, Profiles: []ca.Profile{}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	lineKey, err := store.Create(ctx, keystore.CreateRequest{Label: "line1"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	inter, err := rootCA.IssueIntermediate(ctx, ca.IntermediateRequest{
+		Subject: pkix.Name{CommonName: "Line 1 Issuing CA"}, PublicKey: lineKey.Public(),
+	}, "root ceremony 2026-12")
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Later, the line's key leaks: the root revokes its CA certificate.
+	if err := rootCA.Revoke(ctx, inter.SerialNumber, ca.ReasonCACompromise, "pki-admin"); err != nil {
+		log.Fatal(err)
+	}
+	der, err := rootCA.CRL(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("CA valid until:", inter.NotAfter.Format("20060102150405Z"))
+	fmt.Println("root CRL lists the intermediate:", crl.RevokedCertificateEntries[0].SerialNumber.Cmp(inter.SerialNumber) == 0)
+	// Output:
+	// CA valid until: 99991231235959Z
+	// root CRL lists the intermediate: true
+}
+
+// EqualNames compares names as RFC 5280 §7.1 does: the string type, case
+// and insignificant spaces do not matter, the order of the RDNs does.
+func ExampleEqualNames() {
+	asCA, _ := asn1.Marshal(pkix.Name{CommonName: "Sensor 42", Organization: []string{"Example OEM"}}.ToRDNSequence())
+	// The same name with UTF8String values, other case and extra spaces,
+	// as another tool may write it.
+	utf8 := func(s string) asn1.RawValue { return asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(s)} }
+	type atv struct {
+		Type  asn1.ObjectIdentifier
+		Value asn1.RawValue
+	}
+	type rdnSET []atv // encoding/asn1 writes a SET OF for a type named …SET
+	other, _ := asn1.Marshal([]rdnSET{
+		{{asn1.ObjectIdentifier{2, 5, 4, 10}, utf8("EXAMPLE  OEM")}},
+		{{asn1.ObjectIdentifier{2, 5, 4, 3}, utf8(" sensor 42 ")}},
+	})
+	same, err := ca.EqualNames(asCA, other)
+	fmt.Println(same, err)
+	// Output:
+	// true <nil>
+}

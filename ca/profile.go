@@ -76,9 +76,12 @@ type Profile struct {
 	// Validity is how long certificates are valid. If zero: no well-defined
 	// expiration for IDevID and AttestationKey, 90 days for LDevID, 365
 	// days for Station. A negative value is an error. A certificate with a
-	// finite validity never outlives the issuing CA's certificate; one
-	// without a well-defined expiration (99991231235959Z) does, as IEEE
-	// 802.1AR allows, so the CA issuing IDevIDs should itself be long-lived.
+	// finite validity is cut to the issuing CA's notAfter, so it never
+	// outlives its issuer. One without a well-defined expiration
+	// (99991231235959Z) cannot be cut: [New] refuses a profile that issues
+	// it unless every certificate of the CA's chain has that notAfter too,
+	// as IEEE 802.1AR §8.5 permits and [NewRoot] and [NewIntermediate]
+	// make by default.
 	Validity time.Duration
 	// ExtKeyUsage sets the extended key usages of an LDevID profile
 	// (default clientAuth and serverAuth) or an IDevID profile (default
@@ -108,6 +111,9 @@ func DefaultProfiles() []Profile {
 func (p *Profile) validate() error {
 	if !stationauth.ValidName(p.Name) {
 		return fmt.Errorf("profile name %q invalid", p.Name)
+	}
+	if p.Name == IntermediateProfile {
+		return fmt.Errorf("profile name %q is reserved for CA certificates", p.Name)
 	}
 	if !p.Kind.valid() {
 		return fmt.Errorf("profile %q: invalid kind %d", p.Name, int(p.Kind))
@@ -164,4 +170,37 @@ func (p *Profile) extKeyUsage() ([]x509.ExtKeyUsage, []asn1.ObjectIdentifier) {
 		return nil, []asn1.ObjectIdentifier{oidTCGAIKCertificate}
 	}
 	return nil, nil
+}
+
+// noExpiration reports whether the profile's certificates have no
+// well-defined expiration.
+func (p *Profile) noExpiration() bool {
+	return p.notAfter(time.Unix(0, 0)).Equal(noWellDefinedExpiration)
+}
+
+// checkChainValidity reports a chain or profile under which a certificate
+// would outlive its issuer: a CA certificate valid after the one that
+// issued it, or a profile issuing certificates without a well-defined
+// expiration under a chain whose certificates have one.
+func checkChainValidity(chain []*x509.Certificate, profiles []Profile) error {
+	for i := 0; i+1 < len(chain); i++ {
+		if chain[i].NotAfter.After(chain[i+1].NotAfter) {
+			return fmt.Errorf("chain[%d] %q is valid until %s, after its issuer chain[%d] %q (until %s)",
+				i, chain[i].Subject, chain[i].NotAfter.UTC().Format(time.RFC3339), i+1, chain[i+1].Subject, chain[i+1].NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
+	for i := range profiles {
+		if !profiles[i].noExpiration() {
+			continue
+		}
+		for j, c := range chain {
+			if c.NotAfter.Before(noWellDefinedExpiration) {
+				return fmt.Errorf("profile %q issues certificates without expiration (notAfter 99991231235959Z, IEEE 802.1AR §8.5), "+
+					"which would outlive chain[%d] %q, valid until %s: make the CA certificates without expiration too "+
+					"(zero Validity in ca.RootRequest and ca.IntermediateRequest), or give the profile a Validity",
+					profiles[i].Name, j, c.Subject, c.NotAfter.UTC().Format(time.RFC3339))
+			}
+		}
+	}
+	return nil
 }

@@ -11,11 +11,24 @@ import (
 
 // ztm's private OID arc is 2.25.1868605989. The 2.25 arc (ITU-T X.667 |
 // ISO/IEC 9834-8) needs no registration; its arcs are UUIDs read as
-// integers. Go's X.509 parser accepts only arcs below 2^31, which no
-// RFC 9562 UUID is (its version and variant bits alone put it above 2^76),
-// so ztm uses a random 31-bit value: it cannot collide with any correctly
-// generated UUID OID. It is to be replaced by an IANA Private Enterprise
-// Number arc once ztm has one. Under it:
+// integers, and only a UUID generated as RFC 9562 prescribes keeps an arc
+// from colliding with another's. ztm has one, made once from a random
+// source: the version 4 UUID fa0ad25f-73f0-4c22-918b-589a5505278e, arc
+// 2.25.332363188783387800071829934424400930702. Its certificates cannot
+// use it yet: Go's crypto/x509 (through Go 1.26) refuses any certificate
+// with an extension whose OID has an arc of 2^31 or more — every UUID arc
+// is above 2^121 — with "x509: malformed extension OID field", and
+// crypto/tls parses peer certificates with it, so a station certificate
+// under the UUID arc could not authenticate to a Go EST server or sign a
+// manifest a Go verifier reads. Other parsers that refuse such arcs:
+// RustCrypto const-oid (by design), and python cryptography from 38 (which
+// refuses arcs above 2^28) until a later release read them again (48.0
+// does); openssl and node read them. 2.25.1868605989 is a random 31-bit
+// value instead: no correctly generated UUID arc equals it, but nothing
+// but chance keeps another party's ad-hoc value from doing so. It is to
+// be replaced by an IANA Private Enterprise Number arc (which every parser
+// reads), or by the UUID arc once Go reads it; either way the old OID
+// will still be read, the new one written. Under it:
 //
 //	2.25.1868605989.1      certificate extensions
 //	2.25.1868605989.1.1    station authorization

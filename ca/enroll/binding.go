@@ -58,10 +58,11 @@ func BindUEIDToHardwareModule(csr *x509.CertificateRequest, ev *attest.Evidence)
 }
 
 // checkRenewalNames checks a re-enrollment request against the
-// certificate being renewed (RFC 7030 §4.2.2): the same subject and
-// subjectAltName.
+// certificate being renewed (RFC 7030 §4.2.2): the same subject, compared
+// as RFC 5280 §7.1 compares names (ca.EqualNames: string types, case and
+// insignificant spaces aside), and the same subjectAltName.
 func checkRenewalNames(csr *x509.CertificateRequest, cur *x509.Certificate) error {
-	if !bytes.Equal(csr.RawSubject, cur.RawSubject) {
+	if same, err := ca.EqualNames(csr.RawSubject, cur.RawSubject); err != nil || !same {
 		return refuse(ReasonRenewal, nil, "re-enrollment subject differs from the current certificate's")
 	}
 	if !bytes.Equal(sanValue(csr.Extensions), sanValue(cur.Extensions)) {

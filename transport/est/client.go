@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ztmkit/ztm/ca/enroll"
@@ -65,6 +66,12 @@ type Client struct {
 	retries    int
 	maxWait    time.Duration
 	sleep      func(ctx context.Context, d time.Duration) error
+
+	// caMu guards cacerts: the last /cacerts answer under each label,
+	// which completes enrollment answers (RFC 7030 §4.2.3 sends only the
+	// issued certificate).
+	caMu    sync.Mutex
+	cacerts map[string][]*x509.Certificate
 }
 
 // NewClient returns a Client for cfg. Errors wrap [ErrInvalidConfig].
@@ -223,7 +230,7 @@ func readAnswer(resp *http.Response, op, want string) ([]byte, *StatusError, err
 // sign its request while the station holds the connection open. A 202 or
 // 503 is returned as a *RetryLaterError: a retry needs a new connection
 // and so a new request. The Client must have been made without a custom
-// Transport.
+// Transport. It returns what [Client.SimpleEnroll] returns.
 func (c *Client) EnrollBound(ctx context.Context, label string, makeCSR func(challengePassword string) ([]byte, error), evidence []byte) ([]*x509.Certificate, error) {
 	if c.tr == nil {
 		return nil, fmt.Errorf("est: %w: EnrollBound needs the Client's own transport", ErrInvalidConfig)
@@ -284,11 +291,7 @@ func (c *Client) EnrollBound(ctx context.Context, label string, makeCSR func(cha
 	if err != nil {
 		return nil, err
 	}
-	certs, err := parseCertsOnly(der)
-	if err != nil {
-		return nil, fmt.Errorf("est: %w: %v", ErrBadResponse, err)
-	}
-	return leafFirst(certs, spki)
+	return c.completeChain(ctx, label, der, spki)
 }
 
 // canonicalAddr is host:port of u, port 443 by default.
@@ -361,7 +364,9 @@ func (c *Client) NonceFor(ctx context.Context, label string) ([]byte, error) {
 
 // SimpleEnroll sends csr (DER) to /simpleenroll under label, with the
 // device's evidence in the ZTM-Evidence header when not nil, and returns
-// the certificates of the answer, the one for csr's key first.
+// the certificate issued for csr's key followed by its issuing CA
+// certificates without the root, taken from /cacerts under label (fetched
+// once and kept; see the package documentation).
 func (c *Client) SimpleEnroll(ctx context.Context, label string, csr, evidence []byte) ([]*x509.Certificate, error) {
 	return c.enroll(ctx, label, "simpleenroll", csr, evidence)
 }
@@ -389,11 +394,92 @@ func (c *Client) enroll(ctx context.Context, label, op string, csr, evidence []b
 	if err != nil {
 		return nil, err
 	}
+	return c.completeChain(ctx, label, der, spki)
+}
+
+// completeChain reads an enrollment answer (DER certs-only) and returns
+// the certificate for spki followed by its issuing CA certificates up to,
+// without, the root. RFC 7030 §4.2.3 has the answer hold only the issued
+// certificate; the issuers come from /cacerts under label, fetched once
+// and kept, and fetched again when they do not hold the leaf's issuer (a
+// CA that changed keys). An answer that carries more certificates, as
+// some servers send, is taken as the chain if it holds the issuer.
+func (c *Client) completeChain(ctx context.Context, label string, der, spki []byte) ([]*x509.Certificate, error) {
 	certs, err := parseCertsOnly(der)
 	if err != nil {
 		return nil, fmt.Errorf("est: %w: %v", ErrBadResponse, err)
 	}
-	return leafFirst(certs, spki)
+	certs, err = leafFirst(certs, spki)
+	if err != nil {
+		return nil, err
+	}
+	leaf := certs[0]
+	if chain, ok := issuerChain(leaf, certs[1:]); ok {
+		return chain, nil
+	}
+	for fresh := false; ; fresh = true {
+		cas, err := c.caCerts(ctx, label, fresh)
+		if err != nil {
+			return nil, err
+		}
+		if chain, ok := issuerChain(leaf, cas); ok {
+			return chain, nil
+		}
+		if fresh {
+			return nil, fmt.Errorf("est: %w: the issuer of the issued certificate is not among the CA certificates", ErrBadResponse)
+		}
+	}
+}
+
+// caCerts returns the CA certificates under label, from the Client's
+// cache unless fresh or not yet fetched.
+func (c *Client) caCerts(ctx context.Context, label string, fresh bool) ([]*x509.Certificate, error) {
+	c.caMu.Lock()
+	cas, ok := c.cacerts[label]
+	c.caMu.Unlock()
+	if ok && !fresh {
+		return cas, nil
+	}
+	cas, err := c.CACerts(ctx, label)
+	if err != nil {
+		return nil, err
+	}
+	c.caMu.Lock()
+	if c.cacerts == nil {
+		c.cacerts = map[string][]*x509.Certificate{}
+	}
+	c.cacerts[label] = cas
+	c.caMu.Unlock()
+	return cas, nil
+}
+
+// maxChainLen bounds the issuer chains issuerChain builds.
+const maxChainLen = 8
+
+// issuerChain returns leaf followed by the CA certificates among cas that
+// issued it, each checked by its signature, up to a self-signed root,
+// which is left out. It reports false when leaf's issuer is not among cas.
+func issuerChain(leaf *x509.Certificate, cas []*x509.Certificate) ([]*x509.Certificate, bool) {
+	out := []*x509.Certificate{leaf}
+	for cur := leaf; len(out) <= maxChainLen; {
+		var next *x509.Certificate
+		for _, ca := range cas {
+			if bytes.Equal(ca.RawSubject, cur.RawIssuer) && cur.CheckSignatureFrom(ca) == nil {
+				next = ca
+				break
+			}
+		}
+		if next == nil {
+			// A /cacerts without its root still names the issuers.
+			return out, len(out) > 1
+		}
+		if bytes.Equal(next.RawSubject, next.RawIssuer) && next.CheckSignatureFrom(next) == nil {
+			return out, true
+		}
+		out = append(out, next)
+		cur = next
+	}
+	return nil, false
 }
 
 // leafFirst puts the certificate for spki first.

@@ -22,6 +22,7 @@
 //   - Status codes: what each refusal answers.
 //   - Idempotency and the offline queue.
 //   - serverkeygen: why it answers 501.
+//   - Limits: client chains, bodies, HTTP/2.
 //
 // # Endpoints
 //
@@ -36,11 +37,16 @@
 //	cacerts         GET     —                              application/pkcs7-mime; smime-type=certs-only
 //	                                                       (issuing CA, its issuers, the root)
 //	simpleenroll    POST    application/pkcs10             application/pkcs7-mime; smime-type=certs-only
-//	                                                       (the certificate, then the issuing CA chain without the root)
+//	                                                       (the issued certificate only, RFC 7030 §4.2.3)
 //	simplereenroll  POST    application/pkcs10             as simpleenroll
 //	csrattrs        GET     —                              application/csrattrs (SEQUENCE OF AttrOrOID)
 //	serverkeygen    POST    —                              501 (see below)
 //	ztm-nonce       GET     —                              application/octet-stream: base64 of 32 bytes
+//
+// The [Client] completes an enrollment answer with the issuing CA
+// certificates from cacerts, fetched once per label and kept (again when
+// a certificate's issuer is not among them), so [Client.Enroll] still
+// returns the certificate and its chain without the root.
 //
 // The csrattrs answer lists challengePassword (1.2.840.113549.1.9.7, for
 // the channel binding), serialNumber (2.5.4.5, the device serial number
@@ -62,8 +68,11 @@
 // as the TLS client certificate: it must chain to the CA for clientAuth
 // (an LDevID has it; an IDevID, by default, does not and cannot renew
 // over EST), be recorded in the ledger under the requested profile and
-// not be revoked, and the request's subject and subjectAltName must be
-// identical to the certificate's. Evidence is required as for
+// not be revoked; the request's subject must match the certificate's by
+// RFC 5280 §7.1 name matching ([ca.EqualNames]: any string type, case
+// and insignificant spaces ignored, as RFC 7030 §4.2.2 intends — a plain
+// client copying the subject with openssl writes UTF8String where the CA
+// wrote PrintableString), and its subjectAltName must be identical. Evidence is required as for
 // simpleenroll. The ledger records the requester as "renew:" and the hex
 // SHA-256 of the current certificate's key.
 //
@@ -123,11 +132,20 @@
 //	200  issued (or issued before, for the same request)
 //	400  bad-request: body not base64, request not DER PKCS#10 or its
 //	     signature bad (check: the ca.CSRReason), malformed ZTM-Evidence
-//	401  unauthenticated: no client certificate, one that does not chain
-//	     to the CA for clientAuth, or wrong Basic credentials
-//	403  not-authorized, requester-revoked, channel-binding,
+//	401  unauthenticated, with ServerConfig.BasicAuth set: no client
+//	     certificate, one that does not chain to the CA for clientAuth or
+//	     is revoked (requester-revoked answers 403), wrong Basic
+//	     credentials; always with the challenge
+//	     WWW-Authenticate: Basic realm="est", charset="UTF-8"
+//	403  unauthenticated without BasicAuth (TLS client certificates
+//	     only): RFC 9110 §15.5.2 requires every 401 to carry a challenge
+//	     the client can answer, and no HTTP authentication scheme carries
+//	     a TLS certificate, so a TLS-only server (RFC 7030 §3.2.3 makes
+//	     HTTP authentication optional, §3.3.2) answers 403 with the
+//	     reason; and not-authorized, requester-revoked, channel-binding,
 //	     evidence-required, evidence (check: the attest.Reason),
-//	     appraisal, evidence-binding, policy, renewal
+//	     appraisal, evidence-binding, policy, renewal (simplereenroll
+//	     without a TLS client certificate, whatever the configuration)
 //	404  unknown label or operation; unknown-profile
 //	409  conflict (the same request from another requester or under
 //	     another profile), repeat-revoked (its certificate was revoked)
@@ -174,6 +192,27 @@
 // provide a key, is a separate, recorded path (sealed to the device with
 // HPKE), not an EST operation. serverkeygen therefore answers 501 Not
 // Implemented with that reason, and the Client has no method for it.
+//
+// # Limits
+//
+// What an unauthenticated client can make the server do is bounded
+// before any signature is checked: a TLS client chain of more than
+// ServerConfig.MaxClientCertificates certificates (4) or
+// MaxClientChainBytes DER bytes (16 KiB) is refused as unauthenticated
+// with that reason, so look-alike intermediates cost a length check, not
+// a signature verification each (measured: 110 of them, 7.8 ms of
+// verification per request without the limit, 18 µs refused with it).
+// Request bodies are bounded by MaxBodySize (64 KiB), headers by
+// [NewHTTPServer] (128 KiB), with read, write and idle timeouts.
+//
+// [NewHTTPServer] speaks HTTP/1.1 only unless ServerConfig.HTTP.HTTP2 is
+// set: EST clients send one request per device and gain nothing from
+// HTTP/2 multiplexing, while one HTTP/2 connection can open and reset
+// streams faster than handlers finish (rapid reset, CVE-2023-44487). With
+// HTTP/2 on, a connection may have 16 streams open
+// (HTTPConfig.MaxConcurrentStreams; Go's default is 250), buffer 256 KiB
+// (MaxReceiveBufferPerConnection; Go's 1 MiB), 64 KiB per stream, and an
+// HPACK table of 4096 bytes.
 //
 // # Concurrency
 //

@@ -20,7 +20,10 @@ var (
 	// ErrUnauthenticated is returned when the requester presented no
 	// credential, or one the server does not accept (a client certificate
 	// that does not chain to the CA or is not for clientAuth, a wrong
-	// password). The server answers 401.
+	// password). The server answers 401 with a Basic challenge when it
+	// accepts HTTP Basic, and 403 when it authenticates by TLS client
+	// certificate only (see the package documentation, Status codes); the
+	// Client then returns ErrForbidden.
 	ErrUnauthenticated = errors.New("est: requester not authenticated")
 	// ErrForbidden is wrapped when an authenticated requester may not do
 	// what it asks: the station's authorization does not list the profile,

@@ -276,8 +276,9 @@ func TestBadInput(t *testing.T) {
 		{"wrong content type", st, key, path, "application/json", b64(good), evHdr(), 415},
 		{"no content type", st, key, path, "", b64(good), evHdr(), 415},
 		{"bad CSR signature", st, key, path, est.MediaTypePKCS10, b64(badSig), evHdr(), 400},
-		{"no client certificate", nil, nil, path, est.MediaTypePKCS10, b64(good), evHdr(), 401},
-		{"foreign client certificate", fst, fkey, path, est.MediaTypePKCS10, b64(good), evHdr(), 401},
+		// A TLS-only server has no HTTP challenge to make: 403, not 401.
+		{"no client certificate", nil, nil, path, est.MediaTypePKCS10, b64(good), evHdr(), 403},
+		{"foreign client certificate", fst, fkey, path, est.MediaTypePKCS10, b64(good), evHdr(), 403},
 		{"station not allowed the profile", stOther, keyOther, path, est.MediaTypePKCS10, b64(good), evHdr(), 403},
 		{"replayed evidence", st, key, path, est.MediaTypePKCS10, b64(good), http.Header{est.HeaderEvidence: {base64.StdEncoding.EncodeToString(spentEv)}}, 403},
 		{"no evidence", st, key, path, est.MediaTypePKCS10, b64(good), nil, 403},

@@ -68,6 +68,29 @@ func ExampleServer() {
 	// CN=Example OEM Root CA,O=Example OEM
 }
 
+// An EST server that offers HTTP/2, with tighter limits than the defaults,
+// and accepts client chains of at most three certificates.
+func ExampleHTTPConfig() {
+	pki := newExamplePKI()
+	defer pki.close()
+	gate, err := enroll.New(enroll.Config{Authority: pki.auth, Verifier: pki.verifier, Nonces: pki.nonces})
+	if err != nil {
+		log.Fatal(err)
+	}
+	handler, err := est.NewServer(est.ServerConfig{
+		Service:               gate,
+		MaxClientCertificates: 3,
+		HTTP:                  est.HTTPConfig{HTTP2: true, MaxConcurrentStreams: 8},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := est.NewHTTPServer("127.0.0.1:8443", handler, est.ServerTLSConfig(pki.serverCert))
+	fmt.Println("HTTP/2:", srv.Protocols.HTTP2(), "streams:", srv.HTTP2.MaxConcurrentStreams)
+	// Output:
+	// HTTP/2: true streams: 8
+}
+
 // A station enrolls a device: it fetches a nonce, has the device attest
 // and make its request, and sends both over mutual TLS with its station
 // certificate.

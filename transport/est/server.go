@@ -1,9 +1,11 @@
 package est
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -25,6 +27,58 @@ const PathPrefix = "/.well-known/est/"
 // DefaultMaxBodySize is the largest request body the Server reads when
 // ServerConfig.MaxBodySize is zero.
 const DefaultMaxBodySize = 64 << 10
+
+// Default limits of a [Server] on what an unauthenticated client may make
+// it do, and of the http.Server [NewHTTPServer] makes.
+const (
+	// DefaultMaxClientCertificates is the longest client certificate chain
+	// (the client's certificate included) the Server looks at when
+	// ServerConfig.MaxClientCertificates is zero: a station certificate,
+	// two intermediates and a root.
+	DefaultMaxClientCertificates = 4
+	// DefaultMaxClientChainBytes bounds the DER bytes of a client chain
+	// when ServerConfig.MaxClientChainBytes is zero: four RSA-4096
+	// certificates fit easily.
+	DefaultMaxClientChainBytes = 16 << 10
+	// DefaultHTTP2MaxConcurrentStreams is HTTPConfig.MaxConcurrentStreams
+	// when zero; Go's own default is 250.
+	DefaultHTTP2MaxConcurrentStreams = 16
+	// DefaultHTTP2MaxReceiveBuffer is HTTPConfig.MaxReceiveBufferPerConnection
+	// when zero: a few request bodies of DefaultMaxBodySize (Go's default
+	// is 1 MiB). The per-stream window is DefaultMaxBodySize.
+	DefaultHTTP2MaxReceiveBuffer = 256 << 10
+)
+
+// HTTPConfig configures the http.Server that [NewHTTPServer] makes for a
+// [Server]. The zero value is the safe default: HTTP/1.1 only.
+type HTTPConfig struct {
+	// HTTP2 offers HTTP/2 (RFC 9113) by ALPN next to HTTP/1.1. Off by
+	// default: an EST client sends one request per device and gains
+	// nothing from multiplexing, and HTTP/2 lets one connection open many
+	// streams at little cost to the client (rapid reset, CVE-2023-44487),
+	// which Go contains but which still takes throughput and memory from
+	// honest clients while it lasts. Turn it on with the limits below.
+	HTTP2 bool
+	// MaxConcurrentStreams bounds the HTTP/2 streams one connection may
+	// have open (and so the handlers it may have running). If zero,
+	// DefaultHTTP2MaxConcurrentStreams (16).
+	MaxConcurrentStreams int
+	// MaxReceiveBufferPerConnection is the HTTP/2 flow-control window of a
+	// connection: how much request data the server buffers for it. If
+	// zero, DefaultHTTP2MaxReceiveBuffer (256 KiB); at least 64 KiB.
+	MaxReceiveBufferPerConnection int
+	// MaxDecoderHeaderTableSize bounds the HPACK table the client may make
+	// the server keep. If zero, 4096 bytes (RFC 9113's initial value).
+	MaxDecoderHeaderTableSize int
+}
+
+func (c *HTTPConfig) validate() error {
+	if c.MaxConcurrentStreams < 0 || c.MaxDecoderHeaderTableSize < 0 ||
+		c.MaxReceiveBufferPerConnection < 0 || (c.MaxReceiveBufferPerConnection > 0 && c.MaxReceiveBufferPerConnection < 64<<10) {
+		return fmt.Errorf("est: %w: HTTPConfig limits must be positive (MaxReceiveBufferPerConnection at least 64 KiB)", ErrInvalidConfig)
+	}
+	return nil
+}
 
 // BasicCredential is one HTTP Basic user and the profiles it may request.
 type BasicCredential struct {
@@ -70,6 +124,18 @@ type ServerConfig struct {
 	// them too when it has a Logger), internal (5xx) errors at level
 	// Error. If nil, nothing is logged.
 	Logger *slog.Logger
+	// MaxClientCertificates bounds the TLS client certificate chain, the
+	// client's certificate included, and MaxClientChainBytes its total DER
+	// size. A longer or larger chain is refused as unauthenticated before
+	// any of its signatures is checked, so that a client cannot make the
+	// server verify many look-alike intermediates per request. If zero,
+	// DefaultMaxClientCertificates (4) and DefaultMaxClientChainBytes
+	// (16 KiB).
+	MaxClientCertificates int
+	MaxClientChainBytes   int
+	// HTTP configures the http.Server NewHTTPServer makes for this
+	// Server: HTTP/2 (off by default) and its limits.
+	HTTP HTTPConfig
 }
 
 // Server is the EST server: an http.Handler serving RFC 7030 over the
@@ -87,6 +153,9 @@ type Server struct {
 	log      *slog.Logger
 	cacerts  []byte
 	csrattrs []byte
+	maxCerts int
+	maxChain int
+	http     HTTPConfig
 }
 
 type basicEntry struct {
@@ -115,6 +184,20 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if s.retry <= 0 {
 		s.retry = 5 * time.Second
 	}
+	if cfg.MaxClientCertificates < 0 || cfg.MaxClientChainBytes < 0 {
+		return nil, fmt.Errorf("est: %w: negative client chain limit", ErrInvalidConfig)
+	}
+	s.maxCerts, s.maxChain = cfg.MaxClientCertificates, cfg.MaxClientChainBytes
+	if s.maxCerts == 0 {
+		s.maxCerts = DefaultMaxClientCertificates
+	}
+	if s.maxChain == 0 {
+		s.maxChain = DefaultMaxClientChainBytes
+	}
+	if err := cfg.HTTP.validate(); err != nil {
+		return nil, err
+	}
+	s.http = cfg.HTTP
 	if cfg.Labels != nil {
 		s.labels = make(map[string]string, len(cfg.Labels))
 		for l, p := range cfg.Labels {
@@ -264,6 +347,9 @@ func (s *Server) fail(w http.ResponseWriter, code int, msg string) {
 // to the CA's own chain; intermediates the client sends are not used.
 func (s *Server) authenticate(r *http.Request) (enroll.Requester, error) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		if err := s.checkChainSize(r.TLS.PeerCertificates); err != nil {
+			return enroll.Requester{}, err
+		}
 		leaf := r.TLS.PeerCertificates[0]
 		if err := s.svc.VerifyStation(r.Context(), leaf); err != nil {
 			return enroll.Requester{}, err
@@ -282,7 +368,31 @@ func (s *Server) authenticate(r *http.Request) (enroll.Requester, error) {
 	return enroll.Requester{}, &enroll.RefusalError{Reason: enroll.ReasonUnauthenticated, Detail: "no client certificate", Err: ErrUnauthenticated}
 }
 
+// checkChainSize refuses a client chain over the Server's limits, before
+// any signature of it is checked.
+func (s *Server) checkChainSize(chain []*x509.Certificate) error {
+	refuse := func(detail string) error {
+		return &enroll.RefusalError{Reason: enroll.ReasonUnauthenticated, Detail: detail, Err: ErrUnauthenticated}
+	}
+	if len(chain) > s.maxCerts {
+		return refuse(fmt.Sprintf("client certificate chain of %d certificates, at most %d accepted", len(chain), s.maxCerts))
+	}
+	n := 0
+	for _, c := range chain {
+		if n += len(c.Raw); n > s.maxChain {
+			return refuse(fmt.Sprintf("client certificate chain over %d bytes", s.maxChain))
+		}
+	}
+	return nil
+}
+
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request, profile string, renew bool) {
+	if renew && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
+		// No HTTP credential can renew a certificate, so there is no
+		// challenge to make: 403, not 401 (RFC 9110 §15.5.2).
+		s.error(w, r, &enroll.RefusalError{Reason: enroll.ReasonRenewal, Detail: "re-enrollment requires the current certificate as the TLS client certificate"})
+		return
+	}
 	who, err := s.authenticate(r)
 	if err != nil {
 		s.error(w, r, err)
@@ -339,7 +449,9 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, profile string, 
 		s.error(w, r, err)
 		return
 	}
-	out, err := certsOnly(chain)
+	// RFC 7030 §4.2.3: the answer holds only the certificate issued; the
+	// client has the CA certificates from /cacerts.
+	out, err := certsOnly(chain[:1])
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -404,9 +516,7 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 	h.Set(HeaderRefusal, re.Code())
 	switch code {
 	case http.StatusUnauthorized:
-		if len(s.basic) > 0 {
-			h.Set("WWW-Authenticate", `Basic realm="est"`)
-		}
+		code = s.unauthorized(w)
 	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		h.Set("Retry-After", strconv.Itoa(int((s.retry+time.Second-1)/time.Second)))
 	}
@@ -415,6 +525,26 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("requester", requesterOf(r)), slog.String("reason", re.Code()), slog.String("error", err.Error()))
 	}
 	s.fail(w, code, refusalText(re))
+}
+
+// basicChallenge is the WWW-Authenticate challenge of a Server that
+// accepts HTTP Basic (RFC 7617 §2, §2.1).
+const basicChallenge = `Basic realm="est", charset="UTF-8"`
+
+// unauthorized sets the challenge of a 401 and returns the status to
+// answer an unauthenticated request with: 401 with a Basic challenge when
+// the Server accepts Basic credentials, and 403 when it authenticates by
+// TLS client certificate only. RFC 9110 §15.5.2 requires every 401 to carry
+// a challenge the client can answer, and no HTTP authentication scheme
+// carries a TLS certificate; RFC 7030 §3.2.3 makes HTTP authentication
+// optional for the server, and §3.3.2 has a TLS-only server authenticate
+// in the handshake alone.
+func (s *Server) unauthorized(w http.ResponseWriter) int {
+	if len(s.basic) == 0 {
+		return http.StatusForbidden
+	}
+	w.Header().Set("WWW-Authenticate", basicChallenge)
+	return http.StatusUnauthorized
 }
 
 // maxRefusalText bounds the body of a refusal.
@@ -456,7 +586,7 @@ func requesterOf(r *http.Request) string {
 // at least (1.3 preferred: Go negotiates the highest common version),
 // the server's certificate, and client certificates requested but not
 // verified by TLS — the Server verifies them against the CA's chain itself,
-// so that a missing or foreign certificate gets an HTTP 401 with a reason
+// so that a missing or foreign certificate gets an HTTP 401 or 403 with a reason
 // instead of a failed handshake, and cacerts stays reachable without one
 // (RFC 7030 §4.1.1).
 func ServerTLSConfig(cert tls.Certificate) *tls.Config {
@@ -471,9 +601,16 @@ func ServerTLSConfig(cert tls.Certificate) *tls.Config {
 // tlsConfig and the timeouts an EST server needs: ReadHeaderTimeout 10 s,
 // ReadTimeout 30 s, WriteTimeout 60 s, IdleTimeout 120 s, and 128 KiB of
 // headers (room for a ZTM-Evidence header carrying evidence of up to the
-// 64 KiB attest accepts, in base64). Serve it with ListenAndServeTLS("", "") or ServeTLS(l, "", "").
+// 64 KiB attest accepts, in base64). It speaks HTTP/1.1 only unless
+// handler is a *Server whose ServerConfig.HTTP turns HTTP/2 on; the
+// HTTP/2 limits are then that HTTPConfig's (see its defaults). Serve it
+// with ListenAndServeTLS("", "") or ServeTLS(l, "", "").
 func NewHTTPServer(addr string, handler http.Handler, tlsConfig *tls.Config) *http.Server {
-	return &http.Server{
+	var hc HTTPConfig
+	if s, ok := handler.(*Server); ok {
+		hc = s.http
+	}
+	srv := &http.Server{
 		Addr:              addr,
 		Handler:           handler,
 		TLSConfig:         tlsConfig,
@@ -482,5 +619,18 @@ func NewHTTPServer(addr string, handler http.Handler, tlsConfig *tls.Config) *ht
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    128 << 10,
+		Protocols:         new(http.Protocols),
 	}
+	srv.Protocols.SetHTTP1(true)
+	if !hc.HTTP2 {
+		return srv
+	}
+	srv.Protocols.SetHTTP2(true)
+	srv.HTTP2 = &http.HTTP2Config{
+		MaxConcurrentStreams:          cmp.Or(hc.MaxConcurrentStreams, DefaultHTTP2MaxConcurrentStreams),
+		MaxReceiveBufferPerConnection: cmp.Or(hc.MaxReceiveBufferPerConnection, DefaultHTTP2MaxReceiveBuffer),
+		MaxReceiveBufferPerStream:     DefaultMaxBodySize,
+		MaxDecoderHeaderTableSize:     cmp.Or(hc.MaxDecoderHeaderTableSize, 4096),
+	}
+	return srv
 }

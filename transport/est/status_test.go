@@ -77,14 +77,17 @@ func TestStatusCodes(t *testing.T) {
 		{"nonce with Basic", "GET", "/.well-known/est/ztm-nonce", "tool", "pw", nil, 200},
 		{"Basic user not allowed idevid", "POST", "/.well-known/est/simpleenroll", "tool", "pw", csr, 403},
 		{"Basic wrong password", "POST", "/.well-known/est/ldevid/simpleenroll", "tool", "x", csr, 401},
-		{"reenroll with Basic", "POST", "/.well-known/est/ldevid/simplereenroll", "tool", "pw", csr, 401},
+		// No HTTP credential renews a certificate: no challenge to make.
+		{"reenroll with Basic", "POST", "/.well-known/est/ldevid/simplereenroll", "tool", "pw", csr, 403},
 	} {
 		w := do(tc.method, tc.path, tc.user, tc.pass, tc.body)
 		if w.Code != tc.code {
 			t.Errorf("%s: %d %q, want %d", tc.name, w.Code, w.Body.String(), tc.code)
 		}
-		if tc.code == 401 && w.Header().Get("WWW-Authenticate") == "" {
-			t.Errorf("%s: 401 without WWW-Authenticate", tc.name)
+		if got := w.Header().Get("WWW-Authenticate"); tc.code == 401 && got != `Basic realm="est", charset="UTF-8"` {
+			t.Errorf("%s: 401 with WWW-Authenticate %q", tc.name, got)
+		} else if tc.code != 401 && got != "" {
+			t.Errorf("%s: %d with WWW-Authenticate %q", tc.name, tc.code, got)
 		}
 	}
 	if e.issuances() != before {
