@@ -36,6 +36,22 @@ func (a *Authority) verifyStation(cert *x509.Certificate, now time.Time) (*big.I
 	return nil, nil
 }
 
+// VerifyStation checks that cert chains to this CA's chain for clientAuth
+// now, as [Authority.Issue] checks a RequesterCertificate first (the
+// result is remembered while the chain is valid). It does not ask the
+// ledger; [Authority.CheckStation] does. A refusal is an
+// *AuthorizationError wrapping ErrNotAuthorized.
+func (a *Authority) VerifyStation(cert *x509.Certificate) error {
+	if cert == nil {
+		return fmt.Errorf("ca: %w: no station certificate", ErrInvalidRequest)
+	}
+	if _, err := a.verifyStation(cert, a.now()); err != nil {
+		sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+		return &AuthorizationError{Requester: "station:" + hex.EncodeToString(sum[:]), Reason: "station certificate does not verify", Err: err}
+	}
+	return nil
+}
+
 // CheckStation checks a requester's certificate as [Authority.Issue]
 // would before anything is spent on its request (a nonce, say): it
 // chains to this CA's chain for clientAuth now, and, when this CA issued

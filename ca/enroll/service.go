@@ -197,19 +197,29 @@ func (s *Service) Issuers() []*x509.Certificate {
 }
 
 // VerifyStation checks that cert is a station certificate of this CA: it
-// chains to the Authority's chain for clientAuth at the current time, and
-// the ledger does not hold its revocation. Refusals are a *RefusalError:
-// ReasonUnauthenticated or ReasonRequesterRevoked.
+// chains to the Authority's chain for clientAuth at the current time. A
+// transport calls it to authenticate a client. Revocation is decided by
+// the ledger, in the transaction that would record an issuance, and by
+// [Service.Nonce]. A refusal is a *RefusalError: ReasonUnauthenticated.
 func (s *Service) VerifyStation(ctx context.Context, cert *x509.Certificate) error {
+	if err := s.auth.VerifyStation(cert); err != nil {
+		return s.refused(ctx, Requester{Certificate: cert}, "", &RefusalError{Reason: ReasonUnauthenticated, Err: err})
+	}
+	return nil
+}
+
+// checkStation is VerifyStation and the ledger's word on the station's
+// revocation.
+func (s *Service) checkStation(ctx context.Context, cert *x509.Certificate) error {
 	err := s.auth.CheckStation(ctx, cert)
 	var ae *ca.AuthorizationError
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, ca.ErrRequesterRevoked):
-		return s.refused(ctx, Requester{Certificate: cert}, "", &RefusalError{Reason: ReasonRequesterRevoked, Err: err})
+		return &RefusalError{Reason: ReasonRequesterRevoked, Err: err}
 	case errors.As(err, &ae):
-		return s.refused(ctx, Requester{Certificate: cert}, "", &RefusalError{Reason: ReasonUnauthenticated, Err: err})
+		return &RefusalError{Reason: ReasonUnauthenticated, Err: err}
 	}
 	return err
 }
@@ -228,8 +238,8 @@ func (s *Service) Nonce(ctx context.Context, who Requester) ([]byte, error) {
 	}
 	switch {
 	case who.Certificate != nil:
-		if err := s.VerifyStation(ctx, who.Certificate); err != nil {
-			return nil, err
+		if err := s.checkStation(ctx, who.Certificate); err != nil {
+			return nil, s.refused(ctx, who, "", err)
 		}
 	case who.Name == "":
 		return nil, s.refused(ctx, who, "", refuse(ReasonUnauthenticated, nil, "no requester"))
@@ -286,6 +296,13 @@ func (s *Service) enroll(ctx context.Context, who Requester, req *Request, opts 
 	}
 	if err := s.authorize(who, req.Profile); err != nil {
 		return nil, err
+	}
+	if who.Certificate != nil {
+		// A revoked station spends no nonce and is told why; the ledger
+		// decides again when it records.
+		if err := s.checkStation(ctx, who.Certificate); err != nil {
+			return nil, err
+		}
 	}
 	// A request repeats an earlier one when CSR, profile and requester are
 	// the same; the ledger holds this key with the issuance.
