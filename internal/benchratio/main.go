@@ -2,7 +2,9 @@
 // every benchmark BenchmarkX that has a twin BenchmarkXRaw in the same
 // package, one line comparing the two:
 //
-//	BENCH <package>.<X> ours=<ns/op> raw=<ns/op> ratio=<raw/ours> (<n> pairs <min>..<max>) goal=<g> <ok|LOW>
+//	BENCH <package>.<X> ours=<ns/op> raw=<ns/op> ratio=<raw/ours> (<n> pairs <min>..<max>) goal=<g> <ok|LOW> [B/op=<bytes>]
+//
+// (B/op when X reports allocations: the bytes it allocates per operation.)
 //
 // A ratio of 1.00 means the wrapper costs nothing over the raw primitive it
 // wraps; the goal for each pair comes from the goals table. The input may

@@ -181,8 +181,13 @@ func report(results []*result, goals map[string]float64) reportOut {
 		if len(ratios) > 1 {
 			spread = fmt.Sprintf(" (%d pairs %.2f..%.2f)", len(ratios), slices.Min(ratios), slices.Max(ratios))
 		}
-		pairLines = append(pairLines, fmt.Sprintf("BENCH %s.%s ours=%s raw=%s ratio=%.2f%s goal=%s %s",
-			ours.pkg, ours.name, fmtNs(o), fmtNs(r), ratio, spread, goalText, verdict))
+		extra := ""
+		if b, ok := ours.metrics["B/op"]; ok {
+			// Bytes allocated per operation of ours (the last run).
+			extra = " B/op=" + fmtMetric(b)
+		}
+		pairLines = append(pairLines, fmt.Sprintf("BENCH %s.%s ours=%s raw=%s ratio=%.2f%s goal=%s %s%s",
+			ours.pkg, ours.name, fmtNs(o), fmtNs(r), ratio, spread, goalText, verdict, extra))
 	}
 	for _, r := range results {
 		if paired[r] {

@@ -53,7 +53,7 @@ func TestReport(t *testing.T) {
 		"ztm.Provision":                    0.40,
 	})
 	want := []string{
-		"BENCH identity/keystore/mem.Sign/ES256 ours=20000 raw=19000 ratio=0.95 goal=0.90 ok",
+		"BENCH identity/keystore/mem.Sign/ES256 ours=20000 raw=19000 ratio=0.95 goal=0.90 ok B/op=2000",
 		"BENCH identity/keystore/mem.Sign/ES384 ours=100000 raw=50000 ratio=0.50 goal=0.60 LOW",
 		// -count=2: runs paired in order (990/1000, 1010/3000), medians.
 		"BENCH ztm.Provision ours=2000 raw=1000 ratio=0.66 (2 pairs 0.34..0.99) goal=0.40 ok",
