@@ -41,13 +41,15 @@
 //	ca                        the embedded CA: ceremonies, profiles, revocation, CRLs
 //	ca/ledger/sqlite          the embedded, hash-chained issuance ledger
 //	ca/ledger/postgres        the same ledger shared by several CA instances
-//	transport/est             EST (RFC 7030) server, client and in-process gate
+//	ca/enroll                 the registration authority: every enrollment decided in one place
+//	transport/est             EST (RFC 7030) over HTTP: server, client, offline queue
 //
 // # Provisioning
 //
 // [Station] is the SDK's main entry point. Give it the station's key, its
-// certificate, an [Enroller] (the CA in process, or over EST with
-// *est.Client), a local attestation verifier and a chain store, then call
+// certificate, an enroll.Enroller (the CA in process with enroll.Local, or
+// over EST with *est.Client), a local attestation verifier (any
+// attest.Verifier) and a [StepStore] (manifest/chainstore), then call
 // [Station.Provision] for each device on the jig: nonce → evidence → local
 // appraisal → on-device key and CSR (or a key sealed to the device with
 // HPKE, see [KeyImporter]) → enrollment → install → signed steps

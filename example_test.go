@@ -75,7 +75,7 @@ func exampleLine() (*ztm.Station, *jig, func()) {
 		}
 	}
 
-	// The CA: a root (a key ceremony, in reality), a ledger and a Gate.
+	// The CA: a root (a key ceremony, in reality), a ledger and the registration authority (enroll.Service).
 	keys := mem.New()
 	caKey, err := keys.Create(ctx, keystore.CreateRequest{Label: "ca"})
 	must(err)

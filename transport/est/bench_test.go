@@ -21,7 +21,7 @@ func benchCSRs(b *testing.B, d *device, n int) [][]byte {
 
 // BenchmarkEnroll measures enrollments per second over loopback mTLS with
 // keep-alive (each parallel goroutine its own Client and connection),
-// through the Server and Gate (authorization, idempotency, ledger).
+// through the Server and the enroll.Service (authorization, idempotency, ledger).
 // Evidence is left out (AllowNoEvidence) so that the pair measures what
 // EST adds to Authority.Issue; the attest package benchmarks verification.
 func BenchmarkEnroll(b *testing.B) {

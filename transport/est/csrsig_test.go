@@ -11,11 +11,11 @@ import (
 	"github.com/ztmkit/ztm/ca/enroll"
 )
 
-// TestGateForgedRequestKeepsNonce checks the Gate's signature check made
+// TestForgedRequestKeepsNonce checks the Service's signature check made
 // through Authority.CheckCSRSignature: a request whose signature does not
 // verify is refused before the evidence's nonce is spent, and the good
-// request, checked once by the Gate, is issued.
-func TestGateForgedRequestKeepsNonce(t *testing.T) {
+// request, checked once by the Service, is issued.
+func TestForgedRequestKeepsNonce(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, envOpts{noServer: true})
 	st, _ := e.station("idevid")

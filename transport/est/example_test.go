@@ -26,7 +26,7 @@ import (
 	"github.com/ztmkit/ztm/transport/est"
 )
 
-// An EST server: a Gate over the CA and the verifier, the Server handler,
+// An EST server: an enroll.Service over the CA and the verifier, the Server handler,
 // and an http.Server with timeouts and TLS 1.2+.
 func ExampleServer() {
 	pki := newExamplePKI()

@@ -132,7 +132,7 @@ func TestNewLocal(t *testing.T) {
 	if _, err := enroll.NewLocal(enroll.LocalConfig{Config: enroll.Config{Authority: e.auth}}); !errors.Is(err, enroll.ErrInvalidConfig) {
 		t.Fatalf("no verifier: %v", err)
 	}
-	// A Verifier that spends other nonces (or none) than the Gate hands out
+	// A Verifier that spends other nonces (or none) than the Service hands out
 	// would let evidence be replayed.
 	for name, n := range map[string]*attest.Nonces{"no nonces": nil, "other nonces": attest.NewNonces(attest.NonceConfig{})} {
 		v, err := attest.NewVerifier(attest.Config{Keys: map[string]crypto.PublicKey{"k": e.devices[0].attKey.Public()}, Nonces: n})
@@ -143,7 +143,7 @@ func TestNewLocal(t *testing.T) {
 			t.Errorf("verifier with %s: %v", name, err)
 		}
 	}
-	// A second Gate on the same Authority keeps one certificate per request.
+	// A second Service on the same Authority keeps one certificate per request.
 	l, err := enroll.NewLocal(enroll.LocalConfig{Config: enroll.Config{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces},
 		Requester: enroll.Requester{Certificate: st}})
 	if err != nil {
