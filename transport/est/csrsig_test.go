@@ -12,7 +12,7 @@ import (
 )
 
 // TestForgedRequestKeepsNonce checks the Service's signature check made
-// through Authority.CheckCSRSignature: a request whose signature does not
+// through Authority.Check: a request whose signature does not
 // verify is refused before the evidence's nonce is spent, and the good
 // request, checked once by the Service, is issued.
 func TestForgedRequestKeepsNonce(t *testing.T) {
