@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 
 	"github.com/ztmkit/ztm/identity"
+	"github.com/ztmkit/ztm/identity/keyseal"
 	"github.com/ztmkit/ztm/identity/keystore"
 )
 
@@ -38,11 +39,11 @@ type Device interface {
 // keys but can receive one sealed to its attestation key (key injection).
 type KeyImporter interface {
 	// ImportKey opens the sealed key with the device's attestation key
-	// (OpenSealedKey does it for a device with an ECDH-capable key), stores
+	// (keyseal.Open does it for a device with an ECDH-capable key), stores
 	// it as the device's identity key, and returns a DER PKCS#10 request
 	// signed by it with the device's IDevID fields: proof that the device
 	// holds the key. On error the device must not keep the key.
-	ImportKey(ctx context.Context, sealed *SealedKey) (csr []byte, err error)
+	ImportKey(ctx context.Context, sealed *keyseal.Sealed) (csr []byte, err error)
 }
 
 // KeyDestroyer is the optional interface of a device that can destroy its

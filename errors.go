@@ -26,9 +26,6 @@ var (
 	// ECDSA P-256 and P-384 and X25519 keys are), or the key to inject
 	// cannot be exported.
 	ErrUnsupportedKey = errors.New("ztm: unsupported key for injection")
-	// ErrSealedKey is returned by OpenSealedKey for a sealed key that does
-	// not open or does not hold a usable private key.
-	ErrSealedKey = errors.New("ztm: sealed key does not open")
 )
 
 // Stage names a step of Station.Provision or Station.Decommission; a

@@ -11,9 +11,9 @@ import (
 
 	"github.com/ztmkit/ztm"
 	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/examples/linesim"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
-	"github.com/ztmkit/ztm/examples/linesim"
 	"github.com/ztmkit/ztm/transport/est"
 )
 

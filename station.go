@@ -20,6 +20,7 @@ import (
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/identity"
+	"github.com/ztmkit/ztm/identity/keyseal"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/manifest"
 )
@@ -486,8 +487,10 @@ func (s *Station) inject(ctx context.Context, dev KeyImporter, ev *attest.Eviden
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := SealKey(recipient, subject, priv)
-	if err != nil {
+	sealed, err := keyseal.Seal(recipient, subject, priv)
+	if errors.Is(err, keyseal.ErrUnsupportedKey) {
+		return nil, fmt.Errorf("%w: %w", ErrUnsupportedKey, err)
+	} else if err != nil {
 		return nil, err
 	}
 	csr, err = dev.ImportKey(ctx, sealed)

@@ -18,9 +18,10 @@ import (
 	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
-	"github.com/ztmkit/ztm/identity"
-	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/examples/linesim"
+	"github.com/ztmkit/ztm/identity"
+	"github.com/ztmkit/ztm/identity/keyseal"
+	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/manifest"
 	"github.com/ztmkit/ztm/manifest/chainstore"
 )
@@ -425,8 +426,8 @@ func (d *kidDevice) GenerateKey(context.Context, keystore.Algorithm) ([]byte, er
 	return nil, ztm.ErrKeyGenerationUnsupported
 }
 func (d *kidDevice) InstallChain(context.Context, []*x509.Certificate) error { return nil }
-func (d *kidDevice) ImportKey(_ context.Context, sealed *ztm.SealedKey) ([]byte, error) {
-	key, err := ztm.OpenSealedKey(d.ak, d.info.UEID.Bytes(), sealed)
+func (d *kidDevice) ImportKey(_ context.Context, sealed *keyseal.Sealed) ([]byte, error) {
+	key, err := keyseal.Open(d.ak, d.info.UEID.Bytes(), sealed)
 	if err != nil {
 		return nil, err
 	}

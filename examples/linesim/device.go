@@ -21,6 +21,7 @@ import (
 	"github.com/ztmkit/ztm"
 	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/identity"
+	"github.com/ztmkit/ztm/identity/keyseal"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/softkey"
 )
@@ -154,8 +155,8 @@ func (d *Device) GenerateKey(ctx context.Context, alg keystore.Algorithm) ([]byt
 }
 
 // ImportKey implements ztm.KeyImporter.
-func (d *Device) ImportKey(ctx context.Context, sealed *ztm.SealedKey) ([]byte, error) {
-	key, err := ztm.OpenSealedKey(d.ak, d.info.UEID.Bytes(), sealed)
+func (d *Device) ImportKey(ctx context.Context, sealed *keyseal.Sealed) ([]byte, error) {
+	key, err := keyseal.Open(d.ak, d.info.UEID.Bytes(), sealed)
 	if err != nil {
 		return nil, err
 	}

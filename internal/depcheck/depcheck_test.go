@@ -39,6 +39,8 @@ func join(lists ...[]string) []string {
 // issues and manifest honours).
 var rules = []rule{
 	{pkg: "identity/keystore", allowed: nil},
+	// The device side of key injection builds without the rest of ztm.
+	{pkg: "identity/keyseal", allowed: []string{"ztm:identity/keystore"}},
 	{pkg: "identity", allowed: join(cryptobyte, cbor, []string{"ztm:identity/keystore", "ztm:internal/detcbor"})},
 	{pkg: "attest", allowed: join(cryptobyte, cbor, []string{
 		"github.com/veraison/go-cose/...", "github.com/go-jose/go-jose/v4/...",
