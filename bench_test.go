@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/ztmkit/ztm/internal/benchcpu"
 	"github.com/ztmkit/ztm/examples/linesim"
+	"github.com/ztmkit/ztm/internal/benchcpu"
 )
 
 // BenchmarkProvision measures Station.Provision end to end for one device,
