@@ -21,6 +21,7 @@
 //   - Errors
 //   - Concurrency and the process-wide module
 //   - Security notes
+//   - Builds without cgo
 //   - Why github.com/miekg/pkcs11
 //
 // # URIs
@@ -139,6 +140,14 @@
 //   - Close logs out of the token once no store of the process uses it.
 //   - The rand argument of Sign is ignored: the token uses its own RNG.
 //     [Config.Rand] is used only for the CKA_ID.
+//
+// # Builds without cgo
+//
+// A PKCS#11 module is a C shared library, loaded with cgo. A program built
+// with CGO_ENABLED=0 (a jig cross-compiled for another architecture, say)
+// still compiles with this package imported: [Open], and keystore.Open for
+// "pkcs11:" URIs, then check their configuration and fail with
+// [ErrCgoRequired].
 //
 // # Why github.com/miekg/pkcs11
 //

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package pkcs11
 
 import (
@@ -57,19 +59,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if cfg.ModulePath == "" {
-		return nil, &keystore.URIError{URI: cfg.String(), Part: "module-path", Reason: "required"}
-	}
-	if !cfg.selects() {
-		return nil, &keystore.URIError{URI: cfg.String(), Part: "token", Reason: "no token selected: give token=, serial= or slot-id="}
-	}
-	if cfg.Object != "" {
-		if err := keystore.ValidateLabel(cfg.Object); err != nil {
-			return nil, &keystore.URIError{URI: cfg.String(), Part: "object", Reason: "not a valid key label", Err: err}
-		}
-	}
-	if cfg.MaxSessions < 0 {
-		return nil, &keystore.URIError{URI: cfg.String(), Part: "max-sessions", Reason: "negative"}
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	if cfg.MaxSessions == 0 {
 		cfg.MaxSessions = DefaultMaxSessions

@@ -309,6 +309,26 @@ func pinFile(src string) (string, error) {
 	return "", fmt.Errorf(`want "file:/path/to/pin" or an absolute path`)
 }
 
+// check returns a [*keystore.URIError] for a Config that [Open] cannot
+// use.
+func (c *Config) check() error {
+	if c.ModulePath == "" {
+		return &keystore.URIError{URI: c.String(), Part: "module-path", Reason: "required"}
+	}
+	if !c.selects() {
+		return &keystore.URIError{URI: c.String(), Part: "token", Reason: "no token selected: give token=, serial= or slot-id="}
+	}
+	if c.Object != "" {
+		if err := keystore.ValidateLabel(c.Object); err != nil {
+			return &keystore.URIError{URI: c.String(), Part: "object", Reason: "not a valid key label", Err: err}
+		}
+	}
+	if c.MaxSessions < 0 {
+		return &keystore.URIError{URI: c.String(), Part: "max-sessions", Reason: "negative"}
+	}
+	return nil
+}
+
 // selects reports whether c has at least one token selector.
 func (c *Config) selects() bool {
 	return c.TokenLabel != "" || c.TokenSerial != "" || c.TokenManufacturer != "" || c.TokenModel != "" || c.HasSlotID
