@@ -66,4 +66,3 @@ func (e *Error) Unwrap() []error {
 	}
 	return errs
 }
-
