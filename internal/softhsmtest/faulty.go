@@ -115,7 +115,9 @@ func (f *Faulty) Logins(t testing.TB) []uint {
 }
 
 // String describes the module for test logs.
-func (f *Faulty) String() string { return fmt.Sprintf("faulty PKCS#11 module %s over %s", f.Module, ModulePath) }
+func (f *Faulty) String() string {
+	return fmt.Sprintf("faulty PKCS#11 module %s over %s", f.Module, ModulePath)
+}
 
 // faultyC is the module's source. It includes the PKCS#11 headers that
 // github.com/miekg/pkcs11 ships, with the platform macros it defines.
