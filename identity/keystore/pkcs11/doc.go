@@ -93,6 +93,16 @@
 // refused PIN (CKR_PIN_INCORRECT and the other PIN codes), an error
 // wrapping [keystore.ErrAuth]. Failed PKCS#11 calls are [*Error] values
 // carrying the CK_RV, which also wrap github.com/miekg/pkcs11's Error.
+// A refused PIN is never tried again on the store's own initiative: when
+// the module drops the login (a token pulled and put back, a token reset)
+// the store logs in again once with its PIN, and if the token refuses it
+// (the PIN was changed, or a spare token has the same label), every
+// operation fails with that refusal, without another C_Login, until
+// [Store.Login] or a newly opened store supplies a PIN. A real HSM locks
+// the user PIN after a few wrong tries, and only the SO PIN unlocks it. A
+// refused login is [keystore.ErrAuth], never [keystore.ErrNotFound]: the
+// keys a logged-out process cannot see are not taken for deleted.
+//
 // A key deleted (by this process, or by another when the module reports
 // its handle invalid) signs with an error wrapping [keystore.ErrNotFound];
 // a key of a closed store, with [keystore.ErrClosed].

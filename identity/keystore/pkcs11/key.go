@@ -5,7 +5,6 @@ package pkcs11
 import (
 	"context"
 	"crypto"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -107,7 +106,9 @@ func (k *Key) sign(digest []byte) ([]byte, error) {
 			return nil, fmt.Errorf("pkcs11: key %q: %w", k.label, err)
 		}
 		if _, lerr := s.tok.ensureLogin(); lerr != nil {
-			return nil, errors.Join(err, lerr)
+			// The login failed: its error alone, so that a refused PIN
+			// (ErrAuth) does not also look like a deleted key.
+			return nil, fmt.Errorf("pkcs11: key %q: %w (after %v)", k.label, lerr, err)
 		}
 		if at, err = s.locate(o); err != nil {
 			return nil, err

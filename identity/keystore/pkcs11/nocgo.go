@@ -66,6 +66,9 @@ func (s *Store) Config() Config { return s.cfg }
 // Algorithms returns nil: without cgo there is no token.
 func (s *Store) Algorithms() []keystore.Algorithm { return nil }
 
+// Login returns [ErrCgoRequired].
+func (s *Store) Login(context.Context, string) error { return ErrCgoRequired }
+
 // Create returns [ErrCgoRequired].
 func (s *Store) Create(context.Context, keystore.CreateRequest) (keystore.Key, error) {
 	return nil, ErrCgoRequired

@@ -129,7 +129,9 @@ func (s *Store) do(ctx context.Context, f func(sh p11.SessionHandle) error) erro
 		// usually lost them all: retry on a new one.
 		s.pool.flush()
 		if _, lerr := s.tok.ensureLogin(); lerr != nil {
-			return errors.Join(err, lerr)
+			// The login is what failed: its error alone (a refused PIN
+			// is ErrAuth, and must not also look like a missing key).
+			return fmt.Errorf("%w (after %v)", lerr, err)
 		}
 	}
 }
@@ -143,6 +145,30 @@ func (s *Store) loggedIn(ctx context.Context) error {
 	}
 	_, err := s.tok.ensureLogin()
 	return err
+}
+
+// Login logs the process in to the store's token again, with pin. After
+// the token refuses a PIN (CKR_PIN_INCORRECT, CKR_PIN_LOCKED…: the PIN was
+// changed, or another token with the same label was put in), no store of
+// the process tries the PIN again on its own, since each try brings a real
+// token closer to locking the PIN: every operation fails with an error
+// wrapping [keystore.ErrAuth] and the refusal's [*Error], until Login
+// succeeds or the stores are closed and opened again.
+//
+// Login makes one C_Login, and only when the process is not logged in to
+// the token; when it is, pin must be the PIN of that login. It returns an
+// error wrapping [keystore.ErrAuth] when the token refuses pin, or pin
+// differs from the PIN of the current login. The new PIN is used from then
+// on by every store of the process on the token.
+func (s *Store) Login(ctx context.Context, pin string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	return s.tok.relogin(pin)
 }
 
 // Create generates a key pair inside the token: the private key with
@@ -182,7 +208,7 @@ func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystor
 	var k *Key
 	err := s.do(ctx, func(sh p11.SessionHandle) error {
 		for _, class := range []uint{p11.CKO_PRIVATE_KEY, p11.CKO_PUBLIC_KEY} {
-			hs, err := s.find(sh, []*p11.Attribute{
+			hs, err := s.findPrivate(sh, []*p11.Attribute{
 				p11.NewAttribute(p11.CKA_CLASS, class),
 				p11.NewAttribute(p11.CKA_LABEL, req.Label),
 			}, 1)
@@ -243,7 +269,7 @@ func (s *Store) Get(ctx context.Context, label string) (keystore.Key, error) {
 	}
 	var k *Key
 	err := s.do(ctx, func(sh p11.SessionHandle) error {
-		hs, err := s.find(sh, []*p11.Attribute{
+		hs, err := s.findPrivate(sh, []*p11.Attribute{
 			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
 			p11.NewAttribute(p11.CKA_LABEL, label),
 		}, 2)
@@ -281,7 +307,7 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 	var labels []string
 	err := s.do(ctx, func(sh p11.SessionHandle) error {
 		labels = labels[:0]
-		hs, err := s.find(sh, []*p11.Attribute{p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY)}, 0)
+		hs, err := s.findPrivate(sh, []*p11.Attribute{p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY)}, 0)
 		if err != nil {
 			return err
 		}
@@ -323,7 +349,7 @@ func (s *Store) Delete(ctx context.Context, label string) error {
 	s.tok.keyMu.Lock()
 	defer s.tok.keyMu.Unlock()
 	return s.do(ctx, func(sh p11.SessionHandle) error {
-		privs, err := s.find(sh, []*p11.Attribute{
+		privs, err := s.findPrivate(sh, []*p11.Attribute{
 			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
 			p11.NewAttribute(p11.CKA_LABEL, label),
 		}, 2)
@@ -395,7 +421,7 @@ func (s *Store) locate(o *object) (*objectAt, error) {
 	var hs []p11.ObjectHandle
 	err := s.do(context.Background(), func(sh p11.SessionHandle) error {
 		var err error
-		hs, err = s.find(sh, tmpl, 2)
+		hs, err = s.findPrivate(sh, tmpl, 2)
 		return err
 	})
 	if err != nil {
@@ -440,6 +466,26 @@ func (s *Store) find(sh p11.SessionHandle, tmpl []*p11.Attribute, max int) ([]p1
 		return nil, wrap("C_FindObjectsFinal", err)
 	}
 	return out, nil
+}
+
+// findPrivate is find for a search that may match private objects, which
+// a module hides while the process is logged out: when the session turns
+// out not to be logged in, it fails with CKR_USER_NOT_LOGGED_IN, so that
+// [Store.do] logs in again (or reports why it cannot) and the search is
+// not taken for an answer.
+func (s *Store) findPrivate(sh p11.SessionHandle, tmpl []*p11.Attribute, max int) ([]p11.ObjectHandle, error) {
+	hs, err := s.find(sh, tmpl, max)
+	if err != nil || !s.tok.needsLogin() {
+		return hs, err
+	}
+	info, err := s.mod.ctx.GetSessionInfo(sh)
+	if err != nil {
+		return nil, wrap("C_GetSessionInfo", err)
+	}
+	if !userState(info.State) {
+		return nil, &Error{Op: "C_FindObjects", Code: p11.CKR_USER_NOT_LOGGED_IN}
+	}
+	return hs, nil
 }
 
 // attr returns one attribute of object h.
