@@ -37,7 +37,8 @@
 //	| manufacturer  | path  | token manufacturer id                                     |
 //	| model         | path  | token model                                               |
 //	| slot-id       | path  | slot number, decimal (SoftHSM renumbers: prefer token=)   |
-//	| object        | path  | a key label, carried in [Config.Object]; optional         |
+//	| object        | path  | a key's CKA_LABEL, any UTF-8 ([Config.Object]); optional  |
+//	| id            | path  | a key's CKA_ID, percent-encoded bytes ([Config.ID])       |
 //	| type          | path  | "private" only; optional                                  |
 //	| x-…           | both  | vendor attributes: ignored (RFC 7512 §2.3)                |
 //	| module-path   | query | the module's file name; required                          |
@@ -47,7 +48,7 @@
 //
 // At least one of token, serial, manufacturer, model and slot-id is
 // required, and exactly one initialized token must match all of them.
-// Values are percent-decoded; each attribute may appear once. The id,
+// Values are percent-decoded; each attribute may appear once. The
 // library-* and slot-manufacturer/-description attributes and module-name
 // are refused with a reason, as are unknown attributes. Every refusal is a
 // [*keystore.URIError] whose Part names the attribute at fault.
@@ -74,8 +75,13 @@
 // with [keystore.ErrUnsupportedAlgorithm]. SoftHSM 2.6 offers all four.
 //
 // [Store.Get] also uses keys that other tools made, such as
-// pkcs11-tool --keypairgen: the private key is found by label and its
-// public key by CKA_ID. [Store.Delete] destroys the private key and then
+// pkcs11-tool --keypairgen: the private key is found by label, or by an
+// RFC 7512 URI with object (any label: "pkcs11:object=station%20key"),
+// id ("pkcs11:id=%01%02") or both, and its public key by CKA_ID. The URI
+// may be the store's own with the key's attributes, so that one URI names
+// a station's token and key. [Store.List] names each key so that Get
+// reopens it: by its label when that is a valid ztm label used by no
+// other key, and otherwise by a URI with its label and id. [Store.Delete] destroys the private key and then
 // its public key objects. If a step of Create fails after generation, the
 // objects made are destroyed: no half keys.
 //

@@ -224,7 +224,7 @@ func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystor
 		if err != nil {
 			return fmt.Errorf("pkcs11: failed to generate a %v key: %w", req.Algorithm, wrap("C_GenerateKeyPair", err))
 		}
-		k, err = s.load(sh, req.Label, privH, pubH)
+		k, err = s.load(sh, privH, pubH)
 		if err == nil && k.alg != req.Algorithm {
 			err = fmt.Errorf("pkcs11: the token made a %v key when asked for %v", k.alg, req.Algorithm)
 		}
@@ -249,40 +249,51 @@ func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystor
 	return k, nil
 }
 
-// Get returns the key whose private key object has CKA_LABEL label. Keys
-// made by other tools work too: the public key is the public key object
-// with the same CKA_ID (or, without an id, the same label), or for RSA the
-// private key's modulus. Errors: [keystore.ErrNotFound] when no private
-// key has the label, [keystore.ErrUnsupportedAlgorithm] for a key ztm does
-// not use (such as RSA-2048 or a curve other than P-256, P-384 and
-// Ed25519), and an error for a label several private keys share.
-func (s *Store) Get(ctx context.Context, label string) (keystore.Key, error) {
-	if err := keystore.ValidateLabel(label); err != nil {
-		return nil, err
-	}
+// Get returns the key that name selects: a label, which selects the
+// private key object with that CKA_LABEL, or a PKCS#11 URI (RFC 7512)
+// with object (any CKA_LABEL, percent-encoded: spaces and UTF-8 too), id
+// (the CKA_ID, percent-encoded bytes) or both, such as
+// "pkcs11:object=station%20key" or "pkcs11:id=%01%02". The URI may be the
+// one the store was opened with: its token attributes must then describe
+// the store's token, and its query attributes are ignored. Keys made by
+// other tools work too: the public key is the public key object with the
+// same CKA_ID (or, without an id, the same label), or for RSA the
+// private key's modulus.
+//
+// The key's Label is its CKA_LABEL when [keystore.ValidateLabel] accepts
+// it, and otherwise a URI that Get accepts (see [Store.List]).
+//
+// Errors: one wrapping [keystore.ErrInvalidLabel] for a name that is
+// neither a valid label nor a "pkcs11:" URI, a [*keystore.URIError] for a
+// URI that names no key or another token, [keystore.ErrNotFound] when no
+// private key matches, [keystore.ErrUnsupportedAlgorithm] for a key ztm
+// does not use (such as RSA-2048 or a curve other than P-256, P-384 and
+// Ed25519), and an error when several private keys match.
+func (s *Store) Get(ctx context.Context, name string) (keystore.Key, error) {
 	if err := s.begin(); err != nil {
 		return nil, err
 	}
 	defer s.end()
+	ref, err := s.resolve(name)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.loggedIn(ctx); err != nil {
 		return nil, err
 	}
 	var k *Key
-	err := s.do(ctx, func(sh p11.SessionHandle) error {
-		hs, err := s.findPrivate(sh, []*p11.Attribute{
-			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
-			p11.NewAttribute(p11.CKA_LABEL, label),
-		}, 2)
+	err = s.do(ctx, func(sh p11.SessionHandle) error {
+		hs, err := s.findPrivate(sh, ref.template(), 2)
 		if err != nil {
 			return err
 		}
 		switch len(hs) {
 		case 0:
-			return fmt.Errorf("pkcs11: %w: %q", keystore.ErrNotFound, label)
+			return fmt.Errorf("pkcs11: %w: %q", keystore.ErrNotFound, name)
 		case 2:
-			return fmt.Errorf("pkcs11: several private keys on token %q have the label %q", s.tok.info.Label, label)
+			return s.errAmbiguous(ref)
 		}
-		k, err = s.load(sh, label, hs[0], 0)
+		k, err = s.load(sh, hs[0], 0)
 		return err
 	})
 	if err != nil {
@@ -291,11 +302,15 @@ func (s *Store) Get(ctx context.Context, label string) (keystore.Key, error) {
 	return k, nil
 }
 
-// List returns the labels of the token's private keys, sorted, leaving
-// out labels that [keystore.ValidateLabel] refuses (keys made by other
-// tools may have any label) and listing a label several keys share once.
-// Keys that Get refuses as unsupported (such as RSA-2048) are listed, so
-// that they can be found and deleted.
+// List returns the names of the token's private keys, sorted, each of
+// which Get and Delete accept: a key's CKA_LABEL when
+// [keystore.ValidateLabel] accepts it and no other private key has it,
+// and otherwise a PKCS#11 URI with its label and CKA_ID, percent-encoded
+// ("pkcs11:object=station%20key;id=%01", "pkcs11:id=%01" for a key with
+// no label). Keys made by other tools may have any label, or none. Only a
+// private key with neither a label nor an id is left out: no URI can
+// name it. Keys that Get refuses as unsupported (such as RSA-2048) are
+// listed, so that they can be found and deleted.
 func (s *Store) List(ctx context.Context) ([]string, error) {
 	if err := s.begin(); err != nil {
 		return nil, err
@@ -304,71 +319,79 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 	if err := s.loggedIn(ctx); err != nil {
 		return nil, err
 	}
-	var labels []string
+	type ident struct{ label, id string }
+	var keys []ident
 	err := s.do(ctx, func(sh p11.SessionHandle) error {
-		labels = labels[:0]
+		keys = keys[:0]
 		hs, err := s.findPrivate(sh, []*p11.Attribute{p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY)}, 0)
 		if err != nil {
 			return err
 		}
 		for _, h := range hs {
-			attrs, err := s.mod.ctx.GetAttributeValue(sh, h, []*p11.Attribute{p11.NewAttribute(p11.CKA_LABEL, nil)})
+			attrs, err := s.mod.ctx.GetAttributeValue(sh, h, []*p11.Attribute{p11.NewAttribute(p11.CKA_LABEL, nil), p11.NewAttribute(p11.CKA_ID, nil)})
 			if err != nil {
 				if rv(err) == p11.CKR_OBJECT_HANDLE_INVALID {
 					continue // destroyed since the search
 				}
 				return wrap("C_GetAttributeValue", err)
 			}
-			if l := string(attrs[0].Value); keystore.ValidateLabel(l) == nil {
-				labels = append(labels, l)
-			}
+			keys = append(keys, ident{string(attrs[0].Value), string(attrs[1].Value)})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	slices.Sort(labels)
-	return slices.Compact(labels), nil
+	count := map[string]int{}
+	for _, k := range keys {
+		count[k.label]++
+	}
+	var names []string
+	for _, k := range keys {
+		if n := keyName(k.label, []byte(k.id), count[k.label] == 1); n != "" {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
 }
 
-// Delete destroys the private key labelled label and the public key
-// objects with its label and CKA_ID. Keys fetched earlier stop signing
-// with [keystore.ErrNotFound].
-func (s *Store) Delete(ctx context.Context, label string) error {
-	if err := keystore.ValidateLabel(label); err != nil {
-		return err
-	}
+// Delete destroys the private key that name selects (a label or a URI,
+// as for [Store.Get]) and the public key objects with its label and
+// CKA_ID. Keys fetched earlier stop signing with [keystore.ErrNotFound].
+func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := s.begin(); err != nil {
 		return err
 	}
 	defer s.end()
+	ref, err := s.resolve(name)
+	if err != nil {
+		return err
+	}
 	if err := s.loggedIn(ctx); err != nil {
 		return err
 	}
 	s.tok.keyMu.Lock()
 	defer s.tok.keyMu.Unlock()
 	return s.do(ctx, func(sh p11.SessionHandle) error {
-		privs, err := s.findPrivate(sh, []*p11.Attribute{
-			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
-			p11.NewAttribute(p11.CKA_LABEL, label),
-		}, 2)
+		privs, err := s.findPrivate(sh, ref.template(), 2)
 		if err != nil {
 			return err
 		}
 		switch len(privs) {
 		case 0:
-			return fmt.Errorf("pkcs11: %w: %q", keystore.ErrNotFound, label)
+			return fmt.Errorf("pkcs11: %w: %q", keystore.ErrNotFound, name)
 		case 2:
-			return fmt.Errorf("pkcs11: several private keys on token %q have the label %q; not deleting", s.tok.info.Label, label)
+			return fmt.Errorf("%w; not deleting", s.errAmbiguous(ref))
 		}
-		id, err := s.attr(sh, privs[0], p11.CKA_ID)
+		attrs, err := s.mod.ctx.GetAttributeValue(sh, privs[0], []*p11.Attribute{p11.NewAttribute(p11.CKA_LABEL, nil), p11.NewAttribute(p11.CKA_ID, nil)})
 		if err != nil {
-			return err
+			return wrap("C_GetAttributeValue", err)
 		}
-		pubTmpl := []*p11.Attribute{
-			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
-			p11.NewAttribute(p11.CKA_LABEL, label),
+		label, id := string(attrs[0].Value), attrs[1].Value
+		pubTmpl := []*p11.Attribute{p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY)}
+		if label != "" {
+			pubTmpl = append(pubTmpl, p11.NewAttribute(p11.CKA_LABEL, label))
 		}
 		if len(id) > 0 {
 			pubTmpl = append(pubTmpl, p11.NewAttribute(p11.CKA_ID, id))
@@ -379,12 +402,12 @@ func (s *Store) Delete(ctx context.Context, label string) error {
 		}
 		// The private key first: once it is gone the key cannot sign.
 		if err := s.mod.ctx.DestroyObject(sh, privs[0]); err != nil {
-			return fmt.Errorf("pkcs11: failed to destroy key %q: %w", label, wrap("C_DestroyObject", err))
+			return fmt.Errorf("pkcs11: failed to destroy key %q: %w", name, wrap("C_DestroyObject", err))
 		}
 		s.tok.forget(label, id)
 		for _, h := range pubs {
 			if err := s.mod.ctx.DestroyObject(sh, h); err != nil && rv(err) != p11.CKR_OBJECT_HANDLE_INVALID {
-				return fmt.Errorf("pkcs11: destroyed the private key %q but not its public key: %w", label, wrap("C_DestroyObject", err))
+				return fmt.Errorf("pkcs11: destroyed the private key %q but not its public key: %w", name, wrap("C_DestroyObject", err))
 			}
 		}
 		return nil
@@ -413,6 +436,8 @@ func (s *Store) Close() error {
 // [keystore.ErrNotFound] when the object is gone.
 func (s *Store) locate(o *object) (*objectAt, error) {
 	epoch := s.tok.epoch.Load()
+	// A label or id the object lacks is matched as empty: the module
+	// compares attribute values, and an absent label is an empty one.
 	tmpl := []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
 		p11.NewAttribute(p11.CKA_LABEL, o.label),
@@ -499,33 +524,36 @@ func (s *Store) attr(sh p11.SessionHandle, h p11.ObjectHandle, typ uint) ([]byte
 
 // load builds the key for private key object priv. pub is the public key
 // object if known (0: search by CKA_ID, then label).
-func (s *Store) load(sh p11.SessionHandle, label string, priv, pub p11.ObjectHandle) (*Key, error) {
+func (s *Store) load(sh p11.SessionHandle, priv, pub p11.ObjectHandle) (*Key, error) {
 	epoch := s.tok.epoch.Load()
 	attrs, err := s.mod.ctx.GetAttributeValue(sh, priv, []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_KEY_TYPE, nil),
 		p11.NewAttribute(p11.CKA_ID, nil),
+		p11.NewAttribute(p11.CKA_LABEL, nil),
 	})
 	if err != nil {
 		return nil, wrap("C_GetAttributeValue", err)
 	}
+	id, label := attrs[1].Value, string(attrs[2].Value)
+	name := keyName(label, id, true)
 	keyType, ok := ulong(attrs[0].Value)
 	if !ok {
-		return nil, fmt.Errorf("pkcs11: key %q: malformed CKA_KEY_TYPE", label)
+		return nil, fmt.Errorf("pkcs11: key %q: malformed CKA_KEY_TYPE", name)
 	}
-	id := attrs[1].Value
-	pubKey, err := s.publicKey(sh, label, keyType, id, priv, pub)
+	pubKey, err := s.publicKey(sh, name, label, keyType, id, priv, pub)
 	if err != nil {
 		return nil, err
 	}
 	alg, err := keystore.AlgorithmOf(pubKey)
 	if err != nil {
-		return nil, fmt.Errorf("pkcs11: key %q: %w", label, err)
+		return nil, fmt.Errorf("pkcs11: key %q: %w", name, err)
 	}
-	return &Key{store: s, label: label, alg: alg, pub: pubKey, obj: s.tok.object(label, id, priv, epoch)}, nil
+	return &Key{store: s, label: name, alg: alg, pub: pubKey, obj: s.tok.object(label, id, priv, epoch)}, nil
 }
 
-// publicKey reads the public key of a key pair.
-func (s *Store) publicKey(sh p11.SessionHandle, label string, keyType uint, id []byte, priv, pub p11.ObjectHandle) (crypto.PublicKey, error) {
+// publicKey reads the public key of a key pair; name is the key's name
+// for errors.
+func (s *Store) publicKey(sh p11.SessionHandle, name, label string, keyType uint, id []byte, priv, pub p11.ObjectHandle) (crypto.PublicKey, error) {
 	switch keyType {
 	case p11.CKK_RSA:
 		attrs, err := s.mod.ctx.GetAttributeValue(sh, priv, []*p11.Attribute{
@@ -538,7 +566,7 @@ func (s *Store) publicKey(sh p11.SessionHandle, label string, keyType uint, id [
 		return rsaPublicKey(attrs[0].Value, attrs[1].Value)
 	case p11.CKK_EC, ckkECEdwards:
 	default:
-		return nil, fmt.Errorf("pkcs11: key %q: %w: PKCS#11 key type %#x", label, keystore.ErrUnsupportedAlgorithm, keyType)
+		return nil, fmt.Errorf("pkcs11: key %q: %w: PKCS#11 key type %#x", name, keystore.ErrUnsupportedAlgorithm, keyType)
 	}
 	params, err := s.attr(sh, priv, p11.CKA_EC_PARAMS)
 	if err != nil {
@@ -553,11 +581,13 @@ func (s *Store) publicKey(sh p11.SessionHandle, label string, keyType uint, id [
 				p11.NewAttribute(p11.CKA_ID, id),
 			})
 		}
-		tmpls = append(tmpls, []*p11.Attribute{
-			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
-			p11.NewAttribute(p11.CKA_KEY_TYPE, keyType),
-			p11.NewAttribute(p11.CKA_LABEL, label),
-		})
+		if label != "" {
+			tmpls = append(tmpls, []*p11.Attribute{
+				p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
+				p11.NewAttribute(p11.CKA_KEY_TYPE, keyType),
+				p11.NewAttribute(p11.CKA_LABEL, label),
+			})
+		}
 		for _, tmpl := range tmpls {
 			hs, err := s.find(sh, tmpl, 1)
 			if err != nil {
@@ -569,7 +599,7 @@ func (s *Store) publicKey(sh p11.SessionHandle, label string, keyType uint, id [
 			}
 		}
 		if pub == 0 {
-			return nil, fmt.Errorf("pkcs11: key %q: no public key object with its CKA_ID or label", label)
+			return nil, fmt.Errorf("pkcs11: key %q: no public key object with its CKA_ID or label", name)
 		}
 	}
 	point, err := s.attr(sh, pub, p11.CKA_EC_POINT)
