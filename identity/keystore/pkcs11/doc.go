@@ -56,12 +56,19 @@
 // # Keys
 //
 // [Store.Create] generates a key pair in the token with C_GenerateKeyPair:
-// both objects get CKA_LABEL = the label and one random 16-byte CKA_ID;
-// the private key is CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE and CKA_SIGN
-// true and CKA_EXTRACTABLE false. With [keystore.CreateRequest.Exportable]
-// it is CKA_EXTRACTABLE true and still CKA_SENSITIVE: it may then leave the
-// token only wrapped under another key (C_WrapKey), which is what sealed
-// key injection needs, and never in clear.
+// both objects get CKA_LABEL = the label and one random 16-byte CKA_ID.
+// Each key gets the least rights a signing key needs, whatever the token's
+// defaults: the private key is CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE and
+// CKA_SIGN true, and CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE and
+// CKA_SIGN_RECOVER false; the public key is CKA_VERIFY true and
+// CKA_ENCRYPT, CKA_WRAP, CKA_DERIVE and CKA_VERIFY_RECOVER false
+// (pkcs11-tool --list-objects shows "Usage: sign" and "Usage: verify").
+// The private key is CKA_EXTRACTABLE false, and with
+// [keystore.CreateRequest.Exportable] CKA_EXTRACTABLE true and still
+// CKA_SENSITIVE; either way it is CKA_WRAP_WITH_TRUSTED, so it can leave
+// the token only wrapped under a key the security officer marked
+// CKA_TRUSTED, never under a key someone with the user PIN made (and whose
+// value they could read). That is what sealed key injection uses.
 //
 //	| algorithm | key generation                    | signature                                      |
 //	|-----------|-----------------------------------|------------------------------------------------|

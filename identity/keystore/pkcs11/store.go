@@ -173,9 +173,11 @@ func (s *Store) Login(ctx context.Context, pin string) error {
 
 // Create generates a key pair inside the token: the private key with
 // CKA_LABEL req.Label, a random 16-byte CKA_ID shared with its public key,
-// CKA_TOKEN, CKA_PRIVATE and CKA_SENSITIVE true, and CKA_EXTRACTABLE false
-// unless req.Exportable (the key then stays sensitive: it can leave the
-// token only wrapped under another key, never in clear).
+// CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE and CKA_WRAP_WITH_TRUSTED true,
+// no right but CKA_SIGN, and CKA_EXTRACTABLE false unless req.Exportable
+// (the key then stays sensitive: it can leave the token only wrapped under
+// a trusted key, never in clear). See "Keys" in the package
+// documentation.
 //
 // The label is searched first, under a lock shared by the process's
 // stores on the token, so that ErrExists is exact within one process;
