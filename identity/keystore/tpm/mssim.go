@@ -2,7 +2,6 @@ package tpm
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -49,7 +48,7 @@ func (t *mssimTPM) Send(cmd []byte) ([]byte, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.conn == nil {
-		return nil, errors.New("tpm: TCP TPM connection closed")
+		return nil, errConnClosed
 	}
 	t.conn.SetDeadline(time.Now().Add(mssimTimeout))
 	msg := make([]byte, 0, 9+len(cmd))

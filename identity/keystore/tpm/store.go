@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"sync"
+	"syscall"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
@@ -52,10 +54,14 @@ type Config struct {
 // use; calls are serialized, since a TPM runs one command at a time.
 // It also implements [Attester].
 type Store struct {
-	mu        sync.Mutex
-	tpm       transport.TPM
-	closer    io.Closer // non-nil when the store owns the connection
-	retries   int       // resends on a transient TPM warning
+	mu     sync.Mutex
+	tpm    transport.TPM
+	closer io.Closer // non-nil when the store owns the connection
+	// reopen, set when the store owns the connection, opens a new one
+	// after the old one broke (a TPM simulator restarted: EOF, broken
+	// pipe); nil when the caller owns the transport.
+	reopen    func() (transport.TPMCloser, error)
+	retries   int // resends on a transient TPM warning
 	dir       string
 	maxLoaded int
 	ownerAuth []byte
@@ -99,13 +105,8 @@ func New(ctx context.Context, t transport.TPM, cfg Config) (*Store, error) {
 	if cfg.MaxLoaded < 0 {
 		return nil, fmt.Errorf("tpm: Config.MaxLoaded %d is negative", cfg.MaxLoaded)
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("tpm: failed to create key index: %w", err)
-	}
-	if fi, err := os.Stat(cfg.Dir); err != nil {
-		return nil, fmt.Errorf("tpm: key index: %w", err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("tpm: key index %q is not a directory", cfg.Dir)
+	if err := privateDir(cfg.Dir); err != nil {
+		return nil, err
 	}
 	s := &Store{
 		tpm:       t,
@@ -446,7 +447,7 @@ func (s *Store) flushLocked(o *loadedObject) error {
 func (s *Store) flushAllLocked() error {
 	var errs []error
 	for len(s.loaded) > 0 {
-		if err := s.flushLocked(s.loaded[0]); err != nil && !staleHandle(err) {
+		if err := s.flushLocked(s.loaded[0]); err != nil && !staleHandle(err) && !connLost(err) {
 			errs = append(errs, err)
 		}
 	}
@@ -454,15 +455,87 @@ func (s *Store) flushAllLocked() error {
 }
 
 // staleRetryLocked runs f, and once more if it failed because a handle
-// the store held is gone (the TPM was reset): the store then forgets all
-// its handles, so that f loads afresh.
+// the store held is gone (the TPM was reset), or because the connection
+// to the TPM broke and the store could open a new one (it owns the
+// connection): the store then forgets all its handles, so that f loads
+// afresh. Every f given here is safe to run again: signing, quoting, and
+// TPM2_Create before its key file is written (a key created whose
+// response was lost is never recorded, so it does not exist).
 func (s *Store) staleRetryLocked(f func() error) error {
 	err := f()
-	if err != nil && staleHandle(err) {
+	switch {
+	case err == nil:
+	case staleHandle(err):
 		s.forgetAllLocked()
+		err = f()
+	case connLost(err) && s.reopen != nil:
+		if rerr := s.reconnectLocked(); rerr != nil {
+			return fmt.Errorf("tpm: the TPM connection broke and reopening it failed: %w (after %v)", rerr, err)
+		}
 		err = f()
 	}
 	return err
+}
+
+// reconnectLocked replaces a broken connection with a new one, once per
+// call, and forgets the handles of the old one: transient objects do not
+// outlive a resource manager connection, nor a simulator restart.
+func (s *Store) reconnectLocked() error {
+	if s.closer != nil {
+		_ = s.closer.Close()
+	}
+	t, err := s.reopen()
+	if err != nil {
+		s.tpm, s.closer = brokenTPM{}, nil
+		return err
+	}
+	s.tpm, s.closer = t, t
+	s.forgetAllLocked()
+	return nil
+}
+
+// brokenTPM stands for a connection that broke and could not be reopened:
+// every command fails, with an error that makes the next operation try to
+// reopen it.
+type brokenTPM struct{}
+
+func (brokenTPM) Send([]byte) ([]byte, error) { return nil, errConnClosed }
+
+// errConnClosed is the error of a TPM connection that is closed.
+var errConnClosed = errors.New("tpm: TPM connection closed")
+
+// connLost reports whether err is a broken connection to the TPM, not an
+// answer from it.
+func connLost(err error) bool {
+	var rc tpm2.TPMRC
+	if errors.As(err, &rc) {
+		return false
+	}
+	return errors.Is(err, errConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, net.ErrClosed)
+}
+
+// privateDir makes dir, mode 0700, if it is missing, and gives an
+// existing directory mode 0700 too: the key index names every key and
+// holds their (TPM-wrapped) blobs.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("tpm: failed to create key index: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("tpm: key index: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("tpm: key index %q is not a directory", dir)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("tpm: key index %q has mode %v and cannot be made 0700: %w", dir, fi.Mode().Perm(), err)
+		}
+	}
+	return nil
 }
 
 // forgetAllLocked drops every cached handle without flushing, after the TPM
