@@ -18,6 +18,7 @@
 //
 //   - URIs: the RFC 7512 attributes this package reads
 //   - Keys: what Create puts on the token
+//   - Key injection
 //   - Errors
 //   - Concurrency and the process-wide module
 //   - Security notes
@@ -98,6 +99,20 @@
 // processes, so two processes that create the same label at the same
 // moment may both succeed; Get then reports the label as ambiguous. Give
 // each process its own labels.
+//
+// # Key injection
+//
+// A key made with [keystore.CreateRequest.Exportable] is exported only for
+// sealed key injection (ztm.StationConfig.Exporter), by an [Exporter]: the
+// token wraps it (C_WrapKey, CKM_AES_KEY_WRAP_PAD) under a wrapping key
+// that the security officer installed once with [InstallWrappingKey]
+// (CKA_TRUSTED, wrap only, not modifiable or copyable), and the exporter
+// unwraps it with that key's value, which the injection service keeps; the
+// station then seals it to the device with HPKE and destroys the token's
+// copy. The user PIN alone exports nothing: keys are CKA_WRAP_WITH_TRUSTED,
+// and the trusted key cannot unwrap or decrypt. SoftHSM 2.6 wraps EC and
+// RSA private keys but no Ed25519 ones: their export fails with
+// [ErrNotExportable].
 //
 // # Errors
 //

@@ -14,6 +14,16 @@ import (
 // PKCS#11 module is a C shared library, which only a cgo build can load.
 var ErrCgoRequired = errors.New("pkcs11: this program was built without cgo (CGO_ENABLED=0), and a PKCS#11 module is a C library only a cgo build can load: rebuild with CGO_ENABLED=1 and a C compiler")
 
+// ErrNotExportable is returned by [Exporter.ExportKey] for a key it
+// cannot export: a key of another token, or one made without
+// [keystore.CreateRequest.Exportable] (CKR_KEY_UNEXTRACTABLE).
+var ErrNotExportable = errors.New("pkcs11: key is not exportable")
+
+// ErrNoWrappingKey is returned by [Exporter.ExportKey] when the token has
+// no trusted wrapping key with the configured label (see
+// [InstallWrappingKey]).
+var ErrNoWrappingKey = errors.New("pkcs11: no trusted wrapping key")
+
 // ErrTokenNotFound is returned by [Open] when no token, or more than one,
 // matches the configured selectors.
 var ErrTokenNotFound = errors.New("pkcs11: token not found")

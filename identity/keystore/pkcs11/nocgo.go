@@ -113,3 +113,24 @@ func (k *Key) ID() []byte { return append([]byte(nil), k.id...) }
 func (k *Key) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
 	return nil, ErrCgoRequired
 }
+
+// Exporter hands out the private part of exportable keys of a [Store].
+// In this build, without cgo, it exports nothing.
+type Exporter struct {
+	// Store is the store whose keys are exported.
+	Store *Store
+	// WrappingKey is the CKA_LABEL of the trusted wrapping key.
+	WrappingKey string
+	// KEK is the wrapping key's value.
+	KEK []byte
+}
+
+// ExportKey returns [ErrCgoRequired].
+func (e *Exporter) ExportKey(context.Context, keystore.Key) (crypto.PrivateKey, error) {
+	return nil, ErrCgoRequired
+}
+
+// InstallWrappingKey returns [ErrCgoRequired].
+func InstallWrappingKey(ctx context.Context, cfg Config, soPIN, label string, kek []byte) error {
+	return ErrCgoRequired
+}
