@@ -3,6 +3,7 @@ package pkcs11
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	p11 "github.com/miekg/pkcs11"
 
@@ -41,7 +42,7 @@ func (e *ModuleError) Error() string {
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}
-	return msg
+	return onePrefix(msg)
 }
 
 // Unwrap returns the underlying error.
@@ -75,4 +76,42 @@ func (e *Error) Unwrap() []error {
 		errs = append(errs, keystore.ErrNotFound)
 	}
 	return errs
+}
+
+// prefix starts every error message of the package, once.
+const prefix = "pkcs11: "
+
+// onePrefix removes from msg the package prefix of the errors it wraps,
+// leaving the leading one: "pkcs11: key \"k\": pkcs11: C_Sign: …" becomes
+// "pkcs11: key \"k\": C_Sign: …".
+func onePrefix(msg string) string {
+	i := strings.Index(msg, prefix)
+	if i < 0 {
+		return msg
+	}
+	head := msg[:i+len(prefix)]
+	return head + strings.ReplaceAll(msg[len(head):], prefix, "")
+}
+
+// prefixedError is an error whose message carries the package prefix once;
+// it unwraps to the error it was formatted as, so errors.Is and errors.As
+// see every error wrapped.
+type prefixedError struct {
+	msg string
+	err error
+}
+
+func (e *prefixedError) Error() string { return e.msg }
+func (e *prefixedError) Unwrap() error { return e.err }
+
+// errorf is fmt.Errorf for the package's messages: it keeps the "pkcs11:"
+// prefix of the message once, removing the prefixes of the package's
+// errors it wraps.
+func errorf(format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	msg := onePrefix(err.Error())
+	if msg == err.Error() {
+		return err
+	}
+	return &prefixedError{msg: msg, err: err}
 }

@@ -7,7 +7,6 @@ import (
 	"crypto"
 	"crypto/x509"
 	"errors"
-	"fmt"
 
 	p11 "github.com/miekg/pkcs11"
 
@@ -58,11 +57,11 @@ func (e *Exporter) ExportKey(ctx context.Context, key keystore.Key) (crypto.Priv
 	case e.WrappingKey == "":
 		return nil, errors.New("pkcs11: Exporter.WrappingKey is empty")
 	case len(e.KEK) != 16 && len(e.KEK) != 24 && len(e.KEK) != 32:
-		return nil, fmt.Errorf("pkcs11: Exporter.KEK is %d bytes, want 16, 24 or 32", len(e.KEK))
+		return nil, errorf("pkcs11: Exporter.KEK is %d bytes, want 16, 24 or 32", len(e.KEK))
 	}
 	k, ok := key.(*Key)
 	if !ok || k.store.tok != e.Store.tok {
-		return nil, fmt.Errorf("%w: key %q is not a key of the exporter's token", ErrNotExportable, key.Label())
+		return nil, errorf("%w: key %q is not a key of the exporter's token", ErrNotExportable, key.Label())
 	}
 	s := e.Store
 	if err := s.begin(); err != nil {
@@ -78,16 +77,16 @@ func (e *Exporter) ExportKey(ctx context.Context, key keystore.Key) (crypto.Priv
 	}
 	der, err := unwrapKWP(e.KEK, wrapped)
 	if err != nil {
-		return nil, fmt.Errorf("pkcs11: key %q: %w (is KEK the value of the wrapping key %q?)", k.label, err, e.WrappingKey)
+		return nil, errorf("pkcs11: key %q: %w (is KEK the value of the wrapping key %q?)", k.label, err, e.WrappingKey)
 	}
 	defer clear(der)
 	priv, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
-		return nil, fmt.Errorf("pkcs11: key %q: the token wrapped a private key that is not PKCS#8: %w", k.label, err)
+		return nil, errorf("pkcs11: key %q: the token wrapped a private key that is not PKCS#8: %w", k.label, err)
 	}
 	signer, ok := priv.(crypto.Signer)
 	if !ok || !publicEqual(signer.Public(), k.pub) {
-		return nil, fmt.Errorf("pkcs11: key %q: the token wrapped another key than the one named", k.label)
+		return nil, errorf("pkcs11: key %q: the token wrapped another key than the one named", k.label)
 	}
 	return priv, nil
 }
@@ -104,7 +103,7 @@ func publicEqual(a, b crypto.PublicKey) bool {
 func (k *Key) wrap(ctx context.Context, wrapLabel string) ([]byte, error) {
 	s, o := k.store, k.obj
 	if o.gone.Load() {
-		return nil, fmt.Errorf("pkcs11: %w: key %q was deleted", keystore.ErrNotFound, k.label)
+		return nil, errorf("pkcs11: %w: key %q was deleted", keystore.ErrNotFound, k.label)
 	}
 	at := o.at.Load()
 	var wrapped []byte
@@ -126,7 +125,7 @@ func (k *Key) wrap(ctx context.Context, wrapLabel string) ([]byte, error) {
 				return err
 			}
 			if len(hs) != 1 {
-				return fmt.Errorf("%w: %d trusted wrapping keys labelled %q on token %q, want 1", ErrNoWrappingKey, len(hs), wrapLabel, s.tok.info.Label)
+				return errorf("%w: %d trusted wrapping keys labelled %q on token %q, want 1", ErrNoWrappingKey, len(hs), wrapLabel, s.tok.info.Label)
 			}
 			wrapped, err = s.mod.ctx.WrapKey(sh, []*p11.Mechanism{p11.NewMechanism(p11.CKM_AES_KEY_WRAP_PAD, nil)}, hs[0], at.handle)
 			return wrap("C_WrapKey", err)
@@ -135,9 +134,9 @@ func (k *Key) wrap(ctx context.Context, wrapLabel string) ([]byte, error) {
 		case err == nil:
 			return wrapped, nil
 		case rv(err) == p11.CKR_KEY_UNEXTRACTABLE || rv(err) == p11.CKR_KEY_NOT_WRAPPABLE:
-			return nil, fmt.Errorf("%w: key %q: %w", ErrNotExportable, k.label, err)
+			return nil, errorf("%w: key %q: %w", ErrNotExportable, k.label, err)
 		case !handleInvalid(err) || attempt > 0:
-			return nil, fmt.Errorf("pkcs11: key %q: %w", k.label, err)
+			return nil, errorf("pkcs11: key %q: %w", k.label, err)
 		}
 	}
 }
@@ -169,7 +168,7 @@ func InstallWrappingKey(ctx context.Context, cfg Config, soPIN, label string, ke
 		return err
 	}
 	if len(kek) != 16 && len(kek) != 24 && len(kek) != 32 {
-		return fmt.Errorf("pkcs11: a wrapping key of %d bytes, want 16, 24 or 32", len(kek))
+		return errorf("pkcs11: a wrapping key of %d bytes, want 16, 24 or 32", len(kek))
 	}
 	mod, err := openModule(cfg.ModulePath)
 	if err != nil {
@@ -183,7 +182,7 @@ func InstallWrappingKey(ctx context.Context, cfg Config, soPIN, label string, ke
 	mod.mu.Lock() // no store opens the token meanwhile
 	defer mod.mu.Unlock()
 	if mod.tokens[slot] != nil {
-		return fmt.Errorf("pkcs11: token %q: a store of this process is open on it; install the wrapping key before opening stores (the SO cannot log in while the user is)", info.Label)
+		return errorf("pkcs11: token %q: a store of this process is open on it; install the wrapping key before opening stores (the SO cannot log in while the user is)", info.Label)
 	}
 	ctx11 := mod.ctx
 	sh, err := ctx11.OpenSession(slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
@@ -192,7 +191,7 @@ func InstallWrappingKey(ctx context.Context, cfg Config, soPIN, label string, ke
 	}
 	defer ctx11.CloseSession(sh)
 	if err := ctx11.Login(sh, p11.CKU_SO, soPIN); err != nil {
-		return fmt.Errorf("pkcs11: token %q: SO login failed: %w", info.Label, wrap("C_Login", err))
+		return errorf("pkcs11: token %q: SO login failed: %w", info.Label, wrap("C_Login", err))
 	}
 	defer ctx11.Logout(sh)
 	if err := ctx11.FindObjectsInit(sh, []*p11.Attribute{p11.NewAttribute(p11.CKA_CLASS, p11.CKO_SECRET_KEY), p11.NewAttribute(p11.CKA_LABEL, label)}); err != nil {
@@ -204,11 +203,11 @@ func InstallWrappingKey(ctx context.Context, cfg Config, soPIN, label string, ke
 		return wrap("C_FindObjects", err)
 	}
 	if len(hs) > 0 {
-		return fmt.Errorf("pkcs11: %w: a secret key labelled %q is on token %q", keystore.ErrExists, label, info.Label)
+		return errorf("pkcs11: %w: a secret key labelled %q is on token %q", keystore.ErrExists, label, info.Label)
 	}
 	_, err = ctx11.CreateObject(sh, wrappingKeyTemplate(label, kek))
 	if err != nil {
-		return fmt.Errorf("pkcs11: token %q: failed to create the wrapping key: %w", info.Label, wrap("C_CreateObject", err))
+		return errorf("pkcs11: token %q: failed to create the wrapping key: %w", info.Label, wrap("C_CreateObject", err))
 	}
 	return nil
 }

@@ -3,7 +3,6 @@
 package pkcs11
 
 import (
-	"fmt"
 	"strings"
 
 	p11 "github.com/miekg/pkcs11"
@@ -100,7 +99,7 @@ func keyName(label string, id []byte, unique bool) string {
 // errAmbiguous is the error for a name that several private keys match.
 func (s *Store) errAmbiguous(r keyRef) error {
 	if r.byID {
-		return fmt.Errorf("pkcs11: several private keys on token %q match %q", s.tok.info.Label, r.name)
+		return errorf("pkcs11: several private keys on token %q match %q", s.tok.info.Label, r.name)
 	}
-	return fmt.Errorf("pkcs11: several private keys on token %q have the label %q: name one with a URI with its id (List gives them)", s.tok.info.Label, r.label)
+	return errorf("pkcs11: several private keys on token %q have the label %q: name one with a URI with its id (List gives them)", s.tok.info.Label, r.label)
 }

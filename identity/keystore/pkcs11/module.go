@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -198,10 +197,10 @@ func (m *module) findSlot(cfg *Config) (uint, p11.TokenInfo, error) {
 	case 1:
 		return found[0], infos[0], nil
 	case 0:
-		return 0, p11.TokenInfo{}, fmt.Errorf("%w: no initialized token in %s matches %s (a module that was already initialized in this process may not see tokens created since by another process, such as softhsm2-util, until every store on it is closed)",
+		return 0, p11.TokenInfo{}, errorf("%w: no initialized token in %s matches %s (a module that was already initialized in this process may not see tokens created since by another process, such as softhsm2-util, until every store on it is closed)",
 			ErrTokenNotFound, cfg.ModulePath, selector(cfg))
 	}
-	return 0, p11.TokenInfo{}, fmt.Errorf("%w: %d tokens in %s match %s; add serial= to choose one", ErrTokenNotFound, len(found), cfg.ModulePath, selector(cfg))
+	return 0, p11.TokenInfo{}, errorf("%w: %d tokens in %s match %s; add serial= to choose one", ErrTokenNotFound, len(found), cfg.ModulePath, selector(cfg))
 }
 
 // selector describes the token selectors of cfg, for errors.
@@ -270,7 +269,7 @@ func (t *token) loginLocked(pin string) error {
 		return nil
 	}
 	if pin == "" && t.info.Flags&p11.CKF_PROTECTED_AUTHENTICATION_PATH == 0 {
-		return fmt.Errorf("pkcs11: token %q needs a PIN: give pin-source or pin-value: %w", t.info.Label, keystore.ErrAuth)
+		return errorf("pkcs11: token %q needs a PIN: give pin-source or pin-value: %w", t.info.Label, keystore.ErrAuth)
 	}
 	err := t.mod.ctx.Login(t.session, p11.CKU_USER, pin)
 	switch rv(err) {
@@ -284,10 +283,10 @@ func (t *token) loginLocked(pin string) error {
 	default:
 		err = wrap("C_Login", err)
 		if errors.Is(err, keystore.ErrAuth) {
-			t.refused = fmt.Errorf("pkcs11: token %q refused the PIN: %w", t.info.Label, err)
+			t.refused = errorf("pkcs11: token %q refused the PIN: %w", t.info.Label, err)
 			return t.refused
 		}
-		return fmt.Errorf("pkcs11: failed to log in to token %q: %w", t.info.Label, err)
+		return errorf("pkcs11: failed to log in to token %q: %w", t.info.Label, err)
 	}
 	t.pin = pin
 	t.loggedIn = true
@@ -346,7 +345,7 @@ func (t *token) ensureLogin() (bool, error) {
 		return false, nil
 	}
 	if t.refused != nil {
-		return false, fmt.Errorf("pkcs11: token %q logged the process out and refused the PIN at the last attempt; not trying it again (reopen the store, or call Store.Login): %w", t.info.Label, t.refused)
+		return false, errorf("pkcs11: token %q logged the process out and refused the PIN at the last attempt; not trying it again (reopen the store, or call Store.Login): %w", t.info.Label, t.refused)
 	}
 	if err := t.loginLocked(t.pin); err != nil {
 		return false, err
@@ -373,7 +372,7 @@ func (t *token) reloginLocked(pin string) error {
 	}
 	if userState(state) && t.loggedIn {
 		if subtle.ConstantTimeCompare([]byte(pin), []byte(t.pin)) != 1 {
-			return fmt.Errorf("pkcs11: token %q: the PIN differs from the one this process is logged in with: %w", t.info.Label, keystore.ErrAuth)
+			return errorf("pkcs11: token %q: the PIN differs from the one this process is logged in with: %w", t.info.Label, keystore.ErrAuth)
 		}
 		return nil
 	}
@@ -402,7 +401,7 @@ func (t *token) checkPIN(pin string) error {
 		return t.reloginLocked(pin)
 	}
 	if subtle.ConstantTimeCompare([]byte(pin), []byte(t.pin)) != 1 {
-		return fmt.Errorf("pkcs11: token %q: the PIN differs from the one this process is logged in with: %w", t.info.Label, keystore.ErrAuth)
+		return errorf("pkcs11: token %q: the PIN differs from the one this process is logged in with: %w", t.info.Label, keystore.ErrAuth)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"sync"
@@ -131,7 +130,7 @@ func (s *Store) do(ctx context.Context, f func(sh p11.SessionHandle) error) erro
 		if _, lerr := s.tok.ensureLogin(); lerr != nil {
 			// The login is what failed: its error alone (a refused PIN
 			// is ErrAuth, and must not also look like a missing key).
-			return fmt.Errorf("%w (after %v)", lerr, err)
+			return errorf("%w (after %v)", lerr, err)
 		}
 	}
 }
@@ -188,21 +187,21 @@ func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystor
 		return nil, err
 	}
 	if !req.Algorithm.Valid() {
-		return nil, fmt.Errorf("pkcs11: %w: %v", keystore.ErrUnsupportedAlgorithm, req.Algorithm)
+		return nil, errorf("pkcs11: %w: %v", keystore.ErrUnsupportedAlgorithm, req.Algorithm)
 	}
 	if err := s.begin(); err != nil {
 		return nil, err
 	}
 	defer s.end()
 	if !slices.Contains(s.tok.algs, req.Algorithm) {
-		return nil, fmt.Errorf("pkcs11: %w: token %q has no mechanisms for %v", keystore.ErrUnsupportedAlgorithm, s.tok.info.Label, req.Algorithm)
+		return nil, errorf("pkcs11: %w: token %q has no mechanisms for %v", keystore.ErrUnsupportedAlgorithm, s.tok.info.Label, req.Algorithm)
 	}
 	if err := s.loggedIn(ctx); err != nil {
 		return nil, err
 	}
 	id := make([]byte, 16)
 	if _, err := io.ReadFull(s.cfg.rand(), id); err != nil {
-		return nil, fmt.Errorf("pkcs11: failed to read a random CKA_ID: %w", err)
+		return nil, errorf("pkcs11: failed to read a random CKA_ID: %w", err)
 	}
 
 	s.tok.keyMu.Lock()
@@ -218,17 +217,17 @@ func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystor
 				return err
 			}
 			if len(hs) > 0 {
-				return fmt.Errorf("pkcs11: %w: %q", keystore.ErrExists, req.Label)
+				return errorf("pkcs11: %w: %q", keystore.ErrExists, req.Label)
 			}
 		}
 		pub, priv := templates(req, id)
 		pubH, privH, err := s.mod.ctx.GenerateKeyPair(sh, []*p11.Mechanism{p11.NewMechanism(keyGenMechanism(req.Algorithm), nil)}, pub, priv)
 		if err != nil {
-			return fmt.Errorf("pkcs11: failed to generate a %v key: %w", req.Algorithm, wrap("C_GenerateKeyPair", err))
+			return errorf("pkcs11: failed to generate a %v key: %w", req.Algorithm, wrap("C_GenerateKeyPair", err))
 		}
 		k, err = s.load(sh, privH, pubH)
 		if err == nil && k.alg != req.Algorithm {
-			err = fmt.Errorf("pkcs11: the token made a %v key when asked for %v", k.alg, req.Algorithm)
+			err = errorf("pkcs11: the token made a %v key when asked for %v", k.alg, req.Algorithm)
 		}
 		if err == nil && s.testOnlyAfterGenerate != nil {
 			err = s.testOnlyAfterGenerate()
@@ -239,7 +238,7 @@ func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystor
 				wrap("C_DestroyObject", s.mod.ctx.DestroyObject(sh, privH)),
 				wrap("C_DestroyObject", s.mod.ctx.DestroyObject(sh, pubH)))
 			if derr != nil {
-				return errors.Join(err, fmt.Errorf("pkcs11: failed to destroy the half-made key %q: %w", req.Label, derr))
+				return errors.Join(err, errorf("pkcs11: failed to destroy the half-made key %q: %w", req.Label, derr))
 			}
 			return err
 		}
@@ -291,7 +290,7 @@ func (s *Store) Get(ctx context.Context, name string) (keystore.Key, error) {
 		}
 		switch len(hs) {
 		case 0:
-			return fmt.Errorf("pkcs11: %w: %q", keystore.ErrNotFound, name)
+			return errorf("pkcs11: %w: %q", keystore.ErrNotFound, name)
 		case 2:
 			return s.errAmbiguous(ref)
 		}
@@ -382,9 +381,9 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		}
 		switch len(privs) {
 		case 0:
-			return fmt.Errorf("pkcs11: %w: %q", keystore.ErrNotFound, name)
+			return errorf("pkcs11: %w: %q", keystore.ErrNotFound, name)
 		case 2:
-			return fmt.Errorf("%w; not deleting", s.errAmbiguous(ref))
+			return errorf("%w; not deleting", s.errAmbiguous(ref))
 		}
 		attrs, err := s.mod.ctx.GetAttributeValue(sh, privs[0], []*p11.Attribute{p11.NewAttribute(p11.CKA_LABEL, nil), p11.NewAttribute(p11.CKA_ID, nil)})
 		if err != nil {
@@ -404,12 +403,12 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		}
 		// The private key first: once it is gone the key cannot sign.
 		if err := s.mod.ctx.DestroyObject(sh, privs[0]); err != nil {
-			return fmt.Errorf("pkcs11: failed to destroy key %q: %w", name, wrap("C_DestroyObject", err))
+			return errorf("pkcs11: failed to destroy key %q: %w", name, wrap("C_DestroyObject", err))
 		}
 		s.tok.forget(label, id)
 		for _, h := range pubs {
 			if err := s.mod.ctx.DestroyObject(sh, h); err != nil && rv(err) != p11.CKR_OBJECT_HANDLE_INVALID {
-				return fmt.Errorf("pkcs11: destroyed the private key %q but not its public key: %w", name, wrap("C_DestroyObject", err))
+				return errorf("pkcs11: destroyed the private key %q but not its public key: %w", name, wrap("C_DestroyObject", err))
 			}
 		}
 		return nil
@@ -457,9 +456,9 @@ func (s *Store) locate(o *object) (*objectAt, error) {
 	switch len(hs) {
 	case 0:
 		s.tok.forget(o.label, o.id)
-		return nil, fmt.Errorf("pkcs11: %w: key %q was deleted", keystore.ErrNotFound, o.label)
+		return nil, errorf("pkcs11: %w: key %q was deleted", keystore.ErrNotFound, o.label)
 	case 2:
-		return nil, fmt.Errorf("pkcs11: several private keys on token %q have the label %q and the same CKA_ID", s.tok.info.Label, o.label)
+		return nil, errorf("pkcs11: several private keys on token %q have the label %q and the same CKA_ID", s.tok.info.Label, o.label)
 	}
 	at := &objectAt{handle: hs[0], epoch: epoch}
 	o.at.Store(at)
@@ -540,7 +539,7 @@ func (s *Store) load(sh p11.SessionHandle, priv, pub p11.ObjectHandle) (*Key, er
 	name := keyName(label, id, true)
 	keyType, ok := ulong(attrs[0].Value)
 	if !ok {
-		return nil, fmt.Errorf("pkcs11: key %q: malformed CKA_KEY_TYPE", name)
+		return nil, errorf("pkcs11: key %q: malformed CKA_KEY_TYPE", name)
 	}
 	pubKey, err := s.publicKey(sh, name, label, keyType, id, priv, pub)
 	if err != nil {
@@ -548,7 +547,7 @@ func (s *Store) load(sh p11.SessionHandle, priv, pub p11.ObjectHandle) (*Key, er
 	}
 	alg, err := keystore.AlgorithmOf(pubKey)
 	if err != nil {
-		return nil, fmt.Errorf("pkcs11: key %q: %w", name, err)
+		return nil, errorf("pkcs11: key %q: %w", name, err)
 	}
 	return &Key{store: s, label: name, alg: alg, pub: pubKey, obj: s.tok.object(label, id, priv, epoch)}, nil
 }
@@ -568,7 +567,7 @@ func (s *Store) publicKey(sh p11.SessionHandle, name, label string, keyType uint
 		return rsaPublicKey(attrs[0].Value, attrs[1].Value)
 	case p11.CKK_EC, ckkECEdwards:
 	default:
-		return nil, fmt.Errorf("pkcs11: key %q: %w: PKCS#11 key type %#x", name, keystore.ErrUnsupportedAlgorithm, keyType)
+		return nil, errorf("pkcs11: key %q: %w: PKCS#11 key type %#x", name, keystore.ErrUnsupportedAlgorithm, keyType)
 	}
 	params, err := s.attr(sh, priv, p11.CKA_EC_PARAMS)
 	if err != nil {
@@ -601,7 +600,7 @@ func (s *Store) publicKey(sh p11.SessionHandle, name, label string, keyType uint
 			}
 		}
 		if pub == 0 {
-			return nil, fmt.Errorf("pkcs11: key %q: no public key object with its CKA_ID or label", name)
+			return nil, errorf("pkcs11: key %q: no public key object with its CKA_ID or label", name)
 		}
 	}
 	point, err := s.attr(sh, pub, p11.CKA_EC_POINT)
