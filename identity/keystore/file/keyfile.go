@@ -53,19 +53,19 @@ const (
 )
 
 var (
-	oidPBES2           = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}
-	oidPBKDF2          = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}
-	oidHMACWithSHA1    = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 7}
-	oidHMACWithSHA256  = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}
-	oidHMACWithSHA384  = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 10}
-	oidHMACWithSHA512  = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}
-	oidAES128CBC       = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}
-	oidAES192CBC       = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 22}
-	oidAES256CBC       = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
-	oidLocalKeyID      = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 21} // PKCS #9 (RFC 2985 §5.5.2)
-	oidECPublicKey     = encasn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
-	oidEd25519         = encasn1.ObjectIdentifier{1, 3, 101, 112}
-	oidRSAEncryption   = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+	oidPBES2          = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}
+	oidPBKDF2         = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}
+	oidHMACWithSHA1   = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 7}
+	oidHMACWithSHA256 = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}
+	oidHMACWithSHA384 = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 10}
+	oidHMACWithSHA512 = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}
+	oidAES128CBC      = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}
+	oidAES192CBC      = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 22}
+	oidAES256CBC      = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
+	oidLocalKeyID     = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 21} // PKCS #9 (RFC 2985 §5.5.2)
+	oidECPublicKey    = encasn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
+	oidEd25519        = encasn1.ObjectIdentifier{1, 3, 101, 112}
+	oidRSAEncryption  = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
 	// Parse errors carry no "file:" prefix: Get adds it with the label.
 	errWrongCredential = fmt.Errorf("%w: wrong passphrase or key-encryption key", keystore.ErrAuth)
 )

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/identity/keystore/keystoretest"
 )
 
 // swtpmProc is a swtpm that a test can stop and start again on the same
@@ -111,9 +112,16 @@ func TestReconnectAfterSwtpmRestart(t *testing.T) {
 	}
 
 	p.stop()
-	if err := sign(); err == nil {
+	err = sign()
+	if err == nil {
 		t.Fatal("Sign succeeded with swtpm stopped")
 	}
+	keystoretest.CheckErrorMessage(t, err)
+	_, err = s.Create(ctx, keystore.CreateRequest{Label: "while-down"})
+	if err == nil {
+		t.Fatal("Create succeeded with swtpm stopped")
+	}
+	keystoretest.CheckErrorMessage(t, err)
 	p.start(t)
 	if err := sign(); err != nil {
 		t.Fatalf("Sign after swtpm came back: %v", err)
