@@ -3,11 +3,11 @@ package pkcs11
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	p11 "github.com/miekg/pkcs11"
 
 	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/internal/errfmt"
 )
 
 // ErrCgoRequired is returned by [Open], and so by keystore.Open for
@@ -82,36 +82,11 @@ func (e *Error) Unwrap() []error {
 const prefix = "pkcs11: "
 
 // onePrefix removes from msg the package prefix of the errors it wraps,
-// leaving the leading one: "pkcs11: key \"k\": pkcs11: C_Sign: …" becomes
-// "pkcs11: key \"k\": C_Sign: …".
-func onePrefix(msg string) string {
-	i := strings.Index(msg, prefix)
-	if i < 0 {
-		return msg
-	}
-	head := msg[:i+len(prefix)]
-	return head + strings.ReplaceAll(msg[len(head):], prefix, "")
-}
-
-// prefixedError is an error whose message carries the package prefix once;
-// it unwraps to the error it was formatted as, so errors.Is and errors.As
-// see every error wrapped.
-type prefixedError struct {
-	msg string
-	err error
-}
-
-func (e *prefixedError) Error() string { return e.msg }
-func (e *prefixedError) Unwrap() error { return e.err }
+// leaving the leading one.
+func onePrefix(msg string) string { return errfmt.OnePrefix(prefix, msg) }
 
 // errorf is fmt.Errorf for the package's messages: it keeps the "pkcs11:"
-// prefix of the message once, removing the prefixes of the package's
-// errors it wraps.
-func errorf(format string, args ...any) error {
-	err := fmt.Errorf(format, args...)
-	msg := onePrefix(err.Error())
-	if msg == err.Error() {
-		return err
-	}
-	return &prefixedError{msg: msg, err: err}
-}
+// prefix once, removing the prefixes of the package's errors it wraps
+// ("pkcs11: key \"k\": C_Sign: …", not "pkcs11: key \"k\": pkcs11:
+// C_Sign: …"); errors.Is and errors.As still see every wrapped error.
+func errorf(format string, args ...any) error { return errfmt.Errorf(prefix, format, args...) }

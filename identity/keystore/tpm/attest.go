@@ -134,7 +134,7 @@ const numPCRs = 24
 // flushes it.
 func (s *Store) EndorsementKey(ctx context.Context, typ EKType) (*EndorsementKey, error) {
 	if !typ.valid() {
-		return nil, fmt.Errorf("tpm: unknown endorsement key type %v", typ)
+		return nil, errorf("tpm: unknown endorsement key type %v", typ)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -151,16 +151,16 @@ func (s *Store) EndorsementKey(ctx context.Context, typ EKType) (*EndorsementKey
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to create the %v endorsement key: %w", typ, err)
+		return nil, errorf("tpm: failed to create the %v endorsement key: %w", typ, err)
 	}
 	tpm2.FlushContext{FlushHandle: rsp.ObjectHandle}.Execute(s.tpm)
 	pubArea, err := rsp.OutPublic.Contents()
 	if err != nil {
-		return nil, fmt.Errorf("tpm: bad endorsement key public area: %w", err)
+		return nil, errorf("tpm: bad endorsement key public area: %w", err)
 	}
 	pub, err := tpm2.Pub(*pubArea)
 	if err != nil {
-		return nil, fmt.Errorf("tpm: bad endorsement key public area: %w", err)
+		return nil, errorf("tpm: bad endorsement key public area: %w", err)
 	}
 	return &EndorsementKey{Type: typ, Public: pub, PublicArea: rsp.OutPublic.Bytes(), Name: bytes.Clone(rsp.Name.Buffer)}, nil
 }
@@ -175,7 +175,7 @@ const nvChunk = 512
 // are fetched from the vendor instead).
 func (s *Store) EndorsementCertificate(ctx context.Context, typ EKType) ([]byte, error) {
 	if !typ.valid() {
-		return nil, fmt.Errorf("tpm: unknown endorsement key type %v", typ)
+		return nil, errorf("tpm: unknown endorsement key type %v", typ)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -188,11 +188,11 @@ func (s *Store) EndorsementCertificate(ctx context.Context, typ EKType) ([]byte,
 		return nil, fmt.Errorf("%w: index %#x (%v) is not defined", ErrNoEKCertificate, uint32(idx), typ)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to read EK certificate index: %w", err)
+		return nil, errorf("tpm: failed to read EK certificate index: %w", err)
 	}
 	nvPub, err := pubRsp.NVPublic.Contents()
 	if err != nil {
-		return nil, fmt.Errorf("tpm: bad EK certificate index public area: %w", err)
+		return nil, errorf("tpm: bad EK certificate index public area: %w", err)
 	}
 	if !nvPub.Attributes.Written {
 		return nil, fmt.Errorf("%w: index %#x (%v) was never written", ErrNoEKCertificate, uint32(idx), typ)
@@ -206,7 +206,7 @@ func (s *Store) EndorsementCertificate(ctx context.Context, typ EKType) ([]byte,
 	case nvPub.Attributes.OwnerRead:
 		auth = tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(s.ownerAuth)}
 	default:
-		return nil, fmt.Errorf("tpm: EK certificate index %#x is readable by neither its own nor the owner's authorization", uint32(idx))
+		return nil, errorf("tpm: EK certificate index %#x is readable by neither its own nor the owner's authorization", uint32(idx))
 	}
 	cert := make([]byte, 0, nvPub.DataSize)
 	for off := 0; off < int(nvPub.DataSize); {
@@ -218,7 +218,7 @@ func (s *Store) EndorsementCertificate(ctx context.Context, typ EKType) ([]byte,
 			Offset:     uint16(off),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("tpm: failed to read EK certificate: %w", err)
+			return nil, errorf("tpm: failed to read EK certificate: %w", err)
 		}
 		if len(rsp.Data.Buffer) == 0 {
 			return nil, errors.New("tpm: failed to read EK certificate: empty NV read")
@@ -299,7 +299,7 @@ func (s *Store) Quote(ctx context.Context, akLabel string, nonce []byte, pcrs []
 		return nil, err
 	}
 	if !k.kf.restricted {
-		return nil, fmt.Errorf("tpm: %w: %q", ErrNotAttestationKey, akLabel)
+		return nil, errorf("tpm: %w: %q", ErrNotAttestationKey, akLabel)
 	}
 	sel := pcrSelection(idx)
 	for attempt := 0; attempt < 3; attempt++ {
@@ -322,7 +322,7 @@ func (s *Store) Quote(ctx context.Context, akLabel string, nonce []byte, pcrs []
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("tpm: quote with %q: %w", akLabel, err)
+			return nil, errorf("tpm: quote with %q: %w", akLabel, err)
 		}
 		after, err := s.readPCRsLocked(ctx, idx)
 		if err != nil {
@@ -337,7 +337,7 @@ func (s *Store) Quote(ctx context.Context, akLabel string, nonce []byte, pcrs []
 		}
 		der, err := signatureBytes(&rsp.Signature)
 		if err != nil {
-			return nil, fmt.Errorf("tpm: quote signature: %w", err)
+			return nil, errorf("tpm: quote signature: %w", err)
 		}
 		return &Quote{
 			Attest:       bytes.Clone(attest),
@@ -387,7 +387,7 @@ func (s *Store) readPCRsLocked(ctx context.Context, idx []int) ([]PCR, error) {
 	for len(remaining) > 0 {
 		rsp, err := execute(ctx, s, tpm2.PCRRead{PCRSelectionIn: pcrSelection(remaining)})
 		if err != nil {
-			return nil, fmt.Errorf("tpm: failed to read PCRs: %w", err)
+			return nil, errorf("tpm: failed to read PCRs: %w", err)
 		}
 		var got []int
 		for _, sel := range rsp.PCRSelectionOut.PCRSelections {
@@ -407,7 +407,7 @@ func (s *Store) readPCRsLocked(ctx context.Context, idx []int) ([]PCR, error) {
 		}
 		for i, p := range got {
 			if !slices.Contains(remaining, p) {
-				return nil, fmt.Errorf("tpm: failed to read PCRs: TPM returned unrequested PCR %d", p)
+				return nil, errorf("tpm: failed to read PCRs: TPM returned unrequested PCR %d", p)
 			}
 			vals[p] = bytes.Clone(rsp.PCRValues.Digests[i].Buffer)
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -103,7 +102,7 @@ func New(ctx context.Context, t transport.TPM, cfg Config) (*Store, error) {
 		return nil, errors.New("tpm: Config.Dir (the key index directory) is required")
 	}
 	if cfg.MaxLoaded < 0 {
-		return nil, fmt.Errorf("tpm: Config.MaxLoaded %d is negative", cfg.MaxLoaded)
+		return nil, errorf("tpm: Config.MaxLoaded %d is negative", cfg.MaxLoaded)
 	}
 	if err := privateDir(cfg.Dir); err != nil {
 		return nil, err
@@ -131,11 +130,11 @@ func New(ctx context.Context, t transport.TPM, cfg Config) (*Store, error) {
 			// The TPM refuses the parameters (TPM_RC_CURVE,
 			// TPM_RC_KEY_SIZE, TPM_RC_SCHEME…): not supported.
 		default:
-			return nil, fmt.Errorf("tpm: failed to query TPM capabilities: %w", err)
+			return nil, errorf("tpm: failed to query TPM capabilities: %w", err)
 		}
 	}
 	if !s.supported[keystore.ES256] {
-		return nil, fmt.Errorf("tpm: %w: the TPM does not support ECC P-256, needed for the storage root key", keystore.ErrUnsupportedAlgorithm)
+		return nil, errorf("tpm: %w: the TPM does not support ECC P-256, needed for the storage root key", keystore.ErrUnsupportedAlgorithm)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -168,7 +167,7 @@ func (s *Store) create(ctx context.Context, label string, alg keystore.Algorithm
 		return nil, err
 	}
 	if !alg.Valid() || !s.supported[alg] {
-		return nil, fmt.Errorf("tpm: %w: %v is not supported by this TPM", keystore.ErrUnsupportedAlgorithm, alg)
+		return nil, errorf("tpm: %w: %v is not supported by this TPM", keystore.ErrUnsupportedAlgorithm, alg)
 	}
 	if exportable {
 		return nil, ErrNotExportable
@@ -182,7 +181,7 @@ func (s *Store) create(ctx context.Context, label string, alg keystore.Algorithm
 		return nil, keystore.ErrClosed
 	}
 	if _, err := os.Lstat(keyPath(s.dir, label)); err == nil {
-		return nil, fmt.Errorf("tpm: %w: %q", keystore.ErrExists, label)
+		return nil, errorf("tpm: %w: %q", keystore.ErrExists, label)
 	}
 	var rsp *tpm2.CreateResponse
 	err := s.staleRetryLocked(func() error {
@@ -199,11 +198,11 @@ func (s *Store) create(ctx context.Context, label string, alg keystore.Algorithm
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to create %v key: %w", alg, err)
+		return nil, errorf("tpm: failed to create %v key: %w", alg, err)
 	}
 	kf, err := parseKeyFile((&keyFile{parentName: s.srkName, public: rsp.OutPublic.Bytes(), private: rsp.OutPrivate.Buffer}).marshal())
 	if err != nil {
-		return nil, fmt.Errorf("tpm: TPM returned an unusable key: %s", err)
+		return nil, errorf("tpm: TPM returned an unusable key: %s", err)
 	}
 	if testOnlyBeforeInstall != nil {
 		testOnlyBeforeInstall(s.dir, label)
@@ -305,7 +304,7 @@ func (s *Store) Close() error {
 		err = errors.Join(err, s.closer.Close())
 	}
 	if err != nil {
-		return fmt.Errorf("tpm: close: %w", err)
+		return errorf("tpm: close: %w", err)
 	}
 	return nil
 }
@@ -333,7 +332,7 @@ func (s *Store) srkLocked(ctx context.Context) (*loadedObject, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to create the storage root key: %w", err)
+		return nil, errorf("tpm: failed to create the storage root key: %w", err)
 	}
 	o := &loadedObject{handle: rsp.ObjectHandle, name: rsp.Name}
 	if s.srkName == nil {
@@ -342,7 +341,7 @@ func (s *Store) srkLocked(ctx context.Context) (*loadedObject, error) {
 		// The owner hierarchy's seed changed under us (TPM2_Clear):
 		// the keys in the index are gone for good.
 		s.flushLocked(o)
-		return nil, fmt.Errorf("tpm: %w: the storage root key changed (was the TPM cleared?)", ErrWrongTPM)
+		return nil, errorf("tpm: %w: the storage root key changed (was the TPM cleared?)", ErrWrongTPM)
 	}
 	s.loaded = append(s.loaded, o)
 	s.trimLocked(o)
@@ -381,7 +380,7 @@ func (s *Store) loadLocked(ctx context.Context, k *key) (*loadedObject, error) {
 		return nil, &KeyFileError{Label: k.label, Reason: "the TPM refuses the private blob (integrity check failed: the file was altered)", Err: ErrCorruptKeyFile}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to load key %q: %w", k.label, err)
+		return nil, errorf("tpm: failed to load key %q: %w", k.label, err)
 	}
 	o := &loadedObject{label: k.label, file: k.kf.raw, handle: rsp.ObjectHandle, name: rsp.Name}
 	s.loaded = append(s.loaded, o)
@@ -470,7 +469,7 @@ func (s *Store) staleRetryLocked(f func() error) error {
 		err = f()
 	case connLost(err) && s.reopen != nil:
 		if rerr := s.reconnectLocked(); rerr != nil {
-			return fmt.Errorf("tpm: the TPM connection broke and reopening it failed: %w (after %v)", rerr, err)
+			return errorf("tpm: the TPM connection broke and reopening it failed: %w (after %v)", rerr, err)
 		}
 		err = f()
 	}
@@ -521,18 +520,18 @@ func connLost(err error) bool {
 // holds their (TPM-wrapped) blobs.
 func privateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("tpm: failed to create key index: %w", err)
+		return errorf("tpm: failed to create key index: %w", err)
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("tpm: key index: %w", err)
+		return errorf("tpm: key index: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("tpm: key index %q is not a directory", dir)
+		return errorf("tpm: key index %q is not a directory", dir)
 	}
 	if fi.Mode().Perm() != 0o700 {
 		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("tpm: key index %q has mode %v and cannot be made 0700: %w", dir, fi.Mode().Perm(), err)
+			return errorf("tpm: key index %q has mode %v and cannot be made 0700: %w", dir, fi.Mode().Perm(), err)
 		}
 	}
 	return nil
@@ -596,11 +595,11 @@ func (k *key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to sign with %q: %w", k.label, err)
+		return nil, errorf("tpm: failed to sign with %q: %w", k.label, err)
 	}
 	sig, err := signatureBytes(&rsp.Signature)
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to sign with %q: %w", k.label, err)
+		return nil, errorf("tpm: failed to sign with %q: %w", k.label, err)
 	}
 	return sig, nil
 }
@@ -614,14 +613,14 @@ func (s *Store) liveLocked(k *key) error {
 		return keystore.ErrClosed
 	}
 	if s.deleted[k.label] != k.gen {
-		return fmt.Errorf("tpm: %w: %q was deleted", keystore.ErrNotFound, k.label)
+		return errorf("tpm: %w: %q was deleted", keystore.ErrNotFound, k.label)
 	}
 	same, err := fileHas(keyPath(s.dir, k.label), k.kf.raw)
 	if err != nil {
-		return fmt.Errorf("tpm: failed to check key file: %w", err)
+		return errorf("tpm: failed to check key file: %w", err)
 	}
 	if !same {
-		return fmt.Errorf("tpm: %w: %q was deleted", keystore.ErrNotFound, k.label)
+		return errorf("tpm: %w: %q was deleted", keystore.ErrNotFound, k.label)
 	}
 	return nil
 }

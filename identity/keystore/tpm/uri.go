@@ -2,7 +2,6 @@ package tpm
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -169,7 +168,7 @@ func openURI(ctx context.Context, uri string) (keystore.Store, error) {
 		dial = func() (transport.TPMCloser, error) {
 			t, err := dialMSSim(c.addr)
 			if err != nil {
-				return nil, fmt.Errorf("tpm: cannot connect to TPM simulator at %s: %w", c.addr, err)
+				return nil, errorf("tpm: cannot connect to TPM simulator at %s: %w", c.addr, err)
 			}
 			return t, nil
 		}
