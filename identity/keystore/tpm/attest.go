@@ -143,12 +143,14 @@ func (s *Store) EndorsementKey(ctx context.Context, typ EKType) (*EndorsementKey
 	}
 	var rsp *tpm2.CreatePrimaryResponse
 	s.makeRoomLocked(nil)
-	err := s.withRoomLocked(nil, func() (err error) {
-		rsp, err = execute(ctx, s, tpm2.CreatePrimary{
-			PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(s.endorseAu)},
-			InPublic:      tpm2.New2B(typ.template()),
+	err := s.staleRetryLocked(func() error {
+		return s.withRoomLocked(nil, func() (err error) {
+			rsp, err = execute(ctx, s, tpm2.CreatePrimary{
+				PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(s.endorseAu)},
+				InPublic:      tpm2.New2B(typ.template()),
+			})
+			return err
 		})
-		return err
 	})
 	if err != nil {
 		return nil, errorf("tpm: failed to create the %v endorsement key: %w", typ, err)
@@ -183,7 +185,11 @@ func (s *Store) EndorsementCertificate(ctx context.Context, typ EKType) ([]byte,
 		return nil, keystore.ErrClosed
 	}
 	idx := typ.certIndex()
-	pubRsp, err := execute(ctx, s, tpm2.NVReadPublic{NVIndex: idx})
+	var pubRsp *tpm2.NVReadPublicResponse
+	err := s.staleRetryLocked(func() (err error) {
+		pubRsp, err = execute(ctx, s, tpm2.NVReadPublic{NVIndex: idx})
+		return err
+	})
 	if errors.Is(err, tpm2.TPMRCHandle) {
 		return nil, fmt.Errorf("%w: index %#x (%v) is not defined", ErrNoEKCertificate, uint32(idx), typ)
 	}
@@ -211,11 +217,15 @@ func (s *Store) EndorsementCertificate(ctx context.Context, typ EKType) ([]byte,
 	cert := make([]byte, 0, nvPub.DataSize)
 	for off := 0; off < int(nvPub.DataSize); {
 		n := min(nvChunk, int(nvPub.DataSize)-off)
-		rsp, err := execute(ctx, s, tpm2.NVRead{
-			AuthHandle: auth,
-			NVIndex:    tpm2.NamedHandle{Handle: idx, Name: pubRsp.NVName},
-			Size:       uint16(n),
-			Offset:     uint16(off),
+		var rsp *tpm2.NVReadResponse
+		err := s.staleRetryLocked(func() (err error) {
+			rsp, err = execute(ctx, s, tpm2.NVRead{
+				AuthHandle: auth,
+				NVIndex:    tpm2.NamedHandle{Handle: idx, Name: pubRsp.NVName},
+				Size:       uint16(n),
+				Offset:     uint16(off),
+			})
+			return err
 		})
 		if err != nil {
 			return nil, errorf("tpm: failed to read EK certificate: %w", err)
@@ -385,7 +395,11 @@ func (s *Store) readPCRsLocked(ctx context.Context, idx []int) ([]PCR, error) {
 	vals := make(map[int][]byte, len(idx))
 	remaining := idx
 	for len(remaining) > 0 {
-		rsp, err := execute(ctx, s, tpm2.PCRRead{PCRSelectionIn: pcrSelection(remaining)})
+		var rsp *tpm2.PCRReadResponse
+		err := s.staleRetryLocked(func() (err error) {
+			rsp, err = execute(ctx, s, tpm2.PCRRead{PCRSelectionIn: pcrSelection(remaining)})
+			return err
+		})
 		if err != nil {
 			return nil, errorf("tpm: failed to read PCRs: %w", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/identity/keystore/keystoretest"
+	"github.com/ztmkit/ztm/identity/keystore/tpm"
 )
 
 // swtpmProc is a swtpm that a test can stop and start again on the same
@@ -102,10 +104,33 @@ func TestReconnectAfterSwtpmRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	ts := s.(*tpm.Store)
+	if _, err := ts.CreateAttestationKey(ctx, "ak"); err != nil {
+		t.Fatal(err)
+	}
+	nonce := []byte("a fresh nonce")
+	// Each operation is the first after a restart once.
+	for _, op := range []struct {
+		name string
+		run  func() error
+	}{
+		{"Sign", sign},
+		{"Quote", func() error { _, err := ts.Quote(ctx, "ak", nonce, []int{0, 7}); return err }},
+		{"EndorsementKey", func() error { _, err := ts.EndorsementKey(ctx, tpm.EKECC); return err }},
+	} {
+		p.stop()
+		p.start(t)
+		if err := op.run(); err != nil {
+			t.Fatalf("%s after swtpm restarted: %v", op.name, err)
+		}
+	}
+	if _, err := ts.EndorsementCertificate(ctx, tpm.EKECC); err != nil && !errors.Is(err, tpm.ErrNoEKCertificate) {
+		t.Fatalf("EndorsementCertificate: %v", err)
+	}
 	p.stop()
 	p.start(t)
-	if err := sign(); err != nil {
-		t.Fatalf("Sign after swtpm restarted: %v", err)
+	if _, err := ts.EndorsementCertificate(ctx, tpm.EKECC); err != nil && !errors.Is(err, tpm.ErrNoEKCertificate) {
+		t.Fatalf("EndorsementCertificate after swtpm restarted: %v", err)
 	}
 	if _, err := s.Create(ctx, keystore.CreateRequest{Label: "after-restart"}); err != nil {
 		t.Fatalf("Create after the reconnect: %v", err)

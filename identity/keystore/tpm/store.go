@@ -457,8 +457,9 @@ func (s *Store) flushAllLocked() error {
 // the store held is gone (the TPM was reset), or because the connection
 // to the TPM broke and the store could open a new one (it owns the
 // connection): the store then forgets all its handles, so that f loads
-// afresh. Every f given here is safe to run again: signing, quoting, and
-// TPM2_Create before its key file is written (a key created whose
+// afresh. Every f given here is safe to run again: signing, quoting,
+// reading PCRs and NV, deriving the endorsement key (always the same),
+// and TPM2_Create before its key file is written (a key created whose
 // response was lost is never recorded, so it does not exist).
 func (s *Store) staleRetryLocked(f func() error) error {
 	err := f()
