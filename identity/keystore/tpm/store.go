@@ -28,8 +28,8 @@ const DefaultMaxLoaded = 3
 // Config configures a [Store]. Only Dir is required.
 type Config struct {
 	// Dir is the key index: the directory holding one file per key (see
-	// the package documentation). It is created, mode 0700, if missing.
-	// Required.
+	// the package documentation). It is created, mode 0700, if missing,
+	// and an existing directory is given mode 0700. Required.
 	Dir string
 	// MaxLoaded bounds the objects the store keeps loaded in the TPM
 	// between calls, the storage root key included; the least recently
