@@ -15,13 +15,15 @@ import (
 // (identity/keystore/mem and identity/keystore/file) are exported, and keys
 // of hardware stores are refused with ErrUnsupportedKey.
 //
-// # Experimental
-//
-// Export from a hardware store (a PKCS#11 wrap under the device's key) is
-// not implemented yet; a KeyExporter for it may be supplied.
+// For keys generated in a PKCS#11 token, use the exporter of
+// identity/keystore/pkcs11 (pkcs11.Exporter): it exports keys made
+// exportable only under a wrapping key the token's security officer
+// installed as trusted. TPM keys are never exportable.
 type KeyExporter interface {
 	// ExportKey returns the private part of key, which must be a key of a
-	// store the exporter serves, or an error wrapping ErrUnsupportedKey.
+	// store the exporter serves. Keys it does not serve are refused with
+	// an error: the default exporter's wraps ErrUnsupportedKey, a
+	// backend's its own sentinel (pkcs11.ErrNotExportable).
 	ExportKey(ctx context.Context, key keystore.Key) (crypto.PrivateKey, error)
 }
 

@@ -7,6 +7,7 @@
 set -euo pipefail
 
 NEEDS=(
+	"gcc gcc"
 	"/usr/include/openssl/evp.h libssl-dev"
 	"swtpm swtpm"
 	"/usr/lib/softhsm/libsofthsm2.so softhsm2"

@@ -63,7 +63,7 @@ func ParseAlgorithm(name string) (Algorithm, error) {
 			return a, nil
 		}
 	}
-	return 0, fmt.Errorf("keystore: %w: %q", ErrUnsupportedAlgorithm, name)
+	return 0, fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, name)
 }
 
 // COSE returns the algorithm's value in the IANA COSE Algorithms registry
@@ -116,12 +116,12 @@ func AlgorithmOf(pub crypto.PublicKey) (Algorithm, error) {
 		case elliptic.P384():
 			return ES384, nil
 		}
-		return 0, fmt.Errorf("keystore: %w: ECDSA on %s", ErrUnsupportedAlgorithm, k.Curve.Params().Name)
+		return 0, fmt.Errorf("%w: ECDSA on %s", ErrUnsupportedAlgorithm, k.Curve.Params().Name)
 	case ed25519.PublicKey:
 		if len(k) == ed25519.PublicKeySize {
 			return EdDSA, nil
 		}
-		return 0, fmt.Errorf("keystore: %w: Ed25519 key of %d bytes", ErrUnsupportedAlgorithm, len(k))
+		return 0, fmt.Errorf("%w: Ed25519 key of %d bytes", ErrUnsupportedAlgorithm, len(k))
 	case *rsa.PublicKey:
 		if k.N != nil && k.N.BitLen() >= RSABits {
 			return PS256, nil
@@ -130,9 +130,9 @@ func AlgorithmOf(pub crypto.PublicKey) (Algorithm, error) {
 		if k.N != nil {
 			bits = k.N.BitLen()
 		}
-		return 0, fmt.Errorf("keystore: %w: RSA-%d is below the minimum of %d bits", ErrUnsupportedAlgorithm, bits, RSABits)
+		return 0, fmt.Errorf("%w: RSA-%d is below the minimum of %d bits", ErrUnsupportedAlgorithm, bits, RSABits)
 	}
-	return 0, fmt.Errorf("keystore: %w: public key of type %T", ErrUnsupportedAlgorithm, pub)
+	return 0, fmt.Errorf("%w: public key of type %T", ErrUnsupportedAlgorithm, pub)
 }
 
 // CheckSign checks that a Sign call on a key of algorithm a is well formed:
@@ -144,26 +144,26 @@ func AlgorithmOf(pub crypto.PublicKey) (Algorithm, error) {
 // [ErrUnsupportedAlgorithm].
 func (a Algorithm) CheckSign(digest []byte, opts crypto.SignerOpts) error {
 	if !a.Valid() {
-		return fmt.Errorf("keystore: %w: %v", ErrUnsupportedAlgorithm, a)
+		return fmt.Errorf("%w: %v", ErrUnsupportedAlgorithm, a)
 	}
 	if opts == nil {
-		return fmt.Errorf("keystore: %w: %v signing needs SignerOpts", ErrUnsupportedAlgorithm, a)
+		return fmt.Errorf("%w: %v signing needs SignerOpts", ErrUnsupportedAlgorithm, a)
 	}
 	h := opts.HashFunc()
 	if h != a.Hash() {
-		return fmt.Errorf("keystore: %w: %v key asked to sign with hash %v", ErrUnsupportedAlgorithm, a, h)
+		return fmt.Errorf("%w: %v key asked to sign with hash %v", ErrUnsupportedAlgorithm, a, h)
 	}
 	if a == PS256 {
 		pss, ok := opts.(*rsa.PSSOptions)
 		if !ok {
-			return fmt.Errorf("keystore: %w: PS256 key asked to sign without *rsa.PSSOptions (PKCS#1 v1.5 is refused)", ErrUnsupportedAlgorithm)
+			return fmt.Errorf("%w: PS256 key asked to sign without *rsa.PSSOptions (PKCS#1 v1.5 is refused)", ErrUnsupportedAlgorithm)
 		}
 		if pss.SaltLength != rsa.PSSSaltLengthEqualsHash && pss.SaltLength != rsa.PSSSaltLengthAuto && pss.SaltLength != h.Size() {
-			return fmt.Errorf("keystore: %w: PS256 salt length %d (want the hash length)", ErrUnsupportedAlgorithm, pss.SaltLength)
+			return fmt.Errorf("%w: PS256 salt length %d (want the hash length)", ErrUnsupportedAlgorithm, pss.SaltLength)
 		}
 	}
 	if h != 0 && len(digest) != h.Size() {
-		return fmt.Errorf("keystore: %w: %v digest of %d bytes, want %d", ErrUnsupportedAlgorithm, a, len(digest), h.Size())
+		return fmt.Errorf("%w: %v digest of %d bytes, want %d", ErrUnsupportedAlgorithm, a, len(digest), h.Size())
 	}
 	return nil
 }

@@ -23,6 +23,14 @@
 // (so that the last Close finalizes the module) before the next test makes
 // its tokens.
 //
+// # Fault injection
+//
+// [NewFaulty] compiles a PKCS#11 module that passes every call through to
+// SoftHSM2 but can refuse logins or report the token removed, and counts
+// the C_Login calls: open a store on it (set the Token's Module to
+// [Faulty.Module]) to test what a store does when a real token misbehaves.
+// It needs gcc.
+//
 // # Missing tools
 //
 // Without the SoftHSM2 module or softhsm2-util, [New] fails the test with

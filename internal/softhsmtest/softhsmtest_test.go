@@ -38,3 +38,27 @@ func TestNew(t *testing.T) {
 		t.Fatalf("URI() = %q", a.URI())
 	}
 }
+
+func TestFaulty(t *testing.T) {
+	f := NewFaulty(t)
+	tok := New(t)
+	tok.Module = f.Module // pkcs11-tool through the faulty module
+	if f.Logins(t) != nil {
+		t.Fatal("logins before any call")
+	}
+	tok.Tool(t, true, "--list-objects")
+	f.RefuseLogin(t, 0xa0) // CKR_PIN_INCORRECT
+	if out, err := tok.TryTool(t, true, "--list-objects"); err == nil {
+		t.Fatalf("login refused by the module, but pkcs11-tool succeeded:\n%s", out)
+	}
+	f.RefuseLogin(t, 0)
+	f.Remove(t, true)
+	if out, err := tok.TryTool(t, false, "--list-objects"); err == nil {
+		t.Fatalf("token removed, but pkcs11-tool succeeded:\n%s", out)
+	}
+	f.Remove(t, false)
+	tok.Tool(t, true, "--list-objects")
+	if got := f.Logins(t); len(got) != 3 || got[0] != 0 || got[1] != 0xa0 || got[2] != 0 {
+		t.Fatalf("logins = %#x, want [0 0xa0 0]", got)
+	}
+}

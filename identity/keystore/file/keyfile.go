@@ -53,20 +53,21 @@ const (
 )
 
 var (
-	oidPBES2           = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}
-	oidPBKDF2          = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}
-	oidHMACWithSHA1    = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 7}
-	oidHMACWithSHA256  = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}
-	oidHMACWithSHA384  = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 10}
-	oidHMACWithSHA512  = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}
-	oidAES128CBC       = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}
-	oidAES192CBC       = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 22}
-	oidAES256CBC       = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
-	oidLocalKeyID      = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 21} // PKCS #9 (RFC 2985 §5.5.2)
-	oidECPublicKey     = encasn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
-	oidEd25519         = encasn1.ObjectIdentifier{1, 3, 101, 112}
-	oidRSAEncryption   = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
-	errWrongCredential = fmt.Errorf("file: %w: wrong passphrase or key-encryption key", keystore.ErrAuth)
+	oidPBES2          = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}
+	oidPBKDF2         = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}
+	oidHMACWithSHA1   = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 7}
+	oidHMACWithSHA256 = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}
+	oidHMACWithSHA384 = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 10}
+	oidHMACWithSHA512 = encasn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}
+	oidAES128CBC      = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}
+	oidAES192CBC      = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 22}
+	oidAES256CBC      = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
+	oidLocalKeyID     = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 21} // PKCS #9 (RFC 2985 §5.5.2)
+	oidECPublicKey    = encasn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
+	oidEd25519        = encasn1.ObjectIdentifier{1, 3, 101, 112}
+	oidRSAEncryption  = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+	// Parse errors carry no "file:" prefix: Get adds it with the label.
+	errWrongCredential = fmt.Errorf("%w: wrong passphrase or key-encryption key", keystore.ErrAuth)
 )
 
 // marshalKeyFile encrypts key under password and returns the PEM key file.
@@ -241,7 +242,7 @@ func parseKeyFile(data, password []byte, maxIter int) (crypto.Signer, error) {
 		return nil, damaged("not a PKCS#8 structure")
 	}
 	if !info.algo.Equal(oidECPublicKey) && !info.algo.Equal(oidEd25519) && !info.algo.Equal(oidRSAEncryption) {
-		return nil, fmt.Errorf("file: %w: key of type %v", keystore.ErrUnsupportedAlgorithm, info.algo)
+		return nil, fmt.Errorf("%w: key of type %v", keystore.ErrUnsupportedAlgorithm, info.algo)
 	}
 	parsed, err := x509.ParsePKCS8PrivateKey(body)
 	if err != nil {
@@ -249,7 +250,7 @@ func parseKeyFile(data, password []byte, maxIter int) (crypto.Signer, error) {
 	}
 	signer, ok := parsed.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("file: %w: key of type %T", keystore.ErrUnsupportedAlgorithm, parsed)
+		return nil, fmt.Errorf("%w: key of type %T", keystore.ErrUnsupportedAlgorithm, parsed)
 	}
 	if _, err := keystore.AlgorithmOf(signer.Public()); err != nil {
 		wipe(signer)

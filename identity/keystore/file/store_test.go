@@ -234,6 +234,7 @@ func TestWrongCredential(t *testing.T) {
 			if !errors.Is(err, keystore.ErrAuth) || errors.Is(err, ErrCorrupt) {
 				t.Errorf("Get(%q) with the wrong credential: err = %v, want ErrAuth only", l, err)
 			}
+			keystoretest.CheckErrorMessage(t, err)
 		}
 	}
 }

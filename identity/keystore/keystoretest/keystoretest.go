@@ -356,6 +356,11 @@ func Run(t *testing.T, newStorage func(t *testing.T) Opener, cfg Config) {
 		}
 	})
 
+	t.Run("ErrorMessages", func(t *testing.T) {
+		s, _ := open(t)
+		errorCases(t, s, claimed)
+	})
+
 	t.Run("UseAfterClose", func(t *testing.T) {
 		s, _ := open(t)
 		k, err := s.Create(ctx, keystore.CreateRequest{Label: "closing", Algorithm: claimed[0]})
@@ -384,6 +389,105 @@ func Run(t *testing.T, newStorage func(t *testing.T) Opener, cfg Config) {
 			t.Errorf("Sign after Close: err = %v, want ErrClosed", err)
 		}
 	})
+}
+
+// errorCases provokes the errors every store returns and checks their
+// messages with [CheckErrorMessage].
+func errorCases(t *testing.T, s keystore.Store, claimed []keystore.Algorithm) {
+	ctx := context.Background()
+	var errs []error
+	note := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	k, err := s.Create(ctx, keystore.CreateRequest{Label: "msg", Algorithm: claimed[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Create(ctx, keystore.CreateRequest{Label: "msg", Algorithm: claimed[0]})
+	note(err)
+	_, err = s.Create(ctx, keystore.CreateRequest{Label: "odd", Algorithm: -1})
+	note(err)
+	for _, alg := range keystore.Algorithms() {
+		if !slices.Contains(claimed, alg) {
+			_, err = s.Create(ctx, keystore.CreateRequest{Label: "unclaimed", Algorithm: alg})
+			note(err)
+		}
+	}
+	for _, label := range []string{"a b", ""} {
+		_, err = s.Create(ctx, keystore.CreateRequest{Label: label})
+		note(err)
+		_, err = s.Get(ctx, label)
+		note(err)
+		note(s.Delete(ctx, label))
+	}
+	_, err = s.Get(ctx, "missing")
+	note(err)
+	note(s.Delete(ctx, "missing"))
+	_, err = k.Sign(rand.Reader, []byte("not a digest"), k.Algorithm().SignerOpts())
+	note(err)
+	note(s.Delete(ctx, "msg"))
+	_, err = sign(k, []byte("deleted"))
+	note(err)
+	note(s.Close())
+	_, err = s.Get(ctx, "msg")
+	note(err)
+	_, err = s.List(ctx)
+	note(err)
+	_, err = sign(k, []byte("closed"))
+	note(err)
+	if len(errs) < 10 {
+		t.Fatalf("only %d errors provoked: %v", len(errs), errs)
+	}
+	for _, err := range errs {
+		CheckErrorMessage(t, err)
+	}
+}
+
+// modulePackages are the prefixes of ztm's packages' error messages.
+var modulePackages = []string{"keystore", "pkcs11", "tpm", "file", "mem", "ztm", "est", "ca", "enroll", "attest", "manifest", "identity"}
+
+// CheckErrorMessage reports a test error if err's message carries one
+// package prefix more than once, as in "keystore: keystore: unsupported
+// algorithm": each layer that wraps an error adds its context, not the
+// prefix the wrapped error already has. The prefixes checked are those of
+// ztm's packages ("keystore: ", "pkcs11: "…) and the message's own first
+// one (a third-party backend's).
+func CheckErrorMessage(tb testing.TB, err error) {
+	tb.Helper()
+	if err == nil {
+		return
+	}
+	msg := err.Error()
+	segs := strings.Split(msg, ": ")
+	own := ""
+	if len(segs) > 1 && isWord(segs[0]) {
+		own = segs[0]
+	}
+	seen := map[string]bool{}
+	for _, seg := range segs {
+		seg = strings.TrimSpace(seg)
+		if seg != own && !slices.Contains(modulePackages, seg) {
+			continue
+		}
+		if seen[seg] {
+			tb.Errorf("error message carries the prefix %q twice: %s", seg+":", msg)
+			return
+		}
+		seen[seg] = true
+	}
+}
+
+// isWord reports whether s is a package-name-like word: a lowercase letter
+// and then lowercase letters and digits.
+func isWord(s string) bool {
+	for i, c := range s {
+		if !('a' <= c && c <= 'z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // BadLabels returns labels every store must refuse with

@@ -2,6 +2,7 @@ package keystoretest_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
@@ -80,3 +81,33 @@ func TestKitCatchesBrokenStores(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckErrorMessage(t *testing.T) {
+	for _, tc := range []struct {
+		msg string
+		bad bool
+	}{
+		{"keystore: key not found", false},
+		{"pkcs11: keystore: key not found: \"k\"", false},
+		{"file: key \"k\": keystore: authentication failed", false},
+		{"keystore: keystore: unsupported algorithm", true},
+		{"file: key \"k\": file: keystore: authentication failed", true},
+		{"vault: key \"k\": vault: sealed", true},
+		{"vault: key \"k\": read: connection reset", false},
+	} {
+		rec := &recorder{TB: t}
+		keystoretest.CheckErrorMessage(rec, errors.New(tc.msg))
+		if rec.failed != tc.bad {
+			t.Errorf("CheckErrorMessage(%q) failed = %v, want %v", tc.msg, rec.failed, tc.bad)
+		}
+	}
+}
+
+// recorder is a testing.TB that records Errorf instead of failing.
+type recorder struct {
+	testing.TB
+	failed bool
+}
+
+func (r *recorder) Errorf(string, ...any) { r.failed = true }
+func (r *recorder) Helper()               {}

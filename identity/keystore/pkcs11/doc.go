@@ -18,9 +18,11 @@
 //
 //   - URIs: the RFC 7512 attributes this package reads
 //   - Keys: what Create puts on the token
+//   - Key injection
 //   - Errors
 //   - Concurrency and the process-wide module
 //   - Security notes
+//   - Builds without cgo
 //   - Why github.com/miekg/pkcs11
 //
 // # URIs
@@ -36,7 +38,8 @@
 //	| manufacturer  | path  | token manufacturer id                                     |
 //	| model         | path  | token model                                               |
 //	| slot-id       | path  | slot number, decimal (SoftHSM renumbers: prefer token=)   |
-//	| object        | path  | a key label, carried in [Config.Object]; optional         |
+//	| object        | path  | a key's CKA_LABEL, any UTF-8 ([Config.Object]); optional  |
+//	| id            | path  | a key's CKA_ID, percent-encoded bytes ([Config.ID])       |
 //	| type          | path  | "private" only; optional                                  |
 //	| x-…           | both  | vendor attributes: ignored (RFC 7512 §2.3)                |
 //	| module-path   | query | the module's file name; required                          |
@@ -46,7 +49,7 @@
 //
 // At least one of token, serial, manufacturer, model and slot-id is
 // required, and exactly one initialized token must match all of them.
-// Values are percent-decoded; each attribute may appear once. The id,
+// Values are percent-decoded; each attribute may appear once. The
 // library-* and slot-manufacturer/-description attributes and module-name
 // are refused with a reason, as are unknown attributes. Every refusal is a
 // [*keystore.URIError] whose Part names the attribute at fault.
@@ -54,12 +57,19 @@
 // # Keys
 //
 // [Store.Create] generates a key pair in the token with C_GenerateKeyPair:
-// both objects get CKA_LABEL = the label and one random 16-byte CKA_ID;
-// the private key is CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE and CKA_SIGN
-// true and CKA_EXTRACTABLE false. With [keystore.CreateRequest.Exportable]
-// it is CKA_EXTRACTABLE true and still CKA_SENSITIVE: it may then leave the
-// token only wrapped under another key (C_WrapKey), which is what sealed
-// key injection needs, and never in clear.
+// both objects get CKA_LABEL = the label and one random 16-byte CKA_ID.
+// Each key gets the least rights a signing key needs, whatever the token's
+// defaults: the private key is CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE and
+// CKA_SIGN true, and CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE and
+// CKA_SIGN_RECOVER false; the public key is CKA_VERIFY true and
+// CKA_ENCRYPT, CKA_WRAP, CKA_DERIVE and CKA_VERIFY_RECOVER false
+// (pkcs11-tool --list-objects shows "Usage: sign" and "Usage: verify").
+// The private key is CKA_EXTRACTABLE false, and with
+// [keystore.CreateRequest.Exportable] CKA_EXTRACTABLE true and still
+// CKA_SENSITIVE; either way it is CKA_WRAP_WITH_TRUSTED, so it can leave
+// the token only wrapped under a key the security officer marked
+// CKA_TRUSTED, never under a key someone with the user PIN made (and whose
+// value they could read). That is what sealed key injection uses.
 //
 //	| algorithm | key generation                    | signature                                      |
 //	|-----------|-----------------------------------|------------------------------------------------|
@@ -73,8 +83,13 @@
 // with [keystore.ErrUnsupportedAlgorithm]. SoftHSM 2.6 offers all four.
 //
 // [Store.Get] also uses keys that other tools made, such as
-// pkcs11-tool --keypairgen: the private key is found by label and its
-// public key by CKA_ID. [Store.Delete] destroys the private key and then
+// pkcs11-tool --keypairgen: the private key is found by label, or by an
+// RFC 7512 URI with object (any label: "pkcs11:object=station%20key"),
+// id ("pkcs11:id=%01%02") or both, and its public key by CKA_ID. The URI
+// may be the store's own with the key's attributes, so that one URI names
+// a station's token and key. [Store.List] names each key so that Get
+// reopens it: by its label when that is a valid ztm label used by no
+// other key, and otherwise by a URI with its label and id. [Store.Delete] destroys the private key and then
 // its public key objects. If a step of Create fails after generation, the
 // objects made are destroyed: no half keys.
 //
@@ -85,6 +100,20 @@
 // moment may both succeed; Get then reports the label as ambiguous. Give
 // each process its own labels.
 //
+// # Key injection
+//
+// A key made with [keystore.CreateRequest.Exportable] is exported only for
+// sealed key injection (ztm.StationConfig.Exporter), by an [Exporter]: the
+// token wraps it (C_WrapKey, CKM_AES_KEY_WRAP_PAD) under a wrapping key
+// that the security officer installed once with [InstallWrappingKey]
+// (CKA_TRUSTED, wrap only, not modifiable or copyable), and the exporter
+// unwraps it with that key's value, which the injection service keeps; the
+// station then seals it to the device with HPKE and destroys the token's
+// copy. The user PIN alone exports nothing: keys are CKA_WRAP_WITH_TRUSTED,
+// and the trusted key cannot unwrap or decrypt. SoftHSM 2.6 wraps EC and
+// RSA private keys but no Ed25519 ones: their export fails with
+// [ErrNotExportable].
+//
 // # Errors
 //
 // A module that is missing or cannot be loaded gives a [*ModuleError] with
@@ -92,6 +121,16 @@
 // refused PIN (CKR_PIN_INCORRECT and the other PIN codes), an error
 // wrapping [keystore.ErrAuth]. Failed PKCS#11 calls are [*Error] values
 // carrying the CK_RV, which also wrap github.com/miekg/pkcs11's Error.
+// A refused PIN is never tried again on the store's own initiative: when
+// the module drops the login (a token pulled and put back, a token reset)
+// the store logs in again once with its PIN, and if the token refuses it
+// (the PIN was changed, or a spare token has the same label), every
+// operation fails with that refusal, without another C_Login, until
+// [Store.Login] or a newly opened store supplies a PIN. A real HSM locks
+// the user PIN after a few wrong tries, and only the SO PIN unlocks it. A
+// refused login is [keystore.ErrAuth], never [keystore.ErrNotFound]: the
+// keys a logged-out process cannot see are not taken for deleted.
+//
 // A key deleted (by this process, or by another when the module reports
 // its handle invalid) signs with an error wrapping [keystore.ErrNotFound];
 // a key of a closed store, with [keystore.ErrClosed].
@@ -139,6 +178,14 @@
 //   - Close logs out of the token once no store of the process uses it.
 //   - The rand argument of Sign is ignored: the token uses its own RNG.
 //     [Config.Rand] is used only for the CKA_ID.
+//
+// # Builds without cgo
+//
+// A PKCS#11 module is a C shared library, loaded with cgo. A program built
+// with CGO_ENABLED=0 (a jig cross-compiled for another architecture, say)
+// still compiles with this package imported: [Open], and keystore.Open for
+// "pkcs11:" URIs, then check their configuration and fail with
+// [ErrCgoRequired].
 //
 // # Why github.com/miekg/pkcs11
 //

@@ -3,12 +3,27 @@ package pkcs11
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	p11 "github.com/miekg/pkcs11"
 
 	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/internal/errfmt"
 )
+
+// ErrCgoRequired is returned by [Open], and so by keystore.Open for
+// "pkcs11:" URIs, in a program built without cgo (CGO_ENABLED=0): a
+// PKCS#11 module is a C shared library, which only a cgo build can load.
+var ErrCgoRequired = errors.New("pkcs11: this program was built without cgo (CGO_ENABLED=0), and a PKCS#11 module is a C library only a cgo build can load: rebuild with CGO_ENABLED=1 and a C compiler")
+
+// ErrNotExportable is returned by [Exporter.ExportKey] for a key it
+// cannot export: a key of another token, or one made without
+// [keystore.CreateRequest.Exportable] (CKR_KEY_UNEXTRACTABLE).
+var ErrNotExportable = errors.New("pkcs11: key is not exportable")
+
+// ErrNoWrappingKey is returned by [Exporter.ExportKey] when the token has
+// no trusted wrapping key with the configured label (see
+// [InstallWrappingKey]).
+var ErrNoWrappingKey = errors.New("pkcs11: no trusted wrapping key")
 
 // ErrTokenNotFound is returned by [Open] when no token, or more than one,
 // matches the configured selectors.
@@ -27,7 +42,7 @@ func (e *ModuleError) Error() string {
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}
-	return msg
+	return onePrefix(msg)
 }
 
 // Unwrap returns the underlying error.
@@ -44,14 +59,16 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	name := strings.TrimPrefix(p11.Error(e.Code).Error(), "pkcs11: ")
-	return fmt.Sprintf("pkcs11: %s: %s", e.Op, name)
+	return fmt.Sprintf("pkcs11: %s: %s", e.Op, codeName(e.Code))
 }
 
 // Unwrap returns the miekg/pkcs11 Error for Code, and the sentinel Code
 // means, if any.
 func (e *Error) Unwrap() []error {
-	errs := []error{p11.Error(e.Code)}
+	var errs []error
+	if c := codeError(e.Code); c != nil {
+		errs = append(errs, c)
+	}
 	switch e.Code {
 	case p11.CKR_PIN_INCORRECT, p11.CKR_PIN_INVALID, p11.CKR_PIN_LEN_RANGE, p11.CKR_PIN_LOCKED, p11.CKR_PIN_EXPIRED:
 		errs = append(errs, keystore.ErrAuth)
@@ -61,46 +78,15 @@ func (e *Error) Unwrap() []error {
 	return errs
 }
 
-// wrap turns an error from a miekg/pkcs11 call into an [*Error].
-func wrap(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var code p11.Error
-	if errors.As(err, &code) {
-		return &Error{Op: op, Code: uint(code)}
-	}
-	return fmt.Errorf("pkcs11: %s: %w", op, err)
-}
+// prefix starts every error message of the package, once.
+const prefix = "pkcs11: "
 
-// rv returns the CK_RV of err, or 0 when err is not a PKCS#11 failure.
-func rv(err error) uint {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	var code p11.Error
-	if errors.As(err, &code) {
-		return uint(code)
-	}
-	return 0
-}
+// onePrefix removes from msg the package prefix of the errors it wraps,
+// leaving the leading one.
+func onePrefix(msg string) string { return errfmt.OnePrefix(prefix, msg) }
 
-// sessionLost reports whether err means that the session can no longer be
-// used, so that it is discarded and the operation retried on a new one.
-func sessionLost(err error) bool {
-	switch rv(err) {
-	case p11.CKR_SESSION_HANDLE_INVALID, p11.CKR_SESSION_CLOSED, p11.CKR_USER_NOT_LOGGED_IN:
-		return true
-	}
-	return false
-}
-
-// handleInvalid reports whether err says an object handle names no object.
-func handleInvalid(err error) bool {
-	switch rv(err) {
-	case p11.CKR_KEY_HANDLE_INVALID, p11.CKR_OBJECT_HANDLE_INVALID:
-		return true
-	}
-	return false
-}
+// errorf is fmt.Errorf for the package's messages: it keeps the "pkcs11:"
+// prefix once, removing the prefixes of the package's errors it wraps
+// ("pkcs11: key \"k\": C_Sign: …", not "pkcs11: key \"k\": pkcs11:
+// C_Sign: …"); errors.Is and errors.As still see every wrapped error.
+func errorf(format string, args ...any) error { return errfmt.Errorf(prefix, format, args...) }

@@ -1,7 +1,10 @@
+//go:build cgo
+
 package pkcs11_test
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -62,4 +65,93 @@ func ExampleParseURI_error() {
 	// Output:
 	// wrong part: token
 	// keystore: invalid URI "pkcs11:token=line1;token=line2?module-path=/usr/lib/softhsm/libsofthsm2.so": token: appears more than once
+}
+
+// A station's token, after the PIN was changed on it: the store tried the
+// old PIN once, and fails with keystore.ErrAuth, without trying again
+// (which would lock a real HSM's PIN), until the new PIN is given. (It
+// needs the token, so it is compiled but not run here; TestStalePINOneLogin
+// runs the same steps through a fault-injecting module.)
+func ExampleStore_Login() {
+	ctx := context.Background()
+	store, err := pkcs11.Open(ctx, pkcs11.Config{ModulePath: "/usr/lib/softhsm/libsofthsm2.so",
+		TokenLabel: "line1", PINSource: "file:/etc/ztm/line1.pin"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	key, err := store.Get(ctx, "station")
+	if errors.Is(err, keystore.ErrAuth) {
+		// An operator rotated the PIN: log in with the new one.
+		if err := store.Login(ctx, "new PIN from the operator"); err != nil {
+			log.Fatal(err)
+		}
+		key, err = store.Get(ctx, "station")
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(key.Label())
+}
+
+// Keys made by other tools, with any label or only an id, are named by
+// RFC 7512 URI; List names each key so that Get reopens it. (Compiled, not
+// run: TestInteropRFC7512Keys runs it on keys pkcs11-tool made.)
+func ExampleStore_Get_uri() {
+	ctx := context.Background()
+	uri := "pkcs11:token=line1;object=station%20key;id=%01" +
+		"?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/ztm/line1.pin"
+	store, err := keystore.Open(ctx, uri)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	key, err := store.Get(ctx, uri) // the store's URI also names its key
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(key.Label()) // pkcs11:object=station%20key;id=%01
+	names, err := store.List(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, name := range names {
+		if _, err := store.Get(ctx, name); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+// Setting up a token for key injection: once, the security officer
+// installs the trusted wrapping key; then a station creates exportable
+// keys and exports them, sealed to each device, through an Exporter.
+// (Compiled, not run: TestStationInjectsFromToken runs it on SoftHSM2.)
+func ExampleExporter() {
+	ctx := context.Background()
+	cfg := pkcs11.Config{ModulePath: "/usr/lib/softhsm/libsofthsm2.so", TokenLabel: "line1",
+		PINSource: "file:/etc/ztm/line1.pin"}
+	kek := make([]byte, 32) // kept by the injection service, as the PIN is
+	if _, err := rand.Read(kek); err != nil {
+		log.Fatal(err)
+	}
+	if err := pkcs11.InstallWrappingKey(ctx, cfg, "SO PIN", "ztm-export", kek); err != nil {
+		log.Fatal(err)
+	}
+
+	store, err := pkcs11.Open(ctx, cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	exporter := &pkcs11.Exporter{Store: store, WrappingKey: "ztm-export", KEK: kek}
+	// Given to a station as ztm.StationConfig{Store: store, Exporter: exporter, …}.
+	key, err := store.Create(ctx, keystore.CreateRequest{Label: "device-1", Exportable: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	priv, err := exporter.ExportKey(ctx, key)
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = priv // sealed at once with ztm.SealKey, then the token's copy is deleted
 }

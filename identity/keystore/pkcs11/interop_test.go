@@ -1,3 +1,5 @@
+//go:build cgo
+
 package pkcs11_test
 
 import (
@@ -93,7 +95,9 @@ func (r *raw) flags(t *testing.T, label string) map[string]bool {
 		t.Fatalf("%d private keys labelled %q, want 1", len(hs), label)
 	}
 	names := map[uint]string{p11.CKA_EXTRACTABLE: "extractable", p11.CKA_SENSITIVE: "sensitive", p11.CKA_TOKEN: "token",
-		p11.CKA_PRIVATE: "private", p11.CKA_NEVER_EXTRACTABLE: "never-extractable", p11.CKA_ALWAYS_SENSITIVE: "always-sensitive", p11.CKA_SIGN: "sign"}
+		p11.CKA_PRIVATE: "private", p11.CKA_NEVER_EXTRACTABLE: "never-extractable", p11.CKA_ALWAYS_SENSITIVE: "always-sensitive", p11.CKA_SIGN: "sign",
+		p11.CKA_DECRYPT: "decrypt", p11.CKA_UNWRAP: "unwrap", p11.CKA_DERIVE: "derive", p11.CKA_SIGN_RECOVER: "sign-recover",
+		p11.CKA_WRAP_WITH_TRUSTED: "wrap-with-trusted"}
 	var tmpl []*p11.Attribute
 	for typ := range names {
 		tmpl = append(tmpl, p11.NewAttribute(typ, nil))
@@ -107,7 +111,11 @@ func (r *raw) flags(t *testing.T, label string) map[string]bool {
 		out[names[a.Type]] = len(a.Value) == 1 && a.Value[0] == 1
 	}
 	// The private value itself must not be readable.
-	if _, err := r.ctx.GetAttributeValue(r.sh, hs[0], []*p11.Attribute{p11.NewAttribute(p11.CKA_VALUE, nil)}); !errors.Is(err, p11.Error(p11.CKR_ATTRIBUTE_SENSITIVE)) {
+	secret := uint(p11.CKA_VALUE)
+	if _, err := r.ctx.GetAttributeValue(r.sh, hs[0], []*p11.Attribute{p11.NewAttribute(p11.CKA_MODULUS, nil)}); err == nil {
+		secret = p11.CKA_PRIVATE_EXPONENT // an RSA key
+	}
+	if _, err := r.ctx.GetAttributeValue(r.sh, hs[0], []*p11.Attribute{p11.NewAttribute(secret, nil)}); !errors.Is(err, p11.Error(p11.CKR_ATTRIBUTE_SENSITIVE)) {
 		t.Errorf("reading CKA_VALUE of %q: err = %v, want CKR_ATTRIBUTE_SENSITIVE", label, err)
 	}
 	return out

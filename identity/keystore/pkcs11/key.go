@@ -1,10 +1,10 @@
+//go:build cgo
+
 package pkcs11
 
 import (
 	"context"
 	"crypto"
-	"errors"
-	"fmt"
 	"io"
 	"slices"
 
@@ -78,7 +78,7 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 func (k *Key) sign(digest []byte) ([]byte, error) {
 	s, o := k.store, k.obj
 	if o.gone.Load() {
-		return nil, fmt.Errorf("pkcs11: %w: key %q was deleted", keystore.ErrNotFound, k.label)
+		return nil, errorf("pkcs11: %w: key %q was deleted", keystore.ErrNotFound, k.label)
 	}
 	at := o.at.Load()
 	if at.epoch != s.tok.epoch.Load() {
@@ -102,10 +102,12 @@ func (k *Key) sign(digest []byte) ([]byte, error) {
 			return raw, nil
 		}
 		if !handleInvalid(err) || attempt > 0 {
-			return nil, fmt.Errorf("pkcs11: key %q: %w", k.label, err)
+			return nil, errorf("pkcs11: key %q: %w", k.label, err)
 		}
 		if _, lerr := s.tok.ensureLogin(); lerr != nil {
-			return nil, errors.Join(err, lerr)
+			// The login failed: its error alone, so that a refused PIN
+			// (ErrAuth) does not also look like a deleted key.
+			return nil, errorf("pkcs11: key %q: %w (after %v)", k.label, lerr, err)
 		}
 		if at, err = s.locate(o); err != nil {
 			return nil, err

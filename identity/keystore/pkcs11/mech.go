@@ -1,3 +1,5 @@
+//go:build cgo
+
 package pkcs11
 
 import (
@@ -101,13 +103,24 @@ func signMechanism(a keystore.Algorithm) []*p11.Mechanism {
 	return []*p11.Mechanism{p11.NewMechanism(p11.CKM_ECDSA, nil)}
 }
 
-// templates returns the public and private key templates for req.
+// templates returns the public and private key templates for req. Keys
+// get the least rights a signing key needs, whatever the token's
+// defaults: the private key signs and does nothing else (no decrypt,
+// unwrap, derive or sign-recover), the public key verifies and does
+// nothing else. The private key is sensitive, and only wrappable under a
+// key the SO marked trusted (CKA_WRAP_WITH_TRUSTED), so that even an
+// exportable key cannot be wrapped under a key a user PIN holder made and
+// read in clear.
 func templates(req keystore.CreateRequest, id []byte) (pub, priv []*p11.Attribute) {
 	pub = []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
 		p11.NewAttribute(p11.CKA_TOKEN, true),
 		p11.NewAttribute(p11.CKA_PRIVATE, false),
 		p11.NewAttribute(p11.CKA_VERIFY, true),
+		p11.NewAttribute(p11.CKA_VERIFY_RECOVER, false),
+		p11.NewAttribute(p11.CKA_ENCRYPT, false),
+		p11.NewAttribute(p11.CKA_WRAP, false),
+		p11.NewAttribute(p11.CKA_DERIVE, false),
 		p11.NewAttribute(p11.CKA_LABEL, req.Label),
 		p11.NewAttribute(p11.CKA_ID, id),
 	}
@@ -117,7 +130,12 @@ func templates(req keystore.CreateRequest, id []byte) (pub, priv []*p11.Attribut
 		p11.NewAttribute(p11.CKA_PRIVATE, true),
 		p11.NewAttribute(p11.CKA_SENSITIVE, true),
 		p11.NewAttribute(p11.CKA_EXTRACTABLE, req.Exportable),
+		p11.NewAttribute(p11.CKA_WRAP_WITH_TRUSTED, true),
 		p11.NewAttribute(p11.CKA_SIGN, true),
+		p11.NewAttribute(p11.CKA_SIGN_RECOVER, false),
+		p11.NewAttribute(p11.CKA_DECRYPT, false),
+		p11.NewAttribute(p11.CKA_UNWRAP, false),
+		p11.NewAttribute(p11.CKA_DERIVE, false),
 		p11.NewAttribute(p11.CKA_LABEL, req.Label),
 		p11.NewAttribute(p11.CKA_ID, id),
 	}
@@ -128,21 +146,16 @@ func templates(req keystore.CreateRequest, id []byte) (pub, priv []*p11.Attribut
 			params = oidP384
 		}
 		pub = append(pub, p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC), p11.NewAttribute(p11.CKA_EC_PARAMS, params))
-		priv = append(priv, p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC), p11.NewAttribute(p11.CKA_DERIVE, false))
+		priv = append(priv, p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC))
 	case keystore.EdDSA:
 		pub = append(pub, p11.NewAttribute(p11.CKA_KEY_TYPE, ckkECEdwards), p11.NewAttribute(p11.CKA_EC_PARAMS, oidEd25519))
-		priv = append(priv, p11.NewAttribute(p11.CKA_KEY_TYPE, ckkECEdwards), p11.NewAttribute(p11.CKA_DERIVE, false))
+		priv = append(priv, p11.NewAttribute(p11.CKA_KEY_TYPE, ckkECEdwards))
 	case keystore.PS256:
 		pub = append(pub,
 			p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_RSA),
 			p11.NewAttribute(p11.CKA_MODULUS_BITS, keystore.RSABits),
-			p11.NewAttribute(p11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}),
-			p11.NewAttribute(p11.CKA_ENCRYPT, false),
-			p11.NewAttribute(p11.CKA_WRAP, false))
-		priv = append(priv,
-			p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_RSA),
-			p11.NewAttribute(p11.CKA_DECRYPT, false),
-			p11.NewAttribute(p11.CKA_UNWRAP, false))
+			p11.NewAttribute(p11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}))
+		priv = append(priv, p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_RSA))
 	}
 	return pub, priv
 }

@@ -1,10 +1,11 @@
+//go:build cgo
+
 package pkcs11
 
 import (
 	"context"
 	"crypto/subtle"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -53,6 +54,13 @@ type token struct {
 	// the module drops the login, and to check the PIN of later stores.
 	pin      string
 	loggedIn bool
+	// refused is the error of the last C_Login the token refused
+	// (CKR_PIN_INCORRECT, CKR_PIN_LOCKED…), nil after a login succeeds.
+	// While it is set the cached PIN is not tried again: each retry
+	// with a stale PIN brings a real token closer to locking it, and
+	// unlocking needs the SO PIN. Only [Store.Login] and a new store
+	// with a PIN try again. Guarded by loginMu.
+	refused error
 	// session is held open so that the login lasts while stores come and
 	// go (PKCS#11 logs out when a process closes its last session).
 	session p11.SessionHandle
@@ -189,10 +197,10 @@ func (m *module) findSlot(cfg *Config) (uint, p11.TokenInfo, error) {
 	case 1:
 		return found[0], infos[0], nil
 	case 0:
-		return 0, p11.TokenInfo{}, fmt.Errorf("%w: no initialized token in %s matches %s (a module that was already initialized in this process may not see tokens created since by another process, such as softhsm2-util, until every store on it is closed)",
+		return 0, p11.TokenInfo{}, errorf("%w: no initialized token in %s matches %s (a module that was already initialized in this process may not see tokens created since by another process, such as softhsm2-util, until every store on it is closed)",
 			ErrTokenNotFound, cfg.ModulePath, selector(cfg))
 	}
-	return 0, p11.TokenInfo{}, fmt.Errorf("%w: %d tokens in %s match %s; add serial= to choose one", ErrTokenNotFound, len(found), cfg.ModulePath, selector(cfg))
+	return 0, p11.TokenInfo{}, errorf("%w: %d tokens in %s match %s; add serial= to choose one", ErrTokenNotFound, len(found), cfg.ModulePath, selector(cfg))
 }
 
 // selector describes the token selectors of cfg, for errors.
@@ -261,7 +269,7 @@ func (t *token) loginLocked(pin string) error {
 		return nil
 	}
 	if pin == "" && t.info.Flags&p11.CKF_PROTECTED_AUTHENTICATION_PATH == 0 {
-		return fmt.Errorf("pkcs11: token %q needs a PIN: give pin-source or pin-value: %w", t.info.Label, keystore.ErrAuth)
+		return errorf("pkcs11: token %q needs a PIN: give pin-source or pin-value: %w", t.info.Label, keystore.ErrAuth)
 	}
 	err := t.mod.ctx.Login(t.session, p11.CKU_USER, pin)
 	switch rv(err) {
@@ -275,46 +283,104 @@ func (t *token) loginLocked(pin string) error {
 	default:
 		err = wrap("C_Login", err)
 		if errors.Is(err, keystore.ErrAuth) {
-			return fmt.Errorf("pkcs11: token %q refused the PIN: %w", t.info.Label, err)
+			t.refused = errorf("pkcs11: token %q refused the PIN: %w", t.info.Label, err)
+			return t.refused
 		}
-		return fmt.Errorf("pkcs11: failed to log in to token %q: %w", t.info.Label, err)
+		return errorf("pkcs11: failed to log in to token %q: %w", t.info.Label, err)
 	}
 	t.pin = pin
 	t.loggedIn = true
+	t.refused = nil
 	return nil
 }
 
-// ensureLogin logs the process in again if the token was logged in and
-// the module dropped the login, replacing the login session if it was
-// closed. It reports whether it had to log in.
-func (t *token) ensureLogin() (bool, error) {
+// needsLogin reports whether the process logged in to the token (and so
+// must stay logged in to see its private objects).
+func (t *token) needsLogin() bool {
 	t.loginMu.Lock()
 	defer t.loginMu.Unlock()
-	if !t.loggedIn {
-		return false, nil
-	}
+	return t.loggedIn
+}
+
+// sessionState returns the state of the login session, replacing the
+// session if it was closed. t.loginMu is held.
+func (t *token) sessionState() (uint, error) {
 	ctx := t.mod.ctx
 	info, err := ctx.GetSessionInfo(t.session)
 	if err != nil {
 		// The login session was closed: open another.
 		sh, err := ctx.OpenSession(t.slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
 		if err != nil {
-			return false, wrap("C_OpenSession", err)
+			return 0, wrap("C_OpenSession", err)
 		}
 		t.session = sh
 		if info, err = ctx.GetSessionInfo(sh); err != nil {
-			return false, wrap("C_GetSessionInfo", err)
+			return 0, wrap("C_GetSessionInfo", err)
 		}
 	}
-	switch info.State {
-	case p11.CKS_RO_USER_FUNCTIONS, p11.CKS_RW_USER_FUNCTIONS:
+	return info.State, nil
+}
+
+// userState reports whether a session state is logged in as the user.
+func userState(state uint) bool {
+	return state == p11.CKS_RO_USER_FUNCTIONS || state == p11.CKS_RW_USER_FUNCTIONS
+}
+
+// ensureLogin logs the process in again if the token was logged in and
+// the module dropped the login, replacing the login session if it was
+// closed. It reports whether it had to log in. After the token refused
+// the PIN it makes no attempt: it returns the refusal, which wraps
+// [keystore.ErrAuth] and the [*Error] with the token's CK_RV.
+func (t *token) ensureLogin() (bool, error) {
+	t.loginMu.Lock()
+	defer t.loginMu.Unlock()
+	if !t.loggedIn {
 		return false, nil
+	}
+	state, err := t.sessionState()
+	if err != nil {
+		return false, err
+	}
+	if userState(state) {
+		return false, nil
+	}
+	if t.refused != nil {
+		return false, errorf("pkcs11: token %q logged the process out and refused the PIN at the last attempt; not trying it again (reopen the store, or call Store.Login): %w", t.info.Label, t.refused)
 	}
 	if err := t.loginLocked(t.pin); err != nil {
 		return false, err
 	}
 	t.epoch.Add(1)
 	return true, nil
+}
+
+// relogin is an explicit login with pin ([Store.Login], or a new store
+// on a token whose PIN was refused): one C_Login at most, made only when
+// the process is not logged in. When it is, pin must be the PIN of the
+// login.
+func (t *token) relogin(pin string) error {
+	t.loginMu.Lock()
+	defer t.loginMu.Unlock()
+	return t.reloginLocked(pin)
+}
+
+// reloginLocked is relogin with t.loginMu held.
+func (t *token) reloginLocked(pin string) error {
+	state, err := t.sessionState()
+	if err != nil {
+		return err
+	}
+	if userState(state) && t.loggedIn {
+		if subtle.ConstantTimeCompare([]byte(pin), []byte(t.pin)) != 1 {
+			return errorf("pkcs11: token %q: the PIN differs from the one this process is logged in with: %w", t.info.Label, keystore.ErrAuth)
+		}
+		return nil
+	}
+	if err := t.loginLocked(pin); err != nil {
+		return err
+	}
+	t.epoch.Add(1)
+	return nil
 }
 
 // checkPIN checks the PIN of a second store on a token the process is
@@ -330,8 +396,12 @@ func (t *token) checkPIN(pin string) error {
 		}
 		return t.loginLocked(pin)
 	}
+	if t.refused != nil {
+		// The caller supplies a PIN: one attempt.
+		return t.reloginLocked(pin)
+	}
 	if subtle.ConstantTimeCompare([]byte(pin), []byte(t.pin)) != 1 {
-		return fmt.Errorf("pkcs11: token %q: the PIN differs from the one this process is logged in with: %w", t.info.Label, keystore.ErrAuth)
+		return errorf("pkcs11: token %q: the PIN differs from the one this process is logged in with: %w", t.info.Label, keystore.ErrAuth)
 	}
 	return nil
 }

@@ -1,10 +1,11 @@
+//go:build cgo
+
 package pkcs11
 
 import (
 	"context"
 	"crypto"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"sync"
@@ -57,19 +58,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if cfg.ModulePath == "" {
-		return nil, &keystore.URIError{URI: cfg.String(), Part: "module-path", Reason: "required"}
-	}
-	if !cfg.selects() {
-		return nil, &keystore.URIError{URI: cfg.String(), Part: "token", Reason: "no token selected: give token=, serial= or slot-id="}
-	}
-	if cfg.Object != "" {
-		if err := keystore.ValidateLabel(cfg.Object); err != nil {
-			return nil, &keystore.URIError{URI: cfg.String(), Part: "object", Reason: "not a valid key label", Err: err}
-		}
-	}
-	if cfg.MaxSessions < 0 {
-		return nil, &keystore.URIError{URI: cfg.String(), Part: "max-sessions", Reason: "negative"}
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	if cfg.MaxSessions == 0 {
 		cfg.MaxSessions = DefaultMaxSessions
@@ -138,7 +128,9 @@ func (s *Store) do(ctx context.Context, f func(sh p11.SessionHandle) error) erro
 		// usually lost them all: retry on a new one.
 		s.pool.flush()
 		if _, lerr := s.tok.ensureLogin(); lerr != nil {
-			return errors.Join(err, lerr)
+			// The login is what failed: its error alone (a refused PIN
+			// is ErrAuth, and must not also look like a missing key).
+			return errorf("%w (after %v)", lerr, err)
 		}
 	}
 }
@@ -154,11 +146,37 @@ func (s *Store) loggedIn(ctx context.Context) error {
 	return err
 }
 
+// Login logs the process in to the store's token again, with pin. After
+// the token refuses a PIN (CKR_PIN_INCORRECT, CKR_PIN_LOCKED…: the PIN was
+// changed, or another token with the same label was put in), no store of
+// the process tries the PIN again on its own, since each try brings a real
+// token closer to locking the PIN: every operation fails with an error
+// wrapping [keystore.ErrAuth] and the refusal's [*Error], until Login
+// succeeds or the stores are closed and opened again.
+//
+// Login makes one C_Login, and only when the process is not logged in to
+// the token; when it is, pin must be the PIN of that login. It returns an
+// error wrapping [keystore.ErrAuth] when the token refuses pin, or pin
+// differs from the PIN of the current login. The new PIN is used from then
+// on by every store of the process on the token.
+func (s *Store) Login(ctx context.Context, pin string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	return s.tok.relogin(pin)
+}
+
 // Create generates a key pair inside the token: the private key with
 // CKA_LABEL req.Label, a random 16-byte CKA_ID shared with its public key,
-// CKA_TOKEN, CKA_PRIVATE and CKA_SENSITIVE true, and CKA_EXTRACTABLE false
-// unless req.Exportable (the key then stays sensitive: it can leave the
-// token only wrapped under another key, never in clear).
+// CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE and CKA_WRAP_WITH_TRUSTED true,
+// no right but CKA_SIGN, and CKA_EXTRACTABLE false unless req.Exportable
+// (the key then stays sensitive: it can leave the token only wrapped under
+// a trusted key, never in clear). See "Keys" in the package
+// documentation.
 //
 // The label is searched first, under a lock shared by the process's
 // stores on the token, so that ErrExists is exact within one process;
@@ -169,21 +187,21 @@ func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystor
 		return nil, err
 	}
 	if !req.Algorithm.Valid() {
-		return nil, fmt.Errorf("pkcs11: %w: %v", keystore.ErrUnsupportedAlgorithm, req.Algorithm)
+		return nil, errorf("pkcs11: %w: %v", keystore.ErrUnsupportedAlgorithm, req.Algorithm)
 	}
 	if err := s.begin(); err != nil {
 		return nil, err
 	}
 	defer s.end()
 	if !slices.Contains(s.tok.algs, req.Algorithm) {
-		return nil, fmt.Errorf("pkcs11: %w: token %q has no mechanisms for %v", keystore.ErrUnsupportedAlgorithm, s.tok.info.Label, req.Algorithm)
+		return nil, errorf("pkcs11: %w: token %q has no mechanisms for %v", keystore.ErrUnsupportedAlgorithm, s.tok.info.Label, req.Algorithm)
 	}
 	if err := s.loggedIn(ctx); err != nil {
 		return nil, err
 	}
 	id := make([]byte, 16)
 	if _, err := io.ReadFull(s.cfg.rand(), id); err != nil {
-		return nil, fmt.Errorf("pkcs11: failed to read a random CKA_ID: %w", err)
+		return nil, errorf("pkcs11: failed to read a random CKA_ID: %w", err)
 	}
 
 	s.tok.keyMu.Lock()
@@ -191,7 +209,7 @@ func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystor
 	var k *Key
 	err := s.do(ctx, func(sh p11.SessionHandle) error {
 		for _, class := range []uint{p11.CKO_PRIVATE_KEY, p11.CKO_PUBLIC_KEY} {
-			hs, err := s.find(sh, []*p11.Attribute{
+			hs, err := s.findPrivate(sh, []*p11.Attribute{
 				p11.NewAttribute(p11.CKA_CLASS, class),
 				p11.NewAttribute(p11.CKA_LABEL, req.Label),
 			}, 1)
@@ -199,17 +217,17 @@ func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystor
 				return err
 			}
 			if len(hs) > 0 {
-				return fmt.Errorf("pkcs11: %w: %q", keystore.ErrExists, req.Label)
+				return errorf("pkcs11: %w: %q", keystore.ErrExists, req.Label)
 			}
 		}
 		pub, priv := templates(req, id)
 		pubH, privH, err := s.mod.ctx.GenerateKeyPair(sh, []*p11.Mechanism{p11.NewMechanism(keyGenMechanism(req.Algorithm), nil)}, pub, priv)
 		if err != nil {
-			return fmt.Errorf("pkcs11: failed to generate a %v key: %w", req.Algorithm, wrap("C_GenerateKeyPair", err))
+			return errorf("pkcs11: failed to generate a %v key: %w", req.Algorithm, wrap("C_GenerateKeyPair", err))
 		}
-		k, err = s.load(sh, req.Label, privH, pubH)
+		k, err = s.load(sh, privH, pubH)
 		if err == nil && k.alg != req.Algorithm {
-			err = fmt.Errorf("pkcs11: the token made a %v key when asked for %v", k.alg, req.Algorithm)
+			err = errorf("pkcs11: the token made a %v key when asked for %v", k.alg, req.Algorithm)
 		}
 		if err == nil && s.testOnlyAfterGenerate != nil {
 			err = s.testOnlyAfterGenerate()
@@ -220,7 +238,7 @@ func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystor
 				wrap("C_DestroyObject", s.mod.ctx.DestroyObject(sh, privH)),
 				wrap("C_DestroyObject", s.mod.ctx.DestroyObject(sh, pubH)))
 			if derr != nil {
-				return errors.Join(err, fmt.Errorf("pkcs11: failed to destroy the half-made key %q: %w", req.Label, derr))
+				return errors.Join(err, errorf("pkcs11: failed to destroy the half-made key %q: %w", req.Label, derr))
 			}
 			return err
 		}
@@ -232,40 +250,51 @@ func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystor
 	return k, nil
 }
 
-// Get returns the key whose private key object has CKA_LABEL label. Keys
-// made by other tools work too: the public key is the public key object
-// with the same CKA_ID (or, without an id, the same label), or for RSA the
-// private key's modulus. Errors: [keystore.ErrNotFound] when no private
-// key has the label, [keystore.ErrUnsupportedAlgorithm] for a key ztm does
-// not use (such as RSA-2048 or a curve other than P-256, P-384 and
-// Ed25519), and an error for a label several private keys share.
-func (s *Store) Get(ctx context.Context, label string) (keystore.Key, error) {
-	if err := keystore.ValidateLabel(label); err != nil {
-		return nil, err
-	}
+// Get returns the key that name selects: a label, which selects the
+// private key object with that CKA_LABEL, or a PKCS#11 URI (RFC 7512)
+// with object (any CKA_LABEL, percent-encoded: spaces and UTF-8 too), id
+// (the CKA_ID, percent-encoded bytes) or both, such as
+// "pkcs11:object=station%20key" or "pkcs11:id=%01%02". The URI may be the
+// one the store was opened with: its token attributes must then describe
+// the store's token, and its query attributes are ignored. Keys made by
+// other tools work too: the public key is the public key object with the
+// same CKA_ID (or, without an id, the same label), or for RSA the
+// private key's modulus.
+//
+// The key's Label is its CKA_LABEL when [keystore.ValidateLabel] accepts
+// it, and otherwise a URI that Get accepts (see [Store.List]).
+//
+// Errors: one wrapping [keystore.ErrInvalidLabel] for a name that is
+// neither a valid label nor a "pkcs11:" URI, a [*keystore.URIError] for a
+// URI that names no key or another token, [keystore.ErrNotFound] when no
+// private key matches, [keystore.ErrUnsupportedAlgorithm] for a key ztm
+// does not use (such as RSA-2048 or a curve other than P-256, P-384 and
+// Ed25519), and an error when several private keys match.
+func (s *Store) Get(ctx context.Context, name string) (keystore.Key, error) {
 	if err := s.begin(); err != nil {
 		return nil, err
 	}
 	defer s.end()
+	ref, err := s.resolve(name)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.loggedIn(ctx); err != nil {
 		return nil, err
 	}
 	var k *Key
-	err := s.do(ctx, func(sh p11.SessionHandle) error {
-		hs, err := s.find(sh, []*p11.Attribute{
-			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
-			p11.NewAttribute(p11.CKA_LABEL, label),
-		}, 2)
+	err = s.do(ctx, func(sh p11.SessionHandle) error {
+		hs, err := s.findPrivate(sh, ref.template(), 2)
 		if err != nil {
 			return err
 		}
 		switch len(hs) {
 		case 0:
-			return fmt.Errorf("pkcs11: %w: %q", keystore.ErrNotFound, label)
+			return errorf("pkcs11: %w: %q", keystore.ErrNotFound, name)
 		case 2:
-			return fmt.Errorf("pkcs11: several private keys on token %q have the label %q", s.tok.info.Label, label)
+			return s.errAmbiguous(ref)
 		}
-		k, err = s.load(sh, label, hs[0], 0)
+		k, err = s.load(sh, hs[0], 0)
 		return err
 	})
 	if err != nil {
@@ -274,11 +303,15 @@ func (s *Store) Get(ctx context.Context, label string) (keystore.Key, error) {
 	return k, nil
 }
 
-// List returns the labels of the token's private keys, sorted, leaving
-// out labels that [keystore.ValidateLabel] refuses (keys made by other
-// tools may have any label) and listing a label several keys share once.
-// Keys that Get refuses as unsupported (such as RSA-2048) are listed, so
-// that they can be found and deleted.
+// List returns the names of the token's private keys, sorted, each of
+// which Get and Delete accept: a key's CKA_LABEL when
+// [keystore.ValidateLabel] accepts it and no other private key has it,
+// and otherwise a PKCS#11 URI with its label and CKA_ID, percent-encoded
+// ("pkcs11:object=station%20key;id=%01", "pkcs11:id=%01" for a key with
+// no label). Keys made by other tools may have any label, or none. Only a
+// private key with neither a label nor an id is left out: no URI can
+// name it. Keys that Get refuses as unsupported (such as RSA-2048) are
+// listed, so that they can be found and deleted.
 func (s *Store) List(ctx context.Context) ([]string, error) {
 	if err := s.begin(); err != nil {
 		return nil, err
@@ -287,71 +320,79 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 	if err := s.loggedIn(ctx); err != nil {
 		return nil, err
 	}
-	var labels []string
+	type ident struct{ label, id string }
+	var keys []ident
 	err := s.do(ctx, func(sh p11.SessionHandle) error {
-		labels = labels[:0]
-		hs, err := s.find(sh, []*p11.Attribute{p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY)}, 0)
+		keys = keys[:0]
+		hs, err := s.findPrivate(sh, []*p11.Attribute{p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY)}, 0)
 		if err != nil {
 			return err
 		}
 		for _, h := range hs {
-			attrs, err := s.mod.ctx.GetAttributeValue(sh, h, []*p11.Attribute{p11.NewAttribute(p11.CKA_LABEL, nil)})
+			attrs, err := s.mod.ctx.GetAttributeValue(sh, h, []*p11.Attribute{p11.NewAttribute(p11.CKA_LABEL, nil), p11.NewAttribute(p11.CKA_ID, nil)})
 			if err != nil {
 				if rv(err) == p11.CKR_OBJECT_HANDLE_INVALID {
 					continue // destroyed since the search
 				}
 				return wrap("C_GetAttributeValue", err)
 			}
-			if l := string(attrs[0].Value); keystore.ValidateLabel(l) == nil {
-				labels = append(labels, l)
-			}
+			keys = append(keys, ident{string(attrs[0].Value), string(attrs[1].Value)})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	slices.Sort(labels)
-	return slices.Compact(labels), nil
+	count := map[string]int{}
+	for _, k := range keys {
+		count[k.label]++
+	}
+	var names []string
+	for _, k := range keys {
+		if n := keyName(k.label, []byte(k.id), count[k.label] == 1); n != "" {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
 }
 
-// Delete destroys the private key labelled label and the public key
-// objects with its label and CKA_ID. Keys fetched earlier stop signing
-// with [keystore.ErrNotFound].
-func (s *Store) Delete(ctx context.Context, label string) error {
-	if err := keystore.ValidateLabel(label); err != nil {
-		return err
-	}
+// Delete destroys the private key that name selects (a label or a URI,
+// as for [Store.Get]) and the public key objects with its label and
+// CKA_ID. Keys fetched earlier stop signing with [keystore.ErrNotFound].
+func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := s.begin(); err != nil {
 		return err
 	}
 	defer s.end()
+	ref, err := s.resolve(name)
+	if err != nil {
+		return err
+	}
 	if err := s.loggedIn(ctx); err != nil {
 		return err
 	}
 	s.tok.keyMu.Lock()
 	defer s.tok.keyMu.Unlock()
 	return s.do(ctx, func(sh p11.SessionHandle) error {
-		privs, err := s.find(sh, []*p11.Attribute{
-			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
-			p11.NewAttribute(p11.CKA_LABEL, label),
-		}, 2)
+		privs, err := s.findPrivate(sh, ref.template(), 2)
 		if err != nil {
 			return err
 		}
 		switch len(privs) {
 		case 0:
-			return fmt.Errorf("pkcs11: %w: %q", keystore.ErrNotFound, label)
+			return errorf("pkcs11: %w: %q", keystore.ErrNotFound, name)
 		case 2:
-			return fmt.Errorf("pkcs11: several private keys on token %q have the label %q; not deleting", s.tok.info.Label, label)
+			return errorf("%w; not deleting", s.errAmbiguous(ref))
 		}
-		id, err := s.attr(sh, privs[0], p11.CKA_ID)
+		attrs, err := s.mod.ctx.GetAttributeValue(sh, privs[0], []*p11.Attribute{p11.NewAttribute(p11.CKA_LABEL, nil), p11.NewAttribute(p11.CKA_ID, nil)})
 		if err != nil {
-			return err
+			return wrap("C_GetAttributeValue", err)
 		}
-		pubTmpl := []*p11.Attribute{
-			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
-			p11.NewAttribute(p11.CKA_LABEL, label),
+		label, id := string(attrs[0].Value), attrs[1].Value
+		pubTmpl := []*p11.Attribute{p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY)}
+		if label != "" {
+			pubTmpl = append(pubTmpl, p11.NewAttribute(p11.CKA_LABEL, label))
 		}
 		if len(id) > 0 {
 			pubTmpl = append(pubTmpl, p11.NewAttribute(p11.CKA_ID, id))
@@ -362,12 +403,12 @@ func (s *Store) Delete(ctx context.Context, label string) error {
 		}
 		// The private key first: once it is gone the key cannot sign.
 		if err := s.mod.ctx.DestroyObject(sh, privs[0]); err != nil {
-			return fmt.Errorf("pkcs11: failed to destroy key %q: %w", label, wrap("C_DestroyObject", err))
+			return errorf("pkcs11: failed to destroy key %q: %w", name, wrap("C_DestroyObject", err))
 		}
 		s.tok.forget(label, id)
 		for _, h := range pubs {
 			if err := s.mod.ctx.DestroyObject(sh, h); err != nil && rv(err) != p11.CKR_OBJECT_HANDLE_INVALID {
-				return fmt.Errorf("pkcs11: destroyed the private key %q but not its public key: %w", label, wrap("C_DestroyObject", err))
+				return errorf("pkcs11: destroyed the private key %q but not its public key: %w", name, wrap("C_DestroyObject", err))
 			}
 		}
 		return nil
@@ -396,6 +437,8 @@ func (s *Store) Close() error {
 // [keystore.ErrNotFound] when the object is gone.
 func (s *Store) locate(o *object) (*objectAt, error) {
 	epoch := s.tok.epoch.Load()
+	// A label or id the object lacks is matched as empty: the module
+	// compares attribute values, and an absent label is an empty one.
 	tmpl := []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
 		p11.NewAttribute(p11.CKA_LABEL, o.label),
@@ -404,7 +447,7 @@ func (s *Store) locate(o *object) (*objectAt, error) {
 	var hs []p11.ObjectHandle
 	err := s.do(context.Background(), func(sh p11.SessionHandle) error {
 		var err error
-		hs, err = s.find(sh, tmpl, 2)
+		hs, err = s.findPrivate(sh, tmpl, 2)
 		return err
 	})
 	if err != nil {
@@ -413,9 +456,9 @@ func (s *Store) locate(o *object) (*objectAt, error) {
 	switch len(hs) {
 	case 0:
 		s.tok.forget(o.label, o.id)
-		return nil, fmt.Errorf("pkcs11: %w: key %q was deleted", keystore.ErrNotFound, o.label)
+		return nil, errorf("pkcs11: %w: key %q was deleted", keystore.ErrNotFound, o.label)
 	case 2:
-		return nil, fmt.Errorf("pkcs11: several private keys on token %q have the label %q and the same CKA_ID", s.tok.info.Label, o.label)
+		return nil, errorf("pkcs11: several private keys on token %q have the label %q and the same CKA_ID", s.tok.info.Label, o.label)
 	}
 	at := &objectAt{handle: hs[0], epoch: epoch}
 	o.at.Store(at)
@@ -451,6 +494,26 @@ func (s *Store) find(sh p11.SessionHandle, tmpl []*p11.Attribute, max int) ([]p1
 	return out, nil
 }
 
+// findPrivate is find for a search that may match private objects, which
+// a module hides while the process is logged out: when the session turns
+// out not to be logged in, it fails with CKR_USER_NOT_LOGGED_IN, so that
+// [Store.do] logs in again (or reports why it cannot) and the search is
+// not taken for an answer.
+func (s *Store) findPrivate(sh p11.SessionHandle, tmpl []*p11.Attribute, max int) ([]p11.ObjectHandle, error) {
+	hs, err := s.find(sh, tmpl, max)
+	if err != nil || !s.tok.needsLogin() {
+		return hs, err
+	}
+	info, err := s.mod.ctx.GetSessionInfo(sh)
+	if err != nil {
+		return nil, wrap("C_GetSessionInfo", err)
+	}
+	if !userState(info.State) {
+		return nil, &Error{Op: "C_FindObjects", Code: p11.CKR_USER_NOT_LOGGED_IN}
+	}
+	return hs, nil
+}
+
 // attr returns one attribute of object h.
 func (s *Store) attr(sh p11.SessionHandle, h p11.ObjectHandle, typ uint) ([]byte, error) {
 	attrs, err := s.mod.ctx.GetAttributeValue(sh, h, []*p11.Attribute{p11.NewAttribute(typ, nil)})
@@ -462,33 +525,36 @@ func (s *Store) attr(sh p11.SessionHandle, h p11.ObjectHandle, typ uint) ([]byte
 
 // load builds the key for private key object priv. pub is the public key
 // object if known (0: search by CKA_ID, then label).
-func (s *Store) load(sh p11.SessionHandle, label string, priv, pub p11.ObjectHandle) (*Key, error) {
+func (s *Store) load(sh p11.SessionHandle, priv, pub p11.ObjectHandle) (*Key, error) {
 	epoch := s.tok.epoch.Load()
 	attrs, err := s.mod.ctx.GetAttributeValue(sh, priv, []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_KEY_TYPE, nil),
 		p11.NewAttribute(p11.CKA_ID, nil),
+		p11.NewAttribute(p11.CKA_LABEL, nil),
 	})
 	if err != nil {
 		return nil, wrap("C_GetAttributeValue", err)
 	}
+	id, label := attrs[1].Value, string(attrs[2].Value)
+	name := keyName(label, id, true)
 	keyType, ok := ulong(attrs[0].Value)
 	if !ok {
-		return nil, fmt.Errorf("pkcs11: key %q: malformed CKA_KEY_TYPE", label)
+		return nil, errorf("pkcs11: key %q: malformed CKA_KEY_TYPE", name)
 	}
-	id := attrs[1].Value
-	pubKey, err := s.publicKey(sh, label, keyType, id, priv, pub)
+	pubKey, err := s.publicKey(sh, name, label, keyType, id, priv, pub)
 	if err != nil {
 		return nil, err
 	}
 	alg, err := keystore.AlgorithmOf(pubKey)
 	if err != nil {
-		return nil, fmt.Errorf("pkcs11: key %q: %w", label, err)
+		return nil, errorf("pkcs11: key %q: %w", name, err)
 	}
-	return &Key{store: s, label: label, alg: alg, pub: pubKey, obj: s.tok.object(label, id, priv, epoch)}, nil
+	return &Key{store: s, label: name, alg: alg, pub: pubKey, obj: s.tok.object(label, id, priv, epoch)}, nil
 }
 
-// publicKey reads the public key of a key pair.
-func (s *Store) publicKey(sh p11.SessionHandle, label string, keyType uint, id []byte, priv, pub p11.ObjectHandle) (crypto.PublicKey, error) {
+// publicKey reads the public key of a key pair; name is the key's name
+// for errors.
+func (s *Store) publicKey(sh p11.SessionHandle, name, label string, keyType uint, id []byte, priv, pub p11.ObjectHandle) (crypto.PublicKey, error) {
 	switch keyType {
 	case p11.CKK_RSA:
 		attrs, err := s.mod.ctx.GetAttributeValue(sh, priv, []*p11.Attribute{
@@ -501,7 +567,7 @@ func (s *Store) publicKey(sh p11.SessionHandle, label string, keyType uint, id [
 		return rsaPublicKey(attrs[0].Value, attrs[1].Value)
 	case p11.CKK_EC, ckkECEdwards:
 	default:
-		return nil, fmt.Errorf("pkcs11: key %q: %w: PKCS#11 key type %#x", label, keystore.ErrUnsupportedAlgorithm, keyType)
+		return nil, errorf("pkcs11: key %q: %w: PKCS#11 key type %#x", name, keystore.ErrUnsupportedAlgorithm, keyType)
 	}
 	params, err := s.attr(sh, priv, p11.CKA_EC_PARAMS)
 	if err != nil {
@@ -516,11 +582,13 @@ func (s *Store) publicKey(sh p11.SessionHandle, label string, keyType uint, id [
 				p11.NewAttribute(p11.CKA_ID, id),
 			})
 		}
-		tmpls = append(tmpls, []*p11.Attribute{
-			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
-			p11.NewAttribute(p11.CKA_KEY_TYPE, keyType),
-			p11.NewAttribute(p11.CKA_LABEL, label),
-		})
+		if label != "" {
+			tmpls = append(tmpls, []*p11.Attribute{
+				p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
+				p11.NewAttribute(p11.CKA_KEY_TYPE, keyType),
+				p11.NewAttribute(p11.CKA_LABEL, label),
+			})
+		}
 		for _, tmpl := range tmpls {
 			hs, err := s.find(sh, tmpl, 1)
 			if err != nil {
@@ -532,7 +600,7 @@ func (s *Store) publicKey(sh p11.SessionHandle, label string, keyType uint, id [
 			}
 		}
 		if pub == 0 {
-			return nil, fmt.Errorf("pkcs11: key %q: no public key object with its CKA_ID or label", label)
+			return nil, errorf("pkcs11: key %q: no public key object with its CKA_ID or label", name)
 		}
 	}
 	point, err := s.attr(sh, pub, p11.CKA_EC_POINT)

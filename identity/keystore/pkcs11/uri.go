@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ztmkit/ztm/identity/keystore"
 )
@@ -49,10 +51,14 @@ type Config struct {
 	// HasSlotID says that SlotID selects the slot.
 	HasSlotID bool
 
-	// Object is the label of one key the URI names (URI: object), for
-	// callers that keep one URI per key, such as a station's signing key.
-	// The store is not limited to it; [Config.Object] is only carried.
+	// Object is the CKA_LABEL of one key the URI names (URI: object), and
+	// ID its CKA_ID (URI: id, percent-encoded bytes), for callers that
+	// keep one URI per key, such as a station's signing key: the store is
+	// not limited to that key, and [Store.Get] opens it when given the
+	// same URI. Object may be any UTF-8 label, spaces included, as keys
+	// made by other tools have; see [Store.Get].
 	Object string
+	ID     []byte
 
 	// PIN is the user PIN (URI: pin-value). Leave it and PINSource empty
 	// for tokens that need no login.
@@ -79,13 +85,12 @@ type Config struct {
 // pathAttrs are the RFC 7512 path attributes ParseURI accepts.
 var pathAttrs = map[string]bool{
 	"token": true, "serial": true, "manufacturer": true, "model": true,
-	"slot-id": true, "object": true, "type": true,
+	"slot-id": true, "object": true, "id": true, "type": true,
 }
 
 // refusedPathAttrs are RFC 7512 path attributes that name something other
 // than a token, with the reason ParseURI gives.
 var refusedPathAttrs = map[string]string{
-	"id":                   "a store URI names a token; keys are chosen by label (object=), not by id",
 	"library-manufacturer": "selecting the module by its information is not supported; use module-path",
 	"library-description":  "selecting the module by its information is not supported; use module-path",
 	"library-version":      "selecting the module by its information is not supported; use module-path",
@@ -98,8 +103,8 @@ var refusedPathAttrs = map[string]string{
 //	pkcs11:token=line1;object=station?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/line1/pin
 //
 // Path attributes (separated by ';'): token, serial, manufacturer, model,
-// slot-id (decimal), object (a key label, see [Config.Object]) and type
-// (only "private"). Query attributes (separated by '&'): module-path
+// slot-id (decimal), object and id (a key's CKA_LABEL and CKA_ID, see
+// [Config.Object]) and type (only "private"). Query attributes (separated by '&'): module-path
 // (required), pin-source, pin-value, and max-sessions (a ztm extension).
 // Values are percent-decoded; a '+' is a literal plus, not a space.
 // Attributes starting with "x-" are vendor extensions and are ignored, as
@@ -110,7 +115,11 @@ var refusedPathAttrs = map[string]string{
 // URI has the PIN removed.
 //
 // Reference: RFC 7512 §2.3.
-func ParseURI(uri string) (*Config, error) {
+func ParseURI(uri string) (*Config, error) { return parseURI(uri, true) }
+
+// parseURI is ParseURI; store says that the URI must name a token and
+// its module, as a store URI does (a key URI given to Get need not).
+func parseURI(uri string, store bool) (*Config, error) {
 	fail := func(part, reason string, err error) (*Config, error) {
 		return nil, &keystore.URIError{URI: redact(uri), Part: part, Reason: reason, Err: err}
 	}
@@ -162,10 +171,15 @@ func ParseURI(uri string) (*Config, error) {
 				}
 				cfg.SlotID, cfg.HasSlotID = uint(id), true
 			case "object":
-				if err := keystore.ValidateLabel(value); err != nil {
-					return fail(name, "not a valid key label", err)
+				if err := validObject(value); err != nil {
+					return fail(name, "not a usable CKA_LABEL", err)
 				}
 				cfg.Object = value
+			case "id":
+				if value == "" {
+					return fail(name, "empty", nil)
+				}
+				cfg.ID = []byte(value)
 			case "type":
 				if value != "private" {
 					return fail(name, `a key store URI names private keys: only "private" is accepted`, nil)
@@ -218,6 +232,9 @@ func ParseURI(uri string) (*Config, error) {
 	}
 	if seen["pin-value"] && seen["pin-source"] {
 		return fail("pin-source", "give pin-value or pin-source, not both", nil)
+	}
+	if !store {
+		return cfg, nil
 	}
 	if cfg.ModulePath == "" {
 		return fail("module-path", "required: the file name of the PKCS#11 module, e.g. module-path=/usr/lib/softhsm/libsofthsm2.so", nil)
@@ -309,6 +326,26 @@ func pinFile(src string) (string, error) {
 	return "", fmt.Errorf(`want "file:/path/to/pin" or an absolute path`)
 }
 
+// check returns a [*keystore.URIError] for a Config that [Open] cannot
+// use.
+func (c *Config) check() error {
+	if c.ModulePath == "" {
+		return &keystore.URIError{URI: c.String(), Part: "module-path", Reason: "required"}
+	}
+	if !c.selects() {
+		return &keystore.URIError{URI: c.String(), Part: "token", Reason: "no token selected: give token=, serial= or slot-id="}
+	}
+	if c.Object != "" {
+		if err := validObject(c.Object); err != nil {
+			return &keystore.URIError{URI: c.String(), Part: "object", Reason: "not a usable CKA_LABEL", Err: err}
+		}
+	}
+	if c.MaxSessions < 0 {
+		return &keystore.URIError{URI: c.String(), Part: "max-sessions", Reason: "negative"}
+	}
+	return nil
+}
+
 // selects reports whether c has at least one token selector.
 func (c *Config) selects() bool {
 	return c.TokenLabel != "" || c.TokenSerial != "" || c.TokenManufacturer != "" || c.TokenModel != "" || c.HasSlotID
@@ -366,6 +403,9 @@ func (c Config) String() string {
 	if c.Object != "" {
 		add(&path, "object", c.Object)
 	}
+	if len(c.ID) > 0 {
+		path = append(path, "id="+escapeBytes(c.ID))
+	}
 	if c.ModulePath != "" {
 		add(&query, "module-path", c.ModulePath)
 	}
@@ -407,4 +447,36 @@ func escapeValue(v string) string {
 		}
 	}
 	return b.String()
+}
+
+// maxObjectLen bounds a CKA_LABEL in a URI; tokens keep labels far shorter.
+const maxObjectLen = 1024
+
+// validObject checks a CKA_LABEL from a URI: any UTF-8 text, spaces
+// included (keys made by other tools have such labels), but not empty,
+// not longer than maxObjectLen bytes and without NUL or other control
+// characters. The error is a [*keystore.LabelError].
+func validObject(label string) error {
+	switch {
+	case label == "":
+		return &keystore.LabelError{Label: label, Reason: "empty"}
+	case len(label) > maxObjectLen:
+		return &keystore.LabelError{Label: label, Reason: "longer than " + strconv.Itoa(maxObjectLen) + " bytes"}
+	case !utf8.ValidString(label):
+		return &keystore.LabelError{Label: label, Reason: "not UTF-8"}
+	case strings.IndexFunc(label, unicode.IsControl) >= 0:
+		return &keystore.LabelError{Label: label, Reason: "contains a control character"}
+	}
+	return nil
+}
+
+// escapeBytes percent-encodes every byte of b, as RFC 7512 §2.3 writes
+// an id.
+func escapeBytes(b []byte) string {
+	const hex = "0123456789ABCDEF"
+	out := make([]byte, 0, 3*len(b))
+	for _, c := range b {
+		out = append(out, '%', hex[c>>4], hex[c&15])
+	}
+	return string(out)
 }

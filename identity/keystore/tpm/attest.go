@@ -134,7 +134,7 @@ const numPCRs = 24
 // flushes it.
 func (s *Store) EndorsementKey(ctx context.Context, typ EKType) (*EndorsementKey, error) {
 	if !typ.valid() {
-		return nil, fmt.Errorf("tpm: unknown endorsement key type %v", typ)
+		return nil, errorf("tpm: unknown endorsement key type %v", typ)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -143,24 +143,26 @@ func (s *Store) EndorsementKey(ctx context.Context, typ EKType) (*EndorsementKey
 	}
 	var rsp *tpm2.CreatePrimaryResponse
 	s.makeRoomLocked(nil)
-	err := s.withRoomLocked(nil, func() (err error) {
-		rsp, err = execute(ctx, s, tpm2.CreatePrimary{
-			PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(s.endorseAu)},
-			InPublic:      tpm2.New2B(typ.template()),
+	err := s.staleRetryLocked(func() error {
+		return s.withRoomLocked(nil, func() (err error) {
+			rsp, err = execute(ctx, s, tpm2.CreatePrimary{
+				PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(s.endorseAu)},
+				InPublic:      tpm2.New2B(typ.template()),
+			})
+			return err
 		})
-		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to create the %v endorsement key: %w", typ, err)
+		return nil, errorf("tpm: failed to create the %v endorsement key: %w", typ, err)
 	}
 	tpm2.FlushContext{FlushHandle: rsp.ObjectHandle}.Execute(s.tpm)
 	pubArea, err := rsp.OutPublic.Contents()
 	if err != nil {
-		return nil, fmt.Errorf("tpm: bad endorsement key public area: %w", err)
+		return nil, errorf("tpm: bad endorsement key public area: %w", err)
 	}
 	pub, err := tpm2.Pub(*pubArea)
 	if err != nil {
-		return nil, fmt.Errorf("tpm: bad endorsement key public area: %w", err)
+		return nil, errorf("tpm: bad endorsement key public area: %w", err)
 	}
 	return &EndorsementKey{Type: typ, Public: pub, PublicArea: rsp.OutPublic.Bytes(), Name: bytes.Clone(rsp.Name.Buffer)}, nil
 }
@@ -175,7 +177,7 @@ const nvChunk = 512
 // are fetched from the vendor instead).
 func (s *Store) EndorsementCertificate(ctx context.Context, typ EKType) ([]byte, error) {
 	if !typ.valid() {
-		return nil, fmt.Errorf("tpm: unknown endorsement key type %v", typ)
+		return nil, errorf("tpm: unknown endorsement key type %v", typ)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -183,16 +185,20 @@ func (s *Store) EndorsementCertificate(ctx context.Context, typ EKType) ([]byte,
 		return nil, keystore.ErrClosed
 	}
 	idx := typ.certIndex()
-	pubRsp, err := execute(ctx, s, tpm2.NVReadPublic{NVIndex: idx})
+	var pubRsp *tpm2.NVReadPublicResponse
+	err := s.staleRetryLocked(func() (err error) {
+		pubRsp, err = execute(ctx, s, tpm2.NVReadPublic{NVIndex: idx})
+		return err
+	})
 	if errors.Is(err, tpm2.TPMRCHandle) {
 		return nil, fmt.Errorf("%w: index %#x (%v) is not defined", ErrNoEKCertificate, uint32(idx), typ)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to read EK certificate index: %w", err)
+		return nil, errorf("tpm: failed to read EK certificate index: %w", err)
 	}
 	nvPub, err := pubRsp.NVPublic.Contents()
 	if err != nil {
-		return nil, fmt.Errorf("tpm: bad EK certificate index public area: %w", err)
+		return nil, errorf("tpm: bad EK certificate index public area: %w", err)
 	}
 	if !nvPub.Attributes.Written {
 		return nil, fmt.Errorf("%w: index %#x (%v) was never written", ErrNoEKCertificate, uint32(idx), typ)
@@ -206,19 +212,23 @@ func (s *Store) EndorsementCertificate(ctx context.Context, typ EKType) ([]byte,
 	case nvPub.Attributes.OwnerRead:
 		auth = tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(s.ownerAuth)}
 	default:
-		return nil, fmt.Errorf("tpm: EK certificate index %#x is readable by neither its own nor the owner's authorization", uint32(idx))
+		return nil, errorf("tpm: EK certificate index %#x is readable by neither its own nor the owner's authorization", uint32(idx))
 	}
 	cert := make([]byte, 0, nvPub.DataSize)
 	for off := 0; off < int(nvPub.DataSize); {
 		n := min(nvChunk, int(nvPub.DataSize)-off)
-		rsp, err := execute(ctx, s, tpm2.NVRead{
-			AuthHandle: auth,
-			NVIndex:    tpm2.NamedHandle{Handle: idx, Name: pubRsp.NVName},
-			Size:       uint16(n),
-			Offset:     uint16(off),
+		var rsp *tpm2.NVReadResponse
+		err := s.staleRetryLocked(func() (err error) {
+			rsp, err = execute(ctx, s, tpm2.NVRead{
+				AuthHandle: auth,
+				NVIndex:    tpm2.NamedHandle{Handle: idx, Name: pubRsp.NVName},
+				Size:       uint16(n),
+				Offset:     uint16(off),
+			})
+			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("tpm: failed to read EK certificate: %w", err)
+			return nil, errorf("tpm: failed to read EK certificate: %w", err)
 		}
 		if len(rsp.Data.Buffer) == 0 {
 			return nil, errors.New("tpm: failed to read EK certificate: empty NV read")
@@ -299,7 +309,7 @@ func (s *Store) Quote(ctx context.Context, akLabel string, nonce []byte, pcrs []
 		return nil, err
 	}
 	if !k.kf.restricted {
-		return nil, fmt.Errorf("tpm: %w: %q", ErrNotAttestationKey, akLabel)
+		return nil, errorf("tpm: %w: %q", ErrNotAttestationKey, akLabel)
 	}
 	sel := pcrSelection(idx)
 	for attempt := 0; attempt < 3; attempt++ {
@@ -322,7 +332,7 @@ func (s *Store) Quote(ctx context.Context, akLabel string, nonce []byte, pcrs []
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("tpm: quote with %q: %w", akLabel, err)
+			return nil, errorf("tpm: quote with %q: %w", akLabel, err)
 		}
 		after, err := s.readPCRsLocked(ctx, idx)
 		if err != nil {
@@ -337,7 +347,7 @@ func (s *Store) Quote(ctx context.Context, akLabel string, nonce []byte, pcrs []
 		}
 		der, err := signatureBytes(&rsp.Signature)
 		if err != nil {
-			return nil, fmt.Errorf("tpm: quote signature: %w", err)
+			return nil, errorf("tpm: quote signature: %w", err)
 		}
 		return &Quote{
 			Attest:       bytes.Clone(attest),
@@ -385,9 +395,13 @@ func (s *Store) readPCRsLocked(ctx context.Context, idx []int) ([]PCR, error) {
 	vals := make(map[int][]byte, len(idx))
 	remaining := idx
 	for len(remaining) > 0 {
-		rsp, err := execute(ctx, s, tpm2.PCRRead{PCRSelectionIn: pcrSelection(remaining)})
+		var rsp *tpm2.PCRReadResponse
+		err := s.staleRetryLocked(func() (err error) {
+			rsp, err = execute(ctx, s, tpm2.PCRRead{PCRSelectionIn: pcrSelection(remaining)})
+			return err
+		})
 		if err != nil {
-			return nil, fmt.Errorf("tpm: failed to read PCRs: %w", err)
+			return nil, errorf("tpm: failed to read PCRs: %w", err)
 		}
 		var got []int
 		for _, sel := range rsp.PCRSelectionOut.PCRSelections {
@@ -407,7 +421,7 @@ func (s *Store) readPCRsLocked(ctx context.Context, idx []int) ([]PCR, error) {
 		}
 		for i, p := range got {
 			if !slices.Contains(remaining, p) {
-				return nil, fmt.Errorf("tpm: failed to read PCRs: TPM returned unrequested PCR %d", p)
+				return nil, errorf("tpm: failed to read PCRs: TPM returned unrequested PCR %d", p)
 			}
 			vals[p] = bytes.Clone(rsp.PCRValues.Digests[i].Buffer)
 		}

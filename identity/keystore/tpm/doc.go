@@ -62,7 +62,7 @@
 // # Key index
 //
 // Each key is one file, <dir>/<label>.tpmkey, mode 0600 in a 0700
-// directory, holding the SRK's name, the key's TPMT_PUBLIC and the
+// directory (an existing directory is given mode 0700 too), holding the SRK's name, the key's TPMT_PUBLIC and the
 // TPM2B_PRIVATE blob TPM2_Create returned. Files are written to a temporary
 // file, synced, hard-linked to their name (which fails if the name is
 // taken, even by another process) and the directory synced, so a crash or a
@@ -104,4 +104,11 @@
 // TPM_RC_YIELDED or TPM_RC_TESTING (a freshly started TPM does this) are
 // sent again after a short backoff. If the TPM is reset under a running
 // store, the lost handles are detected and the keys reloaded.
+//
+// A store opened by URI owns its connection: when it breaks (the
+// simulator restarted: EOF, broken pipe, connection reset), the operation
+// that met the break opens a new connection once and runs again, which is
+// safe for every operation that does so (Sign, Quote, and Create, whose
+// key exists only once its file is written). A store made with [New] on a
+// caller's transport cannot reopen it and returns the error.
 package tpm

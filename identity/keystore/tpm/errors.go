@@ -3,6 +3,8 @@ package tpm
 import (
 	"errors"
 	"strconv"
+
+	"github.com/ztmkit/ztm/internal/errfmt"
 )
 
 // Sentinel errors of this package, besides the [keystore] sentinels
@@ -73,3 +75,9 @@ func (e *KeyFileError) Error() string {
 
 // Unwrap returns the sentinel the error stands for.
 func (e *KeyFileError) Unwrap() error { return e.Err }
+
+// errorf is fmt.Errorf for the package's messages: it keeps the "tpm:"
+// prefix once, removing the prefixes of the package's errors it wraps
+// ("tpm: failed to sign with \"k\": read from TCP TPM: EOF"); errors.Is
+// and errors.As still see every wrapped error.
+func errorf(format string, args ...any) error { return errfmt.Errorf("tpm: ", format, args...) }

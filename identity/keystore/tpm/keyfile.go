@@ -147,13 +147,13 @@ func keyPath(dir, label string) string { return filepath.Join(dir, label+keyFile
 func readKeyFile(dir, label string) (*keyFile, error) {
 	data, err := readSmall(keyPath(dir, label))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("tpm: %w: %q", keystore.ErrNotFound, label)
+		return nil, errorf("tpm: %w: %q", keystore.ErrNotFound, label)
 	}
 	if errors.Is(err, errTooLarge) {
 		return nil, &KeyFileError{Label: label, Reason: "larger than any key file", Err: ErrCorruptKeyFile}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to read key file: %w", err)
+		return nil, errorf("tpm: failed to read key file: %w", err)
 	}
 	kf, err := parseKeyFile(data)
 	if err != nil {
@@ -211,36 +211,36 @@ func fileHas(path string, want []byte) (bool, error) {
 func writeKeyFileExcl(dir, label string, data []byte) error {
 	tmp, err := os.CreateTemp(dir, ".tmp-"+label+"-*")
 	if err != nil {
-		return fmt.Errorf("tpm: failed to create key file: %w", err)
+		return errorf("tpm: failed to create key file: %w", err)
 	}
 	tmpName := tmp.Name()
 	defer os.Remove(tmpName)
 	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
-		return fmt.Errorf("tpm: failed to create key file: %w", err)
+		return errorf("tpm: failed to create key file: %w", err)
 	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return fmt.Errorf("tpm: failed to write key file: %w", err)
+		return errorf("tpm: failed to write key file: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("tpm: failed to sync key file: %w", err)
+		return errorf("tpm: failed to sync key file: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("tpm: failed to write key file: %w", err)
+		return errorf("tpm: failed to write key file: %w", err)
 	}
 	final := keyPath(dir, label)
 	if err := os.Link(tmpName, final); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("tpm: %w: %q", keystore.ErrExists, label)
+			return errorf("tpm: %w: %q", keystore.ErrExists, label)
 		}
-		return fmt.Errorf("tpm: failed to install key file: %w", err)
+		return errorf("tpm: failed to install key file: %w", err)
 	}
 	if err := syncDir(dir); err != nil {
 		os.Remove(final)
 		syncDir(dir)
-		return fmt.Errorf("tpm: failed to install key file: %w", err)
+		return errorf("tpm: failed to install key file: %w", err)
 	}
 	return nil
 }
@@ -249,12 +249,12 @@ func writeKeyFileExcl(dir, label string, data []byte) error {
 func removeKeyFile(dir, label string) error {
 	if err := os.Remove(keyPath(dir, label)); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("tpm: %w: %q", keystore.ErrNotFound, label)
+			return errorf("tpm: %w: %q", keystore.ErrNotFound, label)
 		}
-		return fmt.Errorf("tpm: failed to delete key file: %w", err)
+		return errorf("tpm: failed to delete key file: %w", err)
 	}
 	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("tpm: failed to sync key index: %w", err)
+		return errorf("tpm: failed to sync key index: %w", err)
 	}
 	return nil
 }
@@ -264,7 +264,7 @@ func removeKeyFile(dir, label string) error {
 func listKeyFiles(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to list key index: %w", err)
+		return nil, errorf("tpm: failed to list key index: %w", err)
 	}
 	var labels []string
 	for _, e := range ents {

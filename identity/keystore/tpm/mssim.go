@@ -2,8 +2,6 @@ package tpm
 
 import (
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -49,7 +47,7 @@ func (t *mssimTPM) Send(cmd []byte) ([]byte, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.conn == nil {
-		return nil, errors.New("tpm: TCP TPM connection closed")
+		return nil, errConnClosed
 	}
 	t.conn.SetDeadline(time.Now().Add(mssimTimeout))
 	msg := make([]byte, 0, 9+len(cmd))
@@ -58,22 +56,22 @@ func (t *mssimTPM) Send(cmd []byte) ([]byte, error) {
 	msg = binary.BigEndian.AppendUint32(msg, uint32(len(cmd)))
 	msg = append(msg, cmd...)
 	if _, err := t.conn.Write(msg); err != nil {
-		return nil, fmt.Errorf("tpm: send to TCP TPM: %w", err)
+		return nil, errorf("tpm: send to TCP TPM: %w", err)
 	}
 	var hdr [4]byte
 	if _, err := io.ReadFull(t.conn, hdr[:]); err != nil {
-		return nil, fmt.Errorf("tpm: read from TCP TPM: %w", err)
+		return nil, errorf("tpm: read from TCP TPM: %w", err)
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if n == 0 || n > mssimMaxResponse {
-		return nil, fmt.Errorf("tpm: TCP TPM sent a response of %d bytes", n)
+		return nil, errorf("tpm: TCP TPM sent a response of %d bytes", n)
 	}
 	rsp := make([]byte, n+4)
 	if _, err := io.ReadFull(t.conn, rsp); err != nil {
-		return nil, fmt.Errorf("tpm: read from TCP TPM: %w", err)
+		return nil, errorf("tpm: read from TCP TPM: %w", err)
 	}
 	if ack := binary.BigEndian.Uint32(rsp[n:]); ack != 0 {
-		return nil, fmt.Errorf("tpm: TCP TPM acknowledged with %d", ack)
+		return nil, errorf("tpm: TCP TPM acknowledged with %d", ack)
 	}
 	return rsp[:n], nil
 }

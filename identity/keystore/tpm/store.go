@@ -5,11 +5,12 @@ import (
 	"context"
 	"crypto"
 	"errors"
-	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"sync"
+	"syscall"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
@@ -27,8 +28,8 @@ const DefaultMaxLoaded = 3
 // Config configures a [Store]. Only Dir is required.
 type Config struct {
 	// Dir is the key index: the directory holding one file per key (see
-	// the package documentation). It is created, mode 0700, if missing.
-	// Required.
+	// the package documentation). It is created, mode 0700, if missing,
+	// and an existing directory is given mode 0700. Required.
 	Dir string
 	// MaxLoaded bounds the objects the store keeps loaded in the TPM
 	// between calls, the storage root key included; the least recently
@@ -52,10 +53,14 @@ type Config struct {
 // use; calls are serialized, since a TPM runs one command at a time.
 // It also implements [Attester].
 type Store struct {
-	mu        sync.Mutex
-	tpm       transport.TPM
-	closer    io.Closer // non-nil when the store owns the connection
-	retries   int       // resends on a transient TPM warning
+	mu     sync.Mutex
+	tpm    transport.TPM
+	closer io.Closer // non-nil when the store owns the connection
+	// reopen, set when the store owns the connection, opens a new one
+	// after the old one broke (a TPM simulator restarted: EOF, broken
+	// pipe); nil when the caller owns the transport.
+	reopen    func() (transport.TPMCloser, error)
+	retries   int // resends on a transient TPM warning
 	dir       string
 	maxLoaded int
 	ownerAuth []byte
@@ -97,15 +102,10 @@ func New(ctx context.Context, t transport.TPM, cfg Config) (*Store, error) {
 		return nil, errors.New("tpm: Config.Dir (the key index directory) is required")
 	}
 	if cfg.MaxLoaded < 0 {
-		return nil, fmt.Errorf("tpm: Config.MaxLoaded %d is negative", cfg.MaxLoaded)
+		return nil, errorf("tpm: Config.MaxLoaded %d is negative", cfg.MaxLoaded)
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("tpm: failed to create key index: %w", err)
-	}
-	if fi, err := os.Stat(cfg.Dir); err != nil {
-		return nil, fmt.Errorf("tpm: key index: %w", err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("tpm: key index %q is not a directory", cfg.Dir)
+	if err := privateDir(cfg.Dir); err != nil {
+		return nil, err
 	}
 	s := &Store{
 		tpm:       t,
@@ -130,11 +130,11 @@ func New(ctx context.Context, t transport.TPM, cfg Config) (*Store, error) {
 			// The TPM refuses the parameters (TPM_RC_CURVE,
 			// TPM_RC_KEY_SIZE, TPM_RC_SCHEME…): not supported.
 		default:
-			return nil, fmt.Errorf("tpm: failed to query TPM capabilities: %w", err)
+			return nil, errorf("tpm: failed to query TPM capabilities: %w", err)
 		}
 	}
 	if !s.supported[keystore.ES256] {
-		return nil, fmt.Errorf("tpm: %w: the TPM does not support ECC P-256, needed for the storage root key", keystore.ErrUnsupportedAlgorithm)
+		return nil, errorf("tpm: %w: the TPM does not support ECC P-256, needed for the storage root key", keystore.ErrUnsupportedAlgorithm)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -167,7 +167,7 @@ func (s *Store) create(ctx context.Context, label string, alg keystore.Algorithm
 		return nil, err
 	}
 	if !alg.Valid() || !s.supported[alg] {
-		return nil, fmt.Errorf("tpm: %w: %v is not supported by this TPM", keystore.ErrUnsupportedAlgorithm, alg)
+		return nil, errorf("tpm: %w: %v is not supported by this TPM", keystore.ErrUnsupportedAlgorithm, alg)
 	}
 	if exportable {
 		return nil, ErrNotExportable
@@ -181,7 +181,7 @@ func (s *Store) create(ctx context.Context, label string, alg keystore.Algorithm
 		return nil, keystore.ErrClosed
 	}
 	if _, err := os.Lstat(keyPath(s.dir, label)); err == nil {
-		return nil, fmt.Errorf("tpm: %w: %q", keystore.ErrExists, label)
+		return nil, errorf("tpm: %w: %q", keystore.ErrExists, label)
 	}
 	var rsp *tpm2.CreateResponse
 	err := s.staleRetryLocked(func() error {
@@ -198,11 +198,11 @@ func (s *Store) create(ctx context.Context, label string, alg keystore.Algorithm
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to create %v key: %w", alg, err)
+		return nil, errorf("tpm: failed to create %v key: %w", alg, err)
 	}
 	kf, err := parseKeyFile((&keyFile{parentName: s.srkName, public: rsp.OutPublic.Bytes(), private: rsp.OutPrivate.Buffer}).marshal())
 	if err != nil {
-		return nil, fmt.Errorf("tpm: TPM returned an unusable key: %s", err)
+		return nil, errorf("tpm: TPM returned an unusable key: %s", err)
 	}
 	if testOnlyBeforeInstall != nil {
 		testOnlyBeforeInstall(s.dir, label)
@@ -304,7 +304,7 @@ func (s *Store) Close() error {
 		err = errors.Join(err, s.closer.Close())
 	}
 	if err != nil {
-		return fmt.Errorf("tpm: close: %w", err)
+		return errorf("tpm: close: %w", err)
 	}
 	return nil
 }
@@ -332,7 +332,7 @@ func (s *Store) srkLocked(ctx context.Context) (*loadedObject, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to create the storage root key: %w", err)
+		return nil, errorf("tpm: failed to create the storage root key: %w", err)
 	}
 	o := &loadedObject{handle: rsp.ObjectHandle, name: rsp.Name}
 	if s.srkName == nil {
@@ -341,7 +341,7 @@ func (s *Store) srkLocked(ctx context.Context) (*loadedObject, error) {
 		// The owner hierarchy's seed changed under us (TPM2_Clear):
 		// the keys in the index are gone for good.
 		s.flushLocked(o)
-		return nil, fmt.Errorf("tpm: %w: the storage root key changed (was the TPM cleared?)", ErrWrongTPM)
+		return nil, errorf("tpm: %w: the storage root key changed (was the TPM cleared?)", ErrWrongTPM)
 	}
 	s.loaded = append(s.loaded, o)
 	s.trimLocked(o)
@@ -380,7 +380,7 @@ func (s *Store) loadLocked(ctx context.Context, k *key) (*loadedObject, error) {
 		return nil, &KeyFileError{Label: k.label, Reason: "the TPM refuses the private blob (integrity check failed: the file was altered)", Err: ErrCorruptKeyFile}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to load key %q: %w", k.label, err)
+		return nil, errorf("tpm: failed to load key %q: %w", k.label, err)
 	}
 	o := &loadedObject{label: k.label, file: k.kf.raw, handle: rsp.ObjectHandle, name: rsp.Name}
 	s.loaded = append(s.loaded, o)
@@ -446,7 +446,7 @@ func (s *Store) flushLocked(o *loadedObject) error {
 func (s *Store) flushAllLocked() error {
 	var errs []error
 	for len(s.loaded) > 0 {
-		if err := s.flushLocked(s.loaded[0]); err != nil && !staleHandle(err) {
+		if err := s.flushLocked(s.loaded[0]); err != nil && !staleHandle(err) && !connLost(err) {
 			errs = append(errs, err)
 		}
 	}
@@ -454,15 +454,88 @@ func (s *Store) flushAllLocked() error {
 }
 
 // staleRetryLocked runs f, and once more if it failed because a handle
-// the store held is gone (the TPM was reset): the store then forgets all
-// its handles, so that f loads afresh.
+// the store held is gone (the TPM was reset), or because the connection
+// to the TPM broke and the store could open a new one (it owns the
+// connection): the store then forgets all its handles, so that f loads
+// afresh. Every f given here is safe to run again: signing, quoting,
+// reading PCRs and NV, deriving the endorsement key (always the same),
+// and TPM2_Create before its key file is written (a key created whose
+// response was lost is never recorded, so it does not exist).
 func (s *Store) staleRetryLocked(f func() error) error {
 	err := f()
-	if err != nil && staleHandle(err) {
+	switch {
+	case err == nil:
+	case staleHandle(err):
 		s.forgetAllLocked()
+		err = f()
+	case connLost(err) && s.reopen != nil:
+		if rerr := s.reconnectLocked(); rerr != nil {
+			return errorf("tpm: the TPM connection broke and reopening it failed: %w (after %v)", rerr, err)
+		}
 		err = f()
 	}
 	return err
+}
+
+// reconnectLocked replaces a broken connection with a new one, once per
+// call, and forgets the handles of the old one: transient objects do not
+// outlive a resource manager connection, nor a simulator restart.
+func (s *Store) reconnectLocked() error {
+	if s.closer != nil {
+		_ = s.closer.Close()
+	}
+	t, err := s.reopen()
+	if err != nil {
+		s.tpm, s.closer = brokenTPM{}, nil
+		return err
+	}
+	s.tpm, s.closer = t, t
+	s.forgetAllLocked()
+	return nil
+}
+
+// brokenTPM stands for a connection that broke and could not be reopened:
+// every command fails, with an error that makes the next operation try to
+// reopen it.
+type brokenTPM struct{}
+
+func (brokenTPM) Send([]byte) ([]byte, error) { return nil, errConnClosed }
+
+// errConnClosed is the error of a TPM connection that is closed.
+var errConnClosed = errors.New("tpm: TPM connection closed")
+
+// connLost reports whether err is a broken connection to the TPM, not an
+// answer from it.
+func connLost(err error) bool {
+	var rc tpm2.TPMRC
+	if errors.As(err, &rc) {
+		return false
+	}
+	return errors.Is(err, errConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, net.ErrClosed)
+}
+
+// privateDir makes dir, mode 0700, if it is missing, and gives an
+// existing directory mode 0700 too: the key index names every key and
+// holds their (TPM-wrapped) blobs.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return errorf("tpm: failed to create key index: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return errorf("tpm: key index: %w", err)
+	}
+	if !fi.IsDir() {
+		return errorf("tpm: key index %q is not a directory", dir)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return errorf("tpm: key index %q has mode %v and cannot be made 0700: %w", dir, fi.Mode().Perm(), err)
+		}
+	}
+	return nil
 }
 
 // forgetAllLocked drops every cached handle without flushing, after the TPM
@@ -523,11 +596,11 @@ func (k *key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to sign with %q: %w", k.label, err)
+		return nil, errorf("tpm: failed to sign with %q: %w", k.label, err)
 	}
 	sig, err := signatureBytes(&rsp.Signature)
 	if err != nil {
-		return nil, fmt.Errorf("tpm: failed to sign with %q: %w", k.label, err)
+		return nil, errorf("tpm: failed to sign with %q: %w", k.label, err)
 	}
 	return sig, nil
 }
@@ -541,14 +614,14 @@ func (s *Store) liveLocked(k *key) error {
 		return keystore.ErrClosed
 	}
 	if s.deleted[k.label] != k.gen {
-		return fmt.Errorf("tpm: %w: %q was deleted", keystore.ErrNotFound, k.label)
+		return errorf("tpm: %w: %q was deleted", keystore.ErrNotFound, k.label)
 	}
 	same, err := fileHas(keyPath(s.dir, k.label), k.kf.raw)
 	if err != nil {
-		return fmt.Errorf("tpm: failed to check key file: %w", err)
+		return errorf("tpm: failed to check key file: %w", err)
 	}
 	if !same {
-		return fmt.Errorf("tpm: %w: %q was deleted", keystore.ErrNotFound, k.label)
+		return errorf("tpm: %w: %q was deleted", keystore.ErrNotFound, k.label)
 	}
 	return nil
 }

@@ -276,8 +276,24 @@ func TestNewBadConfig(t *testing.T) {
 	}
 }
 
+// The key index is 0700 whether the store made it or found it with
+// looser permissions, and key files are 0600.
 func TestIndexPermissions(t *testing.T) {
+	for _, existing := range []bool{false, true} {
+		t.Run(fmt.Sprint("existing=", existing), func(t *testing.T) { indexPermissions(t, existing) })
+	}
+}
+
+func indexPermissions(t *testing.T, existing bool) {
 	dir := filepath.Join(t.TempDir(), "keys")
+	if existing {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+	}
 	s := newStore(t, tpmtest.Open(t), tpm.Config{Dir: dir})
 	if _, err := s.Create(context.Background(), keystore.CreateRequest{Label: "perm"}); err != nil {
 		t.Fatal(err)

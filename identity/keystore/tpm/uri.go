@@ -2,7 +2,6 @@ package tpm
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -162,17 +161,24 @@ func openURI(ctx context.Context, uri string) (keystore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	var t transport.TPMCloser
+	var dial func() (transport.TPMCloser, error)
 	if c.device != "" {
-		t, err = linuxtpm.Open(c.device)
-		if err != nil {
+		dial = func() (transport.TPMCloser, error) { return linuxtpm.Open(c.device) }
+	} else {
+		dial = func() (transport.TPMCloser, error) {
+			t, err := dialMSSim(c.addr)
+			if err != nil {
+				return nil, errorf("tpm: cannot connect to TPM simulator at %s: %w", c.addr, err)
+			}
+			return t, nil
+		}
+	}
+	t, err := dial()
+	if err != nil {
+		if c.device != "" {
 			return nil, &keystore.URIError{URI: keystore.RedactURI(uri), Part: "path", Reason: "cannot open TPM device " + strconv.Quote(c.device), Err: err}
 		}
-	} else {
-		t, err = dialMSSim(c.addr)
-		if err != nil {
-			return nil, fmt.Errorf("tpm: cannot connect to TPM simulator at %s: %w", c.addr, err)
-		}
+		return nil, err
 	}
 	s, err := New(ctx, t, Config{Dir: c.dir, MaxLoaded: c.maxLoaded})
 	if err != nil {
@@ -180,5 +186,6 @@ func openURI(ctx context.Context, uri string) (keystore.Store, error) {
 		return nil, err
 	}
 	s.closer = io.Closer(t)
+	s.reopen = dial
 	return s, nil
 }
