@@ -153,5 +153,5 @@ func ExampleExporter() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	_ = priv // sealed at once with ztm.SealKey, then the token's copy is deleted
+	_ = priv // sealed at once with keyseal.Seal, then the token's copy is deleted
 }

@@ -14,7 +14,7 @@ import (
 
 	p11 "github.com/miekg/pkcs11"
 
-	"github.com/ztmkit/ztm"
+	"github.com/ztmkit/ztm/identity/keyseal"
 	"github.com/ztmkit/ztm/identity/keystore"
 	_ "github.com/ztmkit/ztm/identity/keystore/mem"
 	"github.com/ztmkit/ztm/identity/keystore/pkcs11"
@@ -74,13 +74,13 @@ func TestExportSealedToDevice(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: ExportKey: %v", alg, err)
 		}
-		sealed, err := ztm.SealKey(ak.Public(), ueid, priv)
+		sealed, err := keyseal.Seal(ak.Public(), ueid, priv)
 		if err != nil {
-			t.Fatalf("%v: SealKey: %v", alg, err)
+			t.Fatalf("%v: Seal: %v", alg, err)
 		}
-		got, err := ztm.OpenSealedKey(ak, ueid, sealed) // on the device
+		got, err := keyseal.Open(ak, ueid, sealed) // on the device
 		if err != nil {
-			t.Fatalf("%v: OpenSealedKey: %v", alg, err)
+			t.Fatalf("%v: Open: %v", alg, err)
 		}
 		if !got.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(k.Public()) {
 			t.Fatalf("%v: the device holds another key than the token's", alg)

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/ztmkit/ztm"
-	"github.com/ztmkit/ztm/internal/linesim"
-	"github.com/ztmkit/ztm/transport/est"
+	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/examples/linesim"
 )
 
 // A station whose injection keys live in a SoftHSM2 token provisions a
@@ -28,7 +28,7 @@ func TestStationInjectsFromToken(t *testing.T) {
 	defer l.Close()
 	cm := l.Partners[linesim.ContractManufacturer]
 	st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: cm.Key, Chain: cm.Chain,
-		Enroller: l.Gate.Local(est.Requester{Certificate: cm.Chain[0]}), Verifier: l.StationVerifier,
+		Enroller: l.Service.Local(enroll.Requester{Certificate: cm.Chain[0]}), Verifier: l.StationVerifier,
 		Chains: l.Chains, Store: s, Exporter: e})
 	if err != nil {
 		t.Fatal(err)
