@@ -3,6 +3,7 @@ package ca
 import (
 	"context"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -25,6 +26,9 @@ func (a *Authority) Revoke(ctx context.Context, serial *big.Int, reason Revocati
 	}
 	if requester == "" || len(requester) > 256 {
 		return fmt.Errorf("ca: %w: requester must be 1 to 256 bytes", ErrInvalidRequest)
+	}
+	if err := a.usable(ctx); err != nil {
+		return err
 	}
 	rec := &Record{
 		Kind:      KindRevocation,
@@ -49,7 +53,9 @@ type cachedCRL struct {
 }
 
 // CRL returns the current CRL (DER). A new one, with the next CRL number
-// from the ledger, is signed when the ledger's revocations changed since
+// from the ledger and a fresh checkpoint of the ledger (see
+// [Authority.Checkpoint]) whose head it carries (see [CRLCheckpoint]), is
+// signed when the ledger's revocations changed since
 // the last one or half of its validity has passed; otherwise the last one
 // is returned. Revocations another Authority on the same ledger recorded
 // are included, as the check reads the ledger.
@@ -59,6 +65,9 @@ func (a *Authority) CRL(ctx context.Context) ([]byte, error) {
 }
 
 func (a *Authority) currentCRL(ctx context.Context) ([]byte, time.Time, error) {
+	if err := a.usable(ctx); err != nil {
+		return nil, time.Time{}, err
+	}
 	revs, err := a.ledger.Revoked(ctx)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("ca: failed to read revocations: %w", err)
@@ -78,12 +87,17 @@ func (a *Authority) currentCRL(ctx context.Context) ([]byte, time.Time, error) {
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("ca: failed to allocate CRL number: %w", err)
 	}
+	ext, err := a.crlCheckpoint(ctx, number)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
 	thisUpdate := now.UTC().Truncate(time.Second)
 	tmpl := &x509.RevocationList{
 		Number:             number,
 		ThisUpdate:         thisUpdate,
 		NextUpdate:         thisUpdate.Add(a.crlValid),
 		SignatureAlgorithm: a.sigAlg,
+		ExtraExtensions:    []pkix.Extension{ext},
 	}
 	for _, r := range revs {
 		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
@@ -142,4 +156,20 @@ func (a *Authority) IssuedCertificate(ctx context.Context, serial *big.Int) (*x5
 		return nil, fmt.Errorf("ca: recorded certificate does not parse: %w", err)
 	}
 	return cert, nil
+}
+
+// crlCheckpoint signs the checkpoint made with CRL number and returns the
+// CRL extension carrying its head.
+func (a *Authority) crlCheckpoint(ctx context.Context, number *big.Int) (pkix.Extension, error) {
+	a.checkpoints.mu.Lock()
+	cp, err := a.checkpointLocked(ctx, number)
+	a.checkpoints.mu.Unlock()
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	v, err := marshalCRLCheckpoint(cp.Head())
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	return pkix.Extension{Id: oidCRLCheckpoint, Value: v}, nil
 }
