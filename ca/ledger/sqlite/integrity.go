@@ -52,15 +52,20 @@ func (l *Ledger) latestCheckpoint(ctx context.Context) (*ca.Checkpoint, error) {
 	return cp, nil
 }
 
-// checkOnOpen runs PRAGMA integrity_check and checks the ledger against
-// the newest checkpoint: its length, the record at the checkpoint, which
-// must hash to the checkpoint's head, and the CRL counter. It does not
-// walk the whole chain; Verify does.
-func (l *Ledger) checkOnOpen(ctx context.Context) error {
-	if !testOnlySkipOpenCheck {
-		if err := integrityCheck(ctx, l.db); err != nil {
-			return err
-		}
+// checkOnOpen runs verify or, when quick, PRAGMA integrity_check and a
+// check of the ledger against the newest checkpoint: its length, the
+// record at the checkpoint, which must hash to the checkpoint's head, and
+// the CRL counter.
+func (l *Ledger) checkOnOpen(ctx context.Context, quick bool) error {
+	if testOnlySkipOpenCheck {
+		return nil
+	}
+	if !quick {
+		_, err := l.verify(ctx)
+		return err
+	}
+	if err := integrityCheck(ctx, l.db); err != nil {
+		return err
 	}
 	cp, err := l.latestCheckpoint(ctx)
 	if err != nil || cp == nil {
