@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/ztmkit/ztm/ca"
 )
@@ -94,9 +95,22 @@ func (l *Ledger) checkOnOpen(ctx context.Context, quick bool) error {
 	return checkCRLCounter(ctx, tx, cp, head)
 }
 
-// integrityCheck runs PRAGMA integrity_check: every page, every index
-// entry against its row, every constraint.
+// integrityCheck checks that the schema is exactly the one this package
+// makes (a damaged definition could weaken a constraint, or describe an
+// index SQLite would then trust), and runs PRAGMA integrity_check: every
+// page, every index entry against its row, every constraint.
 func integrityCheck(ctx context.Context, q querier) error {
+	want, err := expectedSchema()
+	if err != nil {
+		return err
+	}
+	got, err := readSchema(ctx, q)
+	if err != nil {
+		return &ca.StorageError{Check: "schema", Detail: err.Error()}
+	}
+	if got != want {
+		return &ca.StorageError{Check: "schema", Detail: "table and index definitions differ from this package's"}
+	}
 	rows, err := q.QueryContext(ctx, "PRAGMA integrity_check(20)")
 	if err != nil {
 		return &ca.StorageError{Check: "PRAGMA integrity_check", Detail: err.Error()}
@@ -241,4 +255,43 @@ func syncFile(path string) error {
 	}
 	defer f.Close()
 	return f.Sync()
+}
+
+// expectedSchema is the schema of a ledger of the current version, read
+// from a fresh one in memory.
+var expectedSchema = sync.OnceValues(func() (string, error) {
+	db, err := sql.Open("sqlite", "file::memory:")
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		return "", err
+	}
+	for _, m := range migrations {
+		if _, err := db.ExecContext(ctx, m); err != nil {
+			return "", err
+		}
+	}
+	return readSchema(ctx, db)
+})
+
+func readSchema(ctx context.Context, q querier) (string, error) {
+	rows, err := q.QueryContext(ctx, "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name")
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var typ, name, tbl string
+		var def sql.NullString
+		if err := rows.Scan(&typ, &name, &tbl, &def); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "%q %q %q %q %v\n", typ, name, tbl, def.String, def.Valid)
+	}
+	return b.String(), rows.Err()
 }
