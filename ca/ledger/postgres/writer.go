@@ -47,6 +47,9 @@ func (l *Ledger) Append(ctx context.Context, rec *ca.Record, quota *ca.Quota) er
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
+	if err := l.refusal(); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
