@@ -69,7 +69,6 @@ type campaignLedger struct {
 	f        *fixture
 	station  *x509.Certificate
 	devices  []*x509.Certificate
-	keys     map[string][]byte // idempotency key → serial, hex
 	revoked  map[string]bool
 	pristine []byte
 	dump     string

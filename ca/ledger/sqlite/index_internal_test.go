@@ -115,7 +115,7 @@ func redirectIndexEntry(t *testing.T, path, name string, key []byte, from, to by
 	page := data[(root-1)*pageSize : root*pageSize]
 	entry := append(bytes.Clone(key), from)
 	i := bytes.Index(page, entry)
-	if i < 0 || bytes.Index(page[i+1:], entry) >= 0 {
+	if i < 0 || bytes.Contains(page[i+1:], entry) {
 		t.Fatalf("index %s: entry not found once in its root page", name)
 	}
 	page[i+len(key)] = to
