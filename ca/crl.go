@@ -145,10 +145,15 @@ func (a *Authority) CRLHandler() http.Handler {
 }
 
 // IssuedCertificate returns the certificate the ledger records under
-// serial, revoked or not, or ErrUnknownSerial.
+// serial, revoked or not, or ErrUnknownSerial. A record that is not that
+// serial's issuance, or does not match its hash, gives a *ChainError.
 func (a *Authority) IssuedCertificate(ctx context.Context, serial *big.Int) (*x509.Certificate, error) {
 	st, err := a.ledger.Lookup(ctx, serial)
 	if err != nil {
+		return nil, err
+	}
+	// Checked here too, for ledgers that do not check their lookups.
+	if err := VerifyLookup(st.Issuance, nil, serial, nil); err != nil {
 		return nil, err
 	}
 	cert, err := x509.ParseCertificate(st.Issuance.Certificate)

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -302,5 +303,41 @@ func TestRecordChangedBySQL(t *testing.T) {
 				t.Fatalf("Open: %v", err)
 			}
 		})
+	}
+}
+
+// TestQuickOpen: with Options.QuickOpen, Open still refuses a cut ledger
+// and damaged storage, but a record changed before the checkpoint is
+// found only by Verify, which then stops the ledger.
+func TestQuickOpen(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	for i := range 3 {
+		f.mustIssue(t, fmt.Sprintf("device %d", i), nil)
+	}
+	if _, err := f.auth.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.close(t)
+	f.exec(t, "UPDATE records SET requester = 'line-2' WHERE seq = 1")
+	quick := f.opts()
+	quick.QuickOpen = true
+	l, err := sqlite.Open(ctx, f.path, quick)
+	if err != nil {
+		t.Fatalf("QuickOpen: %v", err)
+	}
+	if _, err := l.Verify(ctx); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("Verify: %v", err)
+	}
+	if _, err := l.NextCRLNumber(ctx); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("NextCRLNumber after Verify failed: %v", err)
+	}
+	l.Close()
+	if _, err := sqlite.Open(ctx, f.path, f.opts()); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("full Open: %v", err)
+	}
+	f.exec(t, "DELETE FROM records WHERE seq = 3")
+	if _, err := sqlite.Open(ctx, f.path, quick); !errors.Is(err, ca.ErrCheckpointMismatch) {
+		t.Fatalf("QuickOpen of a cut ledger: %v", err)
 	}
 }
