@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -241,4 +242,31 @@ func openRaw(t *testing.T, path string) *sql.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// swappingLedger answers every Lookup with the status of another serial,
+// as a ledger with a damaged serial index and no checks of its own would.
+type swappingLedger struct {
+	ca.Ledger
+	other *big.Int
+}
+
+func (l swappingLedger) Lookup(ctx context.Context, _ *big.Int) (*ca.Status, error) {
+	return l.Ledger.Lookup(ctx, l.other)
+}
+
+// TestIssuedCertificateChecksLookup: the Authority checks what a ledger's
+// lookup returns, and refuses another serial's certificate.
+func TestIssuedCertificateChecksLookup(t *testing.T) {
+	ctx := context.Background()
+	p := newPKI(t, keystore.ES256, nil)
+	certs := issueAll(t, p)
+	a, err := ca.New(ca.Config{Signer: p.interKey, Chain: []*x509.Certificate{p.inter, p.root},
+		Ledger: swappingLedger{p.ledger, certs["ak"].SerialNumber}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := a.IssuedCertificate(ctx, certs["idevid"].SerialNumber); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("IssuedCertificate through a swapping ledger: %v, %v", c, err)
+	}
 }
