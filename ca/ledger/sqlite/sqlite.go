@@ -121,6 +121,9 @@ type Ledger struct {
 	checkpointKey crypto.PublicKey
 	link          *sql.Stmt // the next record's prev_hash and the head's seq, for lookups
 	fault         atomic.Pointer[error]
+	// written is the last record this Ledger appended, or the head it
+	// opened; only the writer goroutine uses it after Open.
+	written ca.Head
 
 	queue     chan op
 	closing   chan struct{}
@@ -180,6 +183,10 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		db.Close()
 		return nil, &OpenError{Path: path, Err: err}
 	}
+	if l.written, err = l.Head(ctx); err != nil {
+		db.Close()
+		return nil, &OpenError{Path: path, Err: err}
+	}
 	w, err := db.Conn(ctx)
 	if err != nil {
 		db.Close()
@@ -216,7 +223,7 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 type stmts struct {
 	begin, commit, rollback                *sql.Stmt
 	quota, revState, tail, insert, crlNext *sql.Stmt
-	keyTaken                               *sql.Stmt
+	keyTaken, hashAt                       *sql.Stmt
 }
 
 func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
@@ -232,6 +239,7 @@ func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
 		{&s.revState, "SELECT (SELECT count(*) FROM records WHERE kind = 1 AND serial = ?1), (SELECT count(*) FROM records WHERE kind = 2 AND serial = ?1)"},
 		{&s.tail, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"},
 		{&s.keyTaken, "SELECT count(*) FROM records WHERE idem_key = ?"},
+		{&s.hashAt, "SELECT hash FROM records WHERE seq = ?"},
 		{&s.insert, `INSERT INTO records
 			(seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
@@ -248,7 +256,7 @@ func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
 
 func (s *stmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.begin, s.commit, s.rollback, s.quota, s.revState, s.tail, s.insert, s.crlNext, s.keyTaken} {
+	for _, st := range []*sql.Stmt{s.begin, s.commit, s.rollback, s.quota, s.revState, s.tail, s.insert, s.crlNext, s.keyTaken, s.hashAt} {
 		errs = append(errs, st.Close())
 	}
 	return errors.Join(errs...)
@@ -355,6 +363,7 @@ type op struct {
 // the chain tail as it stands after the ops applied so far.
 type batchTx struct {
 	st       *stmts
+	written  ca.Head // the last record this Ledger appended
 	seq      uint64
 	hash     []byte
 	tailRead bool
@@ -375,7 +384,37 @@ func (t *batchTx) tail(ctx context.Context) error {
 	default:
 		t.seq, t.hash = uint64(seq), hash
 	}
+	if err := t.checkWritten(ctx); err != nil {
+		return err
+	}
 	t.tailRead = true
+	return nil
+}
+
+// checkWritten checks that the chain still holds the last record this
+// Ledger appended: a tail cut (or cut and rewritten) behind its back while
+// it runs is seen at the next append, before anything is appended to it.
+// Appends by other processes on the same file only lengthen the chain.
+func (t *batchTx) checkWritten(ctx context.Context) error {
+	w := t.written
+	switch {
+	case w.Seq == 0:
+		return nil
+	case t.seq < w.Seq:
+		return &ca.ChainError{Seq: w.Seq, Reason: fmt.Sprintf("ledger ends at record %d, below record %d this Ledger appended: its tail was cut", t.seq, w.Seq)}
+	case t.seq == w.Seq:
+		if !bytes.Equal(t.hash, w.Hash) {
+			return &ca.ChainError{Seq: w.Seq, Reason: "the last record this Ledger appended was replaced"}
+		}
+		return nil
+	}
+	var h []byte
+	if err := t.st.hashAt.QueryRowContext(ctx, int64(w.Seq)).Scan(&h); err != nil {
+		return err
+	}
+	if !bytes.Equal(h, w.Hash) {
+		return &ca.ChainError{Seq: w.Seq, Reason: "the last record this Ledger appended was replaced"}
+	}
 	return nil
 }
 
@@ -438,7 +477,7 @@ func (l *Ledger) runBatch(batch []op) {
 		fail(fmt.Errorf("sqlite ledger: begin: %w", err))
 		return
 	}
-	tx := &batchTx{st: l.stmts}
+	tx := &batchTx{st: l.stmts, written: l.written}
 	for i, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			errs[i] = err
@@ -453,6 +492,9 @@ func (l *Ledger) runBatch(batch []op) {
 		err := o.apply(ctx, tx)
 		if err != nil && !isRefusal(err) {
 			l.stmts.rollback.ExecContext(ctx)
+			if errors.Is(err, ca.ErrLedgerCorrupt) {
+				l.setFault(err)
+			}
 			fail(fmt.Errorf("sqlite ledger: %w", err))
 			return
 		}
@@ -462,6 +504,9 @@ func (l *Ledger) runBatch(batch []op) {
 		l.stmts.rollback.ExecContext(ctx)
 		fail(fmt.Errorf("sqlite ledger: commit: %w", err))
 		return
+	}
+	if tx.tailRead {
+		l.written = ca.Head{Seq: tx.seq, Hash: tx.hash}
 	}
 	l.commits.Add(1)
 	l.ops.Add(uint64(len(batch)))

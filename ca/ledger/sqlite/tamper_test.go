@@ -341,3 +341,25 @@ func TestQuickOpen(t *testing.T) {
 		t.Fatalf("QuickOpen of a cut ledger: %v", err)
 	}
 }
+
+// TestTailDeletedWhileOpen deletes a revoked station's revocation, the
+// last record, while the CA runs: the next append sees that the chain no
+// longer holds the last record it appended, and the station gets nothing.
+func TestTailDeletedWhileOpen(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	st := f.station(t)
+	if err := f.auth.Revoke(ctx, st.SerialNumber, ca.ReasonKeyCompromise, "security"); err != nil {
+		t.Fatal(err)
+	}
+	f.exec(t, "DELETE FROM records WHERE seq = 2")
+	if c, err := f.issue(t, "device 1", st); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("revoked station after its revocation was deleted: issued %v, %v", c != nil, err)
+	}
+	if _, err := f.issue(t, "device 2", nil); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("Issue on a ledger found cut: %v", err)
+	}
+	if h, _ := f.l.Head(ctx); h.Seq != 1 {
+		t.Fatalf("head %d", h.Seq)
+	}
+}
