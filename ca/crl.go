@@ -16,7 +16,11 @@ import (
 // durable; the next CRL lists it. Errors: ErrUnknownSerial,
 // ErrAlreadyRevoked, and ErrInvalidRequest for a reason a certificate
 // cannot be revoked with (certificateHold, removeFromCRL, aACompromise,
-// 7, > 10).
+// 7, > 10). With [Config].Checkpoints, Revoke also saves a checkpoint
+// that covers the revocation before it returns, so that the revocation
+// cannot be cut from the ledger unseen even before the next CRL; if that
+// fails, Revoke returns the error although the revocation is recorded (a
+// retry gets ErrAlreadyRevoked).
 func (a *Authority) Revoke(ctx context.Context, serial *big.Int, reason RevocationReason, requester string) error {
 	if serial == nil || serial.Sign() <= 0 {
 		return fmt.Errorf("ca: %w: serial must be positive", ErrInvalidRequest)
@@ -39,6 +43,11 @@ func (a *Authority) Revoke(ctx context.Context, serial *big.Int, reason Revocati
 	}
 	if err := a.ledger.Append(ctx, rec, nil); err != nil {
 		return fmt.Errorf("ca: failed to revoke %x: %w", serial, err)
+	}
+	if a.checkpoints.store != nil {
+		if _, err := a.Checkpoint(ctx); err != nil {
+			return fmt.Errorf("ca: revocation of %x recorded, but its checkpoint failed: %w", serial, err)
+		}
 	}
 	return nil
 }

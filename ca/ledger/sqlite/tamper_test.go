@@ -363,3 +363,30 @@ func TestTailDeletedWhileOpen(t *testing.T) {
 		t.Fatalf("head %d", h.Seq)
 	}
 }
+
+// TestRevocationDeletedBeforeAnyCRL is the issue's first attack exactly:
+// revoke a station, delete that last record with SQL, reopen — with no
+// CRL made in between. Revoke saved a checkpoint covering the revocation,
+// so the reopened ledger is refused and the station enrolls nowhere.
+func TestRevocationDeletedBeforeAnyCRL(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	st := f.station(t)
+	if err := f.auth.Revoke(ctx, st.SerialNumber, ca.ReasonKeyCompromise, "security"); err != nil {
+		t.Fatal(err)
+	}
+	f.close(t)
+	f.exec(t, "DELETE FROM records WHERE seq = (SELECT max(seq) FROM records)")
+	var ce *ca.CheckpointError
+	if err := f.open(t); !errors.As(err, &ce) || ce.Checkpoint.Seq != 2 || ce.Ledger.Seq != 1 {
+		t.Fatalf("Open: %v", err)
+	}
+	f.openUnchecked(t)
+	auth, err := ca.New(ca.Config{Signer: f.key, Chain: f.chain, Ledger: f.l, Checkpoints: f.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.Issue(ctx, &ca.Request{CSR: ldevidCSR(t, "device"), Profile: "ldevid", RequesterCertificate: st}); !errors.Is(err, ca.ErrCheckpointMismatch) {
+		t.Fatalf("revoked station enrolls: %v", err)
+	}
+}
