@@ -65,6 +65,9 @@ func TestBackupRestore(t *testing.T) {
 	if head.Seq < 3 {
 		t.Fatalf("restored head %d", head.Seq)
 	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".restored.db*")); len(left) > 0 {
+		t.Fatalf("Restore left %v", left)
+	}
 	if _, err := sqlite.Restore(ctx, backup, restored, f.opts()); err == nil {
 		t.Fatal("Restore overwrote a ledger")
 	}
