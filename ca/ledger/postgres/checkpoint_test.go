@@ -140,3 +140,31 @@ func TestVerifyAmcheckFailure(t *testing.T) {
 		t.Fatalf("Append after damage was found: %v", err)
 	}
 }
+
+// TestTailDeletedWhileOpen deletes a revoked station's revocation, the
+// last record, while the CA runs: the append that follows is linked below
+// the last record the Ledger appended, so it is not answered with success
+// (the station gets no certificate), and the Ledger refuses from then on.
+func TestTailDeletedWhileOpen(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsn := srv.NewDatabase(t)
+	ctx := context.Background()
+	p := newPKI(t)
+	l := open(t, dsn, postgres.Config{})
+	auth := p.authority(t, l, ca.QuotaPolicy{})
+	st, err := auth.Issue(ctx, &ca.Request{CSR: stationCSR(t), Profile: "station", Requester: "admin",
+		Station: &ca.StationAuthorization{Profiles: []string{"idevid"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.Revoke(ctx, st.SerialNumber, ca.ReasonKeyCompromise, "security"); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, dsn, "DELETE FROM ztm_ca.records WHERE seq = 2")
+	if c, err := auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, "D1"), Profile: "idevid", RequesterCertificate: st}); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("revoked station after its revocation was deleted: issued %v, %v", c != nil, err)
+	}
+	if _, err := auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, "D2"), Profile: "idevid", Requester: "line"}); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("Issue on a ledger found cut: %v", err)
+	}
+}

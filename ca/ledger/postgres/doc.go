@@ -158,7 +158,11 @@
 // damage is found, the Ledger refuses appends, lookups, revocation lists
 // and CRL numbers with an error wrapping ca.ErrLedgerCorrupt until it is
 // repaired (REINDEX SCHEMA, or a restore from backup, then Verify) and
-// opened again.
+// opened again. While it runs, a Ledger also compares where the database
+// linked each batch with the last record it appended itself: a tail cut
+// behind its back is seen at the next append, which is then not answered
+// with success (its records are committed, but no certificate is
+// returned), and the Ledger refuses from then on.
 //
 // # Failures
 //

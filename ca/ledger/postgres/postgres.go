@@ -85,6 +85,9 @@ type Ledger struct {
 	// before it sends a batch, until a batch commits.
 	suspect atomic.Bool
 	fault   atomic.Pointer[error]
+	// written is the last record this Ledger appended, or the head it
+	// opened; only the writer goroutine uses it after New.
+	written ca.Head
 
 	queue     chan *op
 	closing   chan struct{}
@@ -155,6 +158,9 @@ func newLedger(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Ledger, er
 	}
 	if err := l.checkOnOpen(ctx); err != nil {
 		return nil, fmt.Errorf("postgres ledger: ledger refused: %w", err)
+	}
+	if l.written, err = l.Head(ctx); err != nil {
+		return nil, err
 	}
 	go l.run()
 	return l, nil
