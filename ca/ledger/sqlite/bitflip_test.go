@@ -66,12 +66,15 @@ func dump(t *testing.T, path string) (string, error) {
 // devices (two requested by the station), a device and then the station
 // revoked, a CRL and its checkpoint.
 type campaignLedger struct {
-	f        *fixture
-	station  *x509.Certificate
-	devices  []*x509.Certificate
-	revoked  map[string]bool
-	pristine []byte
-	dump     string
+	f       *fixture
+	station *x509.Certificate
+	devices []*x509.Certificate
+	revoked map[string]bool
+	// repeatCSR was issued as devices[2]; asking again returns that
+	// certificate.
+	repeatCSR []byte
+	pristine  []byte
+	dump      string
 }
 
 func newCampaignLedger(t *testing.T) *campaignLedger {
@@ -83,7 +86,15 @@ func newCampaignLedger(t *testing.T) *campaignLedger {
 		if i%2 == 1 {
 			st = c.station
 		}
-		c.devices = append(c.devices, c.f.mustIssue(t, fmt.Sprintf("device %d", i), st))
+		csr := ldevidCSR(t, fmt.Sprintf("device %d", i))
+		cert, err := c.f.issueCSR(t, csr, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.devices = append(c.devices, cert)
+		if i == 2 {
+			c.repeatCSR = csr
+		}
 	}
 	for _, s := range []*big.Int{c.devices[0].SerialNumber, c.station.SerialNumber} {
 		if err := c.f.auth.Revoke(ctx, s, ca.ReasonKeyCompromise, "security"); err != nil {
@@ -214,6 +225,10 @@ func (c *campaignLedger) decide(t *testing.T, l *sqlite.Ledger) error {
 	}
 	if err := auth.Revoke(ctx, c.devices[0].SerialNumber, ca.ReasonSuperseded, "x"); !errors.Is(err, ca.ErrAlreadyRevoked) {
 		return fmt.Errorf("second revocation: %v", err)
+	}
+	c.f.auth = auth
+	if again, err := c.f.issueCSR(t, c.repeatCSR, nil); err != nil || !bytes.Equal(again.Raw, c.devices[2].Raw) {
+		return fmt.Errorf("repeated request: %v", err)
 	}
 	h, _ := l.Head(ctx)
 	if h.Seq != 7 {

@@ -113,7 +113,12 @@ func ldevidCSR(t testing.TB, cn string) []byte {
 // of its CSR as idempotency key.
 func (f *fixture) issue(t testing.TB, cn string, station *x509.Certificate) (*x509.Certificate, error) {
 	t.Helper()
-	csr := ldevidCSR(t, cn)
+	return f.issueCSR(t, ldevidCSR(t, cn), station)
+}
+
+// issueCSR is issue for a given CSR.
+func (f *fixture) issueCSR(t testing.TB, csr []byte, station *x509.Certificate) (*x509.Certificate, error) {
+	t.Helper()
 	key := sha256.Sum256(csr)
 	req := &ca.Request{CSR: csr, Profile: "ldevid", IdempotencyKey: key[:]}
 	if station != nil {
