@@ -219,7 +219,8 @@ func (c *campaignLedger) decide(t *testing.T, l *sqlite.Ledger) error {
 		return err
 	}
 	// The revoked station gets nothing; a revoked certificate is not
-	// revoked twice; a repeated request gets its certificate back.
+	// revoked twice; a repeated request gets its certificate back, and
+	// nothing is recorded.
 	if _, err := auth.Issue(ctx, &ca.Request{CSR: ldevidCSR(t, "again"), Profile: "ldevid", RequesterCertificate: c.station}); !errors.Is(err, ca.ErrNotAuthorized) {
 		return fmt.Errorf("revoked station's request: %v", err)
 	}
@@ -232,7 +233,7 @@ func (c *campaignLedger) decide(t *testing.T, l *sqlite.Ledger) error {
 	}
 	h, _ := l.Head(ctx)
 	if h.Seq != 7 {
-		return fmt.Errorf("head %d after refusals", h.Seq)
+		return fmt.Errorf("head %d after refusals and a repeat", h.Seq)
 	}
 	return nil
 }
