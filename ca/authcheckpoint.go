@@ -176,16 +176,22 @@ func (a *Authority) checkpointLocked(ctx context.Context, crlNumber *big.Int) (*
 	return cp, nil
 }
 
-// RunCheckpoints signs a checkpoint (see [Authority.Checkpoint]) every
+// RunCheckpoints verifies the whole ledger ([Ledger.Verify]: its chain,
+// its database's own integrity check, its checkpoints) and then signs a
+// checkpoint (see [Authority.Checkpoint]), every
 // [Config].CheckpointInterval until ctx ends, and then returns ctx.Err().
-// It returns early with the error of a checkpoint that found the ledger
-// corrupt; other failures (a store briefly unavailable) are retried at the
-// next tick. Run it in its own goroutine.
+// So the periodic checkpoints sign only heads that verified, and damage
+// that arises while the CA runs (an index losing entries, which no lookup
+// can see) is found within an interval. It returns early with the error
+// of a verification or checkpoint that found the ledger corrupt, after
+// which the Authority refuses every issuance, revocation and CRL; other
+// failures (a store briefly unavailable) are retried at the next tick.
+// Run it in its own goroutine.
 func (a *Authority) RunCheckpoints(ctx context.Context) error {
 	t := time.NewTicker(a.checkpoints.interval)
 	defer t.Stop()
 	for {
-		if _, err := a.Checkpoint(ctx); err != nil && (errors.Is(err, ErrLedgerCorrupt) || errors.Is(err, ErrBadCheckpoint)) {
+		if err := a.verifiedCheckpoint(ctx); err != nil && (errors.Is(err, ErrLedgerCorrupt) || errors.Is(err, ErrBadCheckpoint)) {
 			return err
 		}
 		select {
@@ -194,6 +200,20 @@ func (a *Authority) RunCheckpoints(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+func (a *Authority) verifiedCheckpoint(ctx context.Context) error {
+	if err := a.usable(ctx); err != nil {
+		return err
+	}
+	if _, err := a.ledger.Verify(ctx); err != nil {
+		if errors.Is(err, ErrLedgerCorrupt) {
+			return a.setFault(err)
+		}
+		return err
+	}
+	_, err := a.Checkpoint(ctx)
+	return err
 }
 
 // CheckpointHandler returns an http.Handler that serves the newest

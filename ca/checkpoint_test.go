@@ -270,3 +270,29 @@ func TestIssuedCertificateChecksLookup(t *testing.T) {
 		t.Fatalf("IssuedCertificate through a swapping ledger: %v, %v", c, err)
 	}
 }
+
+// TestRunCheckpointsVerifies damages a record while the CA runs: the next
+// periodic round verifies the ledger first, finds it, signs nothing and
+// stops the Authority.
+func TestRunCheckpointsVerifies(t *testing.T) {
+	dir := t.TempDir()
+	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
+		withCheckpoints(dir)(c)
+		c.CheckpointInterval = 5 * time.Millisecond
+	})
+	issueAll(t, p)
+	if _, err := openRaw(t, filepath.Join(p.dir, "ledger.db")).Exec("UPDATE records SET requester = 'x' WHERE seq = 2"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.auth.RunCheckpoints(ctx); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("RunCheckpoints: %v", err)
+	}
+	if _, err := ca.NewCheckpointFile(filepath.Join(dir, "checkpoint")).LatestCheckpoint(ctx); !errors.Is(err, ca.ErrNoCheckpoint) {
+		t.Fatalf("a checkpoint was signed over a damaged ledger: %v", err)
+	}
+	if err := p.auth.Revoke(ctx, big.NewInt(1), ca.ReasonSuperseded, "x"); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("Revoke after: %v", err)
+	}
+}

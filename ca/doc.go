@@ -74,8 +74,10 @@
 // tail cut off: the shorter chain is still a valid chain. So the CA signs
 // its ledger's head — sequence number, head hash, time and last CRL
 // number — as a transparency log signs its tree head: a [Checkpoint],
-// made by [Authority.Checkpoint], with every new CRL, every
-// [Config].CheckpointInterval by [Authority.RunCheckpoints], and served by
+// made by [Authority.Checkpoint], with every new CRL, with every
+// revocation when checkpoints are stored, every
+// [Config].CheckpointInterval by [Authority.RunCheckpoints] (after it
+// verified the whole ledger), and served by
 // [Authority.CheckpointHandler] beside the CRL. Checkpoints are kept
 // outside the ledger ([Config].Checkpoints, a [CheckpointStore] such as
 // [CheckpointFile]). A ledger shorter than, or different from, the newest
@@ -111,7 +113,8 @@
 // database's own integrity check (SQLite's PRAGMA integrity_check and a
 // check of the schema text; PostgreSQL's amcheck where the extension is
 // installed), which finds an index that lacks an entry — what no lookup
-// can see — and the SQLite ledger runs all of this at open. A damaged
+// can see; the SQLite ledger runs all of this at open, and
+// [Authority.RunCheckpoints] every interval. A damaged
 // ledger ([*StorageError]) refuses issuance and revocation until an
 // operator repairs it:
 //
