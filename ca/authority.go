@@ -71,6 +71,18 @@ type Config struct {
 	Rand io.Reader
 	// Time returns the current time. If nil, time.Now.
 	Time func() time.Time
+	// Checkpoints keeps the ledger checkpoints the Authority signs (see
+	// [Checkpoint]) outside the ledger. The Authority reads the newest
+	// one before its first issuance, revocation or CRL and refuses to
+	// work, with a [*CheckpointError], on a ledger that does not extend
+	// it. If nil, checkpoints are kept in memory only: a ledger cut while
+	// the CA is stopped is then seen only by whoever holds a later
+	// checkpoint or CRL.
+	Checkpoints CheckpointStore
+	// CheckpointInterval is how often [Authority.RunCheckpoints] signs a
+	// checkpoint, and how old the one [Authority.CheckpointHandler] serves
+	// may get. If zero, one hour. Every new CRL also makes one.
+	CheckpointInterval time.Duration
 }
 
 // Authority is a certificate authority: it issues certificates from
@@ -97,6 +109,8 @@ type Authority struct {
 
 	crlMu sync.Mutex
 	crl   *cachedCRL
+
+	checkpoints checkpointState
 }
 
 type verifyPools struct {
@@ -134,6 +148,9 @@ func New(cfg Config) (*Authority, error) {
 	}
 	if cfg.CRLValidity < 0 {
 		return nil, bad("negative CRLValidity")
+	}
+	if cfg.CheckpointInterval < 0 {
+		return nil, bad("negative CheckpointInterval")
 	}
 	if cfg.Quota.Limit < 0 || cfg.Quota.Period < 0 {
 		return nil, bad("negative quota")
@@ -182,6 +199,7 @@ func New(cfg Config) (*Authority, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.checkpoints.init(cfg.Checkpoints, cfg.CheckpointInterval)
 	a.verified = newVerifiedCache(maxVerifiedStations)
 	a.stations.roots = x509.NewCertPool()
 	a.stations.intermediates = x509.NewCertPool()
@@ -367,6 +385,9 @@ func (a *Authority) Check(ctx context.Context, req *Request) (*Checked, error) {
 	if req == nil {
 		return nil, fmt.Errorf("ca: %w: nil request", ErrInvalidRequest)
 	}
+	if err := a.usable(ctx); err != nil {
+		return nil, err
+	}
 	p, ok := a.profiles[req.Profile]
 	if !ok {
 		return nil, fmt.Errorf("ca: %w: %q", ErrUnknownProfile, req.Profile)
@@ -458,6 +479,9 @@ func checkGrant(reqAuth *StationAuthorization, req *Request, requester string) e
 func (a *Authority) IssueChecked(ctx context.Context, c *Checked) (*x509.Certificate, error) {
 	if c == nil || c.csr == nil {
 		return nil, fmt.Errorf("ca: %w: request not checked", ErrInvalidRequest)
+	}
+	if err := a.usable(ctx); err != nil {
+		return nil, err
 	}
 	req, p := &c.req, &c.profile
 	if a.policy != nil {

@@ -3,6 +3,7 @@ package ca
 import (
 	"context"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -15,7 +16,11 @@ import (
 // durable; the next CRL lists it. Errors: ErrUnknownSerial,
 // ErrAlreadyRevoked, and ErrInvalidRequest for a reason a certificate
 // cannot be revoked with (certificateHold, removeFromCRL, aACompromise,
-// 7, > 10).
+// 7, > 10). With [Config].Checkpoints, Revoke also saves a checkpoint
+// that covers the revocation before it returns, so that the revocation
+// cannot be cut from the ledger unseen even before the next CRL; if that
+// fails, Revoke returns the error although the revocation is recorded (a
+// retry gets ErrAlreadyRevoked).
 func (a *Authority) Revoke(ctx context.Context, serial *big.Int, reason RevocationReason, requester string) error {
 	if serial == nil || serial.Sign() <= 0 {
 		return fmt.Errorf("ca: %w: serial must be positive", ErrInvalidRequest)
@@ -26,6 +31,9 @@ func (a *Authority) Revoke(ctx context.Context, serial *big.Int, reason Revocati
 	if requester == "" || len(requester) > 256 {
 		return fmt.Errorf("ca: %w: requester must be 1 to 256 bytes", ErrInvalidRequest)
 	}
+	if err := a.usable(ctx); err != nil {
+		return err
+	}
 	rec := &Record{
 		Kind:      KindRevocation,
 		Serial:    new(big.Int).Set(serial),
@@ -35,6 +43,11 @@ func (a *Authority) Revoke(ctx context.Context, serial *big.Int, reason Revocati
 	}
 	if err := a.ledger.Append(ctx, rec, nil); err != nil {
 		return fmt.Errorf("ca: failed to revoke %x: %w", serial, err)
+	}
+	if a.checkpoints.store != nil {
+		if _, err := a.Checkpoint(ctx); err != nil {
+			return fmt.Errorf("ca: revocation of %x recorded, but its checkpoint failed: %w", serial, err)
+		}
 	}
 	return nil
 }
@@ -49,7 +62,9 @@ type cachedCRL struct {
 }
 
 // CRL returns the current CRL (DER). A new one, with the next CRL number
-// from the ledger, is signed when the ledger's revocations changed since
+// from the ledger and a fresh checkpoint of the ledger (see
+// [Authority.Checkpoint]) whose head it carries (see [CRLCheckpoint]), is
+// signed when the ledger's revocations changed since
 // the last one or half of its validity has passed; otherwise the last one
 // is returned. Revocations another Authority on the same ledger recorded
 // are included, as the check reads the ledger.
@@ -59,6 +74,9 @@ func (a *Authority) CRL(ctx context.Context) ([]byte, error) {
 }
 
 func (a *Authority) currentCRL(ctx context.Context) ([]byte, time.Time, error) {
+	if err := a.usable(ctx); err != nil {
+		return nil, time.Time{}, err
+	}
 	revs, err := a.ledger.Revoked(ctx)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("ca: failed to read revocations: %w", err)
@@ -78,12 +96,17 @@ func (a *Authority) currentCRL(ctx context.Context) ([]byte, time.Time, error) {
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("ca: failed to allocate CRL number: %w", err)
 	}
+	ext, err := a.crlCheckpoint(ctx, number)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
 	thisUpdate := now.UTC().Truncate(time.Second)
 	tmpl := &x509.RevocationList{
 		Number:             number,
 		ThisUpdate:         thisUpdate,
 		NextUpdate:         thisUpdate.Add(a.crlValid),
 		SignatureAlgorithm: a.sigAlg,
+		ExtraExtensions:    []pkix.Extension{ext},
 	}
 	for _, r := range revs {
 		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
@@ -131,10 +154,15 @@ func (a *Authority) CRLHandler() http.Handler {
 }
 
 // IssuedCertificate returns the certificate the ledger records under
-// serial, revoked or not, or ErrUnknownSerial.
+// serial, revoked or not, or ErrUnknownSerial. A record that is not that
+// serial's issuance, or does not match its hash, gives a *ChainError.
 func (a *Authority) IssuedCertificate(ctx context.Context, serial *big.Int) (*x509.Certificate, error) {
 	st, err := a.ledger.Lookup(ctx, serial)
 	if err != nil {
+		return nil, err
+	}
+	// Checked here too, for ledgers that do not check their lookups.
+	if err := VerifyLookup(st.Issuance, nil, serial, nil); err != nil {
 		return nil, err
 	}
 	cert, err := x509.ParseCertificate(st.Issuance.Certificate)
@@ -142,4 +170,20 @@ func (a *Authority) IssuedCertificate(ctx context.Context, serial *big.Int) (*x5
 		return nil, fmt.Errorf("ca: recorded certificate does not parse: %w", err)
 	}
 	return cert, nil
+}
+
+// crlCheckpoint signs the checkpoint made with CRL number and returns the
+// CRL extension carrying its head.
+func (a *Authority) crlCheckpoint(ctx context.Context, number *big.Int) (pkix.Extension, error) {
+	a.checkpoints.mu.Lock()
+	cp, err := a.checkpointLocked(ctx, number)
+	a.checkpoints.mu.Unlock()
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	v, err := marshalCRLCheckpoint(cp.Head())
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	return pkix.Extension{Id: oidCRLCheckpoint, Value: v}, nil
 }

@@ -81,6 +81,67 @@
 // retried request gets the certificate already issued for it
 // ([Ledger.LookupRequest]) and never a second one.
 //
+// # Checkpoints
+//
+// A hash chain shows a record changed or removed in the middle, not a
+// tail cut off: the shorter chain is still a valid chain. So the CA signs
+// its ledger's head — sequence number, head hash, time and last CRL
+// number — as a transparency log signs its tree head: a [Checkpoint],
+// made by [Authority.Checkpoint], with every new CRL, with every
+// revocation when checkpoints are stored, every
+// [Config].CheckpointInterval by [Authority.RunCheckpoints] (after it
+// verified the whole ledger), and served by
+// [Authority.CheckpointHandler] beside the CRL. Checkpoints are kept
+// outside the ledger ([Config].Checkpoints, a [CheckpointStore] such as
+// [CheckpointFile]). A ledger shorter than, or different from, the newest
+// checkpoint ([Checkpoint.Check]) is refused with a [*CheckpointError]
+// naming both heads: by the ledger backends at open and in Verify, and by
+// the Authority, which then issues, revokes and signs nothing. Every CRL
+// carries the head of the checkpoint signed with it in a non-critical
+// extension ([OIDCRLCheckpoint], read by [CRLCheckpoint]), so an OEM
+// holding any CRL can tell a ledger cut behind it. A ledger's CRL counter
+// set back below the checkpoint's CRL number is refused too: CRL numbers
+// never repeat.
+//
+// A checkpoint is a COSE_Sign1 (RFC 9052) over a core-deterministic CBOR
+// payload, not a C2SP signed note (c2sp.org/tlog-checkpoint). Signed
+// notes would be readable by existing transparency-log tools, but their
+// signature types are Ed25519 and, for RFC 6962 tree heads only, ECDSA
+// P-256 — no P-384, no RSA — while a CA key here is often ECDSA or RSA in
+// an HSM, and a note would need a second key just for checkpoints. COSE_Sign1 signs with the
+// CA's own key of any algorithm ztm supports, through any key store, and
+// is the signature format of the rest of ztm (manifests, evidence); go-cose
+// and any other COSE library verify it. The CRL extension uses ztm's
+// private OID arc (see [OIDStationAuthorization]); zlint's CRL parser
+// (zcrypto) reads OID arcs of at most 28 bits and cannot parse such a CRL,
+// while Go, OpenSSL and other parsers do, and ignore it as non-critical.
+//
+// # Storage damage and repair
+//
+// No field outside the hashed record is trusted: a lookup checks that the
+// records it read are the ones asked for, match their hashes and are
+// linked into the chain ([VerifyLookup]), and refuses rather than answer
+// with another record, so a damaged index cannot make the CA revoke the
+// wrong certificate or issue a repeat twice. Verify also runs the
+// database's own integrity check (SQLite's PRAGMA integrity_check and a
+// check of the schema text; PostgreSQL's amcheck where the extension is
+// installed), which finds an index that lacks an entry — what no lookup
+// can see; the SQLite ledger runs all of this at open, and
+// [Authority.RunCheckpoints] every interval. A damaged
+// ledger ([*StorageError]) refuses issuance and revocation until an
+// operator repairs it:
+//
+//  1. Stop the CA; keep a copy of the damaged database for the record.
+//  2. If only indexes are damaged (the report names indexes), rebuild
+//     them: REINDEX (sqlite3 ledger.db 'REINDEX'; on PostgreSQL,
+//     REINDEX SCHEMA ztm_ca). Otherwise restore the newest backup
+//     (github.com/ztmkit/ztm/ca/ledger/sqlite's Restore verifies it).
+//  3. Open the ledger with its checkpoints and run Verify: it must extend
+//     the newest checkpoint. A backup older than the newest checkpoint is
+//     refused, as its later records are lost; the certificates issued
+//     after it must be found (CRL, chain store, devices) and revoked
+//     before the ledger is trusted again.
+//
 // github.com/ztmkit/ztm/ca/ledger/sqlite is the embedded ledger;
 // github.com/ztmkit/ztm/ca/ledger/ledgertest is the conformance kit every
 // ledger runs.

@@ -66,10 +66,30 @@ var (
 	// issuance for. Issue returns them wrapped in an [*AuthorizationError].
 	ErrRequesterRevoked = errors.New("ca: requester certificate revoked")
 	ErrRequesterUnknown = errors.New("ca: requester certificate not in the ledger")
-	// ErrLedgerCorrupt is returned, wrapped in a [*ChainError], by
-	// [Ledger.Verify] when a record does not match its hash or the chain is
-	// broken.
-	ErrLedgerCorrupt = errors.New("ca: ledger hash chain broken")
+	// ErrLedgerCorrupt is returned when a ledger is found altered or
+	// damaged: wrapped in a [*ChainError] by [Ledger.Verify] when a record
+	// does not match its hash or the chain is broken (and by lookups that
+	// read such a record), in a [*StorageError] when the database's own
+	// integrity check fails, and in a [*CheckpointError] when the ledger
+	// does not extend its newest signed checkpoint. A ledger that found
+	// itself corrupt refuses every later issuance, revocation and CRL with
+	// an error wrapping ErrLedgerCorrupt, until it is repaired and opened
+	// again.
+	ErrLedgerCorrupt = errors.New("ca: ledger corrupt")
+	// ErrCheckpointMismatch is returned, wrapped in a [*CheckpointError],
+	// for a ledger shorter than, or different from, a checkpoint the CA
+	// signed: records were removed or rewritten.
+	ErrCheckpointMismatch = errors.New("ca: ledger does not extend its checkpoint")
+	// ErrBadCheckpoint is returned, wrapped in a [*CheckpointFormatError],
+	// by [ParseCheckpoint] for a malformed checkpoint or one whose
+	// signature does not verify.
+	ErrBadCheckpoint = errors.New("ca: bad ledger checkpoint")
+	// ErrNoCheckpoint is returned by [CheckpointSource.LatestCheckpoint]
+	// when no checkpoint was saved yet.
+	ErrNoCheckpoint = errors.New("ca: no checkpoint saved")
+	// ErrUnknownRecord is returned by [RecordReader.Record] for a sequence
+	// number the ledger holds no record at.
+	ErrUnknownRecord = errors.New("ca: no ledger record with that sequence number")
 	// ErrLedgerClosed is returned by every Ledger method after Close.
 	ErrLedgerClosed = errors.New("ca: ledger is closed")
 	// ErrInvalidConfig is returned by [New], [NewRoot] and
@@ -237,3 +257,57 @@ func (e *ExtensionError) Error() string {
 
 // Unwrap returns ErrBadExtension.
 func (e *ExtensionError) Unwrap() error { return ErrBadExtension }
+
+// StorageError reports that a ledger's database failed its own integrity
+// check (SQLite's PRAGMA integrity_check, PostgreSQL's amcheck) or
+// returned a corruption error: an index or page is damaged, and lookups
+// through it may answer wrongly. It wraps [ErrLedgerCorrupt].
+type StorageError struct {
+	// Check names the check that failed.
+	Check string
+	// Detail is the database's report (its first lines).
+	Detail string
+}
+
+// Error describes the failure.
+func (e *StorageError) Error() string {
+	return fmt.Sprintf("ca: ledger storage damaged (%s): %s", e.Check, e.Detail)
+}
+
+// Unwrap returns ErrLedgerCorrupt.
+func (e *StorageError) Unwrap() error { return ErrLedgerCorrupt }
+
+// CheckpointError reports a ledger that does not extend a checkpoint the
+// CA signed: it is shorter (its tail was cut), or the record at the
+// checkpoint's sequence number is not the one signed. It wraps
+// [ErrCheckpointMismatch] and [ErrLedgerCorrupt].
+type CheckpointError struct {
+	// Checkpoint is the signed head, Ledger the ledger's head.
+	Checkpoint Head
+	Ledger     Head
+	Reason     string
+}
+
+// Error describes the failure, naming both heads.
+func (e *CheckpointError) Error() string {
+	return fmt.Sprintf("ca: ledger (head %d, %x) does not extend the signed checkpoint (head %d, %x): %s",
+		e.Ledger.Seq, e.Ledger.Hash, e.Checkpoint.Seq, e.Checkpoint.Hash, e.Reason)
+}
+
+// Unwrap returns ErrCheckpointMismatch and ErrLedgerCorrupt.
+func (e *CheckpointError) Unwrap() []error { return []error{ErrCheckpointMismatch, ErrLedgerCorrupt} }
+
+// CheckpointFormatError reports why [ParseCheckpoint] refused a
+// checkpoint. It wraps [ErrBadCheckpoint].
+type CheckpointFormatError struct {
+	Detail string
+	// Signature is true when the checkpoint is well formed but its
+	// signature does not verify with the key given.
+	Signature bool
+}
+
+// Error describes the failure.
+func (e *CheckpointFormatError) Error() string { return "ca: bad ledger checkpoint: " + e.Detail }
+
+// Unwrap returns ErrBadCheckpoint.
+func (e *CheckpointFormatError) Unwrap() error { return ErrBadCheckpoint }

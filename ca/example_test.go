@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -335,4 +336,61 @@ func ExampleEqualNames() {
 	fmt.Println(same, err)
 	// Output:
 	// true <nil>
+}
+
+// ExampleAuthority_Checkpoint keeps signed checkpoints of the ledger in a
+// file outside it, and opens the ledger checked against them: a ledger
+// whose newest records were deleted is refused.
+func ExampleAuthority_Checkpoint() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "ztm-checkpoint")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	root, inter, key := ceremony(ctx)
+	// In production: another disk or host than the ledger's.
+	checkpoints := ca.NewCheckpointFile(filepath.Join(dir, "checkpoint"))
+	opts := sqlite.Options{Checkpoints: checkpoints, CheckpointKey: key.Public()}
+	ledger, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	auth, err := ca.New(ca.Config{Signer: key, Chain: []*x509.Certificate{inter, root}, Ledger: ledger, Checkpoints: checkpoints})
+	if err != nil {
+		log.Fatal(err)
+	}
+	devKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "sensor-1"}}, devKey)
+	if _, err := auth.Issue(ctx, &ca.Request{CSR: csr, Profile: "ldevid", Requester: "line-1"}); err != nil {
+		log.Fatal(err)
+	}
+	// Also made with every CRL, by RunCheckpoints and by CheckpointHandler.
+	cp, err := auth.Checkpoint(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	verified, err := ca.ParseCheckpoint(cp.Raw, inter.PublicKey)
+	fmt.Println("checkpoint of record", verified.Seq, "verifies:", err == nil)
+	ledger.Close()
+
+	// An insider deletes the record; the ledger is refused at open.
+	removeLastRecord(filepath.Join(dir, "ledger.db"))
+	_, err = sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), opts)
+	var ce *ca.CheckpointError
+	fmt.Println("refused:", errors.As(err, &ce), "ledger head", ce.Ledger.Seq, "checkpoint head", ce.Checkpoint.Seq)
+	// Output:
+	// checkpoint of record 1 verifies: true
+	// refused: true ledger head 0 checkpoint head 1
+}
+
+func removeLastRecord(path string) {
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("DELETE FROM records WHERE seq = (SELECT max(seq) FROM records)"); err != nil {
+		log.Fatal(err)
+	}
 }

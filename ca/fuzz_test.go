@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
+	"math/big"
 	"testing"
 )
 
@@ -104,6 +105,32 @@ func FuzzCheckCSR(f *testing.F) {
 					t.Fatalf("untyped error %v", err)
 				}
 			}
+		}
+	})
+}
+
+// FuzzParseCheckpoint feeds ParseCheckpoint mutations of real checkpoints
+// (ES256 and Ed25519): it must not panic, and whatever it accepts must be
+// exactly what was signed, re-signed to the same payload.
+func FuzzParseCheckpoint(f *testing.F) {
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cp := &Checkpoint{Seq: 7, Hash: bytes.Repeat([]byte{0xab}, 32), KeyID: []byte{1, 2, 3}, CRLNumber: big.NewInt(3)}
+	if err := signCheckpoint(rand.Reader, ecKey, cp); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(cp.Raw)
+	f.Add(cp.Raw[:len(cp.Raw)-1])
+	f.Add([]byte{0xd2, 0x84, 0x40, 0xa0, 0x40, 0x40})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := ParseCheckpoint(raw, ecKey.Public())
+		if err != nil {
+			if !errors.Is(err, ErrBadCheckpoint) {
+				t.Fatalf("error not wrapping ErrBadCheckpoint: %v", err)
+			}
+			return
+		}
+		if got.Seq != cp.Seq || !bytes.Equal(got.Hash, cp.Hash) || got.CRLNumber.Cmp(cp.CRLNumber) != 0 {
+			t.Fatalf("accepted a changed checkpoint: %+v", got)
 		}
 	})
 }

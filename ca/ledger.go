@@ -45,7 +45,11 @@ type Ledger interface {
 	// still be committed.
 	Append(ctx context.Context, rec *Record, quota *Quota) error
 	// Lookup returns the issuance record for serial and its revocation, if
-	// any. It returns ErrUnknownSerial when serial was never issued.
+	// any. It returns ErrUnknownSerial when serial was never issued. The
+	// records it read must pass [VerifyLookup] (what was asked for, each
+	// matching its hash) and be linked into the chain; when they are not
+	// (a damaged index, an edited row) it returns an error wrapping
+	// ErrLedgerCorrupt, never another record.
 	Lookup(ctx context.Context, serial *big.Int) (*Status, error)
 	// LookupRequest is Lookup by the issuance's IdempotencyKey. It returns
 	// ErrUnknownRequest when no issuance carries key.
@@ -61,6 +65,11 @@ type Ledger interface {
 	// Verify recomputes the whole hash chain from the first record (see
 	// [ChainVerifier]) and returns the head it reaches. A broken chain or a
 	// record that does not match its hash gives a *ChainError wrapping
+	// ErrLedgerCorrupt. Backends also run their database's own integrity
+	// check (*StorageError) and, when given the CA's checkpoints, check
+	// the ledger against the newest (*CheckpointError). A ledger that
+	// found itself corrupt, here or in a lookup, refuses every later
+	// Append, lookup, Revoked and NextCRLNumber with an error wrapping
 	// ErrLedgerCorrupt.
 	Verify(ctx context.Context) (Head, error)
 	// Close releases the ledger. Later calls return ErrLedgerClosed.

@@ -1,7 +1,9 @@
 // Package ledgertest is the conformance kit every [ca.Ledger]
 // implementation runs, the way keystoretest serves key stores: append and
 // chain verification, unique serials, quotas decided atomically under
-// concurrency, revocation, monotonic CRL numbers, and the closed state.
+// concurrency, revocation, monotonic CRL numbers, the closed state, and,
+// when the ledger has them, ca.RecordReader and lookups that refuse a
+// record changed behind the ledger's back.
 //
 // A backend's test calls [Run] with a constructor for an empty ledger:
 //
@@ -16,5 +18,5 @@
 //	}
 //
 // Tampering with stored records is backend-specific, so [Config] takes a
-// hook for it.
+// hook for it; the hook must change a field the record's hash covers.
 package ledgertest

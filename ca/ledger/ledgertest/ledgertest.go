@@ -57,8 +57,10 @@ func Run(t *testing.T, newLedger func(t *testing.T) ca.Ledger, cfg Config) {
 	t.Run("CRLNumbers", k.testCRLNumbers)
 	t.Run("CanceledContext", k.testCanceled)
 	t.Run("Closed", k.testClosed)
+	t.Run("RecordReader", k.testRecordReader)
 	if cfg.Tamper != nil {
 		t.Run("Tamper", k.testTamper)
+		t.Run("TamperedLookup", k.testTamperedLookup)
 	}
 	if cfg.Reopen != nil {
 		t.Run("Reopen", k.testReopen)
@@ -797,5 +799,56 @@ func (k *kit) testReopen(t *testing.T) {
 	mustAppend(t, l, next, nil)
 	if next.Seq != 4 || !bytes.Equal(next.PrevHash, last.Hash) {
 		t.Fatalf("chain does not continue after reopen")
+	}
+}
+
+// testRecordReader checks ca.RecordReader, for a ledger that has it.
+func (k *kit) testRecordReader(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	rr, ok := l.(ca.RecordReader)
+	if !ok {
+		t.Skip("ledger is not a ca.RecordReader")
+	}
+	var recs []*ca.Record
+	for range 3 {
+		r := k.issuance(t, newSerial(t), "a", base)
+		mustAppend(t, l, r, nil)
+		recs = append(recs, r)
+	}
+	for _, want := range recs {
+		got, err := rr.Record(ctx, want.Seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sameRecord(got, want); err != nil {
+			t.Fatalf("Record(%d): %v", want.Seq, err)
+		}
+	}
+	for _, seq := range []uint64{0, 4, 1 << 63} {
+		if _, err := rr.Record(ctx, seq); !errors.Is(err, ca.ErrUnknownRecord) {
+			t.Fatalf("Record(%d): %v", seq, err)
+		}
+	}
+}
+
+// testTamperedLookup changes a record behind the ledger: a lookup that
+// reads it must refuse (ErrLedgerCorrupt) rather than answer with it, and
+// the ledger must then refuse appends.
+func (k *kit) testTamperedLookup(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	var recs []*ca.Record
+	for range 4 {
+		r := k.issuance(t, newSerial(t), "a", base)
+		mustAppend(t, l, r, nil)
+		recs = append(recs, r)
+	}
+	k.cfg.Tamper(t, l, 2)
+	if st, err := l.Lookup(ctx, recs[1].Serial); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("Lookup of a tampered record: %+v, %v", st, err)
+	}
+	if err := l.Append(ctx, k.issuance(t, newSerial(t), "a", base), nil); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("Append after a lookup found tampering: %v", err)
 	}
 }

@@ -142,6 +142,28 @@
 // in a transaction of its own and returns the number only once committed:
 // numbers strictly increase across all instances.
 //
+// # Integrity
+//
+// With [Config].Checkpoints, [Open] and [New] check the ledger's length,
+// the record at the newest checkpoint the CA signed and the CRL counter
+// against it, and refuse a cut or rewritten ledger with a
+// *ca.CheckpointError naming both heads; [Ledger.Verify] walks the whole
+// chain and checks it against the checkpoint in one snapshot. When the
+// amcheck extension is installed in the database (CREATE EXTENSION
+// amcheck, as a superuser), Verify also runs bt_index_check with
+// heapallindexed on every index of the ledger's schema, which finds index
+// pages out of order and rows an index lacks; without it, only lookups'
+// own checks (ca.VerifyLookup, and that the records read are linked into
+// the chain) stand between a damaged index and a wrong answer. Once
+// damage is found, the Ledger refuses appends, lookups, revocation lists
+// and CRL numbers with an error wrapping ca.ErrLedgerCorrupt until it is
+// repaired (REINDEX SCHEMA, or a restore from backup, then Verify) and
+// opened again. While it runs, a Ledger also compares where the database
+// linked each batch with the last record it appended itself: a tail cut
+// behind its back is seen at the next append, which is then not answered
+// with success (its records are committed, but no certificate is
+// returned), and the Ledger refuses from then on.
+//
 // # Failures
 //
 // Append answers only after its COMMIT is acknowledged, with

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"strings"
 	"sync"
@@ -31,6 +32,16 @@ type Config struct {
 	// [ErrUnavailable] (or [ErrCommitUnknown] if the COMMIT was sent). If
 	// zero, 30 seconds.
 	BatchTimeout time.Duration
+	// Checkpoints is where the CA keeps its signed ledger checkpoints (see
+	// ca.Checkpoint), and CheckpointKey the CA's public key that verifies
+	// them; set both or neither. Open, New and Verify then refuse, with a
+	// *ca.CheckpointError, a ledger shorter than or different from the
+	// newest checkpoint, and one whose CRL counter is below it. Open and
+	// New check the ledger's length, the record at the checkpoint and the
+	// CRL counter; Verify, which walks the whole chain, the rest. If nil,
+	// a cut tail goes unseen here.
+	Checkpoints   ca.CheckpointSource
+	CheckpointKey crypto.PublicKey
 }
 
 const defaultSchema = "ztm_ca"
@@ -41,6 +52,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if !schemaName.MatchString(c.Schema) {
 		return c, fmt.Errorf("postgres ledger: schema name %q: want 1 to 63 of a-z, 0-9 and _, not starting with a digit: %w", c.Schema, ErrInvalidConfig)
+	}
+	if (c.Checkpoints == nil) != (c.CheckpointKey == nil) {
+		return c, fmt.Errorf("postgres ledger: set Checkpoints and CheckpointKey together: %w", ErrInvalidConfig)
 	}
 	if c.MaxBatch < 0 || c.BatchTimeout < 0 {
 		return c, fmt.Errorf("postgres ledger: negative MaxBatch or BatchTimeout: %w", ErrInvalidConfig)
@@ -70,6 +84,10 @@ type Ledger struct {
 	// be dead too (the server restarted), so the writer pings each one
 	// before it sends a batch, until a batch commits.
 	suspect atomic.Bool
+	fault   atomic.Pointer[error]
+	// written is the last record this Ledger appended, or the head it
+	// opened; only the writer goroutine uses it after New.
+	written ca.Head
 
 	queue     chan *op
 	closing   chan struct{}
@@ -138,6 +156,12 @@ func newLedger(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Ledger, er
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	if err := l.checkOnOpen(ctx); err != nil {
+		return nil, fmt.Errorf("postgres ledger: ledger refused: %w", err)
+	}
+	if l.written, err = l.Head(ctx); err != nil {
+		return nil, err
+	}
 	go l.run()
 	return l, nil
 }
@@ -201,6 +225,7 @@ type queries struct {
 	appendBatch, crlNext       string
 	lookup, revoked, head, all string
 	lookupKey                  string
+	record, link, crlCounter   string
 }
 
 const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial`
@@ -219,9 +244,12 @@ func newQueries(schema string) queries {
 		lookupKey: r.Replace(`SELECT ` + recordColumns + ` FROM {s}.records WHERE idem_key = $1 AND kind = 1
 			UNION ALL SELECT ` + recordColumns + ` FROM {s}.records WHERE kind = 2
 				AND serial = (SELECT serial FROM {s}.records WHERE idem_key = $1 AND kind = 1) ORDER BY seq`),
-		revoked: r.Replace("SELECT seq, serial, time_ns, reason FROM {s}.records WHERE kind = 2 ORDER BY seq"),
-		head:    r.Replace("SELECT seq, hash FROM {s}.records ORDER BY seq DESC LIMIT 1"),
-		all:     r.Replace("SELECT " + recordColumns + " FROM {s}.records ORDER BY seq"),
+		revoked:    r.Replace("SELECT seq, serial, time_ns, reason FROM {s}.records WHERE kind = 2 ORDER BY seq"),
+		head:       r.Replace("SELECT seq, hash FROM {s}.records ORDER BY seq DESC LIMIT 1"),
+		all:        r.Replace("SELECT " + recordColumns + " FROM {s}.records ORDER BY seq"),
+		record:     r.Replace("SELECT " + recordColumns + " FROM {s}.records WHERE seq = $1"),
+		link:       r.Replace("SELECT (SELECT prev_hash FROM {s}.records WHERE seq = $1), (SELECT coalesce(max(seq), 0) FROM {s}.records)"),
+		crlCounter: r.Replace("SELECT n FROM {s}.crl_number WHERE id = 1"),
 	}
 }
 

@@ -72,7 +72,10 @@ func (l *Ledger) Lookup(ctx context.Context, serial *big.Int) (*ca.Status, error
 	if serial == nil || serial.Sign() <= 0 {
 		return nil, ca.ErrUnknownSerial
 	}
-	return l.status(ctx, l.q.lookup, serial.Bytes(), ca.ErrUnknownSerial)
+	if err := l.refusal(); err != nil {
+		return nil, err
+	}
+	return l.status(ctx, l.q.lookup, serial.Bytes(), serial, nil, ca.ErrUnknownSerial)
 }
 
 // LookupRequest implements [ca.Ledger], like Lookup.
@@ -83,15 +86,19 @@ func (l *Ledger) LookupRequest(ctx context.Context, key []byte) (*ca.Status, err
 	if len(key) == 0 || len(key) > ca.MaxIdempotencyKey {
 		return nil, ca.ErrUnknownRequest
 	}
-	return l.status(ctx, l.q.lookupKey, key, ca.ErrUnknownRequest)
+	if err := l.refusal(); err != nil {
+		return nil, err
+	}
+	return l.status(ctx, l.q.lookupKey, key, nil, key, ca.ErrUnknownRequest)
 }
 
 // status reads the issuance and revocation records query returns for arg,
-// or notFound when there is no issuance.
-func (l *Ledger) status(ctx context.Context, query string, arg []byte, notFound error) (*ca.Status, error) {
-	var st *ca.Status
+// or notFound when there is no issuance. What it read must be what was
+// asked for (serial, or key) and hash into the chain (see verifyLookup).
+func (l *Ledger) status(ctx context.Context, query string, arg []byte, serial *big.Int, key []byte, notFound error) (*ca.Status, error) {
+	var iss, rev *ca.Record
 	err := l.retryRead(ctx, "lookup", func() error {
-		st = &ca.Status{}
+		iss, rev = nil, nil
 		rows, err := l.pool.Query(ctx, query, freshPlan, arg)
 		if err != nil {
 			return err
@@ -102,24 +109,36 @@ func (l *Ledger) status(ctx context.Context, query string, arg []byte, notFound 
 			if err != nil {
 				return err
 			}
-			switch r.Kind {
-			case ca.KindIssuance:
-				st.Issuance = r
-			case ca.KindRevocation:
-				st.Revocation = &ca.Revocation{Seq: r.Seq, Serial: r.Serial, Time: r.Time, Reason: r.Reason}
+			dst := &iss
+			if r.Kind == ca.KindRevocation {
+				dst = &rev
 			}
+			if *dst != nil {
+				return &ca.ChainError{Seq: r.Seq, Reason: "lookup: two records of one kind for one key"}
+			}
+			*dst = r
 		}
 		return rows.Err()
 	})
 	if err != nil {
 		var ce *ca.ChainError
 		if errors.As(err, &ce) {
-			return nil, ce
+			return nil, l.setFault(ce)
 		}
 		return nil, err
 	}
-	if st.Issuance == nil {
+	if iss == nil {
+		if rev != nil {
+			return nil, l.setFault(&ca.ChainError{Seq: rev.Seq, Reason: "lookup: revocation without its issuance"})
+		}
 		return nil, notFound
+	}
+	if err := l.verifyLookup(ctx, iss, rev, serial, key); err != nil {
+		return nil, err
+	}
+	st := &ca.Status{Issuance: iss}
+	if rev != nil {
+		st.Revocation = &ca.Revocation{Seq: rev.Seq, Serial: rev.Serial, Time: rev.Time, Reason: rev.Reason}
 	}
 	return st, nil
 }
@@ -128,6 +147,9 @@ func (l *Ledger) status(ctx context.Context, query string, arg []byte, notFound 
 // the Ledger caches nothing — so a revocation committed by any instance
 // is in the answer of every instance from the moment it commits.
 func (l *Ledger) Revoked(ctx context.Context) ([]ca.Revocation, error) {
+	if err := l.refusal(); err != nil {
+		return nil, err
+	}
 	var out []ca.Revocation
 	err := l.retryRead(ctx, "revoked", func() error {
 		out = out[:0]
@@ -172,50 +194,74 @@ func (l *Ledger) Head(ctx context.Context) (ca.Head, error) {
 
 // Verify implements [ca.Ledger]. It reads every record in one read-only
 // REPEATABLE READ transaction, so it checks one consistent snapshot while
-// appends go on.
+// appends go on, and checks the hash chain; in the same snapshot it runs
+// amcheck's bt_index_check (with heapallindexed) on every index of the
+// ledger's tables when the amcheck extension is installed in the
+// database (*ca.StorageError), and, with Config.Checkpoints, checks the
+// ledger against the newest checkpoint (*ca.CheckpointError). Any of these
+// failures, all wrapping ca.ErrLedgerCorrupt, makes the Ledger refuse
+// every later append, lookup and CRL number until it is repaired and
+// opened again (see the package documentation).
 func (l *Ledger) Verify(ctx context.Context) (ca.Head, error) {
+	cp, err := l.latestCheckpoint(ctx)
+	if err != nil {
+		return ca.Head{}, err
+	}
 	var h ca.Head
-	var chainErr error
-	err := l.retryRead(ctx, "verify", func() error {
-		chainErr = nil
+	var found error
+	err = l.retryRead(ctx, "verify", func() error {
+		found = nil
 		tx, err := l.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 		if err != nil {
 			return err
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx))
-		rows, err := tx.Query(ctx, l.q.all, freshPlan)
-		if err != nil {
+		var atCheckpoint *ca.Record
+		h, atCheckpoint, found, err = l.verifyChain(ctx, tx, cp)
+		if err != nil || found != nil {
 			return err
 		}
-		defer rows.Close()
-		var v ca.ChainVerifier
-		for rows.Next() {
-			r, err := scanRecord(rows)
-			if err == nil {
-				err = v.Add(r)
-			}
-			var ce *ca.ChainError
-			if errors.As(err, &ce) {
-				chainErr = ce
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		h = v.Head()
-		return nil
+		found, err = l.verifyStorage(ctx, tx, cp, h, atCheckpoint)
+		return err
 	})
 	if err != nil {
 		return ca.Head{}, err
 	}
-	if chainErr != nil {
-		return ca.Head{}, chainErr
+	if found != nil {
+		return ca.Head{}, l.setFault(found)
 	}
 	return h, nil
+}
+
+// verifyChain walks the chain in tx. found is the chain's failure; the
+// record at cp's sequence number is returned for the checkpoint check.
+func (l *Ledger) verifyChain(ctx context.Context, tx pgx.Tx, cp *ca.Checkpoint) (h ca.Head, at *ca.Record, found, err error) {
+	rows, err := tx.Query(ctx, l.q.all, freshPlan)
+	if err != nil {
+		return h, nil, nil, err
+	}
+	defer rows.Close()
+	var v ca.ChainVerifier
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err == nil {
+			err = v.Add(r)
+		}
+		var ce *ca.ChainError
+		if errors.As(err, &ce) {
+			return h, nil, ce, nil
+		}
+		if err != nil {
+			return h, nil, nil, err
+		}
+		if cp != nil && r.Seq == cp.Seq {
+			at = r
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return h, nil, nil, err
+	}
+	return v.Head(), at, nil, nil
 }
 
 // NextCRLNumber implements [ca.Ledger]. The number comes from one counter
@@ -225,6 +271,9 @@ func (l *Ledger) Verify(ctx context.Context) (ca.Head, error) {
 // returned ([ErrCommitUnknown]), which may leave a gap, never a repeat.
 func (l *Ledger) NextCRLNumber(ctx context.Context) (*big.Int, error) {
 	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := l.refusal(); err != nil {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {

@@ -47,6 +47,9 @@ func (l *Ledger) Append(ctx context.Context, rec *ca.Record, quota *ca.Quota) er
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
+	if err := l.refusal(); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -310,9 +313,54 @@ func (l *Ledger) commitBatch(batch []*op, fast bool) (errs []error, retry bool, 
 			errs[i] = &Error{Op: "append", Reason: ReasonDatabase, Err: fmt.Errorf("unknown refusal code %d", res[i].refusal)}
 		}
 	}
+	l.checkWritten(batch, errs)
 	l.commits.Add(1)
 	l.records.Add(uint64(accepted))
 	return errs, false, nil
+}
+
+// checkWritten compares where the database linked the batch's records
+// with the last record this Ledger appended before: a chain that ends
+// below it, or holds another record in its place, was cut behind the
+// Ledger's back. The batch is then committed but none of its appends is
+// answered with success (no certificate leaves the CA), and the Ledger is
+// marked corrupt. A batch linked further on (another instance appended
+// in between) is not checked here; Verify and the checkpoints cover it.
+func (l *Ledger) checkWritten(batch []*op, errs []error) {
+	var first, last *ca.Record
+	for i, o := range batch {
+		if errs[i] != nil {
+			continue
+		}
+		if first == nil || o.rec.Seq < first.Seq {
+			first = o.rec
+		}
+		if last == nil || o.rec.Seq > last.Seq {
+			last = o.rec
+		}
+	}
+	if first == nil {
+		return
+	}
+	w := l.written
+	l.written = ca.Head{Seq: last.Seq, Hash: last.Hash}
+	var reason string
+	switch {
+	case w.Seq == 0:
+	case first.Seq-1 < w.Seq:
+		reason = fmt.Sprintf("ledger ended at record %d, below record %d this Ledger appended: its tail was cut", first.Seq-1, w.Seq)
+	case first.Seq-1 == w.Seq && !bytes.Equal(first.PrevHash, w.Hash):
+		reason = "the last record this Ledger appended was replaced"
+	}
+	if reason == "" {
+		return
+	}
+	err := l.setFault(&ca.ChainError{Seq: w.Seq, Reason: reason})
+	for i := range errs {
+		if errs[i] == nil {
+			errs[i] = err
+		}
+	}
 }
 
 // chainHash is [ca.Record.ChainHash] for the record whose canonical

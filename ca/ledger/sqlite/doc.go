@@ -39,6 +39,34 @@
 // cores with GOMAXPROCS=3, ztm.Provision (CA ledger and chain store both
 // syncing) ran 16–20% faster.
 //
+// # Integrity
+//
+// [Open] and [Ledger.Verify] check the whole ledger: the hash chain
+// (ca.ChainVerifier), the schema text against the one this package makes,
+// PRAGMA integrity_check (every page, and every index entry against its
+// row: a damaged index is found before a lookup through it can answer
+// wrongly or miss a repeat), and, with [Options].Checkpoints, the newest
+// checkpoint the CA signed: a ledger shorter than it or different from it
+// (its tail cut, or cut and rewritten) is refused with a
+// *ca.CheckpointError naming both heads, as is a CRL counter set back
+// below it. Every lookup also checks the records it read (ca.VerifyLookup)
+// and that they are linked into the chain, and refuses rather than answer
+// with another record. Once any of these finds damage, the Ledger refuses
+// appends, lookups, revocation lists and CRL numbers with an error
+// wrapping ca.ErrLedgerCorrupt; repair (see ca's package documentation:
+// REINDEX for damaged indexes, else [Restore] of a backup) and open it
+// again. [Options].QuickOpen skips the chain walk at open, for very large
+// ledgers.
+//
+// # Backups
+//
+// [Ledger.Backup] writes a consistent copy while the CA runs (VACUUM
+// INTO reads one snapshot; appends go on). [Restore] puts a backup in
+// place only after opening it with the CA's checkpoints and verifying it
+// whole: a damaged backup, or one older than the newest checkpoint (its
+// later records would be lost), is refused. Take a backup after each
+// checkpoint, and keep it, like the checkpoints, off the ledger's disk.
+//
 // # Schema
 //
 // Table records (seq, kind, serial, subject, pubkey_hash, profile,

@@ -2,12 +2,18 @@ package sqlite_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"log"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/ledger/ledgertest"
 	"github.com/ztmkit/ztm/ca/ledger/sqlite"
 )
@@ -48,4 +54,46 @@ func ExampleOpen() {
 	// appended record 1
 	// verified 1 record(s): true
 	// next CRL number: 1
+}
+
+// ExampleRestore backs a ledger up while it is in use and restores the
+// backup, verified against the CA's newest checkpoint.
+func ExampleRestore() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "ledger-backup-example")
+	defer os.RemoveAll(dir)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader) // the CA's key
+	root, err := ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Example CA"}, Signer: key})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Checkpoints live apart from the ledger (another disk or host).
+	opts := sqlite.Options{
+		Checkpoints:   ca.NewCheckpointFile(filepath.Join(dir, "checkpoint")),
+		CheckpointKey: key.Public(),
+	}
+	l, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	auth, err := ca.New(ca.Config{Signer: key, Chain: []*x509.Certificate{root}, Ledger: l, Checkpoints: opts.Checkpoints.(ca.CheckpointStore)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	devKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "sensor-1"}}, devKey)
+	if _, err := auth.Issue(ctx, &ca.Request{CSR: csr, Profile: "ldevid", Requester: "line-1"}); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := auth.CRL(ctx); err != nil { // signs a checkpoint too
+		log.Fatal(err)
+	}
+	if err := l.Backup(ctx, filepath.Join(dir, "backup.db")); err != nil {
+		log.Fatal(err)
+	}
+	head, err := sqlite.Restore(ctx, filepath.Join(dir, "backup.db"), filepath.Join(dir, "restored.db"), opts)
+	fmt.Println("restored", head.Seq, "records, verified:", err == nil)
+	// Output:
+	// restored 1 records, verified: true
 }

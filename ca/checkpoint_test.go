@@ -1,0 +1,298 @@
+package ca_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"database/sql"
+	"errors"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/veraison/go-cose"
+
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/identity/keystore"
+)
+
+func withCheckpoints(dir string) func(*ca.Config) {
+	return func(c *ca.Config) { c.Checkpoints = ca.NewCheckpointFile(filepath.Join(dir, "checkpoint")) }
+}
+
+// TestCheckpointAlgorithms signs a checkpoint with a CA key of each
+// algorithm, parses it back, checks it with go-cose (an independent COSE
+// implementation), and refuses every one-bit change and another key.
+func TestCheckpointAlgorithms(t *testing.T) {
+	for _, alg := range keystore.Algorithms() {
+		t.Run(alg.String(), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			dir := t.TempDir()
+			p := newPKI(t, alg, withCheckpoints(dir))
+			issueAll(t, p)
+			cp, err := p.auth.Checkpoint(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, _ := p.ledger.Head(ctx)
+			got, err := ca.ParseCheckpoint(cp.Raw, p.inter.PublicKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Seq != head.Seq || !bytes.Equal(got.Hash, head.Hash) || !bytes.Equal(got.KeyID, p.inter.SubjectKeyId) || got.CRLNumber != nil {
+				t.Fatalf("checkpoint %+v, ledger head %+v", got, head)
+			}
+			stored, err := ca.NewCheckpointFile(filepath.Join(dir, "checkpoint")).LatestCheckpoint(ctx)
+			if err != nil || !bytes.Equal(stored, cp.Raw) {
+				t.Fatalf("stored checkpoint: %v", err)
+			}
+			coseVerify(t, alg, p.inter.PublicKey, cp.Raw)
+			for i := range cp.Raw {
+				bad := bytes.Clone(cp.Raw)
+				bad[i] ^= 0x01
+				if _, err := ca.ParseCheckpoint(bad, p.inter.PublicKey); !errors.Is(err, ca.ErrBadCheckpoint) {
+					t.Fatalf("byte %d flipped: %v", i, err)
+				}
+			}
+			var fe *ca.CheckpointFormatError
+			if _, err := ca.ParseCheckpoint(cp.Raw, p.root.PublicKey); !errors.As(err, &fe) || !fe.Signature {
+				t.Fatalf("root key: %v", err)
+			}
+		})
+	}
+}
+
+// coseVerify checks raw with go-cose.
+func coseVerify(t *testing.T, alg keystore.Algorithm, pub any, raw []byte) {
+	t.Helper()
+	var msg cose.Sign1Message
+	if err := msg.UnmarshalCBOR(raw); err != nil {
+		t.Fatal(err)
+	}
+	if rk, ok := pub.(*rsa.PublicKey); ok {
+		pub = rk
+	}
+	v, err := cose.NewVerifier(cose.Algorithm(alg.COSE()), pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := msg.Verify(nil, v); err != nil {
+		t.Fatalf("go-cose: %v", err)
+	}
+	if ct, _ := msg.Headers.Protected[cose.HeaderLabelContentType].(string); ct != ca.CheckpointContentType {
+		t.Fatalf("content type %v", msg.Headers.Protected[cose.HeaderLabelContentType])
+	}
+}
+
+// TestCRLCarriesCheckpoint: every new CRL comes with a checkpoint, whose
+// head it carries and whose CRL number it is.
+func TestCRLCarriesCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p := newPKI(t, keystore.ES256, withCheckpoints(dir))
+	certs := issueAll(t, p)
+	if err := p.auth.Revoke(ctx, certs["ldevid"].SerialNumber, ca.ReasonKeyCompromise, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	der, err := p.auth.CRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, ok, err := ca.CRLCheckpoint(crl)
+	if err != nil || !ok {
+		t.Fatalf("CRL checkpoint: %v %v", ok, err)
+	}
+	head, _ := p.ledger.Head(ctx)
+	raw, err := ca.NewCheckpointFile(filepath.Join(dir, "checkpoint")).LatestCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := ca.ParseCheckpoint(raw, p.inter.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Seq != head.Seq || !bytes.Equal(h.Hash, head.Hash) || cp.Seq != h.Seq || cp.CRLNumber.Cmp(crl.Number) != 0 {
+		t.Fatalf("CRL head %d, checkpoint %d (CRL number %v), ledger %d, CRL number %v", h.Seq, cp.Seq, cp.CRLNumber, head.Seq, crl.Number)
+	}
+	// A later plain checkpoint keeps the CRL number.
+	cp2, err := p.auth.Checkpoint(ctx)
+	if err != nil || cp2.CRLNumber.Cmp(crl.Number) != 0 {
+		t.Fatalf("later checkpoint: %v", err)
+	}
+}
+
+// TestCRLCounterRollback sets the ledger's CRL counter back: the next CRL
+// would reuse a number, and is refused.
+func TestCRLCounterRollback(t *testing.T) {
+	ctx := context.Background()
+	p := newPKI(t, keystore.ES256, withCheckpoints(t.TempDir()))
+	certs := issueAll(t, p)
+	if _, err := p.auth.CRL(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db := openRaw(t, filepath.Join(p.dir, "ledger.db"))
+	if _, err := db.Exec("UPDATE crl_number SET n = 0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.auth.Revoke(ctx, certs["ak"].SerialNumber, ca.ReasonSuperseded, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.auth.CRL(ctx); !errors.Is(err, ca.ErrCheckpointMismatch) {
+		t.Fatalf("CRL after the counter went back: %v", err)
+	}
+	if _, err := p.auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "X1"), Profile: "idevid", Requester: "s"}); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("Issue after the rollback was seen: %v", err)
+	}
+}
+
+func TestCheckpointHandler(t *testing.T) {
+	ctx := context.Background()
+	now := testNow
+	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
+		c.CheckpointInterval = time.Minute
+		c.Time = func() time.Time { return now }
+	})
+	srv := httptest.NewServer(p.auth.CheckpointHandler())
+	defer srv.Close()
+	get := func() *ca.Checkpoint {
+		t.Helper()
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != `application/cose; cose-type="cose-sign1"` {
+			t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		cp, err := ca.ParseCheckpoint(body, p.inter.PublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp
+	}
+	first := get()
+	issueAll(t, p)
+	if again := get(); !bytes.Equal(again.Raw, first.Raw) {
+		t.Fatal("checkpoint re-signed before the interval")
+	}
+	now = now.Add(2 * time.Minute)
+	if later := get(); later.Seq != 4 || !later.Time.Equal(now) {
+		t.Fatalf("after the interval: seq %d at %v", later.Seq, later.Time)
+	}
+	resp, err := http.Post(srv.URL, "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST: %d", resp.StatusCode)
+	}
+	_ = ctx
+}
+
+func TestRunCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
+		withCheckpoints(dir)(c)
+		c.CheckpointInterval = 5 * time.Millisecond
+	})
+	issueAll(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := p.auth.RunCheckpoints(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+	cp, err := ca.LatestCheckpoint(context.Background(), ca.NewCheckpointFile(filepath.Join(dir, "checkpoint")), p.inter.PublicKey)
+	if err != nil || cp == nil || cp.Seq != 4 {
+		t.Fatalf("%+v %v", cp, err)
+	}
+}
+
+// TestCheckpointStoreForged puts another key's checkpoint in the store:
+// the Authority refuses to work rather than trust or overwrite it.
+func TestCheckpointStoreForged(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	other := newPKI(t, keystore.ES256, withCheckpoints(dir))
+	if _, err := other.auth.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := newPKI(t, keystore.ES256, withCheckpoints(dir))
+	if _, err := p.auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "X1"), Profile: "idevid", Requester: "s"}); !errors.Is(err, ca.ErrBadCheckpoint) {
+		t.Fatalf("Issue with a forged checkpoint: %v", err)
+	}
+}
+
+func openRaw(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// swappingLedger answers every Lookup with the status of another serial,
+// as a ledger with a damaged serial index and no checks of its own would.
+type swappingLedger struct {
+	ca.Ledger
+	other *big.Int
+}
+
+func (l swappingLedger) Lookup(ctx context.Context, _ *big.Int) (*ca.Status, error) {
+	return l.Ledger.Lookup(ctx, l.other)
+}
+
+// TestIssuedCertificateChecksLookup: the Authority checks what a ledger's
+// lookup returns, and refuses another serial's certificate.
+func TestIssuedCertificateChecksLookup(t *testing.T) {
+	ctx := context.Background()
+	p := newPKI(t, keystore.ES256, nil)
+	certs := issueAll(t, p)
+	a, err := ca.New(ca.Config{Signer: p.interKey, Chain: []*x509.Certificate{p.inter, p.root},
+		Ledger: swappingLedger{p.ledger, certs["ak"].SerialNumber}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := a.IssuedCertificate(ctx, certs["idevid"].SerialNumber); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("IssuedCertificate through a swapping ledger: %v, %v", c, err)
+	}
+}
+
+// TestRunCheckpointsVerifies damages a record while the CA runs: the next
+// periodic round verifies the ledger first, finds it, signs nothing and
+// stops the Authority.
+func TestRunCheckpointsVerifies(t *testing.T) {
+	dir := t.TempDir()
+	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
+		withCheckpoints(dir)(c)
+		c.CheckpointInterval = 5 * time.Millisecond
+	})
+	issueAll(t, p)
+	if _, err := openRaw(t, filepath.Join(p.dir, "ledger.db")).Exec("UPDATE records SET requester = 'x' WHERE seq = 2"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.auth.RunCheckpoints(ctx); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("RunCheckpoints: %v", err)
+	}
+	if _, err := ca.NewCheckpointFile(filepath.Join(dir, "checkpoint")).LatestCheckpoint(ctx); !errors.Is(err, ca.ErrNoCheckpoint) {
+		t.Fatalf("a checkpoint was signed over a damaged ledger: %v", err)
+	}
+	if err := p.auth.Revoke(ctx, big.NewInt(1), ca.ReasonSuperseded, "x"); !errors.Is(err, ca.ErrLedgerCorrupt) {
+		t.Fatalf("Revoke after: %v", err)
+	}
+}
