@@ -261,6 +261,13 @@ type Request struct {
 	// must be profiles of this Authority; when the requester is itself a
 	// station, the authorization must be a subset of the requester's.
 	Station *StationAuthorization
+	// Reprovision, for a profile of kind IDevID, asks for a new IDevID of
+	// a device that holds a live one: the old certificate is then revoked
+	// (reason superseded) in the same ledger transaction as the new one is
+	// recorded. Without it, a second IDevID for a device is refused with a
+	// *ProvisionedError (ErrDeviceProvisioned). A device is named by its
+	// hardwareModuleName ([DeviceID]).
+	Reprovision bool
 	// IdempotencyKey, when set (1 to 64 bytes, e.g. the SHA-256 of the
 	// CSR), names the request so that retrying it never issues twice: the
 	// ledger records the key with the issuance, in the same transaction,
@@ -503,6 +510,7 @@ func (a *Authority) IssueChecked(ctx context.Context, c *Checked) (*x509.Certifi
 	}
 	pkHash := sha256.Sum256(c.csr.csr.RawSubjectPublicKeyInfo)
 	const attempts = 4
+	var supersedes *big.Int
 	for i := 0; ; i++ {
 		serial, err := a.serial(now)
 		if err != nil {
@@ -531,12 +539,34 @@ func (a *Authority) IssueChecked(ctx context.Context, c *Checked) (*x509.Certifi
 			Time:            now.UTC(),
 			Certificate:     der,
 		}
+		if p.Kind == IDevID {
+			if rec.Device, err = DeviceID(cert); err != nil {
+				return nil, &CSRError{Reason: CSRBadName, Err: err}
+			}
+			rec.Supersedes = supersedes
+		}
 		err = a.ledger.Append(ctx, rec, quota)
 		if err == nil {
 			return cert, nil
 		}
 		if errors.Is(err, ErrSerialExists) && i+1 < attempts {
 			continue
+		}
+		if errors.Is(err, ErrDeviceProvisioned) {
+			// The device holds a live IDevID (another than the one
+			// superseded, if a concurrent issuance came first).
+			st, lerr := a.ledger.LookupDevice(ctx, rec.Device)
+			switch {
+			case errors.Is(lerr, ErrUnknownDevice) && i+1 < attempts:
+				supersedes = nil
+				continue
+			case lerr != nil:
+				return nil, &ProvisionedError{Device: rec.Device}
+			case req.Reprovision && i+1 < attempts:
+				supersedes = st.Issuance.Serial
+				continue
+			}
+			return nil, &ProvisionedError{Device: rec.Device, Serial: st.Issuance.Serial}
 		}
 		if errors.Is(err, ErrRequestExists) {
 			// Issued already, by a concurrent or earlier call: the

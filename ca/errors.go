@@ -3,6 +3,7 @@ package ca
 import (
 	"errors"
 	"fmt"
+	"math/big"
 )
 
 // Sentinel errors. [Authority.Issue] and [Authority.Revoke] return errors
@@ -49,6 +50,15 @@ var (
 	// ErrUnknownRequest is returned by [Ledger.LookupRequest] for an
 	// idempotency key the ledger has no issuance for.
 	ErrUnknownRequest = errors.New("ca: unknown idempotency key")
+	// ErrUnknownDevice is returned by [Ledger.LookupDevice] for a device
+	// with no live issuance.
+	ErrUnknownDevice = errors.New("ca: no live certificate for this device")
+	// ErrDeviceProvisioned is returned by [Ledger.Append] for an issuance
+	// whose device (Record.Device) holds a live issuance it does not
+	// supersede, and, in a *ProvisionedError, by [Authority.Issue] for a
+	// second IDevID of a device whose request does not ask to
+	// re-provision it.
+	ErrDeviceProvisioned = errors.New("ca: device already provisioned")
 	// ErrRepeatRevoked is returned by [Authority.Issue] and
 	// [Authority.Repeat] for a repeated request whose certificate has been
 	// revoked since it was issued: the revoked certificate is never
@@ -311,3 +321,24 @@ func (e *CheckpointFormatError) Error() string { return "ca: bad ledger checkpoi
 
 // Unwrap returns ErrBadCheckpoint.
 func (e *CheckpointFormatError) Unwrap() error { return ErrBadCheckpoint }
+
+// ProvisionedError reports a device that already holds a live IDevID. It
+// wraps [ErrDeviceProvisioned].
+type ProvisionedError struct {
+	// Device is the device's identifier ([DeviceID]).
+	Device []byte
+	// Serial is the serial number of its live certificate, or nil if the
+	// ledger could not say.
+	Serial *big.Int
+}
+
+// Error describes the refusal.
+func (e *ProvisionedError) Error() string {
+	if e.Serial == nil {
+		return "ca: device already provisioned: it holds a live IDevID (ask to re-provision to supersede it)"
+	}
+	return fmt.Sprintf("ca: device already provisioned: it holds live IDevID %x (ask to re-provision to supersede it)", e.Serial)
+}
+
+// Unwrap returns ErrDeviceProvisioned.
+func (e *ProvisionedError) Unwrap() error { return ErrDeviceProvisioned }

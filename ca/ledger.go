@@ -37,6 +37,11 @@ type Ledger interface {
 	//   - an issuance whose IdempotencyKey is already recorded →
 	//     ErrRequestExists (checked before the quota: a repeat is not a
 	//     new issuance);
+	//   - an issuance with a Device whose live issuance is not exactly
+	//     rec.Supersedes (none, for nil) → ErrDeviceProvisioned; with
+	//     Supersedes, the revocation rec.SupersedingRevocation() is
+	//     recorded just before rec, in the same transaction (checked after
+	//     the idempotency key: a repeat is not a second issuance);
 	//   - when quota is not nil and rec is an issuance, if the ledger holds
 	//     quota.Limit or more issuances for rec.Requester with Time at or
 	//     after quota.Since → ErrQuotaExceeded.
@@ -51,6 +56,10 @@ type Ledger interface {
 	// (a damaged index, an edited row) it returns an error wrapping
 	// ErrLedgerCorrupt, never another record.
 	Lookup(ctx context.Context, serial *big.Int) (*Status, error)
+	// LookupDevice returns the live (unrevoked) issuance of a device
+	// (Record.Device) and no revocation. It returns ErrUnknownDevice when
+	// the device has none.
+	LookupDevice(ctx context.Context, device []byte) (*Status, error)
 	// LookupRequest is Lookup by the issuance's IdempotencyKey. It returns
 	// ErrUnknownRequest when no issuance carries key.
 	LookupRequest(ctx context.Context, key []byte) (*Status, error)
@@ -130,6 +139,23 @@ type Record struct {
 	// holds its revocation: once a station's revocation is recorded, no
 	// issuance it requested follows it in the ledger.
 	RequesterSerial *big.Int
+	// Device names the device an issuance under an IDevID profile is for:
+	// [DeviceID] of its certificate (the DER of its hardwareModuleName,
+	// RFC 4108). A ledger holds at most one live (unrevoked) issuance per
+	// Device: Append refuses a second with ErrDeviceProvisioned unless it
+	// supersedes the first (see Supersedes). Optional, issuance only, at
+	// most MaxDeviceID bytes.
+	Device []byte
+	// Supersedes, on an issuance with a Device, is the serial number of
+	// the device's live issuance it replaces (re-provisioning). Append
+	// then records the revocation of Supersedes, reason superseded, with
+	// the issuance's Requester and Time, just before the issuance and in
+	// the same transaction; and refuses the issuance with
+	// ErrDeviceProvisioned when the device's live issuance is not exactly
+	// Supersedes (none, for a nil Supersedes). It is an instruction to
+	// Append, not part of the record: the revocation record is what the
+	// ledger keeps.
+	Supersedes *big.Int
 	// Time is when the record was made: the issuance time (the
 	// certificate's notBefore is this time truncated to the second) or the
 	// revocation time. Kept to the nanosecond, in UTC.
@@ -163,7 +189,11 @@ type canonicalRecord struct {
 	IdempotencyKey []byte `cbor:"13,keyasint,omitempty"`
 	// RequesterSerial, like Serial: unsigned big-endian, minimal.
 	RequesterSerial []byte `cbor:"14,keyasint,omitempty"`
+	Device          []byte `cbor:"15,keyasint,omitempty"`
 }
+
+// MaxDeviceID is the longest [Record.Device], in bytes.
+const MaxDeviceID = 160
 
 // MaxIdempotencyKey is the longest [Request.IdempotencyKey], in bytes.
 const MaxIdempotencyKey = 64
@@ -183,8 +213,29 @@ func (r *Record) CheckAppendable() error {
 		return errors.New("idempotency key too long, or on a revocation")
 	case r.RequesterSerial != nil && (r.RequesterSerial.Sign() <= 0 || len(r.RequesterSerial.Bytes()) > 64 || r.Kind != KindIssuance):
 		return errors.New("requester serial not positive, too long, or on a revocation")
+	case len(r.Device) > MaxDeviceID || (r.Kind == KindRevocation && len(r.Device) > 0):
+		return errors.New("device identifier too long, or on a revocation")
+	case r.Supersedes != nil && (len(r.Device) == 0 || r.Supersedes.Sign() <= 0 || len(r.Supersedes.Bytes()) > 64 || r.Supersedes.Cmp(r.Serial) == 0):
+		return errors.New("supersedes needs a device, and a positive serial of another certificate")
 	}
 	return nil
+}
+
+// SupersedingRevocation returns the revocation record Append writes just
+// before an issuance r that supersedes another ([Record.Supersedes]): the
+// revocation of r.Supersedes, reason superseded, by r's requester at r's
+// time. It returns nil when r supersedes nothing.
+func (r *Record) SupersedingRevocation() *Record {
+	if r.Supersedes == nil {
+		return nil
+	}
+	return &Record{
+		Kind:      KindRevocation,
+		Serial:    new(big.Int).Set(r.Supersedes),
+		Requester: r.Requester,
+		Time:      r.Time,
+		Reason:    ReasonSuperseded,
+	}
 }
 
 // CanonicalEncoding returns the record's canonical encoding, which its hash
@@ -199,9 +250,9 @@ func (r *Record) CheckAppendable() error {
 //	4 subject (tstr)          13 idempotency key (bstr)
 //	5 public key hash (bstr)  14 requester certificate serial (bstr,
 //	6 profile (tstr)             as serial)
-//	7 requester (tstr)
+//	7 requester (tstr)        15 device (bstr, Record.Device)
 //
-// where keys 4–9 and 11–14 are left out when empty or zero. PrevHash and
+// where keys 4–9 and 11–15 are left out when empty or zero. PrevHash and
 // Hash are not part of the encoding.
 func (r *Record) CanonicalEncoding() ([]byte, error) {
 	if r.Serial == nil || r.Serial.Sign() <= 0 {
@@ -232,6 +283,7 @@ func (r *Record) CanonicalEncoding() ([]byte, error) {
 		Reason:          uint8(r.Reason),
 		IdempotencyKey:  r.IdempotencyKey,
 		RequesterSerial: requesterSerial,
+		Device:          r.Device,
 	})
 }
 
@@ -264,6 +316,10 @@ func (r *Record) Clone() *Record {
 	c.EvidenceDigest = bytes.Clone(r.EvidenceDigest)
 	c.StepDigest = bytes.Clone(r.StepDigest)
 	c.IdempotencyKey = bytes.Clone(r.IdempotencyKey)
+	c.Device = bytes.Clone(r.Device)
+	if r.Supersedes != nil {
+		c.Supersedes = new(big.Int).Set(r.Supersedes)
+	}
 	c.Certificate = bytes.Clone(r.Certificate)
 	c.PrevHash = bytes.Clone(r.PrevHash)
 	c.Hash = bytes.Clone(r.Hash)
@@ -311,6 +367,10 @@ type ChainVerifier struct {
 	prev   []byte
 	issued map[string]bool     // serial → revoked
 	keys   map[string]struct{} // idempotency keys recorded
+	// live is each device's unrevoked issuance (serial), devices of
+	// each serial issued with one.
+	live    map[string]string
+	devices map[string]string
 }
 
 // Add checks the next record: its sequence number follows the previous
@@ -357,6 +417,13 @@ func (v *ChainVerifier) Add(r *Record) error {
 		if !bytes.Equal(pkh[:], r.PublicKeyHash) {
 			return &ChainError{Seq: r.Seq, Reason: "certificate public key differs from the record's"}
 		}
+		if len(r.Device) > 0 {
+			if d, err := DeviceID(cert); err != nil || !bytes.Equal(d, r.Device) {
+				return &ChainError{Seq: r.Seq, Reason: "device differs from the certificate's hardwareModuleName"}
+			}
+		}
+	} else if len(r.Device) > 0 {
+		return &ChainError{Seq: r.Seq, Reason: "revocation with a device"}
 	}
 	if v.issued == nil {
 		v.issued = make(map[string]bool)
@@ -385,6 +452,16 @@ func (v *ChainVerifier) Add(r *Record) error {
 			}
 			v.keys[string(r.IdempotencyKey)] = struct{}{}
 		}
+		if len(r.Device) > 0 {
+			if v.live == nil {
+				v.live, v.devices = make(map[string]string), make(map[string]string)
+			}
+			if _, dup := v.live[string(r.Device)]; dup {
+				return &ChainError{Seq: r.Seq, Reason: "a second live issuance for one device"}
+			}
+			v.live[string(r.Device)] = key
+			v.devices[key] = string(r.Device)
+		}
 		v.issued[key] = false
 	case KindRevocation:
 		if !issued {
@@ -392,6 +469,9 @@ func (v *ChainVerifier) Add(r *Record) error {
 		}
 		if revoked {
 			return &ChainError{Seq: r.Seq, Reason: "serial revoked twice"}
+		}
+		if d, ok := v.devices[key]; ok {
+			delete(v.live, d)
 		}
 		v.issued[key] = true
 	}

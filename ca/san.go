@@ -231,3 +231,26 @@ func parseHardwareModuleNames(der []byte) ([]HardwareModuleName, error) {
 func OIDSubjectAltName() asn1.ObjectIdentifier {
 	return append(asn1.ObjectIdentifier(nil), oidSubjectAltName...)
 }
+
+// DeviceID returns the identifier of the device a certificate names: the
+// DER of its one hardwareModuleName (RFC 4108: SEQUENCE { hwType OBJECT
+// IDENTIFIER, hwSerialNum OCTET STRING }), which IEEE 802.1AR makes the
+// device's identity in an IDevID. It is what [Record.Device] holds, by
+// which a ledger keeps one live IDevID per device. A certificate without
+// exactly one hardwareModuleName has no DeviceID: an error wrapping
+// ErrBadExtension.
+func DeviceID(cert *x509.Certificate) ([]byte, error) {
+	hms, err := HardwareModuleNames(cert)
+	if err != nil {
+		return nil, err
+	}
+	if len(hms) != 1 {
+		return nil, &ExtensionError{Extension: "subjectAltName", Detail: fmt.Sprintf("%d hardwareModuleNames, want 1", len(hms))}
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(hms[0].Type)
+		b.AddASN1OctetString(hms[0].SerialNumber)
+	})
+	return b.Bytes()
+}

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"math/big"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm/ca"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Config holds the backend-specific hooks of the kit. The zero value runs
@@ -53,6 +56,7 @@ func Run(t *testing.T, newLedger func(t *testing.T) ca.Ledger, cfg Config) {
 	t.Run("IdempotencyKeyRace", k.testIdempotencyKeyRace)
 	t.Run("RequesterSerial", k.testRequesterSerial)
 	t.Run("RequesterRevokedRace", k.testRequesterRevokedRace)
+	t.Run("OneLiveDevice", k.testOneLiveDevice)
 	t.Run("ConcurrentChainLinear", k.testConcurrentChain)
 	t.Run("CRLNumbers", k.testCRLNumbers)
 	t.Run("CanceledContext", k.testCanceled)
@@ -852,3 +856,120 @@ func (k *kit) testTamperedLookup(t *testing.T) {
 		t.Fatalf("Append after a lookup found tampering: %v", err)
 	}
 }
+
+// deviceIssuance is an issuance whose certificate names a device by a
+// hardwareModuleName (hwSerialNum hw), with Record.Device set.
+func (k *kit) deviceIssuance(t testing.TB, hw []byte, at time.Time) *ca.Record {
+	t.Helper()
+	k.issuance(t, newSerial(t), "line", at) // the kit's key
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // GeneralNames
+		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { // otherName
+			b.AddASN1ObjectIdentifier(asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 4})
+			b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1ObjectIdentifier(asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 55555, 1})
+					b.AddASN1OctetString(hw)
+				})
+			})
+		})
+	})
+	san, err := b.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := newSerial(t)
+	tmpl := &x509.Certificate{
+		SerialNumber:    serial,
+		Subject:         pkix.Name{SerialNumber: serial.Text(16)},
+		NotBefore:       at.Truncate(time.Second),
+		NotAfter:        at.Add(time.Hour),
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: san}},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.key.Public(), k.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := ca.DeviceID(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkh := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return &ca.Record{
+		Kind: ca.KindIssuance, Serial: serial, Subject: cert.Subject.String(), PublicKeyHash: pkh[:],
+		Profile: "idevid", Requester: "line", Time: at, Certificate: der, Device: dev,
+	}
+}
+
+// testOneLiveDevice: a device (Record.Device) holds one live issuance at
+// most; a second is refused unless it supersedes the first, whose
+// revocation (reason superseded) is then recorded just before it, or not
+// at all when the issuance is refused.
+func (k *kit) testOneLiveDevice(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	hw := newSerial(t).Bytes()
+	a := k.deviceIssuance(t, hw, base)
+	mustAppend(t, l, a, nil)
+	if _, err := l.LookupDevice(ctx, []byte("no such device")); !errors.Is(err, ca.ErrUnknownDevice) {
+		t.Fatalf("LookupDevice(unknown) = %v", err)
+	}
+	st, err := l.LookupDevice(ctx, a.Device)
+	if err != nil || st.Issuance.Serial.Cmp(a.Serial) != 0 || !bytes.Equal(st.Issuance.Device, a.Device) {
+		t.Fatalf("LookupDevice = %+v, %v", st, err)
+	}
+	h := head(t, l)
+	second := k.deviceIssuance(t, hw, base.Add(time.Second))
+	if err := l.Append(ctx, second, nil); !errors.Is(err, ca.ErrDeviceProvisioned) {
+		t.Fatalf("second live issuance for one device: %v", err)
+	}
+	// A superseding issuance whose own serial is taken is refused, and
+	// the revocation it brought is not recorded.
+	clash := k.deviceIssuance(t, hw, base.Add(time.Second))
+	clash.Serial, clash.Supersedes = new(big.Int).Set(a.Serial), new(big.Int).Set(a.Serial)
+	if err := l.Append(ctx, clash, nil); err == nil {
+		t.Fatal("an issuance with a taken serial and a supersedes was recorded")
+	}
+	if got := head(t, l); got.Seq != h.Seq {
+		t.Fatalf("refusals changed the ledger: head %d, was %d", got.Seq, h.Seq)
+	}
+	if st, err := l.Lookup(ctx, a.Serial); err != nil || st.Revocation != nil {
+		t.Fatalf("the first issuance after refusals: %+v, %v", st, err)
+	}
+	// Re-provisioning: the new one supersedes the live one.
+	c := k.deviceIssuance(t, hw, base.Add(2*time.Second))
+	c.Supersedes = new(big.Int).Set(a.Serial)
+	mustAppend(t, l, c, nil)
+	st, err = l.Lookup(ctx, a.Serial)
+	if err != nil || st.Revocation == nil || st.Revocation.Reason != ca.ReasonSuperseded || st.Revocation.Seq != c.Seq-1 {
+		t.Fatalf("superseded issuance: %+v, %v (superseding issuance at %d)", st, err, c.Seq)
+	}
+	if st, err := l.LookupDevice(ctx, c.Device); err != nil || st.Issuance.Serial.Cmp(c.Serial) != 0 {
+		t.Fatalf("LookupDevice after re-provisioning = %+v, %v", st, err)
+	}
+	// A stale supersedes (a, revoked already) is refused.
+	stale := k.deviceIssuance(t, hw, base.Add(3*time.Second))
+	stale.Supersedes = new(big.Int).Set(a.Serial)
+	if err := l.Append(ctx, stale, nil); !errors.Is(err, ca.ErrDeviceProvisioned) {
+		t.Fatalf("stale supersedes: %v", err)
+	}
+	// Once revoked, the device may be provisioned afresh.
+	mustAppend(t, l, revocation(c.Serial, base.Add(4*time.Second), ca.ReasonKeyCompromise), nil)
+	mustAppend(t, l, k.deviceIssuance(t, hw, base.Add(5*time.Second)), nil)
+	if _, err := l.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Concurrent first issuances for one device: one wins.
+	hw2 := newSerial(t).Bytes()
+	if ok := k.race(t, l, ca.ErrDeviceProvisioned, func() *ca.Record { return k.deviceIssuance(t, hw2, base.Add(6*time.Second)) }); ok != 1 {
+		t.Fatalf("%d concurrent first issuances for one device recorded", ok)
+	}
+	if _, err := l.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+

@@ -137,6 +137,10 @@ func (l *Ledger) amcheck(ctx context.Context, tx pgx.Tx) (found, err error) {
 			return nil, err
 		}
 		if _, err := tx.Exec(ctx, check, freshPlan, idx); err != nil {
+			if ctx.Err() != nil {
+				// Cut short: that says nothing about the index.
+				return nil, ctx.Err()
+			}
 			report = append(report, idx+": "+err.Error())
 			if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT amcheck"); err != nil {
 				return nil, err

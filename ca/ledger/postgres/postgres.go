@@ -224,11 +224,11 @@ func (l *Ledger) Stats() Stats {
 type queries struct {
 	appendBatch, crlNext       string
 	lookup, revoked, head, all string
-	lookupKey                  string
+	lookupKey, liveDevice      string
 	record, link, crlCounter   string
 }
 
-const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial`
+const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial, device`
 
 func newQueries(schema string) queries {
 	s := pgx.Identifier{schema}.Sanitize()
@@ -237,13 +237,15 @@ func newQueries(schema string) queries {
 		appendBatch: r.Replace(`SELECT o_refusal, o_seq, o_prev, o_hash FROM {s}.append_batch(
 			$1::smallint[], $2::bytea[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bytea[], $8::bytea[],
 			$9::bigint[], $10::bytea[], $11::smallint[], $12::bytea[], $13::bytea[], $14::bigint[], $15::bigint[],
-			$16::bytea[], $17::bytea[], $18::boolean)`),
+			$16::bytea[], $17::bytea[], $18::bytea[], $19::boolean[], $20::boolean)`),
 		crlNext: r.Replace("UPDATE {s}.crl_number SET n = n + 1 WHERE id = 1 RETURNING n"),
 		lookup: r.Replace(`SELECT ` + recordColumns + ` FROM {s}.records WHERE kind = 1 AND serial = $1
 			UNION ALL SELECT ` + recordColumns + ` FROM {s}.records WHERE kind = 2 AND serial = $1 ORDER BY seq`),
 		lookupKey: r.Replace(`SELECT ` + recordColumns + ` FROM {s}.records WHERE idem_key = $1 AND kind = 1
 			UNION ALL SELECT ` + recordColumns + ` FROM {s}.records WHERE kind = 2
 				AND serial = (SELECT serial FROM {s}.records WHERE idem_key = $1 AND kind = 1) ORDER BY seq`),
+		liveDevice: r.Replace(`SELECT r.serial FROM {s}.records r WHERE r.kind = 1 AND r.device = $1
+			AND NOT EXISTS (SELECT 1 FROM {s}.records v WHERE v.kind = 2 AND v.serial = r.serial)`),
 		revoked:    r.Replace("SELECT seq, serial, time_ns, reason FROM {s}.records WHERE kind = 2 ORDER BY seq"),
 		head:       r.Replace("SELECT seq, hash FROM {s}.records ORDER BY seq DESC LIMIT 1"),
 		all:        r.Replace("SELECT " + recordColumns + " FROM {s}.records ORDER BY seq"),

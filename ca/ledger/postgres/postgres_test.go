@@ -131,6 +131,9 @@ func (m *multi) Lookup(ctx context.Context, s *big.Int) (*ca.Status, error) {
 func (m *multi) LookupRequest(ctx context.Context, key []byte) (*ca.Status, error) {
 	return m.next().LookupRequest(ctx, key)
 }
+func (m *multi) LookupDevice(ctx context.Context, d []byte) (*ca.Status, error) {
+	return m.next().LookupDevice(ctx, d)
+}
 func (m *multi) Revoked(ctx context.Context) ([]ca.Revocation, error) { return m.next().Revoked(ctx) }
 func (m *multi) NextCRLNumber(ctx context.Context) (*big.Int, error) {
 	return m.next().NextCRLNumber(ctx)

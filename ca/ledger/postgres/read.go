@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -47,7 +48,7 @@ func scanRecord(s scanner) (*ca.Record, error) {
 		serial, rserial []byte
 		pkh, ev, st, c  []byte
 	)
-	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &st, &t, &c, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey, &rserial); err != nil {
+	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &st, &t, &c, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey, &rserial, &r.Device); err != nil {
 		return nil, err
 	}
 	if rserial != nil {
@@ -90,6 +91,54 @@ func (l *Ledger) LookupRequest(ctx context.Context, key []byte) (*ca.Status, err
 		return nil, err
 	}
 	return l.status(ctx, l.q.lookupKey, key, nil, key, ca.ErrUnknownRequest)
+}
+
+// LookupDevice implements [ca.Ledger], like Lookup.
+func (l *Ledger) LookupDevice(ctx context.Context, device []byte) (*ca.Status, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	if len(device) == 0 || len(device) > ca.MaxDeviceID {
+		return nil, ca.ErrUnknownDevice
+	}
+	if err := l.refusal(); err != nil {
+		return nil, err
+	}
+	var serials [][]byte
+	err := l.retryRead(ctx, "lookup", func() error {
+		serials = nil
+		rows, err := l.pool.Query(ctx, l.q.liveDevice, freshPlan, device)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var s []byte
+			if err := rows.Scan(&s); err != nil {
+				return err
+			}
+			serials = append(serials, s)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch len(serials) {
+	case 0:
+		return nil, ca.ErrUnknownDevice
+	case 1:
+	default:
+		return nil, l.setFault(&ca.ChainError{Reason: "lookup: two live issuances for one device"})
+	}
+	st, err := l.status(ctx, l.q.lookup, serials[0], new(big.Int).SetBytes(serials[0]), nil, ca.ErrUnknownDevice)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(st.Issuance.Device, device) || st.Revocation != nil {
+		return nil, l.setFault(&ca.ChainError{Seq: st.Issuance.Seq, Reason: "lookup: record is not the device's live issuance"})
+	}
+	return st, nil
 }
 
 // status reads the issuance and revocation records query returns for arg,

@@ -28,6 +28,36 @@ type op struct {
 	// sequence number (see splitEncoding).
 	prefix, suffix []byte
 	reply          chan error
+	// paired marks the revocation an issuance that supersedes another
+	// brings (ca.Record.SupersedingRevocation): it is sent just before
+	// that issuance, decided with it, and never answered itself.
+	paired bool
+}
+
+// expand returns batch with, before each issuance that supersedes another,
+// the revocation it brings.
+func expand(batch []*op) ([]*op, error) {
+	n := 0
+	for _, o := range batch {
+		if o.rec.Supersedes != nil {
+			n++
+		}
+	}
+	if n == 0 {
+		return batch, nil
+	}
+	out := make([]*op, 0, len(batch)+n)
+	for _, o := range batch {
+		if rv := o.rec.SupersedingRevocation(); rv != nil {
+			prefix, suffix, err := splitEncoding(rv)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, &op{ctx: o.ctx, rec: rv, prefix: prefix, suffix: suffix, paired: true})
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }
 
 // Append implements [ca.Ledger]. Concurrent calls on one Ledger share one
@@ -128,17 +158,26 @@ func (l *Ledger) runBatch(batch []*op) {
 		// first. One that hits an index (a repeated request, in practice)
 		// fails whole and is run again the careful way, which refuses
 		// just the duplicates.
+		sent, err := expand(batch)
+		if err != nil {
+			for _, o := range batch {
+				o.reply <- fmt.Errorf("postgres ledger: %w", err)
+			}
+			return
+		}
 		fast := true
-		for _, o := range batch {
+		for _, o := range sent {
 			fast = fast && o.rec.Kind == ca.KindIssuance
 		}
-		errs, retry, err := l.commitBatch(batch, fast)
+		errs, retry, err := l.commitBatch(sent, fast)
 		if err != nil && fast && uniqueViolation(err) {
-			errs, retry, err = l.commitBatch(batch, false)
+			errs, retry, err = l.commitBatch(sent, false)
 		}
 		if err == nil {
-			for i, o := range batch {
-				o.reply <- errs[i]
+			for i, o := range sent {
+				if !o.paired {
+					o.reply <- errs[i]
+				}
 			}
 			return
 		}
@@ -309,6 +348,10 @@ func (l *Ledger) commitBatch(batch []*op, fast bool) (errs []error, retry bool, 
 			errs[i] = ca.ErrRequesterUnknown
 		case 7:
 			errs[i] = ca.ErrRequesterRevoked
+		case 8:
+			errs[i] = ca.ErrDeviceProvisioned
+		case 9:
+			errs[i] = errPairRefused
 		default:
 			errs[i] = &Error{Op: "append", Reason: ReasonDatabase, Err: fmt.Errorf("unknown refusal code %d", res[i].refusal)}
 		}
@@ -318,6 +361,10 @@ func (l *Ledger) commitBatch(batch []*op, fast bool) (errs []error, retry bool, 
 	l.records.Add(uint64(accepted))
 	return errs, false, nil
 }
+
+// errPairRefused answers a superseding revocation whose issuance was
+// refused; it reaches no caller.
+var errPairRefused = errors.New("postgres ledger: superseding revocation taken back with its issuance")
 
 // checkWritten compares where the database linked the batch's records
 // with the last record this Ledger appended before: a chain that ends
@@ -398,7 +445,8 @@ func appendArgs(batch []*op) []any {
 		serial, pkh, ev, step     = make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
 		cert, prefix, suffix      = make([][]byte, n), make([][]byte, n), make([][]byte, n)
 		subject, profile, request = make([]string, n), make([]string, n), make([]string, n)
-		idem, rserial             = make([][]byte, n), make([][]byte, n)
+		idem, rserial, device     = make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		pair                      = make([]bool, n)
 	)
 	for i, o := range batch {
 		r := o.rec
@@ -408,12 +456,13 @@ func appendArgs(batch []*op) []any {
 		if r.RequesterSerial != nil {
 			rserial[i] = r.RequesterSerial.Bytes()
 		}
+		device[i], pair[i] = nullBytes(r.Device), o.paired
 		if o.quota != nil {
 			lim := int64(o.quota.Limit)
 			qlim[i], qsince[i] = &lim, unixNano(o.quota.Since)
 		}
 	}
-	return []any{kind, serial, subject, pkh, profile, request, ev, step, tns, cert, reason, prefix, suffix, qlim, qsince, idem, rserial}
+	return []any{kind, serial, subject, pkh, profile, request, ev, step, tns, cert, reason, prefix, suffix, qlim, qsince, idem, rserial, device, pair}
 }
 
 func nullBytes(b []byte) []byte {

@@ -106,26 +106,26 @@ func integrityCheck(ctx context.Context, q querier) error {
 	}
 	got, err := readSchema(ctx, q)
 	if err != nil {
-		return &ca.StorageError{Check: "schema", Detail: err.Error()}
+		return storageErr(ctx, "schema", err)
 	}
 	if got != want {
 		return &ca.StorageError{Check: "schema", Detail: "table and index definitions differ from this package's"}
 	}
 	rows, err := q.QueryContext(ctx, "PRAGMA integrity_check(20)")
 	if err != nil {
-		return &ca.StorageError{Check: "PRAGMA integrity_check", Detail: err.Error()}
+		return storageErr(ctx, "PRAGMA integrity_check", err)
 	}
 	defer rows.Close()
 	var report []string
 	for rows.Next() {
 		var line string
 		if err := rows.Scan(&line); err != nil {
-			return &ca.StorageError{Check: "PRAGMA integrity_check", Detail: err.Error()}
+			return storageErr(ctx, "PRAGMA integrity_check", err)
 		}
 		report = append(report, line)
 	}
 	if err := rows.Err(); err != nil {
-		return &ca.StorageError{Check: "PRAGMA integrity_check", Detail: err.Error()}
+		return storageErr(ctx, "PRAGMA integrity_check", err)
 	}
 	if len(report) == 1 && report[0] == "ok" {
 		return nil
@@ -136,7 +136,7 @@ func integrityCheck(ctx context.Context, q querier) error {
 func checkCRLCounter(ctx context.Context, q querier, cp *ca.Checkpoint, head ca.Head) error {
 	var n int64
 	if err := q.QueryRowContext(ctx, "SELECT n FROM crl_number WHERE id = 1").Scan(&n); err != nil {
-		return &ca.StorageError{Check: "CRL counter", Detail: err.Error()}
+		return storageErr(ctx, "CRL counter", err)
 	}
 	return cp.CheckCRLNumber(head, big.NewInt(n))
 }
@@ -294,4 +294,17 @@ func readSchema(ctx context.Context, q querier) (string, error) {
 		fmt.Fprintf(&b, "%q %q %q %q %v\n", typ, name, tbl, def.String, def.Valid)
 	}
 	return b.String(), rows.Err()
+}
+
+// storageErr is a failed storage check: a *ca.StorageError, unless the
+// check was cut short by ctx — a deadline or a cancellation says nothing
+// about the storage, and must not mark the ledger corrupt.
+func storageErr(ctx context.Context, check string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("sqlite ledger: %s: %w", check, ctxErr)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("sqlite ledger: %s: %w", check, err)
+	}
+	return &ca.StorageError{Check: check, Detail: err.Error()}
 }

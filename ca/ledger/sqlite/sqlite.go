@@ -36,6 +36,9 @@ var migrations = [...]string{
 	CREATE UNIQUE INDEX records_idem_key ON records (idem_key) WHERE idem_key IS NOT NULL;`,
 	// 3: the requester certificate's serial (ca.Record.RequesterSerial).
 	`ALTER TABLE records ADD COLUMN requester_serial BLOB CHECK (requester_serial IS NULL OR length(requester_serial) BETWEEN 1 AND 64);`,
+	// 4: the device an IDevID names (ca.Record.Device), one live each.
+	`ALTER TABLE records ADD COLUMN device BLOB CHECK (device IS NULL OR length(device) BETWEEN 1 AND 160);
+	CREATE INDEX records_device ON records (device) WHERE kind = 1 AND device IS NOT NULL;`,
 }
 
 const schema = `
@@ -223,7 +226,8 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 type stmts struct {
 	begin, commit, rollback                *sql.Stmt
 	quota, revState, tail, insert, crlNext *sql.Stmt
-	keyTaken, hashAt                       *sql.Stmt
+	keyTaken, hashAt, liveDevice, savepoint *sql.Stmt
+	release, rollbackTo                    *sql.Stmt
 }
 
 func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
@@ -240,9 +244,13 @@ func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
 		{&s.tail, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"},
 		{&s.keyTaken, "SELECT count(*) FROM records WHERE idem_key = ?"},
 		{&s.hashAt, "SELECT hash FROM records WHERE seq = ?"},
+		{&s.liveDevice, liveDeviceQuery},
+		{&s.savepoint, "SAVEPOINT supersede"},
+		{&s.release, "RELEASE supersede"},
+		{&s.rollbackTo, "ROLLBACK TO supersede"},
 		{&s.insert, `INSERT INTO records
-			(seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			(seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial, device)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.crlNext, "UPDATE crl_number SET n = n + 1 WHERE id = 1 RETURNING n"},
 	} {
 		st, err := c.PrepareContext(ctx, p.sql)
@@ -256,7 +264,8 @@ func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
 
 func (s *stmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.begin, s.commit, s.rollback, s.quota, s.revState, s.tail, s.insert, s.crlNext, s.keyTaken, s.hashAt} {
+	for _, st := range []*sql.Stmt{s.begin, s.commit, s.rollback, s.quota, s.revState, s.tail, s.insert, s.crlNext, s.keyTaken, s.hashAt,
+		s.liveDevice, s.savepoint, s.release, s.rollbackTo} {
 		errs = append(errs, st.Close())
 	}
 	return errors.Join(errs...)
@@ -584,6 +593,11 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 				return ca.ErrRequestExists
 			}
 		}
+		if len(r.Device) > 0 {
+			if err := checkDevice(ctx, tx, r); err != nil {
+				return err
+			}
+		}
 		if quota != nil {
 			if err := tx.st.quota.QueryRowContext(ctx, r.Requester, quota.Since.UnixNano()).Scan(&n); err != nil {
 				return err
@@ -604,6 +618,70 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 			return ca.ErrAlreadyRevoked
 		}
 	}
+	if rv := r.SupersedingRevocation(); rv != nil {
+		return insertSuperseding(ctx, tx, rv, r)
+	}
+	return insertRecord(ctx, tx, r)
+}
+
+// checkDevice refuses an issuance whose device holds a live issuance other
+// than the one it supersedes.
+func checkDevice(ctx context.Context, tx *batchTx, r *ca.Record) error {
+	rows, err := tx.st.liveDevice.QueryContext(ctx, r.Device)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var live [][]byte
+	for rows.Next() {
+		var serial []byte
+		if err := rows.Scan(&serial); err != nil {
+			return err
+		}
+		live = append(live, serial)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	switch {
+	case len(live) == 0 && r.Supersedes == nil:
+		return nil
+	case len(live) == 1 && r.Supersedes != nil && bytes.Equal(live[0], r.Supersedes.Bytes()):
+		return nil
+	}
+	return ca.ErrDeviceProvisioned
+}
+
+// insertSuperseding records rv, the revocation of the certificate r
+// supersedes, then r: both or neither.
+func insertSuperseding(ctx context.Context, tx *batchTx, rv, r *ca.Record) error {
+	if err := tx.tail(ctx); err != nil {
+		return err
+	}
+	seq, hash := tx.seq, tx.hash
+	if _, err := tx.st.savepoint.ExecContext(ctx); err != nil {
+		return err
+	}
+	err := insertRecord(ctx, tx, rv)
+	if err == nil {
+		err = insertRecord(ctx, tx, r)
+	}
+	if err != nil {
+		if _, rerr := tx.st.rollbackTo.ExecContext(ctx); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		tx.seq, tx.hash = seq, hash
+		r.Seq, r.PrevHash, r.Hash = 0, nil, nil
+	}
+	if _, rerr := tx.st.release.ExecContext(ctx); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	return err
+}
+
+// insertRecord links r to the chain tail and inserts it.
+func insertRecord(ctx context.Context, tx *batchTx, r *ca.Record) error {
+	serial := r.Serial.Bytes()
 	if err := tx.tail(ctx); err != nil {
 		return err
 	}
@@ -616,7 +694,7 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 	r.Hash = h
 	_, err = tx.st.insert.ExecContext(ctx, int64(r.Seq), int64(r.Kind), serial, r.Subject, nullBlob(r.PublicKeyHash), r.Profile, r.Requester,
 		nullBlob(r.EvidenceDigest), nullBlob(r.StepDigest), r.Time.UnixNano(), nullBlob(r.Certificate),
-		int64(r.Reason), r.PrevHash, r.Hash, nullBlob(r.IdempotencyKey), nullSerial(r.RequesterSerial))
+		int64(r.Reason), r.PrevHash, r.Hash, nullBlob(r.IdempotencyKey), nullSerial(r.RequesterSerial), nullBlob(r.Device))
 	if err != nil {
 		var se *msqlite.Error
 		if errors.As(err, &se) && se.Code() == 2067 { // SQLITE_CONSTRAINT_UNIQUE
@@ -664,7 +742,11 @@ func (l *Ledger) NextCRLNumber(ctx context.Context) (*big.Int, error) {
 	return big.NewInt(n), nil
 }
 
-const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial`
+const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial, device`
+
+// liveDeviceQuery finds a device's unrevoked issuances (one at most, in a
+// sound ledger) through records_device and records_revoked_serial.
+const liveDeviceQuery = "SELECT r.serial FROM records r WHERE r.kind = 1 AND r.device = ?1 AND NOT EXISTS (SELECT 1 FROM records v WHERE v.kind = 2 AND v.serial = r.serial)"
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -675,7 +757,7 @@ func scanRecord(s scanner) (*ca.Record, error) {
 		serial, rserial    []byte
 		pkh, ev, step, crt []byte
 	)
-	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &step, &t, &crt, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey, &rserial); err != nil {
+	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &step, &t, &crt, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey, &rserial, &r.Device); err != nil {
 		return nil, err
 	}
 	if rserial != nil {
@@ -731,6 +813,52 @@ func (l *Ledger) LookupRequest(ctx context.Context, key []byte) (*ca.Status, err
 		return nil, err
 	}
 	return l.status(ctx, l.lookupKey, key, nil, key, ca.ErrUnknownRequest)
+}
+
+// LookupDevice implements ca.Ledger.
+func (l *Ledger) LookupDevice(ctx context.Context, device []byte) (*ca.Status, error) {
+	if l.closed() {
+		return nil, ca.ErrLedgerClosed
+	}
+	if len(device) == 0 || len(device) > ca.MaxDeviceID {
+		return nil, ca.ErrUnknownDevice
+	}
+	if err := l.refusal(); err != nil {
+		return nil, err
+	}
+	var serials [][]byte
+	rows, err := l.db.QueryContext(ctx, liveDeviceQuery, device)
+	if err != nil {
+		return nil, l.readErr(err)
+	}
+	for rows.Next() {
+		var s []byte
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return nil, l.readErr(err)
+		}
+		serials = append(serials, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, l.readErr(err)
+	}
+	switch len(serials) {
+	case 0:
+		return nil, ca.ErrUnknownDevice
+	case 1:
+	default:
+		return nil, l.setFault(&ca.ChainError{Reason: "lookup: two live issuances for one device"})
+	}
+	serial := new(big.Int).SetBytes(serials[0])
+	st, err := l.status(ctx, l.lookup, serials[0], serial, nil, ca.ErrUnknownDevice)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(st.Issuance.Device, device) || st.Revocation != nil {
+		return nil, l.setFault(&ca.ChainError{Seq: st.Issuance.Seq, Reason: "lookup: record is not the device's live issuance"})
+	}
+	return st, nil
 }
 
 // status reads the issuance and revocation records query returns for arg,
