@@ -47,21 +47,9 @@ func (s *Station) Decommission(ctx context.Context, dev Device, reason ca.Revoca
 		return fail(StageRevoke, fmt.Errorf("%w: no Revoker", ErrInvalidConfig))
 	}
 	subject := info.UEID.Bytes()
-	chain, err := s.cfg.Chains.Chain(ctx, subject)
+	certSerial, certDigest, err := s.lastEnrollment(ctx, subject)
 	if err != nil {
 		return fail(StageRevoke, errors.Join(ErrNotProvisioned, err))
-	}
-	var (
-		certSerial *big.Int
-		certDigest manifest.Digest
-	)
-	for i := len(chain) - 1; i >= 0 && certSerial == nil; i-- {
-		if st := chain[i].Step; st.Name == StepEnrollment {
-			if b, ok := st.Predicate["serial"].([]byte); ok && len(b) > 0 {
-				certSerial = new(big.Int).SetBytes(b)
-				certDigest = st.Artifacts["certificate"]
-			}
-		}
 	}
 	if certSerial == nil {
 		return fail(StageRevoke, ErrNotProvisioned)
@@ -118,4 +106,22 @@ func certHardwareModule(cert *x509.Certificate, hw identity.HardwareModuleName) 
 		}
 	}
 	return false
+}
+
+// lastEnrollment returns the certificate serial number and digest the
+// device's last enrollment step in the chain store names, or a nil serial
+// when it has none.
+func (s *Station) lastEnrollment(ctx context.Context, subject []byte) (*big.Int, manifest.Digest, error) {
+	chain, err := s.cfg.Chains.Chain(ctx, subject)
+	if err != nil {
+		return nil, manifest.Digest{}, err
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		if st := chain[i].Step; st.Name == StepEnrollment {
+			if b, ok := st.Predicate["serial"].([]byte); ok && len(b) > 0 {
+				return new(big.Int).SetBytes(b), st.Artifacts["certificate"], nil
+			}
+		}
+	}
+	return nil, manifest.Digest{}, nil
 }

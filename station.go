@@ -59,6 +59,12 @@ const (
 	// first 40 bytes of the error) and "revoked" (whether the station
 	// revoked the certificate).
 	StepInstallFailed = "install-failed"
+	// StepReprovisioned: the device was provisioned again
+	// (Station.Reprovision) and the CA revoked its previous IDevID, reason
+	// superseded, as it issued the new one. Predicate "superseded": the
+	// previous certificate's serial number (big-endian bytes), as the
+	// device's last enrollment step named it.
+	StepReprovisioned = "reprovisioned"
 	// StepDecommissioned: the device reached end of life. Predicate
 	// "serial", "reason" (the RFC 5280 reason code) and "key-destroyed".
 	StepDecommissioned = "decommissioned"
@@ -292,6 +298,22 @@ type Result struct {
 //     certificate is revoked (when a Revoker is set), so that a retry
 //     starts clean.
 func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
+	return s.provision(ctx, dev, false)
+}
+
+// Reprovision is Provision for a device that already holds an IDevID
+// (after a retest, a repair, a lost key): the CA issues a new one and
+// revokes the old one, reason superseded, in the same ledger transaction,
+// and the station records a StepReprovisioned step after the enrollment
+// naming the superseded certificate. Provision refuses such a device at
+// enrollment (enroll.ReasonAlreadyProvisioned, ca.ErrDeviceProvisioned),
+// so that a second identity is never issued by mistake. A device with no
+// live IDevID is simply provisioned.
+func (s *Station) Reprovision(ctx context.Context, dev Device) (*Result, error) {
+	return s.provision(ctx, dev, true)
+}
+
+func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (*Result, error) {
 	fail := func(stage Stage, serial string, refused bool, err error) (*Result, error) {
 		return nil, &ProvisionError{Stage: stage, Serial: serial, Refused: refused, Err: err}
 	}
@@ -311,6 +333,15 @@ func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 	// the certificate would be issued and installed, then left unrecorded.
 	if err := s.mayRecord(StepEnrollment); err != nil {
 		return fail(StageRecord, serial, false, err)
+	}
+	var superseded []byte
+	if reprovision {
+		if err := s.mayRecord(StepReprovisioned); err != nil {
+			return fail(StageRecord, serial, false, err)
+		}
+		if prev, _, err := s.lastEnrollment(ctx, subject); err == nil && prev != nil {
+			superseded = prev.Bytes()
+		}
 	}
 
 	nonce, err := s.cfg.Enroller.Nonce(ctx)
@@ -375,7 +406,7 @@ func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 		return fail(StageCSR, serial, true, errors.New("ztm: request is not signed by the injected key"))
 	}
 
-	chain, err := s.cfg.Enroller.Enroll(ctx, &enroll.Request{CSR: csr, Profile: s.cfg.Profile, Evidence: evidence})
+	chain, err := s.cfg.Enroller.Enroll(ctx, &enroll.Request{CSR: csr, Profile: s.cfg.Profile, Evidence: evidence, Reprovision: reprovision})
 	if err != nil {
 		return fail(StageEnroll, serial, errors.Is(err, enroll.ErrRefused), err)
 	}
@@ -406,6 +437,9 @@ func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 	steps := []*manifest.Step{enroll}
 	if keyStep != nil {
 		steps = []*manifest.Step{keyStep, enroll}
+	}
+	if superseded != nil {
+		steps = append(steps, &manifest.Step{Name: StepReprovisioned, Predicate: manifest.Claims{"superseded": superseded}})
 	}
 	recorded, err := s.record(ctx, subject, steps...)
 	if err != nil {

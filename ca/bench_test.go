@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"github.com/ztmkit/ztm/internal/benchcpu"
 	"math/big"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ztmkit/ztm/internal/benchcpu"
 
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/identity/keystore"
@@ -20,6 +22,17 @@ func benchSetup(b *testing.B) (*testPKI, *ca.Request) {
 	p := newPKI(b, keystore.ES256, nil)
 	req := &ca.Request{CSR: idevidCSR(b, deviceKey(b, "P-256"), "BENCH-1"), Profile: "idevid", Requester: "bench"}
 	return p, req
+}
+
+// benchRequests returns n IDevID requests, each of another device (a
+// device holds one live IDevID), made before the timer starts.
+func benchRequests(b *testing.B, n int) []*ca.Request {
+	key := deviceKey(b, "P-256")
+	out := make([]*ca.Request, n)
+	for i := range out {
+		out[i] = &ca.Request{CSR: newDeviceCSR(b, key, "BENCH"), Profile: "idevid", Requester: "bench"}
+	}
+	return out
 }
 
 // rawIssue is the raw primitive Issue wraps: parse the request, check its
@@ -52,11 +65,12 @@ func rawIssue(b *testing.B, p *testPKI, csrDER []byte, san pkix.Extension) {
 // BenchmarkIssue is one Issue at a time: every call waits for its own
 // commit (fsync).
 func BenchmarkIssue(b *testing.B) {
-	p, req := benchSetup(b)
+	p, _ := benchSetup(b)
+	reqs := benchRequests(b, b.N)
 	ctx := context.Background()
 	b.ResetTimer()
-	for b.Loop() {
-		if _, err := p.auth.Issue(ctx, req); err != nil {
+	for i := range b.N {
+		if _, err := p.auth.Issue(ctx, reqs[i]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -74,14 +88,16 @@ func BenchmarkIssueRaw(b *testing.B) {
 // BenchmarkIssueParallel issues from GOMAXPROCS goroutines (times
 // -cpu/SetParallelism); concurrent calls share ledger commits.
 func BenchmarkIssueParallel(b *testing.B) {
-	p, req := benchSetup(b)
+	p, _ := benchSetup(b)
+	reqs := benchRequests(b, b.N)
+	var next atomic.Int64
 	ctx := context.Background()
 	b.SetParallelism(32)
 	b.ResetTimer()
 	defer benchcpu.Start(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := p.auth.Issue(ctx, req); err != nil {
+			if _, err := p.auth.Issue(ctx, reqs[next.Add(1)-1]); err != nil {
 				b.Error(err)
 				return
 			}

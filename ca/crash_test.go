@@ -40,7 +40,7 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reqCSR := idevidCSR(t, deviceKey(t, "P-256"), "CRASH")
+	key := deviceKey(t, "P-256")
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for range 8 {
@@ -48,7 +48,7 @@ func TestCrashChild(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				c, err := auth.Issue(ctx, &ca.Request{CSR: reqCSR, Profile: "idevid", Requester: "crash"})
+				c, err := auth.Issue(ctx, &ca.Request{CSR: newDeviceCSR(t, key, "CRASH"), Profile: "idevid", Requester: "crash"})
 				if err != nil {
 					fmt.Fprintln(os.Stderr, "issue:", err)
 					os.Exit(3)

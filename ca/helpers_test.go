@@ -13,6 +13,8 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -195,6 +197,19 @@ func csr(t testing.TB, key crypto.Signer, subject pkix.Name, exts ...pkix.Extens
 		t.Fatal(err)
 	}
 	return der
+}
+
+// deviceN numbers the devices of newDeviceCSR, after a random prefix of
+// this process (the crash test's children each make their own).
+var (
+	deviceN      atomic.Int64
+	devicePrefix = mrand.Int64()
+)
+
+// newDeviceCSR is an IDevID request of another device each call: a device
+// holds one live IDevID, so tests that issue many make many devices.
+func newDeviceCSR(t testing.TB, key crypto.Signer, prefix string) []byte {
+	return idevidCSR(t, key, fmt.Sprintf("%s-%x-%d", prefix, devicePrefix, deviceN.Add(1)))
 }
 
 func idevidCSR(t testing.TB, key crypto.Signer, serial string) []byte {

@@ -345,7 +345,6 @@ func TestQuotaConcurrent(t *testing.T) {
 	const limit, workers = 5, 24
 	p := newPKI(t, keystore.ES256, func(c *ca.Config) { c.Quota = ca.QuotaPolicy{Limit: limit, Period: 24 * time.Hour} })
 	key := deviceKey(t, "P-256")
-	reqCSR := idevidCSR(t, key, "Q")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	ok, over := 0, 0
@@ -354,7 +353,7 @@ func TestQuotaConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for _, requester := range []string{"s1", "s2"} {
-				_, err := p.auth.Issue(ctx, &ca.Request{CSR: reqCSR, Profile: "idevid", Requester: requester})
+				_, err := p.auth.Issue(ctx, &ca.Request{CSR: newDeviceCSR(t, key, "Q"), Profile: "idevid", Requester: requester})
 				mu.Lock()
 				switch {
 				case err == nil:
@@ -381,7 +380,7 @@ func TestConcurrentIssueChain(t *testing.T) {
 	ctx := context.Background()
 	p := newPKI(t, keystore.ES256, nil)
 	key := deviceKey(t, "P-256")
-	reqCSR := idevidCSR(t, key, "C")
+
 	const workers, each = 16, 8
 	var wg sync.WaitGroup
 	serials := make(chan string, workers*each)
@@ -390,7 +389,7 @@ func TestConcurrentIssueChain(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range each {
-				c, err := p.auth.Issue(ctx, &ca.Request{CSR: reqCSR, Profile: "idevid", Requester: "s"})
+				c, err := p.auth.Issue(ctx, &ca.Request{CSR: newDeviceCSR(t, key, "C"), Profile: "idevid", Requester: "s"})
 				if err != nil {
 					t.Error(err)
 					return

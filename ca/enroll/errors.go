@@ -77,27 +77,31 @@ const (
 	// ReasonNonceLimit: the requester has too many nonces outstanding, or
 	// the pool is full. A later retry may succeed.
 	ReasonNonceLimit
+	// ReasonAlreadyProvisioned: the device already holds a live IDevID and
+	// the request does not ask to re-provision it (Request.Reprovision).
+	ReasonAlreadyProvisioned
 
 	maxReason
 )
 
 var reasonNames = [...]string{
-	ReasonBadRequest:       "bad-request",
-	ReasonUnauthenticated:  "unauthenticated",
-	ReasonNotAuthorized:    "not-authorized",
-	ReasonRequesterRevoked: "requester-revoked",
-	ReasonChannelBinding:   "channel-binding",
-	ReasonEvidenceRequired: "evidence-required",
-	ReasonEvidence:         "evidence",
-	ReasonAppraisal:        "appraisal",
-	ReasonEvidenceBinding:  "evidence-binding",
-	ReasonUnknownProfile:   "unknown-profile",
-	ReasonPolicy:           "policy",
-	ReasonConflict:         "conflict",
-	ReasonRepeatRevoked:    "repeat-revoked",
-	ReasonRenewal:          "renewal",
-	ReasonQuota:            "quota",
-	ReasonNonceLimit:       "nonce-limit",
+	ReasonBadRequest:         "bad-request",
+	ReasonUnauthenticated:    "unauthenticated",
+	ReasonNotAuthorized:      "not-authorized",
+	ReasonRequesterRevoked:   "requester-revoked",
+	ReasonChannelBinding:     "channel-binding",
+	ReasonEvidenceRequired:   "evidence-required",
+	ReasonEvidence:           "evidence",
+	ReasonAppraisal:          "appraisal",
+	ReasonEvidenceBinding:    "evidence-binding",
+	ReasonUnknownProfile:     "unknown-profile",
+	ReasonPolicy:             "policy",
+	ReasonConflict:           "conflict",
+	ReasonRepeatRevoked:      "repeat-revoked",
+	ReasonRenewal:            "renewal",
+	ReasonQuota:              "quota",
+	ReasonNonceLimit:         "nonce-limit",
+	ReasonAlreadyProvisioned: "already-provisioned",
 }
 
 // String returns the reason's short name ("evidence", "quota", …).
@@ -214,6 +218,8 @@ func fromCA(err error) error {
 		return &RefusalError{Reason: ReasonUnknownProfile, Err: err}
 	case errors.Is(err, ca.ErrRepeatRevoked):
 		return &RefusalError{Reason: ReasonRepeatRevoked, Err: err}
+	case errors.Is(err, ca.ErrDeviceProvisioned):
+		return &RefusalError{Reason: ReasonAlreadyProvisioned, Err: err}
 	case errors.Is(err, ca.ErrRequestExists):
 		return &RefusalError{Reason: ReasonConflict, Err: err}
 	case errors.Is(err, ca.ErrQuotaExceeded):
@@ -278,6 +284,8 @@ func Reported(code, detail string) (*RefusalError, bool) {
 		e.Err = ca.ErrQuotaExceeded
 	case ReasonNonceLimit:
 		e.Err = attest.ErrNoncesFull
+	case ReasonAlreadyProvisioned:
+		e.Err = ca.ErrDeviceProvisioned
 	}
 	return e, true
 }

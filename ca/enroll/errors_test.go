@@ -29,6 +29,7 @@ func TestReportedRoundTrip(t *testing.T) {
 		{&enroll.RefusalError{Reason: enroll.ReasonRequesterRevoked}, ca.ErrRequesterRevoked},
 		{&enroll.RefusalError{Reason: enroll.ReasonNotAuthorized}, ca.ErrNotAuthorized},
 		{&enroll.RefusalError{Reason: enroll.ReasonNonceLimit}, attest.ErrNoncesFull},
+		{&enroll.RefusalError{Reason: enroll.ReasonAlreadyProvisioned}, ca.ErrDeviceProvisioned},
 	} {
 		got, ok := enroll.Reported(tc.in.Code(), "detail")
 		if !ok || got.Reason != tc.in.Reason || got.Check != tc.in.Check || got.Code() != tc.in.Code() {

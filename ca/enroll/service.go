@@ -28,6 +28,12 @@ type Request struct {
 	// see package attest), bound to a nonce obtained from the same
 	// Enroller's Nonce; nil only if the CA side's policy allows it.
 	Evidence []byte
+	// Reprovision asks for a new IDevID of a device that holds a live one
+	// (a device re-provisioned after a retest or a repair): the old
+	// certificate is revoked, reason superseded, in the same ledger
+	// transaction as the new one is recorded. Without it a device gets one
+	// IDevID: a second request is refused (ReasonAlreadyProvisioned).
+	Reprovision bool
 }
 
 // Enroller is what a station enrolls through: in process ([*Local]) or
@@ -307,7 +313,7 @@ func (s *Service) enroll(ctx context.Context, who Requester, req *Request, opts 
 	// A request repeats an earlier one when CSR, profile and requester are
 	// the same; the ledger holds this key with the issuance.
 	key := requestKey(req.Profile, req.CSR)
-	caReq := &ca.Request{CSR: req.CSR, Profile: req.Profile, IdempotencyKey: key[:]}
+	caReq := &ca.Request{CSR: req.CSR, Profile: req.Profile, IdempotencyKey: key[:], Reprovision: req.Reprovision}
 	if who.Certificate != nil {
 		caReq.RequesterCertificate = who.Certificate
 	} else {

@@ -63,7 +63,7 @@ func authorization(r Role) *ca.StationAuthorization {
 
 func cmSteps() []string {
 	return []string{manifest.StepFirmwareLoad, ztm.StepKeyGeneration, ztm.StepKeyInjection,
-		ztm.StepKeyDestroyed, ztm.StepEnrollment, ztm.StepInstallFailed}
+		ztm.StepKeyDestroyed, ztm.StepEnrollment, ztm.StepInstallFailed, ztm.StepReprovisioned}
 }
 
 // Partner is one partner's station.
@@ -307,6 +307,7 @@ func (l *Line) Policy() *manifest.Policy {
 			{Name: ztm.StepKeyInjection, Signers: []string{cm}, Optional: true},
 			{Name: ztm.StepKeyDestroyed, Signers: []string{cm, oem}, Optional: true},
 			{Name: ztm.StepEnrollment, Signers: []string{cm}},
+			{Name: ztm.StepReprovisioned, Signers: []string{cm}, Optional: true},
 			{Name: manifest.StepFinalTest, Signers: []string{oem}},
 			{Name: manifest.StepPack, Signers: []string{oem}},
 		},

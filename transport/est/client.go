@@ -378,7 +378,7 @@ func (c *Client) SimpleReenroll(ctx context.Context, label string, csr, evidence
 	return c.enroll(ctx, label, "simplereenroll", csr, evidence)
 }
 
-func (c *Client) enroll(ctx context.Context, label, op string, csr, evidence []byte) ([]*x509.Certificate, error) {
+func (c *Client) enroll(ctx context.Context, label, op string, csr, evidence []byte, extra ...string) ([]*x509.Certificate, error) {
 	spki, err := csrPublicKeyInfo(csr)
 	if err != nil {
 		return nil, err
@@ -386,6 +386,9 @@ func (c *Client) enroll(ctx context.Context, label, op string, csr, evidence []b
 	hdr := http.Header{
 		"Content-Type":              {MediaTypePKCS10},
 		"Content-Transfer-Encoding": {"base64"},
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		hdr.Set(extra[i], extra[i+1])
 	}
 	if len(evidence) > 0 {
 		hdr.Set(HeaderEvidence, base64.StdEncoding.EncodeToString(evidence))
@@ -494,10 +497,14 @@ func leafFirst(certs []*x509.Certificate, spki []byte) ([]*x509.Certificate, err
 }
 
 // Enroll implements Enroller: SimpleEnroll under the label named like the
-// profile (the Server's default label mapping).
+// profile (the Server's default label mapping), with the ZTM-Reprovision
+// header when req.Reprovision is set.
 func (c *Client) Enroll(ctx context.Context, req *enroll.Request) ([]*x509.Certificate, error) {
 	if req == nil {
 		return nil, fmt.Errorf("est: %w: nil request", ErrBadRequest)
+	}
+	if req.Reprovision {
+		return c.enroll(ctx, req.Profile, "simpleenroll", req.CSR, req.Evidence, HeaderReprovision, "superseded")
 	}
 	return c.SimpleEnroll(ctx, req.Profile, req.CSR, req.Evidence)
 }

@@ -56,7 +56,8 @@ func TestEnrollAnswerIsTheIssuedCertificate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		chain, err := c.Enroll(ctx, &enroll.Request{CSR: d.csr(t, serial), Profile: "idevid", Evidence: d.evidence(t, nonce)})
+		tw := d.twin(t) // one device, one IDevID
+		chain, err := c.Enroll(ctx, &enroll.Request{CSR: tw.csr(t, serial), Profile: "idevid", Evidence: tw.evidence(t, nonce)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,6 +70,7 @@ func TestEnrollAnswerIsTheIssuedCertificate(t *testing.T) {
 	}
 	// The raw answer, as a strict client reads it.
 	nonce, _ := e.nonces.Issue()
+	d = d.twin(t)
 	body := b64(d.csr(t, "SN-ONE-3"))
 	req, _ := http.NewRequest(http.MethodPost, e.url+"/.well-known/est/simpleenroll", bytes.NewReader(body))
 	req.Header.Set("Content-Type", est.MediaTypePKCS10)

@@ -84,6 +84,9 @@ hwType = OID:` + hwType.String() + `
 hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
 	os.WriteFile(filepath.Join(dir, "req.cnf"), []byte(cnf), 0o600)
 	enroll := func(serial string, auth ...string) []byte {
+		// Each request is another device: a device holds one IDevID.
+		d = d.twin(t)
+		cnf := cnf[:strings.LastIndex(cnf, "hwSerialNum")] + "hwSerialNum = FORMAT:HEX,OCTETSTRING:" + hex.EncodeToString(d.ueid) + "\n"
 		os.WriteFile(filepath.Join(dir, "req.cnf"), []byte(strings.Replace(cnf, "SN-CURL-1", serial, 1)), 0o600)
 		run(t, nil, openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
 			"-keyout", filepath.Join(dir, "device.key"), "-config", filepath.Join(dir, "req.cnf"),

@@ -244,6 +244,26 @@ func newDevice(t testing.TB, i int) *device {
 	return d
 }
 
+// twin returns another device of the same model: the same attestation key
+// and key ID (so the env's verifier knows it), its own UEID. A device
+// holds one live IDevID, so tests that enroll many certificates enroll
+// twins.
+func (d *device) twin(t testing.TB) *device {
+	t.Helper()
+	ueid := make([]byte, 17)
+	ueid[0] = 0x01
+	rand.Read(ueid[1:])
+	tw := &device{attKey: d.attKey, kid: d.kid, ueid: ueid}
+	var err error
+	tw.sim, err = devicesim.New(devicesim.Config{Key: d.attKey, KeyID: d.kid, UEID: ueid, OEMID: []byte{0x00, 0x1b, 0x63},
+		HWModel: []byte("sensor-v2"), SWName: "sensor-fw", SWVersion: "2.3.1",
+		Images: map[string][]byte{"firmware": []byte("firmware image")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tw
+}
+
 // csr makes a fresh device key and its IDevID request naming the device.
 func (d *device) csr(t testing.TB, serial string) []byte {
 	t.Helper()

@@ -38,11 +38,15 @@ func TestLoad(t *testing.T) {
 	before := e.issuances()
 
 	// Requests and evidence are made before the clock starts.
-	type job struct{ csr []byte }
+	type job struct {
+		csr []byte
+		dev *device
+	}
 	jobs := make([][]job, clients)
 	for i := range clients {
 		for k := range per {
-			jobs[i] = append(jobs[i], job{csr: e.devices[i].csr(t, fmt.Sprintf("SN-%03d-%02d", i, k))})
+			tw := e.devices[i].twin(t) // one device, one IDevID
+			jobs[i] = append(jobs[i], job{csr: tw.csr(t, fmt.Sprintf("SN-%03d-%02d", i, k)), dev: tw})
 		}
 	}
 	var mu sync.Mutex
@@ -51,8 +55,9 @@ func TestLoad(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Go(func() {
-			c, d := ecs[i], e.devices[i]
+			c := ecs[i]
 			for _, j := range jobs[i] {
+				d := j.dev
 				nonce, err := c.Nonce(ctx)
 				if err == nil {
 					var ev []byte

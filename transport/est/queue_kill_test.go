@@ -102,8 +102,9 @@ func TestQueueKill(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.Requests = append(cfg.Requests, enroll.Request{CSR: d.csr(t, "SN-Q-"+string(rune('A'+i%26))+string(rune('A'+i/26))),
-			Profile: "idevid", Evidence: d.evidence(t, nonce)})
+		tw := d.twin(t) // one device, one IDevID
+		cfg.Requests = append(cfg.Requests, enroll.Request{CSR: tw.csr(t, "SN-Q-"+string(rune('A'+i%26))+string(rune('A'+i/26))),
+			Profile: "idevid", Evidence: tw.evidence(t, nonce)})
 	}
 	before := e.issuances()
 

@@ -156,9 +156,10 @@ func TestRetryAfterSpentNonce(t *testing.T) {
 	if _, err := c.SimpleEnroll(ctx, "", d.csr(t, "SN-Q1"), d.evidence(t, nonce)); err != nil {
 		t.Fatal(err)
 	}
-	csr := d.csr(t, "SN-Q2")
+	d2 := d.twin(t) // a second device: one device has one IDevID
+	csr := d2.csr(t, "SN-Q2")
 	nonce, _ = c.Nonce(ctx)
-	ev := d.evidence(t, nonce)
+	ev := d2.evidence(t, nonce)
 	_, err := c.SimpleEnroll(ctx, "", csr, ev)
 	wantRefusal(t, "over quota", err, enroll.ReasonQuota)
 	if !enroll.Retryable(err) || !errors.Is(err, ca.ErrQuotaExceeded) {
@@ -170,7 +171,7 @@ func TestRetryAfterSpentNonce(t *testing.T) {
 		t.Fatalf("retry once the quota window slid: %v", err)
 	}
 	// Evidence that passed for one request does not pass for another.
-	_, err = c.SimpleEnroll(ctx, "", d.csr(t, "SN-Q3"), ev)
+	_, err = c.SimpleEnroll(ctx, "", d2.twin(t).csr(t, "SN-Q3"), ev)
 	if re := wantRefusal(t, "other request, same evidence", err, enroll.ReasonEvidence); re.Check != "nonce-reused" {
 		t.Fatalf("other request: check %q", re.Check)
 	}
@@ -197,7 +198,8 @@ func TestNonceCapacity(t *testing.T) {
 			for i := range 10 * capacity / 4 {
 				nonce, err := honest.Nonce(ctx)
 				if err == nil {
-					_, err = honest.Enroll(ctx, &enroll.Request{CSR: d.csr(t, "SN-C"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
+					tw := d.twin(t)
+					_, err = honest.Enroll(ctx, &enroll.Request{CSR: tw.csr(t, "SN-C"), Profile: "idevid", Evidence: tw.evidence(t, nonce)})
 				}
 				if err != nil {
 					refused.Add(1)
@@ -248,7 +250,8 @@ func TestNonceCapacity(t *testing.T) {
 		if err != nil {
 			t.Fatalf("honest station beside the floods, nonce %d: %v", i, err)
 		}
-		if _, err := c.SimpleEnroll(ctx, "", d.csr(t, "SN-H"), d.evidence(t, nonce)); err != nil {
+		tw := d.twin(t)
+		if _, err := c.SimpleEnroll(ctx, "", tw.csr(t, "SN-H"), tw.evidence(t, nonce)); err != nil {
 			t.Fatalf("honest station beside the floods, enrollment %d: %v", i, err)
 		}
 	}

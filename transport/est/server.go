@@ -444,7 +444,15 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, profile string, 
 		}
 		opts.Renew = who.Certificate
 	}
-	chain, err := s.svc.Enroll(r.Context(), who, &enroll.Request{CSR: der, Profile: profile, Evidence: evidence}, opts)
+	req := &enroll.Request{CSR: der, Profile: profile, Evidence: evidence}
+	if v := r.Header.Get(HeaderReprovision); v != "" {
+		if !strings.EqualFold(strings.TrimSpace(v), "superseded") {
+			s.error(w, r, &enroll.RefusalError{Reason: enroll.ReasonBadRequest, Detail: HeaderReprovision + " must be \"superseded\""})
+			return
+		}
+		req.Reprovision = true
+	}
+	chain, err := s.svc.Enroll(r.Context(), who, req, opts)
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -470,6 +478,12 @@ func decodeEvidenceHeader(v string) ([]byte, error) {
 	return b, nil
 }
 
+// HeaderReprovision, with the value "superseded" on a simpleenroll
+// request, asks to re-provision a device that holds a live IDevID: the
+// old certificate is revoked (reason superseded) as the new one is issued
+// (enroll.Request.Reprovision). A ztm extension, like ZTM-Evidence.
+const HeaderReprovision = "ZTM-Reprovision"
+
 // HeaderRefusal is the answer header naming the check that refused a
 // request: an enroll.RefusalError code, "evidence/debug-enabled" or
 // "quota". The Client reads it back into the same *enroll.RefusalError.
@@ -477,22 +491,23 @@ const HeaderRefusal = "ZTM-Refusal"
 
 // statusOf is the HTTP status of each refusal reason.
 var statusOf = map[enroll.Reason]int{
-	enroll.ReasonBadRequest:       http.StatusBadRequest,
-	enroll.ReasonUnauthenticated:  http.StatusUnauthorized,
-	enroll.ReasonNotAuthorized:    http.StatusForbidden,
-	enroll.ReasonRequesterRevoked: http.StatusForbidden,
-	enroll.ReasonChannelBinding:   http.StatusForbidden,
-	enroll.ReasonEvidenceRequired: http.StatusForbidden,
-	enroll.ReasonEvidence:         http.StatusForbidden,
-	enroll.ReasonAppraisal:        http.StatusForbidden,
-	enroll.ReasonEvidenceBinding:  http.StatusForbidden,
-	enroll.ReasonUnknownProfile:   http.StatusNotFound,
-	enroll.ReasonPolicy:           http.StatusForbidden,
-	enroll.ReasonConflict:         http.StatusConflict,
-	enroll.ReasonRepeatRevoked:    http.StatusConflict,
-	enroll.ReasonRenewal:          http.StatusForbidden,
-	enroll.ReasonQuota:            http.StatusTooManyRequests,
-	enroll.ReasonNonceLimit:       http.StatusTooManyRequests,
+	enroll.ReasonBadRequest:         http.StatusBadRequest,
+	enroll.ReasonUnauthenticated:    http.StatusUnauthorized,
+	enroll.ReasonNotAuthorized:      http.StatusForbidden,
+	enroll.ReasonRequesterRevoked:   http.StatusForbidden,
+	enroll.ReasonChannelBinding:     http.StatusForbidden,
+	enroll.ReasonEvidenceRequired:   http.StatusForbidden,
+	enroll.ReasonEvidence:           http.StatusForbidden,
+	enroll.ReasonAppraisal:          http.StatusForbidden,
+	enroll.ReasonEvidenceBinding:    http.StatusForbidden,
+	enroll.ReasonUnknownProfile:     http.StatusNotFound,
+	enroll.ReasonPolicy:             http.StatusForbidden,
+	enroll.ReasonConflict:           http.StatusConflict,
+	enroll.ReasonRepeatRevoked:      http.StatusConflict,
+	enroll.ReasonRenewal:            http.StatusForbidden,
+	enroll.ReasonQuota:              http.StatusTooManyRequests,
+	enroll.ReasonNonceLimit:         http.StatusTooManyRequests,
+	enroll.ReasonAlreadyProvisioned: http.StatusConflict,
 }
 
 // error answers err: a refusal with the status of its reason, the

@@ -29,7 +29,8 @@ func TestQuotaIs429(t *testing.T) {
 	}
 	before := e.issuances()
 	nonce, _ = c.Nonce(ctx)
-	_, err := c.SimpleEnroll(ctx, "", d.csr(t, "SN-Q2"), d.evidence(t, nonce))
+	d2 := d.twin(t)
+	_, err := c.SimpleEnroll(ctx, "", d2.csr(t, "SN-Q2"), d2.evidence(t, nonce))
 	var se *est.StatusError
 	if !errors.As(err, &se) || se.Code != http.StatusTooManyRequests || !errors.Is(err, est.ErrQuotaExceeded) {
 		t.Fatalf("over quota: err = %v", err)

@@ -35,9 +35,14 @@ func benchIssue(b *testing.B, instances int) {
 		ledgers = append(ledgers, l)
 		auths = append(auths, p.authority(b, l, ca.QuotaPolicy{}))
 	}
-	req := &ca.Request{CSR: idevidCSR(b, "BENCH-1"), Profile: "idevid", Requester: "bench"}
 	ctx := context.Background()
 	b.Run("P-256", func(b *testing.B) {
+		// One device per issuance: a device holds one live IDevID.
+		reqs := make([]*ca.Request, b.N)
+		for i := range reqs {
+			reqs[i] = &ca.Request{CSR: newDeviceCSR(b, "BENCH"), Profile: "idevid", Requester: "bench"}
+		}
+		var nextReq atomic.Int64
 		var before postgres.Stats
 		for _, l := range ledgers {
 			st := l.Stats()
@@ -53,7 +58,7 @@ func benchIssue(b *testing.B, instances int) {
 		b.RunParallel(func(pb *testing.PB) {
 			auth := auths[int(next.Add(1))%len(auths)]
 			for pb.Next() {
-				if _, err := auth.Issue(ctx, req); err != nil {
+				if _, err := auth.Issue(ctx, reqs[nextReq.Add(1)-1]); err != nil {
 					b.Error(err)
 					return
 				}

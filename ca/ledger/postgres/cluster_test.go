@@ -41,10 +41,6 @@ func TestThreeInstances(t *testing.T) {
 		ledgers = append(ledgers, l)
 		auths = append(auths, p.authority(t, l, ca.QuotaPolicy{Limit: limit}))
 	}
-	csrs := make([][]byte, 16)
-	for i := range csrs {
-		csrs[i] = idevidCSR(t, fmt.Sprintf("SN-%04d", i))
-	}
 
 	var (
 		mu        sync.Mutex
@@ -64,7 +60,7 @@ func TestThreeInstances(t *testing.T) {
 				if i%25 == 0 {
 					// The hot requester is shared by all workers on all
 					// instances; only limit of its requests may pass.
-					_, err := auth.Issue(ctx, &ca.Request{CSR: csrs[i%len(csrs)], Profile: "idevid", Requester: "station-hot"})
+					_, err := auth.Issue(ctx, &ca.Request{CSR: newDeviceCSR(t, "SN-HOT"), Profile: "idevid", Requester: "station-hot"})
 					mu.Lock()
 					switch {
 					case err == nil:
@@ -77,7 +73,7 @@ func TestThreeInstances(t *testing.T) {
 					mu.Unlock()
 				}
 				// Each of these requesters asks for 41 < limit.
-				req := &ca.Request{CSR: csrs[(w+i)%len(csrs)], Profile: "idevid", Requester: fmt.Sprintf("station-%d-%d", w, i/41)}
+				req := &ca.Request{CSR: newDeviceCSR(t, "SN"), Profile: "idevid", Requester: fmt.Sprintf("station-%d-%d", w, i/41)}
 				cert, err := auth.Issue(ctx, req)
 				if err != nil {
 					t.Errorf("worker %d issue %d: %v", w, i, err)

@@ -10,8 +10,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,6 +126,18 @@ func (p *testPKI) authority(t testing.TB, l ca.Ledger, quota ca.QuotaPolicy) *ca
 }
 
 var hwType = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1, 1}
+
+// deviceN numbers the devices of newDeviceCSR, after a random prefix.
+var (
+	deviceN      atomic.Int64
+	devicePrefix = mrand.Int64()
+)
+
+// newDeviceCSR is an IDevID request of another device each call: a device
+// holds one live IDevID, so tests that issue many make many devices.
+func newDeviceCSR(t testing.TB, prefix string) []byte {
+	return idevidCSR(t, fmt.Sprintf("%s-%x-%d", prefix, devicePrefix, deviceN.Add(1)))
+}
 
 // idevidCSR is what a device sends for its IDevID: a fresh P-256 key,
 // subject serialNumber and a hardwareModuleName.

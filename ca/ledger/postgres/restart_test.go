@@ -35,7 +35,6 @@ func TestRestartDuringIssuance(t *testing.T) {
 		ledgers = append(ledgers, l)
 		auths = append(auths, p.authority(t, l, ca.QuotaPolicy{}))
 	}
-	csr := idevidCSR(t, "SN-RESTART")
 
 	// phase: 0 before the kill, 1 from the kill until Start returned, 2
 	// after; a call counts in the phase it ended in.
@@ -60,7 +59,7 @@ func TestRestartDuringIssuance(t *testing.T) {
 					return
 				default:
 				}
-				cert, err := auth.Issue(ctx, &ca.Request{CSR: csr, Profile: "idevid", Requester: fmt.Sprint("st-", w)})
+				cert, err := auth.Issue(ctx, &ca.Request{CSR: newDeviceCSR(t, "SN-RESTART"), Profile: "idevid", Requester: fmt.Sprint("st-", w)})
 				ph := phase.Load() // when the call ended
 				mu.Lock()
 				switch {
@@ -132,7 +131,7 @@ func TestRestartDuringIssuance(t *testing.T) {
 
 	// Each instance issues again, on its existing pool.
 	for i, a := range auths {
-		if _, err := a.Issue(ctx, &ca.Request{CSR: csr, Profile: "idevid", Requester: "after"}); err != nil {
+		if _, err := a.Issue(ctx, &ca.Request{CSR: newDeviceCSR(t, "SN-AFTER"), Profile: "idevid", Requester: "after"}); err != nil {
 			t.Fatalf("instance %d after restart: %v", i, err)
 		}
 	}
