@@ -972,4 +972,3 @@ func (k *kit) testOneLiveDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-

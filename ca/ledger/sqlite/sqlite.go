@@ -224,10 +224,10 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 
 // stmts are the writer's statements, prepared once on its connection.
 type stmts struct {
-	begin, commit, rollback                *sql.Stmt
-	quota, revState, tail, insert, crlNext *sql.Stmt
+	begin, commit, rollback                 *sql.Stmt
+	quota, revState, tail, insert, crlNext  *sql.Stmt
 	keyTaken, hashAt, liveDevice, savepoint *sql.Stmt
-	release, rollbackTo                    *sql.Stmt
+	release, rollbackTo                     *sql.Stmt
 }
 
 func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
