@@ -23,7 +23,8 @@
 // (every device's steps), policy.cose (the OEM's signed policy) and oem.pem (its public key), lot.cose (the
 // signed lot manifest), chains/<serial>.chain and receipts/<serial>.receipt
 // per device, and sample-evidence.cwt and sample-ear.cwt, which
-// examples/inspect prints. examples/verify checks a chain.
+// examples/inspect prints. examples/verify checks a chain, or the whole
+// lot (chains/ or chains.db against lot.cose).
 package main
 
 import (
