@@ -15,6 +15,7 @@ import (
 
 	"github.com/veraison/go-cose"
 
+	"github.com/ztmkit/ztm/internal/benchcpu"
 	"github.com/ztmkit/ztm/manifest"
 )
 
@@ -244,6 +245,7 @@ func BenchmarkVerifyAll(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer benchcpu.Start(b)()
 	for b.Loop() {
 		sum, err := manifest.VerifyAll(ctx, func(yield func(manifest.ChainInput) bool) {
 			for _, raw := range l.chains {
@@ -276,6 +278,7 @@ func BenchmarkVerifyAllRaw(b *testing.B) {
 	workers := runtime.GOMAXPROCS(0)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer benchcpu.Start(b)()
 	for b.Loop() {
 		var next atomic.Int64
 		var failed atomic.Value
