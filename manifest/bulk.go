@@ -167,6 +167,19 @@ func VerifyAll(ctx context.Context, chains iter.Seq[ChainInput], policy *Policy,
 			}
 		}
 	}()
+	// Stop the workers and the collector however the feeding ends, even
+	// by a panic of the iterator.
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			close(jobs)
+			wg.Wait()
+			close(results)
+			<-collected
+		}
+	}
+	defer stop()
 	n, cut := 0, false
 feed:
 	for in := range chains {
@@ -184,10 +197,7 @@ feed:
 			break feed
 		}
 	}
-	close(jobs)
-	wg.Wait()
-	close(results)
-	<-collected
+	stop()
 	if err := ctx.Err(); err != nil && (cut || sum.Chains < n) {
 		return sum, err
 	}

@@ -3,6 +3,7 @@ package manifest_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"iter"
 	"runtime"
@@ -55,7 +56,10 @@ func TestVerifyAllMatchesVerify(t *testing.T) {
 	for range 5 {
 		ins = append(ins, manifest.ChainInput{ID: "good", Raw: encode(t, good)})
 	}
-	opts := &manifest.BulkOptions{VerifyOptions: manifest.VerifyOptions{CurrentTime: t0}, Workers: 3}
+	byDigest := slices.Replace(slices.Clone(goodSpecs), 3, 4, stepSpec{manifest.StepFinalTest, "testhouse-x5t"})
+	ins = append(ins, manifest.ChainInput{ID: "x5t", Raw: encode(t, f.build(byDigest))})
+	opts := &manifest.BulkOptions{VerifyOptions: manifest.VerifyOptions{CurrentTime: t0,
+		Certificates: []*x509.Certificate{nil, f.root, f.testhouseLeaf}}, Workers: 3}
 	got := map[int]*manifest.ChainResult{}
 	var inCallback atomic.Int32
 	opts.Result = func(r *manifest.ChainResult) {
@@ -103,7 +107,7 @@ func TestVerifyAllMatchesVerify(t *testing.T) {
 			}
 		}
 	}
-	if sum.Chains != len(ins) || sum.Passed != 7 || sum.Refused != 6 || sum.Policy != f.policy.Name {
+	if sum.Chains != len(ins) || sum.Passed != 8 || sum.Refused != 6 || sum.Policy != f.policy.Name {
 		t.Errorf("summary %+v", sum)
 	}
 	if !mapsEqual(sum.Reasons, wantReasons) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
@@ -210,15 +211,24 @@ type signer struct {
 // VerifyOptions.Certificates).
 func (v *verifier) resolve(ss *SignedStep) (*signer, Reason, error) {
 	if ss.Chain != nil {
+		if slices.Contains(ss.Chain, nil) || len(ss.Chain) == 0 {
+			return nil, ReasonMalformed, fmt.Errorf("x5chain is empty or holds a nil certificate")
+		}
 		return v.resolveCert(ss, ss.Chain[0], ss.Chain[1:])
 	}
 	if ss.CertDigest != nil {
 		held := v.opts.Certificates
-		for i, cert := range held {
-			if ss.CertDigest.Matches(cert.Raw) {
-				others := append(slices.Clone(held[:i]), held[i+1:]...)
-				return v.resolveCert(ss, cert, others)
+		i := -1
+		if d := ss.CertDigest; d.Alg == SHA256 && len(d.Value) == sha256.Size {
+			if j, ok := v.held[[sha256.Size]byte(d.Value)]; ok {
+				i = j
 			}
+		} else {
+			i = slices.IndexFunc(held, func(c *x509.Certificate) bool { return c != nil && d.Matches(c.Raw) })
+		}
+		if i >= 0 {
+			others := slices.DeleteFunc(slices.Concat(held[:i], held[i+1:]), func(c *x509.Certificate) bool { return c == nil })
+			return v.resolveCert(ss, held[i], others)
 		}
 		return nil, ReasonUntrustedSigner, fmt.Errorf("x5t %x names a certificate the verifier does not hold (VerifyOptions.Certificates)", ss.CertDigest.Value)
 	}
@@ -342,6 +352,9 @@ type verifier struct {
 	// trust remembers the certificate chains that verified, with the span
 	// of time in which every certificate of the path is valid.
 	trust *trustCache
+	// held indexes opts.Certificates by their SHA-256 digest, the x5t
+	// steps name them by.
+	held map[[sha256.Size]byte]int
 }
 
 // newVerifier compiles policy (not nil); opts may be nil.
@@ -354,6 +367,17 @@ func newVerifier(policy *Policy, opts *VerifyOptions) (*verifier, error) {
 		return nil, err
 	}
 	v := &verifier{cp: cp, opts: *opts, now: opts.CurrentTime, trust: newTrustCache()}
+	if len(opts.Certificates) > 0 {
+		v.held = make(map[[sha256.Size]byte]int, len(opts.Certificates))
+		for i, c := range opts.Certificates {
+			if c == nil {
+				continue // holds nothing
+			}
+			if _, dup := v.held[sha256.Sum256(c.Raw)]; !dup {
+				v.held[sha256.Sum256(c.Raw)] = i
+			}
+		}
+	}
 	if v.now.IsZero() {
 		v.now = time.Now()
 	}
