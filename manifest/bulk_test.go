@@ -248,3 +248,30 @@ func TestVerifyAllUnusablePolicy(t *testing.T) {
 		t.Error("chains read for an unusable policy")
 	}
 }
+
+// TestVerifyNilCertificates: a hand-built step whose x5chain is empty or
+// holds nil, and a nil among VerifyOptions.Certificates, are refused or
+// skipped, not a panic.
+func TestVerifyNilCertificates(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.build(goodSpecs)
+	for name, chain := range map[string][]*x509.Certificate{"nil leaf": {nil}, "nil intermediate": {f.testhouseLeaf, nil}, "empty": {}} {
+		bad := slices.Clone(c)
+		ss := *c[3]
+		ss.Chain = chain
+		bad[3] = &ss
+		rep := manifest.Verify(t.Context(), bad, f.policy, &manifest.VerifyOptions{CurrentTime: t0})
+		var ve *manifest.VerificationError
+		if !errors.As(rep.Err(), &ve) || ve.Check != manifest.CheckSignerTrust || ve.Step != 3 {
+			t.Errorf("%s: %v", name, rep.Err())
+		}
+	}
+	byDigest := f.build(slices.Replace(slices.Clone(goodSpecs), 3, 4, stepSpec{manifest.StepFinalTest, "testhouse-x5t"}))
+	for _, held := range [][]*x509.Certificate{{nil, f.testhouseLeaf}, {f.testhouseLeaf, nil}} {
+		opts := &manifest.VerifyOptions{CurrentTime: t0, Certificates: held}
+		if err := manifest.Verify(t.Context(), byDigest, f.policy, opts).Err(); err != nil {
+			t.Errorf("held %v: %v", held, err)
+		}
+	}
+}
