@@ -19,6 +19,10 @@ import (
 // decoded chain.
 const CheckDecode = "decode"
 
+// MaxWorkers bounds [BulkOptions.Workers]: verification is bound by the
+// CPU, so more workers than cores only add goroutines.
+const MaxWorkers = 1024
+
 // Bounds of the caches one [VerifyAll] call shares among its workers. A
 // lot's steps are signed by a handful of stations, so a few entries
 // serve it; the bounds only keep hostile input from growing the caches.
@@ -62,7 +66,7 @@ type BulkOptions struct {
 	// VerifyOptions apply to every chain, as [Verify] takes them.
 	VerifyOptions
 	// Workers bounds the number of chains verified at once. If zero or
-	// negative, runtime.GOMAXPROCS(0) is used.
+	// negative, runtime.GOMAXPROCS(0) is used; at most MaxWorkers are.
 	Workers int
 	// Result, if not nil, is called with each chain's result as soon as it
 	// is verified: in completion order, not input order, and one call at a
@@ -139,6 +143,7 @@ func VerifyAll(ctx context.Context, chains iter.Seq[ChainInput], policy *Policy,
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	workers = min(workers, MaxWorkers)
 	b := &bulk{v: v, certs: newCertCache()}
 	type job struct {
 		n  int
