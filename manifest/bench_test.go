@@ -165,7 +165,7 @@ var lotSpecs = []stepSpec{
 var (
 	benchLotOnce sync.Once
 	theBenchLot  *benchLot
-	benchLotErr  = errors.New("bench lot: setup failed")
+	errBenchLot  = errors.New("bench lot: setup failed")
 )
 
 func newBenchLot(b *testing.B) (*benchLot, error) {
@@ -230,9 +230,9 @@ func benchChain(f *fixture, d int) ([]byte, [][]byte, error) {
 
 func loadBenchLot(b *testing.B) *benchLot {
 	b.Helper()
-	benchLotOnce.Do(func() { theBenchLot, benchLotErr = newBenchLot(b) })
-	if benchLotErr != nil {
-		b.Fatal(benchLotErr)
+	benchLotOnce.Do(func() { theBenchLot, errBenchLot = newBenchLot(b) })
+	if errBenchLot != nil {
+		b.Fatal(errBenchLot)
 	}
 	return theBenchLot
 }
