@@ -295,9 +295,9 @@ type trustEntry struct {
 	from, to time.Time
 }
 
-func newTrustCache() *trustCache {
-	return &trustCache{m: map[[sha256.Size]byte]*trustEntry{}}
-}
+// newTrustCache returns an empty cache; its map is made at the first put,
+// which a chain signed by kid alone never reaches.
+func newTrustCache() *trustCache { return &trustCache{} }
 
 // trustKey names a leaf and the intermediates sent with it.
 func trustKey(leaf *x509.Certificate, intermediates []*x509.Certificate) [sha256.Size]byte {
@@ -343,6 +343,9 @@ func (c *trustCache) put(key [sha256.Size]byte, sg *signer, paths [][]*x509.Cert
 		}
 	}
 	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[[sha256.Size]byte]*trustEntry{}
+	}
 	if len(c.m) < maxTrustEntries {
 		c.m[key] = e
 	}
