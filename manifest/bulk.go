@@ -125,8 +125,8 @@ func (s *Summary) add(rep *Report) {
 // verified until then (chains abandoned midway are neither counted nor
 // reported). Every goroutine it starts has ended when it returns.
 //
-// The iterator is called from the goroutine that called VerifyAll. opts
-// may be nil. VerifyAll is safe for concurrent use; the policy must not be
+// The iterator is called from the goroutine that called VerifyAll; a nil
+// iterator is an empty one. opts may be nil. VerifyAll is safe for concurrent use; the policy must not be
 // modified while it runs.
 func VerifyAll(ctx context.Context, chains iter.Seq[ChainInput], policy *Policy, opts *BulkOptions) (*Summary, error) {
 	if opts == nil {
@@ -138,6 +138,9 @@ func VerifyAll(ctx context.Context, chains iter.Seq[ChainInput], policy *Policy,
 	v, err := newVerifier(policy, &opts.VerifyOptions)
 	if err != nil {
 		return nil, err
+	}
+	if chains == nil {
+		chains = func(func(ChainInput) bool) {}
 	}
 	workers := opts.Workers
 	if workers <= 0 {

@@ -247,6 +247,9 @@ func TestVerifyAllUnusablePolicy(t *testing.T) {
 	if read {
 		t.Error("chains read for an unusable policy")
 	}
+	if sum, err := manifest.VerifyAll(t.Context(), nil, f.policy, nil); err != nil || sum.Chains != 0 {
+		t.Errorf("nil iterator: %+v, %v", sum, err)
+	}
 }
 
 // TestVerifyNilCertificates: a hand-built step whose x5chain is empty or
