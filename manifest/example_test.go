@@ -198,3 +198,77 @@ func ExampleSignOptions_chainByDigest() {
 	// under 400 bytes: true
 	// true cert:testhouse-line2
 }
+
+// An OEM verifies every device of a lot at once, from the chains' encoded
+// form, on every core, and counts the refused devices by reason.
+func ExampleVerifyAll() {
+	chipco, cm := newKey(), newKey()
+	policy := &manifest.Policy{Name: "acme-widget-line", Version: 1,
+		Keys: []manifest.PolicyKey{{Name: "chipco", Public: chipco.Public()}, {Name: "cm", Public: cm.Public()}},
+		Steps: []manifest.StepRule{
+			{Name: "key-generation", Signers: []string{"chipco"}},
+			{Name: "firmware-load", Signers: []string{"cm"}},
+		}}
+	t := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+
+	// A lot of 8 devices, each with two steps. Device 5's firmware-load is
+	// signed by the chip vendor, device 6's chain lost its last step.
+	var encoded [][]byte
+	for d := range 8 {
+		ueid := []byte{0x01, 0x5a, 0x1d, 0x3c, 0x9e, 0x77, 0x10, 0x42, 0x8b, 0x2f, 0x6c, 0x01, 0xd4, 0x73, 0x55, 0x0e, byte(d)}
+		var chain manifest.Chain
+		for i, name := range []string{"key-generation", "firmware-load"} {
+			key, issuer := []*ecdsa.PrivateKey{chipco, cm}[i], []string{"chipco", "cm"}[i]
+			if d == 5 {
+				key, issuer = chipco, "chipco"
+			}
+			step := &manifest.Step{Name: name, Subject: ueid, Sequence: uint64(i), Time: t.Add(time.Duration(i) * time.Hour)}
+			if i > 0 {
+				prev := manifest.Sum(manifest.SHA256, chain[i-1].Raw)
+				step.Prev = &prev
+			}
+			signed, err := manifest.SignStep(rand.Reader, step, key, manifest.SignOptions{Issuer: issuer})
+			if err != nil {
+				log.Fatal(err)
+			}
+			chain = append(chain, signed)
+		}
+		if d == 6 {
+			chain = chain[:1]
+		}
+		enc, err := chain.Marshal()
+		if err != nil {
+			log.Fatal(err)
+		}
+		encoded = append(encoded, enc)
+	}
+
+	chains := func(yield func(manifest.ChainInput) bool) {
+		for d, enc := range encoded {
+			if !yield(manifest.ChainInput{ID: fmt.Sprintf("device-%d", d), Raw: enc}) {
+				return
+			}
+		}
+	}
+	refused := map[int]string{}
+	sum, err := manifest.VerifyAll(context.Background(), chains, policy, &manifest.BulkOptions{
+		VerifyOptions: manifest.VerifyOptions{CurrentTime: t.Add(24 * time.Hour)},
+		Result: func(r *manifest.ChainResult) {
+			if !r.Report.OK() {
+				refused[r.Index] = r.ID + ": " + r.Report.Failed()[0].Check
+			}
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d chains: %d passed, %d refused\n", sum.Chains, sum.Passed, sum.Refused)
+	fmt.Println(refused[5])
+	fmt.Println(refused[6])
+	fmt.Println("unauthorized signer:", sum.Reasons[manifest.ReasonUnauthorizedSigner], "layout:", sum.Reasons[manifest.ReasonLayout])
+	// Output:
+	// 8 chains: 6 passed, 2 refused
+	// device-5: signer-authorized
+	// device-6: layout
+	// unauthorized signer: 1 layout: 1
+}

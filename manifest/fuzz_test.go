@@ -2,8 +2,10 @@ package manifest_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/ztmkit/ztm/manifest"
@@ -133,6 +135,41 @@ func FuzzParsePolicyJSON(f *testing.F) {
 		}
 		if _, err := p.Marshal(); err != nil {
 			t.Fatalf("parsed policy does not marshal: %v", err)
+		}
+	})
+}
+
+// FuzzVerifyAll feeds arbitrary bytes to VerifyAll as two chains' encodings
+// (the input and its halves): whatever decodes is verified, nothing
+// panics, and every chain gets a report that is refused unless the chain
+// is one the fixture signed.
+func FuzzVerifyAll(f *testing.F) {
+	fx := newFixture(f)
+	good, err := fx.build(goodSpecs).Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	short, _ := fx.build(goodSpecs[:4]).Marshal()
+	f.Add(short)
+	f.Add([]byte{0x81, 0x40})
+	opts := &manifest.BulkOptions{VerifyOptions: manifest.VerifyOptions{CurrentTime: t0, Partial: true}, Workers: 2}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ins := []manifest.ChainInput{{Raw: data}, {Raw: data[:len(data)/2]}}
+		results := 0
+		o := *opts
+		o.Result = func(r *manifest.ChainResult) {
+			results++
+			if r.Report == nil || len(r.Report.Checks) == 0 {
+				t.Fatalf("chain %d: no report", r.Index)
+			}
+			if r.Report.OK() != (r.Report.Err() == nil) {
+				t.Fatalf("chain %d: OK and Err disagree", r.Index)
+			}
+		}
+		sum, err := manifest.VerifyAll(context.Background(), slices.Values(ins), fx.policy, &o)
+		if err != nil || results != 2 || sum.Chains != 2 || sum.Passed+sum.Refused != 2 {
+			t.Fatalf("%v, %d results, %+v", err, results, sum)
 		}
 	})
 }

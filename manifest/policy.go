@@ -424,7 +424,7 @@ func VerifyPolicy(signed []byte, oem crypto.PublicKey) (*Policy, error) {
 		return nil, tooLargeErr("signed policy", len(signed), MaxPolicySize)
 	}
 	var msg cose.Sign1Message
-	hdr, err := parseSign1(signed, &msg, "signed policy", PolicyContentType)
+	hdr, err := parseSign1(signed, &msg, "signed policy", PolicyContentType, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -293,11 +293,17 @@ type SignedStep struct {
 // shortest form. Labels the format does not define, in either header, are
 // refused and named.
 func ParseSignedStep(raw []byte) (*SignedStep, error) {
+	return parseSignedStep(raw, nil)
+}
+
+// parseSignedStep is ParseSignedStep, taking x5chain certificates from
+// certs when it holds them (certs may be nil).
+func parseSignedStep(raw []byte, certs *certCache) (*SignedStep, error) {
 	if len(raw) > MaxStepSize {
 		return nil, tooLargeErr("signed step", len(raw), MaxStepSize)
 	}
 	ss := &SignedStep{Raw: raw}
-	hdr, err := parseSign1(raw, &ss.msg, "signed step", StepContentType)
+	hdr, err := parseSign1(raw, &ss.msg, "signed step", StepContentType, certs)
 	if err != nil {
 		return nil, err
 	}
@@ -489,7 +495,7 @@ func checkUnprotected(raw []byte, what string, allowed ...int64) (map[any]cbor.R
 // protected header, strictly, into msg (ready for msg.Verify: its
 // RawProtected is the received protected bstr). The unprotected header must
 // be empty.
-func parseSign1(raw []byte, msg *cose.Sign1Message, what string, contentType uint64) (*sign1Header, error) {
+func parseSign1(raw []byte, msg *cose.Sign1Message, what string, contentType uint64, certs *certCache) (*sign1Header, error) {
 	if len(raw) < 2 || raw[0] != 0xd2 { // tag 18
 		return nil, decodeErr(what, errors.New("not a tagged COSE_Sign1 (tag 18)"))
 	}
@@ -538,7 +544,7 @@ func parseSign1(raw []byte, msg *cose.Sign1Message, what string, contentType uin
 		return nil, err
 	}
 	*msg = cose.Sign1Message{Headers: cose.Headers{RawProtected: w.Protected}, Payload: payload, Signature: sig}
-	hdr, err := parseProtected(w.Protected, what, contentType)
+	hdr, err := parseProtected(w.Protected, what, contentType, certs)
 	if err != nil {
 		return nil, err
 	}
@@ -546,7 +552,7 @@ func parseSign1(raw []byte, msg *cose.Sign1Message, what string, contentType uin
 	return hdr, nil
 }
 
-func parseProtected(rawProt cbor.RawMessage, what string, contentType uint64) (*sign1Header, error) {
+func parseProtected(rawProt cbor.RawMessage, what string, contentType uint64, certs *certCache) (*sign1Header, error) {
 	var prot []byte
 	if err := detcbor.Unmarshal(rawProt, &prot, MaxStepSize); err != nil {
 		return nil, decodeErr(what, fmt.Errorf("protected header: %w", err))
@@ -569,7 +575,7 @@ func parseProtected(rawProt cbor.RawMessage, what string, contentType uint64) (*
 		return nil, decodeErr(what, fmt.Errorf("content type %s, want %d", diagnose(in.ContentType), contentType))
 	}
 	if len(in.X5Chain) > 0 {
-		chain, err := parseX5Chain(in.X5Chain)
+		chain, err := parseX5Chain(in.X5Chain, certs)
 		if err != nil {
 			return nil, decodeErr(what, err)
 		}
@@ -600,8 +606,8 @@ func diagnose(item []byte) string {
 }
 
 // parseX5Chain decodes an x5chain value: one bstr, or an array of them
-// (RFC 9360 §2).
-func parseX5Chain(raw cbor.RawMessage) ([]*x509.Certificate, error) {
+// (RFC 9360 §2). Certificates certs holds are not parsed again.
+func parseX5Chain(raw cbor.RawMessage, certs *certCache) ([]*x509.Certificate, error) {
 	var ders [][]byte
 	var one []byte
 	if err := detcbor.Unmarshal(raw, &one, 0); err == nil {
@@ -614,7 +620,7 @@ func parseX5Chain(raw cbor.RawMessage) ([]*x509.Certificate, error) {
 	}
 	chain := make([]*x509.Certificate, len(ders))
 	for i, der := range ders {
-		c, err := x509.ParseCertificate(der)
+		c, err := certs.parse(der)
 		if err != nil {
 			return nil, fmt.Errorf("x5chain certificate %d: %w", i, err)
 		}
@@ -650,6 +656,12 @@ func (c Chain) Marshal() ([]byte, error) {
 // ParseChain decodes a chain that [Chain.Marshal] encoded, parsing each step
 // with [ParseSignedStep]. It does not verify anything: see [Verify].
 func ParseChain(data []byte) (Chain, error) {
+	return parseChain(data, nil)
+}
+
+// parseChain is ParseChain, taking x5chain certificates from certs when
+// it holds them (certs may be nil).
+func parseChain(data []byte, certs *certCache) (Chain, error) {
 	if len(data) > MaxChainSize {
 		return nil, tooLargeErr("chain", len(data), MaxChainSize)
 	}
@@ -662,7 +674,7 @@ func ParseChain(data []byte) (Chain, error) {
 	}
 	c := make(Chain, len(raws))
 	for i, raw := range raws {
-		s, err := ParseSignedStep(raw)
+		s, err := parseSignedStep(raw, certs)
 		if err != nil {
 			return nil, fmt.Errorf("manifest: chain step %d: %w", i, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
@@ -205,34 +206,54 @@ type signer struct {
 	steps   []string
 }
 
-func (c *compiledPolicy) resolve(ss *SignedStep, held []*x509.Certificate) (*signer, Reason, error) {
+// resolve finds and trusts the signer of a step: a kid naming a policy
+// key, or a certificate (sent as x5chain, or named by x5t among
+// VerifyOptions.Certificates).
+func (v *verifier) resolve(ss *SignedStep) (*signer, Reason, error) {
 	if ss.Chain != nil {
-		return c.resolveCert(ss, ss.Chain[0], ss.Chain[1:])
+		if slices.Contains(ss.Chain, nil) || len(ss.Chain) == 0 {
+			return nil, ReasonMalformed, fmt.Errorf("x5chain is empty or holds a nil certificate")
+		}
+		return v.resolveCert(ss, ss.Chain[0], ss.Chain[1:])
 	}
 	if ss.CertDigest != nil {
-		for i, cert := range held {
-			if ss.CertDigest.Matches(cert.Raw) {
-				others := append(slices.Clone(held[:i]), held[i+1:]...)
-				return c.resolveCert(ss, cert, others)
+		held := v.opts.Certificates
+		i := -1
+		if d := ss.CertDigest; d.Alg == SHA256 && len(d.Value) == sha256.Size {
+			if j, ok := v.held[[sha256.Size]byte(d.Value)]; ok {
+				i = j
 			}
+		} else {
+			i = slices.IndexFunc(held, func(c *x509.Certificate) bool { return c != nil && d.Matches(c.Raw) })
+		}
+		if i >= 0 {
+			others := slices.DeleteFunc(slices.Concat(held[:i], held[i+1:]), func(c *x509.Certificate) bool { return c == nil })
+			return v.resolveCert(ss, held[i], others)
 		}
 		return nil, ReasonUntrustedSigner, fmt.Errorf("x5t %x names a certificate the verifier does not hold (VerifyOptions.Certificates)", ss.CertDigest.Value)
 	}
-	return c.resolveKID(ss)
+	return v.cp.resolveKID(ss)
 }
 
 // resolveCert trusts a certificate signer: leaf must chain, through
-// intermediates, to the policy's roots at the step's time.
-func (c *compiledPolicy) resolveCert(ss *SignedStep, leaf *x509.Certificate, intermediates []*x509.Certificate) (*signer, Reason, error) {
+// intermediates, to the policy's roots at the step's time. A chain that
+// verified before, at a time at which every certificate of the path found
+// then is valid, is trusted again without building the path anew.
+func (v *verifier) resolveCert(ss *SignedStep, leaf *x509.Certificate, intermediates []*x509.Certificate) (*signer, Reason, error) {
+	c := v.cp
 	if c.roots == nil {
 		return nil, ReasonUntrustedSigner, fmt.Errorf("a certificate signer, but the policy has no trust anchors")
+	}
+	key := trustKey(leaf, intermediates)
+	if sg := v.trust.get(key, ss.Step.Time); sg != nil {
+		return sg, 0, nil
 	}
 	inter := x509.NewCertPool()
 	for _, ic := range intermediates {
 		inter.AddCert(ic)
 	}
 	// The certificate must have been valid when the step was signed.
-	_, err := leaf.Verify(x509.VerifyOptions{Roots: c.roots, Intermediates: inter,
+	paths, err := leaf.Verify(x509.VerifyOptions{Roots: c.roots, Intermediates: inter,
 		CurrentTime: ss.Step.Time, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	if err != nil {
 		return nil, ReasonUntrustedSigner, err
@@ -256,6 +277,7 @@ func (c *compiledPolicy) resolveCert(ss *SignedStep, leaf *x509.Certificate, int
 	if err != nil {
 		return nil, ReasonUntrustedSigner, fmt.Errorf("leaf certificate %q: station authorization: %w", leaf.Subject.CommonName, err)
 	}
+	v.trust.put(key, sg, paths)
 	return sg, 0, nil
 }
 
@@ -306,26 +328,67 @@ func (s *signer) allowedBy(r *StepRule) bool {
 // Verify does no I/O; ctx is checked between steps so that a long chain can
 // be abandoned. opts may be nil.
 func Verify(ctx context.Context, chain Chain, policy *Policy, opts *VerifyOptions) *Report {
-	if opts == nil {
-		opts = &VerifyOptions{}
-	}
-	rep := &Report{Checks: make([]CheckResult, 0, 10*len(chain)+4)}
-	var subBuf [2 * MaxSubjectLen]byte
 	if policy == nil {
+		rep := &Report{}
 		rep.fail(CheckPolicy, -1, ReasonMalformed, nil, "no policy")
 		return rep
 	}
-	rep.Policy = policy.Name
-	cp, err := compile(policy)
+	v, err := newVerifier(policy, opts)
 	if err != nil {
+		rep := &Report{Policy: policy.Name}
 		rep.fail(CheckPolicy, -1, ReasonMalformed, err, "unusable policy")
 		return rep
 	}
-	now := opts.CurrentTime
-	if now.IsZero() {
-		now = time.Now()
+	return v.verify(ctx, chain)
+}
+
+// verifier is a compiled policy with the options and caches that one
+// [Verify] or [VerifyAll] call shares among its chains. It is safe for
+// concurrent use: everything but the caches is read only, and they lock.
+type verifier struct {
+	cp   *compiledPolicy
+	opts VerifyOptions
+	now  time.Time
+	// trust remembers the certificate chains that verified, with the span
+	// of time in which every certificate of the path is valid.
+	trust *trustCache
+	// held indexes opts.Certificates by their SHA-256 digest, the x5t
+	// steps name them by.
+	held map[[sha256.Size]byte]int
+}
+
+// newVerifier compiles policy (not nil); opts may be nil.
+func newVerifier(policy *Policy, opts *VerifyOptions) (*verifier, error) {
+	if opts == nil {
+		opts = &VerifyOptions{}
 	}
-	if !policy.Expires.IsZero() && now.After(policy.Expires) {
+	cp, err := compile(policy)
+	if err != nil {
+		return nil, err
+	}
+	v := &verifier{cp: cp, opts: *opts, now: opts.CurrentTime, trust: newTrustCache()}
+	if len(opts.Certificates) > 0 {
+		v.held = make(map[[sha256.Size]byte]int, len(opts.Certificates))
+		for i, c := range opts.Certificates {
+			if c == nil {
+				continue // holds nothing
+			}
+			if _, dup := v.held[sha256.Sum256(c.Raw)]; !dup {
+				v.held[sha256.Sum256(c.Raw)] = i
+			}
+		}
+	}
+	if v.now.IsZero() {
+		v.now = time.Now()
+	}
+	return v, nil
+}
+
+// verify checks one chain: the single path behind [Verify] and [VerifyAll].
+func (v *verifier) verify(ctx context.Context, chain Chain) *Report {
+	policy := v.cp.p
+	rep := &Report{Policy: policy.Name, Checks: make([]CheckResult, 0, 10*len(chain)+4)}
+	if !policy.Expires.IsZero() && v.now.After(policy.Expires) {
 		rep.fail(CheckPolicyExpiry, -1, ReasonPolicyExpired, nil, "policy %q expired at %s", policy.Name, policy.Expires.Format(time.RFC3339))
 	} else {
 		rep.pass(CheckPolicyExpiry, -1, "")
@@ -344,86 +407,107 @@ func Verify(ctx context.Context, chain Chain, policy *Policy, opts *VerifyOption
 			rep.fail(CheckContext, i, ReasonAborted, err, "verification abandoned")
 			return rep
 		}
-		st := ss.Step
-		// Signer, algorithm, signature.
-		sg, reason, err := cp.resolve(ss, opts.Certificates)
-		if err != nil {
-			rep.fail(CheckSignerTrust, i, reason, err, "signer of %q", st.Name)
-		} else {
-			rep.pass(CheckSignerTrust, i, sg.name)
-			rep.Signers[i] = sg.name
-			signers[i] = sg
-			if v, err := verifierFor(ss.Alg, sg.pub); err != nil {
-				rep.fail(CheckAlgorithm, i, ReasonAlgorithm, err, "alg %d", ss.Alg)
-			} else {
-				rep.pass(CheckAlgorithm, i, "")
-				if err := ss.msg.Verify(nil, v); err != nil {
-					rep.fail(CheckSignature, i, ReasonSignature, err, "")
-				} else {
-					rep.pass(CheckSignature, i, "")
-					sg.valid = true
-				}
-			}
-		}
-		// Subject and claims.
-		switch {
-		case !bytes.Equal(st.Subject, chain[0].Step.Subject):
-			rep.fail(CheckSubject, i, ReasonSubject, nil, "step is about %x, chain about %x", st.Subject, chain[0].Step.Subject)
-		case ss.SubjectClaim != string(hex.AppendEncode(subBuf[:0], st.Subject)):
-			rep.fail(CheckSubject, i, ReasonSubject, nil, "CWT sub %q does not match the payload's subject", ss.SubjectClaim)
-		case ss.IssuedAt != uint64(st.Time.Unix()):
-			rep.fail(CheckSubject, i, ReasonSubject, nil, "CWT iat %d does not match the payload's time %d", ss.IssuedAt, st.Time.Unix())
-		default:
-			rep.pass(CheckSubject, i, "")
-		}
-		// Fork: a second step with the same sequence or predecessor.
-		forked := false
-		if j, dup := seqs[st.Sequence]; dup {
-			rep.fail(CheckFork, i, ReasonFork, nil, "sequence %d already used by step %d", st.Sequence, j)
+		signers[i] = v.checkSigner(rep, i, ss)
+		checkSubject(rep, i, chain)
+		checkFork(rep, i, ss.Step, seqs, prevs)
+		checkOrder(rep, i, chain, signers[i])
+	}
+	checkLayout(rep, chain, signers, policy, v.opts.Partial)
+	return rep
+}
+
+// checkSigner checks step i's signer trust, algorithm and signature, and
+// returns its signer (nil if untrusted).
+func (v *verifier) checkSigner(rep *Report, i int, ss *SignedStep) *signer {
+	sg, reason, err := v.resolve(ss)
+	if err != nil {
+		rep.fail(CheckSignerTrust, i, reason, err, "signer of %q", ss.Step.Name)
+		return nil
+	}
+	rep.pass(CheckSignerTrust, i, sg.name)
+	rep.Signers[i] = sg.name
+	vf, err := verifierFor(ss.Alg, sg.pub)
+	if err != nil {
+		rep.fail(CheckAlgorithm, i, ReasonAlgorithm, err, "alg %d", ss.Alg)
+		return sg
+	}
+	rep.pass(CheckAlgorithm, i, "")
+	if err := ss.msg.Verify(nil, vf); err != nil {
+		rep.fail(CheckSignature, i, ReasonSignature, err, "")
+		return sg
+	}
+	rep.pass(CheckSignature, i, "")
+	sg.valid = true
+	return sg
+}
+
+// checkSubject checks that step i names the chain's device, and that its
+// CWT claims match its payload.
+func checkSubject(rep *Report, i int, chain Chain) {
+	var subBuf [2 * MaxSubjectLen]byte
+	ss, st := chain[i], chain[i].Step
+	switch {
+	case !bytes.Equal(st.Subject, chain[0].Step.Subject):
+		rep.fail(CheckSubject, i, ReasonSubject, nil, "step is about %x, chain about %x", st.Subject, chain[0].Step.Subject)
+	case ss.SubjectClaim != string(hex.AppendEncode(subBuf[:0], st.Subject)):
+		rep.fail(CheckSubject, i, ReasonSubject, nil, "CWT sub %q does not match the payload's subject", ss.SubjectClaim)
+	case ss.IssuedAt != uint64(st.Time.Unix()):
+		rep.fail(CheckSubject, i, ReasonSubject, nil, "CWT iat %d does not match the payload's time %d", ss.IssuedAt, st.Time.Unix())
+	default:
+		rep.pass(CheckSubject, i, "")
+	}
+}
+
+// checkFork refuses a second step with the same sequence or predecessor.
+func checkFork(rep *Report, i int, st *Step, seqs map[uint64]int, prevs map[string]int) {
+	forked := false
+	if j, dup := seqs[st.Sequence]; dup {
+		rep.fail(CheckFork, i, ReasonFork, nil, "sequence %d already used by step %d", st.Sequence, j)
+		forked = true
+	} else {
+		seqs[st.Sequence] = i
+	}
+	if st.Prev != nil {
+		key := string(rune(-st.Prev.Alg)) + string(st.Prev.Value)
+		if j, dup := prevs[key]; dup {
+			rep.fail(CheckFork, i, ReasonFork, nil, "predecessor already claimed by step %d", j)
 			forked = true
 		} else {
-			seqs[st.Sequence] = i
-		}
-		if st.Prev != nil {
-			key := string(rune(-st.Prev.Alg)) + string(st.Prev.Value)
-			if j, dup := prevs[key]; dup {
-				rep.fail(CheckFork, i, ReasonFork, nil, "predecessor already claimed by step %d", j)
-				forked = true
-			} else {
-				prevs[key] = i
-			}
-		}
-		if !forked {
-			rep.pass(CheckFork, i, "")
-		}
-		// Sequence and link.
-		if st.Sequence != uint64(i) {
-			rep.fail(CheckSequence, i, ReasonSequence, nil, "sequence %d at position %d", st.Sequence, i)
-		} else {
-			rep.pass(CheckSequence, i, "")
-		}
-		switch {
-		case i == 0 && st.Prev == nil:
-			rep.pass(CheckLink, i, "first step")
-		case i == 0:
-			rep.fail(CheckLink, i, ReasonLink, nil, "first step of the chain names a predecessor")
-		case st.Prev == nil || !st.Prev.Matches(chain[i-1].Raw):
-			rep.fail(CheckLink, i, ReasonLink, nil, "previous-step digest is not the digest of step %d's bytes", i-1)
-		default:
-			rep.pass(CheckLink, i, "")
-		}
-		// Custody.
-		if i > 0 && chain[i-1].Step.NextCustodian != nil {
-			want := *chain[i-1].Step.NextCustodian
-			if sg == nil || !sg.valid || !want.Equal(sg.thumb) {
-				rep.fail(CheckCustodian, i, ReasonCustodian, nil, "step %d handed custody to key %x", i-1, want.Value)
-			} else {
-				rep.pass(CheckCustodian, i, "")
-			}
+			prevs[key] = i
 		}
 	}
-	checkLayout(rep, chain, signers, cp.p, opts.Partial)
-	return rep
+	if !forked {
+		rep.pass(CheckFork, i, "")
+	}
+}
+
+// checkOrder checks step i's sequence number, its link to its
+// predecessor's bytes, and the custody its predecessor handed on.
+func checkOrder(rep *Report, i int, chain Chain, sg *signer) {
+	st := chain[i].Step
+	if st.Sequence != uint64(i) {
+		rep.fail(CheckSequence, i, ReasonSequence, nil, "sequence %d at position %d", st.Sequence, i)
+	} else {
+		rep.pass(CheckSequence, i, "")
+	}
+	switch {
+	case i == 0 && st.Prev == nil:
+		rep.pass(CheckLink, i, "first step")
+	case i == 0:
+		rep.fail(CheckLink, i, ReasonLink, nil, "first step of the chain names a predecessor")
+	case st.Prev == nil || !st.Prev.Matches(chain[i-1].Raw):
+		rep.fail(CheckLink, i, ReasonLink, nil, "previous-step digest is not the digest of step %d's bytes", i-1)
+	default:
+		rep.pass(CheckLink, i, "")
+	}
+	if i > 0 && chain[i-1].Step.NextCustodian != nil {
+		want := *chain[i-1].Step.NextCustodian
+		if sg == nil || !sg.valid || !want.Equal(sg.thumb) {
+			rep.fail(CheckCustodian, i, ReasonCustodian, nil, "step %d handed custody to key %x", i-1, want.Value)
+		} else {
+			rep.pass(CheckCustodian, i, "")
+		}
+	}
 }
 
 // checkLayout matches runs of same-name steps to the policy's rules, in

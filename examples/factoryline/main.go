@@ -23,7 +23,8 @@
 // (every device's steps), policy.cose (the OEM's signed policy) and oem.pem (its public key), lot.cose (the
 // signed lot manifest), chains/<serial>.chain and receipts/<serial>.receipt
 // per device, and sample-evidence.cwt and sample-ear.cwt, which
-// examples/inspect prints. examples/verify checks a chain.
+// examples/inspect prints. examples/verify checks a chain, or the whole
+// lot (chains/ or chains.db against lot.cose).
 package main
 
 import (
@@ -40,10 +41,10 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ztmkit/ztm"
+	"github.com/ztmkit/ztm/examples/internal/progress"
 	"github.com/ztmkit/ztm/examples/linesim"
 	"github.com/ztmkit/ztm/manifest"
 )
@@ -122,7 +123,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
 
 	jobs := plan(cfg)
 	total := len(jobs)
-	prog := newProgress(w, total, cfg.Progress)
+	prog := progress.New(w, total, "provisioned", cfg.Progress)
 	queue := make(chan job)
 	results := make(chan outcome)
 	var wg sync.WaitGroup
@@ -152,7 +153,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
 	var unexpected []string
 	var sample *outcome
 	for o := range results {
-		prog.tick()
+		prog.Tick()
 		switch {
 		case o.accepted && o.tamper == linesim.Honest:
 			sum.Accepted++
@@ -172,7 +173,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
 			unexpected = append(unexpected, fmt.Sprintf("device %d (%v): %v", o.n, o.tamper, o.err))
 		}
 	}
-	prog.done()
+	prog.Done()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -406,51 +407,4 @@ func sortStrings(s []string) []string {
 		}
 	}
 	return s
-}
-
-// progress draws a bar on a terminal and a line per tenth otherwise.
-type progress struct {
-	w          io.Writer
-	total      int
-	bar        bool
-	n          atomic.Int64
-	lastTenth  int
-	start      time.Time
-	lastRedraw time.Time
-}
-
-func newProgress(w io.Writer, total int, force *bool) *progress {
-	p := &progress{w: w, total: total, start: time.Now()}
-	if force != nil {
-		p.bar = *force
-	} else if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			p.bar = true
-		}
-	}
-	return p
-}
-
-func (p *progress) tick() {
-	n := int(p.n.Add(1))
-	if p.bar {
-		if now := time.Now(); n == p.total || now.Sub(p.lastRedraw) > 50*time.Millisecond {
-			p.lastRedraw = now
-			const width = 40
-			filled := width * n / p.total
-			rate := float64(n) / time.Since(p.start).Seconds()
-			fmt.Fprintf(p.w, "\r[%s%s] %d/%d  %.0f/s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), n, p.total, rate)
-		}
-		return
-	}
-	if tenth := 10 * n / p.total; tenth > p.lastTenth {
-		p.lastTenth = tenth
-		fmt.Fprintf(p.w, "provisioned %d/%d devices (%d%%)\n", n, p.total, 10*tenth)
-	}
-}
-
-func (p *progress) done() {
-	if p.bar {
-		fmt.Fprintln(p.w)
-	}
 }
