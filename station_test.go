@@ -141,12 +141,19 @@ func testRefusesTampered(t *testing.T, l *linesim.Line) {
 		}
 		st := l.Partners[linesim.ContractManufacturer].Station
 		wantStage := ztm.StageAppraisal
-		if kind == linesim.UnauthorizedStation {
+		var target ztm.Device = d
+		switch kind {
+		case linesim.UnauthorizedStation:
 			st = l.Partners[linesim.Rogue].Station
+			wantStage = ztm.StageEnroll
+		case linesim.KeySubstitution:
+			// The attack: a genuine device, its valid evidence, and a
+			// request for the station's own key.
+			target = linesim.SubstituteKey(d)
 			wantStage = ztm.StageEnroll
 		}
 		head, _ := l.Ledger.Head(ctx)
-		_, err = st.Provision(ctx, d)
+		_, err = st.Provision(ctx, target)
 		var pe *ztm.ProvisionError
 		if !errors.As(err, &pe) || pe.Stage != wantStage || !errors.Is(err, ztm.ErrRefused) {
 			t.Fatalf("%v: err = %v, want refusal at %v", kind, err, wantStage)
@@ -155,6 +162,10 @@ func testRefusesTampered(t *testing.T, l *linesim.Line) {
 		var re *enroll.RefusalError
 		if kind == linesim.UnauthorizedStation && (!errors.As(err, &re) || re.Reason != enroll.ReasonNotAuthorized) {
 			t.Errorf("%v: %v", kind, err)
+		}
+		if kind == linesim.KeySubstitution && (!errors.As(err, &re) || re.Reason != enroll.ReasonKeyBinding ||
+			!errors.Is(err, attest.ErrKeyNotConfirmed) || re.Check != "key-not-confirmed") {
+			t.Errorf("%v: %v, want a key-binding refusal", kind, err)
 		}
 		if d.Chain() != nil {
 			t.Errorf("%v: device holds a certificate", kind)

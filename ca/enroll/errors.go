@@ -77,6 +77,12 @@ const (
 	// ReasonNonceLimit: the requester has too many nonces outstanding, or
 	// the pool is full. A later retry may succeed.
 	ReasonNonceLimit
+	// ReasonKeyBinding: the evidence does not confirm the request's key:
+	// its cnf names another key (Check "key-not-confirmed": a station
+	// asking a certificate for a key of its own with a genuine device's
+	// evidence), or it names none where the profile requires a
+	// device-attested key (Check "missing-claim").
+	ReasonKeyBinding
 
 	maxReason
 )
@@ -98,6 +104,7 @@ var reasonNames = [...]string{
 	ReasonRenewal:          "renewal",
 	ReasonQuota:            "quota",
 	ReasonNonceLimit:       "nonce-limit",
+	ReasonKeyBinding:       "key-binding",
 }
 
 // String returns the reason's short name ("evidence", "quota", …).
@@ -252,7 +259,7 @@ func Reported(code, detail string) (*RefusalError, bool) {
 	}
 	e := &RefusalError{Reason: r, Check: check, Detail: detail}
 	switch r {
-	case ReasonEvidence, ReasonAppraisal:
+	case ReasonEvidence, ReasonAppraisal, ReasonKeyBinding:
 		if ar, ok := attestReason(check); ok {
 			e.Err = &attest.VerificationError{Reason: ar, Detail: "reported by the CA"}
 		} else {

@@ -69,6 +69,7 @@ func Example() {
 	info := identity.DeviceInfo{SerialNumber: "SN-000124",
 		HardwareModule: identity.HardwareModuleName{Type: []int{1, 3, 6, 1, 4, 1, 55555, 1}, SerialNumber: ueid}}
 	nonce := must(enroller.Nonce(ctx))
+	device.BindKey(devKey.Public()) // the device made devKey; its evidence confirms it (cnf)
 	evidence := must(device.EvidenceCWT(nonce))
 	chain, err := enroller.Enroll(ctx, &enroll.Request{CSR: must(identity.CreateCSR(nil, devKey, info)), Profile: "idevid", Evidence: evidence})
 	if err != nil {
@@ -82,9 +83,19 @@ func Example() {
 	if errors.As(err, &refusal) {
 		fmt.Println("refused:", refusal.Code(), "retryable:", enroll.Retryable(err))
 	}
+
+	// Fresh, genuine evidence with a request for the station's own key:
+	// the evidence confirms the device's key, not this one.
+	nonce = must(enroller.Nonce(ctx))
+	evidence = must(device.EvidenceCWT(nonce))
+	_, err = enroller.Enroll(ctx, &enroll.Request{CSR: must(identity.CreateCSR(nil, stationKey, info)), Profile: "idevid", Evidence: evidence})
+	if errors.As(err, &refusal) {
+		fmt.Println("refused:", refusal.Code())
+	}
 	// Output:
 	// issued: SERIALNUMBER=SN-000124 by Line 1 CA
 	// refused: evidence/nonce-reused retryable: false
+	// refused: key-binding/key-not-confirmed
 }
 
 func must[T any](v T, err error) T {

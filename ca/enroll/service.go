@@ -92,8 +92,25 @@ type Config struct {
 	// default only "affirming" evidence is.
 	AcceptWarning bool
 	// Binding checks that the evidence names the request's device. If nil,
-	// BindUEIDToHardwareModule.
+	// BindUEIDToHardwareModule. The key binding (the evidence's cnf
+	// confirms the request's key) is checked as well, whatever Binding.
 	Binding BindingFunc
+	// InjectedKeyProfiles lists the profiles that accept a key the
+	// evidence does not confirm (evidence without cnf) from a station whose
+	// authorization lists the key-injection step ([InjectionStep]): a key
+	// the station made and sealed to the device, which the device could
+	// not attest when it made its evidence. Evidence whose cnf names
+	// another key is refused on every profile. If empty, no profile
+	// accepts injected keys.
+	InjectedKeyProfiles []string
+	// UnconfirmedKeyProfiles lists the profiles that accept evidence
+	// without cnf from any requester: legacy devices whose evidence names
+	// the device but not its key. If empty, every profile requires the
+	// evidence to confirm the request's key, as IDevID must.
+	//
+	// WARNING: on these profiles a station holding a genuine device can
+	// have the CA certify a key of its own as that device's.
+	UnconfirmedKeyProfiles []string
 	// CommitTimeout bounds an enrollment once its evidence is being
 	// verified; from then on it is no longer cancelled by the caller's
 	// context, so that a nonce is never spent without the certificate
@@ -128,6 +145,7 @@ type Service struct {
 	noEvidence    bool
 	warning       bool
 	binding       BindingFunc
+	keys          keyPolicy
 	now           func() time.Time
 	commitTimeout time.Duration
 	log           *slog.Logger
@@ -156,6 +174,7 @@ func New(cfg Config) (*Service, error) {
 		auth: cfg.Authority, verifier: cfg.Verifier, nonces: cfg.Nonces,
 		noEvidence: cfg.AllowNoEvidence, warning: cfg.AcceptWarning,
 		binding: cfg.Binding, now: cfg.Time, log: cfg.Logger,
+		keys: newKeyPolicy(cfg),
 	}
 	if s.binding == nil {
 		s.binding = BindUEIDToHardwareModule
@@ -318,7 +337,7 @@ func (s *Service) enroll(ctx context.Context, who Requester, req *Request, opts 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.commitTimeout)
 	defer cancel()
 	passKey := passedKey(checked.Requester(), key, req.Evidence)
-	evDigest, err := s.checkEvidence(ctx, csr, req.Evidence, passKey)
+	evDigest, err := s.checkEvidence(ctx, who, req.Profile, csr, req.Evidence, passKey)
 	if err != nil {
 		var re *RefusalError
 		if errors.As(err, &re) && re.Reason != ReasonBadRequest {
@@ -390,11 +409,11 @@ func (s *Service) authorize(who Requester, profile string) error {
 	return refuse(ReasonNotAuthorized, ca.ErrNotAuthorized, "requester %q not authorized for profile %q", who.Name, profile)
 }
 
-// checkEvidence verifies the evidence and its binding to the request and
-// returns the digest of the Result to record. Evidence that passed for
-// the same request before (passKey) within a nonce's lifetime passes
-// again without its nonce.
-func (s *Service) checkEvidence(ctx context.Context, csr *x509.CertificateRequest, evidence []byte, passKey [sha256.Size]byte) ([]byte, error) {
+// checkEvidence verifies the evidence and its binding to the request (the
+// device, then the key) and returns the digest of the Result to record.
+// Evidence that passed for the same request before (passKey) within a
+// nonce's lifetime passes again without its nonce.
+func (s *Service) checkEvidence(ctx context.Context, who Requester, profile string, csr *x509.CertificateRequest, evidence []byte, passKey [sha256.Size]byte) ([]byte, error) {
 	if len(evidence) == 0 {
 		if s.noEvidence {
 			return nil, nil
@@ -424,6 +443,9 @@ func (s *Service) checkEvidence(ctx context.Context, csr *x509.CertificateReques
 	}
 	if err := s.binding(csr, res.Evidence); err != nil {
 		return nil, refuse(ReasonEvidenceBinding, err, "evidence does not name the request's device")
+	}
+	if _, err := s.keys.checkKey(who, profile, csr, res.Evidence); err != nil {
+		return nil, err
 	}
 	digest := res.Digest()
 	if digest == nil {

@@ -197,7 +197,8 @@ func TestNonceCapacity(t *testing.T) {
 			for i := range 10 * capacity / 4 {
 				nonce, err := honest.Nonce(ctx)
 				if err == nil {
-					_, err = honest.Enroll(ctx, &enroll.Request{CSR: d.csr(t, "SN-C"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
+					csr, ev := d.csrEvidence(t, "SN-C", nonce)
+					_, err = honest.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: ev})
 				}
 				if err != nil {
 					refused.Add(1)

@@ -493,6 +493,7 @@ var statusOf = map[enroll.Reason]int{
 	enroll.ReasonRenewal:          http.StatusForbidden,
 	enroll.ReasonQuota:            http.StatusTooManyRequests,
 	enroll.ReasonNonceLimit:       http.StatusTooManyRequests,
+	enroll.ReasonKeyBinding:       http.StatusForbidden,
 }
 
 // error answers err: a refusal with the status of its reason, the
