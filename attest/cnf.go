@@ -12,10 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-
-	"github.com/fxamacker/cbor/v2"
-
-	"github.com/ztmkit/ztm/internal/detcbor"
 )
 
 // KeyConfirmation is the CWT key of the cnf claim. Reference: RFC 8747 §3.1.
@@ -205,106 +201,106 @@ func (c *Confirmation) cborValue() (map[int64]any, error) {
 }
 
 // decodeConfirmationCBOR reads a CWT cnf: a map with exactly one member,
-// COSE_Key (1).
+// COSE_Key (1). v is one well-formed CBOR item. It reads the heads by
+// hand, as it runs on every verification.
 func decodeConfirmationCBOR(v []byte) (*Confirmation, error) {
-	var m map[int64]cbor.RawMessage
-	if err := detcbor.DecMode().Unmarshal(v, &m); err != nil {
-		return nil, fmt.Errorf("cnf: %w", err)
+	r := cborReader(v)
+	if n, ok := r.head(5); !ok || n != 1 {
+		return nil, errors.New("cnf: want a map with exactly one COSE_Key (1); other confirmation methods are not supported")
 	}
-	raw, ok := m[cnfCOSEKey]
-	if !ok || len(m) != 1 {
-		return nil, errors.New("cnf: want exactly one COSE_Key (1); other confirmation methods are not supported")
+	if label, ok := r.int(); !ok || label != cnfCOSEKey {
+		return nil, errors.New("cnf: confirmation method other than COSE_Key (1) not supported")
 	}
-	pub, err := decodeCOSEKey(raw)
+	pub, err := decodeCOSEKey(&r)
 	if err != nil {
 		return nil, err
+	}
+	if len(r) != 0 {
+		return nil, errors.New("cnf: trailing bytes")
 	}
 	return &Confirmation{Key: pub}, nil
 }
 
+// coseKey is what decodeCOSEKey reads of a COSE_Key.
+type coseKey struct {
+	kty, crv, alg int64
+	x, y, n       []byte
+	seen          map[int64]bool
+}
+
 // decodeCOSEKey reads a public COSE_Key strictly: kty and the parameters
-// its type requires, an optional kid (bstr) and alg (which must be the
-// key's); any other parameter, a private one above all, is refused.
-func decodeCOSEKey(raw []byte) (crypto.PublicKey, error) {
-	var m map[int64]cbor.RawMessage
-	if err := detcbor.DecMode().Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("cnf: COSE_Key: %w", err)
+// its type requires, an optional kid (bstr) and alg (which must fit the
+// key); any other parameter, a private one above all, is refused, as are
+// duplicate labels and indefinite lengths.
+func decodeCOSEKey(r *cborReader) (crypto.PublicKey, error) {
+	n, ok := r.head(5)
+	if !ok || n > 6 {
+		return nil, errors.New("cnf: COSE_Key is not a map of at most 6 parameters")
 	}
-	dm := detcbor.DecMode()
-	var kty, crv, alg int64
-	var x, y, kid bstrField
-	seen := make(map[int64]bool, len(m))
-	for label, v := range m {
-		var err error
+	k := coseKey{seen: make(map[int64]bool, n)}
+	for range n {
+		label, ok := r.int()
+		if !ok {
+			return nil, errors.New("cnf: COSE_Key label is not an integer")
+		}
+		if k.seen[label] {
+			return nil, fmt.Errorf("cnf: COSE_Key parameter %d appears twice", label)
+		}
+		k.seen[label] = true
 		switch label {
 		case coseKeyKty:
-			err = dm.Unmarshal(v, &kty)
+			k.kty, ok = r.int()
 		case coseKeyKid:
-			err = dm.Unmarshal(v, &kid)
+			_, ok = r.bytes(2)
 		case coseKeyAlg:
-			err = dm.Unmarshal(v, &alg)
-		case coseKeyCrv, coseKeyX, coseKeyY:
-			// Decoded below, by key type: -1 is crv for EC2 and OKP
-			// but n for RSA.
+			k.alg, ok = r.int()
+		case coseKeyCrv: // crv (EC2, OKP) or n (RSA)
+			if len(*r) > 0 && (*r)[0]>>5 == 2 {
+				k.n, ok = r.bytes(2)
+			} else {
+				k.crv, ok = r.int()
+			}
+		case coseKeyX:
+			k.x, ok = r.bytes(2)
+		case coseKeyY:
+			k.y, ok = r.bytes(2)
 		default:
 			return nil, fmt.Errorf("cnf: COSE_Key parameter %d not allowed (a public key has only kty, crv, x, y or n, e, kid, alg)", label)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("cnf: COSE_Key parameter %d: %w", label, err)
+		if !ok {
+			return nil, fmt.Errorf("cnf: COSE_Key parameter %d of the wrong type (a compressed point is not supported)", label)
 		}
-		seen[label] = true
 	}
-	var pub crypto.PublicKey
-	var err error
-	switch kty {
-	case coseKtyEC2, coseKtyOKP:
-		if !seen[coseKeyCrv] || !seen[coseKeyX] {
-			return nil, errors.New("cnf: COSE_Key without crv or x")
-		}
-		if err := dm.Unmarshal(m[coseKeyCrv], &crv); err != nil {
-			return nil, fmt.Errorf("cnf: COSE_Key crv: %w", err)
-		}
-		if err := x.UnmarshalCBOR(m[coseKeyX]); err != nil {
-			return nil, fmt.Errorf("cnf: COSE_Key x: %w", err)
-		}
-		if kty == coseKtyOKP {
-			if seen[coseKeyY] {
-				return nil, errors.New("cnf: OKP COSE_Key with y")
-			}
-			pub, err = okpKey(crv, x)
-			break
-		}
-		if !seen[coseKeyY] {
-			return nil, errors.New("cnf: EC2 COSE_Key without y")
-		}
-		if err := y.UnmarshalCBOR(m[coseKeyY]); err != nil {
-			return nil, fmt.Errorf("cnf: EC2 COSE_Key y (a compressed point is not supported): %w", err)
-		}
-		pub, err = ec2Key(crv, x, y)
-	case coseKtyRSA:
-		if !seen[coseKeyCrv] || !seen[coseKeyX] || seen[coseKeyY] {
-			return nil, errors.New("cnf: RSA COSE_Key wants n (-1) and e (-2) only")
-		}
-		var n, e bstrField
-		if err := n.UnmarshalCBOR(m[coseKeyCrv]); err != nil {
-			return nil, fmt.Errorf("cnf: RSA COSE_Key n: %w", err)
-		}
-		if err := e.UnmarshalCBOR(m[coseKeyX]); err != nil {
-			return nil, fmt.Errorf("cnf: RSA COSE_Key e: %w", err)
-		}
-		pub, err = rsaKey(n, e)
-	default:
-		return nil, fmt.Errorf("cnf: COSE_Key kty %d not supported", kty)
-	}
+	pub, err := k.public()
 	if err != nil {
 		return nil, err
 	}
-	if seen[coseKeyAlg] {
-		if !algorithmFits(alg, pub) {
-			return nil, fmt.Errorf("cnf: COSE_Key alg %d does not fit the key", alg)
-		}
+	if k.seen[coseKeyAlg] && !algorithmFits(k.alg, pub) {
+		return nil, fmt.Errorf("cnf: COSE_Key alg %d does not fit the key", k.alg)
 	}
 	return pub, nil
+}
+
+func (k *coseKey) public() (crypto.PublicKey, error) {
+	switch k.kty {
+	case coseKtyEC2:
+		if k.x == nil || k.y == nil || k.n != nil || !k.seen[coseKeyCrv] {
+			return nil, errors.New("cnf: EC2 COSE_Key wants crv, x and y")
+		}
+		return ec2Key(k.crv, k.x, k.y)
+	case coseKtyOKP:
+		if k.x == nil || k.seen[coseKeyY] || k.n != nil || !k.seen[coseKeyCrv] {
+			return nil, errors.New("cnf: OKP COSE_Key wants crv and x")
+		}
+		return okpKey(k.crv, k.x)
+	case coseKtyRSA:
+		// RFC 8230 §4: n is -1, e is -2.
+		if k.n == nil || k.x == nil || k.seen[coseKeyY] {
+			return nil, errors.New("cnf: RSA COSE_Key wants n (-1) and e (-2) only")
+		}
+		return rsaKey(k.n, k.x)
+	}
+	return nil, fmt.Errorf("cnf: COSE_Key kty %d not supported", k.kty)
 }
 
 // algorithmFits reports whether the COSE signature algorithm alg is one a
