@@ -32,6 +32,8 @@ import (
 //
 //	2.25.1868605989.1      certificate extensions
 //	2.25.1868605989.1.1    station authorization
+//	2.25.1868605989.2      evidence statement types (CSR attestation)
+//	2.25.1868605989.2.1    EAT (CWT or JWT), see ca/enroll.OIDEvidenceEAT
 var oidStationAuthorization = stationauth.OID
 
 // OIDStationAuthorization returns the OID of the station authorization

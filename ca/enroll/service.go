@@ -26,7 +26,9 @@ type Request struct {
 	Profile string
 	// Evidence is the device's attestation evidence (an EAT as CWT or JWT,
 	// see package attest), bound to a nonce obtained from the same
-	// Enroller's Nonce; nil only if the CA side's policy allows it.
+	// Enroller's Nonce. If nil, the evidence the CSR carries in its
+	// id-aa-evidence attribute is used (see EvidenceFromCSR); none at all
+	// only if the CA side's policy allows it.
 	Evidence []byte
 }
 
@@ -323,6 +325,16 @@ func (s *Service) enroll(ctx context.Context, who Requester, req *Request, opts 
 	if err := checkChannelBinding(csr, opts); err != nil {
 		return nil, err
 	}
+	evidence := req.Evidence
+	if len(evidence) == 0 {
+		// A plain RFC 7030 client carries the evidence inside the request
+		// (draft-ietf-lamps-csr-attestation), signed with it.
+		ev, _, err := EvidenceFromCSR(csr.RawTBSCertificateRequest)
+		if err != nil {
+			return nil, refuse(ReasonBadRequest, err, "malformed evidence attribute")
+		}
+		evidence = ev
+	}
 	if opts.Renew != nil {
 		if err := checkRenewalNames(csr, opts.Renew); err != nil {
 			return nil, err
@@ -336,8 +348,8 @@ func (s *Service) enroll(ctx context.Context, who Requester, req *Request, opts 
 	// remembered, instead of a spent nonce.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.commitTimeout)
 	defer cancel()
-	passKey := passedKey(checked.Requester(), key, req.Evidence)
-	evDigest, err := s.checkEvidence(ctx, who, req.Profile, csr, req.Evidence, passKey)
+	passKey := passedKey(checked.Requester(), key, evidence)
+	evDigest, err := s.checkEvidence(ctx, who, req.Profile, csr, evidence, passKey)
 	if err != nil {
 		var re *RefusalError
 		if errors.As(err, &re) && re.Reason != ReasonBadRequest {
