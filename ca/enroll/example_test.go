@@ -104,3 +104,21 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// A device that enrolls through a plain RFC 7030 client puts its evidence
+// inside its request (draft-ietf-lamps-csr-attestation); the registration
+// authority reads it from there when no evidence comes beside the request.
+func ExampleAddEvidenceToCSR() {
+	key := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	csr := must(x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{SerialNumber: "SN-000125"}}, key))
+	evidence := []byte("an EAT: the device's CWT or JWT")
+
+	attested := must(enroll.AddEvidenceToCSR(rand.Reader, key, csr, evidence))
+	req := must(x509.ParseCertificateRequest(attested))
+	fmt.Println("signature:", req.CheckSignature() == nil)
+	got, ok, err := enroll.EvidenceFromCSR(req.RawTBSCertificateRequest)
+	fmt.Printf("evidence: %q %v %v\n", got, ok, err)
+	// Output:
+	// signature: true
+	// evidence: "an EAT: the device's CWT or JWT" true <nil>
+}
