@@ -9,6 +9,7 @@ set -euo pipefail
 NEEDS=(
 	"/usr/include/openssl/evp.h libssl-dev"
 	"swtpm swtpm"
+	"tpm2_certify tpm2-tools"
 	"/usr/lib/softhsm/libsofthsm2.so softhsm2"
 	"softhsm2-util softhsm2"
 	"pkcs11-tool opensc"

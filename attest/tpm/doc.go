@@ -32,6 +32,14 @@
 //     an earlier quote of the same AK ([attest.ReasonReboot]);
 //     [Config.RequireSafeClock] refuses a clock the TPM marks unsafe
 //     ([attest.ReasonClockUnsafe]).
+//   - Key certification: [VerifyCertify] checks a TPM2_Certify of the key a
+//     certificate request is for (TCG "TPM 2.0 Keys for Device Identity and
+//     Attestation"): the AK's signature, the nonce in extraData, the
+//     certified name equal to the name of the key's public area
+//     ([ParsePublic], [Public.Name]) whose key is the request's, and the
+//     attributes fixedTPM, fixedParent and sensitiveDataOrigin. It is not
+//     yet wired into ca/enroll: a TPM device's key binding there still
+//     needs evidence that carries the certification.
 //
 // Errors are those of package attest: every refusal wraps
 // [attest.ErrVerification] through an [*attest.VerificationError] whose

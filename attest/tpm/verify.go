@@ -574,7 +574,7 @@ func verifySignature(sig *Signature, pub crypto.PublicKey, digest []byte) *attes
 		ok = err == nil
 	}
 	if !ok {
-		return refuse(attest.ReasonBadSignature, nil, "quote signature does not verify with the AK")
+		return refuse(attest.ReasonBadSignature, nil, "signature does not verify with the AK")
 	}
 	return nil
 }
