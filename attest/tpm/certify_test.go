@@ -25,8 +25,66 @@ import (
 
 	"github.com/ztmkit/ztm/attest"
 	attesttpm "github.com/ztmkit/ztm/attest/tpm"
+	"github.com/ztmkit/ztm/identity/keystore"
+	kstpm "github.com/ztmkit/ztm/identity/keystore/tpm"
 	"github.com/ztmkit/ztm/internal/tpmtest"
 )
+
+// TestCertifyThroughStore has the tpm key store, on swtpm, certify a key it
+// made with its attestation key over a nonce, and checks the
+// certification: it verifies for that key and nonce, and is refused for
+// another key or another nonce.
+func TestCertifyThroughStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: starts swtpm")
+	}
+	ctx := t.Context()
+	sw := tpmtest.StartSwtpm(t)
+	ks, err := keystore.Open(ctx, "tpm:swtpm?dir="+t.TempDir()+"&port="+strconv.Itoa(sw.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ks.Close()
+	store := ks.(*kstpm.Store)
+	var _ kstpm.Certifier = store
+	ak, err := store.CreateAttestationKey(ctx, "ak")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := store.Create(ctx, keystore.CreateRequest{Label: "idevid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := store.Create(ctx, keystore.CreateRequest{Label: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	c, err := store.Certify(ctx, "idevid", "ak", nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := attesttpm.VerifyCertify(c.Attest, c.Signature, ak.Public(), nonce, c.PublicArea, key.Public()); err != nil {
+		t.Fatalf("certification of the store's key: %v", err)
+	}
+	if _, err := attesttpm.VerifyCertify(c.Attest, c.Signature, ak.Public(), nonce, c.PublicArea, other.Public()); !errors.Is(err, attest.ErrKeyNotConfirmed) {
+		t.Errorf("for another key: %v", err)
+	}
+	if _, err := attesttpm.VerifyCertify(c.Attest, c.Signature, ak.Public(), make([]byte, 32), c.PublicArea, key.Public()); !errors.Is(err, attest.ErrNonceUnknown) {
+		t.Errorf("for another nonce: %v", err)
+	}
+	if _, err := store.Certify(ctx, "idevid", "other", nonce); !errors.Is(err, kstpm.ErrNotAttestationKey) {
+		t.Errorf("certify with a key that is not an AK: %v", err)
+	}
+	var ne *kstpm.NonceError
+	if _, err := store.Certify(ctx, "idevid", "ak", nil); !errors.As(err, &ne) {
+		t.Errorf("certify without a nonce: %v", err)
+	}
+	if _, err := store.Certify(ctx, "missing", "ak", nonce); !errors.Is(err, keystore.ErrNotFound) {
+		t.Errorf("certify an unknown key: %v", err)
+	}
+}
 
 // signingTemplate is an ECDSA P-256 signing key; restricted makes it an
 // attestation key.

@@ -37,9 +37,11 @@
 //     Attestation"): the AK's signature, the nonce in extraData, the
 //     certified name equal to the name of the key's public area
 //     ([ParsePublic], [Public.Name]) whose key is the request's, and the
-//     attributes fixedTPM, fixedParent and sensitiveDataOrigin. It is not
-//     yet wired into ca/enroll: a TPM device's key binding there still
-//     needs evidence that carries the certification.
+//     attributes fixedTPM, fixedParent and sensitiveDataOrigin. The tpm key
+//     store makes such certifications
+//     ([github.com/ztmkit/ztm/identity/keystore/tpm.Store.Certify]). It is
+//     not yet wired into ca/enroll: a TPM device's key binding there still
+//     needs quote evidence that carries the certification.
 //
 // Errors are those of package attest: every refusal wraps
 // [attest.ErrVerification] through an [*attest.VerificationError] whose
