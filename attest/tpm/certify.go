@@ -221,23 +221,38 @@ func readECCPublic(s *cryptobyte.String) (crypto.PublicKey, error) {
 
 // VerifyCertify checks a TPM2_Certify that certifies the key a certificate
 // request is for (TCG "TPM 2.0 Keys for Device Identity and Attestation"):
+// everything [CertifiedKey] checks, and that the certified key is want,
+// the request's public key. It returns the parsed public area. A
+// certified key other than want is refused with ReasonKeyNotConfirmed
+// (wrapping [attest.ErrKeyNotConfirmed]).
+func VerifyCertify(certification, signature []byte, ak crypto.PublicKey, nonce, public []byte, want crypto.PublicKey) (*Public, error) {
+	p, err := CertifiedKey(certification, signature, ak, nonce, public)
+	if err != nil {
+		return nil, err
+	}
+	if !sameKey(p.Key, want) {
+		return nil, refuse(attest.ReasonKeyNotConfirmed, nil, "the certified key is not the request's key")
+	}
+	return p, nil
+}
+
+// CertifiedKey checks a TPM2_Certify and returns the key it certifies:
 //
 //   - certification (a TPMS_ATTEST of type certify) is signed by ak, the
 //     attestation key the caller trusts (from a verified AK certificate or
 //     quote), with signature (a TPMT_SIGNATURE);
 //   - its extraData is nonce, the verifier's challenge;
 //   - its certified name is the name of public (the certified key's
-//     TPMT_PUBLIC), and public's key is want, the request's public key;
+//     TPMT_PUBLIC);
 //   - public's attributes include fixedTPM, fixedParent and
 //     sensitiveDataOrigin: the TPM made the key and it cannot leave it.
 //
-// It returns the parsed public area. Every refusal is an
-// [*attest.VerificationError] wrapping [attest.ErrVerification]:
-// malformed input (ReasonMalformed), a bad signature (ReasonBadSignature),
-// another nonce (ReasonNonceUnknown), another key or name, or a key
-// without the attributes (ReasonKeyNotConfirmed, wrapping
-// [attest.ErrKeyNotConfirmed]).
-func VerifyCertify(certification, signature []byte, ak crypto.PublicKey, nonce, public []byte, want crypto.PublicKey) (*Public, error) {
+// Every refusal is an [*attest.VerificationError] wrapping
+// [attest.ErrVerification]: malformed input (ReasonMalformed), a bad
+// signature (ReasonBadSignature), another nonce (ReasonNonceUnknown),
+// another name or a key without the attributes (ReasonKeyNotConfirmed,
+// wrapping [attest.ErrKeyNotConfirmed]).
+func CertifiedKey(certification, signature []byte, ak crypto.PublicKey, nonce, public []byte) (*Public, error) {
 	c, err := ParseCertification(certification)
 	if err != nil {
 		return nil, refuse(attest.ReasonMalformed, err, "certification")
@@ -263,9 +278,6 @@ func VerifyCertify(certification, signature []byte, ak crypto.PublicKey, nonce, 
 	}
 	if subtle.ConstantTimeCompare(p.Name(), c.Name) != 1 {
 		return nil, refuse(attest.ReasonKeyNotConfirmed, nil, "the certified name is not the name of the public area given")
-	}
-	if !sameKey(p.Key, want) {
-		return nil, refuse(attest.ReasonKeyNotConfirmed, nil, "the certified key is not the request's key")
 	}
 	for _, a := range []struct {
 		bit  uint32

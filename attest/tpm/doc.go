@@ -39,9 +39,13 @@
 //     ([ParsePublic], [Public.Name]) whose key is the request's, and the
 //     attributes fixedTPM, fixedParent and sensitiveDataOrigin. The tpm key
 //     store makes such certifications
-//     ([github.com/ztmkit/ztm/identity/keystore/tpm.Store.Certify]). It is
-//     not yet wired into ca/enroll: a TPM device's key binding there still
-//     needs quote evidence that carries the certification.
+//     ([github.com/ztmkit/ztm/identity/keystore/tpm.Store.Certify]), and
+//     quote [Evidence] may carry one over the quote's nonce: the
+//     [Verifier] then checks it with the quote's AK ([CertifiedKey]) and
+//     its Result's Evidence (attest.FormatTPM) confirms the key (cnf), so
+//     that ca/enroll's key binding holds for TPM devices as for EAT ones.
+//     The Result's Evidence names the device's ueid when the AK
+//     certificate carries a hardwareModuleName.
 //
 // Errors are those of package attest: every refusal wraps
 // [attest.ErrVerification] through an [*attest.VerificationError] whose
