@@ -62,8 +62,24 @@ func (c *Confirmation) validate() error {
 	case c.Key != nil && c.JWKThumbprint != nil:
 		return errors.New("cnf: both a key and a thumbprint")
 	case c.Key != nil:
-		_, err := coseKeyParams(c.Key)
-		return err
+		// A type check only: decoding checked the key, and encoding
+		// checks it again as it writes it.
+		switch k := c.Key.(type) {
+		case *ecdsa.PublicKey:
+			if _, _, ok := coseCurve(k.Curve); !ok {
+				return errors.New("cnf: unsupported curve")
+			}
+		case ed25519.PublicKey:
+			if len(k) != ed25519.PublicKeySize {
+				return errors.New("cnf: bad Ed25519 key")
+			}
+		case *rsa.PublicKey:
+			if k.N == nil || k.N.BitLen() < 2048 {
+				return errors.New("cnf: RSA key under 2048 bits")
+			}
+		default:
+			return fmt.Errorf("cnf: unsupported key type %T", c.Key)
+		}
 	case len(c.JWKThumbprint) != sha256.Size:
 		return fmt.Errorf("cnf: jkt of %d bytes (want %d)", len(c.JWKThumbprint), sha256.Size)
 	}

@@ -57,9 +57,9 @@ type Evidence struct {
 	// nonce (TPM2_Certify; identity/keystore/tpm's Store.Certify): the
 	// TPMS_ATTEST, its TPMT_SIGNATURE and the key's TPMT_PUBLIC. All three
 	// or none.
-	Certification          []byte `cbor:"7,keyasint,omitempty"`
-	CertificationSignature []byte `cbor:"8,keyasint,omitempty"`
-	CertifiedPublic        []byte `cbor:"9,keyasint,omitempty"`
+	Certification          []byte `cbor:"7,keyasint,omitempty"` // TPMS_ATTEST of TPM2_Certify, as signed
+	CertificationSignature []byte `cbor:"8,keyasint,omitempty"` // its TPMT_SIGNATURE by the AK
+	CertifiedPublic        []byte `cbor:"9,keyasint,omitempty"` // the certified key's TPMT_PUBLIC
 }
 
 // bankSize returns the digest size of a PCR bank ztm can hash into a quote
