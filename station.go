@@ -39,7 +39,7 @@ const (
 	// digest of the sealed blob; predicate "alg" the algorithm, "hpke" the
 	// suite [kem, kdf, aead] and "key" the thumbprint (the key itself is in
 	// the certificate the enrollment step names).
-	StepKeyInjection = "key-injection"
+	StepKeyInjection = enroll.InjectionStep
 	// StepKeyDestroyed: a copy of a key was destroyed: the station's copy
 	// of an injected key (predicate "holder" "station"), or the device's
 	// key at end of life ("holder" "device").
