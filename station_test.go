@@ -114,6 +114,15 @@ func testHonest(t *testing.T, l *linesim.Line) {
 		if !enr.Artifacts["certificate"].Matches(d.Chain()[0].Raw) || !enr.Artifacts["ear"].Matches(res.AttestationToken) {
 			t.Errorf("enrollment step artifacts do not name the certificate and result")
 		}
+		// The key's provenance: made in the device and confirmed by its
+		// evidence (cnf), or injected by this station.
+		wantOrigin := "device-attested"
+		if inject {
+			wantOrigin = "injected"
+		}
+		if got := enr.Predicate["key-origin"]; got != wantOrigin {
+			t.Errorf("inject=%v: key-origin %v, want %s", inject, got, wantOrigin)
+		}
 		// The CA recorded the issuance.
 		st, err := l.Ledger.Lookup(context.Background(), d.Chain()[0].SerialNumber)
 		if err != nil || st.Issuance == nil {
