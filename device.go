@@ -22,7 +22,13 @@ type Device interface {
 	Info(ctx context.Context) (identity.DeviceInfo, error)
 	// Attest answers nonce with attestation evidence signed by the
 	// device's attestation key: an EAT as a CWT or JWT (see package attest)
-	// whose eat_nonce is nonce.
+	// whose eat_nonce is nonce and whose cnf claim confirms the identity
+	// key GenerateKey made (attest.Confirmation; devicesim's BindKey). The
+	// CA issues an IDevID only for a key the evidence confirms, unless its
+	// configuration lists the profile for legacy evidence without cnf
+	// (enroll.Config.UnconfirmedKeyProfiles). Provision calls GenerateKey
+	// before Attest; a device whose key is injected attests before it has
+	// one, and its evidence carries no cnf.
 	Attest(ctx context.Context, nonce []byte) ([]byte, error)
 	// GenerateKey makes the device's identity key of algorithm alg on the
 	// device and returns a DER PKCS#10 certificate request signed by it and

@@ -10,14 +10,15 @@
 // an HSM or TPM, and its station certificate names the steps it may perform.
 // For each device it:
 //
-//  1. challenges the device with a single-use nonce;
-//  2. receives evidence the device signed itself (an EAT as CWT or JWT, or
-//     a TPM quote): which silicon, which firmware, debug locked, fresh;
-//  3. appraises that evidence against the OEM's reference values;
-//  4. has the device generate its key and a CSR (or injects a key, sealed
-//     to the device);
-//  5. enrolls the CSR with a CA that re-checks the evidence itself, in
-//     process or over EST;
+//  1. has the device generate its key and a CSR (or, for a device that
+//     cannot, injects a key sealed to it once it has attested);
+//  2. challenges the device with a single-use nonce;
+//  3. receives evidence the device signed itself (an EAT as CWT or JWT, or
+//     a TPM quote): which silicon, which firmware, debug locked, fresh,
+//     and which key it holds (EAT cnf, or TPM2_Certify of the key);
+//  4. appraises that evidence against the OEM's reference values;
+//  5. enrolls the CSR with a CA that re-checks the evidence itself, and
+//     that it confirms the CSR's key, in process or over EST;
 //  6. installs the certificate chain on the device;
 //  7. signs a record of the step, chained to the device's previous step.
 //
@@ -34,7 +35,7 @@
 //	identity/keystore/pkcs11  HSMs and tokens over PKCS#11
 //	identity/keystore/tpm     TPM 2.0 keys, attestation keys and quotes
 //	attest                    evidence (EAT as CWT or JWT), nonces, appraisal, EAR results
-//	attest/tpm                TPM 2.0 quote verification
+//	attest/tpm                TPM 2.0 quote and key certification (TPM2_Certify) verification
 //	attest/devicesim          a simulated device that signs real evidence
 //	manifest                  signed supply-chain steps, chains, policies, lot manifests, receipts
 //	manifest/chainstore       a crash-safe store of each device's chain of steps
@@ -50,8 +51,9 @@
 // certificate, an enroll.Enroller (the CA in process with enroll.Local, or
 // over EST with *est.Client), a local attestation verifier (any
 // attest.Verifier) and a [StepStore] (manifest/chainstore), then call
-// [Station.Provision] for each device on the jig: nonce → evidence → local
-// appraisal → on-device key and CSR (or a key sealed to the device with
+// [Station.Provision] for each device on the jig: on-device key and CSR →
+// nonce → evidence naming that key → local appraisal (or, for a device
+// that cannot make keys, evidence first and then a key sealed to it with
 // HPKE, see [KeyImporter]) → enrollment → install → signed steps
 // "key-generation" and "enrollment". A failure is a [*ProvisionError]
 // naming its [Stage]; nothing is left half done. [Station.Decommission]

@@ -48,6 +48,7 @@ func (j *jig) GenerateKey(ctx context.Context, alg keystore.Algorithm) ([]byte, 
 		return nil, err
 	}
 	j.key = key
+	j.dev.BindKey(key.Public()) // the device's evidence confirms its key (cnf)
 	return identity.CreateCSR(rand.Reader, key, j.info)
 }
 

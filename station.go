@@ -40,7 +40,7 @@ const (
 	// digest of the sealed blob; predicate "alg" the algorithm, "hpke" the
 	// suite [kem, kdf, aead] and "key" the thumbprint (the key itself is in
 	// the certificate the enrollment step names).
-	StepKeyInjection = "key-injection"
+	StepKeyInjection = enroll.InjectionStep
 	// StepKeyDestroyed: a copy of a key was destroyed: the station's copy
 	// of an injected key (predicate "holder" "station"), or the device's
 	// key at end of life ("holder" "device").
@@ -48,8 +48,11 @@ const (
 	// StepEnrollment: the CA issued the device's certificate and the
 	// device installed it. Artifacts "ear" (the station's signed
 	// attestation result) and "certificate" are digests of those exact
-	// bytes; predicate "profile" and "serial" (the certificate serial
-	// number, big-endian bytes). The step names nothing that what it names
+	// bytes; predicate "profile", "serial" (the certificate serial
+	// number, big-endian bytes) and "key-origin", the key's provenance
+	// (enroll.KeyOrigin: "device-attested" when the device generated it
+	// and its evidence confirms it, "injected" when this station injected
+	// it, "unattested" otherwise). The step names nothing that what it names
 	// already holds, to stay under 400 bytes: the EAR carries the evidence
 	// digest and the appraisal status, the certificate the key the request
 	// asked for (and the key-generation step names the request).
@@ -273,12 +276,15 @@ type Result struct {
 	Steps []*manifest.SignedStep
 }
 
-// Provision gives dev its identity: it obtains a nonce from the CA side,
-// has the device answer it with evidence, appraises the evidence locally
-// (signer, signature, the nonce it asked for, the UEID the device claims,
-// reference values), has the device generate its key and request (or
-// injects one, see KeyImporter), checks the request against the device,
-// enrolls it, has the device install the chain and records the steps.
+// Provision gives dev its identity: it has the device generate its key
+// and request, obtains a nonce from the CA side, has the device answer it
+// with evidence that confirms that key (EAT cnf, see Device.Attest),
+// appraises the evidence locally (signer, signature, the nonce it asked
+// for, the UEID the device claims, reference values), checks the request
+// against the device, enrolls it (the CA checks again, and that the
+// evidence confirms the request's key), has the device install the chain
+// and records the steps. A device that cannot generate keys attests
+// first, and then receives a key the station injects (see KeyImporter).
 //
 // Failures are a *ProvisionError naming the stage. Nothing is left half
 // done:
@@ -344,6 +350,25 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 		}
 	}
 
+	// The device makes its key first, so that its evidence can confirm it
+	// (EAT cnf): the CA issues only for a key the device's evidence names.
+	// A device that cannot make keys receives one sealed to the key that
+	// verified its evidence, so for it the evidence comes first.
+	csr, err := dev.GenerateKey(ctx, s.cfg.Algorithm)
+	var imp KeyImporter
+	switch {
+	case errors.Is(err, ErrKeyGenerationUnsupported):
+		var ok bool
+		if imp, ok = dev.(KeyImporter); !ok {
+			return fail(StageKey, serial, true, err)
+		}
+		if err := s.mayRecord(StepKeyInjection, StepKeyDestroyed); err != nil {
+			return fail(StageRecord, serial, false, err)
+		}
+	case err != nil:
+		return fail(StageKey, serial, false, err)
+	}
+
 	nonce, err := s.cfg.Enroller.Nonce(ctx)
 	if err != nil {
 		return fail(StageNonce, serial, false, err)
@@ -358,24 +383,13 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 	}
 	r := &Result{Device: info, Attestation: res, AttestationToken: token, Evidence: evidence}
 
-	csr, err := dev.GenerateKey(ctx, s.cfg.Algorithm)
 	var keyStep *manifest.Step
-	switch {
-	case errors.Is(err, ErrKeyGenerationUnsupported):
-		imp, ok := dev.(KeyImporter)
-		if !ok {
-			return fail(StageKey, serial, true, err)
-		}
-		if err := s.mayRecord(StepKeyInjection, StepKeyDestroyed); err != nil {
-			return fail(StageRecord, serial, false, err)
-		}
+	if imp != nil {
 		csr, err = s.inject(ctx, imp, res.Evidence, subject, r)
 		if err != nil {
 			return fail(StageKey, serial, false, err)
 		}
 		r.Injected = true
-	case err != nil:
-		return fail(StageKey, serial, false, err)
 	}
 	r.CSR = csr
 	req, err := identity.CheckCSR(csr, identity.CSRPolicy{
@@ -430,8 +444,9 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 			"certificate": manifest.Sum(manifest.SHA256, leaf.Raw),
 		},
 		Predicate: manifest.Claims{
-			"profile": s.cfg.Profile,
-			"serial":  leaf.SerialNumber.Bytes(),
+			"profile":    s.cfg.Profile,
+			"serial":     leaf.SerialNumber.Bytes(),
+			"key-origin": keyOrigin(r, req).String(),
 		},
 	}
 	steps := []*manifest.Step{enroll}
@@ -447,6 +462,20 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 	}
 	r.Steps = append(r.Steps, recorded...)
 	return r, nil
+}
+
+// keyOrigin says how the enrolled key came to be: injected by this
+// station, generated in the device and confirmed by its evidence (cnf),
+// or unattested (legacy evidence without cnf, on a profile that accepts
+// it).
+func keyOrigin(r *Result, req *identity.CSR) enroll.KeyOrigin {
+	switch {
+	case r.Injected:
+		return enroll.KeyInjected
+	case r.Attestation != nil && r.Attestation.Evidence.ConfirmKey(req.PublicKey) == nil:
+		return enroll.KeyDeviceAttested
+	}
+	return enroll.KeyUnattested
 }
 
 // errStation marks appraisal failures that are the station's, not the

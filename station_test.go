@@ -115,6 +115,15 @@ func testHonest(t *testing.T, l *linesim.Line) {
 		if !enr.Artifacts["certificate"].Matches(d.Chain()[0].Raw) || !enr.Artifacts["ear"].Matches(res.AttestationToken) {
 			t.Errorf("enrollment step artifacts do not name the certificate and result")
 		}
+		// The key's provenance: made in the device and confirmed by its
+		// evidence (cnf), or injected by this station.
+		wantOrigin := "device-attested"
+		if inject {
+			wantOrigin = "injected"
+		}
+		if got := enr.Predicate["key-origin"]; got != wantOrigin {
+			t.Errorf("inject=%v: key-origin %v, want %s", inject, got, wantOrigin)
+		}
 		// The CA recorded the issuance.
 		st, err := l.Ledger.Lookup(context.Background(), d.Chain()[0].SerialNumber)
 		if err != nil || st.Issuance == nil {
@@ -142,12 +151,19 @@ func testRefusesTampered(t *testing.T, l *linesim.Line) {
 		}
 		st := l.Partners[linesim.ContractManufacturer].Station
 		wantStage := ztm.StageAppraisal
-		if kind == linesim.UnauthorizedStation {
+		var target ztm.Device = d
+		switch kind {
+		case linesim.UnauthorizedStation:
 			st = l.Partners[linesim.Rogue].Station
+			wantStage = ztm.StageEnroll
+		case linesim.KeySubstitution:
+			// The attack: a genuine device, its valid evidence, and a
+			// request for the station's own key.
+			target = linesim.SubstituteKey(d)
 			wantStage = ztm.StageEnroll
 		}
 		head, _ := l.Ledger.Head(ctx)
-		_, err = st.Provision(ctx, d)
+		_, err = st.Provision(ctx, target)
 		var pe *ztm.ProvisionError
 		if !errors.As(err, &pe) || pe.Stage != wantStage || !errors.Is(err, ztm.ErrRefused) {
 			t.Fatalf("%v: err = %v, want refusal at %v", kind, err, wantStage)
@@ -156,6 +172,10 @@ func testRefusesTampered(t *testing.T, l *linesim.Line) {
 		var re *enroll.RefusalError
 		if kind == linesim.UnauthorizedStation && (!errors.As(err, &re) || re.Reason != enroll.ReasonNotAuthorized) {
 			t.Errorf("%v: %v", kind, err)
+		}
+		if kind == linesim.KeySubstitution && (!errors.As(err, &re) || re.Reason != enroll.ReasonKeyBinding ||
+			!errors.Is(err, attest.ErrKeyNotConfirmed) || re.Check != "key-not-confirmed") {
+			t.Errorf("%v: %v, want a key-binding refusal", kind, err)
 		}
 		if d.Chain() != nil {
 			t.Errorf("%v: device holds a certificate", kind)

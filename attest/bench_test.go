@@ -2,6 +2,9 @@ package attest_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"testing"
 	"time"
 
@@ -35,6 +38,12 @@ func (r *cyclingRand) Read(p []byte) (int, error) {
 // tokens are fresh again. Nonce issuance is part of what is measured: a jig
 // issues one nonce per verification.
 func benchSetup(b *testing.B, form attest.Format) (*attest.EATVerifier, [][]byte, func(), *env) {
+	return benchSetupKey(b, form, nil)
+}
+
+// benchSetupKey is benchSetup with evidence whose cnf confirms key (none
+// if nil).
+func benchSetupKey(b *testing.B, form attest.Format, key crypto.PublicKey) (*attest.EATVerifier, [][]byte, func(), *env) {
 	b.Helper()
 	now := t0
 	var issued int
@@ -56,6 +65,7 @@ func benchSetup(b *testing.B, form attest.Format) (*attest.EATVerifier, [][]byte
 			b.Fatal(err)
 		}
 	}
+	e.dev.BindKey(key)
 	toks := make([][]byte, benchPool)
 	for i := range toks {
 		nonce := make([]byte, 32)
@@ -127,6 +137,80 @@ func BenchmarkVerifyJWTRaw(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, err := obj.Verify(pub); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyCWTKey is BenchmarkVerifyCWT for key-bound evidence
+// (a cnf COSE_Key) with the key check a CA makes, Evidence.ConfirmKey
+// against the request's key. Its twin BenchmarkVerifyCWTKeyRaw is go-cose
+// alone on the same bytes.
+func BenchmarkVerifyCWTKey(b *testing.B) { benchVerifyKey(b, attest.FormatCWT) }
+
+func BenchmarkVerifyCWTKeyRaw(b *testing.B) {
+	_, toks, _, e := benchSetupKey(b, attest.FormatCWT, benchCSRKey(b))
+	cv, err := cose.NewVerifier(cose.AlgorithmES256, e.key.Public())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var msg cose.Sign1Message
+		if err := msg.UnmarshalCBOR(toks[i%benchPool]); err != nil {
+			b.Fatal(err)
+		}
+		if err := msg.Verify(nil, cv); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyJWTKey is BenchmarkVerifyCWTKey for the JWT form (a cnf
+// jwk); its twin BenchmarkVerifyJWTKeyRaw is go-jose on the same bytes.
+func BenchmarkVerifyJWTKey(b *testing.B) { benchVerifyKey(b, attest.FormatJWT) }
+
+func BenchmarkVerifyJWTKeyRaw(b *testing.B) {
+	_, toks, _, e := benchSetupKey(b, attest.FormatJWT, benchCSRKey(b))
+	pub := e.key.Public()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		obj, err := jose.ParseSignedCompact(string(toks[i%benchPool]), []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := obj.Verify(pub); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchCSRKey is the fixed public key the key-bound evidence confirms.
+func benchCSRKey(b *testing.B) crypto.PublicKey {
+	d := make([]byte, 32)
+	d[31] = 7
+	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return k.Public()
+}
+
+func benchVerifyKey(b *testing.B, form attest.Format) {
+	csrKey := benchCSRKey(b)
+	v, toks, issue, _ := benchSetupKey(b, form, csrKey)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		issue()
+		r, err := v.Verify(ctx, toks[i%benchPool])
+		if err != nil || r.Status() != attest.StatusAffirming {
+			b.Fatal(err)
+		}
+		if err := r.Evidence.ConfirmKey(csrKey); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,6 +3,7 @@ package attest
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -62,6 +63,7 @@ func (f *versionField) UnmarshalCBOR(data []byte) error {
 // the general path, which keeps extensions.
 type claimsFast struct {
 	IssuedAt     *int64                     `cbor:"6,keyasint"`
+	Confirmation cbor.RawMessage            `cbor:"8,keyasint"`
 	Nonce        *bstrField                 `cbor:"10,keyasint"`
 	UEID         *bstrField                 `cbor:"256,keyasint"`
 	OEMID        *bstrField                 `cbor:"258,keyasint"`
@@ -116,6 +118,11 @@ func (c *Claims) decodeFast(data []byte, depth int) (ok bool, err error) {
 	}
 	if f.Profile != nil {
 		c.Profile = *f.Profile
+	}
+	if f.Confirmation != nil {
+		if c.Confirmation, err = decodeConfirmationCBOR(f.Confirmation); err != nil {
+			return true, fmt.Errorf("claim 8: %w", err)
+		}
 	}
 	if f.SWName != nil {
 		c.SWName = *f.SWName

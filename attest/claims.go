@@ -19,9 +19,10 @@ import (
 // Registered claim keys (CWT) of the claims [Claims] defines. Reference:
 // RFC 8392 §3.1.4–6 (exp, nbf, iat), RFC 9711 §4 and §10 (the EAT claims).
 const (
-	KeyExpiry       int64 = 4
-	KeyNotBefore    int64 = 5
-	KeyIssuedAt     int64 = 6
+	KeyExpiry    int64 = 4
+	KeyNotBefore int64 = 5
+	KeyIssuedAt  int64 = 6
+	// KeyConfirmation (8, cnf) is declared in cnf.go.
 	KeyNonce        int64 = 10
 	KeyUEID         int64 = 256
 	KeyOEMID        int64 = 258
@@ -174,6 +175,10 @@ type Claims struct {
 	NotBefore time.Time
 	// Profile is eat_profile (265), as a URI.
 	Profile string
+	// Confirmation is cnf (8; RFC 8747, RFC 7800): the key the device
+	// generated and holds, which a certificate request asks a
+	// certificate for; nil when absent.
+	Confirmation *Confirmation
 	// Extensions are the claims of a CWT that ztm does not define, by
 	// integer key, as the encoded CBOR received (or to be sent).
 	Extensions map[int64]cbor.RawMessage
@@ -219,6 +224,11 @@ func (c *Claims) validate(depth int) error {
 	}
 	if c.DebugStatus != nil && !c.DebugStatus.Valid() {
 		return fmt.Errorf("dbgstat %d out of range", int(*c.DebugStatus))
+	}
+	if c.Confirmation != nil {
+		if err := c.Confirmation.validate(); err != nil {
+			return err
+		}
 	}
 	// Two digests for one component: appraisal would compare one and a
 	// reader could take the other.
@@ -336,6 +346,13 @@ func (c *Claims) cborMap() (map[int64]any, error) {
 	if c.Profile != "" {
 		m[KeyProfile] = c.Profile
 	}
+	if c.Confirmation != nil {
+		cnf, err := c.Confirmation.cborValue()
+		if err != nil {
+			return nil, err
+		}
+		m[KeyConfirmation] = cnf
+	}
 	return m, nil
 }
 
@@ -343,6 +360,7 @@ var knownKeys = map[int64]struct{}{
 	KeyExpiry: {}, KeyNotBefore: {}, KeyIssuedAt: {}, KeyNonce: {}, KeyUEID: {}, KeyOEMID: {}, KeyHWModel: {},
 	KeyHWVersion: {}, KeyOEMBoot: {}, KeyDebugStatus: {}, KeyProfile: {},
 	KeySubmods: {}, KeySWName: {}, KeySWVersion: {}, KeyMeasurements: {},
+	KeyConfirmation: {},
 }
 
 // UnmarshalCBOR decodes a CBOR claims map strictly: duplicate keys,
@@ -414,6 +432,8 @@ func (c *Claims) decodeCBOR(data []byte, depth int) error {
 			}
 		case KeyProfile:
 			err = dm.Unmarshal(v, &c.Profile)
+		case KeyConfirmation:
+			c.Confirmation, err = decodeConfirmationCBOR(v)
 		default:
 			// Decoding checks the value strictly (duplicate keys,
 			// tag contents) although it is kept as received.
@@ -631,7 +651,7 @@ var jsonNames = map[string]struct{}{
 	"eat_nonce": {}, "ueid": {}, "oemid": {}, "hwmodel": {}, "hwversion": {},
 	"oemboot": {}, "dbgstat": {}, "swname": {}, "swversion": {},
 	"measurements": {}, "submods": {}, "iat": {}, "exp": {}, "nbf": {},
-	"eat_profile": {},
+	"eat_profile": {}, "cnf": {},
 }
 
 // jsonTimeKeys maps the JWT names of the time claims to their CWT keys.
@@ -734,6 +754,13 @@ func (c *Claims) jsonMap() (map[string]any, error) {
 	}
 	if c.Profile != "" {
 		m["eat_profile"] = c.Profile
+	}
+	if c.Confirmation != nil {
+		cnf, err := c.Confirmation.jsonValue()
+		if err != nil {
+			return nil, err
+		}
+		m["cnf"] = cnf
 	}
 	return m, nil
 }
@@ -881,6 +908,8 @@ func (c *Claims) decodeJSON(data []byte, depth int) error {
 			}
 		case "eat_profile":
 			c.Profile, err = jsonString(v)
+		case "cnf":
+			c.Confirmation, err = decodeConfirmationJSON(v)
 		default:
 			if !json.Valid(v) {
 				err = errors.New("invalid JSON")

@@ -21,6 +21,15 @@
 // Measurements are named digests ([Measurement]) in the content format
 // [MeasurementContentFormat].
 //
+// # Key attestation
+//
+// The cnf claim (8; RFC 8747 in a CWT, RFC 7800 in a JWT) names the key
+// the device generated and holds, its identity key: a COSE_Key in a CWT, a
+// jwk or its RFC 7638 thumbprint (jkt) in a JWT ([Confirmation]).
+// [Evidence.ConfirmKey] checks that it is the key of the certificate
+// request the evidence comes with: a station cannot then take a genuine
+// device's evidence to certify a key of its own.
+//
 // Two forms are read and written: a CWT, a tagged COSE_Sign1 (RFC 9052)
 // over deterministic CBOR ([SignCWT]), and a JWT in JWS compact
 // serialization ([SignJWT]). Both sign with any [crypto.Signer], such as a

@@ -57,6 +57,10 @@ var (
 	// of outstanding nonces is reached and none has expired. It is not a
 	// verification failure.
 	ErrNoncesFull = errors.New("attest: too many outstanding nonces")
+	// ErrKeyNotConfirmed is wrapped when the key the evidence confirms
+	// (its cnf claim) is not the key it is checked against, the key of
+	// the certificate request: see [Evidence.ConfirmKey].
+	ErrKeyNotConfirmed = errors.New("attest: key not confirmed by the evidence")
 )
 
 // Reason says which check refused evidence or a result.
@@ -106,6 +110,9 @@ const (
 	// ReasonClockUnsafe: the TPM reports that its clock may have gone
 	// back (clockInfo.safe is NO), and the verifier requires a safe one.
 	ReasonClockUnsafe
+	// ReasonKeyNotConfirmed: the evidence's cnf names another key than
+	// the request's.
+	ReasonKeyNotConfirmed
 
 	maxReason
 )
@@ -131,6 +138,7 @@ var reasonNames = [...]string{
 	ReasonNotYetValid:          "not-yet-valid",
 	ReasonReboot:               "reboot",
 	ReasonClockUnsafe:          "clock-unsafe",
+	ReasonKeyNotConfirmed:      "key-not-confirmed",
 }
 
 // String returns the reason's short name, as used in a [Result]'s reasons
@@ -170,6 +178,8 @@ func (r Reason) Sentinel() error {
 		return ErrExpired
 	case ReasonNotYetValid:
 		return ErrNotYetValid
+	case ReasonKeyNotConfirmed:
+		return ErrKeyNotConfirmed
 	}
 	return ErrPolicy
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,6 +83,7 @@ func FuzzVerifyCWT(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(good)
+	f.Add(cnfSeed(f, key, attest.SignCWT))
 	f.Add(append([]byte{0xd8, 0x3d}, good...))
 	rfc, _ := hex.DecodeString("d28443a10126a104524173796d6d657472696345434453413235365850a70175636f61703a2f2f61732e6578616d706c652e636f6d02656572696b77037818636f61703a2f2f6c696768742e6578616d706c652e636f6d041a5612aeb0051a5610d9f0061a5610d9f007420b7158405427c1ff28d23fbad1f29c4c7c6a555e601d6fa29f9179bc3d7438bacaca5acd08c8d4d4f96131680c429a01f85951ecee743a52b9b63632c57209120e1c9e30")
 	f.Add(rfc)
@@ -89,6 +91,17 @@ func FuzzVerifyCWT(f *testing.F) {
 	f.Add([]byte{0xd2, 0x9f, 0xff})
 	f.Add([]byte{0xd8})
 	f.Fuzz(func(t *testing.T, data []byte) { checkVerify(t, v, data) })
+}
+
+// cnfSeed is evidence whose cnf confirms the fixed key.
+func cnfSeed(f *testing.F, key *ecdsa.PrivateKey, sign func(io.Reader, crypto.Signer, *attest.Claims, *attest.SignOptions) ([]byte, error)) []byte {
+	c := fuzzClaims()
+	c.Confirmation = &attest.Confirmation{Key: key.Public()}
+	b, err := sign(nil, key, c, &attest.SignOptions{KeyID: []byte("fuzz")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return b
 }
 
 func FuzzVerifyJWT(f *testing.F) {
@@ -99,6 +112,7 @@ func FuzzVerifyJWT(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(good)
+	f.Add(cnfSeed(f, key, attest.SignJWT))
 	f.Add([]byte("eyJhbGciOiJub25lIn0.e30."))
 	f.Add([]byte("eyJhbGciOiJIUzI1NiIsImtpZCI6ImZ1enoifQ.e30.AAAA"))
 	f.Add([]byte("e.."))
@@ -108,6 +122,12 @@ func FuzzVerifyJWT(f *testing.F) {
 func FuzzClaimsCBOR(f *testing.F) {
 	b, err := fuzzClaims().MarshalCBOR()
 	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	withCnf := fuzzClaims()
+	withCnf.Confirmation = &attest.Confirmation{Key: fuzzKey(f).Public()}
+	if b, err = withCnf.MarshalCBOR(); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(b)

@@ -81,15 +81,22 @@ const (
 	// FormatJWT is a JWS compact serialization (RFC 7515) carrying a JSON
 	// claims set.
 	FormatJWT
+	// FormatTPM is a TPM 2.0 quote (package attest/tpm); its Claims are
+	// what the quote and its AK certificate establish: the nonce, the ueid
+	// an AK certificate's hardwareModuleName names, and the cnf of a key
+	// the AK certified (TPM2_Certify).
+	FormatTPM
 )
 
-// String returns "CWT" or "JWT".
+// String returns "CWT", "JWT" or "TPM".
 func (f Format) String() string {
 	switch f {
 	case FormatCWT:
 		return "CWT"
 	case FormatJWT:
 		return "JWT"
+	case FormatTPM:
+		return "TPM"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }

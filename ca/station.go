@@ -34,6 +34,8 @@ import (
 //	2.25.1868605989.1.1    station authorization
 //	2.25.1868605989.2      CRL extensions
 //	2.25.1868605989.2.1    ledger checkpoint (see OIDCRLCheckpoint)
+//	2.25.1868605989.3      evidence statement types (CSR attestation)
+//	2.25.1868605989.3.1    EAT (CWT or JWT), see ca/enroll.OIDEvidenceEAT
 var oidStationAuthorization = stationauth.OID
 
 // OIDStationAuthorization returns the OID of the station authorization

@@ -10,6 +10,7 @@ NEEDS=(
 	"gcc gcc"
 	"/usr/include/openssl/evp.h libssl-dev"
 	"swtpm swtpm"
+	"tpm2_certify tpm2-tools"
 	"/usr/lib/softhsm/libsofthsm2.so softhsm2"
 	"softhsm2-util softhsm2"
 	"pkcs11-tool opensc"

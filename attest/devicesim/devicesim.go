@@ -74,6 +74,7 @@ type Device struct {
 	mu        sync.Mutex
 	tamper    Tamper
 	firstSeen []byte
+	bound     crypto.PublicKey
 }
 
 // New returns a device for cfg.
@@ -109,6 +110,16 @@ func (d *Device) SetTamper(t Tamper) {
 	d.mu.Unlock()
 }
 
+// BindKey makes pub the device's identity key, the key it generated and
+// holds: evidence from now on confirms it in its cnf claim (RFC 8747 in
+// a CWT, RFC 7800 jwk in a JWT), so that a CA can check that a request's
+// key is the device's own. A nil pub leaves cnf out again.
+func (d *Device) BindKey(pub crypto.PublicKey) {
+	d.mu.Lock()
+	d.bound = pub
+	d.mu.Unlock()
+}
+
 // Claims returns the claims the device would sign for nonce.
 func (d *Device) Claims(nonce []byte) *attest.Claims {
 	d.mu.Lock()
@@ -117,6 +128,7 @@ func (d *Device) Claims(nonce []byte) *attest.Claims {
 		d.firstSeen = append([]byte(nil), nonce...)
 	}
 	first := d.firstSeen
+	bound := d.bound
 	d.mu.Unlock()
 
 	dbg := attest.DebugDisabledSinceBoot
@@ -134,6 +146,9 @@ func (d *Device) Claims(nonce []byte) *attest.Claims {
 		SecureBoot:  attest.BoolPtr(!t.SecureBootOff),
 		DebugStatus: attest.DebugPtr(dbg),
 		IssuedAt:    d.cfg.Time().Truncate(time.Second),
+	}
+	if bound != nil {
+		c.Confirmation = &attest.Confirmation{Key: bound}
 	}
 	if t.ReplayNonce {
 		c.Nonce = first

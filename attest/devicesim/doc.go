@@ -14,6 +14,9 @@
 //
 //   - [New] and [Config]: a device with its claims and key.
 //   - [Device.EvidenceCWT], [Device.EvidenceJWT]: answer a nonce.
+//   - [Device.BindKey]: the identity key the device generated, which its
+//     evidence then confirms (EAT cnf), as a CA requires for key
+//     attestation.
 //   - [Device.ReferenceValues]: what a verifier should expect of it.
 //   - [Measure]: the SHA-256 measurement of a firmware image.
 package devicesim

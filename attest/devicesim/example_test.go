@@ -3,6 +3,7 @@ package devicesim_test
 import (
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
 	"time"
 
@@ -44,9 +45,18 @@ func ExampleDevice() {
 	ev, _ = v.Decode(tok)
 	fmt.Println(*ev.Claims.DebugStatus)
 	fmt.Printf("%s %x\n", ev.Claims.Measurements[0].Name, ev.Claims.Measurements[0].Digest[:4])
+
+	// The device generates its identity key; its evidence names it.
+	idKey, _ := mem.New().Create(context.Background(), keystore.CreateRequest{Label: "idevid"})
+	other, _ := mem.New().Create(context.Background(), keystore.CreateRequest{Label: "station"})
+	dev.BindKey(idKey.Public())
+	tok, _ = dev.EvidenceCWT(nonce)
+	ev, _ = v.Decode(tok)
+	fmt.Println(ev.ConfirmKey(idKey.Public()) == nil, errors.Is(ev.ConfirmKey(other.Public()), attest.ErrKeyNotConfirmed))
 	// Output:
 	// JWT disabled-since-boot true
 	// firmware 3bfc2695
 	// enabled
 	// firmware c4fc2695
+	// true true
 }

@@ -79,26 +79,9 @@ func readTPM2B(s *cryptobyte.String, out *[]byte) bool {
 func ParseAttest(b []byte) (*Attest, error) {
 	s := cryptobyte.String(b)
 	var a Attest
-	if !s.ReadUint32(&a.Magic) || !s.ReadUint16(&a.Type) {
-		return nil, fmt.Errorf("%w: TPMS_ATTEST header truncated", ErrMalformed)
+	if err := readAttestHeader(&s, TagAttestQuote, "TPM_ST_ATTEST_QUOTE", &a.Magic, &a.Type, &a.QualifiedSigner, &a.ExtraData, &a.ClockInfo, &a.FirmwareVersion); err != nil {
+		return nil, err
 	}
-	if a.Magic != GeneratedValue {
-		return nil, fmt.Errorf("%w: TPMS_ATTEST magic %#x, want %#x", ErrMalformed, a.Magic, GeneratedValue)
-	}
-	if a.Type != TagAttestQuote {
-		return nil, fmt.Errorf("%w: TPMS_ATTEST type %#x, want TPM_ST_ATTEST_QUOTE", ErrMalformed, a.Type)
-	}
-	var safe uint8
-	if !readTPM2B(&s, &a.QualifiedSigner) || !readTPM2B(&s, &a.ExtraData) ||
-		!s.ReadUint64(&a.ClockInfo.Clock) || !s.ReadUint32(&a.ClockInfo.ResetCount) ||
-		!s.ReadUint32(&a.ClockInfo.RestartCount) || !s.ReadUint8(&safe) ||
-		!s.ReadUint64(&a.FirmwareVersion) {
-		return nil, fmt.Errorf("%w: TPMS_ATTEST truncated", ErrMalformed)
-	}
-	if safe > 1 {
-		return nil, fmt.Errorf("%w: clockInfo.safe is %d", ErrMalformed, safe)
-	}
-	a.ClockInfo.Safe = safe == 1
 	var count uint32
 	if !s.ReadUint32(&count) {
 		return nil, fmt.Errorf("%w: TPML_PCR_SELECTION truncated", ErrMalformed)
@@ -128,6 +111,33 @@ func ParseAttest(b []byte) (*Attest, error) {
 		return nil, fmt.Errorf("%w: %d bytes of trailing data after TPMS_ATTEST", ErrMalformed, len(s))
 	}
 	return &a, nil
+}
+
+// readAttestHeader reads the fields every TPMS_ATTEST starts with and
+// checks its magic and its type. Reference: TPM 2.0 Library Part 2
+// §10.12.12.
+func readAttestHeader(s *cryptobyte.String, want uint16, wantName string, magic *uint32, typ *uint16, signer, extra *[]byte, clock *ClockInfo, fw *uint64) error {
+	if !s.ReadUint32(magic) || !s.ReadUint16(typ) {
+		return fmt.Errorf("%w: TPMS_ATTEST header truncated", ErrMalformed)
+	}
+	if *magic != GeneratedValue {
+		return fmt.Errorf("%w: TPMS_ATTEST magic %#x, want %#x", ErrMalformed, *magic, GeneratedValue)
+	}
+	if *typ != want {
+		return fmt.Errorf("%w: TPMS_ATTEST type %#x, want %s", ErrMalformed, *typ, wantName)
+	}
+	var safe uint8
+	if !readTPM2B(s, signer) || !readTPM2B(s, extra) ||
+		!s.ReadUint64(&clock.Clock) || !s.ReadUint32(&clock.ResetCount) ||
+		!s.ReadUint32(&clock.RestartCount) || !s.ReadUint8(&safe) ||
+		!s.ReadUint64(fw) {
+		return fmt.Errorf("%w: TPMS_ATTEST truncated", ErrMalformed)
+	}
+	if safe > 1 {
+		return fmt.Errorf("%w: clockInfo.safe is %d", ErrMalformed, safe)
+	}
+	clock.Safe = safe == 1
+	return nil
 }
 
 // Signature is a parsed TPMT_SIGNATURE of an ECDSA, RSASSA or RSAPSS key.

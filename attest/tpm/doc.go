@@ -32,6 +32,20 @@
 //     an earlier quote of the same AK ([attest.ReasonReboot]);
 //     [Config.RequireSafeClock] refuses a clock the TPM marks unsafe
 //     ([attest.ReasonClockUnsafe]).
+//   - Key certification: [VerifyCertify] checks a TPM2_Certify of the key a
+//     certificate request is for (TCG "TPM 2.0 Keys for Device Identity and
+//     Attestation"): the AK's signature, the nonce in extraData, the
+//     certified name equal to the name of the key's public area
+//     ([ParsePublic], [Public.Name]) whose key is the request's, and the
+//     attributes fixedTPM, fixedParent and sensitiveDataOrigin. The tpm key
+//     store makes such certifications
+//     ([github.com/ztmkit/ztm/identity/keystore/tpm.Store.Certify]), and
+//     quote [Evidence] may carry one over the quote's nonce: the
+//     [Verifier] then checks it with the quote's AK ([CertifiedKey]) and
+//     its Result's Evidence (attest.FormatTPM) confirms the key (cnf), so
+//     that ca/enroll's key binding holds for TPM devices as for EAT ones.
+//     The Result's Evidence names the device's ueid when the AK
+//     certificate carries a hardwareModuleName.
 //
 // Errors are those of package attest: every refusal wraps
 // [attest.ErrVerification] through an [*attest.VerificationError] whose

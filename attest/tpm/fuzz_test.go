@@ -96,3 +96,54 @@ func FuzzVerifyQuote(f *testing.F) {
 		}
 	})
 }
+
+// certifySeed is a TPMS_ATTEST of type certify, as TPM2_Certify makes it.
+func certifySeed() []byte {
+	b := []byte{0xff, 0x54, 0x43, 0x47, 0x80, 0x17, 0x00, 0x00, 0x00, 0x04, 0x00, 0xff, 0x55, 0xaa}
+	b = append(b, make([]byte, 8+4+4)...)
+	b = append(b, 1)
+	b = append(b, make([]byte, 8)...)
+	b = append(b, 0x00, 0x22, 0x00, 0x0b)
+	b = append(b, make([]byte, 32)...)
+	return append(b, 0x00, 0x00)
+}
+
+func FuzzParseCertification(f *testing.F) {
+	f.Add(certifySeed())
+	f.Add(certifySeed()[:20])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := attesttpm.ParseCertification(data)
+		if err != nil {
+			if !errors.Is(err, attesttpm.ErrMalformed) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if len(c.Name) < 4 {
+			t.Fatal("accepted without a certified name")
+		}
+	})
+}
+
+func FuzzParsePublic(f *testing.F) {
+	// An ECDSA P-256 signing key's TPMT_PUBLIC (the point is not on the
+	// curve) and an RSA one's head.
+	ecc := []byte{0x00, 0x23, 0x00, 0x0b, 0x00, 0x04, 0x00, 0x72, 0x00, 0x00, 0x00, 0x10, 0x00, 0x18, 0x00, 0x0b, 0x00, 0x03, 0x00, 0x10, 0x00, 0x20}
+	ecc = append(ecc, make([]byte, 32)...)
+	ecc = append(ecc, 0x00, 0x20)
+	ecc = append(ecc, make([]byte, 32)...)
+	f.Add(ecc)
+	f.Add([]byte{0x00, 0x01, 0x00, 0x0b, 0x00, 0x04, 0x00, 0x72, 0x00, 0x00, 0x00, 0x10, 0x00, 0x14, 0x00, 0x0b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := attesttpm.ParsePublic(data)
+		if err != nil {
+			if !errors.Is(err, attesttpm.ErrMalformed) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if p.Key == nil || len(p.Name()) < 34 {
+			t.Fatal("accepted without a key or a name")
+		}
+	})
+}

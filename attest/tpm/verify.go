@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm/attest"
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/internal/detcbor"
 )
 
@@ -52,6 +53,13 @@ type Evidence struct {
 	AKChain    [][]byte                  `cbor:"4,keyasint,omitempty"` // AK certificate chain, DER, leaf first
 	AKKeyID    []byte                    `cbor:"5,keyasint,omitempty"` // registered AK key ID
 	OtherBanks map[uint16]map[int][]byte `cbor:"6,keyasint,omitempty"` // other quoted banks, by TPM_ALG_ID
+	// The device's identity key, certified by the AK over the quote's
+	// nonce (TPM2_Certify; identity/keystore/tpm's Store.Certify): the
+	// TPMS_ATTEST, its TPMT_SIGNATURE and the key's TPMT_PUBLIC. All three
+	// or none.
+	Certification          []byte `cbor:"7,keyasint,omitempty"` // TPMS_ATTEST of TPM2_Certify, as signed
+	CertificationSignature []byte `cbor:"8,keyasint,omitempty"` // its TPMT_SIGNATURE by the AK
+	CertifiedPublic        []byte `cbor:"9,keyasint,omitempty"` // the certified key's TPMT_PUBLIC
 }
 
 // bankSize returns the digest size of a PCR bank ztm can hash into a quote
@@ -100,6 +108,15 @@ func (e *Evidence) check() error {
 	}
 	if len(e.AKChain) == 0 && len(e.AKKeyID) == 0 {
 		return fmt.Errorf("%w: evidence names no attestation key", ErrMalformed)
+	}
+	n := 0
+	for _, f := range [][]byte{e.Certification, e.CertificationSignature, e.CertifiedPublic} {
+		if len(f) > 0 {
+			n++
+		}
+	}
+	if n != 0 && n != 3 {
+		return fmt.Errorf("%w: a key certification needs its TPMS_ATTEST, signature and public area", ErrMalformed)
 	}
 	return nil
 }
@@ -180,6 +197,13 @@ type Quote struct {
 	Attest *Attest
 	// AK is the attestation key that signed the quote.
 	AK crypto.PublicKey
+	// AKChain is the AK's verified certificate chain, leaf first, or nil
+	// for a registered AK.
+	AKChain []*x509.Certificate
+	// CertifiedKey is the device key the AK certified over the quote's
+	// nonce (Evidence.Certification), checked as [CertifiedKey] does; nil
+	// when the evidence carries no certification.
+	CertifiedKey *Public
 }
 
 // VerifyOptions are per-quote appraisal options for
@@ -286,6 +310,9 @@ func (v *Verifier) VerifyQuote(ctx context.Context, evidence []byte, opts Verify
 	if e != nil {
 		return v.refusal(r, e), nil, e
 	}
+	if r.Evidence, e = q.attestEvidence(d[:]); e != nil {
+		return v.refusal(r, e), q, e
+	}
 	r.Nonce = q.Attest.ExtraData
 	if v.cfg.Nonces != nil {
 		if err := v.cfg.Nonces.Consume(q.Attest.ExtraData); err != nil {
@@ -326,6 +353,28 @@ func (v *Verifier) VerifyQuote(ctx context.Context, evidence []byte, opts Verify
 		Executables:      attest.TrustContraindicatedRuntime,
 	}
 	return r, q, e
+}
+
+// attestEvidence is what the authenticated quote establishes, as
+// attest.Evidence (FormatTPM) for a relying party such as ca/enroll: the
+// nonce; the ueid, when the AK certificate names its device in a
+// hardwareModuleName (as ztm's "ak" profile issues it, its serial being
+// the UEID); and, when the AK certified a key, that key as cnf.
+func (q *Quote) attestEvidence(digest []byte) (*attest.Evidence, *attest.VerificationError) {
+	c := &attest.Claims{Nonce: q.Attest.ExtraData}
+	if len(q.AKChain) > 0 {
+		hw, ok, err := identity.HardwareModuleNameFromExtensions(q.AKChain[0].Extensions)
+		if err != nil {
+			return nil, refuse(attest.ReasonUntrustedSigner, err, "AK certificate's hardwareModuleName")
+		}
+		if ok {
+			c.UEID = hw.SerialNumber
+		}
+	}
+	if q.CertifiedKey != nil {
+		c.Confirmation = &attest.Confirmation{Key: q.CertifiedKey.Key}
+	}
+	return &attest.Evidence{Format: attest.FormatTPM, Claims: c, PublicKey: q.AK, Chain: q.AKChain, Digest: digest}, nil
 }
 
 // checkClock applies Config.RequireSafeClock and opts.Since.
@@ -412,6 +461,7 @@ func (v *Verifier) authenticate(evidence []byte, now time.Time) (*Quote, *attest
 		return nil, refuse(attest.ReasonMalformed, err, "TPM evidence")
 	}
 	var pub crypto.PublicKey
+	var chain []*x509.Certificate
 	if len(q.AKChain) > 0 {
 		certs := make([]*x509.Certificate, len(q.AKChain))
 		for i, der := range q.AKChain {
@@ -426,7 +476,7 @@ func (v *Verifier) authenticate(evidence []byte, now time.Time) (*Quote, *attest
 			}
 			return nil, ve
 		}
-		pub = certs[0].PublicKey
+		pub, chain = certs[0].PublicKey, certs
 	} else {
 		var ok bool
 		if pub, ok = v.cfg.Keys[string(q.AKKeyID)]; !ok {
@@ -453,7 +503,15 @@ func (v *Verifier) authenticate(evidence []byte, now time.Time) (*Quote, *attest
 	if e := checkPCRValues(q, att, newHash(sig.Hash)); e != nil {
 		return nil, e
 	}
-	return &Quote{Evidence: q, Attest: att, AK: pub}, nil
+	out := &Quote{Evidence: q, Attest: att, AK: pub, AKChain: chain}
+	if len(q.Certification) > 0 {
+		p, err := CertifiedKey(q.Certification, q.CertificationSignature, pub, att.ExtraData, q.CertifiedPublic)
+		if err != nil {
+			return nil, err.(*attest.VerificationError)
+		}
+		out.CertifiedKey = p
+	}
+	return out, nil
 }
 
 // checkPCRValues checks that the evidence's PCR values are exactly the
@@ -574,7 +632,7 @@ func verifySignature(sig *Signature, pub crypto.PublicKey, digest []byte) *attes
 		ok = err == nil
 	}
 	if !ok {
-		return refuse(attest.ReasonBadSignature, nil, "quote signature does not verify with the AK")
+		return refuse(attest.ReasonBadSignature, nil, "signature does not verify with the AK")
 	}
 	return nil
 }

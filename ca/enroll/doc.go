@@ -23,12 +23,28 @@
 //     profile that allows renewal (LDevID, Station; an IDevID never),
 //     issued by this CA, not revoked, with the same names;
 //  4. the device's evidence: verified by the attest.Verifier (which spends
-//     its nonce), appraised affirming, and bound to the request's device
-//     ([BindUEIDToHardwareModule]);
+//     its nonce), appraised affirming, bound to the request's device
+//     ([BindUEIDToHardwareModule]) and to the request's key: its cnf
+//     claim must confirm the key the request asks a certificate for
+//     ([ReasonKeyBinding]), so that a station holding a genuine device
+//     cannot have its own key certified as the device's;
 //
 // and then ca.Authority.IssueChecked signs and records, the ledger
 // deciding in its transaction the station's revocation, repeats and the
 // quota.
+//
+// # Key provenance
+//
+// A key is device-attested when the evidence confirms it (EAT cnf; see
+// attest.Confirmation), the default every profile requires. Two
+// exceptions are configured by profile: Config.InjectedKeyProfiles accept
+// evidence without cnf from a station whose authorization lists
+// [InjectionStep] (the station made the key and sealed it to the device,
+// which could not attest a key it did not yet hold), and
+// Config.UnconfirmedKeyProfiles accept legacy evidence without cnf from
+// anyone. Evidence whose cnf names another key is refused on every
+// profile. [KeyOrigin] names the three cases; ztm.Station records it in
+// its enrollment step.
 //
 // # Repeats and retries
 //

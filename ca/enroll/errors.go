@@ -80,6 +80,12 @@ const (
 	// ReasonAlreadyProvisioned: the device already holds a live IDevID and
 	// the request does not ask to re-provision it (Request.Reprovision).
 	ReasonAlreadyProvisioned
+	// ReasonKeyBinding: the evidence does not confirm the request's key:
+	// its cnf names another key (Check "key-not-confirmed": a station
+	// asking a certificate for a key of its own with a genuine device's
+	// evidence), or it names none where the profile requires a
+	// device-attested key (Check "missing-claim").
+	ReasonKeyBinding
 
 	maxReason
 )
@@ -102,6 +108,7 @@ var reasonNames = [...]string{
 	ReasonQuota:              "quota",
 	ReasonNonceLimit:         "nonce-limit",
 	ReasonAlreadyProvisioned: "already-provisioned",
+	ReasonKeyBinding:         "key-binding",
 }
 
 // String returns the reason's short name ("evidence", "quota", …).
@@ -258,7 +265,7 @@ func Reported(code, detail string) (*RefusalError, bool) {
 	}
 	e := &RefusalError{Reason: r, Check: check, Detail: detail}
 	switch r {
-	case ReasonEvidence, ReasonAppraisal:
+	case ReasonEvidence, ReasonAppraisal, ReasonKeyBinding:
 		if ar, ok := attestReason(check); ok {
 			e.Err = &attest.VerificationError{Reason: ar, Detail: "reported by the CA"}
 		} else {

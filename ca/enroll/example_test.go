@@ -69,6 +69,7 @@ func Example() {
 	info := identity.DeviceInfo{SerialNumber: "SN-000124",
 		HardwareModule: identity.HardwareModuleName{Type: []int{1, 3, 6, 1, 4, 1, 55555, 1}, SerialNumber: ueid}}
 	nonce := must(enroller.Nonce(ctx))
+	device.BindKey(devKey.Public()) // the device made devKey; its evidence confirms it (cnf)
 	evidence := must(device.EvidenceCWT(nonce))
 	chain, err := enroller.Enroll(ctx, &enroll.Request{CSR: must(identity.CreateCSR(nil, devKey, info)), Profile: "idevid", Evidence: evidence})
 	if err != nil {
@@ -82,9 +83,19 @@ func Example() {
 	if errors.As(err, &refusal) {
 		fmt.Println("refused:", refusal.Code(), "retryable:", enroll.Retryable(err))
 	}
+
+	// Fresh, genuine evidence with a request for the station's own key:
+	// the evidence confirms the device's key, not this one.
+	nonce = must(enroller.Nonce(ctx))
+	evidence = must(device.EvidenceCWT(nonce))
+	_, err = enroller.Enroll(ctx, &enroll.Request{CSR: must(identity.CreateCSR(nil, stationKey, info)), Profile: "idevid", Evidence: evidence})
+	if errors.As(err, &refusal) {
+		fmt.Println("refused:", refusal.Code())
+	}
 	// Output:
 	// issued: SERIALNUMBER=SN-000124 by Line 1 CA
 	// refused: evidence/nonce-reused retryable: false
+	// refused: key-binding/key-not-confirmed
 }
 
 func must[T any](v T, err error) T {
@@ -92,4 +103,22 @@ func must[T any](v T, err error) T {
 		log.Fatal(err)
 	}
 	return v
+}
+
+// A device that enrolls through a plain RFC 7030 client puts its evidence
+// inside its request (draft-ietf-lamps-csr-attestation); the registration
+// authority reads it from there when no evidence comes beside the request.
+func ExampleAddEvidenceToCSR() {
+	key := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	csr := must(x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{SerialNumber: "SN-000125"}}, key))
+	evidence := []byte("an EAT: the device's CWT or JWT")
+
+	attested := must(enroll.AddEvidenceToCSR(rand.Reader, key, csr, evidence))
+	req := must(x509.ParseCertificateRequest(attested))
+	fmt.Println("signature:", req.CheckSignature() == nil)
+	got, ok, err := enroll.EvidenceFromCSR(req.RawTBSCertificateRequest)
+	fmt.Printf("evidence: %q %v %v\n", got, ok, err)
+	// Output:
+	// signature: true
+	// evidence: "an EAT: the device's CWT or JWT" true <nil>
 }

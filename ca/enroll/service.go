@@ -26,7 +26,9 @@ type Request struct {
 	Profile string
 	// Evidence is the device's attestation evidence (an EAT as CWT or JWT,
 	// see package attest), bound to a nonce obtained from the same
-	// Enroller's Nonce; nil only if the CA side's policy allows it.
+	// Enroller's Nonce. If nil, the evidence the CSR carries in its
+	// id-aa-evidence attribute is used (see EvidenceFromCSR); none at all
+	// only if the CA side's policy allows it.
 	Evidence []byte
 	// Reprovision asks for a new IDevID of a device that holds a live one
 	// (a device re-provisioned after a retest or a repair): the old
@@ -98,8 +100,25 @@ type Config struct {
 	// default only "affirming" evidence is.
 	AcceptWarning bool
 	// Binding checks that the evidence names the request's device. If nil,
-	// BindUEIDToHardwareModule.
+	// BindUEIDToHardwareModule. The key binding (the evidence's cnf
+	// confirms the request's key) is checked as well, whatever Binding.
 	Binding BindingFunc
+	// InjectedKeyProfiles lists the profiles that accept a key the
+	// evidence does not confirm (evidence without cnf) from a station whose
+	// authorization lists the key-injection step ([InjectionStep]): a key
+	// the station made and sealed to the device, which the device could
+	// not attest when it made its evidence. Evidence whose cnf names
+	// another key is refused on every profile. If empty, no profile
+	// accepts injected keys.
+	InjectedKeyProfiles []string
+	// UnconfirmedKeyProfiles lists the profiles that accept evidence
+	// without cnf from any requester: legacy devices whose evidence names
+	// the device but not its key. If empty, every profile requires the
+	// evidence to confirm the request's key, as IDevID must.
+	//
+	// WARNING: on these profiles a station holding a genuine device can
+	// have the CA certify a key of its own as that device's.
+	UnconfirmedKeyProfiles []string
 	// CommitTimeout bounds an enrollment once its evidence is being
 	// verified; from then on it is no longer cancelled by the caller's
 	// context, so that a nonce is never spent without the certificate
@@ -134,6 +153,7 @@ type Service struct {
 	noEvidence    bool
 	warning       bool
 	binding       BindingFunc
+	keys          keyPolicy
 	now           func() time.Time
 	commitTimeout time.Duration
 	log           *slog.Logger
@@ -162,6 +182,7 @@ func New(cfg Config) (*Service, error) {
 		auth: cfg.Authority, verifier: cfg.Verifier, nonces: cfg.Nonces,
 		noEvidence: cfg.AllowNoEvidence, warning: cfg.AcceptWarning,
 		binding: cfg.Binding, now: cfg.Time, log: cfg.Logger,
+		keys: newKeyPolicy(cfg),
 	}
 	if s.binding == nil {
 		s.binding = BindUEIDToHardwareModule
@@ -327,6 +348,16 @@ func (s *Service) enroll(ctx context.Context, who Requester, req *Request, opts 
 	if err := checkChannelBinding(csr, opts); err != nil {
 		return nil, err
 	}
+	evidence := req.Evidence
+	if len(evidence) == 0 {
+		// A plain RFC 7030 client carries the evidence inside the request
+		// (draft-ietf-lamps-csr-attestation), signed with it.
+		ev, _, err := EvidenceFromCSR(csr.RawTBSCertificateRequest)
+		if err != nil {
+			return nil, refuse(ReasonBadRequest, err, "malformed evidence attribute")
+		}
+		evidence = ev
+	}
 	if opts.Renew != nil {
 		if err := checkRenewalNames(csr, opts.Renew); err != nil {
 			return nil, err
@@ -340,8 +371,8 @@ func (s *Service) enroll(ctx context.Context, who Requester, req *Request, opts 
 	// remembered, instead of a spent nonce.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.commitTimeout)
 	defer cancel()
-	passKey := passedKey(checked.Requester(), key, req.Evidence)
-	evDigest, err := s.checkEvidence(ctx, csr, req.Evidence, passKey)
+	passKey := passedKey(checked.Requester(), key, evidence)
+	evDigest, err := s.checkEvidence(ctx, who, req.Profile, csr, evidence, passKey)
 	if err != nil {
 		var re *RefusalError
 		if errors.As(err, &re) && re.Reason != ReasonBadRequest {
@@ -413,11 +444,11 @@ func (s *Service) authorize(who Requester, profile string) error {
 	return refuse(ReasonNotAuthorized, ca.ErrNotAuthorized, "requester %q not authorized for profile %q", who.Name, profile)
 }
 
-// checkEvidence verifies the evidence and its binding to the request and
-// returns the digest of the Result to record. Evidence that passed for
-// the same request before (passKey) within a nonce's lifetime passes
-// again without its nonce.
-func (s *Service) checkEvidence(ctx context.Context, csr *x509.CertificateRequest, evidence []byte, passKey [sha256.Size]byte) ([]byte, error) {
+// checkEvidence verifies the evidence and its binding to the request (the
+// device, then the key) and returns the digest of the Result to record.
+// Evidence that passed for the same request before (passKey) within a
+// nonce's lifetime passes again without its nonce.
+func (s *Service) checkEvidence(ctx context.Context, who Requester, profile string, csr *x509.CertificateRequest, evidence []byte, passKey [sha256.Size]byte) ([]byte, error) {
 	if len(evidence) == 0 {
 		if s.noEvidence {
 			return nil, nil
@@ -447,6 +478,9 @@ func (s *Service) checkEvidence(ctx context.Context, csr *x509.CertificateReques
 	}
 	if err := s.binding(csr, res.Evidence); err != nil {
 		return nil, refuse(ReasonEvidenceBinding, err, "evidence does not name the request's device")
+	}
+	if _, err := s.keys.checkKey(who, profile, csr, res.Evidence); err != nil {
+		return nil, err
 	}
 	digest := res.Digest()
 	if digest == nil {

@@ -14,8 +14,10 @@
 //	go run ./examples/factoryline -tamper 10      # and 10 bad devices, each refused
 //
 // Bad devices (-tamper N) cycle through: debug port enabled, replayed
-// nonce, tampered firmware, and an honest device taken to an unauthorized
-// station. Every one must be refused; the program exits non-zero on
+// nonce, tampered firmware, an honest device taken to an unauthorized
+// station, and an honest device at a compromised station that swaps in a
+// key of its own (key-substitution: the CA refuses it, the device's
+// evidence confirming another key). Every one must be refused; the program exits non-zero on
 // anything unexpected (a bad device accepted, an honest one refused, a
 // chain that does not verify).
 //
@@ -44,6 +46,7 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm"
+	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/examples/internal/progress"
 	"github.com/ztmkit/ztm/examples/linesim"
 	"github.com/ztmkit/ztm/manifest"
@@ -164,6 +167,8 @@ func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
 			if sample == nil {
 				sample = &o
 			}
+		case o.tamper == linesim.KeySubstitution && !keyBindingRefusal(o.err):
+			unexpected = append(unexpected, fmt.Sprintf("device %d (%v) not refused for its key binding: %v", o.n, o.tamper, o.err))
 		case !o.accepted && o.tamper != linesim.Honest && errors.Is(o.err, ztm.ErrRefused):
 			sum.Refused++
 			sum.RefusedBy[fmt.Sprintf("%v at %v", o.tamper, o.stage)]++
@@ -241,6 +246,13 @@ func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
 	return sum, nil
 }
 
+// keyBindingRefusal reports whether err is the CA's refusal of a request
+// for a key the device's evidence does not confirm.
+func keyBindingRefusal(err error) bool {
+	var re *enroll.RefusalError
+	return errors.As(err, &re) && re.Reason == enroll.ReasonKeyBinding
+}
+
 // plan spreads the bad devices among the honest ones.
 func plan(cfg config) []job {
 	total := cfg.Devices + cfg.Tamper
@@ -285,7 +297,11 @@ func runDevice(ctx context.Context, line *linesim.Line, j job) outcome {
 	if j.tamper == linesim.UnauthorizedStation {
 		st = line.Partners[linesim.Rogue].Station
 	}
-	o.res, o.err = st.Provision(ctx, dev)
+	var target ztm.Device = dev
+	if j.tamper == linesim.KeySubstitution {
+		target = linesim.SubstituteKey(dev)
+	}
+	o.res, o.err = st.Provision(ctx, target)
 	if o.err != nil {
 		var pe *ztm.ProvisionError
 		if errors.As(o.err, &pe) {

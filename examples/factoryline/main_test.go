@@ -12,24 +12,24 @@ import (
 )
 
 // TestLine runs the whole line with 50 honest devices (5 with injected
-// keys) and 8 bad ones, two of each kind, over EST on loopback TLS.
+// keys) and 10 bad ones, two of each kind, over EST on loopback TLS.
 func TestLine(t *testing.T) {
 	out := t.TempDir()
 	var buf bytes.Buffer
 	plain := false
-	sum, err := run(t.Context(), config{Devices: 50, Tamper: 8, Workers: 4, InjectEvery: 10, Out: out, Progress: &plain}, &buf)
+	sum, err := run(t.Context(), config{Devices: 50, Tamper: 10, Workers: 4, InjectEvery: 10, Out: out, Progress: &plain}, &buf)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, buf.String())
 	}
-	if sum.Devices != 58 || sum.Accepted != 50 || sum.Refused != 8 || sum.Injected != 5 {
+	if sum.Devices != 60 || sum.Accepted != 50 || sum.Refused != 10 || sum.Injected != 5 {
 		t.Fatalf("summary %+v\n%s", sum, buf.String())
 	}
-	for _, kind := range []string{"debug-enabled at appraisal", "replayed-nonce at appraisal", "tampered-firmware at appraisal", "unauthorized-station at enroll"} {
+	for _, kind := range []string{"debug-enabled at appraisal", "replayed-nonce at appraisal", "tampered-firmware at appraisal", "unauthorized-station at enroll", "key-substitution at enroll"} {
 		if sum.RefusedBy[kind] != 2 {
 			t.Errorf("refused %q: %d, want 2 (%v)", kind, sum.RefusedBy[kind], sum.RefusedBy)
 		}
 	}
-	for _, want := range []string{"devices     58 (50 honest, 8 bad)", "refused     8", "throughput", "hash chain verified", "provisioned 58/58 devices (100%)"} {
+	for _, want := range []string{"devices     60 (50 honest, 10 bad)", "refused     10", "throughput", "hash chain verified", "provisioned 60/60 devices (100%)"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, buf.String())
 		}
@@ -129,7 +129,7 @@ func TestPlanSpreadsAndCyclesBadDevices(t *testing.T) {
 	if len(jobs) != 30 || honest != 20 || injected != 4 {
 		t.Fatalf("%d jobs, %d honest, %d injected", len(jobs), honest, injected)
 	}
-	if kinds["debug-enabled"] != 3 || kinds["replayed-nonce"] != 3 || kinds["tampered-firmware"] != 2 || kinds["unauthorized-station"] != 2 {
+	if kinds["debug-enabled"] != 2 || kinds["replayed-nonce"] != 2 || kinds["tampered-firmware"] != 2 || kinds["unauthorized-station"] != 2 || kinds["key-substitution"] != 2 {
 		t.Errorf("kinds %v", kinds)
 	}
 }

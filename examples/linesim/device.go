@@ -64,13 +64,17 @@ const (
 	// UnauthorizedStation is an honest device taken to a station the CA
 	// does not authorize to enroll devices.
 	UnauthorizedStation
+	// KeySubstitution is an honest device at a compromised station that
+	// swaps in a key of its own: it sends the device's genuine evidence
+	// with a request for the station's key (see SubstituteKey).
+	KeySubstitution
 	maxTamper
 )
 
 // TamperKinds returns the kinds of bad device, in the order the line
 // cycles through them.
 func TamperKinds() []Tamper {
-	return []Tamper{DebugEnabled, ReplayedNonce, TamperedFirmware, UnauthorizedStation}
+	return []Tamper{DebugEnabled, ReplayedNonce, TamperedFirmware, UnauthorizedStation, KeySubstitution}
 }
 
 // String names the kind.
@@ -86,6 +90,8 @@ func (t Tamper) String() string {
 		return "tampered-firmware"
 	case UnauthorizedStation:
 		return "unauthorized-station"
+	case KeySubstitution:
+		return "key-substitution"
 	}
 	return fmt.Sprintf("Tamper(%d)", int(t))
 }
@@ -151,6 +157,8 @@ func (d *Device) GenerateKey(ctx context.Context, alg keystore.Algorithm) ([]byt
 	d.mu.Lock()
 	d.key, d.chain = key, nil
 	d.mu.Unlock()
+	// The device's evidence confirms the key it made (EAT cnf).
+	d.sim.BindKey(key.Public())
 	return csr, nil
 }
 
@@ -277,4 +285,25 @@ func (l *Line) NewDevice(n uint32, opts DeviceOptions) (*Device, error) {
 		sim.SetTamper(devicesim.Tamper{ReplayNonce: true})
 	}
 	return d, nil
+}
+
+// SubstituteKey returns dev as a compromised station drives it: the device
+// makes its key and attests honestly, but the request the station passes
+// on is for a key the station made, with the device's names. The CA must
+// refuse it: the device's evidence confirms the device's key, not the
+// station's.
+func SubstituteKey(dev *Device) ztm.Device { return &substituted{Device: dev} }
+
+type substituted struct{ *Device }
+
+// GenerateKey lets the device make its key, then swaps in the station's.
+func (s *substituted) GenerateKey(ctx context.Context, alg keystore.Algorithm) ([]byte, error) {
+	if _, err := s.Device.GenerateKey(ctx, alg); err != nil {
+		return nil, err
+	}
+	own, err := softkey.Generate(rand.Reader, alg)
+	if err != nil {
+		return nil, err
+	}
+	return identity.CreateCSR(rand.Reader, own, s.info)
 }

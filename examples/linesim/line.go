@@ -192,6 +192,10 @@ func NewLine(ctx context.Context, cfg Config) (l *Line, err error) {
 	}
 	l.Service, err = enroll.New(enroll.Config{
 		Authority: l.Authority, Verifier: l.CAVerifier, Nonces: l.CAVerifier.Nonces(),
+		// Devices that cannot make keys get one injected by the contract
+		// manufacturer, whose authorization lists key injection; every
+		// other IDevID key must be confirmed by the device's evidence.
+		InjectedKeyProfiles: []string{"idevid"},
 	})
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ import (
 // way a device that supports channel binding does.
 func boundCSR(t *testing.T, d *device, key *ecdsa.PrivateKey, serial, password string) []byte {
 	t.Helper()
+	d.sim.BindKey(key.Public())
 	subject, err := asn1.Marshal(pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{{Type: asn1.ObjectIdentifier{2, 5, 4, 5}, Value: serial}}}.ToRDNSequence())
 	if err != nil {
 		t.Fatal(err)
@@ -100,8 +101,10 @@ func TestChannelBinding(t *testing.T) {
 
 	// Bound to this connection: issued.
 	nonce, _ := c.Nonce(ctx)
+	k1 := newKey(t)
+	d.sim.BindKey(k1.Public())
 	chain, err := c.EnrollBound(ctx, "", func(pw string) ([]byte, error) {
-		return boundCSR(t, d, newKey(t), "SN-CB-1", pw), nil
+		return boundCSR(t, d, k1, "SN-CB-1", pw), nil
 	}, d.evidence(t, nonce))
 	if err != nil {
 		t.Fatal(err)
@@ -116,8 +119,10 @@ func TestChannelBinding(t *testing.T) {
 	if _, err := c.EnrollBound(ctx, "", func(pw string) ([]byte, error) { captured = pw; return nil, errors.New("stop") }, nil); err == nil {
 		t.Fatal("makeCSR error ignored")
 	}
+	k2 := newKey(t)
+	d.sim.BindKey(k2.Public())
 	_, err = c.EnrollBound(ctx, "", func(string) ([]byte, error) {
-		return boundCSR(t, d, newKey(t), "SN-CB-2", captured), nil
+		return boundCSR(t, d, k2, "SN-CB-2", captured), nil
 	}, d.evidence(t, nonce))
 	if !errors.Is(err, est.ErrForbidden) {
 		t.Fatalf("relayed binding: err = %v", err)

@@ -97,6 +97,7 @@ hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
 		if err != nil {
 			t.Fatal(err)
 		}
+		d.bindCSR(t, csr) // the device's evidence confirms the key openssl made
 		ev := base64.StdEncoding.EncodeToString(d.evidence(t, nonce))
 		args := append([]string{"-sS", "--fail-with-body", "--tlsv1.2", "--cacert", filepath.Join(dir, "root.pem")}, auth...)
 		args = append(args,
@@ -187,6 +188,7 @@ hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
 			t.Fatal(err)
 		}
 		os.WriteFile(file("body.b64"), []byte(base64.StdEncoding.EncodeToString(csr)), 0o600)
+		d.bindCSR(t, csr)
 		nonce, err := e.nonces.Issue()
 		if err != nil {
 			t.Fatal(err)

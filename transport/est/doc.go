@@ -86,19 +86,26 @@
 //
 //	ZTM-Evidence: <base64 of the exact evidence bytes>
 //
-// The header, rather than the evidence attribute of
-// draft-ietf-lamps-csr-attestation, keeps the device's CSR exactly as the
-// device signed it (a station cannot add an attribute to a signed request)
-// and lets the device sign its request and its evidence separately. The
-// draft's evidence attribute is not read: where its OID could be checked
-// it was still "id-aa TBDAA", awaiting allocation, so there is no
-// interoperable encoding to read yet.
+// A plain RFC 7030 client, which sends no ztm header, may carry the
+// evidence inside its request instead, in the id-aa-evidence attribute of
+// draft-ietf-lamps-csr-attestation (enroll.AddEvidenceToCSR writes it,
+// enroll.EvidenceFromCSR reads it): an EvidenceBundle with one
+// EvidenceStatement of type enroll.OIDEvidenceEAT whose stmt is an OCTET
+// STRING of the token. The draft records id-aa 59
+// (1.2.840.113549.1.9.16.2.59) as early-allocated and registers no
+// statement type for EAT; ztm uses 59 and its private type
+// 2.25.1868605989.3.1 until the RFC and its registry say otherwise. The
+// header wins when both are present. The header keeps a request exactly as
+// the device signed it without evidence (a station cannot add an attribute
+// to a signed request); the attribute needs the device to sign its
+// request after its evidence, and puts both under the request's signature.
 //
 // Before calling the CA, the enroll.Service verifies the evidence (which
 // consumes its nonce, so replayed evidence is refused), requires an
 // "affirming" appraisal, and checks that the evidence names the request's
 // device — by default the request's hardwareModuleName hwSerialNum must be
-// the evidence's UEID (enroll.BindUEIDToHardwareModule). The digest of
+// the evidence's UEID (enroll.BindUEIDToHardwareModule) — and its key: the
+// evidence's cnf claim must confirm the request's public key. The digest of
 // the attestation Result goes into the ledger record as its evidence
 // digest. Once the evidence is being verified the enrollment is no longer
 // cancelled by the client going away, so a spent nonce leaves a
@@ -144,7 +151,8 @@
 //	     HTTP authentication optional, §3.3.2) answers 403 with the
 //	     reason; and not-authorized, requester-revoked, channel-binding,
 //	     evidence-required, evidence (check: the attest.Reason),
-//	     appraisal, evidence-binding, policy, renewal (simplereenroll
+//	     appraisal, evidence-binding, key-binding (the evidence's cnf does
+//	     not confirm the request's key), policy, renewal (simplereenroll
 //	     without a TLS client certificate, whatever the configuration)
 //	404  unknown label or operation; unknown-profile
 //	409  conflict (the same request from another requester or under

@@ -310,8 +310,11 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// csrFor makes the device's request for key; the device's evidence from
+// now on confirms key (cnf).
 func csrFor(t *testing.T, d *device, key *ecdsa.PrivateKey, serial string) []byte {
 	t.Helper()
+	d.sim.BindKey(key.Public())
 	der, err := identity.CreateCSR(nil, key, identity.DeviceInfo{SerialNumber: serial,
 		HardwareModule: identity.HardwareModuleName{Type: hwType, SerialNumber: d.ueid}})
 	if err != nil {

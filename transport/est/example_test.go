@@ -111,6 +111,8 @@ func ExampleClient_Enroll() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// The device made its identity key; its evidence confirms it (cnf).
+	pki.device.BindKey(pki.deviceKey.Public())
 	evidence, err := pki.device.EvidenceCWT(nonce)
 	if err != nil {
 		log.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -220,6 +221,9 @@ func (e *env) issuances() uint64 {
 
 // device is a simulated device with its attestation key and a UEID.
 type device struct {
+	// mu makes a request and its evidence together (csrEvidence), for
+	// tests that enroll one device from several goroutines.
+	mu     sync.Mutex
 	sim    *devicesim.Device
 	attKey *ecdsa.PrivateKey
 	kid    []byte
@@ -264,15 +268,38 @@ func (d *device) twin(t testing.TB) *device {
 	return tw
 }
 
-// csr makes a fresh device key and its IDevID request naming the device.
+// csr makes a fresh device key and its IDevID request naming the device;
+// the device's evidence from now on confirms that key (cnf).
 func (d *device) csr(t testing.TB, serial string) []byte {
 	t.Helper()
-	der, err := identity.CreateCSR(nil, newKey(t), identity.DeviceInfo{SerialNumber: serial,
+	k := newKey(t)
+	d.sim.BindKey(k.Public())
+	der, err := identity.CreateCSR(nil, k, identity.DeviceInfo{SerialNumber: serial,
 		HardwareModule: identity.HardwareModuleName{Type: hwType, SerialNumber: d.ueid}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return der
+}
+
+// bindCSR makes the device's evidence confirm the key of csr.
+func (d *device) bindCSR(t testing.TB, csr []byte) {
+	t.Helper()
+	req, err := x509.ParseCertificateRequest(csr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.sim.BindKey(req.PublicKey)
+}
+
+// csrEvidence makes a request and the evidence that confirms its key,
+// atomically with respect to other goroutines using d.
+func (d *device) csrEvidence(t testing.TB, serial string, nonce []byte) ([]byte, []byte) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	csr := d.csr(t, serial)
+	return csr, d.evidence(t, nonce)
 }
 
 func (d *device) evidence(t testing.TB, nonce []byte) []byte {

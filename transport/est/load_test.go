@@ -61,6 +61,7 @@ func TestLoad(t *testing.T) {
 				nonce, err := c.Nonce(ctx)
 				if err == nil {
 					var ev []byte
+					d.bindCSR(t, j.csr)
 					if ev, err = d.sim.EvidenceCWT(nonce); err == nil {
 						var chain []*x509Cert
 						chain, err = c.Enroll(ctx, &enroll.Request{CSR: j.csr, Profile: "idevid", Evidence: ev})

@@ -198,8 +198,8 @@ func TestNonceCapacity(t *testing.T) {
 			for i := range 10 * capacity / 4 {
 				nonce, err := honest.Nonce(ctx)
 				if err == nil {
-					tw := d.twin(t)
-					_, err = honest.Enroll(ctx, &enroll.Request{CSR: tw.csr(t, "SN-C"), Profile: "idevid", Evidence: tw.evidence(t, nonce)})
+					csr, ev := d.twin(t).csrEvidence(t, "SN-C", nonce)
+					_, err = honest.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: ev})
 				}
 				if err != nil {
 					refused.Add(1)

@@ -508,6 +508,7 @@ var statusOf = map[enroll.Reason]int{
 	enroll.ReasonQuota:              http.StatusTooManyRequests,
 	enroll.ReasonNonceLimit:         http.StatusTooManyRequests,
 	enroll.ReasonAlreadyProvisioned: http.StatusConflict,
+	enroll.ReasonKeyBinding:         http.StatusForbidden,
 }
 
 // error answers err: a refusal with the status of its reason, the
