@@ -324,13 +324,7 @@ func (s *Service) enroll(ctx context.Context, who Requester, req *Request, opts 
 	if err := s.authorize(who, req.Profile); err != nil {
 		return nil, err
 	}
-	if who.Certificate != nil {
-		// A revoked station spends no nonce and is told why; the ledger
-		// decides again when it records.
-		if err := s.checkStation(ctx, who.Certificate); err != nil {
-			return nil, err
-		}
-	}
+
 	// A request repeats an earlier one when CSR, profile and requester are
 	// the same; the ledger holds this key with the issuance.
 	key := requestKey(req.Profile, req.CSR)
@@ -375,6 +369,14 @@ func (s *Service) enroll(ctx context.Context, who Requester, req *Request, opts 
 	evDigest, err := s.checkEvidence(ctx, who, req.Profile, csr, evidence, passKey)
 	if err != nil {
 		var re *RefusalError
+		if errors.As(err, &re) && who.Certificate != nil {
+			// A revoked station is told so rather than why its evidence
+			// failed. (It gets no nonce; on the success path the ledger
+			// refuses it in the transaction that would record.)
+			if serr := s.checkStation(ctx, who.Certificate); serr != nil {
+				return nil, serr
+			}
+		}
 		if errors.As(err, &re) && re.Reason != ReasonBadRequest {
 			// A repeat whose evidence is spent or stale is answered from
 			// the ledger when its certificate may be delivered again.

@@ -10,11 +10,12 @@ import (
 	"github.com/ztmkit/ztm/ca/enroll"
 )
 
-// benchCSRs makes n distinct IDevID requests (outside the timer).
+// benchCSRs makes n IDevID requests (outside the timer), each of another
+// device of d's model: a device holds one live IDevID.
 func benchCSRs(b *testing.B, d *device, n int) [][]byte {
 	out := make([][]byte, n)
 	for i := range out {
-		out[i] = d.csr(b, fmt.Sprintf("SN-B-%d", i))
+		out[i] = d.twin(b).csr(b, fmt.Sprintf("SN-B-%d", i))
 	}
 	return out
 }

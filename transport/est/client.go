@@ -460,14 +460,14 @@ func (c *Client) caCerts(ctx context.Context, label string, fresh bool) ([]*x509
 const maxChainLen = 8
 
 // issuerChain returns leaf followed by the CA certificates among cas that
-// issued it, each checked by its signature, up to a self-signed root,
+// issued it (see issues), up to a self-signed root,
 // which is left out. It reports false when leaf's issuer is not among cas.
 func issuerChain(leaf *x509.Certificate, cas []*x509.Certificate) ([]*x509.Certificate, bool) {
 	out := []*x509.Certificate{leaf}
 	for cur := leaf; len(out) <= maxChainLen; {
 		var next *x509.Certificate
 		for _, ca := range cas {
-			if bytes.Equal(ca.RawSubject, cur.RawIssuer) && cur.CheckSignatureFrom(ca) == nil {
+			if issues(ca, cur) {
 				next = ca
 				break
 			}
@@ -476,13 +476,25 @@ func issuerChain(leaf *x509.Certificate, cas []*x509.Certificate) ([]*x509.Certi
 			// A /cacerts without its root still names the issuers.
 			return out, len(out) > 1
 		}
-		if bytes.Equal(next.RawSubject, next.RawIssuer) && next.CheckSignatureFrom(next) == nil {
+		if issues(next, next) {
 			return out, true
 		}
 		out = append(out, next)
 		cur = next
 	}
 	return nil, false
+}
+
+// issues reports whether ca names the issuer of c: by name, and by key
+// identifier where both carry one (RFC 5280 §4.2.1.1). The chain is only
+// assembled here, from answers of the server the Client authenticated by
+// TLS; verifying it is for whoever installs it (the device, against its
+// trust anchor), so no signature is checked per enrollment.
+func issues(ca, c *x509.Certificate) bool {
+	if !bytes.Equal(ca.RawSubject, c.RawIssuer) {
+		return false
+	}
+	return len(c.AuthorityKeyId) == 0 || len(ca.SubjectKeyId) == 0 || bytes.Equal(c.AuthorityKeyId, ca.SubjectKeyId)
 }
 
 // leafFirst puts the certificate for spki first.
