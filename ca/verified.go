@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -29,8 +28,6 @@ type verifiedCache struct {
 	max   int
 	order *list.List // of *verifiedEntry, most recent first
 	m     map[[sha256.Size]byte]*list.Element
-	// n is the number of entries, read without the lock by empty.
-	n atomic.Int64
 }
 
 type verifiedEntry struct {
@@ -59,7 +56,6 @@ func (c *verifiedCache) verified(key [sha256.Size]byte, now time.Time) bool {
 	if now.Before(e.notBefore) || now.After(e.notAfter) {
 		c.order.Remove(el)
 		delete(c.m, key)
-		c.n.Store(int64(c.order.Len()))
 		return false
 	}
 	c.order.MoveToFront(el)
@@ -100,31 +96,7 @@ func (c *verifiedCache) put(key [sha256.Size]byte, notBefore, notAfter time.Time
 		c.order.Remove(last)
 		delete(c.m, last.Value.(*verifiedEntry).key)
 	}
-	c.n.Store(int64(c.order.Len()))
 }
-
-// take returns the value of key if it is remembered as verified at now
-// (ok), and forgets it.
-func (c *verifiedCache) take(key [sha256.Size]byte, now time.Time) (value any, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, found := c.m[key]
-	if !found {
-		return nil, false
-	}
-	c.order.Remove(el)
-	delete(c.m, key)
-	c.n.Store(int64(c.order.Len()))
-	e := el.Value.(*verifiedEntry)
-	if now.Before(e.notBefore) || now.After(e.notAfter) {
-		return nil, false
-	}
-	return e.value, true
-}
-
-// empty reports whether the cache holds nothing, without taking the lock
-// (an entry being added may be missed).
-func (c *verifiedCache) empty() bool { return c.n.Load() == 0 }
 
 // len returns the number of entries.
 func (c *verifiedCache) len() int {

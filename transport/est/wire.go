@@ -36,7 +36,6 @@ var (
 	oidChallengePassword = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 7}
 	oidSerialNumber      = asn1.ObjectIdentifier{2, 5, 4, 5}
 	oidHardwareModule    = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 4}
-	oidSubjectAltName    = asn1.ObjectIdentifier{2, 5, 29, 17}
 )
 
 // decodeBase64Body decodes an RFC 7030 body: base64 (RFC 4648 §4) with any
