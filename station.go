@@ -250,10 +250,40 @@ func (s *Station) Name() string { return s.cfg.Name }
 
 // Thumbprint returns the KeyThumbprint of the station's key: the kid of its
 // steps, and how a manifest.Policy names it.
-func (s *Station) Thumbprint() manifest.Digest { return s.signer.Thumbprint() }
+func (s *Station) Thumbprint() manifest.Digest {
+	if s.made() != nil {
+		return manifest.Digest{}
+	}
+	return s.signer.Thumbprint()
+}
 
 // Public returns the station's public key.
-func (s *Station) Public() crypto.PublicKey { return s.cfg.Key.Public() }
+func (s *Station) Public() crypto.PublicKey {
+	if s.made() != nil {
+		return nil
+	}
+	return s.cfg.Key.Public()
+}
+
+// made returns an error wrapping ErrInvalidConfig for a Station not made by
+// NewStation (a zero Station): its methods return it instead of panicking.
+func (s *Station) made() error {
+	if s == nil || s.signer == nil || s.locks == nil {
+		return fmt.Errorf("%w: Station not made by NewStation", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// usable checks the station and the device it is asked to work on.
+func (s *Station) usable(dev Device) error {
+	if err := s.made(); err != nil {
+		return err
+	}
+	if dev == nil {
+		return fmt.Errorf("%w: nil Device", ErrInvalidConfig)
+	}
+	return nil
+}
 
 // Result is what Provision did for one device.
 type Result struct {
@@ -320,6 +350,9 @@ func (s *Station) Reprovision(ctx context.Context, dev Device) (*Result, error) 
 }
 
 func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (*Result, error) {
+	if err := s.usable(dev); err != nil {
+		return nil, err
+	}
 	fail := func(stage Stage, serial string, refused bool, err error) (*Result, error) {
 		return nil, &ProvisionError{Stage: stage, Serial: serial, Refused: refused, Err: err}
 	}
@@ -668,6 +701,9 @@ func (s *Station) mayRecord(names ...string) error {
 
 // record appends steps (Name, Artifacts and Predicate set) in order.
 func (s *Station) record(ctx context.Context, subject []byte, steps ...*manifest.Step) ([]*manifest.SignedStep, error) {
+	if err := s.made(); err != nil {
+		return nil, err
+	}
 	for _, st := range steps {
 		if err := s.mayRecord(st.Name); err != nil {
 			return nil, err

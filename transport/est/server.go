@@ -239,6 +239,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s == nil || s.svc == nil {
+		http.Error(w, "est: server not made by NewServer", http.StatusInternalServerError)
+		return
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
 	if !ok {
 		s.fail(w, http.StatusNotFound, "not an EST path")
