@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"sync"
 	"time"
@@ -168,8 +169,17 @@ type StationConfig struct {
 	Lot string
 	// Rand is the randomness for signatures. If nil, crypto/rand.Reader.
 	Rand io.Reader
-	// Time returns the current time, for steps. If nil, time.Now.
+	// Time returns the current time, for steps and stage durations. If
+	// nil, time.Now.
 	Time func() time.Time
+	// Observer, if set, receives the stages of every Provision and
+	// Reprovision with their durations and outcomes (metrics, tracing).
+	Observer Observer
+	// Logger, if set, receives one record per Provision and Reprovision:
+	// Info for a provisioned device, Warn for a refused one (with its
+	// stage and, for a CA refusal, its enroll reason), Error for a
+	// failure. If nil, nothing is logged.
+	Logger *slog.Logger
 }
 
 // Station is an authorized provisioning station: it runs Provision for the
@@ -334,7 +344,7 @@ type Result struct {
 //     certificate is revoked (when a Revoker is set), so that a retry
 //     starts clean.
 func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
-	return s.provision(ctx, dev, false)
+	return s.observed(ctx, dev, false)
 }
 
 // Reprovision is Provision for a device that already holds an IDevID
@@ -346,16 +356,14 @@ func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 // so that a second identity is never issued by mistake. A device with no
 // live IDevID is simply provisioned.
 func (s *Station) Reprovision(ctx context.Context, dev Device) (*Result, error) {
-	return s.provision(ctx, dev, true)
+	return s.observed(ctx, dev, true)
 }
 
-func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (*Result, error) {
-	if err := s.usable(dev); err != nil {
-		return nil, err
-	}
+func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovision bool) (*Result, error) {
 	fail := func(stage Stage, serial string, refused bool, err error) (*Result, error) {
 		return nil, &ProvisionError{Stage: stage, Serial: serial, Refused: refused, Err: err}
 	}
+	t.enter(ctx, StageInfo)
 	info, err := dev.Info(ctx)
 	if err != nil {
 		return fail(StageInfo, "", false, err)
@@ -387,6 +395,7 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 	// (EAT cnf): the CA issues only for a key the device's evidence names.
 	// A device that cannot make keys receives one sealed to the key that
 	// verified its evidence, so for it the evidence comes first.
+	t.enter(ctx, StageKey)
 	csr, err := dev.GenerateKey(ctx, s.cfg.Algorithm)
 	var imp KeyImporter
 	switch {
@@ -402,14 +411,17 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 		return fail(StageKey, serial, false, err)
 	}
 
+	t.enter(ctx, StageNonce)
 	nonce, err := s.cfg.Enroller.Nonce(ctx)
 	if err != nil {
 		return fail(StageNonce, serial, false, err)
 	}
+	t.enter(ctx, StageEvidence)
 	evidence, err := dev.Attest(ctx, nonce)
 	if err != nil {
 		return fail(StageEvidence, serial, false, err)
 	}
+	t.enter(ctx, StageAppraisal)
 	res, token, err := s.appraise(ctx, evidence, nonce, subject)
 	if err != nil {
 		return fail(StageAppraisal, serial, !errors.Is(err, errStation), err)
@@ -418,6 +430,7 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 
 	var keyStep *manifest.Step
 	if imp != nil {
+		t.enter(ctx, StageKey)
 		csr, err = s.inject(ctx, imp, res.Evidence, subject, r)
 		if err != nil {
 			return fail(StageKey, serial, false, err)
@@ -425,6 +438,7 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 		r.Injected = true
 	}
 	r.CSR = csr
+	t.enter(ctx, StageCSR)
 	req, err := identity.CheckCSR(csr, identity.CSRPolicy{
 		SerialNumber:   info.SerialNumber,
 		HardwareModule: info.HardwareModule,
@@ -453,6 +467,7 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 		return fail(StageCSR, serial, true, errors.New("ztm: request is not signed by the injected key"))
 	}
 
+	t.enter(ctx, StageEnroll)
 	chain, err := s.cfg.Enroller.Enroll(ctx, &enroll.Request{CSR: csr, Profile: s.cfg.Profile, Evidence: evidence, Reprovision: reprovision})
 	if err != nil {
 		return fail(StageEnroll, serial, errors.Is(err, enroll.ErrRefused), err)
@@ -461,6 +476,7 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 		return fail(StageEnroll, serial, false, errors.New("ztm: enroller returned no certificate"))
 	}
 	leaf := chain[0]
+	t.enter(ctx, StageInstall)
 	if err := checkLeaf(leaf, req); err != nil {
 		// Issued, but not what was asked for: never install it.
 		return nil, s.installFailed(ctx, subject, serial, leaf, err)
@@ -489,6 +505,7 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 	if superseded != nil {
 		steps = append(steps, &manifest.Step{Name: StepReprovisioned, Predicate: manifest.Claims{"superseded": superseded}})
 	}
+	t.enter(ctx, StageRecord)
 	recorded, err := s.record(ctx, subject, steps...)
 	if err != nil {
 		return nil, s.notRecorded(ctx, serial, leaf, err)
