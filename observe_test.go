@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm"
+	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/examples/linesim"
 )
 
@@ -157,4 +158,24 @@ func (b *syncBuffer) Bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]byte(nil), b.b.Bytes()...)
+}
+
+// TestReplayedEvidenceReason: evidence that answers another nonce than the
+// one the station asked is refused at appraisal with a typed reason, which
+// an Observer or a log can count by.
+func TestReplayedEvidenceReason(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := newLine(t)
+	d, err := l.NewDevice(1, linesim.DeviceOptions{Tamper: linesim.ReplayedNonce})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Partners[linesim.ContractManufacturer].Station.Provision(ctx, d)
+	var pe *ztm.ProvisionError
+	var ve *attest.VerificationError
+	if !errors.As(err, &pe) || pe.Stage != ztm.StageAppraisal || !errors.As(err, &ve) ||
+		ve.Reason != attest.ReasonNonceUnknown || !errors.Is(err, attest.ErrVerification) {
+		t.Fatalf("err = %v, want a nonce-unknown VerificationError at appraisal", err)
+	}
 }
