@@ -21,7 +21,9 @@ type Observer interface {
 	// nil if the stage succeeded, else the *ProvisionError that Provision
 	// returns, whose Stage is stage (its Refused field tells a refusal of
 	// the device from a failure; errors.As to *enroll.RefusalError gives
-	// the CA's reason). Every StageStart is followed by one StageEnd.
+	// the CA's reason). Every StageStart is followed by one StageEnd. A
+	// device that cannot make keys passes StageKey twice: its refusal to
+	// generate one, then the injection after its appraisal.
 	StageEnd(ctx context.Context, stage Stage, d time.Duration, err error)
 }
 
