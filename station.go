@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"reflect"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -206,6 +207,9 @@ func NewStation(cfg StationConfig) (*Station, error) {
 	bad := func(format string, a ...any) (*Station, error) {
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, a...)...)
 	}
+	if f := nilField(cfg); f != "" {
+		return bad("%s is a nil pointer in a non-nil interface", f)
+	}
 	switch {
 	case cfg.Name == "":
 		return bad("Name is required")
@@ -253,6 +257,25 @@ func NewStation(cfg StationConfig) (*Station, error) {
 	}
 	s.signer = signer
 	return s, nil
+}
+
+// nilField names the first interface field of cfg that holds a nil
+// pointer (a typed nil, such as a (*chainstore.Store)(nil) Chains): set,
+// so not caught as missing, and bound to panic at first use.
+func nilField(cfg StationConfig) string {
+	for _, f := range []struct {
+		name string
+		v    any
+	}{{"Key", cfg.Key}, {"Enroller", cfg.Enroller}, {"Verifier", cfg.Verifier}, {"Chains", cfg.Chains},
+		{"Store", cfg.Store}, {"Exporter", cfg.Exporter}, {"Revoker", cfg.Revoker}, {"Observer", cfg.Observer}} {
+		if f.v == nil {
+			continue
+		}
+		if v := reflect.ValueOf(f.v); v.Kind() == reflect.Pointer && v.IsNil() {
+			return f.name
+		}
+	}
+	return ""
 }
 
 // Name returns the station's name.

@@ -171,6 +171,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Service == nil {
 		return nil, fmt.Errorf("est: %w: no Service", ErrInvalidConfig)
 	}
+	if cfg.Service.Authority() == nil {
+		return nil, fmt.Errorf("est: %w: Service not made by enroll.New", ErrInvalidConfig)
+	}
 	s := &Server{
 		svc: cfg.Service, def: cfg.DefaultProfile, maxBody: cfg.MaxBodySize,
 		reqBind: cfg.RequireChannelBinding, retry: cfg.RetryAfter, log: cfg.Logger,
