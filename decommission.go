@@ -32,6 +32,9 @@ import (
 // device with no enrollment step, or one naming a certificate that is not
 // the device's.
 func (s *Station) Decommission(ctx context.Context, dev Device, reason ca.RevocationReason) ([]*manifest.SignedStep, error) {
+	if err := s.usable(dev); err != nil {
+		return nil, err
+	}
 	info, err := dev.Info(ctx)
 	if err != nil {
 		return nil, &ProvisionError{Stage: StageInfo, Err: err}

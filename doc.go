@@ -67,8 +67,18 @@
 //
 //	go run ./examples/factoryline
 //
+// examples/jig is a reference jig to copy: one station, its key from a key
+// store URI, the CA in process or over EST, and the jig's own [Device].
 // examples/verify checks one device's chain against the OEM's policy, and
 // examples/inspect prints any step, evidence, result or receipt readably.
+//
+// # Operating the line
+//
+// StationConfig.Logger logs each device provisioned, refused or failed,
+// and StationConfig.Observer (an [Observer]) receives every stage's start
+// and end with its duration and outcome. examples/factoryline prints
+// per-stage latency and refusals by reason from it; examples/metrics
+// serves them as Prometheus text.
 //
 // # Conventions
 //

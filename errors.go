@@ -32,7 +32,9 @@ var (
 // *ProvisionError says at which one a device failed.
 type Stage int
 
-// The stages, in the order Provision runs them.
+// The stages. Provision runs info, key (the device makes its key and
+// request), nonce, evidence, appraisal, key again for a device that
+// receives an injected key, csr, enroll, install and record.
 const (
 	// StageInfo: asking the device who it is.
 	StageInfo Stage = iota + 1

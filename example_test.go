@@ -143,7 +143,7 @@ func exampleLine() (*ztm.Station, *jig, func()) {
 // A station provisions one device: the CA side (an Authority with a SQLite
 // ledger behind an enroll.Service, in process here; over EST with est.Client in a
 // real plant) re-checks the evidence the station checked first. The setup
-// is in exampleLine.
+// is in exampleLine; ExampleNewStation shows the same setup whole.
 func ExampleStation_Provision() {
 	station, dev, cleanup := exampleLine()
 	defer cleanup()

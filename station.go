@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
+	"reflect"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -168,8 +170,17 @@ type StationConfig struct {
 	Lot string
 	// Rand is the randomness for signatures. If nil, crypto/rand.Reader.
 	Rand io.Reader
-	// Time returns the current time, for steps. If nil, time.Now.
+	// Time returns the current time, for steps and stage durations. If
+	// nil, time.Now.
 	Time func() time.Time
+	// Observer, if set, receives the stages of every Provision and
+	// Reprovision with their durations and outcomes (metrics, tracing).
+	Observer Observer
+	// Logger, if set, receives one record per Provision and Reprovision:
+	// Info for a provisioned device, Warn for a refused one (with its
+	// stage and, for a CA refusal, its enroll reason), Error for a
+	// failure. If nil, nothing is logged.
+	Logger *slog.Logger
 }
 
 // Station is an authorized provisioning station: it runs Provision for the
@@ -195,6 +206,9 @@ type subjectLock struct {
 func NewStation(cfg StationConfig) (*Station, error) {
 	bad := func(format string, a ...any) (*Station, error) {
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, a...)...)
+	}
+	if f := nilField(cfg); f != "" {
+		return bad("%s is a nil pointer in a non-nil interface", f)
 	}
 	switch {
 	case cfg.Name == "":
@@ -245,15 +259,64 @@ func NewStation(cfg StationConfig) (*Station, error) {
 	return s, nil
 }
 
+// nilField names the first interface field of cfg that holds a nil
+// pointer (a typed nil, such as a (*chainstore.Store)(nil) Chains): set,
+// so not caught as missing, and bound to panic at first use.
+func nilField(cfg StationConfig) string {
+	for _, f := range []struct {
+		name string
+		v    any
+	}{{"Key", cfg.Key}, {"Enroller", cfg.Enroller}, {"Verifier", cfg.Verifier}, {"Chains", cfg.Chains},
+		{"Store", cfg.Store}, {"Exporter", cfg.Exporter}, {"Revoker", cfg.Revoker}, {"Observer", cfg.Observer}} {
+		if f.v == nil {
+			continue
+		}
+		if v := reflect.ValueOf(f.v); v.Kind() == reflect.Pointer && v.IsNil() {
+			return f.name
+		}
+	}
+	return ""
+}
+
 // Name returns the station's name.
 func (s *Station) Name() string { return s.cfg.Name }
 
 // Thumbprint returns the KeyThumbprint of the station's key: the kid of its
 // steps, and how a manifest.Policy names it.
-func (s *Station) Thumbprint() manifest.Digest { return s.signer.Thumbprint() }
+func (s *Station) Thumbprint() manifest.Digest {
+	if s.made() != nil {
+		return manifest.Digest{}
+	}
+	return s.signer.Thumbprint()
+}
 
 // Public returns the station's public key.
-func (s *Station) Public() crypto.PublicKey { return s.cfg.Key.Public() }
+func (s *Station) Public() crypto.PublicKey {
+	if s.made() != nil {
+		return nil
+	}
+	return s.cfg.Key.Public()
+}
+
+// made returns an error wrapping ErrInvalidConfig for a Station not made by
+// NewStation (a zero Station): its methods return it instead of panicking.
+func (s *Station) made() error {
+	if s == nil || s.signer == nil || s.locks == nil {
+		return fmt.Errorf("%w: Station not made by NewStation", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// usable checks the station and the device it is asked to work on.
+func (s *Station) usable(dev Device) error {
+	if err := s.made(); err != nil {
+		return err
+	}
+	if dev == nil {
+		return fmt.Errorf("%w: nil Device", ErrInvalidConfig)
+	}
+	return nil
+}
 
 // Result is what Provision did for one device.
 type Result struct {
@@ -304,7 +367,7 @@ type Result struct {
 //     certificate is revoked (when a Revoker is set), so that a retry
 //     starts clean.
 func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
-	return s.provision(ctx, dev, false)
+	return s.observed(ctx, dev, false)
 }
 
 // Reprovision is Provision for a device that already holds an IDevID
@@ -316,13 +379,14 @@ func (s *Station) Provision(ctx context.Context, dev Device) (*Result, error) {
 // so that a second identity is never issued by mistake. A device with no
 // live IDevID is simply provisioned.
 func (s *Station) Reprovision(ctx context.Context, dev Device) (*Result, error) {
-	return s.provision(ctx, dev, true)
+	return s.observed(ctx, dev, true)
 }
 
-func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (*Result, error) {
+func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovision bool) (*Result, error) {
 	fail := func(stage Stage, serial string, refused bool, err error) (*Result, error) {
 		return nil, &ProvisionError{Stage: stage, Serial: serial, Refused: refused, Err: err}
 	}
+	t.enter(ctx, StageInfo)
 	info, err := dev.Info(ctx)
 	if err != nil {
 		return fail(StageInfo, "", false, err)
@@ -354,6 +418,7 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 	// (EAT cnf): the CA issues only for a key the device's evidence names.
 	// A device that cannot make keys receives one sealed to the key that
 	// verified its evidence, so for it the evidence comes first.
+	t.enter(ctx, StageKey)
 	csr, err := dev.GenerateKey(ctx, s.cfg.Algorithm)
 	var imp KeyImporter
 	switch {
@@ -369,14 +434,17 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 		return fail(StageKey, serial, false, err)
 	}
 
+	t.enter(ctx, StageNonce)
 	nonce, err := s.cfg.Enroller.Nonce(ctx)
 	if err != nil {
 		return fail(StageNonce, serial, false, err)
 	}
+	t.enter(ctx, StageEvidence)
 	evidence, err := dev.Attest(ctx, nonce)
 	if err != nil {
 		return fail(StageEvidence, serial, false, err)
 	}
+	t.enter(ctx, StageAppraisal)
 	res, token, err := s.appraise(ctx, evidence, nonce, subject)
 	if err != nil {
 		return fail(StageAppraisal, serial, !errors.Is(err, errStation), err)
@@ -385,6 +453,7 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 
 	var keyStep *manifest.Step
 	if imp != nil {
+		t.enter(ctx, StageKey)
 		csr, err = s.inject(ctx, imp, res.Evidence, subject, r)
 		if err != nil {
 			return fail(StageKey, serial, false, err)
@@ -392,6 +461,7 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 		r.Injected = true
 	}
 	r.CSR = csr
+	t.enter(ctx, StageCSR)
 	req, err := identity.CheckCSR(csr, identity.CSRPolicy{
 		SerialNumber:   info.SerialNumber,
 		HardwareModule: info.HardwareModule,
@@ -420,6 +490,7 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 		return fail(StageCSR, serial, true, errors.New("ztm: request is not signed by the injected key"))
 	}
 
+	t.enter(ctx, StageEnroll)
 	chain, err := s.cfg.Enroller.Enroll(ctx, &enroll.Request{CSR: csr, Profile: s.cfg.Profile, Evidence: evidence, Reprovision: reprovision})
 	if err != nil {
 		return fail(StageEnroll, serial, errors.Is(err, enroll.ErrRefused), err)
@@ -428,6 +499,7 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 		return fail(StageEnroll, serial, false, errors.New("ztm: enroller returned no certificate"))
 	}
 	leaf := chain[0]
+	t.enter(ctx, StageInstall)
 	if err := checkLeaf(leaf, req); err != nil {
 		// Issued, but not what was asked for: never install it.
 		return nil, s.installFailed(ctx, subject, serial, leaf, err)
@@ -456,6 +528,7 @@ func (s *Station) provision(ctx context.Context, dev Device, reprovision bool) (
 	if superseded != nil {
 		steps = append(steps, &manifest.Step{Name: StepReprovisioned, Predicate: manifest.Claims{"superseded": superseded}})
 	}
+	t.enter(ctx, StageRecord)
 	recorded, err := s.record(ctx, subject, steps...)
 	if err != nil {
 		return nil, s.notRecorded(ctx, serial, leaf, err)
@@ -490,7 +563,8 @@ func (s *Station) appraise(ctx context.Context, evidence, nonce, subject []byte)
 	}
 	claims := res.Evidence.Claims
 	if subtle.ConstantTimeCompare(claims.Nonce, nonce) != 1 {
-		return nil, nil, fmt.Errorf("ztm: evidence does not answer the nonce asked (replayed evidence?): %w", attest.ErrVerification)
+		return nil, nil, fmt.Errorf("ztm: %w", &attest.VerificationError{Reason: attest.ReasonNonceUnknown,
+			Detail: "evidence does not answer the nonce the station asked (replayed evidence?)"})
 	}
 	if !bytes.Equal(claims.UEID, subject) {
 		return nil, nil, fmt.Errorf("ztm: evidence is from ueid %x, the device says %x: %w", claims.UEID, subject, attest.ErrVerification)
@@ -668,6 +742,9 @@ func (s *Station) mayRecord(names ...string) error {
 
 // record appends steps (Name, Artifacts and Predicate set) in order.
 func (s *Station) record(ctx context.Context, subject []byte, steps ...*manifest.Step) ([]*manifest.SignedStep, error) {
+	if err := s.made(); err != nil {
+		return nil, err
+	}
 	for _, st := range steps {
 		if err := s.mayRecord(st.Name); err != nil {
 			return nil, err

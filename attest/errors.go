@@ -61,6 +61,10 @@ var (
 	// (its cnf claim) is not the key it is checked against, the key of
 	// the certificate request: see [Evidence.ConfirmKey].
 	ErrKeyNotConfirmed = errors.New("attest: key not confirmed by the evidence")
+	// ErrInvalidConfig is returned by the methods of an [EATVerifier] not
+	// made by [NewVerifier] (wrapped with [ErrVerification]: it fails
+	// closed) and of [Nonces] not made by [NewNonces].
+	ErrInvalidConfig = errors.New("attest: invalid configuration")
 )
 
 // Reason says which check refused evidence or a result.

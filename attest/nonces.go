@@ -149,6 +149,9 @@ func (n *Nonces) Issue() ([]byte, error) { return n.IssueFor("") }
 // MaxOutstanding nonces, or MaxPerOwner of owner's, are outstanding, and
 // the error of the random source if it fails.
 func (n *Nonces) IssueFor(owner string) ([]byte, error) {
+	if n == nil || n.entries == nil {
+		return nil, fmt.Errorf("attest: %w: Nonces not made by NewNonces", ErrInvalidConfig)
+	}
 	var key [NonceSize]byte
 	if _, err := io.ReadFull(n.rand, key[:]); err != nil {
 		return nil, fmt.Errorf("attest: reading nonce: %w", err)
@@ -193,6 +196,9 @@ func (n *Nonces) Consume(nonce []byte) error {
 func (n *Nonces) consume(nonce []byte) *VerificationError {
 	if len(nonce) != NonceSize {
 		return verr(ReasonNonceUnknown, nil, "nonce of %d bytes (ztm issues %d)", len(nonce), NonceSize)
+	}
+	if n == nil || n.entries == nil {
+		return verr(ReasonNonceUnknown, nil, "Nonces not made by NewNonces issued no nonce")
 	}
 	key := [NonceSize]byte(nonce)
 	now := n.now()

@@ -240,6 +240,9 @@ func (v *EATVerifier) Verify(ctx context.Context, evidence []byte) (*Result, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := v.made(); err != nil {
+		return nil, err
+	}
 	now := v.cfg.Time()
 	ev, verr := v.decode(evidence, now)
 	if verr != nil {
@@ -252,10 +255,23 @@ func (v *EATVerifier) Verify(ctx context.Context, evidence []byte) (*Result, err
 // none): a jig asks it for the challenge it sends the device.
 func (v *EATVerifier) Nonces() *Nonces { return v.cfg.Nonces }
 
+// made returns an error, wrapping ErrInvalidConfig and ErrVerification, for
+// a verifier not made by NewVerifier (a zero EATVerifier), which refuses
+// everything.
+func (v *EATVerifier) made() error {
+	if v == nil || v.cfg.Time == nil {
+		return fmt.Errorf("attest: %w: EATVerifier not made by NewVerifier: %w", ErrInvalidConfig, ErrVerification)
+	}
+	return nil
+}
+
 // Decode checks evidence without appraising it or consuming its nonce: size,
 // strict encoding, algorithm, signer trust and signature. It returns an
 // error wrapping [ErrVerification] on any failure.
 func (v *EATVerifier) Decode(evidence []byte) (*Evidence, error) {
+	if err := v.made(); err != nil {
+		return nil, err
+	}
 	ev, err := v.decode(evidence, v.cfg.Time())
 	if err != nil {
 		return nil, err

@@ -44,6 +44,9 @@ func (a *Authority) setFault(err error) error {
 // use it reads the newest stored checkpoint and checks the ledger against
 // it.
 func (a *Authority) usable(ctx context.Context) error {
+	if err := a.made(); err != nil {
+		return err
+	}
 	s := &a.checkpoints
 	if !s.ready.Load() {
 		s.mu.Lock()
@@ -188,6 +191,9 @@ func (a *Authority) checkpointLocked(ctx context.Context, crlNumber *big.Int) (*
 // failures (a store briefly unavailable) are retried at the next tick.
 // Run it in its own goroutine.
 func (a *Authority) RunCheckpoints(ctx context.Context) error {
+	if err := a.made(); err != nil {
+		return err
+	}
 	t := time.NewTicker(a.checkpoints.interval)
 	defer t.Stop()
 	for {

@@ -321,6 +321,16 @@ func (a *Authority) checkRequester(req *Request, requester string, now time.Time
 	return auth, serial, nil
 }
 
+// made returns an error wrapping ErrInvalidConfig for an Authority not
+// made by New (a zero Authority): its methods return it instead of
+// panicking.
+func (a *Authority) made() error {
+	if a == nil || a.signer == nil || a.ledger == nil || len(a.chain) == 0 {
+		return fmt.Errorf("ca: %w: Authority not made by New", ErrInvalidConfig)
+	}
+	return nil
+}
+
 // Issue checks req and, if everything passes, issues a certificate,
 // records it durably in the ledger and returns it: it is [Authority.Check]
 // then [Authority.IssueChecked]. Refusals, which leave no certificate and
@@ -606,6 +616,9 @@ func (a *Authority) appendRefused(c *Checked, err error) error {
 // ErrRepeatRevoked when its certificate is revoked; an
 // *AuthorizationError wrapping ErrRequesterRevoked when the station is.
 func (a *Authority) Repeat(ctx context.Context, key []byte, requester, profile string) (*x509.Certificate, error) {
+	if err := a.made(); err != nil {
+		return nil, err
+	}
 	if len(key) == 0 {
 		return nil, fmt.Errorf("ca: %w: empty idempotency key", ErrUnknownRequest)
 	}

@@ -215,6 +215,9 @@ const IntermediateProfile = "intermediate-ca"
 // to the Authority's. Errors wrap ErrInvalidConfig for req, or are the
 // ledger's; on any error no certificate is returned.
 func (a *Authority) IssueIntermediate(ctx context.Context, req IntermediateRequest, requester string) (*x509.Certificate, error) {
+	if err := a.made(); err != nil {
+		return nil, err
+	}
 	if (req.Parent != nil && !req.Parent.Equal(a.chain[0])) ||
 		(req.ParentSigner != nil && !publicKeysEqual(a.chain[0].PublicKey, req.ParentSigner.Public())) {
 		return nil, fmt.Errorf("ca: %w: the intermediate's parent must be the Authority's certificate and key", ErrInvalidConfig)
@@ -248,6 +251,9 @@ func (a *Authority) IssueIntermediate(ctx context.Context, req IntermediateReque
 // ErrSerialExists when its serial number is recorded already, or the
 // ledger's.
 func (a *Authority) RecordIntermediate(ctx context.Context, cert *x509.Certificate, requester string) error {
+	if err := a.made(); err != nil {
+		return err
+	}
 	if err := checkRequesterName(requester); err != nil {
 		return err
 	}

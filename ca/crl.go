@@ -157,6 +157,9 @@ func (a *Authority) CRLHandler() http.Handler {
 // serial, revoked or not, or ErrUnknownSerial. A record that is not that
 // serial's issuance, or does not match its hash, gives a *ChainError.
 func (a *Authority) IssuedCertificate(ctx context.Context, serial *big.Int) (*x509.Certificate, error) {
+	if err := a.made(); err != nil {
+		return nil, err
+	}
 	st, err := a.ledger.Lookup(ctx, serial)
 	if err != nil {
 		return nil, err

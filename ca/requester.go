@@ -42,6 +42,9 @@ func (a *Authority) verifyStation(cert *x509.Certificate, now time.Time) (*big.I
 // ledger; [Authority.CheckStation] does. A refusal is an
 // *AuthorizationError wrapping ErrNotAuthorized.
 func (a *Authority) VerifyStation(cert *x509.Certificate) error {
+	if err := a.made(); err != nil {
+		return err
+	}
 	if cert == nil {
 		return fmt.Errorf("ca: %w: no station certificate", ErrInvalidRequest)
 	}
@@ -60,6 +63,9 @@ func (a *Authority) VerifyStation(cert *x509.Certificate) error {
 // or ErrRequesterUnknown where the ledger decided. Issue still decides
 // revocation again in the transaction that records an issuance.
 func (a *Authority) CheckStation(ctx context.Context, cert *x509.Certificate) error {
+	if err := a.made(); err != nil {
+		return err
+	}
 	if cert == nil {
 		return fmt.Errorf("ca: %w: no station certificate", ErrInvalidRequest)
 	}
@@ -102,6 +108,9 @@ func (p Profile) Renewable() bool { return p.Kind == LDevID || p.Kind == Station
 // Refusals wrap ErrNotAuthorized (in an *AuthorizationError) or
 // ErrUnknownProfile; a ledger failure is returned as is.
 func (a *Authority) CheckRenewal(ctx context.Context, cur *x509.Certificate, profile string) error {
+	if err := a.made(); err != nil {
+		return err
+	}
 	p, ok := a.profiles[profile]
 	if !ok {
 		return fmt.Errorf("ca: %w: %q", ErrUnknownProfile, profile)

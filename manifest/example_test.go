@@ -272,3 +272,38 @@ func ExampleVerifyAll() {
 	// device-6: layout
 	// unauthorized signer: 1 layout: 1
 }
+
+// An OEM writes its policy as JSON, reviews it as text, and signs it with
+// SignPolicy. Decoding is strict: a misspelt field is refused, not
+// ignored.
+func ExampleParsePolicyJSON() {
+	keyJSON, err := json.Marshal(pemPublicKey(newKey()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	policy, err := manifest.ParsePolicyJSON([]byte(`{
+	  "name": "acme-widget-line", "version": 3, "issuer": "ACME",
+	  "keys": [{"name": "chipco", "publicKey": ` + string(keyJSON) + `}],
+	  "steps": [
+	    {"name": "die-sort", "signers": ["chipco"]},
+	    {"name": "final-test", "signers": ["chipco"]},
+	    {"name": "key-destroyed", "signers": ["chipco"], "optional": true}
+	  ]
+	}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s v%d by %s\n", policy.Name, policy.Version, policy.Issuer)
+	for _, r := range policy.Steps {
+		fmt.Println(r.Name, r.Signers, "optional:", r.Optional)
+	}
+
+	_, err = manifest.ParsePolicyJSON([]byte(`{"name": "p", "version": 1, "issuer": "ACME", "step": []}`))
+	fmt.Println("misspelt field refused:", errors.Is(err, manifest.ErrMalformed))
+	// Output:
+	// acme-widget-line v3 by ACME
+	// die-sort [chipco] optional: false
+	// final-test [chipco] optional: false
+	// key-destroyed [chipco] optional: true
+	// misspelt field refused: true
+}

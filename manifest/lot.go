@@ -90,15 +90,26 @@ func hashChildren(l, r []byte) []byte {
 	return sum[:]
 }
 
+// errNotNewLot is returned by the methods of a Lot not made by NewLot.
+var errNotNewLot = errors.New("manifest: Lot not made by NewLot")
+
 // ID returns the lot's identifier.
 func (l *Lot) ID() string { return l.id }
 
 // Len returns the number of leaves added.
-func (l *Lot) Len() uint64 { return l.rng.End() }
+func (l *Lot) Len() uint64 {
+	if l.rng == nil {
+		return 0
+	}
+	return l.rng.End()
+}
 
 // Add appends a device's latest signed step (its exact COSE_Sign1 bytes)
 // and returns its leaf index.
 func (l *Lot) Add(step []byte) (uint64, error) {
+	if l.rng == nil || l.h == nil {
+		return 0, errNotNewLot
+	}
 	// RFC 9162 leaf hash, SHA-256(0x00 ‖ step), with a reused hash state.
 	l.h.Reset()
 	l.h.Write([]byte{0})
@@ -113,6 +124,9 @@ func LeafHash(step []byte) []byte { return hasher().HashLeaf(step) }
 // AddLeafHash appends a leaf by its RFC 9162 leaf hash ([LeafHash]), for
 // callers that stored it. It returns the leaf index.
 func (l *Lot) AddLeafHash(h []byte) (uint64, error) {
+	if l.rng == nil {
+		return 0, errNotNewLot
+	}
 	if len(h) != 32 {
 		return 0, fmt.Errorf("manifest: leaf hash of %d bytes, want 32", len(h))
 	}
@@ -137,7 +151,7 @@ func (l *Lot) visit(id compact.NodeID, hash []byte) {
 // Root returns the tree's root hash (RFC 9162 §2.1.1). The empty tree's
 // root is SHA-256 of the empty string.
 func (l *Lot) Root() []byte {
-	if l.rng.End() == 0 {
+	if l.Len() == 0 {
 		return hasher().EmptyRoot()
 	}
 	root, err := l.rng.GetRootHash(nil)
@@ -234,6 +248,9 @@ type LotManifest struct {
 func (l *Lot) Sign(rand io.Reader, s *StepSigner, issuedAt time.Time) (*LotManifest, error) {
 	if l.Len() == 0 {
 		return nil, errors.New("manifest: empty lot")
+	}
+	if s == nil || s.signer == nil {
+		return nil, errors.New("manifest: StepSigner not made by NewStepSigner")
 	}
 	vds, size := int64(vdsRFC9162SHA256), l.Len()
 	h := receiptProtected{Alg: s.alg.COSE(), KID: s.kid, X5T: s.x5t, VDS: &vds, Size: &size,

@@ -198,6 +198,9 @@ func (s *StepSigner) sign1(rand io.Reader, contentType uint64, sub string, iat u
 }
 
 func (s *StepSigner) sign1msg(rand io.Reader, contentType uint64, sub string, iat uint64, payload []byte) ([]byte, *cose.Sign1Message, error) {
+	if s == nil || s.signer == nil {
+		return nil, nil, errors.New("manifest: StepSigner not made by NewStepSigner")
+	}
 	rawProt, err := s.protected(contentType, sub, iat)
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest: failed to encode protected header: %w", err)

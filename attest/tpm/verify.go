@@ -225,6 +225,16 @@ type Verifier struct {
 
 var _ attest.Verifier = (*Verifier)(nil)
 
+// made returns an error, wrapping attest.ErrInvalidConfig and
+// attest.ErrVerification, for a Verifier not made by NewVerifier (a zero
+// Verifier), which refuses everything.
+func (v *Verifier) made() error {
+	if v == nil || v.cfg.Time == nil {
+		return fmt.Errorf("tpm: %w: Verifier not made by NewVerifier: %w", attest.ErrInvalidConfig, attest.ErrVerification)
+	}
+	return nil
+}
+
 // NewVerifier returns a verifier for cfg. It returns an error for reference
 // values with a PCR index out of range or a value that is not 32 bytes.
 func NewVerifier(cfg Config) (*Verifier, error) {
@@ -280,6 +290,9 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte) (*attest.Result,
 // nonce: size, structure, AK, signature and PCR values. Errors are
 // [*attest.VerificationError]s.
 func (v *Verifier) Decode(evidence []byte) (*Quote, error) {
+	if err := v.made(); err != nil {
+		return nil, err
+	}
 	if len(evidence) > v.cfg.MaxSize {
 		return nil, refuse(attest.ReasonTooLarge, nil, "%d bytes, limit %d", len(evidence), v.cfg.MaxSize)
 	}
@@ -295,6 +308,9 @@ func (v *Verifier) Decode(evidence []byte) (*Quote, error) {
 // caller to keep as the next quote's [VerifyOptions.Since].
 func (v *Verifier) VerifyQuote(ctx context.Context, evidence []byte, opts VerifyOptions) (*attest.Result, *Quote, error) {
 	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	if err := v.made(); err != nil {
 		return nil, nil, err
 	}
 	now := v.cfg.Time()

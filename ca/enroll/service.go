@@ -205,6 +205,15 @@ func New(cfg Config) (*Service, error) {
 // Authority returns the Service's Authority.
 func (s *Service) Authority() *ca.Authority { return s.auth }
 
+// made returns an error wrapping ErrInvalidConfig for a Service not made by
+// New (a zero Service): its methods return it instead of panicking.
+func (s *Service) made() error {
+	if s == nil || s.auth == nil || s.verifier == nil {
+		return fmt.Errorf("enroll: %w: Service not made by New", ErrInvalidConfig)
+	}
+	return nil
+}
+
 // issuersOf is chain without a trailing self-signed root.
 func issuersOf(chain []*x509.Certificate) []*x509.Certificate {
 	var out []*x509.Certificate
@@ -229,6 +238,9 @@ func (s *Service) Issuers() []*x509.Certificate {
 // the ledger, in the transaction that would record an issuance, and by
 // [Service.Nonce]. A refusal is a *RefusalError: ReasonUnauthenticated.
 func (s *Service) VerifyStation(ctx context.Context, cert *x509.Certificate) error {
+	if err := s.made(); err != nil {
+		return err
+	}
 	if err := s.auth.VerifyStation(cert); err != nil {
 		return s.refused(ctx, Requester{Certificate: cert}, "", &RefusalError{Reason: ReasonUnauthenticated, Err: err})
 	}
@@ -258,6 +270,9 @@ func (s *Service) checkStation(ctx context.Context, cert *x509.Certificate) erro
 // retryable, ReasonNonceLimit.
 func (s *Service) Nonce(ctx context.Context, who Requester) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.made(); err != nil {
 		return nil, err
 	}
 	if s.nonces == nil {
@@ -309,6 +324,9 @@ func (s *Service) Enroll(ctx context.Context, who Requester, req *Request, opts 
 }
 
 func (s *Service) enroll(ctx context.Context, who Requester, req *Request, opts Options) ([]*x509.Certificate, error) {
+	if err := s.made(); err != nil {
+		return nil, err
+	}
 	if req == nil || len(req.CSR) == 0 {
 		return nil, refuse(ReasonBadRequest, nil, "no certificate request")
 	}

@@ -8,7 +8,9 @@
 // signing its own steps. The CA runs in process with a SQLite ledger and
 // serves EST over TLS on 127.0.0.1 with mutual TLS by station
 // certificate. Then every device's chain is verified against the OEM's
-// policy and a lot manifest with per-device receipts is signed.
+// policy and a lot manifest with per-device receipts is signed. The summary
+// shows each Provision stage's latency (p50, p99) and the refusals by
+// stage and reason, from the stations' ztm.Observer.
 //
 //	go run ./examples/factoryline                 # 1,000 devices into ./factoryline-out
 //	go run ./examples/factoryline -tamper 10      # and 10 bad devices, each refused
@@ -47,6 +49,7 @@ import (
 
 	"github.com/ztmkit/ztm"
 	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/examples/internal/linestats"
 	"github.com/ztmkit/ztm/examples/internal/progress"
 	"github.com/ztmkit/ztm/examples/linesim"
 	"github.com/ztmkit/ztm/manifest"
@@ -86,6 +89,11 @@ type summary struct {
 	Devices, Accepted, Refused, Injected int
 	RefusedBy                            map[string]int
 	Elapsed                              time.Duration
+	// Stages is each Provision stage's latency and counts, and
+	// RefusedFor the refusals by "stage: reason", as the stations'
+	// ztm.Observer saw them.
+	Stages     []linestats.StageSummary
+	RefusedFor map[string]int
 }
 
 // job is one device to run through the line.
@@ -117,7 +125,8 @@ func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
 	}
 	start := time.Now()
 	lot := "lot-" + start.UTC().Format("20060102-150405")
-	line, err := linesim.NewLine(ctx, linesim.Config{Dir: cfg.Out, Lot: lot, EST: true})
+	stats := &linestats.Stats{}
+	line, err := linesim.NewLine(ctx, linesim.Config{Dir: cfg.Out, Lot: lot, EST: true, Observer: stats})
 	if err != nil {
 		return nil, err
 	}
@@ -235,6 +244,13 @@ func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
 	}
 	fmt.Fprintf(w, "\nthroughput  %.0f devices/s (%v provisioning, %v in all, %d workers)\n",
 		float64(total)/provisioned.Seconds(), provisioned.Round(time.Millisecond), sum.Elapsed.Round(time.Millisecond), cfg.Workers)
+	sum.Stages = stats.Stages()
+	sum.RefusedFor = map[string]int{}
+	keys, counts := stats.Refusals()
+	for i, k := range keys {
+		sum.RefusedFor[k.Stage.String()+": "+k.Reason] = counts[i]
+	}
+	printStages(w, sum.Stages, keys, counts)
 	fmt.Fprintf(w, "CA ledger   %d records, hash chain verified\n", head.Seq)
 	fmt.Fprintf(w, "outputs     %s: ledger.db chains.db policy.cose oem.pem lot.cose chains/ receipts/\n", cfg.Out)
 	if len(unexpected) > 0 {
@@ -414,6 +430,23 @@ func prepareOut(out string) error {
 		}
 	}
 	return nil
+}
+
+// printStages prints each Provision stage's latency (p50, p99) and the
+// refusals by stage and reason, as the stations' Observer saw them.
+func printStages(w io.Writer, stages []linestats.StageSummary, keys []linestats.Refusal, counts []int) {
+	fmt.Fprintf(w, "stages      %-10s %7s %10s %10s %8s\n", "", "count", "p50", "p99", "failed")
+	for _, st := range stages {
+		fmt.Fprintf(w, "            %-10s %7d %10v %10v %8d\n", st.Stage, st.Count,
+			st.P50.Round(time.Microsecond), st.P99.Round(time.Microsecond), st.Failures)
+	}
+	var parts []string
+	for i, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d at %s: %s", counts[i], k.Stage, k.Reason))
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "refusals    %s\n", strings.Join(parts, ", "))
+	}
 }
 
 func sortStrings(s []string) []string {

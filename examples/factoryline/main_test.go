@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ztmkit/ztm"
 	"github.com/ztmkit/ztm/manifest"
 )
 
@@ -29,7 +31,24 @@ func TestLine(t *testing.T) {
 			t.Errorf("refused %q: %d, want 2 (%v)", kind, sum.RefusedBy[kind], sum.RefusedBy)
 		}
 	}
-	for _, want := range []string{"devices     60 (50 honest, 10 bad)", "refused     10", "throughput", "hash chain verified", "provisioned 60/60 devices (100%)"} {
+	wantReasons := map[string]int{"appraisal: debug-enabled": 2, "appraisal: nonce-unknown": 2,
+		"appraisal: measurement-mismatch": 2, "enroll: not-authorized": 2, "enroll: key-binding": 2}
+	if fmt.Sprint(sum.RefusedFor) != fmt.Sprint(wantReasons) {
+		t.Errorf("refusals by reason %v, want %v", sum.RefusedFor, wantReasons)
+	}
+	counts := map[ztm.Stage]int{}
+	for _, st := range sum.Stages {
+		counts[st.Stage] = st.Count
+		if st.P50 > st.P99 || st.P99 <= 0 || st.Running != 0 {
+			t.Errorf("stage %v: %+v", st.Stage, st)
+		}
+	}
+	// 60 devices asked who they are; 54 reached enrollment (50 honest, 2 at
+	// the rogue station, 2 with a substituted key); 50 recorded.
+	if counts[ztm.StageInfo] != 60 || counts[ztm.StageRecord] != 50 || counts[ztm.StageEnroll] != 54 {
+		t.Errorf("stage counts %v", counts)
+	}
+	for _, want := range []string{"devices     60 (50 honest, 10 bad)", "refused     10", "2 at appraisal: nonce-unknown", "            enroll ", "throughput", "hash chain verified", "provisioned 60/60 devices (100%)"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, buf.String())
 		}

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -92,6 +93,10 @@ type Config struct {
 	// certificate. Otherwise each station enrolls in process through the
 	// same enroll.Service (enroll.Service.Local).
 	EST bool
+	// Observer and Logger are set on every partner's station
+	// (ztm.StationConfig.Observer, .Logger). Optional.
+	Observer ztm.Observer
+	Logger   *slog.Logger
 }
 
 // Line is a simulated production line's infrastructure.
@@ -265,7 +270,7 @@ func (l *Line) newPartner(ctx context.Context, r Role, cfg Config) (*Partner, er
 	p.Station, err = ztm.NewStation(ztm.StationConfig{
 		Name: r.String(), Key: key, Chain: p.Chain, Enroller: enr,
 		Verifier: l.StationVerifier, Chains: l.Chains, Store: store,
-		Revoker: l.Authority, Lot: lot,
+		Revoker: l.Authority, Lot: lot, Observer: cfg.Observer, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -187,12 +187,25 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// usable returns ErrClosed after Close, and an error for a Store not made by
+// Open (a zero Store), whose methods would otherwise panic or block. s.mu is
+// held.
+func (s *Store) usable() error {
+	switch {
+	case s.closed:
+		return ErrClosed
+	case s.db == nil || s.reqs == nil:
+		return errors.New("chainstore: Store not made by Open")
+	}
+	return nil
+}
+
 // Close closes the database. Further calls return ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
+	if err := s.usable(); err != nil {
+		return err
 	}
 	s.closed = true
 	close(s.quit)
@@ -237,8 +250,8 @@ func (s *Store) AppendAll(ctx context.Context, raws ...[]byte) ([]*manifest.Sign
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, ErrClosed
+	if err := s.usable(); err != nil {
+		return nil, err
 	}
 	req := &appendReq{steps: steps, res: make(chan error, 1)}
 	select {
@@ -346,8 +359,8 @@ func appendTx(ctx context.Context, head, insert *sql.Stmt, steps []*manifest.Sig
 func (s *Store) Last(ctx context.Context, subject []byte) (*manifest.SignedStep, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, ErrClosed
+	if err := s.usable(); err != nil {
+		return nil, err
 	}
 	var seq int64
 	var raw []byte
@@ -369,8 +382,8 @@ func (s *Store) Last(ctx context.Context, subject []byte) (*manifest.SignedStep,
 func (s *Store) Chain(ctx context.Context, subject []byte) (manifest.Chain, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, ErrClosed
+	if err := s.usable(); err != nil {
+		return nil, err
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT raw FROM steps WHERE subject = ? ORDER BY seq`, subject)
 	if err != nil {
@@ -405,8 +418,8 @@ func (s *Store) Chain(ctx context.Context, subject []byte) (manifest.Chain, erro
 func (s *Store) Lot(ctx context.Context, lot string, fn func(subject, latest []byte) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
+	if err := s.usable(); err != nil {
+		return err
 	}
 	rows, err := s.read.QueryContext(ctx, `
 SELECT s.subject, s.raw FROM steps s

@@ -148,6 +148,9 @@ func (c *Client) url(label, op string) string {
 // do runs one EST exchange with the Retry-After loop and returns the
 // decoded base64 body of a 200 answer of media type want.
 func (c *Client) do(ctx context.Context, method, label, op string, body []byte, hdr http.Header, want string) ([]byte, error) {
+	if c == nil || c.hc == nil || c.base == nil {
+		return nil, fmt.Errorf("est: %w: Client not made by NewClient", ErrInvalidConfig)
+	}
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, method, c.url(label, op), bytes.NewReader(body))
 		if err != nil {

@@ -171,6 +171,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Service == nil {
 		return nil, fmt.Errorf("est: %w: no Service", ErrInvalidConfig)
 	}
+	if cfg.Service.Authority() == nil {
+		return nil, fmt.Errorf("est: %w: Service not made by enroll.New", ErrInvalidConfig)
+	}
 	s := &Server{
 		svc: cfg.Service, def: cfg.DefaultProfile, maxBody: cfg.MaxBodySize,
 		reqBind: cfg.RequireChannelBinding, retry: cfg.RetryAfter, log: cfg.Logger,
@@ -239,6 +242,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s == nil || s.svc == nil {
+		http.Error(w, "est: server not made by NewServer", http.StatusInternalServerError)
+		return
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
 	if !ok {
 		s.fail(w, http.StatusNotFound, "not an EST path")

@@ -23,6 +23,9 @@ func (l *Ledger) setFault(err error) error {
 
 // refusal returns the error a Ledger found corrupt answers with, or nil.
 func (l *Ledger) refusal() error {
+	if err := l.checkOpen(); err != nil {
+		return err
+	}
 	if f := l.fault.Load(); f != nil {
 		return fmt.Errorf("postgres ledger: refusing to use a corrupt ledger (repair it and open it again): %w", *f)
 	}

@@ -170,6 +170,9 @@ func newLedger(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Ledger, er
 // queued appends with [ca.ErrLedgerClosed], and closes the pool if Open
 // made it. It is idempotent.
 func (l *Ledger) Close() error {
+	if l.closing == nil {
+		return nil // not made by Open or New: nothing to close
+	}
 	l.closeOnce.Do(func() {
 		close(l.closing)
 		<-l.done
@@ -193,7 +196,13 @@ func (l *Ledger) lost(err error) {
 	}
 }
 
+// closed reports whether the ledger is closed; a Ledger not made by Open or
+// New (a zero Ledger) is, so that its methods return an error instead of
+// panicking.
 func (l *Ledger) closed() bool {
+	if l.pool == nil || l.closing == nil {
+		return true
+	}
 	select {
 	case <-l.closing:
 		return true

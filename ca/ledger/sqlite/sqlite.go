@@ -340,6 +340,9 @@ func (l *Ledger) init(ctx context.Context) error {
 // Close stops the writer, waiting for appends in progress, and closes the
 // database. It is idempotent.
 func (l *Ledger) Close() error {
+	if l.closing == nil {
+		return nil // not made by Open: nothing to close
+	}
 	var err error
 	l.closeOnce.Do(func() {
 		close(l.closing)
@@ -351,7 +354,13 @@ func (l *Ledger) Close() error {
 	return err
 }
 
+// closed reports whether the ledger is closed; a Ledger not made by Open (a
+// zero Ledger) is, so that its methods return ca.ErrLedgerClosed instead of
+// panicking.
 func (l *Ledger) closed() bool {
+	if l.db == nil {
+		return true
+	}
 	select {
 	case <-l.closing:
 		return true

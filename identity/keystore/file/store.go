@@ -473,6 +473,9 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) check(ctx context.Context) error {
+	if s.dir == "" || s.rand == nil {
+		return errors.New("file: Store not made by Open")
+	}
 	if s.closed.Load() {
 		return fmt.Errorf("file: %w", keystore.ErrClosed)
 	}

@@ -20,7 +20,8 @@ func init() {
 	})
 }
 
-// Store is an in-memory [keystore.Store]. It is safe for concurrent use.
+// Store is an in-memory [keystore.Store]. The zero Store is an empty store
+// ready to use. It is safe for concurrent use.
 type Store struct {
 	mu     sync.RWMutex
 	keys   map[string]*softkey.Key
@@ -57,6 +58,9 @@ func (s *Store) Create(ctx context.Context, req keystore.CreateRequest) (keystor
 	}
 	if _, ok := s.keys[req.Label]; ok {
 		return nil, fmt.Errorf("mem: %w: %q", keystore.ErrExists, req.Label)
+	}
+	if s.keys == nil {
+		s.keys = make(map[string]*softkey.Key)
 	}
 	var k *softkey.Key
 	k = softkey.New(req.Label, req.Algorithm, signer, func() error { return s.live(req.Label, k) })

@@ -94,10 +94,18 @@ func (s *Store) Config() Config { return s.cfg }
 // from its mechanism list when the store was opened, in
 // [keystore.Algorithms] order. Create refuses the others with
 // [keystore.ErrUnsupportedAlgorithm].
-func (s *Store) Algorithms() []keystore.Algorithm { return slices.Clone(s.tok.algs) }
+func (s *Store) Algorithms() []keystore.Algorithm {
+	if s.tok == nil {
+		return nil
+	}
+	return slices.Clone(s.tok.algs)
+}
 
 // begin starts an operation; end must follow when it returns nil.
 func (s *Store) begin() error {
+	if s.tok == nil || s.pool == nil {
+		return errors.New("pkcs11: Store not made by Open")
+	}
 	s.ops.RLock()
 	if s.closed {
 		s.ops.RUnlock()

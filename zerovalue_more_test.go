@@ -1,0 +1,87 @@
+package ztm_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"testing"
+
+	"github.com/ztmkit/ztm"
+	"github.com/ztmkit/ztm/attest"
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/examples/linesim"
+	"github.com/ztmkit/ztm/identity/keyseal"
+	"github.com/ztmkit/ztm/manifest"
+	"github.com/ztmkit/ztm/manifest/chainstore"
+	"github.com/ztmkit/ztm/transport/est"
+)
+
+// TestMisconfigured walks configurations that compile but are wrong: a
+// configured value that was never made by its constructor, typed nil
+// pointers in interface fields, nil arguments.
+func TestMisconfigured(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	errOf := func(_ any, err error) error { return err }
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := attest.NewVerifier(attest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// provisionWith makes a station of cfg (Name, Key and Verifier set
+	// here) and provisions a device with it: an error is wanted from either.
+	provisionWith := func(cfg ztm.StationConfig) error {
+		cfg.Name, cfg.Key, cfg.Verifier = "s", key, verifier
+		st, err := ztm.NewStation(cfg)
+		if err != nil {
+			return err
+		}
+		_, err = st.Provision(ctx, &widget{})
+		return err
+	}
+	// A working line, so that Provision would reach the chain store.
+	l := newLine(t)
+	dev, err := l.NewDevice(1, linesim.DeviceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runZeroCases(t, []zeroCase{
+		{"enroll.New(zero Authority)", func() error {
+			return errOf(enroll.New(enroll.Config{Authority: &ca.Authority{}, Verifier: verifier, Nonces: attest.NewNonces(attest.NonceConfig{})}))
+		}},
+		{"est.NewServer(zero Service)", func() error { return errOf(est.NewServer(est.ServerConfig{Service: &enroll.Service{}})) }},
+		{"est.BootstrapCACerts(\"\")", func() error { return errOf(est.BootstrapCACerts(ctx, "", "", nil)) }},
+		{"keyseal.Open(nil)", func() error { return errOf(keyseal.Open(nil, nil, nil)) }},
+		{"keyseal.Open(zero Sealed)", func() error { return errOf(keyseal.Open(key, []byte{1}, &keyseal.Sealed{})) }},
+		{"manifest.VerifyAll(nil policy)", func() error {
+			return errOf(manifest.VerifyAll(ctx, func(func(manifest.ChainInput) bool) {}, nil, &manifest.BulkOptions{Workers: -1}))
+		}},
+		{"StationConfig{Chains: (*chainstore.Store)(nil)}", func() error {
+			cm := l.Partners[linesim.ContractManufacturer]
+			st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: cm.Key, Chain: cm.Chain,
+				Enroller: l.Service.Local(enroll.Requester{Certificate: cm.Chain[0]}),
+				Verifier: l.StationVerifier, Chains: (*chainstore.Store)(nil)})
+			if err != nil {
+				return err
+			}
+			_, err = st.Provision(ctx, dev)
+			return err
+		}},
+		{"StationConfig{Enroller: (*est.Client)(nil)}", func() error {
+			return provisionWith(ztm.StationConfig{Enroller: (*est.Client)(nil), Chains: &chainstore.Store{}})
+		}},
+		{"StationConfig{Enroller: (*enroll.Local)(nil)}", func() error {
+			return provisionWith(ztm.StationConfig{Enroller: (*enroll.Local)(nil), Chains: &chainstore.Store{}})
+		}},
+		{"StationConfig{Verifier: (*attest.EATVerifier)(nil)}", func() error {
+			_, err := ztm.NewStation(ztm.StationConfig{Name: "s", Key: key, Enroller: &enroll.Local{},
+				Verifier: (*attest.EATVerifier)(nil), Chains: &chainstore.Store{}})
+			return err
+		}},
+	})
+}
