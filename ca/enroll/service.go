@@ -208,7 +208,7 @@ func (s *Service) Authority() *ca.Authority { return s.auth }
 // made returns an error wrapping ErrInvalidConfig for a Service not made by
 // New (a zero Service): its methods return it instead of panicking.
 func (s *Service) made() error {
-	if s == nil || s.auth == nil || s.verifier == nil {
+	if s == nil || s.auth == nil || s.passed == nil {
 		return fmt.Errorf("enroll: %w: Service not made by New", ErrInvalidConfig)
 	}
 	return nil
