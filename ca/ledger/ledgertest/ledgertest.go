@@ -57,6 +57,7 @@ func Run(t *testing.T, newLedger func(t *testing.T) ca.Ledger, cfg Config) {
 	t.Run("RequesterSerial", k.testRequesterSerial)
 	t.Run("RequesterRevokedRace", k.testRequesterRevokedRace)
 	t.Run("OneLiveDevice", k.testOneLiveDevice)
+	t.Run("DeviceRefusalAlone", k.testDeviceRefusalAlone)
 	t.Run("ConcurrentChainLinear", k.testConcurrentChain)
 	t.Run("CRLNumbers", k.testCRLNumbers)
 	t.Run("CanceledContext", k.testCanceled)
@@ -967,6 +968,41 @@ func (k *kit) testOneLiveDevice(t *testing.T) {
 	hw2 := newSerial(t).Bytes()
 	if ok := k.race(t, l, ca.ErrDeviceProvisioned, func() *ca.Record { return k.deviceIssuance(t, hw2, base.Add(6*time.Second)) }); ok != 1 {
 		t.Fatalf("%d concurrent first issuances for one device recorded", ok)
+	}
+	if _, err := l.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testDeviceRefusalAlone: a device's refusal (ErrDeviceProvisioned) in a
+// group commit refuses that append alone; the others, committed with it,
+// succeed.
+func (k *kit) testDeviceRefusalAlone(t *testing.T) {
+	ctx := context.Background()
+	l := k.open(t)
+	hw := newSerial(t).Bytes()
+	mustAppend(t, l, k.deviceIssuance(t, hw, base), nil)
+	for round := range 5 {
+		var wg sync.WaitGroup
+		errs := make([]error, k.cfg.Concurrency+1)
+		for i := range errs {
+			var r *ca.Record
+			if i == 0 {
+				r = k.deviceIssuance(t, hw, base.Add(time.Duration(round)*time.Second))
+			} else {
+				r = k.issuance(t, newSerial(t), "line", base)
+			}
+			wg.Go(func() { errs[i] = l.Append(ctx, r, nil) })
+		}
+		wg.Wait()
+		if !errors.Is(errs[0], ca.ErrDeviceProvisioned) {
+			t.Fatalf("round %d: second live issuance for a device: %v", round, errs[0])
+		}
+		for i, err := range errs[1:] {
+			if err != nil {
+				t.Fatalf("round %d: append %d beside a device refusal: %v", round, i+1, err)
+			}
+		}
 	}
 	if _, err := l.Verify(ctx); err != nil {
 		t.Fatal(err)

@@ -536,7 +536,8 @@ func (l *Ledger) runBatch(batch []op) {
 func isRefusal(err error) bool {
 	return errors.Is(err, ca.ErrSerialExists) || errors.Is(err, ca.ErrQuotaExceeded) || errors.Is(err, ca.ErrRequestExists) ||
 		errors.Is(err, ca.ErrUnknownSerial) || errors.Is(err, ca.ErrAlreadyRevoked) ||
-		errors.Is(err, ca.ErrRequesterRevoked) || errors.Is(err, ca.ErrRequesterUnknown)
+		errors.Is(err, ca.ErrRequesterRevoked) || errors.Is(err, ca.ErrRequesterUnknown) ||
+		errors.Is(err, ca.ErrDeviceProvisioned)
 }
 
 // Stats counts the writer's work since Open.
