@@ -387,31 +387,14 @@ func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovis
 		return nil, &ProvisionError{Stage: stage, Serial: serial, Refused: refused, Err: err}
 	}
 	t.enter(ctx, StageInfo)
-	info, err := dev.Info(ctx)
+	info, perr := deviceInfo(ctx, dev)
+	if perr != nil {
+		return nil, perr
+	}
+	serial, subject := info.SerialNumber, info.UEID.Bytes()
+	superseded, err := s.preflight(ctx, subject, reprovision)
 	if err != nil {
-		return fail(StageInfo, "", false, err)
-	}
-	serial := info.SerialNumber
-	if err := info.Validate(); err != nil {
-		return fail(StageInfo, serial, true, err)
-	}
-	if info.UEID.IsZero() {
-		return fail(StageInfo, serial, true, errors.New("ztm: device has no UEID"))
-	}
-	subject := info.UEID.Bytes()
-	// A station that could not record the enrollment must not start one:
-	// the certificate would be issued and installed, then left unrecorded.
-	if err := s.mayRecord(StepEnrollment); err != nil {
 		return fail(StageRecord, serial, false, err)
-	}
-	var superseded []byte
-	if reprovision {
-		if err := s.mayRecord(StepReprovisioned); err != nil {
-			return fail(StageRecord, serial, false, err)
-		}
-		if prev, _, err := s.lastEnrollment(ctx, subject); err == nil && prev != nil {
-			superseded = prev.Bytes()
-		}
 	}
 
 	// The device makes its key first, so that its evidence can confirm it
@@ -451,7 +434,6 @@ func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovis
 	}
 	r := &Result{Device: info, Attestation: res, AttestationToken: token, Evidence: evidence}
 
-	var keyStep *manifest.Step
 	if imp != nil {
 		t.enter(ctx, StageKey)
 		csr, err = s.inject(ctx, imp, res.Evidence, subject, r)
@@ -462,32 +444,9 @@ func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovis
 	}
 	r.CSR = csr
 	t.enter(ctx, StageCSR)
-	req, err := identity.CheckCSR(csr, identity.CSRPolicy{
-		SerialNumber:   info.SerialNumber,
-		HardwareModule: info.HardwareModule,
-		Algorithms:     []identity.Algorithm{s.cfg.Algorithm},
-	})
-	if err != nil {
-		return fail(StageCSR, serial, true, err)
-	}
-	if !r.Injected {
-		// Before enrollment: a certificate must not be issued for a step
-		// the station could not then record.
-		if err := s.mayRecord(StepKeyGeneration); err != nil {
-			return fail(StageRecord, serial, false, err)
-		}
-		thumb, err := manifest.KeyThumbprint(req.PublicKey)
-		if err != nil {
-			return fail(StageCSR, serial, true, err)
-		}
-		keyStep = &manifest.Step{
-			Name:      StepKeyGeneration,
-			Artifacts: map[string]manifest.Digest{"csr": manifest.Sum(manifest.SHA256, csr)},
-			Predicate: manifest.Claims{"alg": req.Algorithm.String(), "key": thumb.Value},
-		}
-	} else if !keyMatches(req.PublicKey, r.Steps[0].Step.Predicate["key"]) {
-		// The request must be signed by the key the station injected.
-		return fail(StageCSR, serial, true, errors.New("ztm: request is not signed by the injected key"))
+	req, keyStep, perr := s.checkRequest(info, r)
+	if perr != nil {
+		return nil, perr
 	}
 
 	t.enter(ctx, StageEnroll)
@@ -509,10 +468,102 @@ func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovis
 	}
 	r.Chain = chain
 
-	enroll := &manifest.Step{
+	t.enter(ctx, StageRecord)
+	recorded, err := s.record(ctx, subject, s.enrollmentSteps(r, req, keyStep, superseded)...)
+	if err != nil {
+		return nil, s.notRecorded(ctx, serial, leaf, err)
+	}
+	r.Steps = append(r.Steps, recorded...)
+	return r, nil
+}
+
+// deviceInfo asks the device what it is and checks the answer: valid
+// device info with a UEID. A failure is the *ProvisionError to return.
+func deviceInfo(ctx context.Context, dev Device) (identity.DeviceInfo, *ProvisionError) {
+	info, err := dev.Info(ctx)
+	if err != nil {
+		return info, &ProvisionError{Stage: StageInfo, Err: err}
+	}
+	if err := info.Validate(); err != nil {
+		return info, &ProvisionError{Stage: StageInfo, Serial: info.SerialNumber, Refused: true, Err: err}
+	}
+	if info.UEID.IsZero() {
+		return info, &ProvisionError{Stage: StageInfo, Serial: info.SerialNumber, Refused: true, Err: errors.New("ztm: device has no UEID")}
+	}
+	return info, nil
+}
+
+// preflight refuses, before anything is spent on a device, a station that
+// could not record what Provision (or Reprovision) records: the
+// certificate would be issued and installed, then left unrecorded. For a
+// re-provisioning it returns the serial number of the certificate the
+// device's last enrollment step names (nil if none), which the
+// reprovisioned step will name as superseded.
+func (s *Station) preflight(ctx context.Context, subject []byte, reprovision bool) ([]byte, error) {
+	if err := s.mayRecord(StepEnrollment); err != nil {
+		return nil, err
+	}
+	if !reprovision {
+		return nil, nil
+	}
+	if err := s.mayRecord(StepReprovisioned); err != nil {
+		return nil, err
+	}
+	if prev, _, err := s.lastEnrollment(ctx, subject); err == nil && prev != nil {
+		return prev.Bytes(), nil
+	}
+	return nil, nil
+}
+
+// checkRequest checks the device's request (r.CSR) against the device
+// and, for a generated key, returns the key-generation step to record
+// with the enrollment; for an injected key, that the request is signed by
+// the key the station injected (r.Steps[0]). A failure is the
+// *ProvisionError to return.
+func (s *Station) checkRequest(info identity.DeviceInfo, r *Result) (*identity.CSR, *manifest.Step, *ProvisionError) {
+	fail := func(stage Stage, refused bool, err error) (*identity.CSR, *manifest.Step, *ProvisionError) {
+		return nil, nil, &ProvisionError{Stage: stage, Serial: info.SerialNumber, Refused: refused, Err: err}
+	}
+	req, err := identity.CheckCSR(r.CSR, identity.CSRPolicy{
+		SerialNumber:   info.SerialNumber,
+		HardwareModule: info.HardwareModule,
+		Algorithms:     []identity.Algorithm{s.cfg.Algorithm},
+	})
+	if err != nil {
+		return fail(StageCSR, true, err)
+	}
+	if r.Injected {
+		if !keyMatches(req.PublicKey, r.Steps[0].Step.Predicate["key"]) {
+			return fail(StageCSR, true, errors.New("ztm: request is not signed by the injected key"))
+		}
+		return req, nil, nil
+	}
+	// Before enrollment: a certificate must not be issued for a step the
+	// station could not then record.
+	if err := s.mayRecord(StepKeyGeneration); err != nil {
+		return fail(StageRecord, false, err)
+	}
+	thumb, err := manifest.KeyThumbprint(req.PublicKey)
+	if err != nil {
+		return fail(StageCSR, true, err)
+	}
+	return req, &manifest.Step{
+		Name:      StepKeyGeneration,
+		Artifacts: map[string]manifest.Digest{"csr": manifest.Sum(manifest.SHA256, r.CSR)},
+		Predicate: manifest.Claims{"alg": req.Algorithm.String(), "key": thumb.Value},
+	}, nil
+}
+
+// enrollmentSteps are the steps Provision records once the device has
+// installed r.Chain: the key-generation step (keyStep, for a generated
+// key), the enrollment, and for a re-provisioning the reprovisioned step
+// naming the superseded certificate.
+func (s *Station) enrollmentSteps(r *Result, req *identity.CSR, keyStep *manifest.Step, superseded []byte) []*manifest.Step {
+	leaf := r.Chain[0]
+	enrollment := &manifest.Step{
 		Name: StepEnrollment,
 		Artifacts: map[string]manifest.Digest{
-			"ear":         manifest.Sum(manifest.SHA256, token),
+			"ear":         manifest.Sum(manifest.SHA256, r.AttestationToken),
 			"certificate": manifest.Sum(manifest.SHA256, leaf.Raw),
 		},
 		Predicate: manifest.Claims{
@@ -521,20 +572,15 @@ func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovis
 			"key-origin": keyOrigin(r, req).String(),
 		},
 	}
-	steps := []*manifest.Step{enroll}
+	var steps []*manifest.Step
 	if keyStep != nil {
-		steps = []*manifest.Step{keyStep, enroll}
+		steps = append(steps, keyStep)
 	}
+	steps = append(steps, enrollment)
 	if superseded != nil {
 		steps = append(steps, &manifest.Step{Name: StepReprovisioned, Predicate: manifest.Claims{"superseded": superseded}})
 	}
-	t.enter(ctx, StageRecord)
-	recorded, err := s.record(ctx, subject, steps...)
-	if err != nil {
-		return nil, s.notRecorded(ctx, serial, leaf, err)
-	}
-	r.Steps = append(r.Steps, recorded...)
-	return r, nil
+	return steps
 }
 
 // keyOrigin says how the enrolled key came to be: injected by this
