@@ -275,46 +275,42 @@ func Reported(code, detail string) (*RefusalError, bool) {
 		if cr, ok := csrReason(check); ok {
 			e.Err = &ca.CSRError{Reason: cr, Detail: "reported by the CA"}
 		}
-	case ReasonRequesterRevoked:
-		e.Err = ca.ErrRequesterRevoked
-	case ReasonNotAuthorized:
-		e.Err = ca.ErrNotAuthorized
-	case ReasonPolicy:
-		e.Err = ca.ErrPolicy
-	case ReasonUnknownProfile:
-		e.Err = ca.ErrUnknownProfile
-	case ReasonConflict:
-		e.Err = ca.ErrRequestExists
-	case ReasonRepeatRevoked:
-		e.Err = ca.ErrRepeatRevoked
-	case ReasonQuota:
-		e.Err = ca.ErrQuotaExceeded
-	case ReasonNonceLimit:
-		e.Err = attest.ErrNoncesFull
-	case ReasonAlreadyProvisioned:
-		e.Err = ca.ErrDeviceProvisioned
+	default:
+		e.Err = reasonSentinel[r]
 	}
 	return e, true
 }
 
-func attestReason(s string) (attest.Reason, bool) {
-	for r := attest.Reason(0); r < 64; r++ {
-		if n := r.String(); n == s {
+// reasonSentinel is the sentinel a reported refusal of each reason wraps,
+// as the refusal wraps it in process (see fromCA).
+var reasonSentinel = map[Reason]error{
+	ReasonRequesterRevoked:   ca.ErrRequesterRevoked,
+	ReasonNotAuthorized:      ca.ErrNotAuthorized,
+	ReasonPolicy:             ca.ErrPolicy,
+	ReasonUnknownProfile:     ca.ErrUnknownProfile,
+	ReasonConflict:           ca.ErrRequestExists,
+	ReasonRepeatRevoked:      ca.ErrRepeatRevoked,
+	ReasonQuota:              ca.ErrQuotaExceeded,
+	ReasonNonceLimit:         attest.ErrNoncesFull,
+	ReasonAlreadyProvisioned: ca.ErrDeviceProvisioned,
+}
+
+// reasonNamed returns the value of an enum (attest.Reason, ca.CSRReason)
+// whose String is s, trying from first up while String names a value,
+// that is, until it falls back to its unknown form "<unknown>(n)".
+func reasonNamed[R ~int](s string, first R, unknown string) (R, bool) {
+	for r := first; r < first+64; r++ {
+		n := fmt.Sprint(r)
+		if n == s {
 			return r, true
-		} else if strings.HasPrefix(n, "Reason(") {
+		}
+		if strings.HasPrefix(n, unknown+"(") {
 			break
 		}
 	}
 	return 0, false
 }
 
-func csrReason(s string) (ca.CSRReason, bool) {
-	for r := ca.CSRReason(1); r < 64; r++ {
-		if n := r.String(); n == s {
-			return r, true
-		} else if strings.HasPrefix(n, "CSRReason(") {
-			break
-		}
-	}
-	return 0, false
-}
+func attestReason(s string) (attest.Reason, bool) { return reasonNamed(s, attest.Reason(0), "Reason") }
+
+func csrReason(s string) (ca.CSRReason, bool) { return reasonNamed(s, ca.CSRReason(1), "CSRReason") }
