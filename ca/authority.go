@@ -519,6 +519,14 @@ func (a *Authority) IssueChecked(ctx context.Context, c *Checked) (*x509.Certifi
 		}
 	}
 	pkHash := sha256.Sum256(c.csr.csr.RawSubjectPublicKeyInfo)
+	// An IDevID names its device: the certificate carries the request's
+	// one hardwareModuleName, so its DeviceID is known before signing.
+	var device []byte
+	if p.Kind == IDevID {
+		if device, err = deviceID(c.csr.san.HardwareModules); err != nil {
+			return nil, &CSRError{Reason: CSRBadName, Err: err}
+		}
+	}
 	const attempts = 4
 	var supersedes *big.Int
 	for i := 0; ; i++ {
@@ -549,11 +557,8 @@ func (a *Authority) IssueChecked(ctx context.Context, c *Checked) (*x509.Certifi
 			Time:            now.UTC(),
 			Certificate:     der,
 		}
-		if p.Kind == IDevID {
-			if rec.Device, err = DeviceID(cert); err != nil {
-				return nil, &CSRError{Reason: CSRBadName, Err: err}
-			}
-			rec.Supersedes = supersedes
+		if device != nil {
+			rec.Device, rec.Supersedes = device, supersedes
 		}
 		err = a.ledger.Append(ctx, rec, quota)
 		if err == nil {

@@ -244,6 +244,11 @@ func DeviceID(cert *x509.Certificate) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return deviceID(hms)
+}
+
+// deviceID is the DeviceID of the one hardwareModuleName in hms.
+func deviceID(hms []HardwareModuleName) ([]byte, error) {
 	if len(hms) != 1 {
 		return nil, &ExtensionError{Extension: "subjectAltName", Detail: fmt.Sprintf("%d hardwareModuleNames, want 1", len(hms))}
 	}
