@@ -255,12 +255,7 @@ func (l *Ledger) commitBatch(batch []*op, fast bool) (errs []error, retry bool, 
 		strconv.FormatInt(stmtTimeout.Milliseconds(), 10))
 	b.Queue(l.q.appendBatch, append(appendArgs(batch), fast)...)
 	b.Queue("COMMIT")
-	type result struct {
-		refusal   int16
-		seq       *int64
-		prev, sum []byte
-	}
-	var res []result
+	var res []appendResult
 	committed := false
 	br := conn.SendBatch(ctx, b)
 	err = func() error {
@@ -273,10 +268,10 @@ func (l *Ledger) commitBatch(batch []*op, fast bool) (errs []error, retry bool, 
 		if err != nil {
 			return err
 		}
-		var r result
+		var r appendResult
 		if _, err := pgx.ForEachRow(rows, []any{&r.refusal, &r.seq, &r.prev, &r.sum}, func() error {
 			res = append(res, r)
-			r = result{}
+			r = appendResult{}
 			return nil
 		}); err != nil {
 			return err
@@ -316,50 +311,67 @@ func (l *Ledger) commitBatch(batch []*op, fast bool) (errs []error, retry bool, 
 	if len(res) != len(batch) {
 		return nil, false, &Error{Op: "append", Reason: ReasonDatabase, Err: fmt.Errorf("append_batch returned %d rows for %d records", len(res), len(batch))}
 	}
-	errs = make([]error, len(batch))
-	accepted := 0
-	for i, o := range batch {
-		switch res[i].refusal {
-		case 0:
-			r := o.rec
-			if res[i].seq == nil {
-				errs[i] = &Error{Op: "append", Reason: ReasonDatabase, Err: errors.New("append_batch accepted a record without a sequence number")}
-				continue
-			}
-			r.Seq, r.PrevHash, r.Hash = uint64(*res[i].seq), res[i].prev, res[i].sum
-			// The database computed the hash; check it against ours (the
-			// record's ChainHash, from the encoding already split).
-			if h := chainHash(r.PrevHash, o.prefix, r.Seq, o.suffix); !bytes.Equal(h, r.Hash) {
-				errs[i] = &ca.ChainError{Seq: r.Seq, Reason: "hash computed by the database differs from the record's ChainHash"}
-				continue
-			}
-			accepted++
-		case 1:
-			errs[i] = ca.ErrSerialExists
-		case 2:
-			errs[i] = ca.ErrQuotaExceeded
-		case 3:
-			errs[i] = ca.ErrUnknownSerial
-		case 4:
-			errs[i] = ca.ErrAlreadyRevoked
-		case 5:
-			errs[i] = ca.ErrRequestExists
-		case 6:
-			errs[i] = ca.ErrRequesterUnknown
-		case 7:
-			errs[i] = ca.ErrRequesterRevoked
-		case 8:
-			errs[i] = ca.ErrDeviceProvisioned
-		case 9:
-			errs[i] = errPairRefused
-		default:
-			errs[i] = &Error{Op: "append", Reason: ReasonDatabase, Err: fmt.Errorf("unknown refusal code %d", res[i].refusal)}
-		}
-	}
+	errs, accepted := outcomes(batch, res)
 	l.checkWritten(batch, errs)
 	l.commits.Add(1)
 	l.records.Add(uint64(accepted))
 	return errs, false, nil
+}
+
+// appendResult is one row of append_batch: a refusal code (0: accepted)
+// and, when accepted, where the record was linked.
+type appendResult struct {
+	refusal   int16
+	seq       *int64
+	prev, sum []byte
+}
+
+// outcomes returns each append's answer from append_batch's rows, filling
+// the accepted records' Seq, PrevHash and Hash after checking the hash the
+// database computed against the record's own; and how many were accepted.
+func outcomes(batch []*op, res []appendResult) (errs []error, accepted int) {
+	errs = make([]error, len(batch))
+	for i, o := range batch {
+		if res[i].refusal != 0 {
+			errs[i] = refusal(res[i].refusal)
+			continue
+		}
+		r := o.rec
+		if res[i].seq == nil {
+			errs[i] = &Error{Op: "append", Reason: ReasonDatabase, Err: errors.New("append_batch accepted a record without a sequence number")}
+			continue
+		}
+		r.Seq, r.PrevHash, r.Hash = uint64(*res[i].seq), res[i].prev, res[i].sum
+		// The database computed the hash; check it against ours (the
+		// record's ChainHash, from the encoding already split).
+		if h := chainHash(r.PrevHash, o.prefix, r.Seq, o.suffix); !bytes.Equal(h, r.Hash) {
+			errs[i] = &ca.ChainError{Seq: r.Seq, Reason: "hash computed by the database differs from the record's ChainHash"}
+			continue
+		}
+		accepted++
+	}
+	return errs, accepted
+}
+
+// refusals are the errors of append_batch's refusal codes.
+var refusals = map[int16]error{
+	1: ca.ErrSerialExists,
+	2: ca.ErrQuotaExceeded,
+	3: ca.ErrUnknownSerial,
+	4: ca.ErrAlreadyRevoked,
+	5: ca.ErrRequestExists,
+	6: ca.ErrRequesterUnknown,
+	7: ca.ErrRequesterRevoked,
+	8: ca.ErrDeviceProvisioned,
+	9: errPairRefused,
+}
+
+// refusal returns the error of an append_batch refusal code.
+func refusal(code int16) error {
+	if err, ok := refusals[code]; ok {
+		return err
+	}
+	return &Error{Op: "append", Reason: ReasonDatabase, Err: fmt.Errorf("unknown refusal code %d", code)}
 }
 
 // errPairRefused answers a superseding revocation whose issuance was
