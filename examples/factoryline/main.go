@@ -160,10 +160,64 @@ func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
 	}()
 	go func() { wg.Wait(); close(results) }()
 
-	sum := &summary{Devices: total, RefusedBy: map[string]int{}}
-	var accepted []outcome
-	var unexpected []string
-	var sample *outcome
+	sum, accepted, unexpected, sample := tally(results, total, prog)
+	prog.Done()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	provisioned := time.Since(start)
+
+	// The OEM checks every accepted device's chain against its policy.
+	policy := line.Policy()
+	refused, err := checkChains(ctx, line, policy, cfg.Out, accepted)
+	if err != nil {
+		return nil, err
+	}
+	unexpected = append(unexpected, refused...)
+	if err := writeLot(ctx, line, cfg.Out, accepted); err != nil {
+		return nil, err
+	}
+	if err := writePolicy(line, cfg.Out, policy); err != nil {
+		return nil, err
+	}
+	if sample != nil {
+		if err := os.WriteFile(filepath.Join(cfg.Out, "sample-evidence.cwt"), sample.res.Evidence, 0o644); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(cfg.Out, "sample-ear.cwt"), sample.res.AttestationToken, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	head, err := line.Ledger.Verify(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("CA ledger: %w", err)
+	}
+	sum.Elapsed = time.Since(start)
+
+	sum.Stages = stats.Stages()
+	sum.RefusedFor = map[string]int{}
+	keys, counts := stats.Refusals()
+	for i, k := range keys {
+		sum.RefusedFor[k.Stage.String()+": "+k.Reason] = counts[i]
+	}
+	printSummary(w, cfg, sum, policy.Name, total, provisioned)
+	printStages(w, sum.Stages, keys, counts)
+	fmt.Fprintf(w, "CA ledger   %d records, hash chain verified\n", head.Seq)
+	fmt.Fprintf(w, "outputs     %s: ledger.db chains.db policy.cose oem.pem lot.cose chains/ receipts/\n", cfg.Out)
+	if len(unexpected) > 0 {
+		for _, u := range unexpected {
+			fmt.Fprintln(w, "UNEXPECTED:", u)
+		}
+		return sum, fmt.Errorf("%d unexpected outcomes", len(unexpected))
+	}
+	return sum, nil
+}
+
+// tally counts the outcomes as they come: accepted honest devices (kept
+// for the OEM's check), refusals of the bad ones by kind and stage, and
+// anything unexpected; sample is the first accepted device.
+func tally(results <-chan outcome, total int, prog *progress.Bar) (sum *summary, accepted []outcome, unexpected []string, sample *outcome) {
+	sum = &summary{Devices: total, RefusedBy: map[string]int{}}
 	for o := range results {
 		prog.Tick()
 		switch {
@@ -187,53 +241,39 @@ func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
 			unexpected = append(unexpected, fmt.Sprintf("device %d (%v): %v", o.n, o.tamper, o.err))
 		}
 	}
-	prog.Done()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	provisioned := time.Since(start)
+	return sum, accepted, unexpected, sample
+}
 
-	// The OEM checks every accepted device's chain against its policy.
-	policy := line.Policy()
+// checkChains verifies each accepted device's chain against the policy,
+// as the OEM does, and writes those that pass to out/chains. It returns a
+// line for each chain the policy refuses.
+func checkChains(ctx context.Context, line *linesim.Line, policy *manifest.Policy, out string, accepted []outcome) ([]string, error) {
+	var refused []string
 	for _, o := range accepted {
 		chain, err := line.Chains.Chain(ctx, o.dev.UEID())
 		if err != nil {
 			return nil, err
 		}
 		if rep := manifest.Verify(ctx, chain, policy, nil); !rep.OK() {
-			unexpected = append(unexpected, fmt.Sprintf("device %s: chain refused by the policy:\n%s", o.dev.Serial(), rep))
+			refused = append(refused, fmt.Sprintf("device %s: chain refused by the policy:\n%s", o.dev.Serial(), rep))
 			continue
 		}
 		raw, err := chain.Marshal()
 		if err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(filepath.Join(cfg.Out, "chains", o.dev.Serial()+".chain"), raw, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(out, "chains", o.dev.Serial()+".chain"), raw, 0o644); err != nil {
 			return nil, err
 		}
 	}
-	if err := writeLot(ctx, line, cfg.Out, accepted); err != nil {
-		return nil, err
-	}
-	if err := writePolicy(line, cfg.Out, policy); err != nil {
-		return nil, err
-	}
-	if sample != nil {
-		if err := os.WriteFile(filepath.Join(cfg.Out, "sample-evidence.cwt"), sample.res.Evidence, 0o644); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(filepath.Join(cfg.Out, "sample-ear.cwt"), sample.res.AttestationToken, 0o644); err != nil {
-			return nil, err
-		}
-	}
-	head, err := line.Ledger.Verify(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("CA ledger: %w", err)
-	}
-	sum.Elapsed = time.Since(start)
+	return refused, nil
+}
 
+// printSummary prints the line's outcome: devices, accepted, refused by
+// kind, throughput.
+func printSummary(w io.Writer, cfg config, sum *summary, policy string, total int, provisioned time.Duration) {
 	fmt.Fprintf(w, "\ndevices     %d (%d honest, %d bad)\n", total, cfg.Devices, cfg.Tamper)
-	fmt.Fprintf(w, "accepted    %d (%d with an injected key), every chain verified against policy %q\n", sum.Accepted, sum.Injected, policy.Name)
+	fmt.Fprintf(w, "accepted    %d (%d with an injected key), every chain verified against policy %q\n", sum.Accepted, sum.Injected, policy)
 	fmt.Fprintf(w, "refused     %d", sum.Refused)
 	if len(sum.RefusedBy) > 0 {
 		var kinds []string
@@ -244,22 +284,6 @@ func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
 	}
 	fmt.Fprintf(w, "\nthroughput  %.0f devices/s (%v provisioning, %v in all, %d workers)\n",
 		float64(total)/provisioned.Seconds(), provisioned.Round(time.Millisecond), sum.Elapsed.Round(time.Millisecond), cfg.Workers)
-	sum.Stages = stats.Stages()
-	sum.RefusedFor = map[string]int{}
-	keys, counts := stats.Refusals()
-	for i, k := range keys {
-		sum.RefusedFor[k.Stage.String()+": "+k.Reason] = counts[i]
-	}
-	printStages(w, sum.Stages, keys, counts)
-	fmt.Fprintf(w, "CA ledger   %d records, hash chain verified\n", head.Seq)
-	fmt.Fprintf(w, "outputs     %s: ledger.db chains.db policy.cose oem.pem lot.cose chains/ receipts/\n", cfg.Out)
-	if len(unexpected) > 0 {
-		for _, u := range unexpected {
-			fmt.Fprintln(w, "UNEXPECTED:", u)
-		}
-		return sum, fmt.Errorf("%d unexpected outcomes", len(unexpected))
-	}
-	return sum, nil
 }
 
 // keyBindingRefusal reports whether err is the CA's refusal of a request
