@@ -11,6 +11,7 @@ NEEDS=(
 	"/usr/include/openssl/evp.h libssl-dev"
 	"swtpm swtpm"
 	"tpm2_certify tpm2-tools"
+	"/usr/lib/python3/dist-packages/tpm2_pytss python3-tpm2-pytss"
 	"/usr/lib/softhsm/libsofthsm2.so softhsm2"
 	"softhsm2-util softhsm2"
 	"pkcs11-tool opensc"

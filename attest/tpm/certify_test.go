@@ -1,6 +1,7 @@
 package tpm_test
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -371,5 +372,78 @@ func TestCertifyFromTPM2Tools(t *testing.T) {
 	_, err = attesttpm.VerifyCertify(read("attest2.bin"), read("sig2.bin"), akKey, c.ExtraData, read("loose.pub")[2:], pemKey("loose.pem"))
 	if !errors.As(err, &ve) || ve.Reason != attest.ReasonKeyNotConfirmed || !strings.Contains(err.Error(), "fixedTPM") {
 		t.Fatalf("key without fixedTPM: %v", err)
+	}
+}
+
+// pytssPython is Debian's interpreter, the one python3-tpm2-pytss installs
+// into (a python3 earlier on PATH, such as a pyenv shim, lacks the module).
+const pytssPython = "/usr/bin/python3"
+
+// TestCertifyFromPyTSS verifies a certification that tpm2-pytss (the TCG
+// tpm2-tss ESAPI, driven by testdata/pytss_certify.py) had swtpm make over
+// the CA's nonce as qualifying data, which tpm2-tools 5.4's tpm2_certify
+// cannot set. It verifies for that nonce and key; another nonce, another
+// key, and a certification with one byte changed are refused.
+func TestCertifyFromPyTSS(t *testing.T) {
+	if err := exec.Command(pytssPython, "-c", "import tpm2_pytss").Run(); err != nil {
+		if testing.Short() {
+			t.Skip("python3-tpm2-pytss not installed")
+		}
+		t.Fatalf("tpm2_pytss not importable by %s: install the Debian package python3-tpm2-pytss (scripts/install-deps.sh does): %v", pytssPython, err)
+	}
+	tcti := startSwtpmPair(t)
+	dir := t.TempDir()
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	cmd := exec.Command(pytssPython, filepath.Join("testdata", "pytss_certify.py"),
+		strings.TrimPrefix(tcti, "swtpm:"), hex.EncodeToString(nonce), dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pytss_certify.py: %v\n%s", err, out)
+	}
+	read := func(n string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	att, sig, keyPub, akPub := read("attest.bin"), read("sig.bin"), read("key.pub"), read("ak.pub")
+	ak, err := attesttpm.ParsePublic(akPub)
+	if err != nil {
+		t.Fatalf("the AK's TPMT_PUBLIC: %v", err)
+	}
+	key, err := attesttpm.ParsePublic(keyPub)
+	if err != nil {
+		t.Fatalf("the key's TPMT_PUBLIC: %v", err)
+	}
+	c, err := attesttpm.ParseCertification(att)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(c.ExtraData, nonce) {
+		t.Fatalf("extraData %x, want the nonce %x", c.ExtraData, nonce)
+	}
+	p, err := attesttpm.VerifyCertify(att, sig, ak.Key, nonce, keyPub, key.Key)
+	if err != nil {
+		t.Fatalf("tpm2-pytss's certification over the nonce: %v", err)
+	}
+	if !bytes.Equal(p.Name(), c.Name) {
+		t.Fatalf("certified name %x, computed %x", c.Name, p.Name())
+	}
+
+	var ve *attest.VerificationError
+	other := append([]byte(nil), nonce...)
+	other[0] ^= 1
+	if _, err := attesttpm.VerifyCertify(att, sig, ak.Key, other, keyPub, key.Key); !errors.As(err, &ve) || ve.Reason != attest.ReasonNonceUnknown {
+		t.Errorf("another nonce: %v", err)
+	}
+	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if _, err := attesttpm.VerifyCertify(att, sig, ak.Key, nonce, keyPub, otherKey.Public()); !errors.Is(err, attest.ErrKeyNotConfirmed) {
+		t.Errorf("another key: %v", err)
+	}
+	bad := append([]byte(nil), att...)
+	bad[len(bad)-1] ^= 1
+	if _, err := attesttpm.VerifyCertify(bad, sig, ak.Key, nonce, keyPub, key.Key); err == nil {
+		t.Error("a certification with one byte changed verified")
 	}
 }

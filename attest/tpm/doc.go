@@ -45,7 +45,10 @@
 //     its Result's Evidence (attest.FormatTPM) confirms the key (cnf), so
 //     that ca/enroll's key binding holds for TPM devices as for EAT ones.
 //     The Result's Evidence names the device's ueid when the AK
-//     certificate carries a hardwareModuleName.
+//     certificate carries a hardwareModuleName. Certifications made by
+//     implementations ztm did not write verify too: tpm2-tools'
+//     tpm2_certify and tpm2-pytss (the tpm2-tss ESAPI) over the nonce, on
+//     swtpm, in this package's tests.
 //
 // Errors are those of package attest: every refusal wraps
 // [attest.ErrVerification] through an [*attest.VerificationError] whose
