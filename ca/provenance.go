@@ -37,7 +37,7 @@ const (
 	// from one whose authorization lists the key-injection step.
 	ProvenanceInjected KeyProvenance = 4
 
-	maxKeyProvenance
+	maxKeyProvenance KeyProvenance = 5
 )
 
 var provenanceNames = [...]string{

@@ -30,6 +30,11 @@ type Config struct {
 	// behind the ledger's back (for instance its subject or certificate),
 	// so that the kit can check that Verify reports ErrLedgerCorrupt.
 	Tamper func(t *testing.T, l ca.Ledger, seq uint64)
+	// TamperProvenance, if set, changes the stored key provenance
+	// (ca.Record.KeyProvenance) of the issuance with sequence number seq
+	// to another valid value behind the ledger's back, so that the kit can
+	// check that the record's hash covers it.
+	TamperProvenance func(t *testing.T, l ca.Ledger, seq uint64)
 	// Reopen, if set, closes l and opens the same storage again, so that
 	// the kit can check that records persist.
 	Reopen func(t *testing.T, l ca.Ledger) ca.Ledger
@@ -58,6 +63,7 @@ func Run(t *testing.T, newLedger func(t *testing.T) ca.Ledger, cfg Config) {
 	t.Run("RequesterRevokedRace", k.testRequesterRevokedRace)
 	t.Run("OneLiveDevice", k.testOneLiveDevice)
 	t.Run("DeviceRefusalAlone", k.testDeviceRefusalAlone)
+	t.Run("KeyProvenance", k.testKeyProvenance)
 	t.Run("ConcurrentChainLinear", k.testConcurrentChain)
 	t.Run("CRLNumbers", k.testCRLNumbers)
 	t.Run("CanceledContext", k.testCanceled)
@@ -203,7 +209,8 @@ func (k *kit) testEmpty(t *testing.T) {
 func sameRecord(a, b *ca.Record) error {
 	switch {
 	case a.Seq != b.Seq, a.Kind != b.Kind, a.Serial.Cmp(b.Serial) != 0, a.Subject != b.Subject,
-		a.Profile != b.Profile, a.Requester != b.Requester, a.Reason != b.Reason:
+		a.Profile != b.Profile, a.Requester != b.Requester, a.Reason != b.Reason,
+		a.KeyProvenance != b.KeyProvenance:
 		return fmt.Errorf("scalar fields differ: %+v vs %+v", a, b)
 	case !a.Time.Equal(b.Time):
 		return fmt.Errorf("time %v vs %v", a.Time, b.Time)
@@ -212,7 +219,7 @@ func sameRecord(a, b *ca.Record) error {
 		return fmt.Errorf("requester serial %v vs %v", a.RequesterSerial, b.RequesterSerial)
 	case !bytes.Equal(a.PublicKeyHash, b.PublicKeyHash), !bytes.Equal(a.EvidenceDigest, b.EvidenceDigest),
 		!bytes.Equal(a.StepDigest, b.StepDigest), !bytes.Equal(a.Certificate, b.Certificate),
-		!bytes.Equal(a.IdempotencyKey, b.IdempotencyKey),
+		!bytes.Equal(a.IdempotencyKey, b.IdempotencyKey), !bytes.Equal(a.Device, b.Device),
 		!bytes.Equal(a.PrevHash, b.PrevHash), !bytes.Equal(a.Hash, b.Hash):
 		return fmt.Errorf("byte fields differ")
 	}
