@@ -22,8 +22,12 @@ const (
 	// evidence that names the device but not the key (legacy evidence,
 	// accepted only on a profile configured for it), or no evidence.
 	ProvenanceUnattested KeyProvenance = 1
-	// ProvenanceEATConfirmed: generated in the device and attested by its
-	// EAT, whose cnf claim (RFC 8747, RFC 7800) confirms the request's key.
+	// ProvenanceEATConfirmed: attested by the device's EAT, whose cnf
+	// claim (RFC 8747, RFC 7800) confirms the request's key: the device's
+	// attesting environment holds the key and vouches for it, as a device
+	// that generates its key does. (A station that injected a key the
+	// device then confirms in cnf is recorded so too; the station's
+	// injection step says it injected.)
 	ProvenanceEATConfirmed KeyProvenance = 2
 	// ProvenanceTPMCertified: generated in the device's TPM and certified
 	// there by its attestation key (TPM2_Certify over the CA's nonce; the
