@@ -51,10 +51,11 @@ const (
 	// device installed it. Artifacts "ear" (the station's signed
 	// attestation result) and "certificate" are digests of those exact
 	// bytes; predicate "profile", "serial" (the certificate serial
-	// number, big-endian bytes) and "key-origin", the key's provenance
-	// (enroll.KeyOrigin: "device-attested" when the device generated it
-	// and its evidence confirms it, "injected" when this station injected
-	// it, "unattested" otherwise). The step names nothing that what it names
+	// number, big-endian bytes) and "key-origin", the key's provenance by
+	// the name the CA's ledger records it under (ca.KeyProvenance:
+	// "eat-cnf" or "tpm-certified" when the device generated it and its
+	// evidence confirms it, "injected" when this station injected it,
+	// "unattested" otherwise). The step names nothing that what it names
 	// already holds, to stay under 400 bytes: the EAR carries the evidence
 	// digest and the appraisal status, the certificate the key the request
 	// asked for (and the key-generation step names the request).
@@ -583,18 +584,21 @@ func (s *Station) enrollmentSteps(r *Result, req *identity.CSR, keyStep *manifes
 	return steps
 }
 
-// keyOrigin says how the enrolled key came to be: injected by this
-// station, generated in the device and confirmed by its evidence (cnf),
-// or unattested (legacy evidence without cnf, on a profile that accepts
-// it).
-func keyOrigin(r *Result, req *identity.CSR) enroll.KeyOrigin {
-	switch {
-	case r.Injected:
-		return enroll.KeyInjected
-	case r.Attestation != nil && r.Attestation.Evidence.ConfirmKey(req.PublicKey) == nil:
-		return enroll.KeyDeviceAttested
+// keyOrigin says how the enrolled key came to be, by the names and the
+// rule the CA's ledger records it with (ca.KeyProvenance,
+// enroll.KeyProvenanceOf): injected by this station, generated in the
+// device and confirmed by its evidence (EAT cnf, or TPM-certified), or
+// unattested (legacy evidence without cnf, on a profile that accepts it).
+func keyOrigin(r *Result, req *identity.CSR) ca.KeyProvenance {
+	if r.Injected {
+		return ca.ProvenanceInjected
 	}
-	return enroll.KeyUnattested
+	if r.Attestation != nil {
+		if p, err := enroll.KeyProvenanceOf(r.Attestation.Evidence, req.PublicKey); err == nil {
+			return p
+		}
+	}
+	return ca.ProvenanceUnattested
 }
 
 // errStation marks appraisal failures that are the station's, not the

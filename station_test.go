@@ -116,18 +116,22 @@ func testHonest(t *testing.T, l *linesim.Line) {
 			t.Errorf("enrollment step artifacts do not name the certificate and result")
 		}
 		// The key's provenance: made in the device and confirmed by its
-		// evidence (cnf), or injected by this station.
-		wantOrigin := "device-attested"
+		// evidence (EAT cnf), or injected by this station.
+		wantOrigin := "eat-cnf"
 		if inject {
 			wantOrigin = "injected"
 		}
 		if got := enr.Predicate["key-origin"]; got != wantOrigin {
 			t.Errorf("inject=%v: key-origin %v, want %s", inject, got, wantOrigin)
 		}
-		// The CA recorded the issuance.
+		// The CA recorded the issuance, and the same provenance by the
+		// same name.
 		st, err := l.Ledger.Lookup(context.Background(), d.Chain()[0].SerialNumber)
 		if err != nil || st.Issuance == nil {
 			t.Fatalf("ledger lookup: %v", err)
+		}
+		if got := st.Issuance.KeyProvenance.String(); got != wantOrigin {
+			t.Errorf("inject=%v: ledger records key provenance %s, the enrollment step %s", inject, got, wantOrigin)
 		}
 	}
 	// Injected keys never stay in the station's store.

@@ -277,6 +277,33 @@ type Request struct {
 	// wrapping ErrRequestExists if not. A caller that wants to answer a
 	// retry before any other work can ask [Ledger.LookupRequest] first.
 	IdempotencyKey []byte
+	// KeyProvenance is how the request's key came to be, as the caller
+	// established it (ca/enroll decides it from the evidence and sets it
+	// with [Checked.SetKeyProvenance]); recorded in the ledger with the
+	// issuance. ProvenanceInjected is refused (*AuthorizationError)
+	// unless the requester is a station whose authorization lists
+	// [StepKeyInjection]. If zero, ProvenanceUnrecorded: the record
+	// claims nothing.
+	KeyProvenance KeyProvenance
+}
+
+// StepKeyInjection is the manifest step a station's authorization must
+// list for an issuance with ProvenanceInjected: the station made the key
+// and sealed it to the device ("key-injection"; ztm.Station records it).
+const StepKeyInjection = "key-injection"
+
+// checkProvenance refuses a key provenance the requester may not claim:
+// an unknown value, or an injected key from a requester that is not a
+// station authorized for key injection (reqAuth nil: no station).
+func checkProvenance(p KeyProvenance, reqAuth *StationAuthorization, requester, profile string) error {
+	switch {
+	case !p.valid():
+		return fmt.Errorf("ca: %w: unknown key provenance %d", ErrInvalidRequest, p)
+	case p == ProvenanceInjected && (reqAuth == nil || !reqAuth.AllowsStep(StepKeyInjection)):
+		return &AuthorizationError{Requester: requester, Profile: profile,
+			Reason: "an injected key needs a station authorized for " + StepKeyInjection, Err: ErrNotAuthorized}
+	}
+	return nil
 }
 
 func (a *Authority) requesterID(req *Request) (string, error) {
@@ -362,6 +389,7 @@ type Checked struct {
 	csr             *checkedCSR
 	requester       string
 	requesterSerial *big.Int
+	requesterAuth   *StationAuthorization
 	authExt         []byte
 	time            time.Time
 }
@@ -389,6 +417,21 @@ func (c *Checked) SetApproval(evidenceDigest, stepDigest []byte) error {
 	}
 	c.req.EvidenceDigest = bytes.Clone(evidenceDigest)
 	c.req.StepDigest = bytes.Clone(stepDigest)
+	return nil
+}
+
+// SetKeyProvenance sets how the request's key came to be (see
+// [Request.KeyProvenance]), once it is known: after the request was
+// checked and before it is issued. It returns an error wrapping
+// ErrInvalidRequest for an unknown value, and an *AuthorizationError
+// (ErrNotAuthorized) for ProvenanceInjected when the requester is not a
+// station whose authorization lists [StepKeyInjection]; c is then
+// unchanged.
+func (c *Checked) SetKeyProvenance(p KeyProvenance) error {
+	if err := checkProvenance(p, c.requesterAuth, c.requester, c.req.Profile); err != nil {
+		return err
+	}
+	c.req.KeyProvenance = p
 	return nil
 }
 
@@ -438,9 +481,12 @@ func (a *Authority) Check(ctx context.Context, req *Request) (*Checked, error) {
 	if err := checkGrant(reqAuth, req, requester); err != nil {
 		return nil, err
 	}
+	if err := checkProvenance(req.KeyProvenance, reqAuth, requester, req.Profile); err != nil {
+		return nil, err
+	}
 	c := &Checked{
 		req: *req, profile: p, csr: checked, requester: requester,
-		requesterSerial: requesterSerial, authExt: authExt, time: now,
+		requesterSerial: requesterSerial, requesterAuth: reqAuth, authExt: authExt, time: now,
 	}
 	c.req.CSR = bytes.Clone(req.CSR)
 	c.req.IdempotencyKey = bytes.Clone(req.IdempotencyKey)
@@ -554,6 +600,7 @@ func (a *Authority) IssueChecked(ctx context.Context, c *Checked) (*x509.Certifi
 			StepDigest:      req.StepDigest,
 			IdempotencyKey:  req.IdempotencyKey,
 			RequesterSerial: c.requesterSerial,
+			KeyProvenance:   req.KeyProvenance,
 			Time:            now.UTC(),
 			Certificate:     der,
 		}

@@ -81,6 +81,24 @@
 // retried request gets the certificate already issued for it
 // ([Ledger.LookupRequest]) and never a second one.
 //
+// # Key provenance
+//
+// An issuance records how its key came to be ([Record].KeyProvenance,
+// under the record's hash): generated in the device and attested by its
+// evidence ([ProvenanceEATConfirmed] for an EAT whose cnf names the key,
+// [ProvenanceTPMCertified] for a key its TPM certified), injected by a
+// station and sealed to the device ([ProvenanceInjected], the record's
+// requester naming the station), or [ProvenanceUnattested]. The
+// registration authority, package ca/enroll, decides it from the evidence
+// and sets it on the request ([Checked.SetKeyProvenance]); the Authority
+// refuses an injected key unless the requesting station's authorization
+// lists [StepKeyInjection]. Records made before ledgers held provenance,
+// and issuances requested without one, carry [ProvenanceUnrecorded],
+// which the canonical encoding leaves out: their hashes are unchanged.
+// A third-party [Ledger] must store the field, return it from its
+// lookups and refuse a record [Record.CheckAppendable] refuses; the
+// conformance kit's KeyProvenance subtest checks this.
+//
 // # Checkpoints
 //
 // A hash chain shows a record changed or removed in the middle, not a

@@ -181,6 +181,36 @@ func ExampleRequest_idempotencyKey() {
 	// other requester refused: true
 }
 
+// The ledger records how each certified key came to be. A registration
+// authority (ca/enroll) sets it from the evidence; an auditor reads it
+// back with the issuance. An injected key is accepted only from a station
+// authorized for key injection.
+func ExampleKeyProvenance() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "ca-example")
+	defer os.RemoveAll(dir)
+	auth, ledger := newAuthority(ctx, dir, "")
+	defer ledger.Close()
+
+	cert, err := auth.Issue(ctx, &ca.Request{CSR: deviceCSR("PID-000045"), Profile: "idevid", Requester: "station-3",
+		KeyProvenance: ca.ProvenanceTPMCertified})
+	if err != nil {
+		log.Fatal(err)
+	}
+	st, _ := ledger.Lookup(ctx, cert.SerialNumber)
+	p := st.Issuance.KeyProvenance
+	fmt.Println("recorded:", p, "device-attested:", p.DeviceAttested())
+	_, err = auth.Issue(ctx, &ca.Request{CSR: deviceCSR("PID-000046"), Profile: "idevid", Requester: "station-3",
+		KeyProvenance: ca.ProvenanceInjected})
+	fmt.Println("injected without a station authorized to inject:", errors.Is(err, ca.ErrNotAuthorized))
+	parsed, _ := ca.ParseKeyProvenance("eat-cnf")
+	fmt.Println("parsed:", parsed == ca.ProvenanceEATConfirmed)
+	// Output:
+	// recorded: tpm-certified device-attested: true
+	// injected without a station authorized to inject: true
+	// parsed: true
+}
+
 // ExampleAuthority_CRLHandler revokes a certificate and fetches the CRL
 // over HTTP.
 func ExampleAuthority_CRLHandler() {

@@ -146,6 +146,12 @@ type Record struct {
 	// supersedes the first (see Supersedes). Optional, issuance only, at
 	// most MaxDeviceID bytes.
 	Device []byte
+	// KeyProvenance says how the certified key came to be (issuance
+	// only): attested by the device (EAT cnf, TPM-certified), injected
+	// by the requesting station, or unattested. ProvenanceUnrecorded, the
+	// zero value, is left out of the canonical encoding, so records made
+	// before the ledger held provenance keep their hashes.
+	KeyProvenance KeyProvenance
 	// Supersedes, on an issuance with a Device, is the serial number of
 	// the device's live issuance it replaces (re-provisioning). Append
 	// then records the revocation of Supersedes, reason superseded, with
@@ -190,6 +196,7 @@ type canonicalRecord struct {
 	// RequesterSerial, like Serial: unsigned big-endian, minimal.
 	RequesterSerial []byte `cbor:"14,keyasint,omitempty"`
 	Device          []byte `cbor:"15,keyasint,omitempty"`
+	KeyProvenance   uint8  `cbor:"16,keyasint,omitempty"`
 }
 
 // MaxDeviceID is the longest [Record.Device], in bytes.
@@ -201,8 +208,8 @@ const MaxIdempotencyKey = 64
 // CheckAppendable reports, before any I/O, a record no ledger may append:
 // one without a positive serial or of an unknown kind, an idempotency key
 // over MaxIdempotencyKey bytes or on a revocation, a requester serial not
-// positive, over 64 bytes or on a revocation. Ledgers call it first in
-// Append.
+// positive, over 64 bytes or on a revocation, a key provenance unknown or
+// on a revocation. Ledgers call it first in Append.
 func (r *Record) CheckAppendable() error {
 	switch {
 	case r == nil || r.Serial == nil || r.Serial.Sign() <= 0:
@@ -217,6 +224,8 @@ func (r *Record) CheckAppendable() error {
 		return errors.New("device identifier too long, or on a revocation")
 	case r.Supersedes != nil && (len(r.Device) == 0 || r.Supersedes.Sign() <= 0 || len(r.Supersedes.Bytes()) > 64 || r.Supersedes.Cmp(r.Serial) == 0):
 		return errors.New("supersedes needs a device, and a positive serial of another certificate")
+	case !r.KeyProvenance.valid() || (r.Kind == KindRevocation && r.KeyProvenance != ProvenanceUnrecorded):
+		return errors.New("unknown key provenance, or on a revocation")
 	}
 	return nil
 }
@@ -251,8 +260,10 @@ func (r *Record) SupersedingRevocation() *Record {
 //	5 public key hash (bstr)  14 requester certificate serial (bstr,
 //	6 profile (tstr)             as serial)
 //	7 requester (tstr)        15 device (bstr, Record.Device)
+//	                          16 key provenance (uint,
+//	                             Record.KeyProvenance)
 //
-// where keys 4–9 and 11–15 are left out when empty or zero. PrevHash and
+// where keys 4–9 and 11–16 are left out when empty or zero. PrevHash and
 // Hash are not part of the encoding.
 func (r *Record) CanonicalEncoding() ([]byte, error) {
 	if r.Serial == nil || r.Serial.Sign() <= 0 {
@@ -267,6 +278,9 @@ func (r *Record) CanonicalEncoding() ([]byte, error) {
 			return nil, fmt.Errorf("ca: record %d: requester serial must be positive, and on an issuance", r.Seq)
 		}
 		requesterSerial = r.RequesterSerial.Bytes()
+	}
+	if !r.KeyProvenance.valid() || (r.Kind != KindIssuance && r.KeyProvenance != ProvenanceUnrecorded) {
+		return nil, fmt.Errorf("ca: record %d: key provenance %v unknown, or not on an issuance", r.Seq, r.KeyProvenance)
 	}
 	return detcbor.Marshal(canonicalRecord{
 		Seq:             r.Seq,
@@ -284,6 +298,7 @@ func (r *Record) CanonicalEncoding() ([]byte, error) {
 		IdempotencyKey:  r.IdempotencyKey,
 		RequesterSerial: requesterSerial,
 		Device:          r.Device,
+		KeyProvenance:   uint8(r.KeyProvenance),
 	})
 }
 

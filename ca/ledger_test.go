@@ -52,6 +52,20 @@ func goldenRecords() []*ca.Record {
 			Time:            time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC),
 			Certificate:     []byte{0x30, 0x03, 0x02, 0x01, 0x02},
 		},
+		{
+			// A device's IDevID whose key its TPM certified (keys 15 and
+			// 16); the records above, made without them, keep their
+			// encodings and hashes.
+			Seq: 4, Kind: ca.KindIssuance, Serial: big.NewInt(0x0607),
+			Subject:       "SERIALNUMBER=PID-0044",
+			PublicKeyHash: bytes.Repeat([]byte{0x44}, 32),
+			Profile:       "idevid",
+			Requester:     "station:" + strings.Repeat("ef", 32),
+			Device:        []byte{0x30, 0x06, 0x06, 0x01, 0x2a, 0x04, 0x01, 0x44},
+			KeyProvenance: ca.ProvenanceTPMCertified,
+			Time:          time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC),
+			Certificate:   []byte{0x30, 0x03, 0x02, 0x01, 0x03},
+		},
 	}
 }
 
@@ -97,7 +111,12 @@ func TestCanonicalEncodingRefuses(t *testing.T) {
 		"bad kind":                         {Seq: 1, Kind: 9, Serial: big.NewInt(1)},
 		"negative requester serial":        {Seq: 1, Kind: ca.KindIssuance, Serial: big.NewInt(1), RequesterSerial: big.NewInt(-2)},
 		"requester serial on a revocation": {Seq: 1, Kind: ca.KindRevocation, Serial: big.NewInt(1), RequesterSerial: big.NewInt(2)},
+		"unknown key provenance":           {Seq: 1, Kind: ca.KindIssuance, Serial: big.NewInt(1), KeyProvenance: 5},
+		"key provenance on a revocation":   {Seq: 1, Kind: ca.KindRevocation, Serial: big.NewInt(1), KeyProvenance: ca.ProvenanceInjected},
 	} {
+		if err := r.CheckAppendable(); err == nil {
+			t.Errorf("%s: appendable", name)
+		}
 		if _, err := r.CanonicalEncoding(); err == nil {
 			t.Errorf("%s: encoded", name)
 		}

@@ -35,16 +35,22 @@
 //
 // # Key provenance
 //
-// A key is device-attested when the evidence confirms it (EAT cnf; see
-// attest.Confirmation), the default every profile requires. Two
+// A key is device-attested when the evidence confirms it (EAT cnf, see
+// attest.Confirmation; or, for TPM evidence, the attestation key's
+// TPM2_Certify of it), the default every profile requires. Two
 // exceptions are configured by profile: Config.InjectedKeyProfiles accept
 // evidence without cnf from a station whose authorization lists
 // [InjectionStep] (the station made the key and sealed it to the device,
 // which could not attest a key it did not yet hold), and
 // Config.UnconfirmedKeyProfiles accept legacy evidence without cnf from
 // anyone. Evidence whose cnf names another key is refused on every
-// profile. [KeyOrigin] names the three cases; ztm.Station records it in
-// its enrollment step.
+// profile ([ReasonKeyBinding]; no certificate, no ledger record).
+//
+// The decision is recorded: the Service sets the issuance's
+// ca.KeyProvenance ("eat-cnf", "tpm-certified", "injected" or
+// "unattested"; see [KeyProvenanceOf]) and the ledger keeps it under the
+// record's hash, the requester naming the station that injected a key.
+// ztm.Station's enrollment step names the same value ("key-origin").
 //
 // # Repeats and retries
 //

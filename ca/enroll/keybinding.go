@@ -1,9 +1,9 @@
 package enroll
 
 import (
+	"crypto"
 	"crypto/x509"
 	"errors"
-	"fmt"
 
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca"
@@ -12,37 +12,28 @@ import (
 // InjectionStep is the manifest step a station's authorization must list
 // for the CA to accept from it a key the device did not generate (see
 // Config.InjectedKeyProfiles). It is the step ztm.Station records when it
-// injects a key ("key-injection").
-const InjectionStep = "key-injection"
+// injects a key ("key-injection"), and [ca.StepKeyInjection], which the
+// Authority checks again before it records [ca.ProvenanceInjected].
+const InjectionStep = ca.StepKeyInjection
 
-// KeyOrigin says how the key of an enrollment came to be, as far as the
-// registration authority can tell.
-type KeyOrigin int
-
-// The key origins.
-const (
-	// KeyUnattested: nothing attests where the key was made (no evidence,
-	// or legacy evidence without cnf on a profile that allows it).
-	KeyUnattested KeyOrigin = iota
-	// KeyDeviceAttested: the device's evidence confirms the key (EAT
-	// cnf): the device generated it and holds it.
-	KeyDeviceAttested
-	// KeyInjected: a station authorized for key injection made the key and
-	// sealed it to the device; the evidence names the device, not the key.
-	KeyInjected
-)
-
-// String returns "unattested", "device-attested" or "injected".
-func (o KeyOrigin) String() string {
-	switch o {
-	case KeyUnattested:
-		return "unattested"
-	case KeyDeviceAttested:
-		return "device-attested"
-	case KeyInjected:
-		return "injected"
+// KeyProvenanceOf returns how ev, verified evidence, attests pub, the key
+// of a certificate request: [ca.ProvenanceTPMCertified] when ev is TPM
+// evidence (attest.FormatTPM) whose attestation key certified pub
+// (TPM2_Certify; package attest/tpm exposes it as cnf), and
+// [ca.ProvenanceEATConfirmed] when ev is an EAT whose cnf confirms pub.
+// Otherwise it returns [attest.Evidence.ConfirmKey]'s error: a
+// *attest.VerificationError of reason missing-claim when ev confirms no
+// key, key-not-confirmed when it confirms another. This is the one
+// decision of a device-attested key: the Service records its answer in
+// the ledger, and ztm.Station in its enrollment step.
+func KeyProvenanceOf(ev *attest.Evidence, pub crypto.PublicKey) (ca.KeyProvenance, error) {
+	if err := ev.ConfirmKey(pub); err != nil {
+		return ca.ProvenanceUnrecorded, err
 	}
-	return fmt.Sprintf("KeyOrigin(%d)", int(o))
+	if ev.Format == attest.FormatTPM {
+		return ca.ProvenanceTPMCertified, nil
+	}
+	return ca.ProvenanceEATConfirmed, nil
 }
 
 // keyPolicy is which profiles accept keys the evidence does not confirm.
@@ -62,25 +53,27 @@ func newKeyPolicy(cfg Config) keyPolicy {
 	return p
 }
 
-// checkKey decides the key binding of verified evidence: its cnf must
-// confirm the request's key. Evidence whose cnf names another key is
+// checkKey decides the key binding of verified evidence, and so the key
+// provenance the ledger records: its cnf must confirm the request's key
+// (ca.ProvenanceEATConfirmed, or ca.ProvenanceTPMCertified for TPM
+// evidence; see KeyProvenanceOf). Evidence whose cnf names another key is
 // always refused. Evidence without cnf is accepted only on a profile of
 // Config.InjectedKeyProfiles from a station authorized for key injection
-// (KeyInjected), or on a profile of Config.UnconfirmedKeyProfiles
-// (KeyUnattested).
-func (p keyPolicy) checkKey(who Requester, profile string, csr *x509.CertificateRequest, ev *attest.Evidence) (KeyOrigin, error) {
-	err := ev.ConfirmKey(csr.PublicKey)
+// (ca.ProvenanceInjected), or on a profile of
+// Config.UnconfirmedKeyProfiles (ca.ProvenanceUnattested).
+func (p keyPolicy) checkKey(who Requester, profile string, csr *x509.CertificateRequest, ev *attest.Evidence) (ca.KeyProvenance, error) {
+	prov, err := KeyProvenanceOf(ev, csr.PublicKey)
 	if err == nil {
-		return KeyDeviceAttested, nil
+		return prov, nil
 	}
 	if !errors.Is(err, attest.ErrMissingClaim) {
 		return 0, keyRefusal(err, "the evidence confirms another key than the request's")
 	}
 	if p.injected[profile] && mayInject(who) {
-		return KeyInjected, nil
+		return ca.ProvenanceInjected, nil
 	}
 	if p.unconfirmed[profile] {
-		return KeyUnattested, nil
+		return ca.ProvenanceUnattested, nil
 	}
 	return 0, keyRefusal(err, "profile %q requires a device-attested key and the evidence confirms none", profile)
 }

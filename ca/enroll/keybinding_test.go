@@ -35,6 +35,7 @@ func TestCheckKey(t *testing.T) {
 	csr := &x509.CertificateRequest{PublicKey: devKey.Public()}
 	confirmed := &attest.Evidence{Claims: &attest.Claims{Confirmation: &attest.Confirmation{Key: devKey.Public()}}}
 	other := &attest.Evidence{Claims: &attest.Claims{Confirmation: &attest.Confirmation{Key: stationKey.Public()}}}
+	tpmCertified := &attest.Evidence{Format: attest.FormatTPM, Claims: &attest.Claims{Confirmation: &attest.Confirmation{Key: devKey.Public()}}}
 	none := &attest.Evidence{Claims: &attest.Claims{}}
 	injector := Requester{Certificate: stationWith(t, "key-generation", InjectionStep, "enrollment")}
 	plain := Requester{Certificate: stationWith(t, "key-generation", "enrollment")}
@@ -48,19 +49,20 @@ func TestCheckKey(t *testing.T) {
 		who     Requester
 		profile string
 		ev      *attest.Evidence
-		want    KeyOrigin
+		want    ca.KeyProvenance
 		check   string // refusal check; "" for accepted
 	}{
-		{"confirmed", strict, plain, "idevid", confirmed, KeyDeviceAttested, ""},
-		{"confirmed lenient", lenient, injector, "legacy", confirmed, KeyDeviceAttested, ""},
+		{"confirmed", strict, plain, "idevid", confirmed, ca.ProvenanceEATConfirmed, ""},
+		{"TPM-certified", strict, plain, "idevid", tpmCertified, ca.ProvenanceTPMCertified, ""},
+		{"confirmed lenient", lenient, injector, "legacy", confirmed, ca.ProvenanceEATConfirmed, ""},
 		{"other key", strict, plain, "idevid", other, 0, "key-not-confirmed"},
 		{"other key, injector", lenient, injector, "idevid", other, 0, "key-not-confirmed"},
 		{"other key, legacy profile", lenient, plain, "legacy", other, 0, "key-not-confirmed"},
 		{"no cnf", strict, injector, "idevid", none, 0, "missing-claim"},
-		{"no cnf, injector", lenient, injector, "idevid", none, KeyInjected, ""},
+		{"no cnf, injector", lenient, injector, "idevid", none, ca.ProvenanceInjected, ""},
 		{"no cnf, station not authorized to inject", lenient, plain, "idevid", none, 0, "missing-claim"},
 		{"no cnf, basic requester", lenient, basic, "idevid", none, 0, "missing-claim"},
-		{"no cnf, legacy profile", lenient, plain, "legacy", none, KeyUnattested, ""},
+		{"no cnf, legacy profile", lenient, plain, "legacy", none, ca.ProvenanceUnattested, ""},
 		{"no evidence claims", strict, plain, "idevid", &attest.Evidence{}, 0, "missing-claim"},
 		{"nil evidence", strict, plain, "idevid", nil, 0, "missing-claim"},
 	}
@@ -84,8 +86,5 @@ func TestKeyBindingReported(t *testing.T) {
 	re, ok := Reported("key-binding/key-not-confirmed", "x")
 	if !ok || re.Reason != ReasonKeyBinding || !errors.Is(re, attest.ErrKeyNotConfirmed) {
 		t.Fatalf("Reported = %v, %v", re, ok)
-	}
-	if KeyDeviceAttested.String() != "device-attested" || KeyInjected.String() != "injected" || KeyUnattested.String() != "unattested" {
-		t.Error("KeyOrigin names")
 	}
 }

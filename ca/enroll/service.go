@@ -384,7 +384,7 @@ func (s *Service) enroll(ctx context.Context, who Requester, req *Request, opts 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.commitTimeout)
 	defer cancel()
 	passKey := passedKey(checked.Requester(), key, evidence)
-	evDigest, err := s.checkEvidence(ctx, who, req.Profile, csr, evidence, passKey)
+	appr, err := s.checkEvidence(ctx, who, req.Profile, csr, evidence, passKey)
 	if err != nil {
 		var re *RefusalError
 		if errors.As(err, &re) && who.Certificate != nil {
@@ -408,7 +408,10 @@ func (s *Service) enroll(ctx context.Context, who Requester, req *Request, opts 
 		}
 		return nil, err
 	}
-	if err := checked.SetApproval(evDigest, nil); err != nil {
+	if err := checked.SetApproval(appr.digest, nil); err != nil {
+		return nil, fromCA(err)
+	}
+	if err := checked.SetKeyProvenance(appr.prov); err != nil {
 		return nil, fromCA(err)
 	}
 	leaf, err := s.auth.IssueChecked(ctx, checked)
@@ -465,42 +468,45 @@ func (s *Service) authorize(who Requester, profile string) error {
 }
 
 // checkEvidence verifies the evidence and its binding to the request (the
-// device, then the key) and returns the digest of the Result to record.
+// device, then the key) and returns the approval to record: the digest of
+// the Result and the key's provenance (ca.ProvenanceUnattested for a
+// request without evidence, where AllowNoEvidence lets one through).
 // Evidence that passed for the same request before (passKey) within a
 // nonce's lifetime passes again without its nonce.
-func (s *Service) checkEvidence(ctx context.Context, who Requester, profile string, csr *x509.CertificateRequest, evidence []byte, passKey [sha256.Size]byte) ([]byte, error) {
+func (s *Service) checkEvidence(ctx context.Context, who Requester, profile string, csr *x509.CertificateRequest, evidence []byte, passKey [sha256.Size]byte) (approval, error) {
 	if len(evidence) == 0 {
 		if s.noEvidence {
-			return nil, nil
+			return approval{prov: ca.ProvenanceUnattested}, nil
 		}
-		return nil, refuse(ReasonEvidenceRequired, nil, "attestation evidence required")
+		return approval{}, refuse(ReasonEvidenceRequired, nil, "attestation evidence required")
 	}
 	if s.verifier == nil {
-		return nil, refuse(ReasonEvidenceRequired, nil, "no verifier configured")
+		return approval{}, refuse(ReasonEvidenceRequired, nil, "no verifier configured")
 	}
 	res, err := s.verifier.Verify(ctx, evidence)
 	if err != nil {
 		if res == nil && ctx.Err() != nil {
-			return nil, ctx.Err()
+			return approval{}, ctx.Err()
 		}
 		if errors.Is(err, attest.ErrNonceReused) {
-			if d, ok := s.passed.get(passKey, s.now()); ok {
-				return d, nil
+			if a, ok := s.passed.get(passKey, s.now()); ok {
+				return a, nil
 			}
 		}
-		return nil, fromEvidence(err)
+		return approval{}, fromEvidence(err)
 	}
 	switch st := res.Status(); {
 	case st == attest.StatusAffirming:
 	case st == attest.StatusWarning && s.warning:
 	default:
-		return nil, &RefusalError{Reason: ReasonAppraisal, Check: st.String(), Detail: fmt.Sprintf("%v", res.Reasons()), Err: attest.ErrPolicy}
+		return approval{}, &RefusalError{Reason: ReasonAppraisal, Check: st.String(), Detail: fmt.Sprintf("%v", res.Reasons()), Err: attest.ErrPolicy}
 	}
 	if err := s.binding(csr, res.Evidence); err != nil {
-		return nil, refuse(ReasonEvidenceBinding, err, "evidence does not name the request's device")
+		return approval{}, refuse(ReasonEvidenceBinding, err, "evidence does not name the request's device")
 	}
-	if _, err := s.keys.checkKey(who, profile, csr, res.Evidence); err != nil {
-		return nil, err
+	prov, err := s.keys.checkKey(who, profile, csr, res.Evidence)
+	if err != nil {
+		return approval{}, err
 	}
 	digest := res.Digest()
 	if digest == nil {
@@ -513,8 +519,9 @@ func (s *Service) checkEvidence(ctx context.Context, who Requester, profile stri
 			digest = sum[:]
 		}
 	}
-	s.passed.put(passKey, digest, s.now())
-	return digest, nil
+	a := approval{digest: digest, prov: prov}
+	s.passed.put(passKey, a, s.now())
+	return a, nil
 }
 
 // checkChannelBinding compares the request's challengePassword with the

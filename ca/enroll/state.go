@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"sync"
 	"time"
+
+	"github.com/ztmkit/ztm/ca"
 )
 
 // keyLocks is a set of mutexes by key, each kept while in use: one
@@ -60,7 +62,15 @@ func passedKey(requester string, reqKey [sha256.Size]byte, evidence []byte) [sha
 	return k
 }
 
-// passedCache remembers, for a nonce's lifetime, the result digest of
+// approval is what checked evidence approves a request with: the digest
+// of its appraisal result and the key provenance it establishes, both
+// recorded in the ledger with the issuance.
+type approval struct {
+	digest []byte
+	prov   ca.KeyProvenance
+}
+
+// passedCache remembers, for a nonce's lifetime, the approval of
 // evidence that was verified and bound to a request whose issuance then
 // failed or was refused for a reason a retry may cure, so that the retry
 // of that exact request (same requester, CSR, profile and evidence bytes)
@@ -75,7 +85,7 @@ type passedCache struct {
 }
 
 type passedEntry struct {
-	digest  []byte
+	approval
 	expires time.Time
 }
 
@@ -83,7 +93,7 @@ func newPassedCache(max int, ttl time.Duration) *passedCache {
 	return &passedCache{ttl: ttl, max: max, m: make(map[[sha256.Size]byte]passedEntry)}
 }
 
-func (c *passedCache) put(k [sha256.Size]byte, digest []byte, now time.Time) {
+func (c *passedCache) put(k [sha256.Size]byte, a approval, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// The oldest first: expired, forgotten, or over the bound.
@@ -110,17 +120,18 @@ func (c *passedCache) put(k [sha256.Size]byte, digest []byte, now time.Time) {
 	if _, ok := c.m[k]; !ok {
 		c.order = append(c.order, k)
 	}
-	c.m[k] = passedEntry{digest: bytes.Clone(digest), expires: now.Add(c.ttl)}
+	a.digest = bytes.Clone(a.digest)
+	c.m[k] = passedEntry{approval: a, expires: now.Add(c.ttl)}
 }
 
-func (c *passedCache) get(k [sha256.Size]byte, now time.Time) ([]byte, bool) {
+func (c *passedCache) get(k [sha256.Size]byte, now time.Time) (approval, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[k]
 	if !ok || !now.Before(e.expires) {
-		return nil, false
+		return approval{}, false
 	}
-	return bytes.Clone(e.digest), true
+	return approval{digest: bytes.Clone(e.digest), prov: e.prov}, true
 }
 
 // forget drops k once its request is issued; put trims the order.

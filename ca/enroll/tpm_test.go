@@ -132,4 +132,8 @@ func TestTPMKeySubstitution(t *testing.T) {
 	if !chain[0].PublicKey.(*ecdsa.PublicKey).Equal(devKey.Public()) {
 		t.Fatal("issued for another key")
 	}
+	// The ledger records how the key came to be: certified by the TPM.
+	if st, err := ledger.Lookup(ctx, chain[0].SerialNumber); err != nil || st.Issuance.KeyProvenance != ca.ProvenanceTPMCertified {
+		t.Fatalf("recorded provenance: %+v, %v; want tpm-certified", st, err)
+	}
 }

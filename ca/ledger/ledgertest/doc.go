@@ -1,7 +1,9 @@
 // Package ledgertest is the conformance kit every [ca.Ledger]
 // implementation runs, the way keystoretest serves key stores: append and
 // chain verification, unique serials, quotas decided atomically under
-// concurrency, revocation, monotonic CRL numbers, the closed state, and,
+// concurrency, revocation, one live issuance per device, the key
+// provenance of each issuance (stored, read back and under the record's
+// hash), monotonic CRL numbers, the closed state, and,
 // when the ledger has them, ca.RecordReader and lookups that refuse a
 // record changed behind the ledger's back.
 //
@@ -17,6 +19,8 @@
 //		}, ledgertest.Config{Tamper: tamper})
 //	}
 //
-// Tampering with stored records is backend-specific, so [Config] takes a
-// hook for it; the hook must change a field the record's hash covers.
+// Tampering with stored records is backend-specific, so [Config] takes
+// hooks for it: Tamper must change a field the record's hash covers,
+// TamperProvenance the stored key provenance. The kit's assertions use
+// testify's require.
 package ledgertest

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"github.com/ztmkit/ztm/ca"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -30,6 +31,11 @@ type Config struct {
 	// behind the ledger's back (for instance its subject or certificate),
 	// so that the kit can check that Verify reports ErrLedgerCorrupt.
 	Tamper func(t *testing.T, l ca.Ledger, seq uint64)
+	// TamperProvenance, if set, changes the stored key provenance
+	// (ca.Record.KeyProvenance) of the issuance with sequence number seq
+	// to another valid value behind the ledger's back, so that the kit can
+	// check that the record's hash covers it.
+	TamperProvenance func(t *testing.T, l ca.Ledger, seq uint64)
 	// Reopen, if set, closes l and opens the same storage again, so that
 	// the kit can check that records persist.
 	Reopen func(t *testing.T, l ca.Ledger) ca.Ledger
@@ -58,6 +64,7 @@ func Run(t *testing.T, newLedger func(t *testing.T) ca.Ledger, cfg Config) {
 	t.Run("RequesterRevokedRace", k.testRequesterRevokedRace)
 	t.Run("OneLiveDevice", k.testOneLiveDevice)
 	t.Run("DeviceRefusalAlone", k.testDeviceRefusalAlone)
+	t.Run("KeyProvenance", k.testKeyProvenance)
 	t.Run("ConcurrentChainLinear", k.testConcurrentChain)
 	t.Run("CRLNumbers", k.testCRLNumbers)
 	t.Run("CanceledContext", k.testCanceled)
@@ -98,9 +105,7 @@ func (k *kit) issuance(t testing.TB, serial *big.Int, requester string, at time.
 		}
 	})
 	r, err := issuanceRecord(k.key, serial, requester, at)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return r
 }
 
@@ -157,9 +162,8 @@ func revocation(serial *big.Int, at time.Time, reason ca.RevocationReason) *ca.R
 // newSerial returns a fresh positive serial (a random 128-bit value).
 func newSerial(t testing.TB) *big.Int {
 	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
+	_, err := rand.Read(b[:])
+	require.NoError(t, err)
 	b[0] |= 0x01
 	return new(big.Int).SetBytes(b[:])
 }
@@ -168,42 +172,54 @@ var base = time.Date(2026, 11, 25, 8, 0, 0, 123456789, time.UTC)
 
 func mustAppend(t testing.TB, l ca.Ledger, r *ca.Record, q *ca.Quota) {
 	t.Helper()
-	if err := l.Append(context.Background(), r, q); err != nil {
-		t.Fatalf("Append(%v %x): %v", r.Kind, r.Serial, err)
-	}
+	require.NoError(t, l.Append(context.Background(), r, q), "Append(%v %x)", r.Kind, r.Serial)
 }
 
 func head(t testing.TB, l ca.Ledger) ca.Head {
 	t.Helper()
 	h, err := l.Head(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return h
+}
+
+// verified runs l.Verify and requires it to pass with seq records.
+func verified(t testing.TB, l ca.Ledger, seq uint64) ca.Head {
+	t.Helper()
+	h, err := l.Verify(context.Background())
+	require.NoError(t, err, "Verify")
+	require.Equal(t, seq, h.Seq, "Verify: records")
+	return h
+}
+
+// unchanged requires that a refused Append left r and the ledger as they
+// were (before is the head before it).
+func unchanged(t testing.TB, l ca.Ledger, r *ca.Record, before ca.Head, what string) {
+	t.Helper()
+	require.Zero(t, r.Seq, "%s: refused Append numbered the record", what)
+	require.Nil(t, r.Hash, "%s: refused Append modified the record", what)
+	require.Nil(t, r.PrevHash, "%s: refused Append modified the record", what)
+	require.Equal(t, before.Seq, head(t, l).Seq, "%s: refused Append grew the ledger", what)
 }
 
 func (k *kit) testEmpty(t *testing.T) {
 	ctx := context.Background()
 	l := k.open(t)
 	h := head(t, l)
-	if h.Seq != 0 || !bytes.Equal(h.Hash, make([]byte, 32)) {
-		t.Fatalf("empty head %d %x", h.Seq, h.Hash)
-	}
-	if v, err := l.Verify(ctx); err != nil || v.Seq != 0 {
-		t.Fatalf("Verify on empty ledger: %v %v", v, err)
-	}
-	if revs, err := l.Revoked(ctx); err != nil || len(revs) != 0 {
-		t.Fatalf("Revoked: %v %v", revs, err)
-	}
-	if _, err := l.Lookup(ctx, big.NewInt(1)); !errors.Is(err, ca.ErrUnknownSerial) {
-		t.Fatalf("Lookup on empty ledger: %v", err)
-	}
+	require.Zero(t, h.Seq, "empty head")
+	require.Equal(t, make([]byte, 32), h.Hash, "empty head")
+	verified(t, l, 0)
+	revs, err := l.Revoked(ctx)
+	require.NoError(t, err)
+	require.Empty(t, revs)
+	_, err = l.Lookup(ctx, big.NewInt(1))
+	require.ErrorIs(t, err, ca.ErrUnknownSerial, "Lookup on empty ledger")
 }
 
 func sameRecord(a, b *ca.Record) error {
 	switch {
 	case a.Seq != b.Seq, a.Kind != b.Kind, a.Serial.Cmp(b.Serial) != 0, a.Subject != b.Subject,
-		a.Profile != b.Profile, a.Requester != b.Requester, a.Reason != b.Reason:
+		a.Profile != b.Profile, a.Requester != b.Requester, a.Reason != b.Reason,
+		a.KeyProvenance != b.KeyProvenance:
 		return fmt.Errorf("scalar fields differ: %+v vs %+v", a, b)
 	case !a.Time.Equal(b.Time):
 		return fmt.Errorf("time %v vs %v", a.Time, b.Time)
@@ -212,7 +228,7 @@ func sameRecord(a, b *ca.Record) error {
 		return fmt.Errorf("requester serial %v vs %v", a.RequesterSerial, b.RequesterSerial)
 	case !bytes.Equal(a.PublicKeyHash, b.PublicKeyHash), !bytes.Equal(a.EvidenceDigest, b.EvidenceDigest),
 		!bytes.Equal(a.StepDigest, b.StepDigest), !bytes.Equal(a.Certificate, b.Certificate),
-		!bytes.Equal(a.IdempotencyKey, b.IdempotencyKey),
+		!bytes.Equal(a.IdempotencyKey, b.IdempotencyKey), !bytes.Equal(a.Device, b.Device),
 		!bytes.Equal(a.PrevHash, b.PrevHash), !bytes.Equal(a.Hash, b.Hash):
 		return fmt.Errorf("byte fields differ")
 	}
@@ -230,38 +246,25 @@ func (k *kit) testAppendAndVerify(t *testing.T) {
 			r.EvidenceDigest, r.StepDigest = nil, nil
 		}
 		mustAppend(t, l, r, nil)
-		if r.Seq != uint64(i+1) {
-			t.Fatalf("record %d got Seq %d", i+1, r.Seq)
-		}
-		if !bytes.Equal(r.PrevHash, prev) {
-			t.Fatalf("record %d PrevHash does not link", r.Seq)
-		}
+		require.Equal(t, uint64(i+1), r.Seq, "Seq")
+		require.Equal(t, prev, r.PrevHash, "record %d PrevHash does not link", r.Seq)
 		want, err := r.ChainHash(prev)
-		if err != nil || !bytes.Equal(want, r.Hash) {
-			t.Fatalf("record %d Hash is not ChainHash: %v", r.Seq, err)
-		}
+		require.NoError(t, err)
+		require.Equal(t, want, r.Hash, "record %d Hash is not ChainHash", r.Seq)
 		prev = r.Hash
 		recs = append(recs, r)
 	}
 	for _, r := range recs {
 		st, err := l.Lookup(ctx, r.Serial)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sameRecord(st.Issuance, r); err != nil {
-			t.Fatalf("Lookup(%d): %v", r.Seq, err)
-		}
-		if st.Revocation != nil {
-			t.Fatalf("Lookup(%d): revoked", r.Seq)
-		}
+		require.NoError(t, err)
+		require.NoError(t, sameRecord(st.Issuance, r), "Lookup(%d)", r.Seq)
+		require.Nil(t, st.Revocation, "Lookup(%d): revoked", r.Seq)
 	}
-	h, err := l.Verify(ctx)
-	if err != nil || h.Seq != 10 || !bytes.Equal(h.Hash, prev) {
-		t.Fatalf("Verify: %d %v", h.Seq, err)
-	}
-	if hh := head(t, l); hh.Seq != 10 || !bytes.Equal(hh.Hash, prev) {
-		t.Fatalf("Head %d", hh.Seq)
-	}
+	h := verified(t, l, 10)
+	require.Equal(t, prev, h.Hash, "Verify: head hash")
+	hh := head(t, l)
+	require.Equal(t, uint64(10), hh.Seq, "Head")
+	require.Equal(t, prev, hh.Hash, "Head")
 }
 
 func (k *kit) testDuplicateSerial(t *testing.T) {
@@ -270,16 +273,8 @@ func (k *kit) testDuplicateSerial(t *testing.T) {
 	mustAppend(t, l, k.issuance(t, s, "a", base), nil)
 	before := head(t, l)
 	dup := k.issuance(t, s, "b", base)
-	err := l.Append(context.Background(), dup, nil)
-	if !errors.Is(err, ca.ErrSerialExists) {
-		t.Fatalf("duplicate serial: %v", err)
-	}
-	if dup.Seq != 0 || dup.Hash != nil || dup.PrevHash != nil {
-		t.Fatalf("failed Append modified the record")
-	}
-	if h := head(t, l); h.Seq != before.Seq {
-		t.Fatalf("failed Append grew the ledger")
-	}
+	require.ErrorIs(t, l.Append(context.Background(), dup, nil), ca.ErrSerialExists, "duplicate serial")
+	unchanged(t, l, dup, before, "duplicate serial")
 }
 
 func (k *kit) testRevocation(t *testing.T) {
@@ -291,33 +286,25 @@ func (k *kit) testRevocation(t *testing.T) {
 	at := base.Add(time.Minute)
 	rev := revocation(s1, at, ca.ReasonKeyCompromise)
 	mustAppend(t, l, rev, nil)
-	if rev.Seq != 3 {
-		t.Fatalf("revocation Seq %d", rev.Seq)
-	}
-	if err := l.Append(ctx, revocation(s1, at, ca.ReasonSuperseded), nil); !errors.Is(err, ca.ErrAlreadyRevoked) {
-		t.Fatalf("second revocation: %v", err)
-	}
-	if err := l.Append(ctx, revocation(newSerial(t), at, ca.ReasonSuperseded), nil); !errors.Is(err, ca.ErrUnknownSerial) {
-		t.Fatalf("revocation of unknown serial: %v", err)
-	}
+	require.Equal(t, uint64(3), rev.Seq, "revocation Seq")
+	require.ErrorIs(t, l.Append(ctx, revocation(s1, at, ca.ReasonSuperseded), nil), ca.ErrAlreadyRevoked, "second revocation")
+	require.ErrorIs(t, l.Append(ctx, revocation(newSerial(t), at, ca.ReasonSuperseded), nil), ca.ErrUnknownSerial, "revocation of unknown serial")
 	revs, err := l.Revoked(ctx)
-	if err != nil || len(revs) != 1 {
-		t.Fatalf("Revoked: %v %v", revs, err)
-	}
+	require.NoError(t, err)
+	require.Len(t, revs, 1)
 	r := revs[0]
-	if r.Serial.Cmp(s1) != 0 || !r.Time.Equal(at) || r.Reason != ca.ReasonKeyCompromise || r.Seq != 3 {
-		t.Fatalf("revocation %+v", r)
-	}
+	require.Zero(t, r.Serial.Cmp(s1), "revoked serial")
+	require.True(t, r.Time.Equal(at), "revocation time %v", r.Time)
+	require.Equal(t, ca.ReasonKeyCompromise, r.Reason)
+	require.Equal(t, uint64(3), r.Seq)
 	st, err := l.Lookup(ctx, s1)
-	if err != nil || st.Revocation == nil || st.Revocation.Reason != ca.ReasonKeyCompromise {
-		t.Fatalf("Lookup revoked: %+v %v", st, err)
-	}
-	if st, err := l.Lookup(ctx, s2); err != nil || st.Revocation != nil {
-		t.Fatalf("Lookup good: %+v %v", st, err)
-	}
-	if h, err := l.Verify(ctx); err != nil || h.Seq != 3 {
-		t.Fatalf("Verify: %v %v", h, err)
-	}
+	require.NoError(t, err)
+	require.NotNil(t, st.Revocation, "Lookup revoked")
+	require.Equal(t, ca.ReasonKeyCompromise, st.Revocation.Reason)
+	st, err = l.Lookup(ctx, s2)
+	require.NoError(t, err)
+	require.Nil(t, st.Revocation, "Lookup good")
+	verified(t, l, 3)
 }
 
 func (k *kit) testQuota(t *testing.T) {
@@ -332,21 +319,16 @@ func (k *kit) testQuota(t *testing.T) {
 	// Revocations do not free quota nor count against it.
 	mustAppend(t, l, revocation(s, base.Add(2*time.Second), ca.ReasonSuperseded), q)
 	before := head(t, l)
-	if err := l.Append(ctx, k.issuance(t, newSerial(t), "st", base.Add(3*time.Second)), q); !errors.Is(err, ca.ErrQuotaExceeded) {
-		t.Fatalf("third issuance within quota 2: %v", err)
-	}
-	if h := head(t, l); h.Seq != before.Seq {
-		t.Fatal("refused Append grew the ledger")
-	}
+	third := k.issuance(t, newSerial(t), "st", base.Add(3*time.Second))
+	require.ErrorIs(t, l.Append(ctx, third, q), ca.ErrQuotaExceeded, "third issuance within quota 2")
+	unchanged(t, l, third, before, "over quota")
 	// Another requester has its own quota; no quota means no limit.
 	mustAppend(t, l, k.issuance(t, newSerial(t), "other", base), q)
 	mustAppend(t, l, k.issuance(t, newSerial(t), "st", base), nil)
 	// The boundary is inclusive: Since itself counts.
 	q2 := &ca.Quota{Limit: 1, Since: base.Add(10 * time.Second)}
 	mustAppend(t, l, k.issuance(t, newSerial(t), "edge", base.Add(10*time.Second)), q2)
-	if err := l.Append(ctx, k.issuance(t, newSerial(t), "edge", base.Add(11*time.Second)), q2); !errors.Is(err, ca.ErrQuotaExceeded) {
-		t.Fatalf("inclusive boundary: %v", err)
-	}
+	require.ErrorIs(t, l.Append(ctx, k.issuance(t, newSerial(t), "edge", base.Add(11*time.Second)), q2), ca.ErrQuotaExceeded, "inclusive boundary")
 	// A repeated request at the quota is a repeat, not a new issuance.
 	q3 := &ca.Quota{Limit: 1, Since: base}
 	first := k.issuance(t, newSerial(t), "keyed", base)
@@ -354,9 +336,7 @@ func (k *kit) testQuota(t *testing.T) {
 	mustAppend(t, l, first, q3)
 	again := k.issuance(t, newSerial(t), "keyed", base)
 	again.IdempotencyKey = []byte("keyed-1")
-	if err := l.Append(ctx, again, q3); !errors.Is(err, ca.ErrRequestExists) {
-		t.Fatalf("repeat at the quota: %v, want ErrRequestExists", err)
-	}
+	require.ErrorIs(t, l.Append(ctx, again, q3), ca.ErrRequestExists, "repeat at the quota")
 }
 
 func (k *kit) testQuotaRace(t *testing.T) {
@@ -369,65 +349,56 @@ func (k *kit) testQuotaRace(t *testing.T) {
 		recs[i] = k.issuance(t, newSerial(t), "racer", base)
 	}
 	q := &ca.Quota{Limit: limit, Since: base.Add(-time.Hour)}
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	ok, over := 0, 0
-	for _, r := range recs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := l.Append(ctx, r, q)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-			case errors.Is(err, ca.ErrQuotaExceeded):
-				over++
-			default:
-				t.Error(err)
-			}
-		}()
+	for i, r := range recs {
+		wg.Go(func() { errs[i] = l.Append(ctx, r, q) })
 	}
 	wg.Wait()
-	if ok != limit || over != n-limit {
-		t.Fatalf("%d granted, %d refused; want %d and %d", ok, over, limit, n-limit)
+	ok, over := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, ca.ErrQuotaExceeded):
+			over++
+		default:
+			require.NoError(t, err)
+		}
 	}
-	if h, err := l.Verify(ctx); err != nil || h.Seq != limit {
-		t.Fatalf("Verify: %v %v", h, err)
-	}
+	require.Equal(t, limit, ok, "granted")
+	require.Equal(t, n-limit, over, "refused")
+	verified(t, l, limit)
 }
 
 func (k *kit) testSerialRace(t *testing.T) {
 	l := k.open(t)
 	s := newSerial(t)
-	if ok := k.race(t, l, ca.ErrSerialExists, func() *ca.Record { return k.issuance(t, s, "racer", base) }); ok != 1 {
-		t.Fatalf("serial recorded %d times", ok)
-	}
+	ok := k.race(t, l, ca.ErrSerialExists, func() *ca.Record { return k.issuance(t, s, "racer", base) })
+	require.Equal(t, 1, ok, "times the serial was recorded")
 }
 
 // race appends Concurrency records made by next at once and returns how
 // many were recorded; every other append must fail with refusal.
 func (k *kit) race(t *testing.T, l ca.Ledger, refusal error, next func() *ca.Record) (ok int) {
 	t.Helper()
+	recs := make([]*ca.Record, k.cfg.Concurrency)
+	for i := range recs {
+		recs[i] = next()
+	}
+	errs := make([]error, len(recs))
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for range k.cfg.Concurrency {
-		r := next()
-		wg.Go(func() {
-			err := l.Append(context.Background(), r, nil)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-			case errors.Is(err, refusal):
-			default:
-				t.Error(err)
-			}
-		})
+	for i, r := range recs {
+		wg.Go(func() { errs[i] = l.Append(context.Background(), r, nil) })
 	}
 	wg.Wait()
+	for _, err := range errs {
+		if err == nil {
+			ok++
+			continue
+		}
+		require.ErrorIs(t, err, refusal)
+	}
 	return ok
 }
 
@@ -438,61 +409,42 @@ func (k *kit) testIdempotencyKey(t *testing.T) {
 	ctx := context.Background()
 	l := k.open(t)
 	key := bytes.Repeat([]byte{0xa5}, sha256.Size)
-	if _, err := l.LookupRequest(ctx, key); !errors.Is(err, ca.ErrUnknownRequest) {
-		t.Fatalf("LookupRequest on an empty ledger: %v", err)
-	}
+	_, err := l.LookupRequest(ctx, key)
+	require.ErrorIs(t, err, ca.ErrUnknownRequest, "LookupRequest on an empty ledger")
 	for _, bad := range [][]byte{nil, {}, bytes.Repeat([]byte{1}, ca.MaxIdempotencyKey+1)} {
-		if _, err := l.LookupRequest(ctx, bad); !errors.Is(err, ca.ErrUnknownRequest) {
-			t.Fatalf("LookupRequest(%d bytes): %v", len(bad), err)
-		}
+		_, err := l.LookupRequest(ctx, bad)
+		require.ErrorIs(t, err, ca.ErrUnknownRequest, "LookupRequest(%d bytes)", len(bad))
 	}
 	mustAppend(t, l, k.issuance(t, newSerial(t), "a", base), nil) // no key
 	r := k.issuance(t, newSerial(t), "a", base)
 	r.IdempotencyKey = key
 	mustAppend(t, l, r, nil)
 	st, err := l.LookupRequest(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sameRecord(st.Issuance, r); err != nil || st.Revocation != nil {
-		t.Fatalf("LookupRequest: %v (revocation %v)", err, st.Revocation)
-	}
-	if _, err := l.LookupRequest(ctx, key[:16]); !errors.Is(err, ca.ErrUnknownRequest) {
-		t.Fatalf("LookupRequest of a prefix of the key: %v", err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, sameRecord(st.Issuance, r), "LookupRequest")
+	require.Nil(t, st.Revocation, "LookupRequest")
+	_, err = l.LookupRequest(ctx, key[:16])
+	require.ErrorIs(t, err, ca.ErrUnknownRequest, "LookupRequest of a prefix of the key")
 	// The same key again, even from the same requester, is refused and
 	// changes nothing.
 	before := head(t, l)
 	dup := k.issuance(t, newSerial(t), "a", base)
 	dup.IdempotencyKey = bytes.Clone(key)
-	if err := l.Append(ctx, dup, nil); !errors.Is(err, ca.ErrRequestExists) {
-		t.Fatalf("second issuance under one key: %v", err)
-	}
-	if dup.Seq != 0 || dup.Hash != nil {
-		t.Fatal("refused Append modified the record")
-	}
-	if h := head(t, l); h.Seq != before.Seq {
-		t.Fatal("refused Append grew the ledger")
-	}
+	require.ErrorIs(t, l.Append(ctx, dup, nil), ca.ErrRequestExists, "second issuance under one key")
+	unchanged(t, l, dup, before, "second issuance under one key")
 	// A key on a revocation, or longer than the limit, is refused.
 	rev := revocation(r.Serial, base.Add(time.Minute), ca.ReasonSuperseded)
 	rev.IdempotencyKey = []byte("k")
-	if err := l.Append(ctx, rev, nil); err == nil {
-		t.Fatal("revocation with an idempotency key was recorded")
-	}
+	require.Error(t, l.Append(ctx, rev, nil), "revocation with an idempotency key was recorded")
 	long := k.issuance(t, newSerial(t), "a", base)
 	long.IdempotencyKey = bytes.Repeat([]byte{2}, ca.MaxIdempotencyKey+1)
-	if err := l.Append(ctx, long, nil); err == nil {
-		t.Fatal("over-long idempotency key was recorded")
-	}
+	require.Error(t, l.Append(ctx, long, nil), "over-long idempotency key was recorded")
 	mustAppend(t, l, revocation(r.Serial, base.Add(time.Minute), ca.ReasonSuperseded), nil)
 	st, err = l.LookupRequest(ctx, key)
-	if err != nil || st.Revocation == nil || st.Revocation.Reason != ca.ReasonSuperseded {
-		t.Fatalf("LookupRequest after revocation: %+v %v", st, err)
-	}
-	if h, err := l.Verify(ctx); err != nil || h.Seq != 3 {
-		t.Fatalf("Verify: %v %v", h, err)
-	}
+	require.NoError(t, err)
+	require.NotNil(t, st.Revocation, "LookupRequest after revocation")
+	require.Equal(t, ca.ReasonSuperseded, st.Revocation.Reason)
+	verified(t, l, 3)
 }
 
 // testIdempotencyKeyRace: of many concurrent issuances under one key,
@@ -505,12 +457,8 @@ func (k *kit) testIdempotencyKeyRace(t *testing.T) {
 		r.IdempotencyKey = key
 		return r
 	})
-	if ok != 1 {
-		t.Fatalf("idempotency key recorded %d times", ok)
-	}
-	if h, err := l.Verify(context.Background()); err != nil || h.Seq != 1 {
-		t.Fatalf("Verify: %v %v", h, err)
-	}
+	require.Equal(t, 1, ok, "times the idempotency key was recorded")
+	verified(t, l, 1)
 }
 
 // testRequesterSerial: an issuance naming its requester's certificate is
@@ -524,15 +472,11 @@ func (k *kit) testRequesterSerial(t *testing.T) {
 		t.Helper()
 		before := head(t, l)
 		err := l.Append(ctx, r, nil)
-		if want != nil && !errors.Is(err, want) || err == nil {
-			t.Fatalf("%s: %v, want %v", what, err, want)
+		require.Error(t, err, what)
+		if want != nil {
+			require.ErrorIs(t, err, want, what)
 		}
-		if r.Seq != 0 || r.Hash != nil {
-			t.Fatalf("%s: refused Append modified the record", what)
-		}
-		if h := head(t, l); h.Seq != before.Seq {
-			t.Fatalf("%s: refused Append grew the ledger", what)
-		}
+		unchanged(t, l, r, before, what)
 	}
 	byStation := func(station *big.Int, key []byte) *ca.Record {
 		r := k.issuance(t, newSerial(t), "station:s1", base)
@@ -546,12 +490,8 @@ func (k *kit) testRequesterSerial(t *testing.T) {
 	first := byStation(station, key)
 	mustAppend(t, l, first, nil)
 	st, err := l.Lookup(ctx, first.Serial)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sameRecord(st.Issuance, first); err != nil {
-		t.Fatalf("Lookup: %v", err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, sameRecord(st.Issuance, first), "Lookup")
 	rev := revocation(station, base.Add(time.Minute), ca.ReasonKeyCompromise)
 	rev.RequesterSerial = station
 	refused("requester serial on a revocation", rev, nil)
@@ -561,57 +501,45 @@ func (k *kit) testRequesterSerial(t *testing.T) {
 	mustAppend(t, l, revocation(station, base.Add(time.Minute), ca.ReasonKeyCompromise), nil)
 	refused("revoked requester", byStation(station, nil), ca.ErrRequesterRevoked)
 	refused("revoked requester, repeated request", byStation(station, bytes.Clone(key)), ca.ErrRequesterRevoked)
-	if h, err := l.Verify(ctx); err != nil || h.Seq != 3 {
-		t.Fatalf("Verify: %v %v", h, err)
-	}
+	verified(t, l, 3)
 }
 
 // testRequesterRevokedRace: a station's revocation races its requests. No
 // issuance it requested may follow the revocation in the ledger, which
 // Verify checks (see ca.ChainVerifier).
 func (k *kit) testRequesterRevokedRace(t *testing.T) {
-	ctx := context.Background()
 	l := k.open(t)
 	station := newSerial(t)
 	mustAppend(t, l, k.issuance(t, station, "line-setup", base), nil)
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		ok, no  int
-		unknown []error
-	)
-	for i := range 24 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if i == 12 {
-				if err := l.Append(ctx, revocation(station, base, ca.ReasonKeyCompromise), nil); err != nil {
-					t.Error(err)
-				}
-				return
-			}
-			r := k.issuance(t, newSerial(t), "station:s1", base)
-			r.RequesterSerial = station
-			err := l.Append(ctx, r, nil)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-			case errors.Is(err, ca.ErrRequesterRevoked):
-				no++
-			default:
-				unknown = append(unknown, err)
-			}
-		}()
+	const n = 24
+	recs := make([]*ca.Record, n)
+	for i := range recs {
+		if i == n/2 {
+			recs[i] = revocation(station, base, ca.ReasonKeyCompromise)
+			continue
+		}
+		recs[i] = k.issuance(t, newSerial(t), "station:s1", base)
+		recs[i].RequesterSerial = station
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, r := range recs {
+		wg.Go(func() { errs[i] = l.Append(context.Background(), r, nil) })
 	}
 	wg.Wait()
-	if len(unknown) > 0 || ok+no != 23 {
-		t.Fatalf("%d recorded, %d refused, other errors %v", ok, no, unknown)
+	require.NoError(t, errs[n/2], "the station's revocation")
+	ok := 0
+	for i, err := range errs {
+		if i == n/2 {
+			continue
+		}
+		if err == nil {
+			ok++
+			continue
+		}
+		require.ErrorIs(t, err, ca.ErrRequesterRevoked)
 	}
-	if h, err := l.Verify(ctx); err != nil || h.Seq != uint64(ok+2) {
-		t.Fatalf("Verify: %v %v (%d recorded)", h, err, ok)
-	}
+	verified(t, l, uint64(ok+2))
 }
 
 func (k *kit) testConcurrentChain(t *testing.T) {
@@ -626,45 +554,37 @@ func (k *kit) testConcurrentChain(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var seqs []uint64
+	seqs := make([][]uint64, workers)
+	errs := make([]error, workers)
 	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i, r := range recs[w] {
-				if err := l.Append(ctx, r, nil); err != nil {
-					t.Error(err)
+				if errs[w] = l.Append(ctx, r, nil); errs[w] != nil {
 					return
 				}
 				// Revoke some as we go, interleaving record kinds.
 				if i%4 == 0 {
 					rv := revocation(r.Serial, base.Add(time.Second), ca.ReasonSuperseded)
-					if err := l.Append(ctx, rv, nil); err != nil {
-						t.Error(err)
+					if errs[w] = l.Append(ctx, rv, nil); errs[w] != nil {
 						return
 					}
-					mu.Lock()
-					seqs = append(seqs, rv.Seq)
-					mu.Unlock()
+					seqs[w] = append(seqs[w], rv.Seq)
 				}
-				mu.Lock()
-				seqs = append(seqs, r.Seq)
-				mu.Unlock()
+				seqs[w] = append(seqs[w], r.Seq)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
-	for i, s := range seqs {
-		if s != uint64(i+1) {
-			t.Fatalf("sequence numbers not 1..%d: position %d has %d", len(seqs), i, s)
-		}
+	var all []uint64
+	for w := range workers {
+		require.NoError(t, errs[w], "worker %d", w)
+		all = append(all, seqs[w]...)
 	}
-	h, err := l.Verify(ctx)
-	if err != nil || h.Seq != uint64(len(seqs)) {
-		t.Fatalf("Verify: %v %v (want %d records)", h, err, len(seqs))
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	for i, s := range all {
+		require.Equal(t, uint64(i+1), s, "sequence numbers not 1..%d", len(all))
 	}
+	verified(t, l, uint64(len(all)))
 }
 
 func (k *kit) testCRLNumbers(t *testing.T) {
@@ -672,78 +592,64 @@ func (k *kit) testCRLNumbers(t *testing.T) {
 	l := k.open(t)
 	for want := int64(1); want <= 3; want++ {
 		n, err := l.NextCRLNumber(ctx)
-		if err != nil || n.Int64() != want {
-			t.Fatalf("NextCRLNumber = %v, %v; want %d", n, err, want)
-		}
+		require.NoError(t, err)
+		require.Equal(t, want, n.Int64(), "NextCRLNumber")
 	}
+	const each = 5
+	got := make([][]int64, k.cfg.Concurrency)
+	errs := make([]error, k.cfg.Concurrency)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	got := map[int64]bool{}
-	for range k.cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			last := int64(0)
-			for range 5 {
+	for w := range k.cfg.Concurrency {
+		wg.Go(func() {
+			for range each {
 				n, err := l.NextCRLNumber(ctx)
 				if err != nil {
-					t.Error(err)
+					errs[w] = err
 					return
 				}
-				if n.Int64() <= last {
-					t.Errorf("CRL number went from %d to %d", last, n.Int64())
-				}
-				last = n.Int64()
-				mu.Lock()
-				if got[last] {
-					t.Errorf("CRL number %d handed out twice", last)
-				}
-				got[last] = true
-				mu.Unlock()
+				got[w] = append(got[w], n.Int64())
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	total := int64(3 + 5*k.cfg.Concurrency)
-	for n := int64(4); n <= total; n++ {
-		if !got[n] {
-			t.Fatalf("CRL number %d skipped", n)
+	seen := map[int64]bool{}
+	for w := range got {
+		require.NoError(t, errs[w])
+		for i, n := range got[w] {
+			if i > 0 {
+				require.Greater(t, n, got[w][i-1], "CRL numbers of one caller must increase")
+			}
+			require.False(t, seen[n], "CRL number %d handed out twice", n)
+			seen[n] = true
 		}
 	}
-	// CRL numbers are not chain records.
-	if h := head(t, l); h.Seq != 0 {
-		t.Fatalf("CRL numbers added %d records", h.Seq)
+	total := int64(3 + each*k.cfg.Concurrency)
+	for n := int64(4); n <= total; n++ {
+		require.True(t, seen[n], "CRL number %d skipped", n)
 	}
+	// CRL numbers are not chain records.
+	require.Zero(t, head(t, l).Seq, "CRL numbers added records")
 }
 
 func (k *kit) testCanceled(t *testing.T) {
 	l := k.open(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := l.Append(ctx, k.issuance(t, newSerial(t), "a", base), nil); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Append with a canceled context: %v", err)
-	}
+	require.ErrorIs(t, l.Append(ctx, k.issuance(t, newSerial(t), "a", base), nil), context.Canceled, "Append with a canceled context")
 	// The ledger still works and its chain is intact.
 	mustAppend(t, l, k.issuance(t, newSerial(t), "a", base), nil)
-	if _, err := l.Verify(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	_, err := l.Verify(context.Background())
+	require.NoError(t, err)
 }
 
 func (k *kit) testClosed(t *testing.T) {
 	ctx := context.Background()
 	l := k.newLedger(t)
 	mustAppend(t, l, k.issuance(t, newSerial(t), "a", base), nil)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
+	require.NoError(t, l.Close())
+	require.NoError(t, l.Close(), "second Close")
 	check := func(name string, err error) {
-		if !errors.Is(err, ca.ErrLedgerClosed) {
-			t.Errorf("%s after Close: %v", name, err)
-		}
+		require.ErrorIs(t, err, ca.ErrLedgerClosed, "%s after Close", name)
 	}
 	check("Append", l.Append(ctx, k.issuance(t, newSerial(t), "a", base), nil))
 	_, err := l.Lookup(ctx, big.NewInt(1))
@@ -766,18 +672,13 @@ func (k *kit) testTamper(t *testing.T) {
 	for range 5 {
 		mustAppend(t, l, k.issuance(t, newSerial(t), "a", base), nil)
 	}
-	if _, err := l.Verify(ctx); err != nil {
-		t.Fatal(err)
-	}
+	verified(t, l, 5)
 	k.cfg.Tamper(t, l, 3)
 	_, err := l.Verify(ctx)
 	var ce *ca.ChainError
-	if !errors.Is(err, ca.ErrLedgerCorrupt) || !errors.As(err, &ce) {
-		t.Fatalf("Verify after tampering: %v", err)
-	}
-	if ce.Seq > 4 || ce.Seq < 3 {
-		t.Fatalf("tampering with record 3 reported at record %d", ce.Seq)
-	}
+	require.ErrorIs(t, err, ca.ErrLedgerCorrupt, "Verify after tampering")
+	require.ErrorAs(t, err, &ce, "Verify after tampering")
+	require.True(t, ce.Seq == 3 || ce.Seq == 4, "tampering with record 3 reported at record %d", ce.Seq)
 }
 
 func (k *kit) testReopen(t *testing.T) {
@@ -788,23 +689,19 @@ func (k *kit) testReopen(t *testing.T) {
 		last = k.issuance(t, newSerial(t), "a", base)
 		mustAppend(t, l, last, nil)
 	}
-	if _, err := l.NextCRLNumber(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, err := l.NextCRLNumber(ctx)
+	require.NoError(t, err)
 	l = k.cfg.Reopen(t, l)
 	t.Cleanup(func() { l.Close() })
-	h, err := l.Verify(ctx)
-	if err != nil || h.Seq != 3 || !bytes.Equal(h.Hash, last.Hash) {
-		t.Fatalf("after reopen: %v %v", h, err)
-	}
-	if n, err := l.NextCRLNumber(ctx); err != nil || n.Int64() != 2 {
-		t.Fatalf("CRL number after reopen: %v %v", n, err)
-	}
+	h := verified(t, l, 3)
+	require.Equal(t, last.Hash, h.Hash, "head hash after reopen")
+	n, err := l.NextCRLNumber(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), n.Int64(), "CRL number after reopen")
 	next := k.issuance(t, newSerial(t), "a", base)
 	mustAppend(t, l, next, nil)
-	if next.Seq != 4 || !bytes.Equal(next.PrevHash, last.Hash) {
-		t.Fatalf("chain does not continue after reopen")
-	}
+	require.Equal(t, uint64(4), next.Seq, "chain does not continue after reopen")
+	require.Equal(t, last.Hash, next.PrevHash, "chain does not continue after reopen")
 }
 
 // testRecordReader checks ca.RecordReader, for a ledger that has it.
@@ -823,17 +720,12 @@ func (k *kit) testRecordReader(t *testing.T) {
 	}
 	for _, want := range recs {
 		got, err := rr.Record(ctx, want.Seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sameRecord(got, want); err != nil {
-			t.Fatalf("Record(%d): %v", want.Seq, err)
-		}
+		require.NoError(t, err)
+		require.NoError(t, sameRecord(got, want), "Record(%d)", want.Seq)
 	}
 	for _, seq := range []uint64{0, 4, 1 << 63} {
-		if _, err := rr.Record(ctx, seq); !errors.Is(err, ca.ErrUnknownRecord) {
-			t.Fatalf("Record(%d): %v", seq, err)
-		}
+		_, err := rr.Record(ctx, seq)
+		require.ErrorIs(t, err, ca.ErrUnknownRecord, "Record(%d)", seq)
 	}
 }
 
@@ -850,12 +742,9 @@ func (k *kit) testTamperedLookup(t *testing.T) {
 		recs = append(recs, r)
 	}
 	k.cfg.Tamper(t, l, 2)
-	if st, err := l.Lookup(ctx, recs[1].Serial); !errors.Is(err, ca.ErrLedgerCorrupt) {
-		t.Fatalf("Lookup of a tampered record: %+v, %v", st, err)
-	}
-	if err := l.Append(ctx, k.issuance(t, newSerial(t), "a", base), nil); !errors.Is(err, ca.ErrLedgerCorrupt) {
-		t.Fatalf("Append after a lookup found tampering: %v", err)
-	}
+	st, err := l.Lookup(ctx, recs[1].Serial)
+	require.ErrorIs(t, err, ca.ErrLedgerCorrupt, "Lookup of a tampered record: %+v", st)
+	require.ErrorIs(t, l.Append(ctx, k.issuance(t, newSerial(t), "a", base), nil), ca.ErrLedgerCorrupt, "Append after a lookup found tampering")
 }
 
 // deviceIssuance is an issuance whose certificate names a device by a
@@ -876,9 +765,7 @@ func (k *kit) deviceIssuance(t testing.TB, hw []byte, at time.Time) *ca.Record {
 		})
 	})
 	san, err := b.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	serial := newSerial(t)
 	tmpl := &x509.Certificate{
 		SerialNumber:    serial,
@@ -888,17 +775,11 @@ func (k *kit) deviceIssuance(t testing.TB, hw []byte, at time.Time) *ca.Record {
 		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: san}},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.key.Public(), k.key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	dev, err := ca.DeviceID(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	pkh := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	return &ca.Record{
 		Kind: ca.KindIssuance, Serial: serial, Subject: cert.Subject.String(), PublicKeyHash: pkh[:],
@@ -916,62 +797,51 @@ func (k *kit) testOneLiveDevice(t *testing.T) {
 	hw := newSerial(t).Bytes()
 	a := k.deviceIssuance(t, hw, base)
 	mustAppend(t, l, a, nil)
-	if _, err := l.LookupDevice(ctx, []byte("no such device")); !errors.Is(err, ca.ErrUnknownDevice) {
-		t.Fatalf("LookupDevice(unknown) = %v", err)
-	}
+	_, err := l.LookupDevice(ctx, []byte("no such device"))
+	require.ErrorIs(t, err, ca.ErrUnknownDevice, "LookupDevice(unknown)")
 	st, err := l.LookupDevice(ctx, a.Device)
-	if err != nil || st.Issuance.Serial.Cmp(a.Serial) != 0 || !bytes.Equal(st.Issuance.Device, a.Device) {
-		t.Fatalf("LookupDevice = %+v, %v", st, err)
-	}
+	require.NoError(t, err)
+	require.Zero(t, st.Issuance.Serial.Cmp(a.Serial), "LookupDevice serial")
+	require.Equal(t, a.Device, st.Issuance.Device, "LookupDevice device")
 	h := head(t, l)
 	second := k.deviceIssuance(t, hw, base.Add(time.Second))
-	if err := l.Append(ctx, second, nil); !errors.Is(err, ca.ErrDeviceProvisioned) {
-		t.Fatalf("second live issuance for one device: %v", err)
-	}
+	require.ErrorIs(t, l.Append(ctx, second, nil), ca.ErrDeviceProvisioned, "second live issuance for one device")
 	// A superseding issuance whose own serial is taken is refused, and
 	// the revocation it brought is not recorded.
 	clash := k.deviceIssuance(t, hw, base.Add(time.Second))
 	clash.Serial, clash.Supersedes = new(big.Int).Set(a.Serial), new(big.Int).Set(a.Serial)
-	if err := l.Append(ctx, clash, nil); err == nil {
-		t.Fatal("an issuance with a taken serial and a supersedes was recorded")
-	}
-	if got := head(t, l); got.Seq != h.Seq {
-		t.Fatalf("refusals changed the ledger: head %d, was %d", got.Seq, h.Seq)
-	}
-	if st, err := l.Lookup(ctx, a.Serial); err != nil || st.Revocation != nil {
-		t.Fatalf("the first issuance after refusals: %+v, %v", st, err)
-	}
+	require.Error(t, l.Append(ctx, clash, nil), "an issuance with a taken serial and a supersedes was recorded")
+	require.Equal(t, h.Seq, head(t, l).Seq, "refusals changed the ledger")
+	st, err = l.Lookup(ctx, a.Serial)
+	require.NoError(t, err)
+	require.Nil(t, st.Revocation, "the first issuance after refusals")
 	// Re-provisioning: the new one supersedes the live one.
 	c := k.deviceIssuance(t, hw, base.Add(2*time.Second))
 	c.Supersedes = new(big.Int).Set(a.Serial)
 	mustAppend(t, l, c, nil)
 	st, err = l.Lookup(ctx, a.Serial)
-	if err != nil || st.Revocation == nil || st.Revocation.Reason != ca.ReasonSuperseded || st.Revocation.Seq != c.Seq-1 {
-		t.Fatalf("superseded issuance: %+v, %v (superseding issuance at %d)", st, err, c.Seq)
-	}
-	if st, err := l.LookupDevice(ctx, c.Device); err != nil || st.Issuance.Serial.Cmp(c.Serial) != 0 {
-		t.Fatalf("LookupDevice after re-provisioning = %+v, %v", st, err)
-	}
+	require.NoError(t, err)
+	require.NotNil(t, st.Revocation, "superseded issuance")
+	require.Equal(t, ca.ReasonSuperseded, st.Revocation.Reason, "superseded issuance")
+	require.Equal(t, c.Seq-1, st.Revocation.Seq, "the superseding revocation comes just before its issuance")
+	st, err = l.LookupDevice(ctx, c.Device)
+	require.NoError(t, err)
+	require.Zero(t, st.Issuance.Serial.Cmp(c.Serial), "LookupDevice after re-provisioning")
 	// A stale supersedes (a, revoked already) is refused.
 	stale := k.deviceIssuance(t, hw, base.Add(3*time.Second))
 	stale.Supersedes = new(big.Int).Set(a.Serial)
-	if err := l.Append(ctx, stale, nil); !errors.Is(err, ca.ErrDeviceProvisioned) {
-		t.Fatalf("stale supersedes: %v", err)
-	}
+	require.ErrorIs(t, l.Append(ctx, stale, nil), ca.ErrDeviceProvisioned, "stale supersedes")
 	// Once revoked, the device may be provisioned afresh.
 	mustAppend(t, l, revocation(c.Serial, base.Add(4*time.Second), ca.ReasonKeyCompromise), nil)
 	mustAppend(t, l, k.deviceIssuance(t, hw, base.Add(5*time.Second)), nil)
-	if _, err := l.Verify(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, err = l.Verify(ctx)
+	require.NoError(t, err)
 	// Concurrent first issuances for one device: one wins.
 	hw2 := newSerial(t).Bytes()
-	if ok := k.race(t, l, ca.ErrDeviceProvisioned, func() *ca.Record { return k.deviceIssuance(t, hw2, base.Add(6*time.Second)) }); ok != 1 {
-		t.Fatalf("%d concurrent first issuances for one device recorded", ok)
-	}
-	if _, err := l.Verify(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ok := k.race(t, l, ca.ErrDeviceProvisioned, func() *ca.Record { return k.deviceIssuance(t, hw2, base.Add(6*time.Second)) })
+	require.Equal(t, 1, ok, "concurrent first issuances for one device recorded")
+	_, err = l.Verify(ctx)
+	require.NoError(t, err)
 }
 
 // testDeviceRefusalAlone: a device's refusal (ErrDeviceProvisioned) in a
@@ -995,16 +865,11 @@ func (k *kit) testDeviceRefusalAlone(t *testing.T) {
 			wg.Go(func() { errs[i] = l.Append(ctx, r, nil) })
 		}
 		wg.Wait()
-		if !errors.Is(errs[0], ca.ErrDeviceProvisioned) {
-			t.Fatalf("round %d: second live issuance for a device: %v", round, errs[0])
-		}
+		require.ErrorIs(t, errs[0], ca.ErrDeviceProvisioned, "round %d: second live issuance for a device", round)
 		for i, err := range errs[1:] {
-			if err != nil {
-				t.Fatalf("round %d: append %d beside a device refusal: %v", round, i+1, err)
-			}
+			require.NoError(t, err, "round %d: append %d beside a device refusal", round, i+1)
 		}
 	}
-	if _, err := l.Verify(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, err := l.Verify(ctx)
+	require.NoError(t, err)
 }

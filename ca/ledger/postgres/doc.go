@@ -36,10 +36,10 @@
 //
 //   - records (seq, kind, serial, subject, pubkey_hash, profile,
 //     requester, evidence, step, time_ns, cert, reason, prev_hash, hash,
-//     idem_key, requester_serial): one row per [ca.Record], seq the
-//     primary key, unique
-//     indexes on the serial of issuances and of revocations and on the
-//     idempotency key, an index for quota counts;
+//     idem_key, requester_serial, device, key_provenance): one row per
+//     [ca.Record], seq the primary key, unique indexes on the serial of
+//     issuances and of revocations and on the idempotency key, an index
+//     for quota counts and one for each device's issuances;
 //   - crl_number: one row, the last CRL number;
 //   - cbor_uint and append_batch: the functions that link records (below);
 //   - schema_version: one row per migration applied.
@@ -52,7 +52,7 @@
 // [ErrSchemaVersion]; tables named like the ledger's without a version,
 // [ErrNotLedger]. Upgrade every instance together: once a newer instance
 // has migrated the schema, an older one still running fails its appends
-// (schemas 3 and 4 each replaced append_batch) — it never writes a wrong
+// (schemas 3, 4, 5 and 6 each replaced append_batch) — it never writes a wrong
 // record — and refuses to open again.
 //
 // # Appending: the chain lock and group commit

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/ledger/postgres"
 	"github.com/ztmkit/ztm/internal/pgtest"
 )
@@ -52,13 +53,20 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if cborStrict() {
 		t.Fatal("cbor_uint is still strict after the migration")
 	}
+	var last *ca.Record
 	for range 3 {
-		if err := l.Append(ctx, issuance(t, "st", at), nil); err != nil {
+		last = issuance(t, "st", at)
+		last.KeyProvenance = ca.ProvenanceEATConfirmed // a column of version 6
+		if err := l.Append(ctx, last, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	h, err := l.Verify(ctx)
 	if err != nil || h.Seq != 4 {
 		t.Fatalf("Verify after migration: head %d, %v", h.Seq, err)
+	}
+	st, err := l.Lookup(ctx, last.Serial)
+	if err != nil || st.Issuance.KeyProvenance != ca.ProvenanceEATConfirmed {
+		t.Fatalf("Lookup after migration: %+v, %v", st, err)
 	}
 }

@@ -237,7 +237,7 @@ type queries struct {
 	record, link, crlCounter   string
 }
 
-const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial, device`
+const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial, device, key_provenance`
 
 func newQueries(schema string) queries {
 	s := pgx.Identifier{schema}.Sanitize()
@@ -246,7 +246,7 @@ func newQueries(schema string) queries {
 		appendBatch: r.Replace(`SELECT o_refusal, o_seq, o_prev, o_hash FROM {s}.append_batch(
 			$1::smallint[], $2::bytea[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bytea[], $8::bytea[],
 			$9::bigint[], $10::bytea[], $11::smallint[], $12::bytea[], $13::bytea[], $14::bigint[], $15::bigint[],
-			$16::bytea[], $17::bytea[], $18::bytea[], $19::boolean[], $20::boolean)`),
+			$16::bytea[], $17::bytea[], $18::bytea[], $19::boolean[], $20::smallint[], $21::boolean)`),
 		crlNext: r.Replace("UPDATE {s}.crl_number SET n = n + 1 WHERE id = 1 RETURNING n"),
 		lookup: r.Replace(`SELECT ` + recordColumns + ` FROM {s}.records WHERE kind = 1 AND serial = $1
 			UNION ALL SELECT ` + recordColumns + ` FROM {s}.records WHERE kind = 2 AND serial = $1 ORDER BY seq`),

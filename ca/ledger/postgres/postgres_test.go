@@ -69,6 +69,12 @@ func TestConformance(t *testing.T) {
 			mu.Unlock()
 			exec(t, dsn, "UPDATE ztm_ca.records SET subject = 'SERIALNUMBER=forged' WHERE seq = $1", int64(seq))
 		},
+		TamperProvenance: func(t *testing.T, l ca.Ledger, seq uint64) {
+			mu.Lock()
+			dsn := dsns[l]
+			mu.Unlock()
+			exec(t, dsn, "UPDATE ztm_ca.records SET key_provenance = CASE key_provenance WHEN 1 THEN 2 ELSE 1 END WHERE seq = $1", int64(seq))
+		},
 		Reopen: func(t *testing.T, l ca.Ledger) ca.Ledger {
 			mu.Lock()
 			dsn := dsns[l]

@@ -44,20 +44,21 @@ func scanRecord(s scanner) (*ca.Record, error) {
 	var (
 		r               ca.Record
 		seq, t          int64
-		kind, rsn       int16
+		kind, rsn, kpr  int16
 		serial, rserial []byte
 		pkh, ev, st, c  []byte
 	)
-	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &st, &t, &c, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey, &rserial, &r.Device); err != nil {
+	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &st, &t, &c, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey, &rserial, &r.Device, &kpr); err != nil {
 		return nil, err
 	}
 	if rserial != nil {
 		r.RequesterSerial = new(big.Int).SetBytes(rserial)
 	}
-	if seq < 1 || kind < 1 || kind > 255 || rsn < 0 || rsn > 255 {
+	if seq < 1 || kind < 1 || kind > 255 || rsn < 0 || rsn > 255 || kpr < 0 || kpr > 255 {
 		return nil, &ca.ChainError{Seq: uint64(max(seq, 0)), Reason: "column out of range"}
 	}
 	r.Seq, r.Kind, r.Reason = uint64(seq), ca.RecordKind(kind), ca.RevocationReason(rsn)
+	r.KeyProvenance = ca.KeyProvenance(kpr)
 	r.Serial = new(big.Int).SetBytes(serial)
 	r.PublicKeyHash, r.EvidenceDigest, r.StepDigest, r.Certificate = pkh, ev, st, c
 	r.Time = time.Unix(0, t).UTC()

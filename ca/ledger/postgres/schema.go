@@ -677,6 +677,214 @@ var migrations = [...]string{
 		FROM unnest(a_k, a_seq, a_prev, a_hash) AS a(k, seq, prev, hash);
 	END
 	$fn$;`,
+	// 6: how the certified key came to be (ca.Record.KeyProvenance), 0
+	// (unrecorded) for the records before; append_batch takes it as one
+	// more parameter and is otherwise version 5's. The version-5 function
+	// is dropped.
+	`ALTER TABLE {s}.records ADD COLUMN key_provenance smallint NOT NULL DEFAULT 0,
+		ADD CONSTRAINT records_key_provenance CHECK (key_provenance = 0 OR (kind = 1 AND key_provenance BETWEEN 1 AND 4));
+	DROP FUNCTION {s}.append_batch(smallint[], bytea[], text[], bytea[], text[], text[], bytea[], bytea[],
+		bigint[], bytea[], smallint[], bytea[], bytea[], bigint[], bigint[], bytea[], bytea[], bytea[], boolean[], boolean);
+	-- append_batch is version 5's, and records p_provenance (the key
+	-- provenance of each record, 0 for none) with each accepted record.
+	CREATE FUNCTION {s}.append_batch(
+		p_kind smallint[], p_serial bytea[], p_subject text[], p_pkh bytea[], p_profile text[],
+		p_requester text[], p_evidence bytea[], p_step bytea[], p_time bigint[], p_cert bytea[],
+		p_reason smallint[], p_prefix bytea[], p_suffix bytea[], p_qlimit bigint[], p_qsince bigint[],
+		p_idem bytea[], p_rserial bytea[], p_device bytea[], p_pair boolean[], p_provenance smallint[],
+		p_fast boolean)
+	RETURNS TABLE (o_refusal smallint, o_seq bigint, o_prev bytea, o_hash bytea)
+	LANGUAGE plpgsql
+	-- Plan each statement for the table as it is: a plan cached while the
+	-- table was small (before autovacuum's first ANALYZE) would scan the
+	-- wrong index once it has grown.
+	SET plan_cache_mode = force_custom_plan
+	AS $fn$
+	DECLARE
+		v_seq     bigint;
+		v_hash    bytea;
+		v_n       bigint;
+		k         integer;
+		d_issued  bytea[];  -- serials of the batch the ledger has issued
+		d_revoked bytea[];  -- and revoked
+		d_keys    bytea[];  -- idempotency keys of the batch the ledger holds
+		d_rissued  bytea[] := '{}';  -- requester serials the ledger has issued
+		d_rrevoked bytea[] := '{}';  -- and revoked
+		b_issued  bytea[]  := '{}';  -- accepted in this batch so far
+		b_keys    bytea[]  := '{}';
+		b_revoked bytea[]  := '{}';
+		b_req     text[]   := '{}';  -- requester and time of each accepted issuance
+		b_time    bigint[] := '{}';
+		a_k       integer[] := '{}'; -- accepted: index, seq, previous hash, hash
+		a_seq     bigint[]  := '{}';
+		a_prev    bytea[]   := '{}';
+		a_hash    bytea[]   := '{}';
+		b_dev     bytea[]   := '{}'; -- devices of the batch's accepted issuances
+		b_devser  bytea[]   := '{}'; -- and their serials
+		pr_ok     boolean   := false; -- the pending superseding revocation
+		pr_refusal smallint;
+		pr_seq    bigint;
+		pr_prev   bytea;
+		pr_hash   bytea;
+		pr_vseq   bigint;            -- the chain tail before it
+		pr_vhash  bytea;
+		v_hold_seq  bigint;
+		v_hold_prev bytea;
+		v_hold_hash bytea;
+	BEGIN
+		-- The chain lock: held by every appending transaction, of every
+		-- instance, until it ends (released after the commit is visible).
+		-- Statements after it see every record committed by its previous
+		-- holders.
+		PERFORM pg_advisory_xact_lock({chainlock});
+		SELECT r.seq, r.hash INTO v_seq, v_hash FROM {s}.records r ORDER BY r.seq DESC LIMIT 1;
+		IF NOT FOUND THEN
+			v_seq := 0;
+			v_hash := decode(repeat('00', 32), 'hex');
+		END IF;
+		IF p_fast THEN
+			-- Issuances only: a serial or key the ledger already holds
+			-- fails the INSERT on its unique index, and the client runs
+			-- the batch again with p_fast false.
+			d_issued := '{}'; d_revoked := '{}'; d_keys := '{}';
+		ELSE
+			SELECT coalesce(array_agg(r.serial), '{}') INTO d_issued FROM {s}.records r
+				WHERE r.kind = 1 AND r.serial = ANY (p_serial);
+			SELECT coalesce(array_agg(r.serial), '{}') INTO d_revoked FROM {s}.records r
+				WHERE r.kind = 2 AND r.serial = ANY (p_serial);
+			SELECT coalesce(array_agg(r.idem_key), '{}') INTO d_keys FROM {s}.records r
+				WHERE r.idem_key = ANY (p_idem);
+		END IF;
+		-- Requester certificates, looked up the fast way too: a refusal
+		-- here is the ledger's answer, not a constraint to fall back on.
+		IF cardinality(array_remove(p_rserial, NULL)) > 0 THEN
+			SELECT coalesce(array_agg(r.serial), '{}') INTO d_rissued FROM {s}.records r
+				WHERE r.kind = 1 AND r.serial = ANY (p_rserial);
+			SELECT coalesce(array_agg(r.serial), '{}') INTO d_rrevoked FROM {s}.records r
+				WHERE r.kind = 2 AND r.serial = ANY (p_rserial);
+		END IF;
+		FOR k IN 1 .. coalesce(array_length(p_kind, 1), 0) LOOP
+			o_refusal := 0; o_seq := NULL; o_prev := NULL; o_hash := NULL;
+			IF p_kind[k] = 1 THEN
+				IF p_rserial[k] IS NOT NULL AND NOT (p_rserial[k] = ANY (d_rissued) OR p_rserial[k] = ANY (b_issued)) THEN
+					o_refusal := 6;
+				ELSIF p_rserial[k] = ANY (d_rrevoked) OR p_rserial[k] = ANY (b_revoked) THEN
+					o_refusal := 7;
+				ELSIF p_serial[k] = ANY (d_issued) OR p_serial[k] = ANY (b_issued) THEN
+					o_refusal := 1;
+				ELSIF p_idem[k] = ANY (d_keys) OR p_idem[k] = ANY (b_keys) THEN
+					o_refusal := 5;
+				ELSIF (k > 1 AND p_pair[k - 1] AND NOT pr_ok) OR (p_device[k] IS NOT NULL AND (
+						EXISTS (SELECT 1 FROM {s}.records r WHERE r.kind = 1 AND r.device = p_device[k]
+							AND NOT EXISTS (SELECT 1 FROM {s}.records v WHERE v.kind = 2 AND v.serial = r.serial)
+							AND NOT (r.serial = ANY (b_revoked)))
+						OR EXISTS (SELECT 1 FROM unnest(b_dev, b_devser) AS x(d, s)
+							WHERE x.d = p_device[k] AND NOT (x.s = ANY (b_revoked))))) THEN
+					o_refusal := 8;
+					-- The fast way skipped the lookups: a repeat is named
+					-- as such first.
+					IF p_fast THEN
+						IF EXISTS (SELECT 1 FROM {s}.records r WHERE r.kind = 1 AND r.serial = p_serial[k]) THEN
+							o_refusal := 1;
+						ELSIF EXISTS (SELECT 1 FROM {s}.records r WHERE r.idem_key = p_idem[k]) THEN
+							o_refusal := 5;
+						END IF;
+					END IF;
+				ELSIF p_qlimit[k] IS NOT NULL THEN
+					SELECT count(*) INTO v_n FROM (
+						SELECT 1 FROM {s}.records r
+						WHERE r.kind = 1 AND r.requester = p_requester[k] AND r.time_ns >= p_qsince[k]
+						LIMIT greatest(p_qlimit[k], 0)) c;
+					v_n := v_n + (SELECT count(*) FROM unnest(b_req, b_time) AS b(rq, t)
+						WHERE b.rq = p_requester[k] AND b.t >= p_qsince[k]);
+					IF v_n >= p_qlimit[k] THEN
+						o_refusal := 2;
+						-- The fast way skipped the lookups: a refusal must
+						-- still name a serial or key already recorded first.
+						IF p_fast THEN
+							IF EXISTS (SELECT 1 FROM {s}.records r WHERE r.kind = 1 AND r.serial = p_serial[k]) THEN
+								o_refusal := 1;
+							ELSIF EXISTS (SELECT 1 FROM {s}.records r WHERE r.idem_key = p_idem[k]) THEN
+								o_refusal := 5;
+							END IF;
+						END IF;
+					END IF;
+				END IF;
+			ELSIF NOT (p_serial[k] = ANY (d_issued) OR p_serial[k] = ANY (b_issued)) THEN
+				o_refusal := 3;
+			ELSIF p_serial[k] = ANY (d_revoked) OR p_serial[k] = ANY (b_revoked) THEN
+				o_refusal := 4;
+			END IF;
+			IF k > 1 AND p_pair[k - 1] AND pr_ok AND o_refusal <> 0 THEN
+				-- The issuance a superseding revocation came for is
+				-- refused: so is the revocation, taken back.
+				a_k := a_k[1:cardinality(a_k) - 1];
+				a_seq := a_seq[1:cardinality(a_seq) - 1];
+				a_prev := a_prev[1:cardinality(a_prev) - 1];
+				a_hash := a_hash[1:cardinality(a_hash) - 1];
+				b_revoked := b_revoked[1:cardinality(b_revoked) - 1];
+				v_seq := pr_vseq;
+				v_hash := pr_vhash;
+				pr_refusal := 9; pr_seq := NULL; pr_prev := NULL; pr_hash := NULL;
+			END IF;
+			IF p_pair[k] THEN
+				pr_vseq := v_seq;
+				pr_vhash := v_hash;
+			END IF;
+			IF o_refusal = 0 THEN
+				o_seq := v_seq + 1;
+				o_prev := v_hash;
+				o_hash := sha256(v_hash || p_prefix[k] || {s}.cbor_uint(o_seq) || p_suffix[k]);
+				a_k := a_k || k;
+				a_seq := a_seq || o_seq;
+				a_prev := a_prev || o_prev;
+				a_hash := a_hash || o_hash;
+				IF p_kind[k] = 1 THEN
+					b_issued := b_issued || p_serial[k];
+					b_req := b_req || p_requester[k];
+					b_time := b_time || p_time[k];
+					IF p_idem[k] IS NOT NULL THEN
+						b_keys := b_keys || p_idem[k];
+					END IF;
+					IF p_device[k] IS NOT NULL THEN
+						b_dev := b_dev || p_device[k];
+						b_devser := b_devser || p_serial[k];
+					END IF;
+				ELSE
+					b_revoked := b_revoked || p_serial[k];
+				END IF;
+				v_seq := o_seq;
+				v_hash := o_hash;
+			END IF;
+			IF p_pair[k] THEN
+				-- A superseding revocation is answered with the issuance
+				-- after it, which decides both.
+				pr_ok := o_refusal = 0;
+				pr_refusal := o_refusal; pr_seq := o_seq; pr_prev := o_prev; pr_hash := o_hash;
+				CONTINUE;
+			END IF;
+			IF k > 1 AND p_pair[k - 1] THEN
+				v_n := o_refusal; o_refusal := pr_refusal;
+				v_hold_seq := o_seq; v_hold_prev := o_prev; v_hold_hash := o_hash;
+				o_seq := pr_seq; o_prev := pr_prev; o_hash := pr_hash;
+				RETURN NEXT;
+				o_refusal := v_n; o_seq := v_hold_seq; o_prev := v_hold_prev; o_hash := v_hold_hash;
+				pr_ok := false;
+			END IF;
+			RETURN NEXT;
+		END LOOP;
+		-- One scan of the accepted records, each row's fields taken from
+		-- the parameters by index: a plan that is quick to make, as it is
+		-- made on every call (see plan_cache_mode above).
+		INSERT INTO {s}.records (seq, kind, serial, subject, pubkey_hash, profile, requester,
+			evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial, device,
+			key_provenance)
+		SELECT a.seq, p_kind[a.k], p_serial[a.k], p_subject[a.k], p_pkh[a.k], p_profile[a.k], p_requester[a.k],
+			p_evidence[a.k], p_step[a.k], p_time[a.k], p_cert[a.k], p_reason[a.k], a.prev, a.hash, p_idem[a.k],
+			p_rserial[a.k], p_device[a.k], coalesce(p_provenance[a.k], 0)
+		FROM unnest(a_k, a_seq, a_prev, a_hash) AS a(k, seq, prev, hash);
+	END
+	$fn$;`,
 }
 
 // SchemaVersion is the schema version this package creates and reads.

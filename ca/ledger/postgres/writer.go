@@ -459,6 +459,7 @@ func appendArgs(batch []*op) []any {
 		subject, profile, request = make([]string, n), make([]string, n), make([]string, n)
 		idem, rserial, device     = make([][]byte, n), make([][]byte, n), make([][]byte, n)
 		pair                      = make([]bool, n)
+		provenance                = make([]int16, n)
 	)
 	for i, o := range batch {
 		r := o.rec
@@ -469,12 +470,13 @@ func appendArgs(batch []*op) []any {
 			rserial[i] = r.RequesterSerial.Bytes()
 		}
 		device[i], pair[i] = nullBytes(r.Device), o.paired
+		provenance[i] = int16(r.KeyProvenance)
 		if o.quota != nil {
 			lim := int64(o.quota.Limit)
 			qlim[i], qsince[i] = &lim, unixNano(o.quota.Since)
 		}
 	}
-	return []any{kind, serial, subject, pkh, profile, request, ev, step, tns, cert, reason, prefix, suffix, qlim, qsince, idem, rserial, device, pair}
+	return []any{kind, serial, subject, pkh, profile, request, ev, step, tns, cert, reason, prefix, suffix, qlim, qsince, idem, rserial, device, pair, provenance}
 }
 
 func nullBytes(b []byte) []byte {

@@ -71,10 +71,13 @@
 //
 // Table records (seq, kind, serial, subject, pubkey_hash, profile,
 // requester, evidence, step, time_ns, cert, reason, prev_hash, hash,
-// idem_key), with unique indexes on the serial of issuances and of
-// revocations and on the idempotency key (which also serve lookups), an
-// index for the revocation list and one for quota counts (no per-request
-// query scans the table); table crl_number holds the last CRL number.
-// Open migrates a ledger of an older schema version in place (version 1
-// had no idem_key).
+// idem_key, requester_serial, device, key_provenance), with unique
+// indexes on the serial of issuances and of revocations and on the
+// idempotency key (which also serve lookups), an index for the revocation
+// list, one for quota counts and one for each device's issuances (no
+// per-request query scans the table); table crl_number holds the last CRL
+// number. Open migrates a ledger of an older schema version in place
+// (version 1 had no idem_key, 2 no requester_serial, 3 no device, 4 no
+// key_provenance; records made before version 5 read as
+// ca.ProvenanceUnrecorded and keep their hashes).
 package sqlite

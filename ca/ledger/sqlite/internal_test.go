@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/ledger/ledgertest"
 )
 
@@ -140,13 +141,14 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	next.IdempotencyKey = []byte("request-1")
+	next.KeyProvenance = ca.ProvenanceInjected // a column of version 5
 	if err := l.Append(ctx, next, nil); err != nil {
 		t.Fatal(err)
 	}
 	if h, err := l.Verify(ctx); err != nil || h.Seq != 2 {
 		t.Fatalf("Verify after migration: %v %v", h, err)
 	}
-	if st, err := l.LookupRequest(ctx, []byte("request-1")); err != nil || st.Issuance.Seq != 2 {
+	if st, err := l.LookupRequest(ctx, []byte("request-1")); err != nil || st.Issuance.Seq != 2 || st.Issuance.KeyProvenance != ca.ProvenanceInjected {
 		t.Fatalf("LookupRequest after migration: %v", err)
 	}
 }

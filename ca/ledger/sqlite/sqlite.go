@@ -39,6 +39,10 @@ var migrations = [...]string{
 	// 4: the device an IDevID names (ca.Record.Device), one live each.
 	`ALTER TABLE records ADD COLUMN device BLOB CHECK (device IS NULL OR length(device) BETWEEN 1 AND 160);
 	CREATE INDEX records_device ON records (device) WHERE kind = 1 AND device IS NOT NULL;`,
+	// 5: how the certified key came to be (ca.Record.KeyProvenance); 0,
+	// unrecorded, for the records before.
+	`ALTER TABLE records ADD COLUMN key_provenance INTEGER NOT NULL DEFAULT 0
+		CHECK (key_provenance = 0 OR (kind = 1 AND key_provenance BETWEEN 1 AND 4));`,
 }
 
 const schema = `
@@ -249,8 +253,8 @@ func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
 		{&s.release, "RELEASE supersede"},
 		{&s.rollbackTo, "ROLLBACK TO supersede"},
 		{&s.insert, `INSERT INTO records
-			(seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial, device)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			(seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial, device, key_provenance)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.crlNext, "UPDATE crl_number SET n = n + 1 WHERE id = 1 RETURNING n"},
 	} {
 		st, err := c.PrepareContext(ctx, p.sql)
@@ -704,7 +708,8 @@ func insertRecord(ctx context.Context, tx *batchTx, r *ca.Record) error {
 	r.Hash = h
 	_, err = tx.st.insert.ExecContext(ctx, int64(r.Seq), int64(r.Kind), serial, r.Subject, nullBlob(r.PublicKeyHash), r.Profile, r.Requester,
 		nullBlob(r.EvidenceDigest), nullBlob(r.StepDigest), r.Time.UnixNano(), nullBlob(r.Certificate),
-		int64(r.Reason), r.PrevHash, r.Hash, nullBlob(r.IdempotencyKey), nullSerial(r.RequesterSerial), nullBlob(r.Device))
+		int64(r.Reason), r.PrevHash, r.Hash, nullBlob(r.IdempotencyKey), nullSerial(r.RequesterSerial), nullBlob(r.Device),
+		int64(r.KeyProvenance))
 	if err != nil {
 		var se *msqlite.Error
 		if errors.As(err, &se) && se.Code() == 2067 { // SQLITE_CONSTRAINT_UNIQUE
@@ -752,7 +757,7 @@ func (l *Ledger) NextCRLNumber(ctx context.Context) (*big.Int, error) {
 	return big.NewInt(n), nil
 }
 
-const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial, device`
+const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial, device, key_provenance`
 
 // liveDeviceQuery finds a device's unrevoked issuances (one at most, in a
 // sound ledger) through records_device and records_revoked_serial.
@@ -762,21 +767,22 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanRecord(s scanner) (*ca.Record, error) {
 	var (
-		r                  ca.Record
-		seq, kind, t, rsn  int64
-		serial, rserial    []byte
-		pkh, ev, step, crt []byte
+		r                      ca.Record
+		seq, kind, t, rsn, kpr int64
+		serial, rserial        []byte
+		pkh, ev, step, crt     []byte
 	)
-	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &step, &t, &crt, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey, &rserial, &r.Device); err != nil {
+	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &step, &t, &crt, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey, &rserial, &r.Device, &kpr); err != nil {
 		return nil, err
 	}
 	if rserial != nil {
 		r.RequesterSerial = new(big.Int).SetBytes(rserial)
 	}
-	if seq < 1 || kind < 1 || kind > 255 || rsn < 0 || rsn > 255 {
+	if seq < 1 || kind < 1 || kind > 255 || rsn < 0 || rsn > 255 || kpr < 0 || kpr > 255 {
 		return nil, &ca.ChainError{Seq: uint64(max(seq, 0)), Reason: "column out of range"}
 	}
 	r.Seq, r.Kind, r.Reason = uint64(seq), ca.RecordKind(kind), ca.RevocationReason(rsn)
+	r.KeyProvenance = ca.KeyProvenance(kpr)
 	r.Serial = new(big.Int).SetBytes(serial)
 	r.PublicKeyHash, r.EvidenceDigest, r.StepDigest, r.Certificate = pkh, ev, step, crt
 	r.Time = time.Unix(0, t).UTC()

@@ -49,6 +49,11 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
+		TamperProvenance: func(t *testing.T, l ca.Ledger, seq uint64) {
+			if _, err := rawDB(t, paths[l]).Exec("UPDATE records SET key_provenance = CASE key_provenance WHEN 1 THEN 2 ELSE 1 END WHERE seq = ?", seq); err != nil {
+				t.Fatal(err)
+			}
+		},
 		Reopen: func(t *testing.T, l ca.Ledger) ca.Ledger {
 			path := paths[l]
 			if err := l.Close(); err != nil {
