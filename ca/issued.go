@@ -102,6 +102,7 @@ func walkIssued(der []byte, tmpl, parent *x509.Certificate, c *checkedCSR) (*x50
 	}
 	seq := tmpl.Subject.ToRDNSequence()
 	cert.Subject.FillFromRDNSequence(&seq)
+	cert.Extensions = make([]pkix.Extension, 0, 8) // this package issues 5 to 8
 	for !exts.Empty() {
 		var ext, val cryptobyte.String
 		var e pkix.Extension
