@@ -12,7 +12,7 @@ import (
 // Default bounds of a chainCache made by newChainCache with zero
 // arguments.
 const (
-	defaultCachedChains = 1024
+	defaultCachedChains = 256
 	defaultCachedParsed = 64
 )
 

@@ -192,9 +192,9 @@ type registeredKey struct {
 // EATVerifier verifies EAT evidence in CWT and JWT form. It is safe for
 // concurrent use.
 //
-// It remembers the last 1,024 CWT x5chains it verified to its Roots, by
-// their exact bytes, and the last 64 distinct intermediates (or roots) a
-// chain carried, parsed: the same chain is served without a parse and a
+// It remembers the last 256 CWT x5chains it verified to its Roots, by
+// their exact bytes, and up to 64 of the intermediates (or roots) the
+// chains carried, parsed: the same chain is served without a parse and a
 // path build while every certificate of it is valid, and the evidence's
 // own signature, nonce and claims are checked every time.
 type EATVerifier struct {
