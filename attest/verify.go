@@ -175,6 +175,8 @@ type Evidence struct {
 	PublicKey crypto.PublicKey
 	// Chain is the verified chain, leaf first, ending at a trust anchor,
 	// when the signer was named by x5chain / x5c; otherwise nil.
+	// Its certificates may be shared with other Evidence (an
+	// EATVerifier remembers the x5chains it verified); do not modify them.
 	Chain []*x509.Certificate
 	// Digest is the SHA-256 of the exact evidence bytes.
 	Digest []byte
@@ -189,11 +191,18 @@ type registeredKey struct {
 
 // EATVerifier verifies EAT evidence in CWT and JWT form. It is safe for
 // concurrent use.
+//
+// It remembers the last 256 CWT x5chains it verified to its Roots, by
+// their exact bytes, and up to 64 of the intermediates (or roots) the
+// chains carried, parsed: the same chain is served without a parse and a
+// path build while every certificate of it is valid, and the evidence's
+// own signature, nonce and claims are checked every time.
 type EATVerifier struct {
 	cfg       Config
 	keys      map[string]*registeredKey
 	refs      map[refKey]*reference
 	emptyPool *x509.CertPool
+	chains    *chainCache // verified x5chains; see verifyChain
 }
 
 var _ Verifier = (*EATVerifier)(nil)
@@ -202,7 +211,8 @@ var _ Verifier = (*EATVerifier)(nil)
 // error for reference values that repeat an (oemid, hwmodel) pair or are
 // malformed; a registered key of an unsupported type is reported when used.
 func NewVerifier(cfg Config) (*EATVerifier, error) {
-	v := &EATVerifier{cfg: *cfg.Clone(), keys: make(map[string]*registeredKey, len(cfg.Keys)), emptyPool: x509.NewCertPool()}
+	v := &EATVerifier{cfg: *cfg.Clone(), keys: make(map[string]*registeredKey, len(cfg.Keys)), emptyPool: x509.NewCertPool(),
+		chains: newChainCache(0, 0)}
 	if v.cfg.MaxSize <= 0 {
 		v.cfg.MaxSize = DefaultMaxSize
 	}
@@ -627,17 +637,39 @@ func checkAlgorithm(alg keystore.Algorithm, pub crypto.PublicKey) *VerificationE
 }
 
 // verifyChain parses a chain (leaf first) and verifies it to the roots at
-// now; the leaf must carry the digitalSignature key usage.
+// now; the leaf must carry the digitalSignature key usage. A chain with
+// the same bytes verified before to the same roots is taken from the
+// verifier's cache while every certificate of it is valid at now (see
+// chainCache); the signature over the evidence is checked every
+// time.
 func (v *EATVerifier) verifyChain(ders [][]byte, now time.Time) ([]*x509.Certificate, *VerificationError) {
-	certs := make([]*x509.Certificate, len(ders))
-	for i, der := range ders {
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			return nil, verr(ReasonMalformed, err, "certificate %d of the chain", i)
-		}
-		certs[i] = c
+	chain, err := v.chains.Verify(ders, v.cfg.Roots, now, verifyChainErr)
+	return chainResult(chain, err)
+}
+
+// verifyChainErr is verifyChain as a chainVerifyFunc.
+func verifyChainErr(certs []*x509.Certificate, roots *x509.CertPool, now time.Time) ([]*x509.Certificate, error) {
+	chain, e := verifyChain(certs, roots, now)
+	if e != nil {
+		return nil, e
 	}
-	return verifyChain(certs, v.cfg.Roots, now)
+	return chain, nil
+}
+
+// chainResult turns a chainCache's answer into verifyChain's.
+func chainResult(chain []*x509.Certificate, err error) ([]*x509.Certificate, *VerificationError) {
+	if err == nil {
+		return chain, nil
+	}
+	var pe *chainParseError
+	if errors.As(err, &pe) {
+		return nil, verr(ReasonMalformed, pe.err, "certificate %d of the chain", pe.index)
+	}
+	var ve *VerificationError
+	if errors.As(err, &ve) {
+		return nil, ve
+	}
+	return nil, verr(ReasonUntrustedSigner, err, "attestation key certificate")
 }
 
 // VerifyChain verifies certs (leaf first, then intermediates) to roots at

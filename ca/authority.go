@@ -539,6 +539,11 @@ func checkGrant(reqAuth *StationAuthorization, req *Request, requester string) e
 // in its transaction the requester's revocation, the idempotency key and
 // the quota. Its refusals are those of [Authority.Issue]. c must come from
 // this Authority's Check.
+//
+// The certificate returned is made from what the Authority signed, not
+// parsed again from its DER: it equals x509.ParseCertificate(cert.Raw),
+// and shares its Issuer with the Authority's certificate and its PublicKey
+// with the request. The caller must not modify it.
 func (a *Authority) IssueChecked(ctx context.Context, c *Checked) (*x509.Certificate, error) {
 	if c == nil || c.csr == nil {
 		return nil, fmt.Errorf("ca: %w: request not checked", ErrInvalidRequest)
@@ -585,7 +590,7 @@ func (a *Authority) IssueChecked(ctx context.Context, c *Checked) (*x509.Certifi
 		if err != nil {
 			return nil, fmt.Errorf("ca: failed to sign certificate: %w", err)
 		}
-		cert, err := x509.ParseCertificate(der)
+		cert, err := issuedCertificate(der, tmpl, a.chain[0], c.csr)
 		if err != nil {
 			return nil, fmt.Errorf("ca: issued certificate does not parse: %w", err)
 		}

@@ -79,7 +79,7 @@ func (l *Ledger) checkOnOpen(ctx context.Context, quick bool) error {
 	defer tx.Rollback()
 	var seq sql.NullInt64
 	var hash []byte
-	if err := tx.QueryRowContext(ctx, "SELECT seq, hash FROM records WHERE seq = (SELECT max(seq) FROM records)").Scan(&seq, &hash); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := tx.QueryRowContext(ctx, lastQuery).Scan(&seq, &hash); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return l.readErr(err)
 	}
 	head := ca.Head{Seq: uint64(seq.Int64), Hash: hash}
@@ -142,7 +142,7 @@ func checkCRLCounter(ctx context.Context, q querier, cp *ca.Checkpoint, head ca.
 }
 
 func record(ctx context.Context, q querier, seq uint64) (*ca.Record, error) {
-	r, err := scanRecord(q.QueryRowContext(ctx, "SELECT "+recordColumns+" FROM records WHERE seq = ?", int64(seq)))
+	r, err := scanRecord(q.QueryRowContext(ctx, recordAtQuery, int64(seq)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ca.ErrUnknownRecord
 	}

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -57,46 +56,6 @@ func asInt(v any) int64 {
 func asString(v any) string {
 	s, _ := v.(string)
 	return s
-}
-
-// TestQueryPlans checks that no per-request query scans the records table.
-func TestQueryPlans(t *testing.T) {
-	ctx := context.Background()
-	l, err := Open(ctx, filepath.Join(t.TempDir(), "l.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	for _, q := range []string{
-		"SELECT count(*) FROM records WHERE kind = 1 AND requester = ? AND time_ns >= ?",
-		"SELECT (SELECT count(*) FROM records WHERE kind = 1 AND serial = ?1), (SELECT count(*) FROM records WHERE kind = 2 AND serial = ?1)",
-		"SELECT " + recordColumns + " FROM records WHERE kind = 1 AND serial = ?1 UNION ALL SELECT " + recordColumns + " FROM records WHERE kind = 2 AND serial = ?1",
-		"SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1",
-		"SELECT seq, serial, time_ns, reason FROM records WHERE kind = 2 ORDER BY seq",
-	} {
-		rows, err := l.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		t.Logf("%s\n\t%v", q, plan)
-		for _, d := range plan {
-			// The chain tail reads the last rowid: a reverse scan stopped
-			// after one row.
-			if d == "SCAN records" && !strings.Contains(q, "LIMIT 1") {
-				t.Errorf("%s scans the table: %v", q, plan)
-			}
-		}
-	}
 }
 
 // TestMigrateFromVersion1 opens a ledger file of schema version 1 with a

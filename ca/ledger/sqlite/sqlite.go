@@ -243,11 +243,11 @@ func prepare(ctx context.Context, c *sql.Conn) (*stmts, error) {
 		{&s.begin, "BEGIN IMMEDIATE"},
 		{&s.commit, "COMMIT"},
 		{&s.rollback, "ROLLBACK"},
-		{&s.quota, "SELECT count(*) FROM records WHERE kind = 1 AND requester = ? AND time_ns >= ?"},
-		{&s.revState, "SELECT (SELECT count(*) FROM records WHERE kind = 1 AND serial = ?1), (SELECT count(*) FROM records WHERE kind = 2 AND serial = ?1)"},
-		{&s.tail, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"},
-		{&s.keyTaken, "SELECT count(*) FROM records WHERE idem_key = ?"},
-		{&s.hashAt, "SELECT hash FROM records WHERE seq = ?"},
+		{&s.quota, quotaQuery},
+		{&s.revState, revStateQuery},
+		{&s.tail, headQuery},
+		{&s.keyTaken, keyTakenQuery},
+		{&s.hashAt, hashAtQuery},
 		{&s.liveDevice, liveDeviceQuery},
 		{&s.savepoint, "SAVEPOINT supersede"},
 		{&s.release, "RELEASE supersede"},
@@ -597,8 +597,18 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 				return ca.ErrRequesterRevoked
 			}
 		}
-		// A serial already issued fails the INSERT on records_issued_serial.
-		// A repeated request is answered as such even at the quota.
+		// A serial already issued fails the INSERT on records_issued_serial,
+		// a repeated request the one on records_idem_key. A repeat is
+		// answered as such (ErrRequestExists) even where the device check
+		// or the quota would refuse it: its key is looked up on those
+		// refusals only, sparing every other issuance the query.
+		refusal, err := issuanceRefusal(ctx, tx, r, quota)
+		if err != nil {
+			return err
+		}
+		if refusal == nil {
+			break
+		}
 		if len(r.IdempotencyKey) > 0 {
 			if err := tx.st.keyTaken.QueryRowContext(ctx, r.IdempotencyKey).Scan(&n); err != nil {
 				return err
@@ -607,19 +617,7 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 				return ca.ErrRequestExists
 			}
 		}
-		if len(r.Device) > 0 {
-			if err := checkDevice(ctx, tx, r); err != nil {
-				return err
-			}
-		}
-		if quota != nil {
-			if err := tx.st.quota.QueryRowContext(ctx, r.Requester, quota.Since.UnixNano()).Scan(&n); err != nil {
-				return err
-			}
-			if n >= int64(quota.Limit) {
-				return ca.ErrQuotaExceeded
-			}
-		}
+		return refusal
 	case ca.KindRevocation:
 		var issued, revoked int64
 		if err := tx.st.revState.QueryRowContext(ctx, serial).Scan(&issued, &revoked); err != nil {
@@ -636,6 +634,30 @@ func (l *Ledger) appendTx(ctx context.Context, tx *batchTx, r *ca.Record, quota 
 		return insertSuperseding(ctx, tx, rv, r)
 	}
 	return insertRecord(ctx, tx, r)
+}
+
+// issuanceRefusal returns the refusal of issuance r by its device
+// (ca.ErrDeviceProvisioned) or by quota (ca.ErrQuotaExceeded), or nil;
+// err is a failure to query.
+func issuanceRefusal(ctx context.Context, tx *batchTx, r *ca.Record, quota *ca.Quota) (refusal, err error) {
+	if len(r.Device) > 0 {
+		if err := checkDevice(ctx, tx, r); err != nil {
+			if errors.Is(err, ca.ErrDeviceProvisioned) {
+				return err, nil
+			}
+			return nil, err
+		}
+	}
+	if quota != nil {
+		var n int64
+		if err := tx.st.quota.QueryRowContext(ctx, r.Requester, quota.Since.UnixNano()).Scan(&n); err != nil {
+			return nil, err
+		}
+		if n >= int64(quota.Limit) {
+			return ca.ErrQuotaExceeded, nil
+		}
+	}
+	return nil, nil
 }
 
 // checkDevice refuses an issuance whose device holds a live issuance other
@@ -964,7 +986,7 @@ func (l *Ledger) Revoked(ctx context.Context) ([]ca.Revocation, error) {
 	if err := l.refusal(); err != nil {
 		return nil, err
 	}
-	rows, err := l.db.QueryContext(ctx, "SELECT seq, serial, time_ns, reason FROM records WHERE kind = 2 ORDER BY seq")
+	rows, err := l.db.QueryContext(ctx, revokedQuery)
 	if err != nil {
 		return nil, l.readErr(err)
 	}
@@ -991,7 +1013,7 @@ func (l *Ledger) Head(ctx context.Context) (ca.Head, error) {
 	}
 	var seq int64
 	var hash []byte
-	err := l.db.QueryRowContext(ctx, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").Scan(&seq, &hash)
+	err := l.db.QueryRowContext(ctx, headQuery).Scan(&seq, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ca.Head{Hash: make([]byte, sha256.Size)}, nil
 	}
@@ -1031,7 +1053,7 @@ func (l *Ledger) verify(ctx context.Context) (ca.Head, error) {
 		return ca.Head{}, l.readErr(err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, "SELECT "+recordColumns+" FROM records ORDER BY seq")
+	rows, err := tx.QueryContext(ctx, verifyQuery)
 	if err != nil {
 		return ca.Head{}, l.readErr(err)
 	}
