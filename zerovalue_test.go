@@ -66,8 +66,8 @@ func TestZeroValues(t *testing.T) {
 	add("Station{}.Provision", func() error { return errOf((&ztm.Station{}).Provision(ctx, nil)) })
 	add("Station{}.Record", func() error { return errOf((&ztm.Station{}).Record(ctx, []byte{1}, "final-test", nil, nil)) })
 	add("Station.Provision(nil Device)", func() error {
-		st, err := ztm.NewStation(ztm.StationConfig{Name: "s", Key: key, Enroller: &enroll.Local{},
-			Verifier: verifier, Chains: &chainstore.Store{}})
+		st, err := ztm.NewStation(ztm.StationConfig{Name: "s", Key: key, CertChain: selfStationChain(t, key, ztm.StepEnrollment), Enroller: &enroll.Local{},
+			Verifier: verifier, StepStore: &chainstore.Store{}})
 		if err != nil {
 			return fmt.Errorf("NewStation: %v", err) // not what is tested: fail below
 		}

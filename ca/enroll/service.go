@@ -78,8 +78,8 @@ func (who Requester) id() string {
 	return who.Name
 }
 
-// Config configures a [Service]. Authority is required; Verifier and
-// Nonces are required unless AllowNoEvidence is set.
+// Config configures a [Service]. Authority is required; a Verifier that
+// consumes nonces is required unless AllowNoEvidence is set.
 type Config struct {
 	// Authority issues and records the certificates.
 	Authority *ca.Authority
@@ -88,7 +88,10 @@ type Config struct {
 	// used once.
 	Verifier attest.Verifier
 	// Nonces issues the nonces Service.Nonce hands out. Its MaxPerOwner
-	// caps each requester's outstanding nonces.
+	// caps each requester's outstanding nonces. If nil, the Verifier's
+	// own (its Nonces method, as *attest.EATVerifier has, configured by
+	// attest.Config.Nonces): the nonce source is configured once, in the
+	// verifier that consumes it.
 	Nonces *attest.Nonces
 	// AllowNoEvidence lets a request without evidence through. Evidence
 	// that is present is still verified.
@@ -167,11 +170,14 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Authority == nil {
 		return nil, fmt.Errorf("enroll: %w: no Authority", ErrInvalidConfig)
 	}
+	if v, ok := cfg.Verifier.(interface{ Nonces() *attest.Nonces }); ok && cfg.Nonces == nil {
+		cfg.Nonces = v.Nonces()
+	}
 	if !cfg.AllowNoEvidence && (cfg.Verifier == nil || cfg.Nonces == nil) {
-		return nil, fmt.Errorf("enroll: %w: Verifier and Nonces are required unless AllowNoEvidence", ErrInvalidConfig)
+		return nil, fmt.Errorf("enroll: %w: a Verifier and its Nonces (attest.Config.Nonces) are required unless AllowNoEvidence", ErrInvalidConfig)
 	}
 	if cfg.Verifier != nil && cfg.Nonces == nil {
-		return nil, fmt.Errorf("enroll: %w: a Verifier needs its Nonces", ErrInvalidConfig)
+		return nil, fmt.Errorf("enroll: %w: the Verifier consumes no nonces: configure attest.Config.Nonces (or Config.Nonces)", ErrInvalidConfig)
 	}
 	// Evidence is fresh only if the Verifier spends the nonces the
 	// Service hands out; one that says which it spends must say these.
