@@ -785,9 +785,12 @@ func (s *Station) installFailed(ctx context.Context, subject []byte, serial stri
 
 // Record signs a step of the given name about the device subject (its
 // UEID bytes), chained to the device's last stored step, and appends it to
-// the chain store. Stations use it for the steps of their trade
-// ("die-sort", "firmware-load", "final-test", …). A station with a
-// certificate may only sign the steps its StationAuthorization lists.
+// the step store. Stations use it for the steps of their trade
+// ("die-sort", "firmware-load", "final-test", …). It signs with
+// manifest.StepSigner.Sign, the one signing primitive; what it adds is the
+// chaining (Subject, Sequence, Prev, Lot and Time are set here), the
+// station's authorization and the store. A station signs only the steps
+// its certificate's StationAuthorization lists (ca.ErrNotAuthorized).
 func (s *Station) Record(ctx context.Context, subject []byte, name string, artifacts map[string]manifest.Digest, predicate manifest.Claims) (*manifest.SignedStep, error) {
 	steps, err := s.record(ctx, subject, &manifest.Step{Name: name, Artifacts: artifacts, Predicate: predicate})
 	if err != nil {
