@@ -106,3 +106,54 @@ func TestProvisionChecksDeviceInfoAgainstEvidence(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, d.Chain())
 }
+
+// TestCARefusesAnotherModel: the registration authority, configured with
+// its device models, refuses a request whose hardwareModuleName type names
+// another model than the evidence does (device info the station cannot
+// check, as it does not know the models), and issues for the right one.
+func TestCARefusesAnotherModel(t *testing.T) {
+	l := newLine(t)
+	ctx := context.Background()
+	svc, err := enroll.New(enroll.Config{Authority: l.Authority, Verifier: l.CAVerifier,
+		HardwareModels: []enroll.HardwareModel{{OEMID: []byte{0x00, 0x00, 0x5e}, HWModel: []byte(linesim.Model), Type: linesim.ModelOID()}}})
+	require.NoError(t, err)
+	cm := l.Partners[linesim.ContractManufacturer]
+	st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: cm.Key, CertChain: cm.Chain,
+		Enroller: svc.Local(enroll.Requester{Certificate: cm.Chain[0]}), Verifier: l.StationVerifier, StepStore: l.Chains})
+	require.NoError(t, err)
+
+	d, err := l.NewDevice(700, linesim.DeviceOptions{})
+	require.NoError(t, err)
+	info, err := d.Info(ctx)
+	require.NoError(t, err)
+	info.HardwareModule.Type = append(linesim.ModelOID()[:8:8], 2) // the OEM's other model
+	f := &faulty{d: d, info: func(identity.DeviceInfo) (identity.DeviceInfo, error) { return info, nil },
+		genKey: func([]byte) ([]byte, error) { return identity.CreateCSR(rand.Reader, d.Key(), info) }}
+	head, err := l.Ledger.Head(ctx)
+	require.NoError(t, err)
+	_, err = st.Provision(ctx, f)
+	var pe *ztm.ProvisionError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, ztm.StageEnroll, pe.Stage, "%v", err)
+	var re *enroll.RefusalError
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, enroll.ReasonEvidenceBinding, re.Reason)
+	require.Contains(t, err.Error(), "1.3.6.1.4.1.32473.1.2")
+	h, err := l.Ledger.Head(ctx)
+	require.NoError(t, err)
+	require.Equal(t, head.Seq, h.Seq, "a certificate was issued")
+
+	d, err = l.NewDevice(701, linesim.DeviceOptions{})
+	require.NoError(t, err)
+	_, err = st.Provision(ctx, d)
+	require.NoError(t, err)
+
+	for name, m := range map[string]enroll.HardwareModel{
+		"short OEMID": {OEMID: []byte{1}, HWModel: []byte("m"), Type: linesim.ModelOID()},
+		"no HWModel":  {OEMID: []byte{0, 0, 0x5e}, Type: linesim.ModelOID()},
+		"no Type":     {OEMID: []byte{0, 0, 0x5e}, HWModel: []byte("m")},
+	} {
+		_, err := enroll.New(enroll.Config{Authority: l.Authority, Verifier: l.CAVerifier, HardwareModels: []enroll.HardwareModel{m}})
+		require.ErrorIs(t, err, enroll.ErrInvalidConfig, name)
+	}
+}

@@ -106,6 +106,16 @@ type Config struct {
 	// BindUEIDToHardwareModule. The key binding (the evidence's cnf
 	// confirms the request's key) is checked as well, whatever Binding.
 	Binding BindingFunc
+	// HardwareModels, if set, lists every device model the CA issues for:
+	// its evidence's oemid and hwmodel and the hardwareModuleName type
+	// (hwType) its IDevIDs carry. A request whose hwType is not the one of
+	// the model its evidence names, or evidence of a model not listed, is
+	// refused (ReasonEvidenceBinding): device information that disagrees
+	// with the evidence, such as one model's type on another model's
+	// device, never reaches a certificate. If empty, the hwType is not
+	// checked (the evidence's oemid and hwmodel are still appraised
+	// against the Verifier's reference values).
+	HardwareModels []HardwareModel
 	// InjectedKeyProfiles lists the profiles that accept a key the
 	// evidence does not confirm (evidence without cnf) from a station whose
 	// authorization lists the key-injection step ([InjectionStep]): a key
@@ -156,6 +166,7 @@ type Service struct {
 	noEvidence    bool
 	warning       bool
 	binding       BindingFunc
+	models        hardwareModels
 	keys          keyPolicy
 	now           func() time.Time
 	commitTimeout time.Duration
@@ -204,6 +215,11 @@ func New(cfg Config) (*Service, error) {
 		ttl = s.nonces.TTL()
 	}
 	s.passed = newPassedCache(maxPassed, ttl)
+	models, err := newHardwareModels(cfg.HardwareModels)
+	if err != nil {
+		return nil, err
+	}
+	s.models = models
 	s.issuers = issuersOf(cfg.Authority.Chain())
 	return s, nil
 }
@@ -504,6 +520,9 @@ func (s *Service) checkEvidence(ctx context.Context, who Requester, profile stri
 	}
 	if err := s.binding(csr, res.Evidence); err != nil {
 		return nil, refuse(ReasonEvidenceBinding, err, "evidence does not name the request's device")
+	}
+	if err := s.models.check(csr, res.Evidence); err != nil {
+		return nil, refuse(ReasonEvidenceBinding, err, "the request names another model than the evidence")
 	}
 	if _, err := s.keys.checkKey(who, profile, csr, res.Evidence); err != nil {
 		return nil, err
