@@ -141,8 +141,9 @@ type StationConfig struct {
 	// the evidence answers the nonce it asked for. So an EATVerifier that
 	// consumes nonces (the CA's own, in a jig that runs its CA in process)
 	// is used through its WithoutNonces view, and one verifier configured
-	// once serves both; any other Verifier must not consume nonces.
-	// Required.
+	// once serves both. Any other Verifier must not consume nonces (for
+	// attest/tpm's, pass its WithoutNonces view); NewStation refuses one
+	// whose Nonces method says it does. Required.
 	Verifier attest.Verifier
 	// AttestationKeys are the devices' attestation keys by key ID. Keys
 	// injected into a device are sealed to the key that verified its

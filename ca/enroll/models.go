@@ -81,4 +81,3 @@ func (m hardwareModels) check(csr *x509.CertificateRequest, ev *attest.Evidence)
 	}
 	return nil
 }
-
