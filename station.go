@@ -348,15 +348,18 @@ type Result struct {
 	Steps []*manifest.SignedStep
 }
 
-// Provision gives dev its identity: it has the device generate its key
-// and request, obtains a nonce from the CA side, has the device answer it
-// with evidence that confirms that key (EAT cnf, see Device.Attest),
-// appraises the evidence locally (signer, signature, the nonce it asked
-// for, the UEID the device claims, reference values), checks the request
-// against the device, enrolls it (the CA checks again, and that the
-// evidence confirms the request's key), has the device install the chain
-// and records the steps. A device that cannot generate keys attests
-// first, and then receives a key the station injects (see KeyImporter).
+// Provision gives dev its identity: it checks what the device says about
+// itself (the certificate-to-evidence rule, see Device.Info), has the
+// device generate its key and request and checks the request against the
+// device, all before it obtains a nonce from the CA side; then it has the
+// device answer the nonce with evidence that confirms that key (EAT cnf,
+// see Device.Attest), appraises the evidence locally (signer, signature,
+// the nonce it asked for, the UEID, OEM ID and model the device claims,
+// reference values), enrolls the request (the CA checks again, and that
+// the evidence confirms the request's key), has the device install the
+// chain and records the steps. A device that cannot generate keys attests
+// first, and then receives a key the station injects (see KeyImporter),
+// whose request is checked then.
 //
 // Failures are a *ProvisionError naming the stage. Nothing is left half
 // done:
