@@ -40,13 +40,15 @@ func DeviceInfoFromUEID(ueid UEID, serialNumber string, hwType asn1.ObjectIdenti
 // carries as hardwareModuleName) has the UEID's bytes as its serial
 // number. The CA refuses a request that breaks the rule (package ca/enroll,
 // BindUEIDToHardwareModule), once the evidence's nonce is spent; a station
-// checks it first. The error is a [*MismatchError] wrapping
-// [ErrDeviceMismatch], which names the field, both values and the fix.
+// checks it first. A hardwareModuleName that breaks the rule is a
+// [*MismatchError] wrapping [ErrDeviceMismatch], which names the field,
+// both values and the fix; an absent UEID a [*DeviceError] wrapping
+// [ErrInvalidDevice].
 func (d DeviceInfo) CheckBinding() error {
 	const fix = "build the device info with identity.DeviceInfoFromUEID, or set HardwareModule.SerialNumber to UEID.Bytes()"
 	switch {
 	case d.UEID.IsZero():
-		return &MismatchError{Field: "UEID", Value: "", Evidence: "", Fix: "the device must report its UEID, the ueid claim of its evidence"}
+		return &DeviceError{Field: "UEID", Reason: "absent: the device must report its UEID, the ueid claim its evidence carries"}
 	case d.HardwareModule.IsZero():
 		return &MismatchError{Field: "HardwareModule.SerialNumber", Value: "", Evidence: d.UEID.String(), Fix: fix}
 	case !bytes.Equal(d.HardwareModule.SerialNumber, d.UEID.Bytes()):

@@ -46,7 +46,6 @@ func TestDeviceInfoCheckBinding(t *testing.T) {
 		mut   func(*identity.DeviceInfo)
 		field string
 	}{
-		{"no UEID", func(d *identity.DeviceInfo) { d.UEID = identity.UEID{} }, "UEID"},
 		{"no hardwareModuleName", func(d *identity.DeviceInfo) { d.HardwareModule = identity.HardwareModuleName{} }, "HardwareModule.SerialNumber"},
 		{"serial number as hwSerialNum", func(d *identity.DeviceInfo) { d.HardwareModule.SerialNumber = []byte("SN-1") }, "HardwareModule.SerialNumber"},
 		{"UEID without its type byte", func(d *identity.DeviceInfo) { d.HardwareModule.SerialNumber = ueid.Bytes()[1:] }, "HardwareModule.SerialNumber"},
@@ -64,6 +63,14 @@ func TestDeviceInfoCheckBinding(t *testing.T) {
 			require.Contains(t, err.Error(), ueid.String(), tc.name)
 		}
 	}
+}
+
+func TestDeviceInfoCheckBindingNoUEID(t *testing.T) {
+	d := identity.DeviceInfo{SerialNumber: "SN-1"}
+	var de *identity.DeviceError
+	require.ErrorAs(t, d.CheckBinding(), &de)
+	require.Equal(t, "UEID", de.Field)
+	require.ErrorIs(t, d.CheckBinding(), identity.ErrInvalidDevice)
 }
 
 func TestDeviceInfoCheckClaims(t *testing.T) {

@@ -18,9 +18,10 @@ var (
 	// OEMID constructors and parsers.
 	ErrInvalidOEMID = errors.New("identity: invalid OEM ID")
 	// ErrInvalidDevice is returned, wrapped in a [*DeviceError], by
-	// [DeviceInfo.Validate], [HardwareModuleName.Validate], [Create] and
-	// [CreateCSR] for device information that cannot go into an IDevID
-	// request.
+	// [DeviceInfo.Validate], [HardwareModuleName.Validate], [Create],
+	// [CreateCSR] and [DeviceInfoFromUEID] for device information that
+	// cannot go into an IDevID request, and by [DeviceInfo.CheckBinding]
+	// for device information without a UEID.
 	ErrInvalidDevice = errors.New("identity: invalid device info")
 	// ErrDeviceMismatch is returned, wrapped in a [*MismatchError], by
 	// [DeviceInfo.CheckBinding] and [DeviceInfo.CheckClaims] for device
