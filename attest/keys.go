@@ -3,6 +3,7 @@ package attest
 import (
 	"crypto"
 	"fmt"
+	"reflect"
 	"sync"
 
 	"github.com/veraison/go-cose"
@@ -112,8 +113,13 @@ func newRegisteredKey(pub crypto.PublicKey) *registeredKey {
 // entry is used only while the lookup still returns an equal key.
 type keyCache struct {
 	lookup KeyLookup
-	m      sync.Map // string(kid) → *registeredKey
+	mu     sync.RWMutex
+	m      map[string]*registeredKey
 }
+
+// maxCachedKeys bounds the cache; past it, the cache starts over (the
+// lookup still answers, at the cost of building verifiers again).
+const maxCachedKeys = 1 << 16
 
 // get returns the registered key kid names, or nil.
 func (c *keyCache) get(kid []byte) *registeredKey {
@@ -121,13 +127,19 @@ func (c *keyCache) get(kid []byte) *registeredKey {
 	if !ok || pub == nil {
 		return nil
 	}
-	if v, ok := c.m.Load(string(kid)); ok {
-		if rk := v.(*registeredKey); publicKeyEqual(rk.pub, pub) {
-			return rk
-		}
+	c.mu.RLock()
+	rk := c.m[string(kid)]
+	c.mu.RUnlock()
+	if rk != nil && sameKey(rk.pub, pub) {
+		return rk
 	}
-	rk := newRegisteredKey(pub)
-	c.m.Store(string(kid), rk)
+	rk = newRegisteredKey(pub)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedKeys {
+		c.m = make(map[string]*registeredKey)
+	}
+	c.m[string(kid)] = rk
+	c.mu.Unlock()
 	return rk
 }
 
@@ -142,6 +154,18 @@ func mapLookup(keys map[string]crypto.PublicKey) KeyLookup {
 		pub, ok := m[string(kid)]
 		return pub, ok
 	}
+}
+
+// sameKey reports whether b is the key a: the very value a lookup
+// returned before (a pointer compare, for the common case of a set
+// returning what was added), or an equal key (the Equal of ECDSA and RSA
+// keys allocates).
+func sameKey(a, b crypto.PublicKey) bool {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	if va.Kind() == reflect.Pointer && va.Type() == vb.Type() && va.Pointer() == vb.Pointer() {
+		return true
+	}
+	return publicKeyEqual(a, b)
 }
 
 func publicKeyEqual(a, b crypto.PublicKey) bool {
