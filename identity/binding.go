@@ -51,7 +51,7 @@ func (d DeviceInfo) CheckBinding() error {
 		return &DeviceError{Field: "UEID", Reason: "absent: the device must report its UEID, the ueid claim its evidence carries"}
 	case d.HardwareModule.IsZero():
 		return &MismatchError{Field: "HardwareModule.SerialNumber", Value: "", Evidence: d.UEID.String(), Fix: fix}
-	case !bytes.Equal(d.HardwareModule.SerialNumber, d.UEID.Bytes()):
+	case !bytes.Equal(d.HardwareModule.SerialNumber, d.UEID.b[:d.UEID.n]):
 		return &MismatchError{Field: "HardwareModule.SerialNumber", Value: hex.EncodeToString(d.HardwareModule.SerialNumber), Evidence: d.UEID.String(), Fix: fix}
 	}
 	return nil
@@ -65,11 +65,11 @@ func (d DeviceInfo) CheckBinding() error {
 // error is a [*MismatchError] wrapping [ErrDeviceMismatch] for the first
 // field that disagrees.
 func (d DeviceInfo) CheckClaims(ueid, oemid, hwmodel []byte) error {
-	if !bytes.Equal(d.UEID.Bytes(), ueid) {
+	if !bytes.Equal(d.UEID.b[:d.UEID.n], ueid) {
 		return &MismatchError{Field: "UEID", Value: d.UEID.String(), Evidence: hex.EncodeToString(ueid),
 			Fix: "the device must report the UEID its attestation signs"}
 	}
-	if !d.OEMID.IsZero() && !bytes.Equal(d.OEMID.Bytes(), oemid) {
+	if !d.OEMID.IsZero() && !d.OEMID.equalClaim(oemid) {
 		return &MismatchError{Field: "OEMID", Value: d.OEMID.String(), Evidence: claimOEMID(oemid),
 			Fix: "set DeviceInfo.OEMID to the oemid the device's evidence carries (identity.NewIEEEOEMID for an OUI), or leave it zero"}
 	}
@@ -89,4 +89,17 @@ func claimOEMID(b []byte) string {
 		return o.String()
 	}
 	return hex.EncodeToString(b)
+}
+
+// equalClaim reports whether o is the OEM ID an oemid claim's bytes give
+// (a PEN never is: the claims carry IEEE or random OEM IDs as bytes),
+// without copying o's bytes.
+func (o OEMID) equalClaim(b []byte) bool {
+	switch o.kind {
+	case OEMIDIEEE:
+		return bytes.Equal(o.b[:3], b)
+	case OEMIDRandom:
+		return bytes.Equal(o.b[:], b)
+	}
+	return false
 }
