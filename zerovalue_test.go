@@ -132,6 +132,17 @@ func TestZeroValues(t *testing.T) {
 	})
 	add("attest.EATVerifier{}.Verify", func() error { return errOf((&attest.EATVerifier{}).Verify(ctx, []byte{0xa0})) })
 	add("attest.EATVerifier{}.Decode", func() error { return errOf((&attest.EATVerifier{}).Decode([]byte{0xa0})) })
+	add("attest.EATVerifier{}.WithoutNonces().Verify", func() error {
+		return errOf((&attest.EATVerifier{}).WithoutNonces().Verify(ctx, []byte{0xa0}))
+	})
+	add("attest.KeySet{}.Add(nil key)", func() error { return (&attest.KeySet{}).Add([]byte("k"), nil) })
+	add("attest.NewVerifier(KeyLookup: KeySet{}.Lookup).Verify", func() error {
+		v, err := attest.NewVerifier(attest.Config{KeyLookup: (&attest.KeySet{}).Lookup}) // an empty set: refuses everything
+		if err != nil {
+			return err
+		}
+		return errOf(v.Verify(ctx, []byte{0xa0}))
+	})
 	add("attest.Nonces{}.Issue", func() error { return errOf((&attest.Nonces{}).Issue()) })
 	add("attest.Nonces{}.Consume", func() error { return (&attest.Nonces{}).Consume(make([]byte, 32)) })
 	add("attest.SignCWT(nil signer)", func() error { return errOf(attest.SignCWT(nil, nil, &attest.Claims{}, nil)) })
