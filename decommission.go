@@ -115,7 +115,7 @@ func certHardwareModule(cert *x509.Certificate, hw identity.HardwareModuleName) 
 // device's last enrollment step in the chain store names, or a nil serial
 // when it has none.
 func (s *Station) lastEnrollment(ctx context.Context, subject []byte) (*big.Int, manifest.Digest, error) {
-	chain, err := s.cfg.Chains.Chain(ctx, subject)
+	chain, err := s.cfg.StepStore.Chain(ctx, subject)
 	if err != nil {
 		return nil, manifest.Digest{}, err
 	}

@@ -18,7 +18,17 @@ import (
 // A Device is used by one Provision call at a time.
 type Device interface {
 	// Info returns what the device says about itself: at least its serial
-	// number and its UEID, which names the device in the manifest.
+	// number, its UEID, which names the device in the manifest, and its
+	// hardwareModuleName, whose serial number must be the UEID's bytes.
+	// That rule ties the certificate to the evidence: the UEID is the one
+	// device identifier the attestation key signs (the evidence's ueid
+	// claim), the hardwareModuleName the one IEEE 802.1AR puts in the
+	// IDevID, and the CA refuses a request in which they differ
+	// (enroll.BindUEIDToHardwareModule). identity.DeviceInfoFromUEID builds
+	// device info that keeps it. Provision checks it before it asks for a
+	// nonce, and refuses (StageInfo) with an *identity.MismatchError naming
+	// the field, both values and the fix; it refuses (StageAppraisal) an
+	// OEMID or HardwareModel that is set and disagrees with the evidence.
 	Info(ctx context.Context) (identity.DeviceInfo, error)
 	// Attest answers nonce with attestation evidence signed by the
 	// device's attestation key: an EAT as a CWT or JWT (see package attest)
@@ -32,7 +42,9 @@ type Device interface {
 	Attest(ctx context.Context, nonce []byte) ([]byte, error)
 	// GenerateKey makes the device's identity key of algorithm alg on the
 	// device and returns a DER PKCS#10 certificate request signed by it and
-	// carrying the device's IDevID fields (see identity.CreateCSR). A device
+	// carrying the device's IDevID fields, those Info returned (see
+	// identity.CreateCSR); Provision checks the request against them before
+	// it asks for a nonce. A device
 	// that cannot make keys returns an error wrapping
 	// ErrKeyGenerationUnsupported; it then needs to implement KeyImporter.
 	GenerateKey(ctx context.Context, alg keystore.Algorithm) (csr []byte, err error)

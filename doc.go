@@ -48,9 +48,12 @@
 // # Provisioning
 //
 // [Station] is the SDK's main entry point. Give it the station's key, its
-// certificate, an enroll.Enroller (the CA in process with enroll.Local, or
-// over EST with *est.Client), a local attestation verifier (any
-// attest.Verifier) and a [StepStore] (manifest/chainstore), then call
+// certificate chain (required: it lists the steps the station may sign),
+// an enroll.Enroller (the CA in process with enroll.Local, or over EST
+// with *est.Client), an attestation verifier (any attest.Verifier; a jig
+// running its CA in process passes the CA's own *attest.EATVerifier, whose
+// nonces the station leaves to the CA) and a [StepStore]
+// (manifest/chainstore), then call
 // [Station.Provision] for each device on the jig: on-device key and CSR →
 // nonce → evidence naming that key → local appraisal (or, for a device
 // that cannot make keys, evidence first and then a key sealed to it with

@@ -7,8 +7,8 @@ import (
 
 // Sentinel errors. Match them with errors.Is.
 var (
-	// ErrInvalidConfig is returned, wrapped, by NewStation for a
-	// configuration it cannot use.
+	// ErrInvalidConfig is returned, wrapped (by NewStation in a
+	// *ConfigError), for a configuration the station cannot use.
 	ErrInvalidConfig = errors.New("ztm: invalid station configuration")
 	// ErrKeyGenerationUnsupported is what a Device's GenerateKey returns
 	// (wrapped or not) when the device cannot make keys itself. Provision
@@ -28,13 +28,31 @@ var (
 	ErrUnsupportedKey = errors.New("ztm: unsupported key for injection")
 )
 
+// ConfigError is NewStation's refusal of a StationConfig: the field and
+// what is wrong with it. It wraps ErrInvalidConfig.
+type ConfigError struct {
+	// Field is the StationConfig field, e.g. "CertChain".
+	Field string
+	// Reason says what is wrong and what the field must hold.
+	Reason string
+}
+
+// Error describes the refusal.
+func (e *ConfigError) Error() string {
+	return "ztm: invalid station configuration: " + e.Field + ": " + e.Reason
+}
+
+// Unwrap returns ErrInvalidConfig.
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
 // Stage names a step of Station.Provision or Station.Decommission; a
 // *ProvisionError says at which one a device failed.
 type Stage int
 
 // The stages. Provision runs info, key (the device makes its key and
-// request), nonce, evidence, appraisal, key again for a device that
-// receives an injected key, csr, enroll, install and record.
+// request), csr (the request checked against the device, before a nonce
+// is spent on it), nonce, evidence, appraisal, key and csr again for a
+// device that receives an injected key, enroll, install and record.
 const (
 	// StageInfo: asking the device who it is.
 	StageInfo Stage = iota + 1

@@ -53,10 +53,10 @@ func (w *widget) GenerateKey(ctx context.Context, alg keystore.Algorithm) ([]byt
 func (w *widget) InstallChain(ctx context.Context, chain []*x509.Certificate) error { return nil }
 
 // A station and the CA it enrolls devices with, set up from nothing: the
-// CA's root and ledger, the verifiers (the CA's consumes nonces, the
-// station's does not), the registration authority (enroll.Service), the
-// station's key and certificate, and its chain store. Then one device is
-// provisioned and its final test recorded.
+// CA's root and ledger, the one evidence verifier (the CA consumes its
+// nonces, the station checks the one it asked for), the registration
+// authority (enroll.Service), the station's key and certificate, and its
+// chain store. Then one device is provisioned and its final test recorded.
 func ExampleNewStation() {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "ztm-example")
@@ -100,20 +100,23 @@ func ExampleNewStation() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	verifierConfig := attest.Config{
-		Keys:            map[string]crypto.PublicKey{"ak-1": ak.Public()},
+	// One verifier, configured once: attestation keys by lookup (keys can
+	// be added to the set while the line runs) and the one nonce source.
+	// The CA's service consumes its nonces; the station, given the same
+	// verifier, checks the nonce it asked for without consuming it.
+	attestationKeys, err := attest.NewKeySet(map[string]crypto.PublicKey{"ak-1": ak.Public()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	verifier, err := attest.NewVerifier(attest.Config{
+		KeyLookup:       attestationKeys.Lookup,
 		ReferenceValues: []attest.ReferenceValues{sim.ReferenceValues()},
-	}
-	stationVerifier, err := attest.NewVerifier(verifierConfig) // no nonces
+		Nonces:          attest.NewNonces(attest.NonceConfig{}),
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	verifierConfig.Nonces = attest.NewNonces(attest.NonceConfig{})
-	caVerifier, err := attest.NewVerifier(verifierConfig) // consumes nonces
-	if err != nil {
-		log.Fatal(err)
-	}
-	service, err := enroll.New(enroll.Config{Authority: authority, Verifier: caVerifier, Nonces: verifierConfig.Nonces})
+	service, err := enroll.New(enroll.Config{Authority: authority, Verifier: verifier})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -143,24 +146,26 @@ func ExampleNewStation() {
 	defer chains.Close()
 
 	station, err := ztm.NewStation(ztm.StationConfig{
-		Name:     "cm-station-1",
-		Key:      stationKey,
-		Chain:    []*x509.Certificate{stationCert},
-		Enroller: service.Local(enroll.Requester{Certificate: stationCert}), // or an *est.Client
-		Verifier: stationVerifier,
-		Chains:   chains,
-		Revoker:  authority,
+		Name:      "cm-station-1",
+		Key:       stationKey,
+		CertChain: []*x509.Certificate{stationCert},
+		Enroller:  service.Local(enroll.Requester{Certificate: stationCert}), // or an *est.Client
+		Verifier:  verifier,
+		StepStore: chains,
+		Revoker:   authority,
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
 
 	// A device on the jig. Its hardwareModuleName serial is its UEID, which
-	// ties the certificate to the evidence.
-	dev := &widget{sim: sim, info: identity.DeviceInfo{
-		UEID: ueid, SerialNumber: "WIDGET-0001",
-		HardwareModule: identity.HardwareModuleName{Type: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 1}, SerialNumber: ueid.Bytes()},
-	}}
+	// ties the certificate to the evidence: DeviceInfoFromUEID keeps the
+	// rule, and the station checks it before it asks for a nonce.
+	info, err := identity.DeviceInfoFromUEID(ueid, "WIDGET-0001", asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	dev := &widget{sim: sim, info: info}
 	res, err := station.Provision(ctx, dev)
 	if err != nil {
 		log.Fatal(err)
@@ -171,7 +176,7 @@ func ExampleNewStation() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("certificate for:", res.Chain[0].Subject.SerialNumber)
+	fmt.Println("certificate for:", res.CertChain[0].Subject.SerialNumber)
 	for _, s := range res.Steps {
 		fmt.Printf("step %d: %s\n", s.Step.Sequence, s.Step.Name)
 	}

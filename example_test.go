@@ -98,16 +98,15 @@ func exampleLine() (*ztm.Station, *jig, func()) {
 		Images: map[string][]byte{"firmware": []byte("firmware image")},
 	})
 	must(err)
-	verifierConfig := attest.Config{
+	// One verifier with the one nonce source: the CA consumes the nonces,
+	// the station checks the one it asked for.
+	verifier, err := attest.NewVerifier(attest.Config{
 		Keys:            map[string]crypto.PublicKey{"ak-1": ak.Public()},
 		ReferenceValues: []attest.ReferenceValues{sim.ReferenceValues()},
-	}
-	local, err := attest.NewVerifier(verifierConfig) // the station's: no nonces
+		Nonces:          attest.NewNonces(attest.NonceConfig{}),
+	})
 	must(err)
-	verifierConfig.Nonces = attest.NewNonces(attest.NonceConfig{})
-	caVerifier, err := attest.NewVerifier(verifierConfig) // the CA's: consumes nonces
-	must(err)
-	gate, err := enroll.New(enroll.Config{Authority: authority, Verifier: caVerifier, Nonces: verifierConfig.Nonces})
+	gate, err := enroll.New(enroll.Config{Authority: authority, Verifier: verifier})
 	must(err)
 
 	// The station: its key, its certificate, its chain store.
@@ -125,9 +124,9 @@ func exampleLine() (*ztm.Station, *jig, func()) {
 	must(err)
 	closers = append(closers, chains.Close)
 	station, err := ztm.NewStation(ztm.StationConfig{
-		Name: "cm-station-1", Key: stationKey, Chain: []*x509.Certificate{stationCert},
+		Name: "cm-station-1", Key: stationKey, CertChain: []*x509.Certificate{stationCert},
 		Enroller: gate.Local(enroll.Requester{Certificate: stationCert}),
-		Verifier: local, Chains: chains, Revoker: authority,
+		Verifier: verifier, StepStore: chains, Revoker: authority,
 	})
 	must(err)
 

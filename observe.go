@@ -92,7 +92,7 @@ func (s *Station) logOutcome(ctx context.Context, r *Result, err error, d time.D
 	if err == nil {
 		log.LogAttrs(ctx, slog.LevelInfo, "ztm: device provisioned", slog.String("station", s.cfg.Name),
 			slog.String("serial", r.Device.SerialNumber), slog.Duration("duration", d),
-			slog.String("certificate", r.Chain[0].SerialNumber.Text(16)))
+			slog.String("certificate", r.CertChain[0].SerialNumber.Text(16)))
 		return
 	}
 	attrs := []slog.Attr{slog.String("station", s.cfg.Name), slog.Duration("duration", d)}

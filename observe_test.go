@@ -90,7 +90,7 @@ func TestObserverAndLogger(t *testing.T) {
 	if _, err := cm.Provision(ctx, honest); err != nil {
 		t.Fatal(err)
 	}
-	check("honest", "+info -info +key -key +nonce -nonce +evidence -evidence +appraisal -appraisal +csr -csr +enroll -enroll +install -install +record -record", 0)
+	check("honest", "+info -info +key -key +csr -csr +nonce -nonce +evidence -evidence +appraisal -appraisal +enroll -enroll +install -install +record -record", 0)
 
 	tampered, err := l.NewDevice(2, linesim.DeviceOptions{Tamper: linesim.DebugEnabled})
 	if err != nil {
@@ -99,7 +99,7 @@ func TestObserverAndLogger(t *testing.T) {
 	if _, err := cm.Provision(ctx, tampered); err == nil {
 		t.Fatal("tampered device provisioned")
 	}
-	check("tampered", "+info -info +key -key +nonce -nonce +evidence -evidence +appraisal -appraisal!", ztm.StageAppraisal)
+	check("tampered", "+info -info +key -key +csr -csr +nonce -nonce +evidence -evidence +appraisal -appraisal!", ztm.StageAppraisal)
 
 	rogueDev, err := l.NewDevice(3, linesim.DeviceOptions{})
 	if err != nil {
@@ -108,7 +108,7 @@ func TestObserverAndLogger(t *testing.T) {
 	if _, err := l.Partners[linesim.Rogue].Station.Provision(ctx, rogueDev); err == nil {
 		t.Fatal("rogue station provisioned a device")
 	}
-	check("rogue", "+info -info +key -key +nonce -nonce +evidence -evidence +appraisal -appraisal +csr -csr +enroll -enroll!", ztm.StageEnroll)
+	check("rogue", "+info -info +key -key +csr -csr +nonce -nonce +evidence -evidence +appraisal -appraisal +enroll -enroll!", ztm.StageEnroll)
 
 	// The chip vendor's station may not record an enrollment: refused
 	// before anything is asked of the CA, at the record stage.

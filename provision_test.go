@@ -99,10 +99,15 @@ func TestProvisionFailuresNameTheirStage(t *testing.T) {
 		{"no UEID", func() ztm.Device {
 			return &faulty{d: next(), info: func(i identity.DeviceInfo) (identity.DeviceInfo, error) { i.UEID = identity.UEID{}; return i, nil }}
 		}, ztm.StageInfo, true},
-		{"claims another UEID", func() ztm.Device {
+		{"claims another device's info, request and all", func() ztm.Device {
+			otherInfo, _ := next().Info(ctx)
+			return &faulty{d: next(), info: func(identity.DeviceInfo) (identity.DeviceInfo, error) { return otherInfo, nil },
+				genKey: func([]byte) ([]byte, error) { return identity.CreateCSR(rand.Reader, otherKey, otherInfo) }}
+		}, ztm.StageAppraisal, true},
+		{"claims another device's info", func() ztm.Device {
 			other := next()
 			return &faulty{d: next(), info: func(identity.DeviceInfo) (identity.DeviceInfo, error) { return other.Info(ctx) }}
-		}, ztm.StageAppraisal, true},
+		}, ztm.StageCSR, true},
 		{"attest fails", func() ztm.Device {
 			return &faulty{d: next(), attest: func([]byte) ([]byte, error) { return nil, ioErr }}
 		}, ztm.StageEvidence, false},
@@ -142,7 +147,7 @@ func TestProvisionFailuresNameTheirStage(t *testing.T) {
 		{failingEnroller{nonceErr: ioErr}, ztm.StageNonce},
 		{failingEnroller{enrollErr: &est.RetryLaterError{Err: est.ErrRetryLater}}, ztm.StageEnroll},
 	} {
-		st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: p.Key, Enroller: tc.enr, Verifier: l.StationVerifier, Chains: l.Chains})
+		st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: p.Key, CertChain: p.Chain, Enroller: tc.enr, Verifier: l.StationVerifier, StepStore: l.Chains})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +155,7 @@ func TestProvisionFailuresNameTheirStage(t *testing.T) {
 		if tc.stage == ztm.StageEnroll {
 			// The station's nonce is not the CA's; give it one that the
 			// device's evidence answers.
-			st, _ = ztm.NewStation(ztm.StationConfig{Name: "cm", Key: p.Key, Enroller: nonceThenFail{l.Service.Local(enroll.Requester{Certificate: p.Chain[0]}), tc.enr.enrollErr}, Verifier: l.StationVerifier, Chains: l.Chains})
+			st, _ = ztm.NewStation(ztm.StationConfig{Name: "cm", Key: p.Key, CertChain: p.Chain, Enroller: nonceThenFail{l.Service.Local(enroll.Requester{Certificate: p.Chain[0]}), tc.enr.enrollErr}, Verifier: l.StationVerifier, StepStore: l.Chains})
 		}
 		_, err = st.Provision(ctx, d)
 		var pe *ztm.ProvisionError
@@ -176,7 +181,7 @@ func (e nonceThenFail) Enroll(ctx context.Context, req *enroll.Request) ([]*x509
 func TestProvisionInjectionNeedsAStore(t *testing.T) {
 	l := newLine(t)
 	p := l.Partners[linesim.ContractManufacturer]
-	st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: p.Key, Enroller: l.Service.Local(enroll.Requester{Certificate: p.Chain[0]}), Verifier: l.StationVerifier, Chains: l.Chains})
+	st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: p.Key, CertChain: p.Chain, Enroller: l.Service.Local(enroll.Requester{Certificate: p.Chain[0]}), Verifier: l.StationVerifier, StepStore: l.Chains})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +202,7 @@ func TestStageString(t *testing.T) {
 func TestDecommissionNeedsARevoker(t *testing.T) {
 	l := newLine(t)
 	p := l.Partners[linesim.OEM]
-	st, err := ztm.NewStation(ztm.StationConfig{Name: "oem", Key: p.Key, Enroller: l.Service.Local(enroll.Requester{}), Verifier: l.StationVerifier, Chains: l.Chains})
+	st, err := ztm.NewStation(ztm.StationConfig{Name: "oem", Key: p.Key, CertChain: p.Chain, Enroller: l.Service.Local(enroll.Requester{}), Verifier: l.StationVerifier, StepStore: l.Chains})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func TestProvisionTwice(t *testing.T) {
 			if h, _ := l.Ledger.Head(ctx); h.Seq != head.Seq {
 				t.Fatalf("a refused second provisioning grew the ledger by %d records", h.Seq-head.Seq)
 			}
-			if st, err := l.Ledger.Lookup(ctx, first.Chain[0].SerialNumber); err != nil || st.Revocation != nil {
+			if st, err := l.Ledger.Lookup(ctx, first.CertChain[0].SerialNumber); err != nil || st.Revocation != nil {
 				t.Fatalf("first certificate after the refusal: %+v, %v", st, err)
 			}
 
@@ -50,14 +50,14 @@ func TestProvisionTwice(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if second.Chain[0].SerialNumber.Cmp(first.Chain[0].SerialNumber) == 0 {
+			if second.CertChain[0].SerialNumber.Cmp(first.CertChain[0].SerialNumber) == 0 {
 				t.Fatal("re-provisioning returned the first certificate")
 			}
-			st, err := l.Ledger.Lookup(ctx, first.Chain[0].SerialNumber)
+			st, err := l.Ledger.Lookup(ctx, first.CertChain[0].SerialNumber)
 			if err != nil || st.Revocation == nil || st.Revocation.Reason != ca.ReasonSuperseded {
 				t.Fatalf("superseded certificate: %+v, %v", st, err)
 			}
-			issued, err := l.Ledger.Lookup(ctx, second.Chain[0].SerialNumber)
+			issued, err := l.Ledger.Lookup(ctx, second.CertChain[0].SerialNumber)
 			if err != nil || issued.Issuance.Seq != st.Revocation.Seq+1 {
 				t.Fatalf("the revocation (%d) and the new issuance (%+v, %v) are not one transaction's neighbours", st.Revocation.Seq, issued, err)
 			}
@@ -65,8 +65,8 @@ func TestProvisionTwice(t *testing.T) {
 			if last.Name != ztm.StepReprovisioned {
 				t.Fatalf("last step %q, want %q", last.Name, ztm.StepReprovisioned)
 			}
-			if b, _ := last.Predicate["superseded"].([]byte); new(big.Int).SetBytes(b).Cmp(first.Chain[0].SerialNumber) != 0 {
-				t.Fatalf("reprovisioned step names %x, want %x", b, first.Chain[0].SerialNumber)
+			if b, _ := last.Predicate["superseded"].([]byte); new(big.Int).SetBytes(b).Cmp(first.CertChain[0].SerialNumber) != 0 {
+				t.Fatalf("reprovisioned step names %x, want %x", b, first.CertChain[0].SerialNumber)
 			}
 			if _, err := l.Ledger.Verify(ctx); err != nil {
 				t.Fatal(err)

@@ -116,8 +116,9 @@ type Revoker interface {
 
 var _ Revoker = (*ca.Authority)(nil)
 
-// StationConfig configures a Station. Name, Key, Enroller, Verifier and
-// Chains are required; the zero value of every other field works.
+// StationConfig configures a Station. Name, Key, CertChain, Enroller,
+// Verifier and StepStore are required; the zero value of every other field
+// works.
 type StationConfig struct {
 	// Name names the station in its steps (the CWT iss claim), e.g.
 	// "cm-line2". Required.
@@ -126,19 +127,24 @@ type StationConfig struct {
 	// or TPM. It signs the station's steps and attestation results.
 	// Required.
 	Key crypto.Signer
-	// Chain is the station's certificate chain, leaf first, as the CA
-	// issued it (profile "station"). If set, the steps the station may sign
-	// are limited to those its StationAuthorization lists, and its
-	// attestation results carry the chain. Optional.
-	Chain []*x509.Certificate
+	// CertChain is the station's certificate chain, leaf first, as the CA
+	// issued it (profile "station"); the leaf certifies Key. The station
+	// signs only the steps its StationAuthorization lists, so that it
+	// refuses before enrolling a device what it could not record, and its
+	// attestation results carry the chain. Required.
+	CertChain []*x509.Certificate
 	// Enroller enrolls devices with the CA: in process (enroll.Local) or
 	// over EST (est.Client). Required.
 	Enroller enroll.Enroller
 	// Verifier appraises evidence locally before anything is enrolled: an
-	// *attest.EATVerifier, or attest/tpm's quote verifier. It must not
-	// consume nonces (an EATVerifier configured without Nonces): the nonce
+	// *attest.EATVerifier, or attest/tpm's quote verifier. The nonce
 	// belongs to the CA side, which consumes it; the station checks that
-	// the evidence answers the nonce it asked for. Required.
+	// the evidence answers the nonce it asked for. So an EATVerifier that
+	// consumes nonces (the CA's own, in a jig that runs its CA in process)
+	// is used through its WithoutNonces view, and one verifier configured
+	// once serves both. Any other Verifier must not consume nonces (for
+	// attest/tpm's, pass its WithoutNonces view); NewStation refuses one
+	// whose Nonces method says it does. Required.
 	Verifier attest.Verifier
 	// AttestationKeys are the devices' attestation keys by key ID. Keys
 	// injected into a device are sealed to the key that verified its
@@ -146,9 +152,9 @@ type StationConfig struct {
 	// or its x5chain's leaf); an entry here must be that same key, or the
 	// injection is refused. Optional.
 	AttestationKeys map[string]crypto.PublicKey
-	// Chains stores every device's steps: a *chainstore.Store (package
+	// StepStore stores every device's steps: a *chainstore.Store (package
 	// manifest/chainstore), or any StepStore. Required.
-	Chains StepStore
+	StepStore StepStore
 	// Store holds the keys the station makes for injection. If nil, the
 	// station cannot inject keys.
 	Store keystore.Store
@@ -190,7 +196,7 @@ type StationConfig struct {
 type Station struct {
 	cfg    StationConfig
 	signer *manifest.StepSigner
-	auth   *ca.StationAuthorization // nil: no certificate, no limit
+	auth   *ca.StationAuthorization
 	export KeyExporter
 	// mu serializes chain appends per subject.
 	mu    sync.Mutex
@@ -202,30 +208,44 @@ type subjectLock struct {
 	refs int
 }
 
-// NewStation returns a station for cfg, which it copies. Errors wrap
+// NewStation returns a station for cfg, which it copies. A configuration
+// it cannot use is a *ConfigError naming the field; it wraps
 // ErrInvalidConfig.
 func NewStation(cfg StationConfig) (*Station, error) {
-	bad := func(format string, a ...any) (*Station, error) {
-		return nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, a...)...)
+	bad := func(field, format string, a ...any) (*Station, error) {
+		return nil, &ConfigError{Field: field, Reason: fmt.Sprintf(format, a...)}
 	}
 	if f := nilField(cfg); f != "" {
-		return bad("%s is a nil pointer in a non-nil interface", f)
+		return bad(f, "a nil pointer in a non-nil interface")
+	}
+	if v, ok := cfg.Verifier.(*attest.EATVerifier); ok && v.Nonces() != nil {
+		cfg.Verifier = v.WithoutNonces() // the CA's verifier: the CA consumes the nonce
 	}
 	switch {
 	case cfg.Name == "":
-		return bad("Name is required")
+		return bad("Name", "required: the station's name in its steps")
 	case cfg.Key == nil:
-		return bad("Key is required")
+		return bad("Key", "required: the station's signing key")
+	case len(cfg.CertChain) == 0:
+		return bad("CertChain", "required: the station's certificate chain, leaf first, as the CA issued it (profile \"station\"); it lists the steps the station may sign")
 	case cfg.Enroller == nil:
-		return bad("Enroller is required")
+		return bad("Enroller", "required: enroll.Local or an est.Client")
 	case cfg.Verifier == nil:
-		return bad("Verifier is required")
+		return bad("Verifier", "required: the station appraises evidence before enrolling")
 	case consumesNonces(cfg.Verifier):
-		return bad("the local Verifier must not consume nonces: configure it without Nonces")
-	case cfg.Chains == nil:
-		return bad("Chains is required")
+		return bad("Verifier", "must not consume nonces: the CA side consumes them")
+	case cfg.StepStore == nil:
+		return bad("StepStore", "required: a *chainstore.Store or any StepStore")
 	case !cfg.Algorithm.Valid():
-		return bad("unknown device key algorithm %d", int(cfg.Algorithm))
+		return bad("Algorithm", "unknown device key algorithm %d", int(cfg.Algorithm))
+	}
+	leaf := cfg.CertChain[0]
+	if leaf == nil || !publicKeyEqual(leaf.PublicKey, cfg.Key.Public()) {
+		return bad("CertChain", "its leaf, CertChain[0], does not certify Key")
+	}
+	auth, err := ca.ParseStationAuthorization(leaf)
+	if err != nil {
+		return bad("CertChain", "station certificate: %v", err)
 	}
 	if cfg.Profile == "" {
 		cfg.Profile = "idevid"
@@ -236,38 +256,26 @@ func NewStation(cfg StationConfig) (*Station, error) {
 	if cfg.Time == nil {
 		cfg.Time = time.Now
 	}
-	s := &Station{cfg: cfg, export: cfg.Exporter, locks: make(map[string]*subjectLock)}
+	s := &Station{cfg: cfg, auth: auth, export: cfg.Exporter, locks: make(map[string]*subjectLock)}
 	if s.export == nil {
 		s.export = softwareExporter{}
 	}
-	opts := manifest.SignOptions{Issuer: cfg.Name}
-	if len(cfg.Chain) > 0 {
-		leaf := cfg.Chain[0]
-		if !publicKeyEqual(leaf.PublicKey, cfg.Key.Public()) {
-			return bad("Chain[0] does not certify Key")
-		}
-		auth, err := ca.ParseStationAuthorization(leaf)
-		if err != nil {
-			return bad("station certificate: %v", err)
-		}
-		s.auth = auth
-	}
-	signer, err := manifest.NewStepSigner(cfg.Key, opts)
+	signer, err := manifest.NewStepSigner(cfg.Key, manifest.SignOptions{Issuer: cfg.Name})
 	if err != nil {
-		return bad("%v", err)
+		return bad("Key", "%v", err)
 	}
 	s.signer = signer
 	return s, nil
 }
 
 // nilField names the first interface field of cfg that holds a nil
-// pointer (a typed nil, such as a (*chainstore.Store)(nil) Chains): set,
+// pointer (a typed nil, such as a (*chainstore.Store)(nil) StepStore): set,
 // so not caught as missing, and bound to panic at first use.
 func nilField(cfg StationConfig) string {
 	for _, f := range []struct {
 		name string
 		v    any
-	}{{"Key", cfg.Key}, {"Enroller", cfg.Enroller}, {"Verifier", cfg.Verifier}, {"Chains", cfg.Chains},
+	}{{"Key", cfg.Key}, {"Enroller", cfg.Enroller}, {"Verifier", cfg.Verifier}, {"StepStore", cfg.StepStore},
 		{"Store", cfg.Store}, {"Exporter", cfg.Exporter}, {"Revoker", cfg.Revoker}, {"Observer", cfg.Observer}} {
 		if f.v == nil {
 			continue
@@ -323,8 +331,9 @@ func (s *Station) usable(dev Device) error {
 type Result struct {
 	// Device is what the device said about itself.
 	Device identity.DeviceInfo
-	// Chain is the certificate chain the device installed, leaf first.
-	Chain []*x509.Certificate
+	// CertChain is the certificate chain the device installed, leaf
+	// first.
+	CertChain []*x509.Certificate
 	// Attestation is the station's appraisal of the device's evidence.
 	Attestation *attest.Result
 	// AttestationToken is that appraisal signed by the station as an EAR
@@ -340,15 +349,18 @@ type Result struct {
 	Steps []*manifest.SignedStep
 }
 
-// Provision gives dev its identity: it has the device generate its key
-// and request, obtains a nonce from the CA side, has the device answer it
-// with evidence that confirms that key (EAT cnf, see Device.Attest),
-// appraises the evidence locally (signer, signature, the nonce it asked
-// for, the UEID the device claims, reference values), checks the request
-// against the device, enrolls it (the CA checks again, and that the
-// evidence confirms the request's key), has the device install the chain
-// and records the steps. A device that cannot generate keys attests
-// first, and then receives a key the station injects (see KeyImporter).
+// Provision gives dev its identity: it checks what the device says about
+// itself (the certificate-to-evidence rule, see Device.Info), has the
+// device generate its key and request and checks the request against the
+// device, all before it obtains a nonce from the CA side; then it has the
+// device answer the nonce with evidence that confirms that key (EAT cnf,
+// see Device.Attest), appraises the evidence locally (signer, signature,
+// the nonce it asked for, the UEID, OEM ID and model the device claims,
+// reference values), enrolls the request (the CA checks again, and that
+// the evidence confirms the request's key), has the device install the
+// chain and records the steps. A device that cannot generate keys attests
+// first, and then receives a key the station injects (see KeyImporter),
+// whose request is checked then.
 //
 // Failures are a *ProvisionError naming the stage. Nothing is left half
 // done:
@@ -405,6 +417,8 @@ func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovis
 	t.enter(ctx, StageKey)
 	csr, err := dev.GenerateKey(ctx, s.cfg.Algorithm)
 	var imp KeyImporter
+	var req *identity.CSR
+	var keyStep *manifest.Step
 	switch {
 	case errors.Is(err, ErrKeyGenerationUnsupported):
 		var ok bool
@@ -416,6 +430,13 @@ func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovis
 		}
 	case err != nil:
 		return fail(StageKey, serial, false, err)
+	default:
+		// The request is checked against the device before a nonce is
+		// asked for: a request the CA would refuse must not spend one.
+		t.enter(ctx, StageCSR)
+		if req, keyStep, perr = s.checkRequest(info, &Result{CSR: csr}); perr != nil {
+			return nil, perr
+		}
 	}
 
 	t.enter(ctx, StageNonce)
@@ -429,7 +450,7 @@ func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovis
 		return fail(StageEvidence, serial, false, err)
 	}
 	t.enter(ctx, StageAppraisal)
-	res, token, err := s.appraise(ctx, evidence, nonce, subject)
+	res, token, err := s.appraise(ctx, evidence, nonce, info)
 	if err != nil {
 		return fail(StageAppraisal, serial, !errors.Is(err, errStation), err)
 	}
@@ -442,13 +463,13 @@ func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovis
 			return fail(StageKey, serial, false, err)
 		}
 		r.Injected = true
+		r.CSR = csr
+		t.enter(ctx, StageCSR)
+		if req, _, perr = s.checkRequest(info, r); perr != nil {
+			return nil, perr
+		}
 	}
 	r.CSR = csr
-	t.enter(ctx, StageCSR)
-	req, keyStep, perr := s.checkRequest(info, r)
-	if perr != nil {
-		return nil, perr
-	}
 
 	t.enter(ctx, StageEnroll)
 	chain, err := s.cfg.Enroller.Enroll(ctx, &enroll.Request{CSR: csr, Profile: s.cfg.Profile, Evidence: evidence, Reprovision: reprovision})
@@ -467,7 +488,7 @@ func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovis
 	if err := dev.InstallChain(ctx, chain); err != nil {
 		return nil, s.installFailed(ctx, subject, serial, leaf, err)
 	}
-	r.Chain = chain
+	r.CertChain = chain
 
 	t.enter(ctx, StageRecord)
 	recorded, err := s.record(ctx, subject, s.enrollmentSteps(r, req, keyStep, superseded)...)
@@ -479,7 +500,9 @@ func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovis
 }
 
 // deviceInfo asks the device what it is and checks the answer: valid
-// device info with a UEID. A failure is the *ProvisionError to return.
+// device info that keeps the certificate-to-evidence rule (a UEID, and a
+// hardwareModuleName whose serial number is its bytes), before anything
+// is spent on the device. A failure is the *ProvisionError to return.
 func deviceInfo(ctx context.Context, dev Device) (identity.DeviceInfo, *ProvisionError) {
 	info, err := dev.Info(ctx)
 	if err != nil {
@@ -488,8 +511,8 @@ func deviceInfo(ctx context.Context, dev Device) (identity.DeviceInfo, *Provisio
 	if err := info.Validate(); err != nil {
 		return info, &ProvisionError{Stage: StageInfo, Serial: info.SerialNumber, Refused: true, Err: err}
 	}
-	if info.UEID.IsZero() {
-		return info, &ProvisionError{Stage: StageInfo, Serial: info.SerialNumber, Refused: true, Err: errors.New("ztm: device has no UEID")}
+	if err := info.CheckBinding(); err != nil {
+		return info, &ProvisionError{Stage: StageInfo, Serial: info.SerialNumber, Refused: true, Err: err}
 	}
 	return info, nil
 }
@@ -556,11 +579,11 @@ func (s *Station) checkRequest(info identity.DeviceInfo, r *Result) (*identity.C
 }
 
 // enrollmentSteps are the steps Provision records once the device has
-// installed r.Chain: the key-generation step (keyStep, for a generated
+// installed r.CertChain: the key-generation step (keyStep, for a generated
 // key), the enrollment, and for a re-provisioning the reprovisioned step
 // naming the superseded certificate.
 func (s *Station) enrollmentSteps(r *Result, req *identity.CSR, keyStep *manifest.Step, superseded []byte) []*manifest.Step {
-	leaf := r.Chain[0]
+	leaf := r.CertChain[0]
 	enrollment := &manifest.Step{
 		Name: StepEnrollment,
 		Artifacts: map[string]manifest.Digest{
@@ -605,8 +628,10 @@ func keyOrigin(r *Result, req *identity.CSR) ca.KeyProvenance {
 // device's.
 var errStation = errors.New("ztm: station failure")
 
-// appraise checks evidence locally and signs the result.
-func (s *Station) appraise(ctx context.Context, evidence, nonce, subject []byte) (*attest.Result, []byte, error) {
+// appraise checks evidence locally, and the device's info against it, and
+// signs the result.
+func (s *Station) appraise(ctx context.Context, evidence, nonce []byte, info identity.DeviceInfo) (*attest.Result, []byte, error) {
+	subject := info.UEID.Bytes()
 	res, err := s.cfg.Verifier.Verify(ctx, evidence)
 	if err != nil {
 		return nil, nil, err
@@ -619,16 +644,16 @@ func (s *Station) appraise(ctx context.Context, evidence, nonce, subject []byte)
 	if !bytes.Equal(claims.UEID, subject) {
 		return nil, nil, fmt.Errorf("ztm: evidence is from ueid %x, the device says %x: %w", claims.UEID, subject, attest.ErrVerification)
 	}
+	if err := info.CheckClaims(claims.UEID, claims.OEMID, claims.HWModel); err != nil {
+		return nil, nil, fmt.Errorf("ztm: %w", err)
+	}
 	switch st := res.Status(); {
 	case st == attest.StatusAffirming:
 	case st == attest.StatusWarning && s.cfg.AcceptWarning:
 	default:
 		return nil, nil, fmt.Errorf("ztm: appraisal %v %v: %w", st, res.Reasons(), attest.ErrVerification)
 	}
-	opts := &attest.SignOptions{Chain: s.cfg.Chain}
-	if len(s.cfg.Chain) == 0 {
-		opts = &attest.SignOptions{KeyID: s.signer.Thumbprint().Value}
-	}
+	opts := &attest.SignOptions{Chain: s.cfg.CertChain}
 	token, err := res.SignCWT(s.cfg.Rand, s.cfg.Key, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: failed to sign the attestation result: %w", errStation, err)
@@ -768,9 +793,12 @@ func (s *Station) installFailed(ctx context.Context, subject []byte, serial stri
 
 // Record signs a step of the given name about the device subject (its
 // UEID bytes), chained to the device's last stored step, and appends it to
-// the chain store. Stations use it for the steps of their trade
-// ("die-sort", "firmware-load", "final-test", …). A station with a
-// certificate may only sign the steps its StationAuthorization lists.
+// the step store. Stations use it for the steps of their trade
+// ("die-sort", "firmware-load", "final-test", …). It signs with
+// manifest.StepSigner.Sign, the one signing primitive; what it adds is the
+// chaining (Subject, Sequence, Prev, Lot and Time are set here), the
+// station's authorization and the store. A station signs only the steps
+// its certificate's StationAuthorization lists (ca.ErrNotAuthorized).
 func (s *Station) Record(ctx context.Context, subject []byte, name string, artifacts map[string]manifest.Digest, predicate manifest.Claims) (*manifest.SignedStep, error) {
 	steps, err := s.record(ctx, subject, &manifest.Step{Name: name, Artifacts: artifacts, Predicate: predicate})
 	if err != nil {
@@ -783,7 +811,7 @@ func (s *Station) Record(ctx context.Context, subject []byte, name string, artif
 // the station's certificate does not authorize it to sign.
 func (s *Station) mayRecord(names ...string) error {
 	for _, n := range names {
-		if s.auth != nil && !s.auth.AllowsStep(n) {
+		if !s.auth.AllowsStep(n) {
 			return fmt.Errorf("ztm: station %q is not authorized to sign %q steps: %w", s.cfg.Name, n, ca.ErrNotAuthorized)
 		}
 	}
@@ -802,7 +830,7 @@ func (s *Station) record(ctx context.Context, subject []byte, steps ...*manifest
 	}
 	unlock := s.lock(subject)
 	defer unlock()
-	prev, err := s.cfg.Chains.Last(ctx, subject)
+	prev, err := s.cfg.StepStore.Last(ctx, subject)
 	switch {
 	case errors.Is(err, manifest.ErrNoSteps):
 		prev = nil
@@ -829,7 +857,7 @@ func (s *Station) record(ctx context.Context, subject []byte, steps ...*manifest
 	}
 	// One durable commit for all of them: they are stored together or
 	// not at all.
-	return s.cfg.Chains.AppendAll(ctx, raws...)
+	return s.cfg.StepStore.AppendAll(ctx, raws...)
 }
 
 // lock serializes appends for one device within this station.

@@ -10,9 +10,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
+	"math/big"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"github.com/ztmkit/ztm"
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/attest/devicesim"
@@ -309,29 +311,59 @@ func TestDecommissionChecksTheCertificate(t *testing.T) {
 	}
 }
 
+// consumingVerifier is a Verifier other than an EATVerifier that says it
+// consumes nonces.
+type consumingVerifier struct {
+	attest.Verifier
+	n *attest.Nonces
+}
+
+func (v consumingVerifier) Nonces() *attest.Nonces { return v.n }
+
 func TestNewStationRefusesBadConfig(t *testing.T) {
 	l := newLine(t)
 	p := l.Partners[linesim.ContractManufacturer]
-	good := ztm.StationConfig{Name: "cm", Key: p.Key, Enroller: l.Service.Local(enroll.Requester{}), Verifier: l.StationVerifier, Chains: l.Chains}
-	if _, err := ztm.NewStation(good); err != nil {
-		t.Fatal(err)
-	}
-	for name, mut := range map[string]func(*ztm.StationConfig){
-		"no name":        func(c *ztm.StationConfig) { c.Name = "" },
-		"no key":         func(c *ztm.StationConfig) { c.Key = nil },
-		"no enroller":    func(c *ztm.StationConfig) { c.Enroller = nil },
-		"no verifier":    func(c *ztm.StationConfig) { c.Verifier = nil },
-		"nonce verifier": func(c *ztm.StationConfig) { c.Verifier = l.CAVerifier },
-		"no chains":      func(c *ztm.StationConfig) { c.Chains = nil },
-		"bad algorithm":  func(c *ztm.StationConfig) { c.Algorithm = keystore.Algorithm(99) },
-		"foreign chain":  func(c *ztm.StationConfig) { c.Chain = l.Partners[linesim.OEM].Chain },
+	good := ztm.StationConfig{Name: "cm", Key: p.Key, CertChain: p.Chain, Enroller: l.Service.Local(enroll.Requester{}), Verifier: l.StationVerifier, StepStore: l.Chains}
+	_, err := ztm.NewStation(good)
+	require.NoError(t, err)
+	for name, tc := range map[string]struct {
+		field string
+		mut   func(*ztm.StationConfig)
+	}{
+		"no name":            {"Name", func(c *ztm.StationConfig) { c.Name = "" }},
+		"no key":             {"Key", func(c *ztm.StationConfig) { c.Key = nil }},
+		"no cert chain":      {"CertChain", func(c *ztm.StationConfig) { c.CertChain = nil }},
+		"nil leaf":           {"CertChain", func(c *ztm.StationConfig) { c.CertChain = []*x509.Certificate{nil} }},
+		"no enroller":        {"Enroller", func(c *ztm.StationConfig) { c.Enroller = nil }},
+		"no verifier":        {"Verifier", func(c *ztm.StationConfig) { c.Verifier = nil }},
+		"consuming verifier": {"Verifier", func(c *ztm.StationConfig) { c.Verifier = consumingVerifier{l.StationVerifier, l.CAVerifier.Nonces()} }},
+		"no step store":      {"StepStore", func(c *ztm.StationConfig) { c.StepStore = nil }},
+		"bad algorithm":      {"Algorithm", func(c *ztm.StationConfig) { c.Algorithm = keystore.Algorithm(99) }},
+		"foreign chain":      {"CertChain", func(c *ztm.StationConfig) { c.CertChain = l.Partners[linesim.OEM].Chain }},
 	} {
 		c := good
-		mut(&c)
-		if _, err := ztm.NewStation(c); !errors.Is(err, ztm.ErrInvalidConfig) {
-			t.Errorf("%s: err = %v", name, err)
-		}
+		tc.mut(&c)
+		_, err := ztm.NewStation(c)
+		require.ErrorIs(t, err, ztm.ErrInvalidConfig, name)
+		var ce *ztm.ConfigError
+		require.ErrorAs(t, err, &ce, name)
+		require.Equal(t, tc.field, ce.Field, name)
 	}
+}
+
+// TestStationUsesCAVerifier: one verifier configured once, with its nonce
+// source, serves the CA and the station; the station does not consume the
+// nonce the CA then consumes.
+func TestStationUsesCAVerifier(t *testing.T) {
+	l := newLine(t)
+	cm := l.Partners[linesim.ContractManufacturer]
+	st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: cm.Key, CertChain: cm.Chain,
+		Enroller: l.Service.Local(enroll.Requester{Certificate: cm.Chain[0]}), Verifier: l.CAVerifier, StepStore: l.Chains})
+	require.NoError(t, err)
+	dev, err := l.NewDevice(7, linesim.DeviceOptions{})
+	require.NoError(t, err)
+	_, err = st.Provision(context.Background(), dev)
+	require.NoError(t, err)
 }
 
 func TestStationRefusesUnauthorizedStep(t *testing.T) {
@@ -377,8 +409,8 @@ func TestProvisionRefusesStepsItCannotRecord(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := ztm.NewStation(ztm.StationConfig{Name: "cm-2", Key: cm.Key, Chain: []*x509.Certificate{cert, l.Authority.Chain()[0]},
-			Enroller: l.Service.Local(enroll.Requester{Certificate: cert}), Verifier: l.StationVerifier, Chains: l.Chains, Revoker: l.Authority})
+		st, err := ztm.NewStation(ztm.StationConfig{Name: "cm-2", Key: cm.Key, CertChain: []*x509.Certificate{cert, l.Authority.Chain()[0]},
+			Enroller: l.Service.Local(enroll.Requester{Certificate: cert}), Verifier: l.StationVerifier, StepStore: l.Chains, Revoker: l.Authority})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -499,8 +531,8 @@ func TestInjectionSealsToTheVerifiedKey(t *testing.T) {
 		{"the verified key", map[string]crypto.PublicKey{"ak-9": ak.Public()}, ztm.StageEnroll},
 		{"another key", map[string]crypto.PublicKey{"ak-9": other.Public()}, ztm.StageKey},
 	} {
-		st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: cm.Key, Chain: cm.Chain,
-			Enroller: l.Service.Local(enroll.Requester{Certificate: cm.Chain[0]}), Verifier: local, Chains: l.Chains,
+		st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: cm.Key, CertChain: cm.Chain,
+			Enroller: l.Service.Local(enroll.Requester{Certificate: cm.Chain[0]}), Verifier: local, StepStore: l.Chains,
 			Store: cm.Store, AttestationKeys: tc.keys})
 		if err != nil {
 			t.Fatal(err)
@@ -514,4 +546,21 @@ func TestInjectionSealsToTheVerifiedKey(t *testing.T) {
 			t.Fatalf("%s: err = %v", tc.name, err)
 		}
 	}
+}
+
+// selfStationChain returns a self-signed station certificate for key that
+// authorizes steps: enough for NewStation, which reads the authorization
+// (the CA verifies the chain, not the station).
+func selfStationChain(t testing.TB, key crypto.Signer, steps ...string) []*x509.Certificate {
+	t.Helper()
+	ext, err := (&ca.StationAuthorization{Steps: steps, Profiles: []string{"idevid"}}).Marshal()
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test station"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtraExtensions: []pkix.Extension{{Id: ca.OIDStationAuthorization(), Value: ext}}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return []*x509.Certificate{cert}
 }

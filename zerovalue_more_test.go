@@ -37,6 +37,7 @@ func TestMisconfigured(t *testing.T) {
 	// here) and provisions a device with it: an error is wanted from either.
 	provisionWith := func(cfg ztm.StationConfig) error {
 		cfg.Name, cfg.Key, cfg.Verifier = "s", key, verifier
+		cfg.CertChain = selfStationChain(t, key, ztm.StepKeyGeneration, ztm.StepEnrollment)
 		st, err := ztm.NewStation(cfg)
 		if err != nil {
 			return err
@@ -61,11 +62,11 @@ func TestMisconfigured(t *testing.T) {
 		{"manifest.VerifyAll(nil policy)", func() error {
 			return errOf(manifest.VerifyAll(ctx, func(func(manifest.ChainInput) bool) {}, nil, &manifest.BulkOptions{Workers: -1}))
 		}},
-		{"StationConfig{Chains: (*chainstore.Store)(nil)}", func() error {
+		{"StationConfig{StepStore: (*chainstore.Store)(nil)}", func() error {
 			cm := l.Partners[linesim.ContractManufacturer]
-			st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: cm.Key, Chain: cm.Chain,
+			st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: cm.Key, CertChain: cm.Chain,
 				Enroller: l.Service.Local(enroll.Requester{Certificate: cm.Chain[0]}),
-				Verifier: l.StationVerifier, Chains: (*chainstore.Store)(nil)})
+				Verifier: l.StationVerifier, StepStore: (*chainstore.Store)(nil)})
 			if err != nil {
 				return err
 			}
@@ -73,14 +74,14 @@ func TestMisconfigured(t *testing.T) {
 			return err
 		}},
 		{"StationConfig{Enroller: (*est.Client)(nil)}", func() error {
-			return provisionWith(ztm.StationConfig{Enroller: (*est.Client)(nil), Chains: &chainstore.Store{}})
+			return provisionWith(ztm.StationConfig{Enroller: (*est.Client)(nil), StepStore: &chainstore.Store{}})
 		}},
 		{"StationConfig{Enroller: (*enroll.Local)(nil)}", func() error {
-			return provisionWith(ztm.StationConfig{Enroller: (*enroll.Local)(nil), Chains: &chainstore.Store{}})
+			return provisionWith(ztm.StationConfig{Enroller: (*enroll.Local)(nil), StepStore: &chainstore.Store{}})
 		}},
 		{"StationConfig{Verifier: (*attest.EATVerifier)(nil)}", func() error {
 			_, err := ztm.NewStation(ztm.StationConfig{Name: "s", Key: key, Enroller: &enroll.Local{},
-				Verifier: (*attest.EATVerifier)(nil), Chains: &chainstore.Store{}})
+				Verifier: (*attest.EATVerifier)(nil), StepStore: &chainstore.Store{}})
 			return err
 		}},
 	})

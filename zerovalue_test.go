@@ -66,8 +66,8 @@ func TestZeroValues(t *testing.T) {
 	add("Station{}.Provision", func() error { return errOf((&ztm.Station{}).Provision(ctx, nil)) })
 	add("Station{}.Record", func() error { return errOf((&ztm.Station{}).Record(ctx, []byte{1}, "final-test", nil, nil)) })
 	add("Station.Provision(nil Device)", func() error {
-		st, err := ztm.NewStation(ztm.StationConfig{Name: "s", Key: key, Enroller: &enroll.Local{},
-			Verifier: verifier, Chains: &chainstore.Store{}})
+		st, err := ztm.NewStation(ztm.StationConfig{Name: "s", Key: key, CertChain: selfStationChain(t, key, ztm.StepEnrollment), Enroller: &enroll.Local{},
+			Verifier: verifier, StepStore: &chainstore.Store{}})
 		if err != nil {
 			return fmt.Errorf("NewStation: %v", err) // not what is tested: fail below
 		}
@@ -132,6 +132,17 @@ func TestZeroValues(t *testing.T) {
 	})
 	add("attest.EATVerifier{}.Verify", func() error { return errOf((&attest.EATVerifier{}).Verify(ctx, []byte{0xa0})) })
 	add("attest.EATVerifier{}.Decode", func() error { return errOf((&attest.EATVerifier{}).Decode([]byte{0xa0})) })
+	add("attest.EATVerifier{}.WithoutNonces().Verify", func() error {
+		return errOf((&attest.EATVerifier{}).WithoutNonces().Verify(ctx, []byte{0xa0}))
+	})
+	add("attest.KeySet{}.Add(nil key)", func() error { return (&attest.KeySet{}).Add([]byte("k"), nil) })
+	add("attest.NewVerifier(KeyLookup: KeySet{}.Lookup).Verify", func() error {
+		v, err := attest.NewVerifier(attest.Config{KeyLookup: (&attest.KeySet{}).Lookup}) // an empty set: refuses everything
+		if err != nil {
+			return err
+		}
+		return errOf(v.Verify(ctx, []byte{0xa0}))
+	})
 	add("attest.Nonces{}.Issue", func() error { return errOf((&attest.Nonces{}).Issue()) })
 	add("attest.Nonces{}.Consume", func() error { return (&attest.Nonces{}).Consume(make([]byte, 32)) })
 	add("attest.SignCWT(nil signer)", func() error { return errOf(attest.SignCWT(nil, nil, &attest.Claims{}, nil)) })

@@ -43,7 +43,11 @@
 // The signer is named in the protected header, by an x5chain (COSE label
 // 33, JOSE x5c) that must lead to one of [Config.Roots] — the chip
 // vendors' attestation CAs — be valid at [Config.Time] and let its leaf sign
-// (digitalSignature), or by a key ID registered in [Config.Keys]. A leaf
+// (digitalSignature), or by a key ID registered in [Config.Keys] or found
+// by [Config.KeyLookup] (a [KeySet], to which keys can be added while the
+// verifier runs). One verifier, configured once with its [Nonces], serves
+// a CA and a station: [EATVerifier.WithoutNonces] is the view that checks
+// evidence without consuming its nonce. A leaf
 // that names its device — a hardwareModuleName in its subject alternative
 // name, as ztm's CA issues under the "ak" profile — signs only evidence
 // whose ueid is that name's serial number: one key extracted from one

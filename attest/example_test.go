@@ -152,3 +152,58 @@ func ExampleResult_SignJWT() {
 	// Output:
 	// affirming 2 32
 }
+
+// A line's verifier looks attestation keys up in a KeySet, so that the
+// keys of a new lot of chips are accepted from the moment they are added,
+// without making a new verifier.
+func ExampleKeySet() {
+	ctx := context.Background()
+	now := func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }
+	key, err := mem.New().Create(ctx, keystore.CreateRequest{Label: "attestation"})
+	if err != nil {
+		panic(err)
+	}
+	device, err := devicesim.New(devicesim.Config{
+		Key: key, KeyID: []byte("lot-7/0001"),
+		UEID: append([]byte{0x01}, make([]byte, 16)...), OEMID: []byte{0x00, 0x1b, 0x63}, HWModel: []byte("sensor-v2"),
+		SWName: "sensor-fw", SWVersion: "2.3.1",
+		Images: map[string][]byte{"firmware": []byte("firmware image")},
+		Time:   now,
+	})
+	if err != nil {
+		panic(err)
+	}
+
+	var keys attest.KeySet
+	verifier, err := attest.NewVerifier(attest.Config{
+		KeyLookup:       keys.Lookup,
+		Nonces:          attest.NewNonces(attest.NonceConfig{Time: now}),
+		ReferenceValues: []attest.ReferenceValues{device.ReferenceValues()},
+		Time:            now,
+	})
+	if err != nil {
+		panic(err)
+	}
+	verify := func() error {
+		nonce, err := verifier.Nonces().Issue()
+		if err != nil {
+			return err
+		}
+		evidence, err := device.EvidenceCWT(nonce)
+		if err != nil {
+			return err
+		}
+		_, err = verifier.Verify(ctx, evidence)
+		return err
+	}
+
+	fmt.Println("before:", errors.Is(verify(), attest.ErrUntrustedSigner))
+	// The chip vendor delivers lot 7's attestation keys while the line runs.
+	if err := keys.Add([]byte("lot-7/0001"), key.Public()); err != nil {
+		panic(err)
+	}
+	fmt.Println("after:", verify())
+	// Output:
+	// before: true
+	// after: <nil>
+}

@@ -109,8 +109,16 @@ type Config struct {
 	// roots are never used.
 	Roots *x509.CertPool
 	// Keys are the registered attestation keys by key ID (the kid header,
-	// compared as bytes).
+	// compared as bytes), copied when the verifier is made: a convenience
+	// for a fixed set. Set KeyLookup instead to register keys while the
+	// verifier runs; setting both is an error.
 	Keys map[string]crypto.PublicKey
+	// KeyLookup finds a registered attestation key by key ID each time
+	// evidence names one, so that keys registered later (a new chip lot's
+	// attestation keys) are accepted without making a new verifier:
+	// (*KeySet).Lookup, or a lookup in the line's own registry. If nil,
+	// Keys is used.
+	KeyLookup KeyLookup
 	// Nonces issues and consumes the challenges. If nil, the nonce claim is
 	// neither required nor checked.
 	//
@@ -141,7 +149,7 @@ type Config struct {
 }
 
 // Clone returns a copy of c that shares no maps or slices with it (the
-// public keys, the pool and Nonces are shared).
+// public keys, the pool, KeyLookup and Nonces are shared).
 func (c *Config) Clone() *Config {
 	n := *c
 	if c.Keys != nil {
@@ -182,13 +190,6 @@ type Evidence struct {
 	Digest []byte
 }
 
-type registeredKey struct {
-	pub  crypto.PublicKey
-	alg  keystore.Algorithm
-	cose cose.Verifier
-	err  error
-}
-
 // EATVerifier verifies EAT evidence in CWT and JWT form. It is safe for
 // concurrent use.
 //
@@ -199,7 +200,7 @@ type registeredKey struct {
 // own signature, nonce and claims are checked every time.
 type EATVerifier struct {
 	cfg       Config
-	keys      map[string]*registeredKey
+	keys      *keyCache
 	refs      map[refKey]*reference
 	emptyPool *x509.CertPool
 	chains    *chainCache // verified x5chains; see verifyChain
@@ -209,10 +210,19 @@ var _ Verifier = (*EATVerifier)(nil)
 
 // NewVerifier returns a verifier for cfg, which it copies. It returns an
 // error for reference values that repeat an (oemid, hwmodel) pair or are
-// malformed; a registered key of an unsupported type is reported when used.
+// malformed, and one wrapping [ErrInvalidConfig] for a Config that sets both
+// Keys and KeyLookup; a registered key of an unsupported type is reported
+// when used.
 func NewVerifier(cfg Config) (*EATVerifier, error) {
-	v := &EATVerifier{cfg: *cfg.Clone(), keys: make(map[string]*registeredKey, len(cfg.Keys)), emptyPool: x509.NewCertPool(),
-		chains: newChainCache(0, 0)}
+	if cfg.Keys != nil && cfg.KeyLookup != nil {
+		return nil, fmt.Errorf("attest: %w: set Config.Keys or Config.KeyLookup, not both", ErrInvalidConfig)
+	}
+	v := &EATVerifier{cfg: *cfg.Clone(), emptyPool: x509.NewCertPool(), chains: newChainCache(0, 0)}
+	lookup := v.cfg.KeyLookup
+	if lookup == nil {
+		lookup = mapLookup(v.cfg.Keys)
+	}
+	v.keys = &keyCache{lookup: lookup}
 	if v.cfg.MaxSize <= 0 {
 		v.cfg.MaxSize = DefaultMaxSize
 	}
@@ -224,14 +234,6 @@ func NewVerifier(cfg Config) (*EATVerifier, error) {
 	}
 	if v.cfg.Submod == "" {
 		v.cfg.Submod = "device"
-	}
-	for kid, pub := range v.cfg.Keys {
-		rk := &registeredKey{pub: pub}
-		rk.alg, rk.err = keystore.AlgorithmOf(pub)
-		if rk.err == nil {
-			rk.cose, rk.err = cose.NewVerifier(coseAlg(rk.alg), pub)
-		}
-		v.keys[kid] = rk
 	}
 	refs, err := indexReferenceValues(v.cfg.ReferenceValues)
 	if err != nil {
@@ -263,7 +265,32 @@ func (v *EATVerifier) Verify(ctx context.Context, evidence []byte) (*Result, err
 
 // Nonces returns the nonce issuer of the verifier's configuration (nil if
 // none): a jig asks it for the challenge it sends the device.
-func (v *EATVerifier) Nonces() *Nonces { return v.cfg.Nonces }
+func (v *EATVerifier) Nonces() *Nonces {
+	if v == nil {
+		return nil
+	}
+	return v.cfg.Nonces
+}
+
+// WithoutNonces returns a verifier that checks evidence as v does (the
+// same trust anchors, key lookup, reference values and clock) but neither
+// requires nor consumes a nonce, for a party that compares the evidence's
+// nonce with the one it asked for while the nonces' issuer consumes it
+// later: a station (package ztm) appraising evidence before its CA does.
+// One verifier configured once thus serves both; ztm.NewStation calls this
+// itself. A v not made by NewVerifier is returned as it is (it refuses
+// everything).
+//
+// WARNING: the returned verifier accepts replayed evidence unless its
+// caller checks the nonce claim.
+func (v *EATVerifier) WithoutNonces() *EATVerifier {
+	if v.made() != nil {
+		return v
+	}
+	n := *v
+	n.cfg.Nonces = nil
+	return &n
+}
 
 // made returns an error, wrapping ErrInvalidConfig and ErrVerification, for
 // a verifier not made by NewVerifier (a zero EATVerifier), which refuses
@@ -615,8 +642,8 @@ func decodeX5Chain(raw cbor.RawMessage) ([][]byte, error) {
 }
 
 func (v *EATVerifier) registered(kid []byte) (*registeredKey, *VerificationError) {
-	rk, ok := v.keys[string(kid)]
-	if !ok {
+	rk := v.keys.get(kid)
+	if rk == nil {
 		return nil, verr(ReasonUntrustedSigner, nil, "kid %q is not registered", kid)
 	}
 	if rk.err != nil {

@@ -103,10 +103,24 @@ func oidProblem(oid asn1.ObjectIdentifier) string {
 // the request's subject and HardwareModule in its subject alternative name.
 // UEID, OEMID, HardwareModel and HardwareVersion have no standard place in
 // an X.509 request: they are the EAT claims ueid, oemid, hwmodel and
-// hwversion (RFC 9711) that the device's evidence carries, and that the CA
-// matches against the request.
+// hwversion (RFC 9711) that the device's evidence carries.
+//
+// # The certificate-to-evidence rule
+//
+// The UEID is the one device identifier the attestation key signs, and the
+// hardwareModuleName's serial number the one IEEE 802.1AR puts in the
+// certificate: ztm ties them together. HardwareModule.SerialNumber must be
+// exactly UEID.Bytes(); the CA refuses a request whose hardwareModuleName
+// is not the evidence's UEID (package ca/enroll, BindUEIDToHardwareModule),
+// and a station (package ztm) checks it before it asks for a nonce
+// ([DeviceInfo.CheckBinding]). [DeviceInfoFromUEID] builds device
+// information that keeps the rule. OEMID and HardwareModel, when set, must
+// be what the evidence says ([DeviceInfo.CheckClaims]).
 type DeviceInfo struct {
-	// UEID is the device's universal entity ID. Optional.
+	// UEID is the device's universal entity ID, the ueid claim of its
+	// evidence. Optional for [Create] and [CreateCSR]; required to
+	// provision the device, whose HardwareModule.SerialNumber must then be
+	// its bytes (see the certificate-to-evidence rule above).
 	UEID UEID
 	// SerialNumber is the device serial number, the subject serialNumber
 	// attribute (OID 2.5.4.5) of the IDevID: 1 to [MaxSerialNumberLen]
@@ -114,12 +128,16 @@ type DeviceInfo struct {
 	// and ' ( ) + , - . / : = ?). Required.
 	SerialNumber string
 	// HardwareModule is the hardwareModuleName of the IDevID's subject
-	// alternative name. Optional; IEEE 802.1AR recommends it.
+	// alternative name. Optional for [Create] and [CreateCSR] (IEEE 802.1AR
+	// recommends it); required to provision the device, with the UEID's
+	// bytes as its SerialNumber.
 	HardwareModule HardwareModuleName
-	// OEMID identifies the manufacturer. Optional.
+	// OEMID identifies the manufacturer. Optional; if set, it must be the
+	// oemid claim of the device's evidence.
 	OEMID OEMID
 	// HardwareModel identifies the model, the EAT hwmodel claim: 1 to
-	// [MaxHardwareModelLen] bytes. Optional.
+	// [MaxHardwareModelLen] bytes. Optional; if set, it must be the
+	// device's evidence's hwmodel.
 	HardwareModel []byte
 	// HardwareVersion is the hardware version, for example "1.2" or
 	// "rev C": printable UTF-8, at most [MaxHardwareVersionLen] bytes.

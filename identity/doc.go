@@ -61,6 +61,13 @@
 // OEM ID, model and version are EAT claims, carried by the device's
 // attestation evidence.
 //
+// One rule ties the certificate to the evidence: the hardwareModuleName's
+// serial number is the device's UEID. [DeviceInfoFromUEID] builds device
+// information that keeps it, [DeviceInfo.CheckBinding] checks it, and
+// [DeviceInfo.CheckClaims] checks the UEID, OEM ID and model against the
+// claims of the device's verified evidence; a disagreement is a
+// [*MismatchError] naming the field, both values and the fix.
+//
 // UEIDs and OEM IDs have a text form (lowercase hex for a UEID,
 // "pen:32473" for an OEM ID), returned by String and read back by
 // [ParseUEID] and [ParseOEMID], and a CBOR form, that of their EAT claims.

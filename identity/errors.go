@@ -18,10 +18,15 @@ var (
 	// OEMID constructors and parsers.
 	ErrInvalidOEMID = errors.New("identity: invalid OEM ID")
 	// ErrInvalidDevice is returned, wrapped in a [*DeviceError], by
-	// [DeviceInfo.Validate], [HardwareModuleName.Validate], [Create] and
-	// [CreateCSR] for device information that cannot go into an IDevID
-	// request.
+	// [DeviceInfo.Validate], [HardwareModuleName.Validate], [Create],
+	// [CreateCSR] and [DeviceInfoFromUEID] for device information that
+	// cannot go into an IDevID request, and by [DeviceInfo.CheckBinding]
+	// for device information without a UEID.
 	ErrInvalidDevice = errors.New("identity: invalid device info")
+	// ErrDeviceMismatch is returned, wrapped in a [*MismatchError], by
+	// [DeviceInfo.CheckBinding] and [DeviceInfo.CheckClaims] for device
+	// information that disagrees with the device's evidence.
+	ErrDeviceMismatch = errors.New("identity: device info disagrees with the evidence")
 	// ErrInvalidCSR is returned, wrapped in a [*CSRError], by [ParseCSR],
 	// [CheckCSR] and [CSR.Check] for every certificate request they refuse,
 	// whatever the reason. The [CSRError.Reason] says why.
@@ -91,6 +96,31 @@ func (e *DeviceError) Unwrap() []error {
 	}
 	return []error{ErrInvalidDevice}
 }
+
+// MismatchError says which field of a [DeviceInfo] disagrees with the
+// device's evidence (or with the rule that ties its certificate to the
+// evidence), both values, and how to fix it. It wraps
+// [ErrDeviceMismatch].
+type MismatchError struct {
+	Field    string // the DeviceInfo field, e.g. "HardwareModule.SerialNumber" or "OEMID"
+	Value    string // its value, in its text form ("" if absent)
+	Evidence string // the value the evidence (its UEID, oemid or hwmodel) gives ("" if absent)
+	Fix      string // what to change
+}
+
+func (e *MismatchError) Error() string {
+	show := func(s string) string {
+		if s == "" {
+			return "(none)"
+		}
+		return s
+	}
+	return "identity: device info disagrees with the evidence: " + e.Field + " is " + show(e.Value) +
+		", the evidence's is " + show(e.Evidence) + ": " + e.Fix
+}
+
+// Unwrap returns [ErrDeviceMismatch].
+func (e *MismatchError) Unwrap() error { return ErrDeviceMismatch }
 
 // CSRErrorReason says why a certificate request was refused.
 type CSRErrorReason int

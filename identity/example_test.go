@@ -193,3 +193,25 @@ func ExampleHardwareModuleNameExtension() {
 	// 2.5.29.17
 	// true true <nil>
 }
+
+// ExampleDeviceInfoFromUEID builds a device's information by the rule that
+// ties its IDevID to its evidence: the hardwareModuleName's serial number
+// is the UEID the evidence carries.
+func ExampleDeviceInfoFromUEID() {
+	ueid := identity.NewEUI64UEID([8]byte{0x00, 0x00, 0x5e, 0xfe, 0x00, 0x00, 0x00, 0x2a})
+	model := asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 1} // under the OEM's PEN
+	info, err := identity.DeviceInfoFromUEID(ueid, "WIDGET-0042", model)
+	if err != nil {
+		log.Fatal(err)
+	}
+	info.OEMID = identity.NewIEEEOEMID([3]byte{0x00, 0x00, 0x5e}) // as the device's evidence says
+	fmt.Printf("hwSerialNum %x\n", info.HardwareModule.SerialNumber)
+	fmt.Println("binding:", info.CheckBinding())
+
+	info.HardwareModule.SerialNumber = []byte(info.SerialNumber) // a common mistake
+	fmt.Println(info.CheckBinding())
+	// Output:
+	// hwSerialNum 0200005efe0000002a
+	// binding: <nil>
+	// identity: device info disagrees with the evidence: HardwareModule.SerialNumber is 5749444745542d30303432, the evidence's is 0200005efe0000002a: build the device info with identity.DeviceInfoFromUEID, or set HardwareModule.SerialNumber to UEID.Bytes()
+}

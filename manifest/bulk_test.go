@@ -262,7 +262,7 @@ func TestVerifyNilCertificates(t *testing.T) {
 	for name, chain := range map[string][]*x509.Certificate{"nil leaf": {nil}, "nil intermediate": {f.testhouseLeaf, nil}, "empty": {}} {
 		bad := slices.Clone(c)
 		ss := *c[3]
-		ss.Chain = chain
+		ss.CertChain = chain
 		bad[3] = &ss
 		rep := manifest.Verify(t.Context(), bad, f.policy, &manifest.VerifyOptions{CurrentTime: t0})
 		var ve *manifest.VerificationError

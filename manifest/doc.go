@@ -81,7 +81,10 @@
 // another digest.
 //
 // A station builds a [StepSigner] once over its key (any crypto.Signer, such
-// as a keystore.Key) and signs each step with it. [ParseSignedStep] keeps
+// as a keystore.Key) and signs each step with it: [StepSigner.Sign] is the
+// one signing primitive. [SignStep] wraps it for a single step, and
+// ztm.Station.Record signs with it and also chains the step to the
+// device's last one and stores it. [ParseSignedStep] keeps
 // the exact bytes it was given in [SignedStep.Raw]; nothing in this
 // package ever re-encodes a received message.
 //
@@ -262,7 +265,7 @@
 // (ES256, a 17-byte RAND UEID, the CA's 20-byte serials): the content type
 // is a number, and a step names by digest what the documents it names
 // already hold. A station with a certificate stays under 400 bytes by
-// naming it by digest ([SignOptions.ChainByDigest], x5t) where verifiers
+// naming it by digest ([SignOptions.CertChainByDigest], x5t) where verifiers
 // hold it ([VerifyOptions.Certificates]); the x5chain rows show what
 // sending the chain costs. TestStepSizes measures them, fails if a kid or
 // x5t row reaches 400 bytes, and checks this table, in bytes:

@@ -171,8 +171,8 @@ func TestCertificateByDigest(t *testing.T) {
 	c := f.build(specs)
 	i := slices.IndexFunc(c, func(s *manifest.SignedStep) bool { return s.Step.Name == manifest.StepFinalTest })
 	st := c[i]
-	if st.Chain != nil || st.CertDigest == nil || !st.CertDigest.Matches(f.testhouseLeaf.Raw) {
-		t.Fatalf("step names its certificate by %v / %v", st.Chain, st.CertDigest)
+	if st.CertChain != nil || st.CertDigest == nil || !st.CertDigest.Matches(f.testhouseLeaf.Raw) {
+		t.Fatalf("step names its certificate by %v / %v", st.CertChain, st.CertDigest)
 	}
 	back, err := manifest.ParseSignedStep(st.Raw)
 	if err != nil || back.CertDigest == nil || !back.CertDigest.Equal(*st.CertDigest) {
@@ -204,7 +204,7 @@ func TestCertificateByDigest(t *testing.T) {
 	// A certificate held but not chaining to the policy's roots: refused.
 	strayCA, strayKey := newCA(t, "Stray CA")
 	stray := issue(t, strayCA, strayKey, "testhouse-line2", "test-station", f.parties["testhouse"].key.Public())
-	ss, err := manifest.NewStepSigner(f.parties["testhouse"].key, manifest.SignOptions{Issuer: "testhouse", Chain: []*x509.Certificate{stray}, ChainByDigest: true})
+	ss, err := manifest.NewStepSigner(f.parties["testhouse"].key, manifest.SignOptions{Issuer: "testhouse", CertChain: []*x509.Certificate{stray}, CertChainByDigest: true})
 	if err != nil {
 		t.Fatal(err)
 	}

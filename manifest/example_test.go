@@ -177,7 +177,7 @@ func ExampleSignOptions_chainByDigest() {
 	leaf, _ := x509.ParseCertificate(leafDER)
 
 	signer, err := manifest.NewStepSigner(stationKey, manifest.SignOptions{
-		Issuer: "testhouse", Chain: []*x509.Certificate{leaf}, ChainByDigest: true})
+		Issuer: "testhouse", CertChain: []*x509.Certificate{leaf}, CertChainByDigest: true})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -105,13 +105,13 @@ func newFixture(tb testing.TB) *fixture {
 	}
 	tk := mustKey(tb)
 	leaf := issue(tb, f.root, f.rootKey, "testhouse-line2", "test-station", tk.Public())
-	ts, err := manifest.NewStepSigner(tk, manifest.SignOptions{Issuer: "testhouse", Chain: []*x509.Certificate{leaf}})
+	ts, err := manifest.NewStepSigner(tk, manifest.SignOptions{Issuer: "testhouse", CertChain: []*x509.Certificate{leaf}})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	f.parties["testhouse"] = &party{name: "testhouse", key: tk, signer: ts}
 	f.testhouseLeaf = leaf
-	tsd, err := manifest.NewStepSigner(tk, manifest.SignOptions{Issuer: "testhouse", Chain: []*x509.Certificate{leaf}, ChainByDigest: true})
+	tsd, err := manifest.NewStepSigner(tk, manifest.SignOptions{Issuer: "testhouse", CertChain: []*x509.Certificate{leaf}, CertChainByDigest: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

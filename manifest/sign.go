@@ -70,22 +70,24 @@ type SignOptions struct {
 	// Issuer is the CWT iss claim: who signs (a partner or station name).
 	// Required.
 	Issuer string
-	// KeyID is the kid (label 4). If nil and Chain is empty, the 32-byte
-	// SHA-256 [KeyThumbprint] of the key is used. Ignored if Chain is set.
+	// KeyID is the kid (label 4). If nil and CertChain is empty, the
+	// 32-byte SHA-256 [KeyThumbprint] of the key is used. Ignored if
+	// CertChain is set.
 	KeyID []byte
-	// Chain, if set, is the signer's certificate chain, leaf first, sent
-	// as x5chain (label 33, RFC 9360) instead of a kid. The leaf must
-	// certify the signing key.
-	Chain []*x509.Certificate
-	// ChainByDigest, with Chain, names the leaf certificate by its
-	// SHA-256 digest (x5t, label 34, RFC 9360 §2) instead of sending the
-	// chain: about 40 bytes instead of 400 to 800 a step. Verifiers must
-	// then already hold the chain ([VerifyOptions.Certificates]).
-	ChainByDigest bool
+	// CertChain, if set, is the signer's certificate chain, leaf first,
+	// sent as x5chain (label 33, RFC 9360) instead of a kid. The leaf must
+	// certify the signing key. (A [Chain] is a device's chain of steps.)
+	CertChain []*x509.Certificate
+	// CertChainByDigest, with CertChain, names the leaf certificate by
+	// its SHA-256 digest (x5t, label 34, RFC 9360 §2) instead of sending
+	// the chain: about 40 bytes instead of 400 to 800 a step. Verifiers
+	// must then already hold the chain ([VerifyOptions.Certificates]).
+	CertChainByDigest bool
 }
 
 // StepSigner signs steps with one key. Build it once with [NewStepSigner]
-// and reuse it; it is safe for concurrent use if its key is.
+// and reuse it; it is safe for concurrent use if its key is. Its Sign is
+// the one way a step is signed: [SignStep] and ztm.Station.Record call it.
 type StepSigner struct {
 	alg     keystore.Algorithm
 	signer  cose.Signer
@@ -126,22 +128,22 @@ func NewStepSigner(key crypto.Signer, opts SignOptions) (*StepSigner, error) {
 	}
 	s := &StepSigner{alg: alg, signer: cs, issuer: opts.Issuer, thumb: thumb}
 	switch {
-	case len(opts.Chain) > 0:
-		lt, err := KeyThumbprint(opts.Chain[0].PublicKey)
+	case len(opts.CertChain) > 0:
+		lt, err := KeyThumbprint(opts.CertChain[0].PublicKey)
 		if err != nil || !lt.Equal(thumb) {
 			return nil, errors.New("manifest: the chain's leaf certificate does not certify the signing key")
 		}
-		if opts.ChainByDigest {
-			d := Sum(SHA256, opts.Chain[0].Raw)
+		if opts.CertChainByDigest {
+			d := Sum(SHA256, opts.CertChain[0].Raw)
 			s.x5t = &d
 			break
 		}
-		s.chain = slices.Clone(opts.Chain)
-		if len(opts.Chain) == 1 {
-			s.x5chain = opts.Chain[0].Raw
+		s.chain = slices.Clone(opts.CertChain)
+		if len(opts.CertChain) == 1 {
+			s.x5chain = opts.CertChain[0].Raw
 		} else {
-			ders := make([][]byte, len(opts.Chain))
-			for i, c := range opts.Chain {
+			ders := make([][]byte, len(opts.CertChain))
+			for i, c := range opts.CertChain {
 				ders[i] = c.Raw
 			}
 			s.x5chain = ders
@@ -248,11 +250,17 @@ func (s *StepSigner) Sign(rand io.Reader, step *Step) (*SignedStep, error) {
 	// again what was just encoded.
 	st := step.Clone()
 	st.Time = time.Unix(step.Time.Unix(), 0).UTC()
-	return &SignedStep{Raw: raw, Step: st, Alg: s.alg.COSE(), KeyID: s.kid, Chain: s.chain, CertDigest: s.x5t,
+	return &SignedStep{Raw: raw, Step: st, Alg: s.alg.COSE(), KeyID: s.kid, CertChain: s.chain, CertDigest: s.x5t,
 		Issuer: s.issuer, SubjectClaim: sub, IssuedAt: iat, msg: *msg}, nil
 }
 
-// SignStep is a one-shot [NewStepSigner] and [StepSigner.Sign].
+// SignStep is a thin wrapper: [NewStepSigner] then [StepSigner.Sign], for
+// signing a single step. [StepSigner.Sign] is the one signing primitive;
+// a party that signs more than one step builds its StepSigner once (that
+// checks the key and its certificate chain and computes its thumbprint),
+// and a station records steps with ztm.Station.Record, which signs with
+// its StepSigner and also chains the step to the device's last one and
+// stores it.
 func SignStep(rand io.Reader, step *Step, key crypto.Signer, opts SignOptions) (*SignedStep, error) {
 	s, err := NewStepSigner(key, opts)
 	if err != nil {
@@ -274,8 +282,9 @@ type SignedStep struct {
 	Alg int64
 	// KeyID is the protected kid, if any.
 	KeyID []byte
-	// Chain is the protected x5chain, leaf first, if any.
-	Chain []*x509.Certificate
+	// CertChain is the protected x5chain, leaf first, if any: the
+	// signer's certificate chain.
+	CertChain []*x509.Certificate
 	// CertDigest is the protected x5t, if any: the digest of the signer's
 	// leaf certificate, which the verifier must already hold.
 	CertDigest *Digest
@@ -310,12 +319,12 @@ func parseSignedStep(raw []byte, certs *certCache) (*SignedStep, error) {
 	if err != nil {
 		return nil, err
 	}
-	ss.Alg, ss.KeyID, ss.Chain, ss.CertDigest = hdr.alg, hdr.kid, hdr.chain, hdr.x5t
+	ss.Alg, ss.KeyID, ss.CertChain, ss.CertDigest = hdr.alg, hdr.kid, hdr.chain, hdr.x5t
 	if hdr.cwt == nil {
 		return nil, decodeErr("signed step", errors.New("protected header without CWT claims (label 15)"))
 	}
 	ss.Issuer, ss.SubjectClaim, ss.IssuedAt = hdr.cwt.Iss, hdr.cwt.Sub, hdr.cwt.Iat
-	if ss.KeyID == nil && ss.Chain == nil && ss.CertDigest == nil {
+	if ss.KeyID == nil && ss.CertChain == nil && ss.CertDigest == nil {
 		return nil, decodeErr("signed step", errors.New("protected header names no key: neither kid, x5chain nor x5t"))
 	}
 	step, err := ParseStep(ss.msg.Payload)

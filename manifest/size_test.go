@@ -94,9 +94,9 @@ func TestStepSizes(t *testing.T) {
 	inter, interKey := newCA(t, "ACME Line CA")
 	tk := mustKey(t)
 	leaf := issue(t, inter, interKey, "testhouse-line2", "test-station", tk.Public())
-	leafOnly, _ := manifest.NewStepSigner(tk, manifest.SignOptions{Issuer: "testhouse", Chain: []*x509.Certificate{leaf}})
-	withInter, _ := manifest.NewStepSigner(tk, manifest.SignOptions{Issuer: "testhouse", Chain: []*x509.Certificate{leaf, inter}})
-	byDigest, _ := manifest.NewStepSigner(tk, manifest.SignOptions{Issuer: "testhouse", Chain: []*x509.Certificate{leaf, inter}, ChainByDigest: true})
+	leafOnly, _ := manifest.NewStepSigner(tk, manifest.SignOptions{Issuer: "testhouse", CertChain: []*x509.Certificate{leaf}})
+	withInter, _ := manifest.NewStepSigner(tk, manifest.SignOptions{Issuer: "testhouse", CertChain: []*x509.Certificate{leaf, inter}})
+	byDigest, _ := manifest.NewStepSigner(tk, manifest.SignOptions{Issuer: "testhouse", CertChain: []*x509.Certificate{leaf, inter}, CertChainByDigest: true})
 
 	type row struct {
 		name   string

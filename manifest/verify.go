@@ -47,7 +47,7 @@ type VerifyOptions struct {
 	// checked, and must follow the policy's order.
 	Partial bool
 	// Certificates are station certificates the verifier already holds:
-	// the leaves that steps name by digest (x5t, [SignOptions.ChainByDigest])
+	// the leaves that steps name by digest (x5t, [SignOptions.CertChainByDigest])
 	// and their intermediates. They are not trust anchors: a leaf must
 	// still chain to the policy's Roots.
 	Certificates []*x509.Certificate
@@ -210,11 +210,11 @@ type signer struct {
 // key, or a certificate (sent as x5chain, or named by x5t among
 // VerifyOptions.Certificates).
 func (v *verifier) resolve(ss *SignedStep) (*signer, Reason, error) {
-	if ss.Chain != nil {
-		if slices.Contains(ss.Chain, nil) || len(ss.Chain) == 0 {
+	if ss.CertChain != nil {
+		if slices.Contains(ss.CertChain, nil) || len(ss.CertChain) == 0 {
 			return nil, ReasonMalformed, fmt.Errorf("x5chain is empty or holds a nil certificate")
 		}
-		return v.resolveCert(ss, ss.Chain[0], ss.Chain[1:])
+		return v.resolveCert(ss, ss.CertChain[0], ss.CertChain[1:])
 	}
 	if ss.CertDigest != nil {
 		held := v.opts.Certificates

@@ -172,7 +172,7 @@ func TestVerifyRefuses(t *testing.T) {
 			other, otherKey := newCA(t, "Rogue Root")
 			k := mustKey(t)
 			leaf := issue(t, other, otherKey, "rogue-station", "test-station", k.Public())
-			s, err := manifest.NewStepSigner(k, manifest.SignOptions{Issuer: "rogue", Chain: []*x509.Certificate{leaf}})
+			s, err := manifest.NewStepSigner(k, manifest.SignOptions{Issuer: "rogue", CertChain: []*x509.Certificate{leaf}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -336,7 +336,7 @@ func TestCustodyToCertificate(t *testing.T) {
 	f := newFixture(t)
 	other := mustKey(t)
 	leaf := issue(t, f.root, f.rootKey, "testhouse-line3", "test-station", other.Public())
-	line3, err := manifest.NewStepSigner(other, manifest.SignOptions{Issuer: "testhouse", Chain: []*x509.Certificate{leaf}})
+	line3, err := manifest.NewStepSigner(other, manifest.SignOptions{Issuer: "testhouse", CertChain: []*x509.Certificate{leaf}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestVerifyStationAuthorization(t *testing.T) {
 			// policy lets sign final-test) and gains an authorization.
 			k := mustKey(t)
 			leaf := issue(t, f.root, f.rootKey, "testhouse-line3", "test-station", k.Public(), tc.ext)
-			s, err := manifest.NewStepSigner(k, manifest.SignOptions{Issuer: "testhouse", Chain: []*x509.Certificate{leaf}})
+			s, err := manifest.NewStepSigner(k, manifest.SignOptions{Issuer: "testhouse", CertChain: []*x509.Certificate{leaf}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -439,7 +439,7 @@ func TestVerifyStationAuthorizationExtraStep(t *testing.T) {
 		}
 		k := mustKey(t)
 		leaf := issue(t, f.root, f.rootKey, "testhouse-line3", "test-station", k.Public(), pkix.Extension{Id: stationauth.OID, Value: der})
-		s, err := manifest.NewStepSigner(k, manifest.SignOptions{Issuer: "testhouse", Chain: []*x509.Certificate{leaf}})
+		s, err := manifest.NewStepSigner(k, manifest.SignOptions{Issuer: "testhouse", CertChain: []*x509.Certificate{leaf}})
 		if err != nil {
 			t.Fatal(err)
 		}

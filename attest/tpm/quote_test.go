@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
@@ -297,6 +299,30 @@ func TestQuoteFromTPMSimulator(t *testing.T) {
 	if r, err := ver2.Verify(ctx, marshal(t, evidenceOf(q, nil, []byte("ak-1")))); err != nil || r.Status() != attest.StatusAffirming {
 		t.Fatalf("registered AK: %v", err)
 	}
+
+	// An AK registered while the verifier runs (KeyLookup) is accepted
+	// without making a new verifier; its nonce-free view consumes nothing.
+	var aks attest.KeySet
+	ver3, err := attesttpm.NewVerifier(attesttpm.Config{
+		KeyLookup: aks.Lookup, Nonces: nonces, ReferenceValues: []attesttpm.ReferenceValues{ref,
+			{Name: "patched", PCRs: map[int][]byte{0: extended("bootloader 1.4", "implant")}}},
+		Time: func() time.Time { return now },
+	})
+	require.NoError(t, err)
+	require.Equal(t, nonces, ver3.Nonces())
+	q, _ = quote(0, 7)
+	ev := marshal(t, evidenceOf(q, nil, []byte("ak-1")))
+	_, err = ver3.WithoutNonces().Verify(ctx, ev)
+	require.ErrorIs(t, err, attest.ErrUntrustedSigner, "AK not registered yet")
+	require.NoError(t, aks.Add([]byte("ak-1"), ak.Public()))
+	_, err = ver3.WithoutNonces().Verify(ctx, ev)
+	require.NoError(t, err, "AK registered while running, nonce-free view")
+	_, err = ver3.Verify(ctx, ev)
+	require.NoError(t, err, "the nonce was left for the verifier")
+	_, err = ver3.Verify(ctx, ev)
+	require.ErrorIs(t, err, attest.ErrNonceReused)
+	_, err = attesttpm.NewVerifier(attesttpm.Config{Keys: map[string]crypto.PublicKey{}, KeyLookup: aks.Lookup})
+	require.ErrorIs(t, err, attest.ErrInvalidConfig)
 }
 
 // TestGoldenQuote verifies a quote the simulator produced earlier (kept in

@@ -153,8 +153,16 @@ type Config struct {
 	// Roots are the trust anchors an AK certificate chain must lead to.
 	// If nil, no chain is trusted (system roots are never used).
 	Roots *x509.CertPool
-	// Keys are registered AK public keys by key ID.
+	// Keys are registered AK public keys by key ID, copied when the
+	// verifier is made: a convenience for a fixed set. Set KeyLookup
+	// instead to register AKs while the verifier runs; setting both is an
+	// error.
 	Keys map[string]crypto.PublicKey
+	// KeyLookup finds a registered AK public key by key ID each time a
+	// quote names one, so that AKs registered later are accepted without
+	// making a new verifier: (*attest.KeySet).Lookup, or a lookup in the
+	// line's own registry. If nil, Keys is used.
+	KeyLookup attest.KeyLookup
 	// Nonces issues and consumes the quote nonces (extraData). If nil,
 	// the nonce is not checked.
 	//
@@ -235,8 +243,37 @@ func (v *Verifier) made() error {
 	return nil
 }
 
+// Nonces returns the nonce issuer of the verifier's configuration (nil if
+// none), so that an enroll.Service hands out the nonces it consumes and a
+// station refuses a verifier that would consume the CA's nonces.
+func (v *Verifier) Nonces() *attest.Nonces {
+	if v == nil {
+		return nil
+	}
+	return v.cfg.Nonces
+}
+
+// WithoutNonces returns a verifier that checks quotes as v does but
+// neither requires nor consumes a nonce, for a party that compares the
+// quote's extraData with the nonce it asked for while the nonces' issuer
+// consumes it later (a station appraising before its CA). A v not made by
+// NewVerifier is returned as it is.
+//
+// WARNING: the returned verifier accepts replayed quotes unless its caller
+// checks the nonce.
+func (v *Verifier) WithoutNonces() *Verifier {
+	if v.made() != nil {
+		return v
+	}
+	n := *v
+	n.cfg.Nonces = nil
+	return &n
+}
+
 // NewVerifier returns a verifier for cfg. It returns an error for reference
-// values with a PCR index out of range or a value that is not 32 bytes.
+// values with a PCR index out of range or a value that is not 32 bytes, and
+// one wrapping attest.ErrInvalidConfig for a Config that sets both Keys and
+// KeyLookup.
 func NewVerifier(cfg Config) (*Verifier, error) {
 	v := &Verifier{cfg: cfg}
 	if v.cfg.MaxSize <= 0 {
@@ -251,11 +288,20 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if v.cfg.Submod == "" {
 		v.cfg.Submod = "tpm"
 	}
-	keys := make(map[string]crypto.PublicKey, len(cfg.Keys))
-	for k, p := range cfg.Keys {
-		keys[k] = p
+	if cfg.Keys != nil && cfg.KeyLookup != nil {
+		return nil, fmt.Errorf("tpm: %w: set Config.Keys or Config.KeyLookup, not both", attest.ErrInvalidConfig)
 	}
-	v.cfg.Keys = keys
+	if v.cfg.KeyLookup == nil {
+		keys := make(map[string]crypto.PublicKey, len(cfg.Keys))
+		for k, p := range cfg.Keys {
+			keys[k] = p
+		}
+		v.cfg.Keys = keys
+		v.cfg.KeyLookup = func(kid []byte) (crypto.PublicKey, bool) {
+			pub, ok := keys[string(kid)]
+			return pub, ok
+		}
+	}
 	v.cfg.ReferenceValues = append([]ReferenceValues(nil), cfg.ReferenceValues...)
 	for i, rv := range v.cfg.ReferenceValues {
 		if len(rv.PCRs) == 0 {
@@ -495,7 +541,7 @@ func (v *Verifier) authenticate(evidence []byte, now time.Time) (*Quote, *attest
 		pub, chain = certs[0].PublicKey, certs
 	} else {
 		var ok bool
-		if pub, ok = v.cfg.Keys[string(q.AKKeyID)]; !ok {
+		if pub, ok = v.cfg.KeyLookup(q.AKKeyID); !ok || pub == nil {
 			return nil, refuse(attest.ReasonUntrustedSigner, nil, "AK key ID %q is not registered", q.AKKeyID)
 		}
 	}

@@ -24,7 +24,9 @@
 //     issued by this CA, not revoked, with the same names;
 //  4. the device's evidence: verified by the attest.Verifier (which spends
 //     its nonce), appraised affirming, bound to the request's device
-//     ([BindUEIDToHardwareModule]) and to the request's key: its cnf
+//     ([BindUEIDToHardwareModule]: the hardwareModuleName's serial is the
+//     evidence's UEID; with Config.HardwareModels, its type is the one of
+//     the model the evidence names) and to the request's key: its cnf
 //     claim must confirm the key the request asks a certificate for
 //     ([ReasonKeyBinding]), so that a station holding a genuine device
 //     cannot have its own key certified as the device's;

@@ -58,7 +58,7 @@ func Example() {
 		Nonces: nonces, ReferenceValues: []attest.ReferenceValues{device.ReferenceValues()}}))
 
 	// The registration authority, and a station certificate it trusts.
-	svc := must(enroll.New(enroll.Config{Authority: authority, Verifier: verifier, Nonces: nonces}))
+	svc := must(enroll.New(enroll.Config{Authority: authority, Verifier: verifier})) // the verifier's nonces
 	stationKey := newKey()
 	stationCSR := must(x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "station 7"}}, stationKey))
 	station := must(authority.Issue(ctx, &ca.Request{CSR: stationCSR, Profile: "station", Requester: "ceremony",

@@ -78,8 +78,8 @@ func (who Requester) id() string {
 	return who.Name
 }
 
-// Config configures a [Service]. Authority is required; Verifier and
-// Nonces are required unless AllowNoEvidence is set.
+// Config configures a [Service]. Authority is required; a Verifier that
+// consumes nonces is required unless AllowNoEvidence is set.
 type Config struct {
 	// Authority issues and records the certificates.
 	Authority *ca.Authority
@@ -88,7 +88,10 @@ type Config struct {
 	// used once.
 	Verifier attest.Verifier
 	// Nonces issues the nonces Service.Nonce hands out. Its MaxPerOwner
-	// caps each requester's outstanding nonces.
+	// caps each requester's outstanding nonces. If nil, the Verifier's
+	// own (its Nonces method, as *attest.EATVerifier has, configured by
+	// attest.Config.Nonces): the nonce source is configured once, in the
+	// verifier that consumes it.
 	Nonces *attest.Nonces
 	// AllowNoEvidence lets a request without evidence through. Evidence
 	// that is present is still verified.
@@ -103,6 +106,16 @@ type Config struct {
 	// BindUEIDToHardwareModule. The key binding (the evidence's cnf
 	// confirms the request's key) is checked as well, whatever Binding.
 	Binding BindingFunc
+	// HardwareModels, if set, lists every device model the CA issues for:
+	// its evidence's oemid and hwmodel and the hardwareModuleName type
+	// (hwType) its IDevIDs carry. A request whose hwType is not the one of
+	// the model its evidence names, or evidence of a model not listed, is
+	// refused (ReasonEvidenceBinding): device information that disagrees
+	// with the evidence, such as one model's type on another model's
+	// device, never reaches a certificate. If empty, the hwType is not
+	// checked (the evidence's oemid and hwmodel are still appraised
+	// against the Verifier's reference values).
+	HardwareModels []HardwareModel
 	// InjectedKeyProfiles lists the profiles that accept a key the
 	// evidence does not confirm (evidence without cnf) from a station whose
 	// authorization lists the key-injection step ([InjectionStep]): a key
@@ -153,6 +166,7 @@ type Service struct {
 	noEvidence    bool
 	warning       bool
 	binding       BindingFunc
+	models        hardwareModels
 	keys          keyPolicy
 	now           func() time.Time
 	commitTimeout time.Duration
@@ -167,11 +181,14 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Authority == nil {
 		return nil, fmt.Errorf("enroll: %w: no Authority", ErrInvalidConfig)
 	}
+	if v, ok := cfg.Verifier.(interface{ Nonces() *attest.Nonces }); ok && cfg.Nonces == nil {
+		cfg.Nonces = v.Nonces()
+	}
 	if !cfg.AllowNoEvidence && (cfg.Verifier == nil || cfg.Nonces == nil) {
-		return nil, fmt.Errorf("enroll: %w: Verifier and Nonces are required unless AllowNoEvidence", ErrInvalidConfig)
+		return nil, fmt.Errorf("enroll: %w: a Verifier and its Nonces (attest.Config.Nonces) are required unless AllowNoEvidence", ErrInvalidConfig)
 	}
 	if cfg.Verifier != nil && cfg.Nonces == nil {
-		return nil, fmt.Errorf("enroll: %w: a Verifier needs its Nonces", ErrInvalidConfig)
+		return nil, fmt.Errorf("enroll: %w: the Verifier consumes no nonces: configure attest.Config.Nonces (or Config.Nonces)", ErrInvalidConfig)
 	}
 	// Evidence is fresh only if the Verifier spends the nonces the
 	// Service hands out; one that says which it spends must say these.
@@ -198,6 +215,11 @@ func New(cfg Config) (*Service, error) {
 		ttl = s.nonces.TTL()
 	}
 	s.passed = newPassedCache(maxPassed, ttl)
+	models, err := newHardwareModels(cfg.HardwareModels)
+	if err != nil {
+		return nil, err
+	}
+	s.models = models
 	s.issuers = issuersOf(cfg.Authority.Chain())
 	return s, nil
 }
@@ -503,6 +525,9 @@ func (s *Service) checkEvidence(ctx context.Context, who Requester, profile stri
 	}
 	if err := s.binding(csr, res.Evidence); err != nil {
 		return approval{}, refuse(ReasonEvidenceBinding, err, "evidence does not name the request's device")
+	}
+	if err := s.models.check(csr, res.Evidence); err != nil {
+		return approval{}, refuse(ReasonEvidenceBinding, err, "the request names another model than the evidence")
 	}
 	prov, err := s.keys.checkKey(who, profile, csr, res.Evidence)
 	if err != nil {

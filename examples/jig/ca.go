@@ -28,20 +28,23 @@ type plantCA struct {
 	authority *ca.Authority
 	ledger    *sqlite.Ledger
 	chains    *chainstore.Store
-	// akeys are the devices' attestation keys by key ID; refs the
-	// reference values of their firmware.
-	akeys map[string]crypto.PublicKey
+	// akeys are the devices' attestation keys by key ID: the verifier
+	// looks keys up in it, so that a key registered while the line runs
+	// (a new lot of chips) is used without a restart. refs are the
+	// reference values of the devices' firmware.
+	akeys attest.KeySet
 	refs  []attest.ReferenceValues
-	// stationVerifier appraises evidence at the station (no nonces);
-	// the CA's verifier consumes the nonces service hands out.
-	stationVerifier attest.Verifier
-	service         *enroll.Service
+	// verifier appraises evidence, configured once: the CA's service
+	// consumes the nonces it issues, and the station, given the same
+	// verifier, checks the nonce it asked for without consuming it.
+	verifier *attest.EATVerifier
+	service  *enroll.Service
 }
 
 // newCA makes a root CA (in memory: a key ceremony, in reality), a SQLite
 // ledger and a chain store in dir.
 func newCA(ctx context.Context, dir string) (_ *plantCA, err error) {
-	p := &plantCA{akeys: make(map[string]crypto.PublicKey)}
+	p := &plantCA{}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -69,11 +72,14 @@ func newCA(ctx context.Context, dir string) (_ *plantCA, err error) {
 
 // register registers a board's attestation key and, for the first board,
 // the reference values of the model's firmware.
-func (p *plantCA) register(b *board) {
-	p.akeys[string(b.akID)] = b.ak.Public()
+func (p *plantCA) register(b *board) error {
+	if err := p.akeys.Add(b.akID, b.ak.Public()); err != nil {
+		return err
+	}
 	if p.refs == nil {
 		p.refs = []attest.ReferenceValues{b.sim.ReferenceValues()}
 	}
+	return nil
 }
 
 // certifyStation issues the station its certificate: the steps it may sign
@@ -90,22 +96,20 @@ func (p *plantCA) certifyStation(ctx context.Context, key crypto.Signer) (*x509.
 		}})
 }
 
-// enroller makes the verifiers and the registration authority, and returns
+// enroller makes the verifier and the registration authority, and returns
 // the station's way to it: in process (enroll.Local), or an EST client
 // over mutual TLS with the station's certificate.
 func (p *plantCA) enroller(ctx context.Context, overEST bool, key crypto.Signer, cert *x509.Certificate) (enroll.Enroller, func(), error) {
-	vcfg := attest.Config{Keys: p.akeys, ReferenceValues: p.refs}
-	local, err := attest.NewVerifier(vcfg) // the station's: no nonces
+	var err error
+	p.verifier, err = attest.NewVerifier(attest.Config{
+		KeyLookup:       p.akeys.Lookup,
+		ReferenceValues: p.refs,
+		Nonces:          attest.NewNonces(attest.NonceConfig{}), // the one nonce source
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	p.stationVerifier = local
-	vcfg.Nonces = attest.NewNonces(attest.NonceConfig{})
-	caVerifier, err := attest.NewVerifier(vcfg) // the CA's: consumes nonces
-	if err != nil {
-		return nil, nil, err
-	}
-	if p.service, err = enroll.New(enroll.Config{Authority: p.authority, Verifier: caVerifier, Nonces: vcfg.Nonces}); err != nil {
+	if p.service, err = enroll.New(enroll.Config{Authority: p.authority, Verifier: p.verifier}); err != nil {
 		return nil, nil, err
 	}
 	if !overEST {

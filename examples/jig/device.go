@@ -47,8 +47,9 @@ type device struct {
 var _ ztm.Device = (*device)(nil)
 
 // Info reads the device's UEID and serial number. Its hardwareModuleName
-// serial is its UEID: that is what ties the certificate to the evidence,
-// whose ueid claim the CA compares with it.
+// serial is its UEID (identity.DeviceInfoFromUEID builds it so): that is
+// what ties the certificate to the evidence, whose ueid claim the station
+// and the CA compare with it.
 func (d *device) Info(ctx context.Context) (identity.DeviceInfo, error) {
 	raw, err := d.link.Call(ctx, cmdUEID, nil)
 	if err != nil {
@@ -62,11 +63,7 @@ func (d *device) Info(ctx context.Context) (identity.DeviceInfo, error) {
 	if err != nil {
 		return identity.DeviceInfo{}, err
 	}
-	return identity.DeviceInfo{
-		UEID:           ueid,
-		SerialNumber:   string(serial),
-		HardwareModule: identity.HardwareModuleName{Type: modelOID, SerialNumber: ueid.Bytes()},
-	}, nil
+	return identity.DeviceInfoFromUEID(ueid, string(serial), modelOID)
 }
 
 // Attest asks the device for evidence over nonce.
@@ -111,7 +108,7 @@ type board struct {
 
 var _ link = (*board)(nil)
 
-// firmware is the image every board runs; the verifiers hold its
+// firmware is the image every board runs; the verifier holds its
 // measurement as a reference value.
 var firmware = []byte("jig reference firmware 1.0")
 
@@ -152,8 +149,10 @@ func (b *board) Call(ctx context.Context, cmd string, arg []byte) ([]byte, error
 		}
 		b.key = key
 		b.sim.BindKey(key.Public()) // the evidence confirms the key (cnf)
-		info := identity.DeviceInfo{UEID: b.ueid, SerialNumber: b.serial,
-			HardwareModule: identity.HardwareModuleName{Type: modelOID, SerialNumber: b.ueid.Bytes()}}
+		info, err := identity.DeviceInfoFromUEID(b.ueid, b.serial, modelOID)
+		if err != nil {
+			return nil, err
+		}
 		return identity.CreateCSR(rand.Reader, key, info)
 	case cmdInstall:
 		chain, err := x509.ParseCertificates(arg)

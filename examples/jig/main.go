@@ -107,13 +107,15 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 	defer plant.Close()
 
 	// The boards on the jig. Each device's attestation key is registered
-	// with the verifiers by key ID before they are made.
+	// in the plant's key set by key ID (keys may be added while the line runs).
 	boards := make([]*board, cfg.Devices)
 	for i := range boards {
 		if boards[i], err = newBoard(uint32(i + 1)); err != nil {
 			return err
 		}
-		plant.register(boards[i])
+		if err := plant.register(boards[i]); err != nil {
+			return err
+		}
 	}
 	stationCert, err := plant.certifyStation(ctx, stationKey)
 	if err != nil {
@@ -147,13 +149,13 @@ func stationKey(ctx context.Context, store keystore.Store) (keystore.Key, error)
 func provisionAll(ctx context.Context, w io.Writer, boards []*board, stationKey crypto.Signer, stationCert *x509.Certificate, enroller enroll.Enroller, plant *plantCA) error {
 	// README:begin
 	station, err := ztm.NewStation(ztm.StationConfig{
-		Name:     stationName,
-		Key:      stationKey,                       // from keystore.Open(ctx, uri): mem, file, pkcs11, tpm
-		Chain:    []*x509.Certificate{stationCert}, // its Station certificate: which steps and profiles
-		Enroller: enroller,                         // enroll.Local in process, or an *est.Client
-		Verifier: plant.stationVerifier,            // appraises evidence before anything is enrolled
-		Chains:   plant.chains,                     // manifest/chainstore: every device's signed steps
-		Revoker:  plant.authority,                  // revokes a certificate a device failed to install
+		Name:      stationName,
+		Key:       stationKey,                       // from keystore.Open(ctx, uri): mem, file, pkcs11, tpm
+		CertChain: []*x509.Certificate{stationCert}, // its Station certificate: which steps and profiles
+		Enroller:  enroller,                         // enroll.Local in process, or an *est.Client
+		Verifier:  plant.verifier,                   // appraises evidence before anything is enrolled
+		StepStore: plant.chains,                     // manifest/chainstore: every device's signed steps
+		Revoker:   plant.authority,                  // revokes a certificate a device failed to install
 	})
 	if err != nil {
 		return err
@@ -175,7 +177,7 @@ func provisionAll(ctx context.Context, w io.Writer, boards []*board, stationKey 
 			return err
 		}
 		fmt.Fprintf(w, "device    %s  %s  certificate %x  steps %d  final-test step %d\n",
-			res.Device.SerialNumber, res.Attestation.Status(), res.Chain[0].SerialNumber, len(res.Steps)+1, step.Step.Sequence)
+			res.Device.SerialNumber, res.Attestation.Status(), res.CertChain[0].SerialNumber, len(res.Steps)+1, step.Step.Sequence)
 	}
 	// README:end
 	fmt.Fprintf(w, "OK        %d devices provisioned and final-tested\n", len(boards))

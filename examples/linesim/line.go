@@ -196,7 +196,7 @@ func NewLine(ctx context.Context, cfg Config) (l *Line, err error) {
 		return nil, err
 	}
 	l.Service, err = enroll.New(enroll.Config{
-		Authority: l.Authority, Verifier: l.CAVerifier, Nonces: l.CAVerifier.Nonces(),
+		Authority: l.Authority, Verifier: l.CAVerifier, // its nonce source is the verifier's
 		// Devices that cannot make keys get one injected by the contract
 		// manufacturer, whose authorization lists key injection; every
 		// other IDevID key must be confirmed by the device's evidence.
@@ -268,8 +268,8 @@ func (l *Line) newPartner(ctx context.Context, r Role, cfg Config) (*Partner, er
 		lot = l.Lot
 	}
 	p.Station, err = ztm.NewStation(ztm.StationConfig{
-		Name: r.String(), Key: key, Chain: p.Chain, Enroller: enr,
-		Verifier: l.StationVerifier, Chains: l.Chains, Store: store,
+		Name: r.String(), Key: key, CertChain: p.Chain, Enroller: enr,
+		Verifier: l.StationVerifier, StepStore: l.Chains, Store: store,
 		Revoker: l.Authority, Lot: lot, Observer: cfg.Observer, Logger: cfg.Logger,
 	})
 	if err != nil {

@@ -27,9 +27,9 @@ func TestStationInjectsFromToken(t *testing.T) {
 	}
 	defer l.Close()
 	cm := l.Partners[linesim.ContractManufacturer]
-	st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: cm.Key, Chain: cm.Chain,
+	st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: cm.Key, CertChain: cm.Chain,
 		Enroller: l.Service.Local(enroll.Requester{Certificate: cm.Chain[0]}), Verifier: l.StationVerifier,
-		Chains: l.Chains, Store: s, Exporter: e})
+		StepStore: l.Chains, Store: s, Exporter: e})
 	if err != nil {
 		t.Fatal(err)
 	}
