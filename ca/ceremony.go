@@ -141,10 +141,10 @@ func NewIntermediate(req IntermediateRequest) (*x509.Certificate, error) {
 		}
 	}
 	tmpl := &x509.Certificate{
-		Subject:                 req.Subject,
-		BasicConstraintsValid:   true,
-		IsCA:                    true,
-		KeyUsage:                x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		Subject:               req.Subject,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
 	req.NameConstraints.apply(tmpl)
 	if req.UnlimitedPathLen {
