@@ -71,15 +71,9 @@ type IntermediateRequest struct {
 	// certificates. UnlimitedPathLen leaves the limit out.
 	MaxPathLen       int
 	UnlimitedPathLen bool
-	// Name constraints (RFC 5280 §4.2.1.10), critical when any is set.
-	PermittedDNSDomains     []string
-	ExcludedDNSDomains      []string
-	PermittedEmailAddresses []string
-	ExcludedEmailAddresses  []string
-	PermittedURIDomains     []string
-	ExcludedURIDomains      []string
-	PermittedIPRanges       []*net.IPNet
-	ExcludedIPRanges        []*net.IPNet
+	// NameConstraints limits the names of the certificates the
+	// intermediate may issue.
+	NameConstraints NameConstraints
 	// CRLDistributionPoint, if set, is the URL of the parent's CRL, put in
 	// the intermediate's certificate.
 	CRLDistributionPoint string
@@ -87,6 +81,38 @@ type IntermediateRequest struct {
 	Rand io.Reader
 	// Time returns the current time. If nil, time.Now.
 	Time func() time.Time
+}
+
+// NameConstraints are the name constraints of a CA certificate (RFC 5280
+// §4.2.1.10): a name the CA certifies must lie in a permitted subtree of
+// its form, if any is given, and in no excluded one. The extension is
+// marked critical when any subtree is set. The zero value constrains
+// nothing.
+type NameConstraints struct {
+	Permitted, Excluded NameSubtrees
+}
+
+// NameSubtrees are the subtrees of one side (permitted or excluded) of
+// [NameConstraints], by name form, as in [x509.Certificate].
+type NameSubtrees struct {
+	DNSDomains     []string     // dNSName subtrees, such as "devices.example.com"
+	EmailAddresses []string     // rfc822Name subtrees
+	URIDomains     []string     // the host part of uniformResourceIdentifier names
+	IPRanges       []*net.IPNet // iPAddress subtrees
+}
+
+// empty reports whether s has no subtree.
+func (s NameSubtrees) empty() bool {
+	return len(s.DNSDomains)+len(s.EmailAddresses)+len(s.URIDomains)+len(s.IPRanges) == 0
+}
+
+// apply sets the name constraints of tmpl.
+func (c NameConstraints) apply(tmpl *x509.Certificate) {
+	tmpl.PermittedDNSDomains, tmpl.ExcludedDNSDomains = c.Permitted.DNSDomains, c.Excluded.DNSDomains
+	tmpl.PermittedEmailAddresses, tmpl.ExcludedEmailAddresses = c.Permitted.EmailAddresses, c.Excluded.EmailAddresses
+	tmpl.PermittedURIDomains, tmpl.ExcludedURIDomains = c.Permitted.URIDomains, c.Excluded.URIDomains
+	tmpl.PermittedIPRanges, tmpl.ExcludedIPRanges = c.Permitted.IPRanges, c.Excluded.IPRanges
+	tmpl.PermittedDNSDomainsCritical = !c.Permitted.empty() || !c.Excluded.empty()
 }
 
 // NewIntermediate makes an intermediate CA certificate signed by the
@@ -115,23 +141,12 @@ func NewIntermediate(req IntermediateRequest) (*x509.Certificate, error) {
 		}
 	}
 	tmpl := &x509.Certificate{
-		Subject:                 req.Subject,
-		BasicConstraintsValid:   true,
-		IsCA:                    true,
-		KeyUsage:                x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		PermittedDNSDomains:     req.PermittedDNSDomains,
-		ExcludedDNSDomains:      req.ExcludedDNSDomains,
-		PermittedEmailAddresses: req.PermittedEmailAddresses,
-		ExcludedEmailAddresses:  req.ExcludedEmailAddresses,
-		PermittedURIDomains:     req.PermittedURIDomains,
-		ExcludedURIDomains:      req.ExcludedURIDomains,
-		PermittedIPRanges:       req.PermittedIPRanges,
-		ExcludedIPRanges:        req.ExcludedIPRanges,
+		Subject:               req.Subject,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
-	tmpl.PermittedDNSDomainsCritical = len(tmpl.PermittedDNSDomains)+len(tmpl.ExcludedDNSDomains)+
-		len(tmpl.PermittedEmailAddresses)+len(tmpl.ExcludedEmailAddresses)+
-		len(tmpl.PermittedURIDomains)+len(tmpl.ExcludedURIDomains)+
-		len(tmpl.PermittedIPRanges)+len(tmpl.ExcludedIPRanges) > 0
+	req.NameConstraints.apply(tmpl)
 	if req.UnlimitedPathLen {
 		tmpl.MaxPathLen = -1
 	} else {

@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,8 +30,11 @@ func TestNameConstraintsAndPathLen(t *testing.T) {
 	}
 	inter, err := ca.NewIntermediate(ca.IntermediateRequest{
 		Subject: pkix.Name{CommonName: "Constrained"}, PublicKey: interKey.Public(), Parent: root, ParentSigner: rootKey,
-		PermittedDNSDomains:  []string{"devices.example.com"},
-		ExcludedURIDomains:   []string{"evil.example.com"},
+		NameConstraints: ca.NameConstraints{
+			Permitted: ca.NameSubtrees{DNSDomains: []string{"devices.example.com"}, EmailAddresses: []string{"line.example.com"},
+				IPRanges: []*net.IPNet{{IP: net.IP{10, 0, 0, 0}, Mask: net.CIDRMask(8, 32)}}},
+			Excluded: ca.NameSubtrees{URIDomains: []string{"evil.example.com"}},
+		},
 		CRLDistributionPoint: "http://127.0.0.1/root.crl",
 	})
 	if err != nil {
@@ -37,6 +42,10 @@ func TestNameConstraintsAndPathLen(t *testing.T) {
 	}
 	if !inter.MaxPathLenZero || !inter.PermittedDNSDomainsCritical || len(inter.CRLDistributionPoints) != 1 {
 		t.Fatalf("intermediate %v %v", inter.MaxPathLenZero, inter.PermittedDNSDomainsCritical)
+	}
+	if fmt.Sprint(inter.PermittedDNSDomains, inter.PermittedEmailAddresses, inter.PermittedIPRanges, inter.ExcludedURIDomains) !=
+		"[devices.example.com] [line.example.com] [10.0.0.0/8] [evil.example.com]" || len(inter.ExcludedDNSDomains) != 0 {
+		t.Fatalf("intermediate's name constraints: %v %v %v %v", inter.PermittedDNSDomains, inter.PermittedEmailAddresses, inter.PermittedIPRanges, inter.ExcludedURIDomains)
 	}
 	// Path length 0: it cannot make another CA.
 	if _, err := ca.NewIntermediate(ca.IntermediateRequest{Subject: pkix.Name{CommonName: "x"}, PublicKey: caKey(t, keystore.ES256).Public(), Parent: inter, ParentSigner: interKey}); !errors.Is(err, ca.ErrInvalidConfig) {

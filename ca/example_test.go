@@ -46,12 +46,12 @@ func ceremony(ctx context.Context) (root, inter *x509.Certificate, interKey keys
 		log.Fatal(err)
 	}
 	inter, err = ca.NewIntermediate(ca.IntermediateRequest{
-		Subject:             pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Line 1 Issuing CA"},
-		PublicKey:           interKey.Public(),
-		Parent:              root,
-		ParentSigner:        rootKey,
-		MaxPathLen:          0,
-		PermittedDNSDomains: []string{"devices.example.com"},
+		Subject:         pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Line 1 Issuing CA"},
+		PublicKey:       interKey.Public(),
+		Parent:          root,
+		ParentSigner:    rootKey,
+		MaxPathLen:      0,
+		NameConstraints: ca.NameConstraints{Permitted: ca.NameSubtrees{DNSDomains: []string{"devices.example.com"}}},
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -16,9 +16,6 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,7 +24,7 @@ import (
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/ledger/sqlite"
 	"github.com/ztmkit/ztm/identity/keystore"
-	"github.com/ztmkit/ztm/identity/keystore/mem"
+	"github.com/ztmkit/ztm/internal/testpki"
 )
 
 // testPKI is a root, an intermediate and an Authority on the intermediate
@@ -40,61 +37,14 @@ type testPKI struct {
 	dir               string
 }
 
-var labelN atomic.Int64
-
-func caKey(t testing.TB, alg keystore.Algorithm) crypto.Signer {
-	t.Helper()
-	store := mem.New()
-	t.Cleanup(func() { store.Close() })
-	k, err := store.Create(context.Background(), keystore.CreateRequest{
-		Label:     "ca-" + strings.ToLower(alg.String()) + "-" + strconv.FormatInt(labelN.Add(1), 10),
-		Algorithm: alg,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+func caKey(t testing.TB, alg keystore.Algorithm) crypto.Signer { return testpki.Key(t, alg) }
 
 func newPKI(t testing.TB, alg keystore.Algorithm, edit func(*ca.Config)) *testPKI {
 	t.Helper()
-	p := &testPKI{dir: t.TempDir()}
-	p.rootKey = caKey(t, alg)
-	p.interKey = caKey(t, alg)
-	var err error
-	p.root, err = ca.NewRoot(ca.RootRequest{
-		Subject: pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Example OEM Device Root CA"},
-		Signer:  p.rootKey,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.inter, err = ca.NewIntermediate(ca.IntermediateRequest{
-		Subject:      pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Example OEM Line 1 Issuing CA"},
-		PublicKey:    p.interKey.Public(),
-		Parent:       p.root,
-		ParentSigner: p.rootKey,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.ledger, err = sqlite.Open(context.Background(), filepath.Join(p.dir, "ledger.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.ledger.Close() })
-	cfg := ca.Config{
-		Signer: p.interKey,
-		Chain:  []*x509.Certificate{p.inter, p.root},
-		Ledger: p.ledger,
-	}
-	if edit != nil {
-		edit(&cfg)
-	}
-	p.auth, err = ca.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pki := testpki.New(t, testpki.Config{Algorithm: alg, RootName: "Example OEM Device Root CA", IssuingName: "Example OEM Line 1 Issuing CA"})
+	p := &testPKI{dir: t.TempDir(), root: pki.Root, inter: pki.Issuing, rootKey: pki.RootKey, interKey: pki.IssuingKey}
+	p.ledger = testpki.Ledger(t, p.dir)
+	p.auth = pki.Authority(t, p.ledger, edit)
 	return p
 }
 

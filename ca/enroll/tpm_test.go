@@ -8,7 +8,6 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"math/big"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -17,10 +16,10 @@ import (
 	attesttpm "github.com/ztmkit/ztm/attest/tpm"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	kstpm "github.com/ztmkit/ztm/identity/keystore/tpm"
+	"github.com/ztmkit/ztm/internal/testpki"
 	"github.com/ztmkit/ztm/internal/tpmtest"
 )
 
@@ -36,13 +35,8 @@ func TestTPMKeySubstitution(t *testing.T) {
 	ctx := t.Context()
 	newKey := func() *ecdsa.PrivateKey { return must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)) }
 
-	rootKey, caKey := newKey(), newKey()
-	root := must(ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Root"}, Signer: rootKey}))
-	issuing := must(ca.NewIntermediate(ca.IntermediateRequest{Subject: pkix.Name{CommonName: "Line CA"},
-		PublicKey: caKey.Public(), Parent: root, ParentSigner: rootKey}))
-	ledger := must(sqlite.Open(ctx, filepath.Join(t.TempDir(), "ledger.db"), sqlite.Options{}))
-	defer ledger.Close()
-	authority := must(ca.New(ca.Config{Signer: caKey, Chain: []*x509.Certificate{issuing, root}, Ledger: ledger}))
+	ledger := testpki.Ledger(t, t.TempDir())
+	authority := testpki.New(t, testpki.Config{}).Authority(t, ledger, nil)
 
 	// The device: a TPM with an attestation key, certified by the chip
 	// vendor for this device's UEID, and an identity key made in it.
@@ -74,10 +68,7 @@ func TestTPMKeySubstitution(t *testing.T) {
 	verifier := must(attesttpm.NewVerifier(attesttpm.Config{Roots: pool, Nonces: nonces,
 		ReferenceValues: []attesttpm.ReferenceValues{{Name: "fresh", PCRs: map[int][]byte{0: make([]byte, 32)}}}}))
 	svc := must(enroll.New(enroll.Config{Authority: authority, Verifier: verifier, Nonces: nonces}))
-	stationKey := newKey()
-	station := must(authority.Issue(ctx, &ca.Request{Profile: "station", Requester: "ceremony",
-		CSR:     must(x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "station"}}, stationKey)),
-		Station: &ca.StationAuthorization{Steps: []string{"enrollment"}, Profiles: []string{"idevid"}}}))
+	station, stationKey := testpki.Station(t, authority, []string{"enrollment"}, []string{"idevid"})
 	enroller := svc.Local(enroll.Requester{Certificate: station})
 	info := identity.DeviceInfo{SerialNumber: "SN-TPM-1", HardwareModule: identity.HardwareModuleName{Type: hwType, SerialNumber: ueid}}
 

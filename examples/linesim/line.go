@@ -142,80 +142,16 @@ func NewLine(ctx context.Context, cfg Config) (l *Line, err error) {
 			l.Close()
 		}
 	}()
-	caStore := mem.New()
-	rootKey, err := caStore.Create(ctx, keystore.CreateRequest{Label: "root"})
-	if err != nil {
+	if err := l.newCA(ctx, cfg.Dir); err != nil {
 		return nil, err
 	}
-	l.Root, err = ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "ZTM Widgets IDevID Root", Organization: []string{"ZTM Widgets"}}, Signer: rootKey})
-	if err != nil {
-		return nil, err
-	}
-	issKey, err := caStore.Create(ctx, keystore.CreateRequest{Label: "issuing"})
-	if err != nil {
-		return nil, err
-	}
-	iss, err := ca.NewIntermediate(ca.IntermediateRequest{
-		Subject:   pkix.Name{CommonName: "ZTM Widgets IDevID CA 1", Organization: []string{"ZTM Widgets"}},
-		PublicKey: issKey.Public(), Parent: l.Root, ParentSigner: rootKey,
-	})
-	if err != nil {
-		return nil, err
-	}
-	l.Ledger, err = sqlite.Open(ctx, filepath.Join(cfg.Dir, "ledger.db"), sqlite.Options{})
-	if err != nil {
-		return nil, err
-	}
-	l.Authority, err = ca.New(ca.Config{Signer: issKey, Chain: []*x509.Certificate{iss, l.Root}, Ledger: l.Ledger})
-	if err != nil {
-		return nil, err
-	}
-	// The chip vendor's attestation CA certifies device attestation keys.
-	akKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	l.akKey = akKey
-	l.akCA, err = ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Chip Vendor Attestation CA", Organization: []string{"Chip Vendor"}}, Signer: akKey})
-	if err != nil {
-		return nil, err
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(l.akCA)
-	// Reference values: those of an honest device of the model.
-	probe, err := l.NewDevice(0, DeviceOptions{})
-	if err != nil {
-		return nil, err
-	}
-	refs := []attest.ReferenceValues{probe.sim.ReferenceValues()}
-	l.CAVerifier, err = attest.NewVerifier(attest.Config{
-		Roots: roots, Nonces: attest.NewNonces(attest.NonceConfig{}), ReferenceValues: refs,
-		VerifierID: attest.VerifierID{Build: "ztm-ca", Developer: "https://github.com/ztmkit/ztm"},
-	})
-	if err != nil {
-		return nil, err
-	}
-	l.Service, err = enroll.New(enroll.Config{
-		Authority: l.Authority, Verifier: l.CAVerifier, // its nonce source is the verifier's
-		// Devices that cannot make keys get one injected by the contract
-		// manufacturer, whose authorization lists key injection; every
-		// other IDevID key must be confirmed by the device's evidence.
-		InjectedKeyProfiles: []string{"idevid"},
-	})
-	if err != nil {
+	if err := l.newVerifiers(); err != nil {
 		return nil, err
 	}
 	if cfg.EST {
 		if err := l.startEST(); err != nil {
 			return nil, err
 		}
-	}
-	l.StationVerifier, err = attest.NewVerifier(attest.Config{
-		Roots: roots, ReferenceValues: refs,
-		VerifierID: attest.VerifierID{Build: "ztm-station", Developer: "https://github.com/ztmkit/ztm"},
-	})
-	if err != nil {
-		return nil, err
 	}
 	l.Chains, err = chainstore.Open(ctx, filepath.Join(cfg.Dir, "chains.db"))
 	if err != nil {
@@ -233,6 +169,89 @@ func NewLine(ctx context.Context, cfg Config) (l *Line, err error) {
 		l.Partners[r] = p
 	}
 	return l, nil
+}
+
+// newCA makes the IDevID CA: a root, an issuing intermediate, and the
+// Authority over a SQLite ledger in dir.
+func (l *Line) newCA(ctx context.Context, dir string) error {
+	caStore := mem.New()
+	rootKey, err := caStore.Create(ctx, keystore.CreateRequest{Label: "root"})
+	if err != nil {
+		return err
+	}
+	l.Root, err = ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "ZTM Widgets IDevID Root", Organization: []string{"ZTM Widgets"}}, Signer: rootKey})
+	if err != nil {
+		return err
+	}
+	issKey, err := caStore.Create(ctx, keystore.CreateRequest{Label: "issuing"})
+	if err != nil {
+		return err
+	}
+	iss, err := ca.NewIntermediate(ca.IntermediateRequest{
+		Subject:   pkix.Name{CommonName: "ZTM Widgets IDevID CA 1", Organization: []string{"ZTM Widgets"}},
+		PublicKey: issKey.Public(), Parent: l.Root, ParentSigner: rootKey,
+	})
+	if err != nil {
+		return err
+	}
+	l.Ledger, err = sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	l.Authority, err = ca.New(ca.Config{Signer: issKey, Chain: []*x509.Certificate{iss, l.Root}, Ledger: l.Ledger})
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// newVerifiers makes the chip vendor's attestation CA, the CA side's
+// verifier (with nonces) and enrollment service, and the stations' local
+// verifier.
+func (l *Line) newVerifiers() error {
+	// The chip vendor's attestation CA certifies device attestation keys.
+	akKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	l.akKey = akKey
+	l.akCA, err = ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Chip Vendor Attestation CA", Organization: []string{"Chip Vendor"}}, Signer: akKey})
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(l.akCA)
+	// Reference values: those of an honest device of the model.
+	probe, err := l.NewDevice(0, DeviceOptions{})
+	if err != nil {
+		return err
+	}
+	refs := []attest.ReferenceValues{probe.sim.ReferenceValues()}
+	l.CAVerifier, err = attest.NewVerifier(attest.Config{
+		Roots: roots, Nonces: attest.NewNonces(attest.NonceConfig{}), ReferenceValues: refs,
+		VerifierID: attest.VerifierID{Build: "ztm-ca", Developer: "https://github.com/ztmkit/ztm"},
+	})
+	if err != nil {
+		return err
+	}
+	l.Service, err = enroll.New(enroll.Config{
+		Authority: l.Authority, Verifier: l.CAVerifier, // its nonce source is the verifier's
+		// Devices that cannot make keys get one injected by the contract
+		// manufacturer, whose authorization lists key injection; every
+		// other IDevID key must be confirmed by the device's evidence.
+		InjectedKeyProfiles: []string{"idevid"},
+	})
+	if err != nil {
+		return err
+	}
+	l.StationVerifier, err = attest.NewVerifier(attest.Config{
+		Roots: roots, ReferenceValues: refs,
+		VerifierID: attest.VerifierID{Build: "ztm-station", Developer: "https://github.com/ztmkit/ztm"},
+	})
+	if err != nil {
+		return err
+	}
+	return nil
 }
 
 func (l *Line) newPartner(ctx context.Context, r Role, cfg Config) (*Partner, error) {

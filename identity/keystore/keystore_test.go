@@ -180,6 +180,10 @@ func TestRedactURI(t *testing.T) {
 		"pkcs11:token=a?pin-source=file:/etc/pin":         "pkcs11:token=a?pin-source=file:/etc/pin",
 		"pkcs11:token=a;pin%2Dvalue=1234":                 "pkcs11:token=a;pin%2Dvalue=REDACTED",
 		"mem:":                                            "mem:",
+		// After the ':' or '#' of a malformed URI, and a value cut there.
+		"file:/k#passphrase=hunter2": "file:/k#passphrase=REDACTED",
+		"pkcs11::pin-value=1234":     "pkcs11::pin-value=REDACTED",
+		"tpm:x?pin-value=12:34#56":   "tpm:x?pin-value=REDACTED",
 	} {
 		if got := RedactURI(in); got != want {
 			t.Errorf("RedactURI(%q) = %q, want %q", in, got, want)

@@ -100,9 +100,19 @@ var secretAttrs = []string{"pin-value", "passphrase", "kek", "password"}
 
 // RedactURI returns uri with the values of secret attributes (pin-value,
 // passphrase, kek, password) replaced by "REDACTED", wherever they stand:
-// in the path or the query, after ';', '&' or '?'. Backends use it for every
-// URI they put in an error.
+// in the path or the query, after ';', '&' or '?', and also after the ':'
+// or '#' of a malformed URI. Backends use it for every URI they put in an
+// error.
 func RedactURI(uri string) string {
+	// First at every separator a malformed URI may use, then at the
+	// attribute separators only, so that a value the first pass cut short
+	// at a ':' or '#' is removed whole.
+	return redactAttrs(redactAttrs(uri, ";?&:#"), ";?&")
+}
+
+// redactAttrs replaces the value of every secret attribute in uri, after
+// its scheme, splitting attributes at any byte of seps.
+func redactAttrs(uri, seps string) string {
 	scheme, rest, ok := strings.Cut(uri, ":")
 	if !ok {
 		scheme, rest = "", uri
@@ -112,7 +122,7 @@ func RedactURI(uri string) string {
 	var b strings.Builder
 	b.WriteString(scheme)
 	for rest != "" {
-		i := strings.IndexAny(rest, ";&?")
+		i := strings.IndexAny(rest, seps)
 		attr, sep := rest, ""
 		if i >= 0 {
 			attr, sep, rest = rest[:i], rest[i:i+1], rest[i+1:]

@@ -17,11 +17,11 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ztmkit/ztm/internal/testpki"
 
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/attest/devicesim"
@@ -78,31 +78,12 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
-	ctx := context.Background()
 	e := &env{t: t, dir: t.TempDir()}
-	e.rootKey = newKey(t)
-	interKey := newKey(t)
-	e.interKey = interKey
+	pki := testpki.New(t, testpki.Config{Organization: "-", RootName: "Test Root CA", IssuingName: "Test Issuing CA"})
+	e.root, e.rootKey, e.inter, e.interKey = pki.Root, pki.RootKey, pki.Issuing, pki.IssuingKey
+	e.ledger = testpki.Ledger(t, e.dir)
+	e.auth = pki.Authority(t, e.ledger, func(c *ca.Config) { c.Quota, c.Time = o.quota, o.authTime })
 	var err error
-	e.root, err = ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Test Root CA"}, Signer: e.rootKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.inter, err = ca.NewIntermediate(ca.IntermediateRequest{Subject: pkix.Name{CommonName: "Test Issuing CA"},
-		PublicKey: interKey.Public(), Parent: e.root, ParentSigner: e.rootKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.ledger, err = sqlite.Open(ctx, filepath.Join(e.dir, "ledger.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.ledger.Close() })
-	e.auth, err = ca.New(ca.Config{Signer: interKey, Chain: []*x509.Certificate{e.inter, e.root},
-		Ledger: e.ledger, Quota: o.quota, Time: o.authTime})
-	if err != nil {
-		t.Fatal(err)
-	}
 	e.nonces = attest.NewNonces(attest.NonceConfig{MaxOutstanding: o.noncesMax, MaxPerOwner: o.perOwner})
 	keys := map[string]crypto.PublicKey{}
 	var refs []attest.ReferenceValues
@@ -182,20 +163,8 @@ func (e *env) start() {
 // returns it with its key.
 func (e *env) station(profiles ...string) (*x509.Certificate, *ecdsa.PrivateKey) {
 	e.t.Helper()
-	k := newKey(e.t)
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: fmt.Sprintf("station-%d", stationN.Add(1))}}, k)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	cert, err := e.auth.Issue(context.Background(), &ca.Request{CSR: csr, Profile: "station", Requester: "test-admin",
-		Station: &ca.StationAuthorization{Steps: []string{"provision"}, Profiles: profiles}})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return cert, k
+	return testpki.Station(e.t, e.auth, []string{"provision"}, profiles)
 }
-
-var stationN atomic.Int64
 
 func (e *env) client(cert *x509.Certificate, key crypto.Signer) *est.Client {
 	e.t.Helper()

@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,19 +8,14 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/asn1"
-	"fmt"
 	"math/big"
-	mrand "math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ztmkit/ztm/internal/testpki"
+
 	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/identity"
-	"github.com/ztmkit/ztm/identity/keystore"
-	"github.com/ztmkit/ztm/identity/keystore/mem"
 )
 
 var (
@@ -80,34 +74,8 @@ type testPKI struct {
 
 func newPKI(t testing.TB) *testPKI {
 	t.Helper()
-	ctx := context.Background()
-	store := mem.New()
-	t.Cleanup(func() { store.Close() })
-	rootKey, err := store.Create(ctx, keystore.CreateRequest{Label: "root", Algorithm: keystore.ES256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	interKey, err := store.Create(ctx, keystore.CreateRequest{Label: "line1", Algorithm: keystore.ES256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := ca.NewRoot(ca.RootRequest{
-		Subject: pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Example OEM Root CA"},
-		Signer:  rootKey,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inter, err := ca.NewIntermediate(ca.IntermediateRequest{
-		Subject:      pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Line 1 Issuing CA"},
-		PublicKey:    interKey.Public(),
-		Parent:       root,
-		ParentSigner: rootKey,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testPKI{root: root, inter: inter, key: interKey}
+	p := testpki.New(t, testpki.Config{})
+	return &testPKI{root: p.Root, inter: p.Issuing, key: p.IssuingKey}
 }
 
 // authority makes a CA instance over l.
@@ -125,18 +93,13 @@ func (p *testPKI) authority(t testing.TB, l ca.Ledger, quota ca.QuotaPolicy) *ca
 	return a
 }
 
-var hwType = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1, 1}
-
-// deviceN numbers the devices of newDeviceCSR, after a random prefix.
-var (
-	deviceN      atomic.Int64
-	devicePrefix = mrand.Int64()
-)
+// hwType is the hardwareModuleName type of the devices' requests.
+var hwType = testpki.HWType
 
 // newDeviceCSR is an IDevID request of another device each call: a device
 // holds one live IDevID, so tests that issue many make many devices.
 func newDeviceCSR(t testing.TB, prefix string) []byte {
-	return idevidCSR(t, fmt.Sprintf("%s-%x-%d", prefix, devicePrefix, deviceN.Add(1)))
+	return idevidCSR(t, testpki.NewDeviceSerial(prefix))
 }
 
 // idevidCSR is what a device sends for its IDevID: a fresh P-256 key,
@@ -147,16 +110,5 @@ func idevidCSR(t testing.TB, serial string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	san, err := identity.HardwareModuleNameExtension(ca.HardwareModuleName{Type: hwType, SerialNumber: []byte(serial)}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject:         pkix.Name{SerialNumber: serial, CommonName: "Sensor " + serial},
-		ExtraExtensions: []pkix.Extension{san},
-	}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
+	return testpki.DeviceCSR(t, key, serial)
 }

@@ -77,10 +77,13 @@
 //
 // The directory is an absolute path or, although RFC 8089 file URIs are
 // absolute, a relative one starting with "./" or "../"; a bare "file:keys"
-// is refused as ambiguous. Values are percent-decoded ('+' stays a plus).
+// is refused as ambiguous. Values are percent-decoded ('+' stays a plus);
+// a ';' in the query must be written %3B, and attribute names are matched
+// without regard to case, as for every ztm key store URI.
 // Exactly one credential attribute is required:
 //
-//   - passphrase-source=file:<path> reads the passphrase from the first line
+//   - passphrase-source=file:<path> (absolute, or relative starting with
+//     "./" or "../") reads the passphrase from the first line
 //     of a file (as openssl's -passin file: does); passphrase-source=env:<NAME>
 //     from an environment variable.
 //   - kek-source=file:<path> or env:<NAME> reads a KEK: 32 raw bytes or 64

@@ -331,35 +331,11 @@ func parseEncryptedPrivateKeyInfo(der []byte, maxIter int) (*pbes2Params, error)
 	if kdfParams.PeekASN1Tag(asn1.INTEGER) && !kdfParams.ReadASN1Integer(&keyLen) {
 		return nil, corrupt("malformed PBKDF2 key length")
 	}
-	p.prf = sha1.New // the DEFAULT of RFC 8018 §A.2
-	if kdfParams.PeekASN1Tag(asn1.SEQUENCE) {
-		var prf cryptobyte.String
-		var prfOID encasn1.ObjectIdentifier
-		if !kdfParams.ReadASN1(&prf, asn1.SEQUENCE) || !prf.ReadASN1ObjectIdentifier(&prfOID) {
-			return nil, corrupt("malformed PBKDF2 PRF")
-		}
-		if prf.PeekASN1Tag(asn1.NULL) {
-			var null cryptobyte.String
-			if !prf.ReadASN1(&null, asn1.NULL) || !null.Empty() {
-				return nil, corrupt("malformed PBKDF2 PRF parameters")
-			}
-		}
-		if !prf.Empty() {
-			return nil, corrupt("malformed PBKDF2 PRF parameters")
-		}
-		switch {
-		case prfOID.Equal(oidHMACWithSHA1):
-			p.prf = sha1.New
-		case prfOID.Equal(oidHMACWithSHA256):
-			p.prf = sha256.New
-		case prfOID.Equal(oidHMACWithSHA384):
-			p.prf = sha512.New384
-		case prfOID.Equal(oidHMACWithSHA512):
-			p.prf = sha512.New
-		default:
-			return nil, unsupported("PBKDF2 PRF " + prfOID.String())
-		}
+	prf, err := readPRF(&kdfParams)
+	if err != nil {
+		return nil, err
 	}
+	p.prf = prf
 	if !kdfParams.Empty() {
 		return nil, corrupt("malformed PBKDF2 parameters")
 	}
@@ -396,6 +372,39 @@ func parseEncryptedPrivateKeyInfo(der []byte, maxIter int) (*pbes2Params, error)
 	}
 	p.salt, p.iterations, p.iv, p.ciphertext = salt, int(iterations), iv, ct
 	return &p, nil
+}
+
+// readPRF reads the optional prf AlgorithmIdentifier that ends PBKDF2's
+// parameters (RFC 8018 §A.2); its DEFAULT is HMAC-SHA1.
+func readPRF(kdfParams *cryptobyte.String) (func() hash.Hash, error) {
+	if !kdfParams.PeekASN1Tag(asn1.SEQUENCE) {
+		return sha1.New, nil
+	}
+	var prf cryptobyte.String
+	var prfOID encasn1.ObjectIdentifier
+	if !kdfParams.ReadASN1(&prf, asn1.SEQUENCE) || !prf.ReadASN1ObjectIdentifier(&prfOID) {
+		return nil, corrupt("malformed PBKDF2 PRF")
+	}
+	if prf.PeekASN1Tag(asn1.NULL) {
+		var null cryptobyte.String
+		if !prf.ReadASN1(&null, asn1.NULL) || !null.Empty() {
+			return nil, corrupt("malformed PBKDF2 PRF parameters")
+		}
+	}
+	if !prf.Empty() {
+		return nil, corrupt("malformed PBKDF2 PRF parameters")
+	}
+	switch {
+	case prfOID.Equal(oidHMACWithSHA1):
+		return sha1.New, nil
+	case prfOID.Equal(oidHMACWithSHA256):
+		return sha256.New, nil
+	case prfOID.Equal(oidHMACWithSHA384):
+		return sha512.New384, nil
+	case prfOID.Equal(oidHMACWithSHA512):
+		return sha512.New, nil
+	}
+	return nil, unsupported("PBKDF2 PRF " + prfOID.String())
 }
 
 // looksLikePKCS8 reports whether plain, a decrypted PKCS#8 key with its

@@ -5,22 +5,17 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"io"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/identity/keystore/internal/keyuri"
 )
 
 func init() {
 	keystore.Register("file", openURI)
 }
-
-// maxSecretFile bounds the size of a passphrase or KEK file.
-const maxSecretFile = 4096
 
 // openURI opens the store a "file:" URI names; [keystore.Open] calls it for
 // that scheme. The URI forms are described in the package documentation.
@@ -40,144 +35,77 @@ func openURI(ctx context.Context, uri string) (keystore.Store, error) {
 	return s, nil
 }
 
+// maxSecretFile bounds the size of a passphrase or KEK file.
+const maxSecretFile = keyuri.MaxSecret
+
+// uriForm is the "file:" URI: a directory, and the credential and work
+// factor in the query.
+var uriForm = &keyuri.Form{
+	Scheme:     "file",
+	Authority:  true,
+	QueryAttrs: []string{"passphrase-source", "kek-source", "passphrase", "iterations"},
+}
+
 // parseURI returns the directory and configuration a "file:" URI names.
+// It reads the credential's source.
 func parseURI(uri string) (dir string, cfg Config, err error) {
-	fail := func(part, reason string, err error) (string, Config, error) {
-		clear(cfg.Passphrase)
-		clear(cfg.KEK)
-		return "", Config{}, &keystore.URIError{URI: keystore.RedactURI(uri), Part: part, Reason: reason, Err: err}
-	}
-	scheme, rest, ok := strings.Cut(uri, ":")
-	if !ok || !strings.EqualFold(scheme, "file") {
-		return fail("scheme", `want "file"`, nil)
-	}
-	if strings.Contains(rest, "#") {
-		return fail("fragment", "a file key store URI has no fragment", nil)
-	}
-	rawPath, query, _ := strings.Cut(rest, "?")
-	if auth, ok := strings.CutPrefix(rawPath, "//"); ok {
-		host, p, _ := strings.Cut(auth, "/")
-		if host != "" && !strings.EqualFold(host, "localhost") {
-			return fail("host", "host "+strconv.Quote(host)+": only the local host (empty or \"localhost\") is allowed", nil)
-		}
-		rawPath = "/" + p
-	}
-	p, err := url.PathUnescape(rawPath)
+	u, err := keyuri.Parse(uri, uriForm)
 	if err != nil {
-		return fail("path", "bad percent-encoding", err)
+		return "", Config{}, err
 	}
+	p := u.Path
 	switch {
 	case p == "":
-		return fail("path", "empty: name the key directory, as in file:/var/lib/station/keys", nil)
-	case strings.ContainsRune(p, 0):
-		return fail("path", "contains a NUL byte", nil)
+		return "", Config{}, u.Fail("path", "empty: name the key directory, as in file:/var/lib/station/keys", nil)
 	case !filepath.IsAbs(p) && p != "." && p != ".." && !strings.HasPrefix(p, "./") && !strings.HasPrefix(p, "../"):
-		return fail("path", "relative path "+strconv.Quote(p)+" must start with ./ or ../ (or use an absolute path)", nil)
+		return "", Config{}, u.Fail("path", "relative path "+strconv.Quote(p)+" must start with ./ or ../ (or use an absolute path)", nil)
 	}
-
-	seen := map[string]bool{}
-	credentials := 0
-	for attr := range strings.SplitSeq(query, "&") {
-		if attr == "" {
-			continue
-		}
-		rawName, rawValue, ok := strings.Cut(attr, "=")
-		name, err := url.PathUnescape(rawName)
-		if err != nil {
-			return fail(rawName, "bad percent-encoding", err)
-		}
-		if !ok {
-			return fail(name, "missing \"=value\"", nil)
-		}
-		value, err := url.PathUnescape(rawValue)
-		if err != nil {
-			return fail(name, "bad percent-encoding", err)
-		}
-		if seen[name] {
-			return fail(name, "given twice", nil)
-		}
-		seen[name] = true
-		switch name {
-		case "passphrase-source", "kek-source", "passphrase":
-			credentials++
-			if credentials > 1 {
-				return fail(name, "give only one of passphrase-source, kek-source and passphrase", nil)
-			}
-		}
-		switch name {
-		case "passphrase-source":
-			secret, err := readSource(value)
-			if err != nil {
-				return fail(name, "", err)
-			}
-			// Like openssl's -passin file:, the first line is the passphrase.
-			line, _, _ := bytes.Cut(secret, []byte("\n"))
-			cfg.Passphrase = bytes.Clone(bytes.TrimSuffix(line, []byte("\r")))
-			clear(secret)
-		case "kek-source":
-			secret, err := readSource(value)
-			if err != nil {
-				return fail(name, "", err)
-			}
-			cfg.KEK, err = decodeKEK(secret)
-			clear(secret)
-			if err != nil {
-				return fail(name, "", err)
-			}
-		case "passphrase":
-			cfg.Passphrase = []byte(value)
-		case "iterations":
-			n, err := strconv.Atoi(value)
-			if err != nil || n < MinIterations || n > MaxIterations {
-				return fail(name, "want an integer from "+strconv.Itoa(MinIterations)+" to "+strconv.Itoa(MaxIterations), nil)
-			}
-			cfg.Iterations = n
-		default:
-			return fail(name, "unknown attribute (want passphrase-source, kek-source, passphrase or iterations)", nil)
-		}
+	if cfg.Iterations, _, err = u.Int("iterations", MinIterations, MaxIterations); err != nil {
+		return "", Config{}, err
 	}
-	if credentials == 0 {
-		return fail("passphrase-source", "a credential is required: passphrase-source=file:<path>, passphrase-source=env:<NAME>, kek-source=… or passphrase=…", nil)
+	part, err := u.OneOf("passphrase-source", "kek-source", "passphrase")
+	if err != nil {
+		return "", Config{}, err
 	}
-	if _, err := cfg.password(); err != nil {
-		part := "passphrase"
-		if cfg.KEK != nil {
-			part = "kek-source"
-		} else if seen["passphrase-source"] {
-			part = "passphrase-source"
-		}
-		return fail(part, "", err)
+	if part == "" {
+		return "", Config{}, u.Fail("passphrase-source", "a credential is required: passphrase-source=file:<path>, passphrase-source=env:<NAME>, kek-source=… or passphrase=…", nil)
+	}
+	if err := cfg.setCredential(u, part); err != nil {
+		return "", Config{}, u.Fail(part, "", err)
+	}
+	pw, err := cfg.password()
+	clear(pw)
+	if err != nil {
+		clear(cfg.Passphrase)
+		clear(cfg.KEK)
+		return "", Config{}, u.Fail(part, "", err)
 	}
 	return p, cfg, nil
 }
 
-// readSource reads a secret from "file:<path>" or "env:<NAME>".
-func readSource(src string) ([]byte, error) {
-	if name, ok := strings.CutPrefix(src, "env:"); ok {
-		v, ok := os.LookupEnv(name)
-		if !ok || name == "" {
-			return nil, errors.New("environment variable " + strconv.Quote(name) + " is not set")
-		}
-		return []byte(v), nil
+// setCredential sets the passphrase or KEK from the attribute name of u.
+func (cfg *Config) setCredential(u *keyuri.URI, name string) error {
+	value, _ := u.Value(name)
+	if name == "passphrase" {
+		cfg.Passphrase = []byte(value)
+		return nil
 	}
-	path, ok := strings.CutPrefix(src, "file:")
-	if !ok || path == "" {
-		return nil, errors.New("source " + strconv.Quote(src) + ": want file:<path> or env:<NAME>")
-	}
-	f, err := os.Open(path)
+	src, err := keyuri.ParseSource(value)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	secret, err := src.Read()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if len(data) > maxSecretFile {
-		clear(data)
-		return nil, errors.New("secret file " + strconv.Quote(path) + " is larger than " + strconv.Itoa(maxSecretFile) + " bytes")
+	defer clear(secret)
+	if name == "kek-source" {
+		cfg.KEK, err = decodeKEK(secret)
+		return err
 	}
-	return data, nil
+	// Like openssl's -passin file:, the first line is the passphrase.
+	cfg.Passphrase = bytes.Clone(keyuri.FirstLine(secret))
+	return nil
 }
 
 // decodeKEK accepts 32 raw bytes or 64 hexadecimal digits, optionally

@@ -14,6 +14,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ztmkit/ztm/identity/keystore"
 )
 
@@ -43,358 +46,325 @@ type Config struct {
 // returns an Opener over it.
 func Run(t *testing.T, newStorage func(t *testing.T) Opener, cfg Config) {
 	t.Helper()
-	claimed := cfg.Algorithms
-	if claimed == nil {
-		claimed = keystore.Algorithms()
+	k := &kit{newStorage: newStorage, cfg: cfg, claimed: cfg.Algorithms}
+	if k.claimed == nil {
+		k.claimed = keystore.Algorithms()
 	}
-	open := func(t *testing.T) (keystore.Store, Opener) {
-		t.Helper()
-		opener := newStorage(t)
-		s, err := opener()
-		if err != nil {
-			t.Fatalf("open store: %v", err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s, opener
+	for _, sub := range []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"SignVerify", k.signVerify},
+		{"DefaultAlgorithm", k.defaultAlgorithm},
+		{"DuplicateLabel", k.duplicateLabel},
+		{"MissingLabel", k.missingLabel},
+		{"List", k.list},
+		{"DeleteThenUse", k.deleteThenUse},
+		{"Persistence", k.persistence},
+		{"ConcurrentSign", k.concurrentSign},
+		{"ConcurrentCreate", k.concurrentCreate},
+		{"BadLabels", k.badLabels},
+		{"UnknownAlgorithm", k.unknownAlgorithm},
+		{"ErrorMessages", k.errorMessages},
+		{"UseAfterClose", k.useAfterClose},
+	} {
+		t.Run(sub.name, sub.run)
 	}
-	ctx := context.Background()
+}
 
-	t.Run("SignVerify", func(t *testing.T) {
-		for _, alg := range keystore.Algorithms() {
-			t.Run(alg.String(), func(t *testing.T) {
-				s, _ := open(t)
-				k, err := s.Create(ctx, keystore.CreateRequest{Label: "sign-" + strings.ToLower(alg.String()), Algorithm: alg})
-				if !slices.Contains(claimed, alg) {
-					if !errors.Is(err, keystore.ErrUnsupportedAlgorithm) {
-						t.Fatalf("Create(%v) on a store not claiming it: err = %v, want ErrUnsupportedAlgorithm", alg, err)
-					}
-					if labels, _ := s.List(ctx); len(labels) != 0 {
-						t.Fatalf("refused Create left keys behind: %v", labels)
-					}
+// kit is one run of the conformance kit: each method is one subtest.
+type kit struct {
+	newStorage func(t *testing.T) Opener
+	cfg        Config
+	claimed    []keystore.Algorithm // the algorithms the store claims
+}
+
+var ctx = context.Background()
+
+// open prepares fresh storage and opens a store over it, closed by t's
+// cleanup.
+func (k *kit) open(t *testing.T) (keystore.Store, Opener) {
+	t.Helper()
+	opener := k.newStorage(t)
+	s, err := opener()
+	require.NoError(t, err, "open store")
+	t.Cleanup(func() { s.Close() })
+	return s, opener
+}
+
+// create makes a key of the first claimed algorithm.
+func (k *kit) create(t *testing.T, s keystore.Store, label string) keystore.Key {
+	t.Helper()
+	key, err := s.Create(ctx, keystore.CreateRequest{Label: label, Algorithm: k.claimed[0]})
+	require.NoError(t, err, "Create(%q)", label)
+	return key
+}
+
+// signVerify creates a key of every algorithm: the claimed ones sign and
+// are found again, the others are refused.
+func (k *kit) signVerify(t *testing.T) {
+	for _, alg := range keystore.Algorithms() {
+		t.Run(alg.String(), func(t *testing.T) {
+			s, _ := k.open(t)
+			label := "sign-" + strings.ToLower(alg.String())
+			key, err := s.Create(ctx, keystore.CreateRequest{Label: label, Algorithm: alg})
+			if !slices.Contains(k.claimed, alg) {
+				require.ErrorIs(t, err, keystore.ErrUnsupportedAlgorithm, "Create(%v) on a store not claiming it", alg)
+				labels, _ := s.List(ctx)
+				require.Empty(t, labels, "refused Create left keys behind")
+				return
+			}
+			require.NoError(t, err, "Create(%v)", alg)
+			require.Equal(t, label, key.Label(), "key's label")
+			require.Equal(t, alg, key.Algorithm(), "key's algorithm")
+			got, err := keystore.AlgorithmOf(key.Public())
+			require.NoError(t, err, "AlgorithmOf(Public())")
+			require.Equal(t, alg, got, "AlgorithmOf(Public())")
+			checkSigns(t, key, "create")
+			g, err := s.Get(ctx, key.Label())
+			require.NoError(t, err, "Get")
+			require.True(t, publicEqual(g.Public(), key.Public()) && g.Algorithm() == alg, "Get returned a different key")
+			checkSigns(t, g, "get")
+			checkRefusesWrongOpts(t, g)
+		})
+	}
+}
+
+// defaultAlgorithm checks that a zero CreateRequest.Algorithm makes ES256.
+func (k *kit) defaultAlgorithm(t *testing.T) {
+	if !slices.Contains(k.claimed, keystore.ES256) {
+		t.Skip("store does not claim ES256")
+	}
+	s, _ := k.open(t)
+	key, err := s.Create(ctx, keystore.CreateRequest{Label: "default"})
+	require.NoError(t, err)
+	require.Equal(t, keystore.ES256, key.Algorithm(), "zero CreateRequest.Algorithm")
+}
+
+// duplicateLabel checks that a second Create of a label is refused and
+// leaves the first key alone.
+func (k *kit) duplicateLabel(t *testing.T) {
+	s, _ := k.open(t)
+	key := k.create(t, s, "dup")
+	_, err := s.Create(ctx, keystore.CreateRequest{Label: "dup", Algorithm: k.claimed[0]})
+	require.ErrorIs(t, err, keystore.ErrExists, "second Create")
+	g, err := s.Get(ctx, "dup")
+	require.NoError(t, err)
+	require.True(t, publicEqual(g.Public(), key.Public()), "refused duplicate Create replaced the first key")
+	checkSigns(t, key, "original after refused duplicate")
+}
+
+// missingLabel checks ErrNotFound from Get and Delete.
+func (k *kit) missingLabel(t *testing.T) {
+	s, _ := k.open(t)
+	_, err := s.Get(ctx, "missing")
+	require.ErrorIs(t, err, keystore.ErrNotFound, "Get(missing)")
+	require.ErrorIs(t, s.Delete(ctx, "missing"), keystore.ErrNotFound, "Delete(missing)")
+}
+
+// list checks that List returns the labels sorted.
+func (k *kit) list(t *testing.T) {
+	s, _ := k.open(t)
+	labels, err := s.List(ctx)
+	require.NoError(t, err, "List on empty store")
+	require.Empty(t, labels, "List on empty store")
+	for _, l := range []string{"c_key", "a-key", "b.key"} {
+		k.create(t, s, l)
+	}
+	got, err := s.List(ctx)
+	require.NoError(t, err, "List")
+	require.Equal(t, []string{"a-key", "b.key", "c_key"}, got, "List")
+}
+
+// deleteThenUse checks that a deleted key is gone, its handle refuses to
+// sign, and its label can be used again for a new key.
+func (k *kit) deleteThenUse(t *testing.T) {
+	s, _ := k.open(t)
+	key := k.create(t, s, "doomed")
+	keep := k.create(t, s, "kept")
+	require.NoError(t, s.Delete(ctx, "doomed"), "Delete")
+	_, err := s.Get(ctx, "doomed")
+	require.ErrorIs(t, err, keystore.ErrNotFound, "Get after Delete")
+	_, err = sign(key, []byte("after delete"))
+	require.ErrorIs(t, err, keystore.ErrNotFound, "Sign with a deleted key")
+	require.ErrorIs(t, s.Delete(ctx, "doomed"), keystore.ErrNotFound, "second Delete")
+	labels, _ := s.List(ctx)
+	require.Equal(t, []string{"kept"}, labels, "List after Delete")
+	checkSigns(t, keep, "other key after delete")
+	// The label can be used again, for a new key.
+	k2, err := s.Create(ctx, keystore.CreateRequest{Label: "doomed", Algorithm: k.claimed[0]})
+	require.NoError(t, err, "Create after Delete")
+	require.False(t, publicEqual(k2.Public(), key.Public()), "re-created key has the deleted key's public key")
+	_, err = sign(key, []byte("old handle"))
+	require.Error(t, err, "handle to the deleted key signs with the re-created one")
+	checkSigns(t, k2, "re-created")
+}
+
+// persistence checks that keys survive Close and reopen, that deletes
+// do too, and that two stores open on one storage see each other's keys.
+func (k *kit) persistence(t *testing.T) {
+	if !k.cfg.Persistent {
+		t.Skip("store is not persistent")
+	}
+	s, opener := k.open(t)
+	var made []keystore.Key
+	for i, alg := range k.claimed {
+		key, err := s.Create(ctx, keystore.CreateRequest{Label: fmt.Sprintf("persist-%d", i), Algorithm: alg})
+		require.NoError(t, err)
+		made = append(made, key)
+	}
+	require.NoError(t, s.Delete(ctx, "persist-0"))
+	require.NoError(t, s.Close(), "Close")
+	s2, err := opener()
+	require.NoError(t, err, "reopen")
+	defer s2.Close()
+	_, err = s2.Get(ctx, "persist-0")
+	require.ErrorIs(t, err, keystore.ErrNotFound, "deleted key after reopen")
+	for _, key := range made[1:] {
+		g, err := s2.Get(ctx, key.Label())
+		require.NoError(t, err, "Get(%q) after reopen", key.Label())
+		require.True(t, publicEqual(g.Public(), key.Public()) && g.Algorithm() == key.Algorithm(), "key %q changed across reopen", key.Label())
+		checkSigns(t, g, "after reopen")
+	}
+	if !k.cfg.SkipConcurrentStores {
+		k.concurrentStores(t, opener, s2)
+	}
+}
+
+// concurrentStores checks that a key created through a second store open
+// on the storage of s is visible through s, and its label taken.
+func (k *kit) concurrentStores(t *testing.T, opener Opener, s keystore.Store) {
+	s3, err := opener()
+	require.NoError(t, err, "second concurrent open")
+	defer s3.Close()
+	k.create(t, s3, "from-s3")
+	_, err = s.Get(ctx, "from-s3")
+	require.NoError(t, err, "key created through one store is not visible through another open on the same storage")
+	_, err = s.Create(ctx, keystore.CreateRequest{Label: "from-s3", Algorithm: k.claimed[0]})
+	require.ErrorIs(t, err, keystore.ErrExists, "Create of a label another store made")
+}
+
+// concurrentSign signs from many goroutines while the store creates, lists
+// and deletes other keys.
+func (k *kit) concurrentSign(t *testing.T) {
+	s, _ := k.open(t)
+	key := k.create(t, s, "busy")
+	const workers, each = 16, 8
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				msg := fmt.Appendf(nil, "worker %d message %d", w, i)
+				sig, err := sign(key, msg)
+				if err == nil {
+					err = verify(key.Public(), key.Algorithm(), msg, sig)
+				}
+				if err != nil {
+					errs <- err
 					return
 				}
-				if err != nil {
-					t.Fatalf("Create(%v): %v", alg, err)
-				}
-				if k.Label() != "sign-"+strings.ToLower(alg.String()) || k.Algorithm() != alg {
-					t.Fatalf("key says label %q alg %v", k.Label(), k.Algorithm())
-				}
-				if got, err := keystore.AlgorithmOf(k.Public()); err != nil || got != alg {
-					t.Fatalf("AlgorithmOf(Public()) = %v, %v; want %v", got, err, alg)
-				}
-				checkSigns(t, k, "create")
-				g, err := s.Get(ctx, k.Label())
-				if err != nil {
-					t.Fatalf("Get: %v", err)
-				}
-				if !publicEqual(g.Public(), k.Public()) || g.Algorithm() != alg {
-					t.Fatalf("Get returned a different key")
-				}
-				checkSigns(t, g, "get")
-				checkRefusesWrongOpts(t, g)
-			})
-		}
-	})
+			}
+		}()
+	}
+	// Store operations run while the key signs.
+	for i := range 4 {
+		l := fmt.Sprintf("side-%d", i)
+		_, err := s.Create(ctx, keystore.CreateRequest{Label: l, Algorithm: k.claimed[0]})
+		assert.NoError(t, err)
+		_, err = s.List(ctx)
+		assert.NoError(t, err)
+		assert.NoError(t, s.Delete(ctx, l))
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err, "concurrent sign")
+	}
+}
 
-	t.Run("DefaultAlgorithm", func(t *testing.T) {
-		if !slices.Contains(claimed, keystore.ES256) {
-			t.Skip("store does not claim ES256")
-		}
-		s, _ := open(t)
-		k, err := s.Create(ctx, keystore.CreateRequest{Label: "default"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if k.Algorithm() != keystore.ES256 {
-			t.Fatalf("zero CreateRequest.Algorithm made %v, want ES256", k.Algorithm())
-		}
-	})
+// concurrentCreate races Creates of one label: exactly one wins.
+func (k *kit) concurrentCreate(t *testing.T) {
+	s, _ := k.open(t)
+	const workers = 16
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.Create(ctx, keystore.CreateRequest{Label: "race", Algorithm: k.claimed[0]})
+			if err == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+				return
+			}
+			// assert, not require: this goroutine is not the test's.
+			assert.ErrorIs(t, err, keystore.ErrExists, "racing Create")
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, 1, wins, "racing Creates of one label that succeeded")
+}
 
-	t.Run("DuplicateLabel", func(t *testing.T) {
-		s, _ := open(t)
-		alg := claimed[0]
-		k, err := s.Create(ctx, keystore.CreateRequest{Label: "dup", Algorithm: alg})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = s.Create(ctx, keystore.CreateRequest{Label: "dup", Algorithm: alg})
-		if !errors.Is(err, keystore.ErrExists) {
-			t.Fatalf("second Create: err = %v, want ErrExists", err)
-		}
-		g, err := s.Get(ctx, "dup")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !publicEqual(g.Public(), k.Public()) {
-			t.Fatal("refused duplicate Create replaced the first key")
-		}
-		checkSigns(t, k, "original after refused duplicate")
-	})
+// badLabels checks that every label of [BadLabels] is refused by Create,
+// Get and Delete.
+func (k *kit) badLabels(t *testing.T) {
+	s, _ := k.open(t)
+	for _, label := range BadLabels() {
+		_, err := s.Create(ctx, keystore.CreateRequest{Label: label, Algorithm: k.claimed[0]})
+		assert.ErrorIs(t, err, keystore.ErrInvalidLabel, "Create(%q)", label)
+		_, err = s.Get(ctx, label)
+		assert.ErrorIs(t, err, keystore.ErrInvalidLabel, "Get(%q)", label)
+		assert.ErrorIs(t, s.Delete(ctx, label), keystore.ErrInvalidLabel, "Delete(%q)", label)
+	}
+	labels, err := s.List(ctx)
+	require.NoError(t, err)
+	require.Empty(t, labels, "bad labels left keys")
+}
 
-	t.Run("MissingLabel", func(t *testing.T) {
-		s, _ := open(t)
-		if _, err := s.Get(ctx, "missing"); !errors.Is(err, keystore.ErrNotFound) {
-			t.Fatalf("Get(missing): err = %v, want ErrNotFound", err)
-		}
-		if err := s.Delete(ctx, "missing"); !errors.Is(err, keystore.ErrNotFound) {
-			t.Fatalf("Delete(missing): err = %v, want ErrNotFound", err)
-		}
-	})
+// unknownAlgorithm checks that algorithms outside the enum are refused.
+func (k *kit) unknownAlgorithm(t *testing.T) {
+	s, _ := k.open(t)
+	for _, alg := range []keystore.Algorithm{-1, keystore.Algorithm(99)} {
+		_, err := s.Create(ctx, keystore.CreateRequest{Label: "odd", Algorithm: alg})
+		assert.ErrorIs(t, err, keystore.ErrUnsupportedAlgorithm, "Create(%v)", alg)
+	}
+	labels, _ := s.List(ctx)
+	require.Empty(t, labels, "refused Create left keys")
+}
 
-	t.Run("List", func(t *testing.T) {
-		s, _ := open(t)
-		if labels, err := s.List(ctx); err != nil || len(labels) != 0 {
-			t.Fatalf("List on empty store = %v, %v", labels, err)
-		}
-		want := []string{"a-key", "b.key", "c_key"}
-		for _, l := range []string{"c_key", "a-key", "b.key"} {
-			if _, err := s.Create(ctx, keystore.CreateRequest{Label: l, Algorithm: claimed[0]}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		got, err := s.List(ctx)
-		if err != nil || !slices.Equal(got, want) {
-			t.Fatalf("List = %v, %v; want %v", got, err, want)
-		}
-	})
+// errorMessages checks the messages of the errors a store returns.
+func (k *kit) errorMessages(t *testing.T) {
+	s, _ := k.open(t)
+	errorCases(t, s, k.claimed)
+}
 
-	t.Run("DeleteThenUse", func(t *testing.T) {
-		s, _ := open(t)
-		k, err := s.Create(ctx, keystore.CreateRequest{Label: "doomed", Algorithm: claimed[0]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		keep, err := s.Create(ctx, keystore.CreateRequest{Label: "kept", Algorithm: claimed[0]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Delete(ctx, "doomed"); err != nil {
-			t.Fatalf("Delete: %v", err)
-		}
-		if _, err := s.Get(ctx, "doomed"); !errors.Is(err, keystore.ErrNotFound) {
-			t.Fatalf("Get after Delete: err = %v, want ErrNotFound", err)
-		}
-		if _, err := sign(k, []byte("after delete")); !errors.Is(err, keystore.ErrNotFound) {
-			t.Fatalf("Sign with a deleted key: err = %v, want ErrNotFound", err)
-		}
-		if err := s.Delete(ctx, "doomed"); !errors.Is(err, keystore.ErrNotFound) {
-			t.Fatalf("second Delete: err = %v, want ErrNotFound", err)
-		}
-		if labels, _ := s.List(ctx); !slices.Equal(labels, []string{"kept"}) {
-			t.Fatalf("List after Delete = %v, want [kept]", labels)
-		}
-		checkSigns(t, keep, "other key after delete")
-		// The label can be used again, for a new key.
-		k2, err := s.Create(ctx, keystore.CreateRequest{Label: "doomed", Algorithm: claimed[0]})
-		if err != nil {
-			t.Fatalf("Create after Delete: %v", err)
-		}
-		if publicEqual(k2.Public(), k.Public()) {
-			t.Fatal("re-created key has the deleted key's public key")
-		}
-		if _, err := sign(k, []byte("old handle")); err == nil {
-			t.Fatal("handle to the deleted key signs with the re-created one")
-		}
-		checkSigns(t, k2, "re-created")
-	})
-
-	t.Run("Persistence", func(t *testing.T) {
-		if !cfg.Persistent {
-			t.Skip("store is not persistent")
-		}
-		s, opener := open(t)
-		var made []keystore.Key
-		for i, alg := range claimed {
-			k, err := s.Create(ctx, keystore.CreateRequest{Label: fmt.Sprintf("persist-%d", i), Algorithm: alg})
-			if err != nil {
-				t.Fatal(err)
-			}
-			made = append(made, k)
-		}
-		if err := s.Delete(ctx, "persist-0"); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatalf("Close: %v", err)
-		}
-		s2, err := opener()
-		if err != nil {
-			t.Fatalf("reopen: %v", err)
-		}
-		defer s2.Close()
-		if _, err := s2.Get(ctx, "persist-0"); !errors.Is(err, keystore.ErrNotFound) {
-			t.Fatalf("deleted key after reopen: err = %v, want ErrNotFound", err)
-		}
-		for _, k := range made[1:] {
-			g, err := s2.Get(ctx, k.Label())
-			if err != nil {
-				t.Fatalf("Get(%q) after reopen: %v", k.Label(), err)
-			}
-			if !publicEqual(g.Public(), k.Public()) || g.Algorithm() != k.Algorithm() {
-				t.Fatalf("key %q changed across reopen", k.Label())
-			}
-			checkSigns(t, g, "after reopen")
-		}
-		if !cfg.SkipConcurrentStores {
-			s3, err := opener()
-			if err != nil {
-				t.Fatalf("second concurrent open: %v", err)
-			}
-			defer s3.Close()
-			if _, err := s3.Create(ctx, keystore.CreateRequest{Label: "from-s3", Algorithm: claimed[0]}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s2.Get(ctx, "from-s3"); err != nil {
-				t.Fatalf("key created through one store is not visible through another open on the same storage: %v", err)
-			}
-			if _, err := s2.Create(ctx, keystore.CreateRequest{Label: "from-s3", Algorithm: claimed[0]}); !errors.Is(err, keystore.ErrExists) {
-				t.Fatalf("Create of a label another store made: err = %v, want ErrExists", err)
-			}
-		}
-	})
-
-	t.Run("ConcurrentSign", func(t *testing.T) {
-		s, _ := open(t)
-		k, err := s.Create(ctx, keystore.CreateRequest{Label: "busy", Algorithm: claimed[0]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		const workers, each = 16, 8
-		var wg sync.WaitGroup
-		errs := make(chan error, workers)
-		for w := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range each {
-					msg := fmt.Appendf(nil, "worker %d message %d", w, i)
-					sig, err := sign(k, msg)
-					if err == nil {
-						err = verify(k.Public(), k.Algorithm(), msg, sig)
-					}
-					if err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
-		}
-		// Store operations run while the key signs.
-		for i := range 4 {
-			l := fmt.Sprintf("side-%d", i)
-			if _, err := s.Create(ctx, keystore.CreateRequest{Label: l, Algorithm: claimed[0]}); err != nil {
-				t.Error(err)
-			}
-			if _, err := s.List(ctx); err != nil {
-				t.Error(err)
-			}
-			if err := s.Delete(ctx, l); err != nil {
-				t.Error(err)
-			}
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Errorf("concurrent sign: %v", err)
-		}
-	})
-
-	t.Run("ConcurrentCreate", func(t *testing.T) {
-		s, _ := open(t)
-		const workers = 16
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		wins := 0
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := s.Create(ctx, keystore.CreateRequest{Label: "race", Algorithm: claimed[0]})
-				switch {
-				case err == nil:
-					mu.Lock()
-					wins++
-					mu.Unlock()
-				case !errors.Is(err, keystore.ErrExists):
-					t.Errorf("racing Create: %v", err)
-				}
-			}()
-		}
-		wg.Wait()
-		if wins != 1 {
-			t.Fatalf("%d racing Creates of one label succeeded, want 1", wins)
-		}
-	})
-
-	t.Run("BadLabels", func(t *testing.T) {
-		s, _ := open(t)
-		for _, label := range BadLabels() {
-			if _, err := s.Create(ctx, keystore.CreateRequest{Label: label, Algorithm: claimed[0]}); !errors.Is(err, keystore.ErrInvalidLabel) {
-				t.Errorf("Create(%q): err = %v, want ErrInvalidLabel", label, err)
-			}
-			if _, err := s.Get(ctx, label); !errors.Is(err, keystore.ErrInvalidLabel) {
-				t.Errorf("Get(%q): err = %v, want ErrInvalidLabel", label, err)
-			}
-			if err := s.Delete(ctx, label); !errors.Is(err, keystore.ErrInvalidLabel) {
-				t.Errorf("Delete(%q): err = %v, want ErrInvalidLabel", label, err)
-			}
-		}
-		if labels, err := s.List(ctx); err != nil || len(labels) != 0 {
-			t.Fatalf("bad labels left keys: %v, %v", labels, err)
-		}
-	})
-
-	t.Run("UnknownAlgorithm", func(t *testing.T) {
-		s, _ := open(t)
-		for _, alg := range []keystore.Algorithm{-1, keystore.Algorithm(99)} {
-			if _, err := s.Create(ctx, keystore.CreateRequest{Label: "odd", Algorithm: alg}); !errors.Is(err, keystore.ErrUnsupportedAlgorithm) {
-				t.Errorf("Create(%v): err = %v, want ErrUnsupportedAlgorithm", alg, err)
-			}
-		}
-		if labels, _ := s.List(ctx); len(labels) != 0 {
-			t.Fatalf("refused Create left keys: %v", labels)
-		}
-	})
-
-	t.Run("ErrorMessages", func(t *testing.T) {
-		s, _ := open(t)
-		errorCases(t, s, claimed)
-	})
-
-	t.Run("UseAfterClose", func(t *testing.T) {
-		s, _ := open(t)
-		k, err := s.Create(ctx, keystore.CreateRequest{Label: "closing", Algorithm: claimed[0]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatalf("Close: %v", err)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatalf("second Close: %v", err)
-		}
-		if _, err := s.Create(ctx, keystore.CreateRequest{Label: "late", Algorithm: claimed[0]}); !errors.Is(err, keystore.ErrClosed) {
-			t.Errorf("Create after Close: err = %v, want ErrClosed", err)
-		}
-		if _, err := s.Get(ctx, "closing"); !errors.Is(err, keystore.ErrClosed) {
-			t.Errorf("Get after Close: err = %v, want ErrClosed", err)
-		}
-		if _, err := s.List(ctx); !errors.Is(err, keystore.ErrClosed) {
-			t.Errorf("List after Close: err = %v, want ErrClosed", err)
-		}
-		if err := s.Delete(ctx, "closing"); !errors.Is(err, keystore.ErrClosed) {
-			t.Errorf("Delete after Close: err = %v, want ErrClosed", err)
-		}
-		if _, err := sign(k, []byte("late")); !errors.Is(err, keystore.ErrClosed) {
-			t.Errorf("Sign after Close: err = %v, want ErrClosed", err)
-		}
-	})
+// useAfterClose checks that Close is idempotent and that the store and
+// its keys then refuse every operation with ErrClosed.
+func (k *kit) useAfterClose(t *testing.T) {
+	s, _ := k.open(t)
+	key := k.create(t, s, "closing")
+	require.NoError(t, s.Close(), "Close")
+	require.NoError(t, s.Close(), "second Close")
+	_, err := s.Create(ctx, keystore.CreateRequest{Label: "late", Algorithm: k.claimed[0]})
+	assert.ErrorIs(t, err, keystore.ErrClosed, "Create after Close")
+	_, err = s.Get(ctx, "closing")
+	assert.ErrorIs(t, err, keystore.ErrClosed, "Get after Close")
+	_, err = s.List(ctx)
+	assert.ErrorIs(t, err, keystore.ErrClosed, "List after Close")
+	assert.ErrorIs(t, s.Delete(ctx, "closing"), keystore.ErrClosed, "Delete after Close")
+	_, err = sign(key, []byte("late"))
+	assert.ErrorIs(t, err, keystore.ErrClosed, "Sign after Close")
 }
 
 // errorCases provokes the errors every store returns and checks their
 // messages with [CheckErrorMessage].
 func errorCases(t *testing.T, s keystore.Store, claimed []keystore.Algorithm) {
-	ctx := context.Background()
 	var errs []error
 	note := func(err error) {
 		if err != nil {
@@ -402,9 +372,7 @@ func errorCases(t *testing.T, s keystore.Store, claimed []keystore.Algorithm) {
 		}
 	}
 	k, err := s.Create(ctx, keystore.CreateRequest{Label: "msg", Algorithm: claimed[0]})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, err = s.Create(ctx, keystore.CreateRequest{Label: "msg", Algorithm: claimed[0]})
 	note(err)
 	_, err = s.Create(ctx, keystore.CreateRequest{Label: "odd", Algorithm: -1})
@@ -437,9 +405,7 @@ func errorCases(t *testing.T, s keystore.Store, claimed []keystore.Algorithm) {
 	note(err)
 	_, err = sign(k, []byte("closed"))
 	note(err)
-	if len(errs) < 10 {
-		t.Fatalf("only %d errors provoked: %v", len(errs), errs)
-	}
+	require.GreaterOrEqual(t, len(errs), 10, "errors provoked: %v", errs)
 	for _, err := range errs {
 		CheckErrorMessage(t, err)
 	}
@@ -539,16 +505,10 @@ func checkSigns(t *testing.T, k keystore.Key, when string) {
 	t.Helper()
 	msg := []byte("ztm conformance: " + when)
 	sig, err := sign(k, msg)
-	if err != nil {
-		t.Fatalf("%s: Sign: %v", when, err)
-	}
-	if err := verify(k.Public(), k.Algorithm(), msg, sig); err != nil {
-		t.Fatalf("%s: %v", when, err)
-	}
+	require.NoError(t, err, "%s: Sign", when)
+	require.NoError(t, verify(k.Public(), k.Algorithm(), msg, sig), when)
 	// A signature over another message must not verify.
-	if err := verify(k.Public(), k.Algorithm(), []byte("other"), sig); err == nil {
-		t.Fatalf("%s: signature verifies for another message", when)
-	}
+	require.Error(t, verify(k.Public(), k.Algorithm(), []byte("other"), sig), "%s: signature verifies for another message", when)
 }
 
 func checkRefusesWrongOpts(t *testing.T, k keystore.Key) {
@@ -578,9 +538,8 @@ func checkRefusesWrongOpts(t *testing.T, k keystore.Key) {
 		add("short digest", make([]byte, 20), &rsa.PSSOptions{Hash: crypto.SHA256, SaltLength: rsa.PSSSaltLengthEqualsHash})
 	}
 	for _, b := range bad {
-		if _, err := k.Sign(rand.Reader, b.digest, b.opts); !errors.Is(err, keystore.ErrUnsupportedAlgorithm) {
-			t.Errorf("%v key signing with %s: err = %v, want ErrUnsupportedAlgorithm", k.Algorithm(), b.name, err)
-		}
+		_, err := k.Sign(rand.Reader, b.digest, b.opts)
+		assert.ErrorIs(t, err, keystore.ErrUnsupportedAlgorithm, "%v key signing with %s", k.Algorithm(), b.name)
 	}
 }
 

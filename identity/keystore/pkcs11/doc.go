@@ -43,13 +43,15 @@
 //	| type          | path  | "private" only; optional                                  |
 //	| x-…           | both  | vendor attributes: ignored (RFC 7512 §2.3)                |
 //	| module-path   | query | the module's file name; required                          |
-//	| pin-source    | query | "file:/path" or "/path": a file holding the user PIN      |
+//	| pin-source    | query | "file:/path", "/path" or "env:NAME": where the PIN is     |
 //	| pin-value     | query | the user PIN itself (see Security notes)                  |
 //	| max-sessions  | query | ztm extension: session pool size (default 16)             |
 //
 // At least one of token, serial, manufacturer, model and slot-id is
 // required, and exactly one initialized token must match all of them.
-// Values are percent-decoded; each attribute may appear once. The
+// Values are percent-decoded ('+' is a plus); each attribute may appear
+// once, and a ';' in the query must be written %3B. The syntax and the
+// secret sources are those of every ztm key store URI (file:, env:). The
 // library-* and slot-manufacturer/-description attributes and module-name
 // are refused with a reason, as are unknown attributes. Every refusal is a
 // [*keystore.URIError] whose Part names the attribute at fault.
@@ -172,7 +174,10 @@
 //   - No error, and no formatting of a [Config] (String, GoString), carries
 //     the PIN; pin-value is written as REDACTED.
 //   - Prefer pin-source to pin-value: a PIN in a URI ends up in shell
-//     histories and process lists. The PIN stays in memory while a store
+//     histories and process lists. A file readable only by the station's
+//     user is the safest source; an environment variable (env:NAME) is
+//     readable by the same user and root through /proc/PID/environ and is
+//     inherited by child processes, but never shows in a process list. The PIN stays in memory while a store
 //     of the process uses the token, to log in again if the module drops
 //     the login.
 //   - Close logs out of the token once no store of the process uses it.

@@ -52,7 +52,7 @@ func (s *Store) resolve(name string) (keyRef, error) {
 		return keyRef{}, err
 	}
 	fail := func(part, reason string) (keyRef, error) {
-		return keyRef{}, &keystore.URIError{URI: redact(name), Part: part, Reason: reason}
+		return keyRef{}, &keystore.URIError{URI: keystore.RedactURI(name), Part: part, Reason: reason}
 	}
 	if cfg.Object == "" && len(cfg.ID) == 0 {
 		return fail("object", "a key URI needs object=, id= or both")

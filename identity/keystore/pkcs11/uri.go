@@ -1,17 +1,17 @@
 package pkcs11
 
 import (
+	"bytes"
 	"crypto/rand"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/identity/keystore/internal/keyuri"
 )
 
 // Scheme is the URI scheme this package registers with [keystore.Open].
@@ -66,9 +66,12 @@ type Config struct {
 	// WARNING: a PIN in a URI ends up in shell histories, process lists
 	// and configuration files. Prefer PINSource.
 	PIN string
-	// PINSource is a file that holds the user PIN (URI: pin-source, as
-	// "file:/path" or an absolute path). [Open] reads it; one trailing
-	// newline is removed. Used only if PIN is empty.
+	// PINSource says where the user PIN is read from (URI: pin-source):
+	// a file, as "file:/path" or an absolute path, or an environment
+	// variable, as "env:NAME". [Open] reads it; one trailing newline is
+	// removed. Used only if PIN is empty. A file readable only by the
+	// station's user is the safest; a variable is readable through
+	// /proc/PID/environ and inherited by child processes.
 	PINSource string
 
 	// MaxSessions bounds the number of sessions, and so concurrent
@@ -82,20 +85,22 @@ type Config struct {
 	Rand io.Reader
 }
 
-// pathAttrs are the RFC 7512 path attributes ParseURI accepts.
-var pathAttrs = map[string]bool{
-	"token": true, "serial": true, "manufacturer": true, "model": true,
-	"slot-id": true, "object": true, "id": true, "type": true,
-}
-
-// refusedPathAttrs are RFC 7512 path attributes that name something other
-// than a token, with the reason ParseURI gives.
-var refusedPathAttrs = map[string]string{
-	"library-manufacturer": "selecting the module by its information is not supported; use module-path",
-	"library-description":  "selecting the module by its information is not supported; use module-path",
-	"library-version":      "selecting the module by its information is not supported; use module-path",
-	"slot-manufacturer":    "not supported; select the token with token=, serial= or slot-id=",
-	"slot-description":     "not supported; select the token with token=, serial= or slot-id=",
+// uriForm is the PKCS#11 URI: RFC 7512 path attributes naming a token
+// and a key, query attributes naming the module and the PIN.
+var uriForm = &keyuri.Form{
+	Scheme:     Scheme,
+	AttrPath:   true,
+	PathAttrs:  []string{"token", "serial", "manufacturer", "model", "slot-id", "object", "id", "type"},
+	QueryAttrs: []string{"module-path", "pin-value", "pin-source", "max-sessions"},
+	Refused: map[string]string{
+		"library-manufacturer": "selecting the module by its information is not supported; use module-path",
+		"library-description":  "selecting the module by its information is not supported; use module-path",
+		"library-version":      "selecting the module by its information is not supported; use module-path",
+		"slot-manufacturer":    "not supported; select the token with token=, serial= or slot-id=",
+		"slot-description":     "not supported; select the token with token=, serial= or slot-id=",
+		"module-name":          "not supported; give the module's file name with module-path",
+	},
+	Vendor: true,
 }
 
 // ParseURI parses a PKCS#11 URI (RFC 7512) that names a token:
@@ -104,11 +109,15 @@ var refusedPathAttrs = map[string]string{
 //
 // Path attributes (separated by ';'): token, serial, manufacturer, model,
 // slot-id (decimal), object and id (a key's CKA_LABEL and CKA_ID, see
-// [Config.Object]) and type (only "private"). Query attributes (separated by '&'): module-path
-// (required), pin-source, pin-value, and max-sessions (a ztm extension).
+// [Config.Object]) and type (only "private"). Query attributes (separated
+// by '&'): module-path (required), pin-source ("file:/path", an absolute
+// path, or "env:NAME"), pin-value, and max-sessions (a ztm extension).
 // Values are percent-decoded; a '+' is a literal plus, not a space.
 // Attributes starting with "x-" are vendor extensions and are ignored, as
 // RFC 7512 §2.3 allows. Each attribute may appear once.
+//
+// WARNING: a pin-value ends up in shell histories, process lists and logs
+// wherever the URI is written; prefer pin-source.
 //
 // ParseURI reads no file; [Open] reads pin-source. Errors are
 // [*keystore.URIError] values whose Part names the wrong attribute and whose
@@ -120,210 +129,96 @@ func ParseURI(uri string) (*Config, error) { return parseURI(uri, true) }
 // parseURI is ParseURI; store says that the URI must name a token and
 // its module, as a store URI does (a key URI given to Get need not).
 func parseURI(uri string, store bool) (*Config, error) {
-	fail := func(part, reason string, err error) (*Config, error) {
-		return nil, &keystore.URIError{URI: redact(uri), Part: part, Reason: reason, Err: err}
+	u, err := keyuri.Parse(uri, uriForm)
+	if err != nil {
+		return nil, err
 	}
-	scheme, rest, ok := strings.Cut(uri, ":")
-	if !ok || !strings.EqualFold(scheme, Scheme) {
-		return fail("scheme", `want "pkcs11:"`, nil)
-	}
-	if strings.Contains(rest, "#") {
-		return fail("fragment", "a PKCS#11 URI has no fragment", nil)
-	}
-	path, query, _ := strings.Cut(rest, "?")
 	cfg := &Config{}
-	seen := map[string]bool{}
-	if path != "" {
-		for _, attr := range strings.Split(path, ";") {
-			name, value, err := splitAttr(attr)
-			if err != nil {
-				return fail(name, err.Error(), nil)
-			}
-			if seen[name] {
-				return fail(name, "appears more than once", nil)
-			}
-			seen[name] = true
-			if strings.HasPrefix(name, "x-") {
-				continue
-			}
-			if reason, refused := refusedPathAttrs[name]; refused {
-				return fail(name, reason, nil)
-			}
-			if !pathAttrs[name] {
-				if queryAttrs[name] {
-					return fail(name, "is a query attribute: put it after '?'", nil)
-				}
-				return fail(name, "unknown path attribute", nil)
-			}
-			switch name {
-			case "token":
-				cfg.TokenLabel = value
-			case "serial":
-				cfg.TokenSerial = value
-			case "manufacturer":
-				cfg.TokenManufacturer = value
-			case "model":
-				cfg.TokenModel = value
-			case "slot-id":
-				id, err := strconv.ParseUint(value, 10, 64)
-				if err != nil || uint64(uint(id)) != id {
-					return fail(name, "not a decimal slot number", nil)
-				}
-				cfg.SlotID, cfg.HasSlotID = uint(id), true
-			case "object":
-				if err := validObject(value); err != nil {
-					return fail(name, "not a usable CKA_LABEL", err)
-				}
-				cfg.Object = value
-			case "id":
-				if value == "" {
-					return fail(name, "empty", nil)
-				}
-				cfg.ID = []byte(value)
-			case "type":
-				if value != "private" {
-					return fail(name, `a key store URI names private keys: only "private" is accepted`, nil)
-				}
-			}
-		}
+	if err := cfg.setToken(u); err != nil {
+		return nil, err
 	}
-	if query != "" {
-		for _, attr := range strings.Split(query, "&") {
-			name, value, err := splitAttr(attr)
-			if err != nil {
-				return fail(name, err.Error(), nil)
-			}
-			if seen[name] {
-				return fail(name, "appears more than once", nil)
-			}
-			seen[name] = true
-			if strings.HasPrefix(name, "x-") {
-				continue
-			}
-			if !queryAttrs[name] {
-				if pathAttrs[name] || refusedPathAttrs[name] != "" {
-					return fail(name, "is a path attribute: put it before '?', separated by ';'", nil)
-				}
-				return fail(name, "unknown query attribute", nil)
-			}
-			switch name {
-			case "module-path":
-				if value == "" {
-					return fail(name, "empty", nil)
-				}
-				cfg.ModulePath = value
-			case "module-name":
-				return fail(name, "not supported; give the module's file name with module-path", nil)
-			case "pin-value":
-				cfg.PIN = value
-			case "pin-source":
-				if _, err := pinFile(value); err != nil {
-					return fail(name, err.Error(), nil)
-				}
-				cfg.PINSource = value
-			case "max-sessions":
-				n, err := strconv.Atoi(value)
-				if err != nil || n < 1 || n > 1024 {
-					return fail(name, "want a number of sessions from 1 to 1024", nil)
-				}
-				cfg.MaxSessions = n
-			}
-		}
+	if err := cfg.setKey(u); err != nil {
+		return nil, err
 	}
-	if seen["pin-value"] && seen["pin-source"] {
-		return fail("pin-source", "give pin-value or pin-source, not both", nil)
+	if err := cfg.setModule(u); err != nil {
+		return nil, err
 	}
 	if !store {
 		return cfg, nil
 	}
 	if cfg.ModulePath == "" {
-		return fail("module-path", "required: the file name of the PKCS#11 module, e.g. module-path=/usr/lib/softhsm/libsofthsm2.so", nil)
+		return nil, u.Fail("module-path", "required: the file name of the PKCS#11 module, e.g. module-path=/usr/lib/softhsm/libsofthsm2.so", nil)
 	}
 	if !cfg.selects() {
-		return fail("token", "no token selected: give token=, serial= or slot-id=", nil)
+		return nil, u.Fail("token", "no token selected: give token=, serial= or slot-id=", nil)
 	}
 	return cfg, nil
 }
 
-// redact returns uri with the value of every pin-value attribute replaced
-// by "REDACTED", as [keystore.RedactURI] does, but splitting at every
-// separator a malformed URI may use (';', '?', '&', ':' and '#'), so that
-// no PIN reaches an error message whatever the URI looks like.
-func redact(uri string) string {
-	var b strings.Builder
-	for len(uri) > 0 {
-		i := strings.IndexAny(uri, ";?&:#")
-		tok := uri
-		if i >= 0 {
-			tok = uri[:i]
-		}
-		name, _, hasValue := strings.Cut(tok, "=")
-		n, err := url.PathUnescape(name)
-		if err != nil {
-			n = name
-		}
-		if hasValue && strings.EqualFold(n, "pin-value") {
-			tok = name + "=REDACTED"
-		}
-		b.WriteString(tok)
-		if i < 0 {
-			break
-		}
-		b.WriteByte(uri[i])
-		uri = uri[i+1:]
+// setToken sets the token selectors from u.
+func (c *Config) setToken(u *keyuri.URI) error {
+	c.TokenLabel, _ = u.Value("token")
+	c.TokenSerial, _ = u.Value("serial")
+	c.TokenManufacturer, _ = u.Value("manufacturer")
+	c.TokenModel, _ = u.Value("model")
+	id, ok, err := u.Uint("slot-id", strconv.IntSize)
+	if err != nil {
+		return err
 	}
-	return keystore.RedactURI(b.String())
+	c.SlotID, c.HasSlotID = uint(id), ok
+	return nil
 }
 
-var queryAttrs = map[string]bool{
-	"module-path": true, "module-name": true, "pin-value": true, "pin-source": true, "max-sessions": true,
+// setKey sets the key a URI names (object, id) from u.
+func (c *Config) setKey(u *keyuri.URI) error {
+	if v, ok := u.Value("object"); ok {
+		if err := validObject(v); err != nil {
+			return u.Fail("object", "not a usable CKA_LABEL", err)
+		}
+		c.Object = v
+	}
+	id, ok, err := u.NonEmpty("id")
+	if err != nil {
+		return err
+	}
+	if ok {
+		c.ID = []byte(id)
+	}
+	if v, ok := u.Value("type"); ok && v != "private" {
+		return u.Fail("type", `a key store URI names private keys: only "private" is accepted`, nil)
+	}
+	return nil
 }
 
-// splitAttr splits name=value and percent-decodes both. On error the name
-// is as far as it could be decoded, for the error's Part.
-func splitAttr(attr string) (name, value string, err error) {
-	rawName, rawValue, ok := strings.Cut(attr, "=")
-	name, nerr := url.PathUnescape(rawName)
-	if nerr != nil {
-		return rawName, "", fmt.Errorf("bad percent-encoding in attribute name")
+// setModule sets the module, the PIN and the session bound from u.
+func (c *Config) setModule(u *keyuri.URI) error {
+	var err error
+	if c.ModulePath, _, err = u.NonEmpty("module-path"); err != nil {
+		return err
 	}
-	name = strings.ToLower(name)
-	if name == "" {
-		if attr == "" {
-			return "attribute", "", fmt.Errorf("empty attribute (stray separator)")
+	if u.Has("pin-value") && u.Has("pin-source") {
+		return u.Fail("pin-source", "give pin-value or pin-source, not both", nil)
+	}
+	c.PIN, _ = u.Value("pin-value")
+	if src, ok := u.Value("pin-source"); ok {
+		if _, err := pinSource(src); err != nil {
+			return u.Fail("pin-source", "", err)
 		}
-		return "attribute", "", fmt.Errorf("attribute without a name")
+		c.PINSource = src
 	}
-	if !ok {
-		return name, "", fmt.Errorf("missing '=' and value")
+	if c.MaxSessions, _, err = u.Int("max-sessions", 1, 1024); err != nil {
+		return err
 	}
-	value, verr := url.PathUnescape(rawValue)
-	if verr != nil {
-		return name, "", fmt.Errorf("bad percent-encoding in value")
-	}
-	return name, value, nil
+	return nil
 }
 
-// pinFile returns the file name a pin-source names: a "file:" URI or an
-// absolute path.
-func pinFile(src string) (string, error) {
-	if rest, ok := strings.CutPrefix(src, "file:"); ok {
-		if strings.HasPrefix(rest, "//") {
-			u, err := url.Parse(src)
-			if err != nil || (u.Host != "" && u.Host != "localhost") {
-				return "", fmt.Errorf("only local file: URIs are supported")
-			}
-			rest = u.Path
-		}
-		if !strings.HasPrefix(rest, "/") {
-			return "", fmt.Errorf("file: URI with a relative path")
-		}
-		return rest, nil
-	}
+// pinSource returns the source a pin-source names: "file:/path",
+// "env:NAME", or an absolute path (as RFC 7512 tools write it).
+func pinSource(src string) (keyuri.Source, error) {
 	if strings.HasPrefix(src, "/") {
-		return src, nil
+		return keyuri.ParseSource("file:" + src)
 	}
-	return "", fmt.Errorf(`want "file:/path/to/pin" or an absolute path`)
+	return keyuri.ParseSource(src)
 }
 
 // check returns a [*keystore.URIError] for a Config that [Open] cannot
@@ -356,18 +251,19 @@ func (c *Config) pin() (string, error) {
 	if c.PIN != "" || c.PINSource == "" {
 		return c.PIN, nil
 	}
-	name, err := pinFile(c.PINSource)
+	src, err := pinSource(c.PINSource)
 	if err != nil {
-		return "", &keystore.URIError{URI: c.String(), Part: "pin-source", Reason: err.Error()}
+		return "", &keystore.URIError{URI: c.String(), Part: "pin-source", Err: err}
 	}
-	b, err := os.ReadFile(name)
+	b, err := src.Read()
 	if err != nil {
 		return "", fmt.Errorf("pkcs11: failed to read the PIN from pin-source: %w", err)
 	}
-	s := string(b)
-	s = strings.TrimSuffix(s, "\n")
-	s = strings.TrimSuffix(s, "\r")
-	return s, nil
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	pin := string(b)
+	clear(b)
+	return pin, nil
 }
 
 func (c *Config) rand() io.Reader {

@@ -34,7 +34,9 @@
 //   - max-loaded: [Config.MaxLoaded], 1 to 64 (at most 3 through
 //     /dev/tpmrm0).
 //
-// Unknown or repeated attributes are errors. Every URI error is a
+// Values are percent-decoded ('+' stays a plus: a '+' in a dir is a plus,
+// not a space); a ';' in the query must be written %3B. Unknown, repeated
+// or empty attributes are errors. Every URI error is a
 // [*keystore.URIError] whose Part names what is wrong: "path", "dir",
 // "max-loaded", "host", "port", "query", "fragment", or an
 // unknown attribute's name. A device that cannot be opened gives Part

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
 
 	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/identity/keystore/internal/keyuri"
 )
 
 func init() {
@@ -31,120 +31,71 @@ type uriConfig struct {
 	maxLoaded int
 }
 
+// uriForm is the "tpm:" URI: a device path or "swtpm", and the key index
+// directory in the query.
+var uriForm = &keyuri.Form{
+	Scheme:     "tpm",
+	Example:    "tpm:/dev/tpmrm0?dir=…",
+	QueryAttrs: []string{"dir", "max-loaded", "host", "port"},
+}
+
 // parseURI parses a "tpm:" URI (see the package documentation). Errors
 // are *keystore.URIError naming the part that is wrong.
 func parseURI(uri string) (*uriConfig, error) {
-	fail := func(part, reason string) error {
-		return &keystore.URIError{URI: keystore.RedactURI(uri), Part: part, Reason: reason}
-	}
-	scheme, rest, ok := strings.Cut(uri, ":")
-	if !ok || !strings.EqualFold(scheme, "tpm") {
-		return nil, fail("scheme", `want "tpm"`)
-	}
-	rawPath, rawQuery, _ := strings.Cut(rest, "?")
-	if strings.HasPrefix(rawPath, "//") {
-		return nil, fail("path", `a TPM URI has no authority: write "tpm:/dev/tpmrm0?dir=…", not "tpm://…"`)
-	}
-	if strings.Contains(rawPath, "#") || strings.Contains(rawQuery, "#") {
-		return nil, fail("fragment", "a TPM URI has no fragment")
-	}
-	path, err := url.PathUnescape(rawPath)
+	u, err := keyuri.Parse(uri, uriForm)
 	if err != nil {
-		return nil, fail("path", "bad percent-encoding")
-	}
-	q, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return nil, fail("query", "bad query: "+err.Error())
+		return nil, err
 	}
 	c := &uriConfig{}
 	tcpMode := false
-	switch {
+	switch path := u.Path; {
 	case path == "":
 		c.device = DefaultDevice
 	case path == "swtpm":
 		tcpMode = true
 	case strings.HasPrefix(path, "/"):
-		if filepath.Clean(path) != path || strings.ContainsRune(path, 0) {
-			return nil, fail("path", "device path "+strconv.Quote(path)+" is not a clean absolute path")
+		if filepath.Clean(path) != path {
+			return nil, u.Fail("path", "device path "+strconv.Quote(path)+" is not a clean absolute path", nil)
 		}
 		c.device = path
 	default:
-		return nil, fail("path", `want an absolute device path such as "/dev/tpmrm0", or "swtpm" for a TPM simulator on a loopback TCP port`)
+		return nil, u.Fail("path", `want an absolute device path such as "/dev/tpmrm0", or "swtpm" for a TPM simulator on a loopback TCP port`, nil)
 	}
-	get := func(name string) (string, bool, error) {
-		v, ok := q[name]
-		if !ok {
-			return "", false, nil
-		}
-		if len(v) != 1 {
-			return "", false, fail(name, "given more than once")
-		}
-		return v[0], true, nil
-	}
-	known := map[string]bool{"dir": true, "max-loaded": true}
-	if tcpMode {
-		known["host"], known["port"] = true, true
-	}
-	for name := range q {
-		if name == "" {
-			return nil, fail("query", "an attribute has no name")
-		}
-		if !known[name] {
-			if name == "host" || name == "port" {
-				return nil, fail(name, `only a "tpm:swtpm" URI takes a TCP address`)
-			}
-			return nil, fail(name, "unknown attribute (known: dir, max-loaded; host, port for swtpm)")
-		}
-	}
-	dir, ok, err := get("dir")
+	dir, _ := u.Value("dir")
 	switch {
-	case err != nil:
-		return nil, err
-	case !ok || dir == "":
-		return nil, fail("dir", "required: the key index directory, e.g. dir=/var/lib/ztm/tpmkeys")
+	case dir == "":
+		return nil, u.Fail("dir", "required: the key index directory, e.g. dir=/var/lib/ztm/tpmkeys", nil)
 	case !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || strings.ContainsRune(dir, 0):
-		return nil, fail("dir", strconv.Quote(dir)+" is not a clean absolute path")
+		return nil, u.Fail("dir", strconv.Quote(dir)+" is not a clean absolute path", nil)
 	}
 	c.dir = dir
-	if v, ok, err := get("max-loaded"); err != nil {
+	if c.maxLoaded, _, err = u.Int("max-loaded", 1, 64); err != nil {
 		return nil, err
-	} else if ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 64 {
-			return nil, fail("max-loaded", "want a number from 1 to 64")
-		}
-		c.maxLoaded = n
 	}
-	if tcpMode {
-		host, ok, err := get("host")
-		if err != nil {
-			return nil, err
+	if !tcpMode {
+		for _, name := range []string{"host", "port"} {
+			if u.Has(name) {
+				return nil, u.Fail(name, `only a "tpm:swtpm" URI takes a TCP address`, nil)
+			}
 		}
-		if !ok {
-			host = "127.0.0.1"
-		}
-		if !isLoopback(host) {
-			return nil, fail("host", strconv.Quote(host)+" is not a loopback address: TPM commands over TCP are neither encrypted nor authenticated")
-		}
-		port, err := portAttr(get, fail, "port", 2321)
-		if err != nil {
-			return nil, err
-		}
-		c.addr = net.JoinHostPort(host, strconv.Itoa(port))
+		return c, nil
 	}
+	host, ok := u.Value("host")
+	if !ok {
+		host = "127.0.0.1"
+	}
+	if !isLoopback(host) {
+		return nil, u.Fail("host", strconv.Quote(host)+" is not a loopback address: TPM commands over TCP are neither encrypted nor authenticated", nil)
+	}
+	port, ok, err := u.Int("port", 1, 65535)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		port = 2321
+	}
+	c.addr = net.JoinHostPort(host, strconv.Itoa(port))
 	return c, nil
-}
-
-func portAttr(get func(string) (string, bool, error), fail func(part, reason string) error, name string, def int) (int, error) {
-	v, ok, err := get(name)
-	if err != nil || !ok {
-		return def, err
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 65535 {
-		return 0, fail(name, "want a TCP port number from 1 to 65535")
-	}
-	return n, nil
 }
 
 func isLoopback(host string) bool {
