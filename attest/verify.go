@@ -22,6 +22,7 @@ import (
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/detcbor"
+	"github.com/ztmkit/ztm/internal/sign1"
 )
 
 // DefaultMaxSize is the size limit on a token when [Config.MaxSize] is zero.
@@ -408,10 +409,10 @@ func decodeHeader(raw []byte) (coseHeader, error) {
 		v, ok := m[label]
 		return v, ok
 	}
-	h.alg, h.hasAlg = get(headerAlg)
-	_, h.hasCrit = get(headerCrit)
-	h.kid, h.hasKid = get(headerKid)
-	h.x5chain, _ = get(headerX5Chain)
+	h.alg, h.hasAlg = get(sign1.HeaderAlg)
+	_, h.hasCrit = get(sign1.HeaderCrit)
+	h.kid, h.hasKid = get(sign1.HeaderKid)
+	h.x5chain, _ = get(sign1.HeaderX5Chain)
 	var nums []int64
 	for k := range m {
 		switch v := k.(type) {
@@ -461,7 +462,7 @@ func bstr(raw cbor.RawMessage) ([]byte, bool) {
 // signature.
 func parseSign1(data []byte, maxSize int) (protRaw []byte, prot, unprot coseHeader, payload, sig []byte, e *VerificationError) {
 	body := data
-	if len(body) >= 2 && body[0] == 0xd8 && body[1] == cborTagCWT {
+	if len(body) >= 2 && body[0] == 0xd8 && body[1] == sign1.TagCWT {
 		body = body[2:]
 	}
 	if len(body) == 0 || body[0] != 0xd2 {
@@ -534,7 +535,7 @@ func (v *EATVerifier) decodeCWT(data []byte, now time.Time) (*Evidence, *Verific
 	var pub crypto.PublicKey
 	var cv cose.Verifier
 	if prot.x5chain != nil {
-		ders, err := decodeX5Chain(prot.x5chain)
+		ders, err := sign1.ParseX5Chain(prot.x5chain)
 		if err != nil {
 			return nil, verr(ReasonMalformed, err, "x5chain")
 		}
@@ -575,11 +576,7 @@ func (v *EATVerifier) decodeCWT(data []byte, now time.Time) (*Evidence, *Verific
 			return nil, verr(ReasonUntrustedSigner, err, "signer key")
 		}
 	}
-	tbs, err := sigStructure(protRaw, payload)
-	if err != nil {
-		return nil, verr(ReasonMalformed, err, "Sig_structure")
-	}
-	if err := cv.Verify(tbs, sig); err != nil {
+	if err := sign1.Verify(cv, protRaw, payload, sig); err != nil {
 		return nil, verr(ReasonBadSignature, err, "COSE_Sign1")
 	}
 	var c Claims
@@ -588,20 +585,6 @@ func (v *EATVerifier) decodeCWT(data []byte, now time.Time) (*Evidence, *Verific
 	}
 	ev.Claims = &c
 	return ev, nil
-}
-
-func decodeX5Chain(raw cbor.RawMessage) ([][]byte, error) {
-	if b, ok := bstr(raw); ok {
-		return [][]byte{b}, nil
-	}
-	var ders [][]byte
-	if err := detcbor.DecMode().Unmarshal(raw, &ders); err != nil {
-		return nil, err
-	}
-	if len(ders) == 0 {
-		return nil, errors.New("empty chain")
-	}
-	return ders, nil
 }
 
 func (v *EATVerifier) registered(kid []byte) (*registeredKey, *VerificationError) {

@@ -17,6 +17,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/ztmkit/ztm/internal/detcbor"
+	"github.com/ztmkit/ztm/internal/sign1"
 )
 
 // COSE Receipts (RFC 9942, published from draft-ietf-cose-merkle-tree-proofs-18).
@@ -271,23 +272,12 @@ func (l *Lot) Sign(rand io.Reader, s *StepSigner, issuedAt time.Time) (*LotManif
 		return nil, err
 	}
 	root := l.Root()
-	msg := cose.Sign1Message{
-		Headers: cose.Headers{
-			RawProtected: prot,
-			Protected:    cose.ProtectedHeader{cose.HeaderLabelAlgorithm: cose.Algorithm(s.alg.COSE())},
-			Unprotected:  cose.UnprotectedHeader{},
-		},
-		Payload: root,
-	}
-	if err := msg.Sign(rand, nil, s.signer); err != nil {
+	raw, sig, err := sign1.Sign(rand, s.signer, inner, root)
+	if err != nil {
 		return nil, fmt.Errorf("manifest: failed to sign lot: %w", err)
 	}
-	raw, err := msg.MarshalCBOR()
-	if err != nil {
-		return nil, err
-	}
 	return &LotManifest{Lot: l.id, Issuer: s.issuer, IssuedAt: timeOrZero(unixOrZero(issuedAt)),
-		Root: root, TreeSize: l.Len(), Raw: raw, prot: prot, sig: msg.Signature, lot: l}, nil
+		Root: root, TreeSize: l.Len(), Raw: raw, prot: prot, sig: sig, lot: l}, nil
 }
 
 // receiptWire is a COSE_Sign1 receipt: detached payload (nil).

@@ -3,7 +3,6 @@ package manifest
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/detcbor"
+	"github.com/ztmkit/ztm/internal/sign1"
 )
 
 // Content types of the protected header (label 3), as CoAP
@@ -110,13 +110,7 @@ func NewStepSigner(key crypto.Signer, opts SignOptions) (*StepSigner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedAlgorithm, err)
 	}
-	coseKey := key
-	if _, std := key.(*ecdsa.PrivateKey); !std && (alg == keystore.ES256 || alg == keystore.ES384) {
-		// go-cose calls Sign with nil options on ECDSA signers other than
-		// *ecdsa.PrivateKey; keystore keys want the hash named.
-		coseKey = hashNamingSigner{key, alg.SignerOpts()}
-	}
-	cs, err := cose.NewSigner(cose.Algorithm(alg.COSE()), coseKey)
+	cs, err := sign1.NewSigner(key, alg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedAlgorithm, err)
 	}
@@ -137,34 +131,13 @@ func NewStepSigner(key crypto.Signer, opts SignOptions) (*StepSigner, error) {
 			break
 		}
 		s.chain = slices.Clone(opts.Chain)
-		if len(opts.Chain) == 1 {
-			s.x5chain = opts.Chain[0].Raw
-		} else {
-			ders := make([][]byte, len(opts.Chain))
-			for i, c := range opts.Chain {
-				ders[i] = c.Raw
-			}
-			s.x5chain = ders
-		}
+		s.x5chain = sign1.X5Chain(opts.Chain)
 	case opts.KeyID != nil:
 		s.kid = bytes.Clone(opts.KeyID)
 	default:
 		s.kid = thumb.Value
 	}
 	return s, nil
-}
-
-// hashNamingSigner passes opts to its signer when called with nil options.
-type hashNamingSigner struct {
-	crypto.Signer
-	opts crypto.SignerOpts
-}
-
-func (h hashNamingSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	if opts == nil {
-		opts = h.opts
-	}
-	return h.Signer.Sign(rand, digest, opts)
 }
 
 // Thumbprint returns the [KeyThumbprint] of the signer's key: what a step's
@@ -183,11 +156,7 @@ func (s *StepSigner) protected(contentType uint64, sub string, iat uint64) ([]by
 		X5Chain:     s.x5chain,
 		X5T:         s.x5t,
 	}
-	inner, err := detcbor.Marshal(&h)
-	if err != nil {
-		return nil, err
-	}
-	return detcbor.Marshal(inner)
+	return detcbor.Marshal(&h)
 }
 
 // sign1 signs payload under a protected header it builds, and returns the
@@ -197,32 +166,20 @@ func (s *StepSigner) sign1(rand io.Reader, contentType uint64, sub string, iat u
 	return raw, err
 }
 
-func (s *StepSigner) sign1msg(rand io.Reader, contentType uint64, sub string, iat uint64, payload []byte) ([]byte, *cose.Sign1Message, error) {
+// sign1msg is sign1, also returning the signed parts.
+func (s *StepSigner) sign1msg(rand io.Reader, contentType uint64, sub string, iat uint64, payload []byte) ([]byte, *sign1.Message, error) {
 	if s == nil || s.signer == nil {
 		return nil, nil, errors.New("manifest: StepSigner not made by NewStepSigner")
 	}
-	rawProt, err := s.protected(contentType, sub, iat)
+	prot, err := s.protected(contentType, sub, iat)
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest: failed to encode protected header: %w", err)
 	}
-	msg := cose.Sign1Message{
-		Headers: cose.Headers{
-			RawProtected: rawProt,
-			// go-cose checks alg against the signer from this map; the
-			// signed bytes are RawProtected.
-			Protected:   cose.ProtectedHeader{cose.HeaderLabelAlgorithm: cose.Algorithm(s.alg.COSE())},
-			Unprotected: cose.UnprotectedHeader{},
-		},
-		Payload: payload,
-	}
-	if err := msg.Sign(rand, nil, s.signer); err != nil {
+	raw, sig, err := sign1.Sign(rand, s.signer, prot, payload)
+	if err != nil {
 		return nil, nil, fmt.Errorf("manifest: failed to sign: %w", err)
 	}
-	raw, err := msg.MarshalCBOR()
-	if err != nil {
-		return nil, nil, fmt.Errorf("manifest: failed to encode COSE_Sign1: %w", err)
-	}
-	return raw, &msg, nil
+	return raw, &sign1.Message{Protected: prot, Payload: payload, Signature: sig}, nil
 }
 
 // SubjectClaim returns the CWT sub claim for a subject: its bytes in
@@ -284,7 +241,7 @@ type SignedStep struct {
 	SubjectClaim string
 	IssuedAt     uint64
 
-	msg cose.Sign1Message
+	msg sign1.Message
 }
 
 // ParseSignedStep decodes a signed step, keeping raw as its exact bytes. It
@@ -498,7 +455,7 @@ func checkUnprotected(raw []byte, what string, allowed ...int64) (map[any]cbor.R
 // protected header, strictly, into msg (ready for msg.Verify: its
 // RawProtected is the received protected bstr). The unprotected header must
 // be empty.
-func parseSign1(raw []byte, msg *cose.Sign1Message, what string, contentType uint64, certs *certCache) (*sign1Header, error) {
+func parseSign1(raw []byte, msg *sign1.Message, what string, contentType uint64, certs *certCache) (*sign1Header, error) {
 	if len(raw) < 2 || raw[0] != 0xd2 { // tag 18
 		return nil, decodeErr(what, errors.New("not a tagged COSE_Sign1 (tag 18)"))
 	}
@@ -546,54 +503,55 @@ func parseSign1(raw []byte, msg *cose.Sign1Message, what string, contentType uin
 	if _, err := checkUnprotected(w.Unprotected, what); err != nil {
 		return nil, err
 	}
-	*msg = cose.Sign1Message{Headers: cose.Headers{RawProtected: w.Protected}, Payload: payload, Signature: sig}
-	hdr, err := parseProtected(w.Protected, what, contentType, certs)
+	hdr, prot, err := parseProtected(w.Protected, what, contentType, certs)
 	if err != nil {
 		return nil, err
 	}
-	msg.Headers.Protected = cose.ProtectedHeader{cose.HeaderLabelAlgorithm: cose.Algorithm(hdr.alg)}
+	*msg = sign1.Message{Protected: prot, Payload: payload, Signature: sig}
 	return hdr, nil
 }
 
-func parseProtected(rawProt cbor.RawMessage, what string, contentType uint64, certs *certCache) (*sign1Header, error) {
+// parseProtected decodes the protected header (the bstr rawProt) and
+// returns it with the header map's bytes.
+func parseProtected(rawProt cbor.RawMessage, what string, contentType uint64, certs *certCache) (*sign1Header, []byte, error) {
 	var prot []byte
 	if err := detcbor.Unmarshal(rawProt, &prot, MaxStepSize); err != nil {
-		return nil, decodeErr(what, fmt.Errorf("protected header: %w", err))
+		return nil, nil, decodeErr(what, fmt.Errorf("protected header: %w", err))
 	}
 	var in protectedIn
 	if err := detcbor.Unmarshal(prot, &in, MaxStepSize); err != nil {
-		return nil, decodeErr(what, protectedErr(prot, err, 1, 3, 4, 15, 33, 34))
+		return nil, nil, decodeErr(what, protectedErr(prot, err, 1, 3, 4, 15, 33, 34))
 	}
 	h := &sign1Header{kid: in.KID, cwt: in.CWT}
 	var alg int64
 	if len(in.Alg) == 0 {
-		return nil, decodeErr(what, errors.New("protected header without alg"))
+		return nil, nil, decodeErr(what, errors.New("protected header without alg"))
 	}
 	if err := detcbor.Unmarshal(in.Alg, &alg, 0); err != nil {
-		return nil, decodeErr(what, fmt.Errorf("alg is not an integer: %w", err))
+		return nil, nil, decodeErr(what, fmt.Errorf("alg is not an integer: %w", err))
 	}
 	h.alg = alg
 	var ct uint64
 	if len(in.ContentType) == 0 || in.ContentType[0]>>5 != 0 || detcbor.Unmarshal(in.ContentType, &ct, 0) != nil || ct != contentType {
-		return nil, decodeErr(what, fmt.Errorf("content type %s, want %d", diagnose(in.ContentType), contentType))
+		return nil, nil, decodeErr(what, fmt.Errorf("content type %s, want %d", diagnose(in.ContentType), contentType))
 	}
 	if len(in.X5Chain) > 0 {
 		chain, err := parseX5Chain(in.X5Chain, certs)
 		if err != nil {
-			return nil, decodeErr(what, err)
+			return nil, nil, decodeErr(what, err)
 		}
 		h.chain = chain
 	}
 	if in.X5T != nil {
 		if h.chain != nil {
-			return nil, decodeErr(what, errors.New("protected header has both x5chain and x5t"))
+			return nil, nil, decodeErr(what, errors.New("protected header has both x5chain and x5t"))
 		}
 		if err := in.X5T.valid(); err != nil {
-			return nil, decodeErr(what, fmt.Errorf("x5t: %w", err))
+			return nil, nil, decodeErr(what, fmt.Errorf("x5t: %w", err))
 		}
 		h.x5t = in.X5T
 	}
-	return h, nil
+	return h, prot, nil
 }
 
 // diagnose renders a short CBOR item for an error message.
@@ -608,18 +566,12 @@ func diagnose(item []byte) string {
 	return d
 }
 
-// parseX5Chain decodes an x5chain value: one bstr, or an array of them
-// (RFC 9360 §2). Certificates certs holds are not parsed again.
+// parseX5Chain decodes an x5chain value with [sign1.ParseX5Chain].
+// Certificates certs holds are not parsed again.
 func parseX5Chain(raw cbor.RawMessage, certs *certCache) ([]*x509.Certificate, error) {
-	var ders [][]byte
-	var one []byte
-	if err := detcbor.Unmarshal(raw, &one, 0); err == nil {
-		ders = [][]byte{one}
-	} else if err := detcbor.Unmarshal(raw, &ders, 0); err != nil || len(ders) < 2 {
-		return nil, errors.New("x5chain is neither a bstr nor an array of two or more bstr")
-	}
-	if len(ders) > 8 {
-		return nil, fmt.Errorf("x5chain of %d certificates, limit 8", len(ders))
+	ders, err := sign1.ParseX5Chain(raw)
+	if err != nil {
+		return nil, err
 	}
 	chain := make([]*x509.Certificate, len(ders))
 	for i, der := range ders {
