@@ -587,18 +587,17 @@ func decodeResultCBOR(b []byte) (*Result, error) {
 }
 
 func parseResultJWT(token []byte, key crypto.PublicKey) (*Result, *VerificationError) {
-	obj, alg, e := parseJWS(token)
+	j, e := parseJWS(token)
 	if e != nil {
 		return nil, e
 	}
-	if e := checkAlgorithm(alg, key); e != nil {
+	if e := checkAlgorithm(j.alg, key); e != nil {
 		return nil, e
 	}
-	payload, err := obj.Verify(key)
-	if err != nil {
-		return nil, verr(ReasonBadSignature, err, "result")
+	if e := j.verify(nil, key, "result"); e != nil {
+		return nil, e
 	}
-	r, err := decodeResultJSON(payload)
+	r, err := decodeResultJSON(j.payload)
 	if err != nil {
 		return nil, verr(ReasonMalformed, err, "result")
 	}

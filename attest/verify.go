@@ -6,8 +6,6 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
-	"github.com/go-jose/go-jose/v4"
 	"github.com/veraison/go-cose"
 
 	"github.com/ztmkit/ztm/identity"
@@ -191,10 +188,9 @@ type registeredKey struct {
 // EATVerifier verifies EAT evidence in CWT and JWT form. It is safe for
 // concurrent use.
 type EATVerifier struct {
-	cfg       Config
-	keys      map[string]*registeredKey
-	refs      map[refKey]*reference
-	emptyPool *x509.CertPool
+	cfg  Config
+	keys map[string]*registeredKey
+	refs map[refKey]*reference
 }
 
 var _ Verifier = (*EATVerifier)(nil)
@@ -203,7 +199,7 @@ var _ Verifier = (*EATVerifier)(nil)
 // error for reference values that repeat an (oemid, hwmodel) pair or are
 // malformed; a registered key of an unsupported type is reported when used.
 func NewVerifier(cfg Config) (*EATVerifier, error) {
-	v := &EATVerifier{cfg: *cfg.Clone(), keys: make(map[string]*registeredKey, len(cfg.Keys)), emptyPool: x509.NewCertPool()}
+	v := &EATVerifier{cfg: *cfg.Clone(), keys: make(map[string]*registeredKey, len(cfg.Keys))}
 	if v.cfg.MaxSize <= 0 {
 		v.cfg.MaxSize = DefaultMaxSize
 	}
@@ -676,107 +672,47 @@ func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time)
 	return chains[0], nil
 }
 
-var joseAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.EdDSA, jose.PS256}
-
-// classifyJOSEHeader explains why go-jose refused a token: an algorithm ztm
-// does not accept ("none", HMAC, …) or a malformed token.
-func classifyJOSEHeader(token []byte, err error) *VerificationError {
-	head, _, ok := strings.Cut(string(token), ".")
-	if !ok {
-		return verr(ReasonMalformed, err, "JWS")
-	}
-	hb, derr := base64.RawURLEncoding.DecodeString(head)
-	if derr != nil {
-		return verr(ReasonMalformed, err, "JWS header")
-	}
-	var h struct {
-		Alg *string `json:"alg"`
-	}
-	if json.Unmarshal(hb, &h) != nil {
-		return verr(ReasonMalformed, err, "JWS header")
-	}
-	if h.Alg == nil {
-		return verr(ReasonUnsupportedAlgorithm, err, "no alg in the JOSE header")
-	}
-	for _, a := range joseAlgs {
-		if *h.Alg == string(a) {
-			return verr(ReasonMalformed, err, "JWS")
-		}
-	}
-	return verr(ReasonUnsupportedAlgorithm, err, "JOSE algorithm %q", *h.Alg)
-}
-
-// parseJWS parses a compact JWS with exactly one signature and returns it
-// with the algorithm its protected header names: the envelope checks that
-// evidence and results share, as parseSign1 is for COSE.
-func parseJWS(token []byte) (*jose.JSONWebSignature, keystore.Algorithm, *VerificationError) {
-	obj, err := jose.ParseSignedCompact(string(token), joseAlgs)
-	if err != nil {
-		return nil, 0, classifyJOSEHeader(token, err)
-	}
-	if len(obj.Signatures) != 1 {
-		return nil, 0, verr(ReasonMalformed, nil, "want one signature")
-	}
-	h := obj.Signatures[0].Protected
-	alg, err := keystore.ParseAlgorithm(h.Algorithm)
-	if err != nil {
-		return nil, 0, verr(ReasonUnsupportedAlgorithm, err, "JOSE algorithm %q", h.Algorithm)
-	}
-	return obj, alg, nil
-}
-
 func (v *EATVerifier) decodeJWT(data []byte, now time.Time) (*Evidence, *VerificationError) {
-	obj, alg, e := parseJWS(data)
+	j, e := parseJWS(data)
 	if e != nil {
 		return nil, e
 	}
-	h := obj.Signatures[0].Protected
-	ev := &Evidence{Format: FormatJWT, Algorithm: alg}
+	ev := &Evidence{Format: FormatJWT, Algorithm: j.alg}
 	var pub crypto.PublicKey
-	chains, cerr := h.Certificates(x509.VerifyOptions{
-		Roots:       v.roots(),
-		CurrentTime: now,
-		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	})
+	var cv cose.Verifier
 	switch {
-	case cerr == nil:
-		if chains[0][0].KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-			return nil, verr(ReasonUntrustedSigner, nil, "attestation key certificate lacks the digitalSignature key usage")
-		}
-		ev.Chain = chains[0]
-		pub = chains[0][0].PublicKey
-	case !errors.Is(cerr, jose.ErrMissingX5cHeader):
-		return nil, verr(ReasonUntrustedSigner, cerr, "x5c")
-	case h.KeyID != "":
-		rk, e := v.registered([]byte(h.KeyID))
+	case j.x5c != nil:
+		certs, e := j.certificates()
 		if e != nil {
 			return nil, e
 		}
-		ev.KeyID = []byte(h.KeyID)
-		pub = rk.pub
+		chain, e := verifyChain(certs, v.cfg.Roots, now)
+		if e != nil {
+			return nil, e
+		}
+		ev.Chain = chain
+		pub = chain[0].PublicKey
+	case len(j.kid) > 0:
+		rk, e := v.registered(j.kid)
+		if e != nil {
+			return nil, e
+		}
+		ev.KeyID = j.kid
+		pub, cv = rk.pub, rk.cose
 	default:
 		return nil, verr(ReasonUntrustedSigner, nil, "neither x5c nor kid names the signer")
 	}
-	if e := checkAlgorithm(alg, pub); e != nil {
+	if e := checkAlgorithm(j.alg, pub); e != nil {
 		return nil, e
 	}
 	ev.PublicKey = pub
-	payload, err := obj.Verify(pub)
-	if err != nil {
-		return nil, verr(ReasonBadSignature, err, "JWS")
+	if e := j.verify(cv, pub, "JWS"); e != nil {
+		return nil, e
 	}
 	var c Claims
-	if err := c.decodeJSON(payload, 0); err != nil {
+	if err := c.decodeJSON(j.payload, 0); err != nil {
 		return nil, verr(ReasonMalformed, err, "claims")
 	}
 	ev.Claims = &c
 	return ev, nil
-}
-
-// roots returns the trust anchors, or an empty pool (never the system's).
-func (v *EATVerifier) roots() *x509.CertPool {
-	if v.cfg.Roots == nil {
-		return v.emptyPool
-	}
-	return v.cfg.Roots
 }
