@@ -8,9 +8,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -344,24 +341,6 @@ type coseHeader struct {
 	hasKid  bool
 	kid     cbor.RawMessage
 	x5chain cbor.RawMessage
-	// others are the labels not listed above, formatted and sorted.
-	others []string
-}
-
-// undefinedUnprotected names the labels of an unprotected header that
-// ztm's evidence and results do not define there, or returns "". Only kid
-// may be unprotected: it is a hint that the signature check confirms.
-// (alg is refused on its own, with ReasonAlgorithmUnprotected.)
-func (h *coseHeader) undefinedUnprotected() string {
-	var bad []string
-	if h.hasCrit {
-		bad = append(bad, "2 (crit)")
-	}
-	if h.x5chain != nil {
-		bad = append(bad, "33 (x5chain)")
-	}
-	bad = append(bad, h.others...)
-	return strings.Join(bad, ", ")
 }
 
 // headerFast is the common header map (alg, kid, x5chain) decoded in one
@@ -372,14 +351,14 @@ type headerFast struct {
 	X5Chain cbor.RawMessage `cbor:"33,keyasint"`
 }
 
-// decodeHeader strictly decodes a COSE header map (duplicate labels are
-// errors), whose labels may be integers or text.
-func decodeHeader(raw []byte) (coseHeader, error) {
+// decodeProtected strictly decodes a protected header map (duplicate
+// labels are errors), whose labels may be integers or text.
+func decodeProtected(raw []byte) (coseHeader, error) {
 	var h coseHeader
-	if len(raw) == 1 && raw[0] == 0xa0 {
+	if len(raw) == 0 || (len(raw) == 1 && raw[0] == 0xa0) {
 		return h, nil
 	}
-	if len(raw) == 0 || raw[0]>>5 != 5 {
+	if raw[0]>>5 != 5 {
 		return h, errors.New("header is not a map")
 	}
 	var f headerFast
@@ -398,102 +377,47 @@ func decodeHeader(raw []byte) (coseHeader, error) {
 	if err := detcbor.Unmarshal(raw, &m, len(raw)); err != nil {
 		return h, err
 	}
-	get := func(label int64) (cbor.RawMessage, bool) {
-		if v, ok := m[uint64(label)]; ok {
-			return v, true
-		}
-		v, ok := m[label]
-		return v, ok
-	}
-	h.alg, h.hasAlg = get(sign1.HeaderAlg)
-	_, h.hasCrit = get(sign1.HeaderCrit)
-	h.kid, h.hasKid = get(sign1.HeaderKid)
-	h.x5chain, _ = get(sign1.HeaderX5Chain)
-	var nums []int64
-	for k := range m {
-		switch v := k.(type) {
-		case uint64:
-			if v == 1 || v == 2 || v == 4 || v == 33 { // alg, crit, kid, x5chain
-				continue
-			}
-			if v <= 1<<62 {
-				nums = append(nums, int64(v))
-				continue
-			}
-			h.others = append(h.others, fmt.Sprint(v))
-		case int64:
-			nums = append(nums, v)
-		default:
-			h.others = append(h.others, fmt.Sprintf("%q", fmt.Sprint(k)))
-		}
-	}
-	slices.Sort(nums)
-	named := make([]string, len(nums))
-	for i, n := range nums {
-		named[i] = fmt.Sprint(n)
-	}
-	sort.Strings(h.others)
-	h.others = append(named, h.others...)
+	h.alg, h.hasAlg = sign1.Label(m, sign1.HeaderAlg)
+	_, h.hasCrit = sign1.Label(m, sign1.HeaderCrit)
+	h.kid, h.hasKid = sign1.Label(m, sign1.HeaderKid)
+	h.x5chain, _ = sign1.Label(m, sign1.HeaderX5Chain)
 	return h, nil
 }
 
-type sign1Raw struct {
-	_           struct{} `cbor:",toarray"`
-	Protected   bstrField
-	Unprotected cbor.RawMessage
-	Payload     bstrField
-	Signature   bstrField
-}
-
+// bstr returns the contents of raw, one byte string item.
 func bstr(raw cbor.RawMessage) ([]byte, bool) {
-	var b bstrField
-	if b.UnmarshalCBOR(raw) != nil {
-		return nil, false
-	}
-	return b, true
+	r := cborReader(raw)
+	b, ok := r.bytes(2)
+	return b, ok && len(r) == 0
 }
 
 // parseSign1 strictly decodes a tagged COSE_Sign1 (optionally inside the CWT
 // tag) into its protected header bytes and map, unprotected map, payload and
-// signature.
+// signature. Only kid may be unprotected: it is a hint that the signature
+// check confirms (alg there is refused by protectedAlgorithm, with
+// ReasonAlgorithmUnprotected).
 func parseSign1(data []byte, maxSize int) (protRaw []byte, prot, unprot coseHeader, payload, sig []byte, e *VerificationError) {
-	body := data
-	if len(body) >= 2 && body[0] == 0xd8 && body[1] == sign1.TagCWT {
-		body = body[2:]
-	}
-	if len(body) == 0 || body[0] != 0xd2 {
-		e = verr(ReasonMalformed, nil, "not a tagged COSE_Sign1 (tag 18)")
-		return
-	}
-	if len(body) < 2 || body[1] != 0x84 {
-		e = verr(ReasonMalformed, nil, "COSE_Sign1 is not an array of 4 items (protected, unprotected, payload, signature)")
-		return
-	}
-	var msg sign1Raw
-	if err := detcbor.Unmarshal(body[1:], &msg, maxSize); err != nil {
+	env, err := sign1.Decode(data, sign1.DecodeOptions{CWTTag: true, MaxSize: maxSize})
+	if err != nil {
 		e = verr(ReasonMalformed, err, "COSE_Sign1 (the payload must be attached, the signature non-empty)")
 		return
 	}
-	if len(msg.Signature) == 0 {
-		e = verr(ReasonMalformed, nil, "empty signature")
-		return
-	}
-	var err error
-	if unprot, err = decodeHeader(msg.Unprotected); err != nil {
+	u, bad, err := sign1.CheckUnprotected(env.Unprotected, sign1.HeaderAlg, sign1.HeaderKid)
+	if err != nil {
 		e = verr(ReasonMalformed, err, "unprotected header")
 		return
 	}
-	if bad := unprot.undefinedUnprotected(); bad != "" {
+	if bad != "" {
 		e = verr(ReasonMalformed, nil, "unprotected header label %s not allowed: the signature does not cover it (only kid may be unprotected)", bad)
 		return
 	}
-	if len(msg.Protected) > 0 {
-		if prot, err = decodeHeader(msg.Protected); err != nil {
-			e = verr(ReasonMalformed, err, "protected header")
-			return
-		}
+	unprot.alg, unprot.hasAlg = sign1.Label(u, sign1.HeaderAlg)
+	unprot.kid, unprot.hasKid = sign1.Label(u, sign1.HeaderKid)
+	if prot, err = decodeProtected(env.Protected); err != nil {
+		e = verr(ReasonMalformed, err, "protected header")
+		return
 	}
-	return msg.Protected, prot, unprot, msg.Payload, msg.Signature, nil
+	return env.Protected, prot, unprot, env.Payload, env.Signature, nil
 }
 
 // protectedAlgorithm reads alg, which must be in the protected header only.

@@ -13,7 +13,6 @@ import (
 	"math/big"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
@@ -83,14 +82,6 @@ type checkpointProtected struct {
 	KeyID       []byte `cbor:"4,keyasint"`
 }
 
-type coseSign1 struct {
-	_           struct{} `cbor:",toarray"`
-	Protected   []byte
-	Unprotected cbor.RawMessage
-	Payload     []byte
-	Signature   []byte
-}
-
 // signCheckpoint signs c with signer (whose subjectKeyIdentifier is c.KeyID)
 // and sets c.Raw.
 func signCheckpoint(rand io.Reader, signer crypto.Signer, c *Checkpoint) error {
@@ -135,15 +126,12 @@ func ParseCheckpoint(raw []byte, pub crypto.PublicKey) (*Checkpoint, error) {
 	if len(raw) > maxCheckpointSize {
 		return nil, bad("too large")
 	}
-	var tag cbor.RawTag
-	if err := detcbor.Unmarshal(raw, &tag, maxCheckpointSize); err != nil || tag.Number != sign1.TagSign1 {
-		return nil, bad("not a tagged COSE_Sign1")
+	env, err := sign1.Decode(raw, sign1.DecodeOptions{Shortest: true, MaxSize: maxCheckpointSize})
+	if err != nil {
+		return nil, bad("malformed COSE_Sign1: " + err.Error())
 	}
-	var msg coseSign1
-	if err := detcbor.Unmarshal(tag.Content, &msg, maxCheckpointSize); err != nil {
-		return nil, bad("malformed COSE_Sign1")
-	}
-	if !bytes.Equal(msg.Unprotected, []byte{0xa0}) {
+	msg := env.Message
+	if !bytes.Equal(env.Unprotected, []byte{0xa0}) {
 		return nil, bad("unprotected headers present")
 	}
 	var prot checkpointProtected

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -291,72 +289,6 @@ type sign1Header struct {
 	cwt   *cwtWire
 }
 
-// sign1Wire is COSE_Sign1 (RFC 9052 §4.2) without its tag.
-type sign1Wire struct {
-	_           struct{} `cbor:",toarray"`
-	Protected   cbor.RawMessage
-	Unprotected cbor.RawMessage
-	Payload     cbor.RawMessage
-	Signature   cbor.RawMessage
-}
-
-// noTagsDecMode is detcbor's strict decoding with CBOR tags forbidden:
-// inside a COSE_Sign1 every item has a fixed, untagged type.
-var noTagsDecMode = sync.OnceValue(func() cbor.DecMode {
-	dm, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		UTF8:              cbor.UTF8RejectInvalid,
-		MaxNestedLevels:   16,
-		MaxArrayElements:  1 << 16,
-		MaxMapPairs:       1 << 12,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		TagsMd:            cbor.TagsForbidden,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return dm
-})
-
-// checkSign1Array checks that body (a COSE_Sign1 after its tag) is an array
-// of the four items of RFC 9052 §4.2, so that a missing item is named as
-// such rather than as a decoding failure.
-func checkSign1Array(body []byte, what string) error {
-	if len(body) == 0 || body[0]>>5 != 4 {
-		return decodeErr(what, errors.New("COSE_Sign1 is not an array"))
-	}
-	if body[0] != 0x84 {
-		n := "an indefinite or oversize number of"
-		if ai := body[0] & 0x1f; ai < 24 {
-			n = fmt.Sprint(ai)
-		}
-		return decodeErr(what, fmt.Errorf("COSE_Sign1 of %s items, want 4 (protected, unprotected, payload, signature)", n))
-	}
-	return nil
-}
-
-// shortestHead reports whether the head of the CBOR item starting item
-// encodes its argument in the fewest bytes (RFC 8949 §4.2.1).
-func shortestHead(item []byte) bool {
-	if len(item) == 0 {
-		return false
-	}
-	switch ai := item[0] & 0x1f; {
-	case ai < 24:
-		return true
-	case ai == 24:
-		return len(item) >= 2 && item[1] >= 24
-	case ai == 25:
-		return len(item) >= 3 && binary.BigEndian.Uint16(item[1:]) > 0xff
-	case ai == 26:
-		return len(item) >= 5 && binary.BigEndian.Uint32(item[1:]) > 0xffff
-	case ai == 27:
-		return len(item) >= 9 && binary.BigEndian.Uint64(item[1:]) > 0xffffffff
-	}
-	return false
-}
-
 // protectedErr explains a protected header that did not decode: when the
 // decoder met a label the format does not define, it names the labels
 // (but those in known); otherwise it wraps err.
@@ -390,63 +322,16 @@ func labelInt(k any) (int64, bool) {
 	return 0, false
 }
 
-// coseLabelNames names the COSE header labels an unprotected header is
-// most likely to carry, for error messages.
-var coseLabelNames = map[int64]string{
-	1: "alg", 2: "crit", 3: "content type", 4: "kid", 15: "CWT claims",
-	16: "typ", 33: "x5chain", 34: "x5t", 395: "vds", 396: "vdp",
-}
-
 // checkUnprotected refuses an unprotected header with any label but those
-// allowed: what is outside the signature must not change what a message
-// says or who it is attributed to, and one message must have one encoding.
-// The error names every offending label, in ascending order. It returns
-// the decoded header (nil if empty).
+// allowed (see [sign1.CheckUnprotected]), naming every offending label. It
+// returns the decoded header (nil if empty).
 func checkUnprotected(raw []byte, what string, allowed ...int64) (map[any]cbor.RawMessage, error) {
-	if len(raw) == 1 && raw[0] == 0xa0 {
-		return nil, nil
+	u, bad, err := sign1.CheckUnprotected(raw, allowed...)
+	if err != nil {
+		return nil, decodeErr(what, err)
 	}
-	if len(raw) == 0 || raw[0]>>5 != 5 {
-		return nil, decodeErr(what, errors.New("unprotected header is not a map"))
-	}
-	var u map[any]cbor.RawMessage
-	if err := noTagsDecMode().Unmarshal(raw, &u); err != nil {
-		return nil, decodeErr(what, fmt.Errorf("unprotected header: %w", err))
-	}
-	var bad []string
-	var nums []int64
-	for k := range u {
-		switch v := k.(type) {
-		case int64:
-			if !slices.Contains(allowed, v) {
-				nums = append(nums, v)
-			}
-		case uint64: // positive labels decode as uint64
-			switch {
-			case v > 1<<62:
-				bad = append(bad, fmt.Sprint(v))
-			case !slices.Contains(allowed, int64(v)):
-				nums = append(nums, int64(v))
-			}
-		case string:
-			bad = append(bad, fmt.Sprintf("%q", v))
-		default:
-			bad = append(bad, fmt.Sprintf("of type %T", k))
-		}
-	}
-	slices.Sort(nums)
-	names := make([]string, 0, len(nums)+len(bad))
-	for _, n := range nums {
-		if name, ok := coseLabelNames[n]; ok {
-			names = append(names, fmt.Sprintf("%d (%s)", n, name))
-		} else {
-			names = append(names, fmt.Sprint(n))
-		}
-	}
-	slices.Sort(bad)
-	names = append(names, bad...)
-	if len(names) > 0 {
-		return nil, decodeErr(what, fmt.Errorf("unprotected header label %s not allowed: the signature does not cover it", strings.Join(names, ", ")))
+	if bad != "" {
+		return nil, decodeErr(what, fmt.Errorf("unprotected header label %s not allowed: the signature does not cover it", bad))
 	}
 	return u, nil
 }
@@ -456,58 +341,18 @@ func checkUnprotected(raw []byte, what string, allowed ...int64) (map[any]cbor.R
 // RawProtected is the received protected bstr). The unprotected header must
 // be empty.
 func parseSign1(raw []byte, msg *sign1.Message, what string, contentType uint64, certs *certCache) (*sign1Header, error) {
-	if len(raw) < 2 || raw[0] != 0xd2 { // tag 18
-		return nil, decodeErr(what, errors.New("not a tagged COSE_Sign1 (tag 18)"))
-	}
-	if err := checkSign1Array(raw[1:], what); err != nil {
-		return nil, err
-	}
-	var w sign1Wire
-	rest, err := noTagsDecMode().UnmarshalFirst(raw[1:], &w)
+	env, err := sign1.Decode(raw, sign1.DecodeOptions{Shortest: true})
 	if err != nil {
 		return nil, decodeErr(what, err)
 	}
-	if len(rest) != 0 {
-		return nil, decodeErr(what, fmt.Errorf("%d bytes of trailing data", len(rest)))
-	}
-	var payload, sig []byte
-	if len(w.Payload) == 0 || w.Payload[0]>>5 != 2 {
-		return nil, decodeErr(what, errors.New("payload is not an attached byte string"))
-	}
-	if err := noTagsDecMode().Unmarshal(w.Payload, &payload); err != nil {
-		return nil, decodeErr(what, err)
-	}
-	if len(w.Signature) == 0 || w.Signature[0]>>5 != 2 {
-		return nil, decodeErr(what, errors.New("signature is not a byte string"))
-	}
-	if err := noTagsDecMode().Unmarshal(w.Signature, &sig); err != nil {
-		return nil, decodeErr(what, err)
-	}
-	if len(sig) == 0 {
-		return nil, decodeErr(what, errors.New("empty signature"))
-	}
-	if len(w.Protected) == 0 || w.Protected[0]>>5 != 2 {
-		return nil, decodeErr(what, errors.New("protected header is not a byte string"))
-	}
-	// One step, one encoding: the byte string heads around the signed
-	// parts are in their shortest form (RFC 8949 §4.2.1), as ztm writes
-	// them, so that no other bytes carry the same signature.
-	for _, it := range []struct {
-		name string
-		item []byte
-	}{{"protected header", w.Protected}, {"payload", w.Payload}, {"signature", w.Signature}} {
-		if !shortestHead(it.item) {
-			return nil, decodeErr(what, fmt.Errorf("%s length is not in its shortest form", it.name))
-		}
-	}
-	if _, err := checkUnprotected(w.Unprotected, what); err != nil {
+	if _, err := checkUnprotected(env.Unprotected, what); err != nil {
 		return nil, err
 	}
-	hdr, prot, err := parseProtected(w.Protected, what, contentType, certs)
+	hdr, _, err := parseProtected(env.RawProtected, what, contentType, certs)
 	if err != nil {
 		return nil, err
 	}
-	*msg = sign1.Message{Protected: prot, Payload: payload, Signature: sig}
+	*msg = env.Message
 	return hdr, nil
 }
 
