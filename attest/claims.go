@@ -591,15 +591,9 @@ func (c *Claims) decodeJSONMeasurements(v []byte) error {
 		if err := unmarshalB64(pair[1], &val); err != nil {
 			return err
 		}
-		if ct != MeasurementContentFormat {
-			c.OtherMeasurements = append(c.OtherMeasurements, RawMeasurement{ContentType: uint16(ct), Value: val})
-			continue
-		}
-		m, err := decodeMeasurement(val)
-		if err != nil {
+		if err := c.addMeasurement(uint16(ct), val); err != nil {
 			return err
 		}
-		c.Measurements = append(c.Measurements, m)
 	}
 	return nil
 }

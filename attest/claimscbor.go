@@ -375,19 +375,28 @@ func (c *Claims) decodeMeasurements(v []byte) error {
 		if !ok {
 			return errNotBstr
 		}
-		if ct != MeasurementContentFormat {
-			c.OtherMeasurements = append(c.OtherMeasurements, RawMeasurement{ContentType: uint16(ct), Value: val})
-			continue
-		}
-		m, err := decodeMeasurement(val)
-		if err != nil {
+		if err := c.addMeasurement(uint16(ct), val); err != nil {
 			return err
 		}
-		c.Measurements = append(c.Measurements, m)
 	}
 	if len(r) != 0 {
 		return errors.New("measurements: trailing bytes")
 	}
+	return nil
+}
+
+// addMeasurement adds an entry of the measurements claim, either encoding's:
+// ztm's form as a [Measurement], any other as it is.
+func (c *Claims) addMeasurement(ct uint16, val []byte) error {
+	if ct != MeasurementContentFormat {
+		c.OtherMeasurements = append(c.OtherMeasurements, RawMeasurement{ContentType: ct, Value: val})
+		return nil
+	}
+	m, err := decodeMeasurement(val)
+	if err != nil {
+		return err
+	}
+	c.Measurements = append(c.Measurements, m)
 	return nil
 }
 

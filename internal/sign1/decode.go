@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/ztmkit/ztm/internal/detcbor"
 )
 
 // ErrItems is wrapped by the error of [Decode] for a COSE_Sign1 that is an
@@ -54,16 +55,9 @@ type sign1Wire struct {
 // inside a COSE_Sign1's envelope and unprotected header every item has a
 // fixed, untagged type.
 var noTagsDecMode = sync.OnceValue(func() cbor.DecMode {
-	dm, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		UTF8:              cbor.UTF8RejectInvalid,
-		MaxNestedLevels:   16,
-		MaxArrayElements:  1 << 16,
-		MaxMapPairs:       1 << 12,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		TagsMd:            cbor.TagsForbidden,
-	}.DecMode()
+	o := detcbor.DecOptions()
+	o.TagsMd = cbor.TagsForbidden
+	dm, err := o.DecMode()
 	if err != nil {
 		panic(err)
 	}
