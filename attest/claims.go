@@ -2,14 +2,12 @@ package attest
 
 import (
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -375,83 +373,6 @@ func (c *Claims) UnmarshalCBOR(data []byte) error {
 	return nil
 }
 
-func (c *Claims) decodeCBOR(data []byte, depth int) error {
-	if depth > maxSubmodDepth {
-		return fmt.Errorf("attest: submodules nested deeper than %d", maxSubmodDepth)
-	}
-	if ok, err := c.decodeFast(data, depth); ok {
-		if err != nil {
-			return fmt.Errorf("attest: claims: %w", err)
-		}
-		return c.finish(depth)
-	}
-	dm := detcbor.DecMode()
-	var raw map[int64]cbor.RawMessage
-	if err := detcbor.Unmarshal(data, &raw, len(data)); err != nil {
-		return fmt.Errorf("attest: claims: %w", err)
-	}
-	for k, v := range raw {
-		var err error
-		switch k {
-		case KeyNonce:
-			err = decodeBytes(v, &c.Nonce)
-		case KeyUEID:
-			err = decodeBytes(v, &c.UEID)
-		case KeyOEMID:
-			err = decodeBytes(v, &c.OEMID)
-		case KeyHWModel:
-			err = decodeBytes(v, &c.HWModel)
-		case KeyHWVersion:
-			c.HWVersion, c.HWVersionScheme, err = decodeVersion(v)
-		case KeyOEMBoot:
-			var b bool
-			if err = dm.Unmarshal(v, &b); err == nil {
-				c.SecureBoot = &b
-			}
-		case KeyDebugStatus:
-			var d int64
-			if err = dm.Unmarshal(v, &d); err == nil {
-				ds := DebugStatus(d)
-				c.DebugStatus = &ds
-			}
-		case KeySWName:
-			err = dm.Unmarshal(v, &c.SWName)
-		case KeySWVersion:
-			c.SWVersion, c.SWVersionScheme, err = decodeVersion(v)
-		case KeyMeasurements:
-			err = c.decodeMeasurements(v)
-		case KeySubmods:
-			var sm map[string]cbor.RawMessage
-			if err = dm.Unmarshal(v, &sm); err == nil {
-				err = c.submodsFrom(sm, depth)
-			}
-		case KeyIssuedAt, KeyExpiry, KeyNotBefore:
-			var t int64
-			if err = dm.Unmarshal(v, &t); err == nil {
-				*c.timeClaim(k) = unixUTC(t)
-			}
-		case KeyProfile:
-			err = dm.Unmarshal(v, &c.Profile)
-		case KeyConfirmation:
-			c.Confirmation, err = decodeConfirmationCBOR(v)
-		default:
-			// Decoding checks the value strictly (duplicate keys,
-			// tag contents) although it is kept as received.
-			var x any
-			if err = dm.Unmarshal(v, &x); err == nil {
-				if c.Extensions == nil {
-					c.Extensions = make(map[int64]cbor.RawMessage)
-				}
-				c.Extensions[k] = v
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("attest: claim %d: %w", k, err)
-		}
-	}
-	return c.finish(depth)
-}
-
 // finish validates decoded claims and puts measurements in name order.
 func (c *Claims) finish(depth int) error {
 	if err := c.validate(depth); err != nil {
@@ -472,173 +393,6 @@ func (c *Claims) timeClaim(k int64) *time.Time {
 		return &c.NotBefore
 	}
 	return &c.IssuedAt
-}
-
-func (c *Claims) submodsFrom(sm map[string]cbor.RawMessage, depth int) error {
-	c.Submods = make(map[string]*Claims, len(sm))
-	for name, sv := range sm {
-		s := new(Claims)
-		if err := s.decodeCBOR(sv, depth+1); err != nil {
-			return fmt.Errorf("submodule %q: %w", name, err)
-		}
-		c.Submods[name] = s
-	}
-	return nil
-}
-
-func decodeBytes(v cbor.RawMessage, out *[]byte) error {
-	if len(v) == 0 || v[0]>>5 != 2 {
-		return errors.New("want a byte string")
-	}
-	if err := detcbor.DecMode().Unmarshal(v, out); err != nil {
-		return err
-	}
-	if *out == nil {
-		*out = []byte{}
-	}
-	return nil
-}
-
-func decodeVersion(v cbor.RawMessage) (string, int64, error) {
-	var arr []cbor.RawMessage
-	if err := detcbor.DecMode().Unmarshal(v, &arr); err != nil {
-		return "", 0, err
-	}
-	if len(arr) < 1 || len(arr) > 2 {
-		return "", 0, errors.New("version: want [version, ?scheme]")
-	}
-	var s string
-	var scheme int64
-	if err := detcbor.DecMode().Unmarshal(arr[0], &s); err != nil {
-		return "", 0, err
-	}
-	if s == "" {
-		return "", 0, errors.New("version: empty")
-	}
-	if len(arr) == 2 {
-		if err := detcbor.DecMode().Unmarshal(arr[1], &scheme); err != nil {
-			return "", 0, err
-		}
-	}
-	return s, scheme, nil
-}
-
-type rawMeasurementEntry struct {
-	_           struct{} `cbor:",toarray"`
-	ContentType uint16
-	Value       bstrField
-}
-
-func (c *Claims) decodeMeasurements(v cbor.RawMessage) error {
-	var entries []rawMeasurementEntry
-	if err := detcbor.DecMode().Unmarshal(v, &entries); err != nil {
-		return err
-	}
-	return c.measurementsFrom(entries)
-}
-
-func (c *Claims) measurementsFrom(entries []rawMeasurementEntry) error {
-	for _, e := range entries {
-		if e.ContentType != MeasurementContentFormat {
-			c.OtherMeasurements = append(c.OtherMeasurements, RawMeasurement{ContentType: e.ContentType, Value: e.Value})
-			continue
-		}
-		m, err := decodeMeasurement(e.Value)
-		if err != nil {
-			return err
-		}
-		c.Measurements = append(c.Measurements, m)
-	}
-	return nil
-}
-
-// decodeMeasurement decodes a ztm-measurement, [name, [alg, digest]],
-// strictly: definite lengths, valid UTF-8, an integer alg, no trailing
-// bytes. It reads the few heads by hand, as it runs on every verification.
-func decodeMeasurement(b []byte) (Measurement, error) {
-	var m Measurement
-	r := cborReader(b)
-	n, ok := r.head(4)
-	if !ok || n != 2 {
-		return m, errors.New("measurement: want [name, [alg, digest]]")
-	}
-	name, ok := r.bytes(3)
-	if !ok || !utf8.Valid(name) {
-		return m, errors.New("measurement: name is not a text string")
-	}
-	if n, ok = r.head(4); !ok || n != 2 {
-		return m, errors.New("measurement: digest is not [alg, value]")
-	}
-	if m.Alg, ok = r.int(); !ok {
-		return m, errors.New("measurement: digest alg is not an integer")
-	}
-	digest, ok := r.bytes(2)
-	if !ok || len(r) != 0 {
-		return m, errors.New("measurement: digest value is not a byte string, or trailing bytes")
-	}
-	m.Name, m.Digest = string(name), append([]byte(nil), digest...)
-	return m, nil
-}
-
-// cborReader reads CBOR heads from the front of a byte slice.
-type cborReader []byte
-
-// head reads a head of the given major type with a definite argument.
-func (r *cborReader) head(major byte) (uint64, bool) {
-	b := *r
-	if len(b) == 0 || b[0]>>5 != major {
-		return 0, false
-	}
-	ai := b[0] & 0x1f
-	var n uint64
-	h := 1
-	switch {
-	case ai < 24:
-		n = uint64(ai)
-	case ai == 24 && len(b) >= 2:
-		n, h = uint64(b[1]), 2
-	case ai == 25 && len(b) >= 3:
-		n, h = uint64(binary.BigEndian.Uint16(b[1:])), 3
-	case ai == 26 && len(b) >= 5:
-		n, h = uint64(binary.BigEndian.Uint32(b[1:])), 5
-	case ai == 27 && len(b) >= 9:
-		n, h = binary.BigEndian.Uint64(b[1:]), 9
-	default:
-		return 0, false
-	}
-	*r = b[h:]
-	return n, true
-}
-
-// bytes reads a byte or text string (major 2 or 3) of definite length.
-func (r *cborReader) bytes(major byte) ([]byte, bool) {
-	n, ok := r.head(major)
-	if !ok || n > uint64(len(*r)) {
-		return nil, false
-	}
-	v := (*r)[:n]
-	*r = (*r)[n:]
-	return v, true
-}
-
-// int reads an integer (major 0 or 1) that fits an int64.
-func (r *cborReader) int() (int64, bool) {
-	if len(*r) == 0 {
-		return 0, false
-	}
-	neg := (*r)[0]>>5 == 1
-	major := byte(0)
-	if neg {
-		major = 1
-	}
-	n, ok := r.head(major)
-	if !ok || n > 1<<63-1 {
-		return 0, false
-	}
-	if neg {
-		return -1 - int64(n), true
-	}
-	return int64(n), true
 }
 
 func sortMeasurements(ms []Measurement) {
@@ -837,15 +591,9 @@ func (c *Claims) decodeJSONMeasurements(v []byte) error {
 		if err := unmarshalB64(pair[1], &val); err != nil {
 			return err
 		}
-		if ct != MeasurementContentFormat {
-			c.OtherMeasurements = append(c.OtherMeasurements, RawMeasurement{ContentType: uint16(ct), Value: val})
-			continue
-		}
-		m, err := decodeMeasurement(val)
-		if err != nil {
+		if err := c.addMeasurement(uint16(ct), val); err != nil {
 			return err
 		}
-		c.Measurements = append(c.Measurements, m)
 	}
 	return nil
 }

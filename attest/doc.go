@@ -61,6 +61,10 @@
 // label is refused and named. Decoding is strict: duplicate map keys
 // or JSON members, indefinite lengths, trailing data and tokens over
 // [Config.MaxSize] (64 KiB by default, checked before parsing) are refused.
+// That holds for a JWT's JOSE header as for its claims, and a JOSE header
+// with crit, or with b64 other than true (RFC 7797), is refused as not
+// understood. An x5chain is one certificate as a byte string or 2 to 8 as
+// an array (RFC 9360 §2); an x5c holds 1 to 8.
 //
 // # Validity
 //

@@ -15,6 +15,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/ztmkit/ztm/internal/detcbor"
+	"github.com/ztmkit/ztm/internal/sign1"
 )
 
 // EARProfile is the eat_profile of every [Result]: the EAR profile of
@@ -497,11 +498,7 @@ func parseResultCWT(token []byte, key crypto.PublicKey, maxSize int) (*Result, *
 	if err != nil {
 		return nil, verr(ReasonUntrustedSigner, err, "result key")
 	}
-	tbs, err := sigStructure(protRaw, payload)
-	if err != nil {
-		return nil, verr(ReasonMalformed, err, "Sig_structure")
-	}
-	if err := cv.Verify(tbs, sig); err != nil {
+	if err := sign1.Verify(cv, protRaw, payload, sig); err != nil {
 		return nil, verr(ReasonBadSignature, err, "result")
 	}
 	r, err := decodeResultCBOR(payload)
@@ -590,18 +587,17 @@ func decodeResultCBOR(b []byte) (*Result, error) {
 }
 
 func parseResultJWT(token []byte, key crypto.PublicKey) (*Result, *VerificationError) {
-	obj, alg, e := parseJWS(token)
+	j, e := parseJWS(token)
 	if e != nil {
 		return nil, e
 	}
-	if e := checkAlgorithm(alg, key); e != nil {
+	if e := checkAlgorithm(j.alg, key); e != nil {
 		return nil, e
 	}
-	payload, err := obj.Verify(key)
-	if err != nil {
-		return nil, verr(ReasonBadSignature, err, "result")
+	if e := j.verify(nil, key, "result"); e != nil {
+		return nil, e
 	}
-	r, err := decodeResultJSON(payload)
+	r, err := decodeResultJSON(j.payload)
 	if err != nil {
 		return nil, verr(ReasonMalformed, err, "result")
 	}

@@ -14,25 +14,13 @@ import (
 	"io"
 	"math/big"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/veraison/go-cose"
 
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/detcbor"
+	"github.com/ztmkit/ztm/internal/sign1"
 )
-
-// COSE header labels ztm reads and writes. Reference: RFC 9052 §3.1,
-// RFC 9360 §2.
-const (
-	headerAlg     int64 = 1
-	headerCrit    int64 = 2
-	headerKid     int64 = 4
-	headerX5Chain int64 = 33
-)
-
-// cborTagCWT is the CWT tag (RFC 8392 §6) that may wrap a COSE_Sign1.
-const cborTagCWT = 61
 
 // SignOptions says how a token is signed and how its signer is named. The
 // zero value signs with the algorithm of the key and names no signer, which
@@ -83,56 +71,26 @@ func signCOSE(rnd io.Reader, signer crypto.Signer, payload []byte, opts *SignOpt
 	if err != nil {
 		return nil, err
 	}
-	if rnd == nil {
-		rnd = rand.Reader
-	}
-	prot := map[int64]any{headerAlg: alg.COSE()}
+	prot := map[int64]any{sign1.HeaderAlg: alg.COSE()}
 	if opts != nil && len(opts.KeyID) > 0 {
-		prot[headerKid] = opts.KeyID
+		prot[sign1.HeaderKid] = opts.KeyID
 	}
 	if opts != nil && len(opts.Chain) > 0 {
-		if len(opts.Chain) == 1 {
-			prot[headerX5Chain] = opts.Chain[0].Raw
-		} else {
-			ders := make([][]byte, len(opts.Chain))
-			for i, c := range opts.Chain {
-				ders[i] = c.Raw
-			}
-			prot[headerX5Chain] = ders
-		}
+		prot[sign1.HeaderX5Chain] = sign1.X5Chain(opts.Chain)
 	}
 	protBytes, err := detcbor.Marshal(prot)
 	if err != nil {
 		return nil, err
 	}
-	tbs, err := sigStructure(protBytes, payload)
+	cs, err := sign1.NewSigner(signer, alg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("attest: %w", err)
 	}
-	sig, err := signRaw(rnd, signer, alg, tbs)
+	raw, _, err := sign1.Sign(rnd, cs, protBytes, payload)
 	if err != nil {
 		return nil, fmt.Errorf("attest: signing: %w", err)
 	}
-	return detcbor.Marshal(cbor.Tag{Number: cose.CBORTagSign1Message, Content: coseSign1{
-		Protected:   protBytes,
-		Unprotected: map[int64]any{},
-		Payload:     payload,
-		Signature:   sig,
-	}})
-}
-
-type coseSign1 struct {
-	_           struct{} `cbor:",toarray"`
-	Protected   []byte
-	Unprotected map[int64]any
-	Payload     []byte
-	Signature   []byte
-}
-
-// sigStructure encodes the COSE Sig_structure for a COSE_Sign1 with no
-// external data. Reference: RFC 9052 §4.4.
-func sigStructure(protected, payload []byte) ([]byte, error) {
-	return detcbor.Marshal([]any{"Signature1", protected, []byte{}, payload})
+	return raw, nil
 }
 
 // SignCWT signs claims as a CWT: a tagged COSE_Sign1 (RFC 9052 §4.2, tag

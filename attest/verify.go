@@ -6,22 +6,17 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
-	"github.com/go-jose/go-jose/v4"
 	"github.com/veraison/go-cose"
 
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/detcbor"
+	"github.com/ztmkit/ztm/internal/sign1"
 )
 
 // DefaultMaxSize is the size limit on a token when [Config.MaxSize] is zero.
@@ -384,24 +379,6 @@ type coseHeader struct {
 	hasKid  bool
 	kid     cbor.RawMessage
 	x5chain cbor.RawMessage
-	// others are the labels not listed above, formatted and sorted.
-	others []string
-}
-
-// undefinedUnprotected names the labels of an unprotected header that
-// ztm's evidence and results do not define there, or returns "". Only kid
-// may be unprotected: it is a hint that the signature check confirms.
-// (alg is refused on its own, with ReasonAlgorithmUnprotected.)
-func (h *coseHeader) undefinedUnprotected() string {
-	var bad []string
-	if h.hasCrit {
-		bad = append(bad, "2 (crit)")
-	}
-	if h.x5chain != nil {
-		bad = append(bad, "33 (x5chain)")
-	}
-	bad = append(bad, h.others...)
-	return strings.Join(bad, ", ")
 }
 
 // headerFast is the common header map (alg, kid, x5chain) decoded in one
@@ -412,14 +389,14 @@ type headerFast struct {
 	X5Chain cbor.RawMessage `cbor:"33,keyasint"`
 }
 
-// decodeHeader strictly decodes a COSE header map (duplicate labels are
-// errors), whose labels may be integers or text.
-func decodeHeader(raw []byte) (coseHeader, error) {
+// decodeProtected strictly decodes a protected header map (duplicate
+// labels are errors), whose labels may be integers or text.
+func decodeProtected(raw []byte) (coseHeader, error) {
 	var h coseHeader
-	if len(raw) == 1 && raw[0] == 0xa0 {
+	if len(raw) == 0 || (len(raw) == 1 && raw[0] == 0xa0) {
 		return h, nil
 	}
-	if len(raw) == 0 || raw[0]>>5 != 5 {
+	if raw[0]>>5 != 5 {
 		return h, errors.New("header is not a map")
 	}
 	var f headerFast
@@ -438,102 +415,47 @@ func decodeHeader(raw []byte) (coseHeader, error) {
 	if err := detcbor.Unmarshal(raw, &m, len(raw)); err != nil {
 		return h, err
 	}
-	get := func(label int64) (cbor.RawMessage, bool) {
-		if v, ok := m[uint64(label)]; ok {
-			return v, true
-		}
-		v, ok := m[label]
-		return v, ok
-	}
-	h.alg, h.hasAlg = get(headerAlg)
-	_, h.hasCrit = get(headerCrit)
-	h.kid, h.hasKid = get(headerKid)
-	h.x5chain, _ = get(headerX5Chain)
-	var nums []int64
-	for k := range m {
-		switch v := k.(type) {
-		case uint64:
-			if v == 1 || v == 2 || v == 4 || v == 33 { // alg, crit, kid, x5chain
-				continue
-			}
-			if v <= 1<<62 {
-				nums = append(nums, int64(v))
-				continue
-			}
-			h.others = append(h.others, fmt.Sprint(v))
-		case int64:
-			nums = append(nums, v)
-		default:
-			h.others = append(h.others, fmt.Sprintf("%q", fmt.Sprint(k)))
-		}
-	}
-	slices.Sort(nums)
-	named := make([]string, len(nums))
-	for i, n := range nums {
-		named[i] = fmt.Sprint(n)
-	}
-	sort.Strings(h.others)
-	h.others = append(named, h.others...)
+	h.alg, h.hasAlg = sign1.Label(m, sign1.HeaderAlg)
+	_, h.hasCrit = sign1.Label(m, sign1.HeaderCrit)
+	h.kid, h.hasKid = sign1.Label(m, sign1.HeaderKid)
+	h.x5chain, _ = sign1.Label(m, sign1.HeaderX5Chain)
 	return h, nil
 }
 
-type sign1Raw struct {
-	_           struct{} `cbor:",toarray"`
-	Protected   bstrField
-	Unprotected cbor.RawMessage
-	Payload     bstrField
-	Signature   bstrField
-}
-
+// bstr returns the contents of raw, one byte string item.
 func bstr(raw cbor.RawMessage) ([]byte, bool) {
-	var b bstrField
-	if b.UnmarshalCBOR(raw) != nil {
-		return nil, false
-	}
-	return b, true
+	r := cborReader(raw)
+	b, ok := r.bytes(2)
+	return b, ok && len(r) == 0
 }
 
 // parseSign1 strictly decodes a tagged COSE_Sign1 (optionally inside the CWT
 // tag) into its protected header bytes and map, unprotected map, payload and
-// signature.
+// signature. Only kid may be unprotected: it is a hint that the signature
+// check confirms (alg there is refused by protectedAlgorithm, with
+// ReasonAlgorithmUnprotected).
 func parseSign1(data []byte, maxSize int) (protRaw []byte, prot, unprot coseHeader, payload, sig []byte, e *VerificationError) {
-	body := data
-	if len(body) >= 2 && body[0] == 0xd8 && body[1] == cborTagCWT {
-		body = body[2:]
-	}
-	if len(body) == 0 || body[0] != 0xd2 {
-		e = verr(ReasonMalformed, nil, "not a tagged COSE_Sign1 (tag 18)")
-		return
-	}
-	if len(body) < 2 || body[1] != 0x84 {
-		e = verr(ReasonMalformed, nil, "COSE_Sign1 is not an array of 4 items (protected, unprotected, payload, signature)")
-		return
-	}
-	var msg sign1Raw
-	if err := detcbor.Unmarshal(body[1:], &msg, maxSize); err != nil {
+	env, err := sign1.Decode(data, sign1.DecodeOptions{CWTTag: true, MaxSize: maxSize})
+	if err != nil {
 		e = verr(ReasonMalformed, err, "COSE_Sign1 (the payload must be attached, the signature non-empty)")
 		return
 	}
-	if len(msg.Signature) == 0 {
-		e = verr(ReasonMalformed, nil, "empty signature")
-		return
-	}
-	var err error
-	if unprot, err = decodeHeader(msg.Unprotected); err != nil {
+	u, bad, err := sign1.CheckUnprotected(env.Unprotected, sign1.HeaderAlg, sign1.HeaderKid)
+	if err != nil {
 		e = verr(ReasonMalformed, err, "unprotected header")
 		return
 	}
-	if bad := unprot.undefinedUnprotected(); bad != "" {
+	if bad != "" {
 		e = verr(ReasonMalformed, nil, "unprotected header label %s not allowed: the signature does not cover it (only kid may be unprotected)", bad)
 		return
 	}
-	if len(msg.Protected) > 0 {
-		if prot, err = decodeHeader(msg.Protected); err != nil {
-			e = verr(ReasonMalformed, err, "protected header")
-			return
-		}
+	unprot.alg, unprot.hasAlg = sign1.Label(u, sign1.HeaderAlg)
+	unprot.kid, unprot.hasKid = sign1.Label(u, sign1.HeaderKid)
+	if prot, err = decodeProtected(env.Protected); err != nil {
+		e = verr(ReasonMalformed, err, "protected header")
+		return
 	}
-	return msg.Protected, prot, unprot, msg.Payload, msg.Signature, nil
+	return env.Protected, prot, unprot, env.Payload, env.Signature, nil
 }
 
 // protectedAlgorithm reads alg, which must be in the protected header only.
@@ -571,7 +493,7 @@ func (v *EATVerifier) decodeCWT(data []byte, now time.Time) (*Evidence, *Verific
 	var pub crypto.PublicKey
 	var cv cose.Verifier
 	if prot.x5chain != nil {
-		ders, err := decodeX5Chain(prot.x5chain)
+		ders, err := sign1.ParseX5Chain(prot.x5chain)
 		if err != nil {
 			return nil, verr(ReasonMalformed, err, "x5chain")
 		}
@@ -612,11 +534,7 @@ func (v *EATVerifier) decodeCWT(data []byte, now time.Time) (*Evidence, *Verific
 			return nil, verr(ReasonUntrustedSigner, err, "signer key")
 		}
 	}
-	tbs, err := sigStructure(protRaw, payload)
-	if err != nil {
-		return nil, verr(ReasonMalformed, err, "Sig_structure")
-	}
-	if err := cv.Verify(tbs, sig); err != nil {
+	if err := sign1.Verify(cv, protRaw, payload, sig); err != nil {
 		return nil, verr(ReasonBadSignature, err, "COSE_Sign1")
 	}
 	var c Claims
@@ -625,20 +543,6 @@ func (v *EATVerifier) decodeCWT(data []byte, now time.Time) (*Evidence, *Verific
 	}
 	ev.Claims = &c
 	return ev, nil
-}
-
-func decodeX5Chain(raw cbor.RawMessage) ([][]byte, error) {
-	if b, ok := bstr(raw); ok {
-		return [][]byte{b}, nil
-	}
-	var ders [][]byte
-	if err := detcbor.DecMode().Unmarshal(raw, &ders); err != nil {
-		return nil, err
-	}
-	if len(ders) == 0 {
-		return nil, errors.New("empty chain")
-	}
-	return ders, nil
 }
 
 func (v *EATVerifier) registered(kid []byte) (*registeredKey, *VerificationError) {
@@ -752,107 +656,47 @@ func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time)
 	return chains[0], nil
 }
 
-var joseAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.EdDSA, jose.PS256}
-
-// classifyJOSEHeader explains why go-jose refused a token: an algorithm ztm
-// does not accept ("none", HMAC, …) or a malformed token.
-func classifyJOSEHeader(token []byte, err error) *VerificationError {
-	head, _, ok := strings.Cut(string(token), ".")
-	if !ok {
-		return verr(ReasonMalformed, err, "JWS")
-	}
-	hb, derr := base64.RawURLEncoding.DecodeString(head)
-	if derr != nil {
-		return verr(ReasonMalformed, err, "JWS header")
-	}
-	var h struct {
-		Alg *string `json:"alg"`
-	}
-	if json.Unmarshal(hb, &h) != nil {
-		return verr(ReasonMalformed, err, "JWS header")
-	}
-	if h.Alg == nil {
-		return verr(ReasonUnsupportedAlgorithm, err, "no alg in the JOSE header")
-	}
-	for _, a := range joseAlgs {
-		if *h.Alg == string(a) {
-			return verr(ReasonMalformed, err, "JWS")
-		}
-	}
-	return verr(ReasonUnsupportedAlgorithm, err, "JOSE algorithm %q", *h.Alg)
-}
-
-// parseJWS parses a compact JWS with exactly one signature and returns it
-// with the algorithm its protected header names: the envelope checks that
-// evidence and results share, as parseSign1 is for COSE.
-func parseJWS(token []byte) (*jose.JSONWebSignature, keystore.Algorithm, *VerificationError) {
-	obj, err := jose.ParseSignedCompact(string(token), joseAlgs)
-	if err != nil {
-		return nil, 0, classifyJOSEHeader(token, err)
-	}
-	if len(obj.Signatures) != 1 {
-		return nil, 0, verr(ReasonMalformed, nil, "want one signature")
-	}
-	h := obj.Signatures[0].Protected
-	alg, err := keystore.ParseAlgorithm(h.Algorithm)
-	if err != nil {
-		return nil, 0, verr(ReasonUnsupportedAlgorithm, err, "JOSE algorithm %q", h.Algorithm)
-	}
-	return obj, alg, nil
-}
-
 func (v *EATVerifier) decodeJWT(data []byte, now time.Time) (*Evidence, *VerificationError) {
-	obj, alg, e := parseJWS(data)
+	j, e := parseJWS(data)
 	if e != nil {
 		return nil, e
 	}
-	h := obj.Signatures[0].Protected
-	ev := &Evidence{Format: FormatJWT, Algorithm: alg}
+	ev := &Evidence{Format: FormatJWT, Algorithm: j.alg}
 	var pub crypto.PublicKey
-	chains, cerr := h.Certificates(x509.VerifyOptions{
-		Roots:       v.roots(),
-		CurrentTime: now,
-		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	})
+	var cv cose.Verifier
 	switch {
-	case cerr == nil:
-		if chains[0][0].KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-			return nil, verr(ReasonUntrustedSigner, nil, "attestation key certificate lacks the digitalSignature key usage")
-		}
-		ev.Chain = chains[0]
-		pub = chains[0][0].PublicKey
-	case !errors.Is(cerr, jose.ErrMissingX5cHeader):
-		return nil, verr(ReasonUntrustedSigner, cerr, "x5c")
-	case h.KeyID != "":
-		rk, e := v.registered([]byte(h.KeyID))
+	case j.x5c != nil:
+		certs, e := j.certificates()
 		if e != nil {
 			return nil, e
 		}
-		ev.KeyID = []byte(h.KeyID)
-		pub = rk.pub
+		chain, e := verifyChain(certs, v.cfg.Roots, now)
+		if e != nil {
+			return nil, e
+		}
+		ev.Chain = chain
+		pub = chain[0].PublicKey
+	case len(j.kid) > 0:
+		rk, e := v.registered(j.kid)
+		if e != nil {
+			return nil, e
+		}
+		ev.KeyID = j.kid
+		pub, cv = rk.pub, rk.cose
 	default:
 		return nil, verr(ReasonUntrustedSigner, nil, "neither x5c nor kid names the signer")
 	}
-	if e := checkAlgorithm(alg, pub); e != nil {
+	if e := checkAlgorithm(j.alg, pub); e != nil {
 		return nil, e
 	}
 	ev.PublicKey = pub
-	payload, err := obj.Verify(pub)
-	if err != nil {
-		return nil, verr(ReasonBadSignature, err, "JWS")
+	if e := j.verify(cv, pub, "JWS"); e != nil {
+		return nil, e
 	}
 	var c Claims
-	if err := c.decodeJSON(payload, 0); err != nil {
+	if err := c.decodeJSON(j.payload, 0); err != nil {
 		return nil, verr(ReasonMalformed, err, "claims")
 	}
 	ev.Claims = &c
 	return ev, nil
-}
-
-// roots returns the trust anchors, or an empty pool (never the system's).
-func (v *EATVerifier) roots() *x509.CertPool {
-	if v.cfg.Roots == nil {
-		return v.emptyPool
-	}
-	return v.cfg.Roots
 }

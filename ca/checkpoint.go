@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
@@ -16,12 +13,13 @@ import (
 	"math/big"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/veraison/go-cose"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/detcbor"
+	"github.com/ztmkit/ztm/internal/sign1"
 )
 
 // CheckpointContentType is the COSE content type (protected header 3) of
@@ -84,16 +82,6 @@ type checkpointProtected struct {
 	KeyID       []byte `cbor:"4,keyasint"`
 }
 
-type coseSign1 struct {
-	_           struct{} `cbor:",toarray"`
-	Protected   []byte
-	Unprotected cbor.RawMessage
-	Payload     []byte
-	Signature   []byte
-}
-
-const coseSign1Tag = 18
-
 // signCheckpoint signs c with signer (whose subjectKeyIdentifier is c.KeyID)
 // and sets c.Raw.
 func signCheckpoint(rand io.Reader, signer crypto.Signer, c *Checkpoint) error {
@@ -116,59 +104,16 @@ func signCheckpoint(rand io.Reader, signer crypto.Signer, c *Checkpoint) error {
 	if err != nil {
 		return err
 	}
-	tbs, err := sigStructure(prot, payload)
+	cs, err := sign1.NewSigner(signer, alg)
 	if err != nil {
-		return err
+		return fmt.Errorf("ca: checkpoint key: %w", err)
 	}
-	msg := tbs
-	if h := alg.Hash(); h != 0 {
-		d := h.New()
-		d.Write(tbs)
-		msg = d.Sum(nil)
-	}
-	sig, err := signer.Sign(rand, msg, alg.SignerOpts())
+	raw, _, err := sign1.Sign(rand, cs, prot, payload)
 	if err != nil {
 		return fmt.Errorf("ca: failed to sign checkpoint: %w", err)
 	}
-	if alg == keystore.ES256 || alg == keystore.ES384 {
-		if sig, err = ecdsaRawSignature(sig, alg); err != nil {
-			return err
-		}
-	}
-	raw, err := detcbor.Marshal(cbor.Tag{Number: coseSign1Tag, Content: coseSign1{
-		Protected: prot, Unprotected: cbor.RawMessage{0xa0}, Payload: payload, Signature: sig,
-	}})
-	if err != nil {
-		return err
-	}
 	c.Raw = raw
 	return nil
-}
-
-// sigStructure is the COSE Sig_structure for a COSE_Sign1 without external
-// data: ["Signature1", protected, h”, payload]. Reference: RFC 9052 §4.4.
-func sigStructure(prot, payload []byte) ([]byte, error) {
-	return detcbor.Marshal([]any{"Signature1", prot, []byte{}, payload})
-}
-
-// ecdsaRawSignature turns an ASN.1 ECDSA signature into COSE's fixed-length
-// r || s (RFC 9053 §2.1).
-func ecdsaRawSignature(der []byte, alg keystore.Algorithm) ([]byte, error) {
-	n := 32
-	if alg == keystore.ES384 {
-		n = 48
-	}
-	var r, s big.Int
-	in := cryptobyte.String(der)
-	var seq cryptobyte.String
-	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !in.Empty() || !seq.ReadASN1Integer(&r) || !seq.ReadASN1Integer(&s) || !seq.Empty() ||
-		r.Sign() <= 0 || s.Sign() <= 0 || len(r.Bytes()) > n || len(s.Bytes()) > n {
-		return nil, errors.New("ca: malformed ECDSA signature from the CA key")
-	}
-	out := make([]byte, 2*n)
-	r.FillBytes(out[:n])
-	s.FillBytes(out[n:])
-	return out, nil
 }
 
 // ParseCheckpoint parses a checkpoint and verifies its signature with pub,
@@ -181,15 +126,12 @@ func ParseCheckpoint(raw []byte, pub crypto.PublicKey) (*Checkpoint, error) {
 	if len(raw) > maxCheckpointSize {
 		return nil, bad("too large")
 	}
-	var tag cbor.RawTag
-	if err := detcbor.Unmarshal(raw, &tag, maxCheckpointSize); err != nil || tag.Number != coseSign1Tag {
-		return nil, bad("not a tagged COSE_Sign1")
+	env, err := sign1.Decode(raw, sign1.DecodeOptions{Shortest: true, MaxSize: maxCheckpointSize})
+	if err != nil {
+		return nil, bad("malformed COSE_Sign1: " + err.Error())
 	}
-	var msg coseSign1
-	if err := detcbor.Unmarshal(tag.Content, &msg, maxCheckpointSize); err != nil {
-		return nil, bad("malformed COSE_Sign1")
-	}
-	if !bytes.Equal(msg.Unprotected, []byte{0xa0}) {
+	msg := env.Message
+	if !bytes.Equal(env.Unprotected, []byte{0xa0}) {
 		return nil, bad("unprotected headers present")
 	}
 	var prot checkpointProtected
@@ -213,11 +155,7 @@ func ParseCheckpoint(raw []byte, pub crypto.PublicKey) (*Checkpoint, error) {
 	if len(pl.Hash) != sha256.Size || (pl.CRLNumber != nil && (len(pl.CRLNumber) == 0 || pl.CRLNumber[0] == 0)) {
 		return nil, bad("malformed head hash or CRL number")
 	}
-	tbs, err := sigStructure(msg.Protected, msg.Payload)
-	if err != nil {
-		return nil, bad(err.Error())
-	}
-	if !verifyCOSESignature(pub, alg, tbs, msg.Signature) {
+	if !verifyCOSESignature(pub, alg, msg.Protected, msg.Payload, msg.Signature) {
 		return nil, &CheckpointFormatError{Detail: "signature does not verify", Signature: true}
 	}
 	c := &Checkpoint{Seq: pl.Seq, Hash: pl.Hash, Time: time.Unix(0, pl.Time).UTC(), KeyID: prot.KeyID, Raw: bytes.Clone(raw)}
@@ -243,28 +181,11 @@ func canonicalUnmarshal(data []byte, v any) error {
 	return nil
 }
 
-func verifyCOSESignature(pub crypto.PublicKey, alg keystore.Algorithm, tbs, sig []byte) bool {
-	var digest []byte
-	if h := alg.Hash(); h != 0 {
-		d := h.New()
-		d.Write(tbs)
-		digest = d.Sum(nil)
-	}
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		n := (k.Curve.Params().BitSize + 7) / 8
-		if len(sig) != 2*n {
-			return false
-		}
-		r := new(big.Int).SetBytes(sig[:n])
-		s := new(big.Int).SetBytes(sig[n:])
-		return ecdsa.Verify(k, digest, r, s)
-	case ed25519.PublicKey:
-		return ed25519.Verify(k, tbs, sig)
-	case *rsa.PublicKey:
-		return rsa.VerifyPSS(k, crypto.SHA256, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}) == nil
-	}
-	return false
+// verifyCOSESignature reports whether sig is alg's signature by pub over
+// the Sig_structure of prot and payload.
+func verifyCOSESignature(pub crypto.PublicKey, alg keystore.Algorithm, prot, payload, sig []byte) bool {
+	v, err := cose.NewVerifier(cose.Algorithm(alg.COSE()), pub)
+	return err == nil && sign1.Verify(v, prot, payload, sig) == nil
 }
 
 // Check reports whether a ledger extends the checkpoint: head is the

@@ -17,6 +17,7 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/ztmkit/ztm/internal/detcbor"
+	"github.com/ztmkit/ztm/internal/sign1"
 )
 
 // COSE Receipts (RFC 9942, published from draft-ietf-cose-merkle-tree-proofs-18).
@@ -271,23 +272,12 @@ func (l *Lot) Sign(rand io.Reader, s *StepSigner, issuedAt time.Time) (*LotManif
 		return nil, err
 	}
 	root := l.Root()
-	msg := cose.Sign1Message{
-		Headers: cose.Headers{
-			RawProtected: prot,
-			Protected:    cose.ProtectedHeader{cose.HeaderLabelAlgorithm: cose.Algorithm(s.alg.COSE())},
-			Unprotected:  cose.UnprotectedHeader{},
-		},
-		Payload: root,
-	}
-	if err := msg.Sign(rand, nil, s.signer); err != nil {
+	raw, sig, err := sign1.Sign(rand, s.signer, inner, root)
+	if err != nil {
 		return nil, fmt.Errorf("manifest: failed to sign lot: %w", err)
 	}
-	raw, err := msg.MarshalCBOR()
-	if err != nil {
-		return nil, err
-	}
 	return &LotManifest{Lot: l.id, Issuer: s.issuer, IssuedAt: timeOrZero(unixOrZero(issuedAt)),
-		Root: root, TreeSize: l.Len(), Raw: raw, prot: prot, sig: msg.Signature, lot: l}, nil
+		Root: root, TreeSize: l.Len(), Raw: raw, prot: prot, sig: sig, lot: l}, nil
 }
 
 // receiptWire is a COSE_Sign1 receipt: detached payload (nil).
@@ -375,7 +365,7 @@ type Receipt struct {
 
 	signedSize uint64
 
-	msg cose.Sign1Message
+	msg sign1.Message // the payload is detached: nil
 }
 
 // ParseReceipt decodes a receipt strictly: a tagged COSE_Sign1 with a
@@ -389,20 +379,12 @@ func ParseReceipt(receipt []byte) (*Receipt, error) {
 	if len(receipt) > MaxReceiptSize {
 		return nil, tooLargeErr("receipt", len(receipt), MaxReceiptSize)
 	}
-	if len(receipt) < 2 || receipt[0] != 0xd2 {
-		return nil, decodeErr("receipt", errors.New("not a tagged COSE_Sign1 (tag 18)"))
-	}
-	if err := checkSign1Array(receipt[1:], "receipt"); err != nil {
-		return nil, err
-	}
-	r := &Receipt{}
-	if err := r.msg.UnmarshalCBOR(receipt); err != nil {
+	env, err := sign1.Decode(receipt, sign1.DecodeOptions{Detached: true})
+	if err != nil {
 		return nil, decodeErr("receipt", err)
 	}
-	if r.msg.Payload != nil {
-		return nil, decodeErr("receipt", errors.New("payload is not detached"))
-	}
-	ph, err := decodeLotProtected(r.msg.Headers.RawProtected, "receipt")
+	r := &Receipt{msg: env.Message}
+	ph, err := decodeLotProtected(env.RawProtected, "receipt")
 	if err != nil {
 		return nil, err
 	}
@@ -413,7 +395,7 @@ func ParseReceipt(receipt []byte) (*Receipt, error) {
 	if ph.CWT != nil {
 		r.Lot, r.Issuer, r.IssuedAt = ph.CWT.Sub, ph.CWT.Iss, timeOrZero(ph.CWT.Iat)
 	}
-	ip, err := decodeInclusionProof(r.msg.Headers.RawUnprotected)
+	ip, err := decodeInclusionProof(env.Unprotected)
 	if err != nil {
 		return nil, err
 	}
@@ -504,10 +486,7 @@ func VerifyReceipt(receipt, step []byte, pub crypto.PublicKey) (*Receipt, error)
 	if err != nil {
 		return nil, fail(ReasonReceipt, "inclusion proof", err)
 	}
-	r.msg.Payload = root
-	err = r.msg.Verify(nil, v)
-	r.msg.Payload = nil
-	if err != nil {
+	if err := sign1.Verify(v, r.msg.Protected, root, r.msg.Signature); err != nil {
 		return nil, fail(ReasonReceipt, "the inclusion proof does not lead to the signed root (another leaf, index or tree size, or a bad signature)", err)
 	}
 	return r, nil
@@ -528,23 +507,18 @@ func VerifyLotManifest(raw []byte, pub crypto.PublicKey) (*LotManifest, error) {
 	if len(raw) > MaxReceiptSize {
 		return nil, tooLargeErr("lot manifest", len(raw), MaxReceiptSize)
 	}
-	if len(raw) < 2 || raw[0] != 0xd2 {
-		return nil, decodeErr("lot manifest", errors.New("not a tagged COSE_Sign1 (tag 18)"))
-	}
-	if err := checkSign1Array(raw[1:], "lot manifest"); err != nil {
-		return nil, err
-	}
-	var msg cose.Sign1Message
-	if err := msg.UnmarshalCBOR(raw); err != nil {
+	env, err := sign1.Decode(raw, sign1.DecodeOptions{})
+	if err != nil {
 		return nil, decodeErr("lot manifest", err)
 	}
+	msg := env.Message
 	if len(msg.Payload) != 32 {
 		return nil, decodeErr("lot manifest", fmt.Errorf("payload of %d bytes, want a 32-byte root", len(msg.Payload)))
 	}
-	if _, err := checkUnprotected(msg.Headers.RawUnprotected, "lot manifest"); err != nil {
+	if _, err := checkUnprotected(env.Unprotected, "lot manifest"); err != nil {
 		return nil, err
 	}
-	ph, err := decodeLotProtected(msg.Headers.RawProtected, "lot manifest")
+	ph, err := decodeLotProtected(env.RawProtected, "lot manifest")
 	if err != nil {
 		return nil, err
 	}
@@ -555,7 +529,7 @@ func VerifyLotManifest(raw []byte, pub crypto.PublicKey) (*LotManifest, error) {
 	if err != nil {
 		return nil, &VerificationError{Check: CheckSignature, Step: -1, Reason: ReasonAlgorithm, Err: err}
 	}
-	if err := msg.Verify(nil, v); err != nil {
+	if err := msg.Verify(v); err != nil {
 		return nil, &VerificationError{Check: CheckSignature, Step: -1, Reason: ReasonSignature, Err: err}
 	}
 	var size uint64
@@ -563,7 +537,7 @@ func VerifyLotManifest(raw []byte, pub crypto.PublicKey) (*LotManifest, error) {
 		size = *ph.Size
 	}
 	return &LotManifest{Lot: ph.CWT.Sub, Issuer: ph.CWT.Iss, IssuedAt: timeOrZero(ph.CWT.Iat),
-		Root: msg.Payload, TreeSize: size, Raw: raw, prot: msg.Headers.RawProtected, sig: msg.Signature}, nil
+		Root: msg.Payload, TreeSize: size, Raw: raw, prot: env.RawProtected, sig: msg.Signature}, nil
 }
 
 // IsSoleLeaf reports whether step (the exact COSE_Sign1 bytes of a

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/detcbor"
+	"github.com/ztmkit/ztm/internal/sign1"
 )
 
 // MaxPolicySize bounds an encoded policy, signed or not, CBOR or JSON.
@@ -423,7 +424,7 @@ func VerifyPolicy(signed []byte, oem crypto.PublicKey) (*Policy, error) {
 	if len(signed) > MaxPolicySize {
 		return nil, tooLargeErr("signed policy", len(signed), MaxPolicySize)
 	}
-	var msg cose.Sign1Message
+	var msg sign1.Message
 	hdr, err := parseSign1(signed, &msg, "signed policy", PolicyContentType, nil)
 	if err != nil {
 		return nil, err
@@ -435,7 +436,7 @@ func VerifyPolicy(signed []byte, oem crypto.PublicKey) (*Policy, error) {
 	if err != nil {
 		return nil, vfail(ReasonAlgorithm, "", err)
 	}
-	if err := msg.Verify(nil, verifier); err != nil {
+	if err := msg.Verify(verifier); err != nil {
 		return nil, vfail(ReasonSignature, "", err)
 	}
 	p, err := ParsePolicy(msg.Payload)

@@ -3,16 +3,13 @@ package manifest
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/detcbor"
+	"github.com/ztmkit/ztm/internal/sign1"
 )
 
 // Content types of the protected header (label 3), as CoAP
@@ -112,13 +110,7 @@ func NewStepSigner(key crypto.Signer, opts SignOptions) (*StepSigner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedAlgorithm, err)
 	}
-	coseKey := key
-	if _, std := key.(*ecdsa.PrivateKey); !std && (alg == keystore.ES256 || alg == keystore.ES384) {
-		// go-cose calls Sign with nil options on ECDSA signers other than
-		// *ecdsa.PrivateKey; keystore keys want the hash named.
-		coseKey = hashNamingSigner{key, alg.SignerOpts()}
-	}
-	cs, err := cose.NewSigner(cose.Algorithm(alg.COSE()), coseKey)
+	cs, err := sign1.NewSigner(key, alg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedAlgorithm, err)
 	}
@@ -139,34 +131,13 @@ func NewStepSigner(key crypto.Signer, opts SignOptions) (*StepSigner, error) {
 			break
 		}
 		s.chain = slices.Clone(opts.CertChain)
-		if len(opts.CertChain) == 1 {
-			s.x5chain = opts.CertChain[0].Raw
-		} else {
-			ders := make([][]byte, len(opts.CertChain))
-			for i, c := range opts.CertChain {
-				ders[i] = c.Raw
-			}
-			s.x5chain = ders
-		}
+		s.x5chain = sign1.X5Chain(opts.CertChain)
 	case opts.KeyID != nil:
 		s.kid = bytes.Clone(opts.KeyID)
 	default:
 		s.kid = thumb.Value
 	}
 	return s, nil
-}
-
-// hashNamingSigner passes opts to its signer when called with nil options.
-type hashNamingSigner struct {
-	crypto.Signer
-	opts crypto.SignerOpts
-}
-
-func (h hashNamingSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	if opts == nil {
-		opts = h.opts
-	}
-	return h.Signer.Sign(rand, digest, opts)
 }
 
 // Thumbprint returns the [KeyThumbprint] of the signer's key: what a step's
@@ -185,11 +156,7 @@ func (s *StepSigner) protected(contentType uint64, sub string, iat uint64) ([]by
 		X5Chain:     s.x5chain,
 		X5T:         s.x5t,
 	}
-	inner, err := detcbor.Marshal(&h)
-	if err != nil {
-		return nil, err
-	}
-	return detcbor.Marshal(inner)
+	return detcbor.Marshal(&h)
 }
 
 // sign1 signs payload under a protected header it builds, and returns the
@@ -199,32 +166,20 @@ func (s *StepSigner) sign1(rand io.Reader, contentType uint64, sub string, iat u
 	return raw, err
 }
 
-func (s *StepSigner) sign1msg(rand io.Reader, contentType uint64, sub string, iat uint64, payload []byte) ([]byte, *cose.Sign1Message, error) {
+// sign1msg is sign1, also returning the signed parts.
+func (s *StepSigner) sign1msg(rand io.Reader, contentType uint64, sub string, iat uint64, payload []byte) ([]byte, *sign1.Message, error) {
 	if s == nil || s.signer == nil {
 		return nil, nil, errors.New("manifest: StepSigner not made by NewStepSigner")
 	}
-	rawProt, err := s.protected(contentType, sub, iat)
+	prot, err := s.protected(contentType, sub, iat)
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest: failed to encode protected header: %w", err)
 	}
-	msg := cose.Sign1Message{
-		Headers: cose.Headers{
-			RawProtected: rawProt,
-			// go-cose checks alg against the signer from this map; the
-			// signed bytes are RawProtected.
-			Protected:   cose.ProtectedHeader{cose.HeaderLabelAlgorithm: cose.Algorithm(s.alg.COSE())},
-			Unprotected: cose.UnprotectedHeader{},
-		},
-		Payload: payload,
-	}
-	if err := msg.Sign(rand, nil, s.signer); err != nil {
+	raw, sig, err := sign1.Sign(rand, s.signer, prot, payload)
+	if err != nil {
 		return nil, nil, fmt.Errorf("manifest: failed to sign: %w", err)
 	}
-	raw, err := msg.MarshalCBOR()
-	if err != nil {
-		return nil, nil, fmt.Errorf("manifest: failed to encode COSE_Sign1: %w", err)
-	}
-	return raw, &msg, nil
+	return raw, &sign1.Message{Protected: prot, Payload: payload, Signature: sig}, nil
 }
 
 // SubjectClaim returns the CWT sub claim for a subject: its bytes in
@@ -293,7 +248,7 @@ type SignedStep struct {
 	SubjectClaim string
 	IssuedAt     uint64
 
-	msg cose.Sign1Message
+	msg sign1.Message
 }
 
 // ParseSignedStep decodes a signed step, keeping raw as its exact bytes. It
@@ -343,72 +298,6 @@ type sign1Header struct {
 	cwt   *cwtWire
 }
 
-// sign1Wire is COSE_Sign1 (RFC 9052 §4.2) without its tag.
-type sign1Wire struct {
-	_           struct{} `cbor:",toarray"`
-	Protected   cbor.RawMessage
-	Unprotected cbor.RawMessage
-	Payload     cbor.RawMessage
-	Signature   cbor.RawMessage
-}
-
-// noTagsDecMode is detcbor's strict decoding with CBOR tags forbidden:
-// inside a COSE_Sign1 every item has a fixed, untagged type.
-var noTagsDecMode = sync.OnceValue(func() cbor.DecMode {
-	dm, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		UTF8:              cbor.UTF8RejectInvalid,
-		MaxNestedLevels:   16,
-		MaxArrayElements:  1 << 16,
-		MaxMapPairs:       1 << 12,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		TagsMd:            cbor.TagsForbidden,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return dm
-})
-
-// checkSign1Array checks that body (a COSE_Sign1 after its tag) is an array
-// of the four items of RFC 9052 §4.2, so that a missing item is named as
-// such rather than as a decoding failure.
-func checkSign1Array(body []byte, what string) error {
-	if len(body) == 0 || body[0]>>5 != 4 {
-		return decodeErr(what, errors.New("COSE_Sign1 is not an array"))
-	}
-	if body[0] != 0x84 {
-		n := "an indefinite or oversize number of"
-		if ai := body[0] & 0x1f; ai < 24 {
-			n = fmt.Sprint(ai)
-		}
-		return decodeErr(what, fmt.Errorf("COSE_Sign1 of %s items, want 4 (protected, unprotected, payload, signature)", n))
-	}
-	return nil
-}
-
-// shortestHead reports whether the head of the CBOR item starting item
-// encodes its argument in the fewest bytes (RFC 8949 §4.2.1).
-func shortestHead(item []byte) bool {
-	if len(item) == 0 {
-		return false
-	}
-	switch ai := item[0] & 0x1f; {
-	case ai < 24:
-		return true
-	case ai == 24:
-		return len(item) >= 2 && item[1] >= 24
-	case ai == 25:
-		return len(item) >= 3 && binary.BigEndian.Uint16(item[1:]) > 0xff
-	case ai == 26:
-		return len(item) >= 5 && binary.BigEndian.Uint32(item[1:]) > 0xffff
-	case ai == 27:
-		return len(item) >= 9 && binary.BigEndian.Uint64(item[1:]) > 0xffffffff
-	}
-	return false
-}
-
 // protectedErr explains a protected header that did not decode: when the
 // decoder met a label the format does not define, it names the labels
 // (but those in known); otherwise it wraps err.
@@ -442,63 +331,16 @@ func labelInt(k any) (int64, bool) {
 	return 0, false
 }
 
-// coseLabelNames names the COSE header labels an unprotected header is
-// most likely to carry, for error messages.
-var coseLabelNames = map[int64]string{
-	1: "alg", 2: "crit", 3: "content type", 4: "kid", 15: "CWT claims",
-	16: "typ", 33: "x5chain", 34: "x5t", 395: "vds", 396: "vdp",
-}
-
 // checkUnprotected refuses an unprotected header with any label but those
-// allowed: what is outside the signature must not change what a message
-// says or who it is attributed to, and one message must have one encoding.
-// The error names every offending label, in ascending order. It returns
-// the decoded header (nil if empty).
+// allowed (see [sign1.CheckUnprotected]), naming every offending label. It
+// returns the decoded header (nil if empty).
 func checkUnprotected(raw []byte, what string, allowed ...int64) (map[any]cbor.RawMessage, error) {
-	if len(raw) == 1 && raw[0] == 0xa0 {
-		return nil, nil
+	u, bad, err := sign1.CheckUnprotected(raw, allowed...)
+	if err != nil {
+		return nil, decodeErr(what, err)
 	}
-	if len(raw) == 0 || raw[0]>>5 != 5 {
-		return nil, decodeErr(what, errors.New("unprotected header is not a map"))
-	}
-	var u map[any]cbor.RawMessage
-	if err := noTagsDecMode().Unmarshal(raw, &u); err != nil {
-		return nil, decodeErr(what, fmt.Errorf("unprotected header: %w", err))
-	}
-	var bad []string
-	var nums []int64
-	for k := range u {
-		switch v := k.(type) {
-		case int64:
-			if !slices.Contains(allowed, v) {
-				nums = append(nums, v)
-			}
-		case uint64: // positive labels decode as uint64
-			switch {
-			case v > 1<<62:
-				bad = append(bad, fmt.Sprint(v))
-			case !slices.Contains(allowed, int64(v)):
-				nums = append(nums, int64(v))
-			}
-		case string:
-			bad = append(bad, fmt.Sprintf("%q", v))
-		default:
-			bad = append(bad, fmt.Sprintf("of type %T", k))
-		}
-	}
-	slices.Sort(nums)
-	names := make([]string, 0, len(nums)+len(bad))
-	for _, n := range nums {
-		if name, ok := coseLabelNames[n]; ok {
-			names = append(names, fmt.Sprintf("%d (%s)", n, name))
-		} else {
-			names = append(names, fmt.Sprint(n))
-		}
-	}
-	slices.Sort(bad)
-	names = append(names, bad...)
-	if len(names) > 0 {
-		return nil, decodeErr(what, fmt.Errorf("unprotected header label %s not allowed: the signature does not cover it", strings.Join(names, ", ")))
+	if bad != "" {
+		return nil, decodeErr(what, fmt.Errorf("unprotected header label %s not allowed: the signature does not cover it", bad))
 	}
 	return u, nil
 }
@@ -507,102 +349,63 @@ func checkUnprotected(raw []byte, what string, allowed ...int64) (map[any]cbor.R
 // protected header, strictly, into msg (ready for msg.Verify: its
 // RawProtected is the received protected bstr). The unprotected header must
 // be empty.
-func parseSign1(raw []byte, msg *cose.Sign1Message, what string, contentType uint64, certs *certCache) (*sign1Header, error) {
-	if len(raw) < 2 || raw[0] != 0xd2 { // tag 18
-		return nil, decodeErr(what, errors.New("not a tagged COSE_Sign1 (tag 18)"))
-	}
-	if err := checkSign1Array(raw[1:], what); err != nil {
-		return nil, err
-	}
-	var w sign1Wire
-	rest, err := noTagsDecMode().UnmarshalFirst(raw[1:], &w)
+func parseSign1(raw []byte, msg *sign1.Message, what string, contentType uint64, certs *certCache) (*sign1Header, error) {
+	env, err := sign1.Decode(raw, sign1.DecodeOptions{Shortest: true})
 	if err != nil {
 		return nil, decodeErr(what, err)
 	}
-	if len(rest) != 0 {
-		return nil, decodeErr(what, fmt.Errorf("%d bytes of trailing data", len(rest)))
-	}
-	var payload, sig []byte
-	if len(w.Payload) == 0 || w.Payload[0]>>5 != 2 {
-		return nil, decodeErr(what, errors.New("payload is not an attached byte string"))
-	}
-	if err := noTagsDecMode().Unmarshal(w.Payload, &payload); err != nil {
-		return nil, decodeErr(what, err)
-	}
-	if len(w.Signature) == 0 || w.Signature[0]>>5 != 2 {
-		return nil, decodeErr(what, errors.New("signature is not a byte string"))
-	}
-	if err := noTagsDecMode().Unmarshal(w.Signature, &sig); err != nil {
-		return nil, decodeErr(what, err)
-	}
-	if len(sig) == 0 {
-		return nil, decodeErr(what, errors.New("empty signature"))
-	}
-	if len(w.Protected) == 0 || w.Protected[0]>>5 != 2 {
-		return nil, decodeErr(what, errors.New("protected header is not a byte string"))
-	}
-	// One step, one encoding: the byte string heads around the signed
-	// parts are in their shortest form (RFC 8949 §4.2.1), as ztm writes
-	// them, so that no other bytes carry the same signature.
-	for _, it := range []struct {
-		name string
-		item []byte
-	}{{"protected header", w.Protected}, {"payload", w.Payload}, {"signature", w.Signature}} {
-		if !shortestHead(it.item) {
-			return nil, decodeErr(what, fmt.Errorf("%s length is not in its shortest form", it.name))
-		}
-	}
-	if _, err := checkUnprotected(w.Unprotected, what); err != nil {
+	if _, err := checkUnprotected(env.Unprotected, what); err != nil {
 		return nil, err
 	}
-	*msg = cose.Sign1Message{Headers: cose.Headers{RawProtected: w.Protected}, Payload: payload, Signature: sig}
-	hdr, err := parseProtected(w.Protected, what, contentType, certs)
+	hdr, _, err := parseProtected(env.RawProtected, what, contentType, certs)
 	if err != nil {
 		return nil, err
 	}
-	msg.Headers.Protected = cose.ProtectedHeader{cose.HeaderLabelAlgorithm: cose.Algorithm(hdr.alg)}
+	*msg = env.Message
 	return hdr, nil
 }
 
-func parseProtected(rawProt cbor.RawMessage, what string, contentType uint64, certs *certCache) (*sign1Header, error) {
+// parseProtected decodes the protected header (the bstr rawProt) and
+// returns it with the header map's bytes.
+func parseProtected(rawProt cbor.RawMessage, what string, contentType uint64, certs *certCache) (*sign1Header, []byte, error) {
 	var prot []byte
 	if err := detcbor.Unmarshal(rawProt, &prot, MaxStepSize); err != nil {
-		return nil, decodeErr(what, fmt.Errorf("protected header: %w", err))
+		return nil, nil, decodeErr(what, fmt.Errorf("protected header: %w", err))
 	}
 	var in protectedIn
 	if err := detcbor.Unmarshal(prot, &in, MaxStepSize); err != nil {
-		return nil, decodeErr(what, protectedErr(prot, err, 1, 3, 4, 15, 33, 34))
+		return nil, nil, decodeErr(what, protectedErr(prot, err, 1, 3, 4, 15, 33, 34))
 	}
 	h := &sign1Header{kid: in.KID, cwt: in.CWT}
 	var alg int64
 	if len(in.Alg) == 0 {
-		return nil, decodeErr(what, errors.New("protected header without alg"))
+		return nil, nil, decodeErr(what, errors.New("protected header without alg"))
 	}
 	if err := detcbor.Unmarshal(in.Alg, &alg, 0); err != nil {
-		return nil, decodeErr(what, fmt.Errorf("alg is not an integer: %w", err))
+		return nil, nil, decodeErr(what, fmt.Errorf("alg is not an integer: %w", err))
 	}
 	h.alg = alg
 	var ct uint64
 	if len(in.ContentType) == 0 || in.ContentType[0]>>5 != 0 || detcbor.Unmarshal(in.ContentType, &ct, 0) != nil || ct != contentType {
-		return nil, decodeErr(what, fmt.Errorf("content type %s, want %d", diagnose(in.ContentType), contentType))
+		return nil, nil, decodeErr(what, fmt.Errorf("content type %s, want %d", diagnose(in.ContentType), contentType))
 	}
 	if len(in.X5Chain) > 0 {
 		chain, err := parseX5Chain(in.X5Chain, certs)
 		if err != nil {
-			return nil, decodeErr(what, err)
+			return nil, nil, decodeErr(what, err)
 		}
 		h.chain = chain
 	}
 	if in.X5T != nil {
 		if h.chain != nil {
-			return nil, decodeErr(what, errors.New("protected header has both x5chain and x5t"))
+			return nil, nil, decodeErr(what, errors.New("protected header has both x5chain and x5t"))
 		}
 		if err := in.X5T.valid(); err != nil {
-			return nil, decodeErr(what, fmt.Errorf("x5t: %w", err))
+			return nil, nil, decodeErr(what, fmt.Errorf("x5t: %w", err))
 		}
 		h.x5t = in.X5T
 	}
-	return h, nil
+	return h, prot, nil
 }
 
 // diagnose renders a short CBOR item for an error message.
@@ -617,18 +420,12 @@ func diagnose(item []byte) string {
 	return d
 }
 
-// parseX5Chain decodes an x5chain value: one bstr, or an array of them
-// (RFC 9360 §2). Certificates certs holds are not parsed again.
+// parseX5Chain decodes an x5chain value with [sign1.ParseX5Chain].
+// Certificates certs holds are not parsed again.
 func parseX5Chain(raw cbor.RawMessage, certs *certCache) ([]*x509.Certificate, error) {
-	var ders [][]byte
-	var one []byte
-	if err := detcbor.Unmarshal(raw, &one, 0); err == nil {
-		ders = [][]byte{one}
-	} else if err := detcbor.Unmarshal(raw, &ders, 0); err != nil || len(ders) < 2 {
-		return nil, errors.New("x5chain is neither a bstr nor an array of two or more bstr")
-	}
-	if len(ders) > 8 {
-		return nil, fmt.Errorf("x5chain of %d certificates, limit 8", len(ders))
+	ders, err := sign1.ParseX5Chain(raw)
+	if err != nil {
+		return nil, err
 	}
 	chain := make([]*x509.Certificate, len(ders))
 	for i, der := range ders {

@@ -432,7 +432,7 @@ func (v *verifier) checkSigner(rep *Report, i int, ss *SignedStep) *signer {
 		return sg
 	}
 	rep.pass(CheckAlgorithm, i, "")
-	if err := ss.msg.Verify(nil, vf); err != nil {
+	if err := ss.msg.Verify(vf); err != nil {
 		rep.fail(CheckSignature, i, ReasonSignature, err, "")
 		return sg
 	}

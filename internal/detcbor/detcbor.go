@@ -26,7 +26,17 @@ var modes = sync.OnceValues(func() (cbor.EncMode, cbor.DecMode) {
 	if err != nil {
 		panic(err)
 	}
-	dec, err := cbor.DecOptions{
+	dec, err := DecOptions().DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return enc, dec
+})
+
+// DecOptions returns the options of [DecMode], for a package that needs
+// the same strictness with one option changed (tags forbidden, say).
+func DecOptions() cbor.DecOptions {
+	return cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
 		IndefLength:       cbor.IndefLengthForbidden,
 		UTF8:              cbor.UTF8RejectInvalid,
@@ -35,12 +45,8 @@ var modes = sync.OnceValues(func() (cbor.EncMode, cbor.DecMode) {
 		MaxMapPairs:       1 << 12,
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 		TagsMd:            cbor.TagsAllowed,
-	}.DecMode()
-	if err != nil {
-		panic(err)
 	}
-	return enc, dec
-})
+}
 
 // EncMode returns the core deterministic encoding mode. It is safe for
 // concurrent use.
