@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -334,7 +335,7 @@ func (a *Authority) made() error {
 // Issue checks req and, if everything passes, issues a certificate,
 // records it durably in the ledger and returns it: it is [Authority.Check]
 // then [Authority.IssueChecked]. Refusals, which leave no certificate and
-// no record: ErrInvalidRequest, ErrUnknownProfile, *CSRError (ErrBadCSR),
+// no record: ErrInvalidRequest, ErrUnknownProfile, *identity.CSRError (identity.ErrInvalidCSR),
 // *AuthorizationError (ErrNotAuthorized), *PolicyError (ErrPolicy),
 // ErrQuotaExceeded, ErrRequestExists for an IdempotencyKey already issued
 // to another requester or under another profile, and ErrRepeatRevoked for
@@ -524,7 +525,7 @@ func (a *Authority) IssueChecked(ctx context.Context, c *Checked) (*x509.Certifi
 	var device []byte
 	if p.Kind == IDevID {
 		if device, err = deviceID(c.csr.san.HardwareModules); err != nil {
-			return nil, &CSRError{Reason: CSRBadName, Err: err}
+			return nil, &identity.CSRError{Reason: identity.CSRUnexpectedExtension, Err: err}
 		}
 	}
 	const attempts = 4
@@ -691,7 +692,7 @@ func (a *Authority) template(p *Profile, c *checkedCSR, authExt []byte, now time
 	eku, unknownEKU := p.extKeyUsage()
 	ski, err := subjectKeyID(c.csr.RawSubjectPublicKeyInfo)
 	if err != nil {
-		return nil, &CSRError{Reason: CSRMalformed, Err: err}
+		return nil, &identity.CSRError{Reason: identity.CSRMalformed, Err: err}
 	}
 	notAfter := p.notAfter(notBefore)
 	if !notAfter.Equal(noWellDefinedExpiration) && notAfter.After(a.chain[0].NotAfter) {
@@ -712,7 +713,7 @@ func (a *Authority) template(p *Profile, c *checkedCSR, authExt []byte, now time
 	if !c.san.empty() {
 		v, err := c.san.marshal()
 		if err != nil {
-			return nil, &CSRError{Reason: CSRBadName, Err: err}
+			return nil, &identity.CSRError{Reason: identity.CSRUnexpectedExtension, Err: err}
 		}
 		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidSubjectAltName, Value: v})
 	}
