@@ -139,7 +139,7 @@ func New(cfg Config) (*Authority, error) {
 	if len(ca.SubjectKeyId) == 0 {
 		return nil, bad("chain[0] has no subjectKeyIdentifier")
 	}
-	if !publicKeysEqual(ca.PublicKey, cfg.Signer.Public()) {
+	if !keystore.PublicKeysEqual(ca.PublicKey, cfg.Signer.Public()) {
 		return nil, bad("chain[0] does not certify the signer's public key")
 	}
 	for i := 1; i < len(cfg.Chain); i++ {
@@ -758,10 +758,4 @@ func signatureAlgorithm(pub crypto.PublicKey) (x509.SignatureAlgorithm, error) {
 		return x509.SHA256WithRSAPSS, nil
 	}
 	return 0, fmt.Errorf("unsupported CA key algorithm %v", alg)
-}
-
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	e, ok := a.(equaler)
-	return ok && e.Equal(b)
 }
