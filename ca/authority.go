@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"sync"
 	"time"
@@ -84,6 +85,13 @@ type Config struct {
 	// checkpoint, and how old the one [Authority.CheckpointHandler] serves
 	// may get. If zero, one hour. Every new CRL also makes one.
 	CheckpointInterval time.Duration
+	// Logger receives a record per issuance and revocation (Info), per
+	// refused request or revocation (Warn, with the reason and the
+	// typed error's check), per failure (Error), per signed checkpoint
+	// (Info), and one when the Authority finds its ledger corrupt and
+	// stops (Error). Records hold no key, request bytes or secret. If nil,
+	// nothing is logged.
+	Logger *slog.Logger
 }
 
 // Authority is a certificate authority: it issues certificates from
@@ -112,6 +120,7 @@ type Authority struct {
 	crl   *cachedCRL
 
 	checkpoints checkpointState
+	log         *slog.Logger // never nil once made by New
 }
 
 type verifyPools struct {
@@ -177,6 +186,10 @@ func New(cfg Config) (*Authority, error) {
 		crlValid: cfg.CRLValidity,
 		rand:     cfg.Rand,
 		now:      cfg.Time,
+		log:      cfg.Logger,
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
 	}
 	if err := checkChainValidity(cfg.Chain, profiles); err != nil {
 		return nil, bad("%v", err)
@@ -400,6 +413,14 @@ func (c *Checked) SetApproval(evidenceDigest, stepDigest []byte) error {
 // those checks. The revocation of the requester, idempotency, the quota
 // and the Policy are decided by [Authority.IssueChecked].
 func (a *Authority) Check(ctx context.Context, req *Request) (*Checked, error) {
+	c, err := a.check(ctx, req)
+	if err != nil {
+		a.logRequest(ctx, req, nil, err)
+	}
+	return c, err
+}
+
+func (a *Authority) check(ctx context.Context, req *Request) (*Checked, error) {
 	if req == nil {
 		return nil, fmt.Errorf("ca: %w: nil request", ErrInvalidRequest)
 	}
@@ -496,8 +517,16 @@ func checkGrant(reqAuth *StationAuthorization, req *Request, requester string) e
 // this Authority's Check.
 func (a *Authority) IssueChecked(ctx context.Context, c *Checked) (*x509.Certificate, error) {
 	if c == nil || c.csr == nil {
-		return nil, fmt.Errorf("ca: %w: request not checked", ErrInvalidRequest)
+		err := fmt.Errorf("ca: %w: request not checked", ErrInvalidRequest)
+		a.logRequest(ctx, nil, nil, err)
+		return nil, err
 	}
+	cert, err := a.issueChecked(ctx, c)
+	a.logRequest(ctx, &c.req, cert, err)
+	return cert, err
+}
+
+func (a *Authority) issueChecked(ctx context.Context, c *Checked) (*x509.Certificate, error) {
 	if err := a.usable(ctx); err != nil {
 		return nil, err
 	}
