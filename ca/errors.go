@@ -20,9 +20,9 @@ var (
 	// [*identity.CSRError] for a certificate request that cannot be
 	// parsed, whose signature does not verify, whose key is too weak, or
 	// that asks for something the profile does not allow (CA:true,
-	// extensions, subject attributes, names).
-	//
-	// Deprecated: use [identity.ErrInvalidCSR], the same error.
+	// extensions, subject attributes, names). It is kept so that code
+	// written against the CA's own CSR error still compiles; new code
+	// uses identity.ErrInvalidCSR.
 	ErrBadCSR = identity.ErrInvalidCSR
 	// ErrInvalidRequest is returned for a [Request] whose caller-supplied
 	// fields are malformed (no requester, oversize digests, a Station
@@ -118,17 +118,19 @@ var (
 	ErrBadExtension = errors.New("ca: malformed extension")
 )
 
-// CSRReason is [identity.CSRErrorReason]: a request the CA refuses is
-// refused by the one check of a request, [identity.ParseRequest], or by
-// the profile, with the one error type [*identity.CSRError].
-//
-// Deprecated: use [identity.CSRErrorReason].
+// CSRReason is [identity.CSRErrorReason] (an alias, not a type of its
+// own): a request the CA refuses is refused by the one check of a
+// request, [identity.ParseRequest], or by the profile, with the one error
+// type [*identity.CSRError]. The alias and the constants below are kept
+// so that code written against the CA's own CSR error still compiles; new
+// code uses the identity names.
 type CSRReason = identity.CSRErrorReason
 
 // The reasons the CA refused a request with before it had one error type
-// with package identity, each the identity reason that now covers it.
-//
-// Deprecated: use the identity constants.
+// with package identity, each the identity reason that now covers it:
+// CSRRequestsCA, CSRExtensionNotAllowed and CSRBadName are one reason,
+// [identity.CSRUnexpectedExtension], and CSRBadSubject is
+// [identity.CSRMalformed]. The error's Detail says which.
 const (
 	CSRMalformed           = identity.CSRMalformed
 	CSRBadSignature        = identity.CSRBadSignature
@@ -140,10 +142,9 @@ const (
 	CSRBadName             = identity.CSRUnexpectedExtension // a subject alternative name the profile does not take, or an invalid one
 )
 
-// CSRError is [identity.CSRError], the one error type of a refused
-// certificate request. It wraps [identity.ErrInvalidCSR] (= [ErrBadCSR]).
-//
-// Deprecated: use [identity.CSRError].
+// CSRError is [identity.CSRError] (an alias), the one error type of a
+// refused certificate request. It wraps [identity.ErrInvalidCSR] (=
+// [ErrBadCSR]). New code uses identity.CSRError.
 type CSRError = identity.CSRError
 
 // AuthorizationError reports why a requester may not use a profile. It
