@@ -29,7 +29,6 @@ func TestParseRequestRules(t *testing.T) {
 	require.NoError(t, err)
 	withPassword := idevidTemplate(t, "SN-1")
 	withPassword.ExtraExtensions = nil
-	withPassword.Attributes = nil
 	challenge := addChallengePassword(t, p256, withPassword, pw)
 
 	cases := []struct {
@@ -98,7 +97,8 @@ func requireReason(t *testing.T, err error, want CSRErrorReason) {
 // attribute (PKCS#9, 1.2.840.113549.1.9.7) beside its extensionRequest.
 func addChallengePassword(t *testing.T, key any, tmpl *x509.CertificateRequest, pw []byte) []byte {
 	t.Helper()
-	tmpl.Attributes = []pkix.AttributeTypeAndValueSET{{ //nolint:staticcheck // the only way to add an attribute with crypto/x509
+	//lint:ignore SA1019 crypto/x509 writes a challengePassword only through Attributes.
+	tmpl.Attributes = []pkix.AttributeTypeAndValueSET{{
 		Type:  asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 7},
 		Value: [][]pkix.AttributeTypeAndValue{{{Type: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 7}, Value: asn1.RawValue{FullBytes: pw}}}},
 	}}
