@@ -240,7 +240,7 @@ func NewStation(cfg StationConfig) (*Station, error) {
 		return bad("Algorithm", "unknown device key algorithm %d", int(cfg.Algorithm))
 	}
 	leaf := cfg.CertChain[0]
-	if leaf == nil || !publicKeyEqual(leaf.PublicKey, cfg.Key.Public()) {
+	if leaf == nil || !keystore.PublicKeysEqual(leaf.PublicKey, cfg.Key.Public()) {
 		return bad("CertChain", "its leaf, CertChain[0], does not certify Key")
 	}
 	auth, err := ca.ParseStationAuthorization(leaf)
@@ -674,7 +674,7 @@ func (s *Station) inject(ctx context.Context, dev KeyImporter, ev *attest.Eviden
 		return nil, fmt.Errorf("%w: the device's attestation key is unknown to the station", ErrUnsupportedKey)
 	}
 	if ev.KeyID != nil {
-		if k, ok := s.cfg.AttestationKeys[string(ev.KeyID)]; ok && !publicKeyEqual(recipient, k) {
+		if k, ok := s.cfg.AttestationKeys[string(ev.KeyID)]; ok && !keystore.PublicKeysEqual(recipient, k) {
 			return nil, fmt.Errorf("%w: AttestationKeys[%q] is not the key that verified the evidence", ErrInvalidConfig, ev.KeyID)
 		}
 	}
@@ -884,7 +884,7 @@ func (s *Station) lock(subject []byte) func() {
 
 // checkLeaf checks that the issued certificate is for the request.
 func checkLeaf(leaf *x509.Certificate, req *identity.CSR) error {
-	if !publicKeyEqual(leaf.PublicKey, req.PublicKey) {
+	if !keystore.PublicKeysEqual(leaf.PublicKey, req.PublicKey) {
 		return errors.New("ztm: issued certificate is for another key")
 	}
 	if leaf.Subject.SerialNumber != req.SerialNumber {
@@ -893,8 +893,6 @@ func checkLeaf(leaf *x509.Certificate, req *identity.CSR) error {
 	return nil
 }
 
-// publicKeyEqual compares two public keys; b may be the DER
-// SubjectPublicKeyInfo of a key.
 // maxRecordedError bounds the error text an install-failed step records,
 // in bytes, so that the step stays under 400 bytes signed; the caller gets
 // the whole error.
@@ -920,9 +918,4 @@ func keyMatches(pub crypto.PublicKey, thumb any) bool {
 	}
 	t, err := manifest.KeyThumbprint(pub)
 	return err == nil && subtle.ConstantTimeCompare(t.Value, b) == 1
-}
-
-func publicKeyEqual(a crypto.PublicKey, b any) bool {
-	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && b != nil && k.Equal(b)
 }

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+
+	"github.com/ztmkit/ztm/identity/keystore"
 )
 
 // KeyConfirmation is the CWT key of the cnf claim. Reference: RFC 8747 §3.1.
@@ -47,8 +49,7 @@ func (c *Confirmation) Confirms(pub crypto.PublicKey) bool {
 		return false
 	}
 	if c.Key != nil {
-		k, ok := c.Key.(interface{ Equal(crypto.PublicKey) bool })
-		return ok && k.Equal(pub)
+		return keystore.PublicKeysEqual(c.Key, pub)
 	}
 	if len(c.JWKThumbprint) == 0 {
 		return false

@@ -50,16 +50,11 @@ func (o *SignOptions) algorithm(signer crypto.Signer) (keystore.Algorithm, error
 		return 0, fmt.Errorf("attest: %w: signer key is %v, asked for %v", ErrAlgorithmMismatch, alg, *o.Algorithm)
 	}
 	if o != nil && len(o.Chain) > 0 {
-		if !publicKeysEqual(o.Chain[0].PublicKey, signer.Public()) {
+		if !keystore.PublicKeysEqual(o.Chain[0].PublicKey, signer.Public()) {
 			return 0, errors.New("attest: the chain's leaf certificate is not the signer's key")
 		}
 	}
 	return alg, nil
-}
-
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	ea, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && ea.Equal(b)
 }
 
 func coseAlg(a keystore.Algorithm) cose.Algorithm { return cose.Algorithm(a.COSE()) }

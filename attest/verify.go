@@ -194,11 +194,10 @@ type Evidence struct {
 // path build while every certificate of it is valid, and the evidence's
 // own signature, nonce and claims are checked every time.
 type EATVerifier struct {
-	cfg       Config
-	keys      *keyCache
-	refs      map[refKey]*reference
-	emptyPool *x509.CertPool
-	chains    *chainCache // verified x5chains; see verifyChain
+	cfg    Config
+	keys   *keyCache
+	refs   map[refKey]*reference
+	chains *chainCache // verified x5chains; see verifyChain
 }
 
 var _ Verifier = (*EATVerifier)(nil)
@@ -212,7 +211,7 @@ func NewVerifier(cfg Config) (*EATVerifier, error) {
 	if cfg.Keys != nil && cfg.KeyLookup != nil {
 		return nil, fmt.Errorf("attest: %w: set Config.Keys or Config.KeyLookup, not both", ErrInvalidConfig)
 	}
-	v := &EATVerifier{cfg: *cfg.Clone(), emptyPool: x509.NewCertPool(), chains: newChainCache(0, 0)}
+	v := &EATVerifier{cfg: *cfg.Clone(), chains: newChainCache(0, 0)}
 	lookup := v.cfg.KeyLookup
 	if lookup == nil {
 		lookup = mapLookup(v.cfg.Keys)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"strconv"
@@ -36,7 +37,9 @@ func (s *checkpointState) init(store CheckpointStore, interval time.Duration) {
 }
 
 func (a *Authority) setFault(err error) error {
-	a.checkpoints.fault.CompareAndSwap(nil, &err)
+	if a.checkpoints.fault.CompareAndSwap(nil, &err) && a.logEnabled(context.Background(), slog.LevelError) {
+		a.log.LogAttrs(context.Background(), slog.LevelError, "ca: ledger fault, refusing to work", slog.String("error", err.Error()))
+	}
 	return *a.checkpoints.fault.Load()
 }
 
@@ -176,6 +179,7 @@ func (a *Authority) checkpointLocked(ctx context.Context, crlNumber *big.Int) (*
 		}
 	}
 	a.checkpoints.latest = cp
+	a.logCheckpoint(ctx, cp)
 	return cp, nil
 }
 
@@ -197,8 +201,13 @@ func (a *Authority) RunCheckpoints(ctx context.Context) error {
 	t := time.NewTicker(a.checkpoints.interval)
 	defer t.Stop()
 	for {
-		if err := a.verifiedCheckpoint(ctx); err != nil && (errors.Is(err, ErrLedgerCorrupt) || errors.Is(err, ErrBadCheckpoint)) {
-			return err
+		if err := a.verifiedCheckpoint(ctx); err != nil {
+			if errors.Is(err, ErrLedgerCorrupt) || errors.Is(err, ErrBadCheckpoint) {
+				return err
+			}
+			if ctx.Err() == nil && a.logEnabled(ctx, slog.LevelWarn) {
+				a.log.LogAttrs(ctx, slog.LevelWarn, "ca: periodic checkpoint failed", slog.String("error", err.Error()))
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -13,10 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"sync"
 	"time"
 
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -83,6 +85,13 @@ type Config struct {
 	// checkpoint, and how old the one [Authority.CheckpointHandler] serves
 	// may get. If zero, one hour. Every new CRL also makes one.
 	CheckpointInterval time.Duration
+	// Logger receives a record per issuance and revocation (Info), per
+	// refused request or revocation (Warn, with the reason and the
+	// typed error's check), per failure (Error), per signed checkpoint
+	// (Info), and one when the Authority finds its ledger corrupt and
+	// stops (Error). Records hold no key, request bytes or secret. If nil,
+	// nothing is logged.
+	Logger *slog.Logger
 }
 
 // Authority is a certificate authority: it issues certificates from
@@ -111,6 +120,7 @@ type Authority struct {
 	crl   *cachedCRL
 
 	checkpoints checkpointState
+	log         *slog.Logger // never nil once made by New
 }
 
 type verifyPools struct {
@@ -138,7 +148,7 @@ func New(cfg Config) (*Authority, error) {
 	if len(ca.SubjectKeyId) == 0 {
 		return nil, bad("chain[0] has no subjectKeyIdentifier")
 	}
-	if !publicKeysEqual(ca.PublicKey, cfg.Signer.Public()) {
+	if !keystore.PublicKeysEqual(ca.PublicKey, cfg.Signer.Public()) {
 		return nil, bad("chain[0] does not certify the signer's public key")
 	}
 	for i := 1; i < len(cfg.Chain); i++ {
@@ -176,6 +186,10 @@ func New(cfg Config) (*Authority, error) {
 		crlValid: cfg.CRLValidity,
 		rand:     cfg.Rand,
 		now:      cfg.Time,
+		log:      cfg.Logger,
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
 	}
 	if err := checkChainValidity(cfg.Chain, profiles); err != nil {
 		return nil, bad("%v", err)
@@ -361,7 +375,7 @@ func (a *Authority) made() error {
 // Issue checks req and, if everything passes, issues a certificate,
 // records it durably in the ledger and returns it: it is [Authority.Check]
 // then [Authority.IssueChecked]. Refusals, which leave no certificate and
-// no record: ErrInvalidRequest, ErrUnknownProfile, *CSRError (ErrBadCSR),
+// no record: ErrInvalidRequest, ErrUnknownProfile, *identity.CSRError (identity.ErrInvalidCSR),
 // *AuthorizationError (ErrNotAuthorized), *PolicyError (ErrPolicy),
 // ErrQuotaExceeded, ErrRequestExists for an IdempotencyKey already issued
 // to another requester or under another profile, and ErrRepeatRevoked for
@@ -442,6 +456,14 @@ func (c *Checked) SetKeyProvenance(p KeyProvenance) error {
 // those checks. The revocation of the requester, idempotency, the quota
 // and the Policy are decided by [Authority.IssueChecked].
 func (a *Authority) Check(ctx context.Context, req *Request) (*Checked, error) {
+	c, err := a.check(ctx, req)
+	if err != nil {
+		a.logRequest(ctx, req, nil, err)
+	}
+	return c, err
+}
+
+func (a *Authority) check(ctx context.Context, req *Request) (*Checked, error) {
 	if req == nil {
 		return nil, fmt.Errorf("ca: %w: nil request", ErrInvalidRequest)
 	}
@@ -546,8 +568,16 @@ func checkGrant(reqAuth *StationAuthorization, req *Request, requester string) e
 // with the request. The caller must not modify it.
 func (a *Authority) IssueChecked(ctx context.Context, c *Checked) (*x509.Certificate, error) {
 	if c == nil || c.csr == nil {
-		return nil, fmt.Errorf("ca: %w: request not checked", ErrInvalidRequest)
+		err := fmt.Errorf("ca: %w: request not checked", ErrInvalidRequest)
+		a.logRequest(ctx, nil, nil, err)
+		return nil, err
 	}
+	cert, err := a.issueChecked(ctx, c)
+	a.logRequest(ctx, &c.req, cert, err)
+	return cert, err
+}
+
+func (a *Authority) issueChecked(ctx context.Context, c *Checked) (*x509.Certificate, error) {
 	if err := a.usable(ctx); err != nil {
 		return nil, err
 	}
@@ -575,7 +605,7 @@ func (a *Authority) IssueChecked(ctx context.Context, c *Checked) (*x509.Certifi
 	var device []byte
 	if p.Kind == IDevID {
 		if device, err = deviceID(c.csr.san.HardwareModules); err != nil {
-			return nil, &CSRError{Reason: CSRBadName, Err: err}
+			return nil, &identity.CSRError{Reason: identity.CSRUnexpectedExtension, Err: err}
 		}
 	}
 	const attempts = 4
@@ -743,7 +773,7 @@ func (a *Authority) template(p *Profile, c *checkedCSR, authExt []byte, now time
 	eku, unknownEKU := p.extKeyUsage()
 	ski, err := subjectKeyID(c.csr.RawSubjectPublicKeyInfo)
 	if err != nil {
-		return nil, &CSRError{Reason: CSRMalformed, Err: err}
+		return nil, &identity.CSRError{Reason: identity.CSRMalformed, Err: err}
 	}
 	notAfter := p.notAfter(notBefore)
 	if !notAfter.Equal(noWellDefinedExpiration) && notAfter.After(a.chain[0].NotAfter) {
@@ -764,7 +794,7 @@ func (a *Authority) template(p *Profile, c *checkedCSR, authExt []byte, now time
 	if !c.san.empty() {
 		v, err := c.san.marshal()
 		if err != nil {
-			return nil, &CSRError{Reason: CSRBadName, Err: err}
+			return nil, &identity.CSRError{Reason: identity.CSRUnexpectedExtension, Err: err}
 		}
 		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidSubjectAltName, Value: v})
 	}
@@ -809,10 +839,4 @@ func signatureAlgorithm(pub crypto.PublicKey) (x509.SignatureAlgorithm, error) {
 		return x509.SHA256WithRSAPSS, nil
 	}
 	return 0, fmt.Errorf("unsupported CA key algorithm %v", alg)
-}
-
-func publicKeysEqual(a, b crypto.PublicKey) bool {
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	e, ok := a.(equaler)
-	return ok && e.Equal(b)
 }

@@ -14,6 +14,8 @@ import (
 	"math/big"
 	"net"
 	"time"
+
+	"github.com/ztmkit/ztm/identity/keystore"
 )
 
 // RootRequest describes a root CA certificate for [NewRoot].
@@ -126,7 +128,7 @@ func NewIntermediate(req IntermediateRequest) (*x509.Certificate, error) {
 	if !req.Parent.IsCA || req.Parent.KeyUsage&x509.KeyUsageCertSign == 0 {
 		return nil, fmt.Errorf("ca: %w: parent is not a CA", ErrInvalidConfig)
 	}
-	if !publicKeysEqual(req.Parent.PublicKey, req.ParentSigner.Public()) {
+	if !keystore.PublicKeysEqual(req.Parent.PublicKey, req.ParentSigner.Public()) {
 		return nil, fmt.Errorf("ca: %w: parent certificate does not match ParentSigner", ErrInvalidConfig)
 	}
 	if req.MaxPathLen < 0 {
@@ -234,7 +236,7 @@ func (a *Authority) IssueIntermediate(ctx context.Context, req IntermediateReque
 		return nil, err
 	}
 	if (req.Parent != nil && !req.Parent.Equal(a.chain[0])) ||
-		(req.ParentSigner != nil && !publicKeysEqual(a.chain[0].PublicKey, req.ParentSigner.Public())) {
+		(req.ParentSigner != nil && !keystore.PublicKeysEqual(a.chain[0].PublicKey, req.ParentSigner.Public())) {
 		return nil, fmt.Errorf("ca: %w: the intermediate's parent must be the Authority's certificate and key", ErrInvalidConfig)
 	}
 	if err := checkRequesterName(requester); err != nil {
@@ -275,7 +277,7 @@ func (a *Authority) RecordIntermediate(ctx context.Context, cert *x509.Certifica
 	if cert == nil || !cert.IsCA || cert.SerialNumber == nil || cert.SerialNumber.Sign() <= 0 {
 		return fmt.Errorf("ca: %w: not a CA certificate with a positive serial number", ErrInvalidRequest)
 	}
-	if publicKeysEqual(cert.PublicKey, a.chain[0].PublicKey) {
+	if keystore.PublicKeysEqual(cert.PublicKey, a.chain[0].PublicKey) {
 		return fmt.Errorf("ca: %w: CA certificate %q is for the Authority's own key", ErrInvalidRequest, cert.Subject)
 	}
 	if !bytes.Equal(cert.RawIssuer, a.chain[0].RawSubject) || cert.CheckSignatureFrom(a.chain[0]) != nil {

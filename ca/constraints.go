@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"net/url"
 	"strings"
+
+	"github.com/ztmkit/ztm/identity"
 )
 
 // checkNameConstraints refuses names that a CA certificate of the chain
@@ -15,20 +17,20 @@ func checkNameConstraints(chain []*x509.Certificate, san *subjectAltName) error 
 	for _, c := range chain {
 		for _, d := range san.DNSNames {
 			if !permitted(d, c.PermittedDNSDomains, c.ExcludedDNSDomains) {
-				return &CSRError{Reason: CSRBadName, Detail: "DNS name " + d + " outside the name constraints of " + c.Subject.CommonName}
+				return &identity.CSRError{Reason: identity.CSRUnexpectedExtension, Detail: "DNS name " + d + " outside the name constraints of " + c.Subject.CommonName}
 			}
 		}
 		for _, u := range san.URIs {
 			parsed, err := url.Parse(u)
 			if err != nil {
-				return &CSRError{Reason: CSRBadName, Err: err}
+				return &identity.CSRError{Reason: identity.CSRUnexpectedExtension, Err: err}
 			}
 			host := parsed.Hostname()
 			if host == "" && (len(c.PermittedURIDomains) > 0 || len(c.ExcludedURIDomains) > 0) {
-				return &CSRError{Reason: CSRBadName, Detail: "URI " + u + " has no host to check against the name constraints"}
+				return &identity.CSRError{Reason: identity.CSRUnexpectedExtension, Detail: "URI " + u + " has no host to check against the name constraints"}
 			}
 			if host != "" && !permitted(strings.ToLower(host), c.PermittedURIDomains, c.ExcludedURIDomains) {
-				return &CSRError{Reason: CSRBadName, Detail: "URI " + u + " outside the name constraints of " + c.Subject.CommonName}
+				return &identity.CSRError{Reason: identity.CSRUnexpectedExtension, Detail: "URI " + u + " outside the name constraints of " + c.Subject.CommonName}
 			}
 		}
 	}

@@ -22,6 +22,12 @@ import (
 // fails, Revoke returns the error although the revocation is recorded (a
 // retry gets ErrAlreadyRevoked).
 func (a *Authority) Revoke(ctx context.Context, serial *big.Int, reason RevocationReason, requester string) error {
+	err := a.revoke(ctx, serial, reason, requester)
+	a.logRevocation(ctx, serial, reason, requester, err)
+	return err
+}
+
+func (a *Authority) revoke(ctx context.Context, serial *big.Int, reason RevocationReason, requester string) error {
 	if serial == nil || serial.Sign() <= 0 {
 		return fmt.Errorf("ca: %w: serial must be positive", ErrInvalidRequest)
 	}

@@ -44,16 +44,22 @@
 // it may use) and [AttestationKey]. [DefaultProfiles] names them "idevid",
 // "ldevid", "station" and "ak".
 //
-// The CA never copies a request's extensions. From a request it takes the
-// public key, after verifying the request's signature and checking that
-// the key is P-256, P-384, Ed25519 or RSA of at least 3072 bits, and only
+// The CA never copies a request's extensions. It checks a request with
+// [identity.ParseRequest], the one check of a request in ztm, and takes
+// from it the public key, after verifying the request's signature and
+// checking that the key is P-256, P-384, Ed25519 or RSA of at least 3072
+// bits, and only
 // the subject attributes (commonName, serialNumber, organizationName,
 // organizationalUnitName, countryName) and subjectAltName entries
 // (hardwareModuleName; DNS names and URIs for LDevID) the profile allows,
 // each validated. A basicConstraints (cA false) or keyUsage extension in
 // the request is ignored, as the profile fixes both; a request asking for
 // CA:true or keyCertSign, for any other extension, or for names the
-// profile does not take is refused with a [*CSRError].
+// profile does not take is refused with an [*identity.CSRError] wrapping
+// [identity.ErrInvalidCSR].
+//
+// [Config].Logger, a *slog.Logger, gets a record per issuance,
+// revocation, refusal (with its reason), failure and signed checkpoint.
 //
 // # Ledger
 //

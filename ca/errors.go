@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+
+	"github.com/ztmkit/ztm/identity"
 )
 
 // Sentinel errors. [Authority.Issue] and [Authority.Revoke] return errors
@@ -14,11 +16,14 @@ var (
 	// ErrUnknownProfile is returned by Issue for a profile name the
 	// Authority does not have.
 	ErrUnknownProfile = errors.New("ca: unknown profile")
-	// ErrBadCSR is returned, wrapped in a [*CSRError], for a certificate
-	// request that cannot be parsed, whose signature does not verify, whose
-	// key is too weak, or that asks for something the profile does not allow
-	// (CA:true, extensions, subject attributes, names).
-	ErrBadCSR = errors.New("ca: bad certificate request")
+	// ErrBadCSR is [identity.ErrInvalidCSR], returned wrapped in an
+	// [*identity.CSRError] for a certificate request that cannot be
+	// parsed, whose signature does not verify, whose key is too weak, or
+	// that asks for something the profile does not allow (CA:true,
+	// extensions, subject attributes, names). It is kept so that code
+	// written against the CA's own CSR error still compiles; new code
+	// uses identity.ErrInvalidCSR.
+	ErrBadCSR = identity.ErrInvalidCSR
 	// ErrInvalidRequest is returned for a [Request] whose caller-supplied
 	// fields are malformed (no requester, oversize digests, a Station
 	// authorization on a non-Station profile…).
@@ -113,84 +118,34 @@ var (
 	ErrBadExtension = errors.New("ca: malformed extension")
 )
 
-// CSRReason says why a certificate request was refused.
-type CSRReason int
+// CSRReason is [identity.CSRErrorReason] (an alias, not a type of its
+// own): a request the CA refuses is refused by the one check of a
+// request, [identity.ParseRequest], or by the profile, with the one error
+// type [*identity.CSRError]. The alias and the constants below are kept
+// so that code written against the CA's own CSR error still compiles; new
+// code uses the identity names.
+type CSRReason = identity.CSRErrorReason
 
+// The reasons the CA refused a request with before it had one error type
+// with package identity, each the identity reason that now covers it:
+// CSRRequestsCA, CSRExtensionNotAllowed and CSRBadName are one reason,
+// [identity.CSRUnexpectedExtension], and CSRBadSubject is
+// [identity.CSRMalformed]. The error's Detail says which.
 const (
-	// CSRMalformed: the request is not a DER PKCS#10 CertificationRequest.
-	CSRMalformed CSRReason = iota + 1
-	// CSRBadSignature: the request's self-signature does not verify, or
-	// is made with SHA-1.
-	CSRBadSignature
-	// CSRWeakKey: the key is not P-256, P-384, Ed25519 or RSA ≥ 3072.
-	CSRWeakKey
-	// CSRRequestsCA: the request asks for CA powers: basicConstraints
-	// with cA true, or keyUsage with keyCertSign or cRLSign.
-	CSRRequestsCA
-	// CSRExtensionNotAllowed: the request asks for an extension the
-	// profile does not take from requests.
-	CSRExtensionNotAllowed
-	// CSRBadSubject: a subject attribute is not allowed by the profile or
-	// has a malformed value.
-	CSRBadSubject
-	// CSRMissingField: the profile requires a field the request lacks (for
-	// an IDevID: subject serialNumber and hardwareModuleName).
-	CSRMissingField
-	// CSRBadName: a subject alternative name is malformed or of a kind the
-	// profile does not allow.
-	CSRBadName
-
-	maxCSRReason
+	CSRMalformed           = identity.CSRMalformed
+	CSRBadSignature        = identity.CSRBadSignature
+	CSRWeakKey             = identity.CSRWeakKey
+	CSRRequestsCA          = identity.CSRUnexpectedExtension // basicConstraints cA, keyUsage keyCertSign or cRLSign
+	CSRExtensionNotAllowed = identity.CSRUnexpectedExtension
+	CSRBadSubject          = identity.CSRMalformed // a subject attribute the profile does not take, or a malformed value
+	CSRMissingField        = identity.CSRMissingField
+	CSRBadName             = identity.CSRUnexpectedExtension // a subject alternative name the profile does not take, or an invalid one
 )
 
-var csrReasonNames = [...]string{
-	CSRMalformed:           "malformed request",
-	CSRBadSignature:        "bad signature",
-	CSRWeakKey:             "weak or unsupported key",
-	CSRRequestsCA:          "requests CA:true",
-	CSRExtensionNotAllowed: "extension not allowed",
-	CSRBadSubject:          "subject not allowed",
-	CSRMissingField:        "missing required field",
-	CSRBadName:             "subject alternative name not allowed",
-}
-
-// String returns a short description of the reason.
-func (r CSRReason) String() string {
-	if r > 0 && r < maxCSRReason {
-		return csrReasonNames[r]
-	}
-	return fmt.Sprintf("CSRReason(%d)", int(r))
-}
-
-// CSRError reports why a certificate request was refused. It wraps
-// [ErrBadCSR].
-type CSRError struct {
-	Reason CSRReason
-	// Detail names the offending extension, attribute or value.
-	Detail string
-	// Err is the underlying parse or verification error, if any.
-	Err error
-}
-
-// Error describes the failure.
-func (e *CSRError) Error() string {
-	msg := "ca: bad certificate request: " + e.Reason.String()
-	if e.Detail != "" {
-		msg += ": " + e.Detail
-	}
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
-	}
-	return msg
-}
-
-// Unwrap returns ErrBadCSR and the underlying error.
-func (e *CSRError) Unwrap() []error {
-	if e.Err != nil {
-		return []error{ErrBadCSR, e.Err}
-	}
-	return []error{ErrBadCSR}
-}
+// CSRError is [identity.CSRError] (an alias), the one error type of a
+// refused certificate request. It wraps [identity.ErrInvalidCSR] (=
+// [ErrBadCSR]). New code uses identity.CSRError.
+type CSRError = identity.CSRError
 
 // AuthorizationError reports why a requester may not use a profile. It
 // wraps [ErrNotAuthorized].

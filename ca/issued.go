@@ -20,6 +20,8 @@ var (
 	oidAuthorityKeyID        = asn1.ObjectIdentifier{2, 5, 29, 35}
 	oidExtKeyUsage           = asn1.ObjectIdentifier{2, 5, 29, 37}
 	oidCRLDistributionPoints = asn1.ObjectIdentifier{2, 5, 29, 31}
+	oidKeyUsage              = asn1.ObjectIdentifier{2, 5, 29, 15}
+	oidBasicConstraints      = asn1.ObjectIdentifier{2, 5, 29, 19}
 )
 
 // issuedCertificate returns the *x509.Certificate of der, the certificate

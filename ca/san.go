@@ -76,55 +76,38 @@ func (s *subjectAltName) marshal() ([]byte, error) {
 	return b.Bytes()
 }
 
-// parseSubjectAltName parses a subjectAltName extension value, accepting
-// only otherName hardwareModuleName, dNSName and uniformResourceIdentifier
-// entries, each validated. Anything else is an *ExtensionError.
+// parseSubjectAltName parses a subjectAltName extension value with
+// [identity.ParseSubjectAltName] and accepts only otherName
+// hardwareModuleName, dNSName and uniformResourceIdentifier entries, each
+// validated. Anything else is an *ExtensionError.
 func parseSubjectAltName(der []byte) (*subjectAltName, error) {
+	n, err := identity.ParseSubjectAltName(der)
+	if err != nil {
+		return nil, &ExtensionError{Extension: "subjectAltName", Detail: err.Error()}
+	}
+	return issuableNames(n)
+}
+
+// issuableNames checks that n holds only names the CA issues: no
+// GeneralName of another kind, valid DNS names and URIs.
+func issuableNames(n identity.SubjectAltName) (*subjectAltName, error) {
 	bad := func(format string, a ...any) error {
 		return &ExtensionError{Extension: "subjectAltName", Detail: fmt.Sprintf(format, a...)}
 	}
-	in := cryptobyte.String(der)
-	var names cryptobyte.String
-	if !in.ReadASN1(&names, cbasn1.SEQUENCE) || !in.Empty() {
-		return nil, bad("not a DER GeneralNames sequence")
+	if n.Others > 0 {
+		return nil, bad("%d GeneralNames other than hardwareModuleName, dNSName and URI not allowed", n.Others)
 	}
-	if names.Empty() {
-		return nil, bad("empty GeneralNames")
-	}
-	out := &subjectAltName{}
-	for !names.Empty() {
-		var gn cryptobyte.String
-		var tag cbasn1.Tag
-		if !names.ReadAnyASN1(&gn, &tag) {
-			return nil, bad("malformed GeneralName")
-		}
-		switch tag {
-		case cbasn1.Tag(gnOtherName).Constructed().ContextSpecific():
-			h, isHW, err := parseOtherName(gn)
-			if err != nil {
-				return nil, err
-			}
-			if !isHW {
-				return nil, bad("otherName of a type other than hardwareModuleName not allowed")
-			}
-			out.HardwareModules = append(out.HardwareModules, h)
-		case cbasn1.Tag(gnDNSName).ContextSpecific():
-			name := string(gn)
-			if err := validDNSName(name); err != nil {
-				return nil, bad("dNSName %q: %v", name, err)
-			}
-			out.DNSNames = append(out.DNSNames, name)
-		case cbasn1.Tag(gnURI).ContextSpecific():
-			uri := string(gn)
-			if err := validURI(uri); err != nil {
-				return nil, bad("URI %q: %v", uri, err)
-			}
-			out.URIs = append(out.URIs, uri)
-		default:
-			return nil, bad("GeneralName with tag %d not allowed", int(tag&0x1f))
+	for _, name := range n.DNSNames {
+		if err := validDNSName(name); err != nil {
+			return nil, bad("dNSName %q: %v", name, err)
 		}
 	}
-	return out, nil
+	for _, uri := range n.URIs {
+		if err := validURI(uri); err != nil {
+			return nil, bad("URI %q: %v", uri, err)
+		}
+	}
+	return &subjectAltName{HardwareModules: n.HardwareModules, DNSNames: n.DNSNames, URIs: n.URIs}, nil
 }
 
 func validDNSName(name string) error {
@@ -167,25 +150,6 @@ func validURI(s string) error {
 	return nil
 }
 
-// parseOtherName parses the contents of an otherName GeneralName. isHW
-// is false (and err nil) for a well-formed otherName of another type.
-func parseOtherName(gn cryptobyte.String) (h HardwareModuleName, isHW bool, err error) {
-	bad := func(d string) error { return &ExtensionError{Extension: "subjectAltName", Detail: d} }
-	var typ asn1.ObjectIdentifier
-	var explicit cryptobyte.String
-	if !gn.ReadASN1ObjectIdentifier(&typ) ||
-		!gn.ReadASN1(&explicit, cbasn1.Tag(0).Constructed().ContextSpecific()) || !gn.Empty() {
-		return h, false, bad("malformed otherName")
-	}
-	if !typ.Equal(oidHardwareModuleName) {
-		return h, false, nil
-	}
-	if h, err = identity.ParseHardwareModuleName(explicit); err != nil {
-		return h, true, bad("hardwareModuleName: " + err.Error())
-	}
-	return h, true, nil
-}
-
 // HardwareModuleNames returns the hardwareModuleName entries of cert's
 // subjectAltName (none if it has no such extension); other names are
 // skipped. A malformed subjectAltName or hardwareModuleName gives an
@@ -200,31 +164,11 @@ func HardwareModuleNames(cert *x509.Certificate) ([]HardwareModuleName, error) {
 }
 
 func parseHardwareModuleNames(der []byte) ([]HardwareModuleName, error) {
-	bad := func(d string) error { return &ExtensionError{Extension: "subjectAltName", Detail: d} }
-	in := cryptobyte.String(der)
-	var names cryptobyte.String
-	if !in.ReadASN1(&names, cbasn1.SEQUENCE) || !in.Empty() {
-		return nil, bad("not a DER GeneralNames sequence")
+	n, err := identity.ParseSubjectAltName(der)
+	if err != nil {
+		return nil, &ExtensionError{Extension: "subjectAltName", Detail: err.Error()}
 	}
-	var out []HardwareModuleName
-	for !names.Empty() {
-		var gn cryptobyte.String
-		var tag cbasn1.Tag
-		if !names.ReadAnyASN1(&gn, &tag) {
-			return nil, bad("malformed GeneralName")
-		}
-		if tag != cbasn1.Tag(gnOtherName).Constructed().ContextSpecific() {
-			continue
-		}
-		h, isHW, err := parseOtherName(gn)
-		if err != nil {
-			return nil, err
-		}
-		if isHW {
-			out = append(out, h)
-		}
-	}
-	return out, nil
+	return n.HardwareModules, nil
 }
 
 // OIDSubjectAltName returns id-ce-subjectAltName (2.5.29.17).
@@ -252,10 +196,5 @@ func deviceID(hms []HardwareModuleName) ([]byte, error) {
 	if len(hms) != 1 {
 		return nil, &ExtensionError{Extension: "subjectAltName", Detail: fmt.Sprintf("%d hardwareModuleNames, want 1", len(hms))}
 	}
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(hms[0].Type)
-		b.AddASN1OctetString(hms[0].SerialNumber)
-	})
-	return b.Bytes()
+	return hms[0].Marshal()
 }

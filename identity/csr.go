@@ -39,8 +39,11 @@ type CSR struct {
 	// SerialNumber is the subject serialNumber, the device serial number.
 	SerialNumber string
 	// HardwareModule is the hardwareModuleName of the subject alternative
-	// name, or the zero value if the request has none.
+	// name, or the zero value if the request has none or more than one.
 	HardwareModule HardwareModuleName
+	// Names is the request's subject alternative name, parsed by
+	// [ParseSubjectAltName]; zero if it has none.
+	Names SubjectAltName
 }
 
 // Device returns the device information the request carries: serial
@@ -80,10 +83,72 @@ func (c *CSR) Device() DeviceInfo {
 //   - a subject without exactly one serialNumber of at most 64
 //     PrintableString characters ([CSRMissingField], [CSRMalformed]).
 //
-// ParseCSR never panics, whatever the input. The returned CSR keeps der.
+// It is [ParseRequest] with the zero [RequestRules] and MaxSize
+// [MaxCSRSize], and the IDevID's names required. ParseCSR never panics,
+// whatever the input. The returned CSR keeps der.
 func ParseCSR(der []byte) (*CSR, error) {
-	if len(der) > MaxCSRSize {
-		return nil, &CSRError{Reason: CSRTooLarge, Detail: strconv.Itoa(len(der)) + " bytes, limit " + strconv.Itoa(MaxCSRSize)}
+	c, err := ParseRequest(der, RequestRules{MaxSize: MaxCSRSize})
+	if err != nil {
+		return nil, err
+	}
+	n := c.Names
+	if n.Others > 0 || len(n.DNSNames) > 0 || len(n.URIs) > 0 || len(n.HardwareModules) > 1 ||
+		(len(n.HardwareModules) == 0 && c.hasSAN()) {
+		return nil, &CSRError{Reason: CSRUnexpectedExtension, Detail: fmt.Sprintf("subject alternative name with %d hardwareModuleNames and %d other names (an IDevID carries one hardwareModuleName only)",
+			len(n.HardwareModules), n.Others+len(n.DNSNames)+len(n.URIs))}
+	}
+	if c.SerialNumber == "" {
+		return nil, &CSRError{Reason: CSRMissingField, Detail: "subject serialNumber (OID 2.5.4.5)"}
+	}
+	return c, nil
+}
+
+// MaxRequestSize is the largest certificate request [ParseRequest] reads,
+// in bytes, when [RequestRules.MaxSize] is zero.
+const MaxRequestSize = 64 << 10
+
+// RequestRules says what [ParseRequest] accepts beyond what every request
+// must be. The zero value is as strict as [ParseCSR].
+type RequestRules struct {
+	// MaxSize is the largest request read, in bytes; a larger one is
+	// refused before parsing. If zero, [MaxRequestSize].
+	MaxSize int
+	// AnySHA2Signature accepts a request signed with any SHA-2 signature
+	// algorithm crypto/x509 verifies for its key (RSA PKCS#1 v1.5, ECDSA
+	// with another SHA-2 digest), not only the one ztm pairs with the key:
+	// for a CA that takes requests other tools made. SHA-1 is refused
+	// either way, as [CSRBadSignature].
+	AnySHA2Signature bool
+	// AnyAttribute accepts PKCS#9 attributes besides extensionRequest
+	// (the challengePassword of RFC 7030 §3.5), which the caller then
+	// reads from the request itself.
+	AnyAttribute bool
+}
+
+// ParseRequest parses and checks a DER PKCS#10 request for any
+// certificate ztm issues (device, station or intermediate). It is the one
+// check of a request in ztm: [ParseCSR] and the CA call it, and then
+// decide which of the names and subject attributes it returns a
+// certificate may carry. It refuses, with a [*CSRError] wrapping
+// [ErrInvalidCSR]: input over the size bound ([CSRTooLarge]); anything but
+// one well-formed version 1 request ([CSRMalformed]); a key ztm does not
+// accept ([CSRWeakKey]); a SHA-1 signature, or one that does not verify
+// ([CSRBadSignature]); a signature algorithm r does not accept
+// ([CSRSignatureAlgorithm]); attributes r does not accept
+// ([CSRUnexpectedAttribute]); an extension other than subjectAltName,
+// basicConstraints and keyUsage, an extension twice, basicConstraints with
+// cA or keyUsage with keyCertSign or cRLSign ([CSRUnexpectedExtension],
+// [CSRMalformed]); a malformed subject alternative name, or more than one
+// subject serialNumber or one that is not 1 to 64 PrintableString
+// characters ([CSRMalformed]). A request need not carry a serialNumber or
+// a subject alternative name. ParseRequest never panics.
+func ParseRequest(der []byte, r RequestRules) (*CSR, error) {
+	maxSize := r.MaxSize
+	if maxSize <= 0 {
+		maxSize = MaxRequestSize
+	}
+	if len(der) > maxSize {
+		return nil, &CSRError{Reason: CSRTooLarge, Detail: strconv.Itoa(len(der)) + " bytes, limit " + strconv.Itoa(maxSize)}
 	}
 	req, err := x509.ParseCertificateRequest(der)
 	if err != nil {
@@ -96,16 +161,18 @@ func ParseCSR(der []byte) (*CSR, error) {
 	if err != nil {
 		return nil, &CSRError{Reason: CSRWeakKey, Err: err}
 	}
-	if want := signatureAlgorithm(alg); req.SignatureAlgorithm != want {
-		return nil, &CSRError{Reason: CSRSignatureAlgorithm, Detail: fmt.Sprintf("%v key signed with %v, want %v", alg, req.SignatureAlgorithm, want)}
+	if err := checkSignatureAlgorithm(req, alg, r.AnySHA2Signature); err != nil {
+		return nil, err
 	}
 	if err := req.CheckSignature(); err != nil {
 		return nil, &CSRError{Reason: CSRBadSignature, Err: err}
 	}
-	if err := checkAttributes(req.RawTBSCertificateRequest); err != nil {
-		return nil, err
+	if !r.AnyAttribute {
+		if err := checkAttributes(req.RawTBSCertificateRequest); err != nil {
+			return nil, err
+		}
 	}
-	hw, err := checkExtensions(req.Extensions)
+	names, err := checkExtensions(req.Extensions)
 	if err != nil {
 		return nil, err
 	}
@@ -113,15 +180,41 @@ func ParseCSR(der []byte) (*CSR, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &CSR{
-		Raw:            der,
-		Request:        req,
-		PublicKey:      req.PublicKey,
-		Algorithm:      alg,
-		Subject:        req.Subject,
-		SerialNumber:   serial,
-		HardwareModule: hw,
-	}, nil
+	c := &CSR{
+		Raw:          der,
+		Request:      req,
+		PublicKey:    req.PublicKey,
+		Algorithm:    alg,
+		Subject:      req.Subject,
+		SerialNumber: serial,
+		Names:        names,
+	}
+	if len(names.HardwareModules) == 1 {
+		c.HardwareModule = names.HardwareModules[0]
+	}
+	return c, nil
+}
+
+// checkSignatureAlgorithm refuses SHA-1, and unless anySHA2 any signature
+// algorithm but the one ztm pairs with alg.
+func checkSignatureAlgorithm(req *x509.CertificateRequest, alg Algorithm, anySHA2 bool) error {
+	switch req.SignatureAlgorithm {
+	case x509.SHA1WithRSA, x509.ECDSAWithSHA1, x509.DSAWithSHA1, x509.MD5WithRSA, x509.MD2WithRSA:
+		if anySHA2 {
+			// Go verifies SHA-1 request signatures (for compatibility);
+			// they are no proof of possession.
+			return &CSRError{Reason: CSRBadSignature, Detail: req.SignatureAlgorithm.String() + ": SHA-1 signatures are not accepted"}
+		}
+	}
+	if want := signatureAlgorithm(alg); !anySHA2 && req.SignatureAlgorithm != want {
+		return &CSRError{Reason: CSRSignatureAlgorithm, Detail: fmt.Sprintf("%v key signed with %v, want %v", alg, req.SignatureAlgorithm, want)}
+	}
+	return nil
+}
+
+// hasSAN reports whether the request carries a subjectAltName extension.
+func (c *CSR) hasSAN() bool {
+	return slices.ContainsFunc(c.Request.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(oidSubjectAltName) })
 }
 
 // checkAttributes allows only one extensionRequest attribute in the
@@ -163,55 +256,70 @@ func checkAttributes(tbs []byte) error {
 	return nil
 }
 
-// checkExtensions allows what an IDevID carries and returns the
-// hardwareModuleName, if any.
-func checkExtensions(exts []pkix.Extension) (HardwareModuleName, error) {
-	var hw HardwareModuleName
+// checkExtensions allows subjectAltName, basicConstraints without cA and
+// keyUsage without keyCertSign and cRLSign, each at most once, and
+// returns the subject alternative name, if any.
+func checkExtensions(exts []pkix.Extension) (SubjectAltName, error) {
+	var names SubjectAltName
 	seen := make([]asn1.ObjectIdentifier, 0, len(exts))
 	for _, ext := range exts {
 		if slices.ContainsFunc(seen, ext.Id.Equal) {
-			return HardwareModuleName{}, &CSRError{Reason: CSRMalformed, Detail: "extension " + ext.Id.String() + " appears twice"}
+			return SubjectAltName{}, &CSRError{Reason: CSRMalformed, Detail: "extension " + ext.Id.String() + " appears twice"}
 		}
 		seen = append(seen, ext.Id)
+		var err error
 		switch {
 		case ext.Id.Equal(oidSubjectAltName):
-			names, others, err := parseGeneralNames(ext.Value)
-			if err != nil {
-				return HardwareModuleName{}, &CSRError{Reason: CSRMalformed, Detail: "subject alternative name", Err: err}
+			if names, err = ParseSubjectAltName(ext.Value); err != nil {
+				return SubjectAltName{}, &CSRError{Reason: CSRMalformed, Detail: "subject alternative name", Err: err}
 			}
-			if others > 0 || len(names) != 1 {
-				return HardwareModuleName{}, &CSRError{Reason: CSRUnexpectedExtension, Detail: fmt.Sprintf("subject alternative name with %d hardwareModuleNames and %d other names (an IDevID carries one hardwareModuleName only)", len(names), others)}
-			}
-			hw = names[0]
 		case ext.Id.Equal(oidBasicConstraints):
-			var bc struct {
-				IsCA       bool `asn1:"optional"`
-				MaxPathLen int  `asn1:"optional,default:-1"`
-			}
-			rest, err := asn1.Unmarshal(ext.Value, &bc)
-			if err != nil || len(rest) != 0 {
-				return HardwareModuleName{}, &CSRError{Reason: CSRMalformed, Detail: "basic constraints", Err: err}
-			}
-			if bc.IsCA {
-				return HardwareModuleName{}, &CSRError{Reason: CSRUnexpectedExtension, Detail: "the request asks for a CA certificate"}
-			}
+			err = checkBasicConstraints(ext.Value)
 		case ext.Id.Equal(oidKeyUsage):
-			var bits asn1.BitString
-			rest, err := asn1.Unmarshal(ext.Value, &bits)
-			if err != nil || len(rest) != 0 {
-				return HardwareModuleName{}, &CSRError{Reason: CSRMalformed, Detail: "key usage", Err: err}
-			}
-			if bits.At(5) != 0 || bits.At(6) != 0 { // keyCertSign, cRLSign
-				return HardwareModuleName{}, &CSRError{Reason: CSRUnexpectedExtension, Detail: "the request asks for certificate or CRL signing"}
-			}
+			err = checkKeyUsage(ext.Value)
 		default:
-			return HardwareModuleName{}, &CSRError{Reason: CSRUnexpectedExtension, Detail: "extension " + ext.Id.String()}
+			err = &CSRError{Reason: CSRUnexpectedExtension, Detail: "extension " + ext.Id.String()}
+		}
+		if err != nil {
+			return SubjectAltName{}, err
 		}
 	}
-	return hw, nil
+	return names, nil
 }
 
-// subjectSerialNumber returns the one serialNumber attribute of subject.
+// checkBasicConstraints refuses a basicConstraints value that asks for a
+// CA certificate.
+func checkBasicConstraints(v []byte) error {
+	var bc struct {
+		IsCA       bool `asn1:"optional"`
+		MaxPathLen int  `asn1:"optional,default:-1"`
+	}
+	rest, err := asn1.Unmarshal(v, &bc)
+	if err != nil || len(rest) != 0 {
+		return &CSRError{Reason: CSRMalformed, Detail: "basic constraints", Err: err}
+	}
+	if bc.IsCA {
+		return &CSRError{Reason: CSRUnexpectedExtension, Detail: "the request asks for a CA certificate"}
+	}
+	return nil
+}
+
+// checkKeyUsage refuses a keyUsage value that asks for keyCertSign (bit
+// 5) or cRLSign (bit 6).
+func checkKeyUsage(v []byte) error {
+	var bits asn1.BitString
+	rest, err := asn1.Unmarshal(v, &bits)
+	if err != nil || len(rest) != 0 {
+		return &CSRError{Reason: CSRMalformed, Detail: "key usage", Err: err}
+	}
+	if bits.At(5) != 0 || bits.At(6) != 0 {
+		return &CSRError{Reason: CSRUnexpectedExtension, Detail: "the request asks for certificate or CRL signing"}
+	}
+	return nil
+}
+
+// subjectSerialNumber returns the one serialNumber attribute of subject,
+// or "" if it has none.
 func subjectSerialNumber(subject pkix.Name) (string, error) {
 	var serial string
 	n := 0
@@ -228,7 +336,7 @@ func subjectSerialNumber(subject pkix.Name) (string, error) {
 	}
 	switch n {
 	case 0:
-		return "", &CSRError{Reason: CSRMissingField, Detail: "subject serialNumber (OID 2.5.4.5)"}
+		return "", nil
 	case 1:
 	default:
 		return "", &CSRError{Reason: CSRMalformed, Detail: strconv.Itoa(n) + " subject serialNumber attributes"}

@@ -49,7 +49,10 @@
 // extra names, no challenge passwords. [CSR.Check] and [CheckCSR] then
 // compare the serial number and hardware module name with a [CSRPolicy].
 // Every refusal is a [*CSRError] wrapping [ErrInvalidCSR]; its
-// [CSRErrorReason] says why.
+// [CSRErrorReason] says why. [ParseRequest] is the same check for a
+// request of any profile (a CA's: names and subject attributes left to
+// it, with [RequestRules] for requests other tools made), and
+// [ParseSubjectAltName] the one subjectAltName parser.
 //
 // # Device information
 //

@@ -28,8 +28,10 @@ var (
 	// information that disagrees with the device's evidence.
 	ErrDeviceMismatch = errors.New("identity: device info disagrees with the evidence")
 	// ErrInvalidCSR is returned, wrapped in a [*CSRError], by [ParseCSR],
-	// [CheckCSR] and [CSR.Check] for every certificate request they refuse,
-	// whatever the reason. The [CSRError.Reason] says why.
+	// [ParseRequest], [CheckCSR] and [CSR.Check] for every certificate
+	// request they refuse, whatever the reason, and by the CA (package ca)
+	// and the EST server for a request they refuse. The [CSRError.Reason]
+	// says why.
 	ErrInvalidCSR = errors.New("identity: certificate request refused")
 	// ErrBadSignature is returned, besides [ErrInvalidCSR], for a
 	// certificate request whose signature does not verify under its own
@@ -127,7 +129,8 @@ type CSRErrorReason int
 
 const (
 	// CSRMalformed: the bytes are not a DER PKCS#10 request, or a field
-	// this package reads (subject, extension, attribute) is not well formed.
+	// this package reads (subject, extension, attribute) is not well formed;
+	// for the CA also a subject attribute its profile does not take.
 	CSRMalformed CSRErrorReason = iota + 1
 	// CSRTooLarge: the request is larger than the policy's size bound; it
 	// was refused before parsing.
@@ -150,7 +153,9 @@ const (
 	CSRFieldMismatch
 	// CSRUnexpectedExtension: the request asks for an extension an IDevID
 	// does not carry, a subject alternative name other than one
-	// hardwareModuleName, a CA certificate, or certificate or CRL signing.
+	// hardwareModuleName, a CA certificate, or certificate or CRL signing;
+	// for the CA, an extension or a name its profile does not give, or a
+	// name it cannot validate or its name constraints exclude.
 	CSRUnexpectedExtension
 	// CSRUnexpectedAttribute: the request carries a PKCS#9 attribute other
 	// than extensionRequest (for example a challengePassword).
@@ -187,8 +192,9 @@ func (r CSRErrorReason) String() string {
 	return "unexpected attribute"
 }
 
-// CSRError describes a certificate request that [ParseCSR] or [CSR.Check]
-// refused. It wraps [ErrInvalidCSR]; [ErrBadSignature] when Reason is
+// CSRError describes a certificate request that [ParseCSR],
+// [ParseRequest] or [CSR.Check] refused; it is the one error type of a
+// refused request in ztm (the CA's and the EST server's too). It wraps [ErrInvalidCSR]; [ErrBadSignature] when Reason is
 // [CSRBadSignature]; and Err when that is set (for [CSRWeakKey] an error
 // wrapping [keystore.ErrUnsupportedAlgorithm]).
 type CSRError struct {

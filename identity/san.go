@@ -122,25 +122,55 @@ func HardwareModuleNameFromExtensions(exts []pkix.Extension) (h HardwareModuleNa
 	if found == nil {
 		return HardwareModuleName{}, false, nil
 	}
-	names, _, err := parseGeneralNames(found.Value)
+	san, err := ParseSubjectAltName(found.Value)
 	if err != nil {
 		return HardwareModuleName{}, false, err
 	}
-	switch len(names) {
+	switch len(san.HardwareModules) {
 	case 0:
 		return HardwareModuleName{}, false, nil
 	case 1:
-		return names[0], true, nil
+		return san.HardwareModules[0], true, nil
 	}
-	return HardwareModuleName{}, false, &DeviceError{Field: "HardwareModule", Reason: strconv.Itoa(len(names)) + " hardwareModuleNames in one subject alternative name"}
+	return HardwareModuleName{}, false, &DeviceError{Field: "HardwareModule", Reason: strconv.Itoa(len(san.HardwareModules)) + " hardwareModuleNames in one subject alternative name"}
 }
 
-// parseGeneralNames parses a subjectAltName extension value. It returns the
-// hardwareModuleNames, the number of other GeneralNames, and an error
-// wrapping ErrInvalidDevice for malformed input.
-func parseGeneralNames(der []byte) (names []HardwareModuleName, others int, err error) {
-	malformed := func(what string) ([]HardwareModuleName, int, error) {
-		return nil, 0, &DeviceError{Field: "HardwareModule", Reason: "malformed subject alternative name: " + what}
+// SubjectAltName is what ztm reads of a subject alternative name
+// extension (RFC 5280 §4.2.1.6): its hardwareModuleNames (RFC 4108), its
+// dNSNames and uniformResourceIdentifiers as written, and how many
+// GeneralNames of other kinds it holds. [ParseSubjectAltName] makes one;
+// it is the one subjectAltName parser of ztm, which the CA and the
+// verifiers use too.
+type SubjectAltName struct {
+	// HardwareModules are the otherName hardwareModuleNames, each
+	// validated ([HardwareModuleName.Validate]).
+	HardwareModules []HardwareModuleName
+	// DNSNames are the dNSName entries, not validated.
+	DNSNames []string
+	// URIs are the uniformResourceIdentifier entries, not validated.
+	URIs []string
+	// Others counts the other GeneralNames (rfc822Name, iPAddress,
+	// directoryName, otherNames of other types…), none of which ztm
+	// issues.
+	Others int
+}
+
+// GeneralName tags (RFC 5280 §4.2.1.6).
+var (
+	tagDNSName = cbasn1.Tag(2).ContextSpecific()
+	tagURI     = cbasn1.Tag(6).ContextSpecific()
+)
+
+// ParseSubjectAltName parses the value of a subject alternative name
+// extension (2.5.29.17): one DER GeneralNames SEQUENCE of at least one
+// GeneralName, with no trailing data. Malformed input, or a
+// hardwareModuleName that is malformed or not valid, gives a
+// [*DeviceError] wrapping [ErrInvalidDevice]. Reference: RFC 5280
+// §4.2.1.6; RFC 4108 §5.
+func ParseSubjectAltName(der []byte) (SubjectAltName, error) {
+	var out SubjectAltName
+	malformed := func(what string) (SubjectAltName, error) {
+		return SubjectAltName{}, &DeviceError{Field: "HardwareModule", Reason: "malformed subject alternative name: " + what}
 	}
 	input := cryptobyte.String(der)
 	var seq cryptobyte.String
@@ -156,8 +186,16 @@ func parseGeneralNames(der []byte) (names []HardwareModuleName, others int, err 
 		if !seq.ReadAnyASN1(&gn, &tag) {
 			return malformed("bad GeneralName")
 		}
-		if tag != tagOtherName {
-			others++
+		switch tag {
+		case tagDNSName:
+			out.DNSNames = append(out.DNSNames, string(gn))
+			continue
+		case tagURI:
+			out.URIs = append(out.URIs, string(gn))
+			continue
+		case tagOtherName:
+		default:
+			out.Others++
 			continue
 		}
 		var typeID asn1.ObjectIdentifier
@@ -166,7 +204,7 @@ func parseGeneralNames(der []byte) (names []HardwareModuleName, others int, err 
 			return malformed("bad otherName")
 		}
 		if !typeID.Equal(oidHardwareModuleName) {
-			others++
+			out.Others++
 			continue
 		}
 		h, ok := readHardwareModuleName(&value)
@@ -174,9 +212,9 @@ func parseGeneralNames(der []byte) (names []HardwareModuleName, others int, err 
 			return malformed("bad hardwareModuleName")
 		}
 		if err := h.Validate(); err != nil {
-			return nil, 0, err
+			return SubjectAltName{}, err
 		}
-		names = append(names, h)
+		out.HardwareModules = append(out.HardwareModules, h)
 	}
-	return names, others, nil
+	return out, nil
 }

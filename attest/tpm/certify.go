@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/ztmkit/ztm/attest"
+	"github.com/ztmkit/ztm/identity/keystore"
 )
 
 // TagAttestCertify is TPM_ST_ATTEST_CERTIFY, the type of the TPMS_ATTEST
@@ -230,7 +231,7 @@ func VerifyCertify(certification, signature []byte, ak crypto.PublicKey, nonce, 
 	if err != nil {
 		return nil, err
 	}
-	if !sameKey(p.Key, want) {
+	if !keystore.PublicKeysEqual(p.Key, want) {
 		return nil, refuse(attest.ReasonKeyNotConfirmed, nil, "the certified key is not the request's key")
 	}
 	return p, nil

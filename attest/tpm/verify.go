@@ -20,6 +20,7 @@ import (
 
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/identity"
+	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/detcbor"
 )
 
@@ -449,7 +450,7 @@ func (v *Verifier) checkClock(q *Quote, opts VerifyOptions) *attest.Verification
 	if prev == nil {
 		return nil
 	}
-	if prev.Attest == nil || !sameKey(prev.AK, q.AK) {
+	if prev.Attest == nil || !keystore.PublicKeysEqual(prev.AK, q.AK) {
 		return refuse(attest.ReasonReboot, nil, "the earlier quote is from another attestation key")
 	}
 	pc := prev.Attest.ClockInfo
@@ -462,12 +463,6 @@ func (v *Verifier) checkClock(q *Quote, opts VerifyOptions) *attest.Verification
 		return refuse(attest.ReasonReboot, nil, "TPM clock went back since the earlier quote: %d ms, was %d ms", ci.Clock, pc.Clock)
 	}
 	return nil
-}
-
-// sameKey reports whether a and b are the same public key.
-func sameKey(a, b crypto.PublicKey) bool {
-	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && b != nil && k.Equal(b)
 }
 
 func comparePCRs(got map[int][]byte, rv ReferenceValues) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/identity"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -38,11 +39,11 @@ func BindUEIDToHardwareModule(csr *x509.CertificateRequest, ev *attest.Evidence)
 		if !ext.Id.Equal(oidSubjectAltName) {
 			continue
 		}
-		fake := &x509.Certificate{Extensions: []pkix.Extension{ext}}
-		hms, err := ca.HardwareModuleNames(fake)
+		san, err := identity.ParseSubjectAltName(ext.Value)
 		if err != nil {
 			return err
 		}
+		hms := san.HardwareModules
 		for _, h := range hms {
 			if bytes.Equal(h.SerialNumber, ev.Claims.UEID) {
 				return nil

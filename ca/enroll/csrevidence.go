@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/ztmkit/ztm/identity/keystore"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -153,7 +154,7 @@ func AddEvidenceToCSR(rand io.Reader, key crypto.Signer, csr, evidence []byte) (
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
-	if k, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(req.PublicKey) {
+	if !keystore.PublicKeysEqual(key.Public(), req.PublicKey) {
 		return nil, errors.New("enroll: key is not the request's key")
 	}
 	if len(evidence) == 0 {

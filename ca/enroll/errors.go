@@ -8,6 +8,7 @@ import (
 
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/identity"
 )
 
 // Sentinel errors. Match them with errors.Is.
@@ -31,7 +32,7 @@ type Reason int
 const (
 	// ReasonBadRequest: the request is malformed: no or unparsable
 	// certificate request, a bad signature on it (Check names the
-	// ca.CSRReason), a malformed challengePassword.
+	// identity.CSRErrorReason), a malformed challengePassword.
 	ReasonBadRequest Reason = iota + 1
 	// ReasonUnauthenticated: no credential, or one that does not verify
 	// (a station certificate not of this CA, not for clientAuth, expired).
@@ -134,7 +135,7 @@ func ParseReason(s string) (Reason, bool) {
 func (r Reason) Retryable() bool { return r == ReasonQuota || r == ReasonNonceLimit }
 
 // RefusalError is the error of every refusal. It wraps [ErrRefused] and
-// the underlying error (an *attest.VerificationError, a *ca.CSRError, a
+// the underlying error (an *attest.VerificationError, a *identity.CSRError, a
 // *ca.AuthorizationError, a ca sentinel…), so errors.Is finds the same
 // sentinels in process and, through package transport/est, over EST.
 type RefusalError struct {
@@ -142,7 +143,7 @@ type RefusalError struct {
 	Reason Reason
 	// Check refines Reason where one check has several outcomes: the
 	// attest.Reason of refused evidence ("debug-enabled"), the
-	// ca.CSRReason of a refused request ("weak-key"). Empty otherwise.
+	// identity.CSRErrorReason of a refused request ("weak or unsupported key"). Empty otherwise.
 	Check string
 	// Detail says what was found, for a person; it holds no secret.
 	Detail string
@@ -206,7 +207,7 @@ func refuse(r Reason, err error, format string, args ...any) *RefusalError {
 // anything else (the ledger failing) is returned as is.
 func fromCA(err error) error {
 	var (
-		ce *ca.CSRError
+		ce *identity.CSRError
 		ae *ca.AuthorizationError
 		pe *ca.PolicyError
 	)
@@ -231,7 +232,7 @@ func fromCA(err error) error {
 		return &RefusalError{Reason: ReasonConflict, Err: err}
 	case errors.Is(err, ca.ErrQuotaExceeded):
 		return &RefusalError{Reason: ReasonQuota, Err: err}
-	case errors.Is(err, ca.ErrInvalidRequest), errors.Is(err, ca.ErrBadCSR):
+	case errors.Is(err, ca.ErrInvalidRequest), errors.Is(err, identity.ErrInvalidCSR):
 		return &RefusalError{Reason: ReasonBadRequest, Err: err}
 	case errors.Is(err, ca.ErrNotAuthorized):
 		return &RefusalError{Reason: ReasonNotAuthorized, Err: err}
@@ -254,7 +255,7 @@ func fromEvidence(err error) *RefusalError {
 // a [RefusalError.Code] ("evidence/debug-enabled", "quota") and detail the
 // message that came with it. Err then wraps the sentinel the refusal
 // wraps in process — the *attest.VerificationError of its check, a
-// *ca.CSRError, ca.ErrQuotaExceeded… — so that errors.Is and errors.As
+// *identity.CSRError, ca.ErrQuotaExceeded… — so that errors.Is and errors.As
 // give the same answers on both sides. It reports false for a code it
 // does not know.
 func Reported(code, detail string) (*RefusalError, bool) {
@@ -273,7 +274,7 @@ func Reported(code, detail string) (*RefusalError, bool) {
 		}
 	case ReasonBadRequest:
 		if cr, ok := csrReason(check); ok {
-			e.Err = &ca.CSRError{Reason: cr, Detail: "reported by the CA"}
+			e.Err = &identity.CSRError{Reason: cr, Detail: "reported by the CA"}
 		}
 	default:
 		e.Err = reasonSentinel[r]
@@ -295,7 +296,7 @@ var reasonSentinel = map[Reason]error{
 	ReasonAlreadyProvisioned: ca.ErrDeviceProvisioned,
 }
 
-// reasonNamed returns the value of an enum (attest.Reason, ca.CSRReason)
+// reasonNamed returns the value of an enum (attest.Reason, identity.CSRErrorReason)
 // whose String is s, trying from first up while String names a value,
 // that is, until it falls back to its unknown form "<unknown>(n)".
 func reasonNamed[R ~int](s string, first R, unknown string) (R, bool) {
@@ -313,4 +314,6 @@ func reasonNamed[R ~int](s string, first R, unknown string) (R, bool) {
 
 func attestReason(s string) (attest.Reason, bool) { return reasonNamed(s, attest.Reason(0), "Reason") }
 
-func csrReason(s string) (ca.CSRReason, bool) { return reasonNamed(s, ca.CSRReason(1), "CSRReason") }
+func csrReason(s string) (identity.CSRErrorReason, bool) {
+	return reasonNamed(s, identity.CSRErrorReason(1), "CSRErrorReason")
+}

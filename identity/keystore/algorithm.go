@@ -104,6 +104,16 @@ func (a Algorithm) SignerOpts() crypto.SignerOpts {
 	return a.Hash()
 }
 
+// PublicKeysEqual reports whether a and b are the same public key, by
+// a's Equal method, which every public key type of the standard library
+// has (*ecdsa.PublicKey, ed25519.PublicKey, *rsa.PublicKey, *ecdh.PublicKey).
+// It is false when either is nil or a has no Equal method. It is the one
+// comparison of public keys in ztm.
+func PublicKeysEqual(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && b != nil && k.Equal(b)
+}
+
 // AlgorithmOf returns the algorithm a public key signs with: P-256 and P-384
 // ECDSA keys, Ed25519 keys, and RSA keys of at least 3072 bits (as PS256).
 // Any other key gives an error wrapping [ErrUnsupportedAlgorithm].

@@ -138,7 +138,7 @@
 //
 //	200  issued (or issued before, for the same request)
 //	400  bad-request: body not base64, request not DER PKCS#10 or its
-//	     signature bad (check: the ca.CSRReason), malformed ZTM-Evidence
+//	     signature bad (check: the identity.CSRErrorReason), malformed ZTM-Evidence
 //	401  unauthenticated, with ServerConfig.BasicAuth set: no client
 //	     certificate, one that does not chain to the CA for clientAuth or
 //	     is revoked (requester-revoked answers 403), wrong Basic

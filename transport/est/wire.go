@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/smallstep/pkcs7"
+	"github.com/ztmkit/ztm/identity"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -78,46 +79,23 @@ func encodeBase64Body(der []byte) []byte {
 }
 
 // DecodeCSRBody decodes the body of a simpleenroll or simplereenroll
-// request (base64 of a DER PKCS#10 request) and parses it, checking its
-// self-signature. It returns the DER bytes exactly as sent and the parsed
-// request. Errors wrap [ErrBadRequest].
+// request (base64 of a DER PKCS#10 request) and checks the request with
+// [identity.ParseRequest], as the CA checks every request before its
+// profile's rules: one well-formed request, a key ztm accepts, a
+// self-signature that verifies (SHA-1 refused), no extension the CA never
+// gives. It returns the DER bytes exactly as sent and the parsed request.
+// Errors wrap [ErrBadRequest]; a refused request's also wrap the
+// [*identity.CSRError].
 func DecodeCSRBody(body []byte) ([]byte, *x509.CertificateRequest, error) {
 	der, err := decodeBase64Body(body)
 	if err != nil {
 		return nil, nil, &RequestError{Reason: "malformed base64", Err: err}
 	}
-	csr, err := parseCSR(der)
+	c, err := identity.ParseRequest(der, identity.RequestRules{AnySHA2Signature: true, AnyAttribute: true})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &RequestError{Reason: "certificate request refused", Err: err}
 	}
-	return der, csr, nil
-}
-
-// parseCSR parses a DER request with no trailing data and checks its
-// signature.
-func parseCSR(der []byte) (*x509.CertificateRequest, error) {
-	csr, err := parseCSRNoCheck(der)
-	if err != nil {
-		return nil, err
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, &RequestError{Reason: "bad certificate request signature", Err: err}
-	}
-	return csr, nil
-}
-
-// parseCSRNoCheck parses a DER request with no trailing data.
-func parseCSRNoCheck(der []byte) (*x509.CertificateRequest, error) {
-	s := cryptobyte.String(der)
-	var seq cryptobyte.String
-	if !s.ReadASN1Element(&seq, cbasn1.SEQUENCE) || !s.Empty() {
-		return nil, &RequestError{Reason: "malformed certificate request", Err: fmt.Errorf("est: not one DER SEQUENCE")}
-	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		return nil, &RequestError{Reason: "malformed certificate request", Err: err}
-	}
-	return csr, nil
+	return der, c.Request, nil
 }
 
 // certsOnly returns the DER certs-only SignedData holding certs in order.

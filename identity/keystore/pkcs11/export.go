@@ -85,16 +85,10 @@ func (e *Exporter) ExportKey(ctx context.Context, key keystore.Key) (crypto.Priv
 		return nil, errorf("pkcs11: key %q: the token wrapped a private key that is not PKCS#8: %w", k.label, err)
 	}
 	signer, ok := priv.(crypto.Signer)
-	if !ok || !publicEqual(signer.Public(), k.pub) {
+	if !ok || !keystore.PublicKeysEqual(signer.Public(), k.pub) {
 		return nil, errorf("pkcs11: key %q: the token wrapped another key than the one named", k.label)
 	}
 	return priv, nil
-}
-
-// publicEqual reports whether two public keys are equal.
-func publicEqual(a, b crypto.PublicKey) bool {
-	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && eq.Equal(b)
 }
 
 // wrap wraps k's private key object under the trusted wrapping key
