@@ -22,6 +22,7 @@ import (
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/detcbor"
+	"github.com/ztmkit/ztm/internal/errfmt"
 )
 
 // DefaultMaxSize is the size limit on a token when [Config.MaxSize] is zero.
@@ -260,7 +261,7 @@ func (v *EATVerifier) Nonces() *Nonces { return v.cfg.Nonces }
 // everything.
 func (v *EATVerifier) made() error {
 	if v == nil || v.cfg.Time == nil {
-		return fmt.Errorf("attest: %w: EATVerifier not made by NewVerifier: %w", ErrInvalidConfig, ErrVerification)
+		return errfmt.Errorf("attest: ", "%w: EATVerifier not made by NewVerifier: %w", ErrInvalidConfig, ErrVerification)
 	}
 	return nil
 }
