@@ -40,8 +40,8 @@ func runOpenSSL(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
-// issueAll issues one certificate per profile for the openssl and zlint
-// tests.
+// issueAll issues one certificate per profile for the openssl tests (the
+// zlint tests, a module of their own in internal/zlinttest, have a copy).
 func issueAll(t *testing.T, p *testPKI) map[string]*x509.Certificate {
 	t.Helper()
 	ctx := context.Background()
