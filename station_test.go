@@ -73,6 +73,7 @@ func verifyChain(t *testing.T, l *linesim.Line, d *linesim.Device) *manifest.Rep
 }
 
 func TestProvisionHonest(t *testing.T) {
+	t.Parallel()
 	t.Run("local", func(t *testing.T) { testHonest(t, newLineEST(t, false)) })
 	t.Run("est", func(t *testing.T) { testHonest(t, newLineEST(t, true)) })
 }
@@ -138,6 +139,7 @@ func testHonest(t *testing.T, l *linesim.Line) {
 }
 
 func TestProvisionRefusesTampered(t *testing.T) {
+	t.Parallel()
 	t.Run("local", func(t *testing.T) { testRefusesTampered(t, newLineEST(t, false)) })
 	t.Run("est", func(t *testing.T) { testRefusesTampered(t, newLineEST(t, true)) })
 }
@@ -190,6 +192,7 @@ func testRefusesTampered(t *testing.T, l *linesim.Line) {
 }
 
 func TestProvisionInstallFailureRevokesAndRecords(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	ctx := context.Background()
 	d, err := l.NewDevice(20, linesim.DeviceOptions{})
@@ -216,6 +219,7 @@ func TestProvisionInstallFailureRevokesAndRecords(t *testing.T) {
 }
 
 func TestDecommission(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	ctx := context.Background()
 	d, err := l.NewDevice(30, linesim.DeviceOptions{})
@@ -256,6 +260,7 @@ func TestDecommission(t *testing.T) {
 // signature, so an enrollment step appended to device X's chain naming
 // device Y's certificate must not make Decommission(X) revoke Y's.
 func TestDecommissionChecksTheCertificate(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	ctx := context.Background()
 	x, _ := l.NewDevice(40, linesim.DeviceOptions{})
@@ -306,6 +311,7 @@ func TestDecommissionChecksTheCertificate(t *testing.T) {
 }
 
 func TestNewStationRefusesBadConfig(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	p := l.Partners[linesim.ContractManufacturer]
 	good := ztm.StationConfig{Name: "cm", Key: p.Key, Enroller: l.Service.Local(enroll.Requester{}), Verifier: l.StationVerifier, Chains: l.Chains}
@@ -331,6 +337,7 @@ func TestNewStationRefusesBadConfig(t *testing.T) {
 }
 
 func TestStationRefusesUnauthorizedStep(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	_, err := l.Partners[linesim.ChipVendor].Station.Record(context.Background(), []byte{1, 2, 3, 4, 5, 6, 7, 8}, manifest.StepPack, nil, nil)
 	if !errors.Is(err, ca.ErrNotAuthorized) {
@@ -360,6 +367,7 @@ func sprint(s []string) string {
 // not authorize a step Provision records is refused before anything is
 // issued — without the enrollment step, before even a nonce.
 func TestProvisionRefusesStepsItCannotRecord(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	ctx := context.Background()
 	cm := l.Partners[linesim.ContractManufacturer]
@@ -414,6 +422,7 @@ func (d closingDevice) InstallChain(ctx context.Context, chain []*x509.Certifica
 // TestProvisionRevokesWhatItCannotRecord: a certificate issued and
 // installed whose enrollment cannot be recorded is revoked.
 func TestProvisionRevokesWhatItCannotRecord(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	ctx := context.Background()
 	d, _ := l.NewDevice(51, linesim.DeviceOptions{})
@@ -459,6 +468,7 @@ func (d *kidDevice) ImportKey(_ context.Context, sealed *keyseal.Sealed) ([]byte
 // verified the evidence; an AttestationKeys entry naming another key is
 // refused before anything is sealed.
 func TestInjectionSealsToTheVerifiedKey(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	ctx := context.Background()
 	ak, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -48,6 +48,7 @@ func exec(t testing.TB, dsn, sql string, args ...any) {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	var mu sync.Mutex
 	dsns := map[ca.Ledger]string{}
@@ -92,6 +93,7 @@ func TestConformance(t *testing.T) {
 // calls over three instances (three pools) on one database, so every race
 // test of the kit races across instances.
 func TestConformanceInstances(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	ledgertest.Run(t, func(t *testing.T) ca.Ledger {
 		dsn := srv.NewDatabase(t)
@@ -151,6 +153,7 @@ func (m *multi) Close() error {
 // TestSchema covers creation, concurrent migration, a newer schema, a
 // foreign schema, and several ledgers in one database.
 func TestSchema(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	ctx := context.Background()
 
@@ -280,6 +283,7 @@ func TestSchema(t *testing.T) {
 
 // TestTamperKinds changes stored records in several ways; each is caught.
 func TestTamperKinds(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	ctx := context.Background()
 	for name, stmt := range map[string]string{

@@ -16,6 +16,7 @@ import (
 // TestConnectionPragmas checks the settings durability depends on, on the
 // reader pool and on the writer connection.
 func TestConnectionPragmas(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l, err := Open(ctx, filepath.Join(t.TempDir(), "l.db"), Options{BusyTimeout: 1234e6})
 	if err != nil {
@@ -60,6 +61,7 @@ func asString(v any) string {
 
 // TestQueryPlans checks that no per-request query scans the records table.
 func TestQueryPlans(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l, err := Open(ctx, filepath.Join(t.TempDir(), "l.db"), Options{})
 	if err != nil {
@@ -102,6 +104,7 @@ func TestQueryPlans(t *testing.T) {
 // record in it: Open migrates it, the old record still verifies and new
 // ones, with idempotency keys, chain on.
 func TestMigrateFromVersion1(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v1.db")
 	db, err := sql.Open("sqlite", "file:"+path)
