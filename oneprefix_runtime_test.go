@@ -1,6 +1,7 @@
 package ztm_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -22,12 +23,15 @@ import (
 // knownPrefixes is the package prefixes of the module (package names and
 // its sentinels' first parts), read once from its source.
 var knownPrefixes = sync.OnceValues(func() (map[string]bool, error) {
-	m, err := parseModule(".")
+	m, err := moduleOnce()
 	if err != nil {
 		return nil, err
 	}
 	return m.known, nil
 })
+
+// moduleOnce parses the module's source once for the process.
+var moduleOnce = sync.OnceValues(func() (*moduleSource, error) { return parseModule(".") })
 
 // checkOnePrefix fails t if err's message names a package twice.
 func checkOnePrefix(t *testing.T, what string, err error) {
@@ -83,7 +87,8 @@ func TestOnePrefixRuntime(t *testing.T) {
 
 	// Key stores: the file store's layers (directory, key file, softkey).
 	dir := t.TempDir()
-	fs, err := file.Open(dir, file.Config{Passphrase: []byte("correct horse")})
+	kek := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) } // fewer PBKDF2 rounds than a passphrase
+	fs, err := file.Open(dir, file.Config{KEK: kek(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,11 +99,11 @@ func TestOnePrefixRuntime(t *testing.T) {
 	checkOnePrefix(t, "file Create(exists)", errOf(fs.Create(ctx, keystore.CreateRequest{Label: "k"})))
 	checkOnePrefix(t, "file Create(bad label)", errOf(fs.Create(ctx, keystore.CreateRequest{Label: "../x"})))
 	checkOnePrefix(t, "file Get(missing)", errOf(fs.Get(ctx, "missing")))
-	wrong, err := file.Open(dir, file.Config{Passphrase: []byte("wrong")})
+	wrong, err := file.Open(dir, file.Config{KEK: kek(2)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkOnePrefix(t, "file Get(wrong passphrase)", errOf(wrong.Get(ctx, "k")))
+	checkOnePrefix(t, "file Get(wrong KEK)", errOf(wrong.Get(ctx, "k")))
 	if err := os.WriteFile(filepath.Join(dir, "bad.pem"), []byte("-----BEGIN X-----\nAA==\n-----END X-----\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -70,18 +70,8 @@ type moduleSource struct {
 	known     map[string]bool   // package prefixes: package names and sentinels' first parts
 }
 
-// loadModule parses every non-test .go file under root (nested modules
+// parseModule parses every non-test .go file under root (nested modules
 // and testdata left out).
-func loadModule(t *testing.T, root string) *moduleSource {
-	t.Helper()
-	m, err := parseModule(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// parseModule is loadModule returning its error.
 func parseModule(root string) (*moduleSource, error) {
 	m := &moduleSource{fset: token.NewFileSet(), sentinels: map[string]string{},
 		typed: map[string]string{}, known: map[string]bool{}}
@@ -299,7 +289,10 @@ func (m *moduleSource) shape(sf *srcFile, format string, args []ast.Expr) string
 // calls are read with its rewriting applied.
 func TestOnePrefixStatic(t *testing.T) {
 	t.Parallel()
-	m := loadModule(t, ".")
+	m, err := moduleOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(m.sentinels) < 50 || len(m.typed) < 10 {
 		t.Fatalf("found %d sentinels and %d error types: the scan is broken", len(m.sentinels), len(m.typed))
 	}
