@@ -33,6 +33,9 @@ test: deps vet
 	@# backend then explains at run time that it needs cgo).
 	CGO_ENABLED=0 $(GO) build ./...
 	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) ./...
+	@# Test-only nested modules: their dependencies (zlint, zcrypto) stay
+	@# out of the graph a user's `go mod tidy` downloads.
+	cd internal/zlinttest && $(GO) vet ./... && $(GO) test -race -count=1 -timeout $(TESTTIMEOUT) ./...
 
 fuzz: deps
 	@bash scripts/fuzz.sh "$(FUZZTIME)" $(FUZZPKGS)

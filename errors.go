@@ -3,6 +3,8 @@ package ztm
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ztmkit/ztm/internal/errfmt"
 )
 
 // Sentinel errors. Match them with errors.Is.
@@ -132,7 +134,8 @@ func (e *ProvisionError) Error() string {
 	if e.Refused {
 		verb = "refused"
 	}
-	return fmt.Sprintf("ztm:%s %s at %s: %v", who, verb, e.Stage, e.Err)
+	// Err may carry "ztm: " itself (a station failure): say it once.
+	return errfmt.OnePrefix("ztm: ", fmt.Sprintf("ztm:%s %s at %s: %v", who, verb, e.Stage, e.Err))
 }
 
 // Unwrap returns Err, and ErrRefused for a refusal.

@@ -73,6 +73,7 @@ func (e failingEnroller) Enroll(ctx context.Context, req *enroll.Request) ([]*x5
 }
 
 func TestProvisionFailuresNameTheirStage(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	ctx := context.Background()
 	cm := l.Partners[linesim.ContractManufacturer].Station
@@ -179,6 +180,7 @@ func (e nonceThenFail) Enroll(ctx context.Context, req *enroll.Request) ([]*x509
 }
 
 func TestProvisionInjectionNeedsAStore(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	p := l.Partners[linesim.ContractManufacturer]
 	st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: p.Key, CertChain: p.Chain, Enroller: l.Service.Local(enroll.Requester{Certificate: p.Chain[0]}), Verifier: l.StationVerifier, StepStore: l.Chains})
@@ -194,12 +196,14 @@ func TestProvisionInjectionNeedsAStore(t *testing.T) {
 }
 
 func TestStageString(t *testing.T) {
+	t.Parallel()
 	if ztm.StageEnroll.String() != "enroll" || ztm.Stage(0).String() != "Stage(0)" || ztm.Stage(99).String() != "Stage(99)" {
 		t.Error(ztm.StageEnroll, ztm.Stage(0), ztm.Stage(99))
 	}
 }
 
 func TestDecommissionNeedsARevoker(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	p := l.Partners[linesim.OEM]
 	st, err := ztm.NewStation(ztm.StationConfig{Name: "oem", Key: p.Key, CertChain: p.Chain, Enroller: l.Service.Local(enroll.Requester{}), Verifier: l.StationVerifier, StepStore: l.Chains})

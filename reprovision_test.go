@@ -17,6 +17,7 @@ import (
 // issues a new IDevID, revokes the old one (superseded) in the same
 // ledger transaction, and records the step. In process and over EST.
 func TestProvisionTwice(t *testing.T) {
+	t.Parallel()
 	for _, overEST := range []bool{false, true} {
 		name := map[bool]string{false: "local", true: "est"}[overEST]
 		t.Run(name, func(t *testing.T) {

@@ -638,8 +638,8 @@ func (s *Station) appraise(ctx context.Context, evidence, nonce []byte, info ide
 	}
 	claims := res.Evidence.Claims
 	if subtle.ConstantTimeCompare(claims.Nonce, nonce) != 1 {
-		return nil, nil, fmt.Errorf("ztm: %w", &attest.VerificationError{Reason: attest.ReasonNonceUnknown,
-			Detail: "evidence does not answer the nonce the station asked (replayed evidence?)"})
+		return nil, nil, &attest.VerificationError{Reason: attest.ReasonNonceUnknown,
+			Detail: "evidence does not answer the nonce the station asked (replayed evidence?)"}
 	}
 	if !bytes.Equal(claims.UEID, subject) {
 		return nil, nil, fmt.Errorf("ztm: evidence is from ueid %x, the device says %x: %w", claims.UEID, subject, attest.ErrVerification)

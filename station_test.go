@@ -75,6 +75,7 @@ func verifyChain(t *testing.T, l *linesim.Line, d *linesim.Device) *manifest.Rep
 }
 
 func TestProvisionHonest(t *testing.T) {
+	t.Parallel()
 	t.Run("local", func(t *testing.T) { testHonest(t, newLineEST(t, false)) })
 	t.Run("est", func(t *testing.T) { testHonest(t, newLineEST(t, true)) })
 }
@@ -144,6 +145,7 @@ func testHonest(t *testing.T, l *linesim.Line) {
 }
 
 func TestProvisionRefusesTampered(t *testing.T) {
+	t.Parallel()
 	t.Run("local", func(t *testing.T) { testRefusesTampered(t, newLineEST(t, false)) })
 	t.Run("est", func(t *testing.T) { testRefusesTampered(t, newLineEST(t, true)) })
 }
@@ -196,6 +198,7 @@ func testRefusesTampered(t *testing.T, l *linesim.Line) {
 }
 
 func TestProvisionInstallFailureRevokesAndRecords(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	ctx := context.Background()
 	d, err := l.NewDevice(20, linesim.DeviceOptions{})
@@ -222,6 +225,7 @@ func TestProvisionInstallFailureRevokesAndRecords(t *testing.T) {
 }
 
 func TestDecommission(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	ctx := context.Background()
 	d, err := l.NewDevice(30, linesim.DeviceOptions{})
@@ -262,6 +266,7 @@ func TestDecommission(t *testing.T) {
 // signature, so an enrollment step appended to device X's chain naming
 // device Y's certificate must not make Decommission(X) revoke Y's.
 func TestDecommissionChecksTheCertificate(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	ctx := context.Background()
 	x, _ := l.NewDevice(40, linesim.DeviceOptions{})
@@ -321,6 +326,7 @@ type consumingVerifier struct {
 func (v consumingVerifier) Nonces() *attest.Nonces { return v.n }
 
 func TestNewStationRefusesBadConfig(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	p := l.Partners[linesim.ContractManufacturer]
 	good := ztm.StationConfig{Name: "cm", Key: p.Key, CertChain: p.Chain, Enroller: l.Service.Local(enroll.Requester{}), Verifier: l.StationVerifier, StepStore: l.Chains}
@@ -367,6 +373,7 @@ func TestStationUsesCAVerifier(t *testing.T) {
 }
 
 func TestStationRefusesUnauthorizedStep(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	_, err := l.Partners[linesim.ChipVendor].Station.Record(context.Background(), []byte{1, 2, 3, 4, 5, 6, 7, 8}, manifest.StepPack, nil, nil)
 	if !errors.Is(err, ca.ErrNotAuthorized) {
@@ -396,6 +403,7 @@ func sprint(s []string) string {
 // not authorize a step Provision records is refused before anything is
 // issued — without the enrollment step, before even a nonce.
 func TestProvisionRefusesStepsItCannotRecord(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	ctx := context.Background()
 	cm := l.Partners[linesim.ContractManufacturer]
@@ -450,6 +458,7 @@ func (d closingDevice) InstallChain(ctx context.Context, chain []*x509.Certifica
 // TestProvisionRevokesWhatItCannotRecord: a certificate issued and
 // installed whose enrollment cannot be recorded is revoked.
 func TestProvisionRevokesWhatItCannotRecord(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	ctx := context.Background()
 	d, _ := l.NewDevice(51, linesim.DeviceOptions{})
@@ -495,6 +504,7 @@ func (d *kidDevice) ImportKey(_ context.Context, sealed *keyseal.Sealed) ([]byte
 // verified the evidence; an AttestationKeys entry naming another key is
 // refused before anything is sealed.
 func TestInjectionSealsToTheVerifiedKey(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	ctx := context.Background()
 	ak, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -11,6 +11,7 @@ import (
 // contract manufacturer with key generation and with injection, OEM) and
 // checks that each is under 400 bytes as signed.
 func TestStepSizesOnTheLine(t *testing.T) {
+	t.Parallel()
 	l := newLine(t)
 	seen := map[string]int{}
 	for _, inject := range []bool{false, true} {

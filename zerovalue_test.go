@@ -211,6 +211,7 @@ func runZeroCases(t *testing.T, cases []zeroCase) {
 			if err == nil {
 				t.Errorf("%s: no error", c.name)
 			}
+			checkOnePrefix(t, c.name, err)
 		})
 	}
 }

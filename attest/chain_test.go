@@ -19,9 +19,8 @@ import (
 // certify issues a certificate for pub from parent (nil: self-signed).
 func certify(t *testing.T, cn string, pub crypto.PublicKey, parent *x509.Certificate, parentKey crypto.Signer, ca bool, notAfter time.Time) *x509.Certificate {
 	t.Helper()
-	serial++
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
+		SerialNumber: big.NewInt(serial.Add(1)),
 		Subject:      pkix.Name{CommonName: cn},
 		NotBefore:    t0.Add(-time.Hour),
 		NotAfter:     notAfter,
@@ -58,6 +57,7 @@ func p256(t *testing.T) *ecdsa.PrivateKey {
 // leaf an intermediate issued (checked with the chain's certificates).
 // Each refusal must hold whichever way is tried first.
 func TestVerifyChainShapes(t *testing.T) {
+	t.Parallel()
 	far := t0.Add(10 * 365 * 24 * time.Hour)
 	rootKey, interKey, otherKey, leafKey := p256(t), p256(t), p256(t), p256(t)
 	root := certify(t, "AK Root", rootKey.Public(), nil, rootKey, true, far)
@@ -123,6 +123,7 @@ func TestVerifyChainShapes(t *testing.T) {
 // device (hardwareModuleName = UEID) vouches for that device's evidence,
 // CWT and JWT alike; TestVerifyRefuses has the other device's.
 func TestVerifyAKNamesDevice(t *testing.T) {
+	t.Parallel()
 	vendor := newPKI(t, "vendor attestation CA")
 	e := newEnv(t, envOpts{chain: func(pub crypto.PublicKey) ([]*x509.Certificate, *x509.CertPool) {
 		return vendor.issue(t, pub, leafOpts{exts: []pkix.Extension{akName(t, testUEID)}}), vendor.pool

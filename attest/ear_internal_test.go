@@ -14,6 +14,7 @@ import (
 // with developer = 0 and build = 1, and the appraisal policy ids array of
 // later revisions is read.
 func TestEARDraftFigure5(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("testdata/draft-ietf-rats-ear-03-fig5.hex")
 	if err != nil {
 		t.Fatal(err)

@@ -47,6 +47,7 @@ func veraisonKey(t *testing.T) (*ecdsa.PublicKey, string) {
 // signed for its own tests: ztm names the same developer and build, and
 // honours its nbf.
 func TestInteropVeraisonEARJWT(t *testing.T) {
+	t.Parallel()
 	pub, _ := veraisonKey(t)
 	b, err := os.ReadFile(filepath.Join("testdata", "veraison-ear-verify-pass.jwt"))
 	if err != nil {
@@ -88,6 +89,7 @@ func TestInteropVeraisonEARJWT(t *testing.T) {
 // with a node script that knows only the draft's keys: it verifies the
 // signature and names the right developer and build.
 func TestEARReadByIndependentReader(t *testing.T) {
+	t.Parallel()
 	// cose-js brings the cbor package; the manifest interop tests share
 	// the same installation.
 	mods := nodetest.Modules(t, "cose-js", "0.9.0")
@@ -128,6 +130,7 @@ func jwkOf(t *testing.T, pub *ecdsa.PublicKey) string {
 // TestResultExpiry: a result past its exp or before its nbf is refused, in
 // both forms, with the clock-skew allowance documented on ResultOptions.
 func TestResultExpiry(t *testing.T) {
+	t.Parallel()
 	vkey := newKey(t, keystore.ES256)
 	r := verifiedResult(t, devicesim.Tamper{})
 	iat := r.IssuedAt
@@ -182,6 +185,7 @@ func TestResultExpiry(t *testing.T) {
 // TestEvidenceExpiry: EAT evidence (CWT and JWT) past its exp or before
 // its nbf is refused, and the result says why.
 func TestEvidenceExpiry(t *testing.T) {
+	t.Parallel()
 	for _, form := range []string{"CWT", "JWT"} {
 		for name, tc := range map[string]struct {
 			exp, nbf time.Duration // from now; 0 is absent
@@ -226,6 +230,7 @@ func TestEvidenceExpiry(t *testing.T) {
 // TestDebugStatusJSON: dbgstat in a JWT is written and read in its RFC 9711
 // JSON form, and the CBOR integer form is refused there.
 func TestDebugStatusJSON(t *testing.T) {
+	t.Parallel()
 	for d := attest.DebugEnabled; d <= attest.DebugDisabledFullyAndPermanently; d++ {
 		c := attest.Claims{DebugStatus: attest.DebugPtr(d)}
 		j, err := c.MarshalJSON()

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,7 +49,7 @@ type pki struct {
 	pool    *x509.CertPool
 }
 
-var serial int64
+var serial atomic.Int64 // tests run in parallel
 
 func newPKI(t testing.TB, name string) *pki {
 	t.Helper()
@@ -56,9 +57,8 @@ func newPKI(t testing.TB, name string) *pki {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial++
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial),
+		SerialNumber:          big.NewInt(serial.Add(1)),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             t0.Add(-24 * time.Hour),
 		NotAfter:              t0.Add(10 * 365 * 24 * time.Hour),
@@ -94,9 +94,8 @@ func (p *pki) issue(t testing.TB, pub crypto.PublicKey, o leafOpts) []*x509.Cert
 	if o.usage == 0 {
 		o.usage = x509.KeyUsageDigitalSignature
 	}
-	serial++
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
+		SerialNumber: big.NewInt(serial.Add(1)),
 		Subject:      pkix.Name{CommonName: "attestation key"},
 		NotBefore:    t0.Add(-time.Hour),
 		NotAfter:     o.notAfter,

@@ -68,6 +68,7 @@ func rfcKey(t *testing.T) (kid string, pub *ecdsa.PublicKey) {
 // TestInteropRFC8392SignedCWT verifies the signed CWT published in RFC 8392
 // Appendix A.3 (made by another implementation) with ztm's verifier.
 func TestInteropRFC8392SignedCWT(t *testing.T) {
+	t.Parallel()
 	kid, pub := rfcKey(t)
 	token := readHex(t, "rfc8392-a3-signed-cwt.hex")
 	v, err := attest.NewVerifier(attest.Config{
@@ -114,6 +115,7 @@ func TestInteropRFC8392SignedCWT(t *testing.T) {
 // TestInteropRFC9711Claims decodes the claims set of RFC 9711 Appendix A.1.5,
 // whose submodule carries a CoSWID measurement (kept as a RawMeasurement).
 func TestInteropRFC9711Claims(t *testing.T) {
+	t.Parallel()
 	var c attest.Claims
 	if err := c.UnmarshalCBOR(readHex(t, "rfc9711-a15-claims.hex")); err != nil {
 		t.Fatal(err)

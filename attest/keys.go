@@ -48,18 +48,18 @@ func NewKeySet(keys map[string]crypto.PublicKey) (*KeySet, error) {
 // is not an error.
 func (s *KeySet) Add(kid []byte, pub crypto.PublicKey) error {
 	if len(kid) == 0 {
-		return fmt.Errorf("attest: %w: empty attestation key ID", ErrInvalidConfig)
+		return fmt.Errorf("%w: empty attestation key ID", ErrInvalidConfig)
 	}
 	if _, err := keystore.AlgorithmOf(pub); err != nil {
-		return fmt.Errorf("attest: %w: attestation key %q: %w", ErrInvalidConfig, kid, err)
+		return fmt.Errorf("%w: attestation key %q: %w", ErrInvalidConfig, kid, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.keys[string(kid)]; ok {
-		if publicKeyEqual(old, pub) {
+		if keystore.PublicKeysEqual(old, pub) {
 			return nil
 		}
-		return fmt.Errorf("attest: %w: key ID %q is registered with another key", ErrInvalidConfig, kid)
+		return fmt.Errorf("%w: key ID %q is registered with another key", ErrInvalidConfig, kid)
 	}
 	if s.keys == nil {
 		s.keys = make(map[string]crypto.PublicKey)
@@ -165,10 +165,5 @@ func sameKey(a, b crypto.PublicKey) bool {
 	if va.Kind() == reflect.Pointer && va.Type() == vb.Type() && va.Pointer() == vb.Pointer() {
 		return true
 	}
-	return publicKeyEqual(a, b)
-}
-
-func publicKeyEqual(a, b crypto.PublicKey) bool {
-	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && b != nil && k.Equal(b)
+	return keystore.PublicKeysEqual(a, b)
 }

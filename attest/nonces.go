@@ -150,7 +150,7 @@ func (n *Nonces) Issue() ([]byte, error) { return n.IssueFor("") }
 // the error of the random source if it fails.
 func (n *Nonces) IssueFor(owner string) ([]byte, error) {
 	if n == nil || n.entries == nil {
-		return nil, fmt.Errorf("attest: %w: Nonces not made by NewNonces", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: Nonces not made by NewNonces", ErrInvalidConfig)
 	}
 	var key [NonceSize]byte
 	if _, err := io.ReadFull(n.rand, key[:]); err != nil {

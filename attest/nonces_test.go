@@ -12,6 +12,7 @@ import (
 )
 
 func TestNoncesLifecycle(t *testing.T) {
+	t.Parallel()
 	c := newClock()
 	n := attest.NewNonces(attest.NonceConfig{TTL: time.Minute, MaxOutstanding: 3, Time: c.Now})
 	a, err := n.Issue()
@@ -95,6 +96,7 @@ func TestNoncesLifecycle(t *testing.T) {
 // refused however long ago its nonce left the reuse memory, and that one
 // owner cannot take more than its share.
 func TestNoncesCapacityByThroughput(t *testing.T) {
+	t.Parallel()
 	c := newClock()
 	n := attest.NewNonces(attest.NonceConfig{TTL: time.Minute, MaxOutstanding: 100, MaxPerOwner: 10, Time: c.Now})
 	var first []byte
@@ -137,6 +139,7 @@ func TestNoncesCapacityByThroughput(t *testing.T) {
 }
 
 func TestNoncesRandFailure(t *testing.T) {
+	t.Parallel()
 	n := attest.NewNonces(attest.NonceConfig{Rand: bytes.NewReader(make([]byte, 40))})
 	if _, err := n.Issue(); err != nil {
 		t.Fatal(err)
@@ -159,6 +162,7 @@ type zeroReader struct{}
 func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 func TestNoncesConcurrentSingleUse(t *testing.T) {
+	t.Parallel()
 	n := attest.NewNonces(attest.NonceConfig{})
 	const issued = 200
 	nonces := make([][]byte, issued)

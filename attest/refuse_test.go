@@ -124,6 +124,7 @@ func claimsJSON(t testing.TB, c *attest.Claims) string {
 }
 
 func TestVerifyRefuses(t *testing.T) {
+	t.Parallel()
 	protKidRaw := func(t testing.TB, alg int64) []byte {
 		return mustCBOR(t, map[int64]any{1: alg, 4: []byte("raw")})
 	}
@@ -691,6 +692,7 @@ func withRadioReference(c *attest.Config) {
 }
 
 func TestVerifySubmodules(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	// An honest radio submodule is appraised and affirmed.
 	e := newEnv(t, envOpts{tweak: withRadioReference})

@@ -35,6 +35,7 @@ func verifiedResult(t *testing.T, tamper devicesim.Tamper) *attest.Result {
 }
 
 func TestResultRoundTrip(t *testing.T) {
+	t.Parallel()
 	vkey := newKey(t, keystore.ES256)
 	for _, tc := range []struct {
 		name   string
@@ -97,6 +98,7 @@ func TestResultRoundTrip(t *testing.T) {
 // TestEARReadableByPlainJOSE reads our EAR JWT with go-jose's jwt package
 // only: no ztm code on the reading side.
 func TestEARReadableByPlainJOSE(t *testing.T) {
+	t.Parallel()
 	vkey := newKey(t, keystore.ES256)
 	r := verifiedResult(t, devicesim.Tamper{})
 	tok, err := r.SignJWT(nil, vkey, &attest.SignOptions{KeyID: []byte("verifier-1")})
@@ -142,6 +144,7 @@ func TestEARReadableByPlainJOSE(t *testing.T) {
 // TestCWTReadableByGoCOSE checks our evidence and EAR CWTs with go-cose
 // alone: tagged COSE_Sign1, alg in the protected header, valid signature.
 func TestCWTReadableByGoCOSE(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	ev, err := e.dev.EvidenceCWT(e.nonce(t))
 	if err != nil {
@@ -182,6 +185,7 @@ func TestCWTReadableByGoCOSE(t *testing.T) {
 // carries another verifier's extension (Veraison's annotated evidence,
 // -70000): unknown extensions are skipped, duplicate keys still refused.
 func TestParseResultForeignExtensions(t *testing.T) {
+	t.Parallel()
 	payload := mustCBOR(t, map[int64]any{
 		265:  attest.EARProfile,
 		6:    int64(1772366400),
@@ -224,6 +228,7 @@ func TestParseResultForeignExtensions(t *testing.T) {
 // TestParseResultJSONStrict: EAR claims in JSON are read with exact member
 // names, none repeated at any level, and iat required.
 func TestParseResultJSONStrict(t *testing.T) {
+	t.Parallel()
 	const head = `{"eat_profile":"` + attest.EARProfile + `","ear.verifier-id":{"build":"v 1","developer":"https://v.example"}`
 	parse := func(payload string) (*attest.Result, error) {
 		return attest.ParseResult(craftJWT(`{"alg":"ES256"}`, payload, es256Raw(t)), rawKey.Public(), nil)
@@ -258,6 +263,7 @@ func TestParseResultJSONStrict(t *testing.T) {
 // TestParseResultCBORStrict: the CWT form requires iat too, and its byte
 // strings must be byte strings.
 func TestParseResultCBORStrict(t *testing.T) {
+	t.Parallel()
 	s, err := cose.NewSigner(cose.AlgorithmES256, rawKey)
 	if err != nil {
 		t.Fatal(err)

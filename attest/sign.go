@@ -47,7 +47,7 @@ func (o *SignOptions) algorithm(signer crypto.Signer) (keystore.Algorithm, error
 		return 0, fmt.Errorf("attest: %w", err)
 	}
 	if o != nil && o.Algorithm != nil && *o.Algorithm != alg {
-		return 0, fmt.Errorf("attest: %w: signer key is %v, asked for %v", ErrAlgorithmMismatch, alg, *o.Algorithm)
+		return 0, fmt.Errorf("%w: signer key is %v, asked for %v", ErrAlgorithmMismatch, alg, *o.Algorithm)
 	}
 	if o != nil && len(o.Chain) > 0 {
 		if !keystore.PublicKeysEqual(o.Chain[0].PublicKey, signer.Public()) {
@@ -137,7 +137,7 @@ func (o *opaque) Algs() []jose.SignatureAlgorithm { return []jose.SignatureAlgor
 // SignPayload signs payload (the JWS signing input) as alg.
 func (o *opaque) SignPayload(payload []byte, alg jose.SignatureAlgorithm) ([]byte, error) {
 	if alg != joseAlg(o.alg) {
-		return nil, fmt.Errorf("attest: %w: %s", ErrAlgorithmMismatch, alg)
+		return nil, fmt.Errorf("%w: %s", ErrAlgorithmMismatch, alg)
 	}
 	return signRaw(o.rand, o.signer, o.alg, payload)
 }

@@ -19,6 +19,7 @@ import (
 // refused, and the error names the label; a COSE_Sign1 missing an item
 // says so.
 func TestUnprotectedHeaderRefused(t *testing.T) {
+	t.Parallel()
 	prot := mustCBOR(t, map[int64]any{1: -7, 4: []byte("raw")})
 	for _, tc := range []struct {
 		name   string

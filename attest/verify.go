@@ -17,6 +17,7 @@ import (
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/detcbor"
 	"github.com/ztmkit/ztm/internal/sign1"
+	"github.com/ztmkit/ztm/internal/errfmt"
 )
 
 // DefaultMaxSize is the size limit on a token when [Config.MaxSize] is zero.
@@ -209,7 +210,7 @@ var _ Verifier = (*EATVerifier)(nil)
 // when used.
 func NewVerifier(cfg Config) (*EATVerifier, error) {
 	if cfg.Keys != nil && cfg.KeyLookup != nil {
-		return nil, fmt.Errorf("attest: %w: set Config.Keys or Config.KeyLookup, not both", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: set Config.Keys or Config.KeyLookup, not both", ErrInvalidConfig)
 	}
 	v := &EATVerifier{cfg: *cfg.Clone(), chains: newChainCache(0, 0)}
 	lookup := v.cfg.KeyLookup
@@ -291,7 +292,7 @@ func (v *EATVerifier) WithoutNonces() *EATVerifier {
 // everything.
 func (v *EATVerifier) made() error {
 	if v == nil || v.cfg.Time == nil {
-		return fmt.Errorf("attest: %w: EATVerifier not made by NewVerifier: %w", ErrInvalidConfig, ErrVerification)
+		return errfmt.Errorf("attest: ", "%w: EATVerifier not made by NewVerifier: %w", ErrInvalidConfig, ErrVerification)
 	}
 	return nil
 }

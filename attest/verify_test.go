@@ -18,6 +18,7 @@ import (
 )
 
 func TestVerifyAccepts(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	var vendor *pki
 	for _, alg := range keystore.Algorithms() {
@@ -83,6 +84,7 @@ func TestVerifyAccepts(t *testing.T) {
 }
 
 func TestClaimsRoundTrip(t *testing.T) {
+	t.Parallel()
 	c := &attest.Claims{
 		Nonce: bytes.Repeat([]byte{7}, 32), UEID: testUEID, OEMID: testOEMID, HWModel: testHWModel,
 		HWVersion: "1.2", HWVersionScheme: 16384, SWName: "fw", SWVersion: "3.4.5",
@@ -128,6 +130,7 @@ func TestClaimsRoundTrip(t *testing.T) {
 // TestVerifyConcurrent shares one verifier among goroutines, each sending
 // fresh evidence twice: every first try is accepted, every replay refused.
 func TestVerifyConcurrent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	const n = 16
 	toks := make([][]byte, n)
@@ -171,6 +174,7 @@ func TestVerifyConcurrent(t *testing.T) {
 }
 
 func TestClaimsJSONNumericDate(t *testing.T) {
+	t.Parallel()
 	var c attest.Claims
 	if err := c.UnmarshalJSON([]byte(`{"iat":1772366400.75}`)); err != nil || c.IssuedAt.Unix() != 1772366400 {
 		t.Fatalf("fractional iat: %v %v", err, c.IssuedAt)
@@ -186,6 +190,7 @@ func TestClaimsJSONNumericDate(t *testing.T) {
 // values after NewVerifier does not change the verifier's policy, and a
 // cycle of submodules is refused, not followed forever.
 func TestNewVerifierCopiesReferenceValues(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	ev, err := e.dev.EvidenceCWT(e.nonce(t))
 	if err != nil {

@@ -132,7 +132,7 @@ type verifyPools struct {
 // ErrInvalidConfig.
 func New(cfg Config) (*Authority, error) {
 	bad := func(format string, a ...any) error {
-		return fmt.Errorf("ca: %w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
 	}
 	if cfg.Signer == nil || len(cfg.Chain) == 0 || cfg.Ledger == nil {
 		return nil, bad("Signer, Chain and Ledger are required")
@@ -312,7 +312,7 @@ const StepKeyInjection = "key-injection"
 func checkProvenance(p KeyProvenance, reqAuth *StationAuthorization, requester, profile string) error {
 	switch {
 	case !p.valid():
-		return fmt.Errorf("ca: %w: unknown key provenance %d", ErrInvalidRequest, p)
+		return fmt.Errorf("%w: unknown key provenance %d", ErrInvalidRequest, p)
 	case p == ProvenanceInjected && (reqAuth == nil || !reqAuth.AllowsStep(StepKeyInjection)):
 		return &AuthorizationError{Requester: requester, Profile: profile,
 			Reason: "an injected key needs a station authorized for " + StepKeyInjection, Err: ErrNotAuthorized}
@@ -323,13 +323,13 @@ func checkProvenance(p KeyProvenance, reqAuth *StationAuthorization, requester, 
 func (a *Authority) requesterID(req *Request) (string, error) {
 	if req.RequesterCertificate != nil {
 		if req.Requester != "" {
-			return "", fmt.Errorf("ca: %w: set Requester or RequesterCertificate, not both", ErrInvalidRequest)
+			return "", fmt.Errorf("%w: set Requester or RequesterCertificate, not both", ErrInvalidRequest)
 		}
 		sum := sha256.Sum256(req.RequesterCertificate.RawSubjectPublicKeyInfo)
 		return "station:" + hex.EncodeToString(sum[:]), nil
 	}
 	if req.Requester == "" || len(req.Requester) > 256 {
-		return "", fmt.Errorf("ca: %w: Requester must be 1 to 256 bytes", ErrInvalidRequest)
+		return "", fmt.Errorf("%w: Requester must be 1 to 256 bytes", ErrInvalidRequest)
 	}
 	return req.Requester, nil
 }
@@ -367,7 +367,7 @@ func (a *Authority) checkRequester(req *Request, requester string, now time.Time
 // panicking.
 func (a *Authority) made() error {
 	if a == nil || a.signer == nil || a.ledger == nil || len(a.chain) == 0 {
-		return fmt.Errorf("ca: %w: Authority not made by New", ErrInvalidConfig)
+		return fmt.Errorf("%w: Authority not made by New", ErrInvalidConfig)
 	}
 	return nil
 }
@@ -427,7 +427,7 @@ func (c *Checked) Profile() Profile { return c.profile }
 // ErrInvalidRequest otherwise.
 func (c *Checked) SetApproval(evidenceDigest, stepDigest []byte) error {
 	if len(evidenceDigest) > maxDigestLen || len(stepDigest) > maxDigestLen {
-		return fmt.Errorf("ca: %w: digest longer than %d bytes", ErrInvalidRequest, maxDigestLen)
+		return fmt.Errorf("%w: digest longer than %d bytes", ErrInvalidRequest, maxDigestLen)
 	}
 	c.req.EvidenceDigest = bytes.Clone(evidenceDigest)
 	c.req.StepDigest = bytes.Clone(stepDigest)
@@ -465,24 +465,24 @@ func (a *Authority) Check(ctx context.Context, req *Request) (*Checked, error) {
 
 func (a *Authority) check(ctx context.Context, req *Request) (*Checked, error) {
 	if req == nil {
-		return nil, fmt.Errorf("ca: %w: nil request", ErrInvalidRequest)
+		return nil, fmt.Errorf("%w: nil request", ErrInvalidRequest)
 	}
 	if err := a.usable(ctx); err != nil {
 		return nil, err
 	}
 	p, ok := a.profiles[req.Profile]
 	if !ok {
-		return nil, fmt.Errorf("ca: %w: %q", ErrUnknownProfile, req.Profile)
+		return nil, fmt.Errorf("%w: %q", ErrUnknownProfile, req.Profile)
 	}
 	requester, err := a.requesterID(req)
 	if err != nil {
 		return nil, err
 	}
 	if len(req.EvidenceDigest) > maxDigestLen || len(req.StepDigest) > maxDigestLen {
-		return nil, fmt.Errorf("ca: %w: digest longer than %d bytes", ErrInvalidRequest, maxDigestLen)
+		return nil, fmt.Errorf("%w: digest longer than %d bytes", ErrInvalidRequest, maxDigestLen)
 	}
 	if len(req.IdempotencyKey) > MaxIdempotencyKey {
-		return nil, fmt.Errorf("ca: %w: idempotency key longer than %d bytes", ErrInvalidRequest, MaxIdempotencyKey)
+		return nil, fmt.Errorf("%w: idempotency key longer than %d bytes", ErrInvalidRequest, MaxIdempotencyKey)
 	}
 	authExt, err := a.stationExtension(&p, req)
 	if err != nil {
@@ -522,16 +522,16 @@ func (a *Authority) check(ctx context.Context, req *Request) (*Checked, error) {
 func (a *Authority) stationExtension(p *Profile, req *Request) ([]byte, error) {
 	if p.Kind != Station {
 		if req.Station != nil {
-			return nil, fmt.Errorf("ca: %w: Request.Station set for a %s profile", ErrInvalidRequest, p.Kind)
+			return nil, fmt.Errorf("%w: Request.Station set for a %s profile", ErrInvalidRequest, p.Kind)
 		}
 		return nil, nil
 	}
 	if req.Station == nil {
-		return nil, fmt.Errorf("ca: %w: Station profile needs Request.Station", ErrInvalidRequest)
+		return nil, fmt.Errorf("%w: Station profile needs Request.Station", ErrInvalidRequest)
 	}
 	for _, name := range req.Station.Profiles {
 		if _, ok := a.profiles[name]; !ok {
-			return nil, fmt.Errorf("ca: %w: station authorization names unknown profile %q", ErrInvalidRequest, name)
+			return nil, fmt.Errorf("%w: station authorization names unknown profile %q", ErrInvalidRequest, name)
 		}
 	}
 	return req.Station.Marshal()
@@ -568,7 +568,7 @@ func checkGrant(reqAuth *StationAuthorization, req *Request, requester string) e
 // with the request. The caller must not modify it.
 func (a *Authority) IssueChecked(ctx context.Context, c *Checked) (*x509.Certificate, error) {
 	if c == nil || c.csr == nil {
-		err := fmt.Errorf("ca: %w: request not checked", ErrInvalidRequest)
+		err := fmt.Errorf("%w: request not checked", ErrInvalidRequest)
 		a.logRequest(ctx, nil, nil, err)
 		return nil, err
 	}
@@ -686,7 +686,7 @@ func (a *Authority) appendRefused(c *Checked, err error) error {
 	case errors.Is(err, ErrRequesterUnknown):
 		return deny("station certificate not in this CA's ledger")
 	case errors.Is(err, ErrQuotaExceeded):
-		return fmt.Errorf("ca: requester %q: %w", c.requester, ErrQuotaExceeded)
+		return fmt.Errorf("%w: requester %q", ErrQuotaExceeded, c.requester)
 	}
 	return fmt.Errorf("ca: failed to record certificate: %w", err)
 }
@@ -707,7 +707,7 @@ func (a *Authority) Repeat(ctx context.Context, key []byte, requester, profile s
 		return nil, err
 	}
 	if len(key) == 0 {
-		return nil, fmt.Errorf("ca: %w: empty idempotency key", ErrUnknownRequest)
+		return nil, fmt.Errorf("%w: empty idempotency key", ErrUnknownRequest)
 	}
 	st, err := a.ledger.LookupRequest(ctx, key)
 	if err != nil {
@@ -716,12 +716,12 @@ func (a *Authority) Repeat(ctx context.Context, key []byte, requester, profile s
 	rec := st.Issuance
 	switch {
 	case rec.Requester != requester:
-		return nil, fmt.Errorf("ca: idempotency key %x was issued to another requester: %w", key, ErrRequestExists)
+		return nil, fmt.Errorf("%w: idempotency key %x was issued to another requester", ErrRequestExists, key)
 	case rec.Profile != profile:
-		return nil, fmt.Errorf("ca: idempotency key %x was issued under profile %q, not %q: %w", key, rec.Profile, profile, ErrRequestExists)
+		return nil, fmt.Errorf("%w: idempotency key %x was issued under profile %q, not %q", ErrRequestExists, key, rec.Profile, profile)
 	case st.Revocation != nil:
-		return nil, fmt.Errorf("ca: certificate %x issued for this request was revoked at %s (%v): %w",
-			rec.Serial, st.Revocation.Time.UTC().Format(time.RFC3339), st.Revocation.Reason, ErrRepeatRevoked)
+		return nil, fmt.Errorf("%w: certificate %x was revoked at %s (%v)", ErrRepeatRevoked,
+			rec.Serial, st.Revocation.Time.UTC().Format(time.RFC3339), st.Revocation.Reason)
 	}
 	if rs := rec.RequesterSerial; rs != nil {
 		station, err := a.ledger.Lookup(ctx, rs)

@@ -42,7 +42,7 @@ type RootRequest struct {
 // subjectKeyIdentifier. Errors wrap ErrInvalidConfig.
 func NewRoot(req RootRequest) (*x509.Certificate, error) {
 	if req.Signer == nil || len(req.Subject.ToRDNSequence()) == 0 {
-		return nil, fmt.Errorf("ca: %w: root needs a Signer and a Subject", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: root needs a Signer and a Subject", ErrInvalidConfig)
 	}
 	tmpl := &x509.Certificate{
 		Subject:               req.Subject,
@@ -123,23 +123,23 @@ func (c NameConstraints) apply(tmpl *x509.Certificate) {
 // wrap ErrInvalidConfig.
 func NewIntermediate(req IntermediateRequest) (*x509.Certificate, error) {
 	if req.PublicKey == nil || req.Parent == nil || req.ParentSigner == nil || len(req.Subject.ToRDNSequence()) == 0 {
-		return nil, fmt.Errorf("ca: %w: intermediate needs a Subject, PublicKey, Parent and ParentSigner", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: intermediate needs a Subject, PublicKey, Parent and ParentSigner", ErrInvalidConfig)
 	}
 	if !req.Parent.IsCA || req.Parent.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, fmt.Errorf("ca: %w: parent is not a CA", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: parent is not a CA", ErrInvalidConfig)
 	}
 	if !keystore.PublicKeysEqual(req.Parent.PublicKey, req.ParentSigner.Public()) {
-		return nil, fmt.Errorf("ca: %w: parent certificate does not match ParentSigner", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: parent certificate does not match ParentSigner", ErrInvalidConfig)
 	}
 	if req.MaxPathLen < 0 {
-		return nil, fmt.Errorf("ca: %w: negative MaxPathLen", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: negative MaxPathLen", ErrInvalidConfig)
 	}
 	if req.Parent.MaxPathLen == 0 && req.Parent.MaxPathLenZero {
-		return nil, fmt.Errorf("ca: %w: parent has path length 0", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: parent has path length 0", ErrInvalidConfig)
 	}
 	if req.CRLDistributionPoint != "" {
 		if err := validURI(req.CRLDistributionPoint); err != nil {
-			return nil, fmt.Errorf("ca: %w: CRLDistributionPoint: %v", ErrInvalidConfig, err)
+			return nil, fmt.Errorf("%w: CRLDistributionPoint: %v", ErrInvalidConfig, err)
 		}
 	}
 	tmpl := &x509.Certificate{
@@ -170,22 +170,22 @@ func ceremony(tmpl *x509.Certificate, validity time.Duration, rnd io.Reader,
 		now = time.Now
 	}
 	if validity < 0 {
-		return nil, fmt.Errorf("ca: %w: negative validity", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: negative validity", ErrInvalidConfig)
 	}
 	sigAlg, err := signatureAlgorithm(signer.Public())
 	if err != nil {
-		return nil, fmt.Errorf("ca: %w: signer: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: signer: %v", ErrInvalidConfig, err)
 	}
 	spki, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return nil, fmt.Errorf("ca: %w: public key: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: public key: %v", ErrInvalidConfig, err)
 	}
 	if sigAlgOfSubject, err := signatureAlgorithm(pub); err != nil || sigAlgOfSubject == 0 {
-		return nil, fmt.Errorf("ca: %w: public key: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: public key: %v", ErrInvalidConfig, err)
 	}
 	ski, err := subjectKeyID(spki)
 	if err != nil {
-		return nil, fmt.Errorf("ca: %w: public key: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: public key: %v", ErrInvalidConfig, err)
 	}
 	var b [16]byte
 	if _, err := io.ReadFull(rnd, b[:]); err != nil {
@@ -237,7 +237,7 @@ func (a *Authority) IssueIntermediate(ctx context.Context, req IntermediateReque
 	}
 	if (req.Parent != nil && !req.Parent.Equal(a.chain[0])) ||
 		(req.ParentSigner != nil && !keystore.PublicKeysEqual(a.chain[0].PublicKey, req.ParentSigner.Public())) {
-		return nil, fmt.Errorf("ca: %w: the intermediate's parent must be the Authority's certificate and key", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: the intermediate's parent must be the Authority's certificate and key", ErrInvalidConfig)
 	}
 	if err := checkRequesterName(requester); err != nil {
 		return nil, err
@@ -275,13 +275,13 @@ func (a *Authority) RecordIntermediate(ctx context.Context, cert *x509.Certifica
 		return err
 	}
 	if cert == nil || !cert.IsCA || cert.SerialNumber == nil || cert.SerialNumber.Sign() <= 0 {
-		return fmt.Errorf("ca: %w: not a CA certificate with a positive serial number", ErrInvalidRequest)
+		return fmt.Errorf("%w: not a CA certificate with a positive serial number", ErrInvalidRequest)
 	}
 	if keystore.PublicKeysEqual(cert.PublicKey, a.chain[0].PublicKey) {
-		return fmt.Errorf("ca: %w: CA certificate %q is for the Authority's own key", ErrInvalidRequest, cert.Subject)
+		return fmt.Errorf("%w: CA certificate %q is for the Authority's own key", ErrInvalidRequest, cert.Subject)
 	}
 	if !bytes.Equal(cert.RawIssuer, a.chain[0].RawSubject) || cert.CheckSignatureFrom(a.chain[0]) != nil {
-		return fmt.Errorf("ca: %w: CA certificate %q not issued by this Authority's certificate", ErrInvalidRequest, cert.Subject)
+		return fmt.Errorf("%w: CA certificate %q not issued by this Authority's certificate", ErrInvalidRequest, cert.Subject)
 	}
 	pk := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	rec := &Record{
@@ -306,7 +306,7 @@ func (a *Authority) RecordIntermediate(ctx context.Context, cert *x509.Certifica
 // checkRequesterName checks the name a ledger record carries.
 func checkRequesterName(requester string) error {
 	if requester == "" || len(requester) > 256 {
-		return fmt.Errorf("ca: %w: requester must be 1 to 256 bytes", ErrInvalidRequest)
+		return fmt.Errorf("%w: requester must be 1 to 256 bytes", ErrInvalidRequest)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 )
 
 func TestNameConstraintsAndPathLen(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	rootKey, interKey := caKey(t, keystore.ES256), caKey(t, keystore.ES256)
 	root, err := ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Root"}, Signer: rootKey})
@@ -118,6 +119,7 @@ func TestNameConstraintsAndPathLen(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t, keystore.ES256, nil)
 	other := caKey(t, keystore.ES256)
 	good := ca.Config{Signer: p.interKey, Chain: []*x509.Certificate{p.inter, p.root}, Ledger: p.ledger}
@@ -157,6 +159,7 @@ func TestConfigValidation(t *testing.T) {
 }
 
 func TestCustomProfile(t *testing.T) {
+	t.Parallel()
 	now := testNow
 	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
 		c.Time = func() time.Time { return now }
@@ -175,6 +178,7 @@ func TestCustomProfile(t *testing.T) {
 }
 
 func TestCRLRefreshAndSharedLedger(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	var mu sync.Mutex
 	now := testNow
@@ -219,6 +223,7 @@ func TestCRLRefreshAndSharedLedger(t *testing.T) {
 }
 
 func TestValidityCappedAtIssuer(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p := newPKI(t, keystore.ES256, nil)
 	interKey := caKey(t, keystore.ES256)
@@ -246,6 +251,7 @@ func TestValidityCappedAtIssuer(t *testing.T) {
 }
 
 func TestIDevIDWithEKU(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
 		c.Profiles = []ca.Profile{{Name: "idevid-tls", Kind: ca.IDevID, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}}
 	})

@@ -93,6 +93,7 @@ func coseVerify(t *testing.T, alg keystore.Algorithm, pub any, raw []byte) {
 // TestCRLCarriesCheckpoint: every new CRL comes with a checkpoint, whose
 // head it carries and whose CRL number it is.
 func TestCRLCarriesCheckpoint(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	p := newPKI(t, keystore.ES256, withCheckpoints(dir))
@@ -134,6 +135,7 @@ func TestCRLCarriesCheckpoint(t *testing.T) {
 // TestCRLCounterRollback sets the ledger's CRL counter back: the next CRL
 // would reuse a number, and is refused.
 func TestCRLCounterRollback(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p := newPKI(t, keystore.ES256, withCheckpoints(t.TempDir()))
 	certs := issueAll(t, p)
@@ -156,6 +158,7 @@ func TestCRLCounterRollback(t *testing.T) {
 }
 
 func TestCheckpointHandler(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	now := testNow
 	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
@@ -202,18 +205,34 @@ func TestCheckpointHandler(t *testing.T) {
 }
 
 func TestRunCheckpoints(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
 		withCheckpoints(dir)(c)
 		c.CheckpointInterval = 5 * time.Millisecond
 	})
 	issueAll(t, p)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	// RunCheckpoints runs until its context ends; end it once the
+	// checkpoint is saved (a fixed 50 ms was too short on a loaded machine).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := p.auth.RunCheckpoints(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	done := make(chan error, 1)
+	go func() { done <- p.auth.RunCheckpoints(ctx) }()
+	var (
+		cp  *ca.Checkpoint
+		err error
+	)
+	for ctx.Err() == nil {
+		cp, err = ca.LatestCheckpoint(context.Background(), ca.NewCheckpointFile(filepath.Join(dir, "checkpoint")), p.inter.PublicKey)
+		if err == nil && cp != nil && cp.Seq == 4 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatal(err)
 	}
-	cp, err := ca.LatestCheckpoint(context.Background(), ca.NewCheckpointFile(filepath.Join(dir, "checkpoint")), p.inter.PublicKey)
 	if err != nil || cp == nil || cp.Seq != 4 {
 		t.Fatalf("%+v %v", cp, err)
 	}
@@ -222,6 +241,7 @@ func TestRunCheckpoints(t *testing.T) {
 // TestCheckpointStoreForged puts another key's checkpoint in the store:
 // the Authority refuses to work rather than trust or overwrite it.
 func TestCheckpointStoreForged(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	other := newPKI(t, keystore.ES256, withCheckpoints(dir))
@@ -258,6 +278,7 @@ func (l swappingLedger) Lookup(ctx context.Context, _ *big.Int) (*ca.Status, err
 // TestIssuedCertificateChecksLookup: the Authority checks what a ledger's
 // lookup returns, and refuses another serial's certificate.
 func TestIssuedCertificateChecksLookup(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p := newPKI(t, keystore.ES256, nil)
 	certs := issueAll(t, p)
@@ -275,6 +296,7 @@ func TestIssuedCertificateChecksLookup(t *testing.T) {
 // periodic round verifies the ledger first, finds it, signs nothing and
 // stops the Authority.
 func TestRunCheckpointsVerifies(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
 		withCheckpoints(dir)(c)

@@ -29,13 +29,13 @@ func (a *Authority) Revoke(ctx context.Context, serial *big.Int, reason Revocati
 
 func (a *Authority) revoke(ctx context.Context, serial *big.Int, reason RevocationReason, requester string) error {
 	if serial == nil || serial.Sign() <= 0 {
-		return fmt.Errorf("ca: %w: serial must be positive", ErrInvalidRequest)
+		return fmt.Errorf("%w: serial must be positive", ErrInvalidRequest)
 	}
 	if !reason.validForRevoke() {
-		return fmt.Errorf("ca: %w: revocation reason %v not allowed", ErrInvalidRequest, reason)
+		return fmt.Errorf("%w: revocation reason %v not allowed", ErrInvalidRequest, reason)
 	}
 	if requester == "" || len(requester) > 256 {
-		return fmt.Errorf("ca: %w: requester must be 1 to 256 bytes", ErrInvalidRequest)
+		return fmt.Errorf("%w: requester must be 1 to 256 bytes", ErrInvalidRequest)
 	}
 	if err := a.usable(ctx); err != nil {
 		return err

@@ -40,6 +40,7 @@ func wantCSRReason(t *testing.T, err error, reason ca.CSRReason) {
 // or malformed request before anything is spent on it, and IssueChecked
 // issues what Check accepted without parsing the request again.
 func TestCheckThenIssue(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p := newPKI(t, keystore.ES256, nil)
 	check := func(der []byte) (*ca.Checked, error) {

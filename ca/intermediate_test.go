@@ -28,6 +28,7 @@ func writeCRL(t *testing.T, path string, der []byte) string {
 // records the intermediates it signs, revokes them, and that its CRL makes
 // openssl refuse a leaf under a revoked intermediate.
 func TestRevokeIntermediate(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	rootKey, interKey := caKey(t, keystore.ES256), caKey(t, keystore.ES256)
@@ -116,6 +117,7 @@ func mustParse(t *testing.T, der []byte) *x509.Certificate {
 // TestRecordIntermediate records an intermediate made outside the ledger
 // so that it can be revoked, and refuses what the Authority did not sign.
 func TestRecordIntermediate(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p := newPKI(t, keystore.ES256, nil)
 	rootLedger, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "root.db"), sqlite.Options{})

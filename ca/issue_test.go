@@ -47,6 +47,7 @@ func checkSerial(t *testing.T, cert *x509.Certificate) {
 }
 
 func TestIssueProfiles(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, caAlg := range keystore.Algorithms() {
 		t.Run("CA-"+caAlg.String(), func(t *testing.T) {
@@ -109,6 +110,7 @@ func TestIssueProfiles(t *testing.T) {
 }
 
 func TestIssueOtherProfiles(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p := newPKI(t, keystore.ES256, func(c *ca.Config) { c.Time = func() time.Time { return testNow } })
 	key := deviceKey(t, "P-256")
@@ -165,6 +167,7 @@ func TestIssueOtherProfiles(t *testing.T) {
 }
 
 func TestStationRequester(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p := newPKI(t, keystore.ES256, nil)
 	issueStation := func(a *ca.Authority, steps, profiles []string) *x509.Certificate {
@@ -235,6 +238,7 @@ func TestStationRequester(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	policyErr := errors.New("evidence not approved")
 	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
@@ -341,6 +345,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestQuotaConcurrent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	const limit, workers = 5, 24
 	p := newPKI(t, keystore.ES256, func(c *ca.Config) { c.Quota = ca.QuotaPolicy{Limit: limit, Period: 24 * time.Hour} })
@@ -377,6 +382,7 @@ func TestQuotaConcurrent(t *testing.T) {
 }
 
 func TestConcurrentIssueChain(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p := newPKI(t, keystore.ES256, nil)
 	key := deviceKey(t, "P-256")
@@ -417,6 +423,7 @@ func TestConcurrentIssueChain(t *testing.T) {
 // recorded certificate to its requester, concurrently too, and refuses
 // everyone else; the ledger holds one issuance per key.
 func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p := newPKI(t, keystore.ES256, nil)
 	csr := idevidCSR(t, deviceKey(t, "P-256"), "IDEM-1")

@@ -70,6 +70,7 @@ func goldenRecords() []*ca.Record {
 }
 
 func TestCanonicalEncodingGolden(t *testing.T) {
+	t.Parallel()
 	var b strings.Builder
 	prev := make([]byte, 32)
 	for _, r := range goldenRecords() {
@@ -105,6 +106,7 @@ func TestCanonicalEncodingGolden(t *testing.T) {
 }
 
 func TestCanonicalEncodingRefuses(t *testing.T) {
+	t.Parallel()
 	for name, r := range map[string]*ca.Record{
 		"no serial":                        {Seq: 1, Kind: ca.KindIssuance},
 		"negative serial":                  {Seq: 1, Kind: ca.KindIssuance, Serial: big.NewInt(-1)},
@@ -127,6 +129,7 @@ func TestCanonicalEncodingRefuses(t *testing.T) {
 }
 
 func TestChainVerifier(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
 	build := func() []*ca.Record {
 		iss := mustIssuance(t, "s", at)
@@ -214,6 +217,7 @@ func mustIssuance(t testing.TB, requester string, at time.Time) *ca.Record {
 }
 
 func TestCheckAppendable(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
 	if err := mustIssuance(t, "s", at).CheckAppendable(); err != nil {
 		t.Fatalf("good issuance: %v", err)

@@ -40,8 +40,8 @@ func runOpenSSL(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
-// issueAll issues one certificate per profile for the openssl and zlint
-// tests.
+// issueAll issues one certificate per profile for the openssl tests (the
+// zlint tests, a module of their own in internal/zlinttest, have a copy).
 func issueAll(t *testing.T, p *testPKI) map[string]*x509.Certificate {
 	t.Helper()
 	ctx := context.Background()
@@ -65,6 +65,7 @@ func issueAll(t *testing.T, p *testPKI) map[string]*x509.Certificate {
 }
 
 func TestOpenSSLVerifyChains(t *testing.T) {
+	t.Parallel()
 	for _, alg := range keystore.Algorithms() {
 		t.Run(alg.String(), func(t *testing.T) {
 			p := newPKI(t, alg, nil)
@@ -94,6 +95,7 @@ func TestOpenSSLVerifyChains(t *testing.T) {
 }
 
 func TestOpenSSLIDevIDText(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t, keystore.ES256, nil)
 	cert := issueAll(t, p)["idevid"]
 	dir := t.TempDir()
@@ -114,6 +116,7 @@ func TestOpenSSLIDevIDText(t *testing.T) {
 }
 
 func TestRevokeAndCRL(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p := newPKI(t, keystore.ES256, nil)
 	certs := issueAll(t, p)
@@ -211,6 +214,7 @@ func TestRevokeAndCRL(t *testing.T) {
 // the hardwareModuleName, basicConstraints CA:FALSE and keyUsage openssl
 // configs commonly add: the CA takes the key and the allowed fields only.
 func TestOpenSSLMadeCSR(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t, keystore.ES256, nil)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "req.cnf")

@@ -46,7 +46,7 @@ func (a *Authority) VerifyStation(cert *x509.Certificate) error {
 		return err
 	}
 	if cert == nil {
-		return fmt.Errorf("ca: %w: no station certificate", ErrInvalidRequest)
+		return fmt.Errorf("%w: no station certificate", ErrInvalidRequest)
 	}
 	if _, err := a.verifyStation(cert, a.now()); err != nil {
 		sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
@@ -67,7 +67,7 @@ func (a *Authority) CheckStation(ctx context.Context, cert *x509.Certificate) er
 		return err
 	}
 	if cert == nil {
-		return fmt.Errorf("ca: %w: no station certificate", ErrInvalidRequest)
+		return fmt.Errorf("%w: no station certificate", ErrInvalidRequest)
 	}
 	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	requester := "station:" + hex.EncodeToString(sum[:])
@@ -113,10 +113,10 @@ func (a *Authority) CheckRenewal(ctx context.Context, cur *x509.Certificate, pro
 	}
 	p, ok := a.profiles[profile]
 	if !ok {
-		return fmt.Errorf("ca: %w: %q", ErrUnknownProfile, profile)
+		return fmt.Errorf("%w: %q", ErrUnknownProfile, profile)
 	}
 	if cur == nil {
-		return fmt.Errorf("ca: %w: no certificate to renew", ErrInvalidRequest)
+		return fmt.Errorf("%w: no certificate to renew", ErrInvalidRequest)
 	}
 	sum := sha256.Sum256(cur.RawSubjectPublicKeyInfo)
 	deny := func(reason string) error {

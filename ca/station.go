@@ -80,7 +80,7 @@ func (a *StationAuthorization) AllowsStep(step string) bool {
 func (a *StationAuthorization) Marshal() ([]byte, error) {
 	der, err := stationauth.Marshal(a.Steps, a.Profiles)
 	if err != nil {
-		return nil, fmt.Errorf("ca: station authorization: %w: %v", ErrInvalidRequest, err)
+		return nil, fmt.Errorf("%w: station authorization: %v", ErrInvalidRequest, err)
 	}
 	return der, nil
 }

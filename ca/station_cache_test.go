@@ -38,6 +38,7 @@ func (c *testClock) Set(t time.Time) {
 // it is revoked, expired or not yet valid, and does not take another
 // certificate for it.
 func TestStationVerificationRemembered(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	clk := &testClock{now: time.Now().UTC().Add(time.Minute)}
 	p := newPKI(t, keystore.ES256, func(c *ca.Config) { c.Time = clk.Now })

@@ -23,6 +23,7 @@ import (
 // (99991231235959Z, IEEE 802.1AR §8.5), so openssl still verifies a device
 // in 2040, after a 10-year CA would have expired.
 func TestIDevIDChainOutlives2037(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t, keystore.ES256, nil)
 	for _, c := range []*x509.Certificate{p.root, p.inter} {
 		if c.NotAfter.Year() != 9999 {
@@ -56,6 +57,7 @@ func pool(certs ...*x509.Certificate) *x509.CertPool {
 // TestLeafOutlivingIssuerRefused checks that New refuses a configuration
 // in which a certificate would outlive its issuer.
 func TestLeafOutlivingIssuerRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	rootKey, interKey := caKey(t, keystore.ES256), caKey(t, keystore.ES256)
 	root, err := ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Root"}, Signer: rootKey})

@@ -9,6 +9,7 @@ import (
 )
 
 func TestVerifiedCacheWindow(t *testing.T) {
+	t.Parallel()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := newVerifiedCache(4)
 	key := sha256.Sum256([]byte("station"))
@@ -51,6 +52,7 @@ func TestVerifiedCacheWindow(t *testing.T) {
 }
 
 func TestVerifiedCacheBounded(t *testing.T) {
+	t.Parallel()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	chain := []*x509.Certificate{{NotBefore: t0, NotAfter: t0.Add(time.Hour)}}
 	c := newVerifiedCache(3)

@@ -52,6 +52,7 @@ var testKeys = sync.OnceValue(func() map[Algorithm]crypto.Signer {
 })
 
 func TestCreateEveryAlgorithm(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	store := mem.New()
 	defer store.Close()
@@ -107,6 +108,7 @@ func publicKeyEqual(a, b crypto.PublicKey) bool {
 }
 
 func TestCreateCSRExistingKeys(t *testing.T) {
+	t.Parallel()
 	for alg, key := range testKeys() {
 		der, err := CreateCSR(nil, key, testDevice("SN-1"))
 		if err != nil {
@@ -138,6 +140,7 @@ func TestCreateCSRExistingKeys(t *testing.T) {
 }
 
 func TestCreateCSRRefusesWeakKeys(t *testing.T) {
+	t.Parallel()
 	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
 	r1024, _ := rsa.GenerateKey(rand.Reader, 1024)
 	for name, key := range map[string]crypto.Signer{"P-224": p224, "RSA-1024": r1024} {
@@ -151,6 +154,7 @@ func TestCreateCSRRefusesWeakKeys(t *testing.T) {
 }
 
 func TestCreateBadInputChangesNothing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	store := mem.New()
 	defer store.Close()
@@ -206,6 +210,7 @@ func (s brokenSignerStore) Create(ctx context.Context, req keystore.CreateReques
 }
 
 func TestCreateNoHalfState(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	store := brokenSignerStore{mem.New()}
 	_, err := Create(ctx, store, CreateRequest{Label: "dev-1", Device: testDevice("SN-1")})
@@ -244,6 +249,7 @@ func idevidTemplate(t testing.TB, serial string) *x509.CertificateRequest {
 }
 
 func TestParseCSRRefusals(t *testing.T) {
+	t.Parallel()
 	p256 := testKeys()[ES256]
 	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
 	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
@@ -367,6 +373,7 @@ func TestParseCSRRefusals(t *testing.T) {
 }
 
 func TestCSRPolicy(t *testing.T) {
+	t.Parallel()
 	der, err := CreateCSR(nil, testKeys()[ES256], testDevice("SN-1"))
 	if err != nil {
 		t.Fatal(err)
@@ -398,6 +405,7 @@ func TestCSRPolicy(t *testing.T) {
 }
 
 func TestCSRErrorReasonString(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	for r := CSRMalformed; r < maxCSRErrorReason; r++ {
 		s := r.String()
@@ -444,6 +452,7 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 }
 
 func TestOpenSSLReadsCSR(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	store := mem.New()
 	defer store.Close()
@@ -521,6 +530,7 @@ func TestOpenSSLReadsCSR(t *testing.T) {
 // makes, with the hardwareModuleName otherName written by its own config
 // syntax, parses and checks.
 func TestParseOpenSSLCSR(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := `[req]
 distinguished_name = dn
@@ -612,6 +622,7 @@ func csrVectors(t testing.TB) map[string][]byte {
 }
 
 func TestCSRVectors(t *testing.T) {
+	t.Parallel()
 	reasons := map[string]CSRErrorReason{
 		"ok":                  0,
 		"weakkey":             CSRWeakKey,

@@ -11,6 +11,7 @@ import (
 )
 
 func TestDeviceInfoValidate(t *testing.T) {
+	t.Parallel()
 	good := testDevice("SN-1")
 	tests := []struct {
 		name  string
@@ -68,6 +69,7 @@ func TestDeviceInfoValidate(t *testing.T) {
 }
 
 func TestHardwareModuleNameEncoding(t *testing.T) {
+	t.Parallel()
 	hw := HardwareModuleName{Type: modelOID, SerialNumber: []byte("SN-1")}
 	der, err := hw.Marshal()
 	if err != nil {
@@ -100,6 +102,7 @@ func TestHardwareModuleNameEncoding(t *testing.T) {
 }
 
 func TestHardwareModuleNameExtension(t *testing.T) {
+	t.Parallel()
 	hw := HardwareModuleName{Type: modelOID, SerialNumber: []byte("SN-1")}
 	for _, critical := range []bool{false, true} {
 		ext, err := HardwareModuleNameExtension(hw, critical)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestOEMID(t *testing.T) {
+	t.Parallel()
 	rnd, err := NewRandomOEMID(bytes.NewReader(bytes.Repeat([]byte{0x11}, 16)))
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +65,7 @@ func TestOEMID(t *testing.T) {
 }
 
 func TestParseOEMIDRefusals(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{
 		"", "32473", "pen:", "pen:-1", "pen:+5", "pen:007", "pen:4294967296", "pen:0x10", "PEN:1",
 		"ieee:001b6", "ieee:001b6300", "ieee:zz1b63", "random:00", "random:" + strings.Repeat("g", 32), "oui:001b63",

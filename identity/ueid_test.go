@@ -21,6 +21,7 @@ func mustHex(t testing.TB, s string) []byte {
 }
 
 func TestNewRandomUEID(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{16, 24, 32} {
 		src := bytes.NewReader(bytes.Repeat([]byte{0xab}, 64))
 		u, err := NewRandomUEID(src, n)
@@ -58,6 +59,7 @@ func TestNewRandomUEID(t *testing.T) {
 }
 
 func TestEUIUEID(t *testing.T) {
+	t.Parallel()
 	u := NewEUI64UEID([8]byte{0x00, 0x1b, 0x63, 0xff, 0xfe, 0x84, 0x45, 0xe6})
 	if got := u.String(); got != "02001b63fffe8445e6" {
 		t.Errorf("EUI-64 = %s", got)
@@ -75,6 +77,7 @@ func TestEUIUEID(t *testing.T) {
 }
 
 func TestNewIMEIUEID(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		want    string // hex, "" for an error
@@ -115,6 +118,7 @@ func TestNewIMEIUEID(t *testing.T) {
 }
 
 func TestUEIDFromBytes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		hex string
 		ok  bool
@@ -171,6 +175,7 @@ func TestUEIDFromBytes(t *testing.T) {
 }
 
 func TestParseUEID(t *testing.T) {
+	t.Parallel()
 	good := []string{
 		"02001b638445e6",
 		"02001B638445E6",
@@ -200,6 +205,7 @@ func TestParseUEID(t *testing.T) {
 }
 
 func TestUEIDZero(t *testing.T) {
+	t.Parallel()
 	var u UEID
 	if !u.IsZero() || u.String() != "" || u.Bytes() != nil || u.Type() != 0 || u.Len() != 0 {
 		t.Errorf("zero UEID: %v %q %x %v", u.IsZero(), u.String(), u.Bytes(), u.Type())
@@ -213,6 +219,7 @@ func TestUEIDZero(t *testing.T) {
 }
 
 func TestUEIDCBOR(t *testing.T) {
+	t.Parallel()
 	u := NewEUI48UEID([6]byte{0x00, 0x1b, 0x63, 0x84, 0x45, 0xe6})
 	enc, err := u.MarshalCBOR()
 	if err != nil {
@@ -265,6 +272,7 @@ func TestUEIDCBOR(t *testing.T) {
 }
 
 func TestLuhn(t *testing.T) {
+	t.Parallel()
 	// Vectors from 3GPP TS 23.003 Annex B and published IMEIs.
 	for digits, want := range map[string]byte{
 		"49015420323751": '8',

@@ -33,6 +33,7 @@ func selfSigned(t *testing.T, notBefore, notAfter time.Time) *x509.Certificate {
 // TestCertCacheShares: a certificate is decoded once, and what does not
 // decode is not kept.
 func TestCertCacheShares(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	cert := selfSigned(t, start, start.AddDate(1, 0, 0))
 	cc := newCertCache()
@@ -57,6 +58,7 @@ func TestCertCacheShares(t *testing.T) {
 // validity of every certificate of its path, bounds included, and callers
 // get copies.
 func TestTrustCacheSpan(t *testing.T) {
+	t.Parallel()
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	root := selfSigned(t, start, start.AddDate(10, 0, 0))
 	leaf := selfSigned(t, start.AddDate(0, 1, 0), start.AddDate(1, 0, 0))

@@ -55,6 +55,7 @@ func bstr(t testing.TB, b []byte) []byte {
 }
 
 func TestParseSignedStepRefuses(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	good := f.build(goodSpecs[:2])[1]
 	key := f.parties["chipco"].key
@@ -140,6 +141,7 @@ func TestParseSignedStepRefuses(t *testing.T) {
 }
 
 func TestParseChainRefuses(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	c := f.build(goodSpecs[:3])
 	enc, err := c.Marshal()
@@ -169,6 +171,7 @@ func TestParseChainRefuses(t *testing.T) {
 }
 
 func TestPolicyRoundTripAndRefusals(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	js, err := json.Marshal(f.policy)
 	if err != nil {

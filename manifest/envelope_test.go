@@ -53,6 +53,7 @@ func sign1Items(t *testing.T, raw []byte, edit func([]cbor.RawMessage) []cbor.Ra
 // private label added to a step verified, attributed to the same signer,
 // with another digest.
 func TestUnprotectedHeaderRefused(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	c := f.build(goodSpecs)
 	last := c[len(c)-1]
@@ -128,6 +129,7 @@ func TestUnprotectedHeaderRefused(t *testing.T) {
 // more, or whose heads are not in shortest form, is refused with a message
 // that says so.
 func TestSign1ShapeRefused(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	good := f.build(goodSpecs[:2])[1].Raw
 	if _, err := manifest.ParseSignedStep(good); err != nil {
@@ -161,6 +163,7 @@ func TestSign1ShapeRefused(t *testing.T) {
 // certificate trusts the step as if the chain had come with it, one that
 // does not refuses it, and the step is a fraction of the size.
 func TestCertificateByDigest(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	specs := slices.Clone(goodSpecs)
 	for i := range specs {
@@ -228,6 +231,7 @@ func must(t *testing.T, s *manifest.StepSigner, st *manifest.Step) *manifest.Sig
 // TestProtectedLabelNamed: a protected header label the format does not
 // define is refused, and the error names it.
 func TestProtectedLabelNamed(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	key := f.parties["chipco"].key
 	kid := f.parties["chipco"].signer.Thumbprint().Value
@@ -246,6 +250,7 @@ func TestProtectedLabelNamed(t *testing.T) {
 
 // TestReceiptProtectedLabelNamed: the same for a receipt.
 func TestReceiptProtectedLabelNamed(t *testing.T) {
+	t.Parallel()
 	_, _, lm := lotFixture(t, 3)
 	rc, err := lm.Receipt(1)
 	if err != nil {

@@ -77,6 +77,7 @@ func jsKey(t *testing.T, pub crypto.PublicKey) (string, map[string]string) {
 }
 
 func TestInteropCoseJS(t *testing.T) {
+	t.Parallel()
 	mods := coseJS(t)
 	f := newFixture(t)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -203,6 +204,7 @@ func mustPayload(t *testing.T, raw []byte) []byte {
 // header -65537. Lot manifests missing vds or CWT claims are refused with
 // an error naming what is missing.
 func TestInteropStandardReceipt(t *testing.T) {
+	t.Parallel()
 	mods := coseJS(t)
 	_, leaves, _ := lotFixture(t, 5)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

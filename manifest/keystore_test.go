@@ -15,6 +15,7 @@ import (
 // algorithm ztm uses, and checks that an algorithm the key does not have is
 // refused.
 func TestKeystoreKeys(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	store := mem.New()
 	defer store.Close()

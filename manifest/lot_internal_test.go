@@ -31,6 +31,7 @@ func lotSigner(tb testing.TB) *StepSigner {
 // TestLotMemory checks that a lot without KeepProofs holds O(log n)
 // hashes whatever its size.
 func TestLotMemory(t *testing.T) {
+	t.Parallel()
 	lot, err := NewLot("L", LotOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -64,6 +64,7 @@ func lotFixture(t testing.TB, n int) (*fixture, [][]byte, *manifest.LotManifest)
 }
 
 func TestLotReceipts(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{1, 2, 3, 5, 8, 13} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			f, leaves, m := lotFixture(t, n)
@@ -172,6 +173,7 @@ func forge(t *testing.T, rc []byte, edit func(r *receiptParts, p *proofParts)) [
 }
 
 func TestReceiptRefuses(t *testing.T) {
+	t.Parallel()
 	f, leaves, m := lotFixture(t, 6)
 	pub := f.parties["cm"].key.Public()
 	rc, err := m.Receipt(2)
@@ -243,6 +245,7 @@ func TestReceiptRefuses(t *testing.T) {
 }
 
 func TestLotMisuse(t *testing.T) {
+	t.Parallel()
 	if _, err := manifest.NewLot("", manifest.LotOptions{}); err == nil {
 		t.Fatal("empty lot id accepted")
 	}

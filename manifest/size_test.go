@@ -89,6 +89,7 @@ func kindSteps(f *fixture) []struct {
 // few bytes for x5chain rows (DER ECDSA signatures in certificates vary in
 // length). x5chain rows are shown, not budgeted.
 func TestStepSizes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	chipco := f.parties["chipco"]
 	inter, interKey := newCA(t, "ACME Line CA")

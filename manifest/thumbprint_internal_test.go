@@ -15,6 +15,7 @@ import (
 // TestKeyThumbprintFastPaths checks the hand-built SubjectPublicKeyInfo
 // prefixes against crypto/x509's encoding.
 func TestKeyThumbprintFastPaths(t *testing.T) {
+	t.Parallel()
 	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	edPub, _, _ := ed25519.GenerateKey(rand.Reader)

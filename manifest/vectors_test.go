@@ -38,6 +38,7 @@ var vectorChains = []struct {
 }
 
 func TestVectors(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join("testdata", "vectors")
 	if *update {
 		f := newFixture(t)

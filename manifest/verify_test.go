@@ -66,6 +66,7 @@ func replaceAlg(t *testing.T, raw []byte, v byte) []byte {
 }
 
 func TestVerifyGoodChain(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	c := f.build(goodSpecs)
 	rep := verify(f, c, f.policy, nil)
@@ -112,6 +113,7 @@ func TestVerifyGoodChain(t *testing.T) {
 }
 
 func TestVerifyRefuses(t *testing.T) {
+	t.Parallel()
 	R := func(rs ...manifest.Reason) []manifest.Reason { return rs }
 	type tcase struct {
 		name  string
@@ -270,6 +272,7 @@ func TestVerifyRefuses(t *testing.T) {
 }
 
 func TestVerifyOptions(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	// A device still on the line: partial chains verify with Partial.
 	c := f.build(goodSpecs[:4])
@@ -309,6 +312,7 @@ func TestVerifyOptions(t *testing.T) {
 }
 
 func TestReportErrAggregate(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	c := f.build(goodSpecs)
 	c[2], c[3] = c[3], c[2]
@@ -333,6 +337,7 @@ func TestReportErrAggregate(t *testing.T) {
 // station whose leaf key was named may sign the next step, not another
 // station with the same role.
 func TestCustodyToCertificate(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	other := mustKey(t)
 	leaf := issue(t, f.root, f.rootKey, "testhouse-line3", "test-station", other.Public())
@@ -365,6 +370,7 @@ func TestCustodyToCertificate(t *testing.T) {
 // authorization (as ztm's CA issues them) may sign only the steps it
 // lists, whatever role its OU claims; a malformed one is not trusted.
 func TestVerifyStationAuthorization(t *testing.T) {
+	t.Parallel()
 	auth := func(steps ...string) pkix.Extension {
 		der, err := stationauth.Marshal(steps, []string{"idevid"})
 		if err != nil {
@@ -429,6 +435,7 @@ func TestVerifyStationAuthorization(t *testing.T) {
 // TestVerifyStationAuthorizationExtraStep: with AllowExtraSteps, a step no
 // rule names still needs the signer's station authorization to list it.
 func TestVerifyStationAuthorizationExtraStep(t *testing.T) {
+	t.Parallel()
 	specs := slices.Insert(slices.Clone(goodSpecs), 4, stepSpec{"burn-in", "testhouse"})
 	for _, steps := range [][]string{{manifest.StepFinalTest}, {manifest.StepFinalTest, "burn-in"}} {
 		f := newFixture(t)

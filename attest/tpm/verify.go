@@ -22,6 +22,7 @@ import (
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/detcbor"
+	"github.com/ztmkit/ztm/internal/errfmt"
 )
 
 // NumPCRs is the number of PCRs in a bank of a PC-client TPM.
@@ -239,7 +240,7 @@ var _ attest.Verifier = (*Verifier)(nil)
 // Verifier), which refuses everything.
 func (v *Verifier) made() error {
 	if v == nil || v.cfg.Time == nil {
-		return fmt.Errorf("tpm: %w: Verifier not made by NewVerifier: %w", attest.ErrInvalidConfig, attest.ErrVerification)
+		return errfmt.Errorf("attest: ", "tpm: %w: Verifier not made by NewVerifier: %w", attest.ErrInvalidConfig, attest.ErrVerification)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 // would, gives the same reason and check, and wraps the sentinel the
 // in-process refusal wraps.
 func TestReportedRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   *enroll.RefusalError
 		want error
@@ -53,6 +54,7 @@ func TestReportedRoundTrip(t *testing.T) {
 }
 
 func TestRetryable(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err  error
 		want bool

@@ -33,7 +33,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		return nil, err
 	}
 	if cfg.Requester.Certificate == nil && cfg.Requester.Name == "" {
-		return nil, fmt.Errorf("enroll: %w: no Requester", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: no Requester", ErrInvalidConfig)
 	}
 	return s.Local(cfg.Requester), nil
 }
@@ -45,7 +45,7 @@ func (s *Service) Local(who Requester) *Local { return &Local{svc: s, who: who} 
 // Nonce implements Enroller: [Service.Nonce] for the Local's requester.
 func (l *Local) Nonce(ctx context.Context) ([]byte, error) {
 	if l == nil || l.svc == nil {
-		return nil, fmt.Errorf("enroll: %w: Local not made by NewLocal or Service.Local", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: Local not made by NewLocal or Service.Local", ErrInvalidConfig)
 	}
 	return l.svc.Nonce(ctx, l.who)
 }
@@ -54,7 +54,7 @@ func (l *Local) Nonce(ctx context.Context) ([]byte, error) {
 // whose station certificate is checked first as a TLS server would.
 func (l *Local) Enroll(ctx context.Context, req *Request) ([]*x509.Certificate, error) {
 	if l == nil || l.svc == nil {
-		return nil, fmt.Errorf("enroll: %w: Local not made by NewLocal or Service.Local", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: Local not made by NewLocal or Service.Local", ErrInvalidConfig)
 	}
 	if l.who.Certificate != nil {
 		if err := l.svc.VerifyStation(ctx, l.who.Certificate); err != nil {

@@ -39,16 +39,16 @@ func newHardwareModels(models []HardwareModel) (hardwareModels, error) {
 	for i, hm := range models {
 		switch {
 		case len(hm.OEMID) != 3 && len(hm.OEMID) != 16:
-			return nil, fmt.Errorf("enroll: %w: HardwareModels[%d]: an OEMID of %d bytes (want 3 or 16)", ErrInvalidConfig, i, len(hm.OEMID))
+			return nil, fmt.Errorf("%w: HardwareModels[%d]: an OEMID of %d bytes (want 3 or 16)", ErrInvalidConfig, i, len(hm.OEMID))
 		case len(hm.HWModel) == 0 || len(hm.HWModel) > identity.MaxHardwareModelLen:
-			return nil, fmt.Errorf("enroll: %w: HardwareModels[%d]: a HWModel of %d bytes (want 1 to %d)", ErrInvalidConfig, i, len(hm.HWModel), identity.MaxHardwareModelLen)
+			return nil, fmt.Errorf("%w: HardwareModels[%d]: a HWModel of %d bytes (want 1 to %d)", ErrInvalidConfig, i, len(hm.HWModel), identity.MaxHardwareModelLen)
 		}
 		if err := (identity.HardwareModuleName{Type: hm.Type, SerialNumber: []byte{0}}).Validate(); err != nil {
-			return nil, fmt.Errorf("enroll: %w: HardwareModels[%d]: %w", ErrInvalidConfig, i, err)
+			return nil, fmt.Errorf("%w: HardwareModels[%d]: %w", ErrInvalidConfig, i, err)
 		}
 		k := modelKey(hm.OEMID, hm.HWModel)
 		if _, dup := m[k]; dup {
-			return nil, fmt.Errorf("enroll: %w: HardwareModels[%d] repeats oemid %x hwmodel %q", ErrInvalidConfig, i, hm.OEMID, hm.HWModel)
+			return nil, fmt.Errorf("%w: HardwareModels[%d] repeats oemid %x hwmodel %q", ErrInvalidConfig, i, hm.OEMID, hm.HWModel)
 		}
 		m[k] = append(asn1.ObjectIdentifier(nil), hm.Type...)
 	}

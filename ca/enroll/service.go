@@ -179,21 +179,21 @@ type Service struct {
 // New returns a Service for cfg. Errors wrap [ErrInvalidConfig].
 func New(cfg Config) (*Service, error) {
 	if cfg.Authority == nil {
-		return nil, fmt.Errorf("enroll: %w: no Authority", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: no Authority", ErrInvalidConfig)
 	}
 	if v, ok := cfg.Verifier.(interface{ Nonces() *attest.Nonces }); ok && cfg.Nonces == nil {
 		cfg.Nonces = v.Nonces()
 	}
 	if !cfg.AllowNoEvidence && (cfg.Verifier == nil || cfg.Nonces == nil) {
-		return nil, fmt.Errorf("enroll: %w: a Verifier and its Nonces (attest.Config.Nonces) are required unless AllowNoEvidence", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: a Verifier and its Nonces (attest.Config.Nonces) are required unless AllowNoEvidence", ErrInvalidConfig)
 	}
 	if cfg.Verifier != nil && cfg.Nonces == nil {
-		return nil, fmt.Errorf("enroll: %w: the Verifier consumes no nonces: configure attest.Config.Nonces (or Config.Nonces)", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: the Verifier consumes no nonces: configure attest.Config.Nonces (or Config.Nonces)", ErrInvalidConfig)
 	}
 	// Evidence is fresh only if the Verifier spends the nonces the
 	// Service hands out; one that says which it spends must say these.
 	if v, ok := cfg.Verifier.(interface{ Nonces() *attest.Nonces }); ok && v.Nonces() != cfg.Nonces {
-		return nil, fmt.Errorf("enroll: %w: the Verifier does not consume the Service's Nonces (evidence could be replayed)", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: the Verifier does not consume the Service's Nonces (evidence could be replayed)", ErrInvalidConfig)
 	}
 	s := &Service{
 		auth: cfg.Authority, verifier: cfg.Verifier, nonces: cfg.Nonces,
@@ -231,7 +231,7 @@ func (s *Service) Authority() *ca.Authority { return s.auth }
 // New (a zero Service): its methods return it instead of panicking.
 func (s *Service) made() error {
 	if s == nil || s.auth == nil || s.passed == nil {
-		return fmt.Errorf("enroll: %w: Service not made by New", ErrInvalidConfig)
+		return fmt.Errorf("%w: Service not made by New", ErrInvalidConfig)
 	}
 	return nil
 }
@@ -298,7 +298,7 @@ func (s *Service) Nonce(ctx context.Context, who Requester) ([]byte, error) {
 		return nil, err
 	}
 	if s.nonces == nil {
-		return nil, fmt.Errorf("enroll: %w: no Nonces configured", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: no Nonces configured", ErrInvalidConfig)
 	}
 	switch {
 	case who.Certificate != nil:

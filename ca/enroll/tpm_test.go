@@ -29,6 +29,7 @@ import (
 // own. The CA refuses it (key-binding), issues nothing and records
 // nothing; the device's own request passes.
 func TestTPMKeySubstitution(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("-short: starts swtpm")
 	}

@@ -16,6 +16,7 @@ import (
 // TestLine runs the whole line with 50 honest devices (5 with injected
 // keys) and 10 bad ones, two of each kind, over EST on loopback TLS.
 func TestLine(t *testing.T) {
+	t.Parallel()
 	out := t.TempDir()
 	var buf bytes.Buffer
 	plain := false
@@ -104,6 +105,7 @@ func TestLine(t *testing.T) {
 // TestLineRunsTwiceInOneDirectory checks that a second run replaces the
 // first's outputs rather than colliding with them.
 func TestLineRunsTwiceInOneDirectory(t *testing.T) {
+	t.Parallel()
 	out := t.TempDir()
 	plain := false
 	for range 2 {
@@ -115,12 +117,14 @@ func TestLineRunsTwiceInOneDirectory(t *testing.T) {
 }
 
 func TestRunRefusesNoDevices(t *testing.T) {
+	t.Parallel()
 	if _, err := run(t.Context(), config{Out: t.TempDir()}, &bytes.Buffer{}); err == nil {
 		t.Fatal("no devices accepted")
 	}
 }
 
 func TestProgressBar(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	bar := true
 	if _, err := run(t.Context(), config{Devices: 4, Workers: 2, Out: t.TempDir(), Progress: &bar}, &buf); err != nil {
@@ -132,6 +136,7 @@ func TestProgressBar(t *testing.T) {
 }
 
 func TestPlanSpreadsAndCyclesBadDevices(t *testing.T) {
+	t.Parallel()
 	jobs := plan(config{Devices: 20, Tamper: 10, InjectEvery: 5})
 	kinds := map[string]int{}
 	honest, injected := 0, 0

@@ -129,6 +129,7 @@ func provision(ctx context.Context, l *linesim.Line, n uint32) (string, []byte, 
 // tampered step is reported, by name and reason, and the rest pass; a
 // chain missing from the directory breaks the lot.
 func TestVerifyLot(t *testing.T) {
+	t.Parallel()
 	lotDevices := *lotDevicesFlag
 	if lotDevices < 2 {
 		t.Fatalf("-lot-devices %d: want at least 2", lotDevices)

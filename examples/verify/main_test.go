@@ -74,6 +74,7 @@ func write(t *testing.T, path string, b []byte) {
 }
 
 func TestVerifyPassesAndFailsTamperedCopies(t *testing.T) {
+	t.Parallel()
 	dir, chain := writeLine(t)
 	cfg := config{Policy: filepath.Join(dir, "policy.cose"), OEM: filepath.Join(dir, "oem.pem"), Chain: filepath.Join(dir, "dev.chain")}
 	var out bytes.Buffer

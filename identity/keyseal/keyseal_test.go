@@ -15,6 +15,7 @@ import (
 )
 
 func TestSealOpen(t *testing.T) {
+	t.Parallel()
 	ueid := []byte{2, 0, 0, 0x5e, 0xfe, 0, 0, 0, 1}
 	injected, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -17,6 +17,7 @@ const maxDeviceSide = 5 << 20
 // checks its size and that it links no other ztm package than keyseal and
 // keystore.
 func TestDeviceSideSize(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds a program")
 	}

@@ -14,6 +14,7 @@ import (
 )
 
 func TestValidateLabel(t *testing.T) {
+	t.Parallel()
 	good := []string{"a", "A9", "station-1", "device_0042.idevid", "x.y.z", strings.Repeat("k", MaxLabelLen)}
 	for _, l := range good {
 		if err := ValidateLabel(l); err != nil {
@@ -31,6 +32,7 @@ func TestValidateLabel(t *testing.T) {
 }
 
 func TestAlgorithm(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		alg  Algorithm
 		name string
@@ -64,6 +66,7 @@ func TestAlgorithm(t *testing.T) {
 }
 
 func TestAlgorithmOf(t *testing.T) {
+	t.Parallel()
 	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
@@ -101,6 +104,7 @@ func TestAlgorithmOf(t *testing.T) {
 }
 
 func TestCheckSign(t *testing.T) {
+	t.Parallel()
 	d32, d48 := make([]byte, 32), make([]byte, 48)
 	pss := &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}
 	tests := []struct {
@@ -134,6 +138,7 @@ func TestCheckSign(t *testing.T) {
 }
 
 func TestRegistry(t *testing.T) {
+	t.Parallel()
 	open := func(ctx context.Context, uri string) (Store, error) { return nil, errors.New("opened " + uri) }
 	Register("testscheme", open)
 	if _, err := Open(t.Context(), "TestScheme:x"); err == nil || err.Error() != "opened TestScheme:x" {
@@ -172,6 +177,7 @@ func TestRegistry(t *testing.T) {
 }
 
 func TestRedactURI(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"pkcs11:token=a;pin-value=1234":                   "pkcs11:token=a;pin-value=REDACTED",
 		"pkcs11:token=a?pin-value=1234&module-path=/m.so": "pkcs11:token=a?pin-value=REDACTED&module-path=/m.so",

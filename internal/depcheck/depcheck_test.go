@@ -45,6 +45,7 @@ var rules = []rule{
 	{pkg: "attest", allowed: join(cryptobyte, cbor, []string{
 		"github.com/veraison/go-cose/...", "github.com/go-jose/go-jose/v4/...",
 		"ztm:identity", "ztm:identity/keystore", "ztm:internal/detcbor", "ztm:internal/sign1",
+		"ztm:internal/errfmt", // stdlib only: one package prefix per message
 	})},
 	// manifest never imports ca, attest or transport.
 	{pkg: "manifest", allowed: join(cryptobyte, cbor, []string{
@@ -68,6 +69,7 @@ var rules = []rule{
 		"github.com/veraison/go-cose/...", "github.com/go-jose/go-jose/v4/...",
 		"ztm:ca", "ztm:attest", "ztm:identity", "ztm:identity/keystore",
 		"ztm:internal/detcbor", "ztm:internal/sign1", "ztm:internal/stationauth", "ztm:internal/testhook",
+		"ztm:internal/errfmt",
 	})},
 }
 

@@ -33,7 +33,7 @@ func Generate(random io.Reader, alg keystore.Algorithm) (crypto.Signer, error) {
 	case keystore.PS256:
 		return rsa.GenerateKey(random, keystore.RSABits)
 	}
-	return nil, fmt.Errorf("keystore: %w: %v", keystore.ErrUnsupportedAlgorithm, alg)
+	return nil, fmt.Errorf("%w: %v", keystore.ErrUnsupportedAlgorithm, alg)
 }
 
 // Key is a [keystore.Key] over an in-process signer. Before each signature

@@ -70,6 +70,7 @@ func open(t testing.TB, path string) *chainstore.Store {
 }
 
 func TestAppendReadVerify(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "line 2 #1")
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -121,6 +122,7 @@ func TestAppendReadVerify(t *testing.T) {
 }
 
 func TestAppendRefuses(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := open(t, filepath.Join(t.TempDir(), "chains.db"))
 	defer st.Close()
@@ -171,6 +173,7 @@ func TestAppendRefuses(t *testing.T) {
 }
 
 func TestConcurrentAndLots(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := open(t, filepath.Join(t.TempDir(), "chains.db"))
 	defer st.Close()
@@ -265,6 +268,7 @@ func TestConcurrentAndLots(t *testing.T) {
 // TestTwoStoresOneFile races forks through two Stores (two connections)
 // on one database file: SQLite's write lock lets exactly one through.
 func TestTwoStoresOneFile(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "chains.db")
 	a, b := open(t, path), open(t, path)
@@ -314,6 +318,7 @@ func TestTwoStoresOneFile(t *testing.T) {
 }
 
 func TestClosed(t *testing.T) {
+	t.Parallel()
 	st := open(t, filepath.Join(t.TempDir(), "chains.db"))
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
@@ -329,6 +334,7 @@ func TestClosed(t *testing.T) {
 // TestCrash kills a process appending steps (SIGKILL, no chance to
 // flush) and checks that every step it reported stored is there, linked.
 func TestCrash(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("ZTM_CHAINSTORE_CRASH_CHILD") != "" {
 		crashChild(t)
 		return
@@ -392,6 +398,7 @@ func crashChild(t *testing.T) {
 }
 
 func TestAppendAllAtomicAndLast(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := open(t, filepath.Join(t.TempDir(), "chains.db"))
 	defer st.Close()

@@ -93,6 +93,7 @@ func boundCSR(t *testing.T, d *device, key *ecdsa.PrivateKey, serial, password s
 }
 
 func TestChannelBinding(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{server: func(c *est.ServerConfig) { c.RequireChannelBinding = true }})
 	st, key := e.station("idevid")
@@ -142,6 +143,7 @@ func TestChannelBinding(t *testing.T) {
 // TestClientRetryAfter runs the Client against a server that answers 503
 // and 202 with Retry-After before answering.
 func TestClientRetryAfter(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{})
 	var calls atomic.Int32

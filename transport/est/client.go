@@ -78,10 +78,10 @@ type Client struct {
 func NewClient(cfg ClientConfig) (*Client, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("est: %w: URL must be https://host[:port]", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: URL must be https://host[:port]", ErrInvalidConfig)
 	}
 	if cfg.Roots == nil && cfg.Transport == nil {
-		return nil, fmt.Errorf("est: %w: Roots required (explicit trust anchors)", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: Roots required (explicit trust anchors)", ErrInvalidConfig)
 	}
 	c := &Client{base: &url.URL{Scheme: u.Scheme, Host: u.Host}, user: cfg.Username, pass: cfg.Password,
 		retries: cfg.MaxRetries, maxWait: cfg.MaxRetryAfter, sleep: sleepCtx}
@@ -149,7 +149,7 @@ func (c *Client) url(label, op string) string {
 // decoded base64 body of a 200 answer of media type want.
 func (c *Client) do(ctx context.Context, method, label, op string, body []byte, hdr http.Header, want string) ([]byte, error) {
 	if c == nil || c.hc == nil || c.base == nil {
-		return nil, fmt.Errorf("est: %w: Client not made by NewClient", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: Client not made by NewClient", ErrInvalidConfig)
 	}
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, method, c.url(label, op), bytes.NewReader(body))
@@ -210,16 +210,16 @@ func readAnswer(resp *http.Response, op, want string) ([]byte, *StatusError, err
 		return nil, newStatusError(resp.StatusCode, resp.Header.Get(HeaderRefusal), string(data)), nil
 	}
 	if len(data) > maxResponse {
-		return nil, nil, fmt.Errorf("est: %w: %s answer over %d bytes", ErrBadResponse, op, maxResponse)
+		return nil, nil, fmt.Errorf("%w: %s answer over %d bytes", ErrBadResponse, op, maxResponse)
 	}
 	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	wmt, wparams, _ := mime.ParseMediaType(want)
 	if err != nil || mt != wmt || (wparams["smime-type"] != "" && params["smime-type"] != "" && params["smime-type"] != wparams["smime-type"]) {
-		return nil, nil, fmt.Errorf("est: %w: %s answered %q, want %q", ErrBadResponse, op, resp.Header.Get("Content-Type"), want)
+		return nil, nil, fmt.Errorf("%w: %s answered %q, want %q", ErrBadResponse, op, resp.Header.Get("Content-Type"), want)
 	}
 	out, err := decodeBase64Body(data)
 	if err != nil {
-		return nil, nil, fmt.Errorf("est: %w: %v", ErrBadResponse, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
 	}
 	return out, nil, nil
 }
@@ -236,7 +236,7 @@ func readAnswer(resp *http.Response, op, want string) ([]byte, *StatusError, err
 // Transport. It returns what [Client.SimpleEnroll] returns.
 func (c *Client) EnrollBound(ctx context.Context, label string, makeCSR func(challengePassword string) ([]byte, error), evidence []byte) ([]*x509.Certificate, error) {
 	if c.tr == nil {
-		return nil, fmt.Errorf("est: %w: EnrollBound needs the Client's own transport", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: EnrollBound needs the Client's own transport", ErrInvalidConfig)
 	}
 	tc := c.tr.TLSClientConfig.Clone()
 	tc.MinVersion = tls.VersionTLS13
@@ -334,7 +334,7 @@ func (c *Client) CACerts(ctx context.Context, label string) ([]*x509.Certificate
 	}
 	certs, err := parseCertsOnly(der)
 	if err != nil {
-		return nil, fmt.Errorf("est: %w: %v", ErrBadResponse, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
 	}
 	return certs, nil
 }
@@ -360,7 +360,7 @@ func (c *Client) NonceFor(ctx context.Context, label string) ([]byte, error) {
 		return nil, err
 	}
 	if len(n) < 8 || len(n) > 64 {
-		return nil, fmt.Errorf("est: %w: nonce of %d bytes", ErrBadResponse, len(n))
+		return nil, fmt.Errorf("%w: nonce of %d bytes", ErrBadResponse, len(n))
 	}
 	return n, nil
 }
@@ -413,7 +413,7 @@ func (c *Client) enroll(ctx context.Context, label, op string, csr, evidence []b
 func (c *Client) completeChain(ctx context.Context, label string, der, spki []byte) ([]*x509.Certificate, error) {
 	certs, err := parseCertsOnly(der)
 	if err != nil {
-		return nil, fmt.Errorf("est: %w: %v", ErrBadResponse, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
 	}
 	certs, err = leafFirst(certs, spki)
 	if err != nil {
@@ -432,7 +432,7 @@ func (c *Client) completeChain(ctx context.Context, label string, der, spki []by
 			return chain, nil
 		}
 		if fresh {
-			return nil, fmt.Errorf("est: %w: the issuer of the issued certificate is not among the CA certificates", ErrBadResponse)
+			return nil, fmt.Errorf("%w: the issuer of the issued certificate is not among the CA certificates", ErrBadResponse)
 		}
 	}
 }
@@ -508,7 +508,7 @@ func leafFirst(certs []*x509.Certificate, spki []byte) ([]*x509.Certificate, err
 			return append(out, certs[i+1:]...), nil
 		}
 	}
-	return nil, fmt.Errorf("est: %w: no certificate for the request's key", ErrBadResponse)
+	return nil, fmt.Errorf("%w: no certificate for the request's key", ErrBadResponse)
 }
 
 // Enroll implements Enroller: SimpleEnroll under the label named like the
@@ -516,7 +516,7 @@ func leafFirst(certs []*x509.Certificate, spki []byte) ([]*x509.Certificate, err
 // header when req.Reprovision is set.
 func (c *Client) Enroll(ctx context.Context, req *enroll.Request) ([]*x509.Certificate, error) {
 	if req == nil {
-		return nil, fmt.Errorf("est: %w: nil request", ErrBadRequest)
+		return nil, fmt.Errorf("%w: nil request", ErrBadRequest)
 	}
 	if req.Reprovision {
 		return c.enroll(ctx, req.Profile, "simpleenroll", req.CSR, req.Evidence, HeaderReprovision, "superseded")
@@ -534,7 +534,7 @@ func (c *Client) Enroll(ctx context.Context, req *enroll.Request) ([]*x509.Certi
 // otherwise give the Client explicit Roots.
 func BootstrapCACerts(ctx context.Context, serverURL, label string, fingerprint []byte) ([]*x509.Certificate, error) {
 	if len(fingerprint) != sha256.Size {
-		return nil, fmt.Errorf("est: %w: fingerprint must be a SHA-256 (32 bytes)", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: fingerprint must be a SHA-256 (32 bytes)", ErrInvalidConfig)
 	}
 	var peer []*x509.Certificate
 	tr := &http.Transport{TLSClientConfig: &tls.Config{
@@ -566,7 +566,7 @@ func BootstrapCACerts(ctx context.Context, serverURL, label string, fingerprint 
 		return nil, ErrFingerprint
 	}
 	if len(peer) == 0 {
-		return nil, fmt.Errorf("est: %w: server sent no TLS certificate", ErrBadResponse)
+		return nil, fmt.Errorf("%w: server sent no TLS certificate", ErrBadResponse)
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(anchor)
@@ -576,7 +576,7 @@ func BootstrapCACerts(ctx context.Context, serverURL, label string, fingerprint 
 	}
 	host := c.base.Hostname()
 	if _, err := peer[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: host}); err != nil {
-		return nil, fmt.Errorf("est: %w: server certificate does not chain to the bootstrapped anchor: %v", ErrFingerprint, err)
+		return nil, fmt.Errorf("%w: server certificate does not chain to the bootstrapped anchor: %v", ErrFingerprint, err)
 	}
 	out := make([]*x509.Certificate, 0, len(certs))
 	for _, cert := range certs {

@@ -40,6 +40,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // simpleenroll answer holds only the issued certificate, and the Client
 // completes the chain from /cacerts, fetched once for many enrollments.
 func TestEnrollAnswerIsTheIssuedCertificate(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{})
 	st, key := e.station("idevid")
@@ -100,6 +101,7 @@ func TestEnrollAnswerIsTheIssuedCertificate(t *testing.T) {
 // configured, and 403 without a challenge when the server authenticates by
 // TLS client certificate only.
 func TestUnauthenticatedAnswers(t *testing.T) {
+	t.Parallel()
 	for _, basic := range []bool{false, true} {
 		e := newEnv(t, envOpts{noServer: true, server: func(c *est.ServerConfig) {
 			if basic {
@@ -157,6 +159,7 @@ func lookAlikes(t testing.TB, e *env, n int) []*x509.Certificate {
 // certificate, sent with 110 look-alike intermediates, or with a chain
 // over the byte limit.
 func TestClientChainCapped(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{})
 	st, key := e.station("idevid")
@@ -226,6 +229,7 @@ func BenchmarkRefuseLookAlikeChain(b *testing.B) {
 // TestHTTP2OffByDefault checks that the EST http.Server does not offer
 // HTTP/2 unless configured to (rapid reset, CVE-2023-44487).
 func TestHTTP2OffByDefault(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.tlsRoots}, ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
@@ -242,6 +246,7 @@ func TestHTTP2OffByDefault(t *testing.T) {
 // TestHTTP2Config checks that the EST http.Server speaks HTTP/1.1 only by
 // default and HTTP/2, with the configured limits, when asked.
 func TestHTTP2Config(t *testing.T) {
+	t.Parallel()
 	for _, h2 := range []bool{false, true} {
 		e := newEnv(t, envOpts{server: func(c *est.ServerConfig) { c.HTTP = est.HTTPConfig{HTTP2: h2, MaxConcurrentStreams: 8} }})
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.tlsRoots}, ForceAttemptHTTP2: true}

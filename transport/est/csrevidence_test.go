@@ -24,6 +24,7 @@ import (
 // same request without the attribute is refused on the profile, which
 // requires evidence.
 func TestCurlEvidenceInCSR(t *testing.T) {
+	t.Parallel()
 	curl := needTool(t, "curl")
 	openssl := needTool(t, "openssl")
 	e := newEnv(t, envOpts{})

@@ -16,6 +16,7 @@ import (
 // verify is refused before the evidence's nonce is spent, and the good
 // request, checked once by the Service, is issued.
 func TestForgedRequestKeepsNonce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{noServer: true})
 	st, _ := e.station("idevid")

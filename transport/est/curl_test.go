@@ -54,6 +54,7 @@ func run(t *testing.T, stdin []byte, name string, args ...string) []byte {
 // mTLS with the station's certificate, and openssl reads the certs-only
 // answer.
 func TestCurlOpenSSLClient(t *testing.T) {
+	t.Parallel()
 	curl := needTool(t, "curl")
 	openssl := needTool(t, "openssl")
 	ctx := context.Background()
@@ -152,6 +153,7 @@ hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
 // encodes as UTF8String where the CA wrote PrintableString. RFC 5280 §7.1
 // name matching (RFC 7030 §4.2.2) accepts it.
 func TestCurlOpenSSLReenroll(t *testing.T) {
+	t.Parallel()
 	curl := needTool(t, "curl")
 	openssl := needTool(t, "openssl")
 	e := newEnv(t, envOpts{})

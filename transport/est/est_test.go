@@ -23,6 +23,7 @@ import (
 )
 
 func TestEnrollIdempotent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{})
 	st, key := e.station("idevid")
@@ -97,6 +98,7 @@ func TestEnrollIdempotent(t *testing.T) {
 }
 
 func TestLocalEnroller(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{noServer: true})
 	st, _ := e.station("idevid")
@@ -145,6 +147,7 @@ func TestLocalEnroller(t *testing.T) {
 }
 
 func TestCACertsCSRAttrsBootstrap(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{})
 	c := e.client(nil, nil)
@@ -192,6 +195,7 @@ func TestCACertsCSRAttrsBootstrap(t *testing.T) {
 }
 
 func TestServerKeyGenNotOffered(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	st, key := e.station("idevid")
 	resp := e.post(t, st, key, "/.well-known/est/serverkeygen", est.MediaTypePKCS10, []byte("x"), nil)
@@ -234,6 +238,7 @@ func (e *env) post(t *testing.T, cert *x509.Certificate, key any, path, ctype st
 func b64(b []byte) []byte { return []byte(base64.StdEncoding.EncodeToString(b)) }
 
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{})
 	st, key := e.station("idevid")
@@ -324,6 +329,7 @@ func csrFor(t *testing.T, d *device, key *ecdsa.PrivateKey, serial string) []byt
 }
 
 func TestReenroll(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{})
 	st, key := e.station("idevid", "ldevid")

@@ -89,6 +89,7 @@ func TestQueueChildProcess(t *testing.T) {
 // request queued while the CA is unreachable, once in the middle of sending
 // them. After the restart every request enrolls exactly once.
 func TestQueueKill(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{})
 	st, key := e.station("idevid")

@@ -35,6 +35,7 @@ func wantRefusal(t *testing.T, what string, err error, reason enroll.Reason) *en
 // TestRepeatUnderAnotherProfile: the same CSR sent under another profile
 // is not a repeat of the first, and never answered with its certificate.
 func TestRepeatUnderAnotherProfile(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{})
 	st, key := e.station("idevid", "ldevid")
@@ -78,6 +79,7 @@ func TestRepeatUnderAnotherProfile(t *testing.T) {
 // TestRepeatOfRevoked: a certificate revoked since its request is never
 // delivered again, in process or over EST.
 func TestRepeatOfRevoked(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{})
 	st, key := e.station("idevid")
@@ -115,6 +117,7 @@ func TestRepeatOfRevoked(t *testing.T) {
 // not re-key itself through simplereenroll, even where evidence is not
 // required.
 func TestIDevIDCannotRenew(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{gate: func(c *enroll.Config) { c.AllowNoEvidence = true }})
 	st, key := e.station("idevid")
@@ -145,6 +148,7 @@ func TestIDevIDCannotRenew(t *testing.T) {
 // succeeds once the refusal's cause is gone, instead of failing for the
 // nonce its first attempt spent.
 func TestRetryAfterSpentNonce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	var offset atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
@@ -184,6 +188,7 @@ func TestRetryAfterSpentNonce(t *testing.T) {
 // times as many devices as the pool holds, and floods of ztm-nonce by a
 // revoked station and by a valid one leave an honest station enrolling.
 func TestNonceCapacity(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	const capacity = 32
 	e := newEnv(t, envOpts{noncesMax: capacity, gate: func(c *enroll.Config) { c.AllowNoEvidence = false }})
@@ -261,6 +266,7 @@ func TestNonceCapacity(t *testing.T) {
 // with the reason it has in process, and the server logs it with the
 // requester and the reason.
 func TestRefusalReasonsOverEST(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	var logBuf syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logBuf, nil))

@@ -75,7 +75,7 @@ type HTTPConfig struct {
 func (c *HTTPConfig) validate() error {
 	if c.MaxConcurrentStreams < 0 || c.MaxDecoderHeaderTableSize < 0 ||
 		c.MaxReceiveBufferPerConnection < 0 || (c.MaxReceiveBufferPerConnection > 0 && c.MaxReceiveBufferPerConnection < 64<<10) {
-		return fmt.Errorf("est: %w: HTTPConfig limits must be positive (MaxReceiveBufferPerConnection at least 64 KiB)", ErrInvalidConfig)
+		return fmt.Errorf("%w: HTTPConfig limits must be positive (MaxReceiveBufferPerConnection at least 64 KiB)", ErrInvalidConfig)
 	}
 	return nil
 }
@@ -169,10 +169,10 @@ var _ http.Handler = (*Server)(nil)
 // NewServer returns a Server for cfg. Errors wrap [ErrInvalidConfig].
 func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Service == nil {
-		return nil, fmt.Errorf("est: %w: no Service", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: no Service", ErrInvalidConfig)
 	}
 	if cfg.Service.Authority() == nil {
-		return nil, fmt.Errorf("est: %w: Service not made by enroll.New", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: Service not made by enroll.New", ErrInvalidConfig)
 	}
 	s := &Server{
 		svc: cfg.Service, def: cfg.DefaultProfile, maxBody: cfg.MaxBodySize,
@@ -188,7 +188,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		s.retry = 5 * time.Second
 	}
 	if cfg.MaxClientCertificates < 0 || cfg.MaxClientChainBytes < 0 {
-		return nil, fmt.Errorf("est: %w: negative client chain limit", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: negative client chain limit", ErrInvalidConfig)
 	}
 	s.maxCerts, s.maxChain = cfg.MaxClientCertificates, cfg.MaxClientChainBytes
 	if s.maxCerts == 0 {
@@ -205,17 +205,17 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		s.labels = make(map[string]string, len(cfg.Labels))
 		for l, p := range cfg.Labels {
 			if l == "" || strings.ContainsAny(l, "/?#") {
-				return nil, fmt.Errorf("est: %w: label %q", ErrInvalidConfig, l)
+				return nil, fmt.Errorf("%w: label %q", ErrInvalidConfig, l)
 			}
 			if _, ok := cfg.Service.Authority().Profile(p); !ok {
-				return nil, fmt.Errorf("est: %w: label %q names unknown profile %q", ErrInvalidConfig, l, p)
+				return nil, fmt.Errorf("%w: label %q names unknown profile %q", ErrInvalidConfig, l, p)
 			}
 			s.labels[l] = p
 		}
 	}
 	for _, c := range cfg.BasicAuth {
 		if c.Username == "" || c.Password == "" || strings.Contains(c.Username, ":") {
-			return nil, fmt.Errorf("est: %w: Basic credentials need a username without ':' and a password", ErrInvalidConfig)
+			return nil, fmt.Errorf("%w: Basic credentials need a username without ':' and a password", ErrInvalidConfig)
 		}
 		s.basic = append(s.basic, basicEntry{
 			user: sha256.Sum256([]byte(c.Username)), passHash: sha256.Sum256([]byte(c.Password)),
@@ -225,7 +225,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	chain := cfg.Service.Authority().Chain()
 	der, err := certsOnly(chain)
 	if err != nil {
-		return nil, fmt.Errorf("est: %w: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	s.cacerts = encodeBase64Body(der)
 	attrs, err := MarshalCSRAttrs([]CSRAttr{

@@ -18,6 +18,7 @@ import (
 )
 
 func TestQuotaIs429(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{quota: ca.QuotaPolicy{Limit: 1, Period: time.Hour}})
 	st, key := e.station("idevid")
@@ -41,6 +42,7 @@ func TestQuotaIs429(t *testing.T) {
 }
 
 func TestStatusCodes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{noServer: true, server: func(c *est.ServerConfig) {
 		c.BasicAuth = []est.BasicCredential{{Username: "tool", Password: "pw", Profiles: []string{"ldevid"}}}
 	}})
@@ -103,6 +105,7 @@ func TestStatusCodes(t *testing.T) {
 }
 
 func TestLabels(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{noServer: true})
 	if _, err := est.NewServer(est.ServerConfig{Service: e.gate, Labels: map[string]string{"line1": "nosuch"}}); !errors.Is(err, est.ErrInvalidConfig) {
 		t.Fatalf("label to unknown profile: %v", err)
@@ -127,6 +130,7 @@ func TestLabels(t *testing.T) {
 }
 
 func TestNewLocal(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, envOpts{noServer: true})
 	st, _ := e.station("idevid")
@@ -164,6 +168,7 @@ func TestNewLocal(t *testing.T) {
 }
 
 func TestTLSVersions(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	get := func(maxV uint16) (*http.Response, error) {
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.tlsRoots, MaxVersion: maxV}}

@@ -163,7 +163,7 @@ func MarshalCSRAttrs(attrs []CSRAttr) ([]byte, error) {
 // ParseCSRAttrs parses a DER CsrAttrs SEQUENCE (see [MarshalCSRAttrs]).
 // Trailing data and malformed elements are errors wrapping [ErrBadResponse].
 func ParseCSRAttrs(der []byte) ([]CSRAttr, error) {
-	bad := func(what string) error { return fmt.Errorf("est: %w: csrattrs: %s", ErrBadResponse, what) }
+	bad := func(what string) error { return fmt.Errorf("%w: csrattrs: %s", ErrBadResponse, what) }
 	s := cryptobyte.String(der)
 	var seq cryptobyte.String
 	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) || !s.Empty() {

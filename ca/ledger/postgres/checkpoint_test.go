@@ -34,6 +34,7 @@ func stationCSR(t *testing.T) []byte {
 // refuses appends, and an Authority that keeps the checkpoints issues
 // nothing on it.
 func TestTailDeletedBySQL(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	dsn := srv.NewDatabase(t)
 	ctx := context.Background()
@@ -95,6 +96,7 @@ func TestTailDeletedBySQL(t *testing.T) {
 // TestVerifyAmcheck runs Verify with the amcheck extension installed: it
 // checks every index of the ledger and passes on a sound one.
 func TestVerifyAmcheck(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	dsn := srv.NewDatabase(t)
 	ctx := context.Background()
@@ -118,6 +120,7 @@ func TestVerifyAmcheck(t *testing.T) {
 // the search path (which Verify must not call). Verify reports a
 // *ca.StorageError, and the Ledger then refuses appends.
 func TestVerifyAmcheckFailure(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	dsn := srv.NewDatabase(t)
 	ctx := context.Background()
@@ -146,6 +149,7 @@ func TestVerifyAmcheckFailure(t *testing.T) {
 // the last record the Ledger appended, so it is not answered with success
 // (the station gets no certificate), and the Ledger refuses from then on.
 func TestTailDeletedWhileOpen(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	dsn := srv.NewDatabase(t)
 	ctx := context.Background()

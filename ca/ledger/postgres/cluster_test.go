@@ -21,6 +21,7 @@ import (
 // distinct, the chain verifies, a hot requester gets exactly its quota,
 // and one CRL from any instance lists every revocation.
 func TestThreeInstances(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	dsn := srv.NewDatabase(t)
 	ctx := context.Background()

@@ -19,6 +19,7 @@ import (
 // unknown, and the ledger goes on working. A batch that runs out of
 // BatchTimeout fails the same way.
 func TestCommitUnknown(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -106,6 +107,7 @@ func TestCommitUnknown(t *testing.T) {
 // with which it links records, against the record's own canonical
 // encoding at every length boundary.
 func TestCBORUint(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	dsn := srv.NewDatabase(t)
 	open(t, dsn, postgres.Config{}).Close()
@@ -141,6 +143,7 @@ func TestCBORUint(t *testing.T) {
 // careful way — the duplicates are refused, the others recorded, the
 // chain linear.
 func TestBatchWithDuplicates(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	ctx := context.Background()
 	l := open(t, srv.NewDatabase(t), postgres.Config{})

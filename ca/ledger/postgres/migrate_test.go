@@ -16,6 +16,7 @@ import (
 // version: Open brings it to SchemaVersion, and records appended before
 // and after chain as one.
 func TestMigrateFromVersion1(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	dsn := srv.NewDatabase(t)
 	ctx := context.Background()

@@ -51,13 +51,13 @@ func (c Config) withDefaults() (Config, error) {
 		c.Schema = defaultSchema
 	}
 	if !schemaName.MatchString(c.Schema) {
-		return c, fmt.Errorf("postgres ledger: schema name %q: want 1 to 63 of a-z, 0-9 and _, not starting with a digit: %w", c.Schema, ErrInvalidConfig)
+		return c, fmt.Errorf("%w: schema name %q: want 1 to 63 of a-z, 0-9 and _, not starting with a digit", ErrInvalidConfig, c.Schema)
 	}
 	if (c.Checkpoints == nil) != (c.CheckpointKey == nil) {
-		return c, fmt.Errorf("postgres ledger: set Checkpoints and CheckpointKey together: %w", ErrInvalidConfig)
+		return c, fmt.Errorf("%w: set Checkpoints and CheckpointKey together", ErrInvalidConfig)
 	}
 	if c.MaxBatch < 0 || c.BatchTimeout < 0 {
-		return c, fmt.Errorf("postgres ledger: negative MaxBatch or BatchTimeout: %w", ErrInvalidConfig)
+		return c, fmt.Errorf("%w: negative MaxBatch or BatchTimeout", ErrInvalidConfig)
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 256
@@ -108,7 +108,7 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Ledger, error) {
 	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// The parse error may quote the DSN, password included.
-		return nil, fmt.Errorf("postgres ledger: cannot parse connection string: %w", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: cannot parse connection string", ErrInvalidConfig)
 	}
 	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
 		pc.ConnConfig.RuntimeParams["application_name"] = "ztm-ca-ledger"
@@ -135,7 +135,7 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Ledger, error) {
 // first time, and to read and write them.
 func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Ledger, error) {
 	if pool == nil {
-		return nil, fmt.Errorf("postgres ledger: nil pool: %w", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: nil pool", ErrInvalidConfig)
 	}
 	return newLedger(ctx, pool, cfg)
 }

@@ -48,6 +48,7 @@ func exec(t testing.TB, dsn, sql string, args ...any) {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	var mu sync.Mutex
 	dsns := map[ca.Ledger]string{}
@@ -98,6 +99,7 @@ func TestConformance(t *testing.T) {
 // calls over three instances (three pools) on one database, so every race
 // test of the kit races across instances.
 func TestConformanceInstances(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	ledgertest.Run(t, func(t *testing.T) ca.Ledger {
 		dsn := srv.NewDatabase(t)
@@ -157,6 +159,7 @@ func (m *multi) Close() error {
 // TestSchema covers creation, concurrent migration, a newer schema, a
 // foreign schema, and several ledgers in one database.
 func TestSchema(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	ctx := context.Background()
 
@@ -286,6 +289,7 @@ func TestSchema(t *testing.T) {
 
 // TestTamperKinds changes stored records in several ways; each is caught.
 func TestTamperKinds(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	ctx := context.Background()
 	for name, stmt := range map[string]string{

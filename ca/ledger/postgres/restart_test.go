@@ -23,6 +23,7 @@ import (
 // recovery; the chain verifies; and the instances issue again without
 // being reopened.
 func TestRestartDuringIssuance(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	dsn := srv.NewDatabase(t)
 	ctx := context.Background()

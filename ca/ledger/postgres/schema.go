@@ -939,7 +939,7 @@ func migrateTo(ctx context.Context, pool *pgxpool.Pool, schema string, target in
 		return dbError("open", err)
 	}
 	if serverVersion < minServerVersion {
-		return fmt.Errorf("postgres ledger: server version %d, need PostgreSQL 12 or later: %w", serverVersion, ErrInvalidConfig)
+		return fmt.Errorf("%w: server version %d, need PostgreSQL 12 or later", ErrInvalidConfig, serverVersion)
 	}
 	// After the lock every statement sees what an earlier holder committed.
 	var hasSchema, hasVersion, hasRecords bool
@@ -958,7 +958,7 @@ func migrateTo(ctx context.Context, pool *pgxpool.Pool, schema string, target in
 			return dbError("open", err)
 		}
 	case hasRecords:
-		return fmt.Errorf("postgres ledger: schema %q has a records table but no schema_version: %w", schema, ErrNotLedger)
+		return fmt.Errorf("%w: schema %q has a records table but no schema_version", ErrNotLedger, schema)
 	default:
 		if !hasSchema {
 			if _, err := tx.Exec(ctx, q("CREATE SCHEMA {s}")); err != nil {
@@ -973,7 +973,7 @@ func migrateTo(ctx context.Context, pool *pgxpool.Pool, schema string, target in
 		}
 	}
 	if version > SchemaVersion {
-		return fmt.Errorf("postgres ledger: schema %q is at version %d, this package knows up to %d: %w", schema, version, SchemaVersion, ErrSchemaVersion)
+		return fmt.Errorf("%w: schema %q is at version %d, this package knows up to %d", ErrSchemaVersion, schema, version, SchemaVersion)
 	}
 	if version >= target {
 		return nil // nothing to commit; the deferred rollback releases the lock

@@ -18,6 +18,7 @@ import (
 // to restore a backup older than the newest checkpoint or one that was
 // edited.
 func TestBackupRestore(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	for i := range 3 {

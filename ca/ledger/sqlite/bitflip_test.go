@@ -134,6 +134,7 @@ const (
 // content, and the same answers to lookups, repeats, revocations and a
 // revoked station's request. Zero undetected changes, zero wrong answers.
 func TestBitFlipCampaign(t *testing.T) {
+	t.Parallel()
 	flips := 400
 	if testing.Short() {
 		flips = 100

@@ -129,6 +129,7 @@ func redirectIndexEntry(t *testing.T, path, name string, key []byte, from, to by
 // points at another row: PRAGMA integrity_check finds each, and Open
 // refuses the ledger with a *ca.StorageError.
 func TestIndexDamageRefusedAtOpen(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, tc := range []struct {
 		index string

@@ -16,6 +16,7 @@ import (
 // TestConnectionPragmas checks the settings durability depends on, on the
 // reader pool and on the writer connection.
 func TestConnectionPragmas(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l, err := Open(ctx, filepath.Join(t.TempDir(), "l.db"), Options{BusyTimeout: 1234e6})
 	if err != nil {
@@ -62,6 +63,7 @@ func asString(v any) string {
 // record in it: Open migrates it, the old record still verifies and new
 // ones, with idempotency keys, chain on.
 func TestMigrateFromVersion1(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v1.db")
 	db, err := sql.Open("sqlite", "file:"+path)

@@ -26,6 +26,7 @@ func waitQueue(t *testing.T, l *Ledger, n int) {
 // wait) and commits them together; Close ends a linger and commits what
 // the writer holds.
 func TestLingerCollects(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l, err := Open(ctx, filepath.Join(t.TempDir(), "l.db"), Options{MaxBatch: 4, Linger: time.Hour})
 	if err != nil {

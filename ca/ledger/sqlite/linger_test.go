@@ -71,6 +71,7 @@ func appendConcurrently(t *testing.T, l *sqlite.Ledger, workers, each int) sqlit
 // hour), concurrent appends share commits, and a lone caller after a burst
 // of concurrency again commits alone.
 func TestLinger(t *testing.T) {
+	t.Parallel()
 	const maxBatch = 16
 	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "l.db"), sqlite.Options{MaxBatch: maxBatch, Linger: time.Hour})
 	if err != nil {
@@ -116,6 +117,7 @@ func TestLinger(t *testing.T) {
 // TestNoLinger checks that a negative Linger turns the linger off and
 // concurrent appends still commit, in a linear chain.
 func TestNoLinger(t *testing.T) {
+	t.Parallel()
 	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "l.db"), sqlite.Options{Linger: -1})
 	if err != nil {
 		t.Fatal(err)

@@ -36,6 +36,7 @@ func rawDB(t *testing.T, path string) *sql.DB {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	paths := map[ca.Ledger]string{}
 	newLedger := func(t *testing.T) ca.Ledger {
 		path := filepath.Join(t.TempDir(), "ledger.db")
@@ -68,6 +69,7 @@ func TestConformance(t *testing.T) {
 
 // TestTamperKinds changes stored records in several ways; each is caught.
 func TestTamperKinds(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for name, stmt := range map[string]string{
 		"delete middle record":  "DELETE FROM records WHERE seq = 3",
@@ -94,6 +96,7 @@ func TestTamperKinds(t *testing.T) {
 }
 
 func TestOpenRefusesForeignFiles(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	garbage := filepath.Join(dir, "garbage.db")
@@ -125,6 +128,7 @@ func TestOpenRefusesForeignFiles(t *testing.T) {
 }
 
 func TestPragmas(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "l.db")
 	l := openAt(t, path)
 	defer l.Close()
@@ -154,6 +158,7 @@ func mustIssuance(t testing.TB, requester string, at time.Time) *ca.Record {
 }
 
 func TestOddPath(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "a dir with spaces #1 & 50%")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -176,6 +181,7 @@ func TestOddPath(t *testing.T) {
 // on one file: their writers take turns through BEGIN IMMEDIATE and the
 // chain stays linear; quota and serial checks see each other's records.
 func TestTwoLedgersOneFile(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "l.db")
 	a, b := openAt(t, path), openAt(t, path)
@@ -241,6 +247,7 @@ func TestTwoLedgersOneFile(t *testing.T) {
 // TestTruncatedFile damages a closed ledger file; Open or Verify reports
 // it with a typed error.
 func TestTruncatedFile(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "l.db")
 	l := openAt(t, path)

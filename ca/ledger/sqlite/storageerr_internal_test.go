@@ -12,6 +12,7 @@ import (
 // failing with a context error) is not storage damage: it must not mark
 // the ledger corrupt.
 func TestStorageErrCutShort(t *testing.T) {
+	t.Parallel()
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, tc := range []struct {

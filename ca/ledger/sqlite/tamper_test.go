@@ -167,6 +167,7 @@ func (f *fixture) exec(t testing.TB, stmts ...string) {
 // made with the CRL can: Open refuses the ledger, an Authority refuses to
 // issue, revoke or sign a CRL on it, and the CRL names the longer head.
 func TestTailDeletedBySQL(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	st := f.station(t)
@@ -239,6 +240,7 @@ func TestTailDeletedBySQL(t *testing.T) {
 // its place (through a CA without checkpoints): the ledger is as long as
 // the checkpoint, and its chain verifies, but it differs.
 func TestTailReplacedBySQL(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	st := f.station(t)
@@ -266,6 +268,7 @@ func TestTailReplacedBySQL(t *testing.T) {
 // the ledger: Open refuses it, and a ledger that finds it in Verify
 // refuses every later append and lookup.
 func TestRecordChangedBySQL(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for name, stmt := range map[string]string{
 		"certificate":            "UPDATE records SET cert = (SELECT cert FROM records WHERE seq = 3) WHERE seq = 2",
@@ -315,6 +318,7 @@ func TestRecordChangedBySQL(t *testing.T) {
 // and damaged storage, but a record changed before the checkpoint is
 // found only by Verify, which then stops the ledger.
 func TestQuickOpen(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	for i := range 3 {
@@ -351,6 +355,7 @@ func TestQuickOpen(t *testing.T) {
 // last record, while the CA runs: the next append sees that the chain no
 // longer holds the last record it appended, and the station gets nothing.
 func TestTailDeletedWhileOpen(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	st := f.station(t)
@@ -374,6 +379,7 @@ func TestTailDeletedWhileOpen(t *testing.T) {
 // CRL made in between. Revoke saved a checkpoint covering the revocation,
 // so the reopened ledger is refused and the station enrolls nowhere.
 func TestRevocationDeletedBeforeAnyCRL(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	st := f.station(t)

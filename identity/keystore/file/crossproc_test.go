@@ -111,6 +111,7 @@ func TestCrossProcessChild(t *testing.T) {
 // deleted by another process stop signing, and the final directory matches
 // the recorded history.
 func TestCrossProcess(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}

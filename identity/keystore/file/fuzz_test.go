@@ -83,6 +83,7 @@ func FuzzParseKeyFile(f *testing.F) {
 
 // The openssl seeds decrypt, so the fuzzer starts from valid files.
 func TestOpensslSeedsParse(t *testing.T) {
+	t.Parallel()
 	files, _ := filepath.Glob(filepath.Join("testdata", "openssl-*.pem"))
 	for _, name := range files {
 		key, err := parseKeyFile(mustRead(t, name), []byte("ztm-test"), fuzzMaxIter)

@@ -65,6 +65,7 @@ func publicEqual(a, b crypto.PublicKey) bool {
 }
 
 func TestKeyFileRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, alg := range keystore.Algorithms() {
 		t.Run(alg.String(), func(t *testing.T) {
 			key := genKey(t, alg)
@@ -95,6 +96,7 @@ func TestKeyFileRoundTrip(t *testing.T) {
 }
 
 func TestParseKeyFileBadInput(t *testing.T) {
+	t.Parallel()
 	key := genKey(t, keystore.ES256)
 	good := marshalTest(t, key, lowIter)
 	p := split(t, good)
@@ -179,6 +181,7 @@ func TestParseKeyFileBadInput(t *testing.T) {
 // never another key: the localKeyID attribute catches what CBC lets
 // through. Damage after the first block is reported as corruption.
 func TestEveryFlipDetected(t *testing.T) {
+	t.Parallel()
 	for _, alg := range []keystore.Algorithm{keystore.ES256, keystore.EdDSA} {
 		key := genKey(t, alg)
 		p := split(t, marshalTest(t, key, 1))

@@ -61,6 +61,7 @@ func opensslPublic(t *testing.T, keyFile, passFile string) any {
 // openssl reads every key file the store writes, under a passphrase and
 // under a KEK (given to openssl in hex).
 func TestOpensslReadsKeyFiles(t *testing.T) {
+	t.Parallel()
 	passFile := writeSecret(t, "pass", []byte(testPass+"\n"))
 	kek := make([]byte, KEKSize)
 	for i := range kek {
@@ -113,6 +114,7 @@ func TestOpensslReadsKeyFiles(t *testing.T) {
 // The store reads encrypted keys openssl made, and refuses with typed errors
 // those it should not use.
 func TestStoreReadsOpensslKeys(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pass := "openssl pass"
 	passFile := writeSecret(t, "pass", []byte(pass+"\n"))

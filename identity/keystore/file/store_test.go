@@ -91,6 +91,7 @@ func requireOpenssl(t testing.TB) string {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	keystoretest.Run(t, func(t *testing.T) keystoretest.Opener {
 		dir := filepath.Join(t.TempDir(), "keys")
 		return func() (keystore.Store, error) { return Open(dir, testConfig()) }
@@ -98,6 +99,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestConformanceKEKByURI(t *testing.T) {
+	t.Parallel()
 	kek := make([]byte, KEKSize)
 	rand.Read(kek)
 	kekFile := filepath.Join(t.TempDir(), "kek")
@@ -113,6 +115,7 @@ func TestConformanceKEKByURI(t *testing.T) {
 }
 
 func TestPermissions(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "keys")
 	s := openTest(t, dir, testConfig())
 	create(t, s, "station", keystore.ES256)
@@ -188,6 +191,7 @@ func TestPermissions(t *testing.T) {
 }
 
 func TestConfigRefused(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		name string
@@ -212,6 +216,7 @@ func TestConfigRefused(t *testing.T) {
 }
 
 func TestWrongCredential(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := openTest(t, dir, testConfig())
@@ -240,6 +245,7 @@ func TestWrongCredential(t *testing.T) {
 }
 
 func TestLabelTraversal(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	root := t.TempDir()
 	dir := filepath.Join(root, "keys")
@@ -261,6 +267,7 @@ func TestLabelTraversal(t *testing.T) {
 }
 
 func TestFailedWriteLeavesNothing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := openTest(t, dir, testConfig())
@@ -313,6 +320,7 @@ func TestFailedWriteLeavesNothing(t *testing.T) {
 }
 
 func TestDeleteSeenByOtherStore(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	a := openTest(t, dir, testConfig())
@@ -355,6 +363,7 @@ func TestDeleteSeenByOtherStore(t *testing.T) {
 // A file whose identity changes without its content changing (touched,
 // copied back from a backup) still signs.
 func TestTouchedFileStillSigns(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, testConfig())
 	k := create(t, s, "touched", keystore.ES256)
@@ -385,6 +394,7 @@ func TestTouchedFileStillSigns(t *testing.T) {
 }
 
 func TestCloseWipes(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, testConfig())
 	k := create(t, s, "wiped", keystore.EdDSA)
@@ -415,6 +425,7 @@ func TestCloseWipes(t *testing.T) {
 }
 
 func TestConcurrentStoresOneDir(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	const stores, labels = 4, 6
@@ -462,6 +473,7 @@ func TestConcurrentStoresOneDir(t *testing.T) {
 // Goroutines fetching one key for the first time at once share one
 // decrypted copy, and all their handles stop at Delete.
 func TestConcurrentFirstGet(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	create(t, openTest(t, dir, testConfig()), "popular", keystore.ES256)

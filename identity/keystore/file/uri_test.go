@@ -90,6 +90,7 @@ func TestParseURI(t *testing.T) {
 
 // A passphrase in the URI never appears in an error.
 func TestURIErrorsRedactPassphrase(t *testing.T) {
+	t.Parallel()
 	const secret = "hunter2-very-secret"
 	for _, uri := range []string{
 		"file:/k?passphrase=" + secret + "&bogus=1",
@@ -107,6 +108,7 @@ func TestURIErrorsRedactPassphrase(t *testing.T) {
 }
 
 func TestOpenByURI(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "keys")
 	passFile := writeSecret(t, "pass", []byte(testPass+"\n"))

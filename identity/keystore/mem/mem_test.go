@@ -9,6 +9,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	keystoretest.Run(t, func(t *testing.T) keystoretest.Opener {
 		return func() (keystore.Store, error) { return mem.New(), nil }
 	}, keystoretest.Config{})

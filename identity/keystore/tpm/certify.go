@@ -67,7 +67,7 @@ func (s *Store) Certify(ctx context.Context, label, akLabel string, nonce []byte
 		return nil, err
 	}
 	if !ak.kf.restricted {
-		return nil, fmt.Errorf("tpm: %w: %q", ErrNotAttestationKey, akLabel)
+		return nil, fmt.Errorf("%w: %q", ErrNotAttestationKey, akLabel)
 	}
 	var rsp *tpm2.CertifyResponse
 	err = s.staleRetryLocked(func() error {

@@ -1,0 +1,169 @@
+package zlinttest
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/identity/keystore/mem"
+)
+
+// The PKI these tests lint: the same as ca's own tests make (ca's test
+// helpers are not importable from this module).
+
+type testPKI struct {
+	root, inter       *x509.Certificate
+	rootKey, interKey crypto.Signer
+	auth              *ca.Authority
+}
+
+var labelN atomic.Int64
+
+func caKey(t testing.TB, alg keystore.Algorithm) crypto.Signer {
+	t.Helper()
+	store := mem.New()
+	t.Cleanup(func() { store.Close() })
+	k, err := store.Create(context.Background(), keystore.CreateRequest{
+		Label:     "ca-" + strings.ToLower(alg.String()) + "-" + strconv.FormatInt(labelN.Add(1), 10),
+		Algorithm: alg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func newPKI(t testing.TB, alg keystore.Algorithm, edit func(*ca.Config)) *testPKI {
+	t.Helper()
+	p := &testPKI{rootKey: caKey(t, alg), interKey: caKey(t, alg)}
+	var err error
+	p.root, err = ca.NewRoot(ca.RootRequest{
+		Subject: pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Example OEM Device Root CA"},
+		Signer:  p.rootKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.inter, err = ca.NewIntermediate(ca.IntermediateRequest{
+		Subject:      pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Example OEM Line 1 Issuing CA"},
+		PublicKey:    p.interKey.Public(),
+		Parent:       p.root,
+		ParentSigner: p.rootKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ledger.Close() })
+	cfg := ca.Config{Signer: p.interKey, Chain: []*x509.Certificate{p.inter, p.root}, Ledger: ledger}
+	if edit != nil {
+		edit(&cfg)
+	}
+	if p.auth, err = ca.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func deviceKey(t testing.TB, kind string) crypto.Signer {
+	t.Helper()
+	var (
+		k   crypto.Signer
+		err error
+	)
+	switch kind {
+	case "P-256":
+		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "P-384":
+		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case "Ed25519":
+		_, k, err = ed25519.GenerateKey(rand.Reader)
+	case "RSA-3072":
+		k, err = rsa.GenerateKey(rand.Reader, 3072)
+	default:
+		t.Fatalf("unknown key kind %s", kind)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// hwModuleSAN encodes a subjectAltName with one hardwareModuleName
+// otherName (RFC 4108) and DNS names.
+func hwModuleSAN(t testing.TB, serial []byte, dns ...string) pkix.Extension {
+	t.Helper()
+	must := func(b []byte, err error) []byte {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	hwType := asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1, 1}
+	hw := must(asn1.Marshal(struct {
+		Type   asn1.ObjectIdentifier
+		Serial []byte
+	}{hwType, serial}))
+	explicit := must(asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: hw}))
+	oid := must(asn1.Marshal(asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 4}))
+	names := must(asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: append(oid, explicit...)}))
+	for _, d := range dns {
+		names = append(names, must(asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte(d)}))...)
+	}
+	return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17},
+		Value: must(asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: names}))}
+}
+
+func csr(t testing.TB, key crypto.Signer, subject pkix.Name, exts ...pkix.Extension) []byte {
+	t.Helper()
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject, ExtraExtensions: exts}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func idevidCSR(t testing.TB, key crypto.Signer, serial string) []byte {
+	return csr(t, key, pkix.Name{SerialNumber: serial, CommonName: "Sensor " + serial}, hwModuleSAN(t, []byte(serial)))
+}
+
+// issueAll issues one certificate per profile.
+func issueAll(t *testing.T, p *testPKI) map[string]*x509.Certificate {
+	t.Helper()
+	ctx := context.Background()
+	key := deviceKey(t, "P-256")
+	out := map[string]*x509.Certificate{}
+	reqs := map[string]*ca.Request{
+		"idevid": {CSR: idevidCSR(t, key, "PID-0042"), Profile: "idevid", Requester: "s"},
+		"ldevid": {CSR: csr(t, key, pkix.Name{CommonName: "sensor-42"}, hwModuleSAN(t, []byte("42"), "sensor-42.line1.example.com")), Profile: "ldevid", Requester: "s"},
+		"station": {CSR: csr(t, key, pkix.Name{CommonName: "Station 1", Organization: []string{"Example CM"}}), Profile: "station", Requester: "admin",
+			Station: &ca.StationAuthorization{Steps: []string{"provision"}, Profiles: []string{"idevid"}}},
+		"ak": {CSR: csr(t, key, pkix.Name{SerialNumber: "PID-0042"}, hwModuleSAN(t, []byte("42"))), Profile: "ak", Requester: "s"},
+	}
+	for name, req := range reqs {
+		c, err := p.auth.Issue(ctx, req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out[name] = c
+	}
+	return out
+}
