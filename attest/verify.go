@@ -16,8 +16,8 @@ import (
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/detcbor"
-	"github.com/ztmkit/ztm/internal/sign1"
 	"github.com/ztmkit/ztm/internal/errfmt"
+	"github.com/ztmkit/ztm/internal/sign1"
 )
 
 // DefaultMaxSize is the size limit on a token when [Config.MaxSize] is zero.
