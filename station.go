@@ -410,33 +410,9 @@ func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovis
 		return fail(StageRecord, serial, false, err)
 	}
 
-	// The device makes its key first, so that its evidence can confirm it
-	// (EAT cnf): the CA issues only for a key the device's evidence names.
-	// A device that cannot make keys receives one sealed to the key that
-	// verified its evidence, so for it the evidence comes first.
-	t.enter(ctx, StageKey)
-	csr, err := dev.GenerateKey(ctx, s.cfg.Algorithm)
-	var imp KeyImporter
-	var req *identity.CSR
-	var keyStep *manifest.Step
-	switch {
-	case errors.Is(err, ErrKeyGenerationUnsupported):
-		var ok bool
-		if imp, ok = dev.(KeyImporter); !ok {
-			return fail(StageKey, serial, true, err)
-		}
-		if err := s.mayRecord(StepKeyInjection, StepKeyDestroyed); err != nil {
-			return fail(StageRecord, serial, false, err)
-		}
-	case err != nil:
-		return fail(StageKey, serial, false, err)
-	default:
-		// The request is checked against the device before a nonce is
-		// asked for: a request the CA would refuse must not spend one.
-		t.enter(ctx, StageCSR)
-		if req, keyStep, perr = s.checkRequest(info, &Result{CSR: csr}); perr != nil {
-			return nil, perr
-		}
+	csr, imp, req, keyStep, perr := s.generateKey(ctx, t, dev, info)
+	if perr != nil {
+		return nil, perr
 	}
 
 	t.enter(ctx, StageNonce)
@@ -497,6 +473,38 @@ func (s *Station) provision(ctx context.Context, t *stages, dev Device, reprovis
 	}
 	r.Steps = append(r.Steps, recorded...)
 	return r, nil
+}
+
+// generateKey has the device make its key first, so that its evidence can
+// confirm it (EAT cnf): the CA issues only for a key the device's evidence
+// names. The request is checked against the device before a nonce is asked
+// for: a request the CA would refuse must not spend one. A device that
+// cannot make keys is returned as a KeyImporter, with no request: it
+// receives a key sealed to the key that verified its evidence, so for it
+// the evidence comes first.
+func (s *Station) generateKey(ctx context.Context, t *stages, dev Device, info identity.DeviceInfo) (csr []byte, imp KeyImporter, req *identity.CSR, keyStep *manifest.Step, perr *ProvisionError) {
+	serial := info.SerialNumber
+	t.enter(ctx, StageKey)
+	csr, err := dev.GenerateKey(ctx, s.cfg.Algorithm)
+	switch {
+	case errors.Is(err, ErrKeyGenerationUnsupported):
+		var ok bool
+		if imp, ok = dev.(KeyImporter); !ok {
+			return nil, nil, nil, nil, &ProvisionError{Stage: StageKey, Serial: serial, Refused: true, Err: err}
+		}
+		if err := s.mayRecord(StepKeyInjection, StepKeyDestroyed); err != nil {
+			return nil, nil, nil, nil, &ProvisionError{Stage: StageRecord, Serial: serial, Err: err}
+		}
+		return nil, imp, nil, nil, nil
+	case err != nil:
+		return nil, nil, nil, nil, &ProvisionError{Stage: StageKey, Serial: serial, Err: err}
+	}
+	t.enter(ctx, StageCSR)
+	req, keyStep, perr = s.checkRequest(info, &Result{CSR: csr})
+	if perr != nil {
+		return nil, nil, nil, nil, perr
+	}
+	return csr, nil, req, keyStep, nil
 }
 
 // deviceInfo asks the device what it is and checks the answer: valid
