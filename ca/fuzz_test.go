@@ -100,7 +100,7 @@ func FuzzCheckCSR(f *testing.F) {
 				t.Fatalf("checkCSR returned %v, %v", c, err)
 			}
 			if err != nil {
-				var ce *CSRError
+				var ce *identity.CSRError
 				if !errors.As(err, &ce) {
 					t.Fatalf("untyped error %v", err)
 				}

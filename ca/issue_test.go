@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 )
 
@@ -287,27 +288,27 @@ func TestBadInput(t *testing.T) {
 		name   string
 		req    *ca.Request
 		is     error
-		reason ca.CSRReason
+		reason identity.CSRErrorReason
 	}{
-		{"garbage CSR", &ca.Request{CSR: []byte{0x30, 3, 1, 2, 3}, Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRMalformed},
-		{"empty CSR", &ca.Request{Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRMalformed},
-		{"bad CSR signature", &ca.Request{CSR: badSig, Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadSignature},
-		{"SHA-1 CSR signature", &ca.Request{CSR: sha1CSR, Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadSignature},
-		{"CA:true", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, caTrue), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRRequestsCA},
-		{"keyUsage keyCertSign", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, kuCertSign), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRRequestsCA},
-		{"extra extension", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, eku), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRExtensionNotAllowed},
-		{"private extension", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 9}, Value: []byte{5, 0}}), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRExtensionNotAllowed},
-		{"SAN on station", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "s"}, san), Profile: "station", Requester: "r", Station: &ca.StationAuthorization{}}, ca.ErrBadCSR, ca.CSRExtensionNotAllowed},
-		{"email SAN", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "s"}, email), Profile: "ldevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadName},
-		{"DNS in IDevID", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, hwModuleSAN(t, exampleHWType, []byte("S1"), "a.example")), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadName},
-		{"bad DNS name", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "s"}, hwModuleSAN(t, nil, nil, "Bad_Name")), Profile: "ldevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadName},
-		{"no hwModule", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRMissingField},
-		{"no serialNumber", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "S1"}, san), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRMissingField},
-		{"serialNumber not printable", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S_1"}, san), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadSubject},
-		{"subject attribute not allowed", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1", Locality: []string{"X"}}, san), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRBadSubject},
-		{"RSA-2048", &ca.Request{CSR: idevidCSR(t, deviceKey(t, "RSA-2048"), "S1"), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRWeakKey},
-		{"RSA-1024", &ca.Request{CSR: idevidCSR(t, deviceKey(t, "RSA-1024"), "S1"), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRWeakKey},
-		{"P-224", &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-224"), "S1"), Profile: "idevid", Requester: "r"}, ca.ErrBadCSR, ca.CSRWeakKey},
+		{"garbage CSR", &ca.Request{CSR: []byte{0x30, 3, 1, 2, 3}, Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRMalformed},
+		{"empty CSR", &ca.Request{Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRMalformed},
+		{"bad CSR signature", &ca.Request{CSR: badSig, Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRBadSignature},
+		{"SHA-1 CSR signature", &ca.Request{CSR: sha1CSR, Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRBadSignature},
+		{"CA:true", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, caTrue), Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRUnexpectedExtension},
+		{"keyUsage keyCertSign", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, kuCertSign), Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRUnexpectedExtension},
+		{"extra extension", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, eku), Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRUnexpectedExtension},
+		{"private extension", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, san, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 9}, Value: []byte{5, 0}}), Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRUnexpectedExtension},
+		{"SAN on station", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "s"}, san), Profile: "station", Requester: "r", Station: &ca.StationAuthorization{}}, identity.ErrInvalidCSR, identity.CSRUnexpectedExtension},
+		{"email SAN", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "s"}, email), Profile: "ldevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRUnexpectedExtension},
+		{"DNS in IDevID", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}, hwModuleSAN(t, exampleHWType, []byte("S1"), "a.example")), Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRUnexpectedExtension},
+		{"bad DNS name", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "s"}, hwModuleSAN(t, nil, nil, "Bad_Name")), Profile: "ldevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRUnexpectedExtension},
+		{"no hwModule", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1"}), Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRMissingField},
+		{"no serialNumber", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "S1"}, san), Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRMissingField},
+		{"serialNumber not printable", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S_1"}, san), Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRMalformed},
+		{"subject attribute not allowed", &ca.Request{CSR: csr(t, good, pkix.Name{SerialNumber: "S1", Locality: []string{"X"}}, san), Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRMalformed},
+		{"RSA-2048", &ca.Request{CSR: idevidCSR(t, deviceKey(t, "RSA-2048"), "S1"), Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRWeakKey},
+		{"RSA-1024", &ca.Request{CSR: idevidCSR(t, deviceKey(t, "RSA-1024"), "S1"), Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRWeakKey},
+		{"P-224", &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-224"), "S1"), Profile: "idevid", Requester: "r"}, identity.ErrInvalidCSR, identity.CSRWeakKey},
 		{"unknown profile", &ca.Request{CSR: idevidCSR(t, good, "S1"), Profile: "root", Requester: "r"}, ca.ErrUnknownProfile, 0},
 		{"no requester", &ca.Request{CSR: idevidCSR(t, good, "S1"), Profile: "idevid"}, ca.ErrInvalidRequest, 0},
 		{"station without authorization", &ca.Request{CSR: csr(t, good, pkix.Name{CommonName: "s"}), Profile: "station", Requester: "r"}, ca.ErrInvalidRequest, 0},
@@ -326,7 +327,7 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("got %v, %v; want %v", cert, err, tc.is)
 			}
 			if tc.reason != 0 {
-				var ce *ca.CSRError
+				var ce *identity.CSRError
 				if !errors.As(err, &ce) || ce.Reason != tc.reason {
 					t.Fatalf("got %v; want reason %v", err, tc.reason)
 				}

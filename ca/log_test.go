@@ -15,6 +15,7 @@ import (
 
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 )
 
@@ -186,7 +187,7 @@ func TestAuthorityNoLogger(t *testing.T) {
 	}
 	p := newPKI(t, keystore.ES256, nil)
 	_, err := p.auth.Issue(ctx, req)
-	require.ErrorIs(t, err, ca.ErrBadCSR)
+	require.ErrorIs(t, err, identity.ErrInvalidCSR)
 }
 
 func mustUint(t *testing.T, s string) uint64 {

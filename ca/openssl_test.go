@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 )
 
@@ -265,8 +266,8 @@ basicConstraints = critical, CA:TRUE
 		t.Fatalf("openssl req: %v\n%s", err, out)
 	}
 	der, _ = os.ReadFile(csrPath)
-	var ce *ca.CSRError
-	if _, err := p.auth.Issue(context.Background(), &ca.Request{CSR: der, Profile: "ldevid", Requester: "s"}); !errors.As(err, &ce) || ce.Reason != ca.CSRRequestsCA {
+	var ce *identity.CSRError
+	if _, err := p.auth.Issue(context.Background(), &ca.Request{CSR: der, Profile: "ldevid", Requester: "s"}); !errors.As(err, &ce) || ce.Reason != identity.CSRUnexpectedExtension {
 		t.Fatalf("CA:TRUE request: %v", err)
 	}
 }

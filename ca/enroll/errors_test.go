@@ -9,6 +9,7 @@ import (
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/identity"
 )
 
 // TestReportedRoundTrip: every reason's code, read back as a transport
@@ -23,7 +24,7 @@ func TestReportedRoundTrip(t *testing.T) {
 		{&enroll.RefusalError{Reason: enroll.ReasonEvidence, Check: "debug-enabled"}, attest.ErrPolicy},
 		{&enroll.RefusalError{Reason: enroll.ReasonEvidence, Check: "nonce-reused"}, attest.ErrNonceReused},
 		{&enroll.RefusalError{Reason: enroll.ReasonEvidence, Check: "untrusted-signer"}, attest.ErrUntrustedSigner},
-		{&enroll.RefusalError{Reason: enroll.ReasonBadRequest, Check: ca.CSRWeakKey.String()}, ca.ErrBadCSR},
+		{&enroll.RefusalError{Reason: enroll.ReasonBadRequest, Check: identity.CSRWeakKey.String()}, identity.ErrInvalidCSR},
 		{&enroll.RefusalError{Reason: enroll.ReasonQuota}, ca.ErrQuotaExceeded},
 		{&enroll.RefusalError{Reason: enroll.ReasonRepeatRevoked}, ca.ErrRepeatRevoked},
 		{&enroll.RefusalError{Reason: enroll.ReasonConflict}, ca.ErrRequestExists},

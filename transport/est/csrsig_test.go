@@ -7,8 +7,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/identity"
 )
 
 // TestForgedRequestKeepsNonce checks the Service's signature check made
@@ -33,7 +33,7 @@ func TestForgedRequestKeepsNonce(t *testing.T) {
 	n := e.issuances()
 	_, err = l.Enroll(ctx, &enroll.Request{CSR: bad, Profile: "idevid", Evidence: ev})
 	var re *enroll.RefusalError
-	if !errors.As(err, &re) || re.Reason != enroll.ReasonBadRequest || !errors.Is(err, ca.ErrBadCSR) {
+	if !errors.As(err, &re) || re.Reason != enroll.ReasonBadRequest || !errors.Is(err, identity.ErrInvalidCSR) {
 		t.Fatalf("forged request: err = %v", err)
 	}
 	if got := e.issuances(); got != n {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/transport/est"
 	"github.com/ztmkit/ztm/transport/est/queue"
 )
@@ -61,7 +61,7 @@ func TestQueueOutcomes(t *testing.T) {
 		case "refused":
 			return nil, &est.StatusError{Code: 403, Body: "evidence refused: nonce reused"}
 		case "badcsr":
-			return nil, &enroll.RefusalError{Reason: enroll.ReasonBadRequest, Err: fmt.Errorf("wrapped: %w", ca.ErrBadCSR)}
+			return nil, &enroll.RefusalError{Reason: enroll.ReasonBadRequest, Err: fmt.Errorf("wrapped: %w", identity.ErrInvalidCSR)}
 		}
 		return nil, errors.New("unexpected")
 	}}
