@@ -686,7 +686,11 @@ var migrations = [...]string{
 	DROP FUNCTION {s}.append_batch(smallint[], bytea[], text[], bytea[], text[], text[], bytea[], bytea[],
 		bigint[], bytea[], smallint[], bytea[], bytea[], bigint[], bigint[], bytea[], bytea[], bytea[], boolean[], boolean);
 	-- append_batch is version 5's, and records p_provenance (the key
-	-- provenance of each record, 0 for none) with each accepted record.
+	-- provenance of each record, 0 for none) with each accepted record. It
+	-- reads the live issuances of the batch's devices with one query
+	-- before its loop, where version 5 ran a query for each issuance: with
+	-- plan_cache_mode = force_custom_plan each was planned anew, which
+	-- cost the server some 150 µs of CPU per issuance.
 	CREATE FUNCTION {s}.append_batch(
 		p_kind smallint[], p_serial bytea[], p_subject text[], p_pkh bytea[], p_profile text[],
 		p_requester text[], p_evidence bytea[], p_step bytea[], p_time bigint[], p_cert bytea[],
@@ -719,8 +723,10 @@ var migrations = [...]string{
 		a_seq     bigint[]  := '{}';
 		a_prev    bytea[]   := '{}';
 		a_hash    bytea[]   := '{}';
-		b_dev     bytea[]   := '{}'; -- devices of the batch's accepted issuances
-		b_devser  bytea[]   := '{}'; -- and their serials
+		b_dev     bytea[]   := '{}'; -- devices with a live issuance, in the ledger
+		b_devser  bytea[]   := '{}'; -- or accepted in this batch, and its serial
+		v_live    boolean;
+		i         integer;
 		pr_ok     boolean   := false; -- the pending superseding revocation
 		pr_refusal smallint;
 		pr_seq    bigint;
@@ -763,8 +769,25 @@ var migrations = [...]string{
 			SELECT coalesce(array_agg(r.serial), '{}') INTO d_rrevoked FROM {s}.records r
 				WHERE r.kind = 2 AND r.serial = ANY (p_rserial);
 		END IF;
+		IF cardinality(array_remove(p_device, NULL)) > 0 THEN
+			SELECT coalesce(array_agg(r.device), '{}'), coalesce(array_agg(r.serial), '{}')
+				INTO b_dev, b_devser FROM {s}.records r
+				WHERE r.kind = 1 AND r.device = ANY (p_device)
+				AND NOT EXISTS (SELECT 1 FROM {s}.records v WHERE v.kind = 2 AND v.serial = r.serial);
+		END IF;
 		FOR k IN 1 .. coalesce(array_length(p_kind, 1), 0) LOOP
 			o_refusal := 0; o_seq := NULL; o_prev := NULL; o_hash := NULL;
+			-- Whether p_device[k] holds a live issuance: one not revoked
+			-- in this batch so far (simple expressions, planned never).
+			v_live := false;
+			IF p_device[k] IS NOT NULL AND p_device[k] = ANY (b_dev) THEN
+				FOR i IN 1 .. cardinality(b_dev) LOOP
+					IF b_dev[i] = p_device[k] AND NOT (b_devser[i] = ANY (b_revoked)) THEN
+						v_live := true;
+						EXIT;
+					END IF;
+				END LOOP;
+			END IF;
 			IF p_kind[k] = 1 THEN
 				IF p_rserial[k] IS NOT NULL AND NOT (p_rserial[k] = ANY (d_rissued) OR p_rserial[k] = ANY (b_issued)) THEN
 					o_refusal := 6;
@@ -774,12 +797,7 @@ var migrations = [...]string{
 					o_refusal := 1;
 				ELSIF p_idem[k] = ANY (d_keys) OR p_idem[k] = ANY (b_keys) THEN
 					o_refusal := 5;
-				ELSIF (k > 1 AND p_pair[k - 1] AND NOT pr_ok) OR (p_device[k] IS NOT NULL AND (
-						EXISTS (SELECT 1 FROM {s}.records r WHERE r.kind = 1 AND r.device = p_device[k]
-							AND NOT EXISTS (SELECT 1 FROM {s}.records v WHERE v.kind = 2 AND v.serial = r.serial)
-							AND NOT (r.serial = ANY (b_revoked)))
-						OR EXISTS (SELECT 1 FROM unnest(b_dev, b_devser) AS x(d, s)
-							WHERE x.d = p_device[k] AND NOT (x.s = ANY (b_revoked))))) THEN
+				ELSIF (k > 1 AND p_pair[k - 1] AND NOT pr_ok) OR v_live THEN
 					o_refusal := 8;
 					-- The fast way skipped the lookups: a repeat is named
 					-- as such first.
