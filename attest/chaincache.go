@@ -1,12 +1,13 @@
 package attest
 
 import (
-	"container/list"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
 	"sync"
 	"time"
+
+	"github.com/ztmkit/ztm/internal/verifiedchains"
 )
 
 // Default bounds of a chainCache made by newChainCache with zero
@@ -55,24 +56,15 @@ func (e *chainParseError) Unwrap() error { return e.err }
 //
 // A chainCache is safe for concurrent use.
 type chainCache struct {
-	mu        sync.Mutex
-	maxChains int
+	chains    *verifiedchains.Cache[key, []*x509.Certificate]
+	mu        sync.Mutex // guards parsed
 	maxParsed int
-	order     *list.List // of *entry, most recently used first
-	chains    map[key]*list.Element
 	parsed    map[string]*x509.Certificate
 }
 
 type key struct {
 	roots *x509.CertPool
 	sum   [sha256.Size]byte
-}
-
-type entry struct {
-	key       key
-	chain     []*x509.Certificate
-	notBefore time.Time
-	notAfter  time.Time
 }
 
 // newChainCache returns a chainCache holding at most chains verified
@@ -86,8 +78,8 @@ func newChainCache(chains, parsed int) *chainCache {
 		parsed = defaultCachedParsed
 	}
 	return &chainCache{
-		maxChains: chains, maxParsed: parsed, order: list.New(),
-		chains: make(map[key]*list.Element), parsed: make(map[string]*x509.Certificate),
+		chains:    verifiedchains.New[key, []*x509.Certificate](chains),
+		maxParsed: parsed, parsed: make(map[string]*x509.Certificate),
 	}
 }
 
@@ -130,20 +122,11 @@ func chainSum(ders [][]byte) [sha256.Size]byte {
 }
 
 func (c *chainCache) lookup(k key, now time.Time) []*x509.Certificate {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.chains[k]
+	chain, ok := c.chains.Get(k, now)
 	if !ok {
 		return nil
 	}
-	e := el.Value.(*entry)
-	if now.Before(e.notBefore) || now.After(e.notAfter) {
-		c.order.Remove(el)
-		delete(c.chains, k)
-		return nil
-	}
-	c.order.MoveToFront(el)
-	return e.chain[:len(e.chain):len(e.chain)]
+	return chain[:len(chain):len(chain)]
 }
 
 // parse parses ders; certificates after the leaf come from, and go to,
@@ -181,36 +164,8 @@ func (c *chainCache) parse(ders [][]byte) ([]*x509.Certificate, error) {
 }
 
 func (c *chainCache) add(k key, chain []*x509.Certificate) {
-	if len(chain) == 0 {
-		return
-	}
-	e := &entry{key: k, chain: chain, notBefore: chain[0].NotBefore, notAfter: chain[0].NotAfter}
-	for _, cert := range chain[1:] {
-		if cert.NotBefore.After(e.notBefore) {
-			e.notBefore = cert.NotBefore
-		}
-		if cert.NotAfter.Before(e.notAfter) {
-			e.notAfter = cert.NotAfter
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.chains[k]; ok {
-		el.Value = e
-		c.order.MoveToFront(el)
-		return
-	}
-	c.chains[k] = c.order.PushFront(e)
-	for c.order.Len() > c.maxChains {
-		last := c.order.Back()
-		c.order.Remove(last)
-		delete(c.chains, last.Value.(*entry).key)
-	}
+	c.chains.Add(k, chain, chain)
 }
 
 // len returns the number of verified chains held.
-func (c *chainCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
-}
+func (c *chainCache) len() int { return c.chains.Len() }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-
 )
 
 // Sentinel errors. [Authority.Issue] and [Authority.Revoke] return errors
