@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/ledger/internal/sqlrecord"
 )
 
 // setFault records the first corruption found; from then on the Ledger
@@ -65,7 +66,7 @@ func (l *Ledger) checkOnOpen(ctx context.Context) error {
 	head.Seq = uint64(seq)
 	var rec *ca.Record
 	if cp.Seq > 0 && head.Seq >= cp.Seq {
-		if rec, err = scanRecord(tx.QueryRow(ctx, l.q.record, freshPlan, int64(cp.Seq))); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		if rec, err = sqlrecord.Scan(tx.QueryRow(ctx, l.q.record, freshPlan, int64(cp.Seq))); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			var ce *ca.ChainError
 			if errors.As(err, &ce) {
 				return err
@@ -171,7 +172,7 @@ func (l *Ledger) Record(ctx context.Context, seq uint64) (*ca.Record, error) {
 	var r *ca.Record
 	err := l.retryRead(ctx, "record", func() error {
 		var err error
-		r, err = scanRecord(l.pool.QueryRow(ctx, l.q.record, freshPlan, int64(seq)))
+		r, err = sqlrecord.Scan(l.pool.QueryRow(ctx, l.q.record, freshPlan, int64(seq)))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {

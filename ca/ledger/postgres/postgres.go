@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/ledger/internal/sqlrecord"
 )
 
 // Config tunes a ledger. The zero value works.
@@ -237,7 +238,7 @@ type queries struct {
 	record, link, crlCounter   string
 }
 
-const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial, device, key_provenance`
+const recordColumns = sqlrecord.Columns
 
 func newQueries(schema string) queries {
 	s := pgx.Identifier{schema}.Sanitize()

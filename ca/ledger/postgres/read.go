@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/ledger/internal/sqlrecord"
 )
 
 // retryRead runs fn, and once more if the connection was lost and ctx is
@@ -36,33 +37,6 @@ func (l *Ledger) retryRead(ctx context.Context, op string, fn func() error) erro
 		return ctx.Err()
 	}
 	return dbError(op, err)
-}
-
-type scanner interface{ Scan(dest ...any) error }
-
-func scanRecord(s scanner) (*ca.Record, error) {
-	var (
-		r               ca.Record
-		seq, t          int64
-		kind, rsn, kpr  int16
-		serial, rserial []byte
-		pkh, ev, st, c  []byte
-	)
-	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &st, &t, &c, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey, &rserial, &r.Device, &kpr); err != nil {
-		return nil, err
-	}
-	if rserial != nil {
-		r.RequesterSerial = new(big.Int).SetBytes(rserial)
-	}
-	if seq < 1 || kind < 1 || kind > 255 || rsn < 0 || rsn > 255 || kpr < 0 || kpr > 255 {
-		return nil, &ca.ChainError{Seq: uint64(max(seq, 0)), Reason: "column out of range"}
-	}
-	r.Seq, r.Kind, r.Reason = uint64(seq), ca.RecordKind(kind), ca.RevocationReason(rsn)
-	r.KeyProvenance = ca.KeyProvenance(kpr)
-	r.Serial = new(big.Int).SetBytes(serial)
-	r.PublicKeyHash, r.EvidenceDigest, r.StepDigest, r.Certificate = pkh, ev, st, c
-	r.Time = time.Unix(0, t).UTC()
-	return &r, nil
 }
 
 // Lookup implements [ca.Ledger]. It reads the database, so it sees every
@@ -155,7 +129,7 @@ func (l *Ledger) status(ctx context.Context, query string, arg []byte, serial *b
 		}
 		defer rows.Close()
 		for rows.Next() {
-			r, err := scanRecord(rows)
+			r, err := sqlrecord.Scan(rows)
 			if err != nil {
 				return err
 			}
@@ -293,7 +267,7 @@ func (l *Ledger) verifyChain(ctx context.Context, tx pgx.Tx, cp *ca.Checkpoint) 
 	defer rows.Close()
 	var v ca.ChainVerifier
 	for rows.Next() {
-		r, err := scanRecord(rows)
+		r, err := sqlrecord.Scan(rows)
 		if err == nil {
 			err = v.Add(r)
 		}

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/ledger/internal/sqlrecord"
 )
 
 // testOnlySkipOpenCheck, when set by a test, makes Open skip its integrity
@@ -142,7 +143,7 @@ func checkCRLCounter(ctx context.Context, q querier, cp *ca.Checkpoint, head ca.
 }
 
 func record(ctx context.Context, q querier, seq uint64) (*ca.Record, error) {
-	r, err := scanRecord(q.QueryRowContext(ctx, recordAtQuery, int64(seq)))
+	r, err := sqlrecord.Scan(q.QueryRowContext(ctx, recordAtQuery, int64(seq)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ca.ErrUnknownRecord
 	}

@@ -18,6 +18,7 @@ import (
 	msqlite "modernc.org/sqlite"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/ledger/internal/sqlrecord"
 	"github.com/ztmkit/ztm/internal/groupcommit"
 )
 
@@ -779,37 +780,11 @@ func (l *Ledger) NextCRLNumber(ctx context.Context) (*big.Int, error) {
 	return big.NewInt(n), nil
 }
 
-const recordColumns = `seq, kind, serial, subject, pubkey_hash, profile, requester, evidence, step, time_ns, cert, reason, prev_hash, hash, idem_key, requester_serial, device, key_provenance`
+const recordColumns = sqlrecord.Columns
 
 // liveDeviceQuery finds a device's unrevoked issuances (one at most, in a
 // sound ledger) through records_device and records_revoked_serial.
 const liveDeviceQuery = "SELECT r.serial FROM records r WHERE r.kind = 1 AND r.device = ?1 AND NOT EXISTS (SELECT 1 FROM records v WHERE v.kind = 2 AND v.serial = r.serial)"
-
-type scanner interface{ Scan(dest ...any) error }
-
-func scanRecord(s scanner) (*ca.Record, error) {
-	var (
-		r                      ca.Record
-		seq, kind, t, rsn, kpr int64
-		serial, rserial        []byte
-		pkh, ev, step, crt     []byte
-	)
-	if err := s.Scan(&seq, &kind, &serial, &r.Subject, &pkh, &r.Profile, &r.Requester, &ev, &step, &t, &crt, &rsn, &r.PrevHash, &r.Hash, &r.IdempotencyKey, &rserial, &r.Device, &kpr); err != nil {
-		return nil, err
-	}
-	if rserial != nil {
-		r.RequesterSerial = new(big.Int).SetBytes(rserial)
-	}
-	if seq < 1 || kind < 1 || kind > 255 || rsn < 0 || rsn > 255 || kpr < 0 || kpr > 255 {
-		return nil, &ca.ChainError{Seq: uint64(max(seq, 0)), Reason: "column out of range"}
-	}
-	r.Seq, r.Kind, r.Reason = uint64(seq), ca.RecordKind(kind), ca.RevocationReason(rsn)
-	r.KeyProvenance = ca.KeyProvenance(kpr)
-	r.Serial = new(big.Int).SetBytes(serial)
-	r.PublicKeyHash, r.EvidenceDigest, r.StepDigest, r.Certificate = pkh, ev, step, crt
-	r.Time = time.Unix(0, t).UTC()
-	return &r, nil
-}
 
 func (l *Ledger) readErr(err error) error {
 	if l.closed() {
@@ -910,7 +885,7 @@ func (l *Ledger) status(ctx context.Context, query *sql.Stmt, arg []byte, serial
 	defer rows.Close()
 	var iss, rev *ca.Record
 	for rows.Next() {
-		r, err := scanRecord(rows)
+		r, err := sqlrecord.Scan(rows)
 		if err != nil {
 			return nil, l.readErr(err)
 		}
@@ -1061,7 +1036,7 @@ func (l *Ledger) verify(ctx context.Context) (ca.Head, error) {
 	var v ca.ChainVerifier
 	var atCheckpoint *ca.Record
 	for rows.Next() {
-		r, err := scanRecord(rows)
+		r, err := sqlrecord.Scan(rows)
 		if err != nil {
 			var ce *ca.ChainError
 			if errors.As(err, &ce) {
