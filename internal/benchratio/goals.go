@@ -10,7 +10,7 @@ var goals = map[string]float64{
 	"attest.VerifyJWT":                  0.90,
 	"attest.VerifyJWTKey":               0.90,
 	"ca.Issue":                          0.20,
-	"ca.IssueParallel":                  0.80,
+	"ca.IssueParallel":                  0.75,
 	"ca/ledger/postgres.IssueParallel":  0.50,
 	"ca/ledger/postgres.IssueParallel3": 0.50,
 	"ca/ledger/sqlite.AppendParallel":   2.00,
@@ -25,4 +25,12 @@ var goals = map[string]float64{
 	"manifest.VerifyChain":              0.90,
 	"transport/est.Enroll":              0.60,
 	"ztm.Provision":                     0.50,
+}
+
+// cpuGoals maps a pair, as goals does, to the lowest acceptable ratio of
+// raw/ours by CPU time (cpu-ns/op, reported by internal/benchcpu): where
+// waiting (an fsync, a lock) is part of the cost by design, wall clock
+// and CPU time each have a goal.
+var cpuGoals = map[string]float64{
+	"ca.IssueParallel": 0.85,
 }

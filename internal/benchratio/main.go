@@ -2,9 +2,13 @@
 // every benchmark BenchmarkX that has a twin BenchmarkXRaw in the same
 // package, one line comparing the two:
 //
-//	BENCH <package>.<X> ours=<ns/op> raw=<ns/op> ratio=<raw/ours> (<n> pairs <min>..<max>) goal=<g> <ok|LOW> [B/op=<bytes>]
+//	BENCH <package>.<X> ours=<ns/op> raw=<ns/op> ratio=<raw/ours> (<n> pairs <min>..<max>) goal=<g> <ok|LOW> [cpu=<raw/ours> (<n> pairs <min>..<max>) [cpu-goal=<g>]] ops/s=<1e9/ours> [B/op=<bytes>]
 //
-// (B/op when X reports allocations: the bytes it allocates per operation.)
+// (cpu when both report cpu-ns/op, internal/benchcpu's CPU time per
+// operation: the median of the paired CPU-time ratios, LOW when below its
+// goal in the cpuGoals table; ops/s is operations per second of ours, such
+// as certificates per second; B/op when X reports allocations: the bytes
+// it allocates per operation.)
 //
 // A ratio of 1.00 means the wrapper costs nothing over the raw primitive it
 // wraps; the goal for each pair comes from the goals table. The input may

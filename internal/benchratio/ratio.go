@@ -21,6 +21,7 @@ type result struct {
 	metrics map[string]float64
 	units   []string // in the order printed
 	runs    map[runID]float64
+	cpuRuns map[runID]float64 // cpu-ns/op of each run, when reported
 }
 
 // runID places a run: its round (see roundPrefix) and its position among
@@ -74,7 +75,7 @@ func parse(r io.Reader) ([]*result, error) {
 		key := pkg + "\x00" + name
 		res := byKey[key]
 		if res == nil {
-			res = &result{pkg: relPkg(pkg), name: name, metrics: map[string]float64{}, runs: map[runID]float64{}}
+			res = &result{pkg: relPkg(pkg), name: name, metrics: map[string]float64{}, runs: map[runID]float64{}, cpuRuns: map[runID]float64{}}
 			byKey[key] = res
 			out = append(out, res)
 		}
@@ -88,8 +89,11 @@ func parse(r io.Reader) ([]*result, error) {
 			if _, seen := res.metrics[unit]; !seen {
 				res.units = append(res.units, unit)
 			}
-			if unit == "ns/op" {
+			switch unit {
+			case "ns/op":
 				res.runs[runID{round, inRnd[key]}] = v
+			case cpuUnit:
+				res.cpuRuns[runID{round, inRnd[key]}] = v
 			}
 			if n == 0 {
 				res.metrics[unit] = v
@@ -157,7 +161,7 @@ func report(results []*result, goals map[string]float64) reportOut {
 		if ours == nil {
 			continue
 		}
-		ratios, ourNs, rawNs := pairRatios(ours, raw)
+		ratios, ourNs, rawNs := pairRatios(ours.runs, raw.runs)
 		if len(ratios) == 0 {
 			continue
 		}
@@ -181,10 +185,15 @@ func report(results []*result, goals map[string]float64) reportOut {
 		if len(ratios) > 1 {
 			spread = fmt.Sprintf(" (%d pairs %.2f..%.2f)", len(ratios), slices.Min(ratios), slices.Max(ratios))
 		}
-		extra := ""
+		extra, cpuLow := cpuText(ours, raw, goals)
+		if cpuLow && verdict == "ok" {
+			verdict = "LOW"
+			rep.low++
+		}
+		extra += fmt.Sprintf(" ops/s=%.0f", 1e9/o)
 		if b, ok := ours.metrics["B/op"]; ok {
 			// Bytes allocated per operation of ours (the last run).
-			extra = " B/op=" + fmtMetric(b)
+			extra += " B/op=" + fmtMetric(b)
 		}
 		pairLines = append(pairLines, fmt.Sprintf("BENCH %s.%s ours=%s raw=%s ratio=%.2f%s goal=%s %s%s",
 			ours.pkg, ours.name, fmtNs(o), fmtNs(r), ratio, spread, goalText, verdict, extra))
@@ -208,14 +217,41 @@ func report(results []*result, goals map[string]float64) reportOut {
 	return rep
 }
 
+// cpuUnit is the metric internal/benchcpu reports: CPU time of the
+// process per operation, all threads.
+const cpuUnit = "cpu-ns/op"
+
+// cpuText returns, when both benchmarks of a pair report cpu-ns/op, the
+// median of the paired raw/ours CPU-time ratios as " cpu=<ratio> (<n>
+// pairs <min>..<max>)", with the CPU goal (cpuGoals) and whether the
+// ratio is below it.
+func cpuText(ours, raw *result, goals map[string]float64) (string, bool) {
+	ratios, _, _ := pairRatios(ours.cpuRuns, raw.cpuRuns)
+	if len(ratios) == 0 {
+		return "", false
+	}
+	ratio := median(ratios)
+	text := fmt.Sprintf(" cpu=%.2f", ratio)
+	if len(ratios) > 1 {
+		text += fmt.Sprintf(" (%d pairs %.2f..%.2f)", len(ratios), slices.Min(ratios), slices.Max(ratios))
+	}
+	g, ok := goalFor(cpuGoals, ours.pkg, ours.name)
+	if !ok {
+		return text, false
+	}
+	rounded, _ := strconv.ParseFloat(strconv.FormatFloat(ratio, 'f', 2, 64), 64)
+	text += " cpu-goal=" + strconv.FormatFloat(g, 'f', 2, 64)
+	return text, rounded < g
+}
+
 // pairRatios pairs the runs of a benchmark and its raw twin that ran in
 // the same round, in the same position, and returns raw/ours for each pair
 // with the two runs' ns/op. A pair ran close together in time, so a slow
 // spell of a shared machine weighs on both of its runs; the median over
 // the rounds then drops the spells that fell between the two.
-func pairRatios(ours, raw *result) (ratios, oursNs, rawNs []float64) {
-	ids := make([]runID, 0, len(ours.runs))
-	for id := range ours.runs {
+func pairRatios(ours, raw map[runID]float64) (ratios, oursNs, rawNs []float64) {
+	ids := make([]runID, 0, len(ours))
+	for id := range ours {
 		ids = append(ids, id)
 	}
 	slices.SortFunc(ids, func(a, b runID) int {
@@ -225,7 +261,7 @@ func pairRatios(ours, raw *result) (ratios, oursNs, rawNs []float64) {
 		return a.n - b.n
 	})
 	for _, id := range ids {
-		o, r := ours.runs[id], raw.runs[id]
+		o, r := ours[id], raw[id]
 		if o <= 0 || r <= 0 {
 			continue
 		}
