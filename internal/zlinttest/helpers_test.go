@@ -11,16 +11,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
 	"github.com/ztmkit/ztm/identity/keystore"
-	"github.com/ztmkit/ztm/identity/keystore/mem"
+	"github.com/ztmkit/ztm/internal/testpki"
 )
 
 // The PKI these tests lint: the same as ca's own tests make (ca's test
@@ -32,55 +27,16 @@ type testPKI struct {
 	auth              *ca.Authority
 }
 
-var labelN atomic.Int64
-
-func caKey(t testing.TB, alg keystore.Algorithm) crypto.Signer {
-	t.Helper()
-	store := mem.New()
-	t.Cleanup(func() { store.Close() })
-	k, err := store.Create(context.Background(), keystore.CreateRequest{
-		Label:     "ca-" + strings.ToLower(alg.String()) + "-" + strconv.FormatInt(labelN.Add(1), 10),
-		Algorithm: alg,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
+// newPKI is internal/testpki's root and issuing CA with the names the
+// lints read, and an Authority over a SQLite ledger.
 func newPKI(t testing.TB, alg keystore.Algorithm, edit func(*ca.Config)) *testPKI {
 	t.Helper()
-	p := &testPKI{rootKey: caKey(t, alg), interKey: caKey(t, alg)}
-	var err error
-	p.root, err = ca.NewRoot(ca.RootRequest{
-		Subject: pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Example OEM Device Root CA"},
-		Signer:  p.rootKey,
-	})
-	if err != nil {
-		t.Fatal(err)
+	pki := testpki.New(t, testpki.Config{Algorithm: alg,
+		RootName: "Example OEM Device Root CA", IssuingName: "Example OEM Line 1 Issuing CA"})
+	return &testPKI{
+		root: pki.Root, inter: pki.Issuing, rootKey: pki.RootKey, interKey: pki.IssuingKey,
+		auth: pki.Authority(t, testpki.Ledger(t, t.TempDir()), edit),
 	}
-	p.inter, err = ca.NewIntermediate(ca.IntermediateRequest{
-		Subject:      pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Example OEM Line 1 Issuing CA"},
-		PublicKey:    p.interKey.Public(),
-		Parent:       p.root,
-		ParentSigner: p.rootKey,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledger, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ledger.Close() })
-	cfg := ca.Config{Signer: p.interKey, Chain: []*x509.Certificate{p.inter, p.root}, Ledger: ledger}
-	if edit != nil {
-		edit(&cfg)
-	}
-	if p.auth, err = ca.New(cfg); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func deviceKey(t testing.TB, kind string) crypto.Signer {
