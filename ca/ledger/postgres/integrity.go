@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -183,30 +182,4 @@ func (l *Ledger) Record(ctx context.Context, seq uint64) (*ca.Record, error) {
 		return nil, l.setFault(ce)
 	}
 	return r, err
-}
-
-// verifyLookup checks the records a lookup read (ca.VerifyLookup) and that
-// each is linked into the chain: the record after it names its hash as
-// PrevHash, or it is the last record. A failure marks the ledger corrupt.
-func (l *Ledger) verifyLookup(ctx context.Context, iss, rev *ca.Record, serial *big.Int, key []byte) error {
-	if err := ca.VerifyLookup(iss, rev, serial, key); err != nil {
-		return l.setFault(err)
-	}
-	for _, r := range []*ca.Record{iss, rev} {
-		if r == nil {
-			continue
-		}
-		var next []byte
-		var last int64
-		err := l.retryRead(ctx, "lookup", func() error {
-			return l.pool.QueryRow(ctx, l.q.link, freshPlan, int64(r.Seq)+1).Scan(&next, &last)
-		})
-		if err != nil {
-			return err
-		}
-		if (next == nil && uint64(last) != r.Seq) || (next != nil && !bytes.Equal(next, r.Hash)) {
-			return l.setFault(&ca.ChainError{Seq: r.Seq, Reason: "lookup: record is not linked into the chain"})
-		}
-	}
-	return nil
 }

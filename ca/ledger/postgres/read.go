@@ -120,9 +120,9 @@ func (l *Ledger) LookupDevice(ctx context.Context, device []byte) (*ca.Status, e
 // or notFound when there is no issuance. What it read must be what was
 // asked for (serial, or key) and hash into the chain (see verifyLookup).
 func (l *Ledger) status(ctx context.Context, query string, arg []byte, serial *big.Int, key []byte, notFound error) (*ca.Status, error) {
-	var iss, rev *ca.Record
+	var found sqlrecord.Lookup
 	err := l.retryRead(ctx, "lookup", func() error {
-		iss, rev = nil, nil
+		found = sqlrecord.Lookup{}
 		rows, err := l.pool.Query(ctx, query, freshPlan, arg)
 		if err != nil {
 			return err
@@ -133,36 +133,29 @@ func (l *Ledger) status(ctx context.Context, query string, arg []byte, serial *b
 			if err != nil {
 				return err
 			}
-			dst := &iss
-			if r.Kind == ca.KindRevocation {
-				dst = &rev
+			if err := found.Add(r); err != nil {
+				return err
 			}
-			if *dst != nil {
-				return &ca.ChainError{Seq: r.Seq, Reason: "lookup: two records of one kind for one key"}
-			}
-			*dst = r
 		}
 		return rows.Err()
 	})
-	if err != nil {
-		var ce *ca.ChainError
-		if errors.As(err, &ce) {
-			return nil, l.setFault(ce)
-		}
-		return nil, err
+	var st *ca.Status
+	if err == nil {
+		st, err = found.Status(serial, key, func(seq uint64) (next []byte, last int64, err error) {
+			err = l.retryRead(ctx, "lookup", func() error {
+				return l.pool.QueryRow(ctx, l.q.link, freshPlan, int64(seq)+1).Scan(&next, &last)
+			})
+			return next, last, err
+		})
 	}
-	if iss == nil {
-		if rev != nil {
-			return nil, l.setFault(&ca.ChainError{Seq: rev.Seq, Reason: "lookup: revocation without its issuance"})
-		}
+	var ce *ca.ChainError
+	switch {
+	case errors.As(err, &ce):
+		return nil, l.setFault(err)
+	case err != nil:
+		return nil, err
+	case st == nil:
 		return nil, notFound
-	}
-	if err := l.verifyLookup(ctx, iss, rev, serial, key); err != nil {
-		return nil, err
-	}
-	st := &ca.Status{Issuance: iss}
-	if rev != nil {
-		st.Revocation = &ca.Revocation{Seq: rev.Seq, Serial: rev.Serial, Time: rev.Time, Reason: rev.Reason}
 	}
 	return st, nil
 }

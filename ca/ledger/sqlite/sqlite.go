@@ -883,61 +883,35 @@ func (l *Ledger) status(ctx context.Context, query *sql.Stmt, arg []byte, serial
 		return nil, l.readErr(err)
 	}
 	defer rows.Close()
-	var iss, rev *ca.Record
+	var found sqlrecord.Lookup
 	for rows.Next() {
 		r, err := sqlrecord.Scan(rows)
 		if err != nil {
 			return nil, l.readErr(err)
 		}
-		dst := &iss
-		if r.Kind == ca.KindRevocation {
-			dst = &rev
+		if err := found.Add(r); err != nil {
+			return nil, l.setFault(err)
 		}
-		if *dst != nil {
-			return nil, l.setFault(&ca.ChainError{Seq: r.Seq, Reason: "lookup: two records of one kind for one key"})
-		}
-		*dst = r
 	}
 	if err := rows.Err(); err != nil {
 		return nil, l.readErr(err)
 	}
-	if iss == nil {
-		if rev != nil {
-			return nil, l.setFault(&ca.ChainError{Seq: rev.Seq, Reason: "lookup: revocation without its issuance"})
+	st, err := found.Status(serial, key, func(seq uint64) (next []byte, last int64, err error) {
+		if err := l.link.QueryRowContext(ctx, int64(seq)+1).Scan(&next, &last); err != nil {
+			return nil, 0, l.readErr(err)
 		}
+		return next, last, nil
+	})
+	var ce *ca.ChainError
+	switch {
+	case errors.As(err, &ce):
+		return nil, l.setFault(err)
+	case err != nil:
+		return nil, err
+	case st == nil:
 		return nil, notFound
 	}
-	if err := l.verifyLookup(ctx, iss, rev, serial, key); err != nil {
-		return nil, err
-	}
-	st := &ca.Status{Issuance: iss}
-	if rev != nil {
-		st.Revocation = &ca.Revocation{Seq: rev.Seq, Serial: rev.Serial, Time: rev.Time, Reason: rev.Reason}
-	}
 	return st, nil
-}
-
-// verifyLookup checks the records a lookup read (ca.VerifyLookup) and that
-// each is linked into the chain: the record after it names its hash as
-// PrevHash, or it is the last record. A failure marks the ledger corrupt.
-func (l *Ledger) verifyLookup(ctx context.Context, iss, rev *ca.Record, serial *big.Int, key []byte) error {
-	if err := ca.VerifyLookup(iss, rev, serial, key); err != nil {
-		return l.setFault(err)
-	}
-	for _, r := range []*ca.Record{iss, rev} {
-		if r == nil {
-			continue
-		}
-		var next []byte
-		var last int64
-		if err := l.link.QueryRowContext(ctx, int64(r.Seq)+1).Scan(&next, &last); err != nil {
-			return l.readErr(err)
-		}
-		if (next == nil && uint64(last) != r.Seq) || (next != nil && !bytes.Equal(next, r.Hash)) {
-			return l.setFault(&ca.ChainError{Seq: r.Seq, Reason: "lookup: record is not linked into the chain"})
-		}
-	}
-	return nil
 }
 
 // linkQuery returns the prev_hash of record ?1 (NULL if there is none) and

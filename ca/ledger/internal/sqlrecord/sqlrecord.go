@@ -4,6 +4,7 @@
 package sqlrecord
 
 import (
+	"bytes"
 	"math/big"
 	"time"
 
@@ -40,4 +41,60 @@ func Scan(s Scanner) (*ca.Record, error) {
 	r.PublicKeyHash, r.EvidenceDigest, r.StepDigest, r.Certificate = pkh, ev, step, crt
 	r.Time = time.Unix(0, t).UTC()
 	return &r, nil
+}
+
+// Lookup collects the records a lookup read for one serial or one
+// idempotency key: one issuance at most, and one revocation at most.
+type Lookup struct{ issuance, revocation *ca.Record }
+
+// Add files r as the issuance or the revocation; a second record of one
+// kind is a *ca.ChainError.
+func (l *Lookup) Add(r *ca.Record) error {
+	dst := &l.issuance
+	if r.Kind == ca.KindRevocation {
+		dst = &l.revocation
+	}
+	if *dst != nil {
+		return &ca.ChainError{Seq: r.Seq, Reason: "lookup: two records of one kind for one key"}
+	}
+	*dst = r
+	return nil
+}
+
+// Status checks what the lookup read and returns it as a *ca.Status: the
+// records must be what was asked for (serial, or key) and hash as they
+// should ([ca.VerifyLookup]), and each must be linked into the chain,
+// which next tells: the prev_hash of the record after seq (nil if there
+// is none) and the last sequence number. Status returns nil, nil when no
+// issuance was read; a *ca.ChainError, for the caller to mark the ledger
+// corrupt, when what was read is not what was asked for or not linked;
+// and next's error as it is.
+func (l *Lookup) Status(serial *big.Int, key []byte, next func(seq uint64) ([]byte, int64, error)) (*ca.Status, error) {
+	iss, rev := l.issuance, l.revocation
+	if iss == nil {
+		if rev != nil {
+			return nil, &ca.ChainError{Seq: rev.Seq, Reason: "lookup: revocation without its issuance"}
+		}
+		return nil, nil
+	}
+	if err := ca.VerifyLookup(iss, rev, serial, key); err != nil {
+		return nil, err
+	}
+	for _, r := range []*ca.Record{iss, rev} {
+		if r == nil {
+			continue
+		}
+		after, last, err := next(r.Seq)
+		if err != nil {
+			return nil, err
+		}
+		if (after == nil && uint64(last) != r.Seq) || (after != nil && !bytes.Equal(after, r.Hash)) {
+			return nil, &ca.ChainError{Seq: r.Seq, Reason: "lookup: record is not linked into the chain"}
+		}
+	}
+	st := &ca.Status{Issuance: iss}
+	if rev != nil {
+		st.Revocation = &ca.Revocation{Seq: rev.Seq, Serial: rev.Serial, Time: rev.Time, Reason: rev.Reason}
+	}
+	return st, nil
 }
