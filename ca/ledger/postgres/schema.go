@@ -778,7 +778,7 @@ var migrations = [...]string{
 		FOR k IN 1 .. coalesce(array_length(p_kind, 1), 0) LOOP
 			o_refusal := 0; o_seq := NULL; o_prev := NULL; o_hash := NULL;
 			-- Whether p_device[k] holds a live issuance: one not revoked
-			-- in this batch so far (simple expressions, planned never).
+			-- in this batch so far (simple expressions, run without a plan).
 			v_live := false;
 			IF p_device[k] IS NOT NULL AND p_device[k] = ANY (b_dev) THEN
 				FOR i IN 1 .. cardinality(b_dev) LOOP
