@@ -150,6 +150,14 @@ func (f *fixture) station(t testing.TB) *x509.Certificate {
 	return c
 }
 
+// revoke revokes c (key compromise) through the CA.
+func (f *fixture) revoke(t testing.TB, c *x509.Certificate) {
+	t.Helper()
+	if err := f.auth.Revoke(context.Background(), c.SerialNumber, ca.ReasonKeyCompromise, "security"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (f *fixture) exec(t testing.TB, stmts ...string) {
 	t.Helper()
 	db := rawDB(t.(*testing.T), f.path)
@@ -172,9 +180,7 @@ func TestTailDeletedBySQL(t *testing.T) {
 	f := newFixture(t)
 	st := f.station(t)
 	f.mustIssue(t, "device 1", st)
-	if err := f.auth.Revoke(ctx, st.SerialNumber, ca.ReasonKeyCompromise, "security"); err != nil {
-		t.Fatal(err)
-	}
+	f.revoke(t, st)
 	der, err := f.auth.CRL(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -244,9 +250,7 @@ func TestTailReplacedBySQL(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	st := f.station(t)
-	if err := f.auth.Revoke(ctx, st.SerialNumber, ca.ReasonKeyCompromise, "security"); err != nil {
-		t.Fatal(err)
-	}
+	f.revoke(t, st)
 	if _, err := f.auth.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -284,9 +288,7 @@ func TestRecordChangedBySQL(t *testing.T) {
 			st := f.station(t)
 			f.mustIssue(t, "device 1", nil)
 			f.mustIssue(t, "device 2", nil)
-			if err := f.auth.Revoke(ctx, st.SerialNumber, ca.ReasonKeyCompromise, "security"); err != nil {
-				t.Fatal(err)
-			}
+			f.revoke(t, st)
 			f.mustIssue(t, "device 3", nil)
 			if _, err := f.auth.Checkpoint(ctx); err != nil {
 				t.Fatal(err)
@@ -359,9 +361,7 @@ func TestTailDeletedWhileOpen(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	st := f.station(t)
-	if err := f.auth.Revoke(ctx, st.SerialNumber, ca.ReasonKeyCompromise, "security"); err != nil {
-		t.Fatal(err)
-	}
+	f.revoke(t, st)
 	f.exec(t, "DELETE FROM records WHERE seq = 2")
 	if c, err := f.issue(t, "device 1", st); !errors.Is(err, ca.ErrLedgerCorrupt) {
 		t.Fatalf("revoked station after its revocation was deleted: issued %v, %v", c != nil, err)
@@ -383,9 +383,7 @@ func TestRevocationDeletedBeforeAnyCRL(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	st := f.station(t)
-	if err := f.auth.Revoke(ctx, st.SerialNumber, ca.ReasonKeyCompromise, "security"); err != nil {
-		t.Fatal(err)
-	}
+	f.revoke(t, st)
 	f.close(t)
 	f.exec(t, "DELETE FROM records WHERE seq = (SELECT max(seq) FROM records)")
 	var ce *ca.CheckpointError
