@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/ledger/sqlite"
 )
@@ -275,4 +276,25 @@ func diff(before, after string) string {
 		}
 	}
 	return out.String()
+}
+
+// TestFileFormatVersionFlip: a flip in the header's file format versions
+// (byte 18, the write version: 2 becomes 18) leaves a file SQLite opens
+// read-only. Open refuses it as storage damage, where it used to open and
+// the CA failed at its first append ("attempt to write a readonly
+// database"), a flip TestBitFlipCampaign hit by chance.
+func TestFileFormatVersionFlip(t *testing.T) {
+	t.Parallel()
+	c := newCampaignLedger(t)
+	for _, flip := range []struct{ byte, bit int }{{18, 4}, {19, 0}, {18, 1}} {
+		data := bytes.Clone(c.pristine)
+		data[flip.byte] ^= 1 << flip.bit
+		path := filepath.Join(t.TempDir(), "flipped.db")
+		require.NoError(t, os.WriteFile(path, data, 0o600))
+		_, err := sqlite.Open(context.Background(), path, c.f.opts())
+		var se *ca.StorageError
+		require.ErrorAs(t, err, &se, "byte %d bit %d", flip.byte, flip.bit)
+		require.ErrorIs(t, err, ca.ErrLedgerCorrupt)
+		require.Equal(t, "file header", se.Check)
+	}
 }

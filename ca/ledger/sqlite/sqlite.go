@@ -165,6 +165,9 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	case opts.Linger < 0:
 		opts.Linger = 0
 	}
+	if err := checkFileHeader(path); err != nil {
+		return nil, &OpenError{Path: path, Err: err}
+	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
