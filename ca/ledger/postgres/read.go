@@ -148,16 +148,7 @@ func (l *Ledger) status(ctx context.Context, query string, arg []byte, serial *b
 			return next, last, err
 		})
 	}
-	var ce *ca.ChainError
-	switch {
-	case errors.As(err, &ce):
-		return nil, l.setFault(err)
-	case err != nil:
-		return nil, err
-	case st == nil:
-		return nil, notFound
-	}
-	return st, nil
+	return sqlrecord.Answer(st, err, l.setFault, notFound)
 }
 
 // Revoked implements [ca.Ledger]. It reads the database on every call —

@@ -905,16 +905,7 @@ func (l *Ledger) status(ctx context.Context, query *sql.Stmt, arg []byte, serial
 		}
 		return next, last, nil
 	})
-	var ce *ca.ChainError
-	switch {
-	case errors.As(err, &ce):
-		return nil, l.setFault(err)
-	case err != nil:
-		return nil, err
-	case st == nil:
-		return nil, notFound
-	}
-	return st, nil
+	return sqlrecord.Answer(st, err, l.setFault, notFound)
 }
 
 // linkQuery returns the prev_hash of record ?1 (NULL if there is none) and

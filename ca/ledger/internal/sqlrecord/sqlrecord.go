@@ -5,6 +5,7 @@ package sqlrecord
 
 import (
 	"bytes"
+	"errors"
 	"math/big"
 	"time"
 
@@ -95,6 +96,22 @@ func (l *Lookup) Status(serial *big.Int, key []byte, next func(seq uint64) ([]by
 	st := &ca.Status{Issuance: iss}
 	if rev != nil {
 		st.Revocation = &ca.Revocation{Seq: rev.Seq, Serial: rev.Serial, Time: rev.Time, Reason: rev.Reason}
+	}
+	return st, nil
+}
+
+// Answer is a ledger's answer to a lookup from what [Lookup.Status]
+// returned: a *ca.ChainError goes through fault, which marks the ledger
+// corrupt; no issuance is notFound; other errors are returned as they are.
+func Answer(st *ca.Status, err error, fault func(error) error, notFound error) (*ca.Status, error) {
+	var ce *ca.ChainError
+	switch {
+	case errors.As(err, &ce):
+		return nil, fault(err)
+	case err != nil:
+		return nil, err
+	case st == nil:
+		return nil, notFound
 	}
 	return st, nil
 }
