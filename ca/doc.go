@@ -166,9 +166,12 @@
 //     after it must be found (CRL, chain store, devices) and revoked
 //     before the ledger is trusted again.
 //
-// github.com/ztmkit/ztm/ca/ledger/sqlite is the embedded ledger;
-// github.com/ztmkit/ztm/ca/ledger/ledgertest is the conformance kit every
-// ledger runs.
+// github.com/ztmkit/ztm/ca/ledger/sqlite is the embedded ledger and
+// github.com/ztmkit/ztm/ca/ledger/postgres the one several CA instances
+// share; github.com/ztmkit/ztm/ca/ledger/memledger keeps a ledger in
+// memory, which is lost with the process, for tests and examples (this
+// package's examples use it); github.com/ztmkit/ztm/ca/ledger/ledgertest
+// is the conformance kit every ledger runs.
 //
 // # Policy
 //
