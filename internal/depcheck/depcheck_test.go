@@ -23,6 +23,12 @@ var (
 	cryptobyte = []string{"golang.org/x/crypto/cryptobyte/..."}
 )
 
+// manifestDeps is what manifest may import.
+var manifestDeps = join(cryptobyte, cbor, []string{
+	"github.com/veraison/go-cose/...", "github.com/transparency-dev/merkle/...",
+	"ztm:identity/keystore", "ztm:internal/detcbor", "ztm:internal/sign1", "ztm:internal/stationauth",
+})
+
 // caDeps is what ca may import.
 var caDeps = join(cryptobyte, cbor, []string{
 	"github.com/veraison/go-cose/...",
@@ -56,17 +62,11 @@ var rules = []rule{
 		"ztm:internal/verifiedchains", // stdlib only: the cache of verified chains ca shares
 	})},
 	// manifest never imports ca, attest or transport.
-	{pkg: "manifest", allowed: join(cryptobyte, cbor, []string{
-		"github.com/veraison/go-cose/...", "github.com/transparency-dev/merkle/...",
-		"ztm:identity/keystore", "ztm:internal/detcbor", "ztm:internal/sign1", "ztm:internal/stationauth",
-	})},
+	{pkg: "manifest", allowed: manifestDeps},
 	// The in-memory step store is what tests and examples use instead of
 	// manifest/chainstore, so that importing ztm pulls no database: it
 	// imports package manifest and what manifest may, nothing more.
-	{pkg: "manifest/memchain", allowed: join(cryptobyte, cbor, []string{
-		"github.com/veraison/go-cose/...", "github.com/transparency-dev/merkle/...", "ztm:manifest",
-		"ztm:identity/keystore", "ztm:internal/detcbor", "ztm:internal/sign1", "ztm:internal/stationauth",
-	})},
+	{pkg: "manifest/memchain", allowed: join(manifestDeps, []string{"ztm:manifest"})},
 	// ca never imports attest, manifest, transport or a database driver
 	// (internal/testhook: counters the SDK's tests read). It signs its
 	// ledger checkpoints through internal/sign1, the one COSE_Sign1 layer
