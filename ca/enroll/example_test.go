@@ -11,14 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"os"
-	"path/filepath"
 
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity"
 )
 
@@ -27,14 +25,10 @@ import (
 // and enrolls one device in process as a station would: a nonce, the
 // device's evidence for it, its certificate request. Replaying the
 // evidence for another key is refused, with the reason a station reads
-// over EST too.
+// over EST too. The ledger here is in memory; a line's CA keeps it in
+// ca/ledger/sqlite or ca/ledger/postgres.
 func Example() {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "enroll-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
 	newKey := func() *ecdsa.PrivateKey { return must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)) }
 
 	// The CA: a root, an issuing CA and its ledger.
@@ -42,7 +36,7 @@ func Example() {
 	root := must(ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Example Root CA"}, Signer: rootKey}))
 	issuing := must(ca.NewIntermediate(ca.IntermediateRequest{Subject: pkix.Name{CommonName: "Line 1 CA"},
 		PublicKey: caKey.Public(), Parent: root, ParentSigner: rootKey}))
-	ledger := must(sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), sqlite.Options{}))
+	ledger := memledger.New()
 	defer ledger.Close()
 	authority := must(ca.New(ca.Config{Signer: caKey, Chain: []*x509.Certificate{issuing, root}, Ledger: ledger}))
 

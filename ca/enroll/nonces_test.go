@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -16,7 +15,7 @@ import (
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 )
 
 // TestNoncesFromVerifier: the nonce source is configured once, in the
@@ -27,10 +26,7 @@ func TestNoncesFromVerifier(t *testing.T) {
 	require.NoError(t, err)
 	root, err := ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Test Root"}, Signer: key})
 	require.NoError(t, err)
-	ledger, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ledger.db"), sqlite.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { ledger.Close() })
-	authority, err := ca.New(ca.Config{Signer: key, Chain: []*x509.Certificate{root}, Ledger: ledger})
+	authority, err := ca.New(ca.Config{Signer: key, Chain: []*x509.Certificate{root}, Ledger: memledger.New()})
 	require.NoError(t, err)
 	keys := map[string]crypto.PublicKey{"k": key.Public()}
 

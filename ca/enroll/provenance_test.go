@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -18,7 +17,7 @@ import (
 	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity"
 )
 
@@ -37,8 +36,7 @@ func TestKeyProvenanceEndToEnd(t *testing.T) {
 	root := must(ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Root"}, Signer: rootKey}))
 	issuing := must(ca.NewIntermediate(ca.IntermediateRequest{Subject: pkix.Name{CommonName: "Line CA"},
 		PublicKey: caKey.Public(), Parent: root, ParentSigner: rootKey}))
-	ledger := must(sqlite.Open(ctx, filepath.Join(t.TempDir(), "ledger.db"), sqlite.Options{}))
-	t.Cleanup(func() { ledger.Close() })
+	ledger := memledger.New()
 	authority := must(ca.New(ca.Config{Signer: caKey, Chain: []*x509.Certificate{issuing, root}, Ledger: ledger}))
 
 	attKey := newKey()

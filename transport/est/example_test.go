@@ -13,21 +13,21 @@ import (
 	"log"
 	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/transport/est"
 )
 
 // An EST server: an enroll.Service over the CA and the verifier, the Server handler,
-// and an http.Server with timeouts and TLS 1.2+.
+// and an http.Server with timeouts and TLS 1.2+. The examples' CA keeps its
+// ledger in memory (ca/ledger/memledger); a line's CA keeps it in
+// ca/ledger/sqlite or ca/ledger/postgres.
 func ExampleServer() {
 	pki := newExamplePKI()
 	defer pki.close()
@@ -146,12 +146,11 @@ func ExampleClient_Enroll() {
 }
 
 // examplePKI is the setup of the examples: a root and issuing CA with a
-// SQLite ledger, a verifier with a device's reference values, a station
+// ledger in memory, a verifier with a device's reference values, a station
 // certificate, and the server's TLS certificate.
 type examplePKI struct {
-	dir         string
 	auth        *ca.Authority
-	ledger      *sqlite.Ledger
+	ledger      *memledger.Ledger
 	nonces      *attest.Nonces
 	verifier    *attest.EATVerifier
 	roots       *x509.CertPool
@@ -171,13 +170,13 @@ func must[T any](v T, err error) T {
 
 func newExamplePKI() *examplePKI {
 	ctx := context.Background()
-	p := &examplePKI{dir: must(os.MkdirTemp("", "est-example"))}
+	p := &examplePKI{}
 	key := func() *ecdsa.PrivateKey { return must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)) }
 	rootKey, interKey := key(), key()
 	root := must(ca.NewRoot(ca.RootRequest{Subject: pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Example OEM Root CA"}, Signer: rootKey}))
 	inter := must(ca.NewIntermediate(ca.IntermediateRequest{Subject: pkix.Name{Organization: []string{"Example OEM"}, CommonName: "Line 1 Issuing CA"},
 		PublicKey: interKey.Public(), Parent: root, ParentSigner: rootKey}))
-	p.ledger = must(sqlite.Open(ctx, filepath.Join(p.dir, "ledger.db"), sqlite.Options{}))
+	p.ledger = memledger.New()
 	p.auth = must(ca.New(ca.Config{Signer: interKey, Chain: []*x509.Certificate{inter, root}, Ledger: p.ledger}))
 	p.roots = x509.NewCertPool()
 	p.roots.AddCert(root)
@@ -223,5 +222,4 @@ func (p *examplePKI) serve() (string, func()) {
 
 func (p *examplePKI) close() {
 	p.ledger.Close()
-	os.RemoveAll(p.dir)
 }

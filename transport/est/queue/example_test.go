@@ -14,7 +14,7 @@ import (
 
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/transport/est/queue"
 )
@@ -28,6 +28,8 @@ func must[T any](v T, err error) T {
 
 // A station queues a request durably, then sends it when the CA is there
 // (here an in-process Local enroller; over the network, an est.Client).
+// The example's CA keeps its ledger in memory; a line's CA keeps it in
+// ca/ledger/sqlite or ca/ledger/postgres.
 func Example() {
 	ctx := context.Background()
 	dir := must(os.MkdirTemp("", "queue-example"))
@@ -45,7 +47,7 @@ func Example() {
 	// The CA side comes up.
 	caKey := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
 	root := must(ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Example Root"}, Signer: caKey}))
-	ledger := must(sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), sqlite.Options{}))
+	ledger := memledger.New()
 	defer ledger.Close()
 	auth := must(ca.New(ca.Config{Signer: caKey, Chain: []*x509.Certificate{root}, Ledger: ledger}))
 	// WARNING: AllowNoEvidence only to keep the example short.

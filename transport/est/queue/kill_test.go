@@ -1,4 +1,4 @@
-package est_test
+package queue_test
 
 import (
 	"bufio"
@@ -91,7 +91,7 @@ func TestQueueChildProcess(t *testing.T) {
 func TestQueueKill(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{})
+	e := newCALine(t)
 	st, key := e.station("idevid")
 	kder, _ := x509.MarshalPKCS8PrivateKey(key)
 	dir := t.TempDir()
