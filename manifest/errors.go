@@ -38,6 +38,19 @@ var (
 	// ErrNoSteps is returned by a store of steps (package chainstore, or
 	// any ztm.StepStore) for a subject it holds no step of.
 	ErrNoSteps = errors.New("manifest: no steps for this subject")
+	// ErrFork is wrapped, in an [*AppendError], by [CheckAppend] (and so
+	// by every step store's append) for a step whose sequence number is
+	// already stored for its device: a second step 1, say, or the same step
+	// appended twice.
+	ErrFork = errors.New("manifest: a step with this sequence number is already stored (fork)")
+	// ErrOutOfOrder is wrapped, in an [*AppendError], by [CheckAppend] for
+	// a step that does not follow its device's last stored step: a first
+	// step with a sequence number other than 0, or a gap.
+	ErrOutOfOrder = errors.New("manifest: step out of order")
+	// ErrBrokenLink is wrapped, in an [*AppendError], by [CheckAppend] for
+	// a step whose previous-step digest is not the digest of the exact
+	// bytes of its stored predecessor.
+	ErrBrokenLink = errors.New("manifest: previous-step digest does not match the stored step")
 	// ErrSingleLeafLot is returned by [LotManifest.Receipt] for a lot of
 	// one device: its inclusion path would be empty, which neither the
 	// receipt format (RFC 9942: inclusion-path [+ bstr]) nor RFC 9162's
@@ -77,6 +90,28 @@ func decodeErr(what string, err error) error {
 func tooLargeErr(what string, n, limit int) error {
 	return &DecodeError{What: what, Err: fmt.Errorf("%d bytes, limit %d", n, limit), tooLarge: true}
 }
+
+// AppendError says why a step may not be appended to its device's stored
+// chain. It wraps one of [ErrFork], [ErrOutOfOrder] or [ErrBrokenLink].
+// [CheckAppend] returns it, and so do the step stores (package chainstore,
+// package memchain) for a refused append.
+type AppendError struct {
+	// Subject and Sequence identify the refused step.
+	Subject  []byte
+	Sequence uint64
+	// Stored is the number of steps stored for the device, counting the
+	// steps before the refused one in the same append.
+	Stored uint64
+	// Err is the sentinel.
+	Err error
+}
+
+func (e *AppendError) Error() string {
+	return fmt.Sprintf("%v: device %x, step %d, %d stored", e.Err, e.Subject, e.Sequence, e.Stored)
+}
+
+// Unwrap returns the sentinel.
+func (e *AppendError) Unwrap() error { return e.Err }
 
 // Reason says why a verification check failed.
 type Reason int

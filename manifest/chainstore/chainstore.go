@@ -18,18 +18,21 @@ import (
 	"github.com/ztmkit/ztm/manifest"
 )
 
-// Sentinel errors.
+// Sentinel errors. The refusals of an append are package manifest's, the
+// same for every step store; they are aliased here so that code written
+// against chainstore's names keeps working.
 var (
-	// ErrFork is returned by Append for a step whose sequence number is
-	// already stored for its device.
-	ErrFork = errors.New("chainstore: a step with this sequence number is already stored (fork)")
-	// ErrOutOfOrder is returned by Append for a step that does not follow
-	// the device's last stored step: a first step with a sequence other
-	// than 0, or a gap.
-	ErrOutOfOrder = errors.New("chainstore: step out of order")
-	// ErrBrokenLink is returned by Append for a step whose previous-step
-	// digest is not the digest of the stored predecessor's bytes.
-	ErrBrokenLink = errors.New("chainstore: previous-step digest does not match the stored step")
+	// ErrFork is [manifest.ErrFork]: Append was given a step whose
+	// sequence number is already stored for its device.
+	ErrFork = manifest.ErrFork
+	// ErrOutOfOrder is [manifest.ErrOutOfOrder]: Append was given a step
+	// that does not follow the device's last stored step (a first step
+	// with a sequence other than 0, or a gap).
+	ErrOutOfOrder = manifest.ErrOutOfOrder
+	// ErrBrokenLink is [manifest.ErrBrokenLink]: Append was given a step
+	// whose previous-step digest is not the digest of the stored
+	// predecessor's bytes.
+	ErrBrokenLink = manifest.ErrBrokenLink
 	// ErrNotFound is returned when a device has no stored step. It is
 	// manifest.ErrNoSteps, what every step store returns.
 	ErrNotFound = manifest.ErrNoSteps
@@ -37,24 +40,9 @@ var (
 	ErrClosed = errors.New("chainstore: store is closed")
 )
 
-// AppendError says why Append refused a step. It wraps one of ErrFork,
-// ErrOutOfOrder or ErrBrokenLink.
-type AppendError struct {
-	// Subject and Sequence identify the refused step.
-	Subject  []byte
-	Sequence uint64
-	// Stored is the number of steps stored for the device.
-	Stored uint64
-	// Err is the sentinel.
-	Err error
-}
-
-func (e *AppendError) Error() string {
-	return fmt.Sprintf("%v: device %x, step %d, %d stored", e.Err, e.Subject, e.Sequence, e.Stored)
-}
-
-// Unwrap returns the sentinel.
-func (e *AppendError) Unwrap() error { return e.Err }
+// AppendError is [manifest.AppendError]: why Append refused a step. It
+// wraps one of ErrFork, ErrOutOfOrder or ErrBrokenLink.
+type AppendError = manifest.AppendError
 
 // Store is a chain store over one SQLite database file.
 type Store struct {
@@ -312,15 +300,15 @@ func (s *Store) commit(batch []*appendReq) {
 }
 
 // appendTx checks consecutive steps of one device against its stored
-// chain, inside a transaction (head and insert are its statements), and
-// inserts them. It returns a *AppendError for a refusal, which writes
-// nothing, and any other error for a failure of the database.
+// chain with [manifest.CheckAppend], inside a transaction (head and insert
+// are its statements), and inserts them. It returns a *AppendError for a
+// refusal, which writes nothing, and any other error for a failure of the
+// database.
 func appendTx(ctx context.Context, head, insert *sql.Stmt, steps []*manifest.SignedStep) error {
-	subject := steps[0].Step.Subject
 	var n uint64 // steps stored
 	var last []byte
 	var seq int64
-	switch err := head.QueryRowContext(ctx, subject).Scan(&seq, &last); {
+	switch err := head.QueryRowContext(ctx, steps[0].Step.Subject).Scan(&seq, &last); {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return fmt.Errorf("chainstore: failed to read chain: %w", err)
@@ -329,20 +317,8 @@ func appendTx(ctx context.Context, head, insert *sql.Stmt, steps []*manifest.Sig
 	}
 	// Check them all before writing any, the later ones against the
 	// earlier ones.
-	for _, ss := range steps {
-		st := ss.Step
-		refuse := func(e error) error {
-			return &AppendError{Subject: bytes.Clone(st.Subject), Sequence: st.Sequence, Stored: n, Err: e}
-		}
-		switch {
-		case st.Sequence < n:
-			return refuse(ErrFork)
-		case st.Sequence > n:
-			return refuse(ErrOutOfOrder)
-		case n > 0 && (st.Prev == nil || !st.Prev.Matches(last)):
-			return refuse(ErrBrokenLink)
-		}
-		n, last = n+1, ss.Raw
+	if err := manifest.CheckAppend(n, last, steps...); err != nil {
+		return err
 	}
 	for _, ss := range steps {
 		st := ss.Step
