@@ -34,7 +34,7 @@ func newLine(t testing.TB) *linesim.Line { return newLineEST(t, false) }
 
 func newLineEST(t testing.TB, overEST bool) *linesim.Line {
 	t.Helper()
-	l, err := linesim.NewLine(context.Background(), linesim.Config{Dir: t.TempDir(), EST: overEST})
+	l, err := linesim.NewLine(context.Background(), linesim.Config{EST: overEST})
 	if err != nil {
 		t.Fatal(err)
 	}
