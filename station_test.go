@@ -25,10 +25,7 @@ import (
 	"github.com/ztmkit/ztm/identity/keyseal"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/manifest"
-	"github.com/ztmkit/ztm/manifest/chainstore"
 )
-
-var _ ztm.StepStore = (*chainstore.Store)(nil)
 
 func newLine(t testing.TB) *linesim.Line { return newLineEST(t, false) }
 
