@@ -17,7 +17,7 @@
 //   - Bulk verification: [VerifyAll], a whole lot at once
 //   - Custody: [Step.NextCustodian]
 //   - Lots and receipts: [Lot], [LotManifest], [VerifyReceipt]
-//   - Chain store: package chainstore
+//   - Chain store: package chainstore, package memchain, [CheckAppend]
 //   - Sizes
 //
 // # Steps
@@ -257,7 +257,11 @@
 // Package chainstore keeps chains in SQLite (WAL, synchronous=FULL): it
 // appends a step only if it links to the stored predecessor, so a fork
 // cannot be stored; it reads a device's chain back byte for byte and lists
-// the latest steps of a lot, the leaves of its manifest.
+// the latest steps of a lot, the leaves of its manifest. Package memchain
+// does the same in memory, for tests, examples and demos. Both apply
+// [CheckAppend], the one rule of what may follow a stored chain, and refuse
+// with an [*AppendError] wrapping [ErrFork], [ErrOutOfOrder] or
+// [ErrBrokenLink]; a line's own store can call it too.
 //
 // # Sizes
 //

@@ -35,8 +35,9 @@ var (
 	// [ParsePolicy] and [SignPolicy] for a policy that breaks its rules,
 	// such as a step rule naming an unknown signer.
 	ErrInvalidPolicy = errors.New("manifest: invalid policy")
-	// ErrNoSteps is returned by a store of steps (package chainstore, or
-	// any ztm.StepStore) for a subject it holds no step of.
+	// ErrNoSteps is returned by a store of steps (package chainstore,
+	// package memchain, or any ztm.StepStore) for a subject it holds no
+	// step of.
 	ErrNoSteps = errors.New("manifest: no steps for this subject")
 	// ErrFork is wrapped, in an [*AppendError], by [CheckAppend] (and so
 	// by every step store's append) for a step whose sequence number is

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ztmkit/ztm/manifest"
 	"github.com/ztmkit/ztm/manifest/chainstore"
+	"github.com/ztmkit/ztm/manifest/internal/steptest"
 )
 
 var t0 = time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
@@ -67,6 +68,17 @@ func open(t testing.TB, path string) *chainstore.Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestConformance runs the behaviours every step store shares (order,
+// refusals, all-or-none appends, concurrency, lots, copies, Close); the
+// tests below are chainstore's own: the file, durability, a crash, two
+// Stores on one file.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	steptest.Run(t, func(t *testing.T) steptest.Store {
+		return open(t, filepath.Join(t.TempDir(), "chains.db"))
+	}, chainstore.ErrClosed)
 }
 
 func TestAppendReadVerify(t *testing.T) {
@@ -121,150 +133,6 @@ func TestAppendReadVerify(t *testing.T) {
 	}
 }
 
-func TestAppendRefuses(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	st := open(t, filepath.Join(t.TempDir(), "chains.db"))
-	defer st.Close()
-	l := newLine(t)
-	dev := []byte{0x01, 0x01}
-	s0 := l.next(t, dev, "L", "die-sort", nil)
-	s1 := l.next(t, dev, "L", "final-test", s0)
-	s2 := l.next(t, dev, "L", "ship", s1)
-	for _, s := range []*manifest.SignedStep{s0, s1} {
-		if _, err := st.Append(ctx, s.Raw); err != nil {
-			t.Fatal(err)
-		}
-	}
-	other := l.next(t, []byte{0x01, 0x02}, "L", "die-sort", nil)
-	fork := l.next(t, dev, "L", "rework", s0) // a second step 1
-	relink := l.next(t, dev, "L", "ship", fork)
-	// A first step with sequence 1 (it names a predecessor that is not stored).
-	orphan := l.next(t, []byte{0x01, 0x03}, "L", "final-test", other)
-	for _, tc := range []struct {
-		name string
-		raw  []byte
-		want error
-	}{
-		{"fork", fork.Raw, chainstore.ErrFork},
-		{"duplicate", s1.Raw, chainstore.ErrFork},
-		{"gap", l.next(t, dev, "L", "pack", s2).Raw, chainstore.ErrOutOfOrder},
-		{"broken link", relink.Raw, chainstore.ErrBrokenLink},
-		{"first step not 0", orphan.Raw, chainstore.ErrOutOfOrder},
-		{"malformed", s2.Raw[:len(s2.Raw)-1], manifest.ErrMalformed},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if _, err := st.Append(ctx, tc.raw); !errors.Is(err, tc.want) {
-				t.Fatalf("got %v, want %v", err, tc.want)
-			}
-		})
-	}
-	var ae *chainstore.AppendError
-	if _, err := st.Append(ctx, fork.Raw); !errors.As(err, &ae) || ae.Sequence != 1 || ae.Stored != 2 {
-		t.Fatalf("AppendError: %v", err)
-	}
-	c, err := st.Chain(ctx, dev)
-	if err != nil || len(c) != 2 || !bytes.Equal(c[1].Raw, s1.Raw) {
-		t.Fatalf("refusals changed the chain: %d %v", len(c), err)
-	}
-	if _, err := st.Append(ctx, s2.Raw); err != nil {
-		t.Fatalf("the right next step: %v", err)
-	}
-}
-
-func TestConcurrentAndLots(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	st := open(t, filepath.Join(t.TempDir(), "chains.db"))
-	defer st.Close()
-	l := newLine(t)
-	const devices, steps = 8, 5
-	var wg sync.WaitGroup
-	errs := make(chan error, devices+8)
-	for d := range devices {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dev := []byte{0x01, byte(d)}
-			lot := "LOT-A"
-			if d%2 == 1 {
-				lot = "LOT-B"
-			}
-			var prev *manifest.SignedStep
-			for i := range steps {
-				prev = l.next(t, dev, lot, fmt.Sprintf("step-%d", i), prev)
-				if _, err := st.Append(ctx, prev.Raw); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	// Racing appends of different steps 0 for one device: exactly one wins.
-	race := []byte{0x01, 0xff}
-	var wins atomic.Int32
-	for i := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s := l.next(t, race, "LOT-A", fmt.Sprintf("candidate-%d", i), nil)
-			_, err := st.Append(ctx, s.Raw)
-			switch {
-			case err == nil:
-				wins.Add(1)
-			case !errors.Is(err, chainstore.ErrFork):
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	if wins.Load() != 1 {
-		t.Fatalf("%d racing first steps stored, want 1", wins.Load())
-	}
-	a, err := st.Devices(ctx, "LOT-A")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(a) != devices/2+1 {
-		t.Fatalf("LOT-A has %d devices, want %d", len(a), devices/2+1)
-	}
-	// A lot manifest over the store's latest steps; each receipt verifies
-	// against the device's latest step read back from the store.
-	lot, _ := manifest.NewLot("LOT-B", manifest.LotOptions{KeepProofs: true})
-	var subjects [][]byte
-	if err := st.Lot(ctx, "LOT-B", func(subject, latest []byte) error {
-		subjects = append(subjects, subject)
-		_, err := lot.Add(latest)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := lot.Sign(rand.Reader, l.signer, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, sub := range subjects {
-		c, err := st.Chain(ctx, sub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := m.Receipt(uint64(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := manifest.VerifyReceipt(rc, c[len(c)-1].Raw, l.key.Public()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if len(subjects) != devices/2 {
-		t.Fatalf("LOT-B: %d devices", len(subjects))
-	}
-}
-
 // TestTwoStoresOneFile races forks through two Stores (two connections)
 // on one database file: SQLite's write lock lets exactly one through.
 func TestTwoStoresOneFile(t *testing.T) {
@@ -314,20 +182,6 @@ func TestTwoStoresOneFile(t *testing.T) {
 	c, err := b.Chain(ctx, dev)
 	if err != nil || len(c) != 11 {
 		t.Fatalf("%d steps, %v", len(c), err)
-	}
-}
-
-func TestClosed(t *testing.T) {
-	t.Parallel()
-	st := open(t, filepath.Join(t.TempDir(), "chains.db"))
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Chain(context.Background(), []byte{1}); !errors.Is(err, chainstore.ErrClosed) {
-		t.Fatal(err)
-	}
-	if err := st.Close(); !errors.Is(err, chainstore.ErrClosed) {
-		t.Fatal(err)
 	}
 }
 
@@ -394,60 +248,5 @@ func crashChild(t *testing.T) {
 			t.Fatal(err)
 		}
 		fmt.Printf("stored %d\n", i+1)
-	}
-}
-
-func TestAppendAllAtomicAndLast(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	st := open(t, filepath.Join(t.TempDir(), "chains.db"))
-	defer st.Close()
-	l := newLine(t)
-	dev := []byte{0x01, 0x07}
-	if _, err := st.Last(ctx, dev); !errors.Is(err, chainstore.ErrNotFound) {
-		t.Fatalf("Last of an unknown device: %v", err)
-	}
-	s0 := l.next(t, dev, "L", "die-sort", nil)
-	s1 := l.next(t, dev, "L", "key-generation", s0)
-	s2 := l.next(t, dev, "L", "enrollment", s1)
-	if _, err := st.AppendAll(ctx); err == nil {
-		t.Fatal("an empty append was accepted")
-	}
-	// The second step does not follow the first: neither is stored.
-	var ae *chainstore.AppendError
-	if _, err := st.AppendAll(ctx, s0.Raw, s2.Raw); !errors.As(err, &ae) || !errors.Is(err, chainstore.ErrOutOfOrder) || ae.Sequence != 2 {
-		t.Fatalf("gap inside one append: %v", err)
-	}
-	if _, err := st.Last(ctx, dev); !errors.Is(err, chainstore.ErrNotFound) {
-		t.Fatalf("a refused append stored a step: %v", err)
-	}
-	// Steps of two devices in one append are refused before the writer.
-	other := l.next(t, []byte{0x01, 0x08}, "L", "die-sort", nil)
-	if _, err := st.AppendAll(ctx, s0.Raw, other.Raw); err == nil {
-		t.Fatal("steps of two devices were appended together")
-	}
-	got, err := st.AppendAll(ctx, s0.Raw, s1.Raw, s2.Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 3 || !bytes.Equal(got[2].Raw, s2.Raw) {
-		t.Fatalf("AppendAll returned %d steps", len(got))
-	}
-	last, err := st.Last(ctx, dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(last.Raw, s2.Raw) || last.Step.Sequence != 2 {
-		t.Fatalf("Last is step %d", last.Step.Sequence)
-	}
-	// A fork of a stored step inside a longer append refuses it all.
-	fork := l.next(t, dev, "L", "rework", s1)
-	after := l.next(t, dev, "L", "ship", fork)
-	if _, err := st.AppendAll(ctx, fork.Raw, after.Raw); !errors.Is(err, chainstore.ErrFork) {
-		t.Fatalf("fork: %v", err)
-	}
-	chain, err := st.Chain(ctx, dev)
-	if err != nil || len(chain) != 3 {
-		t.Fatalf("chain after refusals: %d steps, %v", len(chain), err)
 	}
 }

@@ -15,7 +15,9 @@
 // sequence 0 for a device's first step, otherwise the next sequence number
 // and a previous-step digest equal to the digest of the exact bytes of the
 // stored predecessor. So a fork (a second step for a sequence number) or a
-// broken link cannot be stored. Append does not check signatures or
+// broken link cannot be stored. The check is [manifest.CheckAppend], the
+// rule every step store applies (package memchain's too), and a refusal is
+// a [*manifest.AppendError]. Append does not check signatures or
 // policy: that is [manifest.Verify]'s job, on the chain read back.
 //
 // # Concurrency
