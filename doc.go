@@ -39,9 +39,11 @@
 //	attest/devicesim          a simulated device that signs real evidence
 //	manifest                  signed supply-chain steps, chains, policies, lot manifests, receipts
 //	manifest/chainstore       a crash-safe store of each device's chain of steps
+//	manifest/memchain         the same store in memory (tests, examples, demos)
 //	ca                        the embedded CA: ceremonies, profiles, revocation, CRLs
 //	ca/ledger/sqlite          the embedded, hash-chained issuance ledger
 //	ca/ledger/postgres        the same ledger shared by several CA instances
+//	ca/ledger/memledger       the same ledger in memory, not durable (tests, examples)
 //	ca/enroll                 the registration authority: every enrollment decided in one place
 //	transport/est             EST (RFC 7030) over HTTP: server, client, offline queue
 //

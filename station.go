@@ -78,8 +78,9 @@ const (
 
 // StepStore keeps every device's signed steps, in order, by subject (the
 // device's UEID bytes). *chainstore.Store (package manifest/chainstore,
-// durable in SQLite) is one; a line's own database can be another. It must
-// be safe for concurrent use.
+// durable in SQLite) is one; a line's own database can be another;
+// *memchain.Store (package manifest/memchain) keeps the steps in memory,
+// for tests and examples. It must be safe for concurrent use.
 type StepStore interface {
 	// Last returns the subject's last stored step, or an error wrapping
 	// manifest.ErrNoSteps when none is stored.
