@@ -83,8 +83,9 @@ type Partner struct {
 
 // StepStore is what the line needs of the step store its stations share:
 // a ztm.StepStore that also appends one step (Append), walks a lot
-// (Lot, for the lot manifest) and closes. *manifest/chainstore.Store (a
-// SQLite file) and *manifest/memchain.Store (memory) are both one.
+// (Lot, for the lot manifest) and closes. *chainstore.Store (package
+// manifest/chainstore, a SQLite file) and *memchain.Store (package
+// manifest/memchain, in memory) are both one.
 type StepStore interface {
 	ztm.StepStore
 	// Append stores one signed step, as AppendAll does.
