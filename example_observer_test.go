@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -37,16 +36,13 @@ func (l *latency) StageEnd(ctx context.Context, stage ztm.Stage, d time.Duration
 }
 
 // A station reports its stages to an Observer (StationConfig.Observer);
-// here the stations of a simulated line (examples/linesim) do.
+// here the stations of a simulated line (examples/linesim) do. The line's
+// CA ledger and steps are in memory; a real line keeps them in
+// ca/ledger/sqlite and manifest/chainstore.
 func ExampleObserver() {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "ztm-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
 	obs := &latency{durations: map[ztm.Stage][]time.Duration{}, refusals: map[string]int{}}
-	line, err := linesim.NewLine(ctx, linesim.Config{Dir: dir, Observer: obs})
+	line, err := linesim.NewLine(ctx, linesim.Config{Observer: obs})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -11,20 +11,18 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"log"
-	"os"
-	"path/filepath"
 
 	"github.com/ztmkit/ztm"
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/identity/keystore/mem"
 	"github.com/ztmkit/ztm/manifest"
-	"github.com/ztmkit/ztm/manifest/chainstore"
+	"github.com/ztmkit/ztm/manifest/memchain"
 )
 
 // widget is the jig's view of a device: a ztm.Device. This one drives a
@@ -56,17 +54,14 @@ func (w *widget) InstallChain(ctx context.Context, chain []*x509.Certificate) er
 // CA's root and ledger, the one evidence verifier (the CA consumes its
 // nonces, the station checks the one it asked for), the registration
 // authority (enroll.Service), the station's key and certificate, and its
-// chain store. Then one device is provisioned and its final test recorded.
+// step store. Then one device is provisioned and its final test recorded.
 func ExampleNewStation() {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "ztm-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
 	keys := mem.New() // an HSM or TPM on a real line: keystore.Open(ctx, "pkcs11:…")
 
-	// The CA: a root (a key ceremony, in reality) and a SQLite ledger.
+	// The CA: a root (a key ceremony, in reality) and its ledger. This one
+	// is in memory; a line's CA keeps its ledger durable, in
+	// ca/ledger/sqlite or ca/ledger/postgres.
 	caKey, err := keys.Create(ctx, keystore.CreateRequest{Label: "ca"})
 	if err != nil {
 		log.Fatal(err)
@@ -75,10 +70,7 @@ func ExampleNewStation() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	ledger, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), sqlite.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
+	ledger := memledger.New()
 	defer ledger.Close()
 	authority, err := ca.New(ca.Config{Signer: caKey, Chain: []*x509.Certificate{root}, Ledger: ledger})
 	if err != nil {
@@ -122,7 +114,7 @@ func ExampleNewStation() {
 	}
 
 	// The station: its key, its certificate (the steps it may sign, the
-	// profiles it may enroll under) and its chain store.
+	// profiles it may enroll under) and its step store.
 	stationKey, err := keys.Create(ctx, keystore.CreateRequest{Label: "station"})
 	if err != nil {
 		log.Fatal(err)
@@ -139,11 +131,10 @@ func ExampleNewStation() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	chains, err := chainstore.Open(ctx, filepath.Join(dir, "chains.db"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer chains.Close()
+	// The steps are kept in memory here; a line keeps them in
+	// manifest/chainstore (a SQLite file) or its own database.
+	steps := memchain.New()
+	defer steps.Close()
 
 	station, err := ztm.NewStation(ztm.StationConfig{
 		Name:      "cm-station-1",
@@ -151,7 +142,7 @@ func ExampleNewStation() {
 		CertChain: []*x509.Certificate{stationCert},
 		Enroller:  service.Local(enroll.Requester{Certificate: stationCert}), // or an *est.Client
 		Verifier:  verifier,
-		StepStore: chains,
+		StepStore: steps,
 		Revoker:   authority,
 	})
 	if err != nil {

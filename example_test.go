@@ -11,19 +11,17 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/ztmkit/ztm"
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/identity/keystore/mem"
-	"github.com/ztmkit/ztm/manifest/chainstore"
+	"github.com/ztmkit/ztm/manifest/memchain"
 )
 
 // jig is what an OEM writes: the station's view of the device on its test
@@ -61,13 +59,11 @@ func (j *jig) InstallChain(ctx context.Context, chain []*x509.Certificate) error
 // the station, the device on its jig and a cleanup function.
 func exampleLine() (*ztm.Station, *jig, func()) {
 	ctx := context.Background()
-	dir, _ := os.MkdirTemp("", "ztm-example")
 	var closers []func() error
 	cleanup := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
-		os.RemoveAll(dir)
 	}
 	must := func(err error) {
 		if err != nil {
@@ -76,14 +72,15 @@ func exampleLine() (*ztm.Station, *jig, func()) {
 		}
 	}
 
-	// The CA: a root (a key ceremony, in reality), a ledger and the registration authority (enroll.Service).
+	// The CA: a root (a key ceremony, in reality), a ledger and the
+	// registration authority (enroll.Service). The ledger is in memory
+	// here; a line's CA keeps it in ca/ledger/sqlite or ca/ledger/postgres.
 	keys := mem.New()
 	caKey, err := keys.Create(ctx, keystore.CreateRequest{Label: "ca"})
 	must(err)
 	root, err := ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Example IDevID CA"}, Signer: caKey})
 	must(err)
-	ledger, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), sqlite.Options{})
-	must(err)
+	ledger := memledger.New()
 	closers = append(closers, ledger.Close)
 	authority, err := ca.New(ca.Config{Signer: caKey, Chain: []*x509.Certificate{root}, Ledger: ledger})
 	must(err)
@@ -109,7 +106,8 @@ func exampleLine() (*ztm.Station, *jig, func()) {
 	gate, err := enroll.New(enroll.Config{Authority: authority, Verifier: verifier})
 	must(err)
 
-	// The station: its key, its certificate, its chain store.
+	// The station: its key, its certificate, its step store (in memory
+	// here; manifest/chainstore on a line).
 	stationKey, err := keys.Create(ctx, keystore.CreateRequest{Label: "station"})
 	must(err)
 	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "cm-station-1"}}, stationKey)
@@ -120,13 +118,12 @@ func exampleLine() (*ztm.Station, *jig, func()) {
 			Profiles: []string{"idevid"},
 		}})
 	must(err)
-	chains, err := chainstore.Open(ctx, filepath.Join(dir, "chains.db"))
-	must(err)
-	closers = append(closers, chains.Close)
+	steps := memchain.New()
+	closers = append(closers, steps.Close)
 	station, err := ztm.NewStation(ztm.StationConfig{
 		Name: "cm-station-1", Key: stationKey, CertChain: []*x509.Certificate{stationCert},
 		Enroller: gate.Local(enroll.Requester{Certificate: stationCert}),
-		Verifier: verifier, StepStore: chains, Revoker: authority,
+		Verifier: verifier, StepStore: steps, Revoker: authority,
 	})
 	must(err)
 
@@ -139,9 +136,9 @@ func exampleLine() (*ztm.Station, *jig, func()) {
 	return station, dev, cleanup
 }
 
-// A station provisions one device: the CA side (an Authority with a SQLite
-// ledger behind an enroll.Service, in process here; over EST with est.Client in a
-// real plant) re-checks the evidence the station checked first. The setup
+// A station provisions one device: the CA side (an Authority and its
+// ledger behind an enroll.Service, in process here; over EST with
+// est.Client in a real plant) re-checks the evidence the station checked first. The setup
 // is in exampleLine; ExampleNewStation shows the same setup whole.
 func ExampleStation_Provision() {
 	station, dev, cleanup := exampleLine()

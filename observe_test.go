@@ -57,7 +57,7 @@ func TestObserverAndLogger(t *testing.T) {
 	ctx := context.Background()
 	obs := &stageLog{}
 	var logBuf syncBuffer
-	l, err := linesim.NewLine(ctx, linesim.Config{Dir: t.TempDir(), Observer: obs,
+	l, err := linesim.NewLine(ctx, linesim.Config{Observer: obs,
 		Logger: slog.New(slog.NewJSONHandler(&logBuf, nil))})
 	if err != nil {
 		t.Fatal(err)

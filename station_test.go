@@ -25,16 +25,13 @@ import (
 	"github.com/ztmkit/ztm/identity/keyseal"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/manifest"
-	"github.com/ztmkit/ztm/manifest/chainstore"
 )
-
-var _ ztm.StepStore = (*chainstore.Store)(nil)
 
 func newLine(t testing.TB) *linesim.Line { return newLineEST(t, false) }
 
 func newLineEST(t testing.TB, overEST bool) *linesim.Line {
 	t.Helper()
-	l, err := linesim.NewLine(context.Background(), linesim.Config{Dir: t.TempDir(), EST: overEST})
+	l, err := linesim.NewLine(context.Background(), linesim.Config{EST: overEST})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,20 +2,18 @@ package ztm_test
 
 import (
 	"context"
-	"math/big"
 	"testing"
 
 	"github.com/ztmkit/ztm/attest/tpm"
-	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/ca/ledger/postgres"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/identity/keystore/file"
 	"github.com/ztmkit/ztm/identity/keystore/pkcs11"
 	tpmstore "github.com/ztmkit/ztm/identity/keystore/tpm"
 )
 
-// TestZeroValuesBackends is TestZeroValues for the hardware key stores,
-// the TPM quote verifier and the PostgreSQL ledger.
+// TestZeroValuesBackends is TestZeroValues for the hardware key stores
+// and the TPM quote verifier. (The PostgreSQL ledger's cases are in
+// ca/ledger/postgres's TestZeroValues.)
 func TestZeroValuesBackends(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -40,14 +38,6 @@ func TestZeroValuesBackends(t *testing.T) {
 		}},
 		{"attest/tpm.Verifier{}.Decode", func() error { return errOf((&tpm.Verifier{}).Decode([]byte{0xa0})) }},
 		{"attest/tpm.Verifier{}.Verify", func() error { return errOf((&tpm.Verifier{}).Verify(ctx, []byte{0xa0})) }},
-		{"postgres.Open(\"\")", func() error { return errOf(postgres.Open(ctx, "", postgres.Config{})) }},
-		{"postgres.New(nil pool)", func() error { return errOf(postgres.New(ctx, nil, postgres.Config{})) }},
-		{"postgres.Ledger{}.Head", func() error { return errOf((&postgres.Ledger{}).Head(ctx)) }},
-		{"postgres.Ledger{}.Lookup", func() error { return errOf((&postgres.Ledger{}).Lookup(ctx, big.NewInt(1))) }},
-		{"postgres.Ledger{}.Revoked", func() error { return errOf((&postgres.Ledger{}).Revoked(ctx)) }},
-		{"postgres.Ledger{}.Verify", func() error { return errOf((&postgres.Ledger{}).Verify(ctx)) }},
-		{"postgres.Ledger{}.Record", func() error { return errOf((&postgres.Ledger{}).Record(ctx, 1)) }},
-		{"postgres.Ledger{}.Append", func() error { return (&postgres.Ledger{}).Append(ctx, &ca.Record{}, nil) }},
 		{"file.Store{}.List", func() error { return errOf((&file.Store{}).List(ctx)) }},
 	})
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/ztmkit/ztm/examples/linesim"
 	"github.com/ztmkit/ztm/identity/keyseal"
 	"github.com/ztmkit/ztm/manifest"
-	"github.com/ztmkit/ztm/manifest/chainstore"
+	"github.com/ztmkit/ztm/manifest/memchain"
 	"github.com/ztmkit/ztm/transport/est"
 )
 
@@ -45,7 +45,7 @@ func TestMisconfigured(t *testing.T) {
 		_, err = st.Provision(ctx, &widget{})
 		return err
 	}
-	// A working line, so that Provision would reach the chain store.
+	// A working line, so that Provision would reach the step store.
 	l := newLine(t)
 	dev, err := l.NewDevice(1, linesim.DeviceOptions{})
 	if err != nil {
@@ -62,11 +62,11 @@ func TestMisconfigured(t *testing.T) {
 		{"manifest.VerifyAll(nil policy)", func() error {
 			return errOf(manifest.VerifyAll(ctx, func(func(manifest.ChainInput) bool) {}, nil, &manifest.BulkOptions{Workers: -1}))
 		}},
-		{"StationConfig{StepStore: (*chainstore.Store)(nil)}", func() error {
+		{"StationConfig{StepStore: (*memchain.Store)(nil)}", func() error {
 			cm := l.Partners[linesim.ContractManufacturer]
 			st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: cm.Key, CertChain: cm.Chain,
 				Enroller: l.Service.Local(enroll.Requester{Certificate: cm.Chain[0]}),
-				Verifier: l.StationVerifier, StepStore: (*chainstore.Store)(nil)})
+				Verifier: l.StationVerifier, StepStore: (*memchain.Store)(nil)})
 			if err != nil {
 				return err
 			}
@@ -74,14 +74,14 @@ func TestMisconfigured(t *testing.T) {
 			return err
 		}},
 		{"StationConfig{Enroller: (*est.Client)(nil)}", func() error {
-			return provisionWith(ztm.StationConfig{Enroller: (*est.Client)(nil), StepStore: &chainstore.Store{}})
+			return provisionWith(ztm.StationConfig{Enroller: (*est.Client)(nil), StepStore: memchain.New()})
 		}},
 		{"StationConfig{Enroller: (*enroll.Local)(nil)}", func() error {
-			return provisionWith(ztm.StationConfig{Enroller: (*enroll.Local)(nil), StepStore: &chainstore.Store{}})
+			return provisionWith(ztm.StationConfig{Enroller: (*enroll.Local)(nil), StepStore: memchain.New()})
 		}},
 		{"StationConfig{Verifier: (*attest.EATVerifier)(nil)}", func() error {
 			_, err := ztm.NewStation(ztm.StationConfig{Name: "s", Key: key, Enroller: &enroll.Local{},
-				Verifier: (*attest.EATVerifier)(nil), StepStore: &chainstore.Store{}})
+				Verifier: (*attest.EATVerifier)(nil), StepStore: memchain.New()})
 			return err
 		}},
 	})

@@ -48,11 +48,14 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm"
+	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/ca/ledger/sqlite"
 	"github.com/ztmkit/ztm/examples/internal/linestats"
 	"github.com/ztmkit/ztm/examples/internal/progress"
 	"github.com/ztmkit/ztm/examples/linesim"
 	"github.com/ztmkit/ztm/manifest"
+	"github.com/ztmkit/ztm/manifest/chainstore"
 )
 
 // config is what the flags set.
@@ -126,7 +129,17 @@ func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
 	start := time.Now()
 	lot := "lot-" + start.UTC().Format("20060102-150405")
 	stats := &linestats.Stats{}
-	line, err := linesim.NewLine(ctx, linesim.Config{Dir: cfg.Out, Lot: lot, EST: true, Observer: stats})
+	line, err := linesim.NewLine(ctx, linesim.Config{
+		Lot: lot, EST: true, Observer: stats,
+		// The CA's ledger and the stations' steps are durable, in SQLite
+		// files in the output directory.
+		OpenLedger: func(ctx context.Context) (ca.Ledger, error) {
+			return sqlite.Open(ctx, filepath.Join(cfg.Out, "ledger.db"), sqlite.Options{})
+		},
+		OpenStepStore: func(ctx context.Context) (linesim.StepStore, error) {
+			return chainstore.Open(ctx, filepath.Join(cfg.Out, "chains.db"))
+		},
+	})
 	if err != nil {
 		return nil, err
 	}

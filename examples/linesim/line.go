@@ -15,18 +15,17 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/ztmkit/ztm"
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/identity/keystore/mem"
 	"github.com/ztmkit/ztm/manifest"
-	"github.com/ztmkit/ztm/manifest/chainstore"
+	"github.com/ztmkit/ztm/manifest/memchain"
 	"github.com/ztmkit/ztm/transport/est"
 )
 
@@ -82,10 +81,38 @@ type Partner struct {
 	enroller enroll.Enroller
 }
 
-// Config configures NewLine. Dir is required.
+// StepStore is what the line needs of the step store its stations share:
+// a ztm.StepStore that also appends one step (Append), walks a lot
+// (Lot, for the lot manifest) and closes. *chainstore.Store (package
+// manifest/chainstore, a SQLite file) and *memchain.Store (package
+// manifest/memchain, in memory) are both one.
+type StepStore interface {
+	ztm.StepStore
+	// Append stores one signed step, as AppendAll does.
+	Append(ctx context.Context, raw []byte) (*manifest.SignedStep, error)
+	// Lot calls fn, in subject order, with the subject and the exact
+	// bytes of the latest step of each device whose latest step names
+	// lot: the leaves of the lot's manifest.
+	Lot(ctx context.Context, lot string, fn func(subject, latest []byte) error) error
+	// Close releases the store.
+	Close() error
+}
+
+var _ StepStore = (*memchain.Store)(nil)
+
+// Config configures NewLine. Its zero value is a line in memory.
 type Config struct {
-	// Dir holds the CA ledger (ledger.db) and the chain store (chains.db).
-	Dir string
+	// OpenLedger opens the CA's issuance ledger; the line closes it. A
+	// real line keeps it durable, in ca/ledger/sqlite or
+	// ca/ledger/postgres (examples/factoryline passes sqlite.Open). If
+	// nil, the ledger is in memory (ca/ledger/memledger) and lost when
+	// the line closes.
+	OpenLedger func(ctx context.Context) (ca.Ledger, error)
+	// OpenStepStore opens the step store every station writes; the line
+	// closes it. A real line keeps its steps in manifest/chainstore
+	// (examples/factoryline passes chainstore.Open). If nil, the steps are
+	// in memory (manifest/memchain).
+	OpenStepStore func(ctx context.Context) (StepStore, error)
 	// Lot is the lot the OEM packs devices into. If empty, "lot-1".
 	Lot string
 	// EST makes stations enroll over EST: an est.Server on a random port
@@ -105,7 +132,8 @@ type Line struct {
 	// Authority is the IDevID CA; Roots holds its root.
 	Authority *ca.Authority
 	Root      *x509.Certificate
-	Ledger    *sqlite.Ledger
+	// Ledger is the CA's issuance ledger (Config.OpenLedger).
+	Ledger ca.Ledger
 	// Service holds the CA side's enrollment checks (evidence, authorization,
 	// idempotency through the ledger).
 	Service *enroll.Service
@@ -115,8 +143,9 @@ type Line struct {
 	CAVerifier *attest.EATVerifier
 	// StationVerifier is the stations' local verifier (no nonces).
 	StationVerifier *attest.EATVerifier
-	// Chains is the chain store every station writes.
-	Chains *chainstore.Store
+	// Chains is the step store every station writes
+	// (Config.OpenStepStore).
+	Chains StepStore
 	// OEMKey signs the policy and the lot manifest.
 	OEMKey   crypto.Signer
 	Partners [numRoles]*Partner
@@ -128,11 +157,9 @@ type Line struct {
 	estRoots  *x509.CertPool
 }
 
-// NewLine sets up a line in cfg.Dir.
+// NewLine sets up a line: its CA on the ledger cfg.OpenLedger opens, its
+// stations writing to the step store cfg.OpenStepStore opens.
 func NewLine(ctx context.Context, cfg Config) (l *Line, err error) {
-	if cfg.Dir == "" {
-		return nil, errors.New("linesim: Dir is required")
-	}
 	if cfg.Lot == "" {
 		cfg.Lot = "lot-1"
 	}
@@ -142,7 +169,7 @@ func NewLine(ctx context.Context, cfg Config) (l *Line, err error) {
 			l.Close()
 		}
 	}()
-	if err := l.newCA(ctx, cfg.Dir); err != nil {
+	if err := l.newCA(ctx, cfg.OpenLedger); err != nil {
 		return nil, err
 	}
 	if err := l.newVerifiers(); err != nil {
@@ -153,9 +180,17 @@ func NewLine(ctx context.Context, cfg Config) (l *Line, err error) {
 			return nil, err
 		}
 	}
-	l.Chains, err = chainstore.Open(ctx, filepath.Join(cfg.Dir, "chains.db"))
-	if err != nil {
-		return nil, err
+	if cfg.OpenStepStore == nil {
+		l.Chains = memchain.New()
+	} else {
+		steps, err := cfg.OpenStepStore(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("linesim: step store: %w", err)
+		}
+		if steps == nil {
+			return nil, errors.New("linesim: OpenStepStore returned no store")
+		}
+		l.Chains = steps
 	}
 	l.OEMKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -172,8 +207,8 @@ func NewLine(ctx context.Context, cfg Config) (l *Line, err error) {
 }
 
 // newCA makes the IDevID CA: a root, an issuing intermediate, and the
-// Authority over a SQLite ledger in dir.
-func (l *Line) newCA(ctx context.Context, dir string) error {
+// Authority over the ledger open returns (in memory if open is nil).
+func (l *Line) newCA(ctx context.Context, open func(context.Context) (ca.Ledger, error)) error {
 	caStore := mem.New()
 	rootKey, err := caStore.Create(ctx, keystore.CreateRequest{Label: "root"})
 	if err != nil {
@@ -194,9 +229,17 @@ func (l *Line) newCA(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	l.Ledger, err = sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), sqlite.Options{})
-	if err != nil {
-		return err
+	if open == nil {
+		l.Ledger = memledger.New()
+	} else {
+		ledger, err := open(ctx)
+		if err != nil {
+			return fmt.Errorf("linesim: ledger: %w", err)
+		}
+		if ledger == nil {
+			return errors.New("linesim: OpenLedger returned no ledger")
+		}
+		l.Ledger = ledger
 	}
 	l.Authority, err = ca.New(ca.Config{Signer: issKey, Chain: []*x509.Certificate{iss, l.Root}, Ledger: l.Ledger})
 	if err != nil {

@@ -25,12 +25,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"time"
 
 	"github.com/ztmkit/ztm"
+	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/ledger/sqlite"
 	"github.com/ztmkit/ztm/examples/internal/linestats"
 	"github.com/ztmkit/ztm/examples/linesim"
 	"github.com/ztmkit/ztm/manifest"
+	"github.com/ztmkit/ztm/manifest/chainstore"
 )
 
 func main() {
@@ -71,9 +75,19 @@ func serve(ctx context.Context, addr string, devices, tamper int, w io.Writer) e
 }
 
 // provision runs devices honest and tamper bad devices through a simulated
-// line whose stations report to obs.
+// line whose stations report to obs. The line's ledger and steps are in
+// SQLite files in dir, as a real line's are, so that the stages' latencies
+// include their durable commits.
 func provision(ctx context.Context, dir string, obs ztm.Observer, devices, tamper int) error {
-	line, err := linesim.NewLine(ctx, linesim.Config{Dir: dir, Observer: obs})
+	line, err := linesim.NewLine(ctx, linesim.Config{
+		Observer: obs,
+		OpenLedger: func(ctx context.Context) (ca.Ledger, error) {
+			return sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), sqlite.Options{})
+		},
+		OpenStepStore: func(ctx context.Context) (linesim.StepStore, error) {
+			return chainstore.Open(ctx, filepath.Join(dir, "chains.db"))
+		},
+	})
 	if err != nil {
 		return err
 	}

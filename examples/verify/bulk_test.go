@@ -17,6 +17,7 @@ import (
 
 	"github.com/ztmkit/ztm/examples/linesim"
 	"github.com/ztmkit/ztm/manifest"
+	"github.com/ztmkit/ztm/manifest/chainstore"
 )
 
 // lotDevicesFlag is the number of devices TestVerifyLot provisions through
@@ -32,7 +33,12 @@ func writeLot(t *testing.T, n int) (dir string, serials []string) {
 	t.Helper()
 	ctx := t.Context()
 	dir = t.TempDir()
-	l, err := linesim.NewLine(ctx, linesim.Config{Dir: dir, Lot: "lot-bulk"})
+	// The steps go to chains.db, the chain store factoryline writes and
+	// -store reads; the CA's ledger is not read and stays in memory.
+	l, err := linesim.NewLine(ctx, linesim.Config{Lot: "lot-bulk",
+		OpenStepStore: func(ctx context.Context) (linesim.StepStore, error) {
+			return chainstore.Open(ctx, filepath.Join(dir, "chains.db"))
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

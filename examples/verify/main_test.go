@@ -21,7 +21,7 @@ func writeLine(t *testing.T) (dir string, chain manifest.Chain) {
 	t.Helper()
 	ctx := context.Background()
 	dir = t.TempDir()
-	l, err := linesim.NewLine(ctx, linesim.Config{Dir: dir})
+	l, err := linesim.NewLine(ctx, linesim.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 func TestStationInjectsFromToken(t *testing.T) {
 	_, s, e := exportToken(t)
 	ctx := context.Background()
-	l, err := linesim.NewLine(ctx, linesim.Config{Dir: t.TempDir()})
+	l, err := linesim.NewLine(ctx, linesim.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
