@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
-	"database/sql"
 	"errors"
 	"io"
 	"math/big"
@@ -132,31 +131,6 @@ func TestCRLCarriesCheckpoint(t *testing.T) {
 	}
 }
 
-// TestCRLCounterRollback sets the ledger's CRL counter back: the next CRL
-// would reuse a number, and is refused.
-func TestCRLCounterRollback(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	p := newPKI(t, keystore.ES256, withCheckpoints(t.TempDir()))
-	certs := issueAll(t, p)
-	if _, err := p.auth.CRL(ctx); err != nil {
-		t.Fatal(err)
-	}
-	db := openRaw(t, filepath.Join(p.dir, "ledger.db"))
-	if _, err := db.Exec("UPDATE crl_number SET n = 0"); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.auth.Revoke(ctx, certs["ak"].SerialNumber, ca.ReasonSuperseded, "admin"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.auth.CRL(ctx); !errors.Is(err, ca.ErrCheckpointMismatch) {
-		t.Fatalf("CRL after the counter went back: %v", err)
-	}
-	if _, err := p.auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "X1"), Profile: "idevid", Requester: "s"}); !errors.Is(err, ca.ErrLedgerCorrupt) {
-		t.Fatalf("Issue after the rollback was seen: %v", err)
-	}
-}
-
 func TestCheckpointHandler(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -254,16 +228,6 @@ func TestCheckpointStoreForged(t *testing.T) {
 	}
 }
 
-func openRaw(t *testing.T, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 // swappingLedger answers every Lookup with the status of another serial,
 // as a ledger with a damaged serial index and no checks of its own would.
 type swappingLedger struct {
@@ -289,32 +253,5 @@ func TestIssuedCertificateChecksLookup(t *testing.T) {
 	}
 	if c, err := a.IssuedCertificate(ctx, certs["idevid"].SerialNumber); !errors.Is(err, ca.ErrLedgerCorrupt) {
 		t.Fatalf("IssuedCertificate through a swapping ledger: %v, %v", c, err)
-	}
-}
-
-// TestRunCheckpointsVerifies damages a record while the CA runs: the next
-// periodic round verifies the ledger first, finds it, signs nothing and
-// stops the Authority.
-func TestRunCheckpointsVerifies(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
-		withCheckpoints(dir)(c)
-		c.CheckpointInterval = 5 * time.Millisecond
-	})
-	issueAll(t, p)
-	if _, err := openRaw(t, filepath.Join(p.dir, "ledger.db")).Exec("UPDATE records SET requester = 'x' WHERE seq = 2"); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.auth.RunCheckpoints(ctx); !errors.Is(err, ca.ErrLedgerCorrupt) {
-		t.Fatalf("RunCheckpoints: %v", err)
-	}
-	if _, err := ca.NewCheckpointFile(filepath.Join(dir, "checkpoint")).LatestCheckpoint(ctx); !errors.Is(err, ca.ErrNoCheckpoint) {
-		t.Fatalf("a checkpoint was signed over a damaged ledger: %v", err)
-	}
-	if err := p.auth.Revoke(ctx, big.NewInt(1), ca.ReasonSuperseded, "x"); !errors.Is(err, ca.ErrLedgerCorrupt) {
-		t.Fatalf("Revoke after: %v", err)
 	}
 }

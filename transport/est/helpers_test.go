@@ -27,7 +27,7 @@ import (
 	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/transport/est"
 )
@@ -42,7 +42,7 @@ type env struct {
 	rootKey  crypto.Signer
 	inter    *x509.Certificate
 	interKey crypto.Signer
-	ledger   *sqlite.Ledger
+	ledger   *memledger.Ledger
 	auth     *ca.Authority
 	nonces   *attest.Nonces
 	verifier *attest.EATVerifier
@@ -81,7 +81,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e := &env{t: t, dir: t.TempDir()}
 	pki := testpki.New(t, testpki.Config{Organization: "-", RootName: "Test Root CA", IssuingName: "Test Issuing CA"})
 	e.root, e.rootKey, e.inter, e.interKey = pki.Root, pki.RootKey, pki.Issuing, pki.IssuingKey
-	e.ledger = testpki.Ledger(t, e.dir)
+	e.ledger = testpki.Ledger(t)
 	e.auth = pki.Authority(t, e.ledger, func(c *ca.Config) { c.Quota, c.Time = o.quota, o.authTime })
 	var err error
 	e.nonces = attest.NewNonces(attest.NonceConfig{MaxOutstanding: o.noncesMax, MaxPerOwner: o.perOwner})
