@@ -300,7 +300,7 @@ func ExampleAuthority_IssueIntermediate() {
 		log.Fatal(err)
 	}
 	// The root's own ledger, in memory here: a root CA keeps it in
-	// ca/ledger/sqlite (or ca/ledger/postgres) with the root's key.
+	// ca/ledger/sqlite or ca/ledger/postgres.
 	ledger := memledger.New()
 	defer ledger.Close()
 	// No leaf profiles: the root signs CA certificates and CRLs only.
@@ -362,8 +362,9 @@ func ExampleEqualNames() {
 // ExampleAuthority_Checkpoint keeps signed checkpoints of the ledger in a
 // file outside it: each names the ledger's head, signed by the CA's key, so
 // that records deleted from the ledger later are seen. A durable ledger is
-// checked against them when it opens (see ca/ledger/sqlite's
-// ExampleOptions_checkpoints).
+// checked against them when it opens (Checkpoints and CheckpointKey in
+// ca/ledger/sqlite's Options and ca/ledger/postgres's Config; see
+// sqlite's ExampleOptions_checkpoints).
 func ExampleAuthority_Checkpoint() {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "ztm-checkpoint")
