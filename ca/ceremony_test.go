@@ -7,14 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 )
@@ -53,10 +52,7 @@ func TestNameConstraintsAndPathLen(t *testing.T) {
 	if _, err := ca.NewIntermediate(ca.IntermediateRequest{Subject: pkix.Name{CommonName: "x"}, PublicKey: caKey(t, keystore.ES256).Public(), Parent: inter, ParentSigner: interKey}); !errors.Is(err, ca.ErrInvalidConfig) {
 		t.Fatalf("CA under pathlen 0: %v", err)
 	}
-	l, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "l.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := memledger.New()
 	defer l.Close()
 	auth, err := ca.New(ca.Config{Signer: interKey, Chain: []*x509.Certificate{inter, root}, Ledger: l})
 	if err != nil {

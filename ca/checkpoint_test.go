@@ -5,19 +5,22 @@ import (
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
-	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"github.com/veraison/go-cose"
 
 	"github.com/ztmkit/ztm/ca"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity/keystore"
 )
 
@@ -132,31 +135,6 @@ func TestCRLCarriesCheckpoint(t *testing.T) {
 	}
 }
 
-// TestCRLCounterRollback sets the ledger's CRL counter back: the next CRL
-// would reuse a number, and is refused.
-func TestCRLCounterRollback(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	p := newPKI(t, keystore.ES256, withCheckpoints(t.TempDir()))
-	certs := issueAll(t, p)
-	if _, err := p.auth.CRL(ctx); err != nil {
-		t.Fatal(err)
-	}
-	db := openRaw(t, filepath.Join(p.dir, "ledger.db"))
-	if _, err := db.Exec("UPDATE crl_number SET n = 0"); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.auth.Revoke(ctx, certs["ak"].SerialNumber, ca.ReasonSuperseded, "admin"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.auth.CRL(ctx); !errors.Is(err, ca.ErrCheckpointMismatch) {
-		t.Fatalf("CRL after the counter went back: %v", err)
-	}
-	if _, err := p.auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "X1"), Profile: "idevid", Requester: "s"}); !errors.Is(err, ca.ErrLedgerCorrupt) {
-		t.Fatalf("Issue after the rollback was seen: %v", err)
-	}
-}
-
 func TestCheckpointHandler(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -254,16 +232,6 @@ func TestCheckpointStoreForged(t *testing.T) {
 	}
 }
 
-func openRaw(t *testing.T, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 // swappingLedger answers every Lookup with the status of another serial,
 // as a ledger with a damaged serial index and no checks of its own would.
 type swappingLedger struct {
@@ -292,29 +260,80 @@ func TestIssuedCertificateChecksLookup(t *testing.T) {
 	}
 }
 
-// TestRunCheckpointsVerifies damages a record while the CA runs: the next
-// periodic round verifies the ledger first, finds it, signs nothing and
-// stops the Authority.
-func TestRunCheckpointsVerifies(t *testing.T) {
+// faultyLedger is a ledger in memory that, once broken, answers as a
+// damaged database would: CRL numbers one lower than the counter's (set
+// back), and Verify finding the chain broken. (The same damage done to a
+// SQLite file is tested in ca/ledger/sqlite.)
+type faultyLedger struct {
+	*memledger.Ledger
+	crlBack, chainBroken atomic.Bool
+}
+
+func (l *faultyLedger) NextCRLNumber(ctx context.Context) (*big.Int, error) {
+	n, err := l.Ledger.NextCRLNumber(ctx)
+	if err == nil && l.crlBack.Load() {
+		n.Sub(n, big.NewInt(1))
+	}
+	return n, err
+}
+
+func (l *faultyLedger) Verify(ctx context.Context) (ca.Head, error) {
+	if l.chainBroken.Load() {
+		return ca.Head{}, fmt.Errorf("faulty ledger: record 2 changed: %w", ca.ErrLedgerCorrupt)
+	}
+	return l.Ledger.Verify(ctx)
+}
+
+// faultyAuthority is p's CA over a faultyLedger, with checkpoints in dir,
+// and three IDevIDs it issued.
+func faultyAuthority(t *testing.T, p *testPKI, dir string, edit func(*ca.Config)) (*ca.Authority, *faultyLedger, []*x509.Certificate) {
+	t.Helper()
+	l := &faultyLedger{Ledger: p.ledger}
+	cfg := ca.Config{Signer: p.interKey, Chain: []*x509.Certificate{p.inter, p.root}, Ledger: l}
+	withCheckpoints(dir)(&cfg)
+	if edit != nil {
+		edit(&cfg)
+	}
+	a, err := ca.New(cfg)
+	require.NoError(t, err)
+	var certs []*x509.Certificate
+	for _, serial := range []string{"F1", "F2", "F3"} {
+		c, err := a.Issue(context.Background(), &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), serial), Profile: "idevid", Requester: "s"})
+		require.NoError(t, err)
+		certs = append(certs, c)
+	}
+	return a, l, certs
+}
+
+// TestCRLNumberReused: a ledger whose CRL counter went back would make
+// the next CRL reuse a number; the CA refuses it against its checkpoint,
+// and refuses to work after.
+func TestCRLNumberReused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	auth, l, certs := faultyAuthority(t, newPKI(t, keystore.ES256, nil), t.TempDir(), nil)
+	_, err := auth.CRL(ctx)
+	require.NoError(t, err)
+	l.crlBack.Store(true)
+	require.NoError(t, auth.Revoke(ctx, certs[0].SerialNumber, ca.ReasonSuperseded, "admin"))
+	_, err = auth.CRL(ctx)
+	require.ErrorIs(t, err, ca.ErrCheckpointMismatch, "CRL after the counter went back")
+	_, err = auth.Issue(ctx, &ca.Request{CSR: idevidCSR(t, deviceKey(t, "P-256"), "X1"), Profile: "idevid", Requester: "s"})
+	require.ErrorIs(t, err, ca.ErrLedgerCorrupt, "Issue after the rollback was seen")
+}
+
+// TestRunCheckpointsStopsOnCorruptLedger: a periodic round verifies the
+// ledger before it signs; a broken chain stops RunCheckpoints with no
+// checkpoint signed, and the Authority refuses to work after.
+func TestRunCheckpointsStopsOnCorruptLedger(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	p := newPKI(t, keystore.ES256, func(c *ca.Config) {
-		withCheckpoints(dir)(c)
-		c.CheckpointInterval = 5 * time.Millisecond
-	})
-	issueAll(t, p)
-	if _, err := openRaw(t, filepath.Join(p.dir, "ledger.db")).Exec("UPDATE records SET requester = 'x' WHERE seq = 2"); err != nil {
-		t.Fatal(err)
-	}
+	auth, l, _ := faultyAuthority(t, newPKI(t, keystore.ES256, nil), dir, func(c *ca.Config) { c.CheckpointInterval = 5 * time.Millisecond })
+	l.chainBroken.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := p.auth.RunCheckpoints(ctx); !errors.Is(err, ca.ErrLedgerCorrupt) {
-		t.Fatalf("RunCheckpoints: %v", err)
-	}
-	if _, err := ca.NewCheckpointFile(filepath.Join(dir, "checkpoint")).LatestCheckpoint(ctx); !errors.Is(err, ca.ErrNoCheckpoint) {
-		t.Fatalf("a checkpoint was signed over a damaged ledger: %v", err)
-	}
-	if err := p.auth.Revoke(ctx, big.NewInt(1), ca.ReasonSuperseded, "x"); !errors.Is(err, ca.ErrLedgerCorrupt) {
-		t.Fatalf("Revoke after: %v", err)
-	}
+	require.ErrorIs(t, auth.RunCheckpoints(ctx), ca.ErrLedgerCorrupt)
+	_, err := ca.NewCheckpointFile(filepath.Join(dir, "checkpoint")).LatestCheckpoint(ctx)
+	require.ErrorIs(t, err, ca.ErrNoCheckpoint, "a checkpoint was signed over a damaged ledger")
+	require.ErrorIs(t, auth.Revoke(ctx, big.NewInt(1), ca.ReasonSuperseded, "x"), ca.ErrLedgerCorrupt)
 }

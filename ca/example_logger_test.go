@@ -10,10 +10,9 @@ import (
 	"log"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 )
 
 // ExampleConfig_logger gives the CA a *slog.Logger: each issuance is a
@@ -22,13 +21,10 @@ import (
 // that the output is the same on every run.)
 func ExampleConfig_logger() {
 	ctx := context.Background()
-	dir, _ := os.MkdirTemp("", "ca-example")
-	defer os.RemoveAll(dir)
 	root, inter, key := ceremony(ctx)
-	ledger, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), sqlite.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
+	// The ledger is in memory here; a line's CA keeps it in
+	// ca/ledger/sqlite or ca/ledger/postgres.
+	ledger := memledger.New()
 	defer ledger.Close()
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {

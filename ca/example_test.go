@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"database/sql"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -20,7 +19,7 @@ import (
 	"path/filepath"
 
 	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/identity/keystore/mem"
@@ -59,14 +58,12 @@ func ceremony(ctx context.Context) (root, inter *x509.Certificate, interKey keys
 	return root, inter, interKey
 }
 
-// newAuthority opens a SQLite ledger in dir and makes an Authority over
-// the intermediate of a fresh ceremony.
-func newAuthority(ctx context.Context, dir string, crlURL string) (*ca.Authority, *sqlite.Ledger) {
+// newAuthority makes an Authority over the intermediate of a fresh
+// ceremony, with a ledger in memory (ca/ledger/memledger, not durable): a
+// line's CA keeps its ledger in ca/ledger/sqlite or ca/ledger/postgres.
+func newAuthority(ctx context.Context, crlURL string) (*ca.Authority, *memledger.Ledger) {
 	root, inter, key := ceremony(ctx)
-	ledger, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), sqlite.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
+	ledger := memledger.New()
 	auth, err := ca.New(ca.Config{
 		Signer:               key,
 		Chain:                []*x509.Certificate{inter, root},
@@ -118,9 +115,9 @@ func Example_ceremony() {
 // ledger before Issue returns.
 func ExampleAuthority_Issue() {
 	ctx := context.Background()
-	dir, _ := os.MkdirTemp("", "ca-example")
-	defer os.RemoveAll(dir)
-	auth, ledger := newAuthority(ctx, dir, "")
+	// The ledger is in memory here; a line's CA keeps it in
+	// ca/ledger/sqlite or ca/ledger/postgres.
+	auth, ledger := newAuthority(ctx, "")
 	defer ledger.Close()
 
 	cert, err := auth.Issue(ctx, &ca.Request{
@@ -153,9 +150,9 @@ func ExampleAuthority_Issue() {
 // certificate issued the first time, never a second one.
 func ExampleRequest_idempotencyKey() {
 	ctx := context.Background()
-	dir, _ := os.MkdirTemp("", "ca-example")
-	defer os.RemoveAll(dir)
-	auth, ledger := newAuthority(ctx, dir, "")
+	// The ledger is in memory here; a line's CA keeps it in
+	// ca/ledger/sqlite or ca/ledger/postgres.
+	auth, ledger := newAuthority(ctx, "")
 	defer ledger.Close()
 
 	csr := deviceCSR("PID-000044")
@@ -187,9 +184,9 @@ func ExampleRequest_idempotencyKey() {
 // authorized for key injection.
 func ExampleKeyProvenance() {
 	ctx := context.Background()
-	dir, _ := os.MkdirTemp("", "ca-example")
-	defer os.RemoveAll(dir)
-	auth, ledger := newAuthority(ctx, dir, "")
+	// The ledger is in memory here; a line's CA keeps it in
+	// ca/ledger/sqlite or ca/ledger/postgres.
+	auth, ledger := newAuthority(ctx, "")
 	defer ledger.Close()
 
 	cert, err := auth.Issue(ctx, &ca.Request{CSR: deviceCSR("PID-000045"), Profile: "idevid", Requester: "station-3",
@@ -215,9 +212,9 @@ func ExampleKeyProvenance() {
 // over HTTP.
 func ExampleAuthority_CRLHandler() {
 	ctx := context.Background()
-	dir, _ := os.MkdirTemp("", "ca-example")
-	defer os.RemoveAll(dir)
-	auth, ledger := newAuthority(ctx, dir, "")
+	// The ledger is in memory here; a line's CA keeps it in
+	// ca/ledger/sqlite or ca/ledger/postgres.
+	auth, ledger := newAuthority(ctx, "")
 	defer ledger.Close()
 	srv := httptest.NewServer(auth.CRLHandler())
 	defer srv.Close()
@@ -256,9 +253,9 @@ func ExampleAuthority_CRLHandler() {
 // the certificate's chain.
 func ExampleParseStationAuthorization() {
 	ctx := context.Background()
-	dir, _ := os.MkdirTemp("", "ca-example")
-	defer os.RemoveAll(dir)
-	auth, ledger := newAuthority(ctx, dir, "")
+	// The ledger is in memory here; a line's CA keeps it in
+	// ca/ledger/sqlite or ca/ledger/postgres.
+	auth, ledger := newAuthority(ctx, "")
 	defer ledger.Close()
 
 	stationKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -293,11 +290,6 @@ func ExampleParseStationAuthorization() {
 // ledger, so that it can later be revoked and listed on the root's CRL.
 func ExampleAuthority_IssueIntermediate() {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "root-ceremony")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
 	store := mem.New()
 	rootKey, err := store.Create(ctx, keystore.CreateRequest{Label: "root", Algorithm: keystore.ES384})
 	if err != nil {
@@ -307,10 +299,9 @@ func ExampleAuthority_IssueIntermediate() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	ledger, err := sqlite.Open(ctx, filepath.Join(dir, "root-ledger.db"), sqlite.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
+	// The root's own ledger, in memory here: a root CA keeps it in
+	// ca/ledger/sqlite or ca/ledger/postgres.
+	ledger := memledger.New()
 	defer ledger.Close()
 	// No leaf profiles: the root signs CA certificates and CRLs only.
 	rootCA, err := ca.New(ca.Config{Signer: rootKey, Chain: []*x509.Certificate{root}, Ledger: ledger, Profiles: []ca.Profile{}})
@@ -369,8 +360,11 @@ func ExampleEqualNames() {
 }
 
 // ExampleAuthority_Checkpoint keeps signed checkpoints of the ledger in a
-// file outside it, and opens the ledger checked against them: a ledger
-// whose newest records were deleted is refused.
+// file outside it: each names the ledger's head, signed by the CA's key, so
+// that records deleted from the ledger later are seen. A durable ledger is
+// checked against them when it opens (Checkpoints and CheckpointKey in
+// ca/ledger/sqlite's Options and ca/ledger/postgres's Config; see
+// sqlite's ExampleOptions_checkpoints).
 func ExampleAuthority_Checkpoint() {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "ztm-checkpoint")
@@ -381,11 +375,10 @@ func ExampleAuthority_Checkpoint() {
 	root, inter, key := ceremony(ctx)
 	// In production: another disk or host than the ledger's.
 	checkpoints := ca.NewCheckpointFile(filepath.Join(dir, "checkpoint"))
-	opts := sqlite.Options{Checkpoints: checkpoints, CheckpointKey: key.Public()}
-	ledger, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), opts)
-	if err != nil {
-		log.Fatal(err)
-	}
+	// The ledger is in memory here; a line's CA keeps it in
+	// ca/ledger/sqlite or ca/ledger/postgres.
+	ledger := memledger.New()
+	defer ledger.Close()
 	auth, err := ca.New(ca.Config{Signer: key, Chain: []*x509.Certificate{inter, root}, Ledger: ledger, Checkpoints: checkpoints})
 	if err != nil {
 		log.Fatal(err)
@@ -402,25 +395,9 @@ func ExampleAuthority_Checkpoint() {
 	}
 	verified, err := ca.ParseCheckpoint(cp.Raw, inter.PublicKey)
 	fmt.Println("checkpoint of record", verified.Seq, "verifies:", err == nil)
-	ledger.Close()
-
-	// An insider deletes the record; the ledger is refused at open.
-	removeLastRecord(filepath.Join(dir, "ledger.db"))
-	_, err = sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), opts)
-	var ce *ca.CheckpointError
-	fmt.Println("refused:", errors.As(err, &ce), "ledger head", ce.Ledger.Seq, "checkpoint head", ce.Checkpoint.Seq)
+	latest, err := ca.LatestCheckpoint(ctx, checkpoints, inter.PublicKey)
+	fmt.Println("stored:", err == nil && latest.Seq == verified.Seq)
 	// Output:
 	// checkpoint of record 1 verifies: true
-	// refused: true ledger head 0 checkpoint head 1
-}
-
-func removeLastRecord(path string) {
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec("DELETE FROM records WHERE seq = (SELECT max(seq) FROM records)"); err != nil {
-		log.Fatal(err)
-	}
+	// stored: true
 }

@@ -13,28 +13,25 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
-	"fmt"
-	mrand "math/rand/v2"
 	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/internal/testpki"
 )
 
 // testPKI is a root, an intermediate and an Authority on the intermediate
-// with a SQLite ledger in a temp dir.
+// with a ledger in memory (tests of the SQLite ledger's file and of crash
+// safety are in ca/ledger/sqlite).
 type testPKI struct {
 	root, inter       *x509.Certificate
 	rootKey, interKey crypto.Signer
 	auth              *ca.Authority
-	ledger            *sqlite.Ledger
-	dir               string
+	ledger            *memledger.Ledger
 }
 
 func caKey(t testing.TB, alg keystore.Algorithm) crypto.Signer { return testpki.Key(t, alg) }
@@ -42,8 +39,8 @@ func caKey(t testing.TB, alg keystore.Algorithm) crypto.Signer { return testpki.
 func newPKI(t testing.TB, alg keystore.Algorithm, edit func(*ca.Config)) *testPKI {
 	t.Helper()
 	pki := testpki.New(t, testpki.Config{Algorithm: alg, RootName: "Example OEM Device Root CA", IssuingName: "Example OEM Line 1 Issuing CA"})
-	p := &testPKI{dir: t.TempDir(), root: pki.Root, inter: pki.Issuing, rootKey: pki.RootKey, interKey: pki.IssuingKey}
-	p.ledger = testpki.Ledger(t, p.dir)
+	p := &testPKI{root: pki.Root, inter: pki.Issuing, rootKey: pki.RootKey, interKey: pki.IssuingKey}
+	p.ledger = testpki.Ledger(t)
 	p.auth = pki.Authority(t, p.ledger, edit)
 	return p
 }
@@ -149,17 +146,10 @@ func csr(t testing.TB, key crypto.Signer, subject pkix.Name, exts ...pkix.Extens
 	return der
 }
 
-// deviceN numbers the devices of newDeviceCSR, after a random prefix of
-// this process (the crash test's children each make their own).
-var (
-	deviceN      atomic.Int64
-	devicePrefix = mrand.Int64()
-)
-
 // newDeviceCSR is an IDevID request of another device each call: a device
 // holds one live IDevID, so tests that issue many make many devices.
 func newDeviceCSR(t testing.TB, key crypto.Signer, prefix string) []byte {
-	return idevidCSR(t, key, fmt.Sprintf("%s-%x-%d", prefix, devicePrefix, deviceN.Add(1)))
+	return idevidCSR(t, key, testpki.NewDeviceSerial(prefix))
 }
 
 func idevidCSR(t testing.TB, key crypto.Signer, serial string) []byte {

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity/keystore"
 )
 
@@ -36,10 +36,7 @@ func TestRevokeIntermediate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rootLedger, err := sqlite.Open(ctx, filepath.Join(dir, "root.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rootLedger := memledger.New()
 	defer rootLedger.Close()
 	// The root's Authority issues CA certificates only.
 	rootCA, err := ca.New(ca.Config{Signer: rootKey, Chain: []*x509.Certificate{root}, Ledger: rootLedger, Profiles: []ca.Profile{}})
@@ -54,10 +51,7 @@ func TestRevokeIntermediate(t *testing.T) {
 	if err != nil || st.Issuance.Profile != ca.IntermediateProfile || st.Issuance.Requester != "root-ceremony" || !inter.Equal(mustParse(t, st.Issuance.Certificate)) {
 		t.Fatalf("intermediate not recorded: %+v %v", st, err)
 	}
-	interLedger, err := sqlite.Open(ctx, filepath.Join(dir, "inter.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	interLedger := memledger.New()
 	defer interLedger.Close()
 	interCA, err := ca.New(ca.Config{Signer: interKey, Chain: []*x509.Certificate{inter, root}, Ledger: interLedger})
 	if err != nil {
@@ -120,10 +114,7 @@ func TestRecordIntermediate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := newPKI(t, keystore.ES256, nil)
-	rootLedger, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "root.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rootLedger := memledger.New()
 	defer rootLedger.Close()
 	rootCA, err := ca.New(ca.Config{Signer: p.rootKey, Chain: []*x509.Certificate{p.root}, Ledger: rootLedger, Profiles: []ca.Profile{}})
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 )
@@ -146,8 +146,7 @@ func TestAuthorityLoggerLedgerFault(t *testing.T) {
 	require.NoError(t, err)
 
 	// The same CA over an empty ledger: the checkpoint says it was cut.
-	empty, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "empty.db"), sqlite.Options{})
-	require.NoError(t, err)
+	empty := memledger.New()
 	t.Cleanup(func() { empty.Close() })
 	h := &captured{}
 	cut, err := ca.New(ca.Config{Signer: p.interKey, Chain: p.auth.Chain(), Ledger: empty, Checkpoints: store, Logger: slog.New(h)})

@@ -1,7 +1,6 @@
 package ca_test
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -14,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity/keystore"
 )
 
@@ -58,7 +57,6 @@ func pool(certs ...*x509.Certificate) *x509.CertPool {
 // in which a certificate would outlive its issuer.
 func TestLeafOutlivingIssuerRefused(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	rootKey, interKey := caKey(t, keystore.ES256), caKey(t, keystore.ES256)
 	root, err := ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Root"}, Signer: rootKey})
 	if err != nil {
@@ -69,10 +67,7 @@ func TestLeafOutlivingIssuerRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "l.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := memledger.New()
 	defer l.Close()
 	cfg := ca.Config{Signer: interKey, Chain: []*x509.Certificate{inter10, root}, Ledger: l}
 	// The default profiles issue IDevIDs and AK certificates without

@@ -36,7 +36,7 @@ func TestTPMKeySubstitution(t *testing.T) {
 	ctx := t.Context()
 	newKey := func() *ecdsa.PrivateKey { return must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)) }
 
-	ledger := testpki.Ledger(t, t.TempDir())
+	ledger := testpki.Ledger(t)
 	authority := testpki.New(t, testpki.Config{}).Authority(t, ledger, nil)
 
 	// The device: a TPM with an attestation key, certified by the chip

@@ -1,7 +1,12 @@
 // Package testpki holds the test fixtures that the SDK's tests share: a
 // device CA (root and issuing intermediate), an Authority over it with a
-// SQLite ledger, a station's identity, and a device's IDevID request. It
-// is internal: only this module's tests use it.
+// ledger in memory, a station's identity, and a device's IDevID request.
+// It is internal: only this module's tests use it.
+//
+// It imports no database driver (its ledger is ca/ledger/memledger): the
+// tests of the packages a jig imports use it, and a jig's `go mod tidy`
+// loads those tests. Tests whose subject is a durable ledger open it
+// themselves, in that ledger's package.
 //
 // Every function takes a testing.TB and fails the test on error, and
 // everything it opens is closed by the test's cleanup.
@@ -18,14 +23,13 @@ import (
 	"encoding/asn1"
 	"fmt"
 	mrand "math/rand/v2"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/ztmkit/ztm/ca"
-	"github.com/ztmkit/ztm/ca/ledger/sqlite"
+	"github.com/ztmkit/ztm/ca/ledger/memledger"
 	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/identity/keystore/mem"
@@ -130,13 +134,12 @@ func (p *PKI) Authority(t testing.TB, ledger ca.Ledger, edit func(*ca.Config)) *
 	return a
 }
 
-// Ledger opens a SQLite ledger in dir ("ledger.db").
-func Ledger(t testing.TB, dir string) *sqlite.Ledger {
+// Ledger returns a new, empty ledger in memory, closed by the test's
+// cleanup. It is not durable: a test of crash safety or of the database
+// file opens ca/ledger/sqlite or ca/ledger/postgres itself.
+func Ledger(t testing.TB) *memledger.Ledger {
 	t.Helper()
-	l, err := sqlite.Open(context.Background(), filepath.Join(dir, "ledger.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := memledger.New()
 	t.Cleanup(func() { l.Close() })
 	return l
 }

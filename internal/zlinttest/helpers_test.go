@@ -28,14 +28,14 @@ type testPKI struct {
 }
 
 // newPKI is internal/testpki's root and issuing CA with the names the
-// lints read, and an Authority over a SQLite ledger.
+// lints read, and an Authority over a ledger in memory.
 func newPKI(t testing.TB, alg keystore.Algorithm, edit func(*ca.Config)) *testPKI {
 	t.Helper()
 	pki := testpki.New(t, testpki.Config{Algorithm: alg,
 		RootName: "Example OEM Device Root CA", IssuingName: "Example OEM Line 1 Issuing CA"})
 	return &testPKI{
 		root: pki.Root, inter: pki.Issuing, rootKey: pki.RootKey, interKey: pki.IssuingKey,
-		auth: pki.Authority(t, testpki.Ledger(t, t.TempDir()), edit),
+		auth: pki.Authority(t, testpki.Ledger(t), edit),
 	}
 }
 

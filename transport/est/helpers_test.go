@@ -37,7 +37,6 @@ import (
 // TLS.
 type env struct {
 	t        testing.TB
-	dir      string
 	root     *x509.Certificate
 	rootKey  crypto.Signer
 	inter    *x509.Certificate
@@ -78,10 +77,10 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir()}
+	e := &env{t: t}
 	pki := testpki.New(t, testpki.Config{Organization: "-", RootName: "Test Root CA", IssuingName: "Test Issuing CA"})
 	e.root, e.rootKey, e.inter, e.interKey = pki.Root, pki.RootKey, pki.Issuing, pki.IssuingKey
-	e.ledger = memledger.New()
+	e.ledger = testpki.Ledger(t)
 	e.auth = pki.Authority(t, e.ledger, func(c *ca.Config) { c.Quota, c.Time = o.quota, o.authTime })
 	var err error
 	e.nonces = attest.NewNonces(attest.NonceConfig{MaxOutstanding: o.noncesMax, MaxPerOwner: o.perOwner})

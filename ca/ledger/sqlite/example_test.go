@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -96,4 +98,67 @@ func ExampleRestore() {
 	fmt.Println("restored", head.Seq, "records, verified:", err == nil)
 	// Output:
 	// restored 1 records, verified: true
+}
+
+// ExampleOptions_checkpoints opens the ledger checked against the CA's
+// signed checkpoints, kept in a file outside it: a ledger whose newest
+// records were deleted is refused at Open.
+func ExampleOptions_checkpoints() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "ztm-checkpoint")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader) // the CA's key
+	root, err := ca.NewRoot(ca.RootRequest{Subject: pkix.Name{CommonName: "Example CA"}, Signer: key})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// In production: another disk or host than the ledger's.
+	checkpoints := ca.NewCheckpointFile(filepath.Join(dir, "checkpoint"))
+	opts := sqlite.Options{Checkpoints: checkpoints, CheckpointKey: key.Public()}
+	ledger, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	auth, err := ca.New(ca.Config{Signer: key, Chain: []*x509.Certificate{root}, Ledger: ledger, Checkpoints: checkpoints})
+	if err != nil {
+		log.Fatal(err)
+	}
+	devKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "sensor-1"}}, devKey)
+	if _, err := auth.Issue(ctx, &ca.Request{CSR: csr, Profile: "ldevid", Requester: "line-1"}); err != nil {
+		log.Fatal(err)
+	}
+	// Also made with every CRL, by RunCheckpoints and by CheckpointHandler.
+	cp, err := auth.Checkpoint(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	verified, err := ca.ParseCheckpoint(cp.Raw, root.PublicKey)
+	fmt.Println("checkpoint of record", verified.Seq, "verifies:", err == nil)
+	ledger.Close()
+
+	// An insider deletes the record; the ledger is refused at open.
+	removeLastRecord(filepath.Join(dir, "ledger.db"))
+	_, err = sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), opts)
+	var ce *ca.CheckpointError
+	fmt.Println("refused:", errors.As(err, &ce), "ledger head", ce.Ledger.Seq, "checkpoint head", ce.Checkpoint.Seq)
+	// Output:
+	// checkpoint of record 1 verifies: true
+	// refused: true ledger head 0 checkpoint head 1
+}
+
+// removeLastRecord deletes the newest record with SQL, behind the
+// ledger's back.
+func removeLastRecord(path string) {
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("DELETE FROM records WHERE seq = (SELECT max(seq) FROM records)"); err != nil {
+		log.Fatal(err)
+	}
 }

@@ -1,9 +1,8 @@
-package ca_test
+package sqlite_test
 
 import (
 	"bufio"
 	"context"
-	"crypto/x509"
 	"fmt"
 	"math/big"
 	"os"
@@ -16,8 +15,12 @@ import (
 
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/ledger/sqlite"
-	"github.com/ztmkit/ztm/identity/keystore"
+	"github.com/ztmkit/ztm/internal/testpki"
 )
+
+// The crash test is an Authority's over this ledger (it was in package ca,
+// which tests the CA's logic over a ledger in memory): certificates a CA
+// reported issued survive a SIGKILL of its process.
 
 const crashEnv = "ZTM_CA_CRASH_LEDGER"
 
@@ -31,16 +34,13 @@ func TestCrashChild(t *testing.T) {
 		t.Skip("child process of TestCrashSafety only")
 	}
 	ctx := context.Background()
-	p := newPKI(t, keystore.ES256, nil)
+	p := testpki.New(t, testpki.Config{})
 	l, err := sqlite.Open(ctx, path, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := ca.New(ca.Config{Signer: p.interKey, Chain: []*x509.Certificate{p.inter, p.root}, Ledger: l})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := deviceKey(t, "P-256")
+	auth := p.Authority(t, l, nil)
+	key := deviceKey(t)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for range 8 {
@@ -48,7 +48,7 @@ func TestCrashChild(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				c, err := auth.Issue(ctx, &ca.Request{CSR: newDeviceCSR(t, key, "CRASH"), Profile: "idevid", Requester: "crash"})
+				c, err := auth.Issue(ctx, &ca.Request{CSR: testpki.DeviceCSR(t, key, testpki.NewDeviceSerial("CRASH")), Profile: "idevid", Requester: "crash"})
 				if err != nil {
 					fmt.Fprintln(os.Stderr, "issue:", err)
 					os.Exit(3)
