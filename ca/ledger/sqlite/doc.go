@@ -36,8 +36,9 @@
 // (GOMAXPROCS): a goroutine blocked in fsync holds its P until the
 // runtime takes it back, which under full load often comes after the sync
 // has ended, so a core sits idle while the disk syncs. Measured on two
-// cores with GOMAXPROCS=3, ztm.Provision (CA ledger and chain store both
-// syncing) ran 16–20% faster.
+// cores with GOMAXPROCS=3, Station.Provision (the whole-line benchmark in
+// internal/linebench, CA ledger and chain store both syncing) ran 16–20%
+// faster.
 //
 // # Integrity
 //
