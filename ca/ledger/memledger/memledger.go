@@ -120,27 +120,27 @@ func (l *Ledger) Append(ctx context.Context, rec *ca.Record, quota *ca.Quota) er
 
 // refusal returns why r may not be appended, or nil. l.mu is held.
 func (l *Ledger) refusal(r *ca.Record, quota *ca.Quota) error {
-	serial := string(r.Serial.Bytes())
+	serial := r.Serial.Bytes()
 	if r.Kind == ca.KindRevocation {
-		if _, ok := l.issued[serial]; !ok {
+		if _, ok := l.issued[string(serial)]; !ok {
 			return ca.ErrUnknownSerial
 		}
-		if _, ok := l.revoked[serial]; ok {
+		if _, ok := l.revoked[string(serial)]; ok {
 			return ca.ErrAlreadyRevoked
 		}
 		return nil
 	}
 	// A revoked requester gets nothing, a repeat included.
 	if r.RequesterSerial != nil {
-		rs := string(r.RequesterSerial.Bytes())
-		if _, ok := l.issued[rs]; !ok {
+		rs := r.RequesterSerial.Bytes()
+		if _, ok := l.issued[string(rs)]; !ok {
 			return ca.ErrRequesterUnknown
 		}
-		if _, ok := l.revoked[rs]; ok {
+		if _, ok := l.revoked[string(rs)]; ok {
 			return ca.ErrRequesterRevoked
 		}
 	}
-	if _, ok := l.issued[serial]; ok {
+	if _, ok := l.issued[string(serial)]; ok {
 		return ca.ErrSerialExists
 	}
 	// A repeat is answered as such, before the device and the quota.
