@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm/identity"
+	"github.com/ztmkit/ztm/internal/estline"
 	"github.com/ztmkit/ztm/transport/est"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -27,7 +28,7 @@ import (
 // way a device that supports channel binding does.
 func boundCSR(t *testing.T, d *device, key *ecdsa.PrivateKey, serial, password string) []byte {
 	t.Helper()
-	d.sim.BindKey(key.Public())
+	d.Sim.BindKey(key.Public())
 	subject, err := asn1.Marshal(pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{{Type: asn1.ObjectIdentifier{2, 5, 4, 5}, Value: serial}}}.ToRDNSequence())
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +37,7 @@ func boundCSR(t *testing.T, d *device, key *ecdsa.PrivateKey, serial, password s
 	if err != nil {
 		t.Fatal(err)
 	}
-	san, err := identity.HardwareModuleNameExtension(identity.HardwareModuleName{Type: hwType, SerialNumber: d.ueid}, false)
+	san, err := identity.HardwareModuleNameExtension(identity.HardwareModuleName{Type: hwType, SerialNumber: d.UEID}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,25 +96,25 @@ func boundCSR(t *testing.T, d *device, key *ecdsa.PrivateKey, serial, password s
 func TestChannelBinding(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{server: func(c *est.ServerConfig) { c.RequireChannelBinding = true }})
-	st, key := e.station("idevid")
-	c := e.client(st, key)
-	d := e.devices[0]
+	e := newEnv(t, estline.Config{Server: func(c *est.ServerConfig) { c.RequireChannelBinding = true }})
+	st, key := e.Station("idevid")
+	c := e.Client(st, key)
+	d := e.Devices[0]
 
 	// Bound to this connection: issued.
 	nonce, _ := c.Nonce(ctx)
 	k1 := newKey(t)
-	d.sim.BindKey(k1.Public())
+	d.Sim.BindKey(k1.Public())
 	chain, err := c.EnrollBound(ctx, "", func(pw string) ([]byte, error) {
 		return boundCSR(t, d, k1, "SN-CB-1", pw), nil
-	}, d.evidence(t, nonce))
+	}, d.Evidence(t, nonce))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if chain[0].Subject.SerialNumber != "SN-CB-1" {
 		t.Fatalf("subject %v", chain[0].Subject)
 	}
-	before := e.issuances()
+	before := e.Issuances()
 	// Bound to another connection (a relayed request): refused.
 	var captured string
 	nonce, _ = c.Nonce(ctx)
@@ -121,21 +122,21 @@ func TestChannelBinding(t *testing.T) {
 		t.Fatal("makeCSR error ignored")
 	}
 	k2 := newKey(t)
-	d.sim.BindKey(k2.Public())
+	d.Sim.BindKey(k2.Public())
 	_, err = c.EnrollBound(ctx, "", func(string) ([]byte, error) {
 		return boundCSR(t, d, k2, "SN-CB-2", captured), nil
-	}, d.evidence(t, nonce))
+	}, d.Evidence(t, nonce))
 	if !errors.Is(err, est.ErrForbidden) {
 		t.Fatalf("relayed binding: err = %v", err)
 	}
 	// Unbound while the server requires binding: refused.
 	nonce, _ = c.Nonce(ctx)
-	_, err = c.SimpleEnroll(ctx, "", d.csr(t, "SN-CB-3"), d.evidence(t, nonce))
+	_, err = c.SimpleEnroll(ctx, "", d.CSR(t, "SN-CB-3"), d.Evidence(t, nonce))
 	var se *est.StatusError
 	if !errors.As(err, &se) || se.Code != http.StatusForbidden || !strings.Contains(se.Body, "channel binding") {
 		t.Fatalf("unbound: err = %v", err)
 	}
-	if got := e.issuances(); got != before {
+	if got := e.Issuances(); got != before {
 		t.Fatalf("refusals recorded %d records", got-before)
 	}
 }
@@ -145,7 +146,7 @@ func TestChannelBinding(t *testing.T) {
 func TestClientRetryAfter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{})
+	e := newEnv(t, estline.Config{})
 	var calls atomic.Int32
 	var busy atomic.Int32
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -159,7 +160,7 @@ func TestClientRetryAfter(t *testing.T) {
 			w.WriteHeader(code)
 			return
 		}
-		e.server.ServeHTTP(w, r)
+		e.Server.ServeHTTP(w, r)
 	}))
 	ts.StartTLS()
 	defer ts.Close()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/smallstep/pkcs7"
 	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/internal/estline"
 	"github.com/ztmkit/ztm/transport/est"
 )
 
@@ -42,27 +43,27 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestEnrollAnswerIsTheIssuedCertificate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{})
-	st, key := e.station("idevid")
+	e := newEnv(t, estline.Config{})
+	st, key := e.Station("idevid")
 	ct := &countingTransport{ops: map[string]*atomic.Int64{"cacerts": {}, "simpleenroll": {}}}
-	ct.rt = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.tlsRoots,
+	ct.rt = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.Roots,
 		Certificates: []tls.Certificate{{Certificate: [][]byte{st.Raw}, PrivateKey: key}}}}
-	c, err := est.NewClient(est.ClientConfig{URL: e.url, Transport: ct})
+	c, err := est.NewClient(est.ClientConfig{URL: e.URL, Transport: ct})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := e.devices[0]
+	d := e.Devices[0]
 	for i, serial := range []string{"SN-ONE-1", "SN-ONE-2"} {
 		nonce, err := c.Nonce(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tw := d.twin(t) // one device, one IDevID
-		chain, err := c.Enroll(ctx, &enroll.Request{CSR: tw.csr(t, serial), Profile: "idevid", Evidence: tw.evidence(t, nonce)})
+		tw := d.Twin(t) // one device, one IDevID
+		chain, err := c.Enroll(ctx, &enroll.Request{CSR: tw.CSR(t, serial), Profile: "idevid", Evidence: tw.Evidence(t, nonce)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(chain) != 2 || chain[0].Subject.SerialNumber != serial || !chain[1].Equal(e.inter) {
+		if len(chain) != 2 || chain[0].Subject.SerialNumber != serial || !chain[1].Equal(e.PKI.Issuing) {
 			t.Fatalf("enrollment %d: chain of %d certificates, want leaf and issuing CA", i, len(chain))
 		}
 	}
@@ -70,13 +71,13 @@ func TestEnrollAnswerIsTheIssuedCertificate(t *testing.T) {
 		t.Fatalf("cacerts fetched %d times for 2 enrollments, want 1", n)
 	}
 	// The raw answer, as a strict client reads it.
-	nonce, _ := e.nonces.Issue()
-	d = d.twin(t)
-	body := b64(d.csr(t, "SN-ONE-3"))
-	req, _ := http.NewRequest(http.MethodPost, e.url+"/.well-known/est/simpleenroll", bytes.NewReader(body))
+	nonce, _ := e.Nonces.Issue()
+	d = d.Twin(t)
+	body := b64(d.CSR(t, "SN-ONE-3"))
+	req, _ := http.NewRequest(http.MethodPost, e.URL+"/.well-known/est/simpleenroll", bytes.NewReader(body))
 	req.Header.Set("Content-Type", est.MediaTypePKCS10)
 	req.Header.Set("Content-Transfer-Encoding", "base64")
-	req.Header.Set(est.HeaderEvidence, string(b64(d.evidence(t, nonce))))
+	req.Header.Set(est.HeaderEvidence, string(b64(d.Evidence(t, nonce))))
 	resp, err := (&http.Client{Transport: ct.rt}).Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -103,21 +104,21 @@ func TestEnrollAnswerIsTheIssuedCertificate(t *testing.T) {
 func TestUnauthenticatedAnswers(t *testing.T) {
 	t.Parallel()
 	for _, basic := range []bool{false, true} {
-		e := newEnv(t, envOpts{noServer: true, server: func(c *est.ServerConfig) {
+		e := newEnv(t, estline.Config{NoServer: true, Server: func(c *est.ServerConfig) {
 			if basic {
 				c.BasicAuth = []est.BasicCredential{{Username: "tool", Password: "pw", Profiles: []string{"ldevid"}}}
 			}
 		}})
-		d := e.devices[0]
+		d := e.Devices[0]
 		for _, path := range []string{"/.well-known/est/ztm-nonce", "/.well-known/est/simpleenroll", "/.well-known/est/ldevid/simplereenroll"} {
 			method := http.MethodPost
 			if strings.HasSuffix(path, "nonce") {
 				method = http.MethodGet
 			}
-			r := httptest.NewRequest(method, path, bytes.NewReader(b64(d.csr(t, "SN-U"))))
+			r := httptest.NewRequest(method, path, bytes.NewReader(b64(d.CSR(t, "SN-U"))))
 			r.Header.Set("Content-Type", est.MediaTypePKCS10)
 			w := httptest.NewRecorder()
-			e.server.ServeHTTP(w, r)
+			e.Server.ServeHTTP(w, r)
 			challenge := w.Header().Get("WWW-Authenticate")
 			switch {
 			case w.Code == http.StatusUnauthorized && challenge == `Basic realm="est", charset="UTF-8"` && basic && !strings.HasSuffix(path, "reenroll"):
@@ -128,8 +129,8 @@ func TestUnauthenticatedAnswers(t *testing.T) {
 		}
 	}
 	// The Client reports a TLS-only server's refusal as forbidden.
-	e := newEnv(t, envOpts{})
-	if _, err := e.client(nil, nil).Nonce(context.Background()); !errors.Is(err, est.ErrForbidden) {
+	e := newEnv(t, estline.Config{})
+	if _, err := e.Client(nil, nil).Nonce(context.Background()); !errors.Is(err, est.ErrForbidden) {
 		t.Fatalf("no client certificate: %v", err)
 	}
 }
@@ -142,7 +143,7 @@ func lookAlikes(t testing.TB, e *env, n int) []*x509.Certificate {
 	out := make([]*x509.Certificate, n)
 	for i := range out {
 		k := newKey(t)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 1)), Subject: e.inter.Subject, SubjectKeyId: e.inter.SubjectKeyId,
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 1)), Subject: e.PKI.Issuing.Subject, SubjectKeyId: e.PKI.Issuing.SubjectKeyId,
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 			BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
@@ -161,14 +162,14 @@ func lookAlikes(t testing.TB, e *env, n int) []*x509.Certificate {
 func TestClientChainCapped(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{})
-	st, key := e.station("idevid")
+	e := newEnv(t, estline.Config{})
+	st, key := e.Station("idevid")
 	nonceWith := func(chain ...*x509.Certificate) error {
 		cert := tls.Certificate{PrivateKey: key}
 		for _, c := range chain {
 			cert.Certificate = append(cert.Certificate, c.Raw)
 		}
-		c, err := est.NewClient(est.ClientConfig{URL: e.url, Roots: e.tlsRoots, Certificate: &cert})
+		c, err := est.NewClient(est.ClientConfig{URL: e.URL, Roots: e.Roots, Certificate: &cert})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +177,7 @@ func TestClientChainCapped(t *testing.T) {
 		_, err = c.Nonce(ctx)
 		return err
 	}
-	if err := nonceWith(st, e.inter, e.root); err != nil {
+	if err := nonceWith(st, e.PKI.Issuing, e.PKI.Root); err != nil {
 		t.Fatalf("station with its chain: %v", err)
 	}
 	err := nonceWith(append([]*x509.Certificate{st}, lookAlikes(t, e, 110)...)...)
@@ -185,7 +186,7 @@ func TestClientChainCapped(t *testing.T) {
 		t.Fatalf("111 certificates: %v", err)
 	}
 	// The byte limit, with the count limit raised.
-	s2, err := est.NewServer(est.ServerConfig{Service: e.gate, MaxClientCertificates: 200, MaxClientChainBytes: 4 << 10})
+	s2, err := est.NewServer(est.ServerConfig{Service: e.Service, MaxClientCertificates: 200, MaxClientChainBytes: 4 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,13 +197,13 @@ func TestClientChainCapped(t *testing.T) {
 	if !strings.Contains(w.Body.String(), "over 4096 bytes") {
 		t.Fatalf("over the byte limit: %d %s", w.Code, w.Body)
 	}
-	r.TLS.PeerCertificates = []*x509.Certificate{st, e.inter}
+	r.TLS.PeerCertificates = []*x509.Certificate{st, e.PKI.Issuing}
 	w = httptest.NewRecorder()
 	s2.ServeHTTP(w, r)
 	if w.Code != http.StatusOK {
 		t.Fatalf("under the limits: %d %s", w.Code, w.Body)
 	}
-	if _, err := est.NewServer(est.ServerConfig{Service: e.gate, MaxClientCertificates: -1}); !errors.Is(err, est.ErrInvalidConfig) {
+	if _, err := est.NewServer(est.ServerConfig{Service: e.Service, MaxClientCertificates: -1}); !errors.Is(err, est.ErrInvalidConfig) {
 		t.Fatalf("negative limit: %v", err)
 	}
 }
@@ -211,15 +212,15 @@ func TestClientChainCapped(t *testing.T) {
 // with a foreign certificate and 110 look-alike intermediates costs the
 // Server (TLS handshake aside).
 func BenchmarkRefuseLookAlikeChain(b *testing.B) {
-	e := newEnv(b, envOpts{noServer: true})
-	foreign := newEnv(b, envOpts{noServer: true})
-	fst, _ := foreign.station("idevid")
+	e := newEnv(b, estline.Config{NoServer: true})
+	foreign := newEnv(b, estline.Config{NoServer: true})
+	fst, _ := foreign.Station("idevid")
 	chain := append([]*x509.Certificate{fst}, lookAlikes(b, e, 110)...)
 	for b.Loop() {
 		r := httptest.NewRequest(http.MethodGet, "/.well-known/est/ztm-nonce", nil)
 		r.TLS = &tls.ConnectionState{PeerCertificates: chain}
 		w := httptest.NewRecorder()
-		e.server.ServeHTTP(w, r)
+		e.Server.ServeHTTP(w, r)
 		if w.Code == http.StatusOK {
 			b.Fatal("accepted")
 		}
@@ -230,10 +231,10 @@ func BenchmarkRefuseLookAlikeChain(b *testing.B) {
 // HTTP/2 unless configured to (rapid reset, CVE-2023-44487).
 func TestHTTP2OffByDefault(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{})
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.tlsRoots}, ForceAttemptHTTP2: true}
+	e := newEnv(t, estline.Config{})
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.Roots}, ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Get(e.url + "/.well-known/est/cacerts")
+	resp, err := (&http.Client{Transport: tr}).Get(e.URL + "/.well-known/est/cacerts")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,9 +249,9 @@ func TestHTTP2OffByDefault(t *testing.T) {
 func TestHTTP2Config(t *testing.T) {
 	t.Parallel()
 	for _, h2 := range []bool{false, true} {
-		e := newEnv(t, envOpts{server: func(c *est.ServerConfig) { c.HTTP = est.HTTPConfig{HTTP2: h2, MaxConcurrentStreams: 8} }})
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.tlsRoots}, ForceAttemptHTTP2: true}
-		resp, err := (&http.Client{Transport: tr}).Get(e.url + "/.well-known/est/cacerts")
+		e := newEnv(t, estline.Config{Server: func(c *est.ServerConfig) { c.HTTP = est.HTTPConfig{HTTP2: h2, MaxConcurrentStreams: 8} }})
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.Roots}, ForceAttemptHTTP2: true}
+		resp, err := (&http.Client{Transport: tr}).Get(e.URL + "/.well-known/est/cacerts")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,12 +260,12 @@ func TestHTTP2Config(t *testing.T) {
 		if want := map[bool]int{false: 1, true: 2}[h2]; resp.ProtoMajor != want {
 			t.Errorf("HTTP2 %v: negotiated %s", h2, resp.Proto)
 		}
-		srv := est.NewHTTPServer("", e.server, nil)
+		srv := est.NewHTTPServer("", e.Server, nil)
 		if h2 && (srv.HTTP2 == nil || srv.HTTP2.MaxConcurrentStreams != 8 || srv.HTTP2.MaxReceiveBufferPerConnection != est.DefaultHTTP2MaxReceiveBuffer) {
 			t.Errorf("HTTP/2 limits: %+v", srv.HTTP2)
 		}
 	}
-	if _, err := est.NewServer(est.ServerConfig{Service: newEnv(t, envOpts{noServer: true}).gate,
+	if _, err := est.NewServer(est.ServerConfig{Service: newEnv(t, estline.Config{NoServer: true}).Service,
 		HTTP: est.HTTPConfig{HTTP2: true, MaxReceiveBufferPerConnection: 1000}}); !errors.Is(err, est.ErrInvalidConfig) {
 		t.Fatalf("receive buffer under 64 KiB: %v", err)
 	}

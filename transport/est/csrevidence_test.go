@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/internal/estline"
 	"github.com/ztmkit/ztm/transport/est"
 )
 
@@ -27,11 +28,11 @@ func TestCurlEvidenceInCSR(t *testing.T) {
 	t.Parallel()
 	curl := needTool(t, "curl")
 	openssl := needTool(t, "openssl")
-	e := newEnv(t, envOpts{})
-	st, key := e.station("idevid")
+	e := newEnv(t, estline.Config{})
+	st, key := e.Station("idevid")
 	dir := t.TempDir()
 	file := func(n string) string { return filepath.Join(dir, n) }
-	writePEM(t, file("root.pem"), "CERTIFICATE", e.root.Raw)
+	writePEM(t, file("root.pem"), "CERTIFICATE", e.PKI.Root.Raw)
 	writePEM(t, file("station.pem"), "CERTIFICATE", st.Raw)
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -39,7 +40,7 @@ func TestCurlEvidenceInCSR(t *testing.T) {
 	}
 	writePEM(t, file("station.key"), "PRIVATE KEY", kder)
 
-	d := e.devices[0]
+	d := e.Devices[0]
 	cnf := `[req]
 prompt = no
 distinguished_name = dn
@@ -50,7 +51,7 @@ serialNumber = SN-CSR-EV
 subjectAltName = otherName:1.3.6.1.5.5.7.8.4;SEQUENCE:hmn
 [hmn]
 hwType = OID:` + hwType.String() + `
-hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
+hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.UEID) + "\n"
 	os.WriteFile(file("req.cnf"), []byte(cnf), 0o600)
 	run(t, nil, openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
 		"-keyout", file("device.key"), "-config", file("req.cnf"), "-outform", "DER", "-out", file("device.csr"))
@@ -64,12 +65,12 @@ hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
 
 	// The device answers a nonce with evidence confirming its key, and
 	// puts it in its request.
-	nonce, err := e.nonces.Issue()
+	nonce, err := e.Nonces.Issue()
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.bindCSR(t, plain)
-	attested, err := enroll.AddEvidenceToCSR(nil, devKey.(crypto.Signer), plain, d.evidence(t, nonce))
+	d.BindCSR(t, plain)
+	attested, err := enroll.AddEvidenceToCSR(nil, devKey.(crypto.Signer), plain, d.Evidence(t, nonce))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
 		cmd := exec.Command(curl, "-sS", "--cacert", file("root.pem"), "--cert", file("station.pem"), "--key", file("station.key"),
 			"-H", "Content-Type: application/pkcs10", "-H", "Content-Transfer-Encoding: base64",
 			"-D", file("headers"), "-o", file("out"), "-w", "%{http_code}",
-			"--data-binary", "@"+file("body.b64"), e.url+"/.well-known/est/simpleenroll")
+			"--data-binary", "@"+file("body.b64"), e.URL+"/.well-known/est/simpleenroll")
 		out, err := cmd.Output()
 		if err != nil {
 			t.Fatalf("curl: %v", err)
@@ -98,11 +99,11 @@ hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
 	}
 
 	// Without the evidence: refused, nothing issued.
-	before := e.issuances()
+	before := e.Issuances()
 	if code, refusal, _ := post(plain); code != "403" || refusal != "evidence-required" {
 		t.Fatalf("request without evidence: %s %q", code, refusal)
 	}
-	if e.issuances() != before {
+	if e.Issuances() != before {
 		t.Fatal("a request without evidence was issued")
 	}
 	// With the evidence inside: issued, for the device's key.

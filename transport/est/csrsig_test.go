@@ -9,6 +9,7 @@ import (
 
 	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/identity"
+	"github.com/ztmkit/ztm/internal/estline"
 )
 
 // TestForgedRequestKeepsNonce checks the Service's signature check made
@@ -18,25 +19,25 @@ import (
 func TestForgedRequestKeepsNonce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{noServer: true})
-	st, _ := e.station("idevid")
-	l := e.gate.Local(enroll.Requester{Certificate: st})
-	d := e.devices[0]
-	good := d.csr(t, "SN-SIG")
+	e := newEnv(t, estline.Config{NoServer: true})
+	st, _ := e.Station("idevid")
+	l := e.Service.Local(enroll.Requester{Certificate: st})
+	d := e.Devices[0]
+	good := d.CSR(t, "SN-SIG")
 	bad := bytes.Clone(good)
 	bad[len(bad)-1] ^= 0x01
 	nonce, err := l.Nonce(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := d.evidence(t, nonce)
-	n := e.issuances()
+	ev := d.Evidence(t, nonce)
+	n := e.Issuances()
 	_, err = l.Enroll(ctx, &enroll.Request{CSR: bad, Profile: "idevid", Evidence: ev})
 	var re *enroll.RefusalError
 	if !errors.As(err, &re) || re.Reason != enroll.ReasonBadRequest || !errors.Is(err, identity.ErrInvalidCSR) {
 		t.Fatalf("forged request: err = %v", err)
 	}
-	if got := e.issuances(); got != n {
+	if got := e.Issuances(); got != n {
 		t.Fatalf("forged request recorded %d records", got-n)
 	}
 	// The nonce was not spent: the same evidence enrolls the good request.
@@ -49,7 +50,7 @@ func TestForgedRequestKeepsNonce(t *testing.T) {
 	}
 	// The forged bytes stay refused after the good ones were checked.
 	nonce, _ = l.Nonce(ctx)
-	_, err = l.Enroll(ctx, &enroll.Request{CSR: bad, Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	_, err = l.Enroll(ctx, &enroll.Request{CSR: bad, Profile: "idevid", Evidence: d.Evidence(t, nonce)})
 	if !errors.As(err, &re) {
 		t.Fatalf("forged request again: err = %v", err)
 	}

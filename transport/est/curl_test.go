@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ztmkit/ztm/internal/estline"
 	"github.com/ztmkit/ztm/transport/est"
 )
 
@@ -58,12 +59,12 @@ func TestCurlOpenSSLClient(t *testing.T) {
 	curl := needTool(t, "curl")
 	openssl := needTool(t, "openssl")
 	ctx := context.Background()
-	e := newEnv(t, envOpts{server: func(c *est.ServerConfig) {
+	e := newEnv(t, estline.Config{Server: func(c *est.ServerConfig) {
 		c.BasicAuth = []est.BasicCredential{{Username: "legacy-tool", Password: "s3cret-passphrase", Profiles: []string{"idevid"}}}
 	}})
-	st, key := e.station("idevid")
+	st, key := e.Station("idevid")
 	dir := t.TempDir()
-	writePEM(t, filepath.Join(dir, "root.pem"), "CERTIFICATE", e.root.Raw)
+	writePEM(t, filepath.Join(dir, "root.pem"), "CERTIFICATE", e.PKI.Root.Raw)
 	writePEM(t, filepath.Join(dir, "station.pem"), "CERTIFICATE", st.Raw)
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -71,7 +72,7 @@ func TestCurlOpenSSLClient(t *testing.T) {
 	}
 	writePEM(t, filepath.Join(dir, "station.key"), "PRIVATE KEY", kder)
 
-	d := e.devices[0]
+	d := e.Devices[0]
 	cnf := `[req]
 prompt = no
 distinguished_name = dn
@@ -82,31 +83,31 @@ serialNumber = SN-CURL-1
 subjectAltName = otherName:1.3.6.1.5.5.7.8.4;SEQUENCE:hmn
 [hmn]
 hwType = OID:` + hwType.String() + `
-hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
+hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.UEID) + "\n"
 	os.WriteFile(filepath.Join(dir, "req.cnf"), []byte(cnf), 0o600)
 	enroll := func(serial string, auth ...string) []byte {
 		// Each request is another device: a device holds one IDevID.
-		d = d.twin(t)
-		cnf := cnf[:strings.LastIndex(cnf, "hwSerialNum")] + "hwSerialNum = FORMAT:HEX,OCTETSTRING:" + hex.EncodeToString(d.ueid) + "\n"
+		d = d.Twin(t)
+		cnf := cnf[:strings.LastIndex(cnf, "hwSerialNum")] + "hwSerialNum = FORMAT:HEX,OCTETSTRING:" + hex.EncodeToString(d.UEID) + "\n"
 		os.WriteFile(filepath.Join(dir, "req.cnf"), []byte(strings.Replace(cnf, "SN-CURL-1", serial, 1)), 0o600)
 		run(t, nil, openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
 			"-keyout", filepath.Join(dir, "device.key"), "-config", filepath.Join(dir, "req.cnf"),
 			"-outform", "DER", "-out", filepath.Join(dir, "device.csr"))
 		csr, _ := os.ReadFile(filepath.Join(dir, "device.csr"))
 		os.WriteFile(filepath.Join(dir, "device.b64"), []byte(base64.StdEncoding.EncodeToString(csr)), 0o600)
-		nonce, err := e.nonces.Issue()
+		nonce, err := e.Nonces.Issue()
 		if err != nil {
 			t.Fatal(err)
 		}
-		d.bindCSR(t, csr) // the device's evidence confirms the key openssl made
-		ev := base64.StdEncoding.EncodeToString(d.evidence(t, nonce))
+		d.BindCSR(t, csr) // the device's evidence confirms the key openssl made
+		ev := base64.StdEncoding.EncodeToString(d.Evidence(t, nonce))
 		args := append([]string{"-sS", "--fail-with-body", "--tlsv1.2", "--cacert", filepath.Join(dir, "root.pem")}, auth...)
 		args = append(args,
 			"-H", "Content-Type: application/pkcs10",
 			"-H", "Content-Transfer-Encoding: base64",
 			"-H", est.HeaderEvidence+": "+ev,
 			"--data-binary", "@"+filepath.Join(dir, "device.b64"),
-			e.url+"/.well-known/est/simpleenroll")
+			e.URL+"/.well-known/est/simpleenroll")
 		return run(t, nil, curl, args...)
 	}
 
@@ -129,7 +130,7 @@ hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
 	}
 
 	// cacerts with curl, no client certificate.
-	cacerts := run(t, nil, curl, "-sS", "--fail-with-body", "--cacert", filepath.Join(dir, "root.pem"), e.url+"/.well-known/est/cacerts")
+	cacerts := run(t, nil, curl, "-sS", "--fail-with-body", "--cacert", filepath.Join(dir, "root.pem"), e.URL+"/.well-known/est/cacerts")
 	printed = string(run(t, run(t, cacerts, openssl, "base64", "-d"), openssl, "pkcs7", "-inform", "DER", "-print_certs", "-noout"))
 	if !strings.Contains(printed, "CN = Test Root CA") {
 		t.Fatalf("cacerts:\n%s", printed)
@@ -141,7 +142,7 @@ hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
 	if !strings.Contains(printed, "serialNumber = SN-CURL-2") || strings.Count(printed, "subject=") != 1 {
 		t.Fatalf("basic:\n%s", printed)
 	}
-	h, _ := e.ledger.Head(ctx)
+	h, _ := e.Ledger.Head(ctx)
 	if h.Seq != 3 { // station + two devices
 		t.Fatalf("ledger holds %d records, want 3", h.Seq)
 	}
@@ -156,18 +157,18 @@ func TestCurlOpenSSLReenroll(t *testing.T) {
 	t.Parallel()
 	curl := needTool(t, "curl")
 	openssl := needTool(t, "openssl")
-	e := newEnv(t, envOpts{})
-	st, key := e.station("ldevid")
+	e := newEnv(t, estline.Config{})
+	st, key := e.Station("ldevid")
 	dir := t.TempDir()
 	file := func(name string) string { return filepath.Join(dir, name) }
-	writePEM(t, file("root.pem"), "CERTIFICATE", e.root.Raw)
+	writePEM(t, file("root.pem"), "CERTIFICATE", e.PKI.Root.Raw)
 	writePEM(t, file("station.pem"), "CERTIFICATE", st.Raw)
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	writePEM(t, file("station.key"), "PRIVATE KEY", kder)
-	d := e.devices[0]
+	d := e.Devices[0]
 	cnf := `[req]
 prompt = no
 distinguished_name = dn
@@ -180,7 +181,7 @@ serialNumber = SN-RENEW-1
 subjectAltName = otherName:1.3.6.1.5.5.7.8.4;SEQUENCE:hmn
 [hmn]
 hwType = OID:` + hwType.String() + `
-hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
+hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.UEID) + "\n"
 	if err := os.WriteFile(file("req.cnf"), []byte(cnf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -190,8 +191,8 @@ hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
 			t.Fatal(err)
 		}
 		os.WriteFile(file("body.b64"), []byte(base64.StdEncoding.EncodeToString(csr)), 0o600)
-		d.bindCSR(t, csr)
-		nonce, err := e.nonces.Issue()
+		d.BindCSR(t, csr)
+		nonce, err := e.Nonces.Issue()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,9 +200,9 @@ hwSerialNum = FORMAT:HEX,OCTETSTRING:` + hex.EncodeToString(d.ueid) + "\n"
 		args = append(args,
 			"-H", "Content-Type: application/pkcs10",
 			"-H", "Content-Transfer-Encoding: base64",
-			"-H", est.HeaderEvidence+": "+base64.StdEncoding.EncodeToString(d.evidence(t, nonce)),
+			"-H", est.HeaderEvidence+": "+base64.StdEncoding.EncodeToString(d.Evidence(t, nonce)),
 			"--data-binary", "@"+file("body.b64"),
-			e.url+"/.well-known/est/ldevid/"+op)
+			e.URL+"/.well-known/est/ldevid/"+op)
 		der := run(t, run(t, nil, curl, args...), openssl, "base64", "-d")
 		return run(t, der, openssl, "pkcs7", "-inform", "DER", "-print_certs")
 	}

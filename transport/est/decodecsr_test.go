@@ -22,7 +22,7 @@ import (
 func TestDecodeCSRBodyChecksAsTheCA(t *testing.T) {
 	t.Parallel()
 	d := newDevice(t, 0)
-	_, _, err := est.DecodeCSRBody(b64(d.csr(t, "SN-OK")))
+	_, _, err := est.DecodeCSRBody(b64(d.CSR(t, "SN-OK")))
 	require.NoError(t, err)
 
 	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)

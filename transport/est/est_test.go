@@ -19,16 +19,17 @@ import (
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/identity"
+	"github.com/ztmkit/ztm/internal/estline"
 	"github.com/ztmkit/ztm/transport/est"
 )
 
 func TestEnrollIdempotent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{})
-	st, key := e.station("idevid")
-	c := e.client(st, key)
-	before := e.issuances()
+	e := newEnv(t, estline.Config{})
+	st, key := e.Station("idevid")
+	c := e.Client(st, key)
+	before := e.Issuances()
 
 	nonce, err := c.Nonce(ctx)
 	if err != nil {
@@ -37,27 +38,27 @@ func TestEnrollIdempotent(t *testing.T) {
 	if len(nonce) != attest.NonceSize {
 		t.Fatalf("nonce of %d bytes", len(nonce))
 	}
-	d := e.devices[0]
-	csr := d.csr(t, "SN-0001")
-	ev := d.evidence(t, nonce)
+	d := e.Devices[0]
+	csr := d.CSR(t, "SN-0001")
+	ev := d.Evidence(t, nonce)
 	chain, err := c.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: ev})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(chain) != 2 || !bytes.Equal(chain[1].Raw, e.inter.Raw) {
+	if len(chain) != 2 || !bytes.Equal(chain[1].Raw, e.PKI.Issuing.Raw) {
 		t.Fatalf("chain of %d certificates, want leaf and intermediate", len(chain))
 	}
 	roots := x509.NewCertPool()
-	roots.AddCert(e.root)
+	roots.AddCert(e.PKI.Root)
 	inter := x509.NewCertPool()
 	inter.AddCert(chain[1])
 	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.issuances(); got != before+1 {
+	if got := e.Issuances(); got != before+1 {
 		t.Fatalf("ledger grew by %d, want 1", got-before)
 	}
-	status, err := e.ledger.Lookup(ctx, chain[0].SerialNumber)
+	status, err := e.Ledger.Lookup(ctx, chain[0].SerialNumber)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,18 +78,18 @@ func TestEnrollIdempotent(t *testing.T) {
 	if !bytes.Equal(again[0].Raw, chain[0].Raw) {
 		t.Fatal("second enrollment of one request gave another certificate")
 	}
-	if got := e.issuances(); got != before+1 {
+	if got := e.Issuances(); got != before+1 {
 		t.Fatalf("ledger grew by %d, want 1", got-before)
 	}
 	// Another station sending the same request is refused.
-	st2, key2 := e.station("idevid")
-	_, err = e.client(st2, key2).Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: ev})
+	st2, key2 := e.Station("idevid")
+	_, err = e.Client(st2, key2).Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: ev})
 	var se *est.StatusError
 	if !errors.As(err, &se) || se.Code != http.StatusConflict || !errors.Is(err, est.ErrConflict) {
 		t.Fatalf("other station: err = %v, want 409", err)
 	}
 	// Once the station is revoked, not even its repeat is answered.
-	if err := e.auth.Revoke(ctx, st.SerialNumber, ca.ReasonKeyCompromise, "admin"); err != nil {
+	if err := e.Authority.Revoke(ctx, st.SerialNumber, ca.ReasonKeyCompromise, "admin"); err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: ev})
@@ -100,48 +101,48 @@ func TestEnrollIdempotent(t *testing.T) {
 func TestLocalEnroller(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{noServer: true})
-	st, _ := e.station("idevid")
-	var l enroll.Enroller = e.gate.Local(enroll.Requester{Certificate: st})
+	e := newEnv(t, estline.Config{NoServer: true})
+	st, _ := e.Station("idevid")
+	var l enroll.Enroller = e.Service.Local(enroll.Requester{Certificate: st})
 	nonce, err := l.Nonce(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := e.devices[0]
-	csr := d.csr(t, "SN-L1")
-	chain, err := l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	d := e.Devices[0]
+	csr := d.CSR(t, "SN-L1")
+	chain, err := l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: d.Evidence(t, nonce)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(chain) != 2 {
 		t.Fatalf("%d certificates", len(chain))
 	}
-	st2, _ := e.station("ldevid")
+	st2, _ := e.Station("ldevid")
 	// Replayed evidence with a new request is refused before the CA.
-	n := e.issuances()
-	_, err = l.Enroll(ctx, &enroll.Request{CSR: d.csr(t, "SN-L2"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	n := e.Issuances()
+	_, err = l.Enroll(ctx, &enroll.Request{CSR: d.CSR(t, "SN-L2"), Profile: "idevid", Evidence: d.Evidence(t, nonce)})
 	if !errors.Is(err, enroll.ErrRefused) || !errors.Is(err, attest.ErrNonceReused) {
 		t.Fatalf("replay: err = %v", err)
 	}
 	// Evidence of another device than the request's is refused.
 	e2 := newDevice(t, 99)
 	nonce, _ = l.Nonce(ctx)
-	_, err = l.Enroll(ctx, &enroll.Request{CSR: e2.csr(t, "SN-L3"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	_, err = l.Enroll(ctx, &enroll.Request{CSR: e2.CSR(t, "SN-L3"), Profile: "idevid", Evidence: d.Evidence(t, nonce)})
 	if !errors.Is(err, enroll.ErrRefused) {
 		t.Fatalf("foreign device: err = %v", err)
 	}
 	// No evidence at all.
-	_, err = l.Enroll(ctx, &enroll.Request{CSR: d.csr(t, "SN-L4"), Profile: "idevid"})
+	_, err = l.Enroll(ctx, &enroll.Request{CSR: d.CSR(t, "SN-L4"), Profile: "idevid"})
 	if !errors.Is(err, enroll.ErrRefused) {
 		t.Fatalf("no evidence: err = %v", err)
 	}
 	// A station not allowed the profile.
 	nonce, _ = l.Nonce(ctx)
-	_, err = e.gate.Local(enroll.Requester{Certificate: st2}).Enroll(ctx, &enroll.Request{CSR: d.csr(t, "SN-L5"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	_, err = e.Service.Local(enroll.Requester{Certificate: st2}).Enroll(ctx, &enroll.Request{CSR: d.CSR(t, "SN-L5"), Profile: "idevid", Evidence: d.Evidence(t, nonce)})
 	if re := (*enroll.RefusalError)(nil); !errors.As(err, &re) || re.Reason != enroll.ReasonNotAuthorized {
 		t.Fatalf("profile not allowed: err = %v", err)
 	}
-	if got := e.issuances(); got != n {
+	if got := e.Issuances(); got != n {
 		t.Fatalf("refusals recorded %d records", got-n)
 	}
 }
@@ -149,13 +150,13 @@ func TestLocalEnroller(t *testing.T) {
 func TestCACertsCSRAttrsBootstrap(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{})
-	c := e.client(nil, nil)
+	e := newEnv(t, estline.Config{})
+	c := e.Client(nil, nil)
 	certs, err := c.CACerts(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(certs) != 2 || !certs[0].Equal(e.inter) || !certs[1].Equal(e.root) {
+	if len(certs) != 2 || !certs[0].Equal(e.PKI.Issuing) || !certs[1].Equal(e.PKI.Root) {
 		t.Fatalf("cacerts: %d certificates", len(certs))
 	}
 	attrs, err := c.CSRAttrs(ctx, "idevid")
@@ -169,22 +170,22 @@ func TestCACertsCSRAttrsBootstrap(t *testing.T) {
 	if got := strings.Join(oids, " "); got != "1.2.840.113549.1.9.7 2.5.4.5 1.3.6.1.5.5.7.8.4" {
 		t.Fatalf("csrattrs %s", got)
 	}
-	fp := sha256.Sum256(e.root.Raw)
-	boot, err := est.BootstrapCACerts(ctx, e.url, "", fp[:])
+	fp := sha256.Sum256(e.PKI.Root.Raw)
+	boot, err := est.BootstrapCACerts(ctx, e.URL, "", fp[:])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !boot[len(boot)-1].Equal(e.root) {
+	if !boot[len(boot)-1].Equal(e.PKI.Root) {
 		t.Fatal("bootstrap: anchor not last")
 	}
 	fp[0] ^= 1
-	if _, err := est.BootstrapCACerts(ctx, e.url, "", fp[:]); !errors.Is(err, est.ErrFingerprint) {
+	if _, err := est.BootstrapCACerts(ctx, e.URL, "", fp[:]); !errors.Is(err, est.ErrFingerprint) {
 		t.Fatalf("wrong fingerprint: err = %v", err)
 	}
 	// Without bootstrap, a client without the right anchor fails TLS.
 	other := x509.NewCertPool()
-	other.AddCert(e.inter)
-	c2, err := est.NewClient(est.ClientConfig{URL: e.url, Roots: other})
+	other.AddCert(e.PKI.Issuing)
+	c2, err := est.NewClient(est.ClientConfig{URL: e.URL, Roots: other})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,8 +197,8 @@ func TestCACertsCSRAttrsBootstrap(t *testing.T) {
 
 func TestServerKeyGenNotOffered(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{})
-	st, key := e.station("idevid")
+	e := newEnv(t, estline.Config{})
+	st, key := e.Station("idevid")
 	resp := e.post(t, st, key, "/.well-known/est/serverkeygen", est.MediaTypePKCS10, []byte("x"), nil)
 	if resp.code != http.StatusNotImplemented {
 		t.Fatalf("serverkeygen: %d", resp.code)
@@ -213,13 +214,13 @@ type answer struct {
 // post sends a raw request over mTLS (cert may be nil).
 func (e *env) post(t *testing.T, cert *x509.Certificate, key any, path, ctype string, body []byte, hdr http.Header) answer {
 	t.Helper()
-	tc := &tls.Config{RootCAs: e.tlsRoots}
+	tc := &tls.Config{RootCAs: e.Roots}
 	if cert != nil {
 		tc.Certificates = []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}}
 	}
 	tr := &http.Transport{TLSClientConfig: tc}
 	defer tr.CloseIdleConnections()
-	req, _ := http.NewRequest(http.MethodPost, e.url+path, bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, e.URL+path, bytes.NewReader(body))
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
@@ -240,28 +241,28 @@ func b64(b []byte) []byte { return []byte(base64.StdEncoding.EncodeToString(b)) 
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{})
-	st, key := e.station("idevid")
-	stOther, keyOther := e.station("ldevid")
-	d := e.devices[0]
+	e := newEnv(t, estline.Config{})
+	st, key := e.Station("idevid")
+	stOther, keyOther := e.Station("ldevid")
+	d := e.Devices[0]
 	// A certificate from a CA that is not ours, with a station
 	// authorization of its own.
-	foreign := newEnv(t, envOpts{noServer: true})
-	fst, fkey := foreign.station("idevid")
+	foreign := newEnv(t, estline.Config{NoServer: true})
+	fst, fkey := foreign.Station("idevid")
 
 	evHdr := func() http.Header {
-		n, err := e.nonces.Issue()
+		n, err := e.Nonces.Issue()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return http.Header{est.HeaderEvidence: {base64.StdEncoding.EncodeToString(d.evidence(t, n))}}
+		return http.Header{est.HeaderEvidence: {base64.StdEncoding.EncodeToString(d.Evidence(t, n))}}
 	}
-	good := d.csr(t, "SN-BAD")
+	good := d.CSR(t, "SN-BAD")
 	badSig := bytes.Clone(good)
 	badSig[len(badSig)-3] ^= 0x55
-	spent, _ := e.nonces.Issue()
-	spentEv := d.evidence(t, spent)
-	if _, err := e.verifier.Verify(ctx, spentEv); err != nil {
+	spent, _ := e.Nonces.Issue()
+	spentEv := d.Evidence(t, spent)
+	if _, err := e.Verifier.Verify(ctx, spentEv); err != nil {
 		t.Fatal(err)
 	}
 
@@ -295,7 +296,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := e.issuances()
+			before := e.Issuances()
 			a := e.post(t, tc.cert, tc.key, tc.path, tc.ctype, tc.body, tc.hdr)
 			if a.code != tc.code {
 				t.Fatalf("status %d (%q), want %d", a.code, a.body, tc.code)
@@ -303,7 +304,7 @@ func TestBadInput(t *testing.T) {
 			if a.body == "" || len(a.body) > 200 {
 				t.Errorf("error body %q: want short text", a.body)
 			}
-			if got := e.issuances(); got != before {
+			if got := e.Issuances(); got != before {
 				t.Fatalf("refused request recorded %d records", got-before)
 			}
 		})
@@ -319,9 +320,9 @@ func TestBadInput(t *testing.T) {
 // now on confirms key (cnf).
 func csrFor(t *testing.T, d *device, key *ecdsa.PrivateKey, serial string) []byte {
 	t.Helper()
-	d.sim.BindKey(key.Public())
+	d.Sim.BindKey(key.Public())
 	der, err := identity.CreateCSR(nil, key, identity.DeviceInfo{SerialNumber: serial,
-		HardwareModule: identity.HardwareModuleName{Type: hwType, SerialNumber: d.ueid}})
+		HardwareModule: identity.HardwareModuleName{Type: hwType, SerialNumber: d.UEID}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,22 +332,22 @@ func csrFor(t *testing.T, d *device, key *ecdsa.PrivateKey, serial string) []byt
 func TestReenroll(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{})
-	st, key := e.station("idevid", "ldevid")
-	c := e.client(st, key)
-	d := e.devices[0]
+	e := newEnv(t, estline.Config{})
+	st, key := e.Station("idevid", "ldevid")
+	c := e.Client(st, key)
+	d := e.Devices[0]
 	devKey := newKey(t)
 	nonce, _ := c.Nonce(ctx)
-	chain, err := c.SimpleEnroll(ctx, "ldevid", csrFor(t, d, devKey, "SN-RE"), d.evidence(t, nonce))
+	chain, err := c.SimpleEnroll(ctx, "ldevid", csrFor(t, d, devKey, "SN-RE"), d.Evidence(t, nonce))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The device renews with its current LDevID as TLS client
 	// certificate and a request with the same subject and names.
-	dc := e.client(chain[0], devKey)
+	dc := e.Client(chain[0], devKey)
 	key2 := newKey(t)
 	nonce, _ = c.Nonce(ctx)
-	renewed, err := dc.SimpleReenroll(ctx, "ldevid", csrFor(t, d, key2, "SN-RE"), d.evidence(t, nonce))
+	renewed, err := dc.SimpleReenroll(ctx, "ldevid", csrFor(t, d, key2, "SN-RE"), d.Evidence(t, nonce))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,22 +356,22 @@ func TestReenroll(t *testing.T) {
 	}
 	// A different subject is refused.
 	nonce, _ = c.Nonce(ctx)
-	_, err = dc.SimpleReenroll(ctx, "ldevid", csrFor(t, d, newKey(t), "SN-OTHER"), d.evidence(t, nonce))
+	_, err = dc.SimpleReenroll(ctx, "ldevid", csrFor(t, d, newKey(t), "SN-OTHER"), d.Evidence(t, nonce))
 	if !errors.Is(err, est.ErrForbidden) {
 		t.Fatalf("other subject: err = %v", err)
 	}
 	// Another profile than the current certificate's is refused.
 	nonce, _ = c.Nonce(ctx)
-	_, err = dc.SimpleReenroll(ctx, "idevid", csrFor(t, d, newKey(t), "SN-RE"), d.evidence(t, nonce))
+	_, err = dc.SimpleReenroll(ctx, "idevid", csrFor(t, d, newKey(t), "SN-RE"), d.Evidence(t, nonce))
 	if !errors.Is(err, est.ErrForbidden) {
 		t.Fatalf("other profile: err = %v", err)
 	}
 	// A revoked certificate cannot renew.
-	if err := e.auth.Revoke(ctx, chain[0].SerialNumber, ca.ReasonSuperseded, "test"); err != nil {
+	if err := e.Authority.Revoke(ctx, chain[0].SerialNumber, ca.ReasonSuperseded, "test"); err != nil {
 		t.Fatal(err)
 	}
 	nonce, _ = c.Nonce(ctx)
-	_, err = dc.SimpleReenroll(ctx, "ldevid", csrFor(t, d, newKey(t), "SN-RE"), d.evidence(t, nonce))
+	_, err = dc.SimpleReenroll(ctx, "ldevid", csrFor(t, d, newKey(t), "SN-RE"), d.Evidence(t, nonce))
 	if !errors.Is(err, est.ErrForbidden) {
 		t.Fatalf("revoked: err = %v", err)
 	}

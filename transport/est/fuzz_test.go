@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/ztmkit/ztm/internal/estline"
 	"github.com/ztmkit/ztm/transport/est"
 )
 
@@ -17,7 +18,7 @@ import (
 // an error wrapping ErrBadRequest, and never panic.
 func FuzzDecodeCSRBody(f *testing.F) {
 	d := newDevice(f, 0)
-	good := d.csr(f, "SN-FUZZ")
+	good := d.CSR(f, "SN-FUZZ")
 	f.Add(b64(good))
 	f.Add([]byte(base64.StdEncoding.EncodeToString(good)[:40] + "\r\n" + base64.StdEncoding.EncodeToString(good)[40:]))
 	f.Add([]byte("!!!"))
@@ -72,17 +73,17 @@ func FuzzParseCSRAttrs(f *testing.F) {
 // directly): the answer is one of the refusal codes with a short body, and
 // nothing is ever issued.
 func FuzzServerEnroll(f *testing.F) {
-	e := newEnv(f, envOpts{noServer: true, server: func(c *est.ServerConfig) {
+	e := newEnv(f, estline.Config{NoServer: true, Server: func(c *est.ServerConfig) {
 		c.BasicAuth = []est.BasicCredential{{Username: "u", Password: "p", Profiles: []string{"idevid"}}}
 	}})
-	d := e.devices[0]
-	good := d.csr(f, "SN-FZ")
+	d := e.Devices[0]
+	good := d.CSR(f, "SN-FZ")
 	f.Add(b64(good), est.MediaTypePKCS10, "")
 	f.Add(b64(good), est.MediaTypePKCS10, "AAAA")
 	f.Add([]byte("%%%"), est.MediaTypePKCS10, "")
 	f.Add(b64(good), "text/plain", "")
 	f.Add(b64(good), "application/pkcs10; charset=x", "!!")
-	before := e.issuances()
+	before := e.Issuances()
 	f.Fuzz(func(t *testing.T, body []byte, ctype, evidence string) {
 		req := httptest.NewRequest(http.MethodPost, "/.well-known/est/simpleenroll", bytes.NewReader(body))
 		req.Header.Set("Content-Type", ctype)
@@ -91,7 +92,7 @@ func FuzzServerEnroll(f *testing.F) {
 		}
 		req.SetBasicAuth("u", "p")
 		w := httptest.NewRecorder()
-		e.server.ServeHTTP(w, req)
+		e.Server.ServeHTTP(w, req)
 		switch w.Code {
 		case 400, 403, 413, 415:
 		default:
@@ -100,7 +101,7 @@ func FuzzServerEnroll(f *testing.F) {
 		if w.Body.Len() > 200 {
 			t.Fatalf("long error body")
 		}
-		if got := e.issuances(); got != before {
+		if got := e.Issuances(); got != before {
 			sum := sha256.Sum256(body)
 			t.Fatalf("fuzzed request %x issued a certificate", sum[:4])
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/internal/estline"
 )
 
 // stallLedger simulates a ledger whose answer is lost: for the next
@@ -45,37 +46,37 @@ func TestIdempotencyAnswerLost(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			var stall *stallLedger
-			e := newEnv(t, envOpts{noServer: true})
+			e := newEnv(t, estline.Config{NoServer: true})
 			// Rebuild the Authority over the stalling ledger.
-			stall = &stallLedger{Ledger: e.ledger, commit: commit}
-			auth, err := ca.New(ca.Config{Signer: mustSigner(t, e), Chain: e.auth.Chain(), Ledger: stall})
+			stall = &stallLedger{Ledger: e.Ledger, commit: commit}
+			auth, err := ca.New(ca.Config{Signer: mustSigner(t, e), Chain: e.Authority.Chain(), Ledger: stall})
 			if err != nil {
 				t.Fatal(err)
 			}
-			gate, err := enroll.New(enroll.Config{Authority: auth, Verifier: e.verifier, Nonces: e.nonces,
+			gate, err := enroll.New(enroll.Config{Authority: auth, Verifier: e.Verifier, Nonces: e.Nonces,
 				CommitTimeout: time.Second}) // the stall's wait; a real commit must fit in it on a loaded machine
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, _ := e.station("idevid")
+			st, _ := e.Station("idevid")
 			l := gate.Local(enroll.Requester{Certificate: st})
-			d := e.devices[0]
-			csr := d.csr(t, "SN-PEND")
-			before := e.issuances()
+			d := e.Devices[0]
+			csr := d.CSR(t, "SN-PEND")
+			before := e.Issuances()
 			stall.armed.Store(true)
 			nonce, _ := l.Nonce(ctx)
-			if _, err := l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)}); !errors.Is(err, context.DeadlineExceeded) {
+			if _, err := l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: d.Evidence(t, nonce)}); !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("stalled enrollment: err = %v", err)
 			}
 			nonce, _ = l.Nonce(ctx)
-			chain, err := l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)})
+			chain, err := l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: d.Evidence(t, nonce)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := e.issuances() - before; got != 1 {
+			if got := e.Issuances() - before; got != 1 {
 				t.Fatalf("%d issuances for one request", got)
 			}
-			s, err := e.ledger.Lookup(ctx, chain[0].SerialNumber)
+			s, err := e.Ledger.Lookup(ctx, chain[0].SerialNumber)
 			if err != nil || !bytes.Equal(s.Issuance.Certificate, chain[0].Raw) {
 				t.Fatalf("answer not the ledger's certificate: %v", err)
 			}
@@ -94,20 +95,20 @@ func TestIdempotencyAnswerLost(t *testing.T) {
 func TestConcurrentSameRequest(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{noServer: true})
-	st, _ := e.station("idevid")
-	d := e.devices[0]
-	csr := d.csr(t, "SN-CONC")
-	nonce, _ := e.nonces.Issue()
-	ev := d.evidence(t, nonce)
-	before := e.issuances()
+	e := newEnv(t, estline.Config{NoServer: true})
+	st, _ := e.Station("idevid")
+	d := e.Devices[0]
+	csr := d.CSR(t, "SN-CONC")
+	nonce, _ := e.Nonces.Issue()
+	ev := d.Evidence(t, nonce)
+	before := e.Issuances()
 	const n = 20
 	got := make([][]byte, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			chain, err := e.gate.Local(enroll.Requester{Certificate: st}).Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: ev})
+			chain, err := e.Service.Local(enroll.Requester{Certificate: st}).Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: ev})
 			errs[i] = err
 			if err == nil {
 				got[i] = chain[0].Raw
@@ -123,7 +124,7 @@ func TestConcurrentSameRequest(t *testing.T) {
 			t.Fatal("two certificates for one request")
 		}
 	}
-	if e.issuances()-before != 1 {
-		t.Fatalf("%d issuances", e.issuances()-before)
+	if e.Issuances()-before != 1 {
+		t.Fatalf("%d issuances", e.Issuances()-before)
 	}
 }

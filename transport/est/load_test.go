@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/internal/estline"
 	"github.com/ztmkit/ztm/transport/est"
 )
 
@@ -26,16 +28,16 @@ func TestLoad(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	e := newEnv(t, envOpts{devices: clients, noncesMax: 2 * clients * per})
+	e := newEnv(t, estline.Config{Devices: clients, NonceConfig: attest.NonceConfig{MaxOutstanding: 2 * clients * per}})
 	const stations = 10
 	ecs := make([]*est.Client, clients)
 	for i := range stations {
-		st, key := e.station("idevid")
+		st, key := e.Station("idevid")
 		for j := i; j < clients; j += stations {
-			ecs[j] = e.client(st, key)
+			ecs[j] = e.Client(st, key)
 		}
 	}
-	before := e.issuances()
+	before := e.Issuances()
 
 	// Requests and evidence are made before the clock starts.
 	type job struct {
@@ -45,8 +47,8 @@ func TestLoad(t *testing.T) {
 	jobs := make([][]job, clients)
 	for i := range clients {
 		for k := range per {
-			tw := e.devices[i].twin(t) // one device, one IDevID
-			jobs[i] = append(jobs[i], job{csr: tw.csr(t, fmt.Sprintf("SN-%03d-%02d", i, k)), dev: tw})
+			tw := e.Devices[i].Twin(t) // one device, one IDevID
+			jobs[i] = append(jobs[i], job{csr: tw.CSR(t, fmt.Sprintf("SN-%03d-%02d", i, k)), dev: tw})
 		}
 	}
 	var mu sync.Mutex
@@ -61,8 +63,8 @@ func TestLoad(t *testing.T) {
 				nonce, err := c.Nonce(ctx)
 				if err == nil {
 					var ev []byte
-					d.bindCSR(t, j.csr)
-					if ev, err = d.sim.EvidenceCWT(nonce); err == nil {
+					d.BindCSR(t, j.csr)
+					if ev, err = d.Sim.EvidenceCWT(nonce); err == nil {
 						var chain []*x509Cert
 						chain, err = c.Enroll(ctx, &enroll.Request{CSR: j.csr, Profile: "idevid", Evidence: ev})
 						if err == nil {
@@ -87,17 +89,17 @@ func TestLoad(t *testing.T) {
 	if len(issued) != clients*per {
 		t.Fatalf("%d distinct certificates, want %d", len(issued), clients*per)
 	}
-	if got := e.issuances() - before; got != uint64(clients*per) {
+	if got := e.Issuances() - before; got != uint64(clients*per) {
 		t.Fatalf("ledger grew by %d, want %d", got, clients*per)
 	}
 	for _, der := range issued {
 		c, _ := parseCert(der)
-		st, err := e.ledger.Lookup(ctx, c.SerialNumber)
+		st, err := e.Ledger.Lookup(ctx, c.SerialNumber)
 		if err != nil || !bytes.Equal(st.Issuance.Certificate, der) || len(st.Issuance.EvidenceDigest) == 0 {
 			t.Fatalf("certificate %v not in the ledger as issued: %v", c.SerialNumber, err)
 		}
 	}
-	if _, err := e.ledger.Verify(ctx); err != nil {
+	if _, err := e.Ledger.Verify(ctx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -107,10 +109,10 @@ func TestLoad(t *testing.T) {
 	}
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
-	if err := e.srv.Shutdown(sctx); err != nil {
+	if err := e.HTTP.Shutdown(sctx); err != nil {
 		t.Fatal(err)
 	}
-	e.ledger.Close()
+	e.Ledger.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > baseline && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

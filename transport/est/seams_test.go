@@ -16,6 +16,7 @@ import (
 	"github.com/ztmkit/ztm/attest/devicesim"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/internal/estline"
 	"github.com/ztmkit/ztm/internal/testhook"
 	"github.com/ztmkit/ztm/transport/est"
 )
@@ -37,13 +38,13 @@ func wantRefusal(t *testing.T, what string, err error, reason enroll.Reason) *en
 func TestRepeatUnderAnotherProfile(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{})
-	st, key := e.station("idevid", "ldevid")
-	c := e.client(st, key)
-	d := e.devices[0]
+	e := newEnv(t, estline.Config{})
+	st, key := e.Station("idevid", "ldevid")
+	c := e.Client(st, key)
+	d := e.Devices[0]
 	csr := csrFor(t, d, newKey(t), "SN-PROF")
 	nonce, _ := c.Nonce(ctx)
-	first, err := c.SimpleEnroll(ctx, "", csr, d.evidence(t, nonce))
+	first, err := c.SimpleEnroll(ctx, "", csr, d.Evidence(t, nonce))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestRepeatUnderAnotherProfile(t *testing.T) {
 		t.Fatalf("IDevID notAfter %v", first[0].NotAfter)
 	}
 	nonce, _ = c.Nonce(ctx)
-	second, err := c.SimpleEnroll(ctx, "ldevid", csr, d.evidence(t, nonce))
+	second, err := c.SimpleEnroll(ctx, "ldevid", csr, d.Evidence(t, nonce))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,10 +68,10 @@ func TestRepeatUnderAnotherProfile(t *testing.T) {
 	// The Authority itself: one idempotency key under two profiles.
 	idem := []byte("one-key")
 	k := newKey(t)
-	if _, err := e.auth.Issue(ctx, &ca.Request{CSR: csrFor(t, d, k, "SN-AUTH"), Profile: "ldevid", Requester: "line", IdempotencyKey: idem}); err != nil {
+	if _, err := e.Authority.Issue(ctx, &ca.Request{CSR: csrFor(t, d, k, "SN-AUTH"), Profile: "ldevid", Requester: "line", IdempotencyKey: idem}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.auth.Issue(ctx, &ca.Request{CSR: csrFor(t, d, k, "SN-AUTH"), Profile: "idevid", Requester: "line", IdempotencyKey: idem})
+	_, err = e.Authority.Issue(ctx, &ca.Request{CSR: csrFor(t, d, k, "SN-AUTH"), Profile: "idevid", Requester: "line", IdempotencyKey: idem})
 	if !errors.Is(err, ca.ErrRequestExists) {
 		t.Fatalf("Issue(idevid) after Issue(ldevid) under one key: %v", err)
 	}
@@ -81,22 +82,22 @@ func TestRepeatUnderAnotherProfile(t *testing.T) {
 func TestRepeatOfRevoked(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{})
-	st, key := e.station("idevid")
-	c := e.client(st, key)
-	l := e.gate.Local(enroll.Requester{Certificate: st})
-	d := e.devices[0]
-	csr := d.csr(t, "SN-REV")
+	e := newEnv(t, estline.Config{})
+	st, key := e.Station("idevid")
+	c := e.Client(st, key)
+	l := e.Service.Local(enroll.Requester{Certificate: st})
+	d := e.Devices[0]
+	csr := d.CSR(t, "SN-REV")
 	nonce, _ := c.Nonce(ctx)
-	ev := d.evidence(t, nonce)
+	ev := d.Evidence(t, nonce)
 	chain, err := c.SimpleEnroll(ctx, "", csr, ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.auth.Revoke(ctx, chain[0].SerialNumber, ca.ReasonKeyCompromise, "admin"); err != nil {
+	if err := e.Authority.Revoke(ctx, chain[0].SerialNumber, ca.ReasonKeyCompromise, "admin"); err != nil {
 		t.Fatal(err)
 	}
-	before := e.issuances()
+	before := e.Issuances()
 	_, err = c.SimpleEnroll(ctx, "", csr, ev)
 	wantRefusal(t, "over EST", err, enroll.ReasonRepeatRevoked)
 	if !errors.Is(err, ca.ErrRepeatRevoked) {
@@ -106,9 +107,9 @@ func TestRepeatOfRevoked(t *testing.T) {
 	wantRefusal(t, "in process", err, enroll.ReasonRepeatRevoked)
 	// With fresh evidence too.
 	nonce, _ = l.Nonce(ctx)
-	_, err = l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	_, err = l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: d.Evidence(t, nonce)})
 	wantRefusal(t, "fresh evidence", err, enroll.ReasonRepeatRevoked)
-	if e.issuances() != before {
+	if e.Issuances() != before {
 		t.Fatal("a refused repeat was recorded")
 	}
 }
@@ -119,26 +120,26 @@ func TestRepeatOfRevoked(t *testing.T) {
 func TestIDevIDCannotRenew(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{gate: func(c *enroll.Config) { c.AllowNoEvidence = true }})
-	st, key := e.station("idevid")
-	c := e.client(st, key)
-	d := e.devices[0]
+	e := newEnv(t, estline.Config{Service: func(c *enroll.Config) { c.AllowNoEvidence = true }})
+	st, key := e.Station("idevid")
+	c := e.Client(st, key)
+	d := e.Devices[0]
 	devKey := newKey(t)
 	nonce, _ := c.Nonce(ctx)
-	chain, err := c.SimpleEnroll(ctx, "", csrFor(t, d, devKey, "SN-IDEV"), d.evidence(t, nonce))
+	chain, err := c.SimpleEnroll(ctx, "", csrFor(t, d, devKey, "SN-IDEV"), d.Evidence(t, nonce))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dc := e.client(chain[0], devKey)
-	before := e.issuances()
-	for _, ev := range [][]byte{nil, d.evidence(t, must(c.Nonce(ctx)))} {
+	dc := e.Client(chain[0], devKey)
+	before := e.Issuances()
+	for _, ev := range [][]byte{nil, d.Evidence(t, must(c.Nonce(ctx)))} {
 		_, err = dc.SimpleReenroll(ctx, "", csrFor(t, d, newKey(t), "SN-IDEV"), ev)
 		re := wantRefusal(t, "IDevID renewal", err, enroll.ReasonRenewal)
 		if !errors.Is(err, est.ErrForbidden) || !strings.Contains(re.Detail+err.Error(), "renewal") {
 			t.Fatalf("IDevID renewal: %v", err)
 		}
 	}
-	if e.issuances() != before {
+	if e.Issuances() != before {
 		t.Fatal("a refused renewal was recorded")
 	}
 }
@@ -152,18 +153,18 @@ func TestRetryAfterSpentNonce(t *testing.T) {
 	ctx := context.Background()
 	var offset atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	e := newEnv(t, envOpts{quota: ca.QuotaPolicy{Limit: 1, Period: time.Hour}, authTime: clock})
-	st, key := e.station("idevid")
-	c := e.client(st, key)
-	d := e.devices[0]
+	e := newEnv(t, estline.Config{Quota: ca.QuotaPolicy{Limit: 1, Period: time.Hour}, Time: clock})
+	st, key := e.Station("idevid")
+	c := e.Client(st, key)
+	d := e.Devices[0]
 	nonce, _ := c.Nonce(ctx)
-	if _, err := c.SimpleEnroll(ctx, "", d.csr(t, "SN-Q1"), d.evidence(t, nonce)); err != nil {
+	if _, err := c.SimpleEnroll(ctx, "", d.CSR(t, "SN-Q1"), d.Evidence(t, nonce)); err != nil {
 		t.Fatal(err)
 	}
-	d2 := d.twin(t) // a second device: one device has one IDevID
-	csr := d2.csr(t, "SN-Q2")
+	d2 := d.Twin(t) // a second device: one device has one IDevID
+	csr := d2.CSR(t, "SN-Q2")
 	nonce, _ = c.Nonce(ctx)
-	ev := d2.evidence(t, nonce)
+	ev := d2.Evidence(t, nonce)
 	_, err := c.SimpleEnroll(ctx, "", csr, ev)
 	wantRefusal(t, "over quota", err, enroll.ReasonQuota)
 	if !enroll.Retryable(err) || !errors.Is(err, ca.ErrQuotaExceeded) {
@@ -175,7 +176,7 @@ func TestRetryAfterSpentNonce(t *testing.T) {
 		t.Fatalf("retry once the quota window slid: %v", err)
 	}
 	// Evidence that passed for one request does not pass for another.
-	_, err = c.SimpleEnroll(ctx, "", d2.twin(t).csr(t, "SN-Q3"), ev)
+	_, err = c.SimpleEnroll(ctx, "", d2.Twin(t).CSR(t, "SN-Q3"), ev)
 	if re := wantRefusal(t, "other request, same evidence", err, enroll.ReasonEvidence); re.Check != "nonce-reused" {
 		t.Fatalf("other request: check %q", re.Check)
 	}
@@ -191,10 +192,10 @@ func TestNonceCapacity(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	const capacity = 32
-	e := newEnv(t, envOpts{noncesMax: capacity, gate: func(c *enroll.Config) { c.AllowNoEvidence = false }})
-	st, key := e.station("idevid")
-	honest := e.gate.Local(enroll.Requester{Certificate: st})
-	d := e.devices[0]
+	e := newEnv(t, estline.Config{NonceConfig: attest.NonceConfig{MaxOutstanding: capacity}, Service: func(c *enroll.Config) { c.AllowNoEvidence = false }})
+	st, key := e.Station("idevid")
+	honest := e.Service.Local(enroll.Requester{Certificate: st})
+	d := e.Devices[0]
 	var wg sync.WaitGroup
 	var refused atomic.Int64
 	var firstErr atomic.Value
@@ -203,7 +204,7 @@ func TestNonceCapacity(t *testing.T) {
 			for i := range 10 * capacity / 4 {
 				nonce, err := honest.Nonce(ctx)
 				if err == nil {
-					csr, ev := d.twin(t).csrEvidence(t, "SN-C", nonce)
+					csr, ev := d.Twin(t).CSREvidence(t, "SN-C", nonce)
 					_, err = honest.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: ev})
 				}
 				if err != nil {
@@ -221,12 +222,12 @@ func TestNonceCapacity(t *testing.T) {
 
 	// Floods over EST: a revoked station is refused every nonce; a valid
 	// one gets its share and no more.
-	revoked, rkey := e.station("idevid")
-	if err := e.auth.Revoke(ctx, revoked.SerialNumber, ca.ReasonKeyCompromise, "admin"); err != nil {
+	revoked, rkey := e.Station("idevid")
+	if err := e.Authority.Revoke(ctx, revoked.SerialNumber, ca.ReasonKeyCompromise, "admin"); err != nil {
 		t.Fatal(err)
 	}
-	flooder, fkey := e.station("idevid")
-	rc, fc := e.client(revoked, rkey), e.client(flooder, fkey)
+	flooder, fkey := e.Station("idevid")
+	rc, fc := e.Client(revoked, rkey), e.Client(flooder, fkey)
 	var revokedOK, floodOK atomic.Int64
 	for range 4 {
 		wg.Go(func() {
@@ -249,14 +250,14 @@ func TestNonceCapacity(t *testing.T) {
 	if n := floodOK.Load(); n == 0 || n > int64(capacity/8) {
 		t.Fatalf("a flooding station got %d nonces, want 1..%d", n, capacity/8)
 	}
-	c := e.client(st, key)
+	c := e.Client(st, key)
 	for i := range 8 {
 		nonce, err := c.Nonce(ctx)
 		if err != nil {
 			t.Fatalf("honest station beside the floods, nonce %d: %v", i, err)
 		}
-		tw := d.twin(t)
-		if _, err := c.SimpleEnroll(ctx, "", tw.csr(t, "SN-H"), tw.evidence(t, nonce)); err != nil {
+		tw := d.Twin(t)
+		if _, err := c.SimpleEnroll(ctx, "", tw.CSR(t, "SN-H"), tw.Evidence(t, nonce)); err != nil {
 			t.Fatalf("honest station beside the floods, enrollment %d: %v", i, err)
 		}
 	}
@@ -270,22 +271,22 @@ func TestRefusalReasonsOverEST(t *testing.T) {
 	ctx := context.Background()
 	var logBuf syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logBuf, nil))
-	e := newEnv(t, envOpts{server: func(c *est.ServerConfig) { c.Logger = logger }})
-	st, key := e.station("idevid")
-	c := e.client(st, key)
-	l := e.gate.Local(enroll.Requester{Certificate: st})
-	d := e.devices[0]
+	e := newEnv(t, estline.Config{Server: func(c *est.ServerConfig) { c.Logger = logger }})
+	st, key := e.Station("idevid")
+	c := e.Client(st, key)
+	l := e.Service.Local(enroll.Requester{Certificate: st})
+	d := e.Devices[0]
 
 	type attempt func(en enroll.Enroller) error
 	tamper := func(tm devicesim.Tamper) attempt {
 		return func(en enroll.Enroller) error {
-			d.sim.SetTamper(tm)
-			defer d.sim.SetTamper(devicesim.Tamper{})
+			d.Sim.SetTamper(tm)
+			defer d.Sim.SetTamper(devicesim.Tamper{})
 			nonce, err := en.Nonce(ctx)
 			if err != nil {
 				return err
 			}
-			_, err = en.Enroll(ctx, &enroll.Request{CSR: d.csr(t, "SN-R"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
+			_, err = en.Enroll(ctx, &enroll.Request{CSR: d.CSR(t, "SN-R"), Profile: "idevid", Evidence: d.Evidence(t, nonce)})
 			return err
 		}
 	}
@@ -301,17 +302,17 @@ func TestRefusalReasonsOverEST(t *testing.T) {
 		{"tampered firmware", tamper(devicesim.Tamper{WrongMeasurement: "firmware"}), enroll.ReasonEvidence, "measurement-mismatch", attest.ErrPolicy},
 		{"missing nonce", tamper(devicesim.Tamper{OmitNonce: true}), enroll.ReasonEvidence, "missing-claim", attest.ErrMissingClaim},
 		{"unknown nonce", func(en enroll.Enroller) error {
-			_, err := en.Enroll(ctx, &enroll.Request{CSR: d.csr(t, "SN-R"), Profile: "idevid", Evidence: d.evidence(t, make([]byte, 32))})
+			_, err := en.Enroll(ctx, &enroll.Request{CSR: d.CSR(t, "SN-R"), Profile: "idevid", Evidence: d.Evidence(t, make([]byte, 32))})
 			return err
 		}, enroll.ReasonEvidence, "nonce-unknown", attest.ErrNonceUnknown},
 		{"no evidence", func(en enroll.Enroller) error {
-			_, err := en.Enroll(ctx, &enroll.Request{CSR: d.csr(t, "SN-R"), Profile: "idevid"})
+			_, err := en.Enroll(ctx, &enroll.Request{CSR: d.CSR(t, "SN-R"), Profile: "idevid"})
 			return err
 		}, enroll.ReasonEvidenceRequired, "", nil},
 		{"JWT alg none", func(en enroll.Enroller) error {
 			tok := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." +
 				base64.RawURLEncoding.EncodeToString([]byte(`{"eat_nonce":"AAAA"}`)) + "."
-			_, err := en.Enroll(ctx, &enroll.Request{CSR: d.csr(t, "SN-R"), Profile: "idevid", Evidence: []byte(tok)})
+			_, err := en.Enroll(ctx, &enroll.Request{CSR: d.CSR(t, "SN-R"), Profile: "idevid", Evidence: []byte(tok)})
 			return err
 		}, enroll.ReasonEvidence, "unsupported-algorithm", attest.ErrUnsupportedAlgorithm},
 	} {
@@ -330,14 +331,14 @@ func TestRefusalReasonsOverEST(t *testing.T) {
 
 	// A revoked station is told so, for a nonce and for an enrollment.
 	nonce, _ := c.Nonce(ctx)
-	if err := e.auth.Revoke(ctx, st.SerialNumber, ca.ReasonKeyCompromise, "admin"); err != nil {
+	if err := e.Authority.Revoke(ctx, st.SerialNumber, ca.ReasonKeyCompromise, "admin"); err != nil {
 		t.Fatal(err)
 	}
 	_, err := c.Nonce(ctx)
 	wantRefusal(t, "revoked station's nonce", err, enroll.ReasonRequesterRevoked)
-	_, err = c.SimpleEnroll(ctx, "", d.csr(t, "SN-RV"), d.evidence(t, nonce))
+	_, err = c.SimpleEnroll(ctx, "", d.CSR(t, "SN-RV"), d.Evidence(t, nonce))
 	wantRefusal(t, "revoked station's enrollment", err, enroll.ReasonRequesterRevoked)
-	_, err = l.Enroll(ctx, &enroll.Request{CSR: d.csr(t, "SN-RV"), Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	_, err = l.Enroll(ctx, &enroll.Request{CSR: d.CSR(t, "SN-RV"), Profile: "idevid", Evidence: d.Evidence(t, nonce)})
 	wantRefusal(t, "revoked station in process", err, enroll.ReasonRequesterRevoked)
 
 	logged := logBuf.String()
@@ -369,12 +370,12 @@ func (s *syncBuffer) String() string {
 // its certificate request once, however many checks read it.
 func TestEnrollParsesCSROnce(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, envOpts{})
-	st, key := e.station("idevid")
-	c := e.client(st, key)
-	d := e.devices[0]
+	e := newEnv(t, estline.Config{})
+	st, key := e.Station("idevid")
+	c := e.Client(st, key)
+	d := e.Devices[0]
 	nonce, _ := c.Nonce(ctx)
-	csr, ev := d.csr(t, "SN-ONCE"), d.evidence(t, nonce)
+	csr, ev := d.CSR(t, "SN-ONCE"), d.Evidence(t, nonce)
 	before := testhook.CSRParsed.Load()
 	if _, err := c.SimpleEnroll(ctx, "", csr, ev); err != nil {
 		t.Fatal(err)

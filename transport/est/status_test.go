@@ -14,41 +14,42 @@ import (
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/internal/estline"
 	"github.com/ztmkit/ztm/transport/est"
 )
 
 func TestQuotaIs429(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{quota: ca.QuotaPolicy{Limit: 1, Period: time.Hour}})
-	st, key := e.station("idevid")
-	c := e.client(st, key)
-	d := e.devices[0]
+	e := newEnv(t, estline.Config{Quota: ca.QuotaPolicy{Limit: 1, Period: time.Hour}})
+	st, key := e.Station("idevid")
+	c := e.Client(st, key)
+	d := e.Devices[0]
 	nonce, _ := c.Nonce(ctx)
-	if _, err := c.SimpleEnroll(ctx, "", d.csr(t, "SN-Q1"), d.evidence(t, nonce)); err != nil {
+	if _, err := c.SimpleEnroll(ctx, "", d.CSR(t, "SN-Q1"), d.Evidence(t, nonce)); err != nil {
 		t.Fatal(err)
 	}
-	before := e.issuances()
+	before := e.Issuances()
 	nonce, _ = c.Nonce(ctx)
-	d2 := d.twin(t)
-	_, err := c.SimpleEnroll(ctx, "", d2.csr(t, "SN-Q2"), d2.evidence(t, nonce))
+	d2 := d.Twin(t)
+	_, err := c.SimpleEnroll(ctx, "", d2.CSR(t, "SN-Q2"), d2.Evidence(t, nonce))
 	var se *est.StatusError
 	if !errors.As(err, &se) || se.Code != http.StatusTooManyRequests || !errors.Is(err, est.ErrQuotaExceeded) {
 		t.Fatalf("over quota: err = %v", err)
 	}
-	if e.issuances() != before {
+	if e.Issuances() != before {
 		t.Fatal("refusal recorded")
 	}
 }
 
 func TestStatusCodes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{noServer: true, server: func(c *est.ServerConfig) {
+	e := newEnv(t, estline.Config{NoServer: true, Server: func(c *est.ServerConfig) {
 		c.BasicAuth = []est.BasicCredential{{Username: "tool", Password: "pw", Profiles: []string{"ldevid"}}}
 	}})
-	d := e.devices[0]
-	n, _ := e.nonces.Issue()
-	ev := base64.StdEncoding.EncodeToString(d.evidence(t, n))
+	d := e.Devices[0]
+	n, _ := e.Nonces.Issue()
+	ev := base64.StdEncoding.EncodeToString(d.Evidence(t, n))
 	do := func(method, path, user, pass string, body []byte) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(method, path, nil)
 		if body != nil {
@@ -60,11 +61,11 @@ func TestStatusCodes(t *testing.T) {
 			r.SetBasicAuth(user, pass)
 		}
 		w := httptest.NewRecorder()
-		e.server.ServeHTTP(w, r)
+		e.Server.ServeHTTP(w, r)
 		return w
 	}
-	before := e.issuances()
-	csr := b64(d.csr(t, "SN-S"))
+	before := e.Issuances()
+	csr := b64(d.CSR(t, "SN-S"))
 	for _, tc := range []struct {
 		name, method, path, user, pass string
 		body                           []byte
@@ -93,11 +94,11 @@ func TestStatusCodes(t *testing.T) {
 			t.Errorf("%s: %d with WWW-Authenticate %q", tc.name, tc.code, got)
 		}
 	}
-	if e.issuances() != before {
+	if e.Issuances() != before {
 		t.Fatal("refusals recorded")
 	}
 	// The CA failing (its ledger closed) is a 503 with Retry-After.
-	e.ledger.Close()
+	e.Ledger.Close()
 	w := do("POST", "/.well-known/est/ldevid/simpleenroll", "tool", "pw", csr)
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("ledger closed: %d %q, Retry-After %q", w.Code, w.Body.String(), w.Header().Get("Retry-After"))
@@ -106,11 +107,11 @@ func TestStatusCodes(t *testing.T) {
 
 func TestLabels(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{noServer: true})
-	if _, err := est.NewServer(est.ServerConfig{Service: e.gate, Labels: map[string]string{"line1": "nosuch"}}); !errors.Is(err, est.ErrInvalidConfig) {
+	e := newEnv(t, estline.Config{NoServer: true})
+	if _, err := est.NewServer(est.ServerConfig{Service: e.Service, Labels: map[string]string{"line1": "nosuch"}}); !errors.Is(err, est.ErrInvalidConfig) {
 		t.Fatalf("label to unknown profile: %v", err)
 	}
-	s, err := est.NewServer(est.ServerConfig{Service: e.gate, Labels: map[string]string{"line1": "idevid"}})
+	s, err := est.NewServer(est.ServerConfig{Service: e.Service, Labels: map[string]string{"line1": "idevid"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,36 +133,36 @@ func TestLabels(t *testing.T) {
 func TestNewLocal(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, envOpts{noServer: true})
-	st, _ := e.station("idevid")
-	if _, err := enroll.NewLocal(enroll.LocalConfig{Config: enroll.Config{Authority: e.auth}}); !errors.Is(err, enroll.ErrInvalidConfig) {
+	e := newEnv(t, estline.Config{NoServer: true})
+	st, _ := e.Station("idevid")
+	if _, err := enroll.NewLocal(enroll.LocalConfig{Config: enroll.Config{Authority: e.Authority}}); !errors.Is(err, enroll.ErrInvalidConfig) {
 		t.Fatalf("no verifier: %v", err)
 	}
 	// A Verifier that spends other nonces (or none) than the Service hands out
 	// would let evidence be replayed.
 	for name, n := range map[string]*attest.Nonces{"no nonces": nil, "other nonces": attest.NewNonces(attest.NonceConfig{})} {
-		v, err := attest.NewVerifier(attest.Config{Keys: map[string]crypto.PublicKey{"k": e.devices[0].attKey.Public()}, Nonces: n})
+		v, err := attest.NewVerifier(attest.Config{Keys: map[string]crypto.PublicKey{"k": e.Devices[0].AttKey.Public()}, Nonces: n})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := enroll.New(enroll.Config{Authority: e.auth, Verifier: v, Nonces: e.nonces}); !errors.Is(err, enroll.ErrInvalidConfig) {
+		if _, err := enroll.New(enroll.Config{Authority: e.Authority, Verifier: v, Nonces: e.Nonces}); !errors.Is(err, enroll.ErrInvalidConfig) {
 			t.Errorf("verifier with %s: %v", name, err)
 		}
 	}
 	// A second Service on the same Authority keeps one certificate per request.
-	l, err := enroll.NewLocal(enroll.LocalConfig{Config: enroll.Config{Authority: e.auth, Verifier: e.verifier, Nonces: e.nonces},
+	l, err := enroll.NewLocal(enroll.LocalConfig{Config: enroll.Config{Authority: e.Authority, Verifier: e.Verifier, Nonces: e.Nonces},
 		Requester: enroll.Requester{Certificate: st}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := e.devices[0]
-	csr := d.csr(t, "SN-NL")
+	d := e.Devices[0]
+	csr := d.CSR(t, "SN-NL")
 	nonce, _ := l.Nonce(ctx)
-	first, err := l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: d.evidence(t, nonce)})
+	first, err := l.Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid", Evidence: d.Evidence(t, nonce)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := e.gate.Local(enroll.Requester{Certificate: st}).Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid"})
+	again, err := e.Service.Local(enroll.Requester{Certificate: st}).Enroll(ctx, &enroll.Request{CSR: csr, Profile: "idevid"})
 	if err != nil || !again[0].Equal(first[0]) {
 		t.Fatalf("other gate, same ledger: %v", err)
 	}
@@ -169,11 +170,11 @@ func TestNewLocal(t *testing.T) {
 
 func TestTLSVersions(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{})
+	e := newEnv(t, estline.Config{})
 	get := func(maxV uint16) (*http.Response, error) {
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.tlsRoots, MaxVersion: maxV}}
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.Roots, MaxVersion: maxV}}
 		defer tr.CloseIdleConnections()
-		return (&http.Client{Transport: tr}).Get(e.url + "/.well-known/est/cacerts")
+		return (&http.Client{Transport: tr}).Get(e.URL + "/.well-known/est/cacerts")
 	}
 	resp, err := get(0)
 	if err != nil {

@@ -92,22 +92,22 @@ func TestQueueKill(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newCALine(t)
-	st, key := e.station("idevid")
+	st, key := e.Station("idevid")
 	kder, _ := x509.MarshalPKCS8PrivateKey(key)
 	dir := t.TempDir()
 	const n = 40
-	cfg := childConfig{QueuePath: filepath.Join(dir, "queue.db"), Root: e.root.Raw, Cert: st.Raw, Key: kder}
-	d := e.devices[0]
+	cfg := childConfig{QueuePath: filepath.Join(dir, "queue.db"), Root: e.PKI.Root.Raw, Cert: st.Raw, Key: kder}
+	d := e.Devices[0]
 	for i := range n {
-		nonce, err := e.nonces.Issue()
+		nonce, err := e.Nonces.Issue()
 		if err != nil {
 			t.Fatal(err)
 		}
-		tw := d.twin(t) // one device, one IDevID
-		cfg.Requests = append(cfg.Requests, enroll.Request{CSR: tw.csr(t, "SN-Q-"+string(rune('A'+i%26))+string(rune('A'+i/26))),
-			Profile: "idevid", Evidence: tw.evidence(t, nonce)})
+		tw := d.Twin(t) // one device, one IDevID
+		cfg.Requests = append(cfg.Requests, enroll.Request{CSR: tw.CSR(t, "SN-Q-"+string(rune('A'+i%26))+string(rune('A'+i/26))),
+			Profile: "idevid", Evidence: tw.Evidence(t, nonce)})
 	}
-	before := e.issuances()
+	before := e.Issuances()
 
 	// Phase 1: the CA is unreachable (a port nobody listens on).
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -120,21 +120,21 @@ func TestQueueKill(t *testing.T) {
 	child := startChild(t, dir, cfg)
 	child.waitLine(t, "QUEUED")
 	child.kill(t)
-	if got := e.issuances(); got != before {
+	if got := e.Issuances(); got != before {
 		t.Fatalf("%d issued while the CA was unreachable", got-before)
 	}
 
 	// Phase 2: the CA is up; the station is killed while sending.
-	cfg.URL = e.url
+	cfg.URL = e.URL
 	cfg.Phase = "flush"
 	child = startChild(t, dir, cfg)
 	child.waitLine(t, "FLUSHING")
 	deadline := time.Now().Add(60 * time.Second)
-	for e.issuances() < before+5 && time.Now().Before(deadline) {
+	for e.Issuances() < before+5 && time.Now().Before(deadline) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	child.kill(t)
-	killedAt := e.issuances() - before
+	killedAt := e.Issuances() - before
 	if killedAt < 5 || killedAt >= n {
 		t.Logf("killed after %d of %d issuances", killedAt, n)
 	}
@@ -163,7 +163,7 @@ func TestQueueKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	c := e.client(st, key)
+	c := e.Client(st, key)
 	for i := 0; ; i++ {
 		s, err := q.Flush(ctx, c)
 		if err != nil {
@@ -190,7 +190,7 @@ func TestQueueKill(t *testing.T) {
 			t.Fatalf("item %v: %v %s", it.Key, it.State, it.LastError)
 		}
 		leaf := it.Chain[0]
-		stt, err := e.ledger.Lookup(ctx, leaf.SerialNumber)
+		stt, err := e.Ledger.Lookup(ctx, leaf.SerialNumber)
 		if err != nil || !bytes.Equal(stt.Issuance.Certificate, leaf.Raw) {
 			t.Fatalf("leaf not in ledger: %v", err)
 		}
@@ -199,7 +199,7 @@ func TestQueueKill(t *testing.T) {
 	if len(serials) != n {
 		t.Fatalf("%d distinct certificates for %d requests", len(serials), n)
 	}
-	if got := e.issuances() - before; got != n {
+	if got := e.Issuances() - before; got != n {
 		t.Fatalf("ledger holds %d issuances for %d requests: a request enrolled twice", got, n)
 	}
 	t.Logf("killed mid-flush after %d issuances, %d recorded done by the station (%d answered again from the server's idempotency table); %d enrolled exactly once",
