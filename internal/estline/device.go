@@ -75,10 +75,30 @@ func (d *Device) Twin(tb testing.TB) *Device {
 // from now on confirms that key (cnf).
 func (d *Device) CSR(tb testing.TB, serial string) []byte {
 	tb.Helper()
-	k := newKey(tb)
-	d.Sim.BindKey(k.Public())
-	der, err := identity.CreateCSR(nil, k, identity.DeviceInfo{SerialNumber: serial,
-		HardwareModule: identity.HardwareModuleName{Type: HWType, SerialNumber: d.UEID}})
+	return d.CSRFor(tb, newKey(tb), serial)
+}
+
+// CSRFor is the device's IDevID request (as CSR) for key; the device's
+// evidence from now on confirms key.
+func (d *Device) CSRFor(tb testing.TB, key *ecdsa.PrivateKey, serial string) []byte {
+	tb.Helper()
+	d.Sim.BindKey(key.Public())
+	return request(tb, key, serial, d.UEID)
+}
+
+// NewCSR is the IDevID request of another device (serial, a fresh key
+// and UEID), for enrollments that carry no evidence.
+func NewCSR(tb testing.TB, serial string) []byte {
+	tb.Helper()
+	return request(tb, newKey(tb), serial, NewUEID())
+}
+
+// request is an IDevID request signed by key naming serial and, as its
+// hardwareModuleName, ueid.
+func request(tb testing.TB, key *ecdsa.PrivateKey, serial string, ueid []byte) []byte {
+	tb.Helper()
+	der, err := identity.CreateCSR(nil, key, identity.DeviceInfo{SerialNumber: serial,
+		HardwareModule: identity.HardwareModuleName{Type: HWType, SerialNumber: ueid}})
 	if err != nil {
 		tb.Fatal(err)
 	}

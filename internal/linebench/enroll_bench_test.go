@@ -2,9 +2,6 @@ package linebench_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
@@ -13,7 +10,6 @@ import (
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
 	"github.com/ztmkit/ztm/ca/ledger/sqlite"
-	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/internal/estline"
 )
 
@@ -97,20 +93,7 @@ func newEnrollLine(tb testing.TB, gate func(*enroll.Config), serve bool) *estlin
 func enrollCSRs(tb testing.TB, n int) [][]byte {
 	out := make([][]byte, n)
 	for i := range out {
-		der, err := identity.CreateCSR(nil, enrollKey(tb), identity.DeviceInfo{SerialNumber: fmt.Sprintf("SN-B-%d", i),
-			HardwareModule: identity.HardwareModuleName{Type: estline.HWType, SerialNumber: estline.NewUEID()}})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out[i] = der
+		out[i] = estline.NewCSR(tb, fmt.Sprintf("SN-B-%d", i))
 	}
 	return out
-}
-
-func enrollKey(tb testing.TB) *ecdsa.PrivateKey {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k
 }

@@ -3,7 +3,6 @@ package est_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -18,7 +17,6 @@ import (
 	"github.com/ztmkit/ztm/attest"
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/enroll"
-	"github.com/ztmkit/ztm/identity"
 	"github.com/ztmkit/ztm/internal/estline"
 	"github.com/ztmkit/ztm/transport/est"
 )
@@ -316,19 +314,6 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// csrFor makes the device's request for key; the device's evidence from
-// now on confirms key (cnf).
-func csrFor(t *testing.T, d *device, key *ecdsa.PrivateKey, serial string) []byte {
-	t.Helper()
-	d.Sim.BindKey(key.Public())
-	der, err := identity.CreateCSR(nil, key, identity.DeviceInfo{SerialNumber: serial,
-		HardwareModule: identity.HardwareModuleName{Type: hwType, SerialNumber: d.UEID}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
-}
-
 func TestReenroll(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -338,7 +323,7 @@ func TestReenroll(t *testing.T) {
 	d := e.Devices[0]
 	devKey := newKey(t)
 	nonce, _ := c.Nonce(ctx)
-	chain, err := c.SimpleEnroll(ctx, "ldevid", csrFor(t, d, devKey, "SN-RE"), d.Evidence(t, nonce))
+	chain, err := c.SimpleEnroll(ctx, "ldevid", d.CSRFor(t, devKey, "SN-RE"), d.Evidence(t, nonce))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +332,7 @@ func TestReenroll(t *testing.T) {
 	dc := e.Client(chain[0], devKey)
 	key2 := newKey(t)
 	nonce, _ = c.Nonce(ctx)
-	renewed, err := dc.SimpleReenroll(ctx, "ldevid", csrFor(t, d, key2, "SN-RE"), d.Evidence(t, nonce))
+	renewed, err := dc.SimpleReenroll(ctx, "ldevid", d.CSRFor(t, key2, "SN-RE"), d.Evidence(t, nonce))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,13 +341,13 @@ func TestReenroll(t *testing.T) {
 	}
 	// A different subject is refused.
 	nonce, _ = c.Nonce(ctx)
-	_, err = dc.SimpleReenroll(ctx, "ldevid", csrFor(t, d, newKey(t), "SN-OTHER"), d.Evidence(t, nonce))
+	_, err = dc.SimpleReenroll(ctx, "ldevid", d.CSRFor(t, newKey(t), "SN-OTHER"), d.Evidence(t, nonce))
 	if !errors.Is(err, est.ErrForbidden) {
 		t.Fatalf("other subject: err = %v", err)
 	}
 	// Another profile than the current certificate's is refused.
 	nonce, _ = c.Nonce(ctx)
-	_, err = dc.SimpleReenroll(ctx, "idevid", csrFor(t, d, newKey(t), "SN-RE"), d.Evidence(t, nonce))
+	_, err = dc.SimpleReenroll(ctx, "idevid", d.CSRFor(t, newKey(t), "SN-RE"), d.Evidence(t, nonce))
 	if !errors.Is(err, est.ErrForbidden) {
 		t.Fatalf("other profile: err = %v", err)
 	}
@@ -371,7 +356,7 @@ func TestReenroll(t *testing.T) {
 		t.Fatal(err)
 	}
 	nonce, _ = c.Nonce(ctx)
-	_, err = dc.SimpleReenroll(ctx, "ldevid", csrFor(t, d, newKey(t), "SN-RE"), d.Evidence(t, nonce))
+	_, err = dc.SimpleReenroll(ctx, "ldevid", d.CSRFor(t, newKey(t), "SN-RE"), d.Evidence(t, nonce))
 	if !errors.Is(err, est.ErrForbidden) {
 		t.Fatalf("revoked: err = %v", err)
 	}

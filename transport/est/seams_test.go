@@ -42,7 +42,7 @@ func TestRepeatUnderAnotherProfile(t *testing.T) {
 	st, key := e.Station("idevid", "ldevid")
 	c := e.Client(st, key)
 	d := e.Devices[0]
-	csr := csrFor(t, d, newKey(t), "SN-PROF")
+	csr := d.CSRFor(t, newKey(t), "SN-PROF")
 	nonce, _ := c.Nonce(ctx)
 	first, err := c.SimpleEnroll(ctx, "", csr, d.Evidence(t, nonce))
 	if err != nil {
@@ -68,10 +68,10 @@ func TestRepeatUnderAnotherProfile(t *testing.T) {
 	// The Authority itself: one idempotency key under two profiles.
 	idem := []byte("one-key")
 	k := newKey(t)
-	if _, err := e.Authority.Issue(ctx, &ca.Request{CSR: csrFor(t, d, k, "SN-AUTH"), Profile: "ldevid", Requester: "line", IdempotencyKey: idem}); err != nil {
+	if _, err := e.Authority.Issue(ctx, &ca.Request{CSR: d.CSRFor(t, k, "SN-AUTH"), Profile: "ldevid", Requester: "line", IdempotencyKey: idem}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.Authority.Issue(ctx, &ca.Request{CSR: csrFor(t, d, k, "SN-AUTH"), Profile: "idevid", Requester: "line", IdempotencyKey: idem})
+	_, err = e.Authority.Issue(ctx, &ca.Request{CSR: d.CSRFor(t, k, "SN-AUTH"), Profile: "idevid", Requester: "line", IdempotencyKey: idem})
 	if !errors.Is(err, ca.ErrRequestExists) {
 		t.Fatalf("Issue(idevid) after Issue(ldevid) under one key: %v", err)
 	}
@@ -126,14 +126,14 @@ func TestIDevIDCannotRenew(t *testing.T) {
 	d := e.Devices[0]
 	devKey := newKey(t)
 	nonce, _ := c.Nonce(ctx)
-	chain, err := c.SimpleEnroll(ctx, "", csrFor(t, d, devKey, "SN-IDEV"), d.Evidence(t, nonce))
+	chain, err := c.SimpleEnroll(ctx, "", d.CSRFor(t, devKey, "SN-IDEV"), d.Evidence(t, nonce))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dc := e.Client(chain[0], devKey)
 	before := e.Issuances()
 	for _, ev := range [][]byte{nil, d.Evidence(t, must(c.Nonce(ctx)))} {
-		_, err = dc.SimpleReenroll(ctx, "", csrFor(t, d, newKey(t), "SN-IDEV"), ev)
+		_, err = dc.SimpleReenroll(ctx, "", d.CSRFor(t, newKey(t), "SN-IDEV"), ev)
 		re := wantRefusal(t, "IDevID renewal", err, enroll.ReasonRenewal)
 		if !errors.Is(err, est.ErrForbidden) || !strings.Contains(re.Detail+err.Error(), "renewal") {
 			t.Fatalf("IDevID renewal: %v", err)
