@@ -17,6 +17,7 @@ import (
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/identity/keystore/file"
 	"github.com/ztmkit/ztm/identity/keystore/mem"
+	"github.com/ztmkit/ztm/internal/zerotest"
 	"github.com/ztmkit/ztm/manifest"
 )
 
@@ -43,7 +44,7 @@ func checkOnePrefix(t *testing.T, what string, err error) {
 	if kerr != nil {
 		t.Fatal(kerr)
 	}
-	if p := doubledPrefix(err.Error(), known); p != "" {
+	if p := zerotest.Doubled(err.Error(), known); p != "" {
 		t.Errorf("%s: %q twice in %q", what, p, err.Error())
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ztmkit/ztm/internal/errfmt"
+	"github.com/ztmkit/ztm/internal/zerotest"
 )
 
 // One prefix per error: a message names each package once ("est: enroll:
@@ -25,32 +26,7 @@ import (
 const modulePath = "github.com/ztmkit/ztm"
 
 // unknownPart stands, in a message shape, for text only known at run time.
-const unknownPart = "\x00"
-
-// doubledPrefix returns a prefix that msg names twice (such as "ca" in
-// "ca: ca: invalid configuration", or "file" in "file: key: file: x"), or
-// "" if there is none. A message is read as ": "-separated parts; a part
-// that is one of known counts as a package prefix, and two equal parts in
-// a row ("x: x: …") are a doubling whatever x is.
-func doubledPrefix(msg string, known map[string]bool) string {
-	seen := map[string]bool{}
-	prev := ""
-	for _, part := range strings.Split(msg, ": ") {
-		part = strings.TrimSpace(part)
-		if part != "" && part != unknownPart && part == prev {
-			return part
-		}
-		prev = part
-		if !known[part] {
-			continue
-		}
-		if seen[part] {
-			return part
-		}
-		seen[part] = true
-	}
-	return ""
-}
+const unknownPart = zerotest.RuntimeText
 
 // srcFile is one parsed non-test file of the module.
 type srcFile struct {
@@ -307,7 +283,7 @@ func TestOnePrefixStatic(t *testing.T) {
 			if !ok {
 				return true
 			}
-			if p := doubledPrefix(msg, m.known); p != "" {
+			if p := zerotest.Doubled(msg, m.known); p != "" {
 				pos := m.fset.Position(call.Pos())
 				bad = append(bad, sf.name+":"+strconv.Itoa(pos.Line)+": "+strconv.Quote(p)+" twice in "+
 					strconv.Quote(strings.ReplaceAll(msg, unknownPart, "…")))

@@ -52,17 +52,17 @@ func TestMisconfigured(t *testing.T) {
 		t.Fatal(err)
 	}
 	runZeroCases(t, []zeroCase{
-		{"enroll.New(zero Authority)", func() error {
+		{Name: "enroll.New(zero Authority)", Call: func() error {
 			return errOf(enroll.New(enroll.Config{Authority: &ca.Authority{}, Verifier: verifier, Nonces: attest.NewNonces(attest.NonceConfig{})}))
 		}},
-		{"est.NewServer(zero Service)", func() error { return errOf(est.NewServer(est.ServerConfig{Service: &enroll.Service{}})) }},
-		{"est.BootstrapCACerts(\"\")", func() error { return errOf(est.BootstrapCACerts(ctx, "", "", nil)) }},
-		{"keyseal.Open(nil)", func() error { return errOf(keyseal.Open(nil, nil, nil)) }},
-		{"keyseal.Open(zero Sealed)", func() error { return errOf(keyseal.Open(key, []byte{1}, &keyseal.Sealed{})) }},
-		{"manifest.VerifyAll(nil policy)", func() error {
+		{Name: "est.NewServer(zero Service)", Call: func() error { return errOf(est.NewServer(est.ServerConfig{Service: &enroll.Service{}})) }},
+		{Name: "est.BootstrapCACerts(\"\")", Call: func() error { return errOf(est.BootstrapCACerts(ctx, "", "", nil)) }},
+		{Name: "keyseal.Open(nil)", Call: func() error { return errOf(keyseal.Open(nil, nil, nil)) }},
+		{Name: "keyseal.Open(zero Sealed)", Call: func() error { return errOf(keyseal.Open(key, []byte{1}, &keyseal.Sealed{})) }},
+		{Name: "manifest.VerifyAll(nil policy)", Call: func() error {
 			return errOf(manifest.VerifyAll(ctx, func(func(manifest.ChainInput) bool) {}, nil, &manifest.BulkOptions{Workers: -1}))
 		}},
-		{"StationConfig{StepStore: (*memchain.Store)(nil)}", func() error {
+		{Name: "StationConfig{StepStore: (*memchain.Store)(nil)}", Call: func() error {
 			cm := l.Partners[linesim.ContractManufacturer]
 			st, err := ztm.NewStation(ztm.StationConfig{Name: "cm", Key: cm.Key, CertChain: cm.Chain,
 				Enroller: l.Service.Local(enroll.Requester{Certificate: cm.Chain[0]}),
@@ -73,13 +73,13 @@ func TestMisconfigured(t *testing.T) {
 			_, err = st.Provision(ctx, dev)
 			return err
 		}},
-		{"StationConfig{Enroller: (*est.Client)(nil)}", func() error {
+		{Name: "StationConfig{Enroller: (*est.Client)(nil)}", Call: func() error {
 			return provisionWith(ztm.StationConfig{Enroller: (*est.Client)(nil), StepStore: memchain.New()})
 		}},
-		{"StationConfig{Enroller: (*enroll.Local)(nil)}", func() error {
+		{Name: "StationConfig{Enroller: (*enroll.Local)(nil)}", Call: func() error {
 			return provisionWith(ztm.StationConfig{Enroller: (*enroll.Local)(nil), StepStore: memchain.New()})
 		}},
-		{"StationConfig{Verifier: (*attest.EATVerifier)(nil)}", func() error {
+		{Name: "StationConfig{Verifier: (*attest.EATVerifier)(nil)}", Call: func() error {
 			_, err := ztm.NewStation(ztm.StationConfig{Name: "s", Key: key, Enroller: &enroll.Local{},
 				Verifier: (*attest.EATVerifier)(nil), StepStore: memchain.New()})
 			return err

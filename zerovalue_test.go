@@ -11,7 +11,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,16 +22,14 @@ import (
 	"github.com/ztmkit/ztm/identity/keystore"
 	"github.com/ztmkit/ztm/identity/keystore/file"
 	"github.com/ztmkit/ztm/identity/keystore/mem"
+	"github.com/ztmkit/ztm/internal/zerotest"
 	"github.com/ztmkit/ztm/manifest"
 	"github.com/ztmkit/ztm/manifest/memchain"
 	"github.com/ztmkit/ztm/transport/est"
 )
 
 // zeroCase is one use of an exported type zero-valued or misconfigured.
-type zeroCase struct {
-	name string
-	call func() error
-}
+type zeroCase = zerotest.Case
 
 // TestZeroValues walks the exported config and client types, zero-valued
 // or misconfigured, and methods called on zero values of exported structs:
@@ -57,7 +54,7 @@ func TestZeroValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cases []zeroCase
-	add := func(name string, call func() error) { cases = append(cases, zeroCase{name, call}) }
+	add := func(name string, call func() error) { cases = append(cases, zeroCase{Name: name, Call: call}) }
 	errOf := func(_ any, err error) error { return err }
 
 	// The root package.
@@ -187,27 +184,15 @@ func TestZeroValues(t *testing.T) {
 	runZeroCases(t, cases)
 }
 
-// runZeroCases runs each case in a subtest: it must return an error, and
-// not panic.
+// runZeroCases runs each case in a subtest (zerotest.Run): it must return
+// an error, not panic, and name no package of the module twice.
 func runZeroCases(t *testing.T, cases []zeroCase) {
 	t.Helper()
-	for _, c := range cases {
-		t.Run(strings.NewReplacer(" ", "_", "/", "_").Replace(c.name), func(t *testing.T) {
-			var err error
-			func() {
-				defer func() {
-					if p := recover(); p != nil {
-						t.Fatalf("%s panicked: %v", c.name, p)
-					}
-				}()
-				err = c.call()
-			}()
-			if err == nil {
-				t.Errorf("%s: no error", c.name)
-			}
-			checkOnePrefix(t, c.name, err)
-		})
+	known, err := knownPrefixes()
+	if err != nil {
+		t.Fatal(err)
 	}
+	zerotest.Run(t, known, cases)
 }
 
 // validStep is a step NewStepSigner's signer signs.

@@ -8,7 +8,7 @@ import (
 
 func TestDoubled(t *testing.T) {
 	t.Parallel()
-	prefixes := []string{"sqlite", "ca"}
+	prefixes := Prefixes("sqlite", "ca")
 	for _, tc := range []struct{ msg, want string }{
 		{"", ""},
 		{"sqlite: ledger is closed", ""},
@@ -18,6 +18,7 @@ func TestDoubled(t *testing.T) {
 		{"sqlite: open: open: x", "open"},
 		{"chainstore: chainstore: x", "chainstore"}, // repeated, though not listed
 		{"other: x: other thing", ""},
+		{"ca: " + RuntimeText + ": " + RuntimeText, ""}, // run-time text is never a repeat
 	} {
 		require.Equal(t, tc.want, Doubled(tc.msg, prefixes), tc.msg)
 	}

@@ -32,7 +32,7 @@ func TestZeroValues(t *testing.T) {
 	signed, err := signer.Sign(rand.Reader, &manifest.Step{Name: "final-test", Subject: []byte{1, 2, 3}, Time: time.Unix(1700000000, 0)})
 	require.NoError(t, err)
 	errOf := func(_ any, err error) error { return err }
-	zerotest.Run(t, []string{"chainstore", "manifest"}, []zerotest.Case{
+	zerotest.Run(t, zerotest.Prefixes("chainstore", "manifest"), []zerotest.Case{
 		{Name: "chainstore.Store{}.Last", Call: func() error { return errOf((&chainstore.Store{}).Last(ctx, []byte{1})) }},
 		{Name: "chainstore.Store{}.AppendAll", Call: func() error { return errOf((&chainstore.Store{}).AppendAll(ctx, signed.Raw)) }},
 		{Name: "chainstore.Store{}.Close", Call: func() error { return (&chainstore.Store{}).Close() }},

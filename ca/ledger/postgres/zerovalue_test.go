@@ -18,7 +18,7 @@ func TestZeroValues(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	errOf := func(_ any, err error) error { return err }
-	zerotest.Run(t, []string{"postgres", "ca"}, []zerotest.Case{
+	zerotest.Run(t, zerotest.Prefixes("postgres", "ca"), []zerotest.Case{
 		{Name: "postgres.Open(\"\")", Call: func() error { return errOf(postgres.Open(ctx, "", postgres.Config{})) }},
 		{Name: "postgres.New(nil pool)", Call: func() error { return errOf(postgres.New(ctx, nil, postgres.Config{})) }},
 		{Name: "postgres.Ledger{}.Head", Call: func() error { return errOf((&postgres.Ledger{}).Head(ctx)) }},

@@ -17,7 +17,7 @@ func TestZeroValues(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	errOf := func(_ any, err error) error { return err }
-	zerotest.Run(t, []string{"sqlite", "ca"}, []zerotest.Case{
+	zerotest.Run(t, zerotest.Prefixes("sqlite", "ca"), []zerotest.Case{
 		{Name: "sqlite.Open(\"\")", Call: func() error { return errOf(sqlite.Open(ctx, "", sqlite.Options{})) }},
 		{Name: "sqlite.Ledger{}.Head", Call: func() error { return errOf((&sqlite.Ledger{}).Head(ctx)) }},
 		{Name: "sqlite.Ledger{}.Lookup", Call: func() error { return errOf((&sqlite.Ledger{}).Lookup(ctx, big.NewInt(1))) }},
