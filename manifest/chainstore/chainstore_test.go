@@ -4,9 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -17,49 +14,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/ztmkit/ztm/manifest"
 	"github.com/ztmkit/ztm/manifest/chainstore"
 	"github.com/ztmkit/ztm/manifest/internal/steptest"
 )
 
-var t0 = time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
-
-type line struct {
-	key    *ecdsa.PrivateKey
-	signer *manifest.StepSigner
-}
-
-func newLine(t testing.TB) *line {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := manifest.NewStepSigner(k, manifest.SignOptions{Issuer: "station-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &line{key: k, signer: s}
-}
-
-// next signs the step after prev (nil for the first) for subject.
-func (l *line) next(t testing.TB, subject []byte, lot, name string, prev *manifest.SignedStep) *manifest.SignedStep {
-	t.Helper()
-	s := &manifest.Step{Name: name, Subject: subject, Time: t0, Lot: lot}
-	if prev != nil {
-		s.Sequence = prev.Step.Sequence + 1
-		d := manifest.Sum(manifest.SHA256, prev.Raw)
-		s.Prev = &d
-		s.Time = prev.Step.Time.Add(time.Minute)
-	}
-	ss, err := l.signer.Sign(rand.Reader, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ss
-}
+// newLine signs steps, as a station does.
+func newLine(t testing.TB) *steptest.Line { return steptest.NewLine(t) }
 
 func open(t testing.TB, path string) *chainstore.Store {
 	t.Helper()
@@ -95,7 +57,7 @@ func TestAppendReadVerify(t *testing.T) {
 	var want manifest.Chain
 	var prev *manifest.SignedStep
 	for _, name := range []string{"die-sort", "final-test", "ship"} {
-		prev = l.next(t, dev, "LOT-1", name, prev)
+		prev = l.Next(t, dev, "LOT-1", name, prev)
 		if _, err := st.Append(ctx, prev.Raw); err != nil {
 			t.Fatal(err)
 		}
@@ -123,9 +85,9 @@ func TestAppendReadVerify(t *testing.T) {
 			t.Fatalf("step %d changed in the store", i)
 		}
 	}
-	pol := &manifest.Policy{Name: "p", Keys: []manifest.PolicyKey{{Name: "s1", Public: l.key.Public()}},
+	pol := &manifest.Policy{Name: "p", Keys: []manifest.PolicyKey{{Name: "s1", Public: l.Key.Public()}},
 		Steps: []manifest.StepRule{{Name: "die-sort", Signers: []string{"s1"}}, {Name: "final-test", Signers: []string{"s1"}}, {Name: "ship", Signers: []string{"s1"}}}}
-	if err := manifest.Verify(ctx, got, pol, &manifest.VerifyOptions{CurrentTime: t0}).Err(); err != nil {
+	if err := manifest.Verify(ctx, got, pol, &manifest.VerifyOptions{CurrentTime: steptest.T0}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.Chain(ctx, []byte{0x02}); !errors.Is(err, chainstore.ErrNotFound) {
@@ -144,7 +106,7 @@ func TestTwoStoresOneFile(t *testing.T) {
 	defer b.Close()
 	l := newLine(t)
 	dev := []byte{0x01, 0x77}
-	s0 := l.next(t, dev, "L", "die-sort", nil)
+	s0 := l.Next(t, dev, "L", "die-sort", nil)
 	if _, err := a.Append(ctx, s0.Raw); err != nil {
 		t.Fatal(err)
 	}
@@ -157,8 +119,8 @@ func TestTwoStoresOneFile(t *testing.T) {
 			}
 			prev = c[len(c)-1]
 		}
-		x := l.next(t, dev, "L", "x", prev)
-		y := l.next(t, dev, "L", "y", prev)
+		x := l.Next(t, dev, "L", "x", prev)
+		y := l.Next(t, dev, "L", "y", prev)
 		var wg sync.WaitGroup
 		var wins atomic.Int32
 		for i, st := range []*chainstore.Store{a, b} {
@@ -243,7 +205,7 @@ func crashChild(t *testing.T) {
 	l := newLine(t)
 	var prev *manifest.SignedStep
 	for i := 0; ; i++ {
-		prev = l.next(t, []byte{0x01, 0xc0}, "L", "step", prev)
+		prev = l.Next(t, []byte{0x01, 0xc0}, "L", "step", prev)
 		if _, err := st.Append(context.Background(), prev.Raw); err != nil {
 			t.Fatal(err)
 		}

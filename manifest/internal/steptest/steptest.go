@@ -61,46 +61,49 @@ func Run(t *testing.T, newStore func(t *testing.T) Store, errClosed error) {
 	}
 }
 
-// t0 is the time of every device's first step.
-var t0 = time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+// T0 is the time of every device's first step a Line signs.
+var T0 = time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
 
-// line signs steps, as a station does.
-type line struct {
-	key    *ecdsa.PrivateKey
-	signer *manifest.StepSigner
+// Line signs steps, as a station does: the store tests' source of valid
+// signed steps.
+type Line struct {
+	Key    *ecdsa.PrivateKey
+	Signer *manifest.StepSigner
 }
 
-func newLine(t *testing.T) *line {
+// NewLine returns a Line with a new P-256 key, issuer "station-1".
+func NewLine(t testing.TB) *Line {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	s, err := manifest.NewStepSigner(k, manifest.SignOptions{Issuer: "station-1"})
 	require.NoError(t, err)
-	return &line{key: k, signer: s}
+	return &Line{Key: k, Signer: s}
 }
 
-// next signs the step after prev (nil for the first) for subject.
-func (l *line) next(t *testing.T, subject []byte, lot, name string, prev *manifest.SignedStep) *manifest.SignedStep {
+// Next signs the step after prev (nil for the first) for subject, in
+// lot, named name.
+func (l *Line) Next(t testing.TB, subject []byte, lot, name string, prev *manifest.SignedStep) *manifest.SignedStep {
 	t.Helper()
-	s := &manifest.Step{Name: name, Subject: subject, Time: t0, Lot: lot}
+	s := &manifest.Step{Name: name, Subject: subject, Time: T0, Lot: lot}
 	if prev != nil {
 		s.Sequence = prev.Step.Sequence + 1
 		d := manifest.Sum(manifest.SHA256, prev.Raw)
 		s.Prev = &d
 		s.Time = prev.Step.Time.Add(time.Minute)
 	}
-	ss, err := l.signer.Sign(rand.Reader, s)
+	ss, err := l.Signer.Sign(rand.Reader, s)
 	require.NoError(t, err)
 	return ss
 }
 
-// chain signs n linked steps for subject in lot.
-func (l *line) chain(t *testing.T, subject []byte, lot string, n int) []*manifest.SignedStep {
+// Chain signs n linked steps for subject in lot.
+func (l *Line) Chain(t testing.TB, subject []byte, lot string, n int) []*manifest.SignedStep {
 	t.Helper()
 	var out []*manifest.SignedStep
 	var prev *manifest.SignedStep
 	for i := range n {
-		prev = l.next(t, subject, lot, fmt.Sprintf("step-%d", i), prev)
+		prev = l.Next(t, subject, lot, fmt.Sprintf("step-%d", i), prev)
 		out = append(out, prev)
 	}
 	return out
@@ -120,12 +123,12 @@ func requireChain(t *testing.T, st Store, want []*manifest.SignedStep) {
 
 func testAppendReadVerify(t *testing.T, st Store) {
 	ctx := context.Background()
-	l := newLine(t)
+	l := NewLine(t)
 	dev := []byte{0x01, 0xaa, 0xbb}
 	var want []*manifest.SignedStep
 	var prev *manifest.SignedStep
 	for _, name := range []string{"die-sort", "final-test", "ship"} {
-		prev = l.next(t, dev, "LOT-1", name, prev)
+		prev = l.Next(t, dev, "LOT-1", name, prev)
 		got, err := st.Append(ctx, prev.Raw)
 		require.NoError(t, err)
 		require.Equal(t, prev.Raw, got.Raw)
@@ -140,10 +143,10 @@ func testAppendReadVerify(t *testing.T, st Store) {
 
 	got, err := st.Chain(ctx, dev)
 	require.NoError(t, err)
-	pol := &manifest.Policy{Name: "p", Keys: []manifest.PolicyKey{{Name: "s1", Public: l.key.Public()}},
+	pol := &manifest.Policy{Name: "p", Keys: []manifest.PolicyKey{{Name: "s1", Public: l.Key.Public()}},
 		Steps: []manifest.StepRule{{Name: "die-sort", Signers: []string{"s1"}},
 			{Name: "final-test", Signers: []string{"s1"}}, {Name: "ship", Signers: []string{"s1"}}}}
-	require.NoError(t, manifest.Verify(ctx, got, pol, &manifest.VerifyOptions{CurrentTime: t0}).Err())
+	require.NoError(t, manifest.Verify(ctx, got, pol, &manifest.VerifyOptions{CurrentTime: T0}).Err())
 
 	_, err = st.Chain(ctx, []byte{0x02})
 	require.ErrorIs(t, err, manifest.ErrNoSteps)
@@ -156,18 +159,18 @@ func testAppendReadVerify(t *testing.T, st Store) {
 
 func testRefusals(t *testing.T, st Store) {
 	ctx := context.Background()
-	l := newLine(t)
+	l := NewLine(t)
 	dev := []byte{0x01, 0x01}
-	s0 := l.next(t, dev, "L", "die-sort", nil)
-	s1 := l.next(t, dev, "L", "final-test", s0)
-	s2 := l.next(t, dev, "L", "ship", s1)
+	s0 := l.Next(t, dev, "L", "die-sort", nil)
+	s1 := l.Next(t, dev, "L", "final-test", s0)
+	s2 := l.Next(t, dev, "L", "ship", s1)
 	_, err := st.AppendAll(ctx, s0.Raw, s1.Raw)
 	require.NoError(t, err)
-	other := l.next(t, []byte{0x01, 0x02}, "L", "die-sort", nil)
-	fork := l.next(t, dev, "L", "rework", s0) // a second step 1
-	relink := l.next(t, dev, "L", "ship", fork)
+	other := l.Next(t, []byte{0x01, 0x02}, "L", "die-sort", nil)
+	fork := l.Next(t, dev, "L", "rework", s0) // a second step 1
+	relink := l.Next(t, dev, "L", "ship", fork)
 	// A first step with sequence 1 (it names a predecessor that is not stored).
-	orphan := l.next(t, []byte{0x01, 0x03}, "L", "final-test", other)
+	orphan := l.Next(t, []byte{0x01, 0x03}, "L", "final-test", other)
 	for _, tc := range []struct {
 		name   string
 		raw    []byte
@@ -177,7 +180,7 @@ func testRefusals(t *testing.T, st Store) {
 	}{
 		{"fork", fork.Raw, manifest.ErrFork, 1, 2},
 		{"duplicate", s1.Raw, manifest.ErrFork, 1, 2},
-		{"gap", l.next(t, dev, "L", "pack", s2).Raw, manifest.ErrOutOfOrder, 3, 2},
+		{"gap", l.Next(t, dev, "L", "pack", s2).Raw, manifest.ErrOutOfOrder, 3, 2},
 		{"broken link", relink.Raw, manifest.ErrBrokenLink, 2, 2},
 		{"first step not 0", orphan.Raw, manifest.ErrOutOfOrder, 1, 0},
 		{"malformed", s2.Raw[:len(s2.Raw)-1], manifest.ErrMalformed, 0, 0},
@@ -207,11 +210,11 @@ func testRefusals(t *testing.T, st Store) {
 
 func testAppendAllAtomic(t *testing.T, st Store) {
 	ctx := context.Background()
-	l := newLine(t)
+	l := NewLine(t)
 	dev := []byte{0x01, 0x07}
-	s0 := l.next(t, dev, "L", "die-sort", nil)
-	s1 := l.next(t, dev, "L", "key-generation", s0)
-	s2 := l.next(t, dev, "L", "enrollment", s1)
+	s0 := l.Next(t, dev, "L", "die-sort", nil)
+	s1 := l.Next(t, dev, "L", "key-generation", s0)
+	s2 := l.Next(t, dev, "L", "enrollment", s1)
 	_, err := st.AppendAll(ctx)
 	require.Error(t, err, "an empty append")
 	// The second step does not follow the first: neither is stored.
@@ -229,7 +232,7 @@ func testAppendAllAtomic(t *testing.T, st Store) {
 	_, err = st.Last(ctx, dev)
 	require.ErrorIs(t, err, manifest.ErrNoSteps)
 	// Steps of two devices in one append are refused.
-	other := l.next(t, []byte{0x01, 0x08}, "L", "die-sort", nil)
+	other := l.Next(t, []byte{0x01, 0x08}, "L", "die-sort", nil)
 	_, err = st.AppendAll(ctx, s0.Raw, other.Raw)
 	require.Error(t, err, "steps of two devices appended together")
 	_, err = st.Last(ctx, other.Step.Subject)
@@ -243,14 +246,14 @@ func testAppendAllAtomic(t *testing.T, st Store) {
 	require.NoError(t, err)
 	require.Equal(t, s2.Raw, last.Raw)
 	// A fork of a stored step inside a longer append refuses it all.
-	fork := l.next(t, dev, "L", "rework", s1)
-	after := l.next(t, dev, "L", "ship", fork)
+	fork := l.Next(t, dev, "L", "rework", s1)
+	after := l.Next(t, dev, "L", "ship", fork)
 	_, err = st.AppendAll(ctx, fork.Raw, after.Raw)
 	require.ErrorIs(t, err, manifest.ErrFork)
 	// A good step followed by a broken link: neither is stored.
-	s3 := l.next(t, dev, "L", "ship", s2)
-	rival3 := l.next(t, dev, "L", "pack", s2)
-	_, err = st.AppendAll(ctx, s3.Raw, l.next(t, dev, "L", "x", rival3).Raw)
+	s3 := l.Next(t, dev, "L", "ship", s2)
+	rival3 := l.Next(t, dev, "L", "pack", s2)
+	_, err = st.AppendAll(ctx, s3.Raw, l.Next(t, dev, "L", "x", rival3).Raw)
 	require.ErrorIs(t, err, manifest.ErrBrokenLink)
 	require.ErrorAs(t, err, &ae)
 	require.Equal(t, uint64(4), ae.Sequence)
@@ -262,7 +265,7 @@ func testAppendAllAtomic(t *testing.T, st Store) {
 
 func testConcurrent(t *testing.T, st Store) {
 	ctx := context.Background()
-	l := newLine(t)
+	l := NewLine(t)
 	const devices, steps = 8, 5
 	chains := make([][]*manifest.SignedStep, devices)
 	for d := range devices {
@@ -270,17 +273,17 @@ func testConcurrent(t *testing.T, st Store) {
 		if d%2 == 1 {
 			lot = "LOT-B"
 		}
-		chains[d] = l.chain(t, []byte{0x01, byte(d)}, lot, steps)
+		chains[d] = l.Chain(t, []byte{0x01, byte(d)}, lot, steps)
 	}
 	// Rival first steps for one device, and rival second steps for another.
 	race0, race1 := []byte{0x01, 0xfe}, []byte{0x01, 0xff}
-	base := l.next(t, race1, "LOT-A", "die-sort", nil)
+	base := l.Next(t, race1, "LOT-A", "die-sort", nil)
 	_, err := st.Append(ctx, base.Raw)
 	require.NoError(t, err)
 	var rivals0, rivals1 []*manifest.SignedStep
 	for i := range 8 {
-		rivals0 = append(rivals0, l.next(t, race0, "LOT-A", fmt.Sprintf("candidate-%d", i), nil))
-		rivals1 = append(rivals1, l.next(t, race1, "LOT-A", fmt.Sprintf("candidate-%d", i), base))
+		rivals0 = append(rivals0, l.Next(t, race0, "LOT-A", fmt.Sprintf("candidate-%d", i), nil))
+		rivals1 = append(rivals1, l.Next(t, race1, "LOT-A", fmt.Sprintf("candidate-%d", i), base))
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, devices*steps+len(rivals0)+len(rivals1))
@@ -335,25 +338,25 @@ func testConcurrent(t *testing.T, st Store) {
 		return err
 	}))
 	require.Len(t, subjects, devices/2)
-	m, err := lot.Sign(rand.Reader, l.signer, t0)
+	m, err := lot.Sign(rand.Reader, l.Signer, T0)
 	require.NoError(t, err)
 	for i, sub := range subjects {
 		last, err := st.Last(ctx, sub)
 		require.NoError(t, err)
 		rc, err := m.Receipt(uint64(i))
 		require.NoError(t, err)
-		_, err = manifest.VerifyReceipt(rc, last.Raw, l.key.Public())
+		_, err = manifest.VerifyReceipt(rc, last.Raw, l.Key.Public())
 		require.NoError(t, err)
 	}
 }
 
 func testLots(t *testing.T, st Store) {
 	ctx := context.Background()
-	l := newLine(t)
+	l := NewLine(t)
 	// Subjects in bytewise order, a prefix before what it starts.
 	want := [][]byte{{0x00, 0xff}, {0x01}, {0x01, 0x00}, {0x02}}
 	for _, i := range []int{2, 0, 3, 1} {
-		_, err := st.Append(ctx, l.next(t, want[i], "LOT-1", "die-sort", nil).Raw)
+		_, err := st.Append(ctx, l.Next(t, want[i], "LOT-1", "die-sort", nil).Raw)
 		require.NoError(t, err)
 	}
 	got, err := st.Devices(ctx, "LOT-1")
@@ -362,7 +365,7 @@ func testLots(t *testing.T, st Store) {
 	// A device belongs to the lot its latest step names.
 	first, err := st.Last(ctx, want[1])
 	require.NoError(t, err)
-	moved := l.next(t, want[1], "LOT-2", "repack", first)
+	moved := l.Next(t, want[1], "LOT-2", "repack", first)
 	_, err = st.Append(ctx, moved.Raw)
 	require.NoError(t, err)
 	got, err = st.Devices(ctx, "LOT-1")
@@ -376,7 +379,7 @@ func testLots(t *testing.T, st Store) {
 	}))
 	require.Equal(t, [][]byte{moved.Raw}, latest)
 	// A step without a lot leaves every named lot.
-	_, err = st.Append(ctx, l.next(t, want[1], "", "scrap", moved).Raw)
+	_, err = st.Append(ctx, l.Next(t, want[1], "", "scrap", moved).Raw)
 	require.NoError(t, err)
 	got, err = st.Devices(ctx, "LOT-2")
 	require.NoError(t, err)
@@ -399,9 +402,9 @@ func testLots(t *testing.T, st Store) {
 // nothing stored.
 func testCopies(t *testing.T, st Store) {
 	ctx := context.Background()
-	l := newLine(t)
+	l := NewLine(t)
 	dev := []byte{0x01, 0x0c}
-	steps := l.chain(t, dev, "LOT-C", 3)
+	steps := l.Chain(t, dev, "LOT-C", 3)
 	want := make([][]byte, len(steps))
 	for i, s := range steps {
 		want[i] = bytes.Clone(s.Raw)
@@ -449,18 +452,18 @@ func testCopies(t *testing.T, st Store) {
 	require.NoError(t, err)
 	require.Equal(t, [][]byte{dev}, devs)
 	// The chain still verifies its links, and the next step follows it.
-	_, err = st.Append(ctx, l.next(t, dev, "LOT-C", "ship", steps[2]).Raw)
+	_, err = st.Append(ctx, l.Next(t, dev, "LOT-C", "ship", steps[2]).Raw)
 	require.NoError(t, err)
 }
 
 func testClosed(t *testing.T, st Store, errClosed error) {
 	ctx := context.Background()
-	l := newLine(t)
-	s0 := l.next(t, []byte{0x01, 0x0d}, "L", "die-sort", nil)
+	l := NewLine(t)
+	s0 := l.Next(t, []byte{0x01, 0x0d}, "L", "die-sort", nil)
 	_, err := st.Append(ctx, s0.Raw)
 	require.NoError(t, err)
 	require.NoError(t, st.Close())
-	s1 := l.next(t, s0.Step.Subject, "L", "final-test", s0)
+	s1 := l.Next(t, s0.Step.Subject, "L", "final-test", s0)
 	_, err = st.Append(ctx, s1.Raw)
 	require.ErrorIs(t, err, errClosed, "Append")
 	_, err = st.AppendAll(ctx, s1.Raw)
