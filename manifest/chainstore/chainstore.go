@@ -15,6 +15,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/ztmkit/ztm/internal/groupcommit"
+	"github.com/ztmkit/ztm/internal/sqlitefile"
 	"github.com/ztmkit/ztm/manifest"
 )
 
@@ -38,6 +39,10 @@ var (
 	ErrNotFound = manifest.ErrNoSteps
 	// ErrClosed is returned by every method after Close.
 	ErrClosed = errors.New("chainstore: store is closed")
+	// ErrFileHeader is returned by Open for a file whose SQLite header
+	// names file format versions SQLite would open read-only or not at
+	// all (a damaged header): the store would fail at its first append.
+	ErrFileHeader = errors.New("chainstore: damaged SQLite file header")
 )
 
 // AppendError is [manifest.AppendError]: why Append refused a step. It
@@ -93,8 +98,13 @@ CREATE INDEX IF NOT EXISTS steps_by_lot ON steps (lot, subject);
 
 // Open opens (creating it if needed) the store in the database file at
 // path. The file's directory must exist; it is synced after the file is
-// created so that the new file's entry survives a crash.
+// created so that the new file's entry survives a crash. A file whose
+// SQLite header names file format versions SQLite would open read-only
+// is refused with ErrFileHeader, before anything is written.
 func Open(ctx context.Context, path string) (*Store, error) {
+	if err := sqlitefile.CheckHeader(path); err != nil {
+		return nil, openHeaderErr(path, err)
+	}
 	_, statErr := os.Stat(path)
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -147,6 +157,16 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	go st.writer()
 	return st, nil
+}
+
+// openHeaderErr is Open's error for what sqlitefile.CheckHeader
+// returned.
+func openHeaderErr(path string, err error) error {
+	var ve *sqlitefile.VersionError
+	if errors.As(err, &ve) {
+		return fmt.Errorf("%w: %s: %v", ErrFileHeader, path, ve)
+	}
+	return fmt.Errorf("chainstore: failed to open %s: %w", path, err)
 }
 
 // headQuery reads a device's latest step.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ztmkit/ztm/ca"
 	"github.com/ztmkit/ztm/ca/ledger/internal/sqlrecord"
+	"github.com/ztmkit/ztm/internal/sqlitefile"
 )
 
 // testOnlySkipOpenCheck, when set by a test, makes Open skip its integrity
@@ -310,33 +311,14 @@ func storageErr(ctx context.Context, check string, err error) error {
 	return &ca.StorageError{Check: check, Detail: err.Error()}
 }
 
-// checkFileHeader checks the file format versions in the header of the
-// SQLite file at path (bytes 18 and 19: 1 for a rollback journal, 2 for
-// WAL), which PRAGMA integrity_check does not read. Any other write
-// version makes SQLite open the file read-only, so that the CA would fail
-// at its first append rather than at Open. A missing or new (shorter than
-// a header) file, or one that is not an SQLite file, is left to SQLite.
+// checkFileHeader refuses, as a *ca.StorageError, a file whose header's
+// file format versions SQLite would not open for writing (see
+// sqlitefile.CheckHeader).
 func checkFileHeader(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	err := sqlitefile.CheckHeader(path)
+	var ve *sqlitefile.VersionError
+	if errors.As(err, &ve) {
+		return &ca.StorageError{Check: "file header", Detail: ve.Error()}
 	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var h [100]byte
-	if _, err := io.ReadFull(f, h[:]); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil
-		}
-		return err
-	}
-	if string(h[:16]) != "SQLite format 3\x00" {
-		return nil
-	}
-	if w, r := h[18], h[19]; (w != 1 && w != 2) || (r != 1 && r != 2) {
-		return &ca.StorageError{Check: "file header", Detail: fmt.Sprintf("file format write/read versions %d/%d, want 1 or 2", w, r)}
-	}
-	return nil
+	return err
 }

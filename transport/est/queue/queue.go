@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ztmkit/ztm/ca/enroll"
+	"github.com/ztmkit/ztm/internal/sqlitefile"
 	"github.com/ztmkit/ztm/transport/est"
 	"github.com/ztmkit/ztm/transport/est/internal/durable"
 )
@@ -116,10 +117,15 @@ CREATE INDEX IF NOT EXISTS requests_due ON requests (state, next_ns);`
 
 // Open opens the queue in the SQLite file at path (WAL, synchronous=FULL),
 // creating it when absent. Requests pending when the process stopped are
-// pending again.
+// pending again. A file whose SQLite header names file format versions
+// SQLite would open read-only is refused with ErrFileHeader.
 func Open(ctx context.Context, path string, opts Options) (*Queue, error) {
 	db, err := durable.Open(ctx, path, schema)
-	if err != nil {
+	var ve *sqlitefile.VersionError
+	switch {
+	case errors.As(err, &ve):
+		return nil, fmt.Errorf("%w: %s: %v", ErrFileHeader, path, ve)
+	case err != nil:
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	q := &Queue{db: db, min: opts.MinBackoff, max: opts.MaxBackoff, conc: opts.Concurrency,
@@ -175,6 +181,11 @@ func (q *Queue) Add(ctx context.Context, req *enroll.Request) (Key, error) {
 
 // ErrNotFound is returned by Get for a key that was never added.
 var ErrNotFound = errors.New("queue: no such request")
+
+// ErrFileHeader is returned by Open for a file whose SQLite header names
+// file format versions SQLite would open read-only or not at all (a
+// damaged header): the queue would otherwise fail at its first write.
+var ErrFileHeader = errors.New("queue: damaged SQLite file header")
 
 // Get returns the item for key.
 func (q *Queue) Get(ctx context.Context, key Key) (*Item, error) {

@@ -25,6 +25,7 @@ import (
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
 	"github.com/ztmkit/ztm/internal/groupcommit"
+	"github.com/ztmkit/ztm/internal/sqlitefile"
 )
 
 // ErrClosed is returned by Do after Close.
@@ -33,6 +34,11 @@ var ErrClosed = errors.New("durable: closed")
 // Open opens (creating if absent) the SQLite database at path with WAL and
 // synchronous=FULL, runs schema in one transaction, and starts the writer.
 func Open(ctx context.Context, path, schema string) (*DB, error) {
+	// A damaged header (*sqlitefile.VersionError) would let SQLite open
+	// the file read-only: refused here, not at the first write.
+	if err := sqlitefile.CheckHeader(path); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
