@@ -7,9 +7,10 @@
 // # Not durable
 //
 // Every record is lost when the process ends (or the Ledger is dropped):
-// a certificate issued on a memledger has no lasting record, its serial
-// may be issued again by the next run, and its revocation cannot be
-// published once the process is gone. That breaks the promise of
+// a certificate issued on a memledger has no lasting record, the next run
+// starts an empty chain that knows nothing of its serial, its device or
+// its request (so the device could be given a second IDevID), and its
+// revocation cannot be published once the process is gone. That breaks the promise of
 // [ca.Ledger.Append] that a record is on stable storage before Append
 // returns, and it is the one promise this package does not keep.
 //
