@@ -72,7 +72,7 @@ func walkIssued(der []byte, tmpl, parent *x509.Certificate, c *checkedCSR) (*x50
 	}
 	rawTBS := []byte(tbs)
 	if !tbs.ReadASN1(&tbsInner, cbasn1.SEQUENCE) ||
-		!tbsInner.ReadOptionalASN1Integer(&version, cbasn1.Tag(0).Constructed().ContextSpecific(), 0) || version != 2 ||
+		!tbsInner.ReadOptionalASN1Integer(&version, cbasn1.Tag(0).Constructed().ContextSpecific(), int64(0)) || version != 2 ||
 		!tbsInner.SkipASN1(cbasn1.INTEGER) || // serialNumber
 		!tbsInner.SkipASN1(cbasn1.SEQUENCE) || // signature
 		!tbsInner.ReadASN1Element(&rawIssuer, cbasn1.SEQUENCE) ||
