@@ -68,15 +68,22 @@ func TestZeroValue(t *testing.T) {
 	}
 }
 
+// withIssuance returns a new ledger holding one issuance, rec.
+func withIssuance(t *testing.T) (*Ledger, *ca.Record) {
+	t.Helper()
+	l := New()
+	rec, err := ledgertest.NewIssuance("station", time.Now())
+	require.NoError(t, err)
+	require.NoError(t, l.Append(context.Background(), rec, nil))
+	return l, rec
+}
+
 // TestStoredCopies: neither the record a caller appended nor one a lookup
 // returned shares memory with what the ledger holds.
 func TestStoredCopies(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	l := New()
-	rec, err := ledgertest.NewIssuance("station", time.Now())
-	require.NoError(t, err)
-	require.NoError(t, l.Append(ctx, rec, nil))
+	l, rec := withIssuance(t)
 	rec.Certificate[0] ^= 0xff
 	rec.Serial.SetInt64(-1)
 	st, err := l.Lookup(ctx, new(big.Int).Set(l.records[0].Serial))
@@ -95,12 +102,9 @@ func TestStoredCopies(t *testing.T) {
 func TestTamperedRecordRead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	l := New()
-	rec, err := ledgertest.NewIssuance("station", time.Now())
-	require.NoError(t, err)
-	require.NoError(t, l.Append(ctx, rec, nil))
+	l, _ := withIssuance(t)
 	tamper(t, l, 1, func(r *ca.Record) { r.Profile = "other" })
-	_, err = l.Record(ctx, 1)
+	_, err := l.Record(ctx, 1)
 	require.ErrorIs(t, err, ca.ErrLedgerCorrupt)
 	next, err := ledgertest.NewIssuance("station", time.Now())
 	require.NoError(t, err)
