@@ -79,12 +79,14 @@ func TestCheckAppend(t *testing.T) {
 
 	// Misuse is an error, not an AppendError and not a panic.
 	for name, fn := range map[string]func() error{
-		"no step":          func() error { return manifest.CheckAppend(0, nil) },
-		"nil step":         func() error { return manifest.CheckAppend(0, nil, s0, nil) },
-		"nil payload":      func() error { return manifest.CheckAppend(0, nil, &manifest.SignedStep{}) },
-		"two devices":      func() error { return manifest.CheckAppend(0, nil, s0, other) },
-		"no last bytes":    func() error { return manifest.CheckAppend(1, nil, linkedToNothing) },
-		"empty last bytes": func() error { return manifest.CheckAppend(1, []byte{}, linkedToNothing) },
+		"no step":           func() error { return manifest.CheckAppend(0, nil) },
+		"nil step":          func() error { return manifest.CheckAppend(0, nil, s0, nil) },
+		"nil payload":       func() error { return manifest.CheckAppend(0, nil, &manifest.SignedStep{}) },
+		"two devices":       func() error { return manifest.CheckAppend(0, nil, s0, other) },
+		"no last bytes":     func() error { return manifest.CheckAppend(1, nil, linkedToNothing) },
+		"empty last bytes":  func() error { return manifest.CheckAppend(1, []byte{}, linkedToNothing) },
+		"parse no step":     func() error { return errOf(manifest.ParseAppend()) },
+		"parse two devices": func() error { return errOf(manifest.ParseAppend(s0.Raw, other.Raw)) },
 	} {
 		err := manifest.CheckAppend(0, nil, s0) // a sound call between
 		require.NoError(t, err)
@@ -94,4 +96,16 @@ func TestCheckAppend(t *testing.T) {
 		require.False(t, errors.As(err, &ae), name)
 		require.Regexp(t, `^manifest: `, err.Error(), name)
 	}
+
+	// ParseAppend parses what CheckAppend then checks, and refuses bytes
+	// that are not a signed step.
+	steps, err := manifest.ParseAppend(s0.Raw, s1.Raw)
+	require.NoError(t, err)
+	require.Len(t, steps, 2)
+	require.Equal(t, s1.Raw, steps[1].Raw)
+	require.NoError(t, manifest.CheckAppend(0, nil, steps...))
+	_, err = manifest.ParseAppend(s0.Raw, []byte{0xa0})
+	require.Error(t, err)
 }
+
+func errOf(_ any, err error) error { return err }

@@ -1,7 +1,6 @@
 package chainstore
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -242,19 +241,9 @@ func (s *Store) Append(ctx context.Context, raw []byte) (*manifest.SignedStep, e
 // step before it. They are stored in one durable commit, all or none: a
 // refusal of any of them (an [*AppendError] naming it) stores none.
 func (s *Store) AppendAll(ctx context.Context, raws ...[]byte) ([]*manifest.SignedStep, error) {
-	if len(raws) == 0 {
-		return nil, errors.New("chainstore: no step to append")
-	}
-	steps := make([]*manifest.SignedStep, len(raws))
-	for i, raw := range raws {
-		ss, err := manifest.ParseSignedStep(raw)
-		if err != nil {
-			return nil, err
-		}
-		if i > 0 && !bytes.Equal(ss.Step.Subject, steps[0].Step.Subject) {
-			return nil, fmt.Errorf("chainstore: steps of devices %x and %x in one append", steps[0].Step.Subject, ss.Step.Subject)
-		}
-		steps[i] = ss
+	steps, err := manifest.ParseAppend(raws...)
+	if err != nil {
+		return nil, err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -100,16 +100,13 @@ func (s *Store) Append(ctx context.Context, raw []byte) (*manifest.SignedStep, e
 // all or none: a refusal of any of them (an [*manifest.AppendError] naming
 // it) stores none. It returns them parsed from copies of raws.
 func (s *Store) AppendAll(ctx context.Context, raws ...[]byte) ([]*manifest.SignedStep, error) {
-	if len(raws) == 0 {
-		return nil, errors.New("memchain: no step to append")
-	}
-	steps := make([]*manifest.SignedStep, len(raws))
+	clones := make([][]byte, len(raws))
 	for i, raw := range raws {
-		ss, err := manifest.ParseSignedStep(bytes.Clone(raw))
-		if err != nil {
-			return nil, err
-		}
-		steps[i] = ss
+		clones[i] = bytes.Clone(raw)
+	}
+	steps, err := manifest.ParseAppend(clones...)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.lock(ctx, true); err != nil {
 		return nil, err
