@@ -129,17 +129,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
 	start := time.Now()
 	lot := "lot-" + start.UTC().Format("20060102-150405")
 	stats := &linestats.Stats{}
-	line, err := linesim.NewLine(ctx, linesim.Config{
-		Lot: lot, EST: true, Observer: stats,
-		// The CA's ledger and the stations' steps are durable, in SQLite
-		// files in the output directory.
-		OpenLedger: func(ctx context.Context) (ca.Ledger, error) {
-			return sqlite.Open(ctx, filepath.Join(cfg.Out, "ledger.db"), sqlite.Options{})
-		},
-		OpenStepStore: func(ctx context.Context) (linesim.StepStore, error) {
-			return chainstore.Open(ctx, filepath.Join(cfg.Out, "chains.db"))
-		},
-	})
+	line, err := openLine(ctx, cfg.Out, lot, stats)
 	if err != nil {
 		return nil, err
 	}
@@ -149,31 +139,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
 	jobs := plan(cfg)
 	total := len(jobs)
 	prog := progress.New(w, total, "provisioned", cfg.Progress)
-	queue := make(chan job)
-	results := make(chan outcome)
-	var wg sync.WaitGroup
-	for range cfg.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range queue {
-				results <- runDevice(ctx, line, j)
-			}
-		}()
-	}
-	go func() {
-		defer close(queue)
-		for _, j := range jobs {
-			select {
-			case queue <- j:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	go func() { wg.Wait(); close(results) }()
-
-	sum, accepted, unexpected, sample := tally(results, total, prog)
+	sum, accepted, unexpected, sample := tally(provisionAll(ctx, line, jobs, cfg.Workers), total, prog)
 	prog.Done()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -224,6 +190,50 @@ func run(ctx context.Context, cfg config, w io.Writer) (*summary, error) {
 		return sum, fmt.Errorf("%d unexpected outcomes", len(unexpected))
 	}
 	return sum, nil
+}
+
+// openLine sets up the simulated line, with its CA's ledger and the
+// stations' steps durable, in SQLite files in out.
+func openLine(ctx context.Context, out, lot string, stats *linestats.Stats) (*linesim.Line, error) {
+	return linesim.NewLine(ctx, linesim.Config{
+		Lot: lot, EST: true, Observer: stats,
+		OpenLedger: func(ctx context.Context) (ca.Ledger, error) {
+			return sqlite.Open(ctx, filepath.Join(out, "ledger.db"), sqlite.Options{})
+		},
+		OpenStepStore: func(ctx context.Context) (linesim.StepStore, error) {
+			return chainstore.Open(ctx, filepath.Join(out, "chains.db"))
+		},
+	})
+}
+
+// provisionAll runs jobs through the line on workers goroutines and sends
+// each outcome as it comes; the channel is closed after the last one, or
+// early if ctx ends.
+func provisionAll(ctx context.Context, line *linesim.Line, jobs []job, workers int) <-chan outcome {
+	queue := make(chan job)
+	results := make(chan outcome)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range queue {
+				results <- runDevice(ctx, line, j)
+			}
+		}()
+	}
+	go func() {
+		defer close(queue)
+		for _, j := range jobs {
+			select {
+			case queue <- j:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(results) }()
+	return results
 }
 
 // tally counts the outcomes as they come: accepted honest devices (kept
