@@ -48,18 +48,6 @@ func New() *Ledger {
 
 var errNotNew = errors.New("memledger: Ledger not made by New")
 
-// usable returns why l answers nothing: not made by New, closed, or found
-// corrupt. l.mu is held.
-func (l *Ledger) usable() error {
-	switch {
-	case l == nil || !l.ready:
-		return errNotNew
-	case l.closed:
-		return ca.ErrLedgerClosed
-	}
-	return l.fault
-}
-
 // setFault records that the ledger found itself corrupt and returns err.
 // l.mu is held.
 func (l *Ledger) setFault(err error) error {
@@ -69,9 +57,9 @@ func (l *Ledger) setFault(err error) error {
 	return err
 }
 
-// lock takes l.mu and returns why l answers nothing, if it does not;
-// then l.mu is released already.
-func (l *Ledger) lock(ctx context.Context) error {
+// lockOpen takes l.mu if l is open (made by New, not closed) and ctx is
+// not done; otherwise it returns why, with l.mu not held.
+func (l *Ledger) lockOpen(ctx context.Context) error {
 	if l == nil {
 		return errNotNew
 	}
@@ -79,9 +67,26 @@ func (l *Ledger) lock(ctx context.Context) error {
 		return err
 	}
 	l.mu.Lock()
-	if err := l.usable(); err != nil {
+	switch {
+	case !l.ready:
 		l.mu.Unlock()
+		return errNotNew
+	case l.closed:
+		l.mu.Unlock()
+		return ca.ErrLedgerClosed
+	}
+	return nil
+}
+
+// lock is lockOpen for a call a corrupt ledger refuses: it also returns
+// the fault the ledger found, with l.mu not held.
+func (l *Ledger) lock(ctx context.Context) error {
+	if err := l.lockOpen(ctx); err != nil {
 		return err
+	}
+	if l.fault != nil {
+		l.mu.Unlock()
+		return l.fault
 	}
 	return nil
 }
@@ -336,20 +341,10 @@ func (l *Ledger) Revoked(ctx context.Context) ([]ca.Revocation, error) {
 
 // Head implements [ca.Ledger].
 func (l *Ledger) Head(ctx context.Context) (ca.Head, error) {
-	if l == nil {
-		return ca.Head{}, errNotNew
-	}
-	if err := ctx.Err(); err != nil {
+	if err := l.lockOpen(ctx); err != nil {
 		return ca.Head{}, err
 	}
-	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch {
-	case !l.ready:
-		return ca.Head{}, errNotNew
-	case l.closed:
-		return ca.Head{}, ca.ErrLedgerClosed
-	}
 	return l.head(), nil
 }
 
@@ -366,20 +361,10 @@ func (l *Ledger) head() ca.Head {
 // [ca.ChainVerifier]. A ledger found corrupt refuses every later append,
 // lookup, Revoked and NextCRLNumber.
 func (l *Ledger) Verify(ctx context.Context) (ca.Head, error) {
-	if l == nil {
-		return ca.Head{}, errNotNew
-	}
-	if err := ctx.Err(); err != nil {
+	if err := l.lockOpen(ctx); err != nil {
 		return ca.Head{}, err
 	}
-	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch {
-	case !l.ready:
-		return ca.Head{}, errNotNew
-	case l.closed:
-		return ca.Head{}, ca.ErrLedgerClosed
-	}
 	// Add only reads a record, and l.mu is held: no copy is needed.
 	var v ca.ChainVerifier
 	for _, r := range l.records {
